@@ -1,0 +1,27 @@
+# The two commands of the quick start are `make run` and `make test`.
+CARGO ?= cargo
+# Tests use nextest when it is installed (one process per test, better isolation), cargo test otherwise.
+NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
+
+.PHONY: run test lint fmt check bench
+
+run:
+	$(CARGO) run --release -p server -- serve
+
+test:
+ifeq ($(NEXTEST),yes)
+	$(CARGO) nextest run --workspace --no-fail-fast
+else
+	$(CARGO) test --workspace --no-fail-fast
+endif
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	scripts/check-layers.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+check:
+	$(CARGO) check --workspace --all-targets

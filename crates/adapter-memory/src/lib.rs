@@ -1,0 +1,83 @@
+//! Every storage port in memory: the store of demo mode and of fast tests.
+//!
+//! One lock guards the whole state, so transactions run one at a time (serializable by
+//! construction). A transaction works on a copy of the state, which is cheap because the tables are
+//! persistent data structures (`imbl`) that share structure between copies. Commit swaps the copy
+//! in; rollback, or dropping the transaction, throws it away. The same uniqueness rules as the
+//! database apply: one account per e-mail address, one wallet per user and currency, one record per
+//! idempotency key, webhook event and refresh-token hash.
+
+mod cache;
+mod state;
+mod tx;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use application::ports::store::{StoreError, StoreResult, UnitOfWork};
+use tokio::sync::Mutex;
+
+pub use crate::cache::{MemoryCache, MemoryRateLimiter};
+use crate::state::State;
+pub use crate::tx::MemoryTx;
+
+/// The in-memory store. Clones share the same data.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+    faults: Arc<Faults>,
+}
+
+/// Failures to inject, for tests of what callers do when storage fails.
+#[derive(Debug, Default)]
+pub struct Faults {
+    conflicting_commits: AtomicU32,
+    failing_commits: AtomicU32,
+}
+
+impl Faults {
+    fn take(counter: &AtomicU32) -> bool {
+        counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    pub(crate) fn commit_outcome(&self) -> StoreResult<()> {
+        if Faults::take(&self.conflicting_commits) {
+            return Err(StoreError::Conflict);
+        }
+        if Faults::take(&self.failing_commits) {
+            return Err(StoreError::Unavailable("injected commit failure".into()));
+        }
+        Ok(())
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    /// The next `count` commits fail with a serialization conflict (and are rolled back).
+    pub fn inject_conflicts(&self, count: u32) {
+        self.faults.conflicting_commits.store(count, Ordering::SeqCst);
+    }
+
+    /// The next `count` commits fail as if the database went away (and are rolled back).
+    pub fn inject_commit_failures(&self, count: u32) {
+        self.faults.failing_commits.store(count, Ordering::SeqCst);
+    }
+}
+
+impl UnitOfWork for MemoryStore {
+    type Tx = MemoryTx;
+
+    async fn begin(&self) -> StoreResult<MemoryTx> {
+        let guard = Arc::clone(&self.state).lock_owned().await;
+        Ok(MemoryTx::new(guard, Arc::clone(&self.faults)))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}

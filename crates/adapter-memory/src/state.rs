@@ -1,0 +1,44 @@
+//! The tables of the in-memory store.
+
+use application::auth::RefreshToken;
+use application::idempotency::{IdempotencyKey, IdempotencyRecord};
+use domain::call::CallSession;
+use domain::catalog::{Product, Stock};
+use domain::events::OutboxEvent;
+use domain::ids::{CallId, HoldId, OrderId, PaymentId, ProductId, RefreshTokenId, RefundId, TransferId, UserId, WalletId, WithdrawalId};
+use domain::ledger::{JournalTransaction, Posting};
+use domain::money::Currency;
+use domain::order::{Order, StatusChange};
+use domain::payment::{Payment, Refund};
+use domain::user::{Email, User};
+use domain::wallet::{Hold, Transfer, Wallet, Withdrawal};
+use imbl::{HashMap, HashSet, OrdMap, Vector};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct State {
+    pub users: HashMap<UserId, User>,
+    pub users_by_email: HashMap<Email, UserId>,
+    pub refresh_tokens: HashMap<RefreshTokenId, RefreshToken>,
+    pub refresh_tokens_by_hash: HashMap<String, RefreshTokenId>,
+    pub wallets: OrdMap<WalletId, Wallet>,
+    pub user_wallets: HashMap<(UserId, Currency), WalletId>,
+    pub system_wallets: HashMap<(String, Currency), WalletId>,
+    pub journal: Vector<JournalTransaction>,
+    /// Postings in the order they were made; a posting's sequence is its index plus one.
+    pub postings: Vector<Posting>,
+    pub holds: HashMap<HoldId, Hold>,
+    pub products: HashMap<ProductId, Product>,
+    pub stock: HashMap<ProductId, Stock>,
+    pub orders: HashMap<OrderId, Order>,
+    /// The audit trail; an entry's sequence is its index plus one.
+    pub status_changes: Vector<StatusChange>,
+    pub payments: HashMap<PaymentId, Payment>,
+    pub refunds: HashMap<RefundId, Refund>,
+    pub transfers: HashMap<TransferId, Transfer>,
+    pub withdrawals: HashMap<WithdrawalId, Withdrawal>,
+    pub calls: HashMap<CallId, CallSession>,
+    pub idempotency: HashMap<(Option<UserId>, IdempotencyKey), IdempotencyRecord>,
+    pub webhook_events: HashSet<(String, String)>,
+    pub outbox: Vector<(OutboxEvent, Option<OffsetDateTime>)>,
+}

@@ -1,0 +1,704 @@
+//! A transaction over the in-memory state: a private copy, swapped in on commit.
+
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use application::auth::RefreshToken;
+use application::idempotency::{IdempotencyRecord, IdempotencyScope, IdempotencyState, StoredResponse};
+use application::ledger::{BalanceMismatch, HeldMismatch, LedgerAudit, UnbalancedTransaction};
+use application::pagination::{Cursor, Page, PageRequest};
+use application::ports::store::{
+    CallRepository, ClaimOutcome, EventOutbox, HoldRepository, IdempotencyRepository, LedgerRepository, OrderFilter, OrderRepository,
+    PaymentLookup, PaymentRepository, PostingRecord, ProductFilter, ProductRepository, RefreshTokenRepository, RefundRepository,
+    StoreError, StoreResult, Transaction, TransferRepository, UserRepository, WalletRepository, WebhookInbox,
+};
+use domain::call::CallSession;
+use domain::catalog::{Product, Stock};
+use domain::events::OutboxEvent;
+use domain::ids::{
+    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, RefundId, TokenFamilyId, TransferId, UserId, WalletId, WithdrawalId,
+};
+use domain::ledger::{JournalTransaction, Posting};
+use domain::money::Currency;
+use domain::order::{Order, StatusChange};
+use domain::payment::{Payment, PaymentStatus, ProviderName, Refund};
+use domain::user::{Email, User};
+use domain::wallet::{Hold, HoldStatus, SystemAccount, Transfer, Wallet, WalletOwner, Withdrawal};
+use time::OffsetDateTime;
+use tokio::sync::OwnedMutexGuard;
+use uuid::Uuid;
+
+use crate::Faults;
+use crate::state::State;
+
+#[derive(Debug)]
+pub struct MemoryTx {
+    guard: OwnedMutexGuard<State>,
+    work: State,
+    faults: Arc<Faults>,
+}
+
+impl MemoryTx {
+    pub(crate) fn new(guard: OwnedMutexGuard<State>, faults: Arc<Faults>) -> MemoryTx {
+        let work = guard.clone();
+        MemoryTx { guard, work, faults }
+    }
+}
+
+fn missing(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} does not exist"))
+}
+
+/// Newest first by (time, id), after the cursor, at most `limit + 1` rows.
+fn page_by_position<T: Clone>(mut rows: Vec<T>, page: &PageRequest, key: impl Fn(&T) -> (OffsetDateTime, Uuid)) -> Page<T> {
+    rows.sort_by_key(|row| Reverse(key(row)));
+    if let Some((at, id)) = page.after.and_then(|cursor| cursor.position()) {
+        rows.retain(|row| key(row) < (at, id));
+    }
+    rows.truncate(page.limit + 1);
+    Page::from_rows(rows, page.limit, |row| {
+        let (at, id) = key(row);
+        Cursor::Position { at, id }
+    })
+}
+
+impl Transaction for MemoryTx {
+    async fn commit(mut self) -> StoreResult<()> {
+        self.faults.commit_outcome()?;
+        *self.guard = std::mem::take(&mut self.work);
+        Ok(())
+    }
+
+    async fn rollback(self) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+impl UserRepository for MemoryTx {
+    async fn insert_user(&mut self, user: &User) -> StoreResult<()> {
+        if self.work.users_by_email.contains_key(&user.email) {
+            return Err(StoreError::Duplicate("users_email".into()));
+        }
+        self.work.users_by_email.insert(user.email.clone(), user.id);
+        self.work.users.insert(user.id, user.clone());
+        Ok(())
+    }
+
+    async fn find_user(&mut self, id: UserId) -> StoreResult<Option<User>> {
+        Ok(self.work.users.get(&id).cloned())
+    }
+
+    async fn find_user_by_email(&mut self, email: &Email) -> StoreResult<Option<User>> {
+        Ok(self.work.users_by_email.get(email).and_then(|id| self.work.users.get(id)).cloned())
+    }
+}
+
+impl RefreshTokenRepository for MemoryTx {
+    async fn insert_refresh_token(&mut self, token: &RefreshToken) -> StoreResult<()> {
+        if self.work.refresh_tokens_by_hash.contains_key(&token.token_hash) {
+            return Err(StoreError::Duplicate("refresh_tokens_hash".into()));
+        }
+        self.work.refresh_tokens_by_hash.insert(token.token_hash.clone(), token.id);
+        self.work.refresh_tokens.insert(token.id, token.clone());
+        Ok(())
+    }
+
+    async fn lock_refresh_token(&mut self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
+        Ok(self
+            .work
+            .refresh_tokens_by_hash
+            .get(token_hash)
+            .and_then(|id| self.work.refresh_tokens.get(id))
+            .cloned())
+    }
+
+    async fn update_refresh_token(&mut self, token: &RefreshToken) -> StoreResult<()> {
+        if !self.work.refresh_tokens.contains_key(&token.id) {
+            return Err(missing("refresh token"));
+        }
+        self.work.refresh_tokens.insert(token.id, token.clone());
+        Ok(())
+    }
+
+    async fn revoke_token_family(&mut self, family: TokenFamilyId, at: OffsetDateTime) -> StoreResult<()> {
+        let ids: Vec<_> = self
+            .work
+            .refresh_tokens
+            .values()
+            .filter(|t| t.family_id == family && t.revoked_at.is_none())
+            .map(|t| t.id)
+            .collect();
+        for id in ids {
+            if let Some(token) = self.work.refresh_tokens.get_mut(&id) {
+                token.revoked_at = Some(at);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl WalletRepository for MemoryTx {
+    async fn ensure_user_wallet(
+        &mut self,
+        user: UserId,
+        currency: Currency,
+        new_id: WalletId,
+        at: OffsetDateTime,
+    ) -> StoreResult<WalletId> {
+        if let Some(id) = self.work.user_wallets.get(&(user, currency)) {
+            return Ok(*id);
+        }
+        self.work
+            .wallets
+            .insert(new_id, Wallet::open(new_id, WalletOwner::User(user), currency, at));
+        self.work.user_wallets.insert((user, currency), new_id);
+        Ok(new_id)
+    }
+
+    async fn ensure_system_wallet(
+        &mut self,
+        account: &SystemAccount,
+        currency: Currency,
+        new_id: WalletId,
+        at: OffsetDateTime,
+    ) -> StoreResult<WalletId> {
+        let key = (account.code(), currency);
+        if let Some(id) = self.work.system_wallets.get(&key) {
+            return Ok(*id);
+        }
+        self.work
+            .wallets
+            .insert(new_id, Wallet::open(new_id, WalletOwner::System(account.clone()), currency, at));
+        self.work.system_wallets.insert(key, new_id);
+        Ok(new_id)
+    }
+
+    async fn find_user_wallet(&mut self, user: UserId, currency: Currency) -> StoreResult<Option<Wallet>> {
+        Ok(self
+            .work
+            .user_wallets
+            .get(&(user, currency))
+            .and_then(|id| self.work.wallets.get(id))
+            .cloned())
+    }
+
+    async fn list_user_wallets(&mut self, user: UserId) -> StoreResult<Vec<Wallet>> {
+        let mut wallets: Vec<Wallet> = self.work.wallets.values().filter(|w| w.user_id() == Some(user)).cloned().collect();
+        wallets.sort_by_key(|w| w.currency());
+        Ok(wallets)
+    }
+
+    async fn lock_wallets(&mut self, ids: &[WalletId]) -> StoreResult<Vec<Wallet>> {
+        let mut sorted = ids.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        sorted
+            .iter()
+            .map(|id| self.work.wallets.get(id).cloned().ok_or_else(|| missing("wallet")))
+            .collect()
+    }
+
+    async fn update_wallets(&mut self, wallets: &[Wallet]) -> StoreResult<()> {
+        for wallet in wallets {
+            // The same rules the database enforces with CHECK constraints.
+            if !wallet.may_go_negative() && (wallet.held().amount_minor() < 0 || wallet.available().is_negative()) {
+                return Err(StoreError::Corrupt(format!("wallet {} would be overdrawn", wallet.id())));
+            }
+            if !self.work.wallets.contains_key(&wallet.id()) {
+                return Err(missing("wallet"));
+            }
+            self.work.wallets.insert(wallet.id(), wallet.clone());
+        }
+        Ok(())
+    }
+}
+
+impl LedgerRepository for MemoryTx {
+    async fn append_journal(&mut self, transaction: &JournalTransaction, postings: &[Posting]) -> StoreResult<()> {
+        self.work.journal.push_back(transaction.clone());
+        for posting in postings {
+            self.work.postings.push_back(posting.clone());
+        }
+        Ok(())
+    }
+
+    async fn wallet_history(&mut self, wallet: WalletId, before_sequence: Option<i64>, limit: usize) -> StoreResult<Vec<PostingRecord>> {
+        let records = self
+            .work
+            .postings
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(index, posting)| PostingRecord {
+                sequence: index as i64 + 1,
+                posting: posting.clone(),
+            })
+            .filter(|record| record.posting.wallet_id == wallet)
+            .filter(|record| before_sequence.is_none_or(|before| record.sequence < before))
+            .take(limit)
+            .collect();
+        Ok(records)
+    }
+
+    async fn audit_ledger(&mut self) -> StoreResult<LedgerAudit> {
+        Ok(audit(&self.work))
+    }
+}
+
+fn audit(state: &State) -> LedgerAudit {
+    let mut audit = LedgerAudit {
+        transaction_count: state.journal.len() as u64,
+        posting_count: state.postings.len() as u64,
+        wallet_count: state.wallets.len() as u64,
+        ..LedgerAudit::default()
+    };
+    let mut by_transaction: BTreeMap<(domain::ids::TransactionId, Currency), i128> = BTreeMap::new();
+    let mut by_wallet: BTreeMap<WalletId, (i128, Option<i64>, bool)> = BTreeMap::new();
+    let mut by_currency: BTreeMap<Currency, i128> = BTreeMap::new();
+    for posting in &state.postings {
+        let amount = i128::from(posting.amount.amount_minor());
+        *by_transaction
+            .entry((posting.transaction_id, posting.amount.currency()))
+            .or_default() += amount;
+        *by_currency.entry(posting.amount.currency()).or_default() += amount;
+        let (sum, last, broken) = by_wallet.entry(posting.wallet_id).or_insert((0, None, false));
+        let expected = last.map_or(amount, |previous| i128::from(previous) + amount);
+        if expected != i128::from(posting.balance_after_minor) {
+            *broken = true;
+        }
+        *sum += amount;
+        *last = Some(posting.balance_after_minor);
+    }
+    audit.unbalanced_transactions = by_transaction
+        .into_iter()
+        .filter(|(_, sum)| *sum != 0)
+        .map(|((transaction_id, currency), sum_minor)| UnbalancedTransaction {
+            transaction_id,
+            currency,
+            sum_minor,
+        })
+        .collect();
+    audit.totals_by_currency = by_currency.into_iter().collect();
+    let mut pending: BTreeMap<WalletId, i128> = BTreeMap::new();
+    for hold in state.holds.values().filter(|h| h.status == HoldStatus::Pending) {
+        *pending.entry(hold.wallet_id).or_default() += i128::from(hold.amount.amount_minor());
+    }
+    for wallet in state.wallets.values() {
+        let (posted, _, broken) = by_wallet.get(&wallet.id()).copied().unwrap_or((0, None, false));
+        let cached = wallet.balance().amount_minor();
+        if i128::from(cached) != posted {
+            audit.balance_mismatches.push(BalanceMismatch {
+                wallet_id: wallet.id(),
+                cached_minor: cached,
+                posted_minor: posted,
+            });
+        }
+        let held = wallet.held().amount_minor();
+        let holds = pending.get(&wallet.id()).copied().unwrap_or(0);
+        if i128::from(held) != holds {
+            audit.held_mismatches.push(HeldMismatch {
+                wallet_id: wallet.id(),
+                cached_minor: held,
+                pending_holds_minor: holds,
+            });
+        }
+        if !wallet.may_go_negative() && (cached < 0 || held > cached) {
+            audit.overdrawn_wallets.push(wallet.id());
+        }
+        if broken {
+            audit.broken_chains.push(wallet.id());
+        }
+    }
+    audit
+}
+
+impl HoldRepository for MemoryTx {
+    async fn insert_hold(&mut self, hold: &Hold) -> StoreResult<()> {
+        self.work.holds.insert(hold.id, hold.clone());
+        Ok(())
+    }
+
+    async fn find_hold(&mut self, id: HoldId) -> StoreResult<Option<Hold>> {
+        Ok(self.work.holds.get(&id).cloned())
+    }
+
+    async fn lock_hold(&mut self, id: HoldId) -> StoreResult<Option<Hold>> {
+        Ok(self.work.holds.get(&id).cloned())
+    }
+
+    async fn update_hold(&mut self, hold: &Hold) -> StoreResult<()> {
+        if !self.work.holds.contains_key(&hold.id) {
+            return Err(missing("hold"));
+        }
+        self.work.holds.insert(hold.id, hold.clone());
+        Ok(())
+    }
+}
+
+impl ProductRepository for MemoryTx {
+    async fn insert_product(&mut self, product: &Product, stock: &Stock) -> StoreResult<()> {
+        if self.work.products.contains_key(&product.id) {
+            return Err(StoreError::Duplicate("products_pkey".into()));
+        }
+        self.work.products.insert(product.id, product.clone());
+        self.work.stock.insert(product.id, *stock);
+        Ok(())
+    }
+
+    async fn update_product(&mut self, product: &Product) -> StoreResult<()> {
+        if !self.work.products.contains_key(&product.id) {
+            return Err(missing("product"));
+        }
+        self.work.products.insert(product.id, product.clone());
+        Ok(())
+    }
+
+    async fn find_product(&mut self, id: ProductId) -> StoreResult<Option<(Product, Stock)>> {
+        let product = self.work.products.get(&id).cloned();
+        Ok(product.and_then(|p| self.work.stock.get(&id).map(|s| (p, *s))))
+    }
+
+    async fn lock_product(&mut self, id: ProductId) -> StoreResult<Option<Product>> {
+        Ok(self.work.products.get(&id).cloned())
+    }
+
+    async fn find_products(&mut self, ids: &[ProductId]) -> StoreResult<Vec<Product>> {
+        Ok(ids.iter().filter_map(|id| self.work.products.get(id).cloned()).collect())
+    }
+
+    async fn list_products(&mut self, filter: ProductFilter, page: &PageRequest) -> StoreResult<Page<(Product, Stock)>> {
+        let rows: Vec<(Product, Stock)> = self
+            .work
+            .products
+            .values()
+            .filter(|p| filter.merchant.is_none_or(|m| p.merchant_id == m))
+            .filter(|p| !filter.active_only || p.active)
+            .filter_map(|p| self.work.stock.get(&p.id).map(|s| (p.clone(), *s)))
+            .collect();
+        Ok(page_by_position(rows, page, |(p, _)| (p.created_at, p.id.as_uuid())))
+    }
+
+    async fn lock_stock(&mut self, ids: &[ProductId]) -> StoreResult<Vec<Stock>> {
+        let mut sorted = ids.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        Ok(sorted.iter().filter_map(|id| self.work.stock.get(id).copied()).collect())
+    }
+
+    async fn update_stock(&mut self, stock: &[Stock]) -> StoreResult<()> {
+        for row in stock {
+            if row.available() < 0 || row.reserved() < 0 {
+                return Err(StoreError::Corrupt(format!("stock of {} would be negative", row.product_id)));
+            }
+            self.work.stock.insert(row.product_id, *row);
+        }
+        Ok(())
+    }
+}
+
+impl OrderRepository for MemoryTx {
+    async fn insert_order(&mut self, order: &Order) -> StoreResult<()> {
+        if self.work.orders.contains_key(&order.id) {
+            return Err(StoreError::Duplicate("orders_pkey".into()));
+        }
+        self.work.orders.insert(order.id, order.clone());
+        Ok(())
+    }
+
+    async fn update_order(&mut self, order: &Order) -> StoreResult<()> {
+        let stored = self.work.orders.get_mut(&order.id).ok_or_else(|| missing("order"))?;
+        stored.status = order.status;
+        stored.refunded = order.refunded;
+        stored.updated_at = order.updated_at;
+        Ok(())
+    }
+
+    async fn find_order(&mut self, id: OrderId) -> StoreResult<Option<Order>> {
+        Ok(self.work.orders.get(&id).cloned())
+    }
+
+    async fn lock_order(&mut self, id: OrderId) -> StoreResult<Option<Order>> {
+        Ok(self.work.orders.get(&id).cloned())
+    }
+
+    async fn list_orders(&mut self, filter: OrderFilter, page: &PageRequest) -> StoreResult<Page<Order>> {
+        let rows: Vec<Order> = self
+            .work
+            .orders
+            .values()
+            .filter(|order| match filter {
+                OrderFilter::Buyer(buyer) => order.buyer_id == buyer,
+                OrderFilter::Merchant(merchant) => order.has_merchant(merchant),
+                OrderFilter::All { status } => status.is_none_or(|s| order.status == s),
+            })
+            .cloned()
+            .collect();
+        Ok(page_by_position(rows, page, |o| (o.created_at, o.id.as_uuid())))
+    }
+
+    async fn append_status_changes(&mut self, changes: &[StatusChange]) -> StoreResult<()> {
+        for change in changes {
+            self.work.status_changes.push_back(change.clone());
+        }
+        Ok(())
+    }
+
+    async fn list_status_changes(&mut self, order: Option<OrderId>, page: &PageRequest) -> StoreResult<Page<StatusChange>> {
+        let before = page.after.and_then(|cursor| cursor.sequence());
+        let rows: Vec<(i64, StatusChange)> = self
+            .work
+            .status_changes
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(index, change)| (index as i64 + 1, change.clone()))
+            .filter(|(_, change)| order.is_none_or(|id| change.order_id == id))
+            .filter(|(sequence, _)| before.is_none_or(|b| *sequence < b))
+            .take(page.limit + 1)
+            .collect();
+        Ok(Page::from_rows(rows, page.limit, |(sequence, _)| Cursor::Sequence(*sequence)).map(|(_, change)| change))
+    }
+}
+
+impl PaymentRepository for MemoryTx {
+    async fn insert_payment(&mut self, payment: &Payment) -> StoreResult<()> {
+        if self.work.payments.contains_key(&payment.id) {
+            return Err(StoreError::Duplicate("payments_pkey".into()));
+        }
+        self.work.payments.insert(payment.id, payment.clone());
+        Ok(())
+    }
+
+    async fn update_payment(&mut self, payment: &Payment) -> StoreResult<()> {
+        if !self.work.payments.contains_key(&payment.id) {
+            return Err(missing("payment"));
+        }
+        self.work.payments.insert(payment.id, payment.clone());
+        Ok(())
+    }
+
+    async fn find_payment(&mut self, id: PaymentId) -> StoreResult<Option<Payment>> {
+        Ok(self.work.payments.get(&id).cloned())
+    }
+
+    async fn lock_payment(&mut self, provider: &ProviderName, lookup: &PaymentLookup) -> StoreResult<Option<Payment>> {
+        let found = self.work.payments.values().find(|p| {
+            &p.provider == provider
+                && match lookup {
+                    PaymentLookup::Ours(id) => p.id == *id,
+                    PaymentLookup::Session(session) => p.provider_session_id.as_ref() == Some(session),
+                    PaymentLookup::ProviderPayment(payment) => p.provider_payment_id.as_ref() == Some(payment),
+                }
+        });
+        Ok(found.cloned())
+    }
+
+    async fn find_order_payment(&mut self, order: OrderId) -> StoreResult<Option<Payment>> {
+        let latest = self
+            .work
+            .payments
+            .values()
+            .filter(|p| p.purpose == domain::payment::PaymentPurpose::Order(order))
+            .max_by_key(|p| (p.created_at, p.id))
+            .cloned();
+        Ok(latest)
+    }
+
+    async fn lock_expired_payments(&mut self, now: OffsetDateTime, limit: usize) -> StoreResult<Vec<Payment>> {
+        let mut expired: Vec<Payment> = self
+            .work
+            .payments
+            .values()
+            .filter(|p| p.status == PaymentStatus::Pending && p.expires_at <= now)
+            .cloned()
+            .collect();
+        expired.sort_by_key(|p| (p.expires_at, p.id));
+        expired.truncate(limit);
+        Ok(expired)
+    }
+}
+
+impl RefundRepository for MemoryTx {
+    async fn insert_refund(&mut self, refund: &Refund) -> StoreResult<()> {
+        self.work.refunds.insert(refund.id, refund.clone());
+        Ok(())
+    }
+
+    async fn update_refund(&mut self, refund: &Refund) -> StoreResult<()> {
+        if !self.work.refunds.contains_key(&refund.id) {
+            return Err(missing("refund"));
+        }
+        self.work.refunds.insert(refund.id, refund.clone());
+        Ok(())
+    }
+
+    async fn find_refund(&mut self, id: RefundId) -> StoreResult<Option<Refund>> {
+        Ok(self.work.refunds.get(&id).cloned())
+    }
+
+    async fn find_refund_by_provider_id(&mut self, provider_refund_id: &str) -> StoreResult<Option<Refund>> {
+        Ok(self
+            .work
+            .refunds
+            .values()
+            .find(|r| r.provider_refund_id.as_deref() == Some(provider_refund_id))
+            .cloned())
+    }
+
+    async fn lock_refund(&mut self, id: RefundId) -> StoreResult<Option<Refund>> {
+        Ok(self.work.refunds.get(&id).cloned())
+    }
+
+    async fn list_order_refunds(&mut self, order: OrderId) -> StoreResult<Vec<Refund>> {
+        let mut refunds: Vec<Refund> = self.work.refunds.values().filter(|r| r.order_id == order).cloned().collect();
+        refunds.sort_by_key(|r| (r.created_at, r.id));
+        Ok(refunds)
+    }
+}
+
+impl TransferRepository for MemoryTx {
+    async fn insert_transfer(&mut self, transfer: &Transfer) -> StoreResult<()> {
+        self.work.transfers.insert(transfer.id, transfer.clone());
+        Ok(())
+    }
+
+    async fn find_transfer(&mut self, id: TransferId) -> StoreResult<Option<Transfer>> {
+        Ok(self.work.transfers.get(&id).cloned())
+    }
+
+    async fn insert_withdrawal(&mut self, withdrawal: &Withdrawal) -> StoreResult<()> {
+        self.work.withdrawals.insert(withdrawal.id, withdrawal.clone());
+        Ok(())
+    }
+
+    async fn find_withdrawal(&mut self, id: WithdrawalId) -> StoreResult<Option<Withdrawal>> {
+        Ok(self.work.withdrawals.get(&id).cloned())
+    }
+}
+
+impl CallRepository for MemoryTx {
+    async fn insert_call(&mut self, call: &CallSession) -> StoreResult<()> {
+        self.work.calls.insert(call.id, call.clone());
+        Ok(())
+    }
+
+    async fn lock_call(&mut self, id: CallId) -> StoreResult<Option<CallSession>> {
+        Ok(self.work.calls.get(&id).cloned())
+    }
+
+    async fn update_call(&mut self, call: &CallSession) -> StoreResult<()> {
+        if !self.work.calls.contains_key(&call.id) {
+            return Err(missing("call"));
+        }
+        self.work.calls.insert(call.id, call.clone());
+        Ok(())
+    }
+
+    async fn list_calls(&mut self, user: UserId, page: &PageRequest) -> StoreResult<Page<CallSession>> {
+        let rows: Vec<CallSession> = self
+            .work
+            .calls
+            .values()
+            .filter(|c| c.caller_id == user || c.receiver_id == user)
+            .cloned()
+            .collect();
+        Ok(page_by_position(rows, page, |c| (c.started_at, c.id.as_uuid())))
+    }
+}
+
+fn scope_key(scope: &IdempotencyScope) -> (Option<UserId>, application::idempotency::IdempotencyKey) {
+    (scope.principal, scope.key.clone())
+}
+
+impl IdempotencyRepository for MemoryTx {
+    async fn claim_idempotency_key(&mut self, record: &IdempotencyRecord) -> StoreResult<ClaimOutcome> {
+        let key = scope_key(&record.scope);
+        if let Some(existing) = self.work.idempotency.get(&key) {
+            return Ok(ClaimOutcome::Existing(existing.clone()));
+        }
+        self.work.idempotency.insert(key, record.clone());
+        Ok(ClaimOutcome::Claimed)
+    }
+
+    async fn renew_idempotency_lease(&mut self, scope: &IdempotencyScope, locked_until: OffsetDateTime) -> StoreResult<()> {
+        let record = self
+            .work
+            .idempotency
+            .get_mut(&scope_key(scope))
+            .ok_or_else(|| missing("idempotency key"))?;
+        record.state = IdempotencyState::InProgress { locked_until };
+        Ok(())
+    }
+
+    async fn complete_idempotency_key(
+        &mut self,
+        scope: &IdempotencyScope,
+        response: &StoredResponse,
+        _at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let record = self
+            .work
+            .idempotency
+            .get_mut(&scope_key(scope))
+            .ok_or_else(|| missing("idempotency key"))?;
+        record.state = IdempotencyState::Completed(response.clone());
+        Ok(())
+    }
+
+    async fn release_idempotency_key(&mut self, scope: &IdempotencyScope) -> StoreResult<()> {
+        let key = scope_key(scope);
+        if matches!(
+            self.work.idempotency.get(&key).map(|r| &r.state),
+            Some(IdempotencyState::InProgress { .. })
+        ) {
+            self.work.idempotency.remove(&key);
+        }
+        Ok(())
+    }
+}
+
+impl WebhookInbox for MemoryTx {
+    async fn record_webhook_event(
+        &mut self,
+        provider: &ProviderName,
+        event_id: &str,
+        _event_type: &str,
+        _at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        Ok(self
+            .work
+            .webhook_events
+            .insert((provider.to_string(), event_id.to_owned()))
+            .is_none())
+    }
+}
+
+impl EventOutbox for MemoryTx {
+    async fn enqueue_events(&mut self, events: &[OutboxEvent]) -> StoreResult<()> {
+        for event in events {
+            self.work.outbox.push_back((event.clone(), None));
+        }
+        Ok(())
+    }
+
+    async fn lock_unpublished_events(&mut self, limit: usize) -> StoreResult<Vec<OutboxEvent>> {
+        Ok(self
+            .work
+            .outbox
+            .iter()
+            .filter(|(_, published)| published.is_none())
+            .take(limit)
+            .map(|(e, _)| e.clone())
+            .collect())
+    }
+
+    async fn mark_events_published(&mut self, ids: &[EventId], at: OffsetDateTime) -> StoreResult<()> {
+        for (event, published) in self.work.outbox.iter_mut() {
+            if ids.contains(&event.id) {
+                *published = Some(at);
+            }
+        }
+        Ok(())
+    }
+}

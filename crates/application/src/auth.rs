@@ -1,0 +1,317 @@
+//! Registration, login, token refresh with rotation, and logout.
+//!
+//! Access tokens are short-lived JWTs. Refresh tokens are random secrets of which only a hash is
+//! stored; each use rotates it (the old one is marked used, a new one of the same *family* is
+//! issued). Presenting a token that was already used means it leaked: the whole family is revoked
+//! and the user must log in again.
+
+use domain::events::{DomainEvent, OutboxEvent};
+use domain::ids::{RefreshTokenId, TokenFamilyId, UserId, WalletId};
+use domain::user::{Email, EmailError, Password, PasswordError, Role, User};
+use time::OffsetDateTime;
+
+use crate::context::App;
+use crate::idempotency::{Idempotent, complete_if_claimed};
+use crate::ports::security::{AccessToken, SecurityError};
+use crate::ports::store::{EventOutbox, RefreshTokenRepository, StoreError, UnitOfWork, UserRepository, WalletRepository};
+use crate::retryable;
+use crate::transact::transact;
+
+/// The authenticated user making a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: UserId,
+    pub role: Role,
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+/// A stored refresh token (only the hash of its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    pub id: RefreshTokenId,
+    pub user_id: UserId,
+    pub family_id: TokenFamilyId,
+    pub token_hash: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub email: String,
+    pub password: String,
+    pub role: Role,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error(transparent)]
+    Email(#[from] EmailError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error("nobody can register as {0}")]
+    RoleNotAllowed(Role),
+    #[error("that e-mail address is already registered")]
+    EmailTaken,
+    #[error(transparent)]
+    Security(#[from] SecurityError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a successful login or refresh hands the client.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user: User,
+    pub access_token: AccessToken,
+    pub refresh_token: String,
+    pub refresh_expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("the e-mail address or password is wrong")]
+    InvalidCredentials,
+    #[error(transparent)]
+    Security(#[from] SecurityError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("the refresh token is unknown, expired or revoked")]
+    Invalid,
+    #[error("the refresh token was already used; every session of this login is revoked")]
+    Reused,
+    #[error(transparent)]
+    Security(#[from] SecurityError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("the user does not exist")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+retryable!(RegisterError, LoginError, RefreshError, ProfileError);
+
+enum Rotation {
+    Rotated(Box<(User, RefreshToken)>),
+    Reused,
+}
+
+impl<U: UnitOfWork> App<U> {
+    /// Creates a customer or merchant account with an empty wallet in the default currency.
+    pub async fn register(&self, registration: Registration, idempotent: Option<Idempotent<'_, User>>) -> Result<User, RegisterError> {
+        if !registration.role.is_self_registrable() {
+            return Err(RegisterError::RoleNotAllowed(registration.role));
+        }
+        let email = Email::parse(&registration.email)?;
+        let password = Password::new(&registration.password, &email)?;
+        let password_hash = self.hasher.hash(&password).await?;
+        let now = self.clock.now();
+        let user = User {
+            id: self.next_id(),
+            email,
+            password_hash,
+            role: registration.role,
+            created_at: now,
+        };
+        self.create_user(user, idempotent.as_ref()).await
+    }
+
+    /// Creates an admin; only operators do this, from the command line.
+    pub async fn create_admin(&self, email: &str, password: &str) -> Result<User, RegisterError> {
+        let email = Email::parse(email)?;
+        let password = Password::new(password, &email)?;
+        let password_hash = self.hasher.hash(&password).await?;
+        let user = User {
+            id: self.next_id(),
+            email,
+            password_hash,
+            role: Role::Admin,
+            created_at: self.clock.now(),
+        };
+        self.create_user(user, None).await
+    }
+
+    async fn create_user(&self, user: User, idempotent: Option<&Idempotent<'_, User>>) -> Result<User, RegisterError> {
+        let wallet_id: WalletId = self.next_id();
+        let event_id = self.next_id();
+        let currency = self.settings.default_currency;
+        let user = &user;
+        transact(&self.store, move |mut tx| async move {
+            let result: Result<_, RegisterError> = async {
+                tx.insert_user(user).await.map_err(|error| match error {
+                    StoreError::Duplicate(_) => RegisterError::EmailTaken,
+                    other => RegisterError::Store(other),
+                })?;
+                tx.ensure_user_wallet(user.id, currency, wallet_id, user.created_at).await?;
+                let event = DomainEvent::UserRegistered {
+                    user_id: user.id,
+                    role: user.role,
+                };
+                tx.enqueue_events(&[OutboxEvent {
+                    id: event_id,
+                    event,
+                    occurred_at: user.created_at,
+                }])
+                .await?;
+                complete_if_claimed(idempotent, &mut tx, user, user.created_at).await?;
+                Ok(user.clone())
+            }
+            .await;
+            (tx, result)
+        })
+        .await
+    }
+
+    /// Checks the credentials and opens a session (a new refresh-token family).
+    pub async fn login(&self, email: &str, password: &str) -> Result<Session, LoginError> {
+        let password = Password::presented(password);
+        let Ok(email) = Email::parse(email) else {
+            self.hasher.hash(&password).await?;
+            return Err(LoginError::InvalidCredentials);
+        };
+        let found = transact(&self.store, move |mut tx| {
+            let email = email.clone();
+            async move {
+                let result = tx.find_user_by_email(&email).await;
+                (tx, result)
+            }
+        })
+        .await?;
+        let Some(user) = found else {
+            // Spend the time a verification would, so unknown addresses cannot be told apart.
+            self.hasher.hash(&password).await?;
+            return Err(LoginError::InvalidCredentials);
+        };
+        if !self.hasher.verify(&password, &user.password_hash).await? {
+            return Err(LoginError::InvalidCredentials);
+        }
+        let family = self.next_id();
+        self.open_session(user, family).await
+    }
+
+    async fn open_session(&self, user: User, family_id: TokenFamilyId) -> Result<Session, LoginError> {
+        let now = self.clock.now();
+        let secret = self.tokens.new_refresh_secret();
+        let token = RefreshToken {
+            id: self.next_id(),
+            user_id: user.id,
+            family_id,
+            token_hash: secret.hash.clone(),
+            created_at: now,
+            expires_at: now + self.settings.refresh_token_ttl,
+            used_at: None,
+            revoked_at: None,
+        };
+        let token_ref = &token;
+        transact(&self.store, move |mut tx| async move {
+            let result = tx.insert_refresh_token(token_ref).await.map_err(LoginError::from);
+            (tx, result)
+        })
+        .await?;
+        Ok(Session {
+            access_token: self.tokens.issue_access_token(&user, now)?,
+            user,
+            refresh_token: secret.secret,
+            refresh_expires_at: token.expires_at,
+        })
+    }
+
+    /// Exchanges a refresh token for a new access token and a new refresh token.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Session, RefreshError> {
+        let token_hash = self.tokens.hash_refresh_secret(refresh_token);
+        let now = self.clock.now();
+        let secret = self.tokens.new_refresh_secret();
+        let successor_id: RefreshTokenId = self.next_id();
+        let ttl = self.settings.refresh_token_ttl;
+        let (token_hash, secret_ref) = (&token_hash, &secret);
+        let rotation = transact(&self.store, move |mut tx| async move {
+            let result: Result<_, RefreshError> = async {
+                let token = tx.lock_refresh_token(token_hash).await?.ok_or(RefreshError::Invalid)?;
+                if token.revoked_at.is_some() || token.expires_at <= now {
+                    return Err(RefreshError::Invalid);
+                }
+                if token.used_at.is_some() {
+                    tx.revoke_token_family(token.family_id, now).await?;
+                    return Ok(Rotation::Reused);
+                }
+                let user = tx.find_user(token.user_id).await?.ok_or(RefreshError::Invalid)?;
+                let used = RefreshToken {
+                    used_at: Some(now),
+                    ..token.clone()
+                };
+                tx.update_refresh_token(&used).await?;
+                let successor = RefreshToken {
+                    id: successor_id,
+                    user_id: token.user_id,
+                    family_id: token.family_id,
+                    token_hash: secret_ref.hash.clone(),
+                    created_at: now,
+                    expires_at: now + ttl,
+                    used_at: None,
+                    revoked_at: None,
+                };
+                tx.insert_refresh_token(&successor).await?;
+                Ok(Rotation::Rotated(Box::new((user, successor))))
+            }
+            .await;
+            (tx, result)
+        })
+        .await?;
+        match rotation {
+            Rotation::Reused => Err(RefreshError::Reused),
+            Rotation::Rotated(rotated) => {
+                let (user, successor) = *rotated;
+                Ok(Session {
+                    access_token: self.tokens.issue_access_token(&user, now)?,
+                    user,
+                    refresh_token: secret.secret,
+                    refresh_expires_at: successor.expires_at,
+                })
+            }
+        }
+    }
+
+    /// Ends the session the refresh token belongs to. Unknown tokens are ignored: logging out
+    /// twice is not an error.
+    pub async fn logout(&self, refresh_token: &str) -> Result<(), StoreError> {
+        let token_hash = self.tokens.hash_refresh_secret(refresh_token);
+        let now = self.clock.now();
+        let token_hash = &token_hash;
+        transact(&self.store, move |mut tx| async move {
+            let result: Result<_, StoreError> = async {
+                if let Some(token) = tx.lock_refresh_token(token_hash).await? {
+                    tx.revoke_token_family(token.family_id, now).await?;
+                }
+                Ok(())
+            }
+            .await;
+            (tx, result)
+        })
+        .await
+    }
+
+    pub async fn profile(&self, user_id: UserId) -> Result<User, ProfileError> {
+        transact(&self.store, move |mut tx| async move {
+            let result = tx.find_user(user_id).await.map_err(ProfileError::from);
+            (tx, result)
+        })
+        .await?
+        .ok_or(ProfileError::NotFound)
+    }
+}

@@ -1,0 +1,269 @@
+//! The merchant catalog: products with stock, owned by merchants, listed publicly.
+//!
+//! Reads of the public catalog may be served from the cache. Every write bumps the cache version
+//! of what it changed *after* it commits, so a reader never sees a product older than a write that
+//! finished before its read began (see `Cache::get_versioned`).
+
+use domain::catalog::{Product, ProductChanges, ProductError, Stock, StockError};
+use domain::events::{DomainEvent, OutboxEvent};
+use domain::ids::{ProductId, UserId};
+use domain::money::Money;
+use domain::user::Role;
+use time::OffsetDateTime;
+
+use crate::auth::Caller;
+use crate::context::App;
+use crate::idempotency::{Idempotent, complete_if_claimed};
+use crate::pagination::{Cursor, Page, PageRequest};
+use crate::ports::store::{EventOutbox, ProductFilter, ProductRepository, StoreError, UnitOfWork};
+use crate::retryable;
+use crate::transact::transact;
+
+/// Cache keys of the catalog, shared by the writers here and the readers in the HTTP layer.
+pub mod cache_keys {
+    use domain::ids::ProductId;
+
+    /// Bumped by every write to any product: listings depend on all of them.
+    pub const LIST_VERSION: &str = "catalog:list:version";
+
+    pub fn product_version(id: ProductId) -> String {
+        format!("catalog:product:{id}:version")
+    }
+
+    /// The prefix of a product's cached entry; the version number completes it.
+    pub fn product_prefix(id: ProductId) -> String {
+        format!("catalog:product:{id}:v")
+    }
+
+    /// The prefix of a cached listing page; the version number completes it.
+    pub fn list_prefix(query: &str) -> String {
+        format!("catalog:list:{query}:v")
+    }
+}
+
+/// A product together with its stock: what the catalog shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogEntry {
+    pub product: Product,
+    pub stock: Stock,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProduct {
+    pub name: String,
+    pub description: String,
+    pub price: Money,
+    pub stock: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("only merchants may sell products")]
+    NotAMerchant,
+    #[error("the product does not exist")]
+    NotFound,
+    #[error(transparent)]
+    Product(#[from] ProductError),
+    #[error(transparent)]
+    Stock(#[from] StockError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+retryable!(CatalogError);
+
+/// Whether `caller` may change `product`: its merchant, or an admin.
+fn may_manage(caller: &Caller, product: &Product) -> bool {
+    caller.is_admin() || product.merchant_id == caller.user_id
+}
+
+impl<U: UnitOfWork> App<U> {
+    pub async fn create_product(
+        &self,
+        caller: &Caller,
+        new: NewProduct,
+        idempotent: Option<Idempotent<'_, CatalogEntry>>,
+    ) -> Result<CatalogEntry, CatalogError> {
+        if caller.role != Role::Merchant {
+            return Err(CatalogError::NotAMerchant);
+        }
+        let now = self.clock.now();
+        let product = Product::new(self.next_id(), caller.user_id, &new.name, &new.description, new.price, now)?;
+        let stock = Stock::new(product.id, new.stock)?;
+        let entry = CatalogEntry { product, stock };
+        let event_id = self.next_id();
+        let (entry_ref, idempotent) = (&entry, idempotent.as_ref());
+        transact(&self.store, move |mut tx| async move {
+            let result: Result<_, CatalogError> = async {
+                tx.insert_product(&entry_ref.product, &entry_ref.stock).await?;
+                let event = DomainEvent::ProductCreated {
+                    product_id: entry_ref.product.id,
+                    merchant_id: entry_ref.product.merchant_id,
+                };
+                tx.enqueue_events(&[OutboxEvent {
+                    id: event_id,
+                    event,
+                    occurred_at: now,
+                }])
+                .await?;
+                complete_if_claimed(idempotent, &mut tx, entry_ref, now).await?;
+                Ok(())
+            }
+            .await;
+            (tx, result)
+        })
+        .await?;
+        self.invalidate_catalog(&[entry.product.id]).await;
+        Ok(entry)
+    }
+
+    /// Changes a product (its merchant or an admin); others get `NotFound`.
+    pub async fn update_product(&self, caller: &Caller, id: ProductId, changes: ProductChanges) -> Result<CatalogEntry, CatalogError> {
+        let event = DomainEvent::ProductUpdated { product_id: id };
+        self.change_product(caller, id, event, move |product, at| product.update(changes.clone(), at))
+            .await
+    }
+
+    /// "Deletes" a product: it is deactivated and stays in the history of past orders.
+    pub async fn deactivate_product(&self, caller: &Caller, id: ProductId) -> Result<CatalogEntry, CatalogError> {
+        let event = DomainEvent::ProductDeactivated { product_id: id };
+        self.change_product(caller, id, event, |product, at| Ok(product.deactivate(at)))
+            .await
+    }
+
+    async fn change_product<F>(&self, caller: &Caller, id: ProductId, event: DomainEvent, change: F) -> Result<CatalogEntry, CatalogError>
+    where
+        F: Fn(Product, OffsetDateTime) -> Result<Product, ProductError> + Send + Sync,
+    {
+        let now = self.clock.now();
+        let event_id = self.next_id();
+        let (change, event, caller) = (&change, &event, *caller);
+        let entry = transact(&self.store, move |mut tx| async move {
+            let result: Result<_, CatalogError> = async {
+                let product = tx
+                    .lock_product(id)
+                    .await?
+                    .filter(|p| may_manage(&caller, p))
+                    .ok_or(CatalogError::NotFound)?;
+                let product = change(product, now)?;
+                tx.update_product(&product).await?;
+                tx.enqueue_events(&[OutboxEvent {
+                    id: event_id,
+                    event: event.clone(),
+                    occurred_at: now,
+                }])
+                .await?;
+                let (product, stock) = tx.find_product(id).await?.ok_or(CatalogError::NotFound)?;
+                Ok(CatalogEntry { product, stock })
+            }
+            .await;
+            (tx, result)
+        })
+        .await?;
+        self.invalidate_catalog(&[id]).await;
+        Ok(entry)
+    }
+
+    /// Sets the number of units on sale (its merchant or an admin).
+    pub async fn set_stock(&self, caller: &Caller, id: ProductId, available: i64) -> Result<CatalogEntry, CatalogError> {
+        let now = self.clock.now();
+        let event_id = self.next_id();
+        let caller = *caller;
+        let entry = transact(&self.store, move |mut tx| async move {
+            let result: Result<_, CatalogError> = async {
+                let (product, _) = tx
+                    .find_product(id)
+                    .await?
+                    .filter(|(p, _)| may_manage(&caller, p))
+                    .ok_or(CatalogError::NotFound)?;
+                let mut stock = tx.lock_stock(&[id]).await?.pop().ok_or(CatalogError::NotFound)?;
+                stock.set_available(available)?;
+                tx.update_stock(&[stock]).await?;
+                let event = DomainEvent::StockChanged { product_id: id, available };
+                tx.enqueue_events(&[OutboxEvent {
+                    id: event_id,
+                    event,
+                    occurred_at: now,
+                }])
+                .await?;
+                Ok(CatalogEntry { product, stock })
+            }
+            .await;
+            (tx, result)
+        })
+        .await?;
+        self.invalidate_catalog(&[id]).await;
+        Ok(entry)
+    }
+
+    /// A product as the public sees it: inactive products only show to their merchant and admins.
+    pub async fn product(&self, viewer: Option<&Caller>, id: ProductId) -> Result<CatalogEntry, CatalogError> {
+        let found = transact(&self.store, move |mut tx| async move {
+            let result = tx.find_product(id).await.map_err(CatalogError::from);
+            (tx, result)
+        })
+        .await?;
+        let (product, stock) = found.ok_or(CatalogError::NotFound)?;
+        let visible = product.active || viewer.is_some_and(|caller| may_manage(caller, &product));
+        if !visible {
+            return Err(CatalogError::NotFound);
+        }
+        Ok(CatalogEntry { product, stock })
+    }
+
+    /// Active products, newest first, optionally of one merchant.
+    pub async fn list_products(&self, merchant: Option<UserId>, page: &PageRequest) -> Result<Page<CatalogEntry>, CatalogError> {
+        self.products_page(
+            ProductFilter {
+                merchant,
+                active_only: true,
+            },
+            page,
+        )
+        .await
+    }
+
+    /// All of a merchant's own products, inactive ones included.
+    pub async fn merchant_products(&self, caller: &Caller, page: &PageRequest) -> Result<Page<CatalogEntry>, CatalogError> {
+        if caller.role != Role::Merchant && !caller.is_admin() {
+            return Err(CatalogError::NotAMerchant);
+        }
+        self.products_page(
+            ProductFilter {
+                merchant: Some(caller.user_id),
+                active_only: false,
+            },
+            page,
+        )
+        .await
+    }
+
+    async fn products_page(&self, filter: ProductFilter, page: &PageRequest) -> Result<Page<CatalogEntry>, CatalogError> {
+        let page = transact(&self.store, move |mut tx| async move {
+            let result = tx.list_products(filter, page).await.map_err(CatalogError::from);
+            (tx, result)
+        })
+        .await?;
+        Ok(page.map(|(product, stock)| CatalogEntry { product, stock }))
+    }
+
+    /// Bumps the cache versions of changed products and of every listing. A failure is logged, not
+    /// returned: the write itself succeeded, and entries expire after the cache TTL anyway.
+    pub(crate) async fn invalidate_catalog(&self, ids: &[ProductId]) {
+        let mut keys: Vec<String> = ids.iter().map(|id| cache_keys::product_version(*id)).collect();
+        keys.push(cache_keys::LIST_VERSION.to_owned());
+        for key in keys {
+            if let Err(error) = self.cache.increment(&key).await {
+                tracing::warn!(%error, key, "catalog cache invalidation failed");
+            }
+        }
+    }
+}
+
+/// The cursor of a catalog listing.
+pub fn product_cursor(entry: &(Product, Stock)) -> Cursor {
+    Cursor::Position {
+        at: entry.0.created_at,
+        id: entry.0.id.as_uuid(),
+    }
+}

@@ -1,0 +1,60 @@
+//! `App<U>`: the use cases, with everything they depend on.
+
+use std::sync::Arc;
+
+use time::Duration;
+
+use crate::ports::cache::Cache;
+use crate::ports::gateway::Gateways;
+use crate::ports::security::{PasswordHasher, TokenIssuer};
+use crate::ports::store::UnitOfWork;
+use crate::ports::system::{Clock, IdGenerator};
+
+/// Tunables of the use cases. Every limit is explicit.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a refresh token may be used.
+    pub refresh_token_ttl: Duration,
+    /// How long a card checkout stays open before the expiry job cancels it.
+    pub checkout_ttl: Duration,
+    /// The longest call a single authorisation covers.
+    pub call_minutes_max: u32,
+    /// How long an idempotency claim protects a running request.
+    pub idempotency_lease: Duration,
+    /// How long catalog entries stay in the cache.
+    pub catalog_cache_ttl: std::time::Duration,
+    /// The wallet every new user gets.
+    pub default_currency: domain::money::Currency,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            refresh_token_ttl: Duration::days(30),
+            checkout_ttl: Duration::minutes(30),
+            call_minutes_max: 120,
+            idempotency_lease: crate::idempotency::LEASE_DEFAULT,
+            catalog_cache_ttl: std::time::Duration::from_secs(60),
+            default_currency: domain::money::Currency::Usd,
+        }
+    }
+}
+
+/// The application: every use case is a method of this struct, in the module of its area.
+#[derive(Debug)]
+pub struct App<U> {
+    pub store: U,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub tokens: Arc<dyn TokenIssuer>,
+    pub gateways: Gateways,
+    pub cache: Arc<dyn Cache>,
+    pub settings: Settings,
+}
+
+impl<U: UnitOfWork> App<U> {
+    pub(crate) fn next_id<T: domain::ids::Id>(&self) -> T {
+        crate::ports::system::next_id(self.ids.as_ref())
+    }
+}

@@ -1,0 +1,159 @@
+//! Posting to the ledger inside a use case's transaction, and verifying the whole ledger.
+
+use domain::ids::{TransactionId, WalletId};
+use domain::ledger::{self, JournalTransaction, LedgerError, Posting};
+use domain::money::Currency;
+use domain::wallet::Wallet;
+
+use crate::auth::Caller;
+use crate::context::App;
+use crate::ports::store::{LedgerRepository, StoreError, UnitOfWork, WalletRepository};
+use crate::retryable;
+use crate::transact::transact;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PostingError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Locks the wallets of `journal` (in id order), applies it and writes the result.
+pub(crate) async fn post<Tx>(tx: &mut Tx, journal: &JournalTransaction) -> Result<Vec<Posting>, PostingError>
+where
+    Tx: WalletRepository + LedgerRepository + Send,
+{
+    let mut wallets = tx.lock_wallets(&journal.wallet_ids()).await?;
+    post_locked(tx, journal, &mut wallets).await
+}
+
+/// Applies `journal` to wallets this transaction already locked (and may have changed, e.g. by
+/// settling a hold), then writes every wallet and the postings.
+pub(crate) async fn post_locked<Tx>(tx: &mut Tx, journal: &JournalTransaction, wallets: &mut [Wallet]) -> Result<Vec<Posting>, PostingError>
+where
+    Tx: WalletRepository + LedgerRepository + Send,
+{
+    let postings = ledger::post(journal, wallets)?;
+    tx.update_wallets(wallets).await?;
+    tx.append_journal(journal, &postings).await?;
+    Ok(postings)
+}
+
+/// A cached balance that differs from the sum of the wallet's postings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceMismatch {
+    pub wallet_id: WalletId,
+    pub cached_minor: i64,
+    pub posted_minor: i128,
+}
+
+/// A cached `held` that differs from the sum of the wallet's pending holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldMismatch {
+    pub wallet_id: WalletId,
+    pub cached_minor: i64,
+    pub pending_holds_minor: i128,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnbalancedTransaction {
+    pub transaction_id: TransactionId,
+    pub currency: Currency,
+    pub sum_minor: i128,
+}
+
+/// Raw facts about the ledger, gathered by storage in one consistent snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerAudit {
+    pub transaction_count: u64,
+    pub posting_count: u64,
+    pub wallet_count: u64,
+    pub unbalanced_transactions: Vec<UnbalancedTransaction>,
+    pub balance_mismatches: Vec<BalanceMismatch>,
+    pub held_mismatches: Vec<HeldMismatch>,
+    /// User wallets whose balance is negative or below what they hold.
+    pub overdrawn_wallets: Vec<WalletId>,
+    /// Wallets whose postings' `balance_after` do not chain (each equal to the previous plus the
+    /// amount).
+    pub broken_chains: Vec<WalletId>,
+    /// The sum of all postings, per currency. Every one must be zero.
+    pub totals_by_currency: Vec<(Currency, i128)>,
+}
+
+/// The verdict on an audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerReport {
+    pub audit: LedgerAudit,
+    pub problems: Vec<String>,
+}
+
+impl LedgerReport {
+    pub fn from_audit(audit: LedgerAudit) -> LedgerReport {
+        let mut problems = Vec::new();
+        for t in &audit.unbalanced_transactions {
+            problems.push(format!(
+                "transaction {} sums to {} {} minor units, not zero",
+                t.transaction_id, t.sum_minor, t.currency
+            ));
+        }
+        for m in &audit.balance_mismatches {
+            problems.push(format!(
+                "wallet {} caches balance {} but its postings sum to {}",
+                m.wallet_id, m.cached_minor, m.posted_minor
+            ));
+        }
+        for m in &audit.held_mismatches {
+            problems.push(format!(
+                "wallet {} caches held {} but its pending holds sum to {}",
+                m.wallet_id, m.cached_minor, m.pending_holds_minor
+            ));
+        }
+        for wallet in &audit.overdrawn_wallets {
+            problems.push(format!("user wallet {wallet} is overdrawn"));
+        }
+        for wallet in &audit.broken_chains {
+            problems.push(format!("wallet {wallet} has postings whose balance_after does not chain"));
+        }
+        for (currency, total) in &audit.totals_by_currency {
+            if *total != 0 {
+                problems.push(format!("all {currency} postings sum to {total}, not zero"));
+            }
+        }
+        LedgerReport { audit, problems }
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyLedgerError {
+    #[error("only admins may verify the ledger")]
+    Forbidden,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+retryable!(VerifyLedgerError);
+
+impl<U: UnitOfWork> App<U> {
+    /// Checks every ledger invariant (for an admin).
+    pub async fn verify_ledger(&self, caller: &Caller) -> Result<LedgerReport, VerifyLedgerError> {
+        if !caller.is_admin() {
+            return Err(VerifyLedgerError::Forbidden);
+        }
+        self.verify_ledger_unchecked().await
+    }
+
+    /// Checks every ledger invariant, for operators (`server verify-ledger`).
+    pub async fn verify_ledger_unchecked(&self) -> Result<LedgerReport, VerifyLedgerError> {
+        let audit = transact(&self.store, |mut tx| async move {
+            let result = tx.audit_ledger().await;
+            (tx, result)
+        })
+        .await?;
+        Ok(LedgerReport::from_audit(audit))
+    }
+}

@@ -1,0 +1,37 @@
+//! The cache port. A cache makes reads faster; it is never the source of truth, and every caller
+//! treats a `CacheError` as a miss.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cache unavailable: {0}")]
+pub struct CacheError(pub String);
+
+#[async_trait]
+pub trait Cache: Send + Sync + std::fmt::Debug + 'static {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError>;
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError>;
+
+    async fn delete(&self, keys: &[String]) -> Result<(), CacheError>;
+
+    /// Atomically adds one to a counter (missing counts as zero) and returns the new value.
+    async fn increment(&self, key: &str) -> Result<u64, CacheError>;
+
+    /// Reads the counter `version_key` (zero if missing) and the value stored under
+    /// `format!("{value_key_prefix}{version}")`. Writers bump the counter after they commit, so a
+    /// reader that raced a writer stores its stale value under a version nobody reads again.
+    async fn get_versioned(&self, version_key: &str, value_key_prefix: &str) -> Result<(u64, Option<Vec<u8>>), CacheError> {
+        let version = match self.get(version_key).await? {
+            Some(bytes) => std::str::from_utf8(&bytes).ok().and_then(|text| text.parse().ok()).unwrap_or(0),
+            None => 0,
+        };
+        let value = self.get(&format!("{value_key_prefix}{version}")).await?;
+        Ok((version, value))
+    }
+
+    /// Whether the cache answers, for the readiness probe.
+    async fn ping(&self) -> Result<(), CacheError>;
+}

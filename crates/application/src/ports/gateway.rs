@@ -1,0 +1,232 @@
+//! The card gateway port: hosted checkout sessions, refunds, and verified webhook events.
+//!
+//! Gateways are chosen at run time from configuration, so this port is object safe
+//! (`Arc<dyn PaymentGateway>`). Nothing provider-specific crosses it: adapters translate the
+//! provider's JSON into `GatewayEvent` and the provider's errors into `GatewayError`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use domain::ids::{PaymentId, RefundId};
+use domain::money::{Currency, Money};
+use domain::payment::ProviderName;
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutLine {
+    pub name: String,
+    pub unit_amount: Money,
+    pub quantity: u32,
+}
+
+/// What the gateway needs to open a hosted checkout page for one payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutRequest {
+    pub payment_id: PaymentId,
+    pub amount: Money,
+    pub description: String,
+    pub lines: Vec<CheckoutLine>,
+    pub customer_email: String,
+    pub expires_at: OffsetDateTime,
+    /// Sent as the provider's idempotency key, so a retried call opens no second session.
+    pub idempotency_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutSession {
+    pub session_id: String,
+    pub checkout_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    pub refund_id: RefundId,
+    pub payment_id: PaymentId,
+    /// The provider's id of the payment being refunded (Stripe `pi_...`, Monnify transaction ref).
+    pub provider_payment_id: String,
+    pub amount: Money,
+    pub reason: String,
+    pub idempotency_key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayRefundStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayRefund {
+    pub provider_refund_id: String,
+    pub status: GatewayRefundStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    #[error("the card was declined: {0}")]
+    Declined(String),
+    #[error("the gateway refused the request: {0}")]
+    InvalidRequest(String),
+    #[error("the gateway is rate limiting us")]
+    RateLimited,
+    #[error("the gateway is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the gateway rejected our credentials")]
+    Authentication,
+    #[error("unexpected gateway answer: {0}")]
+    Unexpected(String),
+}
+
+/// Headers of an incoming webhook, names lower-cased.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookHeaders(BTreeMap<String, String>);
+
+impl WebhookHeaders {
+    pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> WebhookHeaders {
+        WebhookHeaders(pairs.into_iter().map(|(name, value)| (name.to_ascii_lowercase(), value)).collect())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    #[error("the signature header is missing")]
+    MissingSignature,
+    #[error("the signature header is malformed")]
+    MalformedSignature,
+    #[error("no signature matches the body")]
+    BadSignature,
+    #[error("the signature timestamp is outside the tolerance")]
+    StaleTimestamp,
+    #[error("the payload is not a valid event: {0}")]
+    MalformedPayload(String),
+}
+
+/// Where an event points: at least one of these identifies our payment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PaymentReference {
+    pub payment_id: Option<PaymentId>,
+    pub session_id: Option<String>,
+    pub provider_payment_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayEventKind {
+    /// The customer paid (or, with `paid: false`, completed checkout with a payment that settles
+    /// later).
+    CheckoutCompleted {
+        reference: PaymentReference,
+        amount: Option<Money>,
+        paid: bool,
+    },
+    /// A payment (possibly a delayed one) settled.
+    PaymentSucceeded {
+        reference: PaymentReference,
+        amount: Option<Money>,
+    },
+    /// The payment failed for good.
+    PaymentFailed { reference: PaymentReference, reason: String },
+    /// One payment attempt failed; the customer may still retry within the same checkout.
+    PaymentAttemptFailed { reference: PaymentReference, reason: String },
+    /// The checkout session expired without payment.
+    CheckoutExpired { reference: PaymentReference },
+    /// Refunds of a payment, as the gateway now sees them.
+    Refunded {
+        reference: PaymentReference,
+        refunds: Vec<RefundUpdate>,
+    },
+    /// A refund changed status.
+    RefundUpdated(RefundUpdate),
+    DisputeOpened {
+        reference: PaymentReference,
+        amount: Option<Money>,
+        reason: String,
+    },
+    /// A well-formed, verified event of a type we do not act on.
+    Ignored,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundUpdate {
+    pub provider_refund_id: String,
+    pub refund_id: Option<RefundId>,
+    pub amount: Option<Money>,
+    pub status: GatewayRefundStatus,
+}
+
+/// A verified event from a gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayEvent {
+    pub event_id: String,
+    pub event_type: String,
+    pub kind: GatewayEventKind,
+}
+
+#[async_trait]
+pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
+    fn provider(&self) -> &ProviderName;
+
+    fn supports_currency(&self, currency: Currency) -> bool;
+
+    /// Opens a hosted checkout page.
+    ///
+    /// # Errors
+    /// `GatewayError` as translated from the provider; `RateLimited` and `Unavailable` are
+    /// temporary, the others are not.
+    async fn create_checkout(&self, request: CheckoutRequest) -> Result<CheckoutSession, GatewayError>;
+
+    /// Refunds all or part of a payment.
+    async fn refund(&self, request: RefundRequest) -> Result<GatewayRefund, GatewayError>;
+
+    /// Verifies a webhook's signature over the raw body and parses it. Nothing in the body is
+    /// trusted before the signature is.
+    fn verify_webhook(&self, headers: &WebhookHeaders, body: &[u8], now: OffsetDateTime) -> Result<GatewayEvent, WebhookError>;
+}
+
+/// The gateways this server offers, by provider name.
+#[derive(Debug, Clone, Default)]
+pub struct Gateways {
+    by_name: BTreeMap<ProviderName, Arc<dyn PaymentGateway>>,
+    default_card: Option<ProviderName>,
+}
+
+impl Gateways {
+    pub fn new() -> Gateways {
+        Gateways::default()
+    }
+
+    /// Adds a gateway; the first added is the default for card payments.
+    pub fn with(mut self, gateway: Arc<dyn PaymentGateway>) -> Gateways {
+        let name = gateway.provider().clone();
+        if self.default_card.is_none() {
+            self.default_card = Some(name.clone());
+        }
+        self.by_name.insert(name, gateway);
+        self
+    }
+
+    pub fn get(&self, provider: &ProviderName) -> Option<&Arc<dyn PaymentGateway>> {
+        self.by_name.get(provider)
+    }
+
+    pub fn providers(&self) -> impl Iterator<Item = &ProviderName> {
+        self.by_name.keys()
+    }
+
+    /// The gateway for a card payment in `currency`: the requested provider if given, otherwise
+    /// the default one if it takes the currency, otherwise any that does.
+    pub fn for_currency(&self, requested: Option<&ProviderName>, currency: Currency) -> Option<&Arc<dyn PaymentGateway>> {
+        if let Some(name) = requested {
+            return self.get(name).filter(|g| g.supports_currency(currency));
+        }
+        let default = self.default_card.as_ref().and_then(|name| self.get(name));
+        default
+            .filter(|g| g.supports_currency(currency))
+            .or_else(|| self.by_name.values().find(|g| g.supports_currency(currency)))
+    }
+}

@@ -1,0 +1,106 @@
+//! The rate-limiter port.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// At most `burst` requests at once, refilled evenly to `burst` per `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub burst: u32,
+    pub period: Duration,
+}
+
+impl Quota {
+    pub fn per_minute(burst: u32) -> Quota {
+        Quota {
+            burst,
+            period: Duration::from_secs(60),
+        }
+    }
+
+    /// The time between two requests at the sustained rate.
+    pub fn emission_interval(&self) -> Duration {
+        self.period / self.burst.max(1)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Until the bucket is full again.
+    pub reset_after: Duration,
+    /// When refused: how long to wait before the next request can pass.
+    pub retry_after: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rate limiter unavailable: {0}")]
+pub struct RateLimitError(pub String);
+
+#[async_trait]
+pub trait RateLimiter: Send + Sync + std::fmt::Debug + 'static {
+    /// Counts one request against `key` and says whether it may pass.
+    async fn check(&self, key: &str, quota: Quota) -> Result<RateDecision, RateLimitError>;
+
+    async fn ping(&self) -> Result<(), RateLimitError>;
+}
+
+/// The Generic Cell Rate Algorithm, for limiters that keep their state in process. Times are
+/// offsets from any fixed origin. Returns the decision and, if the request passes, the new
+/// theoretical arrival time to store.
+pub fn gcra(stored_tat: Option<Duration>, now: Duration, quota: Quota) -> (RateDecision, Option<Duration>) {
+    let interval = quota.emission_interval();
+    let tat = stored_tat.map_or(now, |tat| tat.max(now));
+    let new_tat = tat + interval;
+    let allow_at = new_tat.saturating_sub(quota.period);
+    if now < allow_at {
+        let decision = RateDecision {
+            allowed: false,
+            limit: quota.burst,
+            remaining: 0,
+            reset_after: tat.saturating_sub(now),
+            retry_after: allow_at - now,
+        };
+        return (decision, None);
+    }
+    let used = new_tat - now;
+    let remaining = quota.period.saturating_sub(used).as_nanos() / interval.as_nanos().max(1);
+    let decision = RateDecision {
+        allowed: true,
+        limit: quota.burst,
+        remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+        reset_after: used,
+        retry_after: Duration::ZERO,
+    };
+    (decision, Some(new_tat))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_passes_then_requests_wait_for_the_emission_interval() {
+        let quota = Quota {
+            burst: 3,
+            period: Duration::from_secs(3),
+        };
+        let now = Duration::from_secs(100);
+        let mut tat = None;
+        for expected_remaining in [2, 1, 0] {
+            let (decision, new_tat) = gcra(tat, now, quota);
+            assert!(decision.allowed);
+            assert_eq!(decision.remaining, expected_remaining);
+            tat = new_tat;
+        }
+        let (refused, unchanged) = gcra(tat, now, quota);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after, Duration::from_secs(1));
+        assert_eq!(unchanged, None);
+        let (later, _) = gcra(tat, now + Duration::from_secs(1), quota);
+        assert!(later.allowed);
+    }
+}

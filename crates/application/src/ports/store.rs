@@ -1,0 +1,322 @@
+//! Storage ports: a unit of work and the repositories a transaction offers.
+//!
+//! A use case opens a transaction with `UnitOfWork::begin`, reads and writes through the
+//! repository traits that `UnitOfWork::Tx` implements, and finishes with `commit` or `rollback`.
+//! Everything written in one transaction becomes visible together or not at all. A dropped
+//! transaction that was neither committed nor rolled back is rolled back by the adapter.
+//!
+//! Methods named `lock_*` read rows and keep them locked until the transaction ends, so that what
+//! was read is still true when it is written. Callers lock in one global order to avoid deadlocks:
+//! stock rows by product id, then wallets by wallet id, then anything else.
+
+use std::future::Future;
+
+use domain::call::CallSession;
+use domain::catalog::{Product, Stock};
+use domain::events::OutboxEvent;
+use domain::ids::{
+    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, RefundId, TokenFamilyId, TransferId, UserId, WalletId, WithdrawalId,
+};
+use domain::ledger::{JournalTransaction, Posting};
+use domain::money::Currency;
+use domain::order::{Order, OrderStatus, StatusChange};
+use domain::payment::{Payment, ProviderName, Refund};
+use domain::user::{Email, User};
+use domain::wallet::{Hold, SystemAccount, Transfer, Wallet, Withdrawal};
+use time::OffsetDateTime;
+
+use crate::auth::RefreshToken;
+use crate::idempotency::{IdempotencyRecord, IdempotencyScope, StoredResponse};
+use crate::ledger::LedgerAudit;
+use crate::pagination::{Page, PageRequest};
+
+/// What can go wrong in storage, translated from the driver at the adapter boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A serialization failure or deadlock: the transaction was rolled back and may be retried.
+    #[error("the transaction conflicted with a concurrent one")]
+    Conflict,
+    /// A uniqueness rule was broken; the name says which (`users_email`, `idempotency_key`, ...).
+    #[error("duplicate value for {0}")]
+    Duplicate(String),
+    /// A lock or statement waited longer than the configured limit.
+    #[error("storage timed out")]
+    Timeout,
+    /// The database could not be reached or the connection was lost.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A row could not be turned back into a domain value, or an expected row was missing.
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Unexpected(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Whether running the whole transaction again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Conflict)
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Starts transactions.
+pub trait UnitOfWork: Clone + Send + Sync + 'static {
+    type Tx: Transaction;
+
+    /// # Errors
+    /// `Unavailable` when no connection can be had within the configured time.
+    fn begin(&self) -> impl Future<Output = StoreResult<Self::Tx>> + Send;
+
+    /// Whether the store answers; used by the readiness probe.
+    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// One transaction, offering every repository.
+pub trait Transaction:
+    Send
+    + UserRepository
+    + RefreshTokenRepository
+    + WalletRepository
+    + LedgerRepository
+    + HoldRepository
+    + ProductRepository
+    + OrderRepository
+    + PaymentRepository
+    + RefundRepository
+    + TransferRepository
+    + CallRepository
+    + IdempotencyRepository
+    + WebhookInbox
+    + EventOutbox
+{
+    /// # Errors
+    /// `Conflict` when the database refuses the commit (serialization failure); the effects are
+    /// then gone and the transaction may be retried.
+    fn commit(self) -> impl Future<Output = StoreResult<()>> + Send;
+
+    fn rollback(self) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+pub trait UserRepository {
+    /// # Errors
+    /// `Duplicate("users_email")` when the e-mail address is taken.
+    fn insert_user(&mut self, user: &User) -> impl Future<Output = StoreResult<()>> + Send;
+    fn find_user(&mut self, id: UserId) -> impl Future<Output = StoreResult<Option<User>>> + Send;
+    fn find_user_by_email(&mut self, email: &Email) -> impl Future<Output = StoreResult<Option<User>>> + Send;
+}
+
+pub trait RefreshTokenRepository {
+    fn insert_refresh_token(&mut self, token: &RefreshToken) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Finds a token by the hash of its secret and locks it, so two rotations cannot both win.
+    fn lock_refresh_token(&mut self, token_hash: &str) -> impl Future<Output = StoreResult<Option<RefreshToken>>> + Send;
+    fn update_refresh_token(&mut self, token: &RefreshToken) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Revokes every token of the family that is not revoked yet.
+    fn revoke_token_family(&mut self, family: TokenFamilyId, at: OffsetDateTime) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+pub trait WalletRepository {
+    /// The user's wallet in `currency`, created empty (with `new_id`) if it does not exist.
+    fn ensure_user_wallet(
+        &mut self,
+        user: UserId,
+        currency: Currency,
+        new_id: WalletId,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<WalletId>> + Send;
+    /// The system account in `currency`, created (with `new_id`) if it does not exist.
+    fn ensure_system_wallet(
+        &mut self,
+        account: &SystemAccount,
+        currency: Currency,
+        new_id: WalletId,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<WalletId>> + Send;
+    fn find_user_wallet(&mut self, user: UserId, currency: Currency) -> impl Future<Output = StoreResult<Option<Wallet>>> + Send;
+    fn list_user_wallets(&mut self, user: UserId) -> impl Future<Output = StoreResult<Vec<Wallet>>> + Send;
+    /// Locks the wallets in ascending id order (whatever order `ids` has) and returns them in that
+    /// order. # Errors: `Corrupt` if one does not exist.
+    fn lock_wallets(&mut self, ids: &[WalletId]) -> impl Future<Output = StoreResult<Vec<Wallet>>> + Send;
+    /// Writes the cached balance and held amount of wallets locked in this transaction.
+    fn update_wallets(&mut self, wallets: &[Wallet]) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// A posting as listed in a wallet's history, with its position in that history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostingRecord {
+    /// Increases with every posting ever made; orders a wallet's history.
+    pub sequence: i64,
+    pub posting: Posting,
+}
+
+pub trait LedgerRepository {
+    /// Appends a journal transaction and its postings. They can never be changed afterwards.
+    fn append_journal(&mut self, transaction: &JournalTransaction, postings: &[Posting]) -> impl Future<Output = StoreResult<()>> + Send;
+    /// A wallet's postings, newest first, after the `before_sequence` cursor.
+    fn wallet_history(
+        &mut self,
+        wallet: WalletId,
+        before_sequence: Option<i64>,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<PostingRecord>>> + Send;
+    /// Everything ledger verification looks at, computed over the whole ledger.
+    fn audit_ledger(&mut self) -> impl Future<Output = StoreResult<LedgerAudit>> + Send;
+}
+
+pub trait HoldRepository {
+    fn insert_hold(&mut self, hold: &Hold) -> impl Future<Output = StoreResult<()>> + Send;
+    fn find_hold(&mut self, id: HoldId) -> impl Future<Output = StoreResult<Option<Hold>>> + Send;
+    fn lock_hold(&mut self, id: HoldId) -> impl Future<Output = StoreResult<Option<Hold>>> + Send;
+    fn update_hold(&mut self, hold: &Hold) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// Which products a listing shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProductFilter {
+    pub merchant: Option<UserId>,
+    pub active_only: bool,
+}
+
+pub trait ProductRepository {
+    fn insert_product(&mut self, product: &Product, stock: &Stock) -> impl Future<Output = StoreResult<()>> + Send;
+    fn update_product(&mut self, product: &Product) -> impl Future<Output = StoreResult<()>> + Send;
+    fn find_product(&mut self, id: ProductId) -> impl Future<Output = StoreResult<Option<(Product, Stock)>>> + Send;
+    /// Locks a product row so that concurrent edits of one product apply one after another.
+    fn lock_product(&mut self, id: ProductId) -> impl Future<Output = StoreResult<Option<Product>>> + Send;
+    fn find_products(&mut self, ids: &[ProductId]) -> impl Future<Output = StoreResult<Vec<Product>>> + Send;
+    /// Newest first.
+    fn list_products(
+        &mut self,
+        filter: ProductFilter,
+        page: &PageRequest,
+    ) -> impl Future<Output = StoreResult<Page<(Product, Stock)>>> + Send;
+    /// Locks the stock rows in ascending product id order and returns them in that order; missing
+    /// products are left out.
+    fn lock_stock(&mut self, ids: &[ProductId]) -> impl Future<Output = StoreResult<Vec<Stock>>> + Send;
+    fn update_stock(&mut self, stock: &[Stock]) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// Which orders a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderFilter {
+    Buyer(UserId),
+    /// Orders with at least one item sold by this merchant.
+    Merchant(UserId),
+    All {
+        status: Option<OrderStatus>,
+    },
+}
+
+pub trait OrderRepository {
+    fn insert_order(&mut self, order: &Order) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Writes the status, refunded amount and update time.
+    fn update_order(&mut self, order: &Order) -> impl Future<Output = StoreResult<()>> + Send;
+    fn find_order(&mut self, id: OrderId) -> impl Future<Output = StoreResult<Option<Order>>> + Send;
+    fn lock_order(&mut self, id: OrderId) -> impl Future<Output = StoreResult<Option<Order>>> + Send;
+    /// Newest first.
+    fn list_orders(&mut self, filter: OrderFilter, page: &PageRequest) -> impl Future<Output = StoreResult<Page<Order>>> + Send;
+    fn append_status_changes(&mut self, changes: &[StatusChange]) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The audit trail, newest first, of one order or of all.
+    fn list_status_changes(
+        &mut self,
+        order: Option<OrderId>,
+        page: &PageRequest,
+    ) -> impl Future<Output = StoreResult<Page<StatusChange>>> + Send;
+}
+
+/// How a gateway event names the payment it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentLookup {
+    Ours(PaymentId),
+    Session(String),
+    ProviderPayment(String),
+}
+
+pub trait PaymentRepository {
+    fn insert_payment(&mut self, payment: &Payment) -> impl Future<Output = StoreResult<()>> + Send;
+    fn update_payment(&mut self, payment: &Payment) -> impl Future<Output = StoreResult<()>> + Send;
+    fn find_payment(&mut self, id: PaymentId) -> impl Future<Output = StoreResult<Option<Payment>>> + Send;
+    fn lock_payment(
+        &mut self,
+        provider: &ProviderName,
+        lookup: &PaymentLookup,
+    ) -> impl Future<Output = StoreResult<Option<Payment>>> + Send;
+    /// The latest payment opened for an order.
+    fn find_order_payment(&mut self, order: OrderId) -> impl Future<Output = StoreResult<Option<Payment>>> + Send;
+    /// Pending payments whose checkout expired by `now`, locked; rows another transaction holds are
+    /// skipped, so several expiry workers can run side by side.
+    fn lock_expired_payments(&mut self, now: OffsetDateTime, limit: usize) -> impl Future<Output = StoreResult<Vec<Payment>>> + Send;
+}
+
+pub trait RefundRepository {
+    fn insert_refund(&mut self, refund: &Refund) -> impl Future<Output = StoreResult<()>> + Send;
+    fn update_refund(&mut self, refund: &Refund) -> impl Future<Output = StoreResult<()>> + Send;
+    fn find_refund(&mut self, id: RefundId) -> impl Future<Output = StoreResult<Option<Refund>>> + Send;
+    fn find_refund_by_provider_id(&mut self, provider_refund_id: &str) -> impl Future<Output = StoreResult<Option<Refund>>> + Send;
+    fn lock_refund(&mut self, id: RefundId) -> impl Future<Output = StoreResult<Option<Refund>>> + Send;
+    fn list_order_refunds(&mut self, order: OrderId) -> impl Future<Output = StoreResult<Vec<Refund>>> + Send;
+}
+
+pub trait TransferRepository {
+    fn insert_transfer(&mut self, transfer: &Transfer) -> impl Future<Output = StoreResult<()>> + Send;
+    fn find_transfer(&mut self, id: TransferId) -> impl Future<Output = StoreResult<Option<Transfer>>> + Send;
+    fn insert_withdrawal(&mut self, withdrawal: &Withdrawal) -> impl Future<Output = StoreResult<()>> + Send;
+    fn find_withdrawal(&mut self, id: WithdrawalId) -> impl Future<Output = StoreResult<Option<Withdrawal>>> + Send;
+}
+
+pub trait CallRepository {
+    fn insert_call(&mut self, call: &CallSession) -> impl Future<Output = StoreResult<()>> + Send;
+    fn lock_call(&mut self, id: CallId) -> impl Future<Output = StoreResult<Option<CallSession>>> + Send;
+    fn update_call(&mut self, call: &CallSession) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Calls the user made or received, newest first.
+    fn list_calls(&mut self, user: UserId, page: &PageRequest) -> impl Future<Output = StoreResult<Page<CallSession>>> + Send;
+}
+
+/// The outcome of trying to claim an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The key was new and is now claimed by this request.
+    Claimed,
+    /// The key exists; here is its record, locked until the transaction ends.
+    Existing(IdempotencyRecord),
+}
+
+pub trait IdempotencyRepository {
+    /// Inserts `record` unless its scope exists already.
+    fn claim_idempotency_key(&mut self, record: &IdempotencyRecord) -> impl Future<Output = StoreResult<ClaimOutcome>> + Send;
+    /// Re-claims an abandoned in-progress key (its lease ran out) for a new attempt.
+    fn renew_idempotency_lease(
+        &mut self,
+        scope: &IdempotencyScope,
+        locked_until: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Stores the response; from now on the key replays it.
+    fn complete_idempotency_key(
+        &mut self,
+        scope: &IdempotencyScope,
+        response: &StoredResponse,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Forgets an in-progress claim whose request had no effect.
+    fn release_idempotency_key(&mut self, scope: &IdempotencyScope) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+pub trait WebhookInbox {
+    /// Records a provider's event id. Returns `false` if it was recorded before: the event is a
+    /// duplicate and must have no effect.
+    fn record_webhook_event(
+        &mut self,
+        provider: &ProviderName,
+        event_id: &str,
+        event_type: &str,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+pub trait EventOutbox {
+    fn enqueue_events(&mut self, events: &[OutboxEvent]) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The oldest unpublished events, locked (skipping rows other publishers hold).
+    fn lock_unpublished_events(&mut self, limit: usize) -> impl Future<Output = StoreResult<Vec<OutboxEvent>>> + Send;
+    fn mark_events_published(&mut self, ids: &[EventId], at: OffsetDateTime) -> impl Future<Output = StoreResult<()>> + Send;
+}

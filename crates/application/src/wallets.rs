@@ -1,0 +1,717 @@
+//! Wallets: balances, history, card top-ups, withdrawals, person-to-person transfers, admin
+//! adjustments and holds.
+
+use domain::events::{DomainEvent, OutboxEvent};
+use domain::ids::{HoldId, TransferId, UserId, WalletId, WithdrawalId};
+use domain::ledger::{Entry, JournalTransaction, LedgerError, TransactionKind};
+use domain::money::{Currency, Money, MoneyError};
+use domain::payment::{Payment, PaymentPurpose, ProviderName};
+use domain::user::Email;
+use domain::wallet::{Hold, HoldError, SystemAccount, Transfer, Wallet, Withdrawal};
+use time::OffsetDateTime;
+
+use crate::auth::Caller;
+use crate::context::App;
+use crate::idempotency::{Idempotent, complete_if_claimed};
+use crate::ledger::{PostingError, post, post_locked};
+use crate::pagination::{Cursor, Page, PageRequest};
+use crate::ports::gateway::{CheckoutLine, CheckoutRequest, GatewayError};
+use crate::ports::store::{
+    EventOutbox, HoldRepository, LedgerRepository, PaymentLookup, PaymentRepository, PostingRecord, StoreError, TransferRepository,
+    UnitOfWork, UserRepository, WalletRepository,
+};
+use crate::retryable;
+use crate::transact::transact;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WalletQueryError {
+    #[error("you have no {0} wallet")]
+    NotFound(Currency),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopUpError {
+    #[error("no card gateway takes {0}")]
+    NoGateway(Currency),
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WithdrawalError {
+    #[error("the destination must have 1 to 200 characters")]
+    Destination,
+    #[error("insufficient funds: {available} available")]
+    InsufficientFunds { available: Money },
+    #[error("the withdrawal does not exist")]
+    NotFound,
+    #[error(transparent)]
+    Ledger(LedgerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error("the recipient does not exist")]
+    RecipientNotFound,
+    #[error("you cannot transfer money to yourself")]
+    SelfTransfer,
+    #[error("the note must have at most 280 characters")]
+    Note,
+    #[error("insufficient funds: {available} available")]
+    InsufficientFunds { available: Money },
+    #[error("the transfer does not exist")]
+    NotFound,
+    #[error(transparent)]
+    Ledger(LedgerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdjustmentError {
+    #[error("only admins may adjust wallets")]
+    Forbidden,
+    #[error("the user does not exist")]
+    UserNotFound,
+    #[error("the reason must have 1 to 500 characters")]
+    Reason,
+    #[error("an adjustment must not be zero")]
+    Zero,
+    #[error("the wallet cannot go below zero: {available} available")]
+    InsufficientFunds { available: Money },
+    #[error(transparent)]
+    Ledger(LedgerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HoldUseError {
+    #[error("the hold does not exist")]
+    NotFound,
+    #[error("you have no {0} wallet")]
+    NoWallet(Currency),
+    #[error(transparent)]
+    Hold(#[from] HoldError),
+    #[error(transparent)]
+    Ledger(LedgerError),
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+retryable!(
+    WalletQueryError,
+    TopUpError,
+    WithdrawalError,
+    TransferError,
+    AdjustmentError,
+    HoldUseError
+);
+
+impl From<PostingError> for WithdrawalError {
+    fn from(error: PostingError) -> Self {
+        match error {
+            PostingError::Store(error) => WithdrawalError::Store(error),
+            PostingError::Ledger(error) => match error.insufficient_funds() {
+                Some((_, available, _)) => WithdrawalError::InsufficientFunds { available },
+                None => WithdrawalError::Ledger(error),
+            },
+        }
+    }
+}
+
+impl From<PostingError> for TransferError {
+    fn from(error: PostingError) -> Self {
+        match error {
+            PostingError::Store(error) => TransferError::Store(error),
+            PostingError::Ledger(error) => match error.insufficient_funds() {
+                Some((_, available, _)) => TransferError::InsufficientFunds { available },
+                None => TransferError::Ledger(error),
+            },
+        }
+    }
+}
+
+impl From<PostingError> for AdjustmentError {
+    fn from(error: PostingError) -> Self {
+        match error {
+            PostingError::Store(error) => AdjustmentError::Store(error),
+            PostingError::Ledger(error) => match error.insufficient_funds() {
+                Some((_, available, _)) => AdjustmentError::InsufficientFunds { available },
+                None => AdjustmentError::Ledger(error),
+            },
+        }
+    }
+}
+
+impl From<PostingError> for HoldUseError {
+    fn from(error: PostingError) -> Self {
+        match error {
+            PostingError::Store(error) => HoldUseError::Store(error),
+            PostingError::Ledger(error) => HoldUseError::Ledger(error),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TopUpRequest {
+    pub amount: Money,
+    pub provider: Option<ProviderName>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WithdrawalRequest {
+    pub amount: Money,
+    pub destination: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    Id(UserId),
+    Email(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct TransferRequest {
+    pub to: Recipient,
+    pub amount: Money,
+    pub note: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdjustmentRequest {
+    pub user_id: UserId,
+    /// Positive credits the wallet, negative debits it.
+    pub amount: Money,
+    pub reason: String,
+}
+
+/// A posted adjustment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adjustment {
+    pub transaction_id: domain::ids::TransactionId,
+    pub user_id: UserId,
+    pub amount: Money,
+    pub balance_after: Money,
+    pub reason: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// Makes sure a system account exists in `currency` and returns its id.
+pub(crate) async fn system_wallet<Tx: WalletRepository>(
+    tx: &mut Tx,
+    account: &SystemAccount,
+    currency: Currency,
+    new_id: WalletId,
+    at: OffsetDateTime,
+) -> Result<WalletId, StoreError> {
+    tx.ensure_system_wallet(account, currency, new_id, at).await
+}
+
+impl<U: UnitOfWork> App<U> {
+    pub async fn list_wallets(&self, caller: &Caller) -> Result<Vec<Wallet>, WalletQueryError> {
+        let user = caller.user_id;
+        transact(&self.store, move |mut tx| async move {
+            let result = tx.list_user_wallets(user).await.map_err(WalletQueryError::from);
+            (tx, result)
+        })
+        .await
+    }
+
+    pub async fn wallet(&self, caller: &Caller, currency: Currency) -> Result<Wallet, WalletQueryError> {
+        let user = caller.user_id;
+        transact(&self.store, move |mut tx| async move {
+            let result = tx.find_user_wallet(user, currency).await.map_err(WalletQueryError::from);
+            (tx, result)
+        })
+        .await?
+        .ok_or(WalletQueryError::NotFound(currency))
+    }
+
+    /// The wallet's postings, newest first.
+    pub async fn wallet_history(
+        &self,
+        caller: &Caller,
+        currency: Currency,
+        page: &PageRequest,
+    ) -> Result<Page<PostingRecord>, WalletQueryError> {
+        let user = caller.user_id;
+        let limit = page.limit;
+        let before = page.after.and_then(|cursor| cursor.sequence());
+        let rows = transact(&self.store, move |mut tx| async move {
+            let result: Result<_, WalletQueryError> = async {
+                let wallet = tx
+                    .find_user_wallet(user, currency)
+                    .await?
+                    .ok_or(WalletQueryError::NotFound(currency))?;
+                Ok(tx.wallet_history(wallet.id(), before, limit + 1).await?)
+            }
+            .await;
+            (tx, result)
+        })
+        .await?;
+        Ok(Page::from_rows(rows, limit, |record| Cursor::Sequence(record.sequence)))
+    }
+
+    /// Opens a card checkout that credits the wallet once the gateway confirms payment. The gateway
+    /// is called between two transactions, never inside one.
+    pub async fn start_top_up(
+        &self,
+        caller: &Caller,
+        request: TopUpRequest,
+        idempotent: Option<Idempotent<'_, Payment>>,
+    ) -> Result<Payment, TopUpError> {
+        let currency = request.amount.currency();
+        let gateway = self
+            .gateways
+            .for_currency(request.provider.as_ref(), currency)
+            .ok_or(TopUpError::NoGateway(currency))?
+            .clone();
+        let now = self.clock.now();
+        let payment = Payment::open(
+            self.next_id(),
+            PaymentPurpose::TopUp(caller.user_id),
+            caller.user_id,
+            gateway.provider().clone(),
+            request.amount,
+            now,
+            now + self.settings.checkout_ttl,
+        );
+        let wallet_id: WalletId = self.next_id();
+        let email = {
+            let payment = &payment;
+            transact(&self.store, move |mut tx| async move {
+                let result: Result<_, TopUpError> = async {
+                    let user = tx
+                        .find_user(payment.payer_id)
+                        .await?
+                        .ok_or_else(|| StoreError::Corrupt("caller has no user row".into()))?;
+                    tx.ensure_user_wallet(payment.payer_id, currency, wallet_id, now).await?;
+                    tx.insert_payment(payment).await?;
+                    Ok::<_, TopUpError>(user.email)
+                }
+                .await;
+                (tx, result)
+            })
+            .await?
+        };
+        let checkout = CheckoutRequest {
+            payment_id: payment.id,
+            amount: payment.amount,
+            description: format!("Wallet top-up of {}", payment.amount),
+            lines: vec![CheckoutLine {
+                name: format!("{currency} wallet top-up"),
+                unit_amount: payment.amount,
+                quantity: 1,
+            }],
+            customer_email: email.to_string(),
+            expires_at: payment.expires_at,
+            idempotency_key: format!("checkout-{}", payment.id),
+        };
+        let session = match gateway.create_checkout(checkout).await {
+            Ok(session) => session,
+            Err(error) => {
+                self.abandon_payment(&payment).await;
+                return Err(error.into());
+            }
+        };
+        let payment = payment.attach_session(session.session_id, session.checkout_url, self.clock.now());
+        let (payment_ref, idempotent) = (&payment, idempotent.as_ref());
+        transact(&self.store, move |mut tx| async move {
+            let result: Result<_, StoreError> = async {
+                tx.update_payment(payment_ref).await?;
+                complete_if_claimed(idempotent, &mut tx, payment_ref, payment_ref.updated_at).await?;
+                Ok(())
+            }
+            .await;
+            (tx, result)
+        })
+        .await
+        .map_err(TopUpError::Store)?;
+        Ok(payment)
+    }
+
+    /// Marks a payment whose checkout could not be opened as failed.
+    pub(crate) async fn abandon_payment(&self, payment: &Payment) {
+        let now = self.clock.now();
+        let provider = payment.provider.clone();
+        let lookup = PaymentLookup::Ours(payment.id);
+        let (provider, lookup) = (&provider, &lookup);
+        let outcome = transact(&self.store, move |mut tx| async move {
+            let result: Result<_, StoreError> = async {
+                if let Some(locked) = tx.lock_payment(provider, lookup).await?
+                    && let Ok(failed) = locked.fail(now)
+                {
+                    tx.update_payment(&failed).await?;
+                }
+                Ok::<_, StoreError>(())
+            }
+            .await;
+            (tx, result)
+        })
+        .await;
+        if let Err(error) = outcome {
+            tracing::error!(%error, payment_id = %payment.id, "could not mark the abandoned payment failed; the expiry job will");
+        }
+    }
+
+    /// Pays money out of the wallet to an outside destination.
+    pub async fn withdraw(
+        &self,
+        caller: &Caller,
+        request: WithdrawalRequest,
+        idempotent: Option<Idempotent<'_, Withdrawal>>,
+    ) -> Result<Withdrawal, WithdrawalError> {
+        let destination = request.destination.trim().to_owned();
+        if destination.is_empty() || destination.chars().count() > 200 {
+            return Err(WithdrawalError::Destination);
+        }
+        let now = self.clock.now();
+        let currency = request.amount.currency();
+        let withdrawal = Withdrawal {
+            id: self.next_id(),
+            user_id: caller.user_id,
+            amount: request.amount,
+            destination,
+            transaction_id: self.next_id(),
+            created_at: now,
+        };
+        let (payouts_id, event_id): (WalletId, _) = (self.next_id(), self.next_id());
+        let (withdrawal_ref, idempotent) = (&withdrawal, idempotent.as_ref());
+        transact(&self.store, move |mut tx| async move {
+            let result: Result<_, WithdrawalError> = async {
+                let wallet = tx
+                    .find_user_wallet(withdrawal_ref.user_id, currency)
+                    .await?
+                    .ok_or(WithdrawalError::InsufficientFunds {
+                        available: Money::zero(currency),
+                    })?;
+                let payouts = system_wallet(&mut tx, &SystemAccount::Payouts, currency, payouts_id, now).await?;
+                let journal = JournalTransaction::new(
+                    withdrawal_ref.transaction_id,
+                    TransactionKind::Withdrawal,
+                    format!("withdrawal:{}", withdrawal_ref.id),
+                    vec![
+                        Entry::debit(wallet.id(), withdrawal_ref.amount).map_err(|e| {
+                            WithdrawalError::Ledger(LedgerError::Wallet {
+                                wallet_id: wallet.id(),
+                                source: e.into(),
+                            })
+                        })?,
+                        Entry::credit(payouts, withdrawal_ref.amount),
+                    ],
+                    now,
+                )
+                .map_err(WithdrawalError::Ledger)?;
+                post(&mut tx, &journal).await?;
+                tx.insert_withdrawal(withdrawal_ref).await?;
+                let event = DomainEvent::WithdrawalCompleted {
+                    withdrawal_id: withdrawal_ref.id,
+                    user_id: withdrawal_ref.user_id,
+                    amount: withdrawal_ref.amount,
+                };
+                tx.enqueue_events(&[OutboxEvent {
+                    id: event_id,
+                    event,
+                    occurred_at: now,
+                }])
+                .await?;
+                complete_if_claimed(idempotent, &mut tx, withdrawal_ref, now).await?;
+                Ok(())
+            }
+            .await;
+            (tx, result)
+        })
+        .await?;
+        Ok(withdrawal)
+    }
+
+    pub async fn withdrawal(&self, caller: &Caller, id: WithdrawalId) -> Result<Withdrawal, WithdrawalError> {
+        let found = transact(&self.store, move |mut tx| async move {
+            let result = tx.find_withdrawal(id).await.map_err(WithdrawalError::from);
+            (tx, result)
+        })
+        .await?;
+        found
+            .filter(|w| w.user_id == caller.user_id || caller.is_admin())
+            .ok_or(WithdrawalError::NotFound)
+    }
+
+    /// Moves money from the caller's wallet to another user's wallet in the same currency.
+    pub async fn transfer(
+        &self,
+        caller: &Caller,
+        request: TransferRequest,
+        idempotent: Option<Idempotent<'_, Transfer>>,
+    ) -> Result<Transfer, TransferError> {
+        let note = request.note.trim().to_owned();
+        if note.chars().count() > 280 {
+            return Err(TransferError::Note);
+        }
+        let recipient_email = match &request.to {
+            Recipient::Email(text) => Some(Email::parse(text).map_err(|_| TransferError::RecipientNotFound)?),
+            Recipient::Id(_) => None,
+        };
+        let now = self.clock.now();
+        let currency = request.amount.currency();
+        let (transfer_id, transaction_id, wallet_id, event_id): (TransferId, _, WalletId, _) =
+            (self.next_id(), self.next_id(), self.next_id(), self.next_id());
+        let (request_ref, recipient_email, idempotent) = (&request, &recipient_email, idempotent.as_ref());
+        let sender = caller.user_id;
+        transact(&self.store, move |mut tx| async move {
+            let result: Result<_, TransferError> = async {
+                let recipient = match (&request_ref.to, recipient_email) {
+                    (Recipient::Id(id), _) => tx.find_user(*id).await?,
+                    (Recipient::Email(_), Some(email)) => tx.find_user_by_email(email).await?,
+                    (Recipient::Email(_), None) => None,
+                };
+                let recipient = recipient.ok_or(TransferError::RecipientNotFound)?;
+                if recipient.id == sender {
+                    return Err(TransferError::SelfTransfer);
+                }
+                let from = tx
+                    .find_user_wallet(sender, currency)
+                    .await?
+                    .ok_or(TransferError::InsufficientFunds {
+                        available: Money::zero(currency),
+                    })?;
+                let to = tx.ensure_user_wallet(recipient.id, currency, wallet_id, now).await?;
+                let journal = JournalTransaction::new(
+                    transaction_id,
+                    TransactionKind::Transfer,
+                    format!("transfer:{transfer_id}"),
+                    vec![
+                        Entry::credit(
+                            from.id(),
+                            request_ref.amount.checked_neg().map_err(|e| {
+                                TransferError::Ledger(LedgerError::Wallet {
+                                    wallet_id: from.id(),
+                                    source: e.into(),
+                                })
+                            })?,
+                        ),
+                        Entry::credit(to, request_ref.amount),
+                    ],
+                    now,
+                )
+                .map_err(TransferError::Ledger)?;
+                post(&mut tx, &journal).await?;
+                let transfer = Transfer {
+                    id: transfer_id,
+                    from_user_id: sender,
+                    to_user_id: recipient.id,
+                    amount: request_ref.amount,
+                    transaction_id,
+                    note: request_ref.note.trim().to_owned(),
+                    created_at: now,
+                };
+                tx.insert_transfer(&transfer).await?;
+                let event = DomainEvent::TransferCompleted {
+                    transfer_id,
+                    from: sender,
+                    to: recipient.id,
+                    amount: transfer.amount,
+                };
+                tx.enqueue_events(&[OutboxEvent {
+                    id: event_id,
+                    event,
+                    occurred_at: now,
+                }])
+                .await?;
+                complete_if_claimed(idempotent, &mut tx, &transfer, now).await?;
+                Ok(transfer)
+            }
+            .await;
+            (tx, result)
+        })
+        .await
+    }
+
+    /// A transfer, for its sender, its receiver or an admin.
+    pub async fn transfer_details(&self, caller: &Caller, id: TransferId) -> Result<Transfer, TransferError> {
+        let found = transact(&self.store, move |mut tx| async move {
+            let result = tx.find_transfer(id).await.map_err(TransferError::from);
+            (tx, result)
+        })
+        .await?;
+        found
+            .filter(|t| t.from_user_id == caller.user_id || t.to_user_id == caller.user_id || caller.is_admin())
+            .ok_or(TransferError::NotFound)
+    }
+
+    /// An admin's correction: a credit or debit of a user's wallet against the adjustments account.
+    pub async fn adjust_wallet(
+        &self,
+        caller: &Caller,
+        request: AdjustmentRequest,
+        idempotent: Option<Idempotent<'_, Adjustment>>,
+    ) -> Result<Adjustment, AdjustmentError> {
+        if !caller.is_admin() {
+            return Err(AdjustmentError::Forbidden);
+        }
+        let reason = request.reason.trim().to_owned();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(AdjustmentError::Reason);
+        }
+        if request.amount.is_zero() {
+            return Err(AdjustmentError::Zero);
+        }
+        let now = self.clock.now();
+        let currency = request.amount.currency();
+        let (transaction_id, wallet_id, system_id, event_id): (_, WalletId, WalletId, _) =
+            (self.next_id(), self.next_id(), self.next_id(), self.next_id());
+        let (request_ref, reason, idempotent) = (&request, &reason, idempotent.as_ref());
+        transact(&self.store, move |mut tx| async move {
+            let result: Result<_, AdjustmentError> = async {
+                tx.find_user(request_ref.user_id).await?.ok_or(AdjustmentError::UserNotFound)?;
+                let wallet = tx.ensure_user_wallet(request_ref.user_id, currency, wallet_id, now).await?;
+                let system = system_wallet(&mut tx, &SystemAccount::Adjustments, currency, system_id, now).await?;
+                let counter = request_ref.amount.checked_neg().map_err(|_| AdjustmentError::Zero)?;
+                let journal = JournalTransaction::new(
+                    transaction_id,
+                    TransactionKind::Adjustment,
+                    format!("adjustment: {reason}"),
+                    vec![Entry::credit(wallet, request_ref.amount), Entry::credit(system, counter)],
+                    now,
+                )
+                .map_err(AdjustmentError::Ledger)?;
+                let postings = post(&mut tx, &journal).await?;
+                let balance_after = postings
+                    .iter()
+                    .find(|p| p.wallet_id == wallet)
+                    .map(|p| Money::from_minor(p.balance_after_minor, currency))
+                    .unwrap_or(Money::zero(currency));
+                let event = DomainEvent::AdjustmentPosted {
+                    transaction_id,
+                    user_id: request_ref.user_id,
+                    amount: request_ref.amount,
+                };
+                tx.enqueue_events(&[OutboxEvent {
+                    id: event_id,
+                    event,
+                    occurred_at: now,
+                }])
+                .await?;
+                let adjustment = Adjustment {
+                    transaction_id,
+                    user_id: request_ref.user_id,
+                    amount: request_ref.amount,
+                    balance_after,
+                    reason: reason.clone(),
+                    created_at: now,
+                };
+                complete_if_claimed(idempotent, &mut tx, &adjustment, now).await?;
+                Ok(adjustment)
+            }
+            .await;
+            (tx, result)
+        })
+        .await
+    }
+
+    /// Reserves funds of the caller's wallet until they are captured or released.
+    pub async fn place_hold(&self, caller: &Caller, amount: Money, reference: &str) -> Result<Hold, HoldUseError> {
+        let now = self.clock.now();
+        let hold_id: HoldId = self.next_id();
+        let user = caller.user_id;
+        transact(&self.store, move |mut tx| async move {
+            let result: Result<_, HoldUseError> = async {
+                let wallet = tx
+                    .find_user_wallet(user, amount.currency())
+                    .await?
+                    .ok_or(HoldUseError::NoWallet(amount.currency()))?;
+                let mut wallets = tx.lock_wallets(&[wallet.id()]).await?;
+                let hold = Hold::place(hold_id, &mut wallets[0], amount, reference.to_owned(), now)?;
+                tx.update_wallets(&wallets).await?;
+                tx.insert_hold(&hold).await?;
+                Ok(hold)
+            }
+            .await;
+            (tx, result)
+        })
+        .await
+    }
+
+    /// Releases a pending hold of the caller's.
+    pub async fn release_hold(&self, caller: &Caller, hold_id: HoldId) -> Result<Hold, HoldUseError> {
+        let now = self.clock.now();
+        let user = caller.user_id;
+        transact(&self.store, move |mut tx| async move {
+            let result: Result<_, HoldUseError> = async {
+                let (mut wallets, hold) = lock_own_hold(&mut tx, user, hold_id).await?;
+                let hold = hold.release(&mut wallets[0], now)?;
+                tx.update_wallets(&wallets).await?;
+                tx.update_hold(&hold).await?;
+                Ok(hold)
+            }
+            .await;
+            (tx, result)
+        })
+        .await
+    }
+
+    /// Captures all or part of a pending hold of the caller's, paying `payee`; the rest is released.
+    pub async fn capture_hold(&self, caller: &Caller, hold_id: HoldId, amount: Money, payee: UserId) -> Result<Hold, HoldUseError> {
+        let now = self.clock.now();
+        let user = caller.user_id;
+        let (wallet_id, transaction_id): (WalletId, _) = (self.next_id(), self.next_id());
+        transact(&self.store, move |mut tx| async move {
+            let result: Result<_, HoldUseError> = async {
+                tx.find_user(payee).await?.ok_or(HoldUseError::NotFound)?;
+                tx.ensure_user_wallet(payee, amount.currency(), wallet_id, now).await?;
+                let payee_wallet = tx.find_user_wallet(payee, amount.currency()).await?.ok_or(HoldUseError::NotFound)?;
+                let (hold_wallet, hold) = find_own_hold(&mut tx, user, hold_id).await?;
+                let mut wallets = tx.lock_wallets(&[hold_wallet, payee_wallet.id()]).await?;
+                let hold = tx.lock_hold(hold.id).await?.ok_or(HoldUseError::NotFound)?;
+                let index = wallets.iter().position(|w| w.id() == hold_wallet).ok_or(HoldUseError::NotFound)?;
+                let hold = hold.capture(&mut wallets[index], amount, now)?;
+                let journal = JournalTransaction::new(
+                    transaction_id,
+                    TransactionKind::Transfer,
+                    format!("hold:{}", hold.id),
+                    vec![Entry::debit(hold_wallet, amount)?, Entry::credit(payee_wallet.id(), amount)],
+                    now,
+                )
+                .map_err(HoldUseError::Ledger)?;
+                post_locked(&mut tx, &journal, &mut wallets).await?;
+                tx.update_hold(&hold).await?;
+                Ok(hold)
+            }
+            .await;
+            (tx, result)
+        })
+        .await
+    }
+}
+
+/// The caller's hold (unlocked) and the wallet it is on.
+async fn find_own_hold<Tx>(tx: &mut Tx, user: UserId, hold_id: HoldId) -> Result<(WalletId, Hold), HoldUseError>
+where
+    Tx: HoldRepository + WalletRepository + Send,
+{
+    let hold = tx.find_hold(hold_id).await?.ok_or(HoldUseError::NotFound)?;
+    let wallet = tx.find_user_wallet(user, hold.amount.currency()).await?;
+    match wallet {
+        Some(wallet) if wallet.id() == hold.wallet_id => Ok((wallet.id(), hold)),
+        _ => Err(HoldUseError::NotFound),
+    }
+}
+
+/// The caller's wallet and hold, both locked (wallet first, as the lock order says).
+async fn lock_own_hold<Tx>(tx: &mut Tx, user: UserId, hold_id: HoldId) -> Result<(Vec<Wallet>, Hold), HoldUseError>
+where
+    Tx: HoldRepository + WalletRepository + Send,
+{
+    let (wallet_id, _) = find_own_hold(tx, user, hold_id).await?;
+    let wallets = tx.lock_wallets(&[wallet_id]).await?;
+    let hold = tx.lock_hold(hold_id).await?.ok_or(HoldUseError::NotFound)?;
+    Ok((wallets, hold))
+}

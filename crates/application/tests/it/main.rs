@@ -1,0 +1,11 @@
+//! Use-case tests of the application on the in-memory store, with test doubles for the other ports
+//! (mockall where a port must fail on cue).
+
+mod auth;
+mod calls;
+mod failures;
+mod idempotency;
+mod orders;
+mod payments;
+mod support;
+mod wallets;

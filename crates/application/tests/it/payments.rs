@@ -1,0 +1,381 @@
+use application::orders::RefundCommand;
+use application::pagination::PageRequest;
+use application::payments::{EventOutcome, GatewayEventError};
+use application::ports::gateway::{GatewayEvent, GatewayEventKind, GatewayRefund, GatewayRefundStatus, PaymentReference, RefundUpdate};
+use application::wallets::TopUpRequest;
+use domain::ids::PaymentId;
+use domain::money::Money;
+use domain::order::OrderStatus;
+use domain::payment::{Payment, PaymentStatus, RefundStatus};
+use domain::user::Role;
+
+use crate::orders::card_cart;
+use crate::support::{Harness, MockGateway, provider, usd, working_gateway};
+
+fn event(id: &str, kind: GatewayEventKind) -> GatewayEvent {
+    GatewayEvent {
+        event_id: id.into(),
+        event_type: "test.event".into(),
+        kind,
+    }
+}
+
+fn paid(payment: &Payment, amount: Money) -> GatewayEventKind {
+    GatewayEventKind::CheckoutCompleted {
+        reference: PaymentReference {
+            payment_id: Some(payment.id),
+            session_id: None,
+            provider_payment_id: Some(format!("pi_{}", payment.id.as_uuid().simple())),
+        },
+        amount: Some(amount),
+        paid: true,
+    }
+}
+
+fn reference(payment_id: PaymentId) -> PaymentReference {
+    PaymentReference {
+        payment_id: Some(payment_id),
+        ..PaymentReference::default()
+    }
+}
+
+/// A merchant, a buyer and a pending card order for two units of a 7.00 product (of three).
+async fn pending_card_order(
+    h: &Harness,
+) -> (
+    application::auth::Caller,
+    application::auth::Caller,
+    application::catalog::CatalogEntry,
+    Payment,
+) {
+    let ann = h.user(Role::Merchant).await;
+    let buyer = h.user(Role::Customer).await;
+    let mug = h.product(&ann, 700, 3).await;
+    let checkout = h
+        .app
+        .checkout(&buyer, card_cart(&[(mug.product.id, 2)]), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (ann, buyer, mug, checkout.payment.unwrap_or_else(|| panic!("no payment")))
+}
+
+#[tokio::test]
+async fn a_paid_checkout_credits_the_merchant_once_however_often_it_is_reported() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::new();
+    let (ann, buyer, mug, payment) = pending_card_order(&h).await;
+    let completed = event("evt_1", paid(&payment, usd(1_400)));
+    assert_eq!(h.app.apply_gateway_event(&provider(), &completed).await?, EventOutcome::Applied);
+    assert_eq!(h.app.apply_gateway_event(&provider(), &completed).await?, EventOutcome::Duplicate);
+    let succeeded = event(
+        "evt_2",
+        GatewayEventKind::PaymentSucceeded {
+            reference: reference(payment.id),
+            amount: None,
+        },
+    );
+    assert_eq!(
+        h.app.apply_gateway_event(&provider(), &succeeded).await?,
+        EventOutcome::Ignored("payment already succeeded")
+    );
+    let details = h.app.order_details(&buyer, payment_order(&payment)).await?;
+    assert_eq!(details.order.status, OrderStatus::Paid);
+    assert_eq!(details.payment.map(|p| p.status), Some(PaymentStatus::Succeeded));
+    assert_eq!(h.balance(&ann).await, 1_400);
+    assert_eq!(h.stock(&mug).await, (1, 0));
+    h.assert_ledger_ok().await;
+    Ok(())
+}
+
+fn payment_order(payment: &Payment) -> domain::ids::OrderId {
+    match payment.purpose {
+        domain::payment::PaymentPurpose::Order(id) => id,
+        domain::payment::PaymentPurpose::TopUp(_) => panic!("not an order payment"),
+    }
+}
+
+#[tokio::test]
+async fn an_amount_that_does_not_match_is_refused_and_not_recorded() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::new();
+    let (ann, buyer, _, payment) = pending_card_order(&h).await;
+    let wrong = event("evt_1", paid(&payment, usd(1)));
+    assert!(matches!(
+        h.app.apply_gateway_event(&provider(), &wrong).await,
+        Err(GatewayEventError::AmountMismatch { .. })
+    ));
+    assert_eq!(h.balance(&ann).await, 0);
+    assert_eq!(
+        h.app.order_details(&buyer, payment_order(&payment)).await?.order.status,
+        OrderStatus::PaymentPending
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_payment_cancels_the_order_and_a_late_success_is_refunded() -> Result<(), Box<dyn std::error::Error>> {
+    let mut gateway = working_gateway();
+    gateway.checkpoint();
+    gateway.expect_provider().return_const(provider());
+    gateway.expect_supports_currency().return_const(true);
+    gateway.expect_create_checkout().returning(|request| {
+        Ok(application::ports::gateway::CheckoutSession {
+            session_id: format!("cs_{}", request.payment_id),
+            checkout_url: "https://pay.example".into(),
+        })
+    });
+    gateway
+        .expect_refund()
+        .withf(|request| request.idempotency_key.starts_with("late-success-") && request.amount == usd(1_400))
+        .times(1)
+        .returning(|_| {
+            Ok(GatewayRefund {
+                provider_refund_id: "re_late".into(),
+                status: GatewayRefundStatus::Succeeded,
+            })
+        });
+    let h = Harness::with_gateway(gateway);
+    let (ann, buyer, mug, payment) = pending_card_order(&h).await;
+    let declined = event(
+        "evt_1",
+        GatewayEventKind::PaymentFailed {
+            reference: reference(payment.id),
+            reason: "card_declined".into(),
+        },
+    );
+    assert_eq!(h.app.apply_gateway_event(&provider(), &declined).await?, EventOutcome::Applied);
+    assert_eq!(
+        h.app.order_details(&buyer, payment_order(&payment)).await?.order.status,
+        OrderStatus::Cancelled
+    );
+    assert_eq!(h.stock(&mug).await, (3, 0));
+    let late = event("evt_2", paid(&payment, usd(1_400)));
+    assert_eq!(h.app.apply_gateway_event(&provider(), &late).await?, EventOutcome::LateSuccess);
+    let details = h.app.order_details(&buyer, payment_order(&payment)).await?;
+    assert_eq!(details.order.status, OrderStatus::Cancelled);
+    assert!(details.payment.is_some_and(|p| p.late_success && p.status == PaymentStatus::Failed));
+    assert_eq!(h.balance(&ann).await, 0);
+    h.assert_ledger_ok().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn abandoned_checkouts_expire_and_release_their_stock() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::new();
+    let (_, buyer, mug, payment) = pending_card_order(&h).await;
+    assert_eq!(h.app.expire_abandoned_checkouts(10).await?, 0);
+    h.clock.advance(time::Duration::minutes(31));
+    assert_eq!(h.app.expire_abandoned_checkouts(10).await?, 1);
+    assert_eq!(h.app.expire_abandoned_checkouts(10).await?, 0);
+    let details = h.app.order_details(&buyer, payment_order(&payment)).await?;
+    assert_eq!(
+        (details.order.status, details.payment.map(|p| p.status)),
+        (OrderStatus::Cancelled, Some(PaymentStatus::Expired))
+    );
+    assert_eq!(h.stock(&mug).await, (3, 0));
+    let expired = event(
+        "evt_9",
+        GatewayEventKind::CheckoutExpired {
+            reference: reference(payment.id),
+        },
+    );
+    assert_eq!(
+        h.app.apply_gateway_event(&provider(), &expired).await?,
+        EventOutcome::Ignored("payment already settled")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_top_up_credits_the_wallet_only_when_the_gateway_confirms() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::new();
+    let alice = h.user(Role::Customer).await;
+    let payment = h
+        .app
+        .start_top_up(
+            &alice,
+            TopUpRequest {
+                amount: usd(2_000),
+                provider: None,
+            },
+            None,
+        )
+        .await?;
+    assert_eq!(payment.status, PaymentStatus::Pending);
+    assert_eq!(h.balance(&alice).await, 0);
+    let confirmed = event("evt_1", paid(&payment, usd(2_000)));
+    assert_eq!(h.app.apply_gateway_event(&provider(), &confirmed).await?, EventOutcome::Applied);
+    assert_eq!(h.app.apply_gateway_event(&provider(), &confirmed).await?, EventOutcome::Duplicate);
+    assert_eq!(h.balance(&alice).await, 2_000);
+    h.assert_ledger_ok().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_card_refund_settles_when_the_gateway_answers() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::new();
+    let (ann, buyer, _, payment) = pending_card_order(&h).await;
+    h.app
+        .apply_gateway_event(&provider(), &event("evt_1", paid(&payment, usd(1_400))))
+        .await?;
+    let command = RefundCommand {
+        amount: Some(usd(400)),
+        merchant_id: None,
+        reason: "late delivery".into(),
+    };
+    let refunds = h.app.refund_order(&ann, payment_order(&payment), command, None).await?;
+    assert_eq!(refunds[0].status, RefundStatus::Succeeded);
+    assert!(refunds[0].provider_refund_id.is_some());
+    assert_eq!(h.balance(&ann).await, 1_000);
+    let details = h.app.order_details(&buyer, payment_order(&payment)).await?;
+    assert_eq!(
+        (details.order.status, details.order.refunded),
+        (OrderStatus::PartiallyRefunded, usd(400))
+    );
+    h.assert_ledger_ok().await;
+    Ok(())
+}
+
+fn pending_refunds_gateway() -> MockGateway {
+    let mut gateway = MockGateway::new();
+    gateway.expect_provider().return_const(provider());
+    gateway.expect_supports_currency().return_const(true);
+    gateway.expect_create_checkout().returning(|request| {
+        Ok(application::ports::gateway::CheckoutSession {
+            session_id: format!("cs_{}", request.payment_id),
+            checkout_url: "https://pay.example".into(),
+        })
+    });
+    gateway.expect_refund().returning(|request| {
+        Ok(GatewayRefund {
+            provider_refund_id: format!("re_{}", request.refund_id),
+            status: GatewayRefundStatus::Pending,
+        })
+    });
+    gateway
+}
+
+#[tokio::test]
+async fn a_pending_card_refund_completes_or_fails_by_webhook() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::with_gateway(pending_refunds_gateway());
+    let (ann, buyer, _, payment) = pending_card_order(&h).await;
+    h.app
+        .apply_gateway_event(&provider(), &event("evt_1", paid(&payment, usd(1_400))))
+        .await?;
+    let order_id = payment_order(&payment);
+    let first = h
+        .app
+        .refund_order(
+            &ann,
+            order_id,
+            RefundCommand {
+                amount: Some(usd(400)),
+                merchant_id: None,
+                reason: String::new(),
+            },
+            None,
+        )
+        .await?;
+    let second = h
+        .app
+        .refund_order(
+            &ann,
+            order_id,
+            RefundCommand {
+                amount: Some(usd(100)),
+                merchant_id: None,
+                reason: String::new(),
+            },
+            None,
+        )
+        .await?;
+    assert_eq!((first[0].status, second[0].status), (RefundStatus::Pending, RefundStatus::Pending));
+    assert_eq!(h.balance(&ann).await, 900);
+    let update = |refund: &domain::payment::Refund, status| RefundUpdate {
+        provider_refund_id: refund.provider_refund_id.clone().unwrap_or_default(),
+        refund_id: None,
+        amount: Some(refund.amount),
+        status,
+    };
+    let done = event(
+        "evt_2",
+        GatewayEventKind::RefundUpdated(update(&first[0], GatewayRefundStatus::Succeeded)),
+    );
+    assert_eq!(h.app.apply_gateway_event(&provider(), &done).await?, EventOutcome::Applied);
+    let failed = event(
+        "evt_3",
+        GatewayEventKind::Refunded {
+            reference: reference(payment.id),
+            refunds: vec![update(&second[0], GatewayRefundStatus::Failed)],
+        },
+    );
+    assert_eq!(h.app.apply_gateway_event(&provider(), &failed).await?, EventOutcome::Applied);
+    let late_flip = event(
+        "evt_4",
+        GatewayEventKind::RefundUpdated(update(&second[0], GatewayRefundStatus::Succeeded)),
+    );
+    assert_eq!(
+        h.app.apply_gateway_event(&provider(), &late_flip).await?,
+        EventOutcome::Ignored("refund already settled")
+    );
+    assert_eq!(h.balance(&ann).await, 1_000);
+    let details = h.app.order_details(&buyer, order_id).await?;
+    assert_eq!(
+        (details.order.status, details.order.refunded),
+        (OrderStatus::PartiallyRefunded, usd(400))
+    );
+    h.assert_ledger_ok().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dispute_is_recorded_on_the_payment_and_in_the_audit_trail() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::new();
+    let (_, buyer, _, payment) = pending_card_order(&h).await;
+    h.app
+        .apply_gateway_event(&provider(), &event("evt_1", paid(&payment, usd(1_400))))
+        .await?;
+    let dispute = event(
+        "evt_2",
+        GatewayEventKind::DisputeOpened {
+            reference: reference(payment.id),
+            amount: Some(usd(1_400)),
+            reason: "fraudulent".into(),
+        },
+    );
+    assert_eq!(h.app.apply_gateway_event(&provider(), &dispute).await?, EventOutcome::Applied);
+    let details = h.app.order_details(&buyer, payment_order(&payment)).await?;
+    assert!(details.payment.is_some_and(|p| p.disputed));
+    let trail = h
+        .app
+        .order_audit(&h.admin().await, Some(payment_order(&payment)), &PageRequest::first(1))
+        .await?;
+    assert_eq!(trail.items[0].reason, "dispute opened: fraudulent");
+    assert_eq!(trail.items[0].to, OrderStatus::Paid);
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_events_and_payments_are_acknowledged_and_ignored() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::new();
+    assert_eq!(
+        h.app
+            .apply_gateway_event(&provider(), &event("evt_1", GatewayEventKind::Ignored))
+            .await?,
+        EventOutcome::Ignored("event type not handled")
+    );
+    let stranger = PaymentReference {
+        session_id: Some("cs_unknown".into()),
+        ..PaymentReference::default()
+    };
+    let unknown = event(
+        "evt_2",
+        GatewayEventKind::PaymentSucceeded {
+            reference: stranger,
+            amount: None,
+        },
+    );
+    assert_eq!(
+        h.app.apply_gateway_event(&provider(), &unknown).await?,
+        EventOutcome::Ignored("unknown payment")
+    );
+    Ok(())
+}

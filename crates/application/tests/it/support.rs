@@ -1,0 +1,234 @@
+//! The application wired to the in-memory store and test doubles.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use adapter_memory::{MemoryCache, MemoryStore};
+use application::auth::{Caller, Registration};
+use application::catalog::{CatalogEntry, NewProduct};
+use application::ports::gateway::{
+    CheckoutRequest, CheckoutSession, GatewayError, GatewayEvent, GatewayRefund, GatewayRefundStatus, Gateways, PaymentGateway,
+    RefundRequest, WebhookError, WebhookHeaders,
+};
+use application::ports::security::{AccessClaims, AccessToken, PasswordHasher, RefreshSecret, SecurityError, TokenError, TokenIssuer};
+use application::ports::system::{ManualClock, UuidV7Generator};
+use application::wallets::AdjustmentRequest;
+use application::{App, Settings};
+use async_trait::async_trait;
+use domain::ids::UserId;
+use domain::money::{Currency, Money};
+use domain::payment::ProviderName;
+use domain::user::{Password, PasswordHash, Role, User};
+use time::OffsetDateTime;
+
+/// Stores the password in the clear behind a marker: fast, and enough to test the use cases.
+/// The real bcrypt hasher has its own tests.
+#[derive(Debug, Default)]
+pub struct PlainHasher;
+
+#[async_trait]
+impl PasswordHasher for PlainHasher {
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, SecurityError> {
+        Ok(PasswordHash::new(format!("plain:{}", password.expose())))
+    }
+
+    async fn verify(&self, password: &Password, hash: &PasswordHash) -> Result<bool, SecurityError> {
+        Ok(hash.as_str() == format!("plain:{}", password.expose()))
+    }
+}
+
+/// Tokens that spell out their claims. The JWT issuer has its own tests.
+#[derive(Debug, Default)]
+pub struct SpelledTokens {
+    counter: AtomicU64,
+}
+
+impl TokenIssuer for SpelledTokens {
+    fn issue_access_token(&self, user: &User, now: OffsetDateTime) -> Result<AccessToken, SecurityError> {
+        Ok(AccessToken {
+            token: format!("{}|{}", user.id, user.role.as_str()),
+            expires_at: now + time::Duration::minutes(15),
+        })
+    }
+
+    fn verify_access_token(&self, token: &str, now: OffsetDateTime) -> Result<AccessClaims, TokenError> {
+        let (id, role) = token.split_once('|').ok_or(TokenError::Invalid)?;
+        Ok(AccessClaims {
+            user_id: UserId::parse(id).map_err(|_| TokenError::Invalid)?,
+            role: Role::parse(role).ok_or(TokenError::Invalid)?,
+            expires_at: now,
+        })
+    }
+
+    fn new_refresh_secret(&self) -> RefreshSecret {
+        let secret = format!("refresh-{}", self.counter.fetch_add(1, Ordering::SeqCst));
+        RefreshSecret {
+            hash: self.hash_refresh_secret(&secret),
+            secret,
+        }
+    }
+
+    fn hash_refresh_secret(&self, secret: &str) -> String {
+        format!("hashed:{secret}")
+    }
+}
+
+mockall::mock! {
+    #[derive(Debug)]
+    pub Gateway {}
+
+    #[async_trait]
+    impl PaymentGateway for Gateway {
+        fn provider(&self) -> &ProviderName;
+        fn supports_currency(&self, currency: Currency) -> bool;
+        async fn create_checkout(&self, request: CheckoutRequest) -> Result<CheckoutSession, GatewayError>;
+        async fn refund(&self, request: RefundRequest) -> Result<GatewayRefund, GatewayError>;
+        fn verify_webhook(&self, headers: &WebhookHeaders, body: &[u8], now: OffsetDateTime) -> Result<GatewayEvent, WebhookError>;
+    }
+}
+
+pub fn provider() -> ProviderName {
+    ProviderName::parse("testpay").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A gateway that opens a session named after the payment and refunds at once.
+pub fn working_gateway() -> MockGateway {
+    let mut gateway = MockGateway::new();
+    gateway.expect_provider().return_const(provider());
+    gateway.expect_supports_currency().return_const(true);
+    gateway.expect_create_checkout().returning(|request| {
+        Ok(CheckoutSession {
+            session_id: format!("cs_{}", request.payment_id.as_uuid().simple()),
+            checkout_url: format!("https://pay.example/{}", request.payment_id),
+        })
+    });
+    gateway.expect_refund().returning(|request| {
+        Ok(GatewayRefund {
+            provider_refund_id: format!("re_{}", request.refund_id.as_uuid().simple()),
+            status: GatewayRefundStatus::Succeeded,
+        })
+    });
+    gateway
+}
+
+pub struct Harness {
+    pub app: Arc<App<MemoryStore>>,
+    pub store: MemoryStore,
+    pub clock: Arc<ManualClock>,
+}
+
+pub fn start() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        Harness::with_gateway(working_gateway())
+    }
+
+    pub fn with_gateway(gateway: MockGateway) -> Harness {
+        let store = MemoryStore::new();
+        let clock = Arc::new(ManualClock::new(start()));
+        let app = App {
+            store: store.clone(),
+            clock: clock.clone(),
+            ids: Arc::new(UuidV7Generator),
+            hasher: Arc::new(PlainHasher),
+            tokens: Arc::new(SpelledTokens::default()),
+            gateways: Gateways::new().with(Arc::new(gateway)),
+            cache: Arc::new(MemoryCache::new()),
+            settings: Settings::default(),
+        };
+        Harness {
+            app: Arc::new(app),
+            store,
+            clock,
+        }
+    }
+
+    pub async fn user(&self, role: Role) -> Caller {
+        let email = format!("{}@example.com", uuid::Uuid::now_v7().simple());
+        let registration = Registration {
+            email: email.clone(),
+            password: "correct horse 9".into(),
+            role,
+        };
+        let user = self
+            .app
+            .register(registration, None)
+            .await
+            .unwrap_or_else(|e| panic!("register: {e}"));
+        Caller {
+            user_id: user.id,
+            role: user.role,
+        }
+    }
+
+    pub async fn admin(&self) -> Caller {
+        let email = format!("admin-{}@example.com", uuid::Uuid::now_v7().simple());
+        let user = self
+            .app
+            .create_admin(&email, "correct horse 9")
+            .await
+            .unwrap_or_else(|e| panic!("admin: {e}"));
+        Caller {
+            user_id: user.id,
+            role: Role::Admin,
+        }
+    }
+
+    /// A customer with `minor` cents in their USD wallet.
+    pub async fn funded_customer(&self, minor: i64) -> Caller {
+        let customer = self.user(Role::Customer).await;
+        self.fund(&customer, minor).await;
+        customer
+    }
+
+    pub async fn fund(&self, caller: &Caller, minor: i64) {
+        let admin = self.admin().await;
+        let request = AdjustmentRequest {
+            user_id: caller.user_id,
+            amount: usd(minor),
+            reason: "test funds".into(),
+        };
+        self.app
+            .adjust_wallet(&admin, request, None)
+            .await
+            .unwrap_or_else(|e| panic!("fund: {e}"));
+    }
+
+    pub async fn product(&self, merchant: &Caller, price_minor: i64, stock: i64) -> CatalogEntry {
+        let new = NewProduct {
+            name: "Blue mug".into(),
+            description: String::new(),
+            price: usd(price_minor),
+            stock,
+        };
+        self.app
+            .create_product(merchant, new, None)
+            .await
+            .unwrap_or_else(|e| panic!("product: {e}"))
+    }
+
+    pub async fn balance(&self, caller: &Caller) -> i64 {
+        match self.app.wallet(caller, Currency::Usd).await {
+            Ok(wallet) => wallet.balance().amount_minor(),
+            Err(error) => panic!("balance: {error}"),
+        }
+    }
+
+    pub async fn stock(&self, entry: &CatalogEntry) -> (i64, i64) {
+        let now = self.app.product(None, entry.product.id).await.map(|e| e.stock);
+        let stock = now.unwrap_or_else(|e| panic!("stock: {e}"));
+        (stock.available(), stock.reserved())
+    }
+
+    pub async fn assert_ledger_ok(&self) {
+        let report = self.app.verify_ledger_unchecked().await.unwrap_or_else(|e| panic!("verify: {e}"));
+        assert!(report.is_ok(), "ledger problems: {:?}", report.problems);
+    }
+}
+
+pub fn usd(minor: i64) -> Money {
+    Money::from_minor(minor, Currency::Usd)
+}

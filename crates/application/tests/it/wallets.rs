@@ -1,0 +1,242 @@
+use application::pagination::PageRequest;
+use application::wallets::{
+    AdjustmentError, AdjustmentRequest, Recipient, TransferError, TransferRequest, WithdrawalError, WithdrawalRequest,
+};
+use domain::money::Currency;
+use domain::user::Role;
+
+use crate::support::{Harness, usd};
+
+#[tokio::test]
+async fn a_transfer_moves_money_by_id_or_by_e_mail() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::new();
+    let alice = h.funded_customer(10_000).await;
+    let bob = h.user(Role::Customer).await;
+    let by_id = TransferRequest {
+        to: Recipient::Id(bob.user_id),
+        amount: usd(2_500),
+        note: "lunch".into(),
+    };
+    let transfer = h.app.transfer(&alice, by_id, None).await?;
+    assert_eq!(
+        (transfer.from_user_id, transfer.to_user_id, transfer.amount),
+        (alice.user_id, bob.user_id, usd(2_500))
+    );
+    let bob_email = h.app.profile(bob.user_id).await?.email;
+    let by_email = TransferRequest {
+        to: Recipient::Email(bob_email.as_str().to_uppercase()),
+        amount: usd(500),
+        note: String::new(),
+    };
+    h.app.transfer(&alice, by_email, None).await?;
+    assert_eq!((h.balance(&alice).await, h.balance(&bob).await), (7_000, 3_000));
+    assert_eq!(h.app.transfer_details(&bob, transfer.id).await?.id, transfer.id);
+    let stranger = h.user(Role::Customer).await;
+    assert!(matches!(
+        h.app.transfer_details(&stranger, transfer.id).await,
+        Err(TransferError::NotFound)
+    ));
+    h.assert_ledger_ok().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_transfer_beyond_the_balance_changes_nothing() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::new();
+    let alice = h.funded_customer(1_000).await;
+    let bob = h.user(Role::Customer).await;
+    let too_much = TransferRequest {
+        to: Recipient::Id(bob.user_id),
+        amount: usd(1_001),
+        note: String::new(),
+    };
+    let refused = h.app.transfer(&alice, too_much, None).await;
+    assert!(matches!(refused, Err(TransferError::InsufficientFunds { available }) if available == usd(1_000)));
+    let to_self = TransferRequest {
+        to: Recipient::Id(alice.user_id),
+        amount: usd(1),
+        note: String::new(),
+    };
+    assert!(matches!(
+        h.app.transfer(&alice, to_self, None).await,
+        Err(TransferError::SelfTransfer)
+    ));
+    let nobody = TransferRequest {
+        to: Recipient::Email("nobody@example.com".into()),
+        amount: usd(1),
+        note: String::new(),
+    };
+    assert!(matches!(
+        h.app.transfer(&alice, nobody, None).await,
+        Err(TransferError::RecipientNotFound)
+    ));
+    assert_eq!((h.balance(&alice).await, h.balance(&bob).await), (1_000, 0));
+    h.assert_ledger_ok().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_thousand_transfers_each_way_conserve_the_total() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::new();
+    let alice = h.funded_customer(100_000).await;
+    let bob = h.funded_customer(100_000).await;
+    let mut tasks = Vec::new();
+    for n in 0..2_000 {
+        let (app, from, to) = if n % 2 == 0 {
+            (h.app.clone(), alice, bob)
+        } else {
+            (h.app.clone(), bob, alice)
+        };
+        tasks.push(tokio::spawn(async move {
+            let request = TransferRequest {
+                to: Recipient::Id(to.user_id),
+                amount: usd(7),
+                note: String::new(),
+            };
+            app.transfer(&from, request, None).await
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    assert_eq!(h.balance(&alice).await + h.balance(&bob).await, 200_000);
+    h.assert_ledger_ok().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn history_lists_postings_newest_first_in_pages() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::new();
+    let alice = h.funded_customer(10_000).await;
+    let bob = h.user(Role::Customer).await;
+    for minor in [100, 200, 300] {
+        h.app
+            .transfer(
+                &alice,
+                TransferRequest {
+                    to: Recipient::Id(bob.user_id),
+                    amount: usd(minor),
+                    note: String::new(),
+                },
+                None,
+            )
+            .await?;
+    }
+    let first = h.app.wallet_history(&alice, Currency::Usd, &PageRequest::first(2)).await?;
+    let amounts: Vec<i64> = first.items.iter().map(|r| r.posting.amount.amount_minor()).collect();
+    assert_eq!(amounts, vec![-300, -200]);
+    assert_eq!(first.items[0].posting.balance_after_minor, 9_400);
+    let rest = h
+        .app
+        .wallet_history(
+            &alice,
+            Currency::Usd,
+            &PageRequest {
+                limit: 2,
+                after: first.next_cursor,
+            },
+        )
+        .await?;
+    let amounts: Vec<i64> = rest.items.iter().map(|r| r.posting.amount.amount_minor()).collect();
+    assert_eq!(amounts, vec![-100, 10_000]);
+    assert!(rest.next_cursor.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn withdrawals_leave_the_platform_through_the_payouts_account() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::new();
+    let alice = h.funded_customer(5_000).await;
+    let request = WithdrawalRequest {
+        amount: usd(1_500),
+        destination: "NL91 ABNA 0417 1643 00".into(),
+    };
+    let withdrawal = h.app.withdraw(&alice, request, None).await?;
+    assert_eq!(h.balance(&alice).await, 3_500);
+    assert_eq!(h.app.withdrawal(&alice, withdrawal.id).await?.amount, usd(1_500));
+    let too_much = WithdrawalRequest {
+        amount: usd(3_501),
+        destination: "x".into(),
+    };
+    assert!(matches!(
+        h.app.withdraw(&alice, too_much, None).await,
+        Err(WithdrawalError::InsufficientFunds { .. })
+    ));
+    let nowhere = WithdrawalRequest {
+        amount: usd(1),
+        destination: "  ".into(),
+    };
+    assert!(matches!(
+        h.app.withdraw(&alice, nowhere, None).await,
+        Err(WithdrawalError::Destination)
+    ));
+    h.assert_ledger_ok().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_admins_adjust_and_a_debit_cannot_overdraw() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::new();
+    let alice = h.funded_customer(1_000).await;
+    let admin = h.admin().await;
+    let request = |minor| AdjustmentRequest {
+        user_id: alice.user_id,
+        amount: usd(minor),
+        reason: "correction".into(),
+    };
+    assert!(matches!(
+        h.app.adjust_wallet(&alice, request(100), None).await,
+        Err(AdjustmentError::Forbidden)
+    ));
+    let debit = h.app.adjust_wallet(&admin, request(-400), None).await?;
+    assert_eq!(debit.balance_after, usd(600));
+    assert!(matches!(
+        h.app.adjust_wallet(&admin, request(-601), None).await,
+        Err(AdjustmentError::InsufficientFunds { .. })
+    ));
+    assert!(matches!(
+        h.app.adjust_wallet(&admin, request(0), None).await,
+        Err(AdjustmentError::Zero)
+    ));
+    let unknown = AdjustmentRequest {
+        user_id: domain::ids::UserId::from_uuid(uuid::Uuid::now_v7()),
+        amount: usd(1),
+        reason: "x".into(),
+    };
+    assert!(matches!(
+        h.app.adjust_wallet(&admin, unknown, None).await,
+        Err(AdjustmentError::UserNotFound)
+    ));
+    h.assert_ledger_ok().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn holds_reserve_then_capture_part_and_release_the_rest() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::new();
+    let alice = h.funded_customer(1_000).await;
+    let bob = h.user(Role::Customer).await;
+    let hold = h.app.place_hold(&alice, usd(600), "deposit").await?;
+    assert_eq!(h.app.wallet(&alice, Currency::Usd).await?.available(), usd(400));
+    let refused = TransferRequest {
+        to: Recipient::Id(bob.user_id),
+        amount: usd(401),
+        note: String::new(),
+    };
+    assert!(matches!(
+        h.app.transfer(&alice, refused, None).await,
+        Err(TransferError::InsufficientFunds { .. })
+    ));
+    let captured = h.app.capture_hold(&alice, hold.id, usd(250), bob.user_id).await?;
+    assert_eq!(captured.captured, usd(250));
+    let wallet = h.app.wallet(&alice, Currency::Usd).await?;
+    assert_eq!((wallet.balance(), wallet.held()), (usd(750), usd(0)));
+    assert_eq!(h.balance(&bob).await, 250);
+    let second = h.app.place_hold(&alice, usd(100), "again").await?;
+    h.app.release_hold(&alice, second.id).await?;
+    assert!(h.app.release_hold(&alice, second.id).await.is_err());
+    assert!(h.app.release_hold(&bob, hold.id).await.is_err());
+    assert_eq!(h.app.wallet(&alice, Currency::Usd).await?.available(), usd(750));
+    h.assert_ledger_ok().await;
+    Ok(())
+}

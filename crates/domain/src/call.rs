@@ -1,0 +1,191 @@
+//! Metered call sessions, billed per started minute from the caller's wallet.
+//!
+//! Starting a call places a hold on the caller's wallet for the minutes it can afford (up to a
+//! cap), so the charge at the end can never fail for lack of funds. Ending the call captures the
+//! price of the minutes used, capped at what was authorised, and releases the rest.
+
+use time::OffsetDateTime;
+
+use crate::ids::{CallId, HoldId, UserId};
+use crate::money::{Money, MoneyError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallStatus {
+    Active,
+    Ended,
+}
+
+impl CallStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Active => "active",
+            CallStatus::Ended => "ended",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<CallStatus> {
+        match text {
+            "active" => Some(CallStatus::Active),
+            "ended" => Some(CallStatus::Ended),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("a caller cannot call themselves")]
+    SelfCall,
+    #[error("the rate per minute must be positive")]
+    Rate,
+    #[error("the caller cannot cover the first minute at {rate} per minute")]
+    CannotAffordFirstMinute { rate: Money },
+    #[error("the call has already ended")]
+    AlreadyEnded,
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+}
+
+/// Minutes billed for a call: every started minute counts, and a call is at least one minute.
+pub fn billable_minutes(started_at: OffsetDateTime, ended_at: OffsetDateTime) -> u32 {
+    let seconds = (ended_at - started_at).whole_seconds().max(0);
+    let minutes = (seconds + 59) / 60;
+    u32::try_from(minutes.max(1)).unwrap_or(u32::MAX)
+}
+
+/// How many whole minutes `available` pays for at `rate`, capped at `minutes_max`.
+pub fn affordable_minutes(available: Money, rate: Money, minutes_max: u32) -> Result<u32, CallError> {
+    if !rate.is_positive() {
+        return Err(CallError::Rate);
+    }
+    if available.currency() != rate.currency() {
+        return Err(CallError::Money(MoneyError::CurrencyMismatch {
+            left: available.currency(),
+            right: rate.currency(),
+        }));
+    }
+    let minutes = available.amount_minor().max(0) / rate.amount_minor();
+    if minutes == 0 {
+        return Err(CallError::CannotAffordFirstMinute { rate });
+    }
+    Ok(u32::try_from(minutes).unwrap_or(u32::MAX).min(minutes_max))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSession {
+    pub id: CallId,
+    pub caller_id: UserId,
+    pub receiver_id: UserId,
+    pub rate_per_minute: Money,
+    pub hold_id: HoldId,
+    pub authorized_minutes: u32,
+    pub status: CallStatus,
+    pub started_at: OffsetDateTime,
+    pub ended_at: Option<OffsetDateTime>,
+    pub billed_minutes: u32,
+    pub charged: Money,
+}
+
+impl CallSession {
+    pub fn start(
+        id: CallId,
+        caller_id: UserId,
+        receiver_id: UserId,
+        rate_per_minute: Money,
+        hold_id: HoldId,
+        authorized_minutes: u32,
+        at: OffsetDateTime,
+    ) -> Result<CallSession, CallError> {
+        if caller_id == receiver_id {
+            return Err(CallError::SelfCall);
+        }
+        if !rate_per_minute.is_positive() {
+            return Err(CallError::Rate);
+        }
+        Ok(CallSession {
+            id,
+            caller_id,
+            receiver_id,
+            rate_per_minute,
+            hold_id,
+            authorized_minutes: authorized_minutes.max(1),
+            status: CallStatus::Active,
+            started_at: at,
+            ended_at: None,
+            billed_minutes: 0,
+            charged: Money::zero(rate_per_minute.currency()),
+        })
+    }
+
+    /// The amount reserved when the call started.
+    pub fn authorized_amount(&self) -> Result<Money, MoneyError> {
+        self.rate_per_minute.checked_mul(i64::from(self.authorized_minutes))
+    }
+
+    /// Ends the call and works out the charge: the started minutes, capped at what was authorised.
+    pub fn end(mut self, at: OffsetDateTime) -> Result<CallSession, CallError> {
+        if self.status == CallStatus::Ended {
+            return Err(CallError::AlreadyEnded);
+        }
+        let minutes = billable_minutes(self.started_at, at).min(self.authorized_minutes);
+        self.charged = self.rate_per_minute.checked_mul(i64::from(minutes))?;
+        self.billed_minutes = minutes;
+        self.status = CallStatus::Ended;
+        self.ended_at = Some(at);
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Currency;
+    use time::Duration;
+    use uuid::Uuid;
+
+    fn usd(minor: i64) -> Money {
+        Money::from_minor(minor, Currency::Usd)
+    }
+
+    #[test]
+    fn every_started_minute_is_billed() {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(billable_minutes(start, start), 1);
+        assert_eq!(billable_minutes(start, start + Duration::seconds(59)), 1);
+        assert_eq!(billable_minutes(start, start + Duration::seconds(60)), 1);
+        assert_eq!(billable_minutes(start, start + Duration::seconds(61)), 2);
+        assert_eq!(billable_minutes(start, start + Duration::minutes(10)), 10);
+        assert_eq!(billable_minutes(start, start - Duration::seconds(5)), 1);
+    }
+
+    #[test]
+    fn a_caller_must_afford_the_first_minute() {
+        assert_eq!(
+            affordable_minutes(usd(99), usd(100), 60),
+            Err(CallError::CannotAffordFirstMinute { rate: usd(100) })
+        );
+        assert_eq!(affordable_minutes(usd(250), usd(100), 60), Ok(2));
+        assert_eq!(affordable_minutes(usd(1_000_000), usd(100), 60), Ok(60));
+    }
+
+    #[test]
+    fn the_charge_is_capped_at_the_authorised_minutes() -> Result<(), CallError> {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        let id = |n| Uuid::from_u128(n);
+        let call = CallSession::start(
+            CallId::from_uuid(id(1)),
+            UserId::from_uuid(id(2)),
+            UserId::from_uuid(id(3)),
+            usd(50),
+            HoldId::from_uuid(id(4)),
+            3,
+            start,
+        )?;
+        let ended = call.clone().end(start + Duration::seconds(125))?;
+        assert_eq!((ended.billed_minutes, ended.charged), (3, usd(150)));
+        let long = call.end(start + Duration::minutes(30))?;
+        assert_eq!((long.billed_minutes, long.charged), (3, usd(150)));
+        assert_eq!(long.end(start).err(), Some(CallError::AlreadyEnded));
+        Ok(())
+    }
+}

@@ -1,0 +1,445 @@
+//! The double-entry ledger.
+//!
+//! Every movement of money is one `JournalTransaction` of two or more entries whose signed amounts
+//! sum to zero in each currency. A positive amount raises an account's balance, a negative one
+//! lowers it. Posting a transaction turns each entry into an immutable `Posting` that records the
+//! balance after it; a correction is a new, reversing transaction, never an edit.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use time::OffsetDateTime;
+
+use crate::ids::{TransactionId, WalletId};
+use crate::money::{Currency, Money, MoneyError};
+use crate::wallet::{Wallet, WalletError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransactionKind {
+    TopUp,
+    Withdrawal,
+    Transfer,
+    Purchase,
+    Refund,
+    CallCharge,
+    Adjustment,
+    Reversal,
+}
+
+impl TransactionKind {
+    pub const ALL: [TransactionKind; 8] = [
+        TransactionKind::TopUp,
+        TransactionKind::Withdrawal,
+        TransactionKind::Transfer,
+        TransactionKind::Purchase,
+        TransactionKind::Refund,
+        TransactionKind::CallCharge,
+        TransactionKind::Adjustment,
+        TransactionKind::Reversal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransactionKind::TopUp => "top_up",
+            TransactionKind::Withdrawal => "withdrawal",
+            TransactionKind::Transfer => "transfer",
+            TransactionKind::Purchase => "purchase",
+            TransactionKind::Refund => "refund",
+            TransactionKind::CallCharge => "call_charge",
+            TransactionKind::Adjustment => "adjustment",
+            TransactionKind::Reversal => "reversal",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TransactionKind> {
+        TransactionKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+/// One leg of a journal transaction: a signed amount on one account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub wallet_id: WalletId,
+    pub amount: Money,
+}
+
+impl Entry {
+    pub fn credit(wallet_id: WalletId, amount: Money) -> Entry {
+        Entry { wallet_id, amount }
+    }
+
+    /// A debit of a positive `amount`, stored as its negation.
+    pub fn debit(wallet_id: WalletId, amount: Money) -> Result<Entry, MoneyError> {
+        Ok(Entry {
+            wallet_id,
+            amount: amount.checked_neg()?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("a journal transaction needs at least two entries")]
+    TooFewEntries,
+    #[error("an entry of zero moves nothing")]
+    ZeroEntry,
+    #[error("wallet {0} appears twice in one transaction")]
+    DuplicateWallet(WalletId),
+    #[error("the entries in {currency} sum to {sum_minor}, not zero")]
+    Unbalanced { currency: Currency, sum_minor: i128 },
+    #[error("wallet {0} was not loaded for this transaction")]
+    UnknownWallet(WalletId),
+    #[error("wallet {wallet_id}: {source}")]
+    Wallet {
+        wallet_id: WalletId,
+        #[source]
+        source: WalletError,
+    },
+}
+
+impl LedgerError {
+    /// The wallet that could not cover its debit, if that is what went wrong.
+    pub fn insufficient_funds(&self) -> Option<(WalletId, Money, Money)> {
+        match self {
+            LedgerError::Wallet {
+                wallet_id,
+                source: WalletError::InsufficientFunds { available, requested },
+            } => Some((*wallet_id, *available, *requested)),
+            _ => None,
+        }
+    }
+}
+
+/// A balanced set of entries, ready to post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalTransaction {
+    id: TransactionId,
+    kind: TransactionKind,
+    reference: String,
+    entries: Vec<Entry>,
+    created_at: OffsetDateTime,
+}
+
+impl JournalTransaction {
+    /// Builds a transaction, refusing one that does not balance in every currency.
+    pub fn new(
+        id: TransactionId,
+        kind: TransactionKind,
+        reference: impl Into<String>,
+        entries: Vec<Entry>,
+        created_at: OffsetDateTime,
+    ) -> Result<JournalTransaction, LedgerError> {
+        if entries.len() < 2 {
+            return Err(LedgerError::TooFewEntries);
+        }
+        let mut seen = BTreeSet::new();
+        let mut sums: BTreeMap<Currency, i128> = BTreeMap::new();
+        for entry in &entries {
+            if entry.amount.is_zero() {
+                return Err(LedgerError::ZeroEntry);
+            }
+            if !seen.insert(entry.wallet_id) {
+                return Err(LedgerError::DuplicateWallet(entry.wallet_id));
+            }
+            *sums.entry(entry.amount.currency()).or_default() += i128::from(entry.amount.amount_minor());
+        }
+        if let Some((currency, sum_minor)) = sums.into_iter().find(|(_, sum)| *sum != 0) {
+            return Err(LedgerError::Unbalanced { currency, sum_minor });
+        }
+        Ok(JournalTransaction {
+            id,
+            kind,
+            reference: reference.into(),
+            entries,
+            created_at,
+        })
+    }
+
+    /// The transaction that undoes this one.
+    pub fn reversal(&self, id: TransactionId, at: OffsetDateTime) -> Result<JournalTransaction, LedgerError> {
+        let entries = self
+            .entries
+            .iter()
+            .map(|entry| {
+                let amount = entry.amount.checked_neg().map_err(|e| LedgerError::Wallet {
+                    wallet_id: entry.wallet_id,
+                    source: e.into(),
+                })?;
+                Ok(Entry {
+                    wallet_id: entry.wallet_id,
+                    amount,
+                })
+            })
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+        JournalTransaction::new(id, TransactionKind::Reversal, format!("reversal:{}", self.id), entries, at)
+    }
+
+    pub fn id(&self) -> TransactionId {
+        self.id
+    }
+
+    pub fn kind(&self) -> TransactionKind {
+        self.kind
+    }
+
+    pub fn reference(&self) -> &str {
+        &self.reference
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub fn created_at(&self) -> OffsetDateTime {
+        self.created_at
+    }
+
+    /// The wallets this transaction touches, in the global lock order (ascending id).
+    pub fn wallet_ids(&self) -> Vec<WalletId> {
+        let mut ids: Vec<WalletId> = self.entries.iter().map(|entry| entry.wallet_id).collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// An immutable record of one entry applied to one wallet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posting {
+    pub transaction_id: TransactionId,
+    pub wallet_id: WalletId,
+    pub kind: TransactionKind,
+    pub reference: String,
+    pub amount: Money,
+    pub balance_after_minor: i64,
+    pub created_at: OffsetDateTime,
+}
+
+/// Applies a transaction to the wallets it touches (all of which must be in `wallets`) and returns
+/// the postings. Either every entry applies or none does: on error no wallet has changed.
+pub fn post(transaction: &JournalTransaction, wallets: &mut [Wallet]) -> Result<Vec<Posting>, LedgerError> {
+    let mut planned = Vec::with_capacity(transaction.entries.len());
+    for entry in &transaction.entries {
+        let index = wallets
+            .iter()
+            .position(|wallet| wallet.id() == entry.wallet_id)
+            .ok_or(LedgerError::UnknownWallet(entry.wallet_id))?;
+        let balance_after = wallets[index].balance_after(entry.amount).map_err(|source| LedgerError::Wallet {
+            wallet_id: entry.wallet_id,
+            source,
+        })?;
+        planned.push((index, entry, balance_after));
+    }
+    let postings = planned
+        .into_iter()
+        .map(|(index, entry, balance_after)| {
+            wallets[index].set_balance(balance_after);
+            Posting {
+                transaction_id: transaction.id,
+                wallet_id: entry.wallet_id,
+                kind: transaction.kind,
+                reference: transaction.reference.clone(),
+                amount: entry.amount,
+                balance_after_minor: balance_after,
+                created_at: transaction.created_at,
+            }
+        })
+        .collect();
+    Ok(postings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::UserId;
+    use crate::wallet::{SystemAccount, WalletOwner};
+    use proptest::prelude::*;
+    use uuid::Uuid;
+
+    fn at() -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH
+    }
+
+    fn usd(minor: i64) -> Money {
+        Money::from_minor(minor, Currency::Usd)
+    }
+
+    fn wallet_id(n: u128) -> WalletId {
+        WalletId::from_uuid(Uuid::from_u128(n))
+    }
+
+    fn user_wallet(n: u128, balance_minor: i64) -> Wallet {
+        let owner = WalletOwner::User(UserId::from_uuid(Uuid::from_u128(n)));
+        Wallet::restore(wallet_id(n), owner, Currency::Usd, balance_minor, 0, at())
+    }
+
+    fn clearing_wallet(n: u128) -> Wallet {
+        Wallet::open(wallet_id(n), WalletOwner::System(SystemAccount::Payouts), Currency::Usd, at())
+    }
+
+    fn transfer(from: u128, to: u128, minor: i64) -> Result<JournalTransaction, LedgerError> {
+        JournalTransaction::new(
+            TransactionId::from_uuid(Uuid::from_u128(99)),
+            TransactionKind::Transfer,
+            "t",
+            vec![
+                Entry::credit(wallet_id(from), usd(-minor)),
+                Entry::credit(wallet_id(to), usd(minor)),
+            ],
+            at(),
+        )
+    }
+
+    #[test]
+    fn an_unbalanced_transaction_is_refused() {
+        let refused = JournalTransaction::new(
+            TransactionId::from_uuid(Uuid::from_u128(1)),
+            TransactionKind::Adjustment,
+            "x",
+            vec![Entry::credit(wallet_id(1), usd(-100)), Entry::credit(wallet_id(2), usd(99))],
+            at(),
+        );
+        assert_eq!(
+            refused,
+            Err(LedgerError::Unbalanced {
+                currency: Currency::Usd,
+                sum_minor: -1
+            })
+        );
+    }
+
+    #[test]
+    fn single_zero_and_duplicate_entries_are_refused() {
+        let id = TransactionId::from_uuid(Uuid::from_u128(1));
+        let one = JournalTransaction::new(
+            id,
+            TransactionKind::Adjustment,
+            "x",
+            vec![Entry::credit(wallet_id(1), usd(5))],
+            at(),
+        );
+        assert_eq!(one, Err(LedgerError::TooFewEntries));
+        let zero = JournalTransaction::new(
+            id,
+            TransactionKind::Adjustment,
+            "x",
+            vec![Entry::credit(wallet_id(1), usd(0)), Entry::credit(wallet_id(2), usd(0))],
+            at(),
+        );
+        assert_eq!(zero, Err(LedgerError::ZeroEntry));
+        let twice = JournalTransaction::new(
+            id,
+            TransactionKind::Adjustment,
+            "x",
+            vec![Entry::credit(wallet_id(1), usd(5)), Entry::credit(wallet_id(1), usd(-5))],
+            at(),
+        );
+        assert_eq!(twice, Err(LedgerError::DuplicateWallet(wallet_id(1))));
+    }
+
+    #[test]
+    fn posting_moves_money_and_records_the_balance_after() -> Result<(), LedgerError> {
+        let mut wallets = vec![user_wallet(1, 1000), user_wallet(2, 50)];
+        let postings = post(&transfer(1, 2, 300)?, &mut wallets)?;
+        assert_eq!(wallets[0].balance(), usd(700));
+        assert_eq!(wallets[1].balance(), usd(350));
+        assert_eq!(postings[0].balance_after_minor, 700);
+        assert_eq!(postings[1].balance_after_minor, 350);
+        Ok(())
+    }
+
+    #[test]
+    fn an_overdraft_changes_no_wallet() -> Result<(), LedgerError> {
+        let mut wallets = vec![user_wallet(1, 100), user_wallet(2, 0)];
+        let refused = post(&transfer(1, 2, 101)?, &mut wallets);
+        assert!(refused.as_ref().err().and_then(LedgerError::insufficient_funds).is_some());
+        assert_eq!(wallets[0].balance(), usd(100));
+        assert_eq!(wallets[1].balance(), usd(0));
+        Ok(())
+    }
+
+    #[test]
+    fn a_system_account_may_go_negative() -> Result<(), LedgerError> {
+        let mut wallets = vec![clearing_wallet(1), user_wallet(2, 0)];
+        post(&transfer(1, 2, 500)?, &mut wallets)?;
+        assert_eq!(wallets[0].balance(), usd(-500));
+        assert_eq!(wallets[1].balance(), usd(500));
+        Ok(())
+    }
+
+    #[test]
+    fn a_reversal_restores_every_balance() -> Result<(), LedgerError> {
+        let mut wallets = vec![user_wallet(1, 1000), user_wallet(2, 0)];
+        let original = transfer(1, 2, 250)?;
+        post(&original, &mut wallets)?;
+        let reversal = original.reversal(TransactionId::from_uuid(Uuid::from_u128(100)), at())?;
+        post(&reversal, &mut wallets)?;
+        assert_eq!(wallets[0].balance(), usd(1000));
+        assert_eq!(wallets[1].balance(), usd(0));
+        Ok(())
+    }
+
+    proptest! {
+        /// Any accepted transaction balances, and posting it conserves the total across wallets.
+        #[test]
+        fn accepted_transactions_always_balance_and_conserve_money(
+            amounts in prop::collection::vec(-1_000_000i64..1_000_000, 1..8),
+            balances in prop::collection::vec(0i64..2_000_000, 9),
+        ) {
+            let mut entries: Vec<Entry> = amounts
+                .iter()
+                .enumerate()
+                .map(|(i, minor)| Entry::credit(wallet_id(i as u128 + 1), usd(*minor)))
+                .collect();
+            let sum: i64 = amounts.iter().sum();
+            entries.push(Entry::credit(wallet_id(100), usd(-sum)));
+            let transaction = JournalTransaction::new(
+                TransactionId::from_uuid(Uuid::from_u128(7)),
+                TransactionKind::Adjustment,
+                "p",
+                entries,
+                at(),
+            );
+            let Ok(transaction) = transaction else {
+                // Only zero or missing legs may be refused; a refused transaction posts nothing.
+                prop_assert!(amounts.contains(&0) || sum == 0);
+                return Ok(());
+            };
+            let total: i128 = transaction.entries().iter().map(|e| i128::from(e.amount.amount_minor())).sum();
+            prop_assert_eq!(total, 0);
+
+            let mut wallets: Vec<Wallet> = (0..amounts.len())
+                .map(|i| user_wallet(i as u128 + 1, balances[i]))
+                .collect();
+            wallets.push(clearing_wallet(100));
+            let before: i64 = wallets.iter().map(|w| w.balance().amount_minor()).sum();
+            let result = post(&transaction, &mut wallets);
+            let after: i64 = wallets.iter().map(|w| w.balance().amount_minor()).sum();
+            prop_assert_eq!(before, after);
+            if result.is_ok() {
+                prop_assert!(wallets.iter().filter(|w| !w.may_go_negative()).all(|w| w.balance().amount_minor() >= 0));
+            }
+        }
+
+        #[test]
+        fn unbalanced_entries_are_always_refused(
+            amounts in prop::collection::vec(1i64..1_000_000, 2..8),
+            skew in 1i64..1000,
+        ) {
+            let mut entries: Vec<Entry> = amounts
+                .iter()
+                .enumerate()
+                .map(|(i, minor)| Entry::credit(wallet_id(i as u128 + 1), usd(*minor)))
+                .collect();
+            let sum: i64 = amounts.iter().sum();
+            entries.push(Entry::credit(wallet_id(100), usd(-sum + skew)));
+            let refused = JournalTransaction::new(
+                TransactionId::from_uuid(Uuid::from_u128(7)),
+                TransactionKind::Adjustment,
+                "p",
+                entries,
+                at(),
+            );
+            let is_unbalanced = matches!(refused, Err(LedgerError::Unbalanced { .. }));
+            prop_assert!(is_unbalanced);
+        }
+    }
+}

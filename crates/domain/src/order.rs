@@ -1,0 +1,565 @@
+//! Orders and their state machine.
+//!
+//! ```text
+//! created -> payment_pending -> paid -> fulfilled
+//!                    |            |         |
+//!                    v            v         v
+//!                cancelled   partially_refunded -> refunded
+//! ```
+//!
+//! Transitions are the only way to change a status: each consumes the order, checks the move
+//! against `OrderStatus::successors`, and returns the new order with a `StatusChange` for the
+//! audit trail.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::catalog::{Product, Quantity};
+use crate::ids::{OrderId, ProductId, UserId};
+use crate::money::{Currency, Money, MoneyError};
+use crate::payment::ProviderName;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OrderStatus {
+    Created,
+    PaymentPending,
+    Paid,
+    Fulfilled,
+    Cancelled,
+    PartiallyRefunded,
+    Refunded,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 7] = [
+        OrderStatus::Created,
+        OrderStatus::PaymentPending,
+        OrderStatus::Paid,
+        OrderStatus::Fulfilled,
+        OrderStatus::Cancelled,
+        OrderStatus::PartiallyRefunded,
+        OrderStatus::Refunded,
+    ];
+
+    /// The declared transitions: the only statuses this one may move to.
+    pub fn successors(self) -> &'static [OrderStatus] {
+        use OrderStatus::*;
+        match self {
+            Created => &[PaymentPending],
+            PaymentPending => &[Paid, Cancelled],
+            Paid => &[Fulfilled, PartiallyRefunded, Refunded],
+            Fulfilled => &[PartiallyRefunded, Refunded],
+            PartiallyRefunded => &[Fulfilled, PartiallyRefunded, Refunded],
+            Cancelled => &[],
+            Refunded => &[],
+        }
+    }
+
+    pub fn can_become(self, next: OrderStatus) -> bool {
+        self.successors().contains(&next)
+    }
+
+    pub fn is_final(self) -> bool {
+        self.successors().is_empty()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Created => "created",
+            OrderStatus::PaymentPending => "payment_pending",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Fulfilled => "fulfilled",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::PartiallyRefunded => "partially_refunded",
+            OrderStatus::Refunded => "refunded",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<OrderStatus> {
+        OrderStatus::ALL.into_iter().find(|status| status.as_str() == text)
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaymentMethod {
+    Wallet,
+    Card,
+}
+
+impl PaymentMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentMethod::Wallet => "wallet",
+            PaymentMethod::Card => "card",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PaymentMethod> {
+        match text {
+            "wallet" => Some(PaymentMethod::Wallet),
+            "card" => Some(PaymentMethod::Card),
+            _ => None,
+        }
+    }
+}
+
+/// Who caused a change: a user, the platform itself (a background job), or a payment gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Actor {
+    User(UserId),
+    System,
+    Gateway(ProviderName),
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::User(id) => write!(f, "user:{id}"),
+            Actor::System => f.write_str("system"),
+            Actor::Gateway(provider) => write!(f, "gateway:{provider}"),
+        }
+    }
+}
+
+impl Actor {
+    pub fn parse(text: &str) -> Option<Actor> {
+        if text == "system" {
+            return Some(Actor::System);
+        }
+        if let Some(id) = text.strip_prefix("user:") {
+            return UserId::parse(id).ok().map(Actor::User);
+        }
+        text.strip_prefix("gateway:")
+            .and_then(|provider| ProviderName::parse(provider).ok())
+            .map(Actor::Gateway)
+    }
+}
+
+/// One line of an order, with the price as it was when the order was placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderItem {
+    pub product_id: ProductId,
+    pub merchant_id: UserId,
+    pub product_name: String,
+    pub quantity: Quantity,
+    pub unit_price: Money,
+}
+
+impl OrderItem {
+    pub fn line_total(&self) -> Result<Money, MoneyError> {
+        self.unit_price.checked_mul(i64::from(self.quantity.get()))
+    }
+}
+
+/// An entry of the audit trail: every status an order ever had, who set it and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub order_id: OrderId,
+    pub from: Option<OrderStatus>,
+    pub to: OrderStatus,
+    pub actor: Actor,
+    pub reason: String,
+    pub at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderError {
+    #[error("an order needs at least one item")]
+    Empty,
+    #[error("an order may have at most {max} items")]
+    TooManyItems { max: usize },
+    #[error("product {0} appears more than once")]
+    DuplicateProduct(ProductId),
+    #[error("product {0} is not on sale")]
+    ProductInactive(ProductId),
+    #[error("all items of an order must share one currency")]
+    MixedCurrencies,
+    #[error("merchants cannot buy their own product {0}")]
+    OwnProduct(ProductId),
+    #[error("cannot refund {requested}: only {refundable} is refundable")]
+    RefundExceedsPaid { refundable: Money, requested: Money },
+    #[error("the amount must be positive and in the order's currency")]
+    InvalidAmount,
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an order cannot go from {from} to {to}")]
+pub struct TransitionError {
+    pub from: OrderStatus,
+    pub to: OrderStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: OrderId,
+    pub buyer_id: UserId,
+    pub items: Vec<OrderItem>,
+    pub total: Money,
+    pub refunded: Money,
+    pub payment_method: PaymentMethod,
+    pub status: OrderStatus,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl Order {
+    pub const ITEMS_MAX: usize = 50;
+
+    /// A new order in status `created`, priced from the products as they are now.
+    pub fn place(
+        id: OrderId,
+        buyer_id: UserId,
+        lines: &[(&Product, Quantity)],
+        payment_method: PaymentMethod,
+        at: OffsetDateTime,
+    ) -> Result<(Order, StatusChange), OrderError> {
+        let (first, _) = lines.first().ok_or(OrderError::Empty)?;
+        if lines.len() > Order::ITEMS_MAX {
+            return Err(OrderError::TooManyItems { max: Order::ITEMS_MAX });
+        }
+        let currency = first.price.currency();
+        let mut seen = BTreeSet::new();
+        let mut items = Vec::with_capacity(lines.len());
+        let mut total = Money::zero(currency);
+        for (product, quantity) in lines {
+            if !seen.insert(product.id) {
+                return Err(OrderError::DuplicateProduct(product.id));
+            }
+            if !product.active {
+                return Err(OrderError::ProductInactive(product.id));
+            }
+            if product.price.currency() != currency {
+                return Err(OrderError::MixedCurrencies);
+            }
+            if product.merchant_id == buyer_id {
+                return Err(OrderError::OwnProduct(product.id));
+            }
+            let item = OrderItem {
+                product_id: product.id,
+                merchant_id: product.merchant_id,
+                product_name: product.name.clone(),
+                quantity: *quantity,
+                unit_price: product.price,
+            };
+            total = total.checked_add(item.line_total()?)?;
+            items.push(item);
+        }
+        let order = Order {
+            id,
+            buyer_id,
+            items,
+            total,
+            refunded: Money::zero(currency),
+            payment_method,
+            status: OrderStatus::Created,
+            created_at: at,
+            updated_at: at,
+        };
+        let change = StatusChange {
+            order_id: id,
+            from: None,
+            to: OrderStatus::Created,
+            actor: Actor::User(buyer_id),
+            reason: "order placed".to_owned(),
+            at,
+        };
+        Ok((order, change))
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.total.currency()
+    }
+
+    fn transition(
+        mut self,
+        to: OrderStatus,
+        actor: Actor,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> Result<(Order, StatusChange), TransitionError> {
+        let from = self.status;
+        if !from.can_become(to) {
+            return Err(TransitionError { from, to });
+        }
+        self.status = to;
+        self.updated_at = at;
+        let change = StatusChange {
+            order_id: self.id,
+            from: Some(from),
+            to,
+            actor,
+            reason: reason.to_owned(),
+            at,
+        };
+        Ok((self, change))
+    }
+
+    pub fn await_payment(self, actor: Actor, at: OffsetDateTime) -> Result<(Order, StatusChange), TransitionError> {
+        let reason = format!("awaiting {} payment", self.payment_method.as_str());
+        self.transition(OrderStatus::PaymentPending, actor, &reason, at)
+    }
+
+    pub fn mark_paid(self, actor: Actor, at: OffsetDateTime) -> Result<(Order, StatusChange), TransitionError> {
+        self.transition(OrderStatus::Paid, actor, "payment received", at)
+    }
+
+    pub fn fulfil(self, actor: Actor, at: OffsetDateTime) -> Result<(Order, StatusChange), TransitionError> {
+        self.transition(OrderStatus::Fulfilled, actor, "fulfilled", at)
+    }
+
+    pub fn cancel(self, actor: Actor, reason: &str, at: OffsetDateTime) -> Result<(Order, StatusChange), TransitionError> {
+        self.transition(OrderStatus::Cancelled, actor, reason, at)
+    }
+
+    /// Records a refund of `amount`: `refunded` when nothing is left to refund, otherwise
+    /// `partially_refunded`.
+    pub fn record_refund(
+        mut self,
+        amount: Money,
+        actor: Actor,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> Result<(Order, StatusChange), OrderError> {
+        if amount.currency() != self.currency() || !amount.is_positive() {
+            return Err(OrderError::InvalidAmount);
+        }
+        let refundable = self.total.checked_sub(self.refunded)?;
+        if amount.amount_minor() > refundable.amount_minor() {
+            return Err(OrderError::RefundExceedsPaid {
+                refundable,
+                requested: amount,
+            });
+        }
+        let refunded = self.refunded.checked_add(amount)?;
+        let to = if refunded == self.total {
+            OrderStatus::Refunded
+        } else {
+            OrderStatus::PartiallyRefunded
+        };
+        self.refunded = refunded;
+        Ok(self.transition(to, actor, reason, at)?)
+    }
+
+    /// What each merchant is owed for this order: the sum of their lines.
+    pub fn merchant_totals(&self) -> Result<BTreeMap<UserId, Money>, MoneyError> {
+        let mut totals: BTreeMap<UserId, Money> = BTreeMap::new();
+        for item in &self.items {
+            let line = item.line_total()?;
+            let total = totals.entry(item.merchant_id).or_insert(Money::zero(self.currency()));
+            *total = total.checked_add(line)?;
+        }
+        Ok(totals)
+    }
+
+    pub fn has_merchant(&self, merchant_id: UserId) -> bool {
+        self.items.iter().any(|item| item.merchant_id == merchant_id)
+    }
+
+    /// Whether money was taken for this order and not (entirely) given back.
+    pub fn is_paid(&self) -> bool {
+        matches!(
+            self.status,
+            OrderStatus::Paid | OrderStatus::Fulfilled | OrderStatus::PartiallyRefunded
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use uuid::Uuid;
+
+    fn at() -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH
+    }
+
+    fn user(n: u128) -> UserId {
+        UserId::from_uuid(Uuid::from_u128(n))
+    }
+
+    fn product(n: u128, merchant: u128, price_minor: i64) -> Product {
+        let price = Money::from_minor(price_minor, Currency::Usd);
+        Product::new(ProductId::from_uuid(Uuid::from_u128(n)), user(merchant), "Thing", "", price, at()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn quantity(units: i64) -> Quantity {
+        Quantity::new(units).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn order() -> Order {
+        let (a, b) = (product(1, 10, 250), product(2, 11, 1000));
+        Order::place(
+            OrderId::from_uuid(Uuid::from_u128(5)),
+            user(1),
+            &[(&a, quantity(2)), (&b, quantity(1))],
+            PaymentMethod::Wallet,
+            at(),
+        )
+        .map(|(order, _)| order)
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_total_and_merchant_shares_come_from_the_lines() -> Result<(), MoneyError> {
+        let order = order();
+        assert_eq!(order.total, Money::from_minor(1500, Currency::Usd));
+        let shares = order.merchant_totals()?;
+        assert_eq!(shares.get(&user(10)), Some(&Money::from_minor(500, Currency::Usd)));
+        assert_eq!(shares.get(&user(11)), Some(&Money::from_minor(1000, Currency::Usd)));
+        Ok(())
+    }
+
+    #[test]
+    fn orders_refuse_bad_carts() {
+        let place = |lines: &[(&Product, Quantity)], buyer| {
+            Order::place(OrderId::from_uuid(Uuid::from_u128(5)), buyer, lines, PaymentMethod::Wallet, at()).map(|_| ())
+        };
+        let a = product(1, 10, 250);
+        assert_eq!(place(&[], user(1)), Err(OrderError::Empty));
+        assert_eq!(
+            place(&[(&a, quantity(1)), (&a, quantity(1))], user(1)),
+            Err(OrderError::DuplicateProduct(a.id))
+        );
+        assert_eq!(place(&[(&a, quantity(1))], user(10)), Err(OrderError::OwnProduct(a.id)));
+        let inactive = a.clone().deactivate(at());
+        assert_eq!(place(&[(&inactive, quantity(1))], user(1)), Err(OrderError::ProductInactive(a.id)));
+        let mut euro = product(3, 10, 100);
+        euro.price = Money::from_minor(100, Currency::Eur);
+        assert_eq!(
+            place(&[(&a, quantity(1)), (&euro, quantity(1))], user(1)),
+            Err(OrderError::MixedCurrencies)
+        );
+    }
+
+    #[test]
+    fn the_happy_path_records_every_transition() -> Result<(), OrderError> {
+        let buyer = Actor::User(user(1));
+        let (order, first) = order().await_payment(buyer.clone(), at())?;
+        let (order, second) = order.mark_paid(buyer.clone(), at())?;
+        let (order, third) = order.fulfil(Actor::User(user(10)), at())?;
+        assert_eq!(order.status, OrderStatus::Fulfilled);
+        assert_eq!(
+            [first.from, second.from, third.from],
+            [
+                Some(OrderStatus::Created),
+                Some(OrderStatus::PaymentPending),
+                Some(OrderStatus::Paid)
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn partial_refunds_add_up_to_a_full_refund() -> Result<(), OrderError> {
+        let actor = Actor::User(user(99));
+        let (order, _) = order().await_payment(actor.clone(), at())?;
+        let (order, _) = order.mark_paid(actor.clone(), at())?;
+        let (order, _) = order.record_refund(Money::from_minor(500, Currency::Usd), actor.clone(), "r", at())?;
+        assert_eq!(order.status, OrderStatus::PartiallyRefunded);
+        let too_much = order
+            .clone()
+            .record_refund(Money::from_minor(1001, Currency::Usd), actor.clone(), "r", at());
+        assert!(matches!(too_much, Err(OrderError::RefundExceedsPaid { .. })));
+        let (order, _) = order.record_refund(Money::from_minor(1000, Currency::Usd), actor, "r", at())?;
+        assert_eq!(order.status, OrderStatus::Refunded);
+        Ok(())
+    }
+
+    #[test]
+    fn an_unpaid_order_cannot_be_fulfilled_or_refunded() -> Result<(), OrderError> {
+        let actor = Actor::User(user(1));
+        let (pending, _) = order().await_payment(actor.clone(), at())?;
+        assert_eq!(
+            pending.clone().fulfil(actor.clone(), at()).err(),
+            Some(TransitionError {
+                from: OrderStatus::PaymentPending,
+                to: OrderStatus::Fulfilled
+            })
+        );
+        let refund = pending.record_refund(Money::from_minor(1, Currency::Usd), actor, "r", at());
+        assert!(matches!(refund, Err(OrderError::Transition(_))));
+        Ok(())
+    }
+
+    #[test]
+    fn actors_round_trip_through_text() -> Result<(), crate::payment::ProviderNameError> {
+        for actor in [Actor::System, Actor::User(user(3)), Actor::Gateway(ProviderName::parse("stripe")?)] {
+            assert_eq!(Actor::parse(&actor.to_string()), Some(actor));
+        }
+        Ok(())
+    }
+
+    fn any_status() -> impl Strategy<Value = OrderStatus> {
+        prop::sample::select(OrderStatus::ALL.to_vec())
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        AwaitPayment,
+        MarkPaid,
+        Fulfil,
+        Cancel,
+        Refund(i64),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            Just(Step::AwaitPayment),
+            Just(Step::MarkPaid),
+            Just(Step::Fulfil),
+            Just(Step::Cancel),
+            (1i64..2000).prop_map(Step::Refund),
+        ]
+    }
+
+    proptest! {
+        /// Whatever is attempted, every status an order reaches was declared as a successor of the
+        /// status it left, and a refused step leaves the order untouched.
+        #[test]
+        fn no_sequence_of_steps_reaches_an_undeclared_transition(steps in prop::collection::vec(step(), 0..30)) {
+            let actor = Actor::System;
+            let mut order = order();
+            for step in steps {
+                let before = order.clone();
+                let result = match step {
+                    Step::AwaitPayment => order.clone().await_payment(actor.clone(), at()).map_err(OrderError::from),
+                    Step::MarkPaid => order.clone().mark_paid(actor.clone(), at()).map_err(OrderError::from),
+                    Step::Fulfil => order.clone().fulfil(actor.clone(), at()).map_err(OrderError::from),
+                    Step::Cancel => order.clone().cancel(actor.clone(), "c", at()).map_err(OrderError::from),
+                    Step::Refund(minor) => order.clone().record_refund(Money::from_minor(minor, Currency::Usd), actor.clone(), "r", at()),
+                };
+                match result {
+                    Ok((next, change)) => {
+                        prop_assert!(before.status.can_become(next.status));
+                        prop_assert_eq!(change.from, Some(before.status));
+                        prop_assert_eq!(change.to, next.status);
+                        prop_assert!(next.refunded.amount_minor() <= next.total.amount_minor());
+                        order = next;
+                    }
+                    Err(_) => prop_assert_eq!(&order, &before),
+                }
+            }
+        }
+
+        #[test]
+        fn final_statuses_have_no_way_out(from in any_status(), to in any_status()) {
+            if from.is_final() {
+                prop_assert!(!from.can_become(to));
+            }
+            prop_assert_eq!(OrderStatus::parse(from.as_str()), Some(from));
+        }
+    }
+}

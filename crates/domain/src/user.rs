@@ -1,0 +1,252 @@
+//! Users, roles, e-mail addresses and the password policy.
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::ids::UserId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Customer,
+    Merchant,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Merchant => "merchant",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "customer" => Some(Role::Customer),
+            "merchant" => Some(Role::Merchant),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// Whether someone may pick this role when registering. Admins are created by an operator.
+    pub fn is_self_registrable(self) -> bool {
+        match self {
+            Role::Customer | Role::Merchant => true,
+            Role::Admin => false,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmailError {
+    #[error("the e-mail address is empty")]
+    Empty,
+    #[error("the e-mail address is longer than {max} characters")]
+    TooLong { max: usize },
+    #[error("the e-mail address is not of the form name@example.com")]
+    Malformed,
+}
+
+/// A normalised e-mail address: trimmed and lower-cased, so that `Ann@Example.com` and
+/// `ann@example.com` are one account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Email(String);
+
+impl Email {
+    pub const LEN_MAX: usize = 254;
+
+    pub fn parse(text: &str) -> Result<Email, EmailError> {
+        let normalised = text.trim().to_lowercase();
+        if normalised.is_empty() {
+            return Err(EmailError::Empty);
+        }
+        if normalised.chars().count() > Email::LEN_MAX {
+            return Err(EmailError::TooLong { max: Email::LEN_MAX });
+        }
+        let (local, domain) = normalised.split_once('@').ok_or(EmailError::Malformed)?;
+        let domain_ok = domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+        let local_ok =
+            !local.is_empty() && local.chars().count() <= 64 && !local.chars().any(|c| c.is_whitespace() || c.is_control() || c == '@');
+        if !(domain_ok && local_ok) {
+            return Err(EmailError::Malformed);
+        }
+        Ok(Email(normalised))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn local_part(&self) -> &str {
+        self.0.split('@').next().unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordError {
+    #[error("the password must have at least {min} characters")]
+    TooShort { min: usize },
+    #[error("the password must have at most {max} bytes")]
+    TooLong { max: usize },
+    #[error("the password must contain at least one letter and one digit")]
+    TooSimple,
+    #[error("the password must not contain the e-mail address")]
+    ContainsEmail,
+}
+
+/// A plaintext password that satisfies the policy. `Debug` never shows it.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    pub const LEN_MIN: usize = 10;
+    /// bcrypt ignores everything after 72 bytes, so longer passwords would give false security.
+    pub const BYTES_MAX: usize = 72;
+
+    /// Checks a new password against the policy.
+    pub fn new(text: &str, email: &Email) -> Result<Password, PasswordError> {
+        if text.chars().count() < Password::LEN_MIN {
+            return Err(PasswordError::TooShort { min: Password::LEN_MIN });
+        }
+        if text.len() > Password::BYTES_MAX {
+            return Err(PasswordError::TooLong { max: Password::BYTES_MAX });
+        }
+        let has_letter = text.chars().any(char::is_alphabetic);
+        let has_digit = text.chars().any(|c| c.is_ascii_digit());
+        if !(has_letter && has_digit) {
+            return Err(PasswordError::TooSimple);
+        }
+        let local = email.local_part();
+        if local.len() >= 3 && text.to_lowercase().contains(local) {
+            return Err(PasswordError::ContainsEmail);
+        }
+        Ok(Password(text.to_owned()))
+    }
+
+    /// A password presented at login: no policy check (the policy may have changed since).
+    pub fn presented(text: &str) -> Password {
+        Password(text.to_owned())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// A password hash in the hasher's own encoding (bcrypt's `$2b$...`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    pub fn new(encoded: String) -> PasswordHash {
+        PasswordHash(encoded)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(***)")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub email: Email,
+    pub password_hash: PasswordHash,
+    pub role: Role,
+    pub created_at: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email(text: &str) -> Email {
+        Email::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn e_mail_addresses_are_trimmed_and_lower_cased() {
+        assert_eq!(email("  Ann.Lee@Example.COM ").as_str(), "ann.lee@example.com");
+    }
+
+    #[test]
+    fn malformed_e_mail_addresses_are_rejected() {
+        for text in [
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@example",
+            "a b@example.com",
+            "ann@exa mple.com",
+            "ann@@example.com",
+            "ann@example..com",
+            "ann@.example.com",
+        ] {
+            assert_eq!(Email::parse(text), Err(EmailError::Malformed), "{text}");
+        }
+        assert_eq!(Email::parse("   "), Err(EmailError::Empty));
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert_eq!(Email::parse(&long), Err(EmailError::TooLong { max: 254 }));
+    }
+
+    #[test]
+    fn the_password_policy_wants_length_letters_and_digits() {
+        let owner = email("ann@example.com");
+        assert!(Password::new("correct horse 9", &owner).is_ok());
+        assert_eq!(Password::new("short1", &owner).err(), Some(PasswordError::TooShort { min: 10 }));
+        assert_eq!(Password::new("onlyletters", &owner).err(), Some(PasswordError::TooSimple));
+        assert_eq!(Password::new("1234567890", &owner).err(), Some(PasswordError::TooSimple));
+        assert_eq!(
+            Password::new(&"a1".repeat(40), &owner).err(),
+            Some(PasswordError::TooLong { max: 72 })
+        );
+        let rich = email("annabelle@example.com");
+        assert_eq!(Password::new("Annabelle2024!", &rich).err(), Some(PasswordError::ContainsEmail));
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let owner = email("ann@example.com");
+        let password = Password::new("correct horse 9", &owner).map(|p| format!("{p:?}"));
+        assert_eq!(password.as_deref(), Ok("Password(***)"));
+        assert_eq!(format!("{:?}", PasswordHash::new("$2b$12$abc".into())), "PasswordHash(***)");
+    }
+
+    #[test]
+    fn nobody_registers_as_admin() {
+        assert!(Role::Customer.is_self_registrable());
+        assert!(Role::Merchant.is_self_registrable());
+        assert!(!Role::Admin.is_self_registrable());
+    }
+}

@@ -1,0 +1,441 @@
+//! Wallets (ledger accounts) and holds.
+//!
+//! A user's wallet caches `balance` (the sum of its postings) and `held` (the sum of its pending
+//! holds); `available = balance - held` is what may be spent. User wallets never go below zero
+//! and never hold more than they have. System accounts stand for the outside world (gateway
+//! clearing, payouts, adjustments) and may go negative: money that entered the platform by card
+//! shows as a negative clearing balance.
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::ids::{HoldId, UserId, WalletId};
+use crate::money::{Currency, Money, MoneyError};
+use crate::payment::ProviderName;
+
+/// An account of the platform itself rather than of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SystemAccount {
+    /// Money received from (or refunded through) one card gateway.
+    GatewayClearing(ProviderName),
+    /// Money paid out of the platform by withdrawals.
+    Payouts,
+    /// The counterpart of manual corrections made by an admin.
+    Adjustments,
+}
+
+impl SystemAccount {
+    /// A stable text code, used as the account's key in storage.
+    pub fn code(&self) -> String {
+        match self {
+            SystemAccount::GatewayClearing(provider) => format!("gateway_clearing:{provider}"),
+            SystemAccount::Payouts => "payouts".to_owned(),
+            SystemAccount::Adjustments => "adjustments".to_owned(),
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<SystemAccount> {
+        match code {
+            "payouts" => Some(SystemAccount::Payouts),
+            "adjustments" => Some(SystemAccount::Adjustments),
+            other => other
+                .strip_prefix("gateway_clearing:")
+                .and_then(|provider| ProviderName::parse(provider).ok())
+                .map(SystemAccount::GatewayClearing),
+        }
+    }
+}
+
+impl fmt::Display for SystemAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.code())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum WalletOwner {
+    User(UserId),
+    System(SystemAccount),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WalletError {
+    #[error("insufficient funds: {available} available, {requested} requested")]
+    InsufficientFunds { available: Money, requested: Money },
+    #[error("the wallet holds {wallet} but the amount is in {amount}")]
+    CurrencyMismatch { wallet: Currency, amount: Currency },
+    #[error("the amount must be positive")]
+    NotPositive,
+    #[error("holds are only placed on user wallets")]
+    NotAUserWallet,
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wallet {
+    id: WalletId,
+    owner: WalletOwner,
+    currency: Currency,
+    balance_minor: i64,
+    held_minor: i64,
+    created_at: OffsetDateTime,
+}
+
+impl Wallet {
+    /// A new, empty wallet.
+    pub fn open(id: WalletId, owner: WalletOwner, currency: Currency, at: OffsetDateTime) -> Wallet {
+        Wallet {
+            id,
+            owner,
+            currency,
+            balance_minor: 0,
+            held_minor: 0,
+            created_at: at,
+        }
+    }
+
+    /// Rebuilds a wallet from storage. Storage enforces the same invariants as `Wallet` does.
+    pub fn restore(
+        id: WalletId,
+        owner: WalletOwner,
+        currency: Currency,
+        balance_minor: i64,
+        held_minor: i64,
+        created_at: OffsetDateTime,
+    ) -> Wallet {
+        Wallet {
+            id,
+            owner,
+            currency,
+            balance_minor,
+            held_minor,
+            created_at,
+        }
+    }
+
+    pub fn id(&self) -> WalletId {
+        self.id
+    }
+
+    pub fn owner(&self) -> &WalletOwner {
+        &self.owner
+    }
+
+    pub fn user_id(&self) -> Option<UserId> {
+        match &self.owner {
+            WalletOwner::User(user) => Some(*user),
+            WalletOwner::System(_) => None,
+        }
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+
+    pub fn created_at(&self) -> OffsetDateTime {
+        self.created_at
+    }
+
+    pub fn balance(&self) -> Money {
+        Money::from_minor(self.balance_minor, self.currency)
+    }
+
+    pub fn held(&self) -> Money {
+        Money::from_minor(self.held_minor, self.currency)
+    }
+
+    /// What may be spent: the balance minus what is reserved by pending holds.
+    pub fn available(&self) -> Money {
+        Money::from_minor(self.balance_minor - self.held_minor, self.currency)
+    }
+
+    /// System accounts may go negative; user wallets may not.
+    pub fn may_go_negative(&self) -> bool {
+        matches!(self.owner, WalletOwner::System(_))
+    }
+
+    fn check_amount(&self, amount: Money) -> Result<(), WalletError> {
+        if amount.currency() != self.currency {
+            return Err(WalletError::CurrencyMismatch {
+                wallet: self.currency,
+                amount: amount.currency(),
+            });
+        }
+        if !amount.is_positive() {
+            return Err(WalletError::NotPositive);
+        }
+        Ok(())
+    }
+
+    /// The balance after adding a signed amount, refusing to spend what is not available.
+    pub(crate) fn balance_after(&self, amount: Money) -> Result<i64, WalletError> {
+        if amount.currency() != self.currency {
+            return Err(WalletError::CurrencyMismatch {
+                wallet: self.currency,
+                amount: amount.currency(),
+            });
+        }
+        let after = self.balance_minor.checked_add(amount.amount_minor()).ok_or(MoneyError::Overflow)?;
+        if !self.may_go_negative() && after < self.held_minor {
+            return Err(WalletError::InsufficientFunds {
+                available: self.available(),
+                requested: amount.checked_neg()?,
+            });
+        }
+        Ok(after)
+    }
+
+    pub(crate) fn set_balance(&mut self, balance_minor: i64) {
+        debug_assert!(self.may_go_negative() || balance_minor >= self.held_minor);
+        self.balance_minor = balance_minor;
+    }
+
+    fn reserve(&mut self, amount: Money) -> Result<(), WalletError> {
+        self.check_amount(amount)?;
+        if self.may_go_negative() {
+            return Err(WalletError::NotAUserWallet);
+        }
+        if self.available().amount_minor() < amount.amount_minor() {
+            return Err(WalletError::InsufficientFunds {
+                available: self.available(),
+                requested: amount,
+            });
+        }
+        self.held_minor += amount.amount_minor();
+        Ok(())
+    }
+
+    fn unreserve(&mut self, amount: Money) {
+        debug_assert!(amount.amount_minor() <= self.held_minor);
+        self.held_minor -= amount.amount_minor();
+    }
+}
+
+/// The two-phase vocabulary of a hold: pending, then captured, released or expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HoldStatus {
+    Pending,
+    Captured,
+    Released,
+    Expired,
+}
+
+impl HoldStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldStatus::Pending => "pending",
+            HoldStatus::Captured => "captured",
+            HoldStatus::Released => "released",
+            HoldStatus::Expired => "expired",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<HoldStatus> {
+        match text {
+            "pending" => Some(HoldStatus::Pending),
+            "captured" => Some(HoldStatus::Captured),
+            "released" => Some(HoldStatus::Released),
+            "expired" => Some(HoldStatus::Expired),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HoldError {
+    #[error("the hold is {0:?}, not pending")]
+    NotPending(HoldStatus),
+    #[error("cannot capture {requested}: the hold is for {held}")]
+    CaptureExceedsHold { held: Money, requested: Money },
+    #[error("the hold belongs to another wallet")]
+    WrongWallet,
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+}
+
+/// Funds reserved on a wallet: they stay in the balance but are no longer available.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub id: HoldId,
+    pub wallet_id: WalletId,
+    pub amount: Money,
+    pub captured: Money,
+    pub status: HoldStatus,
+    pub reference: String,
+    pub created_at: OffsetDateTime,
+    pub settled_at: Option<OffsetDateTime>,
+}
+
+impl Hold {
+    /// Reserves `amount` of the wallet's available funds.
+    pub fn place(id: HoldId, wallet: &mut Wallet, amount: Money, reference: String, at: OffsetDateTime) -> Result<Hold, HoldError> {
+        wallet.reserve(amount)?;
+        Ok(Hold {
+            id,
+            wallet_id: wallet.id(),
+            amount,
+            captured: Money::zero(amount.currency()),
+            status: HoldStatus::Pending,
+            reference,
+            created_at: at,
+            settled_at: None,
+        })
+    }
+
+    fn settle(mut self, wallet: &mut Wallet, status: HoldStatus, at: OffsetDateTime) -> Result<Hold, HoldError> {
+        if self.status != HoldStatus::Pending {
+            return Err(HoldError::NotPending(self.status));
+        }
+        if wallet.id() != self.wallet_id {
+            return Err(HoldError::WrongWallet);
+        }
+        wallet.unreserve(self.amount);
+        self.status = status;
+        self.settled_at = Some(at);
+        Ok(self)
+    }
+
+    /// Captures `amount` (all or part of the hold) and releases the rest. The reservation leaves
+    /// the wallet; the caller then posts the captured amount as a ledger debit, which the wallet
+    /// can always cover because the funds were reserved.
+    pub fn capture(self, wallet: &mut Wallet, amount: Money, at: OffsetDateTime) -> Result<Hold, HoldError> {
+        if amount.currency() != self.amount.currency() || !amount.is_positive() {
+            return Err(HoldError::Wallet(WalletError::NotPositive));
+        }
+        if amount.amount_minor() > self.amount.amount_minor() {
+            return Err(HoldError::CaptureExceedsHold {
+                held: self.amount,
+                requested: amount,
+            });
+        }
+        let mut hold = self.settle(wallet, HoldStatus::Captured, at)?;
+        hold.captured = amount;
+        Ok(hold)
+    }
+
+    /// Gives the reserved funds back to the wallet's available balance.
+    pub fn release(self, wallet: &mut Wallet, at: OffsetDateTime) -> Result<Hold, HoldError> {
+        self.settle(wallet, HoldStatus::Released, at)
+    }
+
+    /// Like `release`, when a hold outlived its expiry.
+    pub fn expire(self, wallet: &mut Wallet, at: OffsetDateTime) -> Result<Hold, HoldError> {
+        self.settle(wallet, HoldStatus::Expired, at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn at() -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH
+    }
+
+    fn usd(minor: i64) -> Money {
+        Money::from_minor(minor, Currency::Usd)
+    }
+
+    fn funded_wallet(balance_minor: i64) -> Wallet {
+        let owner = WalletOwner::User(UserId::from_uuid(Uuid::from_u128(1)));
+        Wallet::restore(
+            WalletId::from_uuid(Uuid::from_u128(2)),
+            owner,
+            Currency::Usd,
+            balance_minor,
+            0,
+            at(),
+        )
+    }
+
+    fn hold_id() -> HoldId {
+        HoldId::from_uuid(Uuid::from_u128(3))
+    }
+
+    #[test]
+    fn a_hold_makes_funds_unavailable_but_keeps_the_balance() -> Result<(), HoldError> {
+        let mut wallet = funded_wallet(1000);
+        Hold::place(hold_id(), &mut wallet, usd(300), "call".into(), at())?;
+        assert_eq!(wallet.balance(), usd(1000));
+        assert_eq!(wallet.held(), usd(300));
+        assert_eq!(wallet.available(), usd(700));
+        Ok(())
+    }
+
+    #[test]
+    fn a_hold_larger_than_the_available_funds_is_refused() {
+        let mut wallet = funded_wallet(100);
+        let refused = Hold::place(hold_id(), &mut wallet, usd(101), "call".into(), at());
+        assert!(matches!(refused, Err(HoldError::Wallet(WalletError::InsufficientFunds { .. }))));
+        assert_eq!(wallet.held(), usd(0));
+    }
+
+    #[test]
+    fn a_partial_capture_releases_the_remainder() -> Result<(), HoldError> {
+        let mut wallet = funded_wallet(1000);
+        let hold = Hold::place(hold_id(), &mut wallet, usd(300), "call".into(), at())?;
+        let hold = hold.capture(&mut wallet, usd(120), at())?;
+        assert_eq!(hold.status, HoldStatus::Captured);
+        assert_eq!(hold.captured, usd(120));
+        assert_eq!(wallet.held(), usd(0));
+        Ok(())
+    }
+
+    #[test]
+    fn a_capture_larger_than_the_hold_is_rejected() -> Result<(), HoldError> {
+        let mut wallet = funded_wallet(1000);
+        let hold = Hold::place(hold_id(), &mut wallet, usd(300), "call".into(), at())?;
+        let refused = hold.capture(&mut wallet, usd(301), at());
+        assert!(matches!(refused, Err(HoldError::CaptureExceedsHold { .. })));
+        assert_eq!(wallet.held(), usd(300));
+        Ok(())
+    }
+
+    #[test]
+    fn a_settled_hold_cannot_be_settled_again() -> Result<(), HoldError> {
+        let mut wallet = funded_wallet(1000);
+        let hold = Hold::place(hold_id(), &mut wallet, usd(300), "call".into(), at())?;
+        let released = hold.release(&mut wallet, at())?;
+        let again = released.capture(&mut wallet, usd(100), at());
+        assert_eq!(again, Err(HoldError::NotPending(HoldStatus::Released)));
+        Ok(())
+    }
+
+    #[test]
+    fn system_account_codes_round_trip() -> Result<(), crate::payment::ProviderNameError> {
+        for account in [
+            SystemAccount::Payouts,
+            SystemAccount::Adjustments,
+            SystemAccount::GatewayClearing(ProviderName::parse("stripe")?),
+        ] {
+            assert_eq!(SystemAccount::parse(&account.code()), Some(account));
+        }
+        Ok(())
+    }
+}
+
+/// A person-to-person transfer, as the sender and receiver see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    pub id: crate::ids::TransferId,
+    pub from_user_id: UserId,
+    pub to_user_id: UserId,
+    pub amount: Money,
+    pub transaction_id: crate::ids::TransactionId,
+    pub note: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// Money paid out of a wallet to the outside world.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub id: crate::ids::WithdrawalId,
+    pub user_id: UserId,
+    pub amount: Money,
+    pub destination: String,
+    pub transaction_id: crate::ids::TransactionId,
+    pub created_at: OffsetDateTime,
+}
