@@ -9,6 +9,7 @@ run:
 	$(CARGO) run --release -p server -- serve
 
 test:
+	scripts/test-tools.sh
 ifeq ($(NEXTEST),yes)
 	$(CARGO) nextest run --workspace --no-fail-fast
 else

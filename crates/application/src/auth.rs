@@ -114,7 +114,7 @@ enum Rotation {
 
 impl<U: UnitOfWork> App<U> {
     /// Creates a customer or merchant account with an empty wallet in the default currency.
-    pub async fn register(&self, registration: Registration, idempotent: Option<Idempotent<'_, User>>) -> Result<User, RegisterError> {
+    pub async fn register(&self, registration: Registration, idempotent: Option<Idempotent<User>>) -> Result<User, RegisterError> {
         if !registration.role.is_self_registrable() {
             return Err(RegisterError::RoleNotAllowed(registration.role));
         }
@@ -147,7 +147,7 @@ impl<U: UnitOfWork> App<U> {
         self.create_user(user, None).await
     }
 
-    async fn create_user(&self, user: User, idempotent: Option<&Idempotent<'_, User>>) -> Result<User, RegisterError> {
+    async fn create_user(&self, user: User, idempotent: Option<&Idempotent<User>>) -> Result<User, RegisterError> {
         let wallet_id: WalletId = self.next_id();
         let event_id = self.next_id();
         let currency = self.settings.default_currency;

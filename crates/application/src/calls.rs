@@ -62,7 +62,7 @@ impl<U: UnitOfWork> App<U> {
         &self,
         caller: &Caller,
         request: StartCall,
-        idempotent: Option<Idempotent<'_, CallSession>>,
+        idempotent: Option<Idempotent<CallSession>>,
     ) -> Result<CallSession, CallUseError> {
         if request.receiver_id == caller.user_id {
             return Err(CallError::SelfCall.into());
@@ -113,7 +113,7 @@ impl<U: UnitOfWork> App<U> {
         &self,
         caller: &Caller,
         call_id: CallId,
-        idempotent: Option<Idempotent<'_, CallSession>>,
+        idempotent: Option<Idempotent<CallSession>>,
     ) -> Result<CallSession, CallUseError> {
         let now = self.clock.now();
         let ids = self.ids.as_ref();

@@ -82,7 +82,7 @@ impl<U: UnitOfWork> App<U> {
         &self,
         caller: &Caller,
         new: NewProduct,
-        idempotent: Option<Idempotent<'_, CatalogEntry>>,
+        idempotent: Option<Idempotent<CatalogEntry>>,
     ) -> Result<CatalogEntry, CatalogError> {
         if caller.role != Role::Merchant {
             return Err(CatalogError::NotAMerchant);

@@ -84,18 +84,18 @@ pub struct IdempotencyClaim {
 
 /// What the HTTP layer hands to a use case: the claim, and how to render the use case's result
 /// as the response to store.
-pub struct Idempotent<'a, T> {
-    pub claim: &'a IdempotencyClaim,
-    pub render: &'a (dyn Fn(&T) -> StoredResponse + Send + Sync),
+pub struct Idempotent<T> {
+    pub claim: IdempotencyClaim,
+    pub render: fn(&T) -> StoredResponse,
 }
 
-impl<T> std::fmt::Debug for Idempotent<'_, T> {
+impl<T> std::fmt::Debug for Idempotent<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Idempotent").field("claim", &self.claim).finish_non_exhaustive()
     }
 }
 
-impl<T> Idempotent<'_, T> {
+impl<T> Idempotent<T> {
     /// Stores the rendered response in the use case's transaction.
     pub(crate) async fn complete<Tx: IdempotencyRepository>(&self, tx: &mut Tx, output: &T, at: OffsetDateTime) -> Result<(), StoreError> {
         tx.complete_idempotency_key(&self.claim.scope, &(self.render)(output), at).await
@@ -104,7 +104,7 @@ impl<T> Idempotent<'_, T> {
 
 /// Completes the claim, if there is one.
 pub(crate) async fn complete_if_claimed<Tx: IdempotencyRepository, T>(
-    idempotent: Option<&Idempotent<'_, T>>,
+    idempotent: Option<&Idempotent<T>>,
     tx: &mut Tx,
     output: &T,
     at: OffsetDateTime,

@@ -368,7 +368,7 @@ impl<U: UnitOfWork> App<U> {
         &self,
         caller: &Caller,
         command: CheckoutCommand,
-        idempotent: Option<Idempotent<'_, Checkout>>,
+        idempotent: Option<Idempotent<Checkout>>,
     ) -> Result<Checkout, CheckoutError> {
         if command.items.is_empty() {
             return Err(CheckoutError::Order(OrderError::Empty));
@@ -386,7 +386,7 @@ impl<U: UnitOfWork> App<U> {
         &self,
         caller: &Caller,
         command: &CheckoutCommand,
-        idempotent: Option<Idempotent<'_, Checkout>>,
+        idempotent: Option<Idempotent<Checkout>>,
     ) -> Result<Checkout, CheckoutError> {
         let buyer = caller.user_id;
         let ids = self.ids.as_ref();
@@ -450,7 +450,7 @@ impl<U: UnitOfWork> App<U> {
         &self,
         caller: &Caller,
         command: &CheckoutCommand,
-        idempotent: Option<Idempotent<'_, Checkout>>,
+        idempotent: Option<Idempotent<Checkout>>,
     ) -> Result<Checkout, CheckoutError> {
         let buyer = caller.user_id;
         let ids = self.ids.as_ref();
@@ -751,7 +751,7 @@ impl<U: UnitOfWork> App<U> {
         caller: &Caller,
         order_id: OrderId,
         command: RefundCommand,
-        idempotent: Option<Idempotent<'_, Vec<Refund>>>,
+        idempotent: Option<Idempotent<Vec<Refund>>>,
     ) -> Result<Vec<Refund>, RefundError> {
         if command.reason.chars().count() > 500 {
             return Err(RefundError::Reason);

@@ -33,6 +33,8 @@ pub enum WalletQueryError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopUpError {
+    #[error("the payment does not exist")]
+    NotFound,
     #[error("no card gateway takes {0}")]
     NoGateway(Currency),
     #[error(transparent)]
@@ -267,7 +269,7 @@ impl<U: UnitOfWork> App<U> {
         &self,
         caller: &Caller,
         request: TopUpRequest,
-        idempotent: Option<Idempotent<'_, Payment>>,
+        idempotent: Option<Idempotent<Payment>>,
     ) -> Result<Payment, TopUpError> {
         let currency = request.amount.currency();
         let gateway = self
@@ -363,12 +365,24 @@ impl<U: UnitOfWork> App<U> {
         }
     }
 
+    /// A card payment (top-up or order checkout), for its payer or an admin.
+    pub async fn payment_details(&self, caller: &Caller, id: domain::ids::PaymentId) -> Result<Payment, TopUpError> {
+        let found = transact(&self.store, move |mut tx| async move {
+            let result = tx.find_payment(id).await.map_err(TopUpError::from);
+            (tx, result)
+        })
+        .await?;
+        found
+            .filter(|p| p.payer_id == caller.user_id || caller.is_admin())
+            .ok_or(TopUpError::NotFound)
+    }
+
     /// Pays money out of the wallet to an outside destination.
     pub async fn withdraw(
         &self,
         caller: &Caller,
         request: WithdrawalRequest,
-        idempotent: Option<Idempotent<'_, Withdrawal>>,
+        idempotent: Option<Idempotent<Withdrawal>>,
     ) -> Result<Withdrawal, WithdrawalError> {
         let destination = request.destination.trim().to_owned();
         if destination.is_empty() || destination.chars().count() > 200 {
@@ -450,7 +464,7 @@ impl<U: UnitOfWork> App<U> {
         &self,
         caller: &Caller,
         request: TransferRequest,
-        idempotent: Option<Idempotent<'_, Transfer>>,
+        idempotent: Option<Idempotent<Transfer>>,
     ) -> Result<Transfer, TransferError> {
         let note = request.note.trim().to_owned();
         if note.chars().count() > 280 {
@@ -552,7 +566,7 @@ impl<U: UnitOfWork> App<U> {
         &self,
         caller: &Caller,
         request: AdjustmentRequest,
-        idempotent: Option<Idempotent<'_, Adjustment>>,
+        idempotent: Option<Idempotent<Adjustment>>,
     ) -> Result<Adjustment, AdjustmentError> {
         if !caller.is_admin() {
             return Err(AdjustmentError::Forbidden);

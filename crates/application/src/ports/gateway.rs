@@ -230,3 +230,42 @@ impl Gateways {
             .or_else(|| self.by_name.values().find(|g| g.supports_currency(currency)))
     }
 }
+
+/// The state of a checkout on a hosted page this server serves itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostedSessionState {
+    Open,
+    Paid,
+    Declined,
+    Expired,
+}
+
+/// A checkout session as its hosted page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostedSession {
+    pub session_id: String,
+    pub payment_id: PaymentId,
+    pub amount: Money,
+    pub description: String,
+    pub lines: Vec<CheckoutLine>,
+    pub customer_email: String,
+    pub expires_at: OffsetDateTime,
+    pub state: HostedSessionState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomerChoice {
+    Pay,
+    Decline,
+}
+
+/// A gateway whose hosted checkout pages are served by this server (the demo-mode simulator). The
+/// HTTP layer renders its pages; the customer's choice makes the gateway send us a signed webhook,
+/// so the real webhook path runs end to end.
+#[async_trait]
+pub trait HostedCheckout: Send + Sync + std::fmt::Debug + 'static {
+    fn session(&self, session_id: &str) -> Option<HostedSession>;
+
+    /// Records the customer's choice and delivers the resulting webhook.
+    async fn choose(&self, session_id: &str, choice: CustomerChoice) -> Result<HostedSession, GatewayError>;
+}

@@ -38,8 +38,8 @@ async fn a_completed_key_replays_and_moves_money_once() -> Result<(), Box<dyn st
             &alice,
             request,
             Some(Idempotent {
-                claim: &claim,
-                render: &render,
+                claim: claim.clone(),
+                render,
             }),
         )
         .await?;
@@ -105,8 +105,8 @@ async fn a_failed_use_case_does_not_complete_its_key() -> Result<(), Box<dyn std
                 &alice,
                 request,
                 Some(Idempotent {
-                    claim: &claim,
-                    render: &render
+                    claim: claim.clone(),
+                    render
                 })
             )
             .await

@@ -1,0 +1,732 @@
+//! The JSON shapes of the API. Requests reject unknown fields; amounts travel as decimal strings
+//! in major units next to a currency code; timestamps are RFC 3339 in UTC.
+
+use application::auth::Session;
+use application::catalog::CatalogEntry;
+use application::ledger::LedgerReport;
+use application::orders::{Checkout, OrderDetails};
+use application::pagination::Page;
+use application::ports::store::PostingRecord;
+use application::wallets::Adjustment;
+use domain::call::CallSession;
+use domain::money::{Currency, Money};
+use domain::order::{Order, OrderItem, StatusChange};
+use domain::payment::{Payment, PaymentPurpose, Refund};
+use domain::user::User;
+use domain::wallet::{Transfer, Wallet, Withdrawal};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::problem::ApiError;
+
+pub fn timestamp(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
+pub fn currency(field: &str, code: &str) -> Result<Currency, ApiError> {
+    Currency::parse(code).map_err(|e| ApiError::invalid_field(field, e.to_string()))
+}
+
+/// A strictly positive amount in `currency`.
+pub fn positive_amount(field: &str, text: &str, currency: Currency) -> Result<Money, ApiError> {
+    Money::parse_positive(text, currency).map_err(|e| ApiError::invalid_field(field, e.to_string()))
+}
+
+// ---------------------------------------------------------------- requests
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleChoice {
+    #[default]
+    Customer,
+    Merchant,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    #[schema(example = "ann@example.com")]
+    pub email: String,
+    /// At least 10 characters (at most 72 bytes) with a letter and a digit.
+    #[schema(example = "correct horse 9")]
+    pub password: String,
+    /// `customer` (default) or `merchant`; admins are created by operators.
+    #[serde(default)]
+    pub role: RoleChoice,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopUpRequestBody {
+    /// A positive decimal in major units of the wallet's currency.
+    #[schema(example = "25.00")]
+    pub amount: String,
+    /// A configured card gateway (`simulated`, `stripe`, `monnify`); the default one if omitted.
+    pub provider: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawalRequestBody {
+    #[schema(example = "10.00")]
+    pub amount: String,
+    /// Where the money goes, e.g. a bank account reference.
+    pub destination: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequestBody {
+    /// The recipient's user id; give this or `to_email`.
+    pub to_user_id: Option<Uuid>,
+    /// The recipient's e-mail address; give this or `to_user_id`.
+    pub to_email: Option<String>,
+    #[schema(example = "12.50")]
+    pub amount: String,
+    #[schema(example = "USD")]
+    pub currency: String,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[schema(example = "9.99")]
+    pub price: String,
+    #[schema(example = "USD")]
+    pub currency: String,
+    /// Units on sale.
+    pub stock: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// In the product's currency.
+    pub price: Option<String>,
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StockRequest {
+    /// Units on sale from now on (reserved units are not affected).
+    pub available: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderItemRequest {
+    pub product_id: Uuid,
+    /// 1 to 10,000.
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMethodChoice {
+    Wallet,
+    Card,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRequest {
+    pub items: Vec<OrderItemRequest>,
+    pub payment_method: PaymentMethodChoice,
+    /// For card payments: the gateway to use; the default one if omitted.
+    pub provider: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequestBody {
+    /// In the order's currency; everything refundable if omitted.
+    pub amount: Option<String>,
+    /// Whose share to refund (admins, for orders with several merchants).
+    pub merchant_id: Option<Uuid>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallRequest {
+    pub receiver_id: Uuid,
+    #[schema(example = "0.50")]
+    pub rate_per_minute: String,
+    #[schema(example = "USD")]
+    pub currency: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustmentRequestBody {
+    /// Positive credits the wallet, negative (`"-5.00"`) debits it.
+    #[schema(example = "-5.00")]
+    pub amount: String,
+    #[schema(example = "USD")]
+    pub currency: String,
+    pub reason: String,
+}
+
+// ---------------------------------------------------------------- responses
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserResponse {
+    pub id: Uuid,
+    pub email: String,
+    #[schema(example = "customer")]
+    pub role: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&User> for UserResponse {
+    fn from(user: &User) -> Self {
+        UserResponse {
+            id: user.id.as_uuid(),
+            email: user.email.to_string(),
+            role: user.role.as_str().to_owned(),
+            created_at: timestamp(user.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionResponse {
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    pub refresh_token: String,
+    #[schema(format = DateTime)]
+    pub refresh_expires_at: String,
+    pub user: UserResponse,
+}
+
+impl SessionResponse {
+    pub fn new(session: &Session, now: OffsetDateTime) -> SessionResponse {
+        SessionResponse {
+            access_token: session.access_token.token.clone(),
+            token_type: "Bearer".into(),
+            expires_in: (session.access_token.expires_at - now).whole_seconds().max(0),
+            refresh_token: session.refresh_token.clone(),
+            refresh_expires_at: timestamp(session.refresh_expires_at),
+            user: UserResponse::from(&session.user),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WalletResponse {
+    pub id: Uuid,
+    #[schema(example = "USD")]
+    pub currency: String,
+    #[schema(example = "120.00")]
+    pub balance: String,
+    /// Reserved by pending holds.
+    #[schema(example = "20.00")]
+    pub held: String,
+    /// Balance minus held: what may be spent.
+    #[schema(example = "100.00")]
+    pub available: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&Wallet> for WalletResponse {
+    fn from(wallet: &Wallet) -> Self {
+        WalletResponse {
+            id: wallet.id().as_uuid(),
+            currency: wallet.currency().code().to_owned(),
+            balance: wallet.balance().to_major_string(),
+            held: wallet.held().to_major_string(),
+            available: wallet.available().to_major_string(),
+            created_at: timestamp(wallet.created_at()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WalletList {
+    pub items: Vec<WalletResponse>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PostingResponse {
+    pub transaction_id: Uuid,
+    /// top_up, withdrawal, transfer, purchase, refund, call_charge, adjustment or reversal.
+    pub kind: String,
+    /// Signed: negative when money left the wallet.
+    #[schema(example = "-12.50")]
+    pub amount: String,
+    pub currency: String,
+    pub balance_after: String,
+    /// What the movement was for, e.g. `order:<id>`.
+    pub reference: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&PostingRecord> for PostingResponse {
+    fn from(record: &PostingRecord) -> Self {
+        let posting = &record.posting;
+        PostingResponse {
+            transaction_id: posting.transaction_id.as_uuid(),
+            kind: posting.kind.as_str().to_owned(),
+            amount: posting.amount.to_major_string(),
+            currency: posting.amount.currency().code().to_owned(),
+            balance_after: Money::from_minor(posting.balance_after_minor, posting.amount.currency()).to_major_string(),
+            reference: posting.reference.clone(),
+            created_at: timestamp(posting.created_at),
+        }
+    }
+}
+
+/// A page of a list. `next_cursor` is absent on the last page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PageOf<T: ToSchema> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T: ToSchema> PageOf<T> {
+    pub fn from_page<S>(page: &Page<S>, map: impl Fn(&S) -> T) -> PageOf<T> {
+        PageOf {
+            items: page.items.iter().map(map).collect(),
+            next_cursor: page.next_cursor.map(|c| c.encode()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentResponse {
+    pub id: Uuid,
+    /// `order` or `top_up`.
+    pub purpose: String,
+    pub order_id: Option<Uuid>,
+    /// pending, succeeded, failed, expired or cancelled.
+    pub status: String,
+    pub provider: String,
+    pub amount: String,
+    pub currency: String,
+    /// Where the payer completes the payment, while it is pending.
+    pub checkout_url: Option<String>,
+    pub disputed: bool,
+    /// Money arrived after the payment had been given up (it is refunded or flagged).
+    pub late_success: bool,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&Payment> for PaymentResponse {
+    fn from(payment: &Payment) -> Self {
+        let (purpose, order_id) = match payment.purpose {
+            PaymentPurpose::Order(id) => ("order", Some(id.as_uuid())),
+            PaymentPurpose::TopUp(_) => ("top_up", None),
+        };
+        PaymentResponse {
+            id: payment.id.as_uuid(),
+            purpose: purpose.to_owned(),
+            order_id,
+            status: payment.status.as_str().to_owned(),
+            provider: payment.provider.to_string(),
+            amount: payment.amount.to_major_string(),
+            currency: payment.currency().code().to_owned(),
+            checkout_url: payment.checkout_url.clone(),
+            disputed: payment.disputed,
+            late_success: payment.late_success,
+            expires_at: timestamp(payment.expires_at),
+            created_at: timestamp(payment.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WithdrawalResponse {
+    pub id: Uuid,
+    pub amount: String,
+    pub currency: String,
+    pub destination: String,
+    pub transaction_id: Uuid,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&Withdrawal> for WithdrawalResponse {
+    fn from(w: &Withdrawal) -> Self {
+        WithdrawalResponse {
+            id: w.id.as_uuid(),
+            amount: w.amount.to_major_string(),
+            currency: w.amount.currency().code().to_owned(),
+            destination: w.destination.clone(),
+            transaction_id: w.transaction_id.as_uuid(),
+            created_at: timestamp(w.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransferResponse {
+    pub id: Uuid,
+    pub from_user_id: Uuid,
+    pub to_user_id: Uuid,
+    pub amount: String,
+    pub currency: String,
+    pub note: String,
+    pub transaction_id: Uuid,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&Transfer> for TransferResponse {
+    fn from(t: &Transfer) -> Self {
+        TransferResponse {
+            id: t.id.as_uuid(),
+            from_user_id: t.from_user_id.as_uuid(),
+            to_user_id: t.to_user_id.as_uuid(),
+            amount: t.amount.to_major_string(),
+            currency: t.amount.currency().code().to_owned(),
+            note: t.note.clone(),
+            transaction_id: t.transaction_id.as_uuid(),
+            created_at: timestamp(t.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StockResponse {
+    pub available: i64,
+    /// Set aside for card checkouts that are not paid yet.
+    pub reserved: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductResponse {
+    pub id: Uuid,
+    pub merchant_id: Uuid,
+    pub name: String,
+    pub description: String,
+    #[schema(example = "9.99")]
+    pub price: String,
+    pub currency: String,
+    pub active: bool,
+    pub stock: StockResponse,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+impl From<&CatalogEntry> for ProductResponse {
+    fn from(entry: &CatalogEntry) -> Self {
+        let p = &entry.product;
+        ProductResponse {
+            id: p.id.as_uuid(),
+            merchant_id: p.merchant_id.as_uuid(),
+            name: p.name.clone(),
+            description: p.description.clone(),
+            price: p.price.to_major_string(),
+            currency: p.price.currency().code().to_owned(),
+            active: p.active,
+            stock: StockResponse {
+                available: entry.stock.available(),
+                reserved: entry.stock.reserved(),
+            },
+            created_at: timestamp(p.created_at),
+            updated_at: timestamp(p.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderItemResponse {
+    pub product_id: Uuid,
+    pub merchant_id: Uuid,
+    /// The product's name when the order was placed.
+    pub name: String,
+    pub quantity: u32,
+    /// The price when the order was placed.
+    pub unit_price: String,
+    pub line_total: String,
+}
+
+impl From<&OrderItem> for OrderItemResponse {
+    fn from(item: &OrderItem) -> Self {
+        OrderItemResponse {
+            product_id: item.product_id.as_uuid(),
+            merchant_id: item.merchant_id.as_uuid(),
+            name: item.product_name.clone(),
+            quantity: item.quantity.get(),
+            unit_price: item.unit_price.to_major_string(),
+            line_total: item.line_total().map(|m| m.to_major_string()).unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundResponse {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub merchant_id: Uuid,
+    pub amount: String,
+    pub currency: String,
+    /// pending, succeeded or failed.
+    pub status: String,
+    pub reason: String,
+    pub provider_refund_id: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&Refund> for RefundResponse {
+    fn from(r: &Refund) -> Self {
+        RefundResponse {
+            id: r.id.as_uuid(),
+            order_id: r.order_id.as_uuid(),
+            merchant_id: r.merchant_id.as_uuid(),
+            amount: r.amount.to_major_string(),
+            currency: r.amount.currency().code().to_owned(),
+            status: r.status.as_str().to_owned(),
+            reason: r.reason.clone(),
+            provider_refund_id: r.provider_refund_id.clone(),
+            created_at: timestamp(r.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundList {
+    pub refunds: Vec<RefundResponse>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderResponse {
+    pub id: Uuid,
+    pub buyer_id: Uuid,
+    /// created, payment_pending, paid, fulfilled, cancelled, partially_refunded or refunded.
+    pub status: String,
+    pub payment_method: PaymentMethodChoice,
+    pub total: String,
+    pub refunded: String,
+    pub currency: String,
+    pub items: Vec<OrderItemResponse>,
+    /// The card payment, for card orders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentResponse>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refunds: Option<Vec<RefundResponse>>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+impl From<&Order> for OrderResponse {
+    fn from(order: &Order) -> Self {
+        OrderResponse {
+            id: order.id.as_uuid(),
+            buyer_id: order.buyer_id.as_uuid(),
+            status: order.status.as_str().to_owned(),
+            payment_method: match order.payment_method {
+                domain::order::PaymentMethod::Wallet => PaymentMethodChoice::Wallet,
+                domain::order::PaymentMethod::Card => PaymentMethodChoice::Card,
+            },
+            total: order.total.to_major_string(),
+            refunded: order.refunded.to_major_string(),
+            currency: order.currency().code().to_owned(),
+            items: order.items.iter().map(OrderItemResponse::from).collect(),
+            payment: None,
+            refunds: None,
+            created_at: timestamp(order.created_at),
+            updated_at: timestamp(order.updated_at),
+        }
+    }
+}
+
+impl From<&Checkout> for OrderResponse {
+    fn from(checkout: &Checkout) -> Self {
+        OrderResponse {
+            payment: checkout.payment.as_ref().map(PaymentResponse::from),
+            ..OrderResponse::from(&checkout.order)
+        }
+    }
+}
+
+impl From<&OrderDetails> for OrderResponse {
+    fn from(details: &OrderDetails) -> Self {
+        OrderResponse {
+            payment: details.payment.as_ref().map(PaymentResponse::from),
+            refunds: Some(details.refunds.iter().map(RefundResponse::from).collect()),
+            ..OrderResponse::from(&details.order)
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallResponse {
+    pub id: Uuid,
+    pub caller_id: Uuid,
+    pub receiver_id: Uuid,
+    pub rate_per_minute: String,
+    pub currency: String,
+    /// active or ended.
+    pub status: String,
+    /// Minutes reserved at the start; the call should end before they run out.
+    pub authorized_minutes: u32,
+    pub max_duration_seconds: u64,
+    pub billed_minutes: u32,
+    pub charged: String,
+    #[schema(format = DateTime)]
+    pub started_at: String,
+    #[schema(format = DateTime)]
+    pub ended_at: Option<String>,
+}
+
+impl From<&CallSession> for CallResponse {
+    fn from(c: &CallSession) -> Self {
+        CallResponse {
+            id: c.id.as_uuid(),
+            caller_id: c.caller_id.as_uuid(),
+            receiver_id: c.receiver_id.as_uuid(),
+            rate_per_minute: c.rate_per_minute.to_major_string(),
+            currency: c.rate_per_minute.currency().code().to_owned(),
+            status: c.status.as_str().to_owned(),
+            authorized_minutes: c.authorized_minutes,
+            max_duration_seconds: u64::from(c.authorized_minutes) * 60,
+            billed_minutes: c.billed_minutes,
+            charged: c.charged.to_major_string(),
+            started_at: timestamp(c.started_at),
+            ended_at: c.ended_at.map(timestamp),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdjustmentResponse {
+    pub transaction_id: Uuid,
+    pub user_id: Uuid,
+    pub amount: String,
+    pub currency: String,
+    pub balance_after: String,
+    pub reason: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&Adjustment> for AdjustmentResponse {
+    fn from(a: &Adjustment) -> Self {
+        AdjustmentResponse {
+            transaction_id: a.transaction_id.as_uuid(),
+            user_id: a.user_id.as_uuid(),
+            amount: a.amount.to_major_string(),
+            currency: a.amount.currency().code().to_owned(),
+            balance_after: a.balance_after.to_major_string(),
+            reason: a.reason.clone(),
+            created_at: timestamp(a.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CurrencyTotal {
+    pub currency: String,
+    /// Sum of every posting in minor units; zero when the books balance.
+    pub total_minor: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LedgerReportResponse {
+    /// Whether every invariant holds.
+    pub ok: bool,
+    pub problems: Vec<String>,
+    pub transaction_count: u64,
+    pub posting_count: u64,
+    pub wallet_count: u64,
+    pub totals: Vec<CurrencyTotal>,
+}
+
+impl From<&LedgerReport> for LedgerReportResponse {
+    fn from(report: &LedgerReport) -> Self {
+        LedgerReportResponse {
+            ok: report.is_ok(),
+            problems: report.problems.clone(),
+            transaction_count: report.audit.transaction_count,
+            posting_count: report.audit.posting_count,
+            wallet_count: report.audit.wallet_count,
+            totals: report
+                .audit
+                .totals_by_currency
+                .iter()
+                .map(|(currency, total)| CurrencyTotal {
+                    currency: currency.code().to_owned(),
+                    total_minor: total.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusChangeResponse {
+    pub order_id: Uuid,
+    pub from: Option<String>,
+    pub to: String,
+    /// `user:<id>`, `system` or `gateway:<provider>`.
+    pub actor: String,
+    pub reason: String,
+    #[schema(format = DateTime)]
+    pub at: String,
+}
+
+impl From<&StatusChange> for StatusChangeResponse {
+    fn from(c: &StatusChange) -> Self {
+        StatusChangeResponse {
+            order_id: c.order_id.as_uuid(),
+            from: c.from.map(|s| s.as_str().to_owned()),
+            to: c.to.as_str().to_owned(),
+            actor: c.actor.to_string(),
+            reason: c.reason.clone(),
+            at: timestamp(c.at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookAck {
+    pub received: bool,
+    /// applied, duplicate, ignored or late_success.
+    pub outcome: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// ok, degraded or unavailable.
+    pub status: String,
+    /// Each configured dependency: ok, degraded or unavailable.
+    pub checks: std::collections::BTreeMap<String, String>,
+}

@@ -1,0 +1,330 @@
+//! How each use case's errors become problem responses: status codes and stable codes.
+
+use actix_web::http::StatusCode;
+use application::auth::{LoginError, ProfileError, RefreshError, RegisterError};
+use application::calls::CallUseError;
+use application::catalog::CatalogError;
+use application::idempotency::IdempotencyError;
+use application::ledger::VerifyLedgerError;
+use application::orders::{CheckoutError, OrderCommandError, RefundError};
+use application::pagination::PageError;
+use application::payments::GatewayEventError;
+use application::ports::gateway::{GatewayError, WebhookError};
+use application::ports::store::StoreError;
+use application::wallets::{AdjustmentError, TopUpError, TransferError, WalletQueryError, WithdrawalError};
+use domain::call::CallError;
+use domain::catalog::{ProductError, StockError};
+use domain::order::OrderError;
+
+use crate::problem::ApiError;
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict | StoreError::Timeout | StoreError::Unavailable(_) => ApiError::unavailable(error),
+            StoreError::Duplicate(_) => ApiError::conflict("duplicate", "Already exists", "a resource with these values exists already"),
+            StoreError::Corrupt(_) | StoreError::Unexpected(_) => ApiError::internal(error),
+        }
+    }
+}
+
+fn insufficient_funds(detail: String) -> ApiError {
+    ApiError::unprocessable("insufficient_funds", "Insufficient funds", detail)
+}
+
+impl From<GatewayError> for ApiError {
+    fn from(error: GatewayError) -> Self {
+        match error {
+            GatewayError::Declined(reason) => ApiError::new(StatusCode::PAYMENT_REQUIRED, "card_declined", "Card declined", reason),
+            GatewayError::RateLimited | GatewayError::Unavailable(_) => ApiError::unavailable(error),
+            GatewayError::InvalidRequest(_) | GatewayError::Authentication | GatewayError::Unexpected(_) => {
+                let mut problem = ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "gateway_error",
+                    "Payment gateway error",
+                    "the payment gateway refused the request",
+                );
+                tracing::error!(%error, "payment gateway error");
+                problem = problem.with_retry_after(5);
+                problem
+            }
+        }
+    }
+}
+
+impl From<PageError> for ApiError {
+    fn from(error: PageError) -> Self {
+        let field = match error {
+            PageError::Limit { .. } => "limit",
+            PageError::Cursor => "cursor",
+        };
+        ApiError::bad_request("invalid_query", format!("{field}: {error}")).with_field(field, error.to_string())
+    }
+}
+
+impl From<IdempotencyError> for ApiError {
+    fn from(error: IdempotencyError) -> Self {
+        match error {
+            IdempotencyError::InProgress => {
+                ApiError::conflict("idempotency_key_in_use", "Request in progress", error.to_string()).with_retry_after(1)
+            }
+            IdempotencyError::Mismatch => ApiError::unprocessable("idempotency_key_reused", "Idempotency key reused", error.to_string()),
+            IdempotencyError::Store(error) => error.into(),
+        }
+    }
+}
+
+impl From<RegisterError> for ApiError {
+    fn from(error: RegisterError) -> Self {
+        match error {
+            RegisterError::Email(e) => ApiError::invalid_field("email", e.to_string()),
+            RegisterError::Password(e) => ApiError::invalid_field("password", e.to_string()),
+            RegisterError::RoleNotAllowed(_) => ApiError::invalid_field("role", "must be customer or merchant"),
+            RegisterError::EmailTaken => ApiError::conflict("email_taken", "E-mail address taken", error.to_string()),
+            RegisterError::Security(e) => ApiError::internal(e),
+            RegisterError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(error: LoginError) -> Self {
+        match error {
+            LoginError::InvalidCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "Invalid credentials",
+                error.to_string(),
+            ),
+            LoginError::Security(e) => ApiError::internal(e),
+            LoginError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(error: RefreshError) -> Self {
+        match error {
+            RefreshError::Invalid => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_refresh_token",
+                "Invalid refresh token",
+                error.to_string(),
+            ),
+            RefreshError::Reused => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "refresh_token_reused",
+                "Refresh token reused",
+                error.to_string(),
+            ),
+            RefreshError::Security(e) => ApiError::internal(e),
+            RefreshError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ProfileError> for ApiError {
+    fn from(error: ProfileError) -> Self {
+        match error {
+            ProfileError::NotFound => ApiError::unauthorized("the token's user no longer exists"),
+            ProfileError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<WalletQueryError> for ApiError {
+    fn from(error: WalletQueryError) -> Self {
+        match error {
+            WalletQueryError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "wallet_not_found", "Wallet not found", error.to_string())
+            }
+            WalletQueryError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<TopUpError> for ApiError {
+    fn from(error: TopUpError) -> Self {
+        match error {
+            TopUpError::NotFound => ApiError::not_found("the payment does not exist"),
+            TopUpError::NoGateway(_) => ApiError::unprocessable("no_gateway", "No gateway", error.to_string()),
+            TopUpError::Gateway(e) => e.into(),
+            TopUpError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<WithdrawalError> for ApiError {
+    fn from(error: WithdrawalError) -> Self {
+        match error {
+            WithdrawalError::Destination => ApiError::invalid_field("destination", error.to_string()),
+            WithdrawalError::InsufficientFunds { .. } => insufficient_funds(error.to_string()),
+            WithdrawalError::NotFound => ApiError::not_found(error.to_string()),
+            WithdrawalError::Ledger(e) => ApiError::internal(e),
+            WithdrawalError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<TransferError> for ApiError {
+    fn from(error: TransferError) -> Self {
+        match error {
+            TransferError::RecipientNotFound => ApiError::unprocessable("recipient_not_found", "Recipient not found", error.to_string()),
+            TransferError::SelfTransfer => ApiError::unprocessable("self_transfer", "Transfer to yourself", error.to_string()),
+            TransferError::Note => ApiError::invalid_field("note", error.to_string()),
+            TransferError::InsufficientFunds { .. } => insufficient_funds(error.to_string()),
+            TransferError::NotFound => ApiError::not_found(error.to_string()),
+            TransferError::Ledger(e) => ApiError::internal(e),
+            TransferError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<AdjustmentError> for ApiError {
+    fn from(error: AdjustmentError) -> Self {
+        match error {
+            AdjustmentError::Forbidden => ApiError::forbidden(error.to_string()),
+            AdjustmentError::UserNotFound => ApiError::not_found(error.to_string()),
+            AdjustmentError::Reason => ApiError::invalid_field("reason", error.to_string()),
+            AdjustmentError::Zero => ApiError::invalid_field("amount", error.to_string()),
+            AdjustmentError::InsufficientFunds { .. } => insufficient_funds(error.to_string()),
+            AdjustmentError::Ledger(e) => ApiError::internal(e),
+            AdjustmentError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(error: CatalogError) -> Self {
+        match error {
+            CatalogError::NotAMerchant => ApiError::forbidden(error.to_string()),
+            CatalogError::NotFound => ApiError::not_found(error.to_string()),
+            CatalogError::Product(e) => {
+                let field = match e {
+                    ProductError::Name { .. } => "name",
+                    ProductError::Description { .. } => "description",
+                    ProductError::Price => "price",
+                    ProductError::CurrencyChange => "currency",
+                };
+                ApiError::invalid_field(field, e.to_string())
+            }
+            CatalogError::Stock(e @ StockError::OutOfRange { .. }) => ApiError::invalid_field("stock", e.to_string()),
+            CatalogError::Stock(e) => ApiError::conflict("stock_conflict", "Stock conflict", e.to_string()),
+            CatalogError::Store(e) => e.into(),
+        }
+    }
+}
+
+fn order_error(error: OrderError) -> ApiError {
+    let detail = error.to_string();
+    match error {
+        OrderError::Empty | OrderError::TooManyItems { .. } => ApiError::invalid_field("items", detail),
+        OrderError::DuplicateProduct(_) => ApiError::unprocessable("duplicate_product", "Duplicate product", detail),
+        OrderError::ProductInactive(_) => ApiError::unprocessable("product_unavailable", "Product unavailable", detail),
+        OrderError::MixedCurrencies => ApiError::unprocessable("mixed_currencies", "Mixed currencies", detail),
+        OrderError::OwnProduct(_) => ApiError::unprocessable("own_product", "Own product", detail),
+        OrderError::RefundExceedsPaid { .. } => ApiError::unprocessable("exceeds_refundable", "Exceeds refundable amount", detail),
+        OrderError::InvalidAmount => ApiError::invalid_field("amount", detail),
+        OrderError::Transition(_) => ApiError::conflict("invalid_state", "Invalid state", detail),
+        OrderError::Money(e) => ApiError::internal(e),
+    }
+}
+
+impl From<CheckoutError> for ApiError {
+    fn from(error: CheckoutError) -> Self {
+        match error {
+            CheckoutError::Order(e) => order_error(e),
+            CheckoutError::ProductNotFound(_) => ApiError::unprocessable("product_not_found", "Product not found", error.to_string()),
+            CheckoutError::OutOfStock { .. } => ApiError::conflict("out_of_stock", "Out of stock", error.to_string()),
+            CheckoutError::InsufficientFunds { .. } => insufficient_funds(error.to_string()),
+            CheckoutError::NoGateway(_) => ApiError::unprocessable("no_gateway", "No gateway", error.to_string()),
+            CheckoutError::Gateway(e) => e.into(),
+            CheckoutError::Ledger(e) => ApiError::internal(e),
+            CheckoutError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<OrderCommandError> for ApiError {
+    fn from(error: OrderCommandError) -> Self {
+        match error {
+            OrderCommandError::NotFound => ApiError::not_found(error.to_string()),
+            OrderCommandError::Forbidden => ApiError::forbidden(error.to_string()),
+            OrderCommandError::Transition(_) => ApiError::conflict("invalid_state", "Invalid state", error.to_string()),
+            OrderCommandError::Stock(e) => ApiError::internal(e),
+            OrderCommandError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<RefundError> for ApiError {
+    fn from(error: RefundError) -> Self {
+        let detail = error.to_string();
+        match error {
+            RefundError::NotFound => ApiError::not_found(detail),
+            RefundError::Forbidden => ApiError::forbidden(detail),
+            RefundError::NotRefundable(_) => ApiError::conflict("not_refundable", "Not refundable", detail),
+            RefundError::MerchantRequired => ApiError::invalid_field("merchant_id", detail),
+            RefundError::NothingToRefund => ApiError::conflict("nothing_to_refund", "Nothing to refund", detail),
+            RefundError::ExceedsRefundable { .. } => ApiError::unprocessable("exceeds_refundable", "Exceeds refundable amount", detail),
+            RefundError::InvalidAmount => ApiError::invalid_field("amount", detail),
+            RefundError::Reason => ApiError::invalid_field("reason", detail),
+            RefundError::MerchantInsufficientFunds { .. } => {
+                ApiError::conflict("merchant_insufficient_funds", "Merchant cannot cover the refund", detail)
+            }
+            RefundError::PaymentNotRefundable => ApiError::conflict("payment_not_refundable", "Payment not refundable", detail),
+            RefundError::Gateway(e) => e.into(),
+            RefundError::Order(e) => order_error(e),
+            RefundError::Ledger(e) => ApiError::internal(e),
+            RefundError::Money(e) => ApiError::internal(e),
+            RefundError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<CallUseError> for ApiError {
+    fn from(error: CallUseError) -> Self {
+        let detail = error.to_string();
+        match error {
+            CallUseError::ReceiverNotFound => ApiError::unprocessable("receiver_not_found", "Receiver not found", detail),
+            CallUseError::NotFound => ApiError::not_found(detail),
+            CallUseError::Forbidden => ApiError::forbidden(detail),
+            CallUseError::Call(CallError::SelfCall) => ApiError::unprocessable("self_call", "Call to yourself", detail),
+            CallUseError::Call(CallError::Rate) => ApiError::invalid_field("rate_per_minute", detail),
+            CallUseError::Call(CallError::CannotAffordFirstMinute { .. }) => insufficient_funds(detail),
+            CallUseError::Call(CallError::AlreadyEnded) => ApiError::conflict("call_already_ended", "Call already ended", detail),
+            CallUseError::Call(CallError::Money(e)) | CallUseError::Money(e) => ApiError::internal(e),
+            CallUseError::Hold(e) => ApiError::internal(e),
+            CallUseError::Ledger(e) => ApiError::internal(e),
+            CallUseError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<VerifyLedgerError> for ApiError {
+    fn from(error: VerifyLedgerError) -> Self {
+        match error {
+            VerifyLedgerError::Forbidden => ApiError::forbidden(error.to_string()),
+            VerifyLedgerError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<GatewayEventError> for ApiError {
+    fn from(error: GatewayEventError) -> Self {
+        let detail = error.to_string();
+        match error {
+            GatewayEventError::UnknownProvider(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_provider", "Unknown provider", detail),
+            GatewayEventError::Verification(WebhookError::MalformedPayload(_)) => ApiError::bad_request("malformed_event", detail),
+            GatewayEventError::Verification(_) => ApiError::bad_request("invalid_signature", detail),
+            GatewayEventError::AmountMismatch { .. } => ApiError::unprocessable("amount_mismatch", "Amount mismatch", detail),
+            GatewayEventError::Order(OrderError::Transition(e)) => ApiError::conflict("invalid_state", "Invalid state", e.to_string()),
+            GatewayEventError::Order(e) => ApiError::internal(e),
+            GatewayEventError::Ledger(e) => ApiError::internal(e),
+            GatewayEventError::Stock(e) => ApiError::internal(e),
+            GatewayEventError::Refund(e) => ApiError::internal(e),
+            GatewayEventError::Money(e) => ApiError::internal(e),
+            GatewayEventError::Store(e) => e.into(),
+        }
+    }
+}

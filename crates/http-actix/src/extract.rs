@@ -1,0 +1,224 @@
+//! Request extractors: JSON bodies with errors that name the field, bearer authentication,
+//! idempotency keys, pagination and path ids.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use application::auth::Caller;
+use application::idempotency::IdempotencyKey;
+use application::pagination::PageRequest;
+use application::ports::security::{TokenError, TokenIssuer};
+use application::ports::system::Clock;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
+
+use crate::problem::ApiError;
+
+/// What the authentication extractors need; registered as app data.
+#[derive(Debug, Clone)]
+pub struct AuthContext {
+    pub tokens: Arc<dyn TokenIssuer>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A JSON body. Syntax errors are 400; a body of the wrong shape (missing, unknown or mistyped
+/// fields) is 422 naming the field's path. The raw bytes are kept for idempotency fingerprints.
+#[derive(Debug)]
+pub struct Json<T> {
+    pub value: T,
+    pub raw: Bytes,
+}
+
+pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(raw);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof | serde_json::error::Category::Io => {
+                ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {inner}"))
+            }
+            // A data error may hide a syntax error further on (`{} {}`): report the syntax first.
+            serde_json::error::Category::Data if serde_json::from_slice::<serde::de::IgnoredAny>(raw).is_err() => {
+                ApiError::bad_request("malformed_json", "the body is not a single valid JSON document")
+            }
+            serde_json::error::Category::Data => {
+                let field = if path == "." { "body".to_owned() } else { path };
+                ApiError::invalid_field(field, strip_position(&inner.to_string()))
+            }
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("trailing characters after the JSON body: {e}")))?;
+    Ok(value)
+}
+
+/// serde_json appends "at line 1 column 12" to messages; the field name says more.
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = req
+            .mime_type()
+            .ok()
+            .flatten()
+            .is_some_and(|mime| mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"));
+        let bytes = Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !is_json {
+                return Err(ApiError::new(
+                    actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "Unsupported media type",
+                    "send the body as application/json",
+                ));
+            }
+            let raw = bytes.await.map_err(|error| payload_error(&error))?;
+            let value = parse_json(&raw)?;
+            Ok(Json { value, raw })
+        })
+    }
+}
+
+fn payload_error(error: &actix_web::Error) -> ApiError {
+    let status = error.as_response_error().status_code();
+    if status == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            status,
+            "body_too_large",
+            "Body too large",
+            "the request body exceeds the size limit",
+        )
+    } else {
+        ApiError::bad_request("unreadable_body", "the request body could not be read")
+    }
+}
+
+/// The authenticated caller, from `Authorization: Bearer <access token>`.
+#[derive(Debug, Clone, Copy)]
+pub struct Authenticated(pub Caller);
+
+fn authenticate(req: &HttpRequest) -> Result<Option<Caller>, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
+    let token = text
+        .strip_prefix("Bearer ")
+        .or_else(|| text.strip_prefix("bearer "))
+        .ok_or_else(|| ApiError::unauthorized("use `Authorization: Bearer <access token>`"))?;
+    let context = req
+        .app_data::<web::Data<AuthContext>>()
+        .ok_or_else(|| ApiError::internal(std::io::Error::other("authentication is not configured")))?;
+    match context.tokens.verify_access_token(token.trim(), context.clock.now()) {
+        Ok(claims) => Ok(Some(Caller {
+            user_id: claims.user_id,
+            role: claims.role,
+        })),
+        Err(TokenError::Expired) => Err(ApiError::unauthorized("the access token has expired; refresh it")),
+        Err(TokenError::Invalid) => Err(ApiError::unauthorized("the access token is invalid")),
+    }
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = authenticate(req).and_then(|caller| {
+            caller
+                .map(Authenticated)
+                .ok_or_else(|| ApiError::unauthorized("an access token is required"))
+        });
+        std::future::ready(result)
+    }
+}
+
+/// The caller if a valid token was sent, for public routes that show more to owners.
+#[derive(Debug, Clone, Copy)]
+pub struct MaybeAuthenticated(pub Option<Caller>);
+
+impl FromRequest for MaybeAuthenticated {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(authenticate(req).map(MaybeAuthenticated))
+    }
+}
+
+/// The `Idempotency-Key` header, if sent.
+#[derive(Debug, Clone)]
+pub struct IdempotencyHeader(pub Option<IdempotencyKey>);
+
+impl FromRequest for IdempotencyHeader {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = match req.headers().get("idempotency-key") {
+            None => Ok(IdempotencyHeader(None)),
+            Some(value) => value
+                .to_str()
+                .ok()
+                .and_then(|text| IdempotencyKey::parse(text).ok())
+                .map(|key| IdempotencyHeader(Some(key)))
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must have 1 to 255 visible ASCII characters",
+                    )
+                    .with_field("Idempotency-Key", "1 to 255 visible ASCII characters")
+                }),
+        };
+        std::future::ready(result)
+    }
+}
+
+/// `?limit=&cursor=` of list routes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Items per page, 1 to 100 (default 20).
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> Result<PageRequest, ApiError> {
+        Ok(PageRequest::parse(self.limit, self.cursor.as_deref())?)
+    }
+}
+
+/// Parses an id from the path; a malformed one is a 404, since no resource can have it.
+pub fn path_id<T>(text: &str, parse: impl Fn(&str) -> Result<T, domain::ids::IdError>) -> Result<T, ApiError> {
+    parse(text).map_err(|error| ApiError::not_found(format!("no {} with id `{}`", error.kind, error.text)))
+}
+
+/// Query-string errors (wrong types, unknown values) as problems.
+pub fn query_error(error: actix_web::error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request("invalid_query", format!("the query string is invalid: {error}")).into()
+}
+
+/// Path errors as problems.
+pub fn path_error(error: actix_web::error::PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::not_found(format!("no such resource: {error}")).into()
+}

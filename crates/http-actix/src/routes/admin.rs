@@ -1,0 +1,100 @@
+//! Admin tools: wallet adjustments, ledger verification and the order audit trail.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use application::idempotency::StoredResponse;
+use application::ports::store::UnitOfWork;
+use application::wallets::{Adjustment, AdjustmentRequest};
+use domain::ids::{OrderId, UserId};
+use domain::money::Money;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::State;
+use crate::dto::{AdjustmentRequestBody, AdjustmentResponse, LedgerReportResponse, PageOf, StatusChangeResponse, currency};
+use crate::extract::{Authenticated, IdempotencyHeader, Json, PageQuery, path_id};
+use crate::problem::{ApiError, Problem};
+use crate::respond::{idempotently, ok, stored};
+
+fn render_adjustment(adjustment: &Adjustment) -> StoredResponse {
+    stored(StatusCode::CREATED, &AdjustmentResponse::from(adjustment), None)
+}
+
+/// Credits or debits a user's wallet through the ledger, against the adjustments account.
+#[utoipa::path(post, path = "/api/v1/admin/wallets/{user_id}/adjustments", tag = "admin", security(("bearer" = [])),
+    params(("user_id" = uuid::Uuid, Path, description = "The wallet's owner"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request safe")),
+    request_body = AdjustmentRequestBody,
+    responses(
+        (status = 201, description = "Posted", body = AdjustmentResponse),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad amount or reason, or the debit would overdraw", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn adjust<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    path: web::Path<String>,
+    req: HttpRequest,
+    key: IdempotencyHeader,
+    body: Json<AdjustmentRequestBody>,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = path_id(&path, UserId::parse)?;
+    let currency = currency("currency", &body.value.currency)?;
+    let amount = Money::parse(&body.value.amount, currency).map_err(|e| ApiError::invalid_field("amount", e.to_string()))?;
+    let request = AdjustmentRequest {
+        user_id,
+        amount,
+        reason: body.value.reason.clone(),
+    };
+    let caller = caller.0;
+    idempotently(
+        &state,
+        Some(caller.user_id),
+        key,
+        (&req, &body.raw),
+        render_adjustment,
+        |idempotent| state.app.adjust_wallet(&caller, request, idempotent),
+    )
+    .await
+}
+
+/// Checks every ledger invariant: each transaction sums to zero, each cached balance and held
+/// amount matches its postings and holds, no user wallet is overdrawn, the books sum to zero.
+#[utoipa::path(get, path = "/api/v1/admin/ledger/verify", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The verdict (`ok` false lists the problems)", body = LedgerReportResponse),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn verify_ledger<U: UnitOfWork>(state: State<U>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let report = state.app.verify_ledger(&caller.0).await?;
+    Ok(ok(&LedgerReportResponse::from(&report)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only this order's history.
+    pub order_id: Option<uuid::Uuid>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// The order status history (who moved which order where, when and why), newest first.
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", security(("bearer" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of status changes", body = PageOf<StatusChangeResponse>),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn audit<U: UnitOfWork>(state: State<U>, caller: Authenticated, query: web::Query<AuditQuery>) -> Result<HttpResponse, ApiError> {
+    let page = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor.clone(),
+    }
+    .page()?;
+    let trail = state
+        .app
+        .order_audit(&caller.0, query.order_id.map(OrderId::from_uuid), &page)
+        .await?;
+    Ok(ok(&PageOf::from_page(&trail, |item| StatusChangeResponse::from(item))))
+}

@@ -1,0 +1,83 @@
+//! The API's routes, one module per area. `ROUTES` (generated with the registration) lists every
+//! method and path the server answers, so a test can hold the OpenAPI document to it.
+
+pub mod admin;
+pub mod auth;
+pub mod calls;
+pub mod catalog;
+pub mod ops;
+pub mod orders;
+pub mod simulator;
+pub mod wallets;
+pub mod webhooks;
+
+use actix_web::web;
+use application::ports::store::UnitOfWork;
+
+use crate::state::ApiState;
+
+pub type State<U> = web::Data<ApiState<U>>;
+
+macro_rules! api_routes {
+    ($($method:ident $path:literal => $($handler:ident)::+;)*) => {
+        /// Every documented route: (method, path).
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        /// Registers every documented route.
+        pub fn register<U: UnitOfWork>(cfg: &mut web::ServiceConfig) {
+            $(cfg.route($path, web::$method().to($($handler)::+::<U>));)*
+        }
+    };
+}
+
+api_routes! {
+    post "/api/v1/auth/register" => auth::register;
+    post "/api/v1/auth/login" => auth::login;
+    post "/api/v1/auth/refresh" => auth::refresh;
+    post "/api/v1/auth/logout" => auth::logout;
+    get "/api/v1/auth/me" => auth::me;
+
+    get "/api/v1/wallets" => wallets::list;
+    get "/api/v1/wallets/{currency}" => wallets::show;
+    get "/api/v1/wallets/{currency}/transactions" => wallets::history;
+    post "/api/v1/wallets/{currency}/top-ups" => wallets::top_up;
+    post "/api/v1/wallets/{currency}/withdrawals" => wallets::withdraw;
+    get "/api/v1/withdrawals/{id}" => wallets::withdrawal;
+    get "/api/v1/payments/{id}" => wallets::payment;
+    post "/api/v1/transfers" => wallets::transfer;
+    get "/api/v1/transfers/{id}" => wallets::transfer_details;
+
+    get "/api/v1/products" => catalog::list;
+    post "/api/v1/products" => catalog::create;
+    get "/api/v1/products/{id}" => catalog::show;
+    patch "/api/v1/products/{id}" => catalog::update;
+    delete "/api/v1/products/{id}" => catalog::deactivate;
+    patch "/api/v1/products/{id}/stock" => catalog::set_stock;
+    get "/api/v1/merchant/products" => catalog::merchant_products;
+
+    post "/api/v1/orders" => orders::create;
+    get "/api/v1/orders" => orders::list_mine;
+    get "/api/v1/orders/{id}" => orders::show;
+    post "/api/v1/orders/{id}/cancel" => orders::cancel;
+    post "/api/v1/orders/{id}/fulfill" => orders::fulfil;
+    post "/api/v1/orders/{id}/refunds" => orders::refund;
+    get "/api/v1/merchant/sales" => orders::merchant_sales;
+    get "/api/v1/admin/orders" => orders::admin_list;
+
+    post "/api/v1/calls" => calls::start;
+    post "/api/v1/calls/{id}/end" => calls::end;
+    get "/api/v1/calls" => calls::list;
+
+    post "/api/v1/admin/wallets/{user_id}/adjustments" => admin::adjust;
+    get "/api/v1/admin/ledger/verify" => admin::verify_ledger;
+    get "/api/v1/admin/audit" => admin::audit;
+
+    post "/api/v1/webhooks/{provider}" => webhooks::receive;
+
+    get "/simulator/checkout/{session_id}" => simulator::show;
+    post "/simulator/checkout/{session_id}/pay" => simulator::pay;
+    post "/simulator/checkout/{session_id}/decline" => simulator::decline;
+
+    get "/health/live" => ops::live;
+    get "/health/ready" => ops::ready;
+}

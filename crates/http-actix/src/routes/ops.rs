@@ -1,0 +1,51 @@
+//! Liveness and readiness.
+
+use std::collections::BTreeMap;
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use application::ports::store::UnitOfWork;
+
+use super::State;
+use crate::dto::HealthResponse;
+use crate::problem::ApiError;
+use crate::respond::{json, ok};
+
+/// The process is up.
+#[utoipa::path(get, path = "/health/live", tag = "ops", responses((status = 200, description = "Alive", body = HealthResponse)))]
+pub async fn live<U: UnitOfWork>(_state: State<U>) -> Result<HttpResponse, ApiError> {
+    Ok(ok(&HealthResponse {
+        status: "ok".into(),
+        checks: BTreeMap::new(),
+    }))
+}
+
+/// Every configured dependency answers. The database is required (503 without it); the cache and
+/// rate limiter are not (the service falls back to in-process ones), so their failure is
+/// reported as `degraded` with 200.
+#[utoipa::path(get, path = "/health/ready", tag = "ops",
+    responses(
+        (status = 200, description = "Ready (possibly degraded)", body = HealthResponse),
+        (status = 503, description = "The database is unreachable", body = HealthResponse),
+    ))]
+pub async fn ready<U: UnitOfWork>(state: State<U>) -> Result<HttpResponse, ApiError> {
+    let mut checks = BTreeMap::new();
+    let store_ok = state.app.store.ping().await.is_ok();
+    checks.insert("store".to_owned(), if store_ok { "ok" } else { "unavailable" }.to_owned());
+    let cache_ok = state.app.cache.ping().await.is_ok();
+    checks.insert("cache".to_owned(), if cache_ok { "ok" } else { "degraded" }.to_owned());
+    let limiter_ok = state.limiter.ping().await.is_ok();
+    checks.insert("rate_limiter".to_owned(), if limiter_ok { "ok" } else { "degraded" }.to_owned());
+    let (status, code) = match (store_ok, cache_ok && limiter_ok) {
+        (false, _) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
+        (true, false) => ("degraded", StatusCode::OK),
+        (true, true) => ("ok", StatusCode::OK),
+    };
+    Ok(json(
+        code,
+        &HealthResponse {
+            status: status.to_owned(),
+            checks,
+        },
+    ))
+}

@@ -1,0 +1,250 @@
+//! Orders: checkout, the buyer's, merchant's and admin's views, cancellation, fulfilment and
+//! refunds.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use application::idempotency::StoredResponse;
+use application::orders::{Checkout, CheckoutCommand, RefundCommand};
+use application::ports::store::UnitOfWork;
+use domain::catalog::Quantity;
+use domain::ids::{OrderId, ProductId, UserId};
+use domain::order::{OrderStatus, PaymentMethod};
+use domain::payment::{ProviderName, Refund};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::State;
+use crate::dto::{
+    OrderRequest, OrderResponse, PageOf, PaymentMethodChoice, RefundList, RefundRequestBody, RefundResponse, positive_amount,
+};
+use crate::extract::{Authenticated, IdempotencyHeader, Json, PageQuery, path_id};
+use crate::problem::{ApiError, Problem};
+use crate::respond::{idempotently, ok, stored};
+
+fn render_checkout(checkout: &Checkout) -> StoredResponse {
+    stored(
+        StatusCode::CREATED,
+        &OrderResponse::from(checkout),
+        Some(format!("/api/v1/orders/{}", checkout.order.id)),
+    )
+}
+
+fn command(body: &OrderRequest) -> Result<CheckoutCommand, ApiError> {
+    let mut items = Vec::with_capacity(body.items.len());
+    for (index, item) in body.items.iter().enumerate() {
+        let quantity =
+            Quantity::new(item.quantity).map_err(|e| ApiError::invalid_field(format!("items[{index}].quantity"), e.to_string()))?;
+        items.push((ProductId::from_uuid(item.product_id), quantity));
+    }
+    let provider = body
+        .provider
+        .as_deref()
+        .map(|p| ProviderName::parse(p).map_err(|e| ApiError::invalid_field("provider", e.to_string())))
+        .transpose()?;
+    let payment_method = match body.payment_method {
+        PaymentMethodChoice::Wallet => PaymentMethod::Wallet,
+        PaymentMethodChoice::Card => PaymentMethod::Card,
+    };
+    Ok(CheckoutCommand {
+        items,
+        payment_method,
+        provider,
+    })
+}
+
+/// Places an order. `wallet` pays at once (201, status `paid`); `card` reserves the stock and
+/// returns status `payment_pending` with the payment's `checkout_url`.
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request safe")),
+    request_body = OrderRequest,
+    responses(
+        (status = 201, description = "Order placed", body = OrderResponse),
+        (status = 409, description = "Out of stock", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad cart, unknown or inactive product, or insufficient funds", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The card gateway refused", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    req: HttpRequest,
+    key: IdempotencyHeader,
+    body: Json<OrderRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let command = command(&body.value)?;
+    let caller = caller.0;
+    idempotently(
+        &state,
+        Some(caller.user_id),
+        key,
+        (&req, &body.raw),
+        render_checkout,
+        |idempotent| state.app.checkout(&caller, command, idempotent),
+    )
+    .await
+}
+
+/// The caller's orders, newest first.
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])),
+    params(PageQuery),
+    responses((status = 200, description = "A page of orders", body = PageOf<OrderResponse>)))]
+pub async fn list_mine<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = state.app.my_orders(&caller.0, &query.page()?).await?;
+    Ok(ok(&PageOf::from_page(&page, |item| OrderResponse::from(item))))
+}
+
+/// An order with its payment and refunds: for its buyer, a merchant with an item in it, or an
+/// admin.
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = OrderResponse),
+        (status = 404, description = "No such order of yours", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn show<U: UnitOfWork>(state: State<U>, caller: Authenticated, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, OrderId::parse)?;
+    let details = state.app.order_details(&caller.0, id).await?;
+    Ok(ok(&OrderResponse::from(&details)))
+}
+
+/// The buyer cancels an order that awaits payment; its reserved stock goes back on sale.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "Cancelled", body = OrderResponse),
+        (status = 403, description = "Not the buyer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not awaiting payment", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn cancel<U: UnitOfWork>(state: State<U>, caller: Authenticated, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, OrderId::parse)?;
+    let order = state.app.cancel_order(&caller.0, id).await?;
+    Ok(ok(&OrderResponse::from(&order)))
+}
+
+/// A merchant of the order (or an admin) marks it fulfilled.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/fulfill", tag = "orders", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "Fulfilled", body = OrderResponse),
+        (status = 403, description = "The buyer cannot fulfil", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not paid", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn fulfil<U: UnitOfWork>(state: State<U>, caller: Authenticated, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, OrderId::parse)?;
+    let order = state.app.fulfil_order(&caller.0, id).await?;
+    Ok(ok(&OrderResponse::from(&order)))
+}
+
+// The idempotency renderer takes `&T` of the use case's output, here a `Vec`.
+#[allow(clippy::ptr_arg)]
+fn render_refunds(refunds: &Vec<Refund>) -> StoredResponse {
+    let location = refunds.first().map(|r| format!("/api/v1/orders/{}", r.order_id));
+    stored(
+        StatusCode::CREATED,
+        &RefundList {
+            refunds: refunds.iter().map(RefundResponse::from).collect(),
+        },
+        location,
+    )
+}
+
+/// Refunds all or part of an order (its merchants or an admin). Wallet payments go back to the
+/// buyer's wallet at once; card payments go back through the gateway.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/refunds", tag = "orders", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Order id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request safe")),
+    request_body = RefundRequestBody,
+    responses(
+        (status = 201, description = "Refunded (or, for cards, pending at the gateway)", body = RefundList),
+        (status = 403, description = "Not a merchant or admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not refundable, or the merchant cannot cover it", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad amount or more than is refundable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn refund<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    path: web::Path<String>,
+    req: HttpRequest,
+    key: IdempotencyHeader,
+    body: Json<RefundRequestBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, OrderId::parse)?;
+    let caller = caller.0;
+    let amount = match &body.value.amount {
+        Some(text) => {
+            let order = state.app.order_details(&caller, id).await?;
+            Some(positive_amount("amount", text, order.order.currency())?)
+        }
+        None => None,
+    };
+    let command = RefundCommand {
+        amount,
+        merchant_id: body.value.merchant_id.map(UserId::from_uuid),
+        reason: body.value.reason.clone().unwrap_or_default(),
+    };
+    idempotently(&state, Some(caller.user_id), key, (&req, &body.raw), render_refunds, |idempotent| {
+        state.app.refund_order(&caller, id, command, idempotent)
+    })
+    .await
+}
+
+/// Orders with the merchant's products, newest first.
+#[utoipa::path(get, path = "/api/v1/merchant/sales", tag = "orders", security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of orders", body = PageOf<OrderResponse>),
+        (status = 403, description = "Not a merchant", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn merchant_sales<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = state.app.merchant_sales(&caller.0, &query.page()?).await?;
+    Ok(ok(&PageOf::from_page(&page, |item| OrderResponse::from(item))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AdminOrderQuery {
+    /// Only orders in this status.
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Every order, optionally of one status (admins).
+#[utoipa::path(get, path = "/api/v1/admin/orders", tag = "admin", security(("bearer" = [])),
+    params(AdminOrderQuery),
+    responses(
+        (status = 200, description = "A page of orders", body = PageOf<OrderResponse>),
+        (status = 400, description = "Unknown status", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn admin_list<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    query: web::Query<AdminOrderQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let status = query
+        .status
+        .as_deref()
+        .map(|s| {
+            OrderStatus::parse(s).ok_or_else(|| {
+                ApiError::bad_request("invalid_query", format!("unknown order status `{s}`")).with_field("status", "unknown status")
+            })
+        })
+        .transpose()?;
+    let page = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor.clone(),
+    }
+    .page()?;
+    let orders = state.app.all_orders(&caller.0, status, &page).await?;
+    Ok(ok(&PageOf::from_page(&orders, |item| OrderResponse::from(item))))
+}

@@ -1,0 +1,33 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use application::App;
+use application::ports::gateway::HostedCheckout;
+use application::ports::rate_limit::RateLimiter;
+use application::ports::store::UnitOfWork;
+
+use crate::middleware::RateLimits;
+
+#[derive(Debug)]
+pub struct ApiState<U> {
+    pub app: Arc<App<U>>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub limits: RateLimits,
+    /// The gateway whose hosted pages this server renders (the simulator), if configured.
+    pub hosted_checkout: Option<Arc<dyn HostedCheckout>>,
+    /// Whether catalog reads are served from the cache.
+    pub catalog_cache: bool,
+}
+
+impl<U: UnitOfWork> ApiState<U> {
+    pub fn new(app: Arc<App<U>>, limiter: Arc<dyn RateLimiter>, limits: RateLimits) -> ApiState<U> {
+        ApiState {
+            app,
+            limiter,
+            limits,
+            hosted_checkout: None,
+            catalog_cache: true,
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Configuration, from environment variables (and an optional `.env` file). Every variable, its
+//! default and its meaning is listed in the README. An invalid value stops start-up with a message
+//! naming the variable.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use application::ports::rate_limit::Quota;
+use domain::money::Currency;
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// Demo mode: nothing is persisted.
+    Memory,
+    Postgres(PostgresSettings),
+}
+
+#[derive(Clone)]
+pub struct PostgresSettings {
+    pub url: String,
+    pub pool_max_size: u32,
+    pub connect_timeout: Duration,
+    pub acquire_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub lock_timeout: Duration,
+    pub run_migrations: bool,
+}
+
+impl std::fmt::Debug for PostgresSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSettings")
+            .field("url", &redact_url(&self.url))
+            .field("pool_max_size", &self.pool_max_size)
+            .field("run_migrations", &self.run_migrations)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection URL with its password hidden, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[derive(Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    /// How clients (and the simulator's webhooks) reach this server; derived from the bound
+    /// address when unset.
+    pub public_base_url: Option<String>,
+    pub storage: Storage,
+    /// `None` in demo mode without `JWT_SECRET`: a random key is made at start-up.
+    pub jwt_secret: Option<Vec<u8>>,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl: time::Duration,
+    pub refresh_token_ttl: time::Duration,
+    pub bcrypt_cost: u32,
+    pub default_currency: Currency,
+    pub checkout_ttl: time::Duration,
+    pub call_minutes_max: u32,
+    pub idempotency_lease: time::Duration,
+    pub catalog_cache_ttl: Duration,
+    pub simulated_gateway: bool,
+    pub simulator_secret: Option<Vec<u8>>,
+    pub cors_origins: Vec<String>,
+    pub body_limit_bytes: usize,
+    pub rate_limit_enabled: bool,
+    pub rate_limit_auth: Quota,
+    pub rate_limit_money: Quota,
+    pub rate_limit_general: Quota,
+    pub trust_forwarded_for: bool,
+    pub expiry_interval: Duration,
+    pub expiry_batch: usize,
+    pub workers: Option<usize>,
+    pub shutdown_timeout: Duration,
+    pub log_json: bool,
+    /// An admin to create at start-up if it does not exist (`ADMIN_EMAIL`, `ADMIN_PASSWORD`).
+    pub bootstrap_admin: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("bind", &self.bind)
+            .field("public_base_url", &self.public_base_url)
+            .field("storage", &self.storage)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
+            .field("simulated_gateway", &self.simulated_gateway)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads settings from a map of variables (the process environment in production, a literal map
+/// in tests).
+struct Vars<'a>(&'a HashMap<String, String>);
+
+impl Vars<'_> {
+    fn text(&self, name: &str) -> Option<String> {
+        self.0.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(&self, name: &str, default: T) -> anyhow::Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.text(name) {
+            None => Ok(default),
+            Some(text) => text.parse().map_err(|e| anyhow!("{name}={text:?} is invalid: {e}")),
+        }
+    }
+
+    fn flag(&self, name: &str, default: bool) -> anyhow::Result<bool> {
+        match self.text(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("1" | "true" | "yes" | "on") => Ok(true),
+            Some("0" | "false" | "no" | "off") => Ok(false),
+            Some(other) => bail!("{name}={other:?} is not a boolean (true or false)"),
+        }
+    }
+
+    fn seconds(&self, name: &str, default: u64) -> anyhow::Result<Duration> {
+        Ok(Duration::from_secs(self.parse(name, default)?))
+    }
+
+    fn millis(&self, name: &str, default: u64) -> anyhow::Result<Duration> {
+        Ok(Duration::from_millis(self.parse(name, default)?))
+    }
+
+    fn per_minute(&self, name: &str, default: u32) -> anyhow::Result<Quota> {
+        let burst: u32 = self.parse(name, default)?;
+        if burst == 0 {
+            bail!("{name} must be at least 1");
+        }
+        Ok(Quota::per_minute(burst))
+    }
+}
+
+fn time_seconds(duration: Duration) -> time::Duration {
+    time::Duration::seconds(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Settings {
+    /// Settings from the process environment (after loading `.env`, if present).
+    pub fn from_env() -> anyhow::Result<Settings> {
+        let _ = dotenvy::dotenv();
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Settings::from_vars(&vars)
+    }
+
+    pub fn from_vars(vars: &HashMap<String, String>) -> anyhow::Result<Settings> {
+        let v = Vars(vars);
+        let bind: SocketAddr = match (v.text("BIND_ADDRESS"), v.text("PORT")) {
+            (Some(address), _) => address
+                .parse()
+                .with_context(|| format!("BIND_ADDRESS={address:?} is not host:port"))?,
+            (None, Some(port)) => format!("0.0.0.0:{port}")
+                .parse()
+                .with_context(|| format!("PORT={port:?} is not a port"))?,
+            (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+        let storage = match v.text("DATABASE_URL") {
+            None => Storage::Memory,
+            Some(url) => Storage::Postgres(PostgresSettings {
+                url,
+                pool_max_size: v.parse("DATABASE_POOL_MAX", 16)?,
+                connect_timeout: v.millis("DATABASE_CONNECT_TIMEOUT_MS", 5_000)?,
+                acquire_timeout: v.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 5_000)?,
+                statement_timeout: v.millis("DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?,
+                lock_timeout: v.millis("DATABASE_LOCK_TIMEOUT_MS", 5_000)?,
+                run_migrations: v.flag("RUN_MIGRATIONS", false)?,
+            }),
+        };
+        let jwt_secret = v.text("JWT_SECRET").map(String::into_bytes);
+        if jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            bail!("JWT_SECRET must have at least 32 bytes");
+        }
+        if jwt_secret.is_none() && matches!(storage, Storage::Postgres(_)) {
+            bail!("JWT_SECRET is required when DATABASE_URL is set (tokens must survive restarts and be shared by every instance)");
+        }
+        let currency_code = v.text("DEFAULT_CURRENCY").unwrap_or_else(|| "USD".into());
+        let default_currency = Currency::parse(&currency_code).map_err(|e| anyhow!("DEFAULT_CURRENCY: {e}"))?;
+        let real_gateway_configured = v.text("STRIPE_SECRET_KEY").is_some() || v.text("MONNIFY_API_KEY").is_some();
+        let cors_origins = v
+            .text("CORS_ALLOWED_ORIGINS")
+            .map(|list| list.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect());
+        Ok(Settings {
+            bind,
+            public_base_url: v.text("PUBLIC_BASE_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            storage,
+            jwt_secret,
+            jwt_issuer: v.text("JWT_ISSUER").unwrap_or_else(|| "payments".into()),
+            jwt_audience: v.text("JWT_AUDIENCE").unwrap_or_else(|| "payments-api".into()),
+            access_token_ttl: time_seconds(v.seconds("ACCESS_TOKEN_TTL_SECS", 900)?),
+            refresh_token_ttl: time_seconds(v.seconds("REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?),
+            bcrypt_cost: v.parse("BCRYPT_COST", 12)?,
+            default_currency,
+            checkout_ttl: time_seconds(v.seconds("CHECKOUT_TTL_SECS", 1800)?),
+            call_minutes_max: v.parse("CALL_MINUTES_MAX", 120)?,
+            idempotency_lease: time_seconds(v.seconds("IDEMPOTENCY_LEASE_SECS", 60)?),
+            catalog_cache_ttl: v.seconds("CATALOG_CACHE_TTL_SECS", 30)?,
+            simulated_gateway: v.flag("SIMULATED_GATEWAY", !real_gateway_configured)?,
+            simulator_secret: v.text("SIMULATOR_WEBHOOK_SECRET").map(String::into_bytes),
+            cors_origins: cors_origins.unwrap_or_default(),
+            body_limit_bytes: v.parse("BODY_LIMIT_BYTES", 64 * 1024)?,
+            rate_limit_enabled: v.flag("RATE_LIMIT_ENABLED", true)?,
+            rate_limit_auth: v.per_minute("RATE_LIMIT_AUTH_PER_MINUTE", 10)?,
+            rate_limit_money: v.per_minute("RATE_LIMIT_MONEY_PER_MINUTE", 120)?,
+            rate_limit_general: v.per_minute("RATE_LIMIT_GENERAL_PER_MINUTE", 1200)?,
+            trust_forwarded_for: v.flag("TRUST_FORWARDED_FOR", false)?,
+            expiry_interval: v.seconds("EXPIRY_JOB_INTERVAL_SECS", 30)?,
+            expiry_batch: v.parse("EXPIRY_JOB_BATCH", 100)?,
+            workers: v
+                .text("WORKERS")
+                .map(|w| w.parse())
+                .transpose()
+                .map_err(|e| anyhow!("WORKERS is invalid: {e}"))?,
+            shutdown_timeout: v.seconds("SHUTDOWN_TIMEOUT_SECS", 30)?,
+            log_json: v.text("LOG_FORMAT").is_none_or(|f| f != "pretty"),
+            bootstrap_admin: match (v.text("ADMIN_EMAIL"), v.text("ADMIN_PASSWORD")) {
+                (Some(email), Some(password)) => Some((email, password)),
+                (None, None) => None,
+                _ => bail!("ADMIN_EMAIL and ADMIN_PASSWORD go together"),
+            },
+        })
+    }
+
+    pub fn is_demo(&self) -> bool {
+        matches!(self.storage, Storage::Memory)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn no_configuration_is_demo_mode_on_port_8080() -> anyhow::Result<()> {
+        let settings = Settings::from_vars(&HashMap::new())?;
+        assert!(settings.is_demo());
+        assert_eq!(settings.bind.port(), 8080);
+        assert!(settings.simulated_gateway);
+        assert!(settings.jwt_secret.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn a_database_requires_a_jwt_secret() {
+        let error = Settings::from_vars(&vars(&[("DATABASE_URL", "postgres://x@localhost/db")]));
+        assert!(error.is_err_and(|e| e.to_string().contains("JWT_SECRET")));
+    }
+
+    #[test]
+    fn invalid_values_name_their_variable() {
+        for (name, value) in [
+            ("PORT", "eighty"),
+            ("BCRYPT_COST", "-1"),
+            ("RATE_LIMIT_ENABLED", "maybe"),
+            ("DEFAULT_CURRENCY", "XXX"),
+            ("JWT_SECRET", "short"),
+        ] {
+            let error = Settings::from_vars(&vars(&[(name, value)]))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains(name), "{name}: {error}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_hidden_in_logged_urls() {
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/pay"), "postgres://app:***@db:5432/pay");
+        assert_eq!(redact_url("postgres://postgres@127.0.0.1/x"), "postgres://postgres@127.0.0.1/x");
+    }
+}

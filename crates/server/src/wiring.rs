@@ -1,0 +1,198 @@
+//! Building the application from settings: adapters, use cases, HTTP server, jobs.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{HttpServer, web};
+use adapter_auth::{BcryptHasher, JwtIssuer, JwtSettings};
+use adapter_memory::{MemoryCache, MemoryRateLimiter, MemoryStore};
+use adapter_simulated_gateway::SimulatedGateway;
+use anyhow::Context;
+use application::ports::cache::Cache;
+use application::ports::gateway::{Gateways, HostedCheckout};
+use application::ports::rate_limit::RateLimiter;
+use application::ports::store::UnitOfWork;
+use application::ports::system::{Clock, SystemClock, UuidV7Generator};
+use application::{App, Settings as AppSettings};
+use http_actix::{ApiState, HttpSettings, RateLimits};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{Settings, Storage};
+use crate::jobs;
+
+/// The storage the server runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Memory(MemoryStore),
+}
+
+impl Backend {
+    /// Connects to the configured storage (and migrates it, if configured to).
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Backend> {
+        match &settings.storage {
+            Storage::Memory => Ok(Backend::Memory(MemoryStore::new())),
+            Storage::Postgres(_) => anyhow::bail!("PostgreSQL support is not built into this binary yet"),
+        }
+    }
+}
+
+/// The use cases with every adapter plugged in.
+#[derive(Debug)]
+pub struct Services<U> {
+    pub app: Arc<App<U>>,
+    pub simulator: Option<Arc<SimulatedGateway>>,
+    pub limiter: Arc<dyn RateLimiter>,
+}
+
+impl<U: UnitOfWork> Services<U> {
+    pub fn new(store: U, settings: &Settings, base_url: &str) -> anyhow::Result<Services<U>> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let secret = match &settings.jwt_secret {
+            Some(secret) => secret.clone(),
+            None => {
+                tracing::warn!("JWT_SECRET is not set: signing tokens with a random key; they die with this process");
+                JwtIssuer::random_secret()
+            }
+        };
+        let jwt = JwtSettings {
+            secret,
+            issuer: settings.jwt_issuer.clone(),
+            audience: settings.jwt_audience.clone(),
+            access_ttl: settings.access_token_ttl,
+        };
+        let tokens = JwtIssuer::new(jwt).map_err(|e| anyhow::anyhow!("JWT_SECRET: {e}"))?;
+        let mut gateways = Gateways::new();
+        let simulator = if settings.simulated_gateway {
+            let secret = settings.simulator_secret.clone().unwrap_or_else(JwtIssuer::random_secret);
+            let simulator = Arc::new(SimulatedGateway::new(secret, base_url, clock.clone()).map_err(|e| anyhow::anyhow!("{e}"))?);
+            gateways = gateways.with(simulator.clone());
+            Some(simulator)
+        } else {
+            None
+        };
+        let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
+        let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryRateLimiter::new());
+        let app = App {
+            store,
+            clock,
+            ids: Arc::new(UuidV7Generator),
+            hasher: Arc::new(BcryptHasher::new(settings.bcrypt_cost)),
+            tokens: Arc::new(tokens),
+            gateways,
+            cache,
+            settings: AppSettings {
+                refresh_token_ttl: settings.refresh_token_ttl,
+                checkout_ttl: settings.checkout_ttl,
+                call_minutes_max: settings.call_minutes_max,
+                idempotency_lease: settings.idempotency_lease,
+                catalog_cache_ttl: settings.catalog_cache_ttl,
+                default_currency: settings.default_currency,
+            },
+        };
+        Ok(Services {
+            app: Arc::new(app),
+            simulator,
+            limiter,
+        })
+    }
+}
+
+/// A running server.
+pub struct Application {
+    port: u16,
+    base_url: String,
+    server: Server,
+    stop: watch::Sender<bool>,
+    jobs: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Binds the listener, connects the adapters and starts serving in the background.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(settings.bind).with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let base_url = settings
+            .public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}:{port}", settings.bind.ip()));
+        let backend = Backend::connect(&settings).await?;
+        if settings.is_demo() {
+            tracing::warn!("DEMO MODE: data lives in memory and is lost when the server stops; set DATABASE_URL to persist it");
+        }
+        match backend {
+            Backend::Memory(store) => Application::start(store, &settings, listener, base_url).await,
+        }
+    }
+
+    async fn start<U: UnitOfWork>(store: U, settings: &Settings, listener: TcpListener, base_url: String) -> anyhow::Result<Application> {
+        let services = Services::new(store, settings, &base_url)?;
+        if let Some((email, password)) = &settings.bootstrap_admin {
+            crate::seed::ensure_admin(&services.app, email, password).await?;
+        }
+        let port = listener.local_addr()?.port();
+        let limits = RateLimits {
+            enabled: settings.rate_limit_enabled,
+            auth: settings.rate_limit_auth,
+            money: settings.rate_limit_money,
+            general: settings.rate_limit_general,
+            trust_forwarded_for: settings.trust_forwarded_for,
+        };
+        let mut state = ApiState::new(services.app.clone(), services.limiter.clone(), limits);
+        state.hosted_checkout = services.simulator.clone().map(|s| s as Arc<dyn HostedCheckout>);
+        let state = web::Data::new(state);
+        let http = HttpSettings {
+            body_limit_bytes: settings.body_limit_bytes,
+            cors_origins: settings.cors_origins.clone(),
+        };
+        let mut server = HttpServer::new(move || http_actix::app(state.clone(), http.clone())).listen(listener)?;
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers);
+        }
+        let server = server.shutdown_timeout(settings.shutdown_timeout.as_secs()).run();
+        let (stop, stopped) = watch::channel(false);
+        let jobs = vec![jobs::spawn_expiry(
+            services.app.clone(),
+            settings.expiry_interval,
+            settings.expiry_batch,
+            stopped,
+        )];
+        tracing::info!(%base_url, "serving");
+        Ok(Application {
+            port,
+            base_url,
+            server,
+            stop,
+            jobs,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Serves until the server stops (SIGTERM or SIGINT: in-flight requests are allowed to finish
+    /// within the shutdown timeout), then stops the background jobs.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let served = self.server.await;
+        let _ = self.stop.send(true);
+        for job in self.jobs {
+            let _ = job.await;
+        }
+        served.context("the HTTP server failed")
+    }
+}

@@ -1,0 +1,224 @@
+//! Every class of bad input gets a clear problem with the right status, never a 500, and writes
+//! nothing.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{Reply, TestApp};
+use crate::on_every_backend;
+
+on_every_backend!(
+    malformed_bodies_are_refused_naming_the_problem,
+    bad_amounts_are_refused_and_nothing_moves,
+    bad_ids_and_queries_are_refused
+);
+
+async fn malformed_bodies_are_refused_naming_the_problem(app: TestApp) {
+    let alice = app.customer_with("50.00").await;
+    let bob = app.user("customer").await;
+    let path = "/api/v1/transfers";
+    let token = Some(alice.token.as_str());
+    let mut replies: Vec<Reply> = Vec::new();
+
+    let malformed = app
+        .send_raw(Method::POST, path, token, "application/json", b"{\"to_user_id\": ".to_vec(), &[])
+        .await;
+    malformed.assert_problem(400, "malformed_json");
+    replies.push(malformed);
+
+    let trailing = app
+        .send_raw(Method::POST, path, token, "application/json", b"{} {}".to_vec(), &[])
+        .await;
+    trailing.assert_problem(400, "malformed_json");
+    replies.push(trailing);
+
+    let wrong_type = app
+        .post(path, token, &json!({"to_user_id": bob.id, "amount": 10.5, "currency": "USD"}))
+        .await;
+    wrong_type.assert_problem(422, "validation_failed");
+    assert_eq!(wrong_type.body["errors"][0]["field"], "amount");
+    replies.push(wrong_type);
+
+    let missing = app.post(path, token, &json!({"to_user_id": bob.id, "amount": "10.00"})).await;
+    missing.assert_problem(422, "validation_failed");
+    assert!(
+        missing.body["detail"].as_str().is_some_and(|d| d.contains("currency")),
+        "{}",
+        missing.text
+    );
+    replies.push(missing);
+
+    let unknown = app
+        .post(
+            path,
+            token,
+            &json!({"to_user_id": bob.id, "amount": "10.00", "currency": "USD", "bonus": true}),
+        )
+        .await;
+    unknown.assert_problem(422, "validation_failed");
+    assert!(
+        unknown.body["detail"].as_str().is_some_and(|d| d.contains("bonus")),
+        "{}",
+        unknown.text
+    );
+    replies.push(unknown);
+
+    let not_json = app
+        .send_raw(Method::POST, path, token, "text/plain", b"amount=10".to_vec(), &[])
+        .await;
+    not_json.assert_problem(415, "unsupported_media_type");
+    replies.push(not_json);
+
+    let huge = format!("{{\"note\": \"{}\"}}", "x".repeat(200 * 1024));
+    let too_large = app
+        .send_raw(Method::POST, path, token, "application/json", huge.into_bytes(), &[])
+        .await;
+    too_large.assert_problem(413, "body_too_large");
+    replies.push(too_large);
+
+    let nested = app
+        .post(
+            "/api/v1/orders",
+            token,
+            &json!({"items": [{"product_id": "nope", "quantity": 1}], "payment_method": "wallet"}),
+        )
+        .await;
+    nested.assert_problem(422, "validation_failed");
+    assert_eq!(nested.body["errors"][0]["field"], "items[0].product_id");
+    replies.push(nested);
+
+    let bad_method = app
+        .post("/api/v1/orders", token, &json!({"items": [], "payment_method": "cash"}))
+        .await;
+    bad_method.assert_problem(422, "validation_failed");
+    assert_eq!(bad_method.body["errors"][0]["field"], "payment_method");
+    replies.push(bad_method);
+
+    assert!(replies.iter().all(|r| r.status < 500));
+    assert_eq!(
+        (app.balance(&alice).await, app.balance(&bob).await),
+        ("50.00".into(), "0.00".into())
+    );
+}
+
+async fn bad_amounts_are_refused_and_nothing_moves(app: TestApp) {
+    let alice = app.customer_with("50.00").await;
+    let bob = app.user("customer").await;
+    for amount in ["-5.00", "0", "0.00", "1.001", "99999999999999999999", "1e3", "12,50", " 5", ""] {
+        let reply = app
+            .post(
+                "/api/v1/transfers",
+                Some(&alice.token),
+                &json!({"to_user_id": bob.id, "amount": amount, "currency": "USD"}),
+            )
+            .await;
+        reply.assert_problem(422, "validation_failed");
+        assert_eq!(reply.body["errors"][0]["field"], "amount", "{amount}");
+    }
+    let jpy = app
+        .post(
+            "/api/v1/transfers",
+            Some(&alice.token),
+            &json!({"to_user_id": bob.id, "amount": "5.5", "currency": "JPY"}),
+        )
+        .await;
+    jpy.assert_problem(422, "validation_failed");
+    let currency = app
+        .post(
+            "/api/v1/transfers",
+            Some(&alice.token),
+            &json!({"to_user_id": bob.id, "amount": "5.00", "currency": "XYZ"}),
+        )
+        .await;
+    currency.assert_problem(422, "validation_failed");
+    assert_eq!(currency.body["errors"][0]["field"], "currency");
+    let both = app
+        .post(
+            "/api/v1/transfers",
+            Some(&alice.token),
+            &json!({"amount": "5.00", "currency": "USD"}),
+        )
+        .await;
+    both.assert_problem(422, "validation_failed");
+    app.post(
+        "/api/v1/wallets/USD/withdrawals",
+        Some(&alice.token),
+        &json!({"amount": "-1", "destination": "bank"}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.post("/api/v1/wallets/USD/top-ups", Some(&alice.token), &json!({"amount": "0"}))
+        .await
+        .assert_problem(422, "validation_failed");
+    app.post("/api/v1/wallets/ABC/top-ups", Some(&alice.token), &json!({"amount": "1.00"}))
+        .await
+        .assert_problem(422, "validation_failed");
+
+    let merchant = app.user("merchant").await;
+    let product = |price: &str, stock: i64| json!({"name": "Mug", "price": price, "currency": "USD", "stock": stock});
+    for (price, stock) in [("0", 1), ("-1.00", 1), ("1.234", 1), ("5.00", -1)] {
+        app.post("/api/v1/products", Some(&merchant.token), &product(price, stock))
+            .await
+            .assert_problem(422, "validation_failed");
+    }
+    let mug = app.product(&merchant, "Mug", "5.00", 2).await;
+    let cart = |quantity: i64| json!({"items": [{"product_id": mug, "quantity": quantity}], "payment_method": "wallet"});
+    for quantity in [0, -1, 10_001] {
+        let reply = app.post("/api/v1/orders", Some(&alice.token), &cart(quantity)).await;
+        reply.assert_problem(422, "validation_failed");
+        assert_eq!(reply.body["errors"][0]["field"], "items[0].quantity");
+    }
+    app.post("/api/v1/orders", Some(&alice.token), &cart(3))
+        .await
+        .assert_problem(409, "out_of_stock");
+    let unknown = json!({"items": [{"product_id": uuid::Uuid::now_v7(), "quantity": 1}], "payment_method": "wallet"});
+    app.post("/api/v1/orders", Some(&alice.token), &unknown)
+        .await
+        .assert_problem(422, "product_not_found");
+    app.post(
+        "/api/v1/orders",
+        Some(&alice.token),
+        &json!({"items": [], "payment_method": "wallet"}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+
+    assert_eq!(
+        (app.balance(&alice).await, app.balance(&bob).await),
+        ("50.00".into(), "0.00".into())
+    );
+    assert_eq!(app.stock(&mug).await, (2, 0));
+    let orders = app.get("/api/v1/orders", Some(&alice.token)).await;
+    assert_eq!(orders.assert_status(200)["items"], json!([]));
+    app.assert_ledger_ok().await;
+}
+
+async fn bad_ids_and_queries_are_refused(app: TestApp) {
+    let alice = app.user("customer").await;
+    let token = Some(alice.token.as_str());
+    app.get("/api/v1/orders/not-a-uuid", token).await.assert_problem(404, "not_found");
+    app.get(&format!("/api/v1/orders/{}", uuid::Uuid::now_v7()), token)
+        .await
+        .assert_problem(404, "not_found");
+    app.get(&format!("/api/v1/transfers/{}", uuid::Uuid::now_v7()), token)
+        .await
+        .assert_problem(404, "not_found");
+    app.get(&format!("/api/v1/products/{}", uuid::Uuid::now_v7()), None)
+        .await
+        .assert_problem(404, "not_found");
+    app.get("/api/v1/wallets/EUR", token).await.assert_problem(404, "wallet_not_found");
+    app.get("/api/v1/wallets/EURO", token)
+        .await
+        .assert_problem(422, "validation_failed");
+    for query in ["limit=0", "limit=101", "limit=abc", "cursor=garbage"] {
+        app.get(&format!("/api/v1/orders?{query}"), token)
+            .await
+            .assert_problem(400, "invalid_query");
+    }
+    app.get("/api/v1/admin/orders?status=lost", Some(&app.admin.token))
+        .await
+        .assert_problem(400, "invalid_query");
+    app.get("/api/v1/products?merchant_id=nope", None)
+        .await
+        .assert_problem(400, "invalid_query");
+}

@@ -1,0 +1,301 @@
+//! Spawns the real server on a free port and talks to it over HTTP.
+
+use std::collections::HashMap;
+
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use server::Application;
+use server::config::Settings;
+
+pub const ADMIN_EMAIL: &str = "root@example.com";
+pub const ADMIN_PASSWORD: &str = "operator secret 42";
+pub const PASSWORD: &str = "correct horse 9";
+/// The simulated gateway's webhook secret, so tests can sign their own events.
+pub const SIMULATOR_SECRET: &str = "whsec_test_simulator_secret_0123456789";
+
+/// Which storage the server under test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an RFC 7807 problem with this status and code.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "{}", self.text);
+        assert_eq!(self.body["status"], json!(status), "{}", self.text);
+        assert_eq!(self.body["code"], json!(code), "{}", self.text);
+        assert_eq!(self.body["type"], json!(format!("urn:payments:problem:{code}")), "{}", self.text);
+        assert!(self.body["title"].is_string() && self.body["detail"].is_string(), "{}", self.text);
+        assert!(self.body["request_id"].is_string(), "{}", self.text);
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Value {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        &self.body
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+}
+
+pub struct TestApp {
+    pub backend: Backend,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub admin: User,
+    _guard: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        TestApp::spawn_with(backend, &[]).await
+    }
+
+    /// Starts a server with test settings, overridden by `extra` (environment-style pairs).
+    pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+        let mut vars: HashMap<String, String> = [
+            ("BIND_ADDRESS", "127.0.0.1:0"),
+            ("BCRYPT_COST", "4"),
+            ("WORKERS", "2"),
+            ("RATE_LIMIT_ENABLED", "false"),
+            ("ADMIN_EMAIL", ADMIN_EMAIL),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("SIMULATOR_WEBHOOK_SECRET", SIMULATOR_SECRET),
+            ("JWT_SECRET", "test-secret-of-at-least-thirty-two-bytes"),
+            ("LOG_FORMAT", "pretty"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let guard: Option<Box<dyn std::any::Any + Send>> = match backend {
+            Backend::Memory => None,
+        };
+        for (key, value) in extra {
+            vars.insert((*key).to_owned(), (*value).to_owned());
+        }
+        if std::env::var_os("TEST_LOG").is_some() {
+            server::telemetry::init(false);
+        }
+        let settings = Settings::from_vars(&vars).expect("test settings");
+        let application = Application::build(settings).await.expect("the server starts");
+        let base = application.base_url().to_owned();
+        tokio::spawn(application.run_until_stopped());
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let mut app = TestApp {
+            backend,
+            base,
+            http,
+            admin: User {
+                id: String::new(),
+                email: ADMIN_EMAIL.into(),
+                token: String::new(),
+            },
+            _guard: guard,
+        };
+        app.admin = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        app
+    }
+
+    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body.to_string());
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("the server answers");
+        Reply::from(response).await
+    }
+
+    /// Sends raw bytes with a content type, for malformed-input tests.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Reply::from(request.send().await.expect("the server answers")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send(Method::GET, path, token, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        self.send(Method::POST, path, token, Some(body), &[]).await
+    }
+
+    pub async fn post_idempotent(&self, path: &str, token: &str, body: &Value, key: &str) -> Reply {
+        self.send(Method::POST, path, Some(token), Some(body), &[("idempotency-key", key)])
+            .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> User {
+        let reply = self
+            .post("/api/v1/auth/login", None, &json!({"email": email, "password": password}))
+            .await;
+        let body = reply.assert_status(200);
+        User {
+            id: body["user"]["id"].as_str().expect("id").to_owned(),
+            email: email.to_owned(),
+            token: body["access_token"].as_str().expect("token").to_owned(),
+        }
+    }
+
+    /// Registers a user with a fresh e-mail address and logs in.
+    pub async fn user(&self, role: &str) -> User {
+        let email = format!("{role}-{}@example.com", uuid::Uuid::now_v7().simple());
+        let reply = self
+            .post(
+                "/api/v1/auth/register",
+                None,
+                &json!({"email": email, "password": PASSWORD, "role": role}),
+            )
+            .await;
+        reply.assert_status(201);
+        self.login(&email, PASSWORD).await
+    }
+
+    /// Credits a user's wallet through an admin adjustment.
+    pub async fn fund(&self, user: &User, amount: &str, currency: &str) {
+        let body = json!({"amount": amount, "currency": currency, "reason": "test funds"});
+        self.post(
+            &format!("/api/v1/admin/wallets/{}/adjustments", user.id),
+            Some(&self.admin.token),
+            &body,
+        )
+        .await
+        .assert_status(201);
+    }
+
+    pub async fn customer_with(&self, amount: &str) -> User {
+        let customer = self.user("customer").await;
+        self.fund(&customer, amount, "USD").await;
+        customer
+    }
+
+    pub async fn product(&self, merchant: &User, name: &str, price: &str, stock: i64) -> String {
+        let body = json!({"name": name, "description": "", "price": price, "currency": "USD", "stock": stock});
+        let reply = self.post("/api/v1/products", Some(&merchant.token), &body).await;
+        reply.assert_status(201)["id"].as_str().expect("product id").to_owned()
+    }
+
+    pub async fn wallet(&self, user: &User) -> Value {
+        self.get("/api/v1/wallets/USD", Some(&user.token)).await.assert_status(200).clone()
+    }
+
+    pub async fn balance(&self, user: &User) -> String {
+        self.wallet(user).await["balance"].as_str().expect("balance").to_owned()
+    }
+
+    pub async fn stock(&self, product_id: &str) -> (i64, i64) {
+        let reply = self.get(&format!("/api/v1/products/{product_id}"), Some(&self.admin.token)).await;
+        let body = reply.assert_status(200);
+        (
+            body["stock"]["available"].as_i64().expect("available"),
+            body["stock"]["reserved"].as_i64().expect("reserved"),
+        )
+    }
+
+    /// Presses a button on the simulator's hosted checkout page, as the payer would.
+    pub async fn press(&self, checkout_url: &str, button: &str) {
+        let response = self
+            .http
+            .post(format!("{checkout_url}/{button}"))
+            .send()
+            .await
+            .expect("the checkout page answers");
+        assert_eq!(response.status().as_u16(), 303, "{}", response.text().await.unwrap_or_default());
+    }
+
+    pub async fn assert_ledger_ok(&self) {
+        let reply = self.get("/api/v1/admin/ledger/verify", Some(&self.admin.token)).await;
+        let body = reply.assert_status(200);
+        assert_eq!(body["ok"], json!(true), "ledger problems: {body}");
+    }
+
+    /// Polls `path` until `done` holds for the body, for effects of background jobs.
+    pub async fn eventually(&self, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..100 {
+            let reply = self.get(path, Some(token)).await;
+            if reply.status == 200 && done(&reply.body) {
+                return reply.body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{path} never reached the expected state");
+    }
+}
+
+impl Reply {
+    async fn from(response: reqwest::Response) -> Reply {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+}
+
+/// Generates one test per backend from `async fn name(app: TestApp)`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn on_memory() {
+                    super::$name($crate::helpers::TestApp::spawn($crate::helpers::Backend::Memory).await).await;
+                }
+            }
+        )*
+    };
+}

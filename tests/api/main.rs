@@ -1,0 +1,13 @@
+//! Black-box tests: each test starts the real server (on every storage backend) and drives it
+//! over HTTP only.
+
+mod helpers;
+
+mod authorization;
+mod bad_input;
+mod idempotency;
+mod journeys;
+mod openapi;
+mod ops;
+mod sessions;
+mod webhooks;
