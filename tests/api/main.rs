@@ -9,5 +9,6 @@ mod idempotency;
 mod journeys;
 mod openapi;
 mod ops;
+mod redis;
 mod sessions;
 mod webhooks;

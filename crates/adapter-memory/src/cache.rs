@@ -155,11 +155,11 @@ mod tests {
     #[tokio::test]
     async fn counters_start_at_zero_and_versioned_reads_follow_them() -> Result<(), CacheError> {
         let cache = MemoryCache::new();
-        assert_eq!(cache.get_versioned("ver", "data:v").await?, (0, None));
+        assert_eq!(cache.get_versioned("ver", "data:v").await?, ("0".to_owned(), None));
         cache.set("data:v0", b"old", Duration::from_secs(60)).await?;
-        assert_eq!(cache.get_versioned("ver", "data:v").await?, (0, Some(b"old".to_vec())));
+        assert_eq!(cache.get_versioned("ver", "data:v").await?, ("0".to_owned(), Some(b"old".to_vec())));
         assert_eq!(cache.increment("ver").await?, 1);
-        assert_eq!(cache.get_versioned("ver", "data:v").await?, (1, None));
+        assert_eq!(cache.get_versioned("ver", "data:v").await?, ("1".to_owned(), None));
         Ok(())
     }
 

@@ -60,6 +60,8 @@ pub struct Settings {
     /// address when unset.
     pub public_base_url: Option<String>,
     pub storage: Storage,
+    /// The shared cache and rate limiter; in-process ones when unset.
+    pub redis: Option<adapter_redis::RedisSettings>,
     /// `None` in demo mode without `JWT_SECRET`: a random key is made at start-up.
     pub jwt_secret: Option<Vec<u8>>,
     pub jwt_issuer: String,
@@ -96,6 +98,7 @@ impl std::fmt::Debug for Settings {
             .field("bind", &self.bind)
             .field("public_base_url", &self.public_base_url)
             .field("storage", &self.storage)
+            .field("redis", &self.redis.as_ref().map(|r| redact_url(&r.url)))
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
             .field("simulated_gateway", &self.simulated_gateway)
             .finish_non_exhaustive()
@@ -199,6 +202,16 @@ impl Settings {
             bind,
             public_base_url: v.text("PUBLIC_BASE_URL").map(|u| u.trim_end_matches('/').to_owned()),
             storage,
+            redis: match v.text("REDIS_URL") {
+                None => None,
+                Some(url) => Some(adapter_redis::RedisSettings {
+                    key_prefix: v.text("REDIS_KEY_PREFIX").unwrap_or_else(|| "payments:".into()),
+                    pool_max_size: v.parse("REDIS_POOL_MAX", 16)?,
+                    command_timeout: v.millis("REDIS_TIMEOUT_MS", 250)?,
+                    retry_after: v.millis("REDIS_RETRY_AFTER_MS", 1_000)?,
+                    ..adapter_redis::RedisSettings::new(&url)
+                }),
+            },
             jwt_secret,
             jwt_issuer: v.text("JWT_ISSUER").unwrap_or_else(|| "payments".into()),
             jwt_audience: v.text("JWT_AUDIENCE").unwrap_or_else(|| "payments-api".into()),

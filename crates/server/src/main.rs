@@ -43,7 +43,7 @@ macro_rules! with_app {
         match backend {
             Backend::Memory(store) => {
                 tracing::warn!("no DATABASE_URL: running against an empty in-memory store");
-                let $app = Services::new(store, &$settings, "")?.app;
+                let $app = Services::new(store, &$settings, "").await?.app;
                 $body
             }
         }

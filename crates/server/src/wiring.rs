@@ -46,8 +46,27 @@ pub struct Services<U> {
     pub limiter: Arc<dyn RateLimiter>,
 }
 
+/// The cache and rate limiter: Redis when configured (it must answer at start-up), in process
+/// otherwise.
+async fn cache_and_limiter(settings: &Settings) -> anyhow::Result<(Arc<dyn Cache>, Arc<dyn RateLimiter>)> {
+    match &settings.redis {
+        Some(redis) => {
+            let pool = adapter_redis::connect(redis).await?;
+            tracing::info!("cache and rate limits shared through Redis");
+            Ok((
+                Arc::new(adapter_redis::RedisCache::new(pool.clone(), redis)),
+                Arc::new(adapter_redis::RedisRateLimiter::new(pool, redis)),
+            ))
+        }
+        None => {
+            tracing::info!("no REDIS_URL: cache and rate limits are kept in this process");
+            Ok((Arc::new(MemoryCache::new()), Arc::new(MemoryRateLimiter::new())))
+        }
+    }
+}
+
 impl<U: UnitOfWork> Services<U> {
-    pub fn new(store: U, settings: &Settings, base_url: &str) -> anyhow::Result<Services<U>> {
+    pub async fn new(store: U, settings: &Settings, base_url: &str) -> anyhow::Result<Services<U>> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let secret = match &settings.jwt_secret {
             Some(secret) => secret.clone(),
@@ -72,8 +91,7 @@ impl<U: UnitOfWork> Services<U> {
         } else {
             None
         };
-        let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
-        let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryRateLimiter::new());
+        let (cache, limiter) = cache_and_limiter(settings).await?;
         let app = App {
             store,
             clock,
@@ -136,7 +154,7 @@ impl Application {
     }
 
     async fn start<U: UnitOfWork>(store: U, settings: &Settings, listener: TcpListener, base_url: String) -> anyhow::Result<Application> {
-        let services = Services::new(store, settings, &base_url)?;
+        let services = Services::new(store, settings, &base_url).await?;
         if let Some((email, password)) = &settings.bootstrap_admin {
             crate::seed::ensure_admin(&services.app, email, password).await?;
         }

@@ -20,14 +20,20 @@ pub trait Cache: Send + Sync + std::fmt::Debug + 'static {
     /// Atomically adds one to a counter (missing counts as zero) and returns the new value.
     async fn increment(&self, key: &str) -> Result<u64, CacheError>;
 
-    /// Reads the counter `version_key` (zero if missing) and the value stored under
-    /// `format!("{value_key_prefix}{version}")`. Writers bump the counter after they commit, so a
-    /// reader that raced a writer stores its stale value under a version nobody reads again.
-    async fn get_versioned(&self, version_key: &str, value_key_prefix: &str) -> Result<(u64, Option<Vec<u8>>), CacheError> {
+    /// Reads the version of `version_key` and the value stored under
+    /// `format!("{value_key_prefix}{version}")`, where the version is an opaque token (the counter,
+    /// zero if missing, possibly combined with other counters by the adapter). Writers bump the
+    /// counter after they commit, so a reader that raced a writer stores its stale value under a
+    /// version nobody reads again.
+    async fn get_versioned(&self, version_key: &str, value_key_prefix: &str) -> Result<(String, Option<Vec<u8>>), CacheError> {
         let version = match self.get(version_key).await? {
-            Some(bytes) => std::str::from_utf8(&bytes).ok().and_then(|text| text.parse().ok()).unwrap_or(0),
+            Some(bytes) => std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok())
+                .unwrap_or(0),
             None => 0,
         };
+        let version = version.to_string();
         let value = self.get(&format!("{value_key_prefix}{version}")).await?;
         Ok((version, value))
     }
