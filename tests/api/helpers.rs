@@ -101,6 +101,7 @@ impl TestApp {
         let application = Application::build(settings).await.expect("the server starts");
         let base = application.base_url().to_owned();
         tokio::spawn(application.run_until_stopped());
+        adapter_monnify::ensure_crypto_provider();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -5,6 +5,7 @@ mod helpers;
 
 mod authorization;
 mod bad_input;
+mod gateways;
 mod idempotency;
 mod journeys;
 mod openapi;

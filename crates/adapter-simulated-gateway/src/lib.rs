@@ -7,7 +7,6 @@
 //! signature check, deduplication and ledger effects all run end to end. Refunds succeed at once.
 
 mod events;
-pub mod signature;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -24,7 +23,8 @@ use domain::payment::ProviderName;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use crate::signature::TOLERANCE;
+pub use stripe_signature as signature;
+pub use stripe_signature::TOLERANCE;
 
 /// The provider name under which the simulator is registered, and the last path segment of its
 /// webhook route.

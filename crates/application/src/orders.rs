@@ -148,6 +148,7 @@ impl From<crate::payments::GatewayEventError> for RefundError {
             E::Ledger(error) => RefundError::Ledger(error),
             E::Money(error) => RefundError::Money(error),
             E::Order(error) => RefundError::Order(error),
+            E::Gateway(error) => RefundError::Gateway(error),
             other => RefundError::Store(StoreError::Corrupt(format!("refund settlement failed: {other}"))),
         }
     }

@@ -48,6 +48,10 @@ pub enum GatewayEventError {
     Verification(#[from] WebhookError),
     #[error("the event is for {received} but the payment is for {expected}")]
     AmountMismatch { expected: Money, received: Money },
+    #[error("the gateway does not confirm that this payment succeeded")]
+    NotConfirmed,
+    #[error(transparent)]
+    Gateway(#[from] crate::ports::gateway::GatewayError),
     #[error(transparent)]
     Ledger(LedgerError),
     #[error(transparent)]
@@ -106,6 +110,36 @@ fn lookup_of(reference: &PaymentReference) -> Option<PaymentLookup> {
         .or_else(|| reference.provider_payment_id.clone().map(PaymentLookup::ProviderPayment))
 }
 
+/// For providers that want it, asks the gateway itself before believing a success, and uses the
+/// amount it reports.
+async fn confirm_success(
+    gateway: &dyn crate::ports::gateway::PaymentGateway,
+    mut event: GatewayEvent,
+) -> Result<GatewayEvent, GatewayEventError> {
+    let (reference, amount) = match &mut event.kind {
+        GatewayEventKind::CheckoutCompleted {
+            reference,
+            amount,
+            paid: true,
+        }
+        | GatewayEventKind::PaymentSucceeded { reference, amount } => (reference.clone(), amount),
+        _ => return Ok(event),
+    };
+    match gateway.confirm_payment(&reference).await? {
+        None => Ok(event),
+        Some(confirmed) if !confirmed.paid => {
+            tracing::warn!(event_id = %event.event_id, "a success event the gateway does not confirm: refused");
+            Err(GatewayEventError::NotConfirmed)
+        }
+        Some(confirmed) => {
+            if confirmed.amount.is_some() {
+                *amount = confirmed.amount;
+            }
+            Ok(event)
+        }
+    }
+}
+
 /// Effects of one event inside its transaction.
 struct Applied {
     outcome: EventOutcome,
@@ -134,6 +168,7 @@ impl<U: UnitOfWork> App<U> {
             .get(&name)
             .ok_or_else(|| GatewayEventError::UnknownProvider(name.to_string()))?;
         let event = gateway.verify_webhook(headers, body, self.clock.now())?;
+        let event = confirm_success(gateway.as_ref(), event).await?;
         self.apply_gateway_event(&name, &event).await
     }
 
@@ -209,12 +244,13 @@ impl<U: UnitOfWork> App<U> {
     pub async fn expire_abandoned_checkouts(&self, batch_size: usize) -> Result<usize, GatewayEventError> {
         let now = self.clock.now();
         let ids = self.ids.as_ref();
-        let (count, products) = transact(&self.store, move |mut tx| async move {
+        let (sessions, products) = transact(&self.store, move |mut tx| async move {
             let result: Result<_, GatewayEventError> = async {
                 let payments = tx.lock_expired_payments(now, batch_size).await?;
-                let count = payments.len();
+                let mut sessions = Vec::with_capacity(payments.len());
                 let mut products = Vec::new();
                 for payment in payments {
+                    sessions.push((payment.provider.clone(), payment.provider_session_id.clone()));
                     products.extend(
                         end_unpaid(
                             &mut tx,
@@ -228,7 +264,7 @@ impl<U: UnitOfWork> App<U> {
                         .await?,
                     );
                 }
-                Ok::<_, GatewayEventError>((count, products))
+                Ok((sessions, products))
             }
             .await;
             (tx, result)
@@ -237,7 +273,15 @@ impl<U: UnitOfWork> App<U> {
         if !products.is_empty() {
             self.invalidate_catalog(&products).await;
         }
-        Ok(count)
+        for (provider, session) in &sessions {
+            let (Some(gateway), Some(session)) = (self.gateways.get(provider), session) else {
+                continue;
+            };
+            if let Err(error) = gateway.expire_checkout(session).await {
+                tracing::warn!(%error, %provider, session, "could not close the expired checkout at the gateway; a late payment will be refunded");
+            }
+        }
+        Ok(sessions.len())
     }
 }
 

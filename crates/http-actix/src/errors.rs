@@ -318,6 +318,8 @@ impl From<GatewayEventError> for ApiError {
             GatewayEventError::Verification(WebhookError::MalformedPayload(_)) => ApiError::bad_request("malformed_event", detail),
             GatewayEventError::Verification(_) => ApiError::bad_request("invalid_signature", detail),
             GatewayEventError::AmountMismatch { .. } => ApiError::unprocessable("amount_mismatch", "Amount mismatch", detail),
+            GatewayEventError::NotConfirmed => ApiError::unprocessable("payment_not_confirmed", "Payment not confirmed", detail),
+            GatewayEventError::Gateway(e) => e.into(),
             GatewayEventError::Order(OrderError::Transition(e)) => ApiError::conflict("invalid_state", "Invalid state", e.to_string()),
             GatewayEventError::Order(e) => ApiError::internal(e),
             GatewayEventError::Ledger(e) => ApiError::internal(e),

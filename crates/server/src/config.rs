@@ -74,6 +74,8 @@ pub struct Settings {
     pub call_minutes_max: u32,
     pub idempotency_lease: time::Duration,
     pub catalog_cache_ttl: Duration,
+    pub stripe: Option<StripeConfig>,
+    pub monnify: Option<MonnifyConfig>,
     pub simulated_gateway: bool,
     pub simulator_secret: Option<Vec<u8>>,
     pub cors_origins: Vec<String>,
@@ -103,6 +105,92 @@ impl std::fmt::Debug for Settings {
             .field("simulated_gateway", &self.simulated_gateway)
             .finish_non_exhaustive()
     }
+}
+
+/// Stripe, when `STRIPE_SECRET_KEY` is set.
+#[derive(Clone)]
+pub struct StripeConfig {
+    pub secret_key: String,
+    pub webhook_secrets: Vec<String>,
+    pub api_base: String,
+    pub success_url: Option<String>,
+    pub cancel_url: Option<String>,
+    pub webhook_tolerance_secs: i64,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for StripeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeConfig")
+            .field("api_base", &self.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Monnify, when its three credentials are set.
+#[derive(Clone)]
+pub struct MonnifyConfig {
+    pub api_key: String,
+    pub secret_key: String,
+    pub contract_code: String,
+    pub base_url: String,
+    pub redirect_url: Option<String>,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for MonnifyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MonnifyConfig")
+            .field("api_key", &self.api_key)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn stripe_config(v: &Vars<'_>) -> anyhow::Result<Option<StripeConfig>> {
+    let (key, secrets) = (v.text("STRIPE_SECRET_KEY"), v.text("STRIPE_WEBHOOK_SECRET"));
+    let (secret_key, secrets) = match (key, secrets) {
+        (None, None) => return Ok(None),
+        (Some(key), Some(secrets)) => (key, secrets),
+        (Some(_), None) => bail!("STRIPE_SECRET_KEY is set but STRIPE_WEBHOOK_SECRET is not: webhooks could not be verified"),
+        (None, Some(_)) => bail!("STRIPE_WEBHOOK_SECRET is set but STRIPE_SECRET_KEY is not"),
+    };
+    Ok(Some(StripeConfig {
+        secret_key,
+        webhook_secrets: secrets.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+        api_base: v.text("STRIPE_API_BASE").unwrap_or_else(|| "https://api.stripe.com/".into()),
+        success_url: v.text("STRIPE_SUCCESS_URL"),
+        cancel_url: v.text("STRIPE_CANCEL_URL"),
+        webhook_tolerance_secs: v.parse("STRIPE_WEBHOOK_TOLERANCE_SECS", 300)?,
+        timeout: v.millis("STRIPE_TIMEOUT_MS", 20_000)?,
+    }))
+}
+
+fn monnify_config(v: &Vars<'_>) -> anyhow::Result<Option<MonnifyConfig>> {
+    let parts = (
+        v.text("MONNIFY_API_KEY"),
+        v.text("MONNIFY_SECRET_KEY"),
+        v.text("MONNIFY_CONTRACT_CODE"),
+    );
+    let (api_key, secret_key, contract_code) = match parts {
+        (None, None, None) => return Ok(None),
+        (Some(a), Some(s), Some(c)) => (a, s, c),
+        _ => bail!("MONNIFY_API_KEY, MONNIFY_SECRET_KEY and MONNIFY_CONTRACT_CODE must be set together"),
+    };
+    // Test keys only work against the sandbox.
+    let default_base = if api_key.starts_with("MK_TEST") {
+        "https://sandbox.monnify.com"
+    } else {
+        "https://api.monnify.com"
+    };
+    Ok(Some(MonnifyConfig {
+        base_url: v.text("MONNIFY_BASE_URL").unwrap_or_else(|| default_base.into()),
+        redirect_url: v.text("MONNIFY_REDIRECT_URL"),
+        timeout: v.millis("MONNIFY_TIMEOUT_MS", 20_000)?,
+        api_key,
+        secret_key,
+        contract_code,
+    }))
 }
 
 /// Reads settings from a map of variables (the process environment in production, a literal map
@@ -194,7 +282,9 @@ impl Settings {
         }
         let currency_code = v.text("DEFAULT_CURRENCY").unwrap_or_else(|| "USD".into());
         let default_currency = Currency::parse(&currency_code).map_err(|e| anyhow!("DEFAULT_CURRENCY: {e}"))?;
-        let real_gateway_configured = v.text("STRIPE_SECRET_KEY").is_some() || v.text("MONNIFY_API_KEY").is_some();
+        let stripe = stripe_config(&v)?;
+        let monnify = monnify_config(&v)?;
+        let real_gateway_configured = stripe.is_some() || monnify.is_some();
         let cors_origins = v
             .text("CORS_ALLOWED_ORIGINS")
             .map(|list| list.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect());
@@ -223,6 +313,8 @@ impl Settings {
             call_minutes_max: v.parse("CALL_MINUTES_MAX", 120)?,
             idempotency_lease: time_seconds(v.seconds("IDEMPOTENCY_LEASE_SECS", 60)?),
             catalog_cache_ttl: v.seconds("CATALOG_CACHE_TTL_SECS", 30)?,
+            stripe,
+            monnify,
             simulated_gateway: v.flag("SIMULATED_GATEWAY", !real_gateway_configured)?,
             simulator_secret: v.text("SIMULATOR_WEBHOOK_SECRET").map(String::into_bytes),
             cors_origins: cors_origins.unwrap_or_default(),
@@ -293,6 +385,41 @@ mod tests {
                 .unwrap_or_default();
             assert!(error.contains(name), "{name}: {error}");
         }
+    }
+
+    #[test]
+    fn a_half_configured_provider_stops_start_up() {
+        for pairs in [
+            vec![("STRIPE_SECRET_KEY", "sk_test_1")],
+            vec![("STRIPE_WEBHOOK_SECRET", "whsec_1")],
+            vec![("MONNIFY_API_KEY", "MK_TEST_1"), ("MONNIFY_SECRET_KEY", "s")],
+        ] {
+            assert!(Settings::from_vars(&vars(&pairs)).is_err(), "{pairs:?}");
+        }
+        let stripe = Settings::from_vars(&vars(&[
+            ("STRIPE_SECRET_KEY", "sk_test_1"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_a, whsec_b"),
+        ]));
+        let stripe = stripe.ok().and_then(|s| s.stripe);
+        assert_eq!(
+            stripe.map(|s| s.webhook_secrets),
+            Some(vec!["whsec_a".to_owned(), "whsec_b".to_owned()])
+        );
+        let monnify = Settings::from_vars(&vars(&[
+            ("MONNIFY_API_KEY", "MK_TEST_1"),
+            ("MONNIFY_SECRET_KEY", "s"),
+            ("MONNIFY_CONTRACT_CODE", "c"),
+        ]));
+        let monnify = monnify.ok();
+        assert_eq!(
+            monnify.as_ref().and_then(|s| s.monnify.as_ref()).map(|m| m.base_url.as_str()),
+            Some("https://sandbox.monnify.com")
+        );
+        assert_eq!(
+            monnify.map(|s| s.simulated_gateway),
+            Some(false),
+            "a real gateway replaces the simulator"
+        );
     }
 
     #[test]

@@ -67,6 +67,7 @@ async fn cache_and_limiter(settings: &Settings) -> anyhow::Result<(Arc<dyn Cache
 
 impl<U: UnitOfWork> Services<U> {
     pub async fn new(store: U, settings: &Settings, base_url: &str) -> anyhow::Result<Services<U>> {
+        adapter_monnify::ensure_crypto_provider();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let secret = match &settings.jwt_secret {
             Some(secret) => secret.clone(),
@@ -82,7 +83,47 @@ impl<U: UnitOfWork> Services<U> {
             access_ttl: settings.access_token_ttl,
         };
         let tokens = JwtIssuer::new(jwt).map_err(|e| anyhow::anyhow!("JWT_SECRET: {e}"))?;
+        // The first gateway is the default for card payments; Monnify first so that naira goes to
+        // it, while other currencies fall through to the next gateway that takes them.
         let mut gateways = Gateways::new();
+        if let Some(monnify) = &settings.monnify {
+            let gateway = adapter_monnify::MonnifyGateway::new(adapter_monnify::MonnifySettings {
+                api_key: monnify.api_key.clone(),
+                secret_key: monnify.secret_key.clone(),
+                contract_code: monnify.contract_code.clone(),
+                base_url: monnify.base_url.clone(),
+                redirect_url: monnify
+                    .redirect_url
+                    .clone()
+                    .unwrap_or_else(|| format!("{base_url}/checkout/complete")),
+                request_timeout: monnify.timeout,
+                attempts_max: 3,
+            })
+            .context("Monnify configuration")?;
+            tracing::info!(base_url = %monnify.base_url, "Monnify gateway enabled");
+            gateways = gateways.with(Arc::new(gateway));
+        }
+        if let Some(stripe) = &settings.stripe {
+            let gateway = adapter_stripe::StripeGateway::new(adapter_stripe::StripeSettings {
+                secret_key: stripe.secret_key.clone(),
+                webhook_secrets: stripe.webhook_secrets.clone(),
+                api_base: stripe.api_base.clone(),
+                success_url: stripe
+                    .success_url
+                    .clone()
+                    .unwrap_or_else(|| format!("{base_url}/checkout/complete")),
+                cancel_url: stripe
+                    .cancel_url
+                    .clone()
+                    .unwrap_or_else(|| format!("{base_url}/checkout/cancelled")),
+                webhook_tolerance_secs: stripe.webhook_tolerance_secs,
+                request_timeout: stripe.timeout,
+                attempts_max: 3,
+            })
+            .context("Stripe configuration")?;
+            tracing::info!(api_base = %stripe.api_base, "Stripe gateway enabled");
+            gateways = gateways.with(Arc::new(gateway));
+        }
         let simulator = if settings.simulated_gateway {
             let secret = settings.simulator_secret.clone().unwrap_or_else(JwtIssuer::random_secret);
             let simulator = Arc::new(SimulatedGateway::new(secret, base_url, clock.clone()).map_err(|e| anyhow::anyhow!("{e}"))?);

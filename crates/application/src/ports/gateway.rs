@@ -159,6 +159,13 @@ pub struct RefundUpdate {
     pub status: GatewayRefundStatus,
 }
 
+/// What the provider says about a payment when asked directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfirmedPayment {
+    pub paid: bool,
+    pub amount: Option<Money>,
+}
+
 /// A verified event from a gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayEvent {
@@ -182,6 +189,19 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
 
     /// Refunds all or part of a payment.
     async fn refund(&self, request: RefundRequest) -> Result<GatewayRefund, GatewayError>;
+
+    /// Asks the provider for the state of a payment an event claims succeeded. Providers whose
+    /// webhooks carry no timestamp (Monnify) confirm every success this way before it is applied,
+    /// which also defeats replays; `Ok(None)` means the signed event is enough (the default).
+    async fn confirm_payment(&self, _reference: &PaymentReference) -> Result<Option<ConfirmedPayment>, GatewayError> {
+        Ok(None)
+    }
+
+    /// Closes a hosted checkout we gave up on, so the customer can no longer pay it. Best effort:
+    /// a payment that still arrives is handled as a late success.
+    async fn expire_checkout(&self, _session_id: &str) -> Result<(), GatewayError> {
+        Ok(())
+    }
 
     /// Verifies a webhook's signature over the raw body and parses it. Nothing in the body is
     /// trusted before the signature is.

@@ -1,5 +1,5 @@
-//! Stripe's webhook signature scheme: `Stripe-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of
-//! "<t>.<raw body>">[,v1=...]`. Several `v1` entries may appear (Stripe sends one per active
+//! Stripe's webhook signature scheme, as Stripe signs its webhooks and the simulator imitates:
+//! `Stripe-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">[,v1=...]`. Several `v1` entries may appear (Stripe sends one per active
 //! secret while a secret is being rolled), and several secrets may be accepted.
 
 use application::ports::gateway::WebhookError;

@@ -1,0 +1,191 @@
+//! The Monnify adapter over real HTTP against a local double of Monnify's API.
+
+use std::time::Duration;
+
+use adapter_monnify::testing::{MonnifyDouble, refusal};
+use adapter_monnify::{MonnifyGateway, MonnifySettings, SIGNATURE_HEADER, sign};
+use application::ports::gateway::{
+    CheckoutLine, CheckoutRequest, GatewayError, GatewayEventKind, GatewayRefundStatus, PaymentGateway, PaymentReference, RefundRequest,
+    WebhookError, WebhookHeaders,
+};
+use domain::ids::{PaymentId, RefundId};
+use domain::money::{Currency, Money};
+use time::OffsetDateTime;
+
+const API_KEY: &str = "MK_TEST_123";
+const SECRET: &str = "SK_TEST_SECRET";
+
+async fn gateway() -> (MonnifyGateway, MonnifyDouble) {
+    let double = MonnifyDouble::start(API_KEY, SECRET).await.expect("the double starts");
+    let settings = MonnifySettings {
+        api_key: API_KEY.into(),
+        secret_key: SECRET.into(),
+        contract_code: "CONTRACT1".into(),
+        base_url: double.url(),
+        redirect_url: "https://shop.example/paid".into(),
+        request_timeout: Duration::from_secs(5),
+        attempts_max: 3,
+    };
+    (MonnifyGateway::new(settings).expect("valid settings"), double)
+}
+
+fn ngn(minor: i64) -> Money {
+    Money::from_minor(minor, Currency::Ngn)
+}
+
+fn checkout(amount: Money) -> CheckoutRequest {
+    CheckoutRequest {
+        payment_id: PaymentId::from_uuid(uuid::Uuid::now_v7()),
+        amount,
+        description: "Wallet top-up".into(),
+        lines: vec![CheckoutLine {
+            name: "Top-up".into(),
+            unit_amount: amount,
+            quantity: 1,
+        }],
+        customer_email: "ada@example.com".into(),
+        expires_at: OffsetDateTime::now_utc() + time::Duration::minutes(30),
+        idempotency_key: "k".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_is_initialised_in_naira_with_one_login() -> Result<(), GatewayError> {
+    let (gateway, double) = gateway().await;
+    let request = checkout(ngn(250_050));
+    let session = gateway.create_checkout(request.clone()).await?;
+    assert!(session.session_id.starts_with("MNFY|"));
+    assert!(session.checkout_url.contains(&session.session_id));
+    let transaction = double.transaction_for(&request.payment_id.to_string()).expect("recorded");
+    assert_eq!(transaction.amount, "2500.50", "the amount is the exact decimal, never a float");
+    gateway.create_checkout(checkout(ngn(100))).await?;
+    assert_eq!(double.logins(), 1, "the token is cached");
+    double.revoke_tokens();
+    gateway.create_checkout(checkout(ngn(100))).await?;
+    assert_eq!(double.logins(), 2, "a rejected token is renewed once");
+    let dollars = gateway.create_checkout(checkout(Money::from_minor(100, Currency::Usd))).await;
+    assert!(matches!(dollars, Err(GatewayError::InvalidRequest(_))));
+    assert!(!gateway.supports_currency(Currency::Usd) && gateway.supports_currency(Currency::Ngn));
+    Ok(())
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_and_refusals_reported() -> Result<(), GatewayError> {
+    let (gateway, double) = gateway().await;
+    double.fail_next(
+        "/api/v1/merchant",
+        vec![(502, refusal("bad gateway", "99")), (500, refusal("oops", "99"))],
+    );
+    gateway.create_checkout(checkout(ngn(10_000))).await?;
+    double.fail_next("/api/v1/merchant", vec![(400, refusal("Duplicate payment reference", "99"))]);
+    let refused = gateway.create_checkout(checkout(ngn(10_000))).await;
+    assert!(
+        matches!(refused, Err(GatewayError::InvalidRequest(ref m)) if m.contains("Duplicate")),
+        "{refused:?}"
+    );
+    double.fail_next("/api/v1/merchant", vec![(503, refusal("down", "99")); 3]);
+    assert!(matches!(
+        gateway.create_checkout(checkout(ngn(10_000))).await,
+        Err(GatewayError::Unavailable(_))
+    ));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_success_is_confirmed_with_the_status_api() -> Result<(), GatewayError> {
+    let (gateway, double) = gateway().await;
+    let request = checkout(ngn(500_000));
+    let session = gateway.create_checkout(request.clone()).await?;
+    let reference = PaymentReference {
+        payment_id: Some(request.payment_id),
+        session_id: Some(session.session_id.clone()),
+        provider_payment_id: None,
+    };
+    let pending = gateway.confirm_payment(&reference).await?.expect("Monnify confirms");
+    assert!(!pending.paid);
+    double.pay(&session.session_id, "PAID");
+    let paid = gateway.confirm_payment(&reference).await?.expect("Monnify confirms");
+    assert!(paid.paid);
+    assert_eq!(paid.amount, Some(ngn(500_000)));
+    Ok(())
+}
+
+#[tokio::test]
+async fn refunds_carry_our_reference_and_report_their_status() -> Result<(), GatewayError> {
+    let (gateway, double) = gateway().await;
+    let refund = RefundRequest {
+        refund_id: RefundId::from_uuid(uuid::Uuid::now_v7()),
+        payment_id: PaymentId::from_uuid(uuid::Uuid::now_v7()),
+        provider_payment_id: "MNFY|1|2".into(),
+        amount: ngn(120_000),
+        reason: "customer request".into(),
+        idempotency_key: "r".into(),
+    };
+    let answer = gateway.refund(refund.clone()).await?;
+    assert_eq!(
+        (answer.provider_refund_id, answer.status),
+        (refund.refund_id.to_string(), GatewayRefundStatus::Pending)
+    );
+    let sent = &double.refunds()[0];
+    assert_eq!(sent["refundAmount"], "1200.00", "the amount is the exact decimal, never a float");
+    assert_eq!(sent["transactionReference"], "MNFY|1|2");
+    double.set_refund_status("COMPLETED");
+    assert_eq!(gateway.refund(refund).await?.status, GatewayRefundStatus::Succeeded);
+    Ok(())
+}
+
+#[tokio::test]
+async fn webhooks_must_carry_monnifys_signature() -> Result<(), WebhookError> {
+    let (gateway, double) = gateway().await;
+    let request = checkout(ngn(300_000));
+    let session = gateway
+        .create_checkout(request.clone())
+        .await
+        .map_err(|e| WebhookError::MalformedPayload(e.to_string()))?;
+    let body = double.pay(&session.session_id, "PAID").expect("a transaction");
+    let now = OffsetDateTime::now_utc();
+    let signed = WebhookHeaders::new([(SIGNATURE_HEADER.to_owned(), sign(SECRET, body.as_bytes()))]);
+    let event = gateway.verify_webhook(&signed, body.as_bytes(), now)?;
+    assert_eq!(event.event_id, format!("SUCCESSFUL_TRANSACTION:{}", session.session_id));
+    assert!(
+        matches!(event.kind, GatewayEventKind::PaymentSucceeded { ref reference, amount: Some(amount) } if reference.payment_id == Some(request.payment_id) && amount == ngn(300_000))
+    );
+    let forged = WebhookHeaders::new([(SIGNATURE_HEADER.to_owned(), sign("not the secret", body.as_bytes()))]);
+    assert_eq!(
+        gateway.verify_webhook(&forged, body.as_bytes(), now).err(),
+        Some(WebhookError::BadSignature)
+    );
+    let tampered = body.replace("ada@example.com", "eve@example.com");
+    assert_ne!(tampered, body);
+    assert_eq!(
+        gateway.verify_webhook(&signed, tampered.as_bytes(), now).err(),
+        Some(WebhookError::BadSignature)
+    );
+    assert_eq!(
+        gateway.verify_webhook(&WebhookHeaders::default(), body.as_bytes(), now).err(),
+        Some(WebhookError::MissingSignature)
+    );
+    Ok(())
+}
+
+#[test]
+fn incomplete_configuration_is_refused() {
+    let settings = MonnifySettings {
+        api_key: API_KEY.into(),
+        secret_key: String::new(),
+        contract_code: "C".into(),
+        base_url: "https://sandbox.monnify.com".into(),
+        redirect_url: String::new(),
+        request_timeout: Duration::from_secs(5),
+        attempts_max: 3,
+    };
+    assert!(MonnifyGateway::new(settings.clone()).is_err());
+    assert!(
+        MonnifyGateway::new(MonnifySettings {
+            secret_key: "s".into(),
+            base_url: "ftp://x".into(),
+            ..settings
+        })
+        .is_err()
+    );
+}
