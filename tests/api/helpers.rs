@@ -18,6 +18,8 @@ pub const SIMULATOR_SECRET: &str = "whsec_test_simulator_secret_0123456789";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Memory,
+    /// A fresh, migrated database of the test's own, dropped afterwards.
+    Postgres,
 }
 
 #[derive(Debug)]
@@ -61,6 +63,8 @@ pub struct User {
 
 pub struct TestApp {
     pub backend: Backend,
+    /// The database of a PostgreSQL-backed app, which another instance may share.
+    pub database_url: Option<String>,
     pub base: String,
     pub http: reqwest::Client,
     pub admin: User,
@@ -90,10 +94,17 @@ impl TestApp {
         .collect();
         let guard: Option<Box<dyn std::any::Any + Send>> = match backend {
             Backend::Memory => None,
+            Backend::Postgres => {
+                let database = adapter_postgres::testing::TestDatabase::create().await;
+                vars.insert("DATABASE_URL".into(), database.url().to_owned());
+                vars.insert("DATABASE_POOL_MAX".into(), "8".into());
+                Some(Box::new(database))
+            }
         };
         for (key, value) in extra {
             vars.insert((*key).to_owned(), (*value).to_owned());
         }
+        let database_url = vars.get("DATABASE_URL").cloned();
         if std::env::var_os("TEST_LOG").is_some() {
             server::telemetry::init(false);
         }
@@ -108,6 +119,7 @@ impl TestApp {
             .expect("client");
         let mut app = TestApp {
             backend,
+            database_url,
             base,
             http,
             admin: User {
@@ -119,6 +131,17 @@ impl TestApp {
         };
         app.admin = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
         app
+    }
+
+    /// A second server instance on the same database.
+    pub async fn alongside(&self, extra: &[(&str, &str)]) -> TestApp {
+        let url = self
+            .database_url
+            .clone()
+            .expect("only a PostgreSQL-backed app has a database to share");
+        let mut vars: Vec<(&str, &str)> = vec![("DATABASE_URL", url.as_str()), ("DATABASE_POOL_MAX", "8")];
+        vars.extend_from_slice(extra);
+        TestApp::spawn_with(Backend::Memory, &vars).await
     }
 
     pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>, headers: &[(&str, &str)]) -> Reply {
@@ -295,6 +318,11 @@ macro_rules! on_every_backend {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn on_memory() {
                     super::$name($crate::helpers::TestApp::spawn($crate::helpers::Backend::Memory).await).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn on_postgres() {
+                    super::$name($crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await).await;
                 }
             }
         )*

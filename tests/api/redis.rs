@@ -167,6 +167,49 @@ async fn requests_succeed_while_redis_is_down_and_the_cache_recovers(app: TestAp
     assert_eq!(public_product(&app, &mug).await.2.as_deref(), Some("hit"), "the cache works again");
 }
 
+/// Two instances on one database and one Redis: a write through one is never hidden by the other's
+/// cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_one_instance_is_seen_through_the_cache_of_another() {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let prefix = prefix();
+    let writer = with_redis(Backend::Postgres, &url, &prefix, &[]).await;
+    let reader = writer
+        .alongside(&[
+            ("REDIS_URL", url.as_str()),
+            ("REDIS_KEY_PREFIX", prefix.as_str()),
+            ("REDIS_RETRY_AFTER_MS", "100"),
+        ])
+        .await;
+    let merchant = writer.user("merchant").await;
+    let mug = writer.product(&merchant, "Mug", "5.00", 10).await;
+    assert_eq!(public_product(&reader, &mug).await.2.as_deref(), Some("miss"));
+    assert_eq!(public_product(&reader, &mug).await.2.as_deref(), Some("hit"));
+    let listing = reader.get("/api/v1/products", None).await;
+    assert_eq!(listing.assert_status(200)["items"][0]["price"], "5.00");
+    writer
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/products/{mug}"),
+            Some(&merchant.token),
+            Some(&json!({"price": "8.00"})),
+            &[],
+        )
+        .await
+        .assert_status(200);
+    assert_eq!(public_product(&reader, &mug).await.1["price"], "8.00");
+    assert_eq!(reader.get("/api/v1/products", None).await.body["items"][0]["price"], "8.00");
+    let buyer = reader.customer_with("50.00").await;
+    let cart = json!({"items": [{"product_id": mug, "quantity": 3}], "payment_method": "wallet"});
+    reader.post("/api/v1/orders", Some(&buyer.token), &cart).await.assert_status(201);
+    assert_eq!(public_product(&writer, &mug).await.1["stock"]["available"], 7);
+    writer
+        .send(Method::DELETE, &format!("/api/v1/products/{mug}"), Some(&merchant.token), None, &[])
+        .await
+        .assert_status(200);
+    assert_eq!(public_product(&reader, &mug).await.0, 404);
+}
+
 /// Two server instances sharing one Redis share one rate-limit budget per client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_the_authentication_budget() {

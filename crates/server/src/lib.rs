@@ -10,4 +10,4 @@ pub mod seed;
 pub mod telemetry;
 mod wiring;
 
-pub use crate::wiring::{Application, Backend, Services};
+pub use crate::wiring::{Application, Backend, Services, migrate};

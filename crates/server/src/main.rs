@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use server::config::Settings;
-use server::{Application, Backend, Services, seed, telemetry};
+use server::config::{Settings, Storage};
+use server::{Application, Backend, Services, migrate, seed, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,6 +46,10 @@ macro_rules! with_app {
                 let $app = Services::new(store, &$settings, "").await?.app;
                 $body
             }
+            Backend::Postgres(store) => {
+                let $app = Services::new(store, &$settings, "").await?.app;
+                $body
+            }
         }
     }};
 }
@@ -56,12 +60,18 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             Application::build(settings).await?.run_until_stopped().await?;
         }
         Command::Migrate => {
-            // Backend::connect applies the migrations; with no database there is nothing to do.
-            if settings.is_demo() {
+            let Storage::Postgres(postgres) = &settings.storage else {
                 anyhow::bail!("set DATABASE_URL to migrate a database");
-            }
-            Backend::connect(&settings).await?;
-            println!("migrations applied");
+            };
+            let applied = migrate(postgres).await?;
+            println!(
+                "migrations applied: {}",
+                if applied.is_empty() {
+                    "none (up to date)".to_owned()
+                } else {
+                    applied.join(", ")
+                }
+            );
         }
         Command::Seed => with_app!(settings, |app| {
             let report = seed::run(&app).await?;

@@ -7,6 +7,7 @@ use actix_web::dev::Server;
 use actix_web::{HttpServer, web};
 use adapter_auth::{BcryptHasher, JwtIssuer, JwtSettings};
 use adapter_memory::{MemoryCache, MemoryRateLimiter, MemoryStore};
+use adapter_postgres::{PgSettings, PgStore};
 use adapter_simulated_gateway::SimulatedGateway;
 use anyhow::Context;
 use application::ports::cache::Cache;
@@ -19,21 +20,47 @@ use http_actix::{ApiState, HttpSettings, RateLimits};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{Settings, Storage};
+use crate::config::{PostgresSettings, Settings, Storage};
 use crate::jobs;
 
 /// The storage the server runs on.
 #[derive(Debug, Clone)]
 pub enum Backend {
     Memory(MemoryStore),
+    Postgres(PgStore),
+}
+
+pub(crate) fn pg_settings(postgres: &PostgresSettings) -> PgSettings {
+    PgSettings {
+        url: postgres.url.clone(),
+        pool_max_size: postgres.pool_max_size,
+        connect_timeout: postgres.connect_timeout,
+        acquire_timeout: postgres.acquire_timeout,
+        statement_timeout: postgres.statement_timeout,
+        lock_timeout: postgres.lock_timeout,
+    }
+}
+
+/// Applies the migrations to the configured database.
+pub async fn migrate(postgres: &PostgresSettings) -> anyhow::Result<Vec<String>> {
+    Ok(adapter_postgres::run_migrations(&pg_settings(postgres)).await?)
 }
 
 impl Backend {
-    /// Connects to the configured storage (and migrates it, if configured to).
+    /// Connects to the configured storage (and migrates it first, if configured to). A database
+    /// that cannot be reached is an error here, never a silent fall back to memory.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Backend> {
         match &settings.storage {
             Storage::Memory => Ok(Backend::Memory(MemoryStore::new())),
-            Storage::Postgres(_) => anyhow::bail!("PostgreSQL support is not built into this binary yet"),
+            Storage::Postgres(postgres) => {
+                if postgres.run_migrations {
+                    let applied = migrate(postgres).await?;
+                    tracing::info!(?applied, "migrations applied");
+                }
+                let store = PgStore::connect(&pg_settings(postgres)).await?;
+                tracing::info!(url = %crate::config::redact_url(&postgres.url), pool = postgres.pool_max_size, "connected to PostgreSQL");
+                Ok(Backend::Postgres(store))
+            }
         }
     }
 }
@@ -191,6 +218,7 @@ impl Application {
         }
         match backend {
             Backend::Memory(store) => Application::start(store, &settings, listener, base_url).await,
+            Backend::Postgres(store) => Application::start(store, &settings, listener, base_url).await,
         }
     }
 

@@ -1,0 +1,139 @@
+//! Metered call sessions.
+
+use application::pagination::{Cursor, Page, PageRequest};
+use application::ports::store::{CallRepository, StoreResult};
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use domain::call::{CallSession, CallStatus};
+use domain::ids::{CallId, HoldId, UserId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::mapping::{expect_rows, limit_plus_one, money, position_after, to_i32, to_u32, word};
+use crate::schema::call_sessions;
+use crate::sql::Statement;
+use crate::tx::PgTx;
+
+macro_rules! call_columns {
+    () => {
+        "id, caller_id, receiver_id, currency, rate_per_minute, hold_id, authorized_minutes, status, started_at, ended_at, \
+         billed_minutes, charged"
+    };
+}
+
+#[derive(QueryableByName)]
+#[diesel(table_name = call_sessions, check_for_backend(diesel::pg::Pg))]
+struct CallRow {
+    id: Uuid,
+    caller_id: Uuid,
+    receiver_id: Uuid,
+    currency: String,
+    rate_per_minute: i64,
+    hold_id: Uuid,
+    authorized_minutes: i32,
+    status: String,
+    started_at: OffsetDateTime,
+    ended_at: Option<OffsetDateTime>,
+    billed_minutes: i32,
+    charged: i64,
+}
+
+impl CallRow {
+    fn into_domain(self) -> StoreResult<CallSession> {
+        Ok(CallSession {
+            id: CallId::from_uuid(self.id),
+            caller_id: UserId::from_uuid(self.caller_id),
+            receiver_id: UserId::from_uuid(self.receiver_id),
+            rate_per_minute: money(self.rate_per_minute, &self.currency)?,
+            hold_id: HoldId::from_uuid(self.hold_id),
+            authorized_minutes: to_u32(self.authorized_minutes, "authorized minutes")?,
+            status: word("call status", &self.status, CallStatus::parse)?,
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+            billed_minutes: to_u32(self.billed_minutes, "billed minutes")?,
+            charged: money(self.charged, &self.currency)?,
+        })
+    }
+}
+
+/// A user's calls as caller and as receiver, each side read newest first from its own index and
+/// merged; a call never has the same user on both sides.
+const LIST_CALLS: &str = concat!(
+    "SELECT ",
+    call_columns!(),
+    " FROM ( \
+         (SELECT * FROM call_sessions WHERE caller_id = $3 AND (started_at, id) < ($1, $2) \
+          ORDER BY started_at DESC, id DESC LIMIT $4) \
+         UNION ALL \
+         (SELECT * FROM call_sessions WHERE receiver_id = $3 AND caller_id <> $3 AND (started_at, id) < ($1, $2) \
+          ORDER BY started_at DESC, id DESC LIMIT $4) \
+     ) calls ORDER BY started_at DESC, id DESC LIMIT $4"
+);
+
+impl CallRepository for PgTx {
+    async fn insert_call(&mut self, call: &CallSession) -> StoreResult<()> {
+        let statement = Statement::new(concat!(
+            "INSERT INTO call_sessions (",
+            call_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        ))
+        .bind::<SqlUuid, _>(call.id.as_uuid())
+        .bind::<SqlUuid, _>(call.caller_id.as_uuid())
+        .bind::<SqlUuid, _>(call.receiver_id.as_uuid())
+        .bind::<Text, _>(call.rate_per_minute.currency().code())
+        .bind::<BigInt, _>(call.rate_per_minute.amount_minor())
+        .bind::<SqlUuid, _>(call.hold_id.as_uuid())
+        .bind::<Integer, _>(to_i32(call.authorized_minutes, "authorized minutes")?)
+        .bind::<Text, _>(call.status.as_str())
+        .bind::<Timestamptz, _>(call.started_at)
+        .bind::<Nullable<Timestamptz>, _>(call.ended_at)
+        .bind::<Integer, _>(to_i32(call.billed_minutes, "billed minutes")?)
+        .bind::<BigInt, _>(call.charged.amount_minor());
+        self.execute(statement).await.map(|_| ())
+    }
+
+    async fn lock_call(&mut self, id: CallId) -> StoreResult<Option<CallSession>> {
+        let statement = Statement::new(concat!(
+            "SELECT ",
+            call_columns!(),
+            " FROM call_sessions WHERE id = $1 FOR NO KEY UPDATE"
+        ))
+        .bind::<SqlUuid, _>(id.as_uuid());
+        self.first::<CallRow>(statement).await?.map(CallRow::into_domain).transpose()
+    }
+
+    /// Writes what ending (and billing) a call changes.
+    async fn update_call(&mut self, call: &CallSession) -> StoreResult<()> {
+        let statement = Statement::new(
+            "UPDATE call_sessions SET authorized_minutes = $2, status = $3, ended_at = $4, billed_minutes = $5, charged = $6 \
+             WHERE id = $1",
+        )
+        .bind::<SqlUuid, _>(call.id.as_uuid())
+        .bind::<Integer, _>(to_i32(call.authorized_minutes, "authorized minutes")?)
+        .bind::<Text, _>(call.status.as_str())
+        .bind::<Nullable<Timestamptz>, _>(call.ended_at)
+        .bind::<Integer, _>(to_i32(call.billed_minutes, "billed minutes")?)
+        .bind::<BigInt, _>(call.charged.amount_minor());
+        let affected = self.execute(statement).await?;
+        expect_rows(affected, 1, "call")
+    }
+
+    async fn list_calls(&mut self, user: UserId, page: &PageRequest) -> StoreResult<Page<CallSession>> {
+        let (at, id) = position_after(page);
+        let statement = Statement::new(LIST_CALLS)
+            .bind::<Timestamptz, _>(at)
+            .bind::<SqlUuid, _>(id)
+            .bind::<SqlUuid, _>(user.as_uuid())
+            .bind::<BigInt, _>(limit_plus_one(page.limit));
+        let calls = self
+            .load::<CallRow>(statement)
+            .await?
+            .into_iter()
+            .map(CallRow::into_domain)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_rows(calls, page.limit, |call| Cursor::Position {
+            at: call.started_at,
+            id: call.id.as_uuid(),
+        }))
+    }
+}

@@ -1,0 +1,247 @@
+//! Products and their stock.
+//!
+//! Stock is its own table (see the migration): checkouts lock and update `stock` rows only, in
+//! product-id order, while catalog edits lock `products` rows.
+
+use std::collections::{HashMap, HashSet};
+
+use application::pagination::{Cursor, Page, PageRequest};
+use application::ports::store::{ProductFilter, ProductRepository, StoreResult};
+use diesel::QueryableByName;
+use diesel::sql_types::{Array, BigInt, Bool, Text, Timestamptz, Uuid as SqlUuid};
+use domain::catalog::{Product, Stock};
+use domain::ids::{ProductId, UserId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::mapping::{corrupt, expect_rows, limit_plus_one, money, position_after};
+use crate::schema::{products, stock};
+use crate::sql::Statement;
+use crate::tx::PgTx;
+
+macro_rules! product_columns {
+    () => {
+        "p.id, p.merchant_id, p.name, p.description, p.currency, p.price, p.active, p.created_at, p.updated_at"
+    };
+}
+
+#[derive(QueryableByName)]
+#[diesel(table_name = products, check_for_backend(diesel::pg::Pg))]
+struct ProductRow {
+    id: Uuid,
+    merchant_id: Uuid,
+    name: String,
+    description: String,
+    currency: String,
+    price: i64,
+    active: bool,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl ProductRow {
+    fn into_domain(self) -> StoreResult<Product> {
+        Ok(Product {
+            id: ProductId::from_uuid(self.id),
+            merchant_id: UserId::from_uuid(self.merchant_id),
+            name: self.name,
+            description: self.description,
+            price: money(self.price, &self.currency)?,
+            active: self.active,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+#[derive(QueryableByName)]
+#[diesel(table_name = stock, check_for_backend(diesel::pg::Pg))]
+struct StockRow {
+    product_id: Uuid,
+    available: i64,
+    reserved: i64,
+}
+
+impl StockRow {
+    fn into_domain(self) -> StoreResult<Stock> {
+        Stock::restore(ProductId::from_uuid(self.product_id), self.available, self.reserved).map_err(corrupt)
+    }
+}
+
+#[derive(QueryableByName)]
+struct EntryRow {
+    #[diesel(embed)]
+    product: ProductRow,
+    #[diesel(embed)]
+    stock: StockRow,
+}
+
+impl EntryRow {
+    fn into_domain(self) -> StoreResult<(Product, Stock)> {
+        Ok((self.product.into_domain()?, self.stock.into_domain()?))
+    }
+}
+
+/// The three shapes of a listing, each with an index that yields its rows newest first: the
+/// cursor condition and the order are the same, only the filter differs.
+const LIST_ALL: &str = concat!(
+    "SELECT ",
+    product_columns!(),
+    ", s.product_id, s.available, s.reserved FROM products p JOIN stock s ON s.product_id = p.id \
+     WHERE (p.created_at, p.id) < ($1, $2) ORDER BY p.created_at DESC, p.id DESC LIMIT $3"
+);
+const LIST_ACTIVE: &str = concat!(
+    "SELECT ",
+    product_columns!(),
+    ", s.product_id, s.available, s.reserved FROM products p JOIN stock s ON s.product_id = p.id \
+     WHERE p.active AND (p.created_at, p.id) < ($1, $2) ORDER BY p.created_at DESC, p.id DESC LIMIT $3"
+);
+const LIST_MERCHANT: &str = concat!(
+    "SELECT ",
+    product_columns!(),
+    ", s.product_id, s.available, s.reserved FROM products p JOIN stock s ON s.product_id = p.id \
+     WHERE p.merchant_id = $4 AND (p.active OR NOT $5) AND (p.created_at, p.id) < ($1, $2) \
+     ORDER BY p.created_at DESC, p.id DESC LIMIT $3"
+);
+
+impl ProductRepository for PgTx {
+    /// The product and its stock row, in one statement. The stock row is made from the inserted
+    /// product, so a taken id is reported as `products_pkey`, the product's constraint.
+    async fn insert_product(&mut self, product: &Product, stock: &Stock) -> StoreResult<()> {
+        let statement = Statement::new(
+            "WITH product AS ( \
+                 INSERT INTO products (id, merchant_id, name, description, currency, price, active, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 RETURNING id \
+             ) \
+             INSERT INTO stock (product_id, available, reserved) SELECT id, $10, $11 FROM product",
+        )
+        .bind::<SqlUuid, _>(product.id.as_uuid())
+        .bind::<SqlUuid, _>(product.merchant_id.as_uuid())
+        .bind::<Text, _>(product.name.as_str())
+        .bind::<Text, _>(product.description.as_str())
+        .bind::<Text, _>(product.price.currency().code())
+        .bind::<BigInt, _>(product.price.amount_minor())
+        .bind::<Bool, _>(product.active)
+        .bind::<Timestamptz, _>(product.created_at)
+        .bind::<Timestamptz, _>(product.updated_at)
+        .bind::<BigInt, _>(stock.available())
+        .bind::<BigInt, _>(stock.reserved());
+        self.execute(statement).await.map(|_| ())
+    }
+
+    async fn update_product(&mut self, product: &Product) -> StoreResult<()> {
+        let statement = Statement::new(
+            "UPDATE products SET name = $2, description = $3, currency = $4, price = $5, active = $6, updated_at = $7 \
+             WHERE id = $1",
+        )
+        .bind::<SqlUuid, _>(product.id.as_uuid())
+        .bind::<Text, _>(product.name.as_str())
+        .bind::<Text, _>(product.description.as_str())
+        .bind::<Text, _>(product.price.currency().code())
+        .bind::<BigInt, _>(product.price.amount_minor())
+        .bind::<Bool, _>(product.active)
+        .bind::<Timestamptz, _>(product.updated_at);
+        let affected = self.execute(statement).await?;
+        expect_rows(affected, 1, "product")
+    }
+
+    async fn find_product(&mut self, id: ProductId) -> StoreResult<Option<(Product, Stock)>> {
+        let statement = Statement::new(concat!(
+            "SELECT ",
+            product_columns!(),
+            ", s.product_id, s.available, s.reserved FROM products p JOIN stock s ON s.product_id = p.id WHERE p.id = $1"
+        ))
+        .bind::<SqlUuid, _>(id.as_uuid());
+        self.first::<EntryRow>(statement).await?.map(EntryRow::into_domain).transpose()
+    }
+
+    async fn lock_product(&mut self, id: ProductId) -> StoreResult<Option<Product>> {
+        let statement = Statement::new(concat!(
+            "SELECT ",
+            product_columns!(),
+            " FROM products p WHERE p.id = $1 FOR NO KEY UPDATE"
+        ))
+        .bind::<SqlUuid, _>(id.as_uuid());
+        self.first::<ProductRow>(statement).await?.map(ProductRow::into_domain).transpose()
+    }
+
+    /// In the order of `ids`, leaving out unknown ones.
+    async fn find_products(&mut self, ids: &[ProductId]) -> StoreResult<Vec<Product>> {
+        let distinct: Vec<Uuid> = ids.iter().map(ProductId::as_uuid).collect::<HashSet<_>>().into_iter().collect();
+        if distinct.is_empty() {
+            return Ok(Vec::new());
+        }
+        let statement = Statement::new(concat!("SELECT ", product_columns!(), " FROM products p WHERE p.id = ANY($1)"))
+            .bind::<Array<SqlUuid>, _>(distinct);
+        let mut found: HashMap<ProductId, Product> = HashMap::new();
+        for row in self.load::<ProductRow>(statement).await? {
+            let product = row.into_domain()?;
+            found.insert(product.id, product);
+        }
+        Ok(ids.iter().filter_map(|id| found.get(id).cloned()).collect())
+    }
+
+    async fn list_products(&mut self, filter: ProductFilter, page: &PageRequest) -> StoreResult<Page<(Product, Stock)>> {
+        let (at, id) = position_after(page);
+        let text = match (filter.merchant, filter.active_only) {
+            (Some(_), _) => LIST_MERCHANT,
+            (None, true) => LIST_ACTIVE,
+            (None, false) => LIST_ALL,
+        };
+        let mut statement = Statement::new(text)
+            .bind::<Timestamptz, _>(at)
+            .bind::<SqlUuid, _>(id)
+            .bind::<BigInt, _>(limit_plus_one(page.limit));
+        if let Some(merchant) = filter.merchant {
+            statement = statement.bind::<SqlUuid, _>(merchant.as_uuid()).bind::<Bool, _>(filter.active_only);
+        }
+        let rows = self
+            .load::<EntryRow>(statement)
+            .await?
+            .into_iter()
+            .map(EntryRow::into_domain)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_rows(rows, page.limit, |(product, _)| Cursor::Position {
+            at: product.created_at,
+            id: product.id.as_uuid(),
+        }))
+    }
+
+    /// Locked in ascending product id order (see `lock_wallets`); missing products are left out.
+    async fn lock_stock(&mut self, ids: &[ProductId]) -> StoreResult<Vec<Stock>> {
+        let mut sorted: Vec<Uuid> = ids.iter().map(ProductId::as_uuid).collect();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let statement = Statement::new(
+            "SELECT product_id, available, reserved FROM stock WHERE product_id = ANY($1) ORDER BY product_id FOR NO KEY UPDATE",
+        )
+        .bind::<Array<SqlUuid>, _>(sorted);
+        self.load::<StockRow>(statement)
+            .await?
+            .into_iter()
+            .map(StockRow::into_domain)
+            .collect()
+    }
+
+    async fn update_stock(&mut self, stock: &[Stock]) -> StoreResult<()> {
+        let mut seen = HashSet::new();
+        let latest: Vec<&Stock> = stock.iter().rev().filter(|s| seen.insert(s.product_id)).collect();
+        if latest.is_empty() {
+            return Ok(());
+        }
+        let statement = Statement::new(
+            "UPDATE stock AS s SET available = v.available, reserved = v.reserved \
+             FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS v(product_id, available, reserved) \
+             WHERE s.product_id = v.product_id",
+        )
+        .bind::<Array<SqlUuid>, _>(latest.iter().map(|s| s.product_id.as_uuid()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(latest.iter().map(|s| s.available()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(latest.iter().map(|s| s.reserved()).collect::<Vec<_>>());
+        let affected = self.execute(statement).await?;
+        expect_rows(affected, latest.len(), "stock row")
+    }
+}

@@ -1,0 +1,199 @@
+//! Idempotency keys and the inbox of processed webhook events: "have we seen this before?",
+//! answered by a primary key and `INSERT ... ON CONFLICT DO NOTHING`.
+
+use application::idempotency::{IdempotencyKey, IdempotencyRecord, IdempotencyScope, IdempotencyState, StoredResponse};
+use application::ports::store::{ClaimOutcome, IdempotencyRepository, StoreError, StoreResult, WebhookInbox};
+use diesel::QueryableByName;
+use diesel::sql_types::{Binary, Integer, Nullable, Text, Timestamptz};
+use domain::ids::UserId;
+use domain::payment::ProviderName;
+use time::OffsetDateTime;
+
+use crate::mapping::{corrupt, expect_rows};
+use crate::schema::idempotency_keys;
+use crate::sql::Statement;
+use crate::tx::PgTx;
+
+/// How often a claim is attempted when the key keeps vanishing between the insert and the read
+/// (released by a concurrent request each time).
+const CLAIM_ATTEMPTS_MAX: u32 = 3;
+
+#[derive(QueryableByName)]
+#[diesel(table_name = idempotency_keys, check_for_backend(diesel::pg::Pg))]
+struct RecordRow {
+    principal: String,
+    key: String,
+    fingerprint: String,
+    state: String,
+    locked_until: Option<OffsetDateTime>,
+    response_status: Option<i32>,
+    response_body: Option<Vec<u8>>,
+    response_location: Option<String>,
+    created_at: OffsetDateTime,
+}
+
+impl RecordRow {
+    fn into_domain(self) -> StoreResult<IdempotencyRecord> {
+        let principal = match self.principal.as_str() {
+            "anonymous" => None,
+            id => Some(UserId::parse(id).map_err(corrupt)?),
+        };
+        let state = match (self.state.as_str(), self.locked_until, self.response_status, self.response_body) {
+            ("in_progress", Some(locked_until), _, _) => IdempotencyState::InProgress { locked_until },
+            ("completed", _, Some(status), Some(body)) => IdempotencyState::Completed(StoredResponse {
+                status: u16::try_from(status).map_err(corrupt)?,
+                body,
+                location: self.response_location,
+            }),
+            (state, ..) => return Err(corrupt(format!("idempotency key in an inconsistent state `{state}`"))),
+        };
+        Ok(IdempotencyRecord {
+            scope: IdempotencyScope {
+                principal,
+                key: IdempotencyKey::parse(&self.key).map_err(corrupt)?,
+            },
+            fingerprint: self.fingerprint,
+            state,
+            created_at: self.created_at,
+        })
+    }
+}
+
+/// The columns a record's state is stored in.
+struct StateColumns {
+    state: &'static str,
+    locked_until: Option<OffsetDateTime>,
+    status: Option<i32>,
+    body: Option<Vec<u8>>,
+    location: Option<String>,
+}
+
+fn state_columns(state: &IdempotencyState) -> StateColumns {
+    match state {
+        IdempotencyState::InProgress { locked_until } => StateColumns {
+            state: "in_progress",
+            locked_until: Some(*locked_until),
+            status: None,
+            body: None,
+            location: None,
+        },
+        IdempotencyState::Completed(response) => StateColumns {
+            state: "completed",
+            locked_until: None,
+            status: Some(i32::from(response.status)),
+            body: Some(response.body.clone()),
+            location: response.location.clone(),
+        },
+    }
+}
+
+impl PgTx {
+    async fn try_claim(&mut self, record: &IdempotencyRecord) -> StoreResult<bool> {
+        let columns = state_columns(&record.state);
+        let statement = Statement::new(
+            "INSERT INTO idempotency_keys \
+                 (principal, key, fingerprint, state, locked_until, response_status, response_body, response_location, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (principal, key) DO NOTHING",
+        )
+        .bind::<Text, _>(record.scope.principal_text())
+        .bind::<Text, _>(record.scope.key.as_str())
+        .bind::<Text, _>(record.fingerprint.as_str())
+        .bind::<Text, _>(columns.state)
+        .bind::<Nullable<Timestamptz>, _>(columns.locked_until)
+        .bind::<Nullable<Integer>, _>(columns.status)
+        .bind::<Nullable<Binary>, _>(columns.body)
+        .bind::<Nullable<Text>, _>(columns.location)
+        .bind::<Timestamptz, _>(record.created_at);
+        Ok(self.execute(statement).await? == 1)
+    }
+
+    async fn lock_idempotency_record(&mut self, scope: &IdempotencyScope) -> StoreResult<Option<IdempotencyRecord>> {
+        let statement = Statement::new(
+            "SELECT principal, key, fingerprint, state, locked_until, response_status, response_body, response_location, created_at \
+             FROM idempotency_keys WHERE principal = $1 AND key = $2 FOR NO KEY UPDATE",
+        )
+        .bind::<Text, _>(scope.principal_text())
+        .bind::<Text, _>(scope.key.as_str());
+        self.first::<RecordRow>(statement).await?.map(RecordRow::into_domain).transpose()
+    }
+}
+
+impl IdempotencyRepository for PgTx {
+    /// Inserts, or else reads and locks the existing record. The read is a second statement: one
+    /// statement could not see a row that a concurrent request committed while the insert waited
+    /// for it.
+    async fn claim_idempotency_key(&mut self, record: &IdempotencyRecord) -> StoreResult<ClaimOutcome> {
+        for _ in 0..CLAIM_ATTEMPTS_MAX {
+            if self.try_claim(record).await? {
+                return Ok(ClaimOutcome::Claimed);
+            }
+            if let Some(existing) = self.lock_idempotency_record(&record.scope).await? {
+                return Ok(ClaimOutcome::Existing(existing));
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    async fn renew_idempotency_lease(&mut self, scope: &IdempotencyScope, locked_until: OffsetDateTime) -> StoreResult<()> {
+        let statement = Statement::new(
+            "UPDATE idempotency_keys SET state = 'in_progress', locked_until = $3, response_status = NULL, response_body = NULL, \
+                 response_location = NULL, completed_at = NULL \
+             WHERE principal = $1 AND key = $2",
+        )
+        .bind::<Text, _>(scope.principal_text())
+        .bind::<Text, _>(scope.key.as_str())
+        .bind::<Timestamptz, _>(locked_until);
+        let affected = self.execute(statement).await?;
+        expect_rows(affected, 1, "idempotency key")
+    }
+
+    async fn complete_idempotency_key(
+        &mut self,
+        scope: &IdempotencyScope,
+        response: &StoredResponse,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let statement = Statement::new(
+            "UPDATE idempotency_keys SET state = 'completed', locked_until = NULL, response_status = $3, response_body = $4, \
+                 response_location = $5, completed_at = $6 \
+             WHERE principal = $1 AND key = $2",
+        )
+        .bind::<Text, _>(scope.principal_text())
+        .bind::<Text, _>(scope.key.as_str())
+        .bind::<Integer, _>(i32::from(response.status))
+        .bind::<Binary, _>(response.body.as_slice())
+        .bind::<Nullable<Text>, _>(response.location.as_deref())
+        .bind::<Timestamptz, _>(at);
+        let affected = self.execute(statement).await?;
+        expect_rows(affected, 1, "idempotency key")
+    }
+
+    /// Only an in-progress claim is forgotten; a completed key keeps replaying its response.
+    async fn release_idempotency_key(&mut self, scope: &IdempotencyScope) -> StoreResult<()> {
+        let statement = Statement::new("DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2 AND state = 'in_progress'")
+            .bind::<Text, _>(scope.principal_text())
+            .bind::<Text, _>(scope.key.as_str());
+        self.execute(statement).await.map(|_| ())
+    }
+}
+
+impl WebhookInbox for PgTx {
+    async fn record_webhook_event(
+        &mut self,
+        provider: &ProviderName,
+        event_id: &str,
+        event_type: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let statement = Statement::new(
+            "INSERT INTO processed_webhook_events (provider, event_id, event_type, received_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (provider, event_id) DO NOTHING",
+        )
+        .bind::<Text, _>(provider.as_str())
+        .bind::<Text, _>(event_id)
+        .bind::<Text, _>(event_type)
+        .bind::<Timestamptz, _>(at);
+        Ok(self.execute(statement).await? == 1)
+    }
+}

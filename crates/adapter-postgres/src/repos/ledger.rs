@@ -1,0 +1,110 @@
+//! Appending journal transactions and reading a wallet's history.
+//!
+//! A transaction's kind, reference and time are stored once, on `ledger_transactions`; its
+//! postings carry the amounts and running balances and get them back by a join. The transaction
+//! and all its postings go in with one statement.
+
+use application::ledger::LedgerAudit;
+use application::ports::store::{LedgerRepository, PostingRecord, StoreResult};
+use diesel::QueryableByName;
+use diesel::sql_types::{Array, BigInt, Text, Timestamptz, Uuid as SqlUuid};
+use domain::ids::{TransactionId, WalletId};
+use domain::ledger::{JournalTransaction, Posting, TransactionKind};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::mapping::{limit, money, word};
+use crate::sql::Statement;
+use crate::tx::PgTx;
+
+#[derive(QueryableByName)]
+struct PostingRow {
+    #[diesel(sql_type = BigInt)]
+    sequence: i64,
+    #[diesel(sql_type = SqlUuid)]
+    transaction_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    wallet_id: Uuid,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    reference: String,
+    #[diesel(sql_type = Text)]
+    currency: String,
+    #[diesel(sql_type = BigInt)]
+    amount: i64,
+    #[diesel(sql_type = BigInt)]
+    balance_after: i64,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: OffsetDateTime,
+}
+
+impl PostingRow {
+    fn into_domain(self) -> StoreResult<PostingRecord> {
+        Ok(PostingRecord {
+            sequence: self.sequence,
+            posting: Posting {
+                transaction_id: TransactionId::from_uuid(self.transaction_id),
+                wallet_id: WalletId::from_uuid(self.wallet_id),
+                kind: word("transaction kind", &self.kind, TransactionKind::parse)?,
+                reference: self.reference,
+                amount: money(self.amount, &self.currency)?,
+                balance_after_minor: self.balance_after,
+                created_at: self.created_at,
+            },
+        })
+    }
+}
+
+impl LedgerRepository for PgTx {
+    /// The postings are numbered (`postings.id`) in the order given. Their kind, reference and
+    /// time are the transaction's, which is where the domain takes them from.
+    async fn append_journal(&mut self, transaction: &JournalTransaction, postings: &[Posting]) -> StoreResult<()> {
+        let statement = Statement::new(
+            "WITH journal AS ( \
+                 INSERT INTO ledger_transactions (id, kind, reference, created_at) VALUES ($1, $2, $3, $4) RETURNING id \
+             ) \
+             INSERT INTO postings (transaction_id, wallet_id, currency, amount, balance_after) \
+             SELECT journal.id, p.wallet_id, p.currency, p.amount, p.balance_after \
+             FROM journal, unnest($5::uuid[], $6::text[], $7::bigint[], $8::bigint[]) \
+                  WITH ORDINALITY AS p(wallet_id, currency, amount, balance_after, position) \
+             ORDER BY p.position",
+        )
+        .bind::<SqlUuid, _>(transaction.id().as_uuid())
+        .bind::<Text, _>(transaction.kind().as_str())
+        .bind::<Text, _>(transaction.reference())
+        .bind::<Timestamptz, _>(transaction.created_at())
+        .bind::<Array<SqlUuid>, _>(postings.iter().map(|p| p.wallet_id.as_uuid()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(postings.iter().map(|p| p.amount.currency().code()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(postings.iter().map(|p| p.amount.amount_minor()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(postings.iter().map(|p| p.balance_after_minor).collect::<Vec<_>>());
+        self.execute(statement).await.map(|_| ())
+    }
+
+    async fn wallet_history(
+        &mut self,
+        wallet: WalletId,
+        before_sequence: Option<i64>,
+        page_size: usize,
+    ) -> StoreResult<Vec<PostingRecord>> {
+        let statement = Statement::new(
+            "SELECT p.id AS sequence, p.transaction_id, p.wallet_id, t.kind, t.reference, p.currency, p.amount, \
+                    p.balance_after, t.created_at \
+             FROM postings p JOIN ledger_transactions t ON t.id = p.transaction_id \
+             WHERE p.wallet_id = $1 AND p.id < $2 \
+             ORDER BY p.id DESC LIMIT $3",
+        )
+        .bind::<SqlUuid, _>(wallet.as_uuid())
+        .bind::<BigInt, _>(before_sequence.unwrap_or(i64::MAX))
+        .bind::<BigInt, _>(limit(page_size));
+        self.load::<PostingRow>(statement)
+            .await?
+            .into_iter()
+            .map(PostingRow::into_domain)
+            .collect()
+    }
+
+    async fn audit_ledger(&mut self) -> StoreResult<LedgerAudit> {
+        crate::repos::audit::audit(self).await
+    }
+}

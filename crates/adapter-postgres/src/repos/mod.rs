@@ -1,0 +1,14 @@
+//! The repository ports, implemented on `PgTx`: one module per area, each holding its row structs
+//! and their mapping to domain types.
+
+mod audit;
+mod calls;
+mod catalog;
+mod idempotency;
+mod ledger;
+mod orders;
+mod outbox;
+mod payments;
+mod transfers;
+mod users;
+mod wallets;

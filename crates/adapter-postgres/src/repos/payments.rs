@@ -1,0 +1,322 @@
+//! Card payments and refunds.
+//!
+//! Gateway events name a payment by our id, the provider's checkout session or the provider's
+//! payment id; each lookup has its index. The expiry job takes pending payments whose checkout
+//! ran out with `SKIP LOCKED`, so several workers share the backlog instead of queueing on it.
+
+use application::ports::store::{PaymentLookup, PaymentRepository, RefundRepository, StoreResult};
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use domain::ids::{OrderId, PaymentId, RefundId, UserId};
+use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName, Refund, RefundStatus};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::mapping::{corrupt, expect_rows, limit, money, provider, word};
+use crate::schema::{payments, refunds};
+use crate::sql::Statement;
+use crate::tx::PgTx;
+
+macro_rules! payment_columns {
+    () => {
+        "id, purpose, order_id, top_up_user_id, payer_id, provider, currency, amount, status, provider_session_id, \
+         provider_payment_id, checkout_url, disputed, late_success, created_at, expires_at, updated_at"
+    };
+}
+
+#[derive(QueryableByName)]
+#[diesel(table_name = payments, check_for_backend(diesel::pg::Pg))]
+struct PaymentRow {
+    id: Uuid,
+    purpose: String,
+    order_id: Option<Uuid>,
+    top_up_user_id: Option<Uuid>,
+    payer_id: Uuid,
+    provider: String,
+    currency: String,
+    amount: i64,
+    status: String,
+    provider_session_id: Option<String>,
+    provider_payment_id: Option<String>,
+    checkout_url: Option<String>,
+    disputed: bool,
+    late_success: bool,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl PaymentRow {
+    fn into_domain(self) -> StoreResult<Payment> {
+        let purpose = match (self.purpose.as_str(), self.order_id, self.top_up_user_id) {
+            ("order", Some(order), None) => PaymentPurpose::Order(OrderId::from_uuid(order)),
+            ("top_up", None, Some(user)) => PaymentPurpose::TopUp(UserId::from_uuid(user)),
+            _ => return Err(corrupt(format!("payment {} has an inconsistent purpose", self.id))),
+        };
+        Ok(Payment {
+            id: PaymentId::from_uuid(self.id),
+            purpose,
+            payer_id: UserId::from_uuid(self.payer_id),
+            provider: provider(&self.provider)?,
+            amount: money(self.amount, &self.currency)?,
+            status: word("payment status", &self.status, PaymentStatus::parse)?,
+            provider_session_id: self.provider_session_id,
+            provider_payment_id: self.provider_payment_id,
+            checkout_url: self.checkout_url,
+            disputed: self.disputed,
+            late_success: self.late_success,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+impl PgTx {
+    async fn select_payments(&mut self, statement: Statement<'_>) -> StoreResult<Vec<Payment>> {
+        self.load::<PaymentRow>(statement)
+            .await?
+            .into_iter()
+            .map(PaymentRow::into_domain)
+            .collect()
+    }
+
+    async fn select_payment(&mut self, statement: Statement<'_>) -> StoreResult<Option<Payment>> {
+        Ok(self.select_payments(statement).await?.into_iter().next())
+    }
+}
+
+impl PaymentRepository for PgTx {
+    async fn insert_payment(&mut self, payment: &Payment) -> StoreResult<()> {
+        let (purpose, order_id, top_up_user_id) = match payment.purpose {
+            PaymentPurpose::Order(order) => ("order", Some(order.as_uuid()), None),
+            PaymentPurpose::TopUp(user) => ("top_up", None, Some(user.as_uuid())),
+        };
+        let statement = Statement::new(concat!(
+            "INSERT INTO payments (",
+            payment_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        ))
+        .bind::<SqlUuid, _>(payment.id.as_uuid())
+        .bind::<Text, _>(purpose)
+        .bind::<Nullable<SqlUuid>, _>(order_id)
+        .bind::<Nullable<SqlUuid>, _>(top_up_user_id)
+        .bind::<SqlUuid, _>(payment.payer_id.as_uuid())
+        .bind::<Text, _>(payment.provider.as_str())
+        .bind::<Text, _>(payment.currency().code())
+        .bind::<BigInt, _>(payment.amount.amount_minor())
+        .bind::<Text, _>(payment.status.as_str())
+        .bind::<Nullable<Text>, _>(payment.provider_session_id.as_deref())
+        .bind::<Nullable<Text>, _>(payment.provider_payment_id.as_deref())
+        .bind::<Nullable<Text>, _>(payment.checkout_url.as_deref())
+        .bind::<Bool, _>(payment.disputed)
+        .bind::<Bool, _>(payment.late_success)
+        .bind::<Timestamptz, _>(payment.created_at)
+        .bind::<Timestamptz, _>(payment.expires_at)
+        .bind::<Timestamptz, _>(payment.updated_at);
+        self.execute(statement).await.map(|_| ())
+    }
+
+    /// Writes everything a payment's life changes; who pays what, for what, never changes.
+    async fn update_payment(&mut self, payment: &Payment) -> StoreResult<()> {
+        let statement = Statement::new(
+            "UPDATE payments SET status = $2, provider_session_id = $3, provider_payment_id = $4, checkout_url = $5, \
+                 disputed = $6, late_success = $7, expires_at = $8, updated_at = $9 \
+             WHERE id = $1",
+        )
+        .bind::<SqlUuid, _>(payment.id.as_uuid())
+        .bind::<Text, _>(payment.status.as_str())
+        .bind::<Nullable<Text>, _>(payment.provider_session_id.as_deref())
+        .bind::<Nullable<Text>, _>(payment.provider_payment_id.as_deref())
+        .bind::<Nullable<Text>, _>(payment.checkout_url.as_deref())
+        .bind::<Bool, _>(payment.disputed)
+        .bind::<Bool, _>(payment.late_success)
+        .bind::<Timestamptz, _>(payment.expires_at)
+        .bind::<Timestamptz, _>(payment.updated_at);
+        let affected = self.execute(statement).await?;
+        expect_rows(affected, 1, "payment")
+    }
+
+    async fn find_payment(&mut self, id: PaymentId) -> StoreResult<Option<Payment>> {
+        let statement =
+            Statement::new(concat!("SELECT ", payment_columns!(), " FROM payments WHERE id = $1")).bind::<SqlUuid, _>(id.as_uuid());
+        self.select_payment(statement).await
+    }
+
+    async fn lock_payment(&mut self, provider: &ProviderName, lookup: &PaymentLookup) -> StoreResult<Option<Payment>> {
+        let statement = match lookup {
+            PaymentLookup::Ours(id) => Statement::new(concat!(
+                "SELECT ",
+                payment_columns!(),
+                " FROM payments WHERE provider = $1 AND id = $2 FOR NO KEY UPDATE"
+            ))
+            .bind::<Text, _>(provider.as_str())
+            .bind::<SqlUuid, _>(id.as_uuid()),
+            PaymentLookup::Session(session) => Statement::new(concat!(
+                "SELECT ",
+                payment_columns!(),
+                " FROM payments WHERE provider = $1 AND provider_session_id = $2 ORDER BY id LIMIT 1 FOR NO KEY UPDATE"
+            ))
+            .bind::<Text, _>(provider.as_str())
+            .bind::<Text, _>(session.as_str()),
+            PaymentLookup::ProviderPayment(payment) => Statement::new(concat!(
+                "SELECT ",
+                payment_columns!(),
+                " FROM payments WHERE provider = $1 AND provider_payment_id = $2 ORDER BY id LIMIT 1 FOR NO KEY UPDATE"
+            ))
+            .bind::<Text, _>(provider.as_str())
+            .bind::<Text, _>(payment.as_str()),
+        };
+        self.select_payment(statement).await
+    }
+
+    async fn find_order_payment(&mut self, order: OrderId) -> StoreResult<Option<Payment>> {
+        let statement = Statement::new(concat!(
+            "SELECT ",
+            payment_columns!(),
+            " FROM payments WHERE order_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1"
+        ))
+        .bind::<SqlUuid, _>(order.as_uuid());
+        self.select_payment(statement).await
+    }
+
+    async fn lock_expired_payments(&mut self, now: OffsetDateTime, batch_size: usize) -> StoreResult<Vec<Payment>> {
+        let statement = Statement::new(concat!(
+            "SELECT ",
+            payment_columns!(),
+            " FROM payments WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2 \
+             FOR NO KEY UPDATE SKIP LOCKED"
+        ))
+        .bind::<Timestamptz, _>(now)
+        .bind::<BigInt, _>(limit(batch_size));
+        self.select_payments(statement).await
+    }
+}
+
+macro_rules! refund_columns {
+    () => {
+        "id, order_id, payment_id, merchant_id, currency, amount, status, provider_refund_id, reason, requested_by, created_at, updated_at"
+    };
+}
+
+#[derive(QueryableByName)]
+#[diesel(table_name = refunds, check_for_backend(diesel::pg::Pg))]
+struct RefundRow {
+    id: Uuid,
+    order_id: Uuid,
+    payment_id: Option<Uuid>,
+    merchant_id: Uuid,
+    currency: String,
+    amount: i64,
+    status: String,
+    provider_refund_id: Option<String>,
+    reason: String,
+    requested_by: Uuid,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl RefundRow {
+    fn into_domain(self) -> StoreResult<Refund> {
+        Ok(Refund {
+            id: RefundId::from_uuid(self.id),
+            order_id: OrderId::from_uuid(self.order_id),
+            payment_id: self.payment_id.map(PaymentId::from_uuid),
+            merchant_id: UserId::from_uuid(self.merchant_id),
+            amount: money(self.amount, &self.currency)?,
+            status: word("refund status", &self.status, RefundStatus::parse)?,
+            provider_refund_id: self.provider_refund_id,
+            reason: self.reason,
+            requested_by: UserId::from_uuid(self.requested_by),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+impl PgTx {
+    async fn select_refunds(&mut self, statement: Statement<'_>) -> StoreResult<Vec<Refund>> {
+        self.load::<RefundRow>(statement)
+            .await?
+            .into_iter()
+            .map(RefundRow::into_domain)
+            .collect()
+    }
+
+    async fn select_refund(&mut self, statement: Statement<'_>) -> StoreResult<Option<Refund>> {
+        Ok(self.select_refunds(statement).await?.into_iter().next())
+    }
+}
+
+impl RefundRepository for PgTx {
+    async fn insert_refund(&mut self, refund: &Refund) -> StoreResult<()> {
+        let statement = Statement::new(concat!(
+            "INSERT INTO refunds (",
+            refund_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        ))
+        .bind::<SqlUuid, _>(refund.id.as_uuid())
+        .bind::<SqlUuid, _>(refund.order_id.as_uuid())
+        .bind::<Nullable<SqlUuid>, _>(refund.payment_id.map(|id| id.as_uuid()))
+        .bind::<SqlUuid, _>(refund.merchant_id.as_uuid())
+        .bind::<Text, _>(refund.amount.currency().code())
+        .bind::<BigInt, _>(refund.amount.amount_minor())
+        .bind::<Text, _>(refund.status.as_str())
+        .bind::<Nullable<Text>, _>(refund.provider_refund_id.as_deref())
+        .bind::<Text, _>(refund.reason.as_str())
+        .bind::<SqlUuid, _>(refund.requested_by.as_uuid())
+        .bind::<Timestamptz, _>(refund.created_at)
+        .bind::<Timestamptz, _>(refund.updated_at);
+        self.execute(statement).await.map(|_| ())
+    }
+
+    /// Writes what settling a refund changes.
+    async fn update_refund(&mut self, refund: &Refund) -> StoreResult<()> {
+        let statement =
+            Statement::new("UPDATE refunds SET payment_id = $2, status = $3, provider_refund_id = $4, updated_at = $5 WHERE id = $1")
+                .bind::<SqlUuid, _>(refund.id.as_uuid())
+                .bind::<Nullable<SqlUuid>, _>(refund.payment_id.map(|id| id.as_uuid()))
+                .bind::<Text, _>(refund.status.as_str())
+                .bind::<Nullable<Text>, _>(refund.provider_refund_id.as_deref())
+                .bind::<Timestamptz, _>(refund.updated_at);
+        let affected = self.execute(statement).await?;
+        expect_rows(affected, 1, "refund")
+    }
+
+    async fn find_refund(&mut self, id: RefundId) -> StoreResult<Option<Refund>> {
+        let statement =
+            Statement::new(concat!("SELECT ", refund_columns!(), " FROM refunds WHERE id = $1")).bind::<SqlUuid, _>(id.as_uuid());
+        self.select_refund(statement).await
+    }
+
+    async fn find_refund_by_provider_id(&mut self, provider_refund_id: &str) -> StoreResult<Option<Refund>> {
+        let statement = Statement::new(concat!(
+            "SELECT ",
+            refund_columns!(),
+            " FROM refunds WHERE provider_refund_id = $1 ORDER BY id LIMIT 1"
+        ))
+        .bind::<Text, _>(provider_refund_id);
+        self.select_refund(statement).await
+    }
+
+    async fn lock_refund(&mut self, id: RefundId) -> StoreResult<Option<Refund>> {
+        let statement = Statement::new(concat!(
+            "SELECT ",
+            refund_columns!(),
+            " FROM refunds WHERE id = $1 FOR NO KEY UPDATE"
+        ))
+        .bind::<SqlUuid, _>(id.as_uuid());
+        self.select_refund(statement).await
+    }
+
+    /// Oldest first.
+    async fn list_order_refunds(&mut self, order: OrderId) -> StoreResult<Vec<Refund>> {
+        let statement = Statement::new(concat!(
+            "SELECT ",
+            refund_columns!(),
+            " FROM refunds WHERE order_id = $1 ORDER BY created_at, id"
+        ))
+        .bind::<SqlUuid, _>(order.as_uuid());
+        self.select_refunds(statement).await
+    }
+}

@@ -1,0 +1,109 @@
+//! Person-to-person transfers and withdrawals: the business records next to their journal
+//! transactions.
+
+use application::ports::store::{StoreResult, TransferRepository};
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Text, Timestamptz, Uuid as SqlUuid};
+use domain::ids::{TransactionId, TransferId, UserId, WithdrawalId};
+use domain::wallet::{Transfer, Withdrawal};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::mapping::money;
+use crate::schema::{transfers, withdrawals};
+use crate::sql::Statement;
+use crate::tx::PgTx;
+
+#[derive(QueryableByName)]
+#[diesel(table_name = transfers, check_for_backend(diesel::pg::Pg))]
+struct TransferRow {
+    id: Uuid,
+    from_user_id: Uuid,
+    to_user_id: Uuid,
+    currency: String,
+    amount: i64,
+    transaction_id: Uuid,
+    note: String,
+    created_at: OffsetDateTime,
+}
+
+#[derive(QueryableByName)]
+#[diesel(table_name = withdrawals, check_for_backend(diesel::pg::Pg))]
+struct WithdrawalRow {
+    id: Uuid,
+    user_id: Uuid,
+    currency: String,
+    amount: i64,
+    destination: String,
+    transaction_id: Uuid,
+    created_at: OffsetDateTime,
+}
+
+impl TransferRepository for PgTx {
+    async fn insert_transfer(&mut self, transfer: &Transfer) -> StoreResult<()> {
+        let statement = Statement::new(
+            "INSERT INTO transfers (id, from_user_id, to_user_id, currency, amount, transaction_id, note, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind::<SqlUuid, _>(transfer.id.as_uuid())
+        .bind::<SqlUuid, _>(transfer.from_user_id.as_uuid())
+        .bind::<SqlUuid, _>(transfer.to_user_id.as_uuid())
+        .bind::<Text, _>(transfer.amount.currency().code())
+        .bind::<BigInt, _>(transfer.amount.amount_minor())
+        .bind::<SqlUuid, _>(transfer.transaction_id.as_uuid())
+        .bind::<Text, _>(transfer.note.as_str())
+        .bind::<Timestamptz, _>(transfer.created_at);
+        self.execute(statement).await.map(|_| ())
+    }
+
+    async fn find_transfer(&mut self, id: TransferId) -> StoreResult<Option<Transfer>> {
+        let statement = Statement::new(
+            "SELECT id, from_user_id, to_user_id, currency, amount, transaction_id, note, created_at FROM transfers WHERE id = $1",
+        )
+        .bind::<SqlUuid, _>(id.as_uuid());
+        let Some(row) = self.first::<TransferRow>(statement).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Transfer {
+            id: TransferId::from_uuid(row.id),
+            from_user_id: UserId::from_uuid(row.from_user_id),
+            to_user_id: UserId::from_uuid(row.to_user_id),
+            amount: money(row.amount, &row.currency)?,
+            transaction_id: TransactionId::from_uuid(row.transaction_id),
+            note: row.note,
+            created_at: row.created_at,
+        }))
+    }
+
+    async fn insert_withdrawal(&mut self, withdrawal: &Withdrawal) -> StoreResult<()> {
+        let statement = Statement::new(
+            "INSERT INTO withdrawals (id, user_id, currency, amount, destination, transaction_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind::<SqlUuid, _>(withdrawal.id.as_uuid())
+        .bind::<SqlUuid, _>(withdrawal.user_id.as_uuid())
+        .bind::<Text, _>(withdrawal.amount.currency().code())
+        .bind::<BigInt, _>(withdrawal.amount.amount_minor())
+        .bind::<Text, _>(withdrawal.destination.as_str())
+        .bind::<SqlUuid, _>(withdrawal.transaction_id.as_uuid())
+        .bind::<Timestamptz, _>(withdrawal.created_at);
+        self.execute(statement).await.map(|_| ())
+    }
+
+    async fn find_withdrawal(&mut self, id: WithdrawalId) -> StoreResult<Option<Withdrawal>> {
+        let statement =
+            Statement::new("SELECT id, user_id, currency, amount, destination, transaction_id, created_at FROM withdrawals WHERE id = $1")
+                .bind::<SqlUuid, _>(id.as_uuid());
+        let Some(row) = self.first::<WithdrawalRow>(statement).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Withdrawal {
+            id: WithdrawalId::from_uuid(row.id),
+            user_id: UserId::from_uuid(row.user_id),
+            amount: money(row.amount, &row.currency)?,
+            destination: row.destination,
+            transaction_id: TransactionId::from_uuid(row.transaction_id),
+            created_at: row.created_at,
+        }))
+    }
+}

@@ -1,0 +1,149 @@
+//! Users and refresh tokens.
+//!
+//! Inserts that may collide with a unique e-mail address or token hash use `ON CONFLICT DO
+//! NOTHING` and report the collision as `Duplicate`, rather than letting the statement fail: a
+//! failed statement would abort the whole PostgreSQL transaction, while the port promises (like
+//! the in-memory store) that a refused insert leaves the transaction usable.
+
+use application::auth::RefreshToken;
+use application::ports::store::{RefreshTokenRepository, StoreError, StoreResult, UserRepository};
+use diesel::QueryableByName;
+use diesel::sql_types::{Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use domain::ids::{RefreshTokenId, TokenFamilyId, UserId};
+use domain::user::{Email, PasswordHash, Role, User};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::{REFRESH_TOKENS_HASH, USERS_EMAIL};
+use crate::mapping::{corrupt, expect_rows, word};
+use crate::schema::{refresh_tokens, users};
+use crate::sql::Statement;
+use crate::tx::PgTx;
+
+#[derive(QueryableByName)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+struct UserRow {
+    id: Uuid,
+    email: String,
+    password_hash: String,
+    role: String,
+    created_at: OffsetDateTime,
+}
+
+impl UserRow {
+    fn into_domain(self) -> StoreResult<User> {
+        Ok(User {
+            id: UserId::from_uuid(self.id),
+            email: Email::parse(&self.email).map_err(corrupt)?,
+            password_hash: PasswordHash::new(self.password_hash),
+            role: word("role", &self.role, Role::parse)?,
+            created_at: self.created_at,
+        })
+    }
+}
+
+impl UserRepository for PgTx {
+    async fn insert_user(&mut self, user: &User) -> StoreResult<()> {
+        let statement = Statement::new(
+            "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (email) DO NOTHING",
+        )
+        .bind::<SqlUuid, _>(user.id.as_uuid())
+        .bind::<Text, _>(user.email.as_str())
+        .bind::<Text, _>(user.password_hash.as_str())
+        .bind::<Text, _>(user.role.as_str())
+        .bind::<Timestamptz, _>(user.created_at);
+        match self.execute(statement).await? {
+            0 => Err(StoreError::Duplicate(USERS_EMAIL.to_owned())),
+            _ => Ok(()),
+        }
+    }
+
+    async fn find_user(&mut self, id: UserId) -> StoreResult<Option<User>> {
+        let statement =
+            Statement::new("SELECT id, email, password_hash, role, created_at FROM users WHERE id = $1").bind::<SqlUuid, _>(id.as_uuid());
+        self.first::<UserRow>(statement).await?.map(UserRow::into_domain).transpose()
+    }
+
+    async fn find_user_by_email(&mut self, email: &Email) -> StoreResult<Option<User>> {
+        let statement =
+            Statement::new("SELECT id, email, password_hash, role, created_at FROM users WHERE email = $1").bind::<Text, _>(email.as_str());
+        self.first::<UserRow>(statement).await?.map(UserRow::into_domain).transpose()
+    }
+}
+
+#[derive(QueryableByName)]
+#[diesel(table_name = refresh_tokens, check_for_backend(diesel::pg::Pg))]
+struct RefreshTokenRow {
+    id: Uuid,
+    user_id: Uuid,
+    family_id: Uuid,
+    token_hash: String,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    used_at: Option<OffsetDateTime>,
+    revoked_at: Option<OffsetDateTime>,
+}
+
+impl From<RefreshTokenRow> for RefreshToken {
+    fn from(row: RefreshTokenRow) -> RefreshToken {
+        RefreshToken {
+            id: RefreshTokenId::from_uuid(row.id),
+            user_id: UserId::from_uuid(row.user_id),
+            family_id: TokenFamilyId::from_uuid(row.family_id),
+            token_hash: row.token_hash,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            used_at: row.used_at,
+            revoked_at: row.revoked_at,
+        }
+    }
+}
+
+impl RefreshTokenRepository for PgTx {
+    async fn insert_refresh_token(&mut self, token: &RefreshToken) -> StoreResult<()> {
+        let statement = Statement::new(
+            "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, expires_at, used_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (token_hash) DO NOTHING",
+        )
+        .bind::<SqlUuid, _>(token.id.as_uuid())
+        .bind::<SqlUuid, _>(token.user_id.as_uuid())
+        .bind::<SqlUuid, _>(token.family_id.as_uuid())
+        .bind::<Text, _>(token.token_hash.as_str())
+        .bind::<Timestamptz, _>(token.created_at)
+        .bind::<Timestamptz, _>(token.expires_at)
+        .bind::<Nullable<Timestamptz>, _>(token.used_at)
+        .bind::<Nullable<Timestamptz>, _>(token.revoked_at);
+        match self.execute(statement).await? {
+            0 => Err(StoreError::Duplicate(REFRESH_TOKENS_HASH.to_owned())),
+            _ => Ok(()),
+        }
+    }
+
+    async fn lock_refresh_token(&mut self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
+        let statement = Statement::new(
+            "SELECT id, user_id, family_id, token_hash, created_at, expires_at, used_at, revoked_at \
+             FROM refresh_tokens WHERE token_hash = $1 FOR NO KEY UPDATE",
+        )
+        .bind::<Text, _>(token_hash);
+        Ok(self.first::<RefreshTokenRow>(statement).await?.map(RefreshToken::from))
+    }
+
+    /// Writes what changes over a token's life: its use, revocation and expiry.
+    async fn update_refresh_token(&mut self, token: &RefreshToken) -> StoreResult<()> {
+        let statement = Statement::new("UPDATE refresh_tokens SET used_at = $2, revoked_at = $3, expires_at = $4 WHERE id = $1")
+            .bind::<SqlUuid, _>(token.id.as_uuid())
+            .bind::<Nullable<Timestamptz>, _>(token.used_at)
+            .bind::<Nullable<Timestamptz>, _>(token.revoked_at)
+            .bind::<Timestamptz, _>(token.expires_at);
+        let affected = self.execute(statement).await?;
+        expect_rows(affected, 1, "refresh token")
+    }
+
+    async fn revoke_token_family(&mut self, family: TokenFamilyId, at: OffsetDateTime) -> StoreResult<()> {
+        let statement = Statement::new("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
+            .bind::<SqlUuid, _>(family.as_uuid())
+            .bind::<Timestamptz, _>(at);
+        self.execute(statement).await.map(|_| ())
+    }
+}

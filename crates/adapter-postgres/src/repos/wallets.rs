@@ -1,0 +1,288 @@
+//! Wallets (user wallets and system accounts) and holds on them.
+//!
+//! A wallet row caches `balance` and `held`. Use cases lock the wallets they post to with
+//! `lock_wallets`, change them in the domain and write them back with `update_wallets`, in one
+//! statement for all of them. The database refuses an overdrawn user wallet itself (CHECK
+//! `wallets_user_funds`), which surfaces here as `Corrupt`.
+
+use std::collections::HashSet;
+
+use application::ports::store::{HoldRepository, StoreResult, WalletRepository};
+use diesel::QueryableByName;
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use domain::ids::{HoldId, UserId, WalletId};
+use domain::money::Currency;
+use domain::wallet::{Hold, HoldStatus, SystemAccount, Wallet, WalletOwner};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::mapping::{corrupt, currency, expect_rows, missing, money, word};
+use crate::schema::{holds, wallets};
+use crate::sql::Statement;
+use crate::tx::PgTx;
+
+macro_rules! wallet_columns {
+    () => {
+        "id, owner_user_id, system_code, currency, balance, held, created_at"
+    };
+}
+
+#[derive(QueryableByName)]
+#[diesel(table_name = wallets, check_for_backend(diesel::pg::Pg))]
+struct WalletRow {
+    id: Uuid,
+    owner_user_id: Option<Uuid>,
+    system_code: Option<String>,
+    currency: String,
+    balance: i64,
+    held: i64,
+    created_at: OffsetDateTime,
+}
+
+impl WalletRow {
+    fn into_domain(self) -> StoreResult<Wallet> {
+        let owner = match (self.owner_user_id, self.system_code) {
+            (Some(user), None) => WalletOwner::User(UserId::from_uuid(user)),
+            (None, Some(code)) => WalletOwner::System(word("system account", &code, SystemAccount::parse)?),
+            _ => return Err(corrupt(format!("wallet {} has no single owner", self.id))),
+        };
+        Ok(Wallet::restore(
+            WalletId::from_uuid(self.id),
+            owner,
+            currency(&self.currency)?,
+            self.balance,
+            self.held,
+            self.created_at,
+        ))
+    }
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+impl PgTx {
+    /// The id of the existing wallet, or of the one this statement created. Reading first and
+    /// inserting only when nothing was found keeps the common case (the wallet exists) free of
+    /// insert attempts; `ON CONFLICT DO NOTHING` covers a concurrent creation.
+    async fn ensure_wallet(&mut self, ensure: Statement<'_>, find: Statement<'_>) -> StoreResult<WalletId> {
+        if let Some(row) = self.first::<IdRow>(ensure).await? {
+            return Ok(WalletId::from_uuid(row.id));
+        }
+        // A concurrent transaction created the wallet after this statement's snapshot was taken:
+        // the insert yielded to it, and a new statement (a new snapshot) sees it.
+        let row = self.first::<IdRow>(find).await?.ok_or_else(|| missing("wallet"))?;
+        Ok(WalletId::from_uuid(row.id))
+    }
+}
+
+impl WalletRepository for PgTx {
+    async fn ensure_user_wallet(
+        &mut self,
+        user: UserId,
+        currency: Currency,
+        new_id: WalletId,
+        at: OffsetDateTime,
+    ) -> StoreResult<WalletId> {
+        let ensure = Statement::new(
+            "WITH existing AS ( \
+                 SELECT id FROM wallets WHERE owner_user_id = $2 AND currency = $3::currency_code \
+             ), inserted AS ( \
+                 INSERT INTO wallets (id, owner_user_id, currency, created_at) \
+                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM existing) \
+                 ON CONFLICT (owner_user_id, currency) DO NOTHING \
+                 RETURNING id \
+             ) \
+             SELECT id FROM existing UNION ALL SELECT id FROM inserted",
+        )
+        .bind::<SqlUuid, _>(new_id.as_uuid())
+        .bind::<SqlUuid, _>(user.as_uuid())
+        .bind::<Text, _>(currency.code())
+        .bind::<Timestamptz, _>(at);
+        let find = Statement::new("SELECT id FROM wallets WHERE owner_user_id = $1 AND currency = $2::currency_code")
+            .bind::<SqlUuid, _>(user.as_uuid())
+            .bind::<Text, _>(currency.code());
+        self.ensure_wallet(ensure, find).await
+    }
+
+    async fn ensure_system_wallet(
+        &mut self,
+        account: &SystemAccount,
+        currency: Currency,
+        new_id: WalletId,
+        at: OffsetDateTime,
+    ) -> StoreResult<WalletId> {
+        let code = account.code();
+        let ensure = Statement::new(
+            "WITH existing AS ( \
+                 SELECT id FROM wallets WHERE system_code = $2 AND currency = $3::currency_code \
+             ), inserted AS ( \
+                 INSERT INTO wallets (id, system_code, currency, created_at) \
+                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM existing) \
+                 ON CONFLICT (system_code, currency) DO NOTHING \
+                 RETURNING id \
+             ) \
+             SELECT id FROM existing UNION ALL SELECT id FROM inserted",
+        )
+        .bind::<SqlUuid, _>(new_id.as_uuid())
+        .bind::<Text, _>(code.clone())
+        .bind::<Text, _>(currency.code())
+        .bind::<Timestamptz, _>(at);
+        let find = Statement::new("SELECT id FROM wallets WHERE system_code = $1 AND currency = $2::currency_code")
+            .bind::<Text, _>(code)
+            .bind::<Text, _>(currency.code());
+        self.ensure_wallet(ensure, find).await
+    }
+
+    async fn find_user_wallet(&mut self, user: UserId, currency: Currency) -> StoreResult<Option<Wallet>> {
+        let statement = Statement::new(concat!(
+            "SELECT ",
+            wallet_columns!(),
+            " FROM wallets WHERE owner_user_id = $1 AND currency = $2::currency_code"
+        ))
+        .bind::<SqlUuid, _>(user.as_uuid())
+        .bind::<Text, _>(currency.code());
+        self.first::<WalletRow>(statement).await?.map(WalletRow::into_domain).transpose()
+    }
+
+    async fn list_user_wallets(&mut self, user: UserId) -> StoreResult<Vec<Wallet>> {
+        let statement = Statement::new(concat!("SELECT ", wallet_columns!(), " FROM wallets WHERE owner_user_id = $1"))
+            .bind::<SqlUuid, _>(user.as_uuid());
+        let mut wallets = self
+            .load::<WalletRow>(statement)
+            .await?
+            .into_iter()
+            .map(WalletRow::into_domain)
+            .collect::<StoreResult<Vec<Wallet>>>()?;
+        wallets.sort_by_key(Wallet::currency);
+        Ok(wallets)
+    }
+
+    /// One statement locks them all. PostgreSQL locks the rows as the primary-key index yields
+    /// them for `= ANY`, in ascending id order, which `ORDER BY` states (and would enforce with a
+    /// sort below the lock if the plan ever changed).
+    async fn lock_wallets(&mut self, ids: &[WalletId]) -> StoreResult<Vec<Wallet>> {
+        let mut sorted: Vec<Uuid> = ids.iter().map(WalletId::as_uuid).collect();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let expected = sorted.len();
+        let statement = Statement::new(concat!(
+            "SELECT ",
+            wallet_columns!(),
+            " FROM wallets WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE"
+        ))
+        .bind::<Array<SqlUuid>, _>(sorted);
+        let rows = self.load::<WalletRow>(statement).await?;
+        if rows.len() != expected {
+            return Err(missing("wallet"));
+        }
+        rows.into_iter().map(WalletRow::into_domain).collect()
+    }
+
+    async fn update_wallets(&mut self, wallets: &[Wallet]) -> StoreResult<()> {
+        // The last state of each wallet wins, as if they were written one after another.
+        let mut seen = HashSet::new();
+        let latest: Vec<&Wallet> = wallets.iter().rev().filter(|w| seen.insert(w.id())).collect();
+        if latest.is_empty() {
+            return Ok(());
+        }
+        let statement = Statement::new(
+            "UPDATE wallets AS w SET balance = v.balance, held = v.held \
+             FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS v(id, balance, held) \
+             WHERE w.id = v.id",
+        )
+        .bind::<Array<SqlUuid>, _>(latest.iter().map(|w| w.id().as_uuid()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(latest.iter().map(|w| w.balance().amount_minor()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(latest.iter().map(|w| w.held().amount_minor()).collect::<Vec<_>>());
+        let affected = self.execute(statement).await?;
+        expect_rows(affected, latest.len(), "wallet")
+    }
+}
+
+macro_rules! hold_columns {
+    () => {
+        "id, wallet_id, currency, amount, captured, status, reference, created_at, settled_at"
+    };
+}
+
+#[derive(QueryableByName)]
+#[diesel(table_name = holds, check_for_backend(diesel::pg::Pg))]
+struct HoldRow {
+    id: Uuid,
+    wallet_id: Uuid,
+    currency: String,
+    amount: i64,
+    captured: i64,
+    status: String,
+    reference: String,
+    created_at: OffsetDateTime,
+    settled_at: Option<OffsetDateTime>,
+}
+
+impl HoldRow {
+    fn into_domain(self) -> StoreResult<Hold> {
+        Ok(Hold {
+            id: HoldId::from_uuid(self.id),
+            wallet_id: WalletId::from_uuid(self.wallet_id),
+            amount: money(self.amount, &self.currency)?,
+            captured: money(self.captured, &self.currency)?,
+            status: word("hold status", &self.status, HoldStatus::parse)?,
+            reference: self.reference,
+            created_at: self.created_at,
+            settled_at: self.settled_at,
+        })
+    }
+}
+
+impl PgTx {
+    async fn select_hold(&mut self, statement: Statement<'_>) -> StoreResult<Option<Hold>> {
+        self.first::<HoldRow>(statement).await?.map(HoldRow::into_domain).transpose()
+    }
+}
+
+impl HoldRepository for PgTx {
+    async fn insert_hold(&mut self, hold: &Hold) -> StoreResult<()> {
+        let statement = Statement::new(concat!(
+            "INSERT INTO holds (",
+            hold_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind::<SqlUuid, _>(hold.id.as_uuid())
+        .bind::<SqlUuid, _>(hold.wallet_id.as_uuid())
+        .bind::<Text, _>(hold.amount.currency().code())
+        .bind::<BigInt, _>(hold.amount.amount_minor())
+        .bind::<BigInt, _>(hold.captured.amount_minor())
+        .bind::<Text, _>(hold.status.as_str())
+        .bind::<Text, _>(hold.reference.as_str())
+        .bind::<Timestamptz, _>(hold.created_at)
+        .bind::<Nullable<Timestamptz>, _>(hold.settled_at);
+        self.execute(statement).await.map(|_| ())
+    }
+
+    async fn find_hold(&mut self, id: HoldId) -> StoreResult<Option<Hold>> {
+        let statement = Statement::new(concat!("SELECT ", hold_columns!(), " FROM holds WHERE id = $1")).bind::<SqlUuid, _>(id.as_uuid());
+        self.select_hold(statement).await
+    }
+
+    async fn lock_hold(&mut self, id: HoldId) -> StoreResult<Option<Hold>> {
+        let statement = Statement::new(concat!("SELECT ", hold_columns!(), " FROM holds WHERE id = $1 FOR NO KEY UPDATE"))
+            .bind::<SqlUuid, _>(id.as_uuid());
+        self.select_hold(statement).await
+    }
+
+    /// Writes what settling changes: the captured amount, the status and when.
+    async fn update_hold(&mut self, hold: &Hold) -> StoreResult<()> {
+        let statement = Statement::new("UPDATE holds SET captured = $2, status = $3, settled_at = $4 WHERE id = $1")
+            .bind::<SqlUuid, _>(hold.id.as_uuid())
+            .bind::<BigInt, _>(hold.captured.amount_minor())
+            .bind::<Text, _>(hold.status.as_str())
+            .bind::<Nullable<Timestamptz>, _>(hold.settled_at);
+        let affected = self.execute(statement).await?;
+        expect_rows(affected, 1, "hold")
+    }
+}

@@ -1,0 +1,240 @@
+//! `PgStore`: the connection pool, and the `UnitOfWork` that starts transactions on it.
+//!
+//! Connections are opened by this module rather than by diesel-async's default setup, so that
+//! the connect timeout, TCP keepalives and the session's `statement_timeout` and `lock_timeout`
+//! travel in the startup packet: no extra round trip, and no connection of the pool ever runs
+//! without them.
+//!
+//! The pool does not test a connection with `SELECT 1` when it hands it out (an extra round trip
+//! per transaction). `BEGIN` is that test instead: a connection whose `BEGIN` fails because the
+//! server went away is discarded by the pool (its client reports itself closed) and `begin`
+//! retries on another one: at most once per connection the pool can hold, plus one, since after a
+//! server restart every idle connection is dead.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use application::ports::store::{StoreError, StoreResult, UnitOfWork};
+use diesel::result::ConnectionResult;
+use diesel_async::AsyncPgConnection;
+use diesel_async::pooled_connection::bb8::{Pool, RunError};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, PoolError};
+use tokio_postgres::NoTls;
+use tokio_postgres::config::Host;
+
+use crate::error::{SetupError, translate};
+use crate::settings::PgSettings;
+use crate::sql::Statement;
+use crate::tx::PgTx;
+
+/// TCP keepalive: a server that vanished without closing the connection is noticed within about
+/// `IDLE + INTERVAL * RETRIES`, even by a connection waiting for a reply.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 3;
+
+/// The PostgreSQL store. Clones share the pool.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool<AsyncPgConnection>,
+    settings: Arc<PgSettings>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("settings", &self.settings)
+            .field("pool", &self.pool.state())
+            .finish()
+    }
+}
+
+impl PgStore {
+    /// Opens the pool. One connection is made at once, so an unreachable server, a wrong
+    /// database name or bad credentials fail here with the server's reason, not later as a pool
+    /// timeout.
+    ///
+    /// # Errors
+    /// `InvalidUrl` or `InvalidSettings` for bad settings, `Unreachable` when no connection can be
+    /// made.
+    pub async fn connect(settings: &PgSettings) -> Result<PgStore, SetupError> {
+        settings.validate()?;
+        let config = Arc::new(connection_config(settings, settings.statement_timeout)?);
+        let first = establish(&config).await.map_err(|error| SetupError::Unreachable {
+            target: describe(&config),
+            reason: error.to_string(),
+        })?;
+        let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+        let shared = Arc::clone(&config);
+        manager_config.custom_setup = Box::new(move |_url| {
+            let config = Arc::clone(&shared);
+            Box::pin(async move { establish(&config).await })
+        });
+        let manager = AsyncDieselConnectionManager::new_with_config(settings.url.clone(), manager_config);
+        let pool = Pool::builder()
+            .max_size(settings.pool_max_size)
+            .connection_timeout(settings.acquire_timeout)
+            .test_on_check_out(false)
+            .error_sink(Box::new(LogErrors))
+            .build(manager)
+            .await
+            .map_err(|error| SetupError::Pool(error.to_string()))?;
+        let store = PgStore {
+            pool,
+            settings: Arc::new(settings.clone()),
+        };
+        store.warn_about_message_language(first).await;
+        Ok(store)
+    }
+
+    pub fn settings(&self) -> &PgSettings {
+        &self.settings
+    }
+
+    /// Error classification reads the server's messages (see `error`); say so if they are not
+    /// in English. The connection then joins the pool.
+    async fn warn_about_message_language(&self, mut connection: AsyncPgConnection) {
+        #[derive(diesel::QueryableByName)]
+        struct Setting {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        let query = Statement::new("SELECT current_setting('lc_messages') AS value");
+        let setting = diesel_async::RunQueryDsl::get_result::<Setting>(query, &mut connection).await;
+        match setting {
+            Ok(Setting { value }) if !english_messages(&value) => tracing::warn!(
+                lc_messages = %value,
+                "PostgreSQL sends messages in another language: deadlocks and timeouts will be reported as unexpected errors"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not read lc_messages"),
+        }
+        if self.pool.add(connection).is_err() {
+            tracing::debug!("the pool was full; the first connection is closed");
+        }
+    }
+
+    async fn connection(&self) -> StoreResult<crate::tx::Connection> {
+        self.pool.get_owned().await.map_err(|error| match error {
+            RunError::TimedOut => StoreError::Unavailable(format!(
+                "no database connection became free within {:?}",
+                self.settings.acquire_timeout
+            )),
+            RunError::User(PoolError::ConnectionError(error)) => StoreError::Unavailable(error.to_string()),
+            RunError::User(PoolError::QueryError(error)) => translate(error),
+        })
+    }
+}
+
+impl UnitOfWork for PgStore {
+    type Tx = PgTx;
+
+    async fn begin(&self) -> StoreResult<PgTx> {
+        let attempts_max = self.settings.pool_max_size.saturating_add(1);
+        let mut attempt = 1;
+        loop {
+            let connection = self.connection().await?;
+            match PgTx::begin(connection).await {
+                Err(StoreError::Unavailable(reason)) if attempt < attempts_max => {
+                    tracing::debug!(%reason, attempt, "BEGIN failed on a dead connection; trying another");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        let mut connection = self.connection().await?;
+        diesel_async::RunQueryDsl::execute(Statement::new("SELECT 1"), &mut *connection)
+            .await
+            .map(|_| ())
+            .map_err(translate)
+    }
+}
+
+/// Logs what the pool meets while opening connections in the background.
+#[derive(Debug, Clone, Copy)]
+struct LogErrors;
+
+impl bb8::ErrorSink<PoolError> for LogErrors {
+    fn sink(&self, error: PoolError) {
+        tracing::warn!(%error, "database connection failed");
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<PoolError>> {
+        Box::new(*self)
+    }
+}
+
+/// The driver configuration of every connection: the URL's settings plus timeouts, keepalives
+/// and the session settings.
+pub(crate) fn connection_config(settings: &PgSettings, statement_timeout: Duration) -> Result<tokio_postgres::Config, SetupError> {
+    let mut config: tokio_postgres::Config = settings
+        .url
+        .parse()
+        .map_err(|error: tokio_postgres::Error| SetupError::InvalidUrl(error.to_string()))?;
+    let session = format!(
+        "-c statement_timeout={} -c lock_timeout={}",
+        statement_timeout.as_millis(),
+        settings.lock_timeout.as_millis()
+    );
+    let options = match config.get_options() {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing} {session}"),
+        _ => session,
+    };
+    config
+        .options(options)
+        .connect_timeout(settings.connect_timeout)
+        .keepalives(true)
+        .keepalives_idle(KEEPALIVE_IDLE)
+        .keepalives_interval(KEEPALIVE_INTERVAL)
+        .keepalives_retries(KEEPALIVE_RETRIES);
+    if config.get_application_name().is_none() {
+        config.application_name("payments");
+    }
+    Ok(config)
+}
+
+/// Opens one connection with `config`, driven by a task on the current runtime.
+pub(crate) async fn establish(config: &tokio_postgres::Config) -> ConnectionResult<AsyncPgConnection> {
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|error| diesel::ConnectionError::BadConnection(explain(&error)))?;
+    AsyncPgConnection::try_from_client_and_connection(client, connection).await
+}
+
+/// A driver error with its causes and the server's message: tokio-postgres displays only
+/// "error connecting to server" or "db error".
+pub(crate) fn explain(error: &tokio_postgres::Error) -> String {
+    let mut text = error.to_string();
+    if let Some(db) = error.as_db_error() {
+        text.push_str(": ");
+        text.push_str(db.message());
+        return text;
+    }
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
+/// `host:port/database`, for messages (never the password).
+pub(crate) fn describe(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(name)) => name.clone(),
+        Some(Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}/{}", config.get_dbname().unwrap_or("(default database)"))
+}
+
+fn english_messages(lc_messages: &str) -> bool {
+    let lower = lc_messages.to_ascii_lowercase();
+    lower.is_empty() || lower == "c" || lower.starts_with("c.") || lower == "posix" || lower.starts_with("en")
+}

@@ -1,0 +1,165 @@
+//! `PgTx`: one PostgreSQL transaction on a pooled connection it owns until commit or rollback.
+//!
+//! Isolation is READ COMMITTED. What a use case reads in order to write it (balances, stock,
+//! order status) it reads through a `lock_*` method, which takes a row lock (`FOR NO KEY UPDATE`:
+//! strong enough to serialise writers of the row, weak enough not to block the foreign-key checks
+//! of inserts that merely reference it) held until the transaction ends. Locks are taken in one
+//! global order (stock by product id, then wallets by wallet id), so transactions wait for each
+//! other but do not deadlock; this costs no retries, unlike SERIALIZABLE, which would make every
+//! hot-row collision (two purchases of the last unit) a serialization failure to rerun.
+//!
+//! # A transaction dropped without commit or rollback
+//!
+//! (A panic, or a cancelled future.) The `PooledConnection` goes back to bb8, which asks the
+//! manager `has_broken` first. diesel-async answers from its transaction manager: a connection
+//! whose `AnsiTransactionManager` is still inside a transaction, or was interrupted in the middle
+//! of `BEGIN`/`COMMIT`/`ROLLBACK`, or whose client is closed, is broken (diesel-async 0.9.2,
+//! `pooled_connection::PoolableConnection::is_broken` and
+//! `AnsiTransactionManager::is_broken_transaction_manager`). bb8 0.9.1 then drops it instead of
+//! reusing it (`PoolInner::put_back`): the socket closes, and PostgreSQL rolls the transaction
+//! back and releases its locks. No connection is ever handed out with a transaction open; the
+//! price is a new connection for the pool to open. The contract test
+//! `a_dropped_transaction_leaves_nothing` checks the outcome.
+
+use application::ports::store::{StoreError, StoreResult, Transaction};
+use diesel::QueryableByName;
+use diesel::pg::Pg;
+use diesel::result::QueryResult;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager as _};
+
+use crate::error::{aborts_transaction, translate};
+use crate::sql::Statement;
+
+pub(crate) type Connection = bb8::PooledConnection<'static, AsyncDieselConnectionManager<AsyncPgConnection>>;
+
+/// A transaction in progress. Commit or roll it back; dropping it rolls it back (see the module
+/// docs).
+pub struct PgTx {
+    connection: Connection,
+    /// Set when the server refused a statement. PostgreSQL has then aborted the transaction: later
+    /// statements would fail and `COMMIT` would quietly roll back, so neither is sent.
+    aborted: Option<Aborted>,
+}
+
+/// What aborted the transaction, replayed to every later call: a lost connection stays
+/// `Unavailable` and a deadlock stays a retryable `Conflict`.
+#[derive(Debug, Clone)]
+enum Aborted {
+    Conflict,
+    Timeout,
+    Unavailable(String),
+    Other(String),
+}
+
+impl Aborted {
+    fn from_error(error: &StoreError) -> Aborted {
+        match error {
+            StoreError::Conflict => Aborted::Conflict,
+            StoreError::Timeout => Aborted::Timeout,
+            StoreError::Unavailable(reason) => Aborted::Unavailable(reason.clone()),
+            other => Aborted::Other(other.to_string()),
+        }
+    }
+
+    fn error(&self) -> StoreError {
+        match self {
+            Aborted::Conflict => StoreError::Conflict,
+            Aborted::Timeout => StoreError::Timeout,
+            Aborted::Unavailable(reason) => StoreError::Unavailable(reason.clone()),
+            Aborted::Other(reason) => StoreError::Unexpected(format!("the transaction was aborted by an earlier error: {reason}").into()),
+        }
+    }
+}
+
+impl std::fmt::Debug for PgTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgTx").field("aborted", &self.aborted).finish_non_exhaustive()
+    }
+}
+
+impl PgTx {
+    pub(crate) async fn begin(mut connection: Connection) -> StoreResult<PgTx> {
+        AnsiTransactionManager::begin_transaction(&mut *connection)
+            .await
+            .map_err(translate)?;
+        Ok(PgTx { connection, aborted: None })
+    }
+
+    /// Runs a statement, returning the number of rows it affected.
+    pub(crate) async fn execute(&mut self, statement: Statement<'_>) -> StoreResult<usize> {
+        self.refuse_if_aborted()?;
+        let result = statement.execute(&mut *self.connection).await;
+        self.settle(result)
+    }
+
+    /// Runs a query, returning its rows.
+    pub(crate) async fn load<R>(&mut self, statement: Statement<'_>) -> StoreResult<Vec<R>>
+    where
+        R: QueryableByName<Pg> + Send + 'static,
+    {
+        self.refuse_if_aborted()?;
+        let result = statement.load::<R>(&mut *self.connection).await;
+        self.settle(result)
+    }
+
+    /// Runs a query, returning its first row if there is one.
+    pub(crate) async fn first<R>(&mut self, statement: Statement<'_>) -> StoreResult<Option<R>>
+    where
+        R: QueryableByName<Pg> + Send + 'static,
+    {
+        Ok(self.load(statement).await?.into_iter().next())
+    }
+
+    fn refuse_if_aborted(&self) -> StoreResult<()> {
+        match &self.aborted {
+            Some(aborted) => Err(aborted.error()),
+            None => Ok(()),
+        }
+    }
+
+    fn settle<T>(&mut self, result: QueryResult<T>) -> StoreResult<T> {
+        result.map_err(|error| {
+            let aborts = aborts_transaction(&error);
+            let translated = translate(error);
+            if aborts && self.aborted.is_none() {
+                self.aborted = Some(Aborted::from_error(&translated));
+            }
+            translated
+        })
+    }
+
+    /// The process id of the server backend running this transaction, so that a test can
+    /// terminate it with `pg_terminate_backend`.
+    #[cfg(feature = "testing")]
+    pub async fn backend_pid(&mut self) -> StoreResult<i32> {
+        #[derive(QueryableByName)]
+        struct Pid {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            pid: i32,
+        }
+        let row: Option<Pid> = self.first(Statement::new("SELECT pg_backend_pid() AS pid")).await?;
+        row.map(|row| row.pid)
+            .ok_or_else(|| StoreError::Corrupt("pg_backend_pid() returned no row".into()))
+    }
+}
+
+impl Transaction for PgTx {
+    async fn commit(mut self) -> StoreResult<()> {
+        if let Some(aborted) = self.aborted.take() {
+            if let Err(error) = AnsiTransactionManager::rollback_transaction(&mut *self.connection).await {
+                tracing::warn!(%error, "rolling back an aborted transaction failed; the connection is discarded");
+            }
+            return Err(aborted.error());
+        }
+        AnsiTransactionManager::commit_transaction(&mut *self.connection)
+            .await
+            .map_err(translate)
+    }
+
+    async fn rollback(mut self) -> StoreResult<()> {
+        AnsiTransactionManager::rollback_transaction(&mut *self.connection)
+            .await
+            .map_err(translate)
+    }
+}

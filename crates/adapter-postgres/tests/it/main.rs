@@ -1,0 +1,9 @@
+//! The PostgreSQL adapter against a real server: the repository contract, the use cases under
+//! concurrency, the database's own guarantees, and failures. Every test gets a database of its own
+//! (`adapter_postgres::testing::TestDatabase`).
+
+mod constraints;
+mod contract;
+mod failures;
+mod support;
+mod use_cases;

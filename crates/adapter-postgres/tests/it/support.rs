@@ -1,0 +1,235 @@
+//! The real application on PostgreSQL: `App<PgStore>` with the system clock and UUIDv7 ids, the
+//! in-memory cache, and small test doubles for hashing, tokens and the card gateway.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use adapter_memory::MemoryCache;
+use adapter_postgres::PgStore;
+use adapter_postgres::testing::TestDatabase;
+use application::auth::{Caller, Registration};
+use application::catalog::{CatalogEntry, NewProduct};
+use application::orders::CheckoutCommand;
+use application::ports::gateway::{
+    CheckoutRequest, CheckoutSession, GatewayError, GatewayEvent, GatewayRefund, GatewayRefundStatus, Gateways, PaymentGateway,
+    RefundRequest, WebhookError, WebhookHeaders,
+};
+use application::ports::security::{AccessClaims, AccessToken, PasswordHasher, RefreshSecret, SecurityError, TokenError, TokenIssuer};
+use application::ports::store::{ProductRepository, Transaction, UnitOfWork};
+use application::ports::system::{SystemClock, UuidV7Generator};
+use application::wallets::AdjustmentRequest;
+use application::{App, Settings};
+use async_trait::async_trait;
+use domain::catalog::Quantity;
+use domain::ids::{ProductId, UserId};
+use domain::money::{Currency, Money};
+use domain::order::PaymentMethod;
+use domain::payment::ProviderName;
+use domain::user::{Password, PasswordHash, Role, User};
+use time::OffsetDateTime;
+
+/// Keeps the password behind a marker: hashing is not what these tests are about.
+#[derive(Debug, Default)]
+pub struct PlainHasher;
+
+#[async_trait]
+impl PasswordHasher for PlainHasher {
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, SecurityError> {
+        Ok(PasswordHash::new(format!("plain:{}", password.expose())))
+    }
+
+    async fn verify(&self, password: &Password, hash: &PasswordHash) -> Result<bool, SecurityError> {
+        Ok(hash.as_str() == format!("plain:{}", password.expose()))
+    }
+}
+
+/// Tokens that spell out their claims.
+#[derive(Debug, Default)]
+pub struct SpelledTokens {
+    counter: AtomicU64,
+}
+
+impl TokenIssuer for SpelledTokens {
+    fn issue_access_token(&self, user: &User, now: OffsetDateTime) -> Result<AccessToken, SecurityError> {
+        Ok(AccessToken {
+            token: format!("{}|{}", user.id, user.role.as_str()),
+            expires_at: now + time::Duration::minutes(15),
+        })
+    }
+
+    fn verify_access_token(&self, token: &str, now: OffsetDateTime) -> Result<AccessClaims, TokenError> {
+        let (id, role) = token.split_once('|').ok_or(TokenError::Invalid)?;
+        Ok(AccessClaims {
+            user_id: UserId::parse(id).map_err(|_| TokenError::Invalid)?,
+            role: Role::parse(role).ok_or(TokenError::Invalid)?,
+            expires_at: now,
+        })
+    }
+
+    fn new_refresh_secret(&self) -> RefreshSecret {
+        let secret = format!("refresh-{}", self.counter.fetch_add(1, Ordering::SeqCst));
+        RefreshSecret {
+            hash: self.hash_refresh_secret(&secret),
+            secret,
+        }
+    }
+
+    fn hash_refresh_secret(&self, secret: &str) -> String {
+        format!("hashed:{secret}")
+    }
+}
+
+/// A card gateway that opens a session named after the payment and refunds at once. Webhooks are
+/// fed to `App::apply_gateway_event` directly, so it never verifies one.
+#[derive(Debug)]
+pub struct FakeGateway {
+    provider: ProviderName,
+}
+
+impl FakeGateway {
+    pub fn session_of(payment_id: domain::ids::PaymentId) -> String {
+        format!("cs_{}", payment_id.as_uuid().simple())
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for FakeGateway {
+    fn provider(&self) -> &ProviderName {
+        &self.provider
+    }
+
+    fn supports_currency(&self, _currency: Currency) -> bool {
+        true
+    }
+
+    async fn create_checkout(&self, request: CheckoutRequest) -> Result<CheckoutSession, GatewayError> {
+        Ok(CheckoutSession {
+            session_id: FakeGateway::session_of(request.payment_id),
+            checkout_url: format!("https://pay.example/{}", request.payment_id),
+        })
+    }
+
+    async fn refund(&self, request: RefundRequest) -> Result<GatewayRefund, GatewayError> {
+        Ok(GatewayRefund {
+            provider_refund_id: format!("re_{}", request.refund_id.as_uuid().simple()),
+            status: GatewayRefundStatus::Succeeded,
+        })
+    }
+
+    fn verify_webhook(&self, _headers: &WebhookHeaders, _body: &[u8], _now: OffsetDateTime) -> Result<GatewayEvent, WebhookError> {
+        Err(WebhookError::BadSignature)
+    }
+}
+
+pub fn provider() -> ProviderName {
+    ProviderName::parse("testpay").expect("provider name")
+}
+
+pub fn usd(minor: i64) -> Money {
+    Money::from_minor(minor, Currency::Usd)
+}
+
+pub fn cart(items: &[(ProductId, i64)], payment_method: PaymentMethod) -> CheckoutCommand {
+    CheckoutCommand {
+        items: items
+            .iter()
+            .map(|(id, units)| (*id, Quantity::new(*units).expect("quantity")))
+            .collect(),
+        payment_method,
+        provider: None,
+    }
+}
+
+pub struct Harness {
+    pub app: Arc<App<PgStore>>,
+    pub database: TestDatabase,
+    admin: Caller,
+}
+
+impl Harness {
+    /// The application on a fresh database, with an admin to fund wallets.
+    pub async fn new() -> Harness {
+        let database = TestDatabase::create_with(|settings| settings.pool_max_size = 10).await;
+        let gateway = FakeGateway { provider: provider() };
+        let app = App {
+            store: database.store(),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidV7Generator),
+            hasher: Arc::new(PlainHasher),
+            tokens: Arc::new(SpelledTokens::default()),
+            gateways: Gateways::new().with(Arc::new(gateway)),
+            cache: Arc::new(MemoryCache::new()),
+            settings: Settings::default(),
+        };
+        let email = format!("admin-{}@example.com", uuid::Uuid::now_v7().simple());
+        let admin = app.create_admin(&email, "correct horse 9").await.expect("admin");
+        Harness {
+            app: Arc::new(app),
+            database,
+            admin: Caller {
+                user_id: admin.id,
+                role: Role::Admin,
+            },
+        }
+    }
+
+    pub async fn user(&self, role: Role) -> Caller {
+        let registration = Registration {
+            email: format!("{}@example.com", uuid::Uuid::now_v7().simple()),
+            password: "correct horse 9".into(),
+            role,
+        };
+        let user = self.app.register(registration, None).await.expect("register");
+        Caller {
+            user_id: user.id,
+            role: user.role,
+        }
+    }
+
+    pub async fn funded_customer(&self, minor: i64) -> Caller {
+        let customer = self.user(Role::Customer).await;
+        self.fund(&customer, minor).await;
+        customer
+    }
+
+    pub async fn fund(&self, caller: &Caller, minor: i64) {
+        let request = AdjustmentRequest {
+            user_id: caller.user_id,
+            amount: usd(minor),
+            reason: "test funds".into(),
+        };
+        self.app.adjust_wallet(&self.admin, request, None).await.expect("fund");
+    }
+
+    pub async fn product(&self, merchant: &Caller, price_minor: i64, stock: i64) -> CatalogEntry {
+        let new = NewProduct {
+            name: "Blue mug".into(),
+            description: String::new(),
+            price: usd(price_minor),
+            stock,
+        };
+        self.app.create_product(merchant, new, None).await.expect("product")
+    }
+
+    pub async fn balance(&self, caller: &Caller) -> i64 {
+        self.app
+            .wallet(caller, Currency::Usd)
+            .await
+            .expect("wallet")
+            .balance()
+            .amount_minor()
+    }
+
+    /// Read from the database itself, not through the catalog cache.
+    pub async fn stock(&self, product: ProductId) -> (i64, i64) {
+        let mut tx = self.database.store().begin().await.expect("begin");
+        let (_, stock) = tx.find_product(product).await.expect("find").expect("product");
+        tx.rollback().await.expect("rollback");
+        (stock.available(), stock.reserved())
+    }
+
+    pub async fn assert_ledger_ok(&self) {
+        let report = self.app.verify_ledger_unchecked().await.expect("verify");
+        assert!(report.is_ok(), "ledger problems: {:?}", report.problems);
+    }
+}

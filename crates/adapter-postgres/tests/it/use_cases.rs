@@ -1,0 +1,180 @@
+//! The use cases on PostgreSQL, raced by real tasks on a multi-thread runtime, then checked against
+//! the invariants: nothing oversold, money conserved, the ledger clean, no deadlock or
+//! serialization failure reaching a caller.
+
+use std::collections::BTreeMap;
+
+use application::auth::Caller;
+use application::orders::CheckoutError;
+use application::payments::EventOutcome;
+use application::ports::gateway::{GatewayEvent, GatewayEventKind, PaymentReference};
+use application::wallets::{Recipient, TransferRequest};
+use domain::ids::ProductId;
+use domain::order::{OrderStatus, PaymentMethod};
+use domain::payment::PaymentStatus;
+use domain::user::Role;
+
+use crate::support::{FakeGateway, Harness, cart, provider, usd};
+
+/// Registers and funds `count` customers.
+async fn funded_customers(h: &Harness, count: usize, minor: i64) -> Vec<Caller> {
+    let mut buyers = Vec::with_capacity(count);
+    for _ in 0..count {
+        buyers.push(h.funded_customer(minor).await);
+    }
+    buyers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_buyers_racing_for_twenty_five_units_leave_exactly_twenty_five_paid_orders() {
+    let h = Harness::new().await;
+    let merchant = h.user(Role::Merchant).await;
+    let mug = h.product(&merchant, 500, 25).await;
+    let buyers = funded_customers(&h, 200, 1_000).await;
+
+    let tasks: Vec<_> = buyers
+        .iter()
+        .map(|buyer| {
+            let (app, buyer, product) = (h.app.clone(), *buyer, mug.product.id);
+            tokio::spawn(async move { app.checkout(&buyer, cart(&[(product, 1)], PaymentMethod::Wallet), None).await })
+        })
+        .collect();
+    let mut paid = Vec::new();
+    let mut out_of_stock = 0;
+    for (buyer, task) in buyers.iter().zip(tasks) {
+        match task.await.expect("task") {
+            Ok(checkout) => {
+                assert_eq!(checkout.order.status, OrderStatus::Paid);
+                paid.push(buyer.user_id);
+            }
+            Err(CheckoutError::OutOfStock { .. }) => out_of_stock += 1,
+            Err(other) => panic!("a buyer saw an unexpected error: {other:?}"),
+        }
+    }
+
+    assert_eq!((paid.len(), out_of_stock), (25, 175));
+    assert_eq!(h.stock(mug.product.id).await, (0, 0));
+    assert_eq!(h.balance(&merchant).await, 25 * 500);
+    for buyer in &buyers {
+        let expected = if paid.contains(&buyer.user_id) { 500 } else { 1_000 };
+        assert_eq!(h.balance(buyer).await, expected, "buyer {}", buyer.user_id);
+    }
+    h.assert_ledger_ok().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_transfers_each_way_all_succeed_and_conserve_the_total() {
+    let h = Harness::new().await;
+    let alice = h.funded_customer(100_000).await;
+    let bob = h.funded_customer(100_000).await;
+
+    let tasks: Vec<_> = (0..2_000)
+        .map(|n| {
+            let (from, to) = if n % 2 == 0 { (alice, bob) } else { (bob, alice) };
+            let app = h.app.clone();
+            tokio::spawn(async move {
+                let request = TransferRequest {
+                    to: Recipient::Id(to.user_id),
+                    amount: usd(7),
+                    note: String::new(),
+                };
+                app.transfer(&from, request, None).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        if let Err(error) = task.await.expect("task") {
+            panic!("a transfer failed: {error:?}");
+        }
+    }
+
+    assert_eq!(h.balance(&alice).await, 100_000);
+    assert_eq!(h.balance(&bob).await, 100_000);
+    h.assert_ledger_ok().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn carts_naming_the_same_products_in_different_orders_neither_deadlock_nor_oversell() {
+    let h = Harness::new().await;
+    let (ann, bob) = (h.user(Role::Merchant).await, h.user(Role::Merchant).await);
+    let mut products: Vec<ProductId> = Vec::new();
+    for (merchant, price) in [(&ann, 100), (&bob, 200), (&ann, 300), (&bob, 400)] {
+        products.push(h.product(merchant, price, 30).await.product.id);
+    }
+    let buyers = funded_customers(&h, 60, 100_000).await;
+
+    let tasks: Vec<_> = buyers
+        .iter()
+        .enumerate()
+        .map(|(n, buyer)| {
+            // Every buyer names three of the four products, rotated, some backwards.
+            let mut items: Vec<(ProductId, i64)> = (0..3).map(|k| (products[(n + k) % 4], 1 + (n % 2) as i64)).collect();
+            if n % 3 == 0 {
+                items.reverse();
+            }
+            let (app, buyer) = (h.app.clone(), *buyer);
+            tokio::spawn(async move { app.checkout(&buyer, cart(&items, PaymentMethod::Wallet), None).await })
+        })
+        .collect();
+    let mut sold: BTreeMap<ProductId, i64> = BTreeMap::new();
+    let mut revenue = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(checkout) => {
+                revenue += checkout.order.total.amount_minor();
+                for item in &checkout.order.items {
+                    *sold.entry(item.product_id).or_default() += i64::from(item.quantity.get());
+                }
+            }
+            Err(CheckoutError::OutOfStock { .. }) => {}
+            Err(other) => panic!("a buyer saw an unexpected error: {other:?}"),
+        }
+    }
+
+    for product in &products {
+        let units = sold.get(product).copied().unwrap_or(0);
+        assert!(units <= 30, "product {product} oversold: {units} units");
+        assert_eq!(h.stock(*product).await, (30 - units, 0), "product {product}");
+    }
+    assert_eq!(h.balance(&ann).await + h.balance(&bob).await, revenue);
+    h.assert_ledger_ok().await;
+}
+
+#[tokio::test]
+async fn a_card_checkout_is_paid_by_its_webhook_exactly_once() {
+    let h = Harness::new().await;
+    let merchant = h.user(Role::Merchant).await;
+    let buyer = h.user(Role::Customer).await;
+    let mug = h.product(&merchant, 700, 3).await;
+
+    let checkout = h
+        .app
+        .checkout(&buyer, cart(&[(mug.product.id, 2)], PaymentMethod::Card), None)
+        .await
+        .expect("checkout");
+    let payment = checkout.payment.expect("a card checkout opens a payment");
+    assert_eq!((payment.status, payment.amount), (PaymentStatus::Pending, usd(1_400)));
+    assert_eq!(h.stock(mug.product.id).await, (1, 2));
+
+    let event = GatewayEvent {
+        event_id: "evt_1".into(),
+        event_type: "checkout.session.completed".into(),
+        kind: GatewayEventKind::CheckoutCompleted {
+            reference: PaymentReference {
+                session_id: Some(FakeGateway::session_of(payment.id)),
+                ..PaymentReference::default()
+            },
+            amount: Some(usd(1_400)),
+            paid: true,
+        },
+    };
+    let first = h.app.apply_gateway_event(&provider(), &event).await.expect("first delivery");
+    let again = h.app.apply_gateway_event(&provider(), &event).await.expect("redelivery");
+
+    assert_eq!((first, again), (EventOutcome::Applied, EventOutcome::Duplicate));
+    assert_eq!(h.stock(mug.product.id).await, (1, 0));
+    let details = h.app.order_details(&buyer, checkout.order.id).await.expect("order");
+    assert_eq!(details.order.status, OrderStatus::Paid);
+    assert_eq!(h.balance(&merchant).await, 1_400);
+    h.assert_ledger_ok().await;
+}

@@ -1,0 +1,9 @@
+DROP TABLE withdrawals;
+DROP TABLE transfers;
+DROP TABLE holds;
+DROP TABLE postings;
+DROP TABLE ledger_transactions;
+DROP FUNCTION ledger_check_balanced();
+DROP FUNCTION ledger_refuse_change();
+DROP TABLE wallets;
+DROP DOMAIN currency_code;
