@@ -189,6 +189,19 @@ impl WalletRepository for MemoryTx {
         Ok(wallets)
     }
 
+    async fn lock_user_wallets(
+        &mut self,
+        owners: &[(UserId, WalletId)],
+        currency: Currency,
+        at: OffsetDateTime,
+    ) -> StoreResult<Vec<Wallet>> {
+        let mut ids = Vec::with_capacity(owners.len());
+        for (user, new_id) in owners {
+            ids.push(self.ensure_user_wallet(*user, currency, *new_id, at).await?);
+        }
+        self.lock_wallets(&ids).await
+    }
+
     async fn lock_wallets(&mut self, ids: &[WalletId]) -> StoreResult<Vec<Wallet>> {
         let mut sorted = ids.to_vec();
         sorted.sort();
@@ -377,6 +390,14 @@ impl ProductRepository for MemoryTx {
             .filter_map(|p| self.work.stock.get(&p.id).map(|s| (p.clone(), *s)))
             .collect();
         Ok(page_by_position(rows, page, |(p, _)| (p.created_at, p.id.as_uuid())))
+    }
+
+    async fn lock_cart(&mut self, ids: &[ProductId]) -> StoreResult<Vec<(Stock, Product)>> {
+        let stock = self.lock_stock(ids).await?;
+        Ok(stock
+            .into_iter()
+            .filter_map(|s| self.work.products.get(&s.product_id).map(|p| (s, p.clone())))
+            .collect())
     }
 
     async fn lock_stock(&mut self, ids: &[ProductId]) -> StoreResult<Vec<Stock>> {

@@ -174,8 +174,11 @@ pub(crate) fn connection_config(settings: &PgSettings, statement_timeout: Durati
         .url
         .parse()
         .map_err(|error: tokio_postgres::Error| SetupError::InvalidUrl(error.to_string()))?;
+    // Generic plans: every statement here is a short lookup or write by key, for which the generic
+    // plan is as good as a custom one, and with id arrays (`= ANY($1)`) PostgreSQL would otherwise
+    // keep re-planning each execution, which measured as a sixth of a purchase's database CPU.
     let session = format!(
-        "-c statement_timeout={} -c lock_timeout={}",
+        "-c plan_cache_mode=force_generic_plan -c statement_timeout={} -c lock_timeout={}",
         statement_timeout.as_millis(),
         settings.lock_timeout.as_millis()
     );

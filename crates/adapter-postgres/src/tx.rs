@@ -20,6 +20,18 @@
 //! back and releases its locks. No connection is ever handed out with a transaction open; the
 //! price is a new connection for the pool to open. The contract test
 //! `a_dropped_transaction_leaves_nothing` checks the outcome.
+//!
+//! # Deferred writes
+//!
+//! Writes whose only possible failures are faults (an update of a locked row, an append to the
+//! ledger or the audit trail) are not sent one by one: `defer` queues them, and the next read, or
+//! the commit, sends them all at once, pipelined on the connection (PostgreSQL still runs them one
+//! after another, in order). A wallet purchase then costs one round trip for all its writes
+//! instead of one each. Reads always see the transaction's own writes, since every read first
+//! flushes the queue; a deferred statement that fails aborts the transaction exactly as if it had
+//! been sent at once, and its error is returned by the read or commit that flushed it. Writes
+//! whose failure a use case interprets (a unique e-mail address, a claimed idempotency key) are
+//! never deferred.
 
 use application::ports::store::{StoreError, StoreResult, Transaction};
 use diesel::QueryableByName;
@@ -29,6 +41,7 @@ use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager as _};
 
 use crate::error::{aborts_transaction, translate};
+use crate::mapping::expect_rows;
 use crate::sql::Statement;
 
 pub(crate) type Connection = bb8::PooledConnection<'static, AsyncDieselConnectionManager<AsyncPgConnection>>;
@@ -37,9 +50,24 @@ pub(crate) type Connection = bb8::PooledConnection<'static, AsyncDieselConnectio
 /// docs).
 pub struct PgTx {
     connection: Connection,
+    /// Writes waiting to be sent with the next read or the commit.
+    deferred: Vec<Deferred>,
     /// Set when the server refused a statement. PostgreSQL has then aborted the transaction: later
     /// statements would fail and `COMMIT` would quietly roll back, so neither is sent.
     aborted: Option<Aborted>,
+}
+
+/// A queued write, and what its result must be.
+struct Deferred {
+    statement: Statement<'static>,
+    expect: Expect,
+}
+
+/// The number of rows a deferred write must affect.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Expect {
+    Any,
+    Rows(usize, &'static str),
 }
 
 /// What aborted the transaction, replayed to every later call: a lost connection stays
@@ -74,7 +102,10 @@ impl Aborted {
 
 impl std::fmt::Debug for PgTx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgTx").field("aborted", &self.aborted).finish_non_exhaustive()
+        f.debug_struct("PgTx")
+            .field("aborted", &self.aborted)
+            .field("deferred", &self.deferred.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -83,11 +114,51 @@ impl PgTx {
         AnsiTransactionManager::begin_transaction(&mut *connection)
             .await
             .map_err(translate)?;
-        Ok(PgTx { connection, aborted: None })
+        Ok(PgTx {
+            connection,
+            deferred: Vec::new(),
+            aborted: None,
+        })
+    }
+
+    /// Queues a write to be sent with the next read or the commit (see the module docs).
+    pub(crate) fn defer(&mut self, statement: Statement<'static>, expect: Expect) {
+        self.deferred.push(Deferred { statement, expect });
+    }
+
+    /// Sends every queued write, pipelined, and checks each result in order.
+    async fn flush(&mut self) -> StoreResult<()> {
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        self.refuse_if_aborted()?;
+        let deferred = std::mem::take(&mut self.deferred);
+        let expectations: Vec<Expect> = deferred.iter().map(|d| d.expect).collect();
+        let results = {
+            // diesel-async pipelines statements run concurrently through a shared reference.
+            let connection: &AsyncPgConnection = &self.connection;
+            let writes = deferred.into_iter().map(|d| {
+                let mut shared = connection;
+                d.statement.execute(&mut shared)
+            });
+            futures::future::join_all(writes).await
+        };
+        for (result, expect) in results.into_iter().zip(expectations) {
+            let affected = self.settle(result)?;
+            if let Expect::Rows(expected, what) = expect
+                && let Err(error) = expect_rows(affected, expected, what)
+            {
+                // The write missed its row: nothing more of this transaction may be committed.
+                self.aborted = Some(Aborted::from_error(&error));
+                return Err(error);
+            }
+        }
+        Ok(())
     }
 
     /// Runs a statement, returning the number of rows it affected.
     pub(crate) async fn execute(&mut self, statement: Statement<'_>) -> StoreResult<usize> {
+        self.flush().await?;
         self.refuse_if_aborted()?;
         let result = statement.execute(&mut *self.connection).await;
         self.settle(result)
@@ -98,6 +169,7 @@ impl PgTx {
     where
         R: QueryableByName<Pg> + Send + 'static,
     {
+        self.flush().await?;
         self.refuse_if_aborted()?;
         let result = statement.load::<R>(&mut *self.connection).await;
         self.settle(result)
@@ -146,6 +218,13 @@ impl PgTx {
 
 impl Transaction for PgTx {
     async fn commit(mut self) -> StoreResult<()> {
+        if let Err(error) = self.flush().await {
+            // The transaction is aborted: roll it back and report what failed.
+            if let Err(rollback) = AnsiTransactionManager::rollback_transaction(&mut *self.connection).await {
+                tracing::warn!(error = %rollback, "rolling back an aborted transaction failed; the connection is discarded");
+            }
+            return Err(error);
+        }
         if let Some(aborted) = self.aborted.take() {
             if let Err(error) = AnsiTransactionManager::rollback_transaction(&mut *self.connection).await {
                 tracing::warn!(%error, "rolling back an aborted transaction failed; the connection is discarded");
@@ -158,6 +237,7 @@ impl Transaction for PgTx {
     }
 
     async fn rollback(mut self) -> StoreResult<()> {
+        self.deferred.clear();
         AnsiTransactionManager::rollback_transaction(&mut *self.connection)
             .await
             .map_err(translate)

@@ -144,6 +144,29 @@ impl Cache for RedisCache {
         result
     }
 
+    async fn increment_all(&self, keys: &[String]) -> Result<(), CacheError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.settle_missed_invalidation().await?;
+        let mut pipeline = redis::pipe();
+        for key in keys {
+            pipeline.cmd("INCR").arg(self.key(key)).ignore();
+        }
+        let result = self
+            .breaker
+            .call(async {
+                let mut connection = self.connection().await?;
+                pipeline.query_async::<()>(&mut connection).await
+            })
+            .await
+            .map_err(cache_error);
+        if result.is_err() {
+            self.missed_invalidation.store(true, Ordering::SeqCst);
+        }
+        result
+    }
+
     async fn get_versioned(&self, version_key: &str, value_key_prefix: &str) -> Result<(String, Option<Vec<u8>>), CacheError> {
         self.settle_missed_invalidation().await?;
         let (version_key, epoch_key, prefix) = (self.key(version_key), self.key(EPOCH_KEY), self.key(value_key_prefix));

@@ -66,7 +66,10 @@ async fn a_bumped_version_hides_what_was_cached_before() -> Result<(), Box<dyn s
         Some(b"old price".to_vec())
     );
     // Another instance changes the product and bumps its version.
-    assert_eq!(writer.increment("product:1:version").await?, 1);
+    writer
+        .increment_all(&["product:1:version".to_owned(), "catalog:list:version".to_owned()])
+        .await?;
+    assert_eq!(writer.get("catalog:list:version").await?, Some(b"1".to_vec()));
     let (newer, value) = reader.get_versioned("product:1:version", "product:1:v").await?;
     assert_ne!(newer, version);
     assert_eq!(value, None);

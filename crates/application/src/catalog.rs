@@ -252,10 +252,8 @@ impl<U: UnitOfWork> App<U> {
     pub(crate) async fn invalidate_catalog(&self, ids: &[ProductId]) {
         let mut keys: Vec<String> = ids.iter().map(|id| cache_keys::product_version(*id)).collect();
         keys.push(cache_keys::LIST_VERSION.to_owned());
-        for key in keys {
-            if let Err(error) = self.cache.increment(&key).await {
-                tracing::warn!(%error, key, "catalog cache invalidation failed");
-            }
+        if let Err(error) = self.cache.increment_all(&keys).await {
+            tracing::warn!(%error, "catalog cache invalidation failed");
         }
     }
 }

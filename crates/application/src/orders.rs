@@ -14,13 +14,13 @@ use domain::money::{Currency, Money, MoneyError};
 use domain::order::{Actor, Order, OrderError, OrderStatus, PaymentMethod, StatusChange, TransitionError};
 use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName, Refund, RefundStatus};
 use domain::user::Role;
-use domain::wallet::SystemAccount;
+use domain::wallet::{SystemAccount, Wallet};
 use time::OffsetDateTime;
 
 use crate::auth::Caller;
 use crate::context::App;
 use crate::idempotency::{Idempotent, complete_if_claimed};
-use crate::ledger::{PostingError, post};
+use crate::ledger::{PostingError, post, post_locked};
 use crate::pagination::{Cursor, Page, PageRequest};
 use crate::ports::gateway::{CheckoutLine, CheckoutRequest, GatewayError, GatewayRefundStatus, RefundRequest};
 use crate::ports::store::{
@@ -213,12 +213,47 @@ async fn lock_cart<Tx: ProductRepository + Send>(
     let mut ids: Vec<ProductId> = items.iter().map(|(id, _)| *id).collect();
     ids.sort();
     ids.dedup();
-    let stock = tx.lock_stock(&ids).await?;
-    if let Some(missing) = ids.iter().find(|id| !stock.iter().any(|s| s.product_id == **id)) {
+    let cart = tx.lock_cart(&ids).await?;
+    if let Some(missing) = ids.iter().find(|id| !cart.iter().any(|(s, _)| s.product_id == **id)) {
         return Err(CheckoutError::ProductNotFound(*missing));
     }
-    let products = tx.find_products(&ids).await?;
-    Ok((stock, products))
+    Ok(cart.into_iter().unzip())
+}
+
+/// Debits the buyer's wallet the order's total and credits each merchant their share, as one
+/// journal transaction; the buyer's and merchants' wallets are locked together, in id order.
+async fn pay_from_wallet<Tx>(tx: &mut Tx, ids: &dyn IdGenerator, order: &Order, now: OffsetDateTime) -> Result<(), CheckoutError>
+where
+    Tx: WalletRepository + LedgerRepository + Send,
+{
+    let currency = order.currency();
+    let shares = order.merchant_totals()?;
+    let mut owners: Vec<(UserId, WalletId)> = vec![(order.buyer_id, next_id(ids))];
+    owners.extend(shares.keys().map(|merchant| (*merchant, next_id(ids))));
+    let mut wallets = tx.lock_user_wallets(&owners, currency, now).await?;
+    let wallet_of = |user: UserId| wallets.iter().find(|w| w.user_id() == Some(user)).map(Wallet::id);
+    let buyer_wallet = wallet_of(order.buyer_id).ok_or_else(|| StoreError::Corrupt("the buyer's wallet was not locked".into()))?;
+    let available = wallets
+        .iter()
+        .find(|w| w.id() == buyer_wallet)
+        .map(Wallet::available)
+        .unwrap_or(Money::zero(currency));
+    let mut entries = vec![Entry::debit(buyer_wallet, order.total)?];
+    for (merchant, share) in &shares {
+        let wallet = wallet_of(*merchant).ok_or_else(|| StoreError::Corrupt("a merchant's wallet was not locked".into()))?;
+        entries.push(Entry::credit(wallet, *share));
+    }
+    let journal = JournalTransaction::new(next_id(ids), TransactionKind::Purchase, format!("order:{}", order.id), entries, now)
+        .map_err(CheckoutError::Ledger)?;
+    post_locked(tx, &journal, &mut wallets).await.map_err(|error| match error {
+        PostingError::Ledger(ref ledger) if ledger.insufficient_funds().is_some() => CheckoutError::InsufficientFunds {
+            available,
+            required: order.total,
+        },
+        PostingError::Ledger(ledger) => CheckoutError::Ledger(ledger),
+        PostingError::Store(store) => CheckoutError::Store(store),
+    })?;
+    Ok(())
 }
 
 /// Prices the cart into a new order (status `created`).
@@ -401,39 +436,14 @@ impl<U: UnitOfWork> App<U> {
                 let actor = Actor::User(buyer);
                 let (order, pending) = order.await_payment(actor.clone(), now)?;
                 let (order, paid) = order.mark_paid(actor, now)?;
-                let buyer_wallet = tx
-                    .find_user_wallet(buyer, order.currency())
-                    .await?
-                    .ok_or(CheckoutError::InsufficientFunds {
-                        available: Money::zero(order.currency()),
-                        required: order.total,
-                    })?;
-                pay_merchants(&mut tx, ids, &order, buyer_wallet.id(), now)
-                    .await
-                    .map_err(|error| match error {
-                        PostingError::Ledger(ref ledger) if ledger.insufficient_funds().is_some() => CheckoutError::InsufficientFunds {
-                            available: buyer_wallet.available(),
-                            required: order.total,
-                        },
-                        PostingError::Ledger(ledger) => CheckoutError::Ledger(ledger),
-                        PostingError::Store(store) => CheckoutError::Store(store),
-                    })?;
+                pay_from_wallet(&mut tx, ids, &order, now).await?;
                 tx.update_stock(&stock).await?;
                 tx.insert_order(&order).await?;
                 let changes = [created, pending, paid];
                 tx.append_status_changes(&changes).await?;
-                let mut events = status_events(ids, &changes);
-                events.extend(stock.iter().map(|s| {
-                    event(
-                        ids,
-                        DomainEvent::StockChanged {
-                            product_id: s.product_id,
-                            available: s.available(),
-                        },
-                        now,
-                    )
-                }));
-                tx.enqueue_events(&events).await?;
+                // The audit trail keeps all three steps; the outbox announces the outcome, an order
+                // that is paid (its stock change follows from its items).
+                tx.enqueue_events(&status_events(ids, &changes[2..])).await?;
                 let checkout = Checkout { order, payment: None };
                 complete_if_claimed(idempotent, &mut tx, &checkout, now).await?;
                 Ok(checkout)

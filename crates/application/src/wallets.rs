@@ -476,8 +476,8 @@ impl<U: UnitOfWork> App<U> {
         };
         let now = self.clock.now();
         let currency = request.amount.currency();
-        let (transfer_id, transaction_id, wallet_id, event_id): (TransferId, _, WalletId, _) =
-            (self.next_id(), self.next_id(), self.next_id(), self.next_id());
+        let (transfer_id, transaction_id, wallet_id, sender_wallet_id, event_id): (TransferId, _, WalletId, WalletId, _) =
+            (self.next_id(), self.next_id(), self.next_id(), self.next_id(), self.next_id());
         let (request_ref, recipient_email, idempotent) = (&request, &recipient_email, idempotent.as_ref());
         let sender = caller.user_id;
         transact(&self.store, move |mut tx| async move {
@@ -491,33 +491,30 @@ impl<U: UnitOfWork> App<U> {
                 if recipient.id == sender {
                     return Err(TransferError::SelfTransfer);
                 }
-                let from = tx
-                    .find_user_wallet(sender, currency)
-                    .await?
-                    .ok_or(TransferError::InsufficientFunds {
-                        available: Money::zero(currency),
-                    })?;
-                let to = tx.ensure_user_wallet(recipient.id, currency, wallet_id, now).await?;
+                // Both wallets locked in one go, in id order; a sender without a wallet in this
+                // currency gets an empty one, which the refused debit then rolls back.
+                let owners = [(sender, sender_wallet_id), (recipient.id, wallet_id)];
+                let mut wallets = tx.lock_user_wallets(&owners, currency, now).await?;
+                let wallet_of = |user: UserId| wallets.iter().find(|w| w.user_id() == Some(user)).map(Wallet::id);
+                let (from, to) = match (wallet_of(sender), wallet_of(recipient.id)) {
+                    (Some(from), Some(to)) => (from, to),
+                    _ => return Err(StoreError::Corrupt("a transfer's wallets were not locked".into()).into()),
+                };
+                let debit = Entry::debit(from, request_ref.amount).map_err(|e| {
+                    TransferError::Ledger(LedgerError::Wallet {
+                        wallet_id: from,
+                        source: e.into(),
+                    })
+                })?;
                 let journal = JournalTransaction::new(
                     transaction_id,
                     TransactionKind::Transfer,
                     format!("transfer:{transfer_id}"),
-                    vec![
-                        Entry::credit(
-                            from.id(),
-                            request_ref.amount.checked_neg().map_err(|e| {
-                                TransferError::Ledger(LedgerError::Wallet {
-                                    wallet_id: from.id(),
-                                    source: e.into(),
-                                })
-                            })?,
-                        ),
-                        Entry::credit(to, request_ref.amount),
-                    ],
+                    vec![debit, Entry::credit(to, request_ref.amount)],
                     now,
                 )
                 .map_err(TransferError::Ledger)?;
-                post(&mut tx, &journal).await?;
+                post_locked(&mut tx, &journal, &mut wallets).await?;
                 let transfer = Transfer {
                     id: transfer_id,
                     from_user_id: sender,

@@ -83,6 +83,10 @@ async fn run(api: &Api, world: Arc<World>, args: &Args, seconds: u64, record: bo
             {
                 let answer = scenario::step(scenario, &api, &world, client, &mut rng).await;
                 stats.record(answer.status, answer.elapsed);
+                if answer.status == 0 {
+                    // The instance is down: do not spin on a refused connection.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
             }
             stats
         });

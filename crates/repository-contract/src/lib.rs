@@ -39,6 +39,8 @@ macro_rules! contract_tests {
             a_user_has_one_wallet_per_currency,
             system_accounts_are_unique_per_code_and_currency,
             wallets_are_locked_in_id_order_and_must_exist,
+            user_wallets_are_created_if_missing_and_locked_in_id_order,
+            a_cart_is_locked_with_its_products,
             an_overdrawn_user_wallet_is_refused,
             postings_list_newest_first_and_paginate,
             the_audit_of_a_consistent_ledger_is_clean,
@@ -210,19 +212,78 @@ pub async fn wallets_are_locked_in_id_order_and_must_exist<U: UnitOfWork>(store:
     assert!(tx.lock_wallets(&[a, id()]).await.is_err());
 }
 
+pub async fn user_wallets_are_created_if_missing_and_locked_in_id_order<U: UnitOfWork>(store: U) {
+    let (alice, bob, carol) = (user(Role::Customer), user(Role::Customer), user(Role::Merchant));
+    let mut tx = begin(&store).await;
+    for u in [&alice, &bob, &carol] {
+        expect(tx.insert_user(u).await, "user");
+    }
+    let alices = expect(tx.ensure_user_wallet(alice.id, Currency::Usd, id(), now()).await, "alice");
+    commit(tx).await;
+    let mut tx = begin(&store).await;
+    let owners = [(carol.id, id()), (alice.id, id()), (bob.id, id()), (alice.id, id())];
+    let wallets = expect(tx.lock_user_wallets(&owners, Currency::Usd, now()).await, "lock");
+    assert_eq!(wallets.len(), 3, "one wallet per user");
+    assert!(wallets.windows(2).all(|pair| pair[0].id() < pair[1].id()), "in id order");
+    assert!(wallets.iter().any(|w| w.id() == alices), "an existing wallet keeps its id");
+    let mut owners_seen: Vec<_> = wallets.iter().filter_map(Wallet::user_id).collect();
+    owners_seen.sort();
+    let mut expected = vec![alice.id, bob.id, carol.id];
+    expected.sort();
+    assert_eq!(owners_seen, expected);
+    commit(tx).await;
+    let mut tx = begin(&store).await;
+    let again = expect(tx.lock_user_wallets(&[(bob.id, id())], Currency::Usd, now()).await, "again");
+    assert_eq!(
+        again.iter().map(Wallet::id).collect::<Vec<_>>(),
+        wallets
+            .iter()
+            .filter(|w| w.user_id() == Some(bob.id))
+            .map(Wallet::id)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(expect(tx.lock_user_wallets(&[], Currency::Usd, now()).await, "none"), Vec::new());
+}
+
+pub async fn a_cart_is_locked_with_its_products<U: UnitOfWork>(store: U) {
+    let ann = user(Role::Merchant);
+    let (a, a_stock) = product(ann.id, 100, now());
+    let (b, b_stock) = product(ann.id, 250, now());
+    let mut tx = begin(&store).await;
+    expect(tx.insert_user(&ann).await, "ann");
+    expect(tx.insert_product(&a, &a_stock).await, "a");
+    expect(tx.insert_product(&b, &b_stock).await, "b");
+    commit(tx).await;
+    let mut tx = begin(&store).await;
+    let cart = expect(tx.lock_cart(&[b.id, a.id, id(), b.id]).await, "cart");
+    let mut expected = vec![(a_stock, a.clone()), (b_stock, b.clone())];
+    expected.sort_by_key(|(stock, _)| stock.product_id);
+    assert_eq!(cart, expected);
+}
+
 pub async fn an_overdrawn_user_wallet_is_refused<U: UnitOfWork>(store: U) {
     let alice = user(Role::Customer);
     let mut tx = begin(&store).await;
     expect(tx.insert_user(&alice).await, "alice");
     let wallet_id = expect(tx.ensure_user_wallet(alice.id, Currency::Usd, id(), now()).await, "wallet");
     commit(tx).await;
+    for (balance, held) in [(-1, 0), (100, 101)] {
+        let mut tx = begin(&store).await;
+        let overdrawn = Wallet::restore(wallet_id, WalletOwner::User(alice.id), Currency::Usd, balance, held, now());
+        // An adapter may report a write's failure at once or, if it defers writes, at the commit.
+        let refused = match tx.update_wallets(&[overdrawn]).await {
+            Err(_) => true,
+            Ok(()) => tx.commit().await.is_err(),
+        };
+        assert!(refused, "balance {balance}, held {held}");
+    }
     let mut tx = begin(&store).await;
-    let overdrawn = Wallet::restore(wallet_id, WalletOwner::User(alice.id), Currency::Usd, -1, 0, now());
-    assert!(tx.update_wallets(&[overdrawn]).await.is_err());
-    drop(tx);
-    let mut tx = begin(&store).await;
-    let over_held = Wallet::restore(wallet_id, WalletOwner::User(alice.id), Currency::Usd, 100, 101, now());
-    assert!(tx.update_wallets(&[over_held]).await.is_err());
+    let wallet = expect(tx.find_user_wallet(alice.id, Currency::Usd).await, "find").expect("wallet");
+    assert_eq!(
+        (wallet.balance(), wallet.held()),
+        (usd(0), usd(0)),
+        "nothing of a refused write remains"
+    );
 }
 
 /// Funds `user`'s USD wallet from the adjustments account with `amounts` (one transaction each).

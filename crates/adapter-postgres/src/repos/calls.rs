@@ -9,10 +9,10 @@ use domain::ids::{CallId, HoldId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::mapping::{expect_rows, limit_plus_one, money, position_after, to_i32, to_u32, word};
+use crate::mapping::{limit_plus_one, money, position_after, to_i32, to_u32, word};
 use crate::schema::call_sessions;
 use crate::sql::Statement;
-use crate::tx::PgTx;
+use crate::tx::{Expect, PgTx};
 
 macro_rules! call_columns {
     () => {
@@ -89,7 +89,8 @@ impl CallRepository for PgTx {
         .bind::<Nullable<Timestamptz>, _>(call.ended_at)
         .bind::<Integer, _>(to_i32(call.billed_minutes, "billed minutes")?)
         .bind::<BigInt, _>(call.charged.amount_minor());
-        self.execute(statement).await.map(|_| ())
+        self.defer(statement, Expect::Any);
+        Ok(())
     }
 
     async fn lock_call(&mut self, id: CallId) -> StoreResult<Option<CallSession>> {
@@ -114,8 +115,8 @@ impl CallRepository for PgTx {
         .bind::<Nullable<Timestamptz>, _>(call.ended_at)
         .bind::<Integer, _>(to_i32(call.billed_minutes, "billed minutes")?)
         .bind::<BigInt, _>(call.charged.amount_minor());
-        let affected = self.execute(statement).await?;
-        expect_rows(affected, 1, "call")
+        self.defer(statement, Expect::Rows(1, "call"));
+        Ok(())
     }
 
     async fn list_calls(&mut self, user: UserId, page: &PageRequest) -> StoreResult<Page<CallSession>> {

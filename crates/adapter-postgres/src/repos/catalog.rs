@@ -14,10 +14,10 @@ use domain::ids::{ProductId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::mapping::{corrupt, expect_rows, limit_plus_one, money, position_after};
+use crate::mapping::{corrupt, limit_plus_one, money, position_after};
 use crate::schema::{products, stock};
 use crate::sql::Statement;
-use crate::tx::PgTx;
+use crate::tx::{Expect, PgTx};
 
 macro_rules! product_columns {
     () => {
@@ -136,14 +136,14 @@ impl ProductRepository for PgTx {
              WHERE id = $1",
         )
         .bind::<SqlUuid, _>(product.id.as_uuid())
-        .bind::<Text, _>(product.name.as_str())
-        .bind::<Text, _>(product.description.as_str())
+        .bind::<Text, _>(product.name.clone())
+        .bind::<Text, _>(product.description.clone())
         .bind::<Text, _>(product.price.currency().code())
         .bind::<BigInt, _>(product.price.amount_minor())
         .bind::<Bool, _>(product.active)
         .bind::<Timestamptz, _>(product.updated_at);
-        let affected = self.execute(statement).await?;
-        expect_rows(affected, 1, "product")
+        self.defer(statement, Expect::Rows(1, "product"));
+        Ok(())
     }
 
     async fn find_product(&mut self, id: ProductId) -> StoreResult<Option<(Product, Stock)>> {
@@ -209,6 +209,29 @@ impl ProductRepository for PgTx {
     }
 
     /// Locked in ascending product id order (see `lock_wallets`); missing products are left out.
+    async fn lock_cart(&mut self, ids: &[ProductId]) -> StoreResult<Vec<(Stock, Product)>> {
+        let mut sorted: Vec<Uuid> = ids.iter().map(ProductId::as_uuid).collect();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Only the stock rows are locked: the products are read as they are (a price change
+        // committed meanwhile is simply the price of this order).
+        let statement = Statement::new(concat!(
+            "SELECT ",
+            product_columns!(),
+            ", s.product_id, s.available, s.reserved FROM stock s JOIN products p ON p.id = s.product_id \
+             WHERE s.product_id = ANY($1) ORDER BY s.product_id FOR NO KEY UPDATE OF s"
+        ))
+        .bind::<Array<SqlUuid>, _>(sorted);
+        self.load::<EntryRow>(statement)
+            .await?
+            .into_iter()
+            .map(|row| row.into_domain().map(|(product, stock)| (stock, product)))
+            .collect()
+    }
+
     async fn lock_stock(&mut self, ids: &[ProductId]) -> StoreResult<Vec<Stock>> {
         let mut sorted: Vec<Uuid> = ids.iter().map(ProductId::as_uuid).collect();
         sorted.sort();
@@ -241,7 +264,7 @@ impl ProductRepository for PgTx {
         .bind::<Array<SqlUuid>, _>(latest.iter().map(|s| s.product_id.as_uuid()).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(latest.iter().map(|s| s.available()).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(latest.iter().map(|s| s.reserved()).collect::<Vec<_>>());
-        let affected = self.execute(statement).await?;
-        expect_rows(affected, latest.len(), "stock row")
+        self.defer(statement, Expect::Rows(latest.len(), "stock row"));
+        Ok(())
     }
 }

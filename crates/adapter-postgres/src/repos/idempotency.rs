@@ -9,10 +9,10 @@ use domain::ids::UserId;
 use domain::payment::ProviderName;
 use time::OffsetDateTime;
 
-use crate::mapping::{corrupt, expect_rows};
+use crate::mapping::corrupt;
 use crate::schema::idempotency_keys;
 use crate::sql::Statement;
-use crate::tx::PgTx;
+use crate::tx::{Expect, PgTx};
 
 /// How often a claim is attempted when the key keeps vanishing between the insert and the read
 /// (released by a concurrent request each time).
@@ -142,10 +142,10 @@ impl IdempotencyRepository for PgTx {
              WHERE principal = $1 AND key = $2",
         )
         .bind::<Text, _>(scope.principal_text())
-        .bind::<Text, _>(scope.key.as_str())
+        .bind::<Text, _>(scope.key.as_str().to_owned())
         .bind::<Timestamptz, _>(locked_until);
-        let affected = self.execute(statement).await?;
-        expect_rows(affected, 1, "idempotency key")
+        self.defer(statement, Expect::Rows(1, "idempotency key"));
+        Ok(())
     }
 
     async fn complete_idempotency_key(
@@ -160,21 +160,22 @@ impl IdempotencyRepository for PgTx {
              WHERE principal = $1 AND key = $2",
         )
         .bind::<Text, _>(scope.principal_text())
-        .bind::<Text, _>(scope.key.as_str())
+        .bind::<Text, _>(scope.key.as_str().to_owned())
         .bind::<Integer, _>(i32::from(response.status))
-        .bind::<Binary, _>(response.body.as_slice())
-        .bind::<Nullable<Text>, _>(response.location.as_deref())
+        .bind::<Binary, _>(response.body.clone())
+        .bind::<Nullable<Text>, _>(response.location.clone())
         .bind::<Timestamptz, _>(at);
-        let affected = self.execute(statement).await?;
-        expect_rows(affected, 1, "idempotency key")
+        self.defer(statement, Expect::Rows(1, "idempotency key"));
+        Ok(())
     }
 
     /// Only an in-progress claim is forgotten; a completed key keeps replaying its response.
     async fn release_idempotency_key(&mut self, scope: &IdempotencyScope) -> StoreResult<()> {
         let statement = Statement::new("DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2 AND state = 'in_progress'")
             .bind::<Text, _>(scope.principal_text())
-            .bind::<Text, _>(scope.key.as_str());
-        self.execute(statement).await.map(|_| ())
+            .bind::<Text, _>(scope.key.as_str().to_owned());
+        self.defer(statement, Expect::Any);
+        Ok(())
     }
 }
 

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::mapping::{limit, money, word};
 use crate::sql::Statement;
-use crate::tx::PgTx;
+use crate::tx::{Expect, PgTx};
 
 #[derive(QueryableByName)]
 struct PostingRow {
@@ -72,13 +72,14 @@ impl LedgerRepository for PgTx {
         )
         .bind::<SqlUuid, _>(transaction.id().as_uuid())
         .bind::<Text, _>(transaction.kind().as_str())
-        .bind::<Text, _>(transaction.reference())
+        .bind::<Text, _>(transaction.reference().to_owned())
         .bind::<Timestamptz, _>(transaction.created_at())
         .bind::<Array<SqlUuid>, _>(postings.iter().map(|p| p.wallet_id.as_uuid()).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(postings.iter().map(|p| p.amount.currency().code()).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(postings.iter().map(|p| p.amount.amount_minor()).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(postings.iter().map(|p| p.balance_after_minor).collect::<Vec<_>>());
-        self.execute(statement).await.map(|_| ())
+        self.defer(statement, Expect::Any);
+        Ok(())
     }
 
     async fn wallet_history(

@@ -15,10 +15,10 @@ use domain::order::{Actor, Order, OrderItem, OrderStatus, PaymentMethod, StatusC
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::mapping::{corrupt, expect_rows, limit_plus_one, money, position_after, sequence_before, to_i32, word};
+use crate::mapping::{corrupt, limit_plus_one, money, position_after, sequence_before, to_i32, word};
 use crate::schema::{order_items, order_status_history, orders};
 use crate::sql::Statement;
-use crate::tx::PgTx;
+use crate::tx::{Expect, PgTx};
 
 /// The columns of an order-with-items row, from a row source named `o` joined to `i`.
 macro_rules! order_item_columns {
@@ -152,10 +152,11 @@ impl OrderRepository for PgTx {
         .bind::<Timestamptz, _>(order.updated_at)
         .bind::<Array<SqlUuid>, _>(order.items.iter().map(|i| i.product_id.as_uuid()).collect::<Vec<_>>())
         .bind::<Array<SqlUuid>, _>(order.items.iter().map(|i| i.merchant_id.as_uuid()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(order.items.iter().map(|i| i.product_name.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(order.items.iter().map(|i| i.product_name.clone()).collect::<Vec<_>>())
         .bind::<Array<Integer>, _>(quantities)
         .bind::<Array<BigInt>, _>(order.items.iter().map(|i| i.unit_price.amount_minor()).collect::<Vec<_>>());
-        self.execute(statement).await.map(|_| ())
+        self.defer(statement, Expect::Any);
+        Ok(())
     }
 
     async fn update_order(&mut self, order: &Order) -> StoreResult<()> {
@@ -164,8 +165,8 @@ impl OrderRepository for PgTx {
             .bind::<Text, _>(order.status.as_str())
             .bind::<BigInt, _>(order.refunded.amount_minor())
             .bind::<Timestamptz, _>(order.updated_at);
-        let affected = self.execute(statement).await?;
-        expect_rows(affected, 1, "order")
+        self.defer(statement, Expect::Rows(1, "order"));
+        Ok(())
     }
 
     async fn find_order(&mut self, id: OrderId) -> StoreResult<Option<Order>> {
@@ -234,9 +235,10 @@ impl OrderRepository for PgTx {
         .bind::<Array<Nullable<Text>>, _>(changes.iter().map(|c| c.from.map(OrderStatus::as_str)).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(changes.iter().map(|c| c.to.as_str()).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(changes.iter().map(|c| c.actor.to_string()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(changes.iter().map(|c| c.reason.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(changes.iter().map(|c| c.reason.clone()).collect::<Vec<_>>())
         .bind::<Array<Timestamptz>, _>(changes.iter().map(|c| c.at).collect::<Vec<_>>());
-        self.execute(statement).await.map(|_| ())
+        self.defer(statement, Expect::Any);
+        Ok(())
     }
 
     async fn list_status_changes(&mut self, order: Option<OrderId>, page: &PageRequest) -> StoreResult<Page<StatusChange>> {

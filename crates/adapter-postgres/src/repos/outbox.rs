@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::events::{decode, encode};
 use crate::mapping::limit;
 use crate::sql::Statement;
-use crate::tx::PgTx;
+use crate::tx::{Expect, PgTx};
 
 #[derive(QueryableByName)]
 struct EventRow {
@@ -56,7 +56,8 @@ impl EventOutbox for PgTx {
         .bind::<Array<Text>, _>(events.iter().map(|e| e.event.name()).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(payloads)
         .bind::<Array<Timestamptz>, _>(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>());
-        self.execute(statement).await.map(|_| ())
+        self.defer(statement, Expect::Any);
+        Ok(())
     }
 
     async fn lock_unpublished_events(&mut self, batch_size: usize) -> StoreResult<Vec<OutboxEvent>> {
@@ -79,6 +80,7 @@ impl EventOutbox for PgTx {
         let statement = Statement::new("UPDATE outbox_events SET published_at = $2 WHERE id = ANY($1)")
             .bind::<Array<SqlUuid>, _>(ids.iter().map(EventId::as_uuid).collect::<Vec<_>>())
             .bind::<Timestamptz, _>(at);
-        self.execute(statement).await.map(|_| ())
+        self.defer(statement, Expect::Any);
+        Ok(())
     }
 }

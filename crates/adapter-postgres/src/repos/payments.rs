@@ -12,10 +12,10 @@ use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName, Refu
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::mapping::{corrupt, expect_rows, limit, money, provider, word};
+use crate::mapping::{corrupt, limit, money, provider, word};
 use crate::schema::{payments, refunds};
 use crate::sql::Statement;
-use crate::tx::PgTx;
+use crate::tx::{Expect, PgTx};
 
 macro_rules! payment_columns {
     () => {
@@ -102,19 +102,20 @@ impl PaymentRepository for PgTx {
         .bind::<Nullable<SqlUuid>, _>(order_id)
         .bind::<Nullable<SqlUuid>, _>(top_up_user_id)
         .bind::<SqlUuid, _>(payment.payer_id.as_uuid())
-        .bind::<Text, _>(payment.provider.as_str())
+        .bind::<Text, _>(payment.provider.as_str().to_owned())
         .bind::<Text, _>(payment.currency().code())
         .bind::<BigInt, _>(payment.amount.amount_minor())
         .bind::<Text, _>(payment.status.as_str())
-        .bind::<Nullable<Text>, _>(payment.provider_session_id.as_deref())
-        .bind::<Nullable<Text>, _>(payment.provider_payment_id.as_deref())
-        .bind::<Nullable<Text>, _>(payment.checkout_url.as_deref())
+        .bind::<Nullable<Text>, _>(payment.provider_session_id.clone())
+        .bind::<Nullable<Text>, _>(payment.provider_payment_id.clone())
+        .bind::<Nullable<Text>, _>(payment.checkout_url.clone())
         .bind::<Bool, _>(payment.disputed)
         .bind::<Bool, _>(payment.late_success)
         .bind::<Timestamptz, _>(payment.created_at)
         .bind::<Timestamptz, _>(payment.expires_at)
         .bind::<Timestamptz, _>(payment.updated_at);
-        self.execute(statement).await.map(|_| ())
+        self.defer(statement, Expect::Any);
+        Ok(())
     }
 
     /// Writes everything a payment's life changes; who pays what, for what, never changes.
@@ -126,15 +127,15 @@ impl PaymentRepository for PgTx {
         )
         .bind::<SqlUuid, _>(payment.id.as_uuid())
         .bind::<Text, _>(payment.status.as_str())
-        .bind::<Nullable<Text>, _>(payment.provider_session_id.as_deref())
-        .bind::<Nullable<Text>, _>(payment.provider_payment_id.as_deref())
-        .bind::<Nullable<Text>, _>(payment.checkout_url.as_deref())
+        .bind::<Nullable<Text>, _>(payment.provider_session_id.clone())
+        .bind::<Nullable<Text>, _>(payment.provider_payment_id.clone())
+        .bind::<Nullable<Text>, _>(payment.checkout_url.clone())
         .bind::<Bool, _>(payment.disputed)
         .bind::<Bool, _>(payment.late_success)
         .bind::<Timestamptz, _>(payment.expires_at)
         .bind::<Timestamptz, _>(payment.updated_at);
-        let affected = self.execute(statement).await?;
-        expect_rows(affected, 1, "payment")
+        self.defer(statement, Expect::Rows(1, "payment"));
+        Ok(())
     }
 
     async fn find_payment(&mut self, id: PaymentId) -> StoreResult<Option<Payment>> {
@@ -262,12 +263,13 @@ impl RefundRepository for PgTx {
         .bind::<Text, _>(refund.amount.currency().code())
         .bind::<BigInt, _>(refund.amount.amount_minor())
         .bind::<Text, _>(refund.status.as_str())
-        .bind::<Nullable<Text>, _>(refund.provider_refund_id.as_deref())
-        .bind::<Text, _>(refund.reason.as_str())
+        .bind::<Nullable<Text>, _>(refund.provider_refund_id.clone())
+        .bind::<Text, _>(refund.reason.clone())
         .bind::<SqlUuid, _>(refund.requested_by.as_uuid())
         .bind::<Timestamptz, _>(refund.created_at)
         .bind::<Timestamptz, _>(refund.updated_at);
-        self.execute(statement).await.map(|_| ())
+        self.defer(statement, Expect::Any);
+        Ok(())
     }
 
     /// Writes what settling a refund changes.
@@ -277,10 +279,10 @@ impl RefundRepository for PgTx {
                 .bind::<SqlUuid, _>(refund.id.as_uuid())
                 .bind::<Nullable<SqlUuid>, _>(refund.payment_id.map(|id| id.as_uuid()))
                 .bind::<Text, _>(refund.status.as_str())
-                .bind::<Nullable<Text>, _>(refund.provider_refund_id.as_deref())
+                .bind::<Nullable<Text>, _>(refund.provider_refund_id.clone())
                 .bind::<Timestamptz, _>(refund.updated_at);
-        let affected = self.execute(statement).await?;
-        expect_rows(affected, 1, "refund")
+        self.defer(statement, Expect::Rows(1, "refund"));
+        Ok(())
     }
 
     async fn find_refund(&mut self, id: RefundId) -> StoreResult<Option<Refund>> {

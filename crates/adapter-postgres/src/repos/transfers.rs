@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::mapping::money;
 use crate::schema::{transfers, withdrawals};
 use crate::sql::Statement;
-use crate::tx::PgTx;
+use crate::tx::{Expect, PgTx};
 
 #[derive(QueryableByName)]
 #[diesel(table_name = transfers, check_for_backend(diesel::pg::Pg))]
@@ -51,9 +51,10 @@ impl TransferRepository for PgTx {
         .bind::<Text, _>(transfer.amount.currency().code())
         .bind::<BigInt, _>(transfer.amount.amount_minor())
         .bind::<SqlUuid, _>(transfer.transaction_id.as_uuid())
-        .bind::<Text, _>(transfer.note.as_str())
+        .bind::<Text, _>(transfer.note.clone())
         .bind::<Timestamptz, _>(transfer.created_at);
-        self.execute(statement).await.map(|_| ())
+        self.defer(statement, Expect::Any);
+        Ok(())
     }
 
     async fn find_transfer(&mut self, id: TransferId) -> StoreResult<Option<Transfer>> {
@@ -84,10 +85,11 @@ impl TransferRepository for PgTx {
         .bind::<SqlUuid, _>(withdrawal.user_id.as_uuid())
         .bind::<Text, _>(withdrawal.amount.currency().code())
         .bind::<BigInt, _>(withdrawal.amount.amount_minor())
-        .bind::<Text, _>(withdrawal.destination.as_str())
+        .bind::<Text, _>(withdrawal.destination.clone())
         .bind::<SqlUuid, _>(withdrawal.transaction_id.as_uuid())
         .bind::<Timestamptz, _>(withdrawal.created_at);
-        self.execute(statement).await.map(|_| ())
+        self.defer(statement, Expect::Any);
+        Ok(())
     }
 
     async fn find_withdrawal(&mut self, id: WithdrawalId) -> StoreResult<Option<Withdrawal>> {

@@ -15,10 +15,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{REFRESH_TOKENS_HASH, USERS_EMAIL};
-use crate::mapping::{corrupt, expect_rows, word};
+use crate::mapping::{corrupt, word};
 use crate::schema::{refresh_tokens, users};
 use crate::sql::Statement;
-use crate::tx::PgTx;
+use crate::tx::{Expect, PgTx};
 
 #[derive(QueryableByName)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
@@ -136,14 +136,15 @@ impl RefreshTokenRepository for PgTx {
             .bind::<Nullable<Timestamptz>, _>(token.used_at)
             .bind::<Nullable<Timestamptz>, _>(token.revoked_at)
             .bind::<Timestamptz, _>(token.expires_at);
-        let affected = self.execute(statement).await?;
-        expect_rows(affected, 1, "refresh token")
+        self.defer(statement, Expect::Rows(1, "refresh token"));
+        Ok(())
     }
 
     async fn revoke_token_family(&mut self, family: TokenFamilyId, at: OffsetDateTime) -> StoreResult<()> {
         let statement = Statement::new("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
             .bind::<SqlUuid, _>(family.as_uuid())
             .bind::<Timestamptz, _>(at);
-        self.execute(statement).await.map(|_| ())
+        self.defer(statement, Expect::Any);
+        Ok(())
     }
 }

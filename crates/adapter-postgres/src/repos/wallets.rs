@@ -16,10 +16,10 @@ use domain::wallet::{Hold, HoldStatus, SystemAccount, Wallet, WalletOwner};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::mapping::{corrupt, currency, expect_rows, missing, money, word};
+use crate::mapping::{corrupt, currency, missing, money, word};
 use crate::schema::{holds, wallets};
 use crate::sql::Statement;
-use crate::tx::PgTx;
+use crate::tx::{Expect, PgTx};
 
 macro_rules! wallet_columns {
     () => {
@@ -163,6 +163,51 @@ impl WalletRepository for PgTx {
     /// One statement locks them all. PostgreSQL locks the rows as the primary-key index yields
     /// them for `= ANY`, in ascending id order, which `ORDER BY` states (and would enforce with a
     /// sort below the lock if the plan ever changed).
+    async fn lock_user_wallets(
+        &mut self,
+        owners: &[(UserId, WalletId)],
+        currency: Currency,
+        at: OffsetDateTime,
+    ) -> StoreResult<Vec<Wallet>> {
+        let mut users: Vec<Uuid> = owners.iter().map(|(user, _)| user.as_uuid()).collect();
+        users.sort();
+        users.dedup();
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lock = |users: Vec<Uuid>| {
+            Statement::new(concat!(
+                "SELECT ",
+                wallet_columns!(),
+                " FROM wallets WHERE owner_user_id = ANY($1) AND currency = $2::currency_code ORDER BY id FOR NO KEY UPDATE"
+            ))
+            .bind::<Array<SqlUuid>, _>(users)
+            .bind::<Text, _>(currency.code())
+        };
+        let mut rows = self.load::<WalletRow>(lock(users.clone())).await?;
+        if rows.len() < users.len() {
+            // Rare: someone has no wallet in this currency yet. The rows created here are invisible
+            // to other transactions until commit, so locking them after the others cannot deadlock.
+            let found: HashSet<Uuid> = rows.iter().filter_map(|r| r.owner_user_id).collect();
+            let missing: Vec<&(UserId, WalletId)> = owners.iter().filter(|(user, _)| !found.contains(&user.as_uuid())).collect();
+            let insert = Statement::new(
+                "INSERT INTO wallets (id, owner_user_id, currency, created_at) \
+                 SELECT v.id, v.owner, $3, $4 FROM unnest($1::uuid[], $2::uuid[]) AS v(id, owner) \
+                 ON CONFLICT (owner_user_id, currency) DO NOTHING",
+            )
+            .bind::<Array<SqlUuid>, _>(missing.iter().map(|(_, id)| id.as_uuid()).collect::<Vec<_>>())
+            .bind::<Array<SqlUuid>, _>(missing.iter().map(|(user, _)| user.as_uuid()).collect::<Vec<_>>())
+            .bind::<Text, _>(currency.code())
+            .bind::<Timestamptz, _>(at);
+            self.execute(insert).await?;
+            rows = self.load::<WalletRow>(lock(users.clone())).await?;
+        }
+        if rows.len() != users.len() {
+            return Err(missing("wallet"));
+        }
+        rows.into_iter().map(WalletRow::into_domain).collect()
+    }
+
     async fn lock_wallets(&mut self, ids: &[WalletId]) -> StoreResult<Vec<Wallet>> {
         let mut sorted: Vec<Uuid> = ids.iter().map(WalletId::as_uuid).collect();
         sorted.sort();
@@ -199,8 +244,8 @@ impl WalletRepository for PgTx {
         .bind::<Array<SqlUuid>, _>(latest.iter().map(|w| w.id().as_uuid()).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(latest.iter().map(|w| w.balance().amount_minor()).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(latest.iter().map(|w| w.held().amount_minor()).collect::<Vec<_>>());
-        let affected = self.execute(statement).await?;
-        expect_rows(affected, latest.len(), "wallet")
+        self.defer(statement, Expect::Rows(latest.len(), "wallet"));
+        Ok(())
     }
 }
 
@@ -258,10 +303,11 @@ impl HoldRepository for PgTx {
         .bind::<BigInt, _>(hold.amount.amount_minor())
         .bind::<BigInt, _>(hold.captured.amount_minor())
         .bind::<Text, _>(hold.status.as_str())
-        .bind::<Text, _>(hold.reference.as_str())
+        .bind::<Text, _>(hold.reference.clone())
         .bind::<Timestamptz, _>(hold.created_at)
         .bind::<Nullable<Timestamptz>, _>(hold.settled_at);
-        self.execute(statement).await.map(|_| ())
+        self.defer(statement, Expect::Any);
+        Ok(())
     }
 
     async fn find_hold(&mut self, id: HoldId) -> StoreResult<Option<Hold>> {
@@ -282,7 +328,7 @@ impl HoldRepository for PgTx {
             .bind::<BigInt, _>(hold.captured.amount_minor())
             .bind::<Text, _>(hold.status.as_str())
             .bind::<Nullable<Timestamptz>, _>(hold.settled_at);
-        let affected = self.execute(statement).await?;
-        expect_rows(affected, 1, "hold")
+        self.defer(statement, Expect::Rows(1, "hold"));
+        Ok(())
     }
 }

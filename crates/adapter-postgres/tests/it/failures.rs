@@ -154,7 +154,9 @@ async fn an_overdraft_is_refused_by_the_database_as_corrupt() {
     let (owner, wallet) = user_with_wallet(&store).await;
     let mut tx = store.begin().await.expect("begin");
     let overdrawn = Wallet::restore(wallet, WalletOwner::User(owner.id), Currency::Usd, -1, 0, owner.created_at);
-    let refused = tx.update_wallets(&[overdrawn]).await;
+    // The update is deferred; the database refuses it when it is sent, at the commit.
+    tx.update_wallets(&[overdrawn]).await.expect("deferred");
+    let refused = tx.commit().await;
     assert!(
         matches!(refused, Err(StoreError::Corrupt(ref why)) if why.contains("wallets_user_funds")),
         "{refused:?}"

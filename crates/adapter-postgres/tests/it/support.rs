@@ -147,6 +147,21 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// Another instance of the application on the same database, with its own clock: what a
+    /// second server process would be.
+    pub fn instance_at(&self, clock: Arc<dyn application::ports::system::Clock>) -> App<PgStore> {
+        App {
+            store: self.database.store(),
+            clock,
+            ids: Arc::new(UuidV7Generator),
+            hasher: Arc::new(PlainHasher),
+            tokens: Arc::new(SpelledTokens::default()),
+            gateways: Gateways::new().with(Arc::new(FakeGateway { provider: provider() })),
+            cache: Arc::new(MemoryCache::new()),
+            settings: Settings::default(),
+        }
+    }
+
     /// The application on a fresh database, with an admin to fund wallets.
     pub async fn new() -> Harness {
         let database = TestDatabase::create_with(|settings| settings.pool_max_size = 10).await;

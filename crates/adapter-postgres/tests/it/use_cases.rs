@@ -3,6 +3,7 @@
 //! serialization failure reaching a caller.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use application::auth::Caller;
 use application::orders::CheckoutError;
@@ -176,5 +177,54 @@ async fn a_card_checkout_is_paid_by_its_webhook_exactly_once() {
     let details = h.app.order_details(&buyer, checkout.order.id).await.expect("order");
     assert_eq!(details.order.status, OrderStatus::Paid);
     assert_eq!(h.balance(&merchant).await, 1_400);
+    h.assert_ledger_ok().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expiry_workers_on_several_instances_expire_each_abandoned_checkout_once() {
+    let h = Harness::new().await;
+    let merchant = h.user(Role::Merchant).await;
+    let mug = h.product(&merchant, 500, 100).await;
+    let mut orders = Vec::new();
+    for _ in 0..20 {
+        let buyer = h.user(Role::Customer).await;
+        let checkout = h
+            .app
+            .checkout(&buyer, cart(&[(mug.product.id, 1)], PaymentMethod::Card), None)
+            .await
+            .expect("checkout");
+        orders.push((buyer, checkout.order.id));
+    }
+    assert_eq!(h.stock(mug.product.id).await, (80, 20));
+    // Three server instances, an hour later, all running the expiry job at once.
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            let instance = Arc::new(h.instance_at(Arc::new(application::ports::system::ManualClock::new(later))));
+            tokio::spawn(async move {
+                let mut expired = 0;
+                loop {
+                    let count = instance.expire_abandoned_checkouts(3).await.expect("expiry");
+                    if count == 0 {
+                        return expired;
+                    }
+                    expired += count;
+                }
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for worker in workers {
+        total += worker.await.expect("worker");
+    }
+    assert_eq!(total, 20, "each checkout expired exactly once");
+    assert_eq!(h.stock(mug.product.id).await, (100, 0), "each reservation released exactly once");
+    for (buyer, order) in &orders {
+        let details = h.app.order_details(buyer, *order).await.expect("order");
+        assert_eq!(
+            (details.order.status, details.payment.map(|p| p.status)),
+            (OrderStatus::Cancelled, Some(PaymentStatus::Expired))
+        );
+    }
     h.assert_ledger_ok().await;
 }

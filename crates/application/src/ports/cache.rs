@@ -20,6 +20,14 @@ pub trait Cache: Send + Sync + std::fmt::Debug + 'static {
     /// Atomically adds one to a counter (missing counts as zero) and returns the new value.
     async fn increment(&self, key: &str) -> Result<u64, CacheError>;
 
+    /// Increments several counters; adapters do it in one round trip.
+    async fn increment_all(&self, keys: &[String]) -> Result<(), CacheError> {
+        for key in keys {
+            self.increment(key).await?;
+        }
+        Ok(())
+    }
+
     /// Reads the version of `version_key` and the value stored under
     /// `format!("{value_key_prefix}{version}")`, where the version is an opaque token (the counter,
     /// zero if missing, possibly combined with other counters by the adapter). Writers bump the

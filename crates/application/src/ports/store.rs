@@ -5,6 +5,12 @@
 //! Everything written in one transaction becomes visible together or not at all. A dropped
 //! transaction that was neither committed nor rolled back is rolled back by the adapter.
 //!
+//! A write may report its failure at once or, in an adapter that defers writes to send them
+//! together, at the next read or at the commit; either way the transaction is then rolled back and
+//! the failure reaches the use case. Writes whose failure a use case interprets (`insert_user`'s
+//! `Duplicate`, the results of `claim_idempotency_key` and `record_webhook_event`) always report
+//! at once.
+//!
 //! Methods named `lock_*` read rows and keep them locked until the transaction ends, so that what
 //! was read is still true when it is written. Callers lock in one global order to avoid deadlocks:
 //! stock rows by product id, then wallets by wallet id, then anything else.
@@ -135,6 +141,15 @@ pub trait WalletRepository {
     ) -> impl Future<Output = StoreResult<WalletId>> + Send;
     fn find_user_wallet(&mut self, user: UserId, currency: Currency) -> impl Future<Output = StoreResult<Option<Wallet>>> + Send;
     fn list_user_wallets(&mut self, user: UserId) -> impl Future<Output = StoreResult<Vec<Wallet>>> + Send;
+    /// The wallets of these users in `currency`, each created empty (with the id paired with it) if
+    /// it does not exist, locked in ascending wallet id order and returned in that order. One
+    /// round trip where `ensure_user_wallet` and `lock_wallets` take several.
+    fn lock_user_wallets(
+        &mut self,
+        owners: &[(UserId, WalletId)],
+        currency: Currency,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Vec<Wallet>>> + Send;
     /// Locks the wallets in ascending id order (whatever order `ids` has) and returns them in that
     /// order. # Errors: `Corrupt` if one does not exist.
     fn lock_wallets(&mut self, ids: &[WalletId]) -> impl Future<Output = StoreResult<Vec<Wallet>>> + Send;
@@ -191,6 +206,9 @@ pub trait ProductRepository {
         filter: ProductFilter,
         page: &PageRequest,
     ) -> impl Future<Output = StoreResult<Page<(Product, Stock)>>> + Send;
+    /// Locks the stock rows of a cart in ascending product id order and returns each with its
+    /// product, in that order; missing products are left out.
+    fn lock_cart(&mut self, ids: &[ProductId]) -> impl Future<Output = StoreResult<Vec<(Stock, Product)>>> + Send;
     /// Locks the stock rows in ascending product id order and returns them in that order; missing
     /// products are left out.
     fn lock_stock(&mut self, ids: &[ProductId]) -> impl Future<Output = StoreResult<Vec<Stock>>> + Send;
