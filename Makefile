@@ -26,3 +26,7 @@ fmt:
 
 check:
 	$(CARGO) check --workspace --all-targets
+
+# The pgbench baseline and the service's scenarios; writes docs/benchmarks.md (see bench/run.sh).
+bench:
+	bench/run.sh

@@ -29,7 +29,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::extract::AuthContext;
 pub use crate::middleware::{RateLimiting, RateLimits};
 use crate::problem::ApiError;
-pub use crate::state::ApiState;
+pub use crate::state::{ApiState, MetricsRenderer};
 
 /// HTTP-level settings.
 #[derive(Debug, Clone)]

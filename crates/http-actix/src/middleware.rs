@@ -45,8 +45,15 @@ pub async fn request_context(
     let result = REQUEST_CONTEXT.scope(context, next.call(req)).instrument(span.clone()).await;
     let mut response = result?;
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| tracing::info!(status, latency_ms, "request served"));
+    // Labelled by route pattern, never by path, so ids do not multiply the series.
+    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let method = response.request().method().as_str().to_owned();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route).record(elapsed.as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(HeaderName::from_static(REQUEST_ID), value);
     }

@@ -53,7 +53,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         admin::adjust, admin::verify_ledger, admin::audit,
         webhooks::receive,
         simulator::show, simulator::pay, simulator::decline,
-        ops::live, ops::ready,
+        ops::live, ops::ready, ops::metrics,
     ),
     modifiers(&BearerAuth, &UniqueOperationIds),
     tags(

@@ -18,6 +18,18 @@ pub struct ApiState<U> {
     pub hosted_checkout: Option<Arc<dyn HostedCheckout>>,
     /// Whether catalog reads are served from the cache.
     pub catalog_cache: bool,
+    /// Renders the metrics in Prometheus' text format, when a recorder is installed.
+    pub metrics: Option<MetricsRenderer>,
+}
+
+/// Renders the process's metrics for `GET /metrics`.
+#[derive(Clone)]
+pub struct MetricsRenderer(pub Arc<dyn Fn() -> String + Send + Sync>);
+
+impl std::fmt::Debug for MetricsRenderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsRenderer")
+    }
 }
 
 impl<U: UnitOfWork> ApiState<U> {
@@ -28,6 +40,7 @@ impl<U: UnitOfWork> ApiState<U> {
             limits,
             hosted_checkout: None,
             catalog_cache: true,
+            metrics: None,
         }
     }
 }

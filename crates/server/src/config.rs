@@ -74,6 +74,8 @@ pub struct Settings {
     pub call_minutes_max: u32,
     pub idempotency_lease: time::Duration,
     pub catalog_cache_ttl: Duration,
+    /// Serve catalog reads from the cache (on by default; off to measure the database alone).
+    pub catalog_cache: bool,
     pub stripe: Option<StripeConfig>,
     pub monnify: Option<MonnifyConfig>,
     pub simulated_gateway: bool,
@@ -277,9 +279,6 @@ impl Settings {
         if jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
             bail!("JWT_SECRET must have at least 32 bytes");
         }
-        if jwt_secret.is_none() && matches!(storage, Storage::Postgres(_)) {
-            bail!("JWT_SECRET is required when DATABASE_URL is set (tokens must survive restarts and be shared by every instance)");
-        }
         let currency_code = v.text("DEFAULT_CURRENCY").unwrap_or_else(|| "USD".into());
         let default_currency = Currency::parse(&currency_code).map_err(|e| anyhow!("DEFAULT_CURRENCY: {e}"))?;
         let stripe = stripe_config(&v)?;
@@ -313,6 +312,7 @@ impl Settings {
             call_minutes_max: v.parse("CALL_MINUTES_MAX", 120)?,
             idempotency_lease: time_seconds(v.seconds("IDEMPOTENCY_LEASE_SECS", 60)?),
             catalog_cache_ttl: v.seconds("CATALOG_CACHE_TTL_SECS", 30)?,
+            catalog_cache: v.flag("CATALOG_CACHE", true)?,
             stripe,
             monnify,
             simulated_gateway: v.flag("SIMULATED_GATEWAY", !real_gateway_configured)?,
@@ -341,6 +341,16 @@ impl Settings {
         })
     }
 
+    /// Tokens must survive restarts and be shared by every instance of a persistent deployment;
+    /// only demo mode may sign them with a random key. (`migrate` and the other operator
+    /// commands sign nothing, so they do not need the secret.)
+    pub fn require_jwt_secret_for_serving(&self) -> anyhow::Result<()> {
+        if self.jwt_secret.is_none() && !self.is_demo() {
+            bail!("JWT_SECRET is required when DATABASE_URL is set (tokens must survive restarts and be shared by every instance)");
+        }
+        Ok(())
+    }
+
     pub fn is_demo(&self) -> bool {
         matches!(self.storage, Storage::Memory)
     }
@@ -365,9 +375,11 @@ mod tests {
     }
 
     #[test]
-    fn a_database_requires_a_jwt_secret() {
-        let error = Settings::from_vars(&vars(&[("DATABASE_URL", "postgres://x@localhost/db")]));
+    fn serving_a_database_requires_a_jwt_secret() -> anyhow::Result<()> {
+        let settings = Settings::from_vars(&vars(&[("DATABASE_URL", "postgres://x@localhost/db")]))?;
+        let error = settings.require_jwt_secret_for_serving();
         assert!(error.is_err_and(|e| e.to_string().contains("JWT_SECRET")));
+        Ok(())
     }
 
     #[test]

@@ -206,6 +206,7 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Binds the listener, connects the adapters and starts serving in the background.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        settings.require_jwt_secret_for_serving()?;
         let listener = TcpListener::bind(settings.bind).with_context(|| format!("cannot listen on {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let base_url = settings
@@ -237,6 +238,8 @@ impl Application {
         };
         let mut state = ApiState::new(services.app.clone(), services.limiter.clone(), limits);
         state.hosted_checkout = services.simulator.clone().map(|s| s as Arc<dyn HostedCheckout>);
+        state.catalog_cache = settings.catalog_cache;
+        state.metrics = Some(crate::telemetry::metrics_renderer());
         let state = web::Data::new(state);
         let http = HttpSettings {
             body_limit_bytes: settings.body_limit_bytes,

@@ -80,4 +80,5 @@ api_routes! {
 
     get "/health/live" => ops::live;
     get "/health/ready" => ops::ready;
+    get "/metrics" => ops::metrics;
 }

@@ -1,4 +1,4 @@
-//! Liveness and readiness.
+//! Liveness, readiness and metrics.
 
 use std::collections::BTreeMap;
 
@@ -48,4 +48,21 @@ pub async fn ready<U: UnitOfWork>(state: State<U>) -> Result<HttpResponse, ApiEr
             checks,
         },
     ))
+}
+
+/// Request counts and latencies in Prometheus' text format. Meant for the scraper on the internal
+/// network: expose it only there.
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses(
+        (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"),
+        (status = 404, description = "Metrics are not enabled in this process", body = crate::problem::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn metrics<U: UnitOfWork>(state: State<U>) -> Result<HttpResponse, ApiError> {
+    let renderer = state
+        .metrics
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("metrics are not enabled"))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body((renderer.0)()))
 }
