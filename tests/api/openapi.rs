@@ -18,6 +18,26 @@ async fn every_route_is_in_the_openapi_document_and_the_document_is_valid(app: T
         .collect();
     assert!(missing.is_empty(), "routes missing from the OpenAPI document: {missing:?}");
     assert!(document["components"]["securitySchemes"]["bearer"].is_object());
+    let undocumented_errors: Vec<String> = http_actix::routes::ROUTES
+        .iter()
+        .filter(|(_, path)| path.starts_with("/api/"))
+        .filter_map(|(method, path)| {
+            let operation = &paths[*path][*method];
+            let secured = operation["security"].as_array().is_some_and(|s| !s.is_empty());
+            let mut wanted = vec!["429"];
+            if secured {
+                wanted.push("401");
+            }
+            if operation["requestBody"].is_object() {
+                wanted.extend(["400", "413", "415", "422"]);
+            }
+            let missing: Vec<&str> = wanted.into_iter().filter(|s| operation["responses"][*s].is_null()).collect();
+            (!missing.is_empty()).then(|| format!("{method} {path}: {missing:?}"))
+        })
+        .collect();
+    assert!(undocumented_errors.is_empty(), "common errors missing: {undocumented_errors:?}");
+    let checkout = &paths["/api/v1/orders"]["post"]["responses"];
+    assert!(checkout["402"].is_object(), "a declined card is documented as 402");
 
     let file = std::env::temp_dir().join(format!("openapi-{}.json", uuid::Uuid::now_v7()));
     std::fs::write(&file, reply.text.as_bytes()).expect("write the document");

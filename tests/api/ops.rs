@@ -9,7 +9,10 @@ on_every_backend!(
     health_request_ids_and_unknown_routes,
     authentication_is_rate_limited_per_client,
     cors_admits_the_configured_origins_only,
-    metrics_count_requests_by_route_pattern
+    metrics_count_requests_by_route_pattern,
+    money_movements_are_limited_per_user,
+    every_api_request_counts_against_the_callers_general_quota,
+    card_providers_send_the_payer_back_to_pages_that_exist
 );
 
 async fn health_request_ids_and_unknown_routes(app: TestApp) {
@@ -119,4 +122,53 @@ async fn metrics_count_requests_by_route_pattern(app: TestApp) {
     assert!(count >= 1.0, "{series}");
     assert!(!reply.text.contains(order_id), "ids must not become labels");
     assert!(reply.text.contains("http_request_duration_seconds_bucket"));
+}
+
+async fn money_movements_are_limited_per_user(app: TestApp) {
+    let backend = app.backend;
+    drop(app);
+    let app = TestApp::spawn_with(backend, &[("RATE_LIMIT_ENABLED", "true"), ("RATE_LIMIT_MONEY_PER_MINUTE", "3")]).await;
+    let alice = app.customer_with("10.00").await;
+    let bob = app.customer_with("10.00").await;
+    let one_dollar_to = |to: &crate::helpers::User| json!({"to_user_id": to.id, "amount": "1.00", "currency": "USD"});
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(app.post("/api/v1/transfers", Some(&alice.token), &one_dollar_to(&bob)).await.status);
+    }
+    assert_eq!(statuses, vec![201, 201, 201, 429]);
+    app.post("/api/v1/transfers", Some(&alice.token), &one_dollar_to(&bob))
+        .await
+        .assert_problem(429, "rate_limited");
+    // Bob shares Alice's address but not her quota, and reads are not money movements.
+    app.post("/api/v1/transfers", Some(&bob.token), &one_dollar_to(&alice))
+        .await
+        .assert_status(201);
+    app.get("/api/v1/wallets", Some(&alice.token)).await.assert_status(200);
+    assert_eq!(app.balance(&alice).await, "8.00");
+    app.assert_ledger_ok().await;
+}
+
+async fn every_api_request_counts_against_the_callers_general_quota(app: TestApp) {
+    let backend = app.backend;
+    drop(app);
+    let app = TestApp::spawn_with(backend, &[("RATE_LIMIT_ENABLED", "true"), ("RATE_LIMIT_GENERAL_PER_MINUTE", "8")]).await;
+    let alice = app.user("customer").await;
+    let bob = app.user("customer").await;
+    let mut statuses = Vec::new();
+    for _ in 0..9 {
+        statuses.push(app.get("/api/v1/auth/me", Some(&alice.token)).await.status);
+    }
+    assert_eq!(statuses, [vec![200; 8], vec![429]].concat());
+    app.get("/api/v1/auth/me", Some(&bob.token)).await.assert_status(200);
+    // Health and metrics are not API traffic: probes are never throttled.
+    app.get("/health/ready", None).await.assert_status(200);
+}
+
+async fn card_providers_send_the_payer_back_to_pages_that_exist(app: TestApp) {
+    for path in ["/checkout/complete?session_id=cs_test_1", "/checkout/cancelled"] {
+        let reply = app.get(path, None).await;
+        assert_eq!(reply.status, 200, "{path}");
+        assert!(reply.header("content-type").is_some_and(|t| t.starts_with("text/html")));
+        assert!(reply.text.contains("<h1>"));
+    }
 }

@@ -1,10 +1,13 @@
 //! The OpenAPI document, generated from the handlers' annotations (utoipa), served at
 //! `/api/v1/openapi.json`, with Swagger UI (vendored: no internet needed) at `/docs/`.
 
+use utoipa::openapi::content::Content;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::Ref;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, auth, calls, catalog, ops, orders, simulator, wallets, webhooks};
+use crate::routes::{admin, auth, calls, catalog, checkout_return, ops, orders, simulator, wallets, webhooks};
 
 struct BearerAuth;
 
@@ -34,6 +37,47 @@ impl Modify for UniqueOperationIds {
     }
 }
 
+/// The answers any operation of a kind may give, added where a handler does not list them itself:
+/// 401 wherever a token is required, 400/413/415/422 wherever a JSON body is read, 429 on every
+/// rate-limited `/api` route.
+struct CommonResponses;
+
+fn problem_response(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/problem+json", Content::new(Some(Ref::from_schema_name("Problem"))))
+        .build()
+}
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+            for operation in operations.into_iter().flatten() {
+                let mut common: Vec<(&str, &str)> = Vec::new();
+                if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    common.push(("401", "Missing, malformed, forged or expired access token"));
+                }
+                if operation.request_body.is_some() {
+                    common.push(("400", "Malformed JSON"));
+                    common.push(("413", "Body larger than the limit"));
+                    common.push(("415", "Body is not application/json"));
+                    common.push(("422", "A field is missing, of the wrong type or out of range (named in `errors`)"));
+                }
+                if path.starts_with("/api/") {
+                    common.push(("429", "Rate limited; `Retry-After` says when to retry"));
+                }
+                for (status, description) in common {
+                    let responses = &mut operation.responses.responses;
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem_response(description).into());
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
@@ -53,9 +97,10 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         admin::adjust, admin::verify_ledger, admin::audit,
         webhooks::receive,
         simulator::show, simulator::pay, simulator::decline,
+        checkout_return::complete, checkout_return::cancelled,
         ops::live, ops::ready, ops::metrics,
     ),
-    modifiers(&BearerAuth, &UniqueOperationIds),
+    modifiers(&BearerAuth, &UniqueOperationIds, &CommonResponses),
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "wallets", description = "Balances, history, top-ups, withdrawals and transfers"),
@@ -65,6 +110,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         (name = "admin", description = "Adjustments, ledger verification, audit trail"),
         (name = "webhooks", description = "Signed events from card gateways"),
         (name = "simulator", description = "Hosted pages of the simulated card gateway (demo mode)"),
+        (name = "checkout", description = "Where card providers send the payer back"),
         (name = "ops", description = "Health"),
     )
 )]

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod calls;
 pub mod catalog;
+pub mod checkout_return;
 pub mod ops;
 pub mod orders;
 pub mod simulator;
@@ -77,6 +78,9 @@ api_routes! {
     get "/simulator/checkout/{session_id}" => simulator::show;
     post "/simulator/checkout/{session_id}/pay" => simulator::pay;
     post "/simulator/checkout/{session_id}/decline" => simulator::decline;
+
+    get "/checkout/complete" => checkout_return::complete;
+    get "/checkout/cancelled" => checkout_return::cancelled;
 
     get "/health/live" => ops::live;
     get "/health/ready" => ops::ready;

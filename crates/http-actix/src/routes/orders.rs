@@ -61,7 +61,9 @@ fn command(body: &OrderRequest) -> Result<CheckoutCommand, ApiError> {
         (status = 201, description = "Order placed", body = OrderResponse),
         (status = 409, description = "Out of stock", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad cart, unknown or inactive product, or insufficient funds", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The card gateway refused", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "The card was declined (`card_declined`)", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The card gateway failed (`gateway_error`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The card gateway is unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create<U: UnitOfWork>(
     state: State<U>,

@@ -85,7 +85,8 @@ fn provider(field: &str, name: Option<&str>) -> Result<Option<ProviderName>, Api
     responses(
         (status = 201, description = "Payment opened; send the payer to checkout_url", body = PaymentResponse),
         (status = 422, description = "Bad amount or no gateway for the currency", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The gateway refused", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "The card was declined (`card_declined`)", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The gateway failed (`gateway_error`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The gateway is unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn top_up<U: UnitOfWork>(
