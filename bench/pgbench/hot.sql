@@ -1,0 +1,14 @@
+-- The flash sale: every client buys the same product (product 0) of the same merchant.
+\set product 0
+\set buyer 1000000 + random(1, :buyers)
+BEGIN;
+UPDATE bench_stock SET available = available - 1 WHERE product_id = :product AND available >= 1;
+SELECT merchant_id AS merchant, price FROM bench_products WHERE id = :product \gset
+UPDATE bench_wallets SET balance = balance + CASE WHEN id = :buyer THEN -:price ELSE :price END
+    WHERE id IN (:buyer, :merchant);
+WITH t AS (SELECT gen_random_uuid() AS tx)
+INSERT INTO bench_postings (transaction_id, wallet_id, amount, balance_after)
+    SELECT t.tx, w.id, CASE WHEN w.id = :buyer THEN -:price ELSE :price END, w.balance FROM bench_wallets w, t WHERE w.id IN (:buyer, :merchant);
+WITH o AS (INSERT INTO bench_orders (id, buyer_id, total, status) VALUES (gen_random_uuid(), :buyer, :price, 'paid') RETURNING id)
+INSERT INTO bench_order_items (order_id, product_id, merchant_id, quantity, unit_price) SELECT id, :product, :merchant, 1, :price FROM o;
+COMMIT;

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# `make bench`: the raw-SQL baseline (pgbench) and the service's scenarios (loadgen), with the same
+# number of clients, on this machine's PostgreSQL and Redis; then docs/benchmarks.md and its plot.
+# Every loadgen run checks the books afterwards and fails loudly if they do not add up.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CLIENTS=${BENCH_CLIENTS:-32}
+DURATION=${BENCH_DURATION:-15}
+PRODUCTS=256
+export PGHOST=127.0.0.1 PGUSER=postgres PGOPTIONS="-c client_min_messages=warning"
+REDIS=${REDIS_URL:-redis://127.0.0.1:6379}
+OUT=bench/out
+rm -rf "$OUT" && mkdir -p "$OUT"
+
+scripts/services.sh
+python3 -c "import matplotlib" 2> /dev/null || python3 -m pip install --quiet --disable-pip-version-check matplotlib
+cargo build --release -p server -p loadgen
+# Wherever cargo puts its artefacts (CARGO_TARGET_DIR, a config file, or ./target).
+TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c "import json, sys; print(json.load(sys.stdin)['target_directory'])")
+BIN=$TARGET/release
+
+echo "== hot pure paths: criterion"
+cargo bench -p domain -p adapter-auth -p stripe-signature --bench domain --bench jwt --bench signature -- --warm-up-time 1 --measurement-time 3 > "$OUT/criterion.txt"
+grep -c "time:" "$OUT/criterion.txt" | xargs printf "%s benchmarks, details in $OUT/criterion.txt\n"
+
+psqlq() { psql -q -v ON_ERROR_STOP=1 "$@"; }
+
+echo "== baseline: pgbench, $CLIENTS clients, ${DURATION}s each"
+psqlq -d postgres -c "DROP DATABASE IF EXISTS bench_baseline WITH (FORCE)" -c "CREATE DATABASE bench_baseline"
+psqlq -d bench_baseline -v merchants=64 -v buyers="$CLIENTS" -v products=$PRODUCTS -f bench/pgbench/schema.sql
+for script in purchase hot; do
+  pgbench -n -c "$CLIENTS" -j 2 -T "$DURATION" -D products=$PRODUCTS -D buyers="$CLIENTS" \
+    -f "bench/pgbench/$script.sql" -l --log-prefix="$OUT/pgbench-$script" bench_baseline > "$OUT/pgbench-$script.txt"
+  grep -E "^tps" "$OUT/pgbench-$script.txt"
+done
+
+echo "== the service"
+psqlq -d postgres -c "DROP DATABASE IF EXISTS bench_service WITH (FORCE)" -c "CREATE DATABASE bench_service"
+export DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_service
+"$BIN/server" migrate
+PREFIX="bench-$(date +%s):"
+ADMIN_EMAIL=admin@example.com
+ADMIN_PASSWORD="bench password 1"
+export ADMIN_EMAIL ADMIN_PASSWORD
+
+# start PORT [ENV=VALUE...]: one server instance in the background.
+start() {
+  local port=$1
+  shift
+  env JWT_SECRET=bench-secret-bench-secret-bench-secret-0123 BIND_ADDRESS="127.0.0.1:$port" \
+    REDIS_URL="$REDIS" REDIS_KEY_PREFIX="$PREFIX" RATE_LIMIT_ENABLED=false BCRYPT_COST=4 \
+    DATABASE_POOL_MAX=16 WORKERS=2 RUST_LOG=warn "$@" "$BIN/server" serve >> "$OUT/server-$port.log" 2>&1 &
+  echo $! > "$OUT/server-$port.pid"
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$port/health/ready" > /dev/null && return 0
+    sleep 0.1
+  done
+  echo "the server on port $port did not start" >&2
+  return 1
+}
+
+stop() { kill "$(cat "$OUT/server-$1.pid")" 2> /dev/null || true; }
+trap 'for p in 18081 18082 18083; do stop $p; done' EXIT
+
+# [SECONDS_OVERRIDE=N] run NAME [loadgen args...]
+run() {
+  local name=$1
+  shift
+  echo "-- $name"
+  "$BIN/loadgen" --clients "$CLIENTS" --duration "${SECONDS_OVERRIDE:-$DURATION}" --json "$OUT/$name.json" "$@" | tee "$OUT/$name.txt"
+}
+
+start 18081
+start 18082
+start 18083 CATALOG_CACHE=false
+A=http://127.0.0.1:18081 B=http://127.0.0.1:18082
+
+run purchase --url $A --scenario purchase
+run flash-sale --url $A --scenario flash-sale
+SECONDS_OVERRIDE=5 run flash-sale-sellout --url $A --scenario flash-sale --hot-stock 500
+run transfer --url $A --scenario transfer
+run browse --url $A --scenario browse
+run browse-database --url http://127.0.0.1:18083 --scenario browse
+run mixed --url $A --scenario mixed
+run purchase-two-instances --url $A --url $B --scenario purchase
+run flash-sale-two-instances --url $A --url $B --scenario flash-sale
+
+echo "-- crash: instance B is killed with SIGKILL mid-run and started again"
+"$BIN/loadgen" --clients "$CLIENTS" --duration "$DURATION" --url $A --url $B --scenario purchase \
+  --allow-failed-requests --json "$OUT/crash.json" > "$OUT/crash.txt" 2>&1 &
+LOADGEN=$!
+sleep $((DURATION / 3 + 4))
+kill -9 "$(cat "$OUT/server-18082.pid")"
+sleep 2
+start 18082
+wait $LOADGEN
+cat "$OUT/crash.txt"
+
+echo "== report"
+python3 bench/report.py "$OUT" docs "$TARGET/criterion"
