@@ -118,6 +118,25 @@ async fn a_stripe_checkout_is_paid_once_and_refunded_through_stripe(app: TestApp
         (Some("partially_refunded"), Some("5.00"))
     );
     assert_eq!(details.body["refunds"][0]["status"], "succeeded");
+
+    // The rest, answered at once by Stripe: the order is fully refunded.
+    double.set_refund_status("succeeded");
+    let rest = app
+        .post(
+            &format!("{order_path}/refunds"),
+            Some(&merchant.token),
+            &json!({"reason": "returned"}),
+        )
+        .await;
+    assert_eq!(rest.assert_status(201)["refunds"][0]["amount"], "15.00");
+    let details = app.get(&order_path, Some(&buyer.token)).await;
+    assert_eq!(
+        (details.body["status"].as_str(), details.body["refunded"].as_str()),
+        (Some("refunded"), Some("20.00"))
+    );
+    assert_eq!(app.balance(&merchant).await, "0.00");
+    let refunds_at_stripe = double.requests().into_iter().filter(|r| r.path == "/v1/refunds").count();
+    assert_eq!(refunds_at_stripe, 2);
     app.assert_ledger_ok().await;
 }
 

@@ -278,6 +278,26 @@ mod tests {
     }
 
     #[test]
+    fn a_delayed_payment_settles_or_fails_the_session_later() -> Result<(), WebhookError> {
+        let session = json!({"id": "cs_3", "amount_total": 2500, "currency": "usd", "metadata": {"payment_id": PAYMENT},
+            "payment_intent": "pi_3", "payment_status": "paid"});
+        let succeeded = parse(&event("checkout.session.async_payment_succeeded", session.clone()))?;
+        let GatewayEventKind::PaymentSucceeded { reference, amount } = succeeded.kind else {
+            panic!("wrong kind: {:?}", succeeded.kind);
+        };
+        assert_eq!(amount, Some(Money::from_minor(2500, Currency::Usd)));
+        assert_eq!(reference.payment_id.map(|p| p.to_string()).as_deref(), Some(PAYMENT));
+        assert_eq!(reference.provider_payment_id.as_deref(), Some("pi_3"));
+        let failed = parse(&event("checkout.session.async_payment_failed", session.clone()))?;
+        assert!(
+            matches!(failed.kind, GatewayEventKind::PaymentFailed { ref reference, .. } if reference.session_id.as_deref() == Some("cs_3"))
+        );
+        let expired = parse(&event("checkout.session.expired", session))?;
+        assert!(matches!(expired.kind, GatewayEventKind::CheckoutExpired { .. }));
+        Ok(())
+    }
+
+    #[test]
     fn refunds_disputes_and_intents_map_to_their_kinds() -> Result<(), WebhookError> {
         let refund = json!({"id": "re_1", "amount": 500, "currency": "usd", "status": "succeeded", "metadata": {"refund_id": PAYMENT}});
         let parsed = parse(&event("refund.updated", refund.clone()))?;

@@ -336,4 +336,86 @@ mod tests {
         assert!(ProviderName::parse("").is_err());
         assert!(ProviderName::parse("a b").is_err());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            Succeed,
+            Fail,
+            Expire,
+            Cancel,
+            FlagLateSuccess,
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                Just(Step::Succeed),
+                Just(Step::Fail),
+                Just(Step::Expire),
+                Just(Step::Cancel),
+                Just(Step::FlagLateSuccess),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn a_payment_settles_at_most_once_along_declared_transitions(steps in prop::collection::vec(step(), 0..20)) {
+                let at = OffsetDateTime::UNIX_EPOCH;
+                let mut payment = payment();
+                let mut settled = 0;
+                for step in steps {
+                    let before = payment.clone();
+                    let result = match step {
+                        Step::Succeed => payment.clone().succeed(Some("pi".into()), at),
+                        Step::Fail => payment.clone().fail(at),
+                        Step::Expire => payment.clone().expire(at),
+                        Step::Cancel => payment.clone().cancel(at),
+                        Step::FlagLateSuccess => Ok(payment.clone().flag_late_success(None, at)),
+                    };
+                    match result {
+                        Ok(next) if next.status != before.status => {
+                            prop_assert!(before.status.successors().contains(&next.status));
+                            settled += 1;
+                            payment = next;
+                        }
+                        // Flagging a late success changes the flag, never the status or the amount.
+                        Ok(next) => {
+                            prop_assert_eq!(next.amount, before.amount);
+                            payment = next;
+                        }
+                        Err(_) => prop_assert_eq!(&payment, &before),
+                    }
+                }
+                prop_assert!(settled <= 1);
+            }
+
+            #[test]
+            fn a_refund_settles_once(first_succeeds: bool, second_succeeds: bool) {
+                let at = OffsetDateTime::UNIX_EPOCH;
+                let refund = Refund {
+                    id: RefundId::from_uuid(Uuid::from_u128(9)),
+                    order_id: OrderId::from_uuid(Uuid::from_u128(2)),
+                    payment_id: None,
+                    merchant_id: UserId::from_uuid(Uuid::from_u128(4)),
+                    amount: Money::from_minor(100, Currency::Usd),
+                    status: RefundStatus::Pending,
+                    provider_refund_id: None,
+                    reason: "r".into(),
+                    requested_by: UserId::from_uuid(Uuid::from_u128(4)),
+                    created_at: at,
+                    updated_at: at,
+                };
+                let settle = |refund: Refund, succeed: bool| if succeed { refund.succeed(at) } else { refund.fail(at) };
+                let settled = settle(refund, first_succeeds);
+                prop_assert!(settled.is_ok());
+                let settled = settled.unwrap_or_else(|e| panic!("{e}"));
+                prop_assert!(settle(settled, second_succeeds).is_err());
+                prop_assert!(RefundStatus::parse(RefundStatus::Pending.as_str()).is_some());
+            }
+        }
+    }
 }

@@ -379,3 +379,27 @@ async fn unknown_events_and_payments_are_acknowledged_and_ignored() -> Result<()
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_abandoned_top_up_expires_and_a_late_success_still_credits_the_wallet() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::new();
+    let alice = h.user(Role::Customer).await;
+    let request = TopUpRequest {
+        amount: usd(2_000),
+        provider: None,
+    };
+    let payment = h.app.start_top_up(&alice, request, None).await?;
+    h.clock.advance(time::Duration::minutes(31));
+    assert_eq!(h.app.expire_abandoned_checkouts(10).await?, 1);
+    let expired = h.app.payment_details(&alice, payment.id).await?;
+    assert_eq!(expired.status, PaymentStatus::Expired);
+    assert_eq!(h.balance(&alice).await, 0);
+
+    // The payer had paid after all: the money is theirs, so the wallet is credited, not bounced.
+    let late = event("evt_late", paid(&payment, usd(2_000)));
+    assert_eq!(h.app.apply_gateway_event(&provider(), &late).await?, EventOutcome::LateSuccess);
+    assert_eq!(h.app.apply_gateway_event(&provider(), &late).await?, EventOutcome::Duplicate);
+    assert_eq!(h.balance(&alice).await, 2_000);
+    h.assert_ledger_ok().await;
+    Ok(())
+}
