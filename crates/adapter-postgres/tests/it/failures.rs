@@ -118,6 +118,44 @@ async fn a_lock_held_past_the_lock_timeout_is_a_timeout() {
     assert_eq!(again.lock_wallets(&[wallet]).await.expect("lock once free").len(), 1);
 }
 
+/// The lock order prevents this in the use cases; here it is broken on purpose so that
+/// PostgreSQL's own deadlock detector (SQLSTATE 40P01) fires, and the error must be the retryable
+/// `Conflict` that `transact` reruns.
+#[tokio::test]
+async fn a_real_deadlock_is_a_retryable_conflict_and_the_survivor_commits() {
+    let database = TestDatabase::create().await;
+    let store = database.store();
+    let (_, first) = user_with_wallet(&store).await;
+    let (_, second) = user_with_wallet(&store).await;
+
+    let mut forwards = store.begin().await.expect("begin");
+    forwards.lock_wallets(&[first]).await.expect("lock the first");
+    let mut backwards = store.begin().await.expect("begin");
+    backwards.lock_wallets(&[second]).await.expect("lock the second");
+    // Each now waits for the other; after deadlock_timeout (1 s by default) one is chosen to fail.
+    let (forwards_result, backwards_result) = tokio::join!(
+        async {
+            let locked = forwards.lock_wallets(&[second]).await.map(|w| w.len());
+            (forwards, locked)
+        },
+        async {
+            let locked = backwards.lock_wallets(&[first]).await.map(|w| w.len());
+            (backwards, locked)
+        },
+    );
+    let ((forwards, forwards_locked), (backwards, backwards_locked)) = (forwards_result, backwards_result);
+    let (survivor, victim) = match (&forwards_locked, &backwards_locked) {
+        (Ok(1), Err(StoreError::Conflict)) => (forwards, backwards),
+        (Err(StoreError::Conflict), Ok(1)) => (backwards, forwards),
+        other => panic!("expected one deadlock victim reported as Conflict, got {other:?}"),
+    };
+    assert!(
+        matches!(victim.commit().await, Err(StoreError::Conflict)),
+        "the victim cannot commit"
+    );
+    survivor.commit().await.expect("the survivor commits");
+}
+
 #[tokio::test]
 async fn a_taken_primary_key_is_a_duplicate_named_after_its_constraint() {
     let database = TestDatabase::create().await;
