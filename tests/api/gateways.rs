@@ -16,6 +16,9 @@ on_every_backend!(
     stripe_failures_reach_the_client_as_clear_problems,
     a_monnify_top_up_credits_the_naira_wallet_once_it_is_confirmed,
     a_monnify_order_is_refunded_through_monnify,
+    a_stripe_top_up_credits_the_wallet_once,
+    a_key_still_in_use_is_refused_until_its_request_ends,
+    an_abandoned_monnify_top_up_expires_and_a_late_payment_still_credits,
 );
 
 const STRIPE_SECRETS: &str = "whsec_retiring,whsec_current";
@@ -294,20 +297,106 @@ async fn stripe_failures_reach_the_client_as_clear_problems(app: TestApp) {
         .assert_problem(400, "invalid_signature");
 }
 
+async fn a_stripe_top_up_credits_the_wallet_once(app: TestApp) {
+    let (app, double) = with_stripe(app.backend, &[]).await;
+    let ada = app.user("customer").await;
+    let payment = app
+        .post("/api/v1/wallets/USD/top-ups", Some(&ada.token), &json!({"amount": "25.50"}))
+        .await
+        .assert_status(201)
+        .clone();
+    assert_eq!(
+        (payment["provider"].as_str(), payment["status"].as_str()),
+        (Some("stripe"), Some("pending"))
+    );
+    let session_id = payment["checkout_url"]
+        .as_str()
+        .and_then(|u| u.rsplit('/').next())
+        .expect("a session url");
+    let session = double.session(session_id).expect("the double holds the session");
+    assert_eq!(
+        (session["amount_total"].as_i64(), session["currency"].as_str()),
+        (Some(2550), Some("usd"))
+    );
+    let created = double
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/v1/checkout/sessions")
+        .expect("a Checkout Session at Stripe");
+    assert!(created.idempotency_key.is_some(), "Stripe writes carry an idempotency key");
+    assert_eq!(app.balance(&ada).await, "0.00", "nothing is credited before Stripe confirms");
+
+    let body = event("evt_topup", "checkout.session.completed", paid_session(&session, "pi_topup"));
+    let deliveries = (0..3).map(|_| deliver_stripe(&app, &body, "whsec_current"));
+    let outcomes: Vec<Value> = futures::future::join_all(deliveries)
+        .await
+        .iter()
+        .map(|r| r.assert_status(200)["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == "applied").count(), 1, "{outcomes:?}");
+    assert_eq!(app.balance(&ada).await, "25.50");
+    let path = format!("/api/v1/payments/{}", payment["id"].as_str().unwrap_or_default());
+    assert_eq!(app.get(&path, Some(&ada.token)).await.assert_status(200)["status"], "succeeded");
+    let stranger = app.user("customer").await;
+    app.get(&path, Some(&stranger.token)).await.assert_problem(404, "not_found");
+    app.assert_ledger_ok().await;
+}
+
+async fn a_key_still_in_use_is_refused_until_its_request_ends(app: TestApp) {
+    let (app, double) = with_stripe(app.backend, &[]).await;
+    let merchant = app.user("merchant").await;
+    let buyer = app.user("customer").await;
+    let mug = app.product(&merchant, "Mug", "10.00", 5).await;
+    let cart = json!({"items": [{"product_id": mug, "quantity": 1}], "payment_method": "card"});
+    // Stripe fails twice, so the first request waits in the adapter's back-off holding its key.
+    let down = StripeDouble::error("api_error", "api_error", "Something went wrong");
+    double.fail_next("/v1/checkout/sessions", vec![(500, down.clone()), (500, down)]);
+    let first = app.post_idempotent("/api/v1/orders", &buyer.token, &cart, "card-order-1");
+    let second = async {
+        while double.requests().iter().all(|r| r.path != "/v1/checkout/sessions") {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        app.post_idempotent("/api/v1/orders", &buyer.token, &cart, "card-order-1").await
+    };
+    let (first, second) = tokio::join!(first, second);
+    first.assert_status(201);
+    second.assert_problem(409, "idempotency_key_in_use");
+    assert!(second.header("retry-after").is_some(), "the client is told when to try again");
+    let again = app.post_idempotent("/api/v1/orders", &buyer.token, &cart, "card-order-1").await;
+    assert_eq!((again.status, again.text == first.text), (201, true), "once done, the key replays");
+    let attempts: Vec<_> = double
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1/checkout/sessions")
+        .map(|r| r.idempotency_key)
+        .collect();
+    assert_eq!(attempts.len(), 3, "two failures and the success");
+    assert!(
+        attempts.iter().all(|k| k.is_some() && *k == attempts[0]),
+        "Stripe retries reuse one key: {attempts:?}"
+    );
+    assert_eq!(app.stock(&mug).await, (4, 1), "one order holds one unit");
+}
+
 const MONNIFY_KEY: &str = "MK_TEST_E2E";
 const MONNIFY_SECRET: &str = "monnify-client-secret";
 
 async fn with_monnify(backend: Backend) -> (TestApp, MonnifyDouble) {
+    with_monnify_and(backend, &[]).await
+}
+
+async fn with_monnify_and(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, MonnifyDouble) {
     let double = MonnifyDouble::start(MONNIFY_KEY, MONNIFY_SECRET)
         .await
         .expect("the Monnify double starts");
     let base = double.url();
-    let vars = [
+    let mut vars = vec![
         ("MONNIFY_API_KEY", MONNIFY_KEY),
         ("MONNIFY_SECRET_KEY", MONNIFY_SECRET),
         ("MONNIFY_CONTRACT_CODE", "C1"),
         ("MONNIFY_BASE_URL", base.as_str()),
     ];
+    vars.extend_from_slice(extra);
     (TestApp::spawn_with(backend, &vars).await, double)
 }
 
@@ -424,5 +513,29 @@ async fn a_monnify_order_is_refunded_through_monnify(app: TestApp) {
         (Some("refunded"), Some("succeeded"))
     );
     assert_eq!(app.get("/api/v1/wallets/NGN", Some(&merchant.token)).await.body["balance"], "0.00");
+    app.assert_ledger_ok().await;
+}
+
+async fn an_abandoned_monnify_top_up_expires_and_a_late_payment_still_credits(app: TestApp) {
+    let settings = [("CHECKOUT_TTL_SECS", "1"), ("EXPIRY_JOB_INTERVAL_SECS", "1")];
+    let (app, double) = with_monnify_and(app.backend, &settings).await;
+    let ada = app.user("customer").await;
+    let payment = app
+        .post("/api/v1/wallets/NGN/top-ups", Some(&ada.token), &json!({"amount": "1500.00"}))
+        .await
+        .assert_status(201)
+        .clone();
+    let path = format!("/api/v1/payments/{}", payment["id"].as_str().unwrap_or_default());
+    app.eventually(&path, &ada.token, |p| p["status"] == "expired").await;
+    assert_eq!(app.get("/api/v1/wallets/NGN", Some(&ada.token)).await.body["balance"], "0.00");
+
+    // The payer finished on Monnify's page after all: the money is theirs, so it is credited.
+    let transaction = double
+        .transaction_for(payment["id"].as_str().unwrap_or_default())
+        .expect("initialised at Monnify");
+    let paid = double.pay(&transaction.transaction_reference, "PAID").expect("body");
+    assert_eq!(deliver_monnify(&app, &paid).await.assert_status(200)["outcome"], "late_success");
+    assert_eq!(deliver_monnify(&app, &paid).await.assert_status(200)["outcome"], "duplicate");
+    assert_eq!(app.get("/api/v1/wallets/NGN", Some(&ada.token)).await.body["balance"], "1500.00");
     app.assert_ledger_ok().await;
 }

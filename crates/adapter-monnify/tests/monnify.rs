@@ -92,6 +92,84 @@ async fn server_errors_are_retried_and_refusals_reported() -> Result<(), Gateway
 }
 
 #[tokio::test]
+async fn rate_limits_are_retried_and_reported_when_they_last() -> Result<(), GatewayError> {
+    let (gateway, double) = gateway().await;
+    double.fail_next("/api/v1/merchant", vec![(429, refusal("Too many requests", "99"))]);
+    gateway.create_checkout(checkout(ngn(10_000))).await?;
+    assert_eq!(double.transactions().len(), 1, "the retry after a 429 went through");
+    double.fail_next("/api/v1/merchant", vec![(429, refusal("Too many requests", "99")); 3]);
+    let limited = gateway.create_checkout(checkout(ngn(10_000))).await;
+    assert!(matches!(limited, Err(GatewayError::RateLimited)), "{limited:?}");
+    assert_eq!(double.transactions().len(), 1, "nothing was initialised while limited");
+    Ok(())
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_named_and_not_retried_forever() {
+    let double = MonnifyDouble::start(API_KEY, SECRET).await.expect("the double starts");
+    let settings = MonnifySettings {
+        api_key: API_KEY.into(),
+        secret_key: "SK_WRONG".into(),
+        contract_code: "CONTRACT1".into(),
+        base_url: double.url(),
+        redirect_url: "https://shop.example/paid".into(),
+        request_timeout: Duration::from_secs(5),
+        attempts_max: 3,
+    };
+    let gateway = MonnifyGateway::new(settings).expect("valid settings");
+    let refused = gateway.create_checkout(checkout(ngn(10_000))).await;
+    assert!(matches!(refused, Err(GatewayError::Authentication)), "{refused:?}");
+    assert_eq!((double.logins(), double.transactions().len()), (0, 0));
+}
+
+#[tokio::test]
+async fn a_declined_card_leaves_the_transaction_unpaid() -> Result<(), GatewayError> {
+    // Monnify takes the card on its own page; a decline there sends no webhook, and the status
+    // API reports the transaction as failed.
+    let (gateway, double) = gateway().await;
+    let request = checkout(ngn(75_000));
+    let session = gateway.create_checkout(request.clone()).await?;
+    double.pay(&session.session_id, "FAILED");
+    let reference = PaymentReference {
+        payment_id: Some(request.payment_id),
+        session_id: Some(session.session_id),
+        provider_payment_id: None,
+    };
+    let declined = gateway.confirm_payment(&reference).await?.expect("Monnify answers");
+    assert!(!declined.paid);
+    Ok(())
+}
+
+#[tokio::test]
+async fn refund_failures_keep_one_reference_across_retries() -> Result<(), GatewayError> {
+    let (gateway, double) = gateway().await;
+    let refund = RefundRequest {
+        refund_id: RefundId::from_uuid(uuid::Uuid::now_v7()),
+        payment_id: PaymentId::from_uuid(uuid::Uuid::now_v7()),
+        provider_payment_id: "MNFY|1|2".into(),
+        amount: ngn(50_000),
+        reason: "customer request".into(),
+        idempotency_key: "r".into(),
+    };
+    // A 5xx may have been applied: the retry carries the same refundReference, which Monnify
+    // accepts only once, so the customer is never refunded twice.
+    double.fail_next("/api/v1/refunds", vec![(500, refusal("Internal error", "99"))]);
+    gateway.refund(refund.clone()).await?;
+    double.fail_next(
+        "/api/v1/refunds",
+        vec![(400, refusal("Refund amount cannot exceed the transaction amount", "99"))],
+    );
+    let refused = gateway.refund(refund.clone()).await;
+    assert!(
+        matches!(refused, Err(GatewayError::InvalidRequest(ref m)) if m.contains("cannot exceed")),
+        "{refused:?}"
+    );
+    let references: Vec<_> = double.refunds().iter().map(|r| r["refundReference"].clone()).collect();
+    assert_eq!(references, vec![serde_json::json!(refund.refund_id.to_string())]);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_success_is_confirmed_with_the_status_api() -> Result<(), GatewayError> {
     let (gateway, double) = gateway().await;
     let request = checkout(ngn(500_000));
