@@ -157,6 +157,9 @@ fn stripe_config(v: &Vars<'_>) -> anyhow::Result<Option<StripeConfig>> {
         (Some(_), None) => bail!("STRIPE_SECRET_KEY is set but STRIPE_WEBHOOK_SECRET is not: webhooks could not be verified"),
         (None, Some(_)) => bail!("STRIPE_WEBHOOK_SECRET is set but STRIPE_SECRET_KEY is not"),
     };
+    if !cfg!(feature = "stripe") {
+        bail!("STRIPE_SECRET_KEY is set, but this server was built without Stripe (cargo feature `stripe`)");
+    }
     Ok(Some(StripeConfig {
         secret_key,
         webhook_secrets: secrets.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),

@@ -130,6 +130,7 @@ impl<U: UnitOfWork> Services<U> {
             tracing::info!(base_url = %monnify.base_url, "Monnify gateway enabled");
             gateways = gateways.with(Arc::new(gateway));
         }
+        #[cfg(feature = "stripe")]
         if let Some(stripe) = &settings.stripe {
             let gateway = adapter_stripe::StripeGateway::new(adapter_stripe::StripeSettings {
                 secret_key: stripe.secret_key.clone(),
