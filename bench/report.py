@@ -75,7 +75,7 @@ lines = [
     "# Benchmarks",
     "",
     f"Measured by `make bench` (bench/run.sh) on {datetime.now(timezone.utc):%Y-%m-%d}, commit `{commit}`: "
-    f"{cpus} cores, PostgreSQL {pg_version}, Redis, the server (release build, 2 HTTP workers, a pool of 16 "
+    f"{cpus} cores, PostgreSQL {pg_version}, Redis, the server (release build without the `stripe` feature, 2 HTTP workers, a pool of 16 "
     f"connections), pgbench and the load generator all on the same host; {clients} clients, {seconds:.0f} s per run "
     "after a 2 s warm-up. Every service run ends with the load generator's books check (ledger verification, "
     "stock against paid orders, merchants' takings, money conserved); all passed, or `make bench` would have failed.",
