@@ -12,6 +12,7 @@ on_every_backend!(
     metrics_count_requests_by_route_pattern,
     money_movements_are_limited_per_user,
     every_api_request_counts_against_the_callers_general_quota,
+    a_request_refused_by_one_quota_costs_nothing_from_another,
     card_providers_send_the_payer_back_to_pages_that_exist
 );
 
@@ -162,6 +163,45 @@ async fn every_api_request_counts_against_the_callers_general_quota(app: TestApp
     app.get("/api/v1/auth/me", Some(&bob.token)).await.assert_status(200);
     // Health and metrics are not API traffic: probes are never throttled.
     app.get("/health/ready", None).await.assert_status(200);
+}
+
+async fn a_request_refused_by_one_quota_costs_nothing_from_another(app: TestApp) {
+    let backend = app.backend;
+    drop(app);
+    // Two transfers a minute, and a general quota that refills one request a second.
+    let limits = [
+        ("RATE_LIMIT_ENABLED", "true"),
+        ("RATE_LIMIT_MONEY_PER_MINUTE", "2"),
+        ("RATE_LIMIT_GENERAL_PER_MINUTE", "60"),
+    ];
+    let app = TestApp::spawn_with(backend, &limits).await;
+    let alice = app.customer_with("10.00").await;
+    let bob = app.user("customer").await;
+    let transfer = json!({"to_user_id": bob.id, "amount": "1.00", "currency": "USD"});
+    app.post("/api/v1/transfers", Some(&alice.token), &transfer)
+        .await
+        .assert_status(201);
+    let mut exhausted = false;
+    for _ in 0..200 {
+        if app.get("/api/v1/auth/me", Some(&alice.token)).await.status == 429 {
+            exhausted = true;
+            break;
+        }
+    }
+    assert!(exhausted, "the general quota runs out");
+    app.post("/api/v1/transfers", Some(&alice.token), &transfer)
+        .await
+        .assert_problem(429, "rate_limited");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // The general quota has room again, and the refused transfer did not spend the second
+    // transfer of the minute.
+    app.post("/api/v1/transfers", Some(&alice.token), &transfer)
+        .await
+        .assert_status(201);
+    app.post("/api/v1/transfers", Some(&alice.token), &transfer)
+        .await
+        .assert_problem(429, "rate_limited");
+    assert_eq!(app.balance(&bob).await, "2.00");
 }
 
 async fn card_providers_send_the_payer_back_to_pages_that_exist(app: TestApp) {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use application::ports::cache::{Cache, CacheError};
-use application::ports::rate_limit::{Quota, RateDecision, RateLimitError, RateLimiter, gcra};
+use application::ports::rate_limit::{RateCheck, RateDecision, RateLimitError, RateLimiter, gcra_all};
 use async_trait::async_trait;
 use tokio::time::Instant;
 
@@ -120,15 +120,16 @@ impl MemoryRateLimiter {
 
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
-    async fn check(&self, key: &str, quota: Quota) -> Result<RateDecision, RateLimitError> {
+    async fn check_all(&self, checks: &[RateCheck]) -> Result<Option<RateDecision>, RateLimitError> {
         let now = Instant::now().duration_since(self.origin);
         let mut arrivals = self.arrivals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if arrivals.len() >= ENTRIES_MAX {
             arrivals.retain(|_, tat| *tat > now);
         }
-        let (decision, new_tat) = gcra(arrivals.get(key).copied(), now, quota);
-        if let Some(tat) = new_tat {
-            arrivals.insert(key.to_owned(), tat);
+        let stored: Vec<_> = checks.iter().map(|c| (arrivals.get(&c.key).copied(), c.quota)).collect();
+        let (decision, new_tats) = gcra_all(&stored, now);
+        for (check, tat) in checks.iter().zip(new_tats.unwrap_or_default()) {
+            arrivals.insert(check.key.clone(), tat);
         }
         Ok(decision)
     }
@@ -140,6 +141,8 @@ impl RateLimiter for MemoryRateLimiter {
 
 #[cfg(test)]
 mod tests {
+    use application::ports::rate_limit::Quota;
+
     use super::*;
 
     #[tokio::test(start_paused = true)]
@@ -177,6 +180,36 @@ mod tests {
         assert!(limiter.check("other", quota).await?.allowed);
         tokio::time::advance(refused.retry_after).await;
         assert!(limiter.check("ip", quota).await?.allowed);
+        Ok(())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_refused_by_one_quota_consumes_none() -> Result<(), RateLimitError> {
+        let limiter = MemoryRateLimiter::new();
+        let roomy = RateCheck {
+            key: "money:ada".into(),
+            quota: Quota::per_minute(3),
+        };
+        let tight = RateCheck {
+            key: "general:ada".into(),
+            quota: Quota::per_minute(1),
+        };
+        let both = [roomy.clone(), tight.clone()];
+        let first = limiter.check_all(&both).await?.expect("a decision");
+        assert_eq!(
+            (first.allowed, first.limit, first.remaining),
+            (true, 1, 0),
+            "the tightest is reported"
+        );
+        let refused = limiter.check_all(&both).await?.expect("a decision");
+        assert_eq!((refused.allowed, refused.limit), (false, 1), "the refusing quota is reported");
+        let alone = limiter.check(&roomy.key, roomy.quota).await?;
+        assert_eq!(
+            (alone.allowed, alone.remaining),
+            (true, 1),
+            "the refusal took nothing from the roomy quota"
+        );
+        assert_eq!(limiter.check_all(&[]).await?, None);
         Ok(())
     }
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use adapter_memory::MemoryRateLimiter;
-use application::ports::rate_limit::{Quota, RateDecision, RateLimitError, RateLimiter};
+use application::ports::rate_limit::{RateCheck, RateDecision, RateLimitError, RateLimiter};
 use async_trait::async_trait;
 use deadpool_redis::Pool;
 use deadpool_redis::redis::{self, Script};
@@ -13,23 +13,36 @@ use deadpool_redis::redis::{self, Script};
 use crate::RedisSettings;
 use crate::breaker::Breaker;
 
-/// KEYS[1]: the key's theoretical arrival time (µs). ARGV: emission interval and period (µs).
-/// Returns {allowed, remaining, reset_after_us, retry_after_us}.
+/// KEYS: each quota's theoretical arrival time (µs). ARGV: each quota's emission interval and
+/// period (µs), in pairs. All or nothing: the new times are written only if every quota allows.
+/// Returns {quota index (1-based), allowed, remaining, reset_after_us, retry_after_us} for the
+/// refusing quota, or else the tightest. The keys of one call must share a Redis node (this runs
+/// on a single Redis, not a cluster).
 const GCRA: &str = r"
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
-local interval = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - period
-if now < allow_at then
-  return {0, 0, tat - now, allow_at - now}
+local new_tats = {}
+local tightest = nil
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local period = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local allow_at = new_tat - period
+  if now < allow_at then
+    return {i, 0, 0, tat - now, allow_at - now}
+  end
+  new_tats[i] = new_tat
+  local remaining = math.floor((period - (new_tat - now)) / interval)
+  if tightest == nil or remaining < tightest[3] then
+    tightest = {i, 1, remaining, new_tat - now, 0}
+  end
 end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000))
-local remaining = math.floor((period - (new_tat - now)) / interval)
-return {1, remaining, new_tat - now, 0}
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, new_tats[i], 'PX', math.ceil((new_tats[i] - now) / 1000))
+end
+return tightest
 ";
 
 pub struct RedisRateLimiter {
@@ -68,37 +81,46 @@ impl RedisRateLimiter {
         }
     }
 
-    async fn check_in_redis(&self, key: &str, quota: Quota) -> Result<RateDecision, redis::RedisError> {
+    async fn check_in_redis(&self, checks: &[RateCheck]) -> Result<Option<RateDecision>, redis::RedisError> {
+        if checks.is_empty() {
+            return Ok(None);
+        }
         let mut connection = self
             .pool
             .get()
             .await
             .map_err(|e| redis::RedisError::from((redis::ErrorKind::Io, "no connection", e.to_string())))?;
-        let (allowed, remaining, reset_after, retry_after): (i64, i64, i64, i64) = self
-            .script
-            .key(format!("{}ratelimit:{key}", self.prefix))
-            .arg(micros(quota.emission_interval()))
-            .arg(micros(quota.period))
-            .invoke_async(&mut connection)
-            .await?;
-        Ok(RateDecision {
+        let mut invocation = self.script.prepare_invoke();
+        for check in checks {
+            invocation
+                .key(format!("{}ratelimit:{}", self.prefix, check.key))
+                .arg(micros(check.quota.emission_interval()))
+                .arg(micros(check.quota.period));
+        }
+        let (index, allowed, remaining, reset_after, retry_after): (usize, i64, i64, i64, i64) =
+            invocation.invoke_async(&mut connection).await?;
+        let quota = checks
+            .get(index.saturating_sub(1))
+            .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "quota index out of range")))?
+            .quota;
+        Ok(Some(RateDecision {
             allowed: allowed == 1,
             limit: quota.burst,
             remaining: u32::try_from(remaining).unwrap_or(0),
             reset_after: duration(reset_after),
             retry_after: duration(retry_after),
-        })
+        }))
     }
 }
 
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
-    async fn check(&self, key: &str, quota: Quota) -> Result<RateDecision, RateLimitError> {
-        match self.breaker.call(self.check_in_redis(key, quota)).await {
+    async fn check_all(&self, checks: &[RateCheck]) -> Result<Option<RateDecision>, RateLimitError> {
+        match self.breaker.call(self.check_in_redis(checks)).await {
             Ok(decision) => Ok(decision),
             Err(error) => {
                 tracing::debug!(%error, "rate limiting in process while Redis is unavailable");
-                self.fallback.check(key, quota).await
+                self.fallback.check_all(checks).await
             }
         }
     }

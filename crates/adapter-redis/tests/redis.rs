@@ -7,7 +7,7 @@ use std::time::Duration;
 use adapter_redis::testing::ToggleProxy;
 use adapter_redis::{RedisCache, RedisRateLimiter, RedisSettings, connect};
 use application::ports::cache::Cache;
-use application::ports::rate_limit::{Quota, RateLimiter};
+use application::ports::rate_limit::{Quota, RateCheck, RateLimiter};
 
 fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
@@ -125,6 +125,41 @@ async fn two_instances_share_one_budget_under_concurrency() -> Result<(), Box<dy
     }
     assert_eq!(allowed, 20);
     assert!(first.check("client:2", quota).await?.allowed, "another key has its own budget");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_request_refused_by_one_quota_consumes_none_on_any_instance() -> Result<(), Box<dyn std::error::Error>> {
+    let settings = settings(&redis_url());
+    let first = RedisRateLimiter::new(connect(&settings).await?, &settings);
+    let second = RedisRateLimiter::new(connect(&settings).await?, &settings);
+    let money = RateCheck {
+        key: "money:ada".into(),
+        quota: Quota::per_minute(3),
+    };
+    let general = RateCheck {
+        key: "general:ada".into(),
+        quota: Quota::per_minute(1),
+    };
+    let both = [money.clone(), general.clone()];
+    let passed = first.check_all(&both).await?.expect("a decision");
+    assert_eq!(
+        (passed.allowed, passed.limit, passed.remaining),
+        (true, 1, 0),
+        "the tightest is reported"
+    );
+    for limiter in [&first, &second, &first] {
+        let refused = limiter.check_all(&both).await?.expect("a decision");
+        assert_eq!((refused.allowed, refused.limit), (false, 1), "the refusing quota is reported");
+        assert!(refused.retry_after > Duration::ZERO);
+    }
+    let alone = second.check(&money.key, money.quota).await?;
+    assert_eq!(
+        (alone.allowed, alone.remaining),
+        (true, 1),
+        "three refusals took nothing from the money quota"
+    );
+    assert_eq!(first.check_all(&[]).await?, None);
     Ok(())
 }
 

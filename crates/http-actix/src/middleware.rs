@@ -9,7 +9,7 @@ use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
-use application::ports::rate_limit::{Quota, RateDecision, RateLimiter};
+use application::ports::rate_limit::{Quota, RateCheck, RateDecision, RateLimiter};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -134,22 +134,23 @@ fn client_key(req: &ServiceRequest, settings: &RateLimiting) -> (String, Option<
 }
 
 /// The quotas a request is counted against, most specific first.
-fn quotas_for(req: &ServiceRequest, settings: &RateLimiting) -> Vec<(String, Quota)> {
+fn quotas_for(req: &ServiceRequest, settings: &RateLimiting) -> Vec<RateCheck> {
     let path = req.path();
     if !path.starts_with("/api/v1/") || path.starts_with("/api/v1/webhooks/") || path == "/api/v1/openapi.json" {
         return Vec::new();
     }
     let (ip, user) = client_key(req, settings);
     let limits = settings.limits;
+    let check = |key: String, quota: Quota| RateCheck { key, quota };
     let mut quotas = Vec::new();
     if path.starts_with("/api/v1/auth/") && req.method() == Method::POST {
-        quotas.push((format!("auth:{ip}"), limits.auth));
+        quotas.push(check(format!("auth:{ip}"), limits.auth));
     }
     let principal = user.unwrap_or(ip);
     if moves_money(req.method(), path) {
-        quotas.push((format!("money:{principal}"), limits.money));
+        quotas.push(check(format!("money:{principal}"), limits.money));
     }
-    quotas.push((format!("general:{principal}"), limits.general));
+    quotas.push(check(format!("general:{principal}"), limits.general));
     quotas
 }
 
@@ -178,34 +179,29 @@ pub async fn rate_limit(
     if !settings.limits.enabled {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
-    let mut tightest: Option<RateDecision> = None;
-    for (key, quota) in quotas_for(&req, &settings) {
-        let decision = match settings.limiter.check(&key, quota).await {
-            Ok(decision) => decision,
-            Err(error) => {
-                tracing::warn!(%error, "rate limiter unavailable; request allowed");
-                continue;
-            }
-        };
-        if !decision.allowed {
-            let retry = decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
-            let error = ApiError::new(
-                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "Too many requests",
-                format!("slow down: retry in {retry} s"),
-            )
-            .with_retry_after(retry);
-            let mut response = req.error_response(error);
-            rate_headers(response.headers_mut(), &decision);
-            return Ok(response.map_into_boxed_body());
+    // All quotas in one atomic call: a request refused by one quota consumes none of the others.
+    let decision = match settings.limiter.check_all(&quotas_for(&req, &settings)).await {
+        Ok(decision) => decision,
+        Err(error) => {
+            tracing::warn!(%error, "rate limiter unavailable; request allowed");
+            None
         }
-        if tightest.is_none_or(|t| decision.remaining < t.remaining) {
-            tightest = Some(decision);
-        }
+    };
+    if let Some(decision) = decision.filter(|d| !d.allowed) {
+        let retry = decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        let error = ApiError::new(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many requests",
+            format!("slow down: retry in {retry} s"),
+        )
+        .with_retry_after(retry);
+        let mut response = req.error_response(error);
+        rate_headers(response.headers_mut(), &decision);
+        return Ok(response.map_into_boxed_body());
     }
     let mut response = next.call(req).await?.map_into_boxed_body();
-    if let Some(decision) = tightest {
+    if let Some(decision) = decision {
         rate_headers(response.headers_mut(), &decision);
     }
     Ok(response)

@@ -36,14 +36,34 @@ pub struct RateDecision {
     pub retry_after: Duration,
 }
 
+/// One quota a request is counted against, under its own key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateCheck {
+    pub key: String,
+    pub quota: Quota,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("rate limiter unavailable: {0}")]
 pub struct RateLimitError(pub String);
 
 #[async_trait]
 pub trait RateLimiter: Send + Sync + std::fmt::Debug + 'static {
-    /// Counts one request against `key` and says whether it may pass.
-    async fn check(&self, key: &str, quota: Quota) -> Result<RateDecision, RateLimitError>;
+    /// Counts one request against every quota in `checks`, all or nothing: when one refuses,
+    /// none is consumed, so a refused request costs the client no other budget. The answer is
+    /// the refusal, or else the tightest decision (fewest remaining); `None` for no quotas.
+    async fn check_all(&self, checks: &[RateCheck]) -> Result<Option<RateDecision>, RateLimitError>;
+
+    /// Counts one request against `key` alone.
+    async fn check(&self, key: &str, quota: Quota) -> Result<RateDecision, RateLimitError> {
+        let check = RateCheck {
+            key: key.to_owned(),
+            quota,
+        };
+        self.check_all(std::slice::from_ref(&check))
+            .await?
+            .ok_or_else(|| RateLimitError("no decision for a quota".into()))
+    }
 
     async fn ping(&self) -> Result<(), RateLimitError>;
 }
@@ -76,6 +96,25 @@ pub fn gcra(stored_tat: Option<Duration>, now: Duration, quota: Quota) -> (RateD
         retry_after: Duration::ZERO,
     };
     (decision, Some(new_tat))
+}
+
+/// GCRA over several quotas at once, all or nothing. `stored` holds each quota's stored
+/// theoretical arrival time. Returns the decision (the refusal, or the tightest; `None` for no
+/// quotas) and, if the request passes, the new arrival time of each quota, in order.
+pub fn gcra_all(stored: &[(Option<Duration>, Quota)], now: Duration) -> (Option<RateDecision>, Option<Vec<Duration>>) {
+    let mut tightest: Option<RateDecision> = None;
+    let mut new_tats = Vec::with_capacity(stored.len());
+    for &(tat, quota) in stored {
+        let (decision, new_tat) = gcra(tat, now, quota);
+        let Some(new_tat) = new_tat else {
+            return (Some(decision), None);
+        };
+        new_tats.push(new_tat);
+        if tightest.is_none_or(|t| decision.remaining < t.remaining) {
+            tightest = Some(decision);
+        }
+    }
+    (tightest, Some(new_tats))
 }
 
 #[cfg(test)]
