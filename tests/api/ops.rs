@@ -212,3 +212,46 @@ async fn card_providers_send_the_payer_back_to_pages_that_exist(app: TestApp) {
         assert!(reply.text.contains("<h1>"));
     }
 }
+
+#[tokio::test]
+async fn losing_every_database_connection_answers_no_request_with_a_500() {
+    let database = adapter_postgres::testing::TestDatabase::create().await;
+    let settings = [("DATABASE_URL", database.url()), ("DATABASE_POOL_MAX", "2")];
+    let app = TestApp::spawn_with(crate::helpers::Backend::Memory, &settings).await;
+    let alice = app.customer_with("10.00").await;
+    let bob = app.user("customer").await;
+    let transfer = json!({"to_user_id": bob.id, "amount": "1.00", "currency": "USD"});
+
+    // Every connection the server's pool holds dies under it.
+    let killed: i64 = database
+        .raw_client()
+        .await
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .expect("terminate")
+        .get(0);
+    assert!(killed >= 1, "the pool held connections");
+
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let reply = app.post("/api/v1/transfers", Some(&alice.token), &transfer).await;
+        if reply.status == 503 {
+            reply.assert_problem(503, "temporarily_unavailable");
+            assert!(reply.header("retry-after").is_some());
+        }
+        statuses.push(reply.status);
+        if reply.status == 201 {
+            break;
+        }
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 503 || *s == 201) && statuses.last() == Some(&201),
+        "a dead connection is retried or a clean 503, never a 500, and the pool recovers: {statuses:?}"
+    );
+    assert_eq!(app.balance(&bob).await, "1.00", "only the answered transfer moved money");
+    app.assert_ledger_ok().await;
+}
