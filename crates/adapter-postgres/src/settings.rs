@@ -27,6 +27,11 @@ pub struct PgSettings {
     /// The longest a statement may wait for a row lock (`lock_timeout`); then `StoreError::Timeout`.
     /// Zero lets it wait forever.
     pub lock_timeout: Duration,
+    /// How long a session may sit inside a transaction between statements
+    /// (`idle_in_transaction_session_timeout`) before PostgreSQL ends it and releases its locks:
+    /// a server process that hangs or is paused mid-transaction cannot hold a wallet or stock row
+    /// forever. Use cases never wait on anything else inside a transaction. Zero disables it.
+    pub idle_in_transaction_timeout: Duration,
 }
 
 impl PgSettings {
@@ -35,9 +40,10 @@ impl PgSettings {
     pub const ACQUIRE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
     pub const STATEMENT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
     pub const LOCK_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+    pub const IDLE_IN_TRANSACTION_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60);
 
     /// The defaults: 10 connections, 5 s to connect, 10 s to get a connection from the pool, 30 s
-    /// per statement and 5 s per lock wait.
+    /// per statement, 5 s per lock wait and 60 s idle inside a transaction.
     pub fn new(url: impl Into<String>) -> PgSettings {
         PgSettings {
             url: url.into(),
@@ -46,6 +52,7 @@ impl PgSettings {
             acquire_timeout: PgSettings::ACQUIRE_TIMEOUT_DEFAULT,
             statement_timeout: PgSettings::STATEMENT_TIMEOUT_DEFAULT,
             lock_timeout: PgSettings::LOCK_TIMEOUT_DEFAULT,
+            idle_in_transaction_timeout: PgSettings::IDLE_IN_TRANSACTION_TIMEOUT_DEFAULT,
         }
     }
 
@@ -81,6 +88,7 @@ impl fmt::Debug for PgSettings {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("statement_timeout", &self.statement_timeout)
             .field("lock_timeout", &self.lock_timeout)
+            .field("idle_in_transaction_timeout", &self.idle_in_transaction_timeout)
             .finish()
     }
 }

@@ -1,8 +1,8 @@
 //! `PgStore`: the connection pool, and the `UnitOfWork` that starts transactions on it.
 //!
 //! Connections are opened by this module rather than by diesel-async's default setup, so that
-//! the connect timeout, TCP keepalives and the session's `statement_timeout` and `lock_timeout`
-//! travel in the startup packet: no extra round trip, and no connection of the pool ever runs
+//! the connect timeout, TCP keepalives and the session's `statement_timeout`, `lock_timeout` and
+//! `idle_in_transaction_session_timeout` travel in the startup packet: no extra round trip, and no connection of the pool ever runs
 //! without them.
 //!
 //! The pool does not test a connection with `SELECT 1` when it hands it out (an extra round trip
@@ -178,9 +178,10 @@ pub(crate) fn connection_config(settings: &PgSettings, statement_timeout: Durati
     // plan is as good as a custom one, and with id arrays (`= ANY($1)`) PostgreSQL would otherwise
     // keep re-planning each execution, which measured as a sixth of a purchase's database CPU.
     let session = format!(
-        "-c plan_cache_mode=force_generic_plan -c statement_timeout={} -c lock_timeout={}",
+        "-c plan_cache_mode=force_generic_plan -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}",
         statement_timeout.as_millis(),
-        settings.lock_timeout.as_millis()
+        settings.lock_timeout.as_millis(),
+        settings.idle_in_transaction_timeout.as_millis()
     );
     let options = match config.get_options() {
         Some(existing) if !existing.trim().is_empty() => format!("{existing} {session}"),

@@ -26,6 +26,7 @@ pub struct PostgresSettings {
     pub acquire_timeout: Duration,
     pub statement_timeout: Duration,
     pub lock_timeout: Duration,
+    pub idle_in_transaction_timeout: Duration,
     pub run_migrations: bool,
 }
 
@@ -275,6 +276,7 @@ impl Settings {
                 acquire_timeout: v.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 5_000)?,
                 statement_timeout: v.millis("DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?,
                 lock_timeout: v.millis("DATABASE_LOCK_TIMEOUT_MS", 5_000)?,
+                idle_in_transaction_timeout: v.millis("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60_000)?,
                 run_migrations: v.flag("RUN_MIGRATIONS", false)?,
             }),
         };

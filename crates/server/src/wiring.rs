@@ -38,6 +38,7 @@ pub(crate) fn pg_settings(postgres: &PostgresSettings) -> PgSettings {
         acquire_timeout: postgres.acquire_timeout,
         statement_timeout: postgres.statement_timeout,
         lock_timeout: postgres.lock_timeout,
+        idle_in_transaction_timeout: postgres.idle_in_transaction_timeout,
     }
 }
 

@@ -260,3 +260,30 @@ async fn idle_connections_killed_by_the_server_are_replaced_without_the_caller_n
     assert_eq!(tx.find_user(owner.id).await.expect("find").map(|u| u.id), Some(owner.id));
     tx.commit().await.expect("commit");
 }
+
+#[tokio::test]
+async fn a_transaction_left_idle_is_ended_by_the_database_and_its_locks_released() {
+    let database = TestDatabase::create().await;
+    let store = database.store();
+    let (_, wallet) = user_with_wallet(&store).await;
+    let hung = PgStore::connect(&PgSettings {
+        idle_in_transaction_timeout: Duration::from_millis(200),
+        ..database.settings().clone()
+    })
+    .await
+    .expect("second store");
+
+    let mut stuck = hung.begin().await.expect("begin");
+    stuck.lock_wallets(&[wallet]).await.expect("lock");
+    // The process holding the lock stops sending anything, as a paused or hung server would.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    // Well within the 5 s lock timeout: the database ended the idle session and its locks.
+    let mut other = store.begin().await.expect("begin");
+    other.lock_wallets(&[wallet]).await.expect("the lock was released");
+    other.commit().await.expect("commit");
+    let late = stuck.commit().await;
+    assert!(matches!(late, Err(StoreError::Unavailable(_))), "{late:?}");
+    let mut next = hung.begin().await.expect("the pool replaces the ended session");
+    next.lock_wallets(&[wallet]).await.expect("lock");
+}
