@@ -47,6 +47,46 @@ async fn deliver_stripe(app: &TestApp, body: &str, secret: &str) -> Reply {
     .await
 }
 
+/// Delivers the same signed event `times` times at once; the outcome of each delivery.
+async fn deliver_stripe_concurrently(app: &TestApp, body: &str, times: usize) -> Vec<Value> {
+    let deliveries = (0..times).map(|_| deliver_stripe(app, body, "whsec_current"));
+    futures::future::join_all(deliveries)
+        .await
+        .iter()
+        .map(|r| r.assert_status(200)["outcome"].clone())
+        .collect()
+}
+
+/// Starts a card top-up of `amount` into the user's `currency` wallet; the payment as answered.
+async fn top_up(app: &TestApp, user: &crate::helpers::User, currency: &str, amount: &str) -> Value {
+    app.post(
+        &format!("/api/v1/wallets/{currency}/top-ups"),
+        Some(&user.token),
+        &json!({"amount": amount}),
+    )
+    .await
+    .assert_status(201)
+    .clone()
+}
+
+/// The Stripe Checkout Session id at the end of a payment's checkout URL.
+fn session_id(payment: &Value) -> String {
+    payment["checkout_url"]
+        .as_str()
+        .and_then(|u| u.rsplit('/').next())
+        .expect("a session url")
+        .to_owned()
+}
+
+/// A buyer, a merchant's 10.00 mug (5 in stock), and a card cart for one of them.
+async fn card_cart_for_one_mug(app: &TestApp) -> (crate::helpers::User, String, Value) {
+    let merchant = app.user("merchant").await;
+    let buyer = app.user("customer").await;
+    let mug = app.product(&merchant, "Mug", "10.00", 5).await;
+    let cart = json!({"items": [{"product_id": mug, "quantity": 1}], "payment_method": "card"});
+    (buyer, mug, cart)
+}
+
 /// A merchant with a 10.00 mug (5 in stock), a buyer, and the buyer's pending card order for two.
 async fn card_order(app: &TestApp, double: &StripeDouble) -> (crate::helpers::User, crate::helpers::User, String, Value, Value) {
     let merchant = app.user("merchant").await;
@@ -59,12 +99,9 @@ async fn card_order(app: &TestApp, double: &StripeDouble) -> (crate::helpers::Us
         .assert_status(201)
         .clone();
     assert_eq!(order["payment"]["provider"], "stripe");
-    let session_id = order["payment"]["checkout_url"]
-        .as_str()
-        .and_then(|u| u.rsplit('/').next())
-        .expect("a session url")
-        .to_owned();
-    let session = double.session(&session_id).expect("the double holds the session");
+    let session = double
+        .session(&session_id(&order["payment"]))
+        .expect("the double holds the session");
     assert_eq!(session["amount_total"], 2000);
     (merchant, buyer, mug, order, session)
 }
@@ -73,12 +110,7 @@ async fn a_stripe_checkout_is_paid_once_and_refunded_through_stripe(app: TestApp
     let (app, double) = with_stripe(app.backend, &[]).await;
     let (merchant, buyer, mug, order, session) = card_order(&app, &double).await;
     let body = event("evt_paid", "checkout.session.completed", paid_session(&session, "pi_e2e"));
-    let deliveries = (0..5).map(|_| deliver_stripe(&app, &body, "whsec_current"));
-    let outcomes: Vec<Value> = futures::future::join_all(deliveries)
-        .await
-        .iter()
-        .map(|r| r.assert_status(200)["outcome"].clone())
-        .collect();
+    let outcomes = deliver_stripe_concurrently(&app, &body, 5).await;
     assert_eq!(outcomes.iter().filter(|o| **o == "applied").count(), 1, "{outcomes:?}");
     assert_eq!(outcomes.iter().filter(|o| **o == "duplicate").count(), 4, "{outcomes:?}");
     let order_path = format!("/api/v1/orders/{}", order["id"].as_str().unwrap_or_default());
@@ -256,10 +288,7 @@ async fn stripe_events_out_of_order_apply_once(app: TestApp) {
 
 async fn stripe_failures_reach_the_client_as_clear_problems(app: TestApp) {
     let (app, double) = with_stripe(app.backend, &[]).await;
-    let merchant = app.user("merchant").await;
-    let buyer = app.user("customer").await;
-    let mug = app.product(&merchant, "Mug", "10.00", 5).await;
-    let cart = json!({"items": [{"product_id": mug, "quantity": 1}], "payment_method": "card"});
+    let (buyer, mug, cart) = card_cart_for_one_mug(&app).await;
     double.fail_next(
         "/v1/checkout/sessions",
         vec![(402, StripeDouble::error("card_error", "card_declined", "Your card was declined."))],
@@ -300,20 +329,12 @@ async fn stripe_failures_reach_the_client_as_clear_problems(app: TestApp) {
 async fn a_stripe_top_up_credits_the_wallet_once(app: TestApp) {
     let (app, double) = with_stripe(app.backend, &[]).await;
     let ada = app.user("customer").await;
-    let payment = app
-        .post("/api/v1/wallets/USD/top-ups", Some(&ada.token), &json!({"amount": "25.50"}))
-        .await
-        .assert_status(201)
-        .clone();
+    let payment = top_up(&app, &ada, "USD", "25.50").await;
     assert_eq!(
         (payment["provider"].as_str(), payment["status"].as_str()),
         (Some("stripe"), Some("pending"))
     );
-    let session_id = payment["checkout_url"]
-        .as_str()
-        .and_then(|u| u.rsplit('/').next())
-        .expect("a session url");
-    let session = double.session(session_id).expect("the double holds the session");
+    let session = double.session(&session_id(&payment)).expect("the double holds the session");
     assert_eq!(
         (session["amount_total"].as_i64(), session["currency"].as_str()),
         (Some(2550), Some("usd"))
@@ -327,12 +348,7 @@ async fn a_stripe_top_up_credits_the_wallet_once(app: TestApp) {
     assert_eq!(app.balance(&ada).await, "0.00", "nothing is credited before Stripe confirms");
 
     let body = event("evt_topup", "checkout.session.completed", paid_session(&session, "pi_topup"));
-    let deliveries = (0..3).map(|_| deliver_stripe(&app, &body, "whsec_current"));
-    let outcomes: Vec<Value> = futures::future::join_all(deliveries)
-        .await
-        .iter()
-        .map(|r| r.assert_status(200)["outcome"].clone())
-        .collect();
+    let outcomes = deliver_stripe_concurrently(&app, &body, 3).await;
     assert_eq!(outcomes.iter().filter(|o| **o == "applied").count(), 1, "{outcomes:?}");
     assert_eq!(app.balance(&ada).await, "25.50");
     let path = format!("/api/v1/payments/{}", payment["id"].as_str().unwrap_or_default());
@@ -344,10 +360,7 @@ async fn a_stripe_top_up_credits_the_wallet_once(app: TestApp) {
 
 async fn a_key_still_in_use_is_refused_until_its_request_ends(app: TestApp) {
     let (app, double) = with_stripe(app.backend, &[]).await;
-    let merchant = app.user("merchant").await;
-    let buyer = app.user("customer").await;
-    let mug = app.product(&merchant, "Mug", "10.00", 5).await;
-    let cart = json!({"items": [{"product_id": mug, "quantity": 1}], "payment_method": "card"});
+    let (buyer, mug, cart) = card_cart_for_one_mug(&app).await;
     // Stripe fails twice, so the first request waits in the adapter's back-off holding its key.
     let down = StripeDouble::error("api_error", "api_error", "Something went wrong");
     double.fail_next("/v1/checkout/sessions", vec![(500, down.clone()), (500, down)]);
@@ -416,11 +429,7 @@ async fn deliver_monnify(app: &TestApp, body: &str) -> Reply {
 async fn a_monnify_top_up_credits_the_naira_wallet_once_it_is_confirmed(app: TestApp) {
     let (app, double) = with_monnify(app.backend).await;
     let ada = app.user("customer").await;
-    let payment = app
-        .post("/api/v1/wallets/NGN/top-ups", Some(&ada.token), &json!({"amount": "2500.00"}))
-        .await
-        .assert_status(201)
-        .clone();
+    let payment = top_up(&app, &ada, "NGN", "2500.00").await;
     assert_eq!(
         (payment["provider"].as_str(), payment["currency"].as_str()),
         (Some("monnify"), Some("NGN"))
@@ -520,11 +529,7 @@ async fn an_abandoned_monnify_top_up_expires_and_a_late_payment_still_credits(ap
     let settings = [("CHECKOUT_TTL_SECS", "1"), ("EXPIRY_JOB_INTERVAL_SECS", "1")];
     let (app, double) = with_monnify_and(app.backend, &settings).await;
     let ada = app.user("customer").await;
-    let payment = app
-        .post("/api/v1/wallets/NGN/top-ups", Some(&ada.token), &json!({"amount": "1500.00"}))
-        .await
-        .assert_status(201)
-        .clone();
+    let payment = top_up(&app, &ada, "NGN", "1500.00").await;
     let path = format!("/api/v1/payments/{}", payment["id"].as_str().unwrap_or_default());
     app.eventually(&path, &ada.token, |p| p["status"] == "expired").await;
     assert_eq!(app.get("/api/v1/wallets/NGN", Some(&ada.token)).await.body["balance"], "0.00");

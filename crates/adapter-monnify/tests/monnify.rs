@@ -16,10 +16,15 @@ const API_KEY: &str = "MK_TEST_123";
 const SECRET: &str = "SK_TEST_SECRET";
 
 async fn gateway() -> (MonnifyGateway, MonnifyDouble) {
+    gateway_with_secret(SECRET).await
+}
+
+/// The adapter, configured with `secret_key`, against a double that knows only `SECRET`.
+async fn gateway_with_secret(secret_key: &str) -> (MonnifyGateway, MonnifyDouble) {
     let double = MonnifyDouble::start(API_KEY, SECRET).await.expect("the double starts");
     let settings = MonnifySettings {
         api_key: API_KEY.into(),
-        secret_key: SECRET.into(),
+        secret_key: secret_key.into(),
         contract_code: "CONTRACT1".into(),
         base_url: double.url(),
         redirect_url: "https://shop.example/paid".into(),
@@ -46,6 +51,18 @@ fn checkout(amount: Money) -> CheckoutRequest {
         customer_email: "ada@example.com".into(),
         expires_at: OffsetDateTime::now_utc() + time::Duration::minutes(30),
         idempotency_key: "k".into(),
+    }
+}
+
+/// A refund of `amount` of the Monnify transaction `MNFY|1|2`.
+fn refund_of(amount: Money) -> RefundRequest {
+    RefundRequest {
+        refund_id: RefundId::from_uuid(uuid::Uuid::now_v7()),
+        payment_id: PaymentId::from_uuid(uuid::Uuid::now_v7()),
+        provider_payment_id: "MNFY|1|2".into(),
+        amount,
+        reason: "customer request".into(),
+        idempotency_key: "r".into(),
     }
 }
 
@@ -106,17 +123,7 @@ async fn rate_limits_are_retried_and_reported_when_they_last() -> Result<(), Gat
 
 #[tokio::test]
 async fn wrong_credentials_are_named_and_not_retried_forever() {
-    let double = MonnifyDouble::start(API_KEY, SECRET).await.expect("the double starts");
-    let settings = MonnifySettings {
-        api_key: API_KEY.into(),
-        secret_key: "SK_WRONG".into(),
-        contract_code: "CONTRACT1".into(),
-        base_url: double.url(),
-        redirect_url: "https://shop.example/paid".into(),
-        request_timeout: Duration::from_secs(5),
-        attempts_max: 3,
-    };
-    let gateway = MonnifyGateway::new(settings).expect("valid settings");
+    let (gateway, double) = gateway_with_secret("SK_WRONG").await;
     let refused = gateway.create_checkout(checkout(ngn(10_000))).await;
     assert!(matches!(refused, Err(GatewayError::Authentication)), "{refused:?}");
     assert_eq!((double.logins(), double.transactions().len()), (0, 0));
@@ -143,14 +150,7 @@ async fn a_declined_card_leaves_the_transaction_unpaid() -> Result<(), GatewayEr
 #[tokio::test]
 async fn refund_failures_keep_one_reference_across_retries() -> Result<(), GatewayError> {
     let (gateway, double) = gateway().await;
-    let refund = RefundRequest {
-        refund_id: RefundId::from_uuid(uuid::Uuid::now_v7()),
-        payment_id: PaymentId::from_uuid(uuid::Uuid::now_v7()),
-        provider_payment_id: "MNFY|1|2".into(),
-        amount: ngn(50_000),
-        reason: "customer request".into(),
-        idempotency_key: "r".into(),
-    };
+    let refund = refund_of(ngn(50_000));
     // A 5xx may have been applied: the retry carries the same refundReference, which Monnify
     // accepts only once, so the customer is never refunded twice.
     double.fail_next("/api/v1/refunds", vec![(500, refusal("Internal error", "99"))]);
@@ -191,14 +191,7 @@ async fn a_success_is_confirmed_with_the_status_api() -> Result<(), GatewayError
 #[tokio::test]
 async fn refunds_carry_our_reference_and_report_their_status() -> Result<(), GatewayError> {
     let (gateway, double) = gateway().await;
-    let refund = RefundRequest {
-        refund_id: RefundId::from_uuid(uuid::Uuid::now_v7()),
-        payment_id: PaymentId::from_uuid(uuid::Uuid::now_v7()),
-        provider_payment_id: "MNFY|1|2".into(),
-        amount: ngn(120_000),
-        reason: "customer request".into(),
-        idempotency_key: "r".into(),
-    };
+    let refund = refund_of(ngn(120_000));
     let answer = gateway.refund(refund.clone()).await?;
     assert_eq!(
         (answer.provider_refund_id, answer.status),
