@@ -13,6 +13,7 @@ on_every_backend!(
     money_movements_are_limited_per_user,
     every_api_request_counts_against_the_callers_general_quota,
     a_request_refused_by_one_quota_costs_nothing_from_another,
+    metrics_ask_for_their_token_when_one_is_set,
     card_providers_send_the_payer_back_to_pages_that_exist
 );
 
@@ -123,6 +124,24 @@ async fn metrics_count_requests_by_route_pattern(app: TestApp) {
     assert!(count >= 1.0, "{series}");
     assert!(!reply.text.contains(order_id), "ids must not become labels");
     assert!(reply.text.contains("http_request_duration_seconds_bucket"));
+}
+
+async fn metrics_ask_for_their_token_when_one_is_set(app: TestApp) {
+    let backend = app.backend;
+    drop(app);
+    let app = TestApp::spawn_with(backend, &[("METRICS_TOKEN", "scrape-me-0123456789")]).await;
+    app.get("/metrics", None).await.assert_problem(401, "unauthorized");
+    app.send(reqwest::Method::GET, "/metrics", Some("scrape-me-0123456788"), None, &[])
+        .await
+        .assert_problem(401, "unauthorized");
+    app.send(reqwest::Method::GET, "/metrics", Some("scrape-me"), None, &[])
+        .await
+        .assert_problem(401, "unauthorized");
+    let scraped = app
+        .send(reqwest::Method::GET, "/metrics", Some("scrape-me-0123456789"), None, &[])
+        .await;
+    assert_eq!(scraped.status, 200, "{}", scraped.text);
+    assert!(scraped.text.contains("http_requests_total"));
 }
 
 async fn money_movements_are_limited_per_user(app: TestApp) {

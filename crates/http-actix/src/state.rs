@@ -20,6 +20,8 @@ pub struct ApiState<U> {
     pub catalog_cache: bool,
     /// Renders the metrics in Prometheus' text format, when a recorder is installed.
     pub metrics: Option<MetricsRenderer>,
+    /// When set, `GET /metrics` requires `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
 }
 
 /// Renders the process's metrics for `GET /metrics`.
@@ -41,6 +43,7 @@ impl<U: UnitOfWork> ApiState<U> {
             hosted_checkout: None,
             catalog_cache: true,
             metrics: None,
+            metrics_token: None,
         }
     }
 }

@@ -82,6 +82,8 @@ pub struct Settings {
     pub simulated_gateway: bool,
     pub simulator_secret: Option<Vec<u8>>,
     pub cors_origins: Vec<String>,
+    /// The bearer token `GET /metrics` asks for; unset, metrics are open (internal network only).
+    pub metrics_token: Option<String>,
     pub body_limit_bytes: usize,
     pub rate_limit_enabled: bool,
     pub rate_limit_auth: Quota,
@@ -323,6 +325,7 @@ impl Settings {
             simulated_gateway: v.flag("SIMULATED_GATEWAY", !real_gateway_configured)?,
             simulator_secret: v.text("SIMULATOR_WEBHOOK_SECRET").map(String::into_bytes),
             cors_origins: cors_origins.unwrap_or_default(),
+            metrics_token: v.text("METRICS_TOKEN"),
             body_limit_bytes: v.parse("BODY_LIMIT_BYTES", 64 * 1024)?,
             rate_limit_enabled: v.flag("RATE_LIMIT_ENABLED", true)?,
             rate_limit_auth: v.per_minute("RATE_LIMIT_AUTH_PER_MINUTE", 10)?,

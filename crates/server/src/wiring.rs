@@ -242,6 +242,7 @@ impl Application {
         state.hosted_checkout = services.simulator.clone().map(|s| s as Arc<dyn HostedCheckout>);
         state.catalog_cache = settings.catalog_cache;
         state.metrics = Some(crate::telemetry::metrics_renderer());
+        state.metrics_token = settings.metrics_token.clone();
         let state = web::Data::new(state);
         let http = HttpSettings {
             body_limit_bytes: settings.body_limit_bytes,

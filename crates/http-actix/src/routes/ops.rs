@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
 use application::ports::store::UnitOfWork;
 
 use super::State;
@@ -50,14 +50,28 @@ pub async fn ready<U: UnitOfWork>(state: State<U>) -> Result<HttpResponse, ApiEr
     ))
 }
 
-/// Request counts and latencies in Prometheus' text format. Meant for the scraper on the internal
-/// network: expose it only there.
+/// Request counts and latencies in Prometheus' text format, for the scraper. With `METRICS_TOKEN`
+/// set it asks for that bearer token (Prometheus' `authorization` setting); without, keep it on
+/// the internal network.
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses(
         (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"),
+        (status = 401, description = "`METRICS_TOKEN` is set and the request does not carry it", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Metrics are not enabled in this process", body = crate::problem::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn metrics<U: UnitOfWork>(state: State<U>) -> Result<HttpResponse, ApiError> {
+pub async fn metrics<U: UnitOfWork>(state: State<U>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if let Some(expected) = &state.metrics_token {
+        let presented = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Constant time, so the token cannot be guessed byte by byte from response times.
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), expected.as_bytes())) {
+            return Err(ApiError::unauthorized("the metrics token is missing or wrong"));
+        }
+    }
     let renderer = state
         .metrics
         .as_ref()
