@@ -15,7 +15,7 @@ use crate::idempotency::{Idempotent, complete_if_claimed};
 use crate::ports::security::{AccessToken, SecurityError};
 use crate::ports::store::{EventOutbox, RefreshTokenRepository, StoreError, UnitOfWork, UserRepository, WalletRepository};
 use crate::retryable;
-use crate::transact::transact;
+use crate::transact::{Retryable, transact};
 
 /// The authenticated user making a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +105,21 @@ pub enum ProfileError {
     Store(#[from] StoreError),
 }
 
+/// Logging out fails only when storage does: an unknown or already revoked token is not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum LogoutError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 retryable!(RegisterError, LoginError, RefreshError, ProfileError);
+
+impl Retryable for LogoutError {
+    fn store_error(&self) -> Option<&StoreError> {
+        let LogoutError::Store(error) = self;
+        Some(error)
+    }
+}
 
 enum Rotation {
     Rotated(Box<(User, RefreshToken)>),
@@ -289,12 +303,12 @@ impl<U: UnitOfWork> App<U> {
 
     /// Ends the session the refresh token belongs to. Unknown tokens are ignored: logging out
     /// twice is not an error.
-    pub async fn logout(&self, refresh_token: &str) -> Result<(), StoreError> {
+    pub async fn logout(&self, refresh_token: &str) -> Result<(), LogoutError> {
         let token_hash = self.tokens.hash_refresh_secret(refresh_token);
         let now = self.clock.now();
         let token_hash = &token_hash;
         transact(&self.store, move |mut tx| async move {
-            let result: Result<_, StoreError> = async {
+            let result: Result<_, LogoutError> = async {
                 if let Some(token) = tx.lock_refresh_token(token_hash).await? {
                     tx.revoke_token_family(token.family_id, now).await?;
                 }

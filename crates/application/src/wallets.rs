@@ -33,12 +33,18 @@ pub enum WalletQueryError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopUpError {
-    #[error("the payment does not exist")]
-    NotFound,
     #[error("no card gateway takes {0}")]
     NoGateway(Currency),
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentQueryError {
+    #[error("the payment does not exist")]
+    NotFound,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -112,6 +118,7 @@ pub enum HoldUseError {
 retryable!(
     WalletQueryError,
     TopUpError,
+    PaymentQueryError,
     WithdrawalError,
     TransferError,
     AdjustmentError,
@@ -366,15 +373,15 @@ impl<U: UnitOfWork> App<U> {
     }
 
     /// A card payment (top-up or order checkout), for its payer or an admin.
-    pub async fn payment_details(&self, caller: &Caller, id: domain::ids::PaymentId) -> Result<Payment, TopUpError> {
+    pub async fn payment_details(&self, caller: &Caller, id: domain::ids::PaymentId) -> Result<Payment, PaymentQueryError> {
         let found = transact(&self.store, move |mut tx| async move {
-            let result = tx.find_payment(id).await.map_err(TopUpError::from);
+            let result = tx.find_payment(id).await.map_err(PaymentQueryError::from);
             (tx, result)
         })
         .await?;
         found
             .filter(|p| p.payer_id == caller.user_id || caller.is_admin())
-            .ok_or(TopUpError::NotFound)
+            .ok_or(PaymentQueryError::NotFound)
     }
 
     /// Pays money out of the wallet to an outside destination.

@@ -1,7 +1,7 @@
 //! How each use case's errors become problem responses: status codes and stable codes.
 
 use actix_web::http::StatusCode;
-use application::auth::{LoginError, ProfileError, RefreshError, RegisterError};
+use application::auth::{LoginError, LogoutError, ProfileError, RefreshError, RegisterError};
 use application::calls::CallUseError;
 use application::catalog::CatalogError;
 use application::idempotency::IdempotencyError;
@@ -11,7 +11,7 @@ use application::pagination::PageError;
 use application::payments::GatewayEventError;
 use application::ports::gateway::{GatewayError, WebhookError};
 use application::ports::store::StoreError;
-use application::wallets::{AdjustmentError, TopUpError, TransferError, WalletQueryError, WithdrawalError};
+use application::wallets::{AdjustmentError, PaymentQueryError, TopUpError, TransferError, WalletQueryError, WithdrawalError};
 use domain::call::CallError;
 use domain::catalog::{ProductError, StockError};
 use domain::order::OrderError;
@@ -123,6 +123,14 @@ impl From<RefreshError> for ApiError {
     }
 }
 
+impl From<LogoutError> for ApiError {
+    fn from(error: LogoutError) -> Self {
+        match error {
+            LogoutError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<ProfileError> for ApiError {
     fn from(error: ProfileError) -> Self {
         match error {
@@ -146,10 +154,18 @@ impl From<WalletQueryError> for ApiError {
 impl From<TopUpError> for ApiError {
     fn from(error: TopUpError) -> Self {
         match error {
-            TopUpError::NotFound => ApiError::not_found("the payment does not exist"),
             TopUpError::NoGateway(_) => ApiError::unprocessable("no_gateway", "No gateway", error.to_string()),
             TopUpError::Gateway(e) => e.into(),
             TopUpError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<PaymentQueryError> for ApiError {
+    fn from(error: PaymentQueryError) -> Self {
+        match error {
+            PaymentQueryError::NotFound => ApiError::not_found("the payment does not exist"),
+            PaymentQueryError::Store(e) => e.into(),
         }
     }
 }
