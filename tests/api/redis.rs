@@ -1,5 +1,6 @@
-//! With Redis: the catalog cache is invalidated by every kind of write, rate limits are shared by
-//! server instances, and the service keeps serving while Redis is away.
+//! The catalog cache is invalidated by every kind of write, in Redis and in the in-process cache
+//! used without it; with Redis, rate limits are shared by server instances, and the service keeps
+//! serving while Redis is away.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use crate::on_every_backend;
 
 on_every_backend!(
     every_catalog_write_invalidates_what_it_changed,
+    without_redis_the_in_process_cache_invalidates_the_same_way,
     requests_succeed_while_redis_is_down_and_the_cache_recovers
 );
 
@@ -52,7 +54,15 @@ async fn every_catalog_write_invalidates_what_it_changed(app: TestApp) {
     let backend = app.backend;
     drop(app);
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let app = with_redis(backend, &url, &prefix(), &[]).await;
+    catalog_writes_invalidate_what_they_changed(with_redis(backend, &url, &prefix(), &[]).await).await;
+}
+
+async fn without_redis_the_in_process_cache_invalidates_the_same_way(app: TestApp) {
+    // The test app has no REDIS_URL: the catalog cache is the in-process one.
+    catalog_writes_invalidate_what_they_changed(app).await;
+}
+
+async fn catalog_writes_invalidate_what_they_changed(app: TestApp) {
     let merchant = app.user("merchant").await;
     let buyer = app.customer_with("100.00").await;
     let mug = app.product(&merchant, "Mug", "5.00", 10).await;
