@@ -57,6 +57,13 @@ pub struct PgTx {
     aborted: Option<Aborted>,
 }
 
+/// A row as a query returns it, and the domain value it stands for.
+pub(crate) trait DomainRow: QueryableByName<Pg> + Send + 'static {
+    type Domain;
+
+    fn into_domain(self) -> StoreResult<Self::Domain>;
+}
+
 /// A queued write, and what its result must be.
 struct Deferred {
     statement: Statement<'static>,
@@ -181,6 +188,16 @@ impl PgTx {
         R: QueryableByName<Pg> + Send + 'static,
     {
         Ok(self.load(statement).await?.into_iter().next())
+    }
+
+    /// Runs a query and maps every row to its domain value.
+    pub(crate) async fn select<R: DomainRow>(&mut self, statement: Statement<'_>) -> StoreResult<Vec<R::Domain>> {
+        self.load::<R>(statement).await?.into_iter().map(R::into_domain).collect()
+    }
+
+    /// The first row's domain value, if there is a row.
+    pub(crate) async fn select_first<R: DomainRow>(&mut self, statement: Statement<'_>) -> StoreResult<Option<R::Domain>> {
+        self.first::<R>(statement).await?.map(R::into_domain).transpose()
     }
 
     fn refuse_if_aborted(&self) -> StoreResult<()> {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::mapping::{limit_plus_one, money, position_after, to_i32, to_u32, word};
 use crate::schema::call_sessions;
 use crate::sql::Statement;
-use crate::tx::{Expect, PgTx};
+use crate::tx::{DomainRow, Expect, PgTx};
 
 macro_rules! call_columns {
     () => {
@@ -38,7 +38,9 @@ struct CallRow {
     charged: i64,
 }
 
-impl CallRow {
+impl DomainRow for CallRow {
+    type Domain = CallSession;
+
     fn into_domain(self) -> StoreResult<CallSession> {
         Ok(CallSession {
             id: CallId::from_uuid(self.id),
@@ -100,7 +102,7 @@ impl CallRepository for PgTx {
             " FROM call_sessions WHERE id = $1 FOR NO KEY UPDATE"
         ))
         .bind::<SqlUuid, _>(id.as_uuid());
-        self.first::<CallRow>(statement).await?.map(CallRow::into_domain).transpose()
+        self.select_first::<CallRow>(statement).await
     }
 
     /// Writes what ending (and billing) a call changes.
@@ -126,12 +128,7 @@ impl CallRepository for PgTx {
             .bind::<SqlUuid, _>(id)
             .bind::<SqlUuid, _>(user.as_uuid())
             .bind::<BigInt, _>(limit_plus_one(page.limit));
-        let calls = self
-            .load::<CallRow>(statement)
-            .await?
-            .into_iter()
-            .map(CallRow::into_domain)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let calls = self.select::<CallRow>(statement).await?;
         Ok(Page::from_rows(calls, page.limit, |call| Cursor::Position {
             at: call.started_at,
             id: call.id.as_uuid(),

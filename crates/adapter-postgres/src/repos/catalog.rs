@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::mapping::{corrupt, limit_plus_one, money, position_after};
 use crate::schema::{products, stock};
 use crate::sql::Statement;
-use crate::tx::{Expect, PgTx};
+use crate::tx::{DomainRow, Expect, PgTx};
 
 macro_rules! product_columns {
     () => {
@@ -39,7 +39,9 @@ struct ProductRow {
     updated_at: OffsetDateTime,
 }
 
-impl ProductRow {
+impl DomainRow for ProductRow {
+    type Domain = Product;
+
     fn into_domain(self) -> StoreResult<Product> {
         Ok(Product {
             id: ProductId::from_uuid(self.id),
@@ -62,7 +64,9 @@ struct StockRow {
     reserved: i64,
 }
 
-impl StockRow {
+impl DomainRow for StockRow {
+    type Domain = Stock;
+
     fn into_domain(self) -> StoreResult<Stock> {
         Stock::restore(ProductId::from_uuid(self.product_id), self.available, self.reserved).map_err(corrupt)
     }
@@ -76,7 +80,9 @@ struct EntryRow {
     stock: StockRow,
 }
 
-impl EntryRow {
+impl DomainRow for EntryRow {
+    type Domain = (Product, Stock);
+
     fn into_domain(self) -> StoreResult<(Product, Stock)> {
         Ok((self.product.into_domain()?, self.stock.into_domain()?))
     }
@@ -153,7 +159,7 @@ impl ProductRepository for PgTx {
             ", s.product_id, s.available, s.reserved FROM products p JOIN stock s ON s.product_id = p.id WHERE p.id = $1"
         ))
         .bind::<SqlUuid, _>(id.as_uuid());
-        self.first::<EntryRow>(statement).await?.map(EntryRow::into_domain).transpose()
+        self.select_first::<EntryRow>(statement).await
     }
 
     async fn lock_product(&mut self, id: ProductId) -> StoreResult<Option<Product>> {
@@ -163,7 +169,7 @@ impl ProductRepository for PgTx {
             " FROM products p WHERE p.id = $1 FOR NO KEY UPDATE"
         ))
         .bind::<SqlUuid, _>(id.as_uuid());
-        self.first::<ProductRow>(statement).await?.map(ProductRow::into_domain).transpose()
+        self.select_first::<ProductRow>(statement).await
     }
 
     /// In the order of `ids`, leaving out unknown ones.
@@ -196,12 +202,7 @@ impl ProductRepository for PgTx {
         if let Some(merchant) = filter.merchant {
             statement = statement.bind::<SqlUuid, _>(merchant.as_uuid()).bind::<Bool, _>(filter.active_only);
         }
-        let rows = self
-            .load::<EntryRow>(statement)
-            .await?
-            .into_iter()
-            .map(EntryRow::into_domain)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let rows = self.select::<EntryRow>(statement).await?;
         Ok(Page::from_rows(rows, page.limit, |(product, _)| Cursor::Position {
             at: product.created_at,
             id: product.id.as_uuid(),
@@ -243,11 +244,7 @@ impl ProductRepository for PgTx {
             "SELECT product_id, available, reserved FROM stock WHERE product_id = ANY($1) ORDER BY product_id FOR NO KEY UPDATE",
         )
         .bind::<Array<SqlUuid>, _>(sorted);
-        self.load::<StockRow>(statement)
-            .await?
-            .into_iter()
-            .map(StockRow::into_domain)
-            .collect()
+        self.select::<StockRow>(statement).await
     }
 
     async fn update_stock(&mut self, stock: &[Stock]) -> StoreResult<()> {

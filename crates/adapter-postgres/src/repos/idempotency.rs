@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use crate::mapping::corrupt;
 use crate::schema::idempotency_keys;
 use crate::sql::Statement;
-use crate::tx::{Expect, PgTx};
+use crate::tx::{DomainRow, Expect, PgTx};
 
 /// How often a claim is attempted when the key keeps vanishing between the insert and the read
 /// (released by a concurrent request each time).
@@ -32,7 +32,9 @@ struct RecordRow {
     created_at: OffsetDateTime,
 }
 
-impl RecordRow {
+impl DomainRow for RecordRow {
+    type Domain = IdempotencyRecord;
+
     fn into_domain(self) -> StoreResult<IdempotencyRecord> {
         let principal = match self.principal.as_str() {
             "anonymous" => None,
@@ -115,7 +117,7 @@ impl PgTx {
         )
         .bind::<Text, _>(scope.principal_text())
         .bind::<Text, _>(scope.key.as_str());
-        self.first::<RecordRow>(statement).await?.map(RecordRow::into_domain).transpose()
+        self.select_first::<RecordRow>(statement).await
     }
 }
 

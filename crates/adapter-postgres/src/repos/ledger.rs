@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::mapping::{limit, money, word};
 use crate::sql::Statement;
-use crate::tx::{Expect, PgTx};
+use crate::tx::{DomainRow, Expect, PgTx};
 
 #[derive(QueryableByName)]
 struct PostingRow {
@@ -39,7 +39,9 @@ struct PostingRow {
     created_at: OffsetDateTime,
 }
 
-impl PostingRow {
+impl DomainRow for PostingRow {
+    type Domain = PostingRecord;
+
     fn into_domain(self) -> StoreResult<PostingRecord> {
         Ok(PostingRecord {
             sequence: self.sequence,
@@ -98,11 +100,7 @@ impl LedgerRepository for PgTx {
         .bind::<SqlUuid, _>(wallet.as_uuid())
         .bind::<BigInt, _>(before_sequence.unwrap_or(i64::MAX))
         .bind::<BigInt, _>(limit(page_size));
-        self.load::<PostingRow>(statement)
-            .await?
-            .into_iter()
-            .map(PostingRow::into_domain)
-            .collect()
+        self.select::<PostingRow>(statement).await
     }
 
     async fn audit_ledger(&mut self) -> StoreResult<LedgerAudit> {

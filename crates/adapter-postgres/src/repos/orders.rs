@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::mapping::{corrupt, limit_plus_one, money, position_after, sequence_before, to_i32, word};
 use crate::schema::{order_items, order_status_history, orders};
 use crate::sql::Statement;
-use crate::tx::{Expect, PgTx};
+use crate::tx::{DomainRow, Expect, PgTx};
 
 /// The columns of an order-with-items row, from a row source named `o` joined to `i`.
 macro_rules! order_item_columns {
@@ -257,12 +257,7 @@ impl OrderRepository for PgTx {
             .bind::<BigInt, _>(sequence_before(page))
             .bind::<BigInt, _>(limit_plus_one(page.limit)),
         };
-        let rows = self
-            .load::<StatusChangeRow>(statement)
-            .await?
-            .into_iter()
-            .map(StatusChangeRow::into_domain)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let rows = self.select::<StatusChangeRow>(statement).await?;
         Ok(Page::from_rows(rows, page.limit, |(sequence, _)| Cursor::Sequence(*sequence)).map(|(_, change)| change))
     }
 }
@@ -279,7 +274,9 @@ struct StatusChangeRow {
     at: OffsetDateTime,
 }
 
-impl StatusChangeRow {
+impl DomainRow for StatusChangeRow {
+    type Domain = (i64, StatusChange);
+
     fn into_domain(self) -> StoreResult<(i64, StatusChange)> {
         let from = self
             .from_status

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::events::{decode, encode};
 use crate::mapping::limit;
 use crate::sql::Statement;
-use crate::tx::{Expect, PgTx};
+use crate::tx::{DomainRow, Expect, PgTx};
 
 #[derive(QueryableByName)]
 struct EventRow {
@@ -28,7 +28,9 @@ struct EventRow {
     occurred_at: OffsetDateTime,
 }
 
-impl EventRow {
+impl DomainRow for EventRow {
+    type Domain = OutboxEvent;
+
     fn into_domain(self) -> StoreResult<OutboxEvent> {
         Ok(OutboxEvent {
             id: EventId::from_uuid(self.id),
@@ -66,11 +68,7 @@ impl EventOutbox for PgTx {
              WHERE published_at IS NULL ORDER BY sequence LIMIT $1 FOR NO KEY UPDATE SKIP LOCKED",
         )
         .bind::<BigInt, _>(limit(batch_size));
-        self.load::<EventRow>(statement)
-            .await?
-            .into_iter()
-            .map(EventRow::into_domain)
-            .collect()
+        self.select::<EventRow>(statement).await
     }
 
     async fn mark_events_published(&mut self, ids: &[EventId], at: OffsetDateTime) -> StoreResult<()> {

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::mapping::{corrupt, limit, money, provider, word};
 use crate::schema::{payments, refunds};
 use crate::sql::Statement;
-use crate::tx::{Expect, PgTx};
+use crate::tx::{DomainRow, Expect, PgTx};
 
 macro_rules! payment_columns {
     () => {
@@ -46,7 +46,9 @@ struct PaymentRow {
     updated_at: OffsetDateTime,
 }
 
-impl PaymentRow {
+impl DomainRow for PaymentRow {
+    type Domain = Payment;
+
     fn into_domain(self) -> StoreResult<Payment> {
         let purpose = match (self.purpose.as_str(), self.order_id, self.top_up_user_id) {
             ("order", Some(order), None) => PaymentPurpose::Order(OrderId::from_uuid(order)),
@@ -69,20 +71,6 @@ impl PaymentRow {
             expires_at: self.expires_at,
             updated_at: self.updated_at,
         })
-    }
-}
-
-impl PgTx {
-    async fn select_payments(&mut self, statement: Statement<'_>) -> StoreResult<Vec<Payment>> {
-        self.load::<PaymentRow>(statement)
-            .await?
-            .into_iter()
-            .map(PaymentRow::into_domain)
-            .collect()
-    }
-
-    async fn select_payment(&mut self, statement: Statement<'_>) -> StoreResult<Option<Payment>> {
-        Ok(self.select_payments(statement).await?.into_iter().next())
     }
 }
 
@@ -141,7 +129,7 @@ impl PaymentRepository for PgTx {
     async fn find_payment(&mut self, id: PaymentId) -> StoreResult<Option<Payment>> {
         let statement =
             Statement::new(concat!("SELECT ", payment_columns!(), " FROM payments WHERE id = $1")).bind::<SqlUuid, _>(id.as_uuid());
-        self.select_payment(statement).await
+        self.select_first::<PaymentRow>(statement).await
     }
 
     async fn lock_payment(&mut self, provider: &ProviderName, lookup: &PaymentLookup) -> StoreResult<Option<Payment>> {
@@ -168,7 +156,7 @@ impl PaymentRepository for PgTx {
             .bind::<Text, _>(provider.as_str())
             .bind::<Text, _>(payment.as_str()),
         };
-        self.select_payment(statement).await
+        self.select_first::<PaymentRow>(statement).await
     }
 
     async fn find_order_payment(&mut self, order: OrderId) -> StoreResult<Option<Payment>> {
@@ -178,7 +166,7 @@ impl PaymentRepository for PgTx {
             " FROM payments WHERE order_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1"
         ))
         .bind::<SqlUuid, _>(order.as_uuid());
-        self.select_payment(statement).await
+        self.select_first::<PaymentRow>(statement).await
     }
 
     async fn lock_expired_payments(&mut self, now: OffsetDateTime, batch_size: usize) -> StoreResult<Vec<Payment>> {
@@ -190,7 +178,7 @@ impl PaymentRepository for PgTx {
         ))
         .bind::<Timestamptz, _>(now)
         .bind::<BigInt, _>(limit(batch_size));
-        self.select_payments(statement).await
+        self.select::<PaymentRow>(statement).await
     }
 }
 
@@ -217,7 +205,9 @@ struct RefundRow {
     updated_at: OffsetDateTime,
 }
 
-impl RefundRow {
+impl DomainRow for RefundRow {
+    type Domain = Refund;
+
     fn into_domain(self) -> StoreResult<Refund> {
         Ok(Refund {
             id: RefundId::from_uuid(self.id),
@@ -232,20 +222,6 @@ impl RefundRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
-    }
-}
-
-impl PgTx {
-    async fn select_refunds(&mut self, statement: Statement<'_>) -> StoreResult<Vec<Refund>> {
-        self.load::<RefundRow>(statement)
-            .await?
-            .into_iter()
-            .map(RefundRow::into_domain)
-            .collect()
-    }
-
-    async fn select_refund(&mut self, statement: Statement<'_>) -> StoreResult<Option<Refund>> {
-        Ok(self.select_refunds(statement).await?.into_iter().next())
     }
 }
 
@@ -288,7 +264,7 @@ impl RefundRepository for PgTx {
     async fn find_refund(&mut self, id: RefundId) -> StoreResult<Option<Refund>> {
         let statement =
             Statement::new(concat!("SELECT ", refund_columns!(), " FROM refunds WHERE id = $1")).bind::<SqlUuid, _>(id.as_uuid());
-        self.select_refund(statement).await
+        self.select_first::<RefundRow>(statement).await
     }
 
     async fn find_refund_by_provider_id(&mut self, provider_refund_id: &str) -> StoreResult<Option<Refund>> {
@@ -298,7 +274,7 @@ impl RefundRepository for PgTx {
             " FROM refunds WHERE provider_refund_id = $1 ORDER BY id LIMIT 1"
         ))
         .bind::<Text, _>(provider_refund_id);
-        self.select_refund(statement).await
+        self.select_first::<RefundRow>(statement).await
     }
 
     async fn lock_refund(&mut self, id: RefundId) -> StoreResult<Option<Refund>> {
@@ -308,7 +284,7 @@ impl RefundRepository for PgTx {
             " FROM refunds WHERE id = $1 FOR NO KEY UPDATE"
         ))
         .bind::<SqlUuid, _>(id.as_uuid());
-        self.select_refund(statement).await
+        self.select_first::<RefundRow>(statement).await
     }
 
     /// Oldest first.
@@ -319,6 +295,6 @@ impl RefundRepository for PgTx {
             " FROM refunds WHERE order_id = $1 ORDER BY created_at, id"
         ))
         .bind::<SqlUuid, _>(order.as_uuid());
-        self.select_refunds(statement).await
+        self.select::<RefundRow>(statement).await
     }
 }

@@ -18,7 +18,7 @@ use crate::error::{REFRESH_TOKENS_HASH, USERS_EMAIL};
 use crate::mapping::{corrupt, word};
 use crate::schema::{refresh_tokens, users};
 use crate::sql::Statement;
-use crate::tx::{Expect, PgTx};
+use crate::tx::{DomainRow, Expect, PgTx};
 
 #[derive(QueryableByName)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
@@ -30,7 +30,9 @@ struct UserRow {
     created_at: OffsetDateTime,
 }
 
-impl UserRow {
+impl DomainRow for UserRow {
+    type Domain = User;
+
     fn into_domain(self) -> StoreResult<User> {
         Ok(User {
             id: UserId::from_uuid(self.id),
@@ -62,13 +64,13 @@ impl UserRepository for PgTx {
     async fn find_user(&mut self, id: UserId) -> StoreResult<Option<User>> {
         let statement =
             Statement::new("SELECT id, email, password_hash, role, created_at FROM users WHERE id = $1").bind::<SqlUuid, _>(id.as_uuid());
-        self.first::<UserRow>(statement).await?.map(UserRow::into_domain).transpose()
+        self.select_first::<UserRow>(statement).await
     }
 
     async fn find_user_by_email(&mut self, email: &Email) -> StoreResult<Option<User>> {
         let statement =
             Statement::new("SELECT id, email, password_hash, role, created_at FROM users WHERE email = $1").bind::<Text, _>(email.as_str());
-        self.first::<UserRow>(statement).await?.map(UserRow::into_domain).transpose()
+        self.select_first::<UserRow>(statement).await
     }
 }
 

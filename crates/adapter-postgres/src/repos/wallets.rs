@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::mapping::{corrupt, currency, missing, money, word};
 use crate::schema::{holds, wallets};
 use crate::sql::Statement;
-use crate::tx::{Expect, PgTx};
+use crate::tx::{DomainRow, Expect, PgTx};
 
 macro_rules! wallet_columns {
     () => {
@@ -39,7 +39,9 @@ struct WalletRow {
     created_at: OffsetDateTime,
 }
 
-impl WalletRow {
+impl DomainRow for WalletRow {
+    type Domain = Wallet;
+
     fn into_domain(self) -> StoreResult<Wallet> {
         let owner = match (self.owner_user_id, self.system_code) {
             (Some(user), None) => WalletOwner::User(UserId::from_uuid(user)),
@@ -144,18 +146,13 @@ impl WalletRepository for PgTx {
         ))
         .bind::<SqlUuid, _>(user.as_uuid())
         .bind::<Text, _>(currency.code());
-        self.first::<WalletRow>(statement).await?.map(WalletRow::into_domain).transpose()
+        self.select_first::<WalletRow>(statement).await
     }
 
     async fn list_user_wallets(&mut self, user: UserId) -> StoreResult<Vec<Wallet>> {
         let statement = Statement::new(concat!("SELECT ", wallet_columns!(), " FROM wallets WHERE owner_user_id = $1"))
             .bind::<SqlUuid, _>(user.as_uuid());
-        let mut wallets = self
-            .load::<WalletRow>(statement)
-            .await?
-            .into_iter()
-            .map(WalletRow::into_domain)
-            .collect::<StoreResult<Vec<Wallet>>>()?;
+        let mut wallets = self.select::<WalletRow>(statement).await?;
         wallets.sort_by_key(Wallet::currency);
         Ok(wallets)
     }
@@ -269,7 +266,9 @@ struct HoldRow {
     settled_at: Option<OffsetDateTime>,
 }
 
-impl HoldRow {
+impl DomainRow for HoldRow {
+    type Domain = Hold;
+
     fn into_domain(self) -> StoreResult<Hold> {
         Ok(Hold {
             id: HoldId::from_uuid(self.id),
@@ -281,12 +280,6 @@ impl HoldRow {
             created_at: self.created_at,
             settled_at: self.settled_at,
         })
-    }
-}
-
-impl PgTx {
-    async fn select_hold(&mut self, statement: Statement<'_>) -> StoreResult<Option<Hold>> {
-        self.first::<HoldRow>(statement).await?.map(HoldRow::into_domain).transpose()
     }
 }
 
@@ -312,13 +305,13 @@ impl HoldRepository for PgTx {
 
     async fn find_hold(&mut self, id: HoldId) -> StoreResult<Option<Hold>> {
         let statement = Statement::new(concat!("SELECT ", hold_columns!(), " FROM holds WHERE id = $1")).bind::<SqlUuid, _>(id.as_uuid());
-        self.select_hold(statement).await
+        self.select_first::<HoldRow>(statement).await
     }
 
     async fn lock_hold(&mut self, id: HoldId) -> StoreResult<Option<Hold>> {
         let statement = Statement::new(concat!("SELECT ", hold_columns!(), " FROM holds WHERE id = $1 FOR NO KEY UPDATE"))
             .bind::<SqlUuid, _>(id.as_uuid());
-        self.select_hold(statement).await
+        self.select_first::<HoldRow>(statement).await
     }
 
     /// Writes what settling changes: the captured amount, the status and when.
