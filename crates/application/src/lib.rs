@@ -15,6 +15,8 @@ pub mod orders;
 pub mod pagination;
 pub mod payments;
 pub mod ports;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod transact;
 pub mod wallets;
 

@@ -1,7 +1,6 @@
 //! The application wired to the in-memory store and test doubles.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use adapter_memory::{MemoryCache, MemoryStore};
 use application::auth::{Caller, Registration};
@@ -10,68 +9,15 @@ use application::ports::gateway::{
     CheckoutRequest, CheckoutSession, GatewayError, GatewayEvent, GatewayRefund, GatewayRefundStatus, Gateways, PaymentGateway,
     RefundRequest, WebhookError, WebhookHeaders,
 };
-use application::ports::security::{AccessClaims, AccessToken, PasswordHasher, RefreshSecret, SecurityError, TokenError, TokenIssuer};
 use application::ports::system::{ManualClock, UuidV7Generator};
+use application::testing::{PlainHasher, SpelledTokens};
 use application::wallets::AdjustmentRequest;
 use application::{App, Settings};
 use async_trait::async_trait;
-use domain::ids::UserId;
 use domain::money::{Currency, Money};
 use domain::payment::ProviderName;
-use domain::user::{Password, PasswordHash, Role, User};
+use domain::user::Role;
 use time::OffsetDateTime;
-
-/// Stores the password in the clear behind a marker: fast, and enough to test the use cases.
-/// The real bcrypt hasher has its own tests.
-#[derive(Debug, Default)]
-pub struct PlainHasher;
-
-#[async_trait]
-impl PasswordHasher for PlainHasher {
-    async fn hash(&self, password: &Password) -> Result<PasswordHash, SecurityError> {
-        Ok(PasswordHash::new(format!("plain:{}", password.expose())))
-    }
-
-    async fn verify(&self, password: &Password, hash: &PasswordHash) -> Result<bool, SecurityError> {
-        Ok(hash.as_str() == format!("plain:{}", password.expose()))
-    }
-}
-
-/// Tokens that spell out their claims. The JWT issuer has its own tests.
-#[derive(Debug, Default)]
-pub struct SpelledTokens {
-    counter: AtomicU64,
-}
-
-impl TokenIssuer for SpelledTokens {
-    fn issue_access_token(&self, user: &User, now: OffsetDateTime) -> Result<AccessToken, SecurityError> {
-        Ok(AccessToken {
-            token: format!("{}|{}", user.id, user.role.as_str()),
-            expires_at: now + time::Duration::minutes(15),
-        })
-    }
-
-    fn verify_access_token(&self, token: &str, now: OffsetDateTime) -> Result<AccessClaims, TokenError> {
-        let (id, role) = token.split_once('|').ok_or(TokenError::Invalid)?;
-        Ok(AccessClaims {
-            user_id: UserId::parse(id).map_err(|_| TokenError::Invalid)?,
-            role: Role::parse(role).ok_or(TokenError::Invalid)?,
-            expires_at: now,
-        })
-    }
-
-    fn new_refresh_secret(&self) -> RefreshSecret {
-        let secret = format!("refresh-{}", self.counter.fetch_add(1, Ordering::SeqCst));
-        RefreshSecret {
-            hash: self.hash_refresh_secret(&secret),
-            secret,
-        }
-    }
-
-    fn hash_refresh_secret(&self, secret: &str) -> String {
-        format!("hashed:{secret}")
-    }
-}
 
 mockall::mock! {
     #[derive(Debug)]
