@@ -41,10 +41,11 @@ psqlq() { psql -q -v ON_ERROR_STOP=1 "$@"; }
 echo "== baseline: pgbench, $CLIENTS clients, ${DURATION}s each"
 psqlq -d postgres -c "DROP DATABASE IF EXISTS bench_baseline WITH (FORCE)" -c "CREATE DATABASE bench_baseline"
 psqlq -d bench_baseline -v merchants=64 -v buyers="$CLIENTS" -v products=$PRODUCTS -f bench/pgbench/schema.sql
-for script in purchase hot; do
-  pgbench -n -c "$CLIENTS" -j 2 -T "$DURATION" -D products=$PRODUCTS -D buyers="$CLIENTS" \
-    -f "bench/pgbench/$script.sql" -l --log-prefix="$OUT/pgbench-$script" bench_baseline > "$OUT/pgbench-$script.txt"
-  grep -E "^tps" "$OUT/pgbench-$script.txt"
+for run in purchase:0 hot:1; do
+  name=${run%:*}
+  pgbench -n -c "$CLIENTS" -j 2 -T "$DURATION" -D products=$PRODUCTS -D buyers="$CLIENTS" -D hot="${run#*:}" \
+    -f bench/pgbench/purchase.sql -l --log-prefix="$OUT/pgbench-$name" bench_baseline > "$OUT/pgbench-$name.txt"
+  grep -E "^tps" "$OUT/pgbench-$name.txt"
 done
 
 echo "== the service"

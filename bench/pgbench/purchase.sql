@@ -1,5 +1,10 @@
--- One wallet purchase of one unit, uncontended: a random buyer, a random product.
+-- One wallet purchase of one unit by a random buyer: of a random product, or with `-D hot=1` the
+-- flash sale, where every client buys the same product (product 0) of the same merchant.
+\if :hot
+\set product 0
+\else
 \set product random(1, :products)
+\endif
 \set buyer 1000000 + random(1, :buyers)
 BEGIN;
 UPDATE bench_stock SET available = available - 1 WHERE product_id = :product AND available >= 1;
