@@ -245,15 +245,23 @@ pub async fn user_wallets_are_created_if_missing_and_locked_in_id_order<U: UnitO
     assert_eq!(expect(tx.lock_user_wallets(&[], Currency::Usd, now()).await, "none"), Vec::new());
 }
 
-pub async fn a_cart_is_locked_with_its_products<U: UnitOfWork>(store: U) {
+type ProductWithStock = (domain::catalog::Product, domain::catalog::Stock);
+
+/// A merchant with two products priced `price_a` and `price_b`, committed.
+async fn two_products_of_one_merchant<U: UnitOfWork>(store: &U, price_a: i64, price_b: i64) -> (ProductWithStock, ProductWithStock) {
     let ann = user(Role::Merchant);
-    let (a, a_stock) = product(ann.id, 100, now());
-    let (b, b_stock) = product(ann.id, 250, now());
-    let mut tx = begin(&store).await;
+    let (a, a_stock) = product(ann.id, price_a, now());
+    let (b, b_stock) = product(ann.id, price_b, now());
+    let mut tx = begin(store).await;
     expect(tx.insert_user(&ann).await, "ann");
     expect(tx.insert_product(&a, &a_stock).await, "a");
     expect(tx.insert_product(&b, &b_stock).await, "b");
     commit(tx).await;
+    ((a, a_stock), (b, b_stock))
+}
+
+pub async fn a_cart_is_locked_with_its_products<U: UnitOfWork>(store: U) {
+    let ((a, a_stock), (b, b_stock)) = two_products_of_one_merchant(&store, 100, 250).await;
     let mut tx = begin(&store).await;
     let cart = expect(tx.lock_cart(&[b.id, a.id, id(), b.id]).await, "cart");
     let mut expected = vec![(a_stock, a.clone()), (b_stock, b.clone())];
@@ -456,19 +464,12 @@ pub async fn products_list_newest_first_with_filters_and_cursors<U: UnitOfWork>(
     assert_eq!(expect(tx.lock_product(created[1].id).await, "lock"), Some(updated));
 }
 
-fn names(page: &Page<(domain::catalog::Product, domain::catalog::Stock)>) -> Vec<domain::ids::ProductId> {
+fn names(page: &Page<ProductWithStock>) -> Vec<domain::ids::ProductId> {
     page.items.iter().map(|(p, _)| p.id).collect()
 }
 
 pub async fn stock_is_locked_in_product_order<U: UnitOfWork>(store: U) {
-    let ann = user(Role::Merchant);
-    let (a, a_stock) = product(ann.id, 100, now());
-    let (b, b_stock) = product(ann.id, 100, now());
-    let mut tx = begin(&store).await;
-    expect(tx.insert_user(&ann).await, "ann");
-    expect(tx.insert_product(&a, &a_stock).await, "a");
-    expect(tx.insert_product(&b, &b_stock).await, "b");
-    commit(tx).await;
+    let ((a, _), (b, _)) = two_products_of_one_merchant(&store, 100, 100).await;
     let mut tx = begin(&store).await;
     let mut locked = expect(tx.lock_stock(&[b.id, a.id, id()]).await, "lock");
     let mut expected = vec![a.id, b.id];
