@@ -115,13 +115,7 @@ async fn missing_forged_and_expired_tokens_are_refused(app: TestApp) {
         .await
         .assert_problem(401, "unauthorized");
     let reply = app
-        .send(
-            reqwest::Method::GET,
-            "/api/v1/wallets",
-            None,
-            None,
-            &[("authorization", "Basic dXNlcjpwYXNz")],
-        )
+        .get_with("/api/v1/wallets", None, &[("authorization", "Basic dXNlcjpwYXNz")])
         .await;
     reply.assert_problem(401, "unauthorized");
 

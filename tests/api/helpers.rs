@@ -183,8 +183,12 @@ impl TestApp {
         Reply::from(request.send().await.expect("the server answers")).await
     }
 
+    pub async fn get_with(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Reply {
+        self.send(Method::GET, path, token, None, headers).await
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.send(Method::GET, path, token, None, &[]).await
+        self.get_with(path, token, &[]).await
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {

@@ -22,23 +22,13 @@ async fn health_request_ids_and_unknown_routes(app: TestApp) {
     let ready = app.get("/health/ready", None).await;
     assert_eq!(ready.assert_status(200)["checks"]["store"], "ok");
 
-    let reply = app
-        .send(
-            reqwest::Method::GET,
-            "/api/v1/wallets",
-            None,
-            None,
-            &[("x-request-id", "client-trace-42")],
-        )
-        .await;
+    let reply = app.get_with("/api/v1/wallets", None, &[("x-request-id", "client-trace-42")]).await;
     assert_eq!(reply.header("x-request-id"), Some("client-trace-42"));
     assert_eq!(reply.body["request_id"], "client-trace-42");
     assert_eq!(reply.body["instance"], "/api/v1/wallets");
     let generated = app.get("/health/live", None).await;
     assert!(generated.header("x-request-id").is_some_and(|id| id.len() >= 32));
-    let hostile = app
-        .send(reqwest::Method::GET, "/health/live", None, None, &[("x-request-id", "<script>")])
-        .await;
+    let hostile = app.get_with("/health/live", None, &[("x-request-id", "<script>")]).await;
     assert_ne!(hostile.header("x-request-id"), Some("<script>"));
 
     app.get("/api/v1/nothing-here", None).await.assert_problem(404, "not_found");
@@ -90,15 +80,7 @@ async fn cors_admits_the_configured_origins_only(app: TestApp) {
     );
     let refused = preflight("https://evil.example").await.expect("preflight");
     assert!(refused.headers().get("access-control-allow-origin").is_none());
-    let read = app
-        .send(
-            reqwest::Method::GET,
-            "/api/v1/products",
-            None,
-            None,
-            &[("origin", "https://shop.example")],
-        )
-        .await;
+    let read = app.get_with("/api/v1/products", None, &[("origin", "https://shop.example")]).await;
     assert_eq!(read.header("access-control-allow-origin"), Some("https://shop.example"));
     assert!(
         read.header("access-control-expose-headers")
@@ -131,15 +113,13 @@ async fn metrics_ask_for_their_token_when_one_is_set(app: TestApp) {
     drop(app);
     let app = TestApp::spawn_with(backend, &[("METRICS_TOKEN", "scrape-me-0123456789")]).await;
     app.get("/metrics", None).await.assert_problem(401, "unauthorized");
-    app.send(reqwest::Method::GET, "/metrics", Some("scrape-me-0123456788"), None, &[])
+    app.get_with("/metrics", Some("scrape-me-0123456788"), &[])
         .await
         .assert_problem(401, "unauthorized");
-    app.send(reqwest::Method::GET, "/metrics", Some("scrape-me"), None, &[])
+    app.get_with("/metrics", Some("scrape-me"), &[])
         .await
         .assert_problem(401, "unauthorized");
-    let scraped = app
-        .send(reqwest::Method::GET, "/metrics", Some("scrape-me-0123456789"), None, &[])
-        .await;
+    let scraped = app.get_with("/metrics", Some("scrape-me-0123456789"), &[]).await;
     assert_eq!(scraped.status, 200, "{}", scraped.text);
     assert!(scraped.text.contains("http_requests_total"));
 }
