@@ -21,6 +21,8 @@ const DEADLOCK: &str = "deadlock detected";
 const LOCK_TIMEOUT: &str = "canceling statement due to lock timeout";
 const STATEMENT_TIMEOUT: &str = "canceling statement due to statement timeout";
 const USER_CANCEL: &str = "canceling statement due to user request";
+/// Raised by the migrations' `expect_changed` when a write missed the rows it had to change.
+const UNEXPECTED_ROW_COUNT: &str = "unexpected row count: ";
 const GONE: [&str; 5] = [
     "terminating connection",
     "the database system is shutting down",
@@ -53,6 +55,7 @@ fn translate_database_error(kind: DatabaseErrorKind, info: Box<dyn DatabaseError
         }
         DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => StoreError::Unavailable(message.to_owned()),
         _ if message.starts_with(DEADLOCK) => StoreError::Conflict,
+        _ if message.starts_with(UNEXPECTED_ROW_COUNT) => StoreError::Corrupt(message[UNEXPECTED_ROW_COUNT.len()..].to_owned()),
         _ if [LOCK_TIMEOUT, STATEMENT_TIMEOUT, USER_CANCEL]
             .iter()
             .any(|m| message.starts_with(m)) =>
@@ -153,6 +156,10 @@ mod tests {
         assert!(matches!(
             database_error(ClosedConnection, "connection closed", None),
             StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            database_error(Unknown, "unexpected row count: order does not exist (0 of 1 rows changed)", None),
+            StoreError::Corrupt(reason) if reason == "order does not exist (0 of 1 rows changed)"
         ));
         assert!(matches!(database_error(Unknown, "syntax error", None), StoreError::Unexpected(_)));
     }

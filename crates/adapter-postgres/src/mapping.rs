@@ -23,11 +23,6 @@ pub(crate) fn missing(what: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} does not exist"))
 }
 
-/// Checks that an update touched the `expected` rows.
-pub(crate) fn expect_rows(affected: usize, expected: usize, what: &str) -> StoreResult<()> {
-    if affected == expected { Ok(()) } else { Err(missing(what)) }
-}
-
 /// Parses a stored vocabulary word (`status`, `role`, ...) with the domain's own parser.
 pub(crate) fn word<T>(kind: &str, text: &str, parse: impl FnOnce(&str) -> Option<T>) -> StoreResult<T> {
     parse(text).ok_or_else(|| corrupt(format!("unknown {kind} `{text}`")))

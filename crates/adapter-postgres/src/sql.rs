@@ -8,26 +8,58 @@
 //! statement again. `Statement` renders the same SQL and binds but lets diesel-async's statement
 //! cache key it by its text, so each distinct statement is prepared once per connection.
 //!
-//! The text is `&'static str`: values only ever travel as binds, never spliced into SQL. Every `$`
-//! followed by digits is a placeholder, so the statements of this crate use no dollar quoting.
+//! The text is written in the source (`&'static str`), or derived from such a text by this module:
+//! values only ever travel as binds, never spliced into SQL. Every `$` followed by digits is a
+//! placeholder, so the statements of this crate use no dollar quoting.
+
+use std::borrow::Cow;
 
 use diesel::expression::{AsExpression, TypedExpressionType};
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::{Error as DieselError, QueryResult};
-use diesel::sql_types::{SqlType, Untyped};
+use diesel::sql_types::{BigInt, SqlType, Text, Untyped};
 
 type Bind<'a> = Box<dyn QueryFragment<Pg> + Send + 'a>;
 
 /// SQL text with `$n` placeholders and the values bound to them, in placeholder order.
 pub(crate) struct Statement<'a> {
-    text: &'static str,
+    text: Cow<'static, str>,
     binds: Vec<Bind<'a>>,
 }
 
 impl<'a> Statement<'a> {
     pub(crate) fn new(text: &'static str) -> Statement<'a> {
-        Statement { text, binds: Vec::new() }
+        Statement {
+            text: Cow::Borrowed(text),
+            binds: Vec::new(),
+        }
+    }
+
+    /// This write (an `UPDATE` or `DELETE` without `RETURNING`), turned into one that the server
+    /// refuses, aborting the transaction, unless it changes exactly `expected` rows. The check runs
+    /// in PostgreSQL (the `expect_changed` function of the migrations) rather than in this
+    /// process, so that a write can be sent in the same pipeline as `COMMIT` (see `tx`).
+    pub(crate) fn expecting_changed(self, expected: usize, what: &'static str) -> Statement<'a> {
+        let count = self.binds.len();
+        let text = format!(
+            "WITH changed AS ({} RETURNING 1) SELECT expect_changed(count(*), ${}, ${}) FROM changed",
+            self.text,
+            count + 1,
+            count + 2
+        );
+        Statement {
+            text: Cow::Owned(text),
+            binds: self.binds,
+        }
+        .bind::<BigInt, _>(i64::try_from(expected).unwrap_or(i64::MAX))
+        .bind::<Text, _>(what)
+    }
+
+    /// Renders the SQL without running it: a statement that cannot be rendered (a placeholder
+    /// without a bind) fails here, before it could be left out of a pipeline that commits.
+    pub(crate) fn check_renders(&self) -> QueryResult<()> {
+        self.to_sql(&mut diesel::pg::PgQueryBuilder::default(), &Pg)
     }
 
     /// Binds the next placeholder (`$1` first) to `value` as SQL type `ST`.
@@ -46,7 +78,7 @@ impl QueryFragment<Pg> for Statement<'_> {
     /// Copies the text and, at each `$n`, walks bind `n`. diesel numbers binds in the order they
     /// are walked, so the rendered placeholders follow the text even when one is used twice.
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let mut rest = self.text;
+        let mut rest: &str = &self.text;
         while let Some(dollar) = rest.find('$') {
             let after = &rest[dollar + 1..];
             let digits = after.bytes().take_while(u8::is_ascii_digit).count();
@@ -86,7 +118,6 @@ impl Query for Statement<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use diesel::sql_types::{BigInt, Text};
 
     #[test]
     fn placeholders_render_in_text_order_and_may_repeat() {
@@ -98,9 +129,24 @@ mod tests {
     }
 
     #[test]
+    fn an_expected_change_binds_after_the_statement_own_placeholders() {
+        let statement = Statement::new("UPDATE t SET a = $2 WHERE id = $1")
+            .bind::<BigInt, _>(7_i64)
+            .bind::<BigInt, _>(8_i64)
+            .expecting_changed(1, "t row");
+        let sql = diesel::debug_query::<Pg, _>(&statement).to_string();
+        assert!(
+            sql.starts_with(
+                "WITH changed AS (UPDATE t SET a = $1 WHERE id = $2 RETURNING 1) SELECT expect_changed(count(*), $3, $4) FROM changed"
+            ),
+            "{sql}"
+        );
+        assert!(statement.check_renders().is_ok());
+    }
+
+    #[test]
     fn a_placeholder_without_a_bind_is_an_error() {
         let statement = Statement::new("SELECT $2").bind::<BigInt, _>(1_i64);
-        let outcome = statement.to_sql(&mut diesel::pg::PgQueryBuilder::default(), &Pg);
-        assert!(outcome.is_err());
+        assert!(statement.check_renders().is_err());
     }
 }

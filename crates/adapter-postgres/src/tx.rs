@@ -21,27 +21,38 @@
 //! price is a new connection for the pool to open. The contract test
 //! `a_dropped_transaction_leaves_nothing` checks the outcome.
 //!
-//! # Deferred writes
+//! # Deferred writes, and COMMIT in the same pipeline
 //!
 //! Writes whose only possible failures are faults (an update of a locked row, an append to the
 //! ledger or the audit trail) are not sent one by one: `defer` queues them, and the next read, or
 //! the commit, sends them all at once, pipelined on the connection (PostgreSQL still runs them one
-//! after another, in order). A wallet purchase then costs one round trip for all its writes
-//! instead of one each. Reads always see the transaction's own writes, since every read first
+//! after another, in order). Reads always see the transaction's own writes, since every read first
 //! flushes the queue; a deferred statement that fails aborts the transaction exactly as if it had
 //! been sent at once, and its error is returned by the read or commit that flushed it. Writes
 //! whose failure a use case interprets (a unique e-mail address, a claimed idempotency key) are
 //! never deferred.
+//!
+//! The commit sends `COMMIT` in the same pipeline as the last writes, so a wallet purchase holds
+//! its locks (the hot stock row of a flash sale) for one round trip fewer. That is safe because
+//! every check of a deferred write happens in the server: one that must change a known number of
+//! rows is wrapped so that PostgreSQL raises an error otherwise (`Statement::expecting_changed`),
+//! and any error aborts the transaction, after which PostgreSQL answers the `COMMIT` by rolling
+//! back. A statement that could not even be rendered would never reach the server, so `defer`
+//! renders each one first and refuses to commit a transaction with one that does not render.
+//! `COMMIT` is sent after the writes: diesel-async sends each query on its first poll unless it
+//! waits for the connection's statement cache (a tokio mutex, first come first served), and
+//! `join!` polls the writes first (diesel-async 0.9.2, `with_prepared_statement_after_sql_built`;
+//! the version is pinned).
 
 use application::ports::store::{StoreError, StoreResult, Transaction};
 use diesel::QueryableByName;
+use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
 use diesel::pg::Pg;
-use diesel::result::QueryResult;
+use diesel::result::{Error as DieselError, QueryResult};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager as _};
 
 use crate::error::{aborts_transaction, translate};
-use crate::mapping::expect_rows;
 use crate::sql::Statement;
 
 pub(crate) type Connection = bb8::PooledConnection<'static, AsyncDieselConnectionManager<AsyncPgConnection>>;
@@ -51,7 +62,7 @@ pub(crate) type Connection = bb8::PooledConnection<'static, AsyncDieselConnectio
 pub struct PgTx {
     connection: Connection,
     /// Writes waiting to be sent with the next read or the commit.
-    deferred: Vec<Deferred>,
+    deferred: Vec<Statement<'static>>,
     /// Set when the server refused a statement. PostgreSQL has then aborted the transaction: later
     /// statements would fail and `COMMIT` would quietly roll back, so neither is sent.
     aborted: Option<Aborted>,
@@ -64,13 +75,7 @@ pub(crate) trait DomainRow: QueryableByName<Pg> + Send + 'static {
     fn into_domain(self) -> StoreResult<Self::Domain>;
 }
 
-/// A queued write, and what its result must be.
-struct Deferred {
-    statement: Statement<'static>,
-    expect: Expect,
-}
-
-/// The number of rows a deferred write must affect.
+/// The number of rows a deferred write must affect (checked by the server, see the module docs).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Expect {
     Any,
@@ -130,7 +135,18 @@ impl PgTx {
 
     /// Queues a write to be sent with the next read or the commit (see the module docs).
     pub(crate) fn defer(&mut self, statement: Statement<'static>, expect: Expect) {
-        self.deferred.push(Deferred { statement, expect });
+        let statement = match expect {
+            Expect::Any => statement,
+            Expect::Rows(expected, what) => statement.expecting_changed(expected, what),
+        };
+        if let Err(error) = statement.check_renders() {
+            // It could never be sent; the rest of the transaction must not commit without it.
+            let error = translate(error);
+            tracing::error!(%error, "a deferred write does not render; the transaction will roll back");
+            self.aborted.get_or_insert(Aborted::from_error(&error));
+            return;
+        }
+        self.deferred.push(statement);
     }
 
     /// Sends every queued write, pipelined, and checks each result in order.
@@ -140,27 +156,83 @@ impl PgTx {
         }
         self.refuse_if_aborted()?;
         let deferred = std::mem::take(&mut self.deferred);
-        let expectations: Vec<Expect> = deferred.iter().map(|d| d.expect).collect();
         let results = {
             // diesel-async pipelines statements run concurrently through a shared reference.
             let connection: &AsyncPgConnection = &self.connection;
-            let writes = deferred.into_iter().map(|d| {
+            let writes = deferred.into_iter().map(|statement| {
                 let mut shared = connection;
-                d.statement.execute(&mut shared)
+                statement.execute(&mut shared)
             });
             futures::future::join_all(writes).await
         };
-        for (result, expect) in results.into_iter().zip(expectations) {
-            let affected = self.settle(result)?;
-            if let Expect::Rows(expected, what) = expect
-                && let Err(error) = expect_rows(affected, expected, what)
-            {
-                // The write missed its row: nothing more of this transaction may be committed.
-                self.aborted = Some(Aborted::from_error(&error));
-                return Err(error);
-            }
+        for result in results {
+            self.settle(result)?;
         }
         Ok(())
+    }
+
+    /// Sends the queued writes and `COMMIT` in one pipeline (see the module docs).
+    async fn flush_and_commit(&mut self) -> StoreResult<()> {
+        let deferred = std::mem::take(&mut self.deferred);
+        let (writes, commit) = {
+            let connection: &AsyncPgConnection = &self.connection;
+            let writes = futures::future::join_all(deferred.into_iter().map(|statement| {
+                let mut shared = connection;
+                statement.execute(&mut shared)
+            }));
+            let mut shared = connection;
+            let commit = Statement::new("COMMIT").execute(&mut shared);
+            // `join!` polls the writes before the commit: they are sent first.
+            futures::join!(writes, commit)
+        };
+        self.record_transaction_end(&commit);
+        let mut unsent = None;
+        for result in writes {
+            match result {
+                Ok(_) => {}
+                // The server refused a write: the transaction was aborted and COMMIT rolled it back.
+                Err(error @ DieselError::DatabaseError(..)) => return Err(translate(error)),
+                Err(error) => {
+                    unsent.get_or_insert(error);
+                }
+            }
+        }
+        match (commit, unsent) {
+            (Err(error), _) => Err(translate(error)),
+            (Ok(_), None) => Ok(()),
+            // Not reachable while `defer` renders every write first; reported loudly if it ever is.
+            (Ok(_), Some(error)) => {
+                tracing::error!(%error, "a deferred write failed before reaching the server, yet the transaction committed");
+                Err(StoreError::Corrupt(format!(
+                    "committed without a write that failed to send: {error}"
+                )))
+            }
+        }
+    }
+
+    /// Tells the transaction manager how a `COMMIT` sent outside it ended, so that the pool
+    /// reuses the connection only when the transaction is known to be over: after an answer to
+    /// `COMMIT`, whichever it was, PostgreSQL has ended it. Without an answer (a lost connection)
+    /// the connection is marked broken and the pool discards it.
+    fn record_transaction_end(&mut self, commit: &QueryResult<usize>) {
+        let status = AnsiTransactionManager::transaction_manager_status_mut(&mut *self.connection);
+        let answered = match commit {
+            Ok(_) => true,
+            Err(DieselError::DatabaseError(kind, _)) => !matches!(
+                kind,
+                diesel::result::DatabaseErrorKind::ClosedConnection | diesel::result::DatabaseErrorKind::UnableToSendCommand
+            ),
+            Err(_) => false,
+        };
+        let ended = match status {
+            TransactionManagerStatus::Valid(valid) if answered => {
+                valid.change_transaction_depth(TransactionDepthChange::DecreaseDepth).is_ok()
+            }
+            _ => false,
+        };
+        if !ended {
+            status.set_in_error();
+        }
     }
 
     /// Runs a statement, returning the number of rows it affected.
@@ -235,18 +307,14 @@ impl PgTx {
 
 impl Transaction for PgTx {
     async fn commit(mut self) -> StoreResult<()> {
-        if let Err(error) = self.flush().await {
-            // The transaction is aborted: roll it back and report what failed.
-            if let Err(rollback) = AnsiTransactionManager::rollback_transaction(&mut *self.connection).await {
-                tracing::warn!(error = %rollback, "rolling back an aborted transaction failed; the connection is discarded");
-            }
-            return Err(error);
-        }
         if let Some(aborted) = self.aborted.take() {
             if let Err(error) = AnsiTransactionManager::rollback_transaction(&mut *self.connection).await {
                 tracing::warn!(%error, "rolling back an aborted transaction failed; the connection is discarded");
             }
             return Err(aborted.error());
+        }
+        if !self.deferred.is_empty() {
+            return self.flush_and_commit().await;
         }
         AnsiTransactionManager::commit_transaction(&mut *self.connection)
             .await

@@ -201,6 +201,59 @@ async fn an_overdraft_is_refused_by_the_database_as_corrupt() {
     );
 }
 
+/// The last writes travel in one pipeline with `COMMIT`; one that misses its row is refused by the
+/// server, so `COMMIT` rolls everything back, and the connection is still good for the next
+/// transaction.
+#[tokio::test]
+async fn a_deferred_write_missing_its_row_rolls_back_the_whole_transaction_at_commit() {
+    let database = TestDatabase::create_with(|settings| settings.pool_max_size = 1).await;
+    let store = database.store();
+    let (owner, wallet) = user_with_wallet(&store).await;
+    let newcomer = user();
+    let mut tx = store.begin().await.expect("begin");
+    let pid = tx.backend_pid().await.expect("pid");
+    tx.insert_user(&newcomer).await.expect("insert");
+    let credited = Wallet::restore(wallet, WalletOwner::User(owner.id), Currency::Usd, 500, 0, owner.created_at);
+    let phantom = Wallet::restore(
+        WalletId::from_uuid(Uuid::now_v7()),
+        WalletOwner::User(owner.id),
+        Currency::Usd,
+        500,
+        0,
+        owner.created_at,
+    );
+    tx.update_wallets(&[credited, phantom]).await.expect("deferred");
+    let refused = tx.commit().await;
+    assert!(
+        matches!(refused, Err(StoreError::Corrupt(ref why)) if why.contains("wallet does not exist")),
+        "{refused:?}"
+    );
+
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(tx.backend_pid().await.expect("pid"), pid, "the connection was reused");
+    assert_eq!(tx.find_user(newcomer.id).await.expect("find"), None, "the insert was rolled back");
+    let balance = tx.lock_wallets(&[wallet]).await.expect("lock")[0].balance();
+    assert_eq!(balance, Money::zero(Currency::Usd), "the update was rolled back");
+}
+
+#[tokio::test]
+async fn a_commit_sent_with_its_writes_commits_them_all_and_keeps_the_connection() {
+    let database = TestDatabase::create_with(|settings| settings.pool_max_size = 1).await;
+    let store = database.store();
+    let (owner, wallet) = user_with_wallet(&store).await;
+    let mut tx = store.begin().await.expect("begin");
+    let pid = tx.backend_pid().await.expect("pid");
+    let credited = Wallet::restore(wallet, WalletOwner::User(owner.id), Currency::Usd, 500, 0, owner.created_at);
+    tx.update_wallets(&[credited]).await.expect("deferred");
+    tx.commit().await.expect("commit");
+
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(tx.backend_pid().await.expect("pid"), pid, "the connection was reused");
+    let balance = tx.lock_wallets(&[wallet]).await.expect("lock")[0].balance();
+    assert_eq!(balance, Money::from_minor(500, Currency::Usd));
+    tx.rollback().await.expect("rollback");
+}
+
 #[tokio::test]
 async fn an_unreachable_server_fails_to_connect_with_a_clear_message() {
     let settings = PgSettings {

@@ -1,0 +1,1 @@
+DROP FUNCTION expect_changed(bigint, bigint, text);
