@@ -13,6 +13,7 @@
 //! placeholder, so the statements of this crate use no dollar quoting.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use diesel::expression::{AsExpression, TypedExpressionType};
 use diesel::pg::Pg;
@@ -20,9 +21,11 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::{Error as DieselError, QueryResult};
 use diesel::sql_types::{BigInt, SqlType, Text, Untyped};
 
-type Bind<'a> = Box<dyn QueryFragment<Pg> + Send + 'a>;
+/// Shared, so that a statement can be sent again on another connection (see `tx`).
+type Bind<'a> = Arc<dyn QueryFragment<Pg> + Send + Sync + 'a>;
 
 /// SQL text with `$n` placeholders and the values bound to them, in placeholder order.
+#[derive(Clone)]
 pub(crate) struct Statement<'a> {
     text: Cow<'static, str>,
     binds: Vec<Bind<'a>>,
@@ -67,9 +70,9 @@ impl<'a> Statement<'a> {
     where
         ST: SqlType + TypedExpressionType,
         V: AsExpression<ST>,
-        V::Expression: QueryFragment<Pg> + Send + 'a,
+        V::Expression: QueryFragment<Pg> + Send + Sync + 'a,
     {
-        self.binds.push(Box::new(value.as_expression()));
+        self.binds.push(Arc::new(value.as_expression()));
         self
     }
 }

@@ -6,10 +6,10 @@
 //! without them.
 //!
 //! The pool does not test a connection with `SELECT 1` when it hands it out (an extra round trip
-//! per transaction). `BEGIN` is that test instead: a connection whose `BEGIN` fails because the
-//! server went away is discarded by the pool (its client reports itself closed) and `begin`
-//! retries on another one: at most once per connection the pool can hold, plus one, since after a
-//! server restart every idle connection is dead.
+//! per transaction). `BEGIN`, sent with the transaction's first statement, is that test instead:
+//! a connection whose `BEGIN` fails because the server went away is discarded and the transaction
+//! continues on another one (see `tx`): at most once per connection the pool can hold, plus one,
+//! since after a server restart every idle connection is dead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,7 +114,7 @@ impl PgStore {
         }
     }
 
-    async fn connection(&self) -> StoreResult<crate::tx::Connection> {
+    pub(crate) async fn connection(&self) -> StoreResult<crate::tx::Connection> {
         self.pool.get_owned().await.map_err(|error| match error {
             RunError::TimedOut => StoreError::Unavailable(format!(
                 "no database connection became free within {:?}",
@@ -130,18 +130,8 @@ impl UnitOfWork for PgStore {
     type Tx = PgTx;
 
     async fn begin(&self) -> StoreResult<PgTx> {
-        let attempts_max = self.settings.pool_max_size.saturating_add(1);
-        let mut attempt = 1;
-        loop {
-            let connection = self.connection().await?;
-            match PgTx::begin(connection).await {
-                Err(StoreError::Unavailable(reason)) if attempt < attempts_max => {
-                    tracing::debug!(%reason, attempt, "BEGIN failed on a dead connection; trying another");
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        let connection = self.connection().await?;
+        PgTx::begin(self.clone(), connection)
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -21,6 +21,18 @@
 //! price is a new connection for the pool to open. The contract test
 //! `a_dropped_transaction_leaves_nothing` checks the outcome.
 //!
+//! # BEGIN with the first read
+//!
+//! `BEGIN` is not sent on its own: it travels in one pipeline with the transaction's first
+//! statement when that is a read (most use cases start by locking what they change), saving a
+//! round trip. Only a read: if `BEGIN` failed while the connection lived on, the statements behind
+//! it would run outside any transaction, each committing itself, which is harmless for a read and
+//! not for a write; before a first write, `BEGIN` is sent alone. Until `BEGIN` is answered
+//! nothing can have happened in the transaction, so a connection found dead then (the server
+//! restarted while it sat in the pool) is replaced by another and the round trip sent again: at
+//! most once per connection the pool can hold, plus one. A transaction that sends nothing costs
+//! nothing.
+//!
 //! # Deferred writes, and COMMIT in the same pipeline
 //!
 //! Writes whose only possible failures are faults (an update of a locked row, an append to the
@@ -54,13 +66,18 @@ use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, Trans
 
 use crate::error::{aborts_transaction, translate};
 use crate::sql::Statement;
+use crate::store::PgStore;
 
 pub(crate) type Connection = bb8::PooledConnection<'static, AsyncDieselConnectionManager<AsyncPgConnection>>;
 
 /// A transaction in progress. Commit or roll it back; dropping it rolls it back (see the module
 /// docs).
 pub struct PgTx {
+    /// Where a replacement comes from if the connection is found dead before `BEGIN` is answered.
+    store: PgStore,
     connection: Connection,
+    /// `BEGIN` has not been sent yet (see the module docs).
+    begin_pending: bool,
     /// Writes waiting to be sent with the next read or the commit.
     deferred: Vec<Statement<'static>>,
     /// Set when the server refused a statement. PostgreSQL has then aborted the transaction: later
@@ -122,15 +139,74 @@ impl std::fmt::Debug for PgTx {
 }
 
 impl PgTx {
-    pub(crate) async fn begin(mut connection: Connection) -> StoreResult<PgTx> {
-        AnsiTransactionManager::begin_transaction(&mut *connection)
-            .await
-            .map_err(translate)?;
+    /// A transaction on `connection`, whose `BEGIN` is sent with the first statement.
+    pub(crate) fn begin(store: PgStore, mut connection: Connection) -> StoreResult<PgTx> {
+        enter_transaction(&mut connection)?;
         Ok(PgTx {
+            store,
             connection,
+            begin_pending: true,
             deferred: Vec::new(),
             aborted: None,
         })
+    }
+
+    /// Sends `BEGIN` alone, if it has not been sent.
+    async fn ensure_begun(&mut self) -> StoreResult<()> {
+        let mut attempt = 1;
+        while self.begin_pending {
+            let begun = Statement::new("BEGIN").execute(&mut *self.connection).await;
+            self.settle_begin(begun, &mut attempt).await?;
+        }
+        Ok(())
+    }
+
+    /// `BEGIN` and the transaction's first read in one round trip (see the module docs).
+    async fn begin_with_load<R>(&mut self, statement: Statement<'_>) -> StoreResult<Vec<R>>
+    where
+        R: QueryableByName<Pg> + Send + 'static,
+    {
+        let mut attempt = 1;
+        loop {
+            let (begun, rows) = {
+                let connection: &AsyncPgConnection = &self.connection;
+                let mut for_begin = connection;
+                let mut for_load = connection;
+                // `join!` polls `BEGIN` first: it is sent first.
+                futures::join!(
+                    Statement::new("BEGIN").execute(&mut for_begin),
+                    statement.clone().load::<R>(&mut for_load)
+                )
+            };
+            self.settle_begin(begun, &mut attempt).await?;
+            if !self.begin_pending {
+                return self.settle(rows);
+            }
+        }
+    }
+
+    /// Records the answer to `BEGIN`. A dead connection is replaced (`begin_pending` stays set, for
+    /// the caller to send again) while attempts remain; any other failure is returned.
+    async fn settle_begin(&mut self, begun: QueryResult<usize>, attempt: &mut usize) -> StoreResult<()> {
+        let error = match begun {
+            Ok(_) => {
+                self.begin_pending = false;
+                return Ok(());
+            }
+            Err(error) => translate(error),
+        };
+        if matches!(error, StoreError::Unavailable(_)) && *attempt < self.store.settings().pool_max_size.saturating_add(1) as usize {
+            tracing::debug!(%error, attempt, "BEGIN failed on a dead connection; trying another");
+            *attempt += 1;
+            let mut replacement = self.store.connection().await?;
+            enter_transaction(&mut replacement)?;
+            // The dead connection is marked as inside a transaction: the pool discards it.
+            self.connection = replacement;
+            return Ok(());
+        }
+        // No transaction is open: refuse everything but the rollback.
+        self.aborted.get_or_insert(Aborted::from_error(&error));
+        Err(error)
     }
 
     /// Queues a write to be sent with the next read or the commit (see the module docs).
@@ -237,6 +313,8 @@ impl PgTx {
 
     /// Runs a statement, returning the number of rows it affected.
     pub(crate) async fn execute(&mut self, statement: Statement<'_>) -> StoreResult<usize> {
+        self.refuse_if_aborted()?;
+        self.ensure_begun().await?;
         self.flush().await?;
         self.refuse_if_aborted()?;
         let result = statement.execute(&mut *self.connection).await;
@@ -248,6 +326,11 @@ impl PgTx {
     where
         R: QueryableByName<Pg> + Send + 'static,
     {
+        self.refuse_if_aborted()?;
+        if self.begin_pending && self.deferred.is_empty() {
+            return self.begin_with_load(statement).await;
+        }
+        self.ensure_begun().await?;
         self.flush().await?;
         self.refuse_if_aborted()?;
         let result = statement.load::<R>(&mut *self.connection).await;
@@ -313,6 +396,12 @@ impl Transaction for PgTx {
             }
             return Err(aborted.error());
         }
+        if self.begin_pending && self.deferred.is_empty() {
+            // Nothing was sent: there is nothing to commit.
+            self.record_transaction_end(&Ok(0));
+            return Ok(());
+        }
+        self.ensure_begun().await?;
         if !self.deferred.is_empty() {
             return self.flush_and_commit().await;
         }
@@ -323,8 +412,24 @@ impl Transaction for PgTx {
 
     async fn rollback(mut self) -> StoreResult<()> {
         self.deferred.clear();
+        if self.begin_pending {
+            self.record_transaction_end(&Ok(0));
+            return Ok(());
+        }
         AnsiTransactionManager::rollback_transaction(&mut *self.connection)
             .await
             .map_err(translate)
+    }
+}
+
+/// Tells the connection's transaction manager that a transaction is open, before `BEGIN` is sent:
+/// a transaction dropped at any point from here on returns its connection to the pool marked
+/// broken (see the module docs).
+fn enter_transaction(connection: &mut Connection) -> StoreResult<()> {
+    match AnsiTransactionManager::transaction_manager_status_mut(&mut **connection) {
+        TransactionManagerStatus::Valid(status) => status
+            .change_transaction_depth(TransactionDepthChange::IncreaseDepth)
+            .map_err(translate),
+        TransactionManagerStatus::InError => Err(StoreError::Unavailable("the connection's transaction state is broken".into())),
     }
 }

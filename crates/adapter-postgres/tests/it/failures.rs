@@ -254,6 +254,40 @@ async fn a_commit_sent_with_its_writes_commits_them_all_and_keeps_the_connection
     tx.rollback().await.expect("rollback");
 }
 
+/// `BEGIN` travels with the first statement, so a transaction that sends nothing ends without a
+/// round trip and leaves its connection fit for the next one.
+#[tokio::test]
+async fn a_transaction_that_sends_nothing_ends_cleanly_and_keeps_the_connection() {
+    let database = TestDatabase::create_with(|settings| settings.pool_max_size = 1).await;
+    let store = database.store();
+    let pid = {
+        let mut tx = store.begin().await.expect("begin");
+        let pid = tx.backend_pid().await.expect("pid");
+        tx.commit().await.expect("commit");
+        pid
+    };
+    store.begin().await.expect("begin").commit().await.expect("an empty commit");
+    store.begin().await.expect("begin").rollback().await.expect("an empty rollback");
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(tx.backend_pid().await.expect("pid"), pid, "the connection was reused");
+    tx.rollback().await.expect("rollback");
+}
+
+/// A first statement that writes is not pipelined behind `BEGIN` (see `tx`), but it is still
+/// inside the transaction: rolled back, it leaves nothing.
+#[tokio::test]
+async fn a_transaction_whose_first_statement_writes_rolls_it_back() {
+    let database = TestDatabase::create().await;
+    let store = database.store();
+    let newcomer = user();
+    let mut tx = store.begin().await.expect("begin");
+    tx.insert_user(&newcomer).await.expect("insert");
+    tx.rollback().await.expect("rollback");
+    let mut tx = store.begin().await.expect("begin");
+    assert_eq!(tx.find_user(newcomer.id).await.expect("find"), None);
+    tx.rollback().await.expect("rollback");
+}
+
 #[tokio::test]
 async fn an_unreachable_server_fails_to_connect_with_a_clear_message() {
     let settings = PgSettings {
