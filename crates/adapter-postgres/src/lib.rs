@@ -11,6 +11,7 @@
 
 mod error;
 mod events;
+mod gates;
 mod mapping;
 mod migrate;
 mod repos;

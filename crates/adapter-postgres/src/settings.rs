@@ -32,6 +32,9 @@ pub struct PgSettings {
     /// a server process that hangs or is paused mid-transaction cannot hold a wallet or stock row
     /// forever. Use cases never wait on anything else inside a transaction. Zero disables it.
     pub idle_in_transaction_timeout: Duration,
+    /// How many transactions of this process may queue in PostgreSQL for one product's stock row
+    /// at once; the others wait in the process (see `gates`).
+    pub stock_row_waiters: usize,
 }
 
 impl PgSettings {
@@ -41,9 +44,11 @@ impl PgSettings {
     pub const STATEMENT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
     pub const LOCK_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
     pub const IDLE_IN_TRANSACTION_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60);
+    pub const STOCK_ROW_WAITERS_DEFAULT: usize = 2;
 
     /// The defaults: 10 connections, 5 s to connect, 10 s to get a connection from the pool, 30 s
-    /// per statement, 5 s per lock wait and 60 s idle inside a transaction.
+    /// per statement, 5 s per lock wait, 60 s idle inside a transaction and 2 transactions queued
+    /// for one stock row.
     pub fn new(url: impl Into<String>) -> PgSettings {
         PgSettings {
             url: url.into(),
@@ -53,6 +58,7 @@ impl PgSettings {
             statement_timeout: PgSettings::STATEMENT_TIMEOUT_DEFAULT,
             lock_timeout: PgSettings::LOCK_TIMEOUT_DEFAULT,
             idle_in_transaction_timeout: PgSettings::IDLE_IN_TRANSACTION_TIMEOUT_DEFAULT,
+            stock_row_waiters: PgSettings::STOCK_ROW_WAITERS_DEFAULT,
         }
     }
 
@@ -69,6 +75,9 @@ impl PgSettings {
         }
         if self.connect_timeout.is_zero() {
             return Err(SetupError::InvalidSettings("connect_timeout must be longer than zero"));
+        }
+        if self.stock_row_waiters == 0 {
+            return Err(SetupError::InvalidSettings("stock_row_waiters must be at least 1"));
         }
         Ok(())
     }
@@ -89,6 +98,7 @@ impl fmt::Debug for PgSettings {
             .field("statement_timeout", &self.statement_timeout)
             .field("lock_timeout", &self.lock_timeout)
             .field("idle_in_transaction_timeout", &self.idle_in_transaction_timeout)
+            .field("stock_row_waiters", &self.stock_row_waiters)
             .finish()
     }
 }

@@ -23,6 +23,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
 
 use crate::error::{SetupError, translate};
+use crate::gates::StockGates;
 use crate::settings::PgSettings;
 use crate::sql::Statement;
 use crate::tx::PgTx;
@@ -38,6 +39,7 @@ const KEEPALIVE_RETRIES: u32 = 3;
 pub struct PgStore {
     pool: Pool<AsyncPgConnection>,
     settings: Arc<PgSettings>,
+    stock_gates: Arc<StockGates>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -82,6 +84,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             settings: Arc::new(settings.clone()),
+            stock_gates: Arc::new(StockGates::new(settings.stock_row_waiters)),
         };
         store.warn_about_message_language(first).await;
         Ok(store)
@@ -89,6 +92,10 @@ impl PgStore {
 
     pub fn settings(&self) -> &PgSettings {
         &self.settings
+    }
+
+    pub(crate) fn stock_gates(&self) -> &StockGates {
+        &self.stock_gates
     }
 
     /// Error classification reads the server's messages (see `error`); say so if they are not

@@ -67,6 +67,8 @@ use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, Trans
 use crate::error::{aborts_transaction, translate};
 use crate::sql::Statement;
 use crate::store::PgStore;
+use tokio::sync::OwnedSemaphorePermit;
+use uuid::Uuid;
 
 pub(crate) type Connection = bb8::PooledConnection<'static, AsyncDieselConnectionManager<AsyncPgConnection>>;
 
@@ -78,6 +80,8 @@ pub struct PgTx {
     connection: Connection,
     /// `BEGIN` has not been sent yet (see the module docs).
     begin_pending: bool,
+    /// Permits to queue for stock rows (see `gates`), held until the transaction ends.
+    stock_permits: Vec<OwnedSemaphorePermit>,
     /// Writes waiting to be sent with the next read or the commit.
     deferred: Vec<Statement<'static>>,
     /// Set when the server refused a statement. PostgreSQL has then aborted the transaction: later
@@ -146,9 +150,21 @@ impl PgTx {
             store,
             connection,
             begin_pending: true,
+            stock_permits: Vec::new(),
             deferred: Vec::new(),
             aborted: None,
         })
+    }
+
+    /// Waits for permission to queue for these stock rows (sorted product ids), if this
+    /// transaction has sent nothing yet and so holds no row lock (see `gates`).
+    pub(crate) async fn pass_stock_gates(&mut self, products: &[Uuid]) -> StoreResult<()> {
+        if !self.begin_pending || !self.deferred.is_empty() || !self.stock_permits.is_empty() {
+            return Ok(());
+        }
+        let timeout = self.store.settings().lock_timeout;
+        self.stock_permits = self.store.stock_gates().pass(products, timeout).await?;
+        Ok(())
     }
 
     /// Sends `BEGIN` alone, if it has not been sent.

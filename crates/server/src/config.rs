@@ -27,6 +27,7 @@ pub struct PostgresSettings {
     pub statement_timeout: Duration,
     pub lock_timeout: Duration,
     pub idle_in_transaction_timeout: Duration,
+    pub stock_row_waiters: usize,
     pub run_migrations: bool,
 }
 
@@ -279,6 +280,7 @@ impl Settings {
                 statement_timeout: v.millis("DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?,
                 lock_timeout: v.millis("DATABASE_LOCK_TIMEOUT_MS", 5_000)?,
                 idle_in_transaction_timeout: v.millis("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60_000)?,
+                stock_row_waiters: v.parse("DATABASE_STOCK_ROW_WAITERS", 2)?,
                 run_migrations: v.flag("RUN_MIGRATIONS", false)?,
             }),
         };

@@ -39,6 +39,7 @@ pub(crate) fn pg_settings(postgres: &PostgresSettings) -> PgSettings {
         statement_timeout: postgres.statement_timeout,
         lock_timeout: postgres.lock_timeout,
         idle_in_transaction_timeout: postgres.idle_in_transaction_timeout,
+        stock_row_waiters: postgres.stock_row_waiters,
     }
 }
 

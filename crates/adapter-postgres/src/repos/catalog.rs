@@ -217,6 +217,7 @@ impl ProductRepository for PgTx {
         if sorted.is_empty() {
             return Ok(Vec::new());
         }
+        self.pass_stock_gates(&sorted).await?;
         // Only the stock rows are locked: the products are read as they are (a price change
         // committed meanwhile is simply the price of this order).
         let statement = Statement::new(concat!(
@@ -240,6 +241,7 @@ impl ProductRepository for PgTx {
         if sorted.is_empty() {
             return Ok(Vec::new());
         }
+        self.pass_stock_gates(&sorted).await?;
         let statement = Statement::new(
             "SELECT product_id, available, reserved FROM stock WHERE product_id = ANY($1) ORDER BY product_id FOR NO KEY UPDATE",
         )

@@ -5,5 +5,6 @@
 mod constraints;
 mod contract;
 mod failures;
+mod stock_gates;
 mod support;
 mod use_cases;

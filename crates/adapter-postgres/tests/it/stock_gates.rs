@@ -1,0 +1,130 @@
+//! Stock gates: only `stock_row_waiters` transactions of one process queue in PostgreSQL for a
+//! stock row; the others wait in the process, and only while they hold no row lock.
+
+use std::time::Duration;
+
+use adapter_postgres::{PgSettings, PgStore};
+use application::ports::store::{ProductRepository, StoreError, Transaction, UnitOfWork, WalletRepository};
+use domain::ids::ProductId;
+use domain::user::Role;
+
+use crate::support::Harness;
+
+/// A store on the harness's database letting one transaction at a time queue for a stock row.
+async fn one_waiter_store(harness: &Harness, lock_timeout: Duration) -> PgStore {
+    PgStore::connect(&PgSettings {
+        stock_row_waiters: 1,
+        lock_timeout,
+        ..harness.database.settings().clone()
+    })
+    .await
+    .expect("store")
+}
+
+async fn stocked_product(harness: &Harness) -> ProductId {
+    let merchant = harness.user(Role::Merchant).await;
+    harness.product(&merchant, 500, 10).await.product.id
+}
+
+/// Backends of this database waiting for a heavyweight lock (a row lock among them).
+async fn lock_waiters(harness: &Harness) -> i64 {
+    let row = harness
+        .database
+        .raw_client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            &[],
+        )
+        .await
+        .expect("pg_stat_activity");
+    row.get(0)
+}
+
+#[tokio::test]
+async fn a_second_buyer_of_a_held_stock_row_waits_in_the_process_and_then_gets_it() {
+    let harness = Harness::new().await;
+    let product = stocked_product(&harness).await;
+    let store = one_waiter_store(&harness, Duration::from_secs(5)).await;
+
+    let mut holder = store.begin().await.expect("begin");
+    holder.lock_cart(&[product]).await.expect("lock");
+    let second = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await.expect("begin");
+            let cart = tx.lock_cart(&[product]).await;
+            tx.commit().await.expect("commit");
+            cart.map(|rows| rows.len())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "the second transaction waits while the first holds the row");
+    assert_eq!(lock_waiters(&harness).await, 0, "it waits in the process, not in PostgreSQL");
+
+    holder.commit().await.expect("commit");
+    let locked = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the second transaction went on")
+        .expect("task");
+    assert_eq!(locked.expect("lock"), 1);
+}
+
+#[tokio::test]
+async fn waiting_at_a_full_gate_ends_at_the_lock_timeout() {
+    let harness = Harness::new().await;
+    let product = stocked_product(&harness).await;
+    let store = one_waiter_store(&harness, Duration::from_millis(200)).await;
+
+    let mut holder = store.begin().await.expect("begin");
+    holder.lock_stock(&[product]).await.expect("lock");
+    let mut late = store.begin().await.expect("begin");
+    let refused = late.lock_cart(&[product]).await;
+    assert!(matches!(refused, Err(StoreError::Timeout)), "{refused:?}");
+    late.rollback().await.expect("rollback");
+    holder.rollback().await.expect("rollback");
+}
+
+/// A transaction that has already locked something never waits at a gate (it could close a cycle
+/// with a row lock); it queues in PostgreSQL like any lock wait.
+#[tokio::test]
+async fn a_transaction_already_holding_locks_queues_in_postgres_instead() {
+    let harness = Harness::new().await;
+    let product = stocked_product(&harness).await;
+    let buyer = harness.funded_customer(1_000).await;
+    let store = one_waiter_store(&harness, Duration::from_secs(5)).await;
+
+    let mut holder = store.begin().await.expect("begin");
+    holder.lock_cart(&[product]).await.expect("lock");
+    let second = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await.expect("begin");
+            let wallet = tx
+                .find_user_wallet(buyer.user_id, domain::money::Currency::Usd)
+                .await
+                .expect("find")
+                .expect("wallet");
+            tx.lock_wallets(&[wallet.id()]).await.expect("wallet lock");
+            let stock = tx.lock_stock(&[product]).await;
+            tx.commit().await.expect("commit");
+            stock.map(|rows| rows.len())
+        }
+    });
+    let mut waiting = 0;
+    for _ in 0..100 {
+        waiting = lock_waiters(&harness).await;
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(waiting, 1, "the second transaction waits for the row in PostgreSQL");
+
+    holder.commit().await.expect("commit");
+    let locked = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the second transaction went on")
+        .expect("task");
+    assert_eq!(locked.expect("lock"), 1);
+}
