@@ -16,7 +16,9 @@
 //! has sent nothing yet takes permits: it holds no row lock while it waits here, so this wait
 //! cannot close a cycle with a lock wait in PostgreSQL. The wait is bounded by the lock timeout,
 //! like a lock wait in PostgreSQL, and ends the same way (`StoreError::Timeout`). The permits are
-//! released when the transaction ends.
+//! released when the transaction ends. A transaction waiting here has not taken its connection
+//! from the pool yet, so a flash sale occupies only the connections of the transactions queued in
+//! PostgreSQL, and the rest of the traffic keeps the others.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -136,9 +136,9 @@ impl PgStore {
 impl UnitOfWork for PgStore {
     type Tx = PgTx;
 
+    /// The connection is taken from the pool with the transaction's first statement (see `tx`).
     async fn begin(&self) -> StoreResult<PgTx> {
-        let connection = self.connection().await?;
-        PgTx::begin(self.clone(), connection)
+        Ok(PgTx::begin(self.clone()))
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -30,8 +30,9 @@
 //! not for a write; before a first write, `BEGIN` is sent alone. Until `BEGIN` is answered
 //! nothing can have happened in the transaction, so a connection found dead then (the server
 //! restarted while it sat in the pool) is replaced by another and the round trip sent again: at
-//! most once per connection the pool can hold, plus one. A transaction that sends nothing costs
-//! nothing.
+//! most once per connection the pool can hold, plus one. The connection itself is taken from the
+//! pool just before `BEGIN` is sent, so a transaction that sends nothing costs nothing, and one
+//! waiting at a stock gate (`gates`) holds no connection that other requests need.
 //!
 //! # Deferred writes, and COMMIT in the same pipeline
 //!
@@ -75,9 +76,12 @@ pub(crate) type Connection = bb8::PooledConnection<'static, AsyncDieselConnectio
 /// A transaction in progress. Commit or roll it back; dropping it rolls it back (see the module
 /// docs).
 pub struct PgTx {
-    /// Where a replacement comes from if the connection is found dead before `BEGIN` is answered.
+    /// Where the connection comes from, and a replacement if it is found dead before `BEGIN` is
+    /// answered.
     store: PgStore,
-    connection: Connection,
+    /// Taken from the pool just before `BEGIN` is sent, so that a transaction waiting for a stock
+    /// gate holds none.
+    connection: Option<Connection>,
     /// `BEGIN` has not been sent yet (see the module docs).
     begin_pending: bool,
     /// Permits to queue for stock rows (see `gates`), held until the transaction ends.
@@ -143,17 +147,36 @@ impl std::fmt::Debug for PgTx {
 }
 
 impl PgTx {
-    /// A transaction on `connection`, whose `BEGIN` is sent with the first statement.
-    pub(crate) fn begin(store: PgStore, mut connection: Connection) -> StoreResult<PgTx> {
-        enter_transaction(&mut connection)?;
-        Ok(PgTx {
+    /// A transaction whose connection is taken, and `BEGIN` sent, with its first statement.
+    pub(crate) fn begin(store: PgStore) -> PgTx {
+        PgTx {
             store,
-            connection,
+            connection: None,
             begin_pending: true,
             stock_permits: Vec::new(),
             deferred: Vec::new(),
             aborted: None,
-        })
+        }
+    }
+
+    /// The connection for `BEGIN`, taken from the pool the first time.
+    async fn connection_for_begin(&mut self) -> StoreResult<&AsyncPgConnection> {
+        if self.connection.is_none() {
+            let mut connection = self.store.connection().await?;
+            enter_transaction(&mut connection)?;
+            self.connection = Some(connection);
+        }
+        self.open().map(|connection| &*connection)
+    }
+
+    /// The connection of a transaction whose `BEGIN` has been sent.
+    fn open(&mut self) -> StoreResult<&mut AsyncPgConnection> {
+        match &mut self.connection {
+            Some(connection) => Ok(&mut **connection),
+            None => Err(StoreError::Unexpected(
+                "a statement was sent before the transaction had a connection".into(),
+            )),
+        }
     }
 
     /// Waits for permission to queue for these stock rows (sorted product ids), if this
@@ -171,7 +194,8 @@ impl PgTx {
     async fn ensure_begun(&mut self) -> StoreResult<()> {
         let mut attempt = 1;
         while self.begin_pending {
-            let begun = Statement::new("BEGIN").execute(&mut *self.connection).await;
+            let mut connection = self.connection_for_begin().await?;
+            let begun = Statement::new("BEGIN").execute(&mut connection).await;
             self.settle_begin(begun, &mut attempt).await?;
         }
         Ok(())
@@ -185,7 +209,7 @@ impl PgTx {
         let mut attempt = 1;
         loop {
             let (begun, rows) = {
-                let connection: &AsyncPgConnection = &self.connection;
+                let connection = self.connection_for_begin().await?;
                 let mut for_begin = connection;
                 let mut for_load = connection;
                 // `join!` polls `BEGIN` first: it is sent first.
@@ -217,7 +241,7 @@ impl PgTx {
             let mut replacement = self.store.connection().await?;
             enter_transaction(&mut replacement)?;
             // The dead connection is marked as inside a transaction: the pool discards it.
-            self.connection = replacement;
+            self.connection = Some(replacement);
             return Ok(());
         }
         // No transaction is open: refuse everything but the rollback.
@@ -250,7 +274,7 @@ impl PgTx {
         let deferred = std::mem::take(&mut self.deferred);
         let results = {
             // diesel-async pipelines statements run concurrently through a shared reference.
-            let connection: &AsyncPgConnection = &self.connection;
+            let connection: &AsyncPgConnection = self.open()?;
             let writes = deferred.into_iter().map(|statement| {
                 let mut shared = connection;
                 statement.execute(&mut shared)
@@ -267,7 +291,7 @@ impl PgTx {
     async fn flush_and_commit(&mut self) -> StoreResult<()> {
         let deferred = std::mem::take(&mut self.deferred);
         let (writes, commit) = {
-            let connection: &AsyncPgConnection = &self.connection;
+            let connection: &AsyncPgConnection = self.open()?;
             let writes = futures::future::join_all(deferred.into_iter().map(|statement| {
                 let mut shared = connection;
                 statement.execute(&mut shared)
@@ -307,7 +331,10 @@ impl PgTx {
     /// `COMMIT`, whichever it was, PostgreSQL has ended it. Without an answer (a lost connection)
     /// the connection is marked broken and the pool discards it.
     fn record_transaction_end(&mut self, commit: &QueryResult<usize>) {
-        let status = AnsiTransactionManager::transaction_manager_status_mut(&mut *self.connection);
+        let Some(connection) = &mut self.connection else {
+            return;
+        };
+        let status = AnsiTransactionManager::transaction_manager_status_mut(&mut **connection);
         let answered = match commit {
             Ok(_) => true,
             Err(DieselError::DatabaseError(kind, _)) => !matches!(
@@ -333,7 +360,7 @@ impl PgTx {
         self.ensure_begun().await?;
         self.flush().await?;
         self.refuse_if_aborted()?;
-        let result = statement.execute(&mut *self.connection).await;
+        let result = statement.execute(self.open()?).await;
         self.settle(result)
     }
 
@@ -349,7 +376,7 @@ impl PgTx {
         self.ensure_begun().await?;
         self.flush().await?;
         self.refuse_if_aborted()?;
-        let result = statement.load::<R>(&mut *self.connection).await;
+        let result = statement.load::<R>(self.open()?).await;
         self.settle(result)
     }
 
@@ -407,7 +434,9 @@ impl PgTx {
 impl Transaction for PgTx {
     async fn commit(mut self) -> StoreResult<()> {
         if let Some(aborted) = self.aborted.take() {
-            if let Err(error) = AnsiTransactionManager::rollback_transaction(&mut *self.connection).await {
+            if let Some(connection) = &mut self.connection
+                && let Err(error) = AnsiTransactionManager::rollback_transaction(&mut **connection).await
+            {
                 tracing::warn!(%error, "rolling back an aborted transaction failed; the connection is discarded");
             }
             return Err(aborted.error());
@@ -421,9 +450,7 @@ impl Transaction for PgTx {
         if !self.deferred.is_empty() {
             return self.flush_and_commit().await;
         }
-        AnsiTransactionManager::commit_transaction(&mut *self.connection)
-            .await
-            .map_err(translate)
+        AnsiTransactionManager::commit_transaction(self.open()?).await.map_err(translate)
     }
 
     async fn rollback(mut self) -> StoreResult<()> {
@@ -432,9 +459,7 @@ impl Transaction for PgTx {
             self.record_transaction_end(&Ok(0));
             return Ok(());
         }
-        AnsiTransactionManager::rollback_transaction(&mut *self.connection)
-            .await
-            .map_err(translate)
+        AnsiTransactionManager::rollback_transaction(self.open()?).await.map_err(translate)
     }
 }
 

@@ -128,3 +128,54 @@ async fn a_transaction_already_holding_locks_queues_in_postgres_instead() {
         .expect("task");
     assert_eq!(locked.expect("lock"), 1);
 }
+
+/// Buyers waiting at a gate have not taken a connection yet: other work still gets one from a
+/// small pool during a flash sale.
+#[tokio::test]
+async fn buyers_waiting_at_a_gate_leave_the_pool_to_other_work() {
+    let harness = Harness::new().await;
+    let product = stocked_product(&harness).await;
+    let buyer = harness.funded_customer(1_000).await;
+    let store = PgStore::connect(&PgSettings {
+        stock_row_waiters: 1,
+        pool_max_size: 2,
+        ..harness.database.settings().clone()
+    })
+    .await
+    .expect("store");
+
+    let mut holder = store.begin().await.expect("begin");
+    holder.lock_cart(&[product]).await.expect("lock");
+    let waiting: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.expect("begin");
+                let cart = tx.lock_cart(&[product]).await;
+                tx.commit().await.expect("commit");
+                cart.map(|rows| rows.len())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let other_work = async {
+        let mut tx = store.begin().await.expect("begin");
+        let wallet = tx.find_user_wallet(buyer.user_id, domain::money::Currency::Usd).await;
+        tx.commit().await.expect("commit");
+        wallet
+    };
+    let wallet = tokio::time::timeout(Duration::from_secs(5), other_work)
+        .await
+        .expect("a connection was free for other work");
+    assert!(wallet.expect("find").is_some());
+
+    holder.commit().await.expect("commit");
+    for buyer in waiting {
+        let locked = tokio::time::timeout(Duration::from_secs(10), buyer)
+            .await
+            .expect("went on")
+            .expect("task");
+        assert_eq!(locked.expect("lock"), 1);
+    }
+}
