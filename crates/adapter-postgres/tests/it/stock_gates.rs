@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use adapter_postgres::{PgSettings, PgStore};
-use application::ports::store::{ProductRepository, StoreError, Transaction, UnitOfWork, WalletRepository};
+use application::ports::store::{ProductRepository, StoreError, StoreResult, Transaction, UnitOfWork, WalletRepository};
 use domain::ids::ProductId;
 use domain::user::Role;
+use tokio::task::JoinHandle;
 
 use crate::support::Harness;
 
@@ -24,6 +25,26 @@ async fn one_waiter_store(harness: &Harness, lock_timeout: Duration) -> PgStore 
 async fn stocked_product(harness: &Harness) -> ProductId {
     let merchant = harness.user(Role::Merchant).await;
     harness.product(&merchant, 500, 10).await.product.id
+}
+
+/// A transaction, started now, that locks the product's cart and commits.
+fn lock_cart_later(store: &PgStore, product: ProductId) -> JoinHandle<StoreResult<usize>> {
+    let store = store.clone();
+    tokio::spawn(async move {
+        let mut tx = store.begin().await.expect("begin");
+        let cart = tx.lock_cart(&[product]).await;
+        tx.commit().await.expect("commit");
+        cart.map(|rows| rows.len())
+    })
+}
+
+/// Waits for a transaction that was waiting for the row to lock it.
+async fn assert_went_on(waiter: JoinHandle<StoreResult<usize>>) {
+    let locked = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the waiting transaction went on")
+        .expect("task");
+    assert_eq!(locked.expect("lock"), 1);
 }
 
 /// Backends of this database waiting for a heavyweight lock (a row lock among them).
@@ -49,25 +70,13 @@ async fn a_second_buyer_of_a_held_stock_row_waits_in_the_process_and_then_gets_i
 
     let mut holder = store.begin().await.expect("begin");
     holder.lock_cart(&[product]).await.expect("lock");
-    let second = tokio::spawn({
-        let store = store.clone();
-        async move {
-            let mut tx = store.begin().await.expect("begin");
-            let cart = tx.lock_cart(&[product]).await;
-            tx.commit().await.expect("commit");
-            cart.map(|rows| rows.len())
-        }
-    });
+    let second = lock_cart_later(&store, product);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!second.is_finished(), "the second transaction waits while the first holds the row");
     assert_eq!(lock_waiters(&harness).await, 0, "it waits in the process, not in PostgreSQL");
 
     holder.commit().await.expect("commit");
-    let locked = tokio::time::timeout(Duration::from_secs(10), second)
-        .await
-        .expect("the second transaction went on")
-        .expect("task");
-    assert_eq!(locked.expect("lock"), 1);
+    assert_went_on(second).await;
 }
 
 #[tokio::test]
@@ -122,11 +131,7 @@ async fn a_transaction_already_holding_locks_queues_in_postgres_instead() {
     assert_eq!(waiting, 1, "the second transaction waits for the row in PostgreSQL");
 
     holder.commit().await.expect("commit");
-    let locked = tokio::time::timeout(Duration::from_secs(10), second)
-        .await
-        .expect("the second transaction went on")
-        .expect("task");
-    assert_eq!(locked.expect("lock"), 1);
+    assert_went_on(second).await;
 }
 
 /// Buyers waiting at a gate have not taken a connection yet: other work still gets one from a
@@ -146,17 +151,7 @@ async fn buyers_waiting_at_a_gate_leave_the_pool_to_other_work() {
 
     let mut holder = store.begin().await.expect("begin");
     holder.lock_cart(&[product]).await.expect("lock");
-    let waiting: Vec<_> = (0..4)
-        .map(|_| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let mut tx = store.begin().await.expect("begin");
-                let cart = tx.lock_cart(&[product]).await;
-                tx.commit().await.expect("commit");
-                cart.map(|rows| rows.len())
-            })
-        })
-        .collect();
+    let waiting: Vec<_> = (0..4).map(|_| lock_cart_later(&store, product)).collect();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let other_work = async {
@@ -171,11 +166,7 @@ async fn buyers_waiting_at_a_gate_leave_the_pool_to_other_work() {
     assert!(wallet.expect("find").is_some());
 
     holder.commit().await.expect("commit");
-    for buyer in waiting {
-        let locked = tokio::time::timeout(Duration::from_secs(10), buyer)
-            .await
-            .expect("went on")
-            .expect("task");
-        assert_eq!(locked.expect("lock"), 1);
+    for waiter in waiting {
+        assert_went_on(waiter).await;
     }
 }
