@@ -196,7 +196,7 @@ impl PgTx {
         while self.begin_pending {
             let mut connection = self.connection_for_begin().await?;
             let begun = Statement::new("BEGIN").execute(&mut connection).await;
-            self.settle_begin(begun, &mut attempt).await?;
+            self.settle_begin(begun, &mut attempt)?;
         }
         Ok(())
     }
@@ -218,16 +218,16 @@ impl PgTx {
                     statement.clone().load::<R>(&mut for_load)
                 )
             };
-            self.settle_begin(begun, &mut attempt).await?;
+            self.settle_begin(begun, &mut attempt)?;
             if !self.begin_pending {
                 return self.settle(rows);
             }
         }
     }
 
-    /// Records the answer to `BEGIN`. A dead connection is replaced (`begin_pending` stays set, for
-    /// the caller to send again) while attempts remain; any other failure is returned.
-    async fn settle_begin(&mut self, begun: QueryResult<usize>, attempt: &mut usize) -> StoreResult<()> {
+    /// Records the answer to `BEGIN`. A dead connection is let go (`begin_pending` stays set, for
+    /// the caller to send again on another) while attempts remain; any other failure is returned.
+    fn settle_begin(&mut self, begun: QueryResult<usize>, attempt: &mut usize) -> StoreResult<()> {
         let error = match begun {
             Ok(_) => {
                 self.begin_pending = false;
@@ -238,10 +238,9 @@ impl PgTx {
         if matches!(error, StoreError::Unavailable(_)) && *attempt < self.store.settings().pool_max_size.saturating_add(1) as usize {
             tracing::debug!(%error, attempt, "BEGIN failed on a dead connection; trying another");
             *attempt += 1;
-            let mut replacement = self.store.connection().await?;
-            enter_transaction(&mut replacement)?;
-            // The dead connection is marked as inside a transaction: the pool discards it.
-            self.connection = Some(replacement);
+            // Marked as inside a transaction, the dead connection is discarded by the pool; the
+            // next attempt takes another.
+            self.connection = None;
             return Ok(());
         }
         // No transaction is open: refuse everything but the rollback.
