@@ -67,7 +67,9 @@ checks = [
      r["browse"]["requests_per_second"] >= 10000),
 ]
 
-commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+commit_file = os.path.join(out, "commit")
+commit = (open(commit_file).read().strip() if os.path.exists(commit_file)
+          else subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip())
 pg_version = subprocess.run(["psql", "-tAc", "SHOW server_version", "-d", "postgres"], capture_output=True, text=True).stdout.strip()
 cpus = os.cpu_count()
 

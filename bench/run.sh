@@ -12,6 +12,8 @@ export PGHOST=127.0.0.1 PGUSER=postgres PGOPTIONS="-c client_min_messages=warnin
 REDIS=${REDIS_URL:-redis://127.0.0.1:6379}
 OUT=bench/out
 rm -rf "$OUT" && mkdir -p "$OUT"
+# The code measured, so that a report regenerated later still names it.
+git rev-parse --short HEAD > "$OUT/commit"
 
 scripts/services.sh
 python3 -c "import matplotlib" 2> /dev/null || python3 -m pip install --quiet --disable-pip-version-check matplotlib
