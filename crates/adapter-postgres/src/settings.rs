@@ -145,4 +145,16 @@ mod tests {
         };
         assert!(matches!(empty.validate(), Err(SetupError::InvalidSettings(_))));
     }
+
+    #[test]
+    fn a_stock_row_must_admit_at_least_one_waiter() {
+        let closed = PgSettings {
+            stock_row_waiters: 0,
+            ..PgSettings::new("postgres://localhost/payments")
+        };
+        assert!(matches!(
+            closed.validate(),
+            Err(SetupError::InvalidSettings(reason)) if reason.contains("stock_row_waiters")
+        ));
+    }
 }
