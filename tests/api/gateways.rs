@@ -213,7 +213,7 @@ async fn an_expired_stripe_session_cancels_the_order_and_a_late_payment_is_refun
     // The expiry job also closes abandoned sessions at Stripe.
     let backend = app.backend;
     drop(app);
-    let (app, double) = with_stripe(backend, &[("CHECKOUT_TTL_SECS", "1"), ("EXPIRY_JOB_INTERVAL_SECS", "1")]).await;
+    let (app, double) = with_stripe(backend, &[("CHECKOUT_TTL_SECS", "1"), ("JOB_INTERVAL_MS", "200")]).await;
     let (_, buyer, mug, order, session) = card_order(&app, &double).await;
     let path = format!("/api/v1/orders/{}", order["id"].as_str().unwrap_or_default());
     app.eventually(&path, &buyer.token, |o| o["status"] == "cancelled").await;
@@ -526,7 +526,7 @@ async fn a_monnify_order_is_refunded_through_monnify(app: TestApp) {
 }
 
 async fn an_abandoned_monnify_top_up_expires_and_a_late_payment_still_credits(app: TestApp) {
-    let settings = [("CHECKOUT_TTL_SECS", "1"), ("EXPIRY_JOB_INTERVAL_SECS", "1")];
+    let settings = [("CHECKOUT_TTL_SECS", "1"), ("JOB_INTERVAL_MS", "200")];
     let (app, double) = with_monnify_and(app.backend, &settings).await;
     let ada = app.user("customer").await;
     let payment = top_up(&app, &ada, "NGN", "1500.00").await;

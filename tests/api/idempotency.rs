@@ -56,15 +56,26 @@ async fn a_key_reused_for_another_request_is_refused(app: TestApp) {
     app.post_idempotent("/api/v1/transfers", &bob.token, &back, "k")
         .await
         .assert_status(201);
-    // A request refused for lack of funds had no effect, so its key can be used again.
+    // A refusal is the key's outcome, as a success would be: the retry replays it, even once the
+    // funds are there. A new key is a new request.
     let too_much = json!({"to_user_id": bob.id, "amount": "500.00", "currency": "USD"});
-    app.post_idempotent("/api/v1/transfers", &alice.token, &too_much, "k2")
-        .await
-        .assert_problem(422, "insufficient_funds");
+    let refused = app.post_idempotent("/api/v1/transfers", &alice.token, &too_much, "k2").await;
+    refused.assert_problem(422, "insufficient_funds");
     app.fund(&alice, "500.00", "USD").await;
-    app.post_idempotent("/api/v1/transfers", &alice.token, &too_much, "k2")
+    let replayed = app.post_idempotent("/api/v1/transfers", &alice.token, &too_much, "k2").await;
+    replayed.assert_problem(422, "insufficient_funds");
+    assert_eq!(
+        (replayed.text.as_str(), replayed.header("idempotent-replayed")),
+        (refused.text.as_str(), Some("true"))
+    );
+    app.post_idempotent("/api/v1/transfers", &alice.token, &too_much, "k3")
         .await
         .assert_status(201);
+    // Invalid input is not an outcome: fixed, the request may use its key.
+    let invalid = json!({"to_user_id": bob.id, "amount": "-1.00", "currency": "USD"});
+    app.post_idempotent("/api/v1/transfers", &alice.token, &invalid, "k4")
+        .await
+        .assert_problem(422, "validation_failed");
     let long_key = "k".repeat(256);
     app.post_idempotent("/api/v1/transfers", &alice.token, &first, &long_key)
         .await

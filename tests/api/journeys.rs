@@ -185,7 +185,7 @@ async fn an_abandoned_card_checkout_expires_and_releases_the_stock(app: TestApp)
     // This test needs a server with a short checkout lifetime.
     let backend = app.backend;
     drop(app);
-    let app = TestApp::spawn_with(backend, &[("CHECKOUT_TTL_SECS", "1"), ("EXPIRY_JOB_INTERVAL_SECS", "1")]).await;
+    let app = TestApp::spawn_with(backend, &[("CHECKOUT_TTL_SECS", "1"), ("JOB_INTERVAL_MS", "200")]).await;
     let ann = app.user("merchant").await;
     let buyer = app.user("customer").await;
     let mug = app.product(&ann, "Mug", "12.50", 5).await;

@@ -33,6 +33,8 @@ pub struct MemoryStore {
 pub struct Faults {
     conflicting_commits: AtomicU32,
     failing_commits: AtomicU32,
+    /// Writes to these tables (named as in the PostgreSQL schema) fail while their count lasts.
+    failing_writes: std::sync::Mutex<std::collections::HashMap<&'static str, u32>>,
 }
 
 impl Faults {
@@ -40,6 +42,18 @@ impl Faults {
         counter
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
+    }
+
+    /// Fails a write to `table` if a failure is due for it, as if the database went away.
+    pub(crate) fn write(&self, table: &'static str) -> StoreResult<()> {
+        let mut failing = self.failing_writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match failing.get_mut(table) {
+            Some(count) if *count > 0 => {
+                *count -= 1;
+                Err(StoreError::Unavailable(format!("injected failure writing to {table}")))
+            }
+            _ => Ok(()),
+        }
     }
 
     pub(crate) fn commit_outcome(&self) -> StoreResult<()> {
@@ -66,6 +80,13 @@ impl MemoryStore {
     /// The next `count` commits fail as if the database went away (and are rolled back).
     pub fn inject_commit_failures(&self, count: u32) {
         self.faults.failing_commits.store(count, Ordering::SeqCst);
+    }
+
+    /// The next `count` writes to `table` (`refunds`, `payments`, `orders`, `postings`, named as
+    /// in the PostgreSQL schema) fail as if the database went away, failing their transaction.
+    pub fn fail_writes_to(&self, table: &'static str, count: u32) {
+        let mut failing = self.faults.failing_writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        failing.insert(table, count);
     }
 }
 

@@ -5,6 +5,7 @@ use application::idempotency::{IdempotencyKey, IdempotencyRecord};
 use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
 use domain::events::OutboxEvent;
+use domain::follow_up::{FollowUp, FollowUpTask};
 use domain::ids::{CallId, HoldId, OrderId, PaymentId, ProductId, RefreshTokenId, RefundId, TransferId, UserId, WalletId, WithdrawalId};
 use domain::ledger::{JournalTransaction, Posting};
 use domain::money::Currency;
@@ -41,4 +42,5 @@ pub(crate) struct State {
     pub idempotency: HashMap<(Option<UserId>, IdempotencyKey), IdempotencyRecord>,
     pub webhook_events: HashSet<(String, String)>,
     pub outbox: Vector<(OutboxEvent, Option<OffsetDateTime>)>,
+    pub follow_ups: OrdMap<FollowUpTask, FollowUp>,
 }

@@ -5,17 +5,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use application::auth::RefreshToken;
-use application::idempotency::{IdempotencyRecord, IdempotencyScope, IdempotencyState, StoredResponse};
+use application::idempotency::{IdempotencyRecord, IdempotencyScope, IdempotencyState, RecoveryPoint, StoredResponse};
 use application::ledger::{BalanceMismatch, HeldMismatch, LedgerAudit, UnbalancedTransaction};
 use application::pagination::{Cursor, Page, PageRequest};
 use application::ports::store::{
-    CallRepository, ClaimOutcome, EventOutbox, HoldRepository, IdempotencyRepository, LedgerRepository, OrderFilter, OrderRepository,
-    PaymentLookup, PaymentRepository, PostingRecord, ProductFilter, ProductRepository, RefreshTokenRepository, RefundRepository,
-    StoreError, StoreResult, Transaction, TransferRepository, UserRepository, WalletRepository, WebhookInbox,
+    CallRepository, ClaimOutcome, EventOutbox, FollowUpRepository, HoldRepository, IdempotencyRepository, LedgerRepository, OrderFilter,
+    OrderRepository, PaymentLookup, PaymentRepository, PostingRecord, ProductFilter, ProductRepository, RefreshTokenRepository,
+    RefundRepository, StoreError, StoreResult, Transaction, TransferRepository, UserRepository, WalletRepository, WebhookInbox,
 };
 use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
 use domain::events::OutboxEvent;
+use domain::follow_up::{FollowUp, FollowUpState, FollowUpTask};
 use domain::ids::{
     CallId, EventId, HoldId, OrderId, PaymentId, ProductId, RefundId, TokenFamilyId, TransferId, UserId, WalletId, WithdrawalId,
 };
@@ -229,6 +230,7 @@ impl WalletRepository for MemoryTx {
 
 impl LedgerRepository for MemoryTx {
     async fn append_journal(&mut self, transaction: &JournalTransaction, postings: &[Posting]) -> StoreResult<()> {
+        self.faults.write("postings")?;
         self.work.journal.push_back(transaction.clone());
         for posting in postings {
             self.work.postings.push_back(posting.clone());
@@ -327,6 +329,26 @@ fn audit(state: &State) -> LedgerAudit {
 }
 
 impl HoldRepository for MemoryTx {
+    async fn find_expired_holds(&mut self, now: OffsetDateTime, limit: usize) -> StoreResult<Vec<Hold>> {
+        let in_active_calls: std::collections::HashSet<HoldId> = self
+            .work
+            .calls
+            .values()
+            .filter(|c| c.status == domain::call::CallStatus::Active)
+            .map(|c| c.hold_id)
+            .collect();
+        let mut expired: Vec<Hold> = self
+            .work
+            .holds
+            .values()
+            .filter(|h| h.is_expired_at(now) && !in_active_calls.contains(&h.id))
+            .cloned()
+            .collect();
+        expired.sort_by_key(|h| (h.expires_at, h.id));
+        expired.truncate(limit);
+        Ok(expired)
+    }
+
     async fn insert_hold(&mut self, hold: &Hold) -> StoreResult<()> {
         self.work.holds.insert(hold.id, hold.clone());
         Ok(())
@@ -420,6 +442,7 @@ impl ProductRepository for MemoryTx {
 
 impl OrderRepository for MemoryTx {
     async fn insert_order(&mut self, order: &Order) -> StoreResult<()> {
+        self.faults.write("orders")?;
         if self.work.orders.contains_key(&order.id) {
             return Err(StoreError::Duplicate("orders_pkey".into()));
         }
@@ -428,6 +451,7 @@ impl OrderRepository for MemoryTx {
     }
 
     async fn update_order(&mut self, order: &Order) -> StoreResult<()> {
+        self.faults.write("orders")?;
         let stored = self.work.orders.get_mut(&order.id).ok_or_else(|| missing("order"))?;
         stored.status = order.status;
         stored.refunded = order.refunded;
@@ -492,6 +516,7 @@ impl PaymentRepository for MemoryTx {
     }
 
     async fn update_payment(&mut self, payment: &Payment) -> StoreResult<()> {
+        self.faults.write("payments")?;
         if !self.work.payments.contains_key(&payment.id) {
             return Err(missing("payment"));
         }
@@ -542,11 +567,13 @@ impl PaymentRepository for MemoryTx {
 
 impl RefundRepository for MemoryTx {
     async fn insert_refund(&mut self, refund: &Refund) -> StoreResult<()> {
+        self.faults.write("refunds")?;
         self.work.refunds.insert(refund.id, refund.clone());
         Ok(())
     }
 
     async fn update_refund(&mut self, refund: &Refund) -> StoreResult<()> {
+        self.faults.write("refunds")?;
         if !self.work.refunds.contains_key(&refund.id) {
             return Err(missing("refund"));
         }
@@ -599,6 +626,17 @@ impl TransferRepository for MemoryTx {
 }
 
 impl CallRepository for MemoryTx {
+    async fn find_calls_authorized_until(&mut self, bound: OffsetDateTime, limit: usize) -> StoreResult<Vec<CallId>> {
+        let mut due: Vec<&CallSession> = self
+            .work
+            .calls
+            .values()
+            .filter(|c| c.status == domain::call::CallStatus::Active && c.authorized_until() <= bound)
+            .collect();
+        due.sort_by_key(|c| (c.authorized_until(), c.id));
+        Ok(due.into_iter().take(limit).map(|c| c.id).collect())
+    }
+
     async fn insert_call(&mut self, call: &CallSession) -> StoreResult<()> {
         self.work.calls.insert(call.id, call.clone());
         Ok(())
@@ -632,6 +670,15 @@ fn scope_key(scope: &IdempotencyScope) -> (Option<UserId>, application::idempote
     (scope.principal, scope.key.clone())
 }
 
+impl MemoryTx {
+    fn idempotency_record(&mut self, scope: &IdempotencyScope) -> StoreResult<&mut IdempotencyRecord> {
+        self.work
+            .idempotency
+            .get_mut(&scope_key(scope))
+            .ok_or_else(|| missing("idempotency key"))
+    }
+}
+
 impl IdempotencyRepository for MemoryTx {
     async fn claim_idempotency_key(&mut self, record: &IdempotencyRecord) -> StoreResult<ClaimOutcome> {
         let key = scope_key(&record.scope);
@@ -642,14 +689,29 @@ impl IdempotencyRepository for MemoryTx {
         Ok(ClaimOutcome::Claimed)
     }
 
+    async fn find_idempotency_record(&mut self, scope: &IdempotencyScope) -> StoreResult<Option<IdempotencyRecord>> {
+        Ok(self.work.idempotency.get(&scope_key(scope)).cloned())
+    }
+
     async fn renew_idempotency_lease(&mut self, scope: &IdempotencyScope, locked_until: OffsetDateTime) -> StoreResult<()> {
-        let record = self
-            .work
-            .idempotency
-            .get_mut(&scope_key(scope))
-            .ok_or_else(|| missing("idempotency key"))?;
-        record.state = IdempotencyState::InProgress { locked_until };
+        let record = self.idempotency_record(scope)?;
+        let recovery = match &record.state {
+            IdempotencyState::InProgress { recovery, .. } => recovery.clone(),
+            IdempotencyState::Completed(_) => None,
+        };
+        record.state = IdempotencyState::InProgress { locked_until, recovery };
         Ok(())
+    }
+
+    async fn set_idempotency_recovery_point(&mut self, scope: &IdempotencyScope, point: &RecoveryPoint) -> StoreResult<()> {
+        let record = self.idempotency_record(scope)?;
+        match &mut record.state {
+            IdempotencyState::InProgress { recovery, .. } => {
+                *recovery = Some(point.clone());
+                Ok(())
+            }
+            IdempotencyState::Completed(_) => Err(StoreError::Corrupt("a completed idempotency key cannot record progress".into())),
+        }
     }
 
     async fn complete_idempotency_key(
@@ -658,24 +720,60 @@ impl IdempotencyRepository for MemoryTx {
         response: &StoredResponse,
         _at: OffsetDateTime,
     ) -> StoreResult<()> {
-        let record = self
-            .work
-            .idempotency
-            .get_mut(&scope_key(scope))
-            .ok_or_else(|| missing("idempotency key"))?;
-        record.state = IdempotencyState::Completed(response.clone());
+        self.idempotency_record(scope)?.state = IdempotencyState::Completed(response.clone());
         Ok(())
     }
 
-    async fn release_idempotency_key(&mut self, scope: &IdempotencyScope) -> StoreResult<()> {
-        let key = scope_key(scope);
-        if matches!(
-            self.work.idempotency.get(&key).map(|r| &r.state),
-            Some(IdempotencyState::InProgress { .. })
-        ) {
-            self.work.idempotency.remove(&key);
+    async fn settle_idempotency_key(&mut self, record: &IdempotencyRecord, _at: OffsetDateTime) -> StoreResult<()> {
+        let key = scope_key(&record.scope);
+        match self.work.idempotency.get(&key) {
+            Some(existing) if matches!(existing.state, IdempotencyState::Completed(_)) => {}
+            Some(existing) if existing.fingerprint != record.fingerprint => {}
+            _ => {
+                self.work.idempotency.insert(key, record.clone());
+            }
         }
         Ok(())
+    }
+
+    async fn end_idempotency_lease(&mut self, scope: &IdempotencyScope, at: OffsetDateTime) -> StoreResult<()> {
+        if let Some(record) = self.work.idempotency.get_mut(&scope_key(scope))
+            && let IdempotencyState::InProgress { locked_until, .. } = &mut record.state
+        {
+            *locked_until = (*locked_until).min(at);
+        }
+        Ok(())
+    }
+}
+
+impl FollowUpRepository for MemoryTx {
+    async fn insert_follow_up(&mut self, follow_up: &FollowUp) -> StoreResult<()> {
+        if !self.work.follow_ups.contains_key(&follow_up.task) {
+            self.work.follow_ups.insert(follow_up.task, follow_up.clone());
+        }
+        Ok(())
+    }
+
+    async fn lock_follow_up(&mut self, task: &FollowUpTask) -> StoreResult<Option<FollowUp>> {
+        Ok(self.work.follow_ups.get(task).cloned())
+    }
+
+    async fn update_follow_up(&mut self, follow_up: &FollowUp) -> StoreResult<()> {
+        let row = self.work.follow_ups.get_mut(&follow_up.task).ok_or_else(|| missing("follow-up"))?;
+        *row = follow_up.clone();
+        Ok(())
+    }
+
+    async fn lock_due_follow_ups(&mut self, now: OffsetDateTime, limit: usize) -> StoreResult<Vec<FollowUp>> {
+        let mut due: Vec<FollowUp> = self.work.follow_ups.values().filter(|f| f.is_due(now)).cloned().collect();
+        due.sort_by_key(|f| (f.next_attempt_at, f.task));
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn list_follow_ups(&mut self, state: FollowUpState, page: &PageRequest) -> StoreResult<Page<FollowUp>> {
+        let rows: Vec<FollowUp> = self.work.follow_ups.values().filter(|f| f.state == state).cloned().collect();
+        Ok(page_by_position(rows, page, |f| (f.updated_at, f.task.subject())))
     }
 }
 

@@ -68,6 +68,7 @@ diesel::table! {
         status -> Text,
         reference -> Text,
         created_at -> Timestamptz,
+        expires_at -> Timestamptz,
         settled_at -> Nullable<Timestamptz>,
     }
 }
@@ -190,7 +191,7 @@ diesel::table! {
         status -> Text,
         provider_refund_id -> Nullable<Text>,
         reason -> Text,
-        requested_by -> Uuid,
+        requested_by -> Nullable<Uuid>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }
@@ -223,6 +224,7 @@ diesel::table! {
         response_status -> Nullable<Integer>,
         response_body -> Nullable<Bytea>,
         response_location -> Nullable<Text>,
+        recovery_point -> Nullable<Text>,
         created_at -> Timestamptz,
         completed_at -> Nullable<Timestamptz>,
     }

@@ -16,11 +16,13 @@ use std::time::Duration;
 
 use application::ports::store::{StoreError, StoreResult, UnitOfWork};
 use diesel::result::ConnectionResult;
+use diesel::sql_types::Uuid as SqlUuid;
 use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::bb8::{Pool, RunError};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, PoolError};
 use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
+use uuid::Uuid;
 
 use crate::error::{SetupError, translate};
 use crate::gates::StockGates;
@@ -133,6 +135,45 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Learns whether the transaction that inserted commit marker `marker` committed, after the
+    /// answer to its `COMMIT` was lost (see `tx`): inserting the marker again either finds it
+    /// (committed) or fences the transaction out (it did not, and now cannot).
+    pub(crate) async fn resolve_commit(&self, marker: Uuid, lost: String) -> StoreResult<()> {
+        let fence = Statement::new("INSERT INTO commit_markers (id) VALUES ($1) ON CONFLICT (id) DO NOTHING").bind::<SqlUuid, _>(marker);
+        // Idle connections may have died with the one that was lost: try others.
+        let mut last_error = String::new();
+        for _ in 0..=self.settings.pool_max_size {
+            let answer = match self.connection().await {
+                Ok(mut connection) => diesel_async::RunQueryDsl::execute(fence.clone(), &mut *connection)
+                    .await
+                    .map_err(translate),
+                Err(error) => Err(error),
+            };
+            match answer {
+                Ok(0) => {
+                    tracing::warn!(%marker, reason = %lost, "the answer to COMMIT was lost, but the transaction committed");
+                    return Ok(());
+                }
+                Ok(_) => {
+                    tracing::warn!(%marker, reason = %lost, "the answer to COMMIT was lost; the transaction did not commit");
+                    return Err(StoreError::Unavailable(format!("{lost} (the transaction did not commit)")));
+                }
+                Err(StoreError::Unavailable(reason)) => last_error = reason,
+                Err(other) => {
+                    last_error = other.to_string();
+                    break;
+                }
+            }
+        }
+        tracing::error!(%marker, reason = %lost, error = %last_error, "the answer to COMMIT was lost and its outcome cannot be learned");
+        Err(StoreError::OutcomeUnknown(format!("{lost}; asking again failed: {last_error}")))
+    }
+}
+
+/// How long commit markers are kept: a lost commit is resolved within the lock timeout.
+const COMMIT_MARKERS_KEPT: time::Duration = time::Duration::minutes(10);
+
 impl UnitOfWork for PgStore {
     type Tx = PgTx;
 
@@ -148,6 +189,29 @@ impl UnitOfWork for PgStore {
             .map(|_| ())
             .map_err(translate)
     }
+
+    /// Prunes commit markers older than `COMMIT_MARKERS_KEPT`. Their ids are version 7 UUIDs,
+    /// ordered by time, so the primary key finds them.
+    async fn upkeep(&self, now: time::OffsetDateTime) -> StoreResult<()> {
+        let before = oldest_uuid_at(now - COMMIT_MARKERS_KEPT);
+        let prune = Statement::new("DELETE FROM commit_markers WHERE id < $1").bind::<SqlUuid, _>(before);
+        let mut connection = self.connection().await?;
+        let pruned = diesel_async::RunQueryDsl::execute(prune, &mut *connection)
+            .await
+            .map_err(translate)?;
+        tracing::debug!(pruned, "commit markers pruned");
+        Ok(())
+    }
+}
+
+/// The smallest version 7 UUID of the millisecond `at`.
+fn oldest_uuid_at(at: time::OffsetDateTime) -> Uuid {
+    let millis = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let mut bytes = [0_u8; 16];
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    bytes[6] = 0x70;
+    bytes[8] = 0x80;
+    Uuid::from_bytes(bytes)
 }
 
 /// Logs what the pool meets while opening connections in the background.

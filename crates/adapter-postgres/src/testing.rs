@@ -13,6 +13,10 @@
 //! A server that is not there fails the test, with a message saying how to start one: a storage
 //! test that silently passes without its database tests nothing.
 
+mod proxy;
+
+pub use proxy::PgProxy;
+
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
@@ -125,6 +129,49 @@ impl TestDatabase {
         });
         client
     }
+}
+
+impl TestDatabase {
+    /// Makes the next `count` inserts or updates of rows of `table` fail as if the server had
+    /// terminated the connection, even in transactions that roll back (a sequence counts them).
+    ///
+    /// # Panics
+    /// When `table` is not a plain name or the SQL fails.
+    pub async fn fail_writes_to(&self, table: &str, count: u32) {
+        fail_writes_to(self.url(), table, count).await;
+    }
+}
+
+/// `TestDatabase::fail_writes_to` for the database at `url`.
+///
+/// # Panics
+/// As `TestDatabase::fail_writes_to`.
+pub async fn fail_writes_to(url: &str, table: &str, count: u32) {
+    assert!(
+        table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+        "not a table name: {table}"
+    );
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|error| panic!("raw connection: {error}"));
+    tokio::spawn(connection);
+    let sql = format!(
+        "CREATE SEQUENCE IF NOT EXISTS injected_faults_{table}; \
+         CREATE OR REPLACE FUNCTION injected_fault_{table}() RETURNS trigger LANGUAGE plpgsql AS $body$ \
+         BEGIN \
+             IF nextval('injected_faults_{table}') <= {count} THEN \
+                 RAISE EXCEPTION 'terminating connection: a fault injected by a test'; \
+             END IF; \
+             RETURN NEW; \
+         END $body$; \
+         SELECT setval('injected_faults_{table}', 1, false); \
+         DROP TRIGGER IF EXISTS injected_fault ON {table}; \
+         CREATE TRIGGER injected_fault BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION injected_fault_{table}();"
+    );
+    client
+        .batch_execute(&sql)
+        .await
+        .unwrap_or_else(|error| panic!("injecting a fault into {table}: {error}"));
 }
 
 fn server_missing(admin: &tokio_postgres::Config, error: &str) -> ! {

@@ -57,6 +57,19 @@
 //! `join!` polls the writes first (diesel-async 0.9.2, `with_prepared_statement_after_sql_built`;
 //! the version is pinned).
 
+//! # A commit whose answer is lost
+//!
+//! When the connection dies while `COMMIT` is in flight (the server was restarted, a backend
+//! terminated, the network cut), the transaction may or may not have committed. Answering "retry"
+//! would let a client without an idempotency key buy twice; answering "failed" would hide a
+//! purchase that happened. So every transaction that wrote anything also inserts a row with a
+//! fresh id into `commit_markers`, in the pipeline with its last writes. If the answer to `COMMIT`
+//! is lost, the store inserts the same id on another connection (`PgStore::resolve_commit`): if the
+//! row is there, the transaction committed; if the insert succeeds, it did not, and never will,
+//! since its own insert of that id would now conflict (a fence); while the transaction is still
+//! in progress on the server, the insert waits for it, bounded by `lock_timeout`. Only when even
+//! that cannot be learned is the outcome reported as unknown.
+
 use application::ports::store::{StoreError, StoreResult, Transaction};
 use diesel::QueryableByName;
 use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
@@ -91,6 +104,9 @@ pub struct PgTx {
     /// Set when the server refused a statement. PostgreSQL has then aborted the transaction: later
     /// statements would fail and `COMMIT` would quietly roll back, so neither is sent.
     aborted: Option<Aborted>,
+    /// Whether anything was written: such a transaction commits with a marker (see the module
+    /// docs on a commit whose answer is lost).
+    wrote: bool,
 }
 
 /// A row as a query returns it, and the domain value it stands for.
@@ -156,7 +172,13 @@ impl PgTx {
             stock_permits: Vec::new(),
             deferred: Vec::new(),
             aborted: None,
+            wrote: false,
         }
+    }
+
+    /// Records that a statement sent with `load` or `first` writes (an insert that returns rows).
+    pub(crate) fn note_write(&mut self) {
+        self.wrote = true;
     }
 
     /// The connection for `BEGIN`, taken from the pool the first time.
@@ -250,6 +272,7 @@ impl PgTx {
 
     /// Queues a write to be sent with the next read or the commit (see the module docs).
     pub(crate) fn defer(&mut self, statement: Statement<'static>, expect: Expect) {
+        self.wrote = true;
         let statement = match expect {
             Expect::Any => statement,
             Expect::Rows(expected, what) => statement.expecting_changed(expected, what),
@@ -355,6 +378,7 @@ impl PgTx {
 
     /// Runs a statement, returning the number of rows it affected.
     pub(crate) async fn execute(&mut self, statement: Statement<'_>) -> StoreResult<usize> {
+        self.wrote = true;
         self.refuse_if_aborted()?;
         self.ensure_begun().await?;
         self.flush().await?;
@@ -432,6 +456,11 @@ impl PgTx {
 
 impl Transaction for PgTx {
     async fn commit(mut self) -> StoreResult<()> {
+        let marker = self.wrote.then(Uuid::now_v7);
+        if let Some(marker) = marker {
+            let statement = Statement::new("INSERT INTO commit_markers (id) VALUES ($1)").bind::<diesel::sql_types::Uuid, _>(marker);
+            self.defer(statement, Expect::Any);
+        }
         if let Some(aborted) = self.aborted.take() {
             if let Some(connection) = &mut self.connection
                 && let Err(error) = AnsiTransactionManager::rollback_transaction(&mut **connection).await
@@ -446,10 +475,19 @@ impl Transaction for PgTx {
             return Ok(());
         }
         self.ensure_begun().await?;
-        if !self.deferred.is_empty() {
-            return self.flush_and_commit().await;
+        let committed = if self.deferred.is_empty() {
+            AnsiTransactionManager::commit_transaction(self.open()?).await.map_err(translate)
+        } else {
+            self.flush_and_commit().await
+        };
+        match (committed, marker) {
+            // The answer to COMMIT was lost: learn on another connection whether it committed.
+            (Err(StoreError::Unavailable(lost)), Some(marker)) => {
+                drop(self.connection.take());
+                self.store.resolve_commit(marker, lost).await
+            }
+            (outcome, _) => outcome,
         }
-        AnsiTransactionManager::commit_transaction(self.open()?).await.map_err(translate)
     }
 
     async fn rollback(mut self) -> StoreResult<()> {

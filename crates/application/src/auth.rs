@@ -11,11 +11,11 @@ use domain::user::{Email, EmailError, Password, PasswordError, Role, User};
 use time::OffsetDateTime;
 
 use crate::context::App;
-use crate::idempotency::{Idempotent, complete_if_claimed};
+use crate::idempotency::{self, IdempotencyError, Idempotent};
 use crate::ports::security::{AccessToken, SecurityError};
 use crate::ports::store::{EventOutbox, RefreshTokenRepository, StoreError, UnitOfWork, UserRepository, WalletRepository};
-use crate::retryable;
 use crate::transact::{Retryable, transact};
+use crate::{keyed, retryable};
 
 /// The authenticated user making a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,8 @@ pub enum RegisterError {
     EmailTaken,
     #[error(transparent)]
     Security(#[from] SecurityError),
+    #[error(transparent)]
+    Idempotency(IdempotencyError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -113,6 +115,7 @@ pub enum LogoutError {
 }
 
 retryable!(RegisterError, LoginError, RefreshError, ProfileError);
+keyed!(RegisterError);
 
 impl Retryable for LogoutError {
     fn store_error(&self) -> Option<&StoreError> {
@@ -166,8 +169,10 @@ impl<U: UnitOfWork> App<U> {
         let event_id = self.next_id();
         let currency = self.settings.default_currency;
         let user = &user;
+        let lease = self.settings.idempotency_lease;
         transact(&self.store, move |mut tx| async move {
             let result: Result<_, RegisterError> = async {
+                idempotency::claim(&mut tx, idempotent, user.created_at, lease).await?;
                 tx.insert_user(user).await.map_err(|error| match error {
                     StoreError::Duplicate(_) => RegisterError::EmailTaken,
                     other => RegisterError::Store(other),
@@ -183,7 +188,7 @@ impl<U: UnitOfWork> App<U> {
                     occurred_at: user.created_at,
                 }])
                 .await?;
-                complete_if_claimed(idempotent, &mut tx, user, user.created_at).await?;
+                idempotency::complete(&mut tx, idempotent, user, user.created_at).await?;
                 Ok(user.clone())
             }
             .await;

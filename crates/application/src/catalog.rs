@@ -13,11 +13,11 @@ use time::OffsetDateTime;
 
 use crate::auth::Caller;
 use crate::context::App;
-use crate::idempotency::{Idempotent, complete_if_claimed};
+use crate::idempotency::{self, IdempotencyError, Idempotent};
 use crate::pagination::{Cursor, Page, PageRequest};
 use crate::ports::store::{EventOutbox, ProductFilter, ProductRepository, StoreError, UnitOfWork};
-use crate::retryable;
 use crate::transact::transact;
+use crate::{keyed, retryable};
 
 /// Cache keys of the catalog, shared by the writers here and the readers in the HTTP layer.
 pub mod cache_keys {
@@ -67,10 +67,13 @@ pub enum CatalogError {
     #[error(transparent)]
     Stock(#[from] StockError),
     #[error(transparent)]
+    Idempotency(IdempotencyError),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 retryable!(CatalogError);
+keyed!(CatalogError);
 
 /// Whether `caller` may change `product`: its merchant, or an admin.
 fn may_manage(caller: &Caller, product: &Product) -> bool {
@@ -93,8 +96,10 @@ impl<U: UnitOfWork> App<U> {
         let entry = CatalogEntry { product, stock };
         let event_id = self.next_id();
         let (entry_ref, idempotent) = (&entry, idempotent.as_ref());
+        let lease = self.settings.idempotency_lease;
         transact(&self.store, move |mut tx| async move {
             let result: Result<_, CatalogError> = async {
+                idempotency::claim(&mut tx, idempotent, now, lease).await?;
                 tx.insert_product(&entry_ref.product, &entry_ref.stock).await?;
                 let event = DomainEvent::ProductCreated {
                     product_id: entry_ref.product.id,
@@ -106,7 +111,7 @@ impl<U: UnitOfWork> App<U> {
                     occurred_at: now,
                 }])
                 .await?;
-                complete_if_claimed(idempotent, &mut tx, entry_ref, now).await?;
+                idempotency::complete(&mut tx, idempotent, entry_ref, now).await?;
                 Ok(())
             }
             .await;

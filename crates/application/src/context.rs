@@ -19,6 +19,10 @@ pub struct Settings {
     pub checkout_ttl: Duration,
     /// The longest call a single authorisation covers.
     pub call_minutes_max: u32,
+    /// How long a hold reserves funds unless captured or released first.
+    pub hold_ttl: Duration,
+    /// How often and how far apart the job retries a follow-up's provider call.
+    pub follow_up_retry: domain::follow_up::RetryPolicy,
     /// How long an idempotency claim protects a running request.
     pub idempotency_lease: Duration,
     /// How long catalog entries stay in the cache.
@@ -33,6 +37,8 @@ impl Default for Settings {
             refresh_token_ttl: Duration::days(30),
             checkout_ttl: Duration::minutes(30),
             call_minutes_max: 120,
+            hold_ttl: Duration::days(7),
+            follow_up_retry: domain::follow_up::RetryPolicy::DEFAULT,
             idempotency_lease: crate::idempotency::LEASE_DEFAULT,
             catalog_cache_ttl: std::time::Duration::from_secs(60),
             default_currency: domain::money::Currency::Usd,
@@ -54,6 +60,11 @@ pub struct App<U> {
 }
 
 impl<U: UnitOfWork> App<U> {
+    /// The store's own upkeep (see `UnitOfWork::upkeep`), for the job.
+    pub async fn store_upkeep(&self) -> Result<(), crate::ports::store::StoreError> {
+        self.store.upkeep(self.clock.now()).await
+    }
+
     pub(crate) fn next_id<T: domain::ids::Id>(&self) -> T {
         crate::ports::system::next_id(self.ids.as_ref())
     }

@@ -1,15 +1,25 @@
-//! Idempotency keys.
+//! Idempotency keys, with Stripe's semantics: once a request has started executing, its outcome
+//! is the key's outcome.
 //!
 //! A client sends `Idempotency-Key` with a request that moves money or creates something. The
-//! first request *claims* the key (a short transaction), then runs its use case, which stores the
-//! response **in the same transaction as its effect**. A later request with the same key and the
-//! same request fingerprint gets the stored response back; with a different fingerprint it is
-//! refused; while the first is still running it is told to wait. If the first request fails
-//! without effect, its claim is released and the key may be used again. If its process dies, the
-//! claim's lease runs out and the next attempt takes it over: nothing was committed, so running
-//! again is safe.
+//! use case claims the key **in its first transaction**, together with its effect:
+//!
+//! - A use case of one transaction completes the key with its response in that transaction. If
+//!   the transaction fails, the claim rolls back with the effect: there is nothing to release,
+//!   and a retry (even right after a database outage) runs afresh.
+//! - A use case of several steps (a card checkout, top-up or refund: commit, call the provider,
+//!   record its answer) commits the claim in progress with a *recovery point* naming what it has
+//!   committed so far. A retry whose claim is no longer held resumes from there, asking the
+//!   provider again under the same provider idempotency key, so no committed effect is repeated.
+//!
+//! A later request with the key and the same request fingerprint gets the stored response back;
+//! with another fingerprint it is refused; while the first still holds the key it is told to
+//! wait. Business refusals (insufficient funds, out of stock) are stored and replayed like
+//! successes; failures that committed nothing (storage unavailable, a conflict) store nothing.
+//! A claim is held for a lease: a request that fails ends its lease at once, and one whose
+//! process died loses it when the lease runs out.
 
-use domain::ids::UserId;
+use domain::ids::{PaymentId, RefundId, UserId};
 use time::{Duration, OffsetDateTime};
 
 use crate::context::App;
@@ -61,9 +71,54 @@ pub struct StoredResponse {
     pub location: Option<String>,
 }
 
+/// What a multi-step request has committed so far under its key: where a retry resumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecoveryPoint {
+    /// A card checkout or top-up whose pending payment is committed; the provider's checkout may
+    /// not be open yet.
+    Payment(PaymentId),
+    /// Card refunds whose money has moved to the gateway's clearing account; the provider may
+    /// not have been asked yet.
+    Refunds(Vec<RefundId>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a recovery point: {0}")]
+pub struct RecoveryPointError(String);
+
+impl RecoveryPoint {
+    /// A stable text form, for storage: `payment:<id>` or `refunds:<id>,<id>`.
+    pub fn code(&self) -> String {
+        match self {
+            RecoveryPoint::Payment(id) => format!("payment:{id}"),
+            RecoveryPoint::Refunds(ids) => {
+                let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+                format!("refunds:{}", ids.join(","))
+            }
+        }
+    }
+
+    pub fn parse(code: &str) -> Result<RecoveryPoint, RecoveryPointError> {
+        let invalid = || RecoveryPointError(code.chars().take(80).collect());
+        if let Some(id) = code.strip_prefix("payment:") {
+            return PaymentId::parse(id).map(RecoveryPoint::Payment).map_err(|_| invalid());
+        }
+        let ids = code.strip_prefix("refunds:").ok_or_else(invalid)?;
+        let ids: Result<Vec<RefundId>, _> = ids.split(',').map(RefundId::parse).collect();
+        match ids {
+            Ok(ids) if !ids.is_empty() => Ok(RecoveryPoint::Refunds(ids)),
+            _ => Err(invalid()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyState {
-    InProgress { locked_until: OffsetDateTime },
+    /// Claimed by a request; `recovery` says what it has committed, if anything.
+    InProgress {
+        locked_until: OffsetDateTime,
+        recovery: Option<RecoveryPoint>,
+    },
     Completed(StoredResponse),
 }
 
@@ -76,50 +131,35 @@ pub struct IdempotencyRecord {
     pub created_at: OffsetDateTime,
 }
 
-/// Proof that this request holds the key; use cases complete it in their transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyClaim {
-    pub scope: IdempotencyScope,
-}
-
-/// What the HTTP layer hands to a use case: the claim, and how to render the use case's result
-/// as the response to store.
+/// What the HTTP layer hands to a use case: the key, the request's fingerprint, and how to render
+/// the use case's result as the response to store.
 pub struct Idempotent<T> {
-    pub claim: IdempotencyClaim,
+    pub scope: IdempotencyScope,
+    pub fingerprint: String,
     pub render: fn(&T) -> StoredResponse,
 }
 
 impl<T> std::fmt::Debug for Idempotent<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Idempotent").field("claim", &self.claim).finish_non_exhaustive()
+        f.debug_struct("Idempotent").field("scope", &self.scope).finish_non_exhaustive()
     }
 }
 
-impl<T> Idempotent<T> {
-    /// Stores the rendered response in the use case's transaction.
-    pub(crate) async fn complete<Tx: IdempotencyRepository>(&self, tx: &mut Tx, output: &T, at: OffsetDateTime) -> Result<(), StoreError> {
-        tx.complete_idempotency_key(&self.claim.scope, &(self.render)(output), at).await
-    }
-}
-
-/// Completes the claim, if there is one.
-pub(crate) async fn complete_if_claimed<Tx: IdempotencyRepository, T>(
-    idempotent: Option<&Idempotent<T>>,
-    tx: &mut Tx,
-    output: &T,
-    at: OffsetDateTime,
-) -> Result<(), StoreError> {
-    match idempotent {
-        Some(idempotent) => idempotent.complete(tx, output, at).await,
-        None => Ok(()),
-    }
-}
-
+/// A key claimed inside a use case's transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admission {
-    /// Go ahead; complete the claim with the response.
-    Proceed(IdempotencyClaim),
-    /// Already done: send this.
+pub(crate) enum Claim {
+    /// Nothing was committed under the key yet: run the use case.
+    Fresh,
+    /// An earlier attempt committed this much and then stopped: carry on from here.
+    Resume(RecoveryPoint),
+}
+
+/// What a key says before a request runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// The request may run (it claims the key in its transaction).
+    Free,
+    /// Already answered: send this.
     Replay(StoredResponse),
 }
 
@@ -129,6 +169,9 @@ pub enum IdempotencyError {
     InProgress,
     #[error("this idempotency key was used with a different request")]
     Mismatch,
+    /// Another request with the key completed while this one started; replay its response.
+    #[error("a request with this idempotency key has just completed")]
+    Completed,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -137,65 +180,177 @@ impl Retryable for IdempotencyError {
     fn store_error(&self) -> Option<&StoreError> {
         match self {
             IdempotencyError::Store(error) => Some(error),
-            IdempotencyError::InProgress | IdempotencyError::Mismatch => None,
+            IdempotencyError::InProgress | IdempotencyError::Mismatch | IdempotencyError::Completed => None,
         }
     }
 }
 
-impl<U: UnitOfWork> App<U> {
-    /// Claims a key for a request, or says what to do instead.
-    pub async fn admit_idempotent(&self, scope: IdempotencyScope, fingerprint: String) -> Result<Admission, IdempotencyError> {
-        let now = self.clock.now();
-        let locked_until = now + self.settings.idempotency_lease;
-        let record = IdempotencyRecord {
-            scope: scope.clone(),
-            fingerprint,
-            state: IdempotencyState::InProgress { locked_until },
-            created_at: now,
-        };
-        let record = &record;
-        transact(&self.store, move |mut tx| async move {
-            let result = admit(&mut tx, record, now, locked_until).await;
-            (tx, result)
-        })
-        .await
-    }
-
-    /// Gives up a claim whose request had no effect, so the key can be used again.
-    pub async fn release_idempotent(&self, claim: &IdempotencyClaim) -> Result<(), StoreError> {
-        transact(&self.store, move |mut tx| async move {
-            let result = tx.release_idempotency_key(&claim.scope).await;
-            (tx, result)
-        })
-        .await
-    }
+/// Implements `From<IdempotencyError>` for use-case errors with `Idempotency` and `Store`
+/// variants, keeping storage failures where `transact` looks for them.
+#[macro_export]
+macro_rules! keyed {
+    ($($error:ty),* $(,)?) => {
+        $(impl From<$crate::idempotency::IdempotencyError> for $error {
+            fn from(error: $crate::idempotency::IdempotencyError) -> Self {
+                match error {
+                    $crate::idempotency::IdempotencyError::Store(error) => Self::Store(error),
+                    other => Self::Idempotency(other),
+                }
+            }
+        })*
+    };
 }
 
-async fn admit<Tx: IdempotencyRepository>(
+/// Claims the key, if there is one, in the use case's transaction. Call it first: the key row is
+/// the first lock a keyed use case takes. A concurrent request with the same key waits for this
+/// transaction and then finds the key taken.
+pub(crate) async fn claim<Tx: IdempotencyRepository, T>(
     tx: &mut Tx,
-    record: &IdempotencyRecord,
+    idempotent: Option<&Idempotent<T>>,
     now: OffsetDateTime,
-    locked_until: OffsetDateTime,
-) -> Result<Admission, IdempotencyError> {
-    let claim = IdempotencyClaim {
-        scope: record.scope.clone(),
+    lease: Duration,
+) -> Result<Option<Claim>, IdempotencyError> {
+    let Some(idempotent) = idempotent else {
+        return Ok(None);
     };
-    let existing = match tx.claim_idempotency_key(record).await? {
-        ClaimOutcome::Claimed => return Ok(Admission::Proceed(claim)),
+    let locked_until = now + lease;
+    let record = IdempotencyRecord {
+        scope: idempotent.scope.clone(),
+        fingerprint: idempotent.fingerprint.clone(),
+        state: IdempotencyState::InProgress {
+            locked_until,
+            recovery: None,
+        },
+        created_at: now,
+    };
+    let existing = match tx.claim_idempotency_key(&record).await? {
+        ClaimOutcome::Claimed => return Ok(Some(Claim::Fresh)),
         ClaimOutcome::Existing(existing) => existing,
     };
     if existing.fingerprint != record.fingerprint {
         return Err(IdempotencyError::Mismatch);
     }
     match existing.state {
-        IdempotencyState::Completed(response) => Ok(Admission::Replay(response)),
-        IdempotencyState::InProgress { locked_until: lease_end } if lease_end > now => Err(IdempotencyError::InProgress),
-        IdempotencyState::InProgress { .. } => {
+        IdempotencyState::Completed(_) => Err(IdempotencyError::Completed),
+        IdempotencyState::InProgress {
+            locked_until: held_until, ..
+        } if held_until > now => Err(IdempotencyError::InProgress),
+        IdempotencyState::InProgress { recovery, .. } => {
             tx.renew_idempotency_lease(&record.scope, locked_until).await?;
-            Ok(Admission::Proceed(claim))
+            Ok(Some(recovery.map_or(Claim::Fresh, Claim::Resume)))
         }
+    }
+}
+
+/// Records, in a step's transaction, what the request has committed so far.
+pub(crate) async fn mark_recovery_point<Tx: IdempotencyRepository, T>(
+    tx: &mut Tx,
+    idempotent: Option<&Idempotent<T>>,
+    point: &RecoveryPoint,
+) -> Result<(), StoreError> {
+    match idempotent {
+        Some(idempotent) => tx.set_idempotency_recovery_point(&idempotent.scope, point).await,
+        None => Ok(()),
+    }
+}
+
+/// Stores the rendered response in the use case's transaction, if the request has a key.
+pub(crate) async fn complete<Tx: IdempotencyRepository, T>(
+    tx: &mut Tx,
+    idempotent: Option<&Idempotent<T>>,
+    output: &T,
+    at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    match idempotent {
+        Some(idempotent) => {
+            tx.complete_idempotency_key(&idempotent.scope, &(idempotent.render)(output), at)
+                .await
+        }
+        None => Ok(()),
+    }
+}
+
+impl<U: UnitOfWork> App<U> {
+    /// What the key says before the request runs: free, already answered, used for another
+    /// request, or held by a request still running. A read: the claim itself happens in the use
+    /// case's transaction.
+    pub async fn idempotency_status(&self, scope: &IdempotencyScope, fingerprint: &str) -> Result<KeyStatus, IdempotencyError> {
+        let now = self.clock.now();
+        let record = transact(&self.store, move |mut tx| async move {
+            let result = tx.find_idempotency_record(scope).await;
+            (tx, result)
+        })
+        .await?;
+        let Some(record) = record else {
+            return Ok(KeyStatus::Free);
+        };
+        if record.fingerprint != fingerprint {
+            return Err(IdempotencyError::Mismatch);
+        }
+        match record.state {
+            IdempotencyState::Completed(response) => Ok(KeyStatus::Replay(response)),
+            IdempotencyState::InProgress { locked_until, .. } if locked_until > now => Err(IdempotencyError::InProgress),
+            IdempotencyState::InProgress { .. } => Ok(KeyStatus::Free),
+        }
+    }
+
+    /// Stores a business refusal (insufficient funds, out of stock, a declined card) as the key's
+    /// outcome, so a retry replays it. A key another request has completed meanwhile keeps its
+    /// response.
+    pub async fn store_idempotent_refusal(
+        &self,
+        scope: &IdempotencyScope,
+        fingerprint: &str,
+        response: &StoredResponse,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let record = IdempotencyRecord {
+            scope: scope.clone(),
+            fingerprint: fingerprint.to_owned(),
+            state: IdempotencyState::Completed(response.clone()),
+            created_at: now,
+        };
+        let record = &record;
+        transact(&self.store, move |mut tx| async move {
+            let result = tx.settle_idempotency_key(record, now).await;
+            (tx, result)
+        })
+        .await
+    }
+
+    /// Ends the lease of a claim whose request failed without a stored outcome, so a retry may
+    /// take the key at once and resume from its recovery point. A key that was never committed
+    /// (the use case's transaction rolled back) has nothing to end.
+    pub async fn end_idempotency_lease(&self, scope: &IdempotencyScope) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        transact(&self.store, move |mut tx| async move {
+            let result = tx.end_idempotency_lease(scope, now).await;
+            (tx, result)
+        })
+        .await
     }
 }
 
 /// How long a claim protects a running request before another may take the key over.
 pub const LEASE_DEFAULT: Duration = Duration::seconds(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    #[test]
+    fn recovery_points_round_trip_through_their_code() {
+        let payment = RecoveryPoint::Payment(PaymentId::from_uuid(Uuid::from_u128(7)));
+        let refunds = RecoveryPoint::Refunds(vec![
+            RefundId::from_uuid(Uuid::from_u128(1)),
+            RefundId::from_uuid(Uuid::from_u128(2)),
+        ]);
+        for point in [payment, refunds] {
+            assert_eq!(RecoveryPoint::parse(&point.code()), Ok(point));
+        }
+        for bad in ["", "payment:", "refunds:", "refunds:x", "other:1"] {
+            assert!(RecoveryPoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

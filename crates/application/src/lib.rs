@@ -9,12 +9,14 @@ pub mod auth;
 pub mod calls;
 pub mod catalog;
 pub mod context;
+pub mod follow_ups;
 pub mod idempotency;
 pub mod ledger;
 pub mod orders;
 pub mod pagination;
 pub mod payments;
 pub mod ports;
+pub mod refunds;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transact;

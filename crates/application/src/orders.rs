@@ -4,33 +4,32 @@
 //! Lock order, everywhere: payment, order, refund, call, stock (by product id), wallets (by wallet id),
 //! then hold. Each use case locks only what it writes, in that order, so no two can deadlock.
 
-use std::collections::BTreeMap;
-
 use domain::catalog::{Product, Quantity, Stock, StockError};
 use domain::events::{DomainEvent, OutboxEvent};
-use domain::ids::{OrderId, ProductId, RefundId, UserId, WalletId};
+use domain::ids::{OrderId, PaymentId, ProductId, UserId, WalletId};
 use domain::ledger::{Entry, JournalTransaction, LedgerError, TransactionKind};
 use domain::money::{Currency, Money, MoneyError};
 use domain::order::{Actor, Order, OrderError, OrderStatus, PaymentMethod, StatusChange, TransitionError};
-use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName, Refund, RefundStatus};
+use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName, Refund};
+use domain::user::Email;
 use domain::user::Role;
-use domain::wallet::{SystemAccount, Wallet};
+use domain::wallet::Wallet;
 use time::OffsetDateTime;
 
 use crate::auth::Caller;
 use crate::context::App;
-use crate::idempotency::{Idempotent, complete_if_claimed};
+use crate::idempotency::{self, Claim, IdempotencyError, Idempotent, RecoveryPoint};
 use crate::ledger::{PostingError, post, post_locked};
 use crate::pagination::{Cursor, Page, PageRequest};
-use crate::ports::gateway::{CheckoutLine, CheckoutRequest, GatewayError, GatewayRefundStatus, RefundRequest};
+use crate::ports::gateway::{CheckoutLine, CheckoutRequest, CheckoutSession, GatewayError, Gateways};
 use crate::ports::store::{
     EventOutbox, LedgerRepository, OrderFilter, OrderRepository, PaymentLookup, PaymentRepository, ProductRepository, RefundRepository,
-    StoreError, Transaction, UnitOfWork, UserRepository, WalletRepository,
+    StoreError, Transaction, UnitOfWork, WalletRepository,
 };
 use crate::ports::system::{IdGenerator, next_id};
-use crate::retryable;
 use crate::transact::transact;
-use crate::wallets::system_wallet;
+use crate::wallets::resumed_payment;
+use crate::{keyed, retryable};
 
 #[derive(Debug, Clone)]
 pub struct CheckoutCommand {
@@ -63,10 +62,14 @@ pub enum CheckoutError {
     InsufficientFunds { available: Money, required: Money },
     #[error("no card gateway takes {0}")]
     NoGateway(Currency),
+    #[error("the checkout of this order was closed before it opened ({0})")]
+    CheckoutClosed(&'static str),
     #[error(transparent)]
     Gateway(#[from] GatewayError),
     #[error(transparent)]
     Ledger(LedgerError),
+    #[error(transparent)]
+    Idempotency(IdempotencyError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -78,6 +81,8 @@ pub enum OrderCommandError {
     NotFound,
     #[error("you may not do this to the order")]
     Forbidden,
+    #[error("the provider would not close the order's checkout: {0}")]
+    CheckoutNotClosed(GatewayError),
     #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error(transparent)]
@@ -86,41 +91,8 @@ pub enum OrderCommandError {
     Store(#[from] StoreError),
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RefundError {
-    #[error("the order does not exist")]
-    NotFound,
-    #[error("only the order's merchants and admins may refund it")]
-    Forbidden,
-    #[error("an order that is {0} cannot be refunded")]
-    NotRefundable(OrderStatus),
-    #[error("the order has several merchants: say whose share to refund")]
-    MerchantRequired,
-    #[error("nothing is left to refund")]
-    NothingToRefund,
-    #[error("at most {refundable} can be refunded")]
-    ExceedsRefundable { refundable: Money },
-    #[error("the refund amount must be positive and in the order's currency")]
-    InvalidAmount,
-    #[error("the reason must have at most 500 characters")]
-    Reason,
-    #[error("the merchant's wallet cannot cover the refund: {available} available")]
-    MerchantInsufficientFunds { available: Money },
-    #[error("the card payment cannot be refunded through its gateway")]
-    PaymentNotRefundable,
-    #[error(transparent)]
-    Gateway(#[from] GatewayError),
-    #[error(transparent)]
-    Order(#[from] OrderError),
-    #[error(transparent)]
-    Ledger(LedgerError),
-    #[error(transparent)]
-    Money(#[from] MoneyError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-retryable!(CheckoutError, OrderCommandError, RefundError);
+retryable!(CheckoutError, OrderCommandError);
+keyed!(CheckoutError);
 
 impl From<TransitionError> for CheckoutError {
     fn from(error: TransitionError) -> Self {
@@ -134,53 +106,12 @@ impl From<MoneyError> for CheckoutError {
     }
 }
 
-impl From<TransitionError> for RefundError {
-    fn from(error: TransitionError) -> Self {
-        RefundError::Order(OrderError::Transition(error))
-    }
-}
-
-impl From<crate::payments::GatewayEventError> for RefundError {
-    fn from(error: crate::payments::GatewayEventError) -> Self {
-        use crate::payments::GatewayEventError as E;
-        match error {
-            E::Store(error) => RefundError::Store(error),
-            E::Ledger(error) => RefundError::Ledger(error),
-            E::Money(error) => RefundError::Money(error),
-            E::Order(error) => RefundError::Order(error),
-            E::Gateway(error) => RefundError::Gateway(error),
-            other => RefundError::Store(StoreError::Corrupt(format!("refund settlement failed: {other}"))),
-        }
-    }
-}
-
-impl From<PostingError> for RefundError {
-    fn from(error: PostingError) -> Self {
-        match error {
-            PostingError::Store(error) => RefundError::Store(error),
-            PostingError::Ledger(error) => match error.insufficient_funds() {
-                Some((_, available, _)) => RefundError::MerchantInsufficientFunds { available },
-                None => RefundError::Ledger(error),
-            },
-        }
-    }
-}
-
 /// An order with its payment and refunds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderDetails {
     pub order: Order,
     pub payment: Option<Payment>,
     pub refunds: Vec<Refund>,
-}
-
-#[derive(Debug, Clone)]
-pub struct RefundCommand {
-    /// `None` refunds everything that is left (of the merchant's share, or of every share).
-    pub amount: Option<Money>,
-    /// Whose share to refund; merchants may only name themselves.
-    pub merchant_id: Option<UserId>,
-    pub reason: String,
 }
 
 pub(crate) fn event(ids: &dyn IdGenerator, event: DomainEvent, at: OffsetDateTime) -> OutboxEvent {
@@ -428,8 +359,10 @@ impl<U: UnitOfWork> App<U> {
         let ids = self.ids.as_ref();
         let now = self.clock.now();
         let idempotent = idempotent.as_ref();
+        let lease = self.settings.idempotency_lease;
         let checkout = transact(&self.store, move |mut tx| async move {
             let result: Result<_, CheckoutError> = async {
+                idempotency::claim(&mut tx, idempotent, now, lease).await?;
                 let (mut stock, products) = lock_cart(&mut tx, &command.items).await?;
                 let (order, created) = place_order(next_id(ids), buyer, &command.items, &products, PaymentMethod::Wallet, now)?;
                 each_item_stock(&order, &mut stock, Stock::sell)?;
@@ -445,7 +378,7 @@ impl<U: UnitOfWork> App<U> {
                 // that is paid (its stock change follows from its items).
                 tx.enqueue_events(&status_events(ids, &changes[2..])).await?;
                 let checkout = Checkout { order, payment: None };
-                complete_if_claimed(idempotent, &mut tx, &checkout, now).await?;
+                idempotency::complete(&mut tx, idempotent, &checkout, now).await?;
                 Ok(checkout)
             }
             .await;
@@ -457,114 +390,107 @@ impl<U: UnitOfWork> App<U> {
         Ok(checkout)
     }
 
+    /// A card checkout in three steps: reserve the stock and record the order with a pending
+    /// payment (one transaction), open the provider's checkout (outside any transaction, with the
+    /// provider idempotency key `checkout-<payment id>`), record the session. A retry under the
+    /// same idempotency key resumes after the first step. A checkout the provider will not open
+    /// cancels the order at once; one it cannot open yet stays pending for a retry, or for the
+    /// expiry job if none comes.
     async fn checkout_with_card(
         &self,
         caller: &Caller,
         command: &CheckoutCommand,
         idempotent: Option<Idempotent<Checkout>>,
     ) -> Result<Checkout, CheckoutError> {
-        let buyer = caller.user_id;
-        let ids = self.ids.as_ref();
-        let now = self.clock.now();
-        let expires_at = now + self.settings.checkout_ttl;
-        let gateways = &self.gateways;
-        let (order, payment, email) = transact(&self.store, move |mut tx| async move {
-            let result: Result<_, CheckoutError> = async {
-                let (mut stock, products) = lock_cart(&mut tx, &command.items).await?;
-                let (order, created) = place_order(next_id(ids), buyer, &command.items, &products, PaymentMethod::Card, now)?;
-                let gateway = gateways
-                    .for_currency(command.provider.as_ref(), order.currency())
-                    .ok_or(CheckoutError::NoGateway(order.currency()))?;
-                each_item_stock(&order, &mut stock, Stock::reserve)?;
-                let (order, pending) = order.await_payment(Actor::User(buyer), now)?;
-                let payment = Payment::open(
-                    next_id(ids),
-                    PaymentPurpose::Order(order.id),
-                    buyer,
-                    gateway.provider().clone(),
-                    order.total,
-                    now,
-                    expires_at,
-                );
-                let user = tx
-                    .find_user(buyer)
-                    .await?
-                    .ok_or_else(|| StoreError::Corrupt("caller has no user row".into()))?;
-                tx.update_stock(&stock).await?;
-                tx.insert_order(&order).await?;
-                tx.insert_payment(&payment).await?;
-                let changes = [created, pending];
-                tx.append_status_changes(&changes).await?;
-                let mut events = status_events(ids, &changes);
-                events.extend(stock.iter().map(|s| {
-                    event(
-                        ids,
-                        DomainEvent::StockChanged {
-                            product_id: s.product_id,
-                            available: s.available(),
-                        },
-                        now,
-                    )
-                }));
-                tx.enqueue_events(&events).await?;
-                Ok((order, payment, user.email))
-            }
-            .await;
-            (tx, result)
-        })
-        .await?;
-        let product_ids: Vec<ProductId> = order.items.iter().map(|item| item.product_id).collect();
-        self.invalidate_catalog(&product_ids).await;
-
+        let idempotent = idempotent.as_ref();
+        let (opened, fresh) = self.open_card_checkout(caller, command, idempotent).await?;
+        if fresh {
+            let product_ids: Vec<ProductId> = opened.order.items.iter().map(|item| item.product_id).collect();
+            self.invalidate_catalog(&product_ids).await;
+        }
+        let OpenedCheckout { order, payment, email } = opened;
+        match payment.status {
+            PaymentStatus::Pending if payment.checkout_url.is_none() => {}
+            PaymentStatus::Pending | PaymentStatus::Succeeded => return self.record_checkout_session(payment.id, None, idempotent).await,
+            other => return Err(CheckoutError::CheckoutClosed(other.as_str())),
+        }
         let gateway = self
             .gateways
             .get(&payment.provider)
             .ok_or(CheckoutError::NoGateway(order.currency()))?
             .clone();
-        let request = CheckoutRequest {
-            payment_id: payment.id,
-            amount: payment.amount,
-            description: format!("Order {}", order.id),
-            lines: order
-                .items
-                .iter()
-                .map(|item| CheckoutLine {
-                    name: item.product_name.clone(),
-                    unit_amount: item.unit_price,
-                    quantity: item.quantity.get(),
-                })
-                .collect(),
-            customer_email: email.to_string(),
-            expires_at: payment.expires_at,
-            idempotency_key: format!("checkout-{}", payment.id),
-        };
-        let session = match gateway.create_checkout(request).await {
-            Ok(session) => session,
+        match gateway.create_checkout(checkout_request(&order, &payment, &email)).await {
+            Ok(session) => self.record_checkout_session(payment.id, Some(session), idempotent).await,
             Err(error) => {
-                self.cancel_after_failed_checkout(order.id).await;
-                return Err(error.into());
-            }
-        };
-        let payment = payment.attach_session(session.session_id, session.checkout_url, self.clock.now());
-        let checkout = Checkout {
-            order,
-            payment: Some(payment),
-        };
-        let (checkout_ref, idempotent) = (&checkout, idempotent.as_ref());
-        transact(&self.store, move |mut tx| async move {
-            let result: Result<_, StoreError> = async {
-                if let Some(payment) = &checkout_ref.payment {
-                    tx.update_payment(payment).await?;
+                // A retry under the key resumes a temporary failure; otherwise nothing will.
+                if !(error.may_pass() && idempotent.is_some()) {
+                    self.cancel_after_failed_checkout(order.id).await;
                 }
-                complete_if_claimed(idempotent, &mut tx, checkout_ref, now).await?;
-                Ok(())
+                Err(error.into())
+            }
+        }
+    }
+
+    /// The card checkout's first transaction: claims the key, reserves the stock and records the
+    /// order and its pending payment; or finds the ones an earlier attempt under the key
+    /// recorded. Says whether they are new.
+    async fn open_card_checkout(
+        &self,
+        caller: &Caller,
+        command: &CheckoutCommand,
+        idempotent: Option<&Idempotent<Checkout>>,
+    ) -> Result<(OpenedCheckout, bool), CheckoutError> {
+        let buyer = caller.user_id;
+        let ids = self.ids.as_ref();
+        let now = self.clock.now();
+        let (expires_at, lease) = (now + self.settings.checkout_ttl, self.settings.idempotency_lease);
+        let gateways = &self.gateways;
+        transact(&self.store, move |mut tx| async move {
+            let result = async {
+                if let Some(Claim::Resume(point)) = idempotency::claim(&mut tx, idempotent, now, lease).await? {
+                    return Ok((resume_card_checkout(&mut tx, &point, buyer).await?, false));
+                }
+                let opened = place_card_order(&mut tx, ids, gateways, buyer, command, expires_at, now).await?;
+                idempotency::mark_recovery_point(&mut tx, idempotent, &RecoveryPoint::Payment(opened.payment.id)).await?;
+                Ok((opened, true))
             }
             .await;
             (tx, result)
         })
         .await
-        .map_err(CheckoutError::Store)?;
-        Ok(checkout)
+    }
+
+    /// Attaches the provider's session to the payment (unless it has one) and stores the key's
+    /// response. The payment is locked and read again: a webhook may have settled it meanwhile.
+    async fn record_checkout_session(
+        &self,
+        payment_id: PaymentId,
+        session: Option<CheckoutSession>,
+        idempotent: Option<&Idempotent<Checkout>>,
+    ) -> Result<Checkout, CheckoutError> {
+        let now = self.clock.now();
+        let session = &session;
+        transact(&self.store, move |mut tx| async move {
+            let result = async {
+                let payment = attach_session(&mut tx, payment_id, session.as_ref(), now).await?;
+                let PaymentPurpose::Order(order_id) = payment.purpose else {
+                    return Err(StoreError::Corrupt(format!("payment {payment_id} is not an order's")).into());
+                };
+                let order = tx
+                    .find_order(order_id)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("payment {payment_id} has no order")))?;
+                let checkout = Checkout {
+                    order,
+                    payment: Some(payment),
+                };
+                idempotency::complete(&mut tx, idempotent, &checkout, now).await?;
+                Ok(checkout)
+            }
+            .await;
+            (tx, result)
+        })
+        .await
     }
 
     /// The gateway would not open a checkout: give the stock back and fail the payment.
@@ -619,20 +545,51 @@ impl<U: UnitOfWork> App<U> {
     }
 
     /// The buyer gives up an order that is still awaiting payment; its stock goes back on sale.
+    /// A card order's checkout is closed at the provider first, so it can no longer be paid; if
+    /// the provider will not close it (it is being paid, or the provider is down), the order
+    /// stays as it is and the error says why. A provider without a way to close checkouts
+    /// (Monnify) may still take a payment, which then comes back as a refunded late success.
     pub async fn cancel_order(&self, caller: &Caller, order_id: OrderId) -> Result<Order, OrderCommandError> {
+        let caller = *caller;
+        let (order, payment) = transact(&self.store, move |mut tx| async move {
+            let result = peek_order(&mut tx, order_id).await.map_err(OrderCommandError::from);
+            (tx, result)
+        })
+        .await?
+        .ok_or(OrderCommandError::NotFound)?;
+        if order.buyer_id != caller.user_id {
+            return Err(if caller.is_admin() || order.has_merchant(caller.user_id) {
+                OrderCommandError::Forbidden
+            } else {
+                OrderCommandError::NotFound
+            });
+        }
+        if order.status == OrderStatus::PaymentPending
+            && let Some(payment) = payment.as_ref().filter(|p| p.status == PaymentStatus::Pending)
+        {
+            self.close_checkout(payment).await?;
+        }
+        self.cancel_unpaid_order(&caller, order_id).await
+    }
+
+    /// Closes a pending payment's checkout at its provider.
+    async fn close_checkout(&self, payment: &Payment) -> Result<(), OrderCommandError> {
+        let (Some(gateway), Some(session)) = (self.gateways.get(&payment.provider), payment.provider_session_id.as_deref()) else {
+            return Ok(());
+        };
+        gateway.expire_checkout(session).await.map_err(|error| {
+            tracing::warn!(%error, payment_id = %payment.id, "the provider would not close the checkout; the order stays pending");
+            OrderCommandError::CheckoutNotClosed(error)
+        })
+    }
+
+    async fn cancel_unpaid_order(&self, caller: &Caller, order_id: OrderId) -> Result<Order, OrderCommandError> {
         let now = self.clock.now();
         let ids = self.ids.as_ref();
         let caller = *caller;
         let (order, product_ids) = transact(&self.store, move |mut tx| async move {
             let result: Result<_, OrderCommandError> = async {
-                let (order, payment) = peek_order(&mut tx, order_id).await?.ok_or(OrderCommandError::NotFound)?;
-                if order.buyer_id != caller.user_id {
-                    return Err(if caller.is_admin() || order.has_merchant(caller.user_id) {
-                        OrderCommandError::Forbidden
-                    } else {
-                        OrderCommandError::NotFound
-                    });
-                }
+                let (_, payment) = peek_order(&mut tx, order_id).await?.ok_or(OrderCommandError::NotFound)?;
                 let payment = match payment {
                     Some(p) => tx.lock_payment(&p.provider, &PaymentLookup::Ours(p.id)).await?,
                     None => None,
@@ -753,275 +710,133 @@ impl<U: UnitOfWork> App<U> {
         })
         .await
     }
-
-    /// Refunds all or part of a paid order. A wallet payment is refunded at once from the merchant's
-    /// wallet to the buyer's. A card payment moves the merchant's share to the gateway's clearing
-    /// account, asks the gateway to refund, and settles when the gateway answers.
-    pub async fn refund_order(
-        &self,
-        caller: &Caller,
-        order_id: OrderId,
-        command: RefundCommand,
-        idempotent: Option<Idempotent<Vec<Refund>>>,
-    ) -> Result<Vec<Refund>, RefundError> {
-        if command.reason.chars().count() > 500 {
-            return Err(RefundError::Reason);
-        }
-        if caller.role == Role::Customer {
-            return Err(RefundError::Forbidden);
-        }
-        let now = self.clock.now();
-        let ids = self.ids.as_ref();
-        let (caller, command_ref) = (*caller, &command);
-        let idempotent_ref = idempotent.as_ref();
-        let (refunds, payment) = transact(&self.store, move |mut tx| async move {
-            let result = open_refunds(&mut tx, ids, &caller, order_id, command_ref, now).await;
-            let result = match result {
-                Ok((refunds, payment)) => {
-                    // A wallet refund is final now; a card refund's response is stored once the
-                    // gateway has answered.
-                    if payment.is_none()
-                        && let Err(error) = complete_if_claimed(idempotent_ref, &mut tx, &refunds, now).await
-                    {
-                        return (tx, Err(error.into()));
-                    }
-                    Ok((refunds, payment))
-                }
-                Err(error) => Err(error),
-            };
-            (tx, result)
-        })
-        .await?;
-        let Some(payment) = payment else {
-            return Ok(refunds);
-        };
-        let mut settled = Vec::with_capacity(refunds.len());
-        for refund in refunds {
-            settled.push(self.refund_through_gateway(&payment, refund).await?);
-        }
-        let settled_ref = &settled;
-        transact(&self.store, move |mut tx| async move {
-            let result = complete_if_claimed(idempotent_ref, &mut tx, settled_ref, now).await;
-            (tx, result)
-        })
-        .await?;
-        Ok(settled)
-    }
-
-    /// Asks the gateway to refund and records its answer.
-    async fn refund_through_gateway(&self, payment: &Payment, refund: Refund) -> Result<Refund, RefundError> {
-        let gateway = self
-            .gateways
-            .get(&payment.provider)
-            .ok_or(RefundError::PaymentNotRefundable)?
-            .clone();
-        let provider_payment_id = payment.provider_payment_id.clone().ok_or(RefundError::PaymentNotRefundable)?;
-        let request = RefundRequest {
-            refund_id: refund.id,
-            payment_id: payment.id,
-            provider_payment_id,
-            amount: refund.amount,
-            reason: refund.reason.clone(),
-            idempotency_key: format!("refund-{}", refund.id),
-        };
-        match gateway.refund(request).await {
-            Ok(answer) => {
-                let update = crate::ports::gateway::RefundUpdate {
-                    provider_refund_id: answer.provider_refund_id,
-                    refund_id: Some(refund.id),
-                    amount: Some(refund.amount),
-                    status: answer.status,
-                };
-                self.apply_refund_update(&payment.provider, &update).await?;
-                Ok(self.refund_by_id(refund.id).await?.unwrap_or(refund))
-            }
-            Err(error @ (GatewayError::RateLimited | GatewayError::Unavailable(_))) => {
-                tracing::warn!(%error, refund_id = %refund.id, "gateway refund failed temporarily; the refund stays pending");
-                Ok(refund)
-            }
-            Err(error) => {
-                let update = crate::ports::gateway::RefundUpdate {
-                    provider_refund_id: String::new(),
-                    refund_id: Some(refund.id),
-                    amount: Some(refund.amount),
-                    status: GatewayRefundStatus::Failed,
-                };
-                self.apply_refund_update(&payment.provider, &update).await?;
-                Err(error.into())
-            }
-        }
-    }
-
-    async fn refund_by_id(&self, id: RefundId) -> Result<Option<Refund>, StoreError> {
-        transact(&self.store, move |mut tx| async move {
-            let result = tx.find_refund(id).await;
-            (tx, result)
-        })
-        .await
-    }
 }
 
-/// The refundable part of each merchant's share: the share minus refunds pending or done.
-fn refundable_shares(order: &Order, refunds: &[Refund]) -> Result<BTreeMap<UserId, Money>, MoneyError> {
-    let mut shares = order.merchant_totals()?;
-    for refund in refunds.iter().filter(|r| r.status != RefundStatus::Failed) {
-        if let Some(share) = shares.get_mut(&refund.merchant_id) {
-            *share = share.checked_sub(refund.amount)?;
-        }
-    }
-    Ok(shares)
+/// A card order's first step, as committed: the order, its pending payment and the buyer's
+/// e-mail address for the provider's page.
+struct OpenedCheckout {
+    order: Order,
+    payment: Payment,
+    email: Email,
 }
 
-/// Which merchants' shares to refund, and how much of each.
-fn refund_targets(
-    caller: &Caller,
-    order: &Order,
-    shares: &BTreeMap<UserId, Money>,
-    command: &RefundCommand,
-) -> Result<Vec<(UserId, Money)>, RefundError> {
-    let merchant = if caller.is_admin() {
-        match (command.merchant_id, command.amount) {
-            (Some(merchant), _) => Some(merchant),
-            (None, None) => None,
-            (None, Some(_)) if shares.len() == 1 => shares.keys().next().copied(),
-            (None, Some(_)) => return Err(RefundError::MerchantRequired),
-        }
-    } else {
-        if command.merchant_id.is_some_and(|m| m != caller.user_id) {
-            return Err(RefundError::Forbidden);
-        }
-        Some(caller.user_id)
-    };
-    let Some(merchant) = merchant else {
-        let all: Vec<(UserId, Money)> = shares
-            .iter()
-            .filter(|(_, left)| left.is_positive())
-            .map(|(m, left)| (*m, *left))
-            .collect();
-        return if all.is_empty() {
-            Err(RefundError::NothingToRefund)
-        } else {
-            Ok(all)
-        };
-    };
-    let refundable = *shares.get(&merchant).ok_or(RefundError::NotFound)?;
-    if !refundable.is_positive() {
-        return Err(RefundError::NothingToRefund);
-    }
-    let amount = command.amount.unwrap_or(refundable);
-    if amount.currency() != order.currency() || !amount.is_positive() {
-        return Err(RefundError::InvalidAmount);
-    }
-    if amount.amount_minor() > refundable.amount_minor() {
-        return Err(RefundError::ExceedsRefundable { refundable });
-    }
-    Ok(vec![(merchant, amount)])
-}
-
-/// First transaction of a refund: checks, moves the money out of the merchants' wallets, and
-/// records the refunds. Returns the card payment when the gateway must still be asked.
-async fn open_refunds<Tx: Transaction>(
+/// Reserves the cart's stock and records the order (`payment_pending`) with a pending payment.
+async fn place_card_order<Tx: Transaction>(
     tx: &mut Tx,
     ids: &dyn IdGenerator,
-    caller: &Caller,
-    order_id: OrderId,
-    command: &RefundCommand,
+    gateways: &Gateways,
+    buyer: UserId,
+    command: &CheckoutCommand,
+    expires_at: OffsetDateTime,
     now: OffsetDateTime,
-) -> Result<(Vec<Refund>, Option<Payment>), RefundError> {
-    let order = tx.lock_order(order_id).await?.ok_or(RefundError::NotFound)?;
-    if !(caller.is_admin() || order.has_merchant(caller.user_id)) {
-        return Err(RefundError::NotFound);
-    }
-    if !order.is_paid() {
-        return Err(RefundError::NotRefundable(order.status));
-    }
-    let existing = tx.list_order_refunds(order_id).await?;
-    let shares = refundable_shares(&order, &existing)?;
-    let targets = refund_targets(caller, &order, &shares, command)?;
-    let currency = order.currency();
-    let card_payment = match order.payment_method {
-        PaymentMethod::Wallet => None,
-        PaymentMethod::Card => {
-            let payment = tx
-                .find_order_payment(order_id)
-                .await?
-                .filter(|p| p.status == PaymentStatus::Succeeded && p.provider_payment_id.is_some());
-            Some(payment.ok_or(RefundError::PaymentNotRefundable)?)
-        }
-    };
-    let destination = match &card_payment {
-        None => tx.ensure_user_wallet(order.buyer_id, currency, next_id(ids), now).await?,
-        Some(payment) => {
-            system_wallet(
-                tx,
-                &SystemAccount::GatewayClearing(payment.provider.clone()),
-                currency,
-                next_id(ids),
-                now,
-            )
-            .await?
-        }
-    };
-    let mut entries = Vec::with_capacity(targets.len() + 1);
-    let mut total = Money::zero(currency);
-    for (merchant, amount) in &targets {
-        let wallet = tx.ensure_user_wallet(*merchant, currency, next_id(ids), now).await?;
-        entries.push(Entry::debit(wallet, *amount)?);
-        total = total.checked_add(*amount)?;
-    }
-    entries.push(Entry::credit(destination, total));
-    let journal = JournalTransaction::new(next_id(ids), TransactionKind::Refund, format!("order:{order_id}"), entries, now)
-        .map_err(RefundError::Ledger)?;
-    post(tx, &journal).await?;
+) -> Result<OpenedCheckout, CheckoutError> {
+    let (mut stock, products) = lock_cart(tx, &command.items).await?;
+    let (order, created) = place_order(next_id(ids), buyer, &command.items, &products, PaymentMethod::Card, now)?;
+    let gateway = gateways
+        .for_currency(command.provider.as_ref(), order.currency())
+        .ok_or(CheckoutError::NoGateway(order.currency()))?;
+    each_item_stock(&order, &mut stock, Stock::reserve)?;
+    let (order, pending) = order.await_payment(Actor::User(buyer), now)?;
+    let purpose = PaymentPurpose::Order(order.id);
+    let payment = Payment::open(
+        next_id(ids),
+        purpose,
+        buyer,
+        gateway.provider().clone(),
+        order.total,
+        now,
+        expires_at,
+    );
+    let user = tx
+        .find_user(buyer)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("caller has no user row".into()))?;
+    tx.update_stock(&stock).await?;
+    tx.insert_order(&order).await?;
+    tx.insert_payment(&payment).await?;
+    let changes = [created, pending];
+    tx.append_status_changes(&changes).await?;
+    let mut events = status_events(ids, &changes);
+    events.extend(stock.iter().map(|s| {
+        let changed = DomainEvent::StockChanged {
+            product_id: s.product_id,
+            available: s.available(),
+        };
+        event(ids, changed, now)
+    }));
+    tx.enqueue_events(&events).await?;
+    Ok(OpenedCheckout {
+        order,
+        payment,
+        email: user.email,
+    })
+}
 
-    let status = if card_payment.is_some() {
-        RefundStatus::Pending
-    } else {
-        RefundStatus::Succeeded
+/// The order and payment an earlier attempt under the key committed.
+async fn resume_card_checkout<Tx: Transaction>(tx: &mut Tx, point: &RecoveryPoint, buyer: UserId) -> Result<OpenedCheckout, CheckoutError> {
+    let payment = resumed_payment(tx, point, buyer).await?;
+    let PaymentPurpose::Order(order_id) = payment.purpose else {
+        return Err(StoreError::Corrupt(format!("the key's payment {} is not an order's", payment.id)).into());
     };
-    let reason = if command.reason.trim().is_empty() {
-        "requested".to_owned()
-    } else {
-        command.reason.trim().to_owned()
-    };
-    let refunds: Vec<Refund> = targets
-        .iter()
-        .map(|(merchant, amount)| Refund {
-            id: next_id(ids),
-            order_id,
-            payment_id: card_payment.as_ref().map(|p| p.id),
-            merchant_id: *merchant,
-            amount: *amount,
-            status,
-            provider_refund_id: None,
-            reason: reason.clone(),
-            requested_by: caller.user_id,
-            created_at: now,
-            updated_at: now,
-        })
-        .collect();
-    for refund in &refunds {
-        tx.insert_refund(refund).await?;
+    let order = tx
+        .find_order(order_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("payment {} has no order", payment.id)))?;
+    let user = tx
+        .find_user(buyer)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("caller has no user row".into()))?;
+    Ok(OpenedCheckout {
+        order,
+        payment,
+        email: user.email,
+    })
+}
+
+/// Locks the payment and attaches the session if it has none yet; returns the payment as stored.
+pub(crate) async fn attach_session<Tx: PaymentRepository + Send>(
+    tx: &mut Tx,
+    payment_id: PaymentId,
+    session: Option<&CheckoutSession>,
+    now: OffsetDateTime,
+) -> Result<Payment, StoreError> {
+    let payment = tx
+        .find_payment(payment_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("payment {payment_id} is missing")))?;
+    let payment = tx
+        .lock_payment(&payment.provider, &PaymentLookup::Ours(payment_id))
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("payment {payment_id} is missing")))?;
+    match session {
+        Some(session) if payment.provider_session_id.is_none() => {
+            let payment = payment.attach_session(session.session_id.clone(), session.checkout_url.clone(), now);
+            tx.update_payment(&payment).await?;
+            Ok(payment)
+        }
+        _ => Ok(payment),
     }
-    if card_payment.is_none() {
-        let (order, change) = order.record_refund(total, Actor::User(caller.user_id), &reason, now)?;
-        tx.update_order(&order).await?;
-        tx.append_status_changes(std::slice::from_ref(&change)).await?;
-        let mut events = status_events(ids, std::slice::from_ref(&change));
-        events.extend(refunds.iter().map(|r| {
-            event(
-                ids,
-                DomainEvent::RefundSucceeded {
-                    refund_id: r.id,
-                    order_id,
-                    amount: r.amount,
-                },
-                now,
-            )
-        }));
-        tx.enqueue_events(&events).await?;
+}
+
+/// What the provider's hosted page shows for an order.
+fn checkout_request(order: &Order, payment: &Payment, email: &Email) -> CheckoutRequest {
+    CheckoutRequest {
+        payment_id: payment.id,
+        amount: payment.amount,
+        description: format!("Order {}", order.id),
+        lines: order
+            .items
+            .iter()
+            .map(|item| CheckoutLine {
+                name: item.product_name.clone(),
+                unit_amount: item.unit_price,
+                quantity: item.quantity.get(),
+            })
+            .collect(),
+        customer_email: email.to_string(),
+        expires_at: payment.expires_at,
+        idempotency_key: format!("checkout-{}", payment.id),
     }
-    Ok((refunds, card_payment))
 }
 
 /// The cursor of an order listing.

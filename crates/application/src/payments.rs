@@ -8,6 +8,7 @@
 
 use domain::catalog::StockError;
 use domain::events::DomainEvent;
+use domain::follow_up::{FollowUp, FollowUpTask};
 use domain::ids::ProductId;
 use domain::ledger::{Entry, JournalTransaction, LedgerError, TransactionKind};
 use domain::money::{Money, MoneyError};
@@ -17,10 +18,11 @@ use domain::wallet::SystemAccount;
 use time::OffsetDateTime;
 
 use crate::context::App;
+use crate::follow_ups::{FOLLOW_UP_LEASE, finish_follow_up};
 use crate::ledger::{PostingError, post};
 use crate::orders::{Cancellation, OrderCommandError, PaymentEnd, cancel_unpaid, event, pay_merchants, status_events};
 use crate::ports::gateway::{
-    GatewayEvent, GatewayEventKind, GatewayRefundStatus, PaymentReference, RefundRequest, RefundUpdate, WebhookError, WebhookHeaders,
+    GatewayEvent, GatewayEventKind, GatewayRefundStatus, PaymentReference, RefundUpdate, WebhookError, WebhookHeaders,
 };
 use crate::ports::store::{PaymentLookup, PaymentRepository, StoreError, Transaction, UnitOfWork, WebhookInbox};
 use crate::ports::system::{IdGenerator, next_id};
@@ -38,6 +40,8 @@ pub enum EventOutcome {
     Ignored(&'static str),
     /// Money arrived for a payment that had been given up.
     LateSuccess,
+    /// Verified, but not ours to apply (a checkout session we did not create); logged.
+    Refused(&'static str),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +99,7 @@ impl From<OrderCommandError> for GatewayEventError {
             OrderCommandError::Store(error) => GatewayEventError::Store(error),
             OrderCommandError::Transition(error) => error.into(),
             OrderCommandError::Stock(error) => GatewayEventError::Stock(error),
+            OrderCommandError::CheckoutNotClosed(error) => GatewayEventError::Gateway(error),
             OrderCommandError::NotFound | OrderCommandError::Forbidden => {
                 GatewayEventError::Store(StoreError::Corrupt("a payment points at a missing order".into()))
             }
@@ -195,33 +200,6 @@ impl<U: UnitOfWork> App<U> {
         }
         tracing::info!(provider = %provider, event_id = %event.event_id, event_type = %event.event_type, outcome = ?applied.outcome, "gateway event handled");
         Ok(applied.outcome)
-    }
-
-    /// Money arrived for an order we had already cancelled: send it back through the gateway.
-    async fn refund_late_success(&self, payment: &Payment) {
-        let Some(gateway) = self.gateways.get(&payment.provider) else {
-            return;
-        };
-        let Some(provider_payment_id) = payment.provider_payment_id.clone() else {
-            tracing::error!(payment_id = %payment.id, "late success without a provider payment id: flagged for manual refund");
-            return;
-        };
-        let request = RefundRequest {
-            refund_id: next_id(self.ids.as_ref()),
-            payment_id: payment.id,
-            provider_payment_id,
-            amount: payment.amount,
-            reason: "payment arrived after the order was cancelled".to_owned(),
-            idempotency_key: format!("late-success-{}", payment.id),
-        };
-        match gateway.refund(request).await {
-            Ok(refund) => {
-                tracing::warn!(payment_id = %payment.id, provider_refund_id = %refund.provider_refund_id, "late success refunded")
-            }
-            Err(error) => {
-                tracing::error!(%error, payment_id = %payment.id, "late success could not be refunded: flagged for manual refund")
-            }
-        }
     }
 
     /// Records the gateway's answer about one of our refunds.
@@ -346,6 +324,12 @@ async fn settle_success<Tx: Transaction>(
     let Some(payment) = lock_referenced(tx, provider, reference).await? else {
         return Ok(Applied::just(EventOutcome::Ignored("unknown payment")));
     };
+    if let Some(session) = &reference.session_id
+        && payment.provider_session_id.as_ref() != Some(session)
+    {
+        tracing::error!(payment_id = %payment.id, session, "a success for a checkout session we did not create names our payment: refused");
+        return Ok(Applied::just(EventOutcome::Refused("the checkout session is not the payment's")));
+    }
     if let Some(received) = amount.filter(|received| *received != payment.amount) {
         tracing::error!(payment_id = %payment.id, expected = %payment.amount, %received, "gateway amount mismatch: event refused");
         return Err(GatewayEventError::AmountMismatch {
@@ -413,7 +397,12 @@ async fn settle_success<Tx: Transaction>(
             )];
             tracing::warn!(payment_id = %payment.id, status = payment.status.as_str(), "payment succeeded after it was given up");
             let refund_late = match payment.purpose {
-                PaymentPurpose::Order(_) => Some(payment),
+                PaymentPurpose::Order(_) => {
+                    // Asked at once after the commit; the job asks again if that fails.
+                    let task = FollowUpTask::LateSuccessRefund(payment.id);
+                    tx.insert_follow_up(&FollowUp::schedule(task, now + FOLLOW_UP_LEASE, now)).await?;
+                    Some(payment)
+                }
                 PaymentPurpose::TopUp(user_id) => {
                     // The buyer meant to fund the wallet: honour it rather than bounce the money.
                     credit_top_up(tx, ids, provider, &payment, now).await?;
@@ -596,6 +585,7 @@ async fn settle_refund<Tx: Transaction>(
         GatewayRefundStatus::Succeeded => {
             let refund = refund.succeed(now)?;
             tx.update_refund(&refund).await?;
+            finish_follow_up(tx, FollowUpTask::Refund(refund.id), now).await?;
             let actor = Actor::Gateway(provider.clone());
             let (order, change) = order.record_refund(refund.amount, actor, &refund.reason, now)?;
             tx.update_order(&order).await?;
@@ -615,6 +605,7 @@ async fn settle_refund<Tx: Transaction>(
         GatewayRefundStatus::Failed => {
             let refund = refund.fail(now)?;
             tx.update_refund(&refund).await?;
+            finish_follow_up(tx, FollowUpTask::Refund(refund.id), now).await?;
             // Give the merchant back what the refund had taken out of their wallet.
             let currency = refund.amount.currency();
             let clearing = system_wallet(tx, &SystemAccount::GatewayClearing(provider.clone()), currency, next_id(ids), now).await?;

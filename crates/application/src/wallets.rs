@@ -5,14 +5,14 @@ use domain::events::{DomainEvent, OutboxEvent};
 use domain::ids::{HoldId, TransferId, UserId, WalletId, WithdrawalId};
 use domain::ledger::{Entry, JournalTransaction, LedgerError, TransactionKind};
 use domain::money::{Currency, Money, MoneyError};
-use domain::payment::{Payment, PaymentPurpose, ProviderName};
+use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName};
 use domain::user::Email;
-use domain::wallet::{Hold, HoldError, SystemAccount, Transfer, Wallet, Withdrawal};
+use domain::wallet::{Hold, HoldError, HoldTerms, SystemAccount, Transfer, Wallet, Withdrawal};
 use time::OffsetDateTime;
 
 use crate::auth::Caller;
 use crate::context::App;
-use crate::idempotency::{Idempotent, complete_if_claimed};
+use crate::idempotency::{self, Claim, IdempotencyError, Idempotent, RecoveryPoint};
 use crate::ledger::{PostingError, post, post_locked};
 use crate::pagination::{Cursor, Page, PageRequest};
 use crate::ports::gateway::{CheckoutLine, CheckoutRequest, GatewayError};
@@ -20,8 +20,8 @@ use crate::ports::store::{
     EventOutbox, HoldRepository, LedgerRepository, PaymentLookup, PaymentRepository, PostingRecord, StoreError, TransferRepository,
     UnitOfWork, UserRepository, WalletRepository,
 };
-use crate::retryable;
 use crate::transact::transact;
+use crate::{keyed, retryable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalletQueryError {
@@ -35,8 +35,12 @@ pub enum WalletQueryError {
 pub enum TopUpError {
     #[error("no card gateway takes {0}")]
     NoGateway(Currency),
+    #[error("the checkout of this top-up was closed before it opened ({0})")]
+    CheckoutClosed(&'static str),
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    #[error(transparent)]
+    Idempotency(IdempotencyError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -60,6 +64,8 @@ pub enum WithdrawalError {
     #[error(transparent)]
     Ledger(LedgerError),
     #[error(transparent)]
+    Idempotency(IdempotencyError),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -77,6 +83,8 @@ pub enum TransferError {
     NotFound,
     #[error(transparent)]
     Ledger(LedgerError),
+    #[error(transparent)]
+    Idempotency(IdempotencyError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -96,6 +104,8 @@ pub enum AdjustmentError {
     #[error(transparent)]
     Ledger(LedgerError),
     #[error(transparent)]
+    Idempotency(IdempotencyError),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -114,6 +124,8 @@ pub enum HoldUseError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+keyed!(TopUpError, WithdrawalError, TransferError, AdjustmentError);
 
 retryable!(
     WalletQueryError,
@@ -271,7 +283,8 @@ impl<U: UnitOfWork> App<U> {
     }
 
     /// Opens a card checkout that credits the wallet once the gateway confirms payment. The gateway
-    /// is called between two transactions, never inside one.
+    /// is called between two transactions, never inside one; a retry under the same key resumes
+    /// from the committed payment and asks the gateway again with the same provider key.
     pub async fn start_top_up(
         &self,
         caller: &Caller,
@@ -284,34 +297,12 @@ impl<U: UnitOfWork> App<U> {
             .for_currency(request.provider.as_ref(), currency)
             .ok_or(TopUpError::NoGateway(currency))?
             .clone();
-        let now = self.clock.now();
-        let payment = Payment::open(
-            self.next_id(),
-            PaymentPurpose::TopUp(caller.user_id),
-            caller.user_id,
-            gateway.provider().clone(),
-            request.amount,
-            now,
-            now + self.settings.checkout_ttl,
-        );
-        let wallet_id: WalletId = self.next_id();
-        let email = {
-            let payment = &payment;
-            transact(&self.store, move |mut tx| async move {
-                let result: Result<_, TopUpError> = async {
-                    let user = tx
-                        .find_user(payment.payer_id)
-                        .await?
-                        .ok_or_else(|| StoreError::Corrupt("caller has no user row".into()))?;
-                    tx.ensure_user_wallet(payment.payer_id, currency, wallet_id, now).await?;
-                    tx.insert_payment(payment).await?;
-                    Ok::<_, TopUpError>(user.email)
-                }
-                .await;
-                (tx, result)
-            })
-            .await?
-        };
+        let idempotent = idempotent.as_ref();
+        let (payment, email) = self.open_top_up(caller, &request, gateway.provider(), idempotent).await?;
+        if let Some(answer) = settled_top_up(&payment)? {
+            return self.finish_top_up(answer, idempotent).await;
+        }
+        let gateway = self.gateways.get(&payment.provider).cloned().unwrap_or(gateway);
         let checkout = CheckoutRequest {
             payment_id: payment.id,
             amount: payment.amount,
@@ -328,16 +319,67 @@ impl<U: UnitOfWork> App<U> {
         let session = match gateway.create_checkout(checkout).await {
             Ok(session) => session,
             Err(error) => {
-                self.abandon_payment(&payment).await;
+                // A retry under the key resumes a temporary failure; otherwise nothing will.
+                if !(error.may_pass() && idempotent.is_some()) {
+                    self.abandon_payment(&payment).await;
+                }
                 return Err(error.into());
             }
         };
         let payment = payment.attach_session(session.session_id, session.checkout_url, self.clock.now());
-        let (payment_ref, idempotent) = (&payment, idempotent.as_ref());
+        self.finish_top_up(payment, idempotent).await
+    }
+
+    /// The top-up's first transaction: claims the key and records the pending payment, or finds
+    /// the payment an earlier attempt under the key recorded.
+    async fn open_top_up(
+        &self,
+        caller: &Caller,
+        request: &TopUpRequest,
+        provider: &ProviderName,
+        idempotent: Option<&Idempotent<Payment>>,
+    ) -> Result<(Payment, Email), TopUpError> {
+        let now = self.clock.now();
+        let payment = Payment::open(
+            self.next_id(),
+            PaymentPurpose::TopUp(caller.user_id),
+            caller.user_id,
+            provider.clone(),
+            request.amount,
+            now,
+            now + self.settings.checkout_ttl,
+        );
+        let (wallet_id, lease): (WalletId, _) = (self.next_id(), self.settings.idempotency_lease);
+        let (payment, caller_id) = (&payment, caller.user_id);
+        transact(&self.store, move |mut tx| async move {
+            let result: Result<_, TopUpError> = async {
+                let claim = idempotency::claim(&mut tx, idempotent, now, lease).await?;
+                let user = tx
+                    .find_user(caller_id)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("caller has no user row".into()))?;
+                if let Some(Claim::Resume(point)) = claim {
+                    return Ok((resumed_payment(&mut tx, &point, caller_id).await?, user.email));
+                }
+                tx.ensure_user_wallet(caller_id, payment.currency(), wallet_id, now).await?;
+                tx.insert_payment(payment).await?;
+                idempotency::mark_recovery_point(&mut tx, idempotent, &RecoveryPoint::Payment(payment.id)).await?;
+                Ok((payment.clone(), user.email))
+            }
+            .await;
+            (tx, result)
+        })
+        .await
+    }
+
+    /// Records the session (if new) and the key's response.
+    async fn finish_top_up(&self, payment: Payment, idempotent: Option<&Idempotent<Payment>>) -> Result<Payment, TopUpError> {
+        let now = self.clock.now();
+        let payment_ref = &payment;
         transact(&self.store, move |mut tx| async move {
             let result: Result<_, StoreError> = async {
                 tx.update_payment(payment_ref).await?;
-                complete_if_claimed(idempotent, &mut tx, payment_ref, payment_ref.updated_at).await?;
+                idempotency::complete(&mut tx, idempotent, payment_ref, now).await?;
                 Ok(())
             }
             .await;
@@ -407,8 +449,10 @@ impl<U: UnitOfWork> App<U> {
         };
         let (payouts_id, event_id): (WalletId, _) = (self.next_id(), self.next_id());
         let (withdrawal_ref, idempotent) = (&withdrawal, idempotent.as_ref());
+        let lease = self.settings.idempotency_lease;
         transact(&self.store, move |mut tx| async move {
             let result: Result<_, WithdrawalError> = async {
+                idempotency::claim(&mut tx, idempotent, now, lease).await?;
                 let wallet = tx
                     .find_user_wallet(withdrawal_ref.user_id, currency)
                     .await?
@@ -445,7 +489,7 @@ impl<U: UnitOfWork> App<U> {
                     occurred_at: now,
                 }])
                 .await?;
-                complete_if_claimed(idempotent, &mut tx, withdrawal_ref, now).await?;
+                idempotency::complete(&mut tx, idempotent, withdrawal_ref, now).await?;
                 Ok(())
             }
             .await;
@@ -487,8 +531,10 @@ impl<U: UnitOfWork> App<U> {
             (self.next_id(), self.next_id(), self.next_id(), self.next_id(), self.next_id());
         let (request_ref, recipient_email, idempotent) = (&request, &recipient_email, idempotent.as_ref());
         let sender = caller.user_id;
+        let lease = self.settings.idempotency_lease;
         transact(&self.store, move |mut tx| async move {
             let result: Result<_, TransferError> = async {
+                idempotency::claim(&mut tx, idempotent, now, lease).await?;
                 let recipient = match (&request_ref.to, recipient_email) {
                     (Recipient::Id(id), _) => tx.find_user(*id).await?,
                     (Recipient::Email(_), Some(email)) => tx.find_user_by_email(email).await?,
@@ -544,7 +590,7 @@ impl<U: UnitOfWork> App<U> {
                     occurred_at: now,
                 }])
                 .await?;
-                complete_if_claimed(idempotent, &mut tx, &transfer, now).await?;
+                idempotency::complete(&mut tx, idempotent, &transfer, now).await?;
                 Ok(transfer)
             }
             .await;
@@ -587,8 +633,10 @@ impl<U: UnitOfWork> App<U> {
         let (transaction_id, wallet_id, system_id, event_id): (_, WalletId, WalletId, _) =
             (self.next_id(), self.next_id(), self.next_id(), self.next_id());
         let (request_ref, reason, idempotent) = (&request, &reason, idempotent.as_ref());
+        let lease = self.settings.idempotency_lease;
         transact(&self.store, move |mut tx| async move {
             let result: Result<_, AdjustmentError> = async {
+                idempotency::claim(&mut tx, idempotent, now, lease).await?;
                 tx.find_user(request_ref.user_id).await?.ok_or(AdjustmentError::UserNotFound)?;
                 let wallet = tx.ensure_user_wallet(request_ref.user_id, currency, wallet_id, now).await?;
                 let system = system_wallet(&mut tx, &SystemAccount::Adjustments, currency, system_id, now).await?;
@@ -626,7 +674,7 @@ impl<U: UnitOfWork> App<U> {
                     reason: reason.clone(),
                     created_at: now,
                 };
-                complete_if_claimed(idempotent, &mut tx, &adjustment, now).await?;
+                idempotency::complete(&mut tx, idempotent, &adjustment, now).await?;
                 Ok(adjustment)
             }
             .await;
@@ -638,6 +686,7 @@ impl<U: UnitOfWork> App<U> {
     /// Reserves funds of the caller's wallet until they are captured or released.
     pub async fn place_hold(&self, caller: &Caller, amount: Money, reference: &str) -> Result<Hold, HoldUseError> {
         let now = self.clock.now();
+        let ttl = self.settings.hold_ttl;
         let hold_id: HoldId = self.next_id();
         let user = caller.user_id;
         transact(&self.store, move |mut tx| async move {
@@ -647,7 +696,12 @@ impl<U: UnitOfWork> App<U> {
                     .await?
                     .ok_or(HoldUseError::NoWallet(amount.currency()))?;
                 let mut wallets = tx.lock_wallets(&[wallet.id()]).await?;
-                let hold = Hold::place(hold_id, &mut wallets[0], amount, reference.to_owned(), now)?;
+                let terms = HoldTerms {
+                    reference: reference.to_owned(),
+                    placed_at: now,
+                    expires_at: now + ttl,
+                };
+                let hold = Hold::place(hold_id, &mut wallets[0], amount, terms)?;
                 tx.update_wallets(&wallets).await?;
                 tx.insert_hold(&hold).await?;
                 Ok(hold)
@@ -710,6 +764,48 @@ impl<U: UnitOfWork> App<U> {
     }
 }
 
+impl<U: UnitOfWork> App<U> {
+    /// The job's part for holds: releases pending holds past their expiry (those of active calls
+    /// end with their call). Returns how many were released.
+    pub async fn release_expired_holds(&self, batch: usize) -> Result<usize, HoldUseError> {
+        let now = self.clock.now();
+        let expired = transact(&self.store, move |mut tx| async move {
+            let result = tx.find_expired_holds(now, batch).await.map_err(HoldUseError::from);
+            (tx, result)
+        })
+        .await?;
+        let mut released = 0;
+        for hold in expired {
+            if self.expire_hold(hold.wallet_id, hold.id).await? {
+                released += 1;
+            }
+        }
+        Ok(released)
+    }
+
+    /// Expires one hold if it is still pending and past its expiry, under its wallet's lock.
+    async fn expire_hold(&self, wallet_id: WalletId, hold_id: HoldId) -> Result<bool, HoldUseError> {
+        let now = self.clock.now();
+        transact(&self.store, move |mut tx| async move {
+            let result = async {
+                let mut wallets = tx.lock_wallets(&[wallet_id]).await?;
+                let hold = tx.lock_hold(hold_id).await?.ok_or(HoldUseError::NotFound)?;
+                if !hold.is_expired_at(now) {
+                    return Ok(false);
+                }
+                let hold = hold.expire(&mut wallets[0], now)?;
+                tx.update_wallets(&wallets).await?;
+                tx.update_hold(&hold).await?;
+                tracing::info!(hold_id = %hold.id, amount = %hold.amount, "an expired hold was released");
+                Ok(true)
+            }
+            .await;
+            (tx, result)
+        })
+        .await
+    }
+}
+
 /// The caller's hold (unlocked) and the wallet it is on.
 async fn find_own_hold<Tx>(tx: &mut Tx, user: UserId, hold_id: HoldId) -> Result<(WalletId, Hold), HoldUseError>
 where
@@ -732,4 +828,29 @@ where
     let wallets = tx.lock_wallets(&[wallet_id]).await?;
     let hold = tx.lock_hold(hold_id).await?.ok_or(HoldUseError::NotFound)?;
     Ok((wallets, hold))
+}
+
+/// The payment an earlier attempt under the key committed, which must be the caller's.
+pub(crate) async fn resumed_payment<Tx: PaymentRepository + Send>(
+    tx: &mut Tx,
+    point: &RecoveryPoint,
+    payer: UserId,
+) -> Result<Payment, StoreError> {
+    let RecoveryPoint::Payment(id) = point else {
+        return Err(StoreError::Corrupt(format!("a payment request's key points at {}", point.code())));
+    };
+    tx.find_payment(*id)
+        .await?
+        .filter(|payment| payment.payer_id == payer)
+        .ok_or_else(|| StoreError::Corrupt(format!("the key's payment {id} is missing")))
+}
+
+/// A resumed top-up that needs no new checkout: its answer (it has a session, or it was paid),
+/// or why it cannot go on.
+fn settled_top_up(payment: &Payment) -> Result<Option<Payment>, TopUpError> {
+    match payment.status {
+        PaymentStatus::Pending if payment.checkout_url.is_none() => Ok(None),
+        PaymentStatus::Pending | PaymentStatus::Succeeded => Ok(Some(payment.clone())),
+        other => Err(TopUpError::CheckoutClosed(other.as_str())),
+    }
 }

@@ -122,6 +122,20 @@ impl CallSession {
         self.rate_per_minute.checked_mul(i64::from(self.authorized_minutes))
     }
 
+    /// When the authorised minutes run out.
+    pub fn authorized_until(&self) -> OffsetDateTime {
+        self.started_at + time::Duration::minutes(i64::from(self.authorized_minutes))
+    }
+
+    /// Authorises `minutes` more (their price has been added to the call's hold).
+    pub fn extend(mut self, minutes: u32) -> Result<CallSession, CallError> {
+        if self.status == CallStatus::Ended {
+            return Err(CallError::AlreadyEnded);
+        }
+        self.authorized_minutes = self.authorized_minutes.saturating_add(minutes);
+        Ok(self)
+    }
+
     /// Ends the call and works out the charge: the started minutes, capped at what was authorised.
     pub fn end(mut self, at: OffsetDateTime) -> Result<CallSession, CallError> {
         if self.status == CallStatus::Ended {
@@ -186,6 +200,28 @@ mod tests {
         let long = call.end(start + Duration::minutes(30))?;
         assert_eq!((long.billed_minutes, long.charged), (3, usd(150)));
         assert_eq!(long.end(start).err(), Some(CallError::AlreadyEnded));
+        Ok(())
+    }
+
+    #[test]
+    fn an_extension_moves_the_end_of_the_authorisation() -> Result<(), CallError> {
+        let start = OffsetDateTime::UNIX_EPOCH;
+        let id = |n| Uuid::from_u128(n);
+        let call = CallSession::start(
+            CallId::from_uuid(id(1)),
+            UserId::from_uuid(id(2)),
+            UserId::from_uuid(id(3)),
+            usd(50),
+            HoldId::from_uuid(id(4)),
+            1,
+            start,
+        )?;
+        assert_eq!(call.authorized_until(), start + Duration::minutes(1));
+        let call = call.extend(2)?;
+        assert_eq!(call.authorized_until(), start + Duration::minutes(3));
+        let ended = call.end(start + Duration::minutes(10))?;
+        assert_eq!((ended.billed_minutes, ended.charged), (3, usd(150)));
+        assert_eq!(ended.extend(1).err(), Some(CallError::AlreadyEnded));
         Ok(())
     }
 }

@@ -7,6 +7,7 @@
 pub mod call;
 pub mod catalog;
 pub mod events;
+pub mod follow_up;
 pub mod ids;
 pub mod ledger;
 pub mod money;

@@ -260,7 +260,8 @@ pub struct Refund {
     pub status: RefundStatus,
     pub provider_refund_id: Option<String>,
     pub reason: String,
-    pub requested_by: UserId,
+    /// Who asked for it; `None` for a refund made outside the API (the provider's dashboard).
+    pub requested_by: Option<UserId>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -405,7 +406,7 @@ mod tests {
                     status: RefundStatus::Pending,
                     provider_refund_id: None,
                     reason: "r".into(),
-                    requested_by: UserId::from_uuid(Uuid::from_u128(4)),
+                    requested_by: Some(UserId::from_uuid(Uuid::from_u128(4))),
                     created_at: at,
                     updated_at: at,
                 };

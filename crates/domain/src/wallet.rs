@@ -251,6 +251,8 @@ pub enum HoldError {
     CaptureExceedsHold { held: Money, requested: Money },
     #[error("the hold belongs to another wallet")]
     WrongWallet,
+    #[error("a hold must expire after it is placed")]
+    ExpiryInThePast,
     #[error(transparent)]
     Wallet(#[from] WalletError),
 }
@@ -265,12 +267,25 @@ pub struct Hold {
     pub status: HoldStatus,
     pub reference: String,
     pub created_at: OffsetDateTime,
+    /// When the job releases the hold if it is still pending.
+    pub expires_at: OffsetDateTime,
     pub settled_at: Option<OffsetDateTime>,
 }
 
+/// Where and for how long funds are reserved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldTerms {
+    pub reference: String,
+    pub placed_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
 impl Hold {
-    /// Reserves `amount` of the wallet's available funds.
-    pub fn place(id: HoldId, wallet: &mut Wallet, amount: Money, reference: String, at: OffsetDateTime) -> Result<Hold, HoldError> {
+    /// Reserves `amount` of the wallet's available funds until `terms.expires_at`.
+    pub fn place(id: HoldId, wallet: &mut Wallet, amount: Money, terms: HoldTerms) -> Result<Hold, HoldError> {
+        if terms.expires_at <= terms.placed_at {
+            return Err(HoldError::ExpiryInThePast);
+        }
         wallet.reserve(amount)?;
         Ok(Hold {
             id,
@@ -278,10 +293,30 @@ impl Hold {
             amount,
             captured: Money::zero(amount.currency()),
             status: HoldStatus::Pending,
-            reference,
-            created_at: at,
+            reference: terms.reference,
+            created_at: terms.placed_at,
+            expires_at: terms.expires_at,
             settled_at: None,
         })
+    }
+
+    /// Reserves `more` of the wallet's available funds on top of the hold, and moves its expiry.
+    pub fn extend(mut self, wallet: &mut Wallet, more: Money, expires_at: OffsetDateTime) -> Result<Hold, HoldError> {
+        if self.status != HoldStatus::Pending {
+            return Err(HoldError::NotPending(self.status));
+        }
+        if wallet.id() != self.wallet_id {
+            return Err(HoldError::WrongWallet);
+        }
+        let amount = self.amount.checked_add(more).map_err(WalletError::from)?;
+        wallet.reserve(more)?;
+        self.amount = amount;
+        self.expires_at = self.expires_at.max(expires_at);
+        Ok(self)
+    }
+
+    pub fn is_expired_at(&self, now: OffsetDateTime) -> bool {
+        self.status == HoldStatus::Pending && self.expires_at <= now
     }
 
     fn settle(mut self, wallet: &mut Wallet, status: HoldStatus, at: OffsetDateTime) -> Result<Hold, HoldError> {
@@ -355,10 +390,18 @@ mod tests {
         HoldId::from_uuid(Uuid::from_u128(3))
     }
 
+    fn terms() -> HoldTerms {
+        HoldTerms {
+            reference: "call".into(),
+            placed_at: at(),
+            expires_at: at() + time::Duration::hours(1),
+        }
+    }
+
     #[test]
     fn a_hold_makes_funds_unavailable_but_keeps_the_balance() -> Result<(), HoldError> {
         let mut wallet = funded_wallet(1000);
-        Hold::place(hold_id(), &mut wallet, usd(300), "call".into(), at())?;
+        Hold::place(hold_id(), &mut wallet, usd(300), terms())?;
         assert_eq!(wallet.balance(), usd(1000));
         assert_eq!(wallet.held(), usd(300));
         assert_eq!(wallet.available(), usd(700));
@@ -368,7 +411,7 @@ mod tests {
     #[test]
     fn a_hold_larger_than_the_available_funds_is_refused() {
         let mut wallet = funded_wallet(100);
-        let refused = Hold::place(hold_id(), &mut wallet, usd(101), "call".into(), at());
+        let refused = Hold::place(hold_id(), &mut wallet, usd(101), terms());
         assert!(matches!(refused, Err(HoldError::Wallet(WalletError::InsufficientFunds { .. }))));
         assert_eq!(wallet.held(), usd(0));
     }
@@ -376,7 +419,7 @@ mod tests {
     #[test]
     fn a_partial_capture_releases_the_remainder() -> Result<(), HoldError> {
         let mut wallet = funded_wallet(1000);
-        let hold = Hold::place(hold_id(), &mut wallet, usd(300), "call".into(), at())?;
+        let hold = Hold::place(hold_id(), &mut wallet, usd(300), terms())?;
         let hold = hold.capture(&mut wallet, usd(120), at())?;
         assert_eq!(hold.status, HoldStatus::Captured);
         assert_eq!(hold.captured, usd(120));
@@ -387,7 +430,7 @@ mod tests {
     #[test]
     fn a_capture_larger_than_the_hold_is_rejected() -> Result<(), HoldError> {
         let mut wallet = funded_wallet(1000);
-        let hold = Hold::place(hold_id(), &mut wallet, usd(300), "call".into(), at())?;
+        let hold = Hold::place(hold_id(), &mut wallet, usd(300), terms())?;
         let refused = hold.capture(&mut wallet, usd(301), at());
         assert!(matches!(refused, Err(HoldError::CaptureExceedsHold { .. })));
         assert_eq!(wallet.held(), usd(300));
@@ -397,7 +440,7 @@ mod tests {
     #[test]
     fn a_settled_hold_cannot_be_settled_again() -> Result<(), HoldError> {
         let mut wallet = funded_wallet(1000);
-        let hold = Hold::place(hold_id(), &mut wallet, usd(300), "call".into(), at())?;
+        let hold = Hold::place(hold_id(), &mut wallet, usd(300), terms())?;
         let released = hold.release(&mut wallet, at())?;
         let again = released.capture(&mut wallet, usd(100), at());
         assert_eq!(again, Err(HoldError::NotPending(HoldStatus::Released)));
@@ -413,6 +456,27 @@ mod tests {
         ] {
             assert_eq!(SystemAccount::parse(&account.code()), Some(account));
         }
+        Ok(())
+    }
+    #[test]
+    fn an_extended_hold_reserves_more_and_expires_later() -> Result<(), HoldError> {
+        let mut wallet = funded_wallet(1000);
+        let hold = Hold::place(hold_id(), &mut wallet, usd(300), terms())?;
+        let later = at() + time::Duration::hours(2);
+        let hold = hold.extend(&mut wallet, usd(200), later)?;
+        assert_eq!((hold.amount, hold.expires_at, wallet.available()), (usd(500), later, usd(500)));
+        assert!(matches!(
+            hold.clone().extend(&mut wallet, usd(501), later),
+            Err(HoldError::Wallet(WalletError::InsufficientFunds { .. }))
+        ));
+        assert!(!hold.is_expired_at(at()) && hold.is_expired_at(later));
+        let expired = hold.expire(&mut wallet, later)?;
+        assert_eq!((expired.status, wallet.available()), (HoldStatus::Expired, usd(1000)));
+        let past = HoldTerms {
+            expires_at: at(),
+            ..terms()
+        };
+        assert_eq!(Hold::place(hold_id(), &mut wallet, usd(1), past), Err(HoldError::ExpiryInThePast));
         Ok(())
     }
 }

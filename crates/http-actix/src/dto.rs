@@ -9,6 +9,7 @@ use application::pagination::Page;
 use application::ports::store::PostingRecord;
 use application::wallets::Adjustment;
 use domain::call::CallSession;
+use domain::follow_up::FollowUp;
 use domain::money::{Currency, Money};
 use domain::order::{Order, OrderItem, StatusChange};
 use domain::payment::{Payment, PaymentPurpose, Refund};
@@ -717,9 +718,44 @@ impl From<&StatusChange> for StatusChangeResponse {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub struct FollowUpResponse {
+    /// `refund` (a card refund to send), `late_success_refund` (a payment to give back) or
+    /// `recover_shortfall` (a merchant owes what their wallet could not cover).
+    pub kind: String,
+    /// The refund's or payment's id.
+    pub subject_id: Uuid,
+    /// pending, done or stuck.
+    pub state: String,
+    pub attempts: u32,
+    #[schema(format = DateTime)]
+    pub next_attempt_at: String,
+    pub last_error: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+impl From<&FollowUp> for FollowUpResponse {
+    fn from(f: &FollowUp) -> Self {
+        FollowUpResponse {
+            kind: f.task.kind().to_owned(),
+            subject_id: f.task.subject(),
+            state: f.state.as_str().to_owned(),
+            attempts: f.attempts,
+            next_attempt_at: timestamp(f.next_attempt_at),
+            last_error: f.last_error.clone(),
+            created_at: timestamp(f.created_at),
+            updated_at: timestamp(f.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookAck {
     pub received: bool,
-    /// applied, duplicate, ignored or late_success.
+    /// applied, duplicate, ignored, late_success or refused (a verified event that is not ours
+    /// to apply, such as a checkout session we did not create).
     pub outcome: String,
 }
 

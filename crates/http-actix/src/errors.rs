@@ -4,13 +4,15 @@ use actix_web::http::StatusCode;
 use application::auth::{LoginError, LogoutError, ProfileError, RefreshError, RegisterError};
 use application::calls::CallUseError;
 use application::catalog::CatalogError;
+use application::follow_ups::FollowUpError;
 use application::idempotency::IdempotencyError;
 use application::ledger::VerifyLedgerError;
-use application::orders::{CheckoutError, OrderCommandError, RefundError};
+use application::orders::{CheckoutError, OrderCommandError};
 use application::pagination::PageError;
 use application::payments::GatewayEventError;
 use application::ports::gateway::{GatewayError, WebhookError};
 use application::ports::store::StoreError;
+use application::refunds::RefundError;
 use application::wallets::{AdjustmentError, PaymentQueryError, TopUpError, TransferError, WalletQueryError, WithdrawalError};
 use domain::call::CallError;
 use domain::catalog::{ProductError, StockError};
@@ -23,6 +25,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Conflict | StoreError::Timeout | StoreError::Unavailable(_) => ApiError::unavailable(error),
             StoreError::Duplicate(_) => ApiError::conflict("duplicate", "Already exists", "a resource with these values exists already"),
+            StoreError::OutcomeUnknown(_) => ApiError::outcome_unknown(error),
             StoreError::Corrupt(_) | StoreError::Unexpected(_) => ApiError::internal(error),
         }
     }
@@ -34,21 +37,32 @@ fn insufficient_funds(detail: String) -> ApiError {
 
 impl From<GatewayError> for ApiError {
     fn from(error: GatewayError) -> Self {
-        match error {
-            GatewayError::Declined(reason) => ApiError::new(StatusCode::PAYMENT_REQUIRED, "card_declined", "Card declined", reason),
-            GatewayError::RateLimited | GatewayError::Unavailable(_) => ApiError::unavailable(error),
-            GatewayError::InvalidRequest(_) | GatewayError::Authentication | GatewayError::Unexpected(_) => {
-                let mut problem = ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "gateway_error",
-                    "Payment gateway error",
-                    "the payment gateway refused the request",
-                );
-                tracing::error!(%error, "payment gateway error");
-                problem = problem.with_retry_after(5);
-                problem
+        let gateway_error = |code, title, detail: &str| ApiError::new(StatusCode::BAD_GATEWAY, code, title, detail);
+        let problem = match &error {
+            GatewayError::Declined(reason) => {
+                return ApiError::new(StatusCode::PAYMENT_REQUIRED, "card_declined", "Card declined", reason.clone());
             }
-        }
+            GatewayError::RateLimited | GatewayError::Unavailable(_) => return ApiError::unavailable(error),
+            GatewayError::InvalidRequest(_) => gateway_error(
+                "gateway_refused",
+                "Payment gateway refused the request",
+                "the payment gateway refused the request",
+            ),
+            GatewayError::Authentication => gateway_error(
+                "gateway_misconfigured",
+                "Payment gateway misconfigured",
+                "the payment gateway did not accept this server's credentials",
+            ),
+            GatewayError::Unexpected(_) => gateway_error(
+                "gateway_bad_response",
+                "Unreadable payment gateway answer",
+                "the payment gateway's answer could not be read, so the request may or may not have taken effect; \
+                 retry with the same Idempotency-Key, or look the resource up",
+            )
+            .with_retry_after(5),
+        };
+        tracing::error!(%error, "payment gateway error");
+        problem
     }
 }
 
@@ -69,6 +83,11 @@ impl From<IdempotencyError> for ApiError {
                 ApiError::conflict("idempotency_key_in_use", "Request in progress", error.to_string()).with_retry_after(1)
             }
             IdempotencyError::Mismatch => ApiError::unprocessable("idempotency_key_reused", "Idempotency key reused", error.to_string()),
+            IdempotencyError::Completed => ApiError::conflict(
+                crate::respond::IDEMPOTENCY_COMPLETED,
+                "Request completed meanwhile",
+                error.to_string(),
+            ),
             IdempotencyError::Store(error) => error.into(),
         }
     }
@@ -82,6 +101,7 @@ impl From<RegisterError> for ApiError {
             RegisterError::RoleNotAllowed(_) => ApiError::invalid_field("role", "must be customer or merchant"),
             RegisterError::EmailTaken => ApiError::conflict("email_taken", "E-mail address taken", error.to_string()),
             RegisterError::Security(e) => ApiError::internal(e),
+            RegisterError::Idempotency(e) => e.into(),
             RegisterError::Store(e) => e.into(),
         }
     }
@@ -155,6 +175,8 @@ impl From<TopUpError> for ApiError {
     fn from(error: TopUpError) -> Self {
         match error {
             TopUpError::NoGateway(_) => ApiError::unprocessable("no_gateway", "No gateway", error.to_string()),
+            TopUpError::CheckoutClosed(_) => ApiError::conflict("checkout_closed", "Checkout closed", error.to_string()),
+            TopUpError::Idempotency(e) => e.into(),
             TopUpError::Gateway(e) => e.into(),
             TopUpError::Store(e) => e.into(),
         }
@@ -177,6 +199,7 @@ impl From<WithdrawalError> for ApiError {
             WithdrawalError::InsufficientFunds { .. } => insufficient_funds(error.to_string()),
             WithdrawalError::NotFound => ApiError::not_found(error.to_string()),
             WithdrawalError::Ledger(e) => ApiError::internal(e),
+            WithdrawalError::Idempotency(e) => e.into(),
             WithdrawalError::Store(e) => e.into(),
         }
     }
@@ -191,6 +214,7 @@ impl From<TransferError> for ApiError {
             TransferError::InsufficientFunds { .. } => insufficient_funds(error.to_string()),
             TransferError::NotFound => ApiError::not_found(error.to_string()),
             TransferError::Ledger(e) => ApiError::internal(e),
+            TransferError::Idempotency(e) => e.into(),
             TransferError::Store(e) => e.into(),
         }
     }
@@ -205,6 +229,7 @@ impl From<AdjustmentError> for ApiError {
             AdjustmentError::Zero => ApiError::invalid_field("amount", error.to_string()),
             AdjustmentError::InsufficientFunds { .. } => insufficient_funds(error.to_string()),
             AdjustmentError::Ledger(e) => ApiError::internal(e),
+            AdjustmentError::Idempotency(e) => e.into(),
             AdjustmentError::Store(e) => e.into(),
         }
     }
@@ -226,6 +251,7 @@ impl From<CatalogError> for ApiError {
             }
             CatalogError::Stock(e @ StockError::OutOfRange { .. }) => ApiError::invalid_field("stock", e.to_string()),
             CatalogError::Stock(e) => ApiError::conflict("stock_conflict", "Stock conflict", e.to_string()),
+            CatalogError::Idempotency(e) => e.into(),
             CatalogError::Store(e) => e.into(),
         }
     }
@@ -254,7 +280,9 @@ impl From<CheckoutError> for ApiError {
             CheckoutError::OutOfStock { .. } => ApiError::conflict("out_of_stock", "Out of stock", error.to_string()),
             CheckoutError::InsufficientFunds { .. } => insufficient_funds(error.to_string()),
             CheckoutError::NoGateway(_) => ApiError::unprocessable("no_gateway", "No gateway", error.to_string()),
+            CheckoutError::CheckoutClosed(_) => ApiError::conflict("checkout_closed", "Checkout closed", error.to_string()),
             CheckoutError::Gateway(e) => e.into(),
+            CheckoutError::Idempotency(e) => e.into(),
             CheckoutError::Ledger(e) => ApiError::internal(e),
             CheckoutError::Store(e) => e.into(),
         }
@@ -267,6 +295,21 @@ impl From<OrderCommandError> for ApiError {
             OrderCommandError::NotFound => ApiError::not_found(error.to_string()),
             OrderCommandError::Forbidden => ApiError::forbidden(error.to_string()),
             OrderCommandError::Transition(_) => ApiError::conflict("invalid_state", "Invalid state", error.to_string()),
+            OrderCommandError::CheckoutNotClosed(ref gateway) if gateway.may_pass() => {
+                let mut problem = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "checkout_not_closed",
+                    "Checkout not closed",
+                    format!("{error}; the order stays pending: retry shortly"),
+                );
+                problem = problem.with_retry_after(5);
+                problem
+            }
+            OrderCommandError::CheckoutNotClosed(_) => ApiError::conflict(
+                "checkout_not_closed",
+                "Checkout not closed",
+                format!("{error}; the order stays pending (it may be being paid)"),
+            ),
             OrderCommandError::Stock(e) => ApiError::internal(e),
             OrderCommandError::Store(e) => e.into(),
         }
@@ -293,6 +336,7 @@ impl From<RefundError> for ApiError {
             RefundError::Order(e) => order_error(e),
             RefundError::Ledger(e) => ApiError::internal(e),
             RefundError::Money(e) => ApiError::internal(e),
+            RefundError::Idempotency(e) => e.into(),
             RefundError::Store(e) => e.into(),
         }
     }
@@ -312,6 +356,7 @@ impl From<CallUseError> for ApiError {
             CallUseError::Call(CallError::Money(e)) | CallUseError::Money(e) => ApiError::internal(e),
             CallUseError::Hold(e) => ApiError::internal(e),
             CallUseError::Ledger(e) => ApiError::internal(e),
+            CallUseError::Idempotency(e) => e.into(),
             CallUseError::Store(e) => e.into(),
         }
     }
@@ -343,6 +388,15 @@ impl From<GatewayEventError> for ApiError {
             GatewayEventError::Refund(e) => ApiError::internal(e),
             GatewayEventError::Money(e) => ApiError::internal(e),
             GatewayEventError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<FollowUpError> for ApiError {
+    fn from(error: FollowUpError) -> Self {
+        match error {
+            FollowUpError::Forbidden => ApiError::forbidden(error.to_string()),
+            FollowUpError::Store(e) => e.into(),
         }
     }
 }

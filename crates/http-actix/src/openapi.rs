@@ -94,7 +94,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         catalog::list, catalog::create, catalog::show, catalog::update, catalog::deactivate, catalog::set_stock, catalog::merchant_products,
         orders::create, orders::list_mine, orders::show, orders::cancel, orders::fulfil, orders::refund, orders::merchant_sales, orders::admin_list,
         calls::start, calls::end, calls::list,
-        admin::adjust, admin::verify_ledger, admin::audit,
+        admin::adjust, admin::verify_ledger, admin::audit, admin::follow_ups,
         webhooks::receive,
         simulator::show, simulator::pay, simulator::decline,
         checkout_return::complete, checkout_return::cancelled,

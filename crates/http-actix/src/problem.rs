@@ -166,6 +166,19 @@ impl ApiError {
         error
     }
 
+    /// The database connection was lost while the request's transaction committed, and whether
+    /// it committed could not be learned. No `Retry-After`: retrying blindly could do it twice.
+    pub fn outcome_unknown(source: impl std::error::Error + Send + Sync + 'static) -> ApiError {
+        let mut error = ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "outcome_unknown",
+            "Outcome unknown",
+            "the request may or may not have taken effect: retry only with the same Idempotency-Key, or look the resource up first",
+        );
+        error.source = Some(Box::new(source));
+        error
+    }
+
     /// A fault of ours. The cause is logged, never sent.
     pub fn internal(source: impl std::error::Error + Send + Sync + 'static) -> ApiError {
         let mut error = ApiError::new(
@@ -176,6 +189,37 @@ impl ApiError {
         );
         error.source = Some(Box::new(source));
         error
+    }
+
+    /// Whether this error is the outcome of a request that ran (a business refusal: insufficient
+    /// funds, out of stock, a declined card, an order in the wrong state), which an idempotency key
+    /// stores and replays like a success. Failures of the request itself are not: malformed or
+    /// invalid input (the client may fix it and use the key again), authentication, rate
+    /// limits, idempotency conflicts, and every 5xx except a provider's refusal.
+    pub fn is_outcome(&self) -> bool {
+        let request_failure = matches!(
+            self.status,
+            StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS
+        ) || self.code == "validation_failed"
+            || self.is_idempotency_conflict();
+        if request_failure {
+            return false;
+        }
+        self.status.is_client_error() || self.code == "gateway_refused"
+    }
+
+    /// A 409 or 422 about the key itself, which belongs to another request.
+    pub fn is_idempotency_conflict(&self) -> bool {
+        self.code.starts_with("idempotency_key_")
+    }
+
+    /// The problem as an idempotency key stores it.
+    pub fn to_stored_response(&self) -> application::idempotency::StoredResponse {
+        application::idempotency::StoredResponse {
+            status: self.status.as_u16(),
+            body: serde_json::to_vec(&self.problem()).unwrap_or_default(),
+            location: None,
+        }
     }
 
     fn problem(&self) -> Problem {

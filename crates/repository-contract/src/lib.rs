@@ -8,22 +8,23 @@
 pub mod fixtures;
 
 use application::auth::RefreshToken;
-use application::idempotency::{IdempotencyKey, IdempotencyRecord, IdempotencyScope, IdempotencyState, StoredResponse};
+use application::idempotency::{IdempotencyKey, IdempotencyRecord, IdempotencyScope, IdempotencyState, RecoveryPoint, StoredResponse};
 use application::pagination::{Page, PageRequest};
 use application::ports::store::{
-    CallRepository, ClaimOutcome, EventOutbox, HoldRepository, IdempotencyRepository, LedgerRepository, OrderFilter, OrderRepository,
-    PaymentLookup, PaymentRepository, ProductFilter, ProductRepository, RefreshTokenRepository, RefundRepository, StoreError, Transaction,
-    TransferRepository, UnitOfWork, UserRepository, WalletRepository, WebhookInbox,
+    CallRepository, ClaimOutcome, EventOutbox, FollowUpRepository, HoldRepository, IdempotencyRepository, LedgerRepository, OrderFilter,
+    OrderRepository, PaymentLookup, PaymentRepository, ProductFilter, ProductRepository, RefreshTokenRepository, RefundRepository,
+    StoreError, Transaction, TransferRepository, UnitOfWork, UserRepository, WalletRepository, WebhookInbox,
 };
 use domain::call::CallSession;
 use domain::events::{DomainEvent, OutboxEvent};
+use domain::follow_up::{FollowUp, FollowUpState, FollowUpTask};
 use domain::ids::{HoldId, TransactionId, WalletId};
 use domain::ledger::{self, Entry, JournalTransaction, TransactionKind};
 use domain::money::Currency;
 use domain::order::{Actor, OrderStatus};
 use domain::payment::{PaymentPurpose, PaymentStatus, Refund, RefundStatus};
 use domain::user::Role;
-use domain::wallet::{Hold, HoldStatus, SystemAccount, Transfer, Wallet, WalletOwner, Withdrawal};
+use domain::wallet::{Hold, HoldStatus, HoldTerms, SystemAccount, Transfer, Wallet, WalletOwner, Withdrawal};
 use time::Duration;
 
 use crate::fixtures::*;
@@ -56,6 +57,9 @@ macro_rules! contract_tests {
             transfers_and_withdrawals_are_stored,
             calls_are_stored_updated_and_listed_for_both_parties,
             an_idempotency_key_is_claimed_once,
+            a_refusal_settles_a_missing_or_in_progress_key,
+            follow_ups_are_recorded_once_and_taken_when_due,
+            expired_holds_are_found_except_those_of_active_calls,
             a_webhook_event_is_recorded_once_per_provider,
             outbox_events_are_published_once,
             a_rolled_back_transaction_leaves_nothing,
@@ -386,7 +390,12 @@ pub async fn holds_are_stored_and_updated<U: UnitOfWork>(store: U) {
     let mut tx = begin(&store).await;
     let mut wallets = expect(tx.lock_wallets(&[wallet_id]).await, "lock");
     let hold_id: HoldId = id();
-    let hold = Hold::place(hold_id, &mut wallets[0], usd(400), "test".into(), now()).expect("hold");
+    let terms = HoldTerms {
+        reference: "test".into(),
+        placed_at: now(),
+        expires_at: now() + Duration::hours(1),
+    };
+    let hold = Hold::place(hold_id, &mut wallets[0], usd(400), terms).expect("hold");
     expect(tx.update_wallets(&wallets).await, "update");
     expect(tx.insert_hold(&hold).await, "insert");
     commit(tx).await;
@@ -671,7 +680,7 @@ pub async fn refunds_are_found_by_id_provider_reference_and_order<U: UnitOfWork>
         status: RefundStatus::Pending,
         provider_refund_id: None,
         reason: "damaged".into(),
-        requested_by: ann.id,
+        requested_by: Some(ann.id),
         created_at: now(),
         updated_at: now(),
     };
@@ -768,20 +777,40 @@ pub async fn an_idempotency_key_is_claimed_once<U: UnitOfWork>(store: U) {
         fingerprint: "abc".into(),
         state: IdempotencyState::InProgress {
             locked_until: now() + Duration::minutes(1),
+            recovery: None,
         },
         created_at: now(),
     };
     let mut tx = begin(&store).await;
     expect(tx.insert_user(&alice).await, "alice");
     assert_eq!(expect(tx.claim_idempotency_key(&record).await, "claim"), ClaimOutcome::Claimed);
+    let point = RecoveryPoint::Payment(id());
+    expect(tx.set_idempotency_recovery_point(&scope, &point).await, "recovery point");
     commit(tx).await;
     let mut tx = begin(&store).await;
+    let with_point = IdempotencyRecord {
+        state: IdempotencyState::InProgress {
+            locked_until: now() + Duration::minutes(1),
+            recovery: Some(point.clone()),
+        },
+        ..record.clone()
+    };
     assert_eq!(
         expect(tx.claim_idempotency_key(&record).await, "again"),
-        ClaimOutcome::Existing(record.clone())
+        ClaimOutcome::Existing(with_point.clone())
     );
+    expect(tx.end_idempotency_lease(&scope, now()).await, "end lease");
     let later = now() + Duration::minutes(5);
     expect(tx.renew_idempotency_lease(&scope, later).await, "renew");
+    let renewed = expect(tx.find_idempotency_record(&scope).await, "find");
+    assert_eq!(
+        renewed.map(|r| r.state),
+        Some(IdempotencyState::InProgress {
+            locked_until: later,
+            recovery: Some(point)
+        }),
+        "a renewed lease keeps the recovery point"
+    );
     let response = StoredResponse {
         status: 201,
         body: b"{\"id\":1}".to_vec(),
@@ -790,31 +819,158 @@ pub async fn an_idempotency_key_is_claimed_once<U: UnitOfWork>(store: U) {
     expect(tx.complete_idempotency_key(&scope, &response, now()).await, "complete");
     commit(tx).await;
     let mut tx = begin(&store).await;
-    expect(tx.release_idempotency_key(&scope).await, "release is a no-op once completed");
     let completed = IdempotencyRecord {
-        state: IdempotencyState::Completed(response),
+        state: IdempotencyState::Completed(response.clone()),
         ..record.clone()
     };
+    expect(
+        tx.end_idempotency_lease(&scope, now()).await,
+        "ending the lease of a completed key changes nothing",
+    );
+    let refusal = IdempotencyRecord {
+        state: IdempotencyState::Completed(StoredResponse {
+            status: 422,
+            body: b"{}".to_vec(),
+            location: None,
+        }),
+        ..record.clone()
+    };
+    expect(
+        tx.settle_idempotency_key(&refusal, now()).await,
+        "a completed key keeps its response",
+    );
     assert_eq!(
         expect(tx.claim_idempotency_key(&record).await, "completed"),
-        ClaimOutcome::Existing(completed)
+        ClaimOutcome::Existing(completed.clone())
     );
-    let anonymous = IdempotencyScope {
+    assert_eq!(expect(tx.find_idempotency_record(&scope).await, "find"), Some(completed));
+    commit(tx).await;
+}
+
+pub async fn a_refusal_settles_a_missing_or_in_progress_key<U: UnitOfWork>(store: U) {
+    let scope = IdempotencyScope {
         principal: None,
-        key: scope.key.clone(),
+        key: IdempotencyKey::parse("register-1").expect("key"),
     };
-    let other = IdempotencyRecord {
-        scope: anonymous.clone(),
-        ..record.clone()
+    let refusal = IdempotencyRecord {
+        scope: scope.clone(),
+        fingerprint: "abc".into(),
+        state: IdempotencyState::Completed(StoredResponse {
+            status: 409,
+            body: b"{}".to_vec(),
+            location: None,
+        }),
+        created_at: now(),
     };
+    let mut tx = begin(&store).await;
+    assert_eq!(expect(tx.find_idempotency_record(&scope).await, "none yet"), None);
+    expect(tx.settle_idempotency_key(&refusal, now()).await, "settle a missing key");
+    commit(tx).await;
+    let mut tx = begin(&store).await;
+    assert_eq!(expect(tx.find_idempotency_record(&scope).await, "stored"), Some(refusal.clone()));
+    let other_scope = IdempotencyScope {
+        principal: None,
+        key: IdempotencyKey::parse("register-2").expect("key"),
+    };
+    let in_progress = IdempotencyRecord {
+        scope: other_scope.clone(),
+        state: IdempotencyState::InProgress {
+            locked_until: now(),
+            recovery: None,
+        },
+        ..refusal.clone()
+    };
+    assert_eq!(expect(tx.claim_idempotency_key(&in_progress).await, "claim"), ClaimOutcome::Claimed);
+    let someone_elses = IdempotencyRecord {
+        scope: other_scope.clone(),
+        fingerprint: "another request".into(),
+        ..refusal.clone()
+    };
+    expect(tx.settle_idempotency_key(&someone_elses, now()).await, "another request's refusal");
     assert_eq!(
-        expect(tx.claim_idempotency_key(&other).await, "another principal"),
-        ClaimOutcome::Claimed
+        expect(tx.find_idempotency_record(&other_scope).await, "untouched").map(|r| r.state),
+        Some(in_progress.state.clone())
     );
-    expect(tx.release_idempotency_key(&anonymous).await, "release");
+    let same = IdempotencyRecord {
+        scope: other_scope.clone(),
+        ..refusal.clone()
+    };
+    expect(tx.settle_idempotency_key(&same, now()).await, "its own refusal");
     assert_eq!(
-        expect(tx.claim_idempotency_key(&other).await, "claimable again"),
-        ClaimOutcome::Claimed
+        expect(tx.find_idempotency_record(&other_scope).await, "settled").map(|r| r.state),
+        Some(refusal.state)
+    );
+    commit(tx).await;
+}
+
+pub async fn follow_ups_are_recorded_once_and_taken_when_due<U: UnitOfWork>(store: U) {
+    let first = FollowUp::schedule(FollowUpTask::Refund(id()), now(), now());
+    let later = FollowUp::schedule(FollowUpTask::LateSuccessRefund(id()), now() + Duration::minutes(5), now());
+    let stuck = FollowUp::needs_attention(FollowUpTask::RecoverShortfall(id()), "owes 5.00".into(), now());
+    let mut tx = begin(&store).await;
+    for follow_up in [&first, &later, &stuck] {
+        expect(tx.insert_follow_up(follow_up).await, "insert");
+    }
+    let again = FollowUp {
+        attempts: 7,
+        ..first.clone()
+    };
+    expect(tx.insert_follow_up(&again).await, "a task is recorded once");
+    commit(tx).await;
+    let mut tx = begin(&store).await;
+    assert_eq!(expect(tx.lock_follow_up(&first.task).await, "lock"), Some(first.clone()));
+    assert_eq!(expect(tx.lock_due_follow_ups(now(), 10).await, "due now"), vec![first.clone()]);
+    let both = expect(tx.lock_due_follow_ups(now() + Duration::minutes(5), 10).await, "due later");
+    assert_eq!(both, vec![first.clone(), later.clone()]);
+    let claimed = first.clone().begin_attempt(now(), Duration::minutes(2));
+    expect(tx.update_follow_up(&claimed).await, "claim");
+    commit(tx).await;
+    let mut tx = begin(&store).await;
+    assert_eq!(expect(tx.lock_due_follow_ups(now(), 10).await, "leased"), Vec::<FollowUp>::new());
+    let stuck_page = expect(tx.list_follow_ups(FollowUpState::Stuck, &PageRequest::first(10)).await, "stuck");
+    assert_eq!(stuck_page.items, vec![stuck]);
+    let pending = expect(tx.list_follow_ups(FollowUpState::Pending, &PageRequest::first(1)).await, "pending");
+    assert_eq!(pending.items.len(), 1);
+    assert!(pending.next_cursor.is_some());
+}
+
+pub async fn expired_holds_are_found_except_those_of_active_calls<U: UnitOfWork>(store: U) {
+    let alice = user(Role::Customer);
+    let bob = user(Role::Customer);
+    let wallet_id = fund(&store, &alice, &[1000]).await;
+    let mut tx = begin(&store).await;
+    expect(tx.insert_user(&bob).await, "bob");
+    let mut wallets = expect(tx.lock_wallets(&[wallet_id]).await, "lock");
+    let terms = |minutes| HoldTerms {
+        reference: "test".into(),
+        placed_at: now(),
+        expires_at: now() + Duration::minutes(minutes),
+    };
+    let soon = Hold::place(id(), &mut wallets[0], usd(100), terms(1)).expect("hold");
+    let late = Hold::place(id(), &mut wallets[0], usd(100), terms(60)).expect("hold");
+    let calls = Hold::place(id(), &mut wallets[0], usd(100), terms(1)).expect("hold");
+    let call = CallSession::start(id(), alice.id, bob.id, usd(100), calls.id, 1, now()).expect("call");
+    expect(tx.update_wallets(&wallets).await, "update");
+    for hold in [&soon, &late, &calls] {
+        expect(tx.insert_hold(hold).await, "insert");
+    }
+    expect(tx.insert_call(&call).await, "call");
+    commit(tx).await;
+    let mut tx = begin(&store).await;
+    let expired = expect(tx.find_expired_holds(now() + Duration::minutes(2), 10).await, "expired");
+    assert_eq!(expired, vec![soon.clone()], "the active call's hold is left to its call");
+    let due = expect(tx.find_calls_authorized_until(now() + Duration::minutes(1), 10).await, "due calls");
+    assert_eq!(due, vec![call.id]);
+    assert_eq!(expect(tx.find_calls_authorized_until(now(), 10).await, "not yet"), Vec::new());
+    let ended = call.end(now()).expect("end");
+    expect(tx.update_call(&ended).await, "end");
+    commit(tx).await;
+    let mut tx = begin(&store).await;
+    let expired = expect(tx.find_expired_holds(now() + Duration::minutes(2), 10).await, "expired");
+    assert_eq!(expired.len(), 2, "an ended call's hold may expire");
+    assert_eq!(
+        expect(tx.find_calls_authorized_until(now() + Duration::hours(1), 10).await, "ended"),
+        Vec::new()
     );
 }
 

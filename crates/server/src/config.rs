@@ -91,8 +91,11 @@ pub struct Settings {
     pub rate_limit_money: Quota,
     pub rate_limit_general: Quota,
     pub trust_forwarded_for: bool,
-    pub expiry_interval: Duration,
-    pub expiry_batch: usize,
+    /// How often the job that finishes multi-step flows runs, and its batch size.
+    pub job_interval: Duration,
+    pub job_batch: usize,
+    pub hold_ttl: time::Duration,
+    pub follow_up_retry: domain::follow_up::RetryPolicy,
     pub workers: Option<usize>,
     pub shutdown_timeout: Duration,
     pub log_json: bool,
@@ -334,8 +337,16 @@ impl Settings {
             rate_limit_money: v.per_minute("RATE_LIMIT_MONEY_PER_MINUTE", 120)?,
             rate_limit_general: v.per_minute("RATE_LIMIT_GENERAL_PER_MINUTE", 1200)?,
             trust_forwarded_for: v.flag("TRUST_FORWARDED_FOR", false)?,
-            expiry_interval: v.seconds("EXPIRY_JOB_INTERVAL_SECS", 30)?,
-            expiry_batch: v.parse("EXPIRY_JOB_BATCH", 100)?,
+            job_interval: v.millis("JOB_INTERVAL_MS", 10_000)?,
+            job_batch: v.parse("JOB_BATCH", 100)?,
+            hold_ttl: time_seconds(v.seconds("HOLD_TTL_SECS", 7 * 24 * 3600)?),
+            follow_up_retry: domain::follow_up::RetryPolicy {
+                attempts_max: v.parse("FOLLOW_UP_ATTEMPTS_MAX", 20)?,
+                first_delay: time::Duration::milliseconds(
+                    i64::try_from(v.millis("FOLLOW_UP_FIRST_DELAY_MS", 30_000)?.as_millis()).unwrap_or(i64::MAX),
+                ),
+                delay_max: time_seconds(v.seconds("FOLLOW_UP_DELAY_MAX_SECS", 7_200)?),
+            },
             workers: v
                 .text("WORKERS")
                 .map(|w| w.parse())

@@ -1,15 +1,21 @@
-//! Background jobs, safe to run on every server instance at once: each unit of work is claimed
-//! with row locks that other instances skip.
+//! The background job that finishes what multi-step flows started, safe to run on every server
+//! instance at once: each unit of work is claimed with row locks that other instances skip (or
+//! re-checked under its lock), so instances share the work and never do it twice.
+//!
+//! Every `interval` it expires abandoned checkouts, retries the provider calls that follow-ups
+//! still owe, extends or ends calls at the end of their authorisation, releases expired holds and
+//! lets the store do its upkeep, each a batch at a time until less than a full batch is left.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use application::App;
-use application::ports::store::UnitOfWork;
+use application::ports::store::{StoreError, UnitOfWork};
 use tokio::sync::watch;
 
-/// Expires abandoned card checkouts every `interval`, a batch at a time, until told to stop.
-pub fn spawn_expiry<U: UnitOfWork>(
+/// Runs the job every `interval` until told to stop.
+pub fn spawn_flows<U: UnitOfWork>(
     app: Arc<App<U>>,
     interval: Duration,
     batch: usize,
@@ -22,22 +28,57 @@ pub fn spawn_expiry<U: UnitOfWork>(
                 _ = stop.changed() => return,
             }
             // A use case is never cancelled midway: only the sleep above races the stop signal.
-            loop {
-                let count = match app.expire_abandoned_checkouts(batch).await {
-                    Ok(count) => count,
-                    Err(error) => {
-                        tracing::warn!(%error, "the expiry job failed; it will try again");
-                        0
-                    }
-                };
-                if count > 0 {
-                    tracing::info!(count, "expired abandoned checkouts");
-                }
-                // A full batch means more may be waiting; otherwise sleep until the next round.
-                if count < batch || *stop.borrow() {
-                    break;
-                }
-            }
+            run_once(&app, batch, &stop).await;
         }
     })
+}
+
+/// One round of every task of the job.
+pub async fn run_once<U: UnitOfWork>(app: &App<U>, batch: usize, stop: &watch::Receiver<bool>) {
+    drain("expire abandoned checkouts", batch, stop, || async {
+        app.expire_abandoned_checkouts(batch).await.map_err(|e| e.to_string())
+    })
+    .await;
+    drain("retry follow-ups", batch, stop, || async {
+        app.run_follow_ups(batch).await.map_err(|e| e.to_string())
+    })
+    .await;
+    drain("extend or end calls", batch, stop, || async {
+        app.settle_due_calls(batch).await.map_err(|e| e.to_string())
+    })
+    .await;
+    drain("release expired holds", batch, stop, || async {
+        app.release_expired_holds(batch).await.map_err(|e| e.to_string())
+    })
+    .await;
+    if let Err(error) = app.store_upkeep().await {
+        log_failure("store upkeep", &error);
+    }
+}
+
+/// Runs `task` until it handles less than a full batch (or the server is stopping).
+async fn drain<F, Fut>(what: &str, batch: usize, stop: &watch::Receiver<bool>, task: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<usize, String>>,
+{
+    loop {
+        let count = match task().await {
+            Ok(count) => count,
+            Err(error) => {
+                tracing::warn!(job = what, %error, "a job task failed; it runs again next round");
+                0
+            }
+        };
+        if count > 0 {
+            tracing::info!(job = what, count, "job task handled items");
+        }
+        if count < batch || *stop.borrow() {
+            return;
+        }
+    }
+}
+
+fn log_failure(what: &str, error: &StoreError) {
+    tracing::warn!(job = what, %error, "a job task failed; it runs again next round");
 }

@@ -175,6 +175,8 @@ impl<U: UnitOfWork> Services<U> {
                 refresh_token_ttl: settings.refresh_token_ttl,
                 checkout_ttl: settings.checkout_ttl,
                 call_minutes_max: settings.call_minutes_max,
+                hold_ttl: settings.hold_ttl,
+                follow_up_retry: settings.follow_up_retry,
                 idempotency_lease: settings.idempotency_lease,
                 catalog_cache_ttl: settings.catalog_cache_ttl,
                 default_currency: settings.default_currency,
@@ -190,6 +192,7 @@ impl<U: UnitOfWork> Services<U> {
 
 /// A running server.
 pub struct Application {
+    backend: Backend,
     port: u16,
     base_url: String,
     server: Server,
@@ -220,13 +223,24 @@ impl Application {
         if settings.is_demo() {
             tracing::warn!("DEMO MODE: data lives in memory and is lost when the server stops; set DATABASE_URL to persist it");
         }
-        match backend {
-            Backend::Memory(store) => Application::start(store, &settings, listener, base_url).await,
-            Backend::Postgres(store) => Application::start(store, &settings, listener, base_url).await,
+        match backend.clone() {
+            Backend::Memory(store) => Application::start(store, backend, &settings, listener, base_url).await,
+            Backend::Postgres(store) => Application::start(store, backend, &settings, listener, base_url).await,
         }
     }
 
-    async fn start<U: UnitOfWork>(store: U, settings: &Settings, listener: TcpListener, base_url: String) -> anyhow::Result<Application> {
+    /// The storage the server runs on (tests inject faults into it).
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    async fn start<U: UnitOfWork>(
+        store: U,
+        backend: Backend,
+        settings: &Settings,
+        listener: TcpListener,
+        base_url: String,
+    ) -> anyhow::Result<Application> {
         let services = Services::new(store, settings, &base_url).await?;
         if let Some((email, password)) = &settings.bootstrap_admin {
             crate::seed::ensure_admin(&services.app, email, password).await?;
@@ -255,14 +269,15 @@ impl Application {
         }
         let server = server.shutdown_timeout(settings.shutdown_timeout.as_secs()).run();
         let (stop, stopped) = watch::channel(false);
-        let jobs = vec![jobs::spawn_expiry(
+        let jobs = vec![jobs::spawn_flows(
             services.app.clone(),
-            settings.expiry_interval,
-            settings.expiry_batch,
+            settings.job_interval,
+            settings.job_batch,
             stopped,
         )];
         tracing::info!(%base_url, "serving");
         Ok(Application {
+            backend,
             port,
             base_url,
             server,

@@ -9,7 +9,7 @@ use domain::ids::{CallId, HoldId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::mapping::{limit_plus_one, money, position_after, to_i32, to_u32, word};
+use crate::mapping::{limit, limit_plus_one, money, position_after, to_i32, to_u32, word};
 use crate::schema::call_sessions;
 use crate::sql::Statement;
 use crate::tx::{DomainRow, Expect, PgTx};
@@ -119,6 +119,27 @@ impl CallRepository for PgTx {
         .bind::<BigInt, _>(call.charged.amount_minor());
         self.defer(statement, Expect::Rows(1, "call"));
         Ok(())
+    }
+
+    async fn find_calls_authorized_until(&mut self, bound: OffsetDateTime, batch: usize) -> StoreResult<Vec<CallId>> {
+        #[derive(QueryableByName)]
+        struct IdRow {
+            #[diesel(sql_type = SqlUuid)]
+            id: Uuid,
+        }
+        let statement = Statement::new(
+            "SELECT id FROM call_sessions \
+             WHERE status = 'active' AND started_at + authorized_minutes * interval '1 minute' <= $1 \
+             ORDER BY started_at + authorized_minutes * interval '1 minute' LIMIT $2",
+        )
+        .bind::<Timestamptz, _>(bound)
+        .bind::<BigInt, _>(limit(batch));
+        Ok(self
+            .load::<IdRow>(statement)
+            .await?
+            .into_iter()
+            .map(|row| CallId::from_uuid(row.id))
+            .collect())
     }
 
     async fn list_calls(&mut self, user: UserId, page: &PageRequest) -> StoreResult<Page<CallSession>> {

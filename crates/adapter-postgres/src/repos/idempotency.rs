@@ -1,7 +1,7 @@
 //! Idempotency keys and the inbox of processed webhook events: "have we seen this before?",
 //! answered by a primary key and `INSERT ... ON CONFLICT DO NOTHING`.
 
-use application::idempotency::{IdempotencyKey, IdempotencyRecord, IdempotencyScope, IdempotencyState, StoredResponse};
+use application::idempotency::{IdempotencyKey, IdempotencyRecord, IdempotencyScope, IdempotencyState, RecoveryPoint, StoredResponse};
 use application::ports::store::{ClaimOutcome, IdempotencyRepository, StoreError, StoreResult, WebhookInbox};
 use diesel::QueryableByName;
 use diesel::sql_types::{Binary, Integer, Nullable, Text, Timestamptz};
@@ -13,6 +13,16 @@ use crate::mapping::corrupt;
 use crate::schema::idempotency_keys;
 use crate::sql::Statement;
 use crate::tx::{DomainRow, Expect, PgTx};
+
+/// The `INSERT` of a whole record; an `ON CONFLICT` clause completes it.
+macro_rules! insert_record_sql {
+    () => {
+        "INSERT INTO idempotency_keys \
+             (principal, key, fingerprint, state, locked_until, response_status, response_body, response_location, recovery_point, \
+              created_at, completed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $4 = 'completed' THEN $10 END)"
+    };
+}
 
 /// How often a claim is attempted when the key keeps vanishing between the insert and the read
 /// (released by a concurrent request each time).
@@ -29,6 +39,7 @@ struct RecordRow {
     response_status: Option<i32>,
     response_body: Option<Vec<u8>>,
     response_location: Option<String>,
+    recovery_point: Option<String>,
     created_at: OffsetDateTime,
 }
 
@@ -40,8 +51,14 @@ impl DomainRow for RecordRow {
             "anonymous" => None,
             id => Some(UserId::parse(id).map_err(corrupt)?),
         };
+        let recovery = self
+            .recovery_point
+            .as_deref()
+            .map(RecoveryPoint::parse)
+            .transpose()
+            .map_err(corrupt)?;
         let state = match (self.state.as_str(), self.locked_until, self.response_status, self.response_body) {
-            ("in_progress", Some(locked_until), _, _) => IdempotencyState::InProgress { locked_until },
+            ("in_progress", Some(locked_until), _, _) => IdempotencyState::InProgress { locked_until, recovery },
             ("completed", _, Some(status), Some(body)) => IdempotencyState::Completed(StoredResponse {
                 status: u16::try_from(status).map_err(corrupt)?,
                 body,
@@ -68,16 +85,18 @@ struct StateColumns {
     status: Option<i32>,
     body: Option<Vec<u8>>,
     location: Option<String>,
+    recovery_point: Option<String>,
 }
 
 fn state_columns(state: &IdempotencyState) -> StateColumns {
     match state {
-        IdempotencyState::InProgress { locked_until } => StateColumns {
+        IdempotencyState::InProgress { locked_until, recovery } => StateColumns {
             state: "in_progress",
             locked_until: Some(*locked_until),
             status: None,
             body: None,
             location: None,
+            recovery_point: recovery.as_ref().map(RecoveryPoint::code),
         },
         IdempotencyState::Completed(response) => StateColumns {
             state: "completed",
@@ -85,34 +104,21 @@ fn state_columns(state: &IdempotencyState) -> StateColumns {
             status: Some(i32::from(response.status)),
             body: Some(response.body.clone()),
             location: response.location.clone(),
+            recovery_point: None,
         },
     }
 }
 
 impl PgTx {
     async fn try_claim(&mut self, record: &IdempotencyRecord) -> StoreResult<bool> {
-        let columns = state_columns(&record.state);
-        let statement = Statement::new(
-            "INSERT INTO idempotency_keys \
-                 (principal, key, fingerprint, state, locked_until, response_status, response_body, response_location, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (principal, key) DO NOTHING",
-        )
-        .bind::<Text, _>(record.scope.principal_text())
-        .bind::<Text, _>(record.scope.key.as_str())
-        .bind::<Text, _>(record.fingerprint.as_str())
-        .bind::<Text, _>(columns.state)
-        .bind::<Nullable<Timestamptz>, _>(columns.locked_until)
-        .bind::<Nullable<Integer>, _>(columns.status)
-        .bind::<Nullable<Binary>, _>(columns.body)
-        .bind::<Nullable<Text>, _>(columns.location)
-        .bind::<Timestamptz, _>(record.created_at);
+        let statement = insert_record(record, concat!(insert_record_sql!(), " ON CONFLICT (principal, key) DO NOTHING"));
         Ok(self.execute(statement).await? == 1)
     }
 
     async fn lock_idempotency_record(&mut self, scope: &IdempotencyScope) -> StoreResult<Option<IdempotencyRecord>> {
         let statement = Statement::new(
-            "SELECT principal, key, fingerprint, state, locked_until, response_status, response_body, response_location, created_at \
+            "SELECT principal, key, fingerprint, state, locked_until, response_status, response_body, response_location, \
+                 recovery_point, created_at \
              FROM idempotency_keys WHERE principal = $1 AND key = $2 FOR NO KEY UPDATE",
         )
         .bind::<Text, _>(scope.principal_text())
@@ -137,15 +143,33 @@ impl IdempotencyRepository for PgTx {
         Err(StoreError::Conflict)
     }
 
-    async fn renew_idempotency_lease(&mut self, scope: &IdempotencyScope, locked_until: OffsetDateTime) -> StoreResult<()> {
+    async fn find_idempotency_record(&mut self, scope: &IdempotencyScope) -> StoreResult<Option<IdempotencyRecord>> {
         let statement = Statement::new(
-            "UPDATE idempotency_keys SET state = 'in_progress', locked_until = $3, response_status = NULL, response_body = NULL, \
-                 response_location = NULL, completed_at = NULL \
-             WHERE principal = $1 AND key = $2",
+            "SELECT principal, key, fingerprint, state, locked_until, response_status, response_body, response_location, \
+                 recovery_point, created_at \
+             FROM idempotency_keys WHERE principal = $1 AND key = $2",
         )
         .bind::<Text, _>(scope.principal_text())
-        .bind::<Text, _>(scope.key.as_str().to_owned())
-        .bind::<Timestamptz, _>(locked_until);
+        .bind::<Text, _>(scope.key.as_str());
+        self.select_first::<RecordRow>(statement).await
+    }
+
+    async fn renew_idempotency_lease(&mut self, scope: &IdempotencyScope, locked_until: OffsetDateTime) -> StoreResult<()> {
+        let statement =
+            Statement::new("UPDATE idempotency_keys SET locked_until = $3 WHERE principal = $1 AND key = $2 AND state = 'in_progress'")
+                .bind::<Text, _>(scope.principal_text())
+                .bind::<Text, _>(scope.key.as_str().to_owned())
+                .bind::<Timestamptz, _>(locked_until);
+        self.defer(statement, Expect::Rows(1, "idempotency key"));
+        Ok(())
+    }
+
+    async fn set_idempotency_recovery_point(&mut self, scope: &IdempotencyScope, point: &RecoveryPoint) -> StoreResult<()> {
+        let statement =
+            Statement::new("UPDATE idempotency_keys SET recovery_point = $3 WHERE principal = $1 AND key = $2 AND state = 'in_progress'")
+                .bind::<Text, _>(scope.principal_text())
+                .bind::<Text, _>(scope.key.as_str().to_owned())
+                .bind::<Text, _>(point.code());
         self.defer(statement, Expect::Rows(1, "idempotency key"));
         Ok(())
     }
@@ -158,7 +182,7 @@ impl IdempotencyRepository for PgTx {
     ) -> StoreResult<()> {
         let statement = Statement::new(
             "UPDATE idempotency_keys SET state = 'completed', locked_until = NULL, response_status = $3, response_body = $4, \
-                 response_location = $5, completed_at = $6 \
+                 response_location = $5, recovery_point = NULL, completed_at = $6 \
              WHERE principal = $1 AND key = $2",
         )
         .bind::<Text, _>(scope.principal_text())
@@ -171,14 +195,53 @@ impl IdempotencyRepository for PgTx {
         Ok(())
     }
 
-    /// Only an in-progress claim is forgotten; a completed key keeps replaying its response.
-    async fn release_idempotency_key(&mut self, scope: &IdempotencyScope) -> StoreResult<()> {
-        let statement = Statement::new("DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2 AND state = 'in_progress'")
-            .bind::<Text, _>(scope.principal_text())
-            .bind::<Text, _>(scope.key.as_str().to_owned());
+    /// An upsert that leaves a completed key, or one another request claimed, as it is.
+    async fn settle_idempotency_key(&mut self, record: &IdempotencyRecord, at: OffsetDateTime) -> StoreResult<()> {
+        let completing = IdempotencyRecord {
+            created_at: at,
+            ..record.clone()
+        };
+        let statement = insert_record(
+            &completing,
+            concat!(
+                insert_record_sql!(),
+                " ON CONFLICT (principal, key) DO UPDATE SET state = EXCLUDED.state, locked_until = NULL, \
+                 response_status = EXCLUDED.response_status, response_body = EXCLUDED.response_body, \
+                 response_location = EXCLUDED.response_location, recovery_point = NULL, completed_at = EXCLUDED.created_at \
+                 WHERE idempotency_keys.state = 'in_progress' AND idempotency_keys.fingerprint = EXCLUDED.fingerprint"
+            ),
+        );
         self.defer(statement, Expect::Any);
         Ok(())
     }
+
+    async fn end_idempotency_lease(&mut self, scope: &IdempotencyScope, at: OffsetDateTime) -> StoreResult<()> {
+        let statement = Statement::new(
+            "UPDATE idempotency_keys SET locked_until = LEAST(locked_until, $3) \
+             WHERE principal = $1 AND key = $2 AND state = 'in_progress'",
+        )
+        .bind::<Text, _>(scope.principal_text())
+        .bind::<Text, _>(scope.key.as_str().to_owned())
+        .bind::<Timestamptz, _>(at);
+        self.defer(statement, Expect::Any);
+        Ok(())
+    }
+}
+
+/// `sql` (`insert_record_sql!()` and a conflict clause) bound to the record's columns.
+fn insert_record(record: &IdempotencyRecord, sql: &'static str) -> Statement<'static> {
+    let columns = state_columns(&record.state);
+    Statement::new(sql)
+        .bind::<Text, _>(record.scope.principal_text())
+        .bind::<Text, _>(record.scope.key.as_str().to_owned())
+        .bind::<Text, _>(record.fingerprint.clone())
+        .bind::<Text, _>(columns.state)
+        .bind::<Nullable<Timestamptz>, _>(columns.locked_until)
+        .bind::<Nullable<Integer>, _>(columns.status)
+        .bind::<Nullable<Binary>, _>(columns.body)
+        .bind::<Nullable<Text>, _>(columns.location)
+        .bind::<Nullable<Text>, _>(columns.recovery_point)
+        .bind::<Timestamptz, _>(record.created_at)
 }
 
 impl WebhookInbox for PgTx {

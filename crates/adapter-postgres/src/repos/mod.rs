@@ -4,6 +4,7 @@
 mod audit;
 mod calls;
 mod catalog;
+mod follow_ups;
 mod idempotency;
 mod ledger;
 mod orders;

@@ -200,7 +200,7 @@ struct RefundRow {
     status: String,
     provider_refund_id: Option<String>,
     reason: String,
-    requested_by: Uuid,
+    requested_by: Option<Uuid>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
 }
@@ -218,7 +218,7 @@ impl DomainRow for RefundRow {
             status: word("refund status", &self.status, RefundStatus::parse)?,
             provider_refund_id: self.provider_refund_id,
             reason: self.reason,
-            requested_by: UserId::from_uuid(self.requested_by),
+            requested_by: self.requested_by.map(UserId::from_uuid),
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -241,7 +241,7 @@ impl RefundRepository for PgTx {
         .bind::<Text, _>(refund.status.as_str())
         .bind::<Nullable<Text>, _>(refund.provider_refund_id.clone())
         .bind::<Text, _>(refund.reason.clone())
-        .bind::<SqlUuid, _>(refund.requested_by.as_uuid())
+        .bind::<Nullable<SqlUuid>, _>(refund.requested_by.map(|id| id.as_uuid()))
         .bind::<Timestamptz, _>(refund.created_at)
         .bind::<Timestamptz, _>(refund.updated_at);
         self.defer(statement, Expect::Any);

@@ -16,7 +16,7 @@ use domain::wallet::{Hold, HoldStatus, SystemAccount, Wallet, WalletOwner};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::mapping::{corrupt, currency, missing, money, word};
+use crate::mapping::{corrupt, currency, limit, missing, money, word};
 use crate::schema::{holds, wallets};
 use crate::sql::Statement;
 use crate::tx::{DomainRow, Expect, PgTx};
@@ -70,6 +70,7 @@ impl PgTx {
     /// inserting only when nothing was found keeps the common case (the wallet exists) free of
     /// insert attempts; `ON CONFLICT DO NOTHING` covers a concurrent creation.
     async fn ensure_wallet(&mut self, ensure: Statement<'_>, find: Statement<'_>) -> StoreResult<WalletId> {
+        self.note_write();
         if let Some(row) = self.first::<IdRow>(ensure).await? {
             return Ok(WalletId::from_uuid(row.id));
         }
@@ -248,7 +249,7 @@ impl WalletRepository for PgTx {
 
 macro_rules! hold_columns {
     () => {
-        "id, wallet_id, currency, amount, captured, status, reference, created_at, settled_at"
+        "id, wallet_id, currency, amount, captured, status, reference, created_at, expires_at, settled_at"
     };
 }
 
@@ -263,6 +264,7 @@ struct HoldRow {
     status: String,
     reference: String,
     created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
     settled_at: Option<OffsetDateTime>,
 }
 
@@ -278,6 +280,7 @@ impl DomainRow for HoldRow {
             status: word("hold status", &self.status, HoldStatus::parse)?,
             reference: self.reference,
             created_at: self.created_at,
+            expires_at: self.expires_at,
             settled_at: self.settled_at,
         })
     }
@@ -288,7 +291,7 @@ impl HoldRepository for PgTx {
         let statement = Statement::new(concat!(
             "INSERT INTO holds (",
             hold_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ))
         .bind::<SqlUuid, _>(hold.id.as_uuid())
         .bind::<SqlUuid, _>(hold.wallet_id.as_uuid())
@@ -298,6 +301,7 @@ impl HoldRepository for PgTx {
         .bind::<Text, _>(hold.status.as_str())
         .bind::<Text, _>(hold.reference.clone())
         .bind::<Timestamptz, _>(hold.created_at)
+        .bind::<Timestamptz, _>(hold.expires_at)
         .bind::<Nullable<Timestamptz>, _>(hold.settled_at);
         self.defer(statement, Expect::Any);
         Ok(())
@@ -314,14 +318,31 @@ impl HoldRepository for PgTx {
         self.select_first::<HoldRow>(statement).await
     }
 
-    /// Writes what settling changes: the captured amount, the status and when.
+    /// Writes what extending or settling changes: the amount, the captured amount, the status,
+    /// the expiry and when it settled.
     async fn update_hold(&mut self, hold: &Hold) -> StoreResult<()> {
-        let statement = Statement::new("UPDATE holds SET captured = $2, status = $3, settled_at = $4 WHERE id = $1")
-            .bind::<SqlUuid, _>(hold.id.as_uuid())
-            .bind::<BigInt, _>(hold.captured.amount_minor())
-            .bind::<Text, _>(hold.status.as_str())
-            .bind::<Nullable<Timestamptz>, _>(hold.settled_at);
+        let statement =
+            Statement::new("UPDATE holds SET amount = $2, captured = $3, status = $4, expires_at = $5, settled_at = $6 WHERE id = $1")
+                .bind::<SqlUuid, _>(hold.id.as_uuid())
+                .bind::<BigInt, _>(hold.amount.amount_minor())
+                .bind::<BigInt, _>(hold.captured.amount_minor())
+                .bind::<Text, _>(hold.status.as_str())
+                .bind::<Timestamptz, _>(hold.expires_at)
+                .bind::<Nullable<Timestamptz>, _>(hold.settled_at);
         self.defer(statement, Expect::Rows(1, "hold"));
         Ok(())
+    }
+
+    async fn find_expired_holds(&mut self, now: OffsetDateTime, batch: usize) -> StoreResult<Vec<Hold>> {
+        let statement = Statement::new(concat!(
+            "SELECT ",
+            hold_columns!(),
+            " FROM holds h WHERE status = 'pending' AND expires_at <= $1 \
+               AND NOT EXISTS (SELECT 1 FROM call_sessions c WHERE c.hold_id = h.id AND c.status = 'active') \
+             ORDER BY expires_at LIMIT $2"
+        ))
+        .bind::<Timestamptz, _>(now)
+        .bind::<BigInt, _>(limit(batch));
+        self.select::<HoldRow>(statement).await
     }
 }

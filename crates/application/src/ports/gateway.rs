@@ -75,8 +75,21 @@ pub enum GatewayError {
     Unavailable(String),
     #[error("the gateway rejected our credentials")]
     Authentication,
+    /// The gateway's answer could not be read: the request may or may not have taken effect.
     #[error("unexpected gateway answer: {0}")]
     Unexpected(String),
+}
+
+impl GatewayError {
+    /// Whether asking again (with the same provider idempotency key) may succeed: the gateway
+    /// was busy or down, or answered something unreadable. A refusal, a decline or bad
+    /// credentials will not pass by themselves.
+    pub fn may_pass(&self) -> bool {
+        match self {
+            GatewayError::RateLimited | GatewayError::Unavailable(_) | GatewayError::Unexpected(_) => true,
+            GatewayError::Declined(_) | GatewayError::InvalidRequest(_) | GatewayError::Authentication => false,
+        }
+    }
 }
 
 /// Headers of an incoming webhook, names lower-cased.

@@ -20,6 +20,7 @@ use std::future::Future;
 use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
 use domain::events::OutboxEvent;
+use domain::follow_up::{FollowUp, FollowUpState, FollowUpTask};
 use domain::ids::{
     CallId, EventId, HoldId, OrderId, PaymentId, ProductId, RefundId, TokenFamilyId, TransferId, UserId, WalletId, WithdrawalId,
 };
@@ -32,7 +33,7 @@ use domain::wallet::{Hold, SystemAccount, Transfer, Wallet, Withdrawal};
 use time::OffsetDateTime;
 
 use crate::auth::RefreshToken;
-use crate::idempotency::{IdempotencyRecord, IdempotencyScope, StoredResponse};
+use crate::idempotency::{IdempotencyRecord, IdempotencyScope, RecoveryPoint, StoredResponse};
 use crate::ledger::LedgerAudit;
 use crate::pagination::{Page, PageRequest};
 
@@ -48,9 +49,14 @@ pub enum StoreError {
     /// A lock or statement waited longer than the configured limit.
     #[error("storage timed out")]
     Timeout,
-    /// The database could not be reached or the connection was lost.
+    /// The database could not be reached or the connection was lost; nothing was committed.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The connection was lost while the transaction committed, and whether it did could not be
+    /// learned: the effect may or may not have happened. Not retryable blindly: a client must
+    /// retry with the same idempotency key, or look the resource up.
+    #[error("the outcome of the commit is unknown: {0}")]
+    OutcomeUnknown(String),
     /// A row could not be turned back into a domain value, or an expected row was missing.
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
@@ -77,6 +83,12 @@ pub trait UnitOfWork: Clone + Send + Sync + 'static {
 
     /// Whether the store answers; used by the readiness probe.
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Upkeep of the store's own bookkeeping, run now and then by the job (the PostgreSQL store
+    /// prunes old commit markers). Nothing by default.
+    fn upkeep(&self, _now: OffsetDateTime) -> impl Future<Output = StoreResult<()>> + Send {
+        std::future::ready(Ok(()))
+    }
 }
 
 /// One transaction, offering every repository.
@@ -96,6 +108,7 @@ pub trait Transaction:
     + IdempotencyRepository
     + WebhookInbox
     + EventOutbox
+    + FollowUpRepository
 {
     /// # Errors
     /// `Conflict` when the database refuses the commit (serialization failure); the effects are
@@ -184,6 +197,9 @@ pub trait HoldRepository {
     fn find_hold(&mut self, id: HoldId) -> impl Future<Output = StoreResult<Option<Hold>>> + Send;
     fn lock_hold(&mut self, id: HoldId) -> impl Future<Output = StoreResult<Option<Hold>>> + Send;
     fn update_hold(&mut self, hold: &Hold) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Pending holds that expired by `now`, soonest first (unlocked), except those of active
+    /// calls: a call's hold ends with the call.
+    fn find_expired_holds(&mut self, now: OffsetDateTime, limit: usize) -> impl Future<Output = StoreResult<Vec<Hold>>> + Send;
 }
 
 /// Which products a listing shows.
@@ -287,6 +303,9 @@ pub trait CallRepository {
     fn insert_call(&mut self, call: &CallSession) -> impl Future<Output = StoreResult<()>> + Send;
     fn lock_call(&mut self, id: CallId) -> impl Future<Output = StoreResult<Option<CallSession>>> + Send;
     fn update_call(&mut self, call: &CallSession) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Active calls whose authorisation ends by `bound`, soonest first (unlocked).
+    fn find_calls_authorized_until(&mut self, bound: OffsetDateTime, limit: usize)
+    -> impl Future<Output = StoreResult<Vec<CallId>>> + Send;
     /// Calls the user made or received, newest first.
     fn list_calls(&mut self, user: UserId, page: &PageRequest) -> impl Future<Output = StoreResult<Page<CallSession>>> + Send;
 }
@@ -301,23 +320,36 @@ pub enum ClaimOutcome {
 }
 
 pub trait IdempotencyRepository {
-    /// Inserts `record` unless its scope exists already.
+    /// Inserts `record` unless its scope exists already; an existing record is returned locked.
+    /// A record another transaction has inserted but not committed is waited for.
     fn claim_idempotency_key(&mut self, record: &IdempotencyRecord) -> impl Future<Output = StoreResult<ClaimOutcome>> + Send;
-    /// Re-claims an abandoned in-progress key (its lease ran out) for a new attempt.
+    /// The record of a key, unlocked.
+    fn find_idempotency_record(&mut self, scope: &IdempotencyScope) -> impl Future<Output = StoreResult<Option<IdempotencyRecord>>> + Send;
+    /// Re-claims an in-progress key whose lease ran out (or was ended) for a new attempt,
+    /// keeping its recovery point.
     fn renew_idempotency_lease(
         &mut self,
         scope: &IdempotencyScope,
         locked_until: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Stores the response; from now on the key replays it.
+    /// Records what an in-progress request has committed so far.
+    fn set_idempotency_recovery_point(
+        &mut self,
+        scope: &IdempotencyScope,
+        point: &RecoveryPoint,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Stores the response of a claimed key; from now on the key replays it.
     fn complete_idempotency_key(
         &mut self,
         scope: &IdempotencyScope,
         response: &StoredResponse,
         at: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Forgets an in-progress claim whose request had no effect.
-    fn release_idempotency_key(&mut self, scope: &IdempotencyScope) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Stores a completed `record` whether or not the key exists, unless it is completed already
+    /// (then the existing response stays).
+    fn settle_idempotency_key(&mut self, record: &IdempotencyRecord, at: OffsetDateTime) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Ends the lease of an in-progress key at `at`, so another attempt may take it over now.
+    fn end_idempotency_lease(&mut self, scope: &IdempotencyScope, at: OffsetDateTime) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 pub trait WebhookInbox {
@@ -337,4 +369,16 @@ pub trait EventOutbox {
     /// The oldest unpublished events, locked (skipping rows other publishers hold).
     fn lock_unpublished_events(&mut self, limit: usize) -> impl Future<Output = StoreResult<Vec<OutboxEvent>>> + Send;
     fn mark_events_published(&mut self, ids: &[EventId], at: OffsetDateTime) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+pub trait FollowUpRepository {
+    /// Records a follow-up. There is one per task: recording a task again changes nothing.
+    fn insert_follow_up(&mut self, follow_up: &FollowUp) -> impl Future<Output = StoreResult<()>> + Send;
+    fn lock_follow_up(&mut self, task: &FollowUpTask) -> impl Future<Output = StoreResult<Option<FollowUp>>> + Send;
+    fn update_follow_up(&mut self, follow_up: &FollowUp) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Pending follow-ups due by `now`, oldest first, locked; rows another transaction holds are
+    /// skipped, so several job runners share the work.
+    fn lock_due_follow_ups(&mut self, now: OffsetDateTime, limit: usize) -> impl Future<Output = StoreResult<Vec<FollowUp>>> + Send;
+    /// Follow-ups in `state`, most recently changed first.
+    fn list_follow_ups(&mut self, state: FollowUpState, page: &PageRequest) -> impl Future<Output = StoreResult<Page<FollowUp>>> + Send;
 }

@@ -4,6 +4,7 @@
 mod auth;
 mod calls;
 mod failures;
+mod flows;
 mod idempotency;
 mod orders;
 mod payments;

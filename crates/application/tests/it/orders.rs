@@ -1,5 +1,6 @@
-use application::orders::{CheckoutCommand, CheckoutError, OrderCommandError, RefundCommand, RefundError};
+use application::orders::{CheckoutCommand, CheckoutError, OrderCommandError};
 use application::pagination::PageRequest;
+use application::refunds::{RefundCommand, RefundError};
 use domain::catalog::Quantity;
 use domain::ids::ProductId;
 use domain::order::{OrderError, OrderStatus, PaymentMethod};

@@ -1,7 +1,7 @@
-use application::orders::RefundCommand;
 use application::pagination::PageRequest;
 use application::payments::{EventOutcome, GatewayEventError};
 use application::ports::gateway::{GatewayEvent, GatewayEventKind, GatewayRefund, GatewayRefundStatus, PaymentReference, RefundUpdate};
+use application::refunds::RefundCommand;
 use application::wallets::TopUpRequest;
 use domain::ids::PaymentId;
 use domain::money::Money;
@@ -59,6 +59,13 @@ async fn pending_card_order(
     (ann, buyer, mug, checkout.payment.unwrap_or_else(|| panic!("no payment")))
 }
 
+/// The gateway reports the payment paid in full.
+pub async fn pay(h: &Harness, payment: &Payment) {
+    let completed = event(&format!("evt_paid_{}", payment.id), paid(payment, payment.amount));
+    let outcome = h.app.apply_gateway_event(&provider(), &completed).await;
+    assert_eq!(outcome.ok(), Some(EventOutcome::Applied));
+}
+
 #[tokio::test]
 async fn a_paid_checkout_credits_the_merchant_once_however_often_it_is_reported() -> Result<(), Box<dyn std::error::Error>> {
     let h = Harness::new();
@@ -86,7 +93,7 @@ async fn a_paid_checkout_credits_the_merchant_once_however_often_it_is_reported(
     Ok(())
 }
 
-fn payment_order(payment: &Payment) -> domain::ids::OrderId {
+pub fn payment_order(payment: &Payment) -> domain::ids::OrderId {
     match payment.purpose {
         domain::payment::PaymentPurpose::Order(id) => id,
         domain::payment::PaymentPurpose::TopUp(_) => panic!("not an order payment"),

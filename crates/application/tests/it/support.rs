@@ -73,6 +73,14 @@ impl Harness {
     }
 
     pub fn with_gateway(gateway: MockGateway) -> Harness {
+        Harness::with(gateway, Settings::default())
+    }
+
+    pub fn with_settings(settings: Settings) -> Harness {
+        Harness::with(working_gateway(), settings)
+    }
+
+    pub fn with(gateway: MockGateway, settings: Settings) -> Harness {
         let store = MemoryStore::new();
         let clock = Arc::new(ManualClock::new(start()));
         let app = App {
@@ -83,7 +91,7 @@ impl Harness {
             tokens: Arc::new(SpelledTokens::default()),
             gateways: Gateways::new().with(Arc::new(gateway)),
             cache: Arc::new(MemoryCache::new()),
-            settings: Settings::default(),
+            settings,
         };
         Harness {
             app: Arc::new(app),

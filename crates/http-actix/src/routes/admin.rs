@@ -5,13 +5,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use application::idempotency::StoredResponse;
 use application::ports::store::UnitOfWork;
 use application::wallets::{Adjustment, AdjustmentRequest};
+use domain::follow_up::FollowUpState;
 use domain::ids::{OrderId, UserId};
 use domain::money::Money;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::State;
-use crate::dto::{AdjustmentRequestBody, AdjustmentResponse, LedgerReportResponse, PageOf, StatusChangeResponse, currency};
+use crate::dto::{
+    AdjustmentRequestBody, AdjustmentResponse, FollowUpResponse, LedgerReportResponse, PageOf, StatusChangeResponse, currency,
+};
 use crate::extract::{Authenticated, IdempotencyHeader, Json, PageQuery, path_id};
 use crate::problem::{ApiError, Problem};
 use crate::respond::{idempotently, ok, stored};
@@ -97,4 +100,44 @@ pub async fn audit<U: UnitOfWork>(state: State<U>, caller: Authenticated, query:
         .order_audit(&caller.0, query.order_id.map(OrderId::from_uuid), &page)
         .await?;
     Ok(ok(&PageOf::from_page(&trail, |item| StatusChangeResponse::from(item))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FollowUpQuery {
+    /// `stuck` (the default: what an admin must settle), `pending` or `done`.
+    #[param(pattern = "^(stuck|pending|done)$")]
+    pub state: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Provider calls that multi-step flows still owe (a card refund to send, a late payment to give
+/// back) and items only a person can settle, with their attempts and last error. Stuck ones are
+/// what an admin must look at.
+#[utoipa::path(get, path = "/api/v1/admin/follow-ups", tag = "admin", security(("bearer" = [])),
+    params(FollowUpQuery),
+    responses(
+        (status = 200, description = "A page of follow-ups, most recently changed first", body = PageOf<FollowUpResponse>),
+        (status = 400, description = "Unknown state, bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn follow_ups<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    query: web::Query<FollowUpQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let wanted = match query.state.as_deref() {
+        None => FollowUpState::Stuck,
+        Some(text) => FollowUpState::parse(text).ok_or_else(|| {
+            ApiError::bad_request("invalid_query", format!("unknown state `{text}`")).with_field("state", "unknown state")
+        })?,
+    };
+    let page = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor.clone(),
+    }
+    .page()?;
+    let follow_ups = state.app.follow_ups(&caller.0, wanted, &page).await?;
+    Ok(ok(&PageOf::from_page(&follow_ups, |item| FollowUpResponse::from(item))))
 }

@@ -4,8 +4,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use application::idempotency::StoredResponse;
-use application::orders::{Checkout, CheckoutCommand, RefundCommand};
+use application::orders::{Checkout, CheckoutCommand};
 use application::ports::store::UnitOfWork;
+use application::refunds::RefundCommand;
 use domain::catalog::Quantity;
 use domain::ids::{OrderId, ProductId, UserId};
 use domain::order::{OrderStatus, PaymentMethod};

@@ -40,6 +40,7 @@ pub async fn receive<U: UnitOfWork>(
         EventOutcome::Duplicate => "duplicate",
         EventOutcome::Ignored(_) => "ignored",
         EventOutcome::LateSuccess => "late_success",
+        EventOutcome::Refused(_) => "refused",
     };
     Ok(ok(&WebhookAck {
         received: true,

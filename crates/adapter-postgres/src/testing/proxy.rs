@@ -1,0 +1,272 @@
+//! A TCP proxy in front of PostgreSQL that fails on cue, for tests of what the server does when
+//! the database goes away (feature `testing`).
+//!
+//! It reads the frontend's messages (PostgreSQL's wire protocol: a startup packet, then one type
+//! byte and a length per message) to recognise `COMMIT`, whether sent as a simple query or as a
+//! prepared statement (`Parse` names it, `Bind` runs it). On cue it can:
+//!
+//! - `cut`: close every connection and refuse new ones (the database is unreachable) until
+//!   `restore`;
+//! - `lose_next_commit_answer`: let the next `COMMIT` through, then close that connection before
+//!   the answer reaches the client (the transaction committed, and the client cannot know);
+//! - `drop_next_commit`: close that connection instead of sending the next `COMMIT` (the
+//!   transaction rolls back, and the client cannot know either).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// What happens to the next `COMMIT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CommitFault {
+    None,
+    LoseAnswer,
+    Drop,
+}
+
+#[derive(Debug)]
+struct Controls {
+    cut: AtomicBool,
+    commit_fault: Mutex<CommitFault>,
+    /// Tells every connection to close now (bumped by `cut`).
+    close_all: watch::Sender<u64>,
+}
+
+/// The proxy; dropping it stops accepting connections.
+#[derive(Debug)]
+pub struct PgProxy {
+    address: SocketAddr,
+    controls: Arc<Controls>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PgProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+impl PgProxy {
+    /// Listens on a free local port and forwards to `target`.
+    ///
+    /// # Panics
+    /// When no local port can be bound.
+    pub async fn start(target: SocketAddr) -> PgProxy {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("proxy listener: {e}"));
+        let address = listener.local_addr().unwrap_or_else(|e| panic!("proxy address: {e}"));
+        let controls = Arc::new(Controls {
+            cut: AtomicBool::new(false),
+            commit_fault: Mutex::new(CommitFault::None),
+            close_all: watch::channel(0).0,
+        });
+        let shared = Arc::clone(&controls);
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if shared.cut.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    if let Ok(server) = TcpStream::connect(target).await {
+                        relay(client, server, shared).await;
+                    }
+                });
+            }
+        });
+        PgProxy { address, controls, accept }
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// `url` (a PostgreSQL URL on the proxied server) pointed at the proxy instead.
+    pub fn url_for(&self, url: &str) -> String {
+        let mut config: tokio_postgres::Config = url.parse().unwrap_or_else(|e| panic!("not a PostgreSQL URL: {e}"));
+        config.host("127.0.0.1").port(self.address.port());
+        let user = config.get_user().unwrap_or("postgres").to_owned();
+        let database = config.get_dbname().unwrap_or("postgres").to_owned();
+        format!("postgres://{user}@127.0.0.1:{}/{database}", self.address.port())
+    }
+
+    /// Closes every connection and refuses new ones until `restore`.
+    pub fn cut(&self) {
+        self.controls.cut.store(true, Ordering::SeqCst);
+        self.controls.close_all.send_modify(|generation| *generation += 1);
+    }
+
+    pub fn restore(&self) {
+        self.controls.cut.store(false, Ordering::SeqCst);
+    }
+
+    /// The next `COMMIT` reaches the server, but its connection closes before the answer comes
+    /// back.
+    pub fn lose_next_commit_answer(&self) {
+        self.set_commit_fault(CommitFault::LoseAnswer);
+    }
+
+    /// The next `COMMIT` never reaches the server: its connection closes instead.
+    pub fn drop_next_commit(&self) {
+        self.set_commit_fault(CommitFault::Drop);
+    }
+
+    fn set_commit_fault(&self, fault: CommitFault) {
+        *self.controls.commit_fault.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = fault;
+    }
+}
+
+/// Takes the pending `COMMIT` fault, if any.
+fn take_commit_fault(controls: &Controls) -> CommitFault {
+    let mut fault = controls.commit_fault.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    std::mem::replace(&mut *fault, CommitFault::None)
+}
+
+async fn relay(client: TcpStream, server: TcpStream, controls: Arc<Controls>) {
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    let mute_answers = Arc::new(AtomicBool::new(false));
+    let mut close_all = controls.close_all.subscribe();
+    let (closing, closed) = watch::channel(false);
+    let upstream = tokio::spawn(frontend_to_server(
+        client_read,
+        server_write,
+        Arc::clone(&controls),
+        Arc::clone(&mute_answers),
+        closing,
+    ));
+    let downstream = tokio::spawn(server_to_frontend(server_read, client_write, mute_answers));
+    let mut closed = closed;
+    tokio::select! {
+        _ = close_all.changed() => {}
+        _ = closed.changed() => {}
+        _ = upstream => {}
+    }
+    downstream.abort();
+}
+
+/// Copies the server's answers to the client, unless they are muted (an answer being lost).
+async fn server_to_frontend(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mute: Arc<AtomicBool>) {
+    let mut buffer = vec![0_u8; 16 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        if mute.load(Ordering::SeqCst) {
+            continue;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Forwards the frontend's messages one by one, watching for `COMMIT`.
+async fn frontend_to_server(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    controls: Arc<Controls>,
+    mute_answers: Arc<AtomicBool>,
+    closing: watch::Sender<bool>,
+) {
+    let mut statements: HashMap<String, String> = HashMap::new();
+    let mut started = false;
+    loop {
+        let Some(message) = read_message(&mut from, started).await else {
+            return;
+        };
+        if !started && !is_negotiation(&message) {
+            started = true;
+        }
+        if started && is_commit(&message, &mut statements) {
+            match take_commit_fault(&controls) {
+                CommitFault::None => {}
+                CommitFault::Drop => {
+                    let _ = closing.send(true);
+                    return;
+                }
+                CommitFault::LoseAnswer => {
+                    mute_answers.store(true, Ordering::SeqCst);
+                    if to.write_all(&message).await.is_err() {
+                        return;
+                    }
+                    // The rest of the pipeline (Execute, Sync) follows; give the server time to
+                    // commit before the connection goes.
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        let _ = closing.send(true);
+                    });
+                    forward_rest(from, to).await;
+                    return;
+                }
+            }
+        }
+        if to.write_all(&message).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn forward_rest(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) {
+    let mut buffer = vec![0_u8; 16 * 1024];
+    while let Ok(read) = from.read(&mut buffer).await {
+        if read == 0 || to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One whole message: before the startup packet, length-prefixed without a type byte.
+async fn read_message(from: &mut OwnedReadHalf, started: bool) -> Option<Vec<u8>> {
+    let mut head = vec![0_u8; if started { 5 } else { 4 }];
+    from.read_exact(&mut head).await.ok()?;
+    let length_at = head.len() - 4;
+    let length = u32::from_be_bytes(head[length_at..].try_into().ok()?) as usize;
+    let mut body = vec![0_u8; length.checked_sub(4)?];
+    from.read_exact(&mut body).await.ok()?;
+    head.extend_from_slice(&body);
+    Some(head)
+}
+
+/// An SSL or GSS encryption request, which comes before the startup packet.
+fn is_negotiation(message: &[u8]) -> bool {
+    const SSL_REQUEST: u32 = 80_877_103;
+    const GSS_REQUEST: u32 = 80_877_104;
+    message.len() == 8
+        && matches!(
+            u32::from_be_bytes([message[4], message[5], message[6], message[7]]),
+            SSL_REQUEST | GSS_REQUEST
+        )
+}
+
+/// Whether the message runs `COMMIT`, remembering prepared statements' texts on the way.
+fn is_commit(message: &[u8], statements: &mut HashMap<String, String>) -> bool {
+    let body = &message[5..];
+    let mut strings = body.split(|byte| *byte == 0).map(|s| String::from_utf8_lossy(s).into_owned());
+    let commit = |sql: &str| sql.trim().trim_end_matches(';').eq_ignore_ascii_case("commit");
+    match message[0] {
+        b'Q' => strings.next().is_some_and(|sql| commit(&sql)),
+        b'P' => {
+            let name = strings.next().unwrap_or_default();
+            let sql = strings.next().unwrap_or_default();
+            statements.insert(name, sql);
+            false
+        }
+        b'B' => {
+            let _portal = strings.next();
+            let name = strings.next().unwrap_or_default();
+            statements.get(&name).is_some_and(|sql| commit(sql))
+        }
+        _ => false,
+    }
+}
