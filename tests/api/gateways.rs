@@ -21,9 +21,9 @@ on_every_backend!(
     an_abandoned_monnify_top_up_expires_and_a_late_payment_still_credits,
 );
 
-const STRIPE_SECRETS: &str = "whsec_retiring,whsec_current";
+pub(crate) const STRIPE_SECRETS: &str = "whsec_retiring,whsec_current";
 
-async fn with_stripe(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, StripeDouble) {
+pub(crate) async fn with_stripe(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, StripeDouble) {
     let double = StripeDouble::start().await.expect("the Stripe double starts");
     let base = double.url();
     let mut vars = vec![
@@ -35,7 +35,7 @@ async fn with_stripe(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, Stri
     (TestApp::spawn_with(backend, &vars).await, double)
 }
 
-async fn deliver_stripe(app: &TestApp, body: &str, secret: &str) -> Reply {
+pub(crate) async fn deliver_stripe(app: &TestApp, body: &str, secret: &str) -> Reply {
     app.send_raw(
         Method::POST,
         "/api/v1/webhooks/stripe",
@@ -70,7 +70,7 @@ async fn top_up(app: &TestApp, user: &crate::helpers::User, currency: &str, amou
 }
 
 /// The Stripe Checkout Session id at the end of a payment's checkout URL.
-fn session_id(payment: &Value) -> String {
+pub(crate) fn session_id(payment: &Value) -> String {
     payment["checkout_url"]
         .as_str()
         .and_then(|u| u.rsplit('/').next())
@@ -88,7 +88,7 @@ async fn card_cart_for_one_mug(app: &TestApp) -> (crate::helpers::User, String, 
 }
 
 /// A merchant with a 10.00 mug (5 in stock), a buyer, and the buyer's pending card order for two.
-async fn card_order(app: &TestApp, double: &StripeDouble) -> (crate::helpers::User, crate::helpers::User, String, Value, Value) {
+pub(crate) async fn card_order(app: &TestApp, double: &StripeDouble) -> (crate::helpers::User, crate::helpers::User, String, Value, Value) {
     let merchant = app.user("merchant").await;
     let buyer = app.user("customer").await;
     let mug = app.product(&merchant, "Mug", "10.00", 5).await;
@@ -309,6 +309,33 @@ async fn stripe_failures_reach_the_client_as_clear_problems(app: TestApp) {
         (5, 0),
         "orders whose checkout could not open give their stock back"
     );
+    // A refusal is named as one; an answer that cannot be read is not a refusal.
+    let invalid = StripeDouble::error("invalid_request_error", "parameter_invalid", "Invalid currency");
+    double.fail_next("/v1/checkout/sessions", vec![(400, invalid)]);
+    let refused = app.post("/api/v1/orders", Some(&buyer.token), &cart).await;
+    refused.assert_problem(502, "gateway_refused");
+    assert!(refused.body["detail"].as_str().is_some_and(|d| d.contains("refused")));
+    double.fail_next("/v1/checkout/sessions", vec![(200, json!("not a checkout session"))]);
+    let garbled = app.post("/api/v1/orders", Some(&buyer.token), &cart).await;
+    garbled.assert_problem(502, "gateway_bad_response");
+    assert!(
+        garbled.body["detail"]
+            .as_str()
+            .is_some_and(|d| !d.contains("refused") && d.contains("Idempotency-Key")),
+        "{}",
+        garbled.text
+    );
+    double.fail_next(
+        "/v1/checkout/sessions",
+        vec![(
+            401,
+            StripeDouble::error("invalid_request_error", "api_key_expired", "Expired API Key provided"),
+        )],
+    );
+    app.post("/api/v1/orders", Some(&buyer.token), &cart)
+        .await
+        .assert_problem(502, "gateway_misconfigured");
+    assert_eq!(app.stock(&mug).await, (5, 0));
     let unsigned = app
         .send_raw(
             Method::POST,

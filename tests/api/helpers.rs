@@ -68,6 +68,8 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub admin: User,
+    /// The server's storage, for injecting faults.
+    pub storage: server::Backend,
     _guard: Option<Box<dyn std::any::Any + Send>>,
 }
 
@@ -111,6 +113,7 @@ impl TestApp {
         let settings = Settings::from_vars(&vars).expect("test settings");
         let application = Application::build(settings).await.expect("the server starts");
         let base = application.base_url().to_owned();
+        let storage = application.backend().clone();
         tokio::spawn(application.run_until_stopped());
         adapter_monnify::ensure_crypto_provider();
         let http = reqwest::Client::builder()
@@ -127,6 +130,7 @@ impl TestApp {
                 email: ADMIN_EMAIL.into(),
                 token: String::new(),
             },
+            storage,
             _guard: guard,
         };
         app.admin = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
@@ -142,6 +146,32 @@ impl TestApp {
         let mut vars: Vec<(&str, &str)> = vec![("DATABASE_URL", url.as_str()), ("DATABASE_POOL_MAX", "8")];
         vars.extend_from_slice(extra);
         TestApp::spawn_with(Backend::Memory, &vars).await
+    }
+
+    /// The next `count` updates of rows of `table` fail as if the database went away (on either
+    /// backend).
+    pub async fn fail_updates_of(&self, table: &'static str, count: u32) {
+        match &self.storage {
+            server::Backend::Memory(store) => store.fail_updates_of(table, count),
+            server::Backend::Postgres(_) => {
+                let url = self.database_url.as_deref().expect("a PostgreSQL app has a database");
+                adapter_postgres::testing::fail_updates_of(url, table, count).await;
+            }
+        }
+    }
+
+    /// A server on a fresh database reached through a proxy that fails on cue.
+    pub async fn behind_proxy(extra: &[(&str, &str)]) -> (TestApp, adapter_postgres::testing::PgProxy) {
+        let database = adapter_postgres::testing::TestDatabase::create().await;
+        let target: std::net::SocketAddr = "127.0.0.1:5432".parse().expect("address");
+        let proxy = adapter_postgres::testing::PgProxy::start(target).await;
+        let url = proxy.url_for(database.url());
+        let mut vars: Vec<(&str, &str)> = vec![("DATABASE_URL", url.as_str()), ("DATABASE_POOL_MAX", "4")];
+        vars.extend_from_slice(extra);
+        let mut app = TestApp::spawn_with(Backend::Memory, &vars).await;
+        app.backend = Backend::Postgres;
+        app._guard = Some(Box::new(database));
+        (app, proxy)
     }
 
     pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>, headers: &[(&str, &str)]) -> Reply {

@@ -5,6 +5,7 @@ mod helpers;
 
 mod authorization;
 mod bad_input;
+mod flows;
 mod gateways;
 mod idempotency;
 mod journeys;

@@ -33,7 +33,7 @@ pub struct MemoryStore {
 pub struct Faults {
     conflicting_commits: AtomicU32,
     failing_commits: AtomicU32,
-    /// Writes to these tables (named as in the PostgreSQL schema) fail while their count lasts.
+    /// Updates of these tables (named as in the PostgreSQL schema) fail while their count lasts.
     failing_writes: std::sync::Mutex<std::collections::HashMap<&'static str, u32>>,
 }
 
@@ -44,7 +44,7 @@ impl Faults {
             .is_ok()
     }
 
-    /// Fails a write to `table` if a failure is due for it, as if the database went away.
+    /// Fails an update of `table` if a failure is due for it, as if the database went away.
     pub(crate) fn write(&self, table: &'static str) -> StoreResult<()> {
         let mut failing = self.failing_writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match failing.get_mut(table) {
@@ -82,9 +82,10 @@ impl MemoryStore {
         self.faults.failing_commits.store(count, Ordering::SeqCst);
     }
 
-    /// The next `count` writes to `table` (`refunds`, `payments`, `orders`, `postings`, named as
-    /// in the PostgreSQL schema) fail as if the database went away, failing their transaction.
-    pub fn fail_writes_to(&self, table: &'static str, count: u32) {
+    /// The next `count` updates of rows of `table` (`refunds`, `payments`, `orders` or `stock`,
+    /// named as in the PostgreSQL schema) fail as if the database went away, failing their
+    /// transaction.
+    pub fn fail_updates_of(&self, table: &'static str, count: u32) {
         let mut failing = self.faults.failing_writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         failing.insert(table, count);
     }

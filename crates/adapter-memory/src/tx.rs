@@ -230,7 +230,6 @@ impl WalletRepository for MemoryTx {
 
 impl LedgerRepository for MemoryTx {
     async fn append_journal(&mut self, transaction: &JournalTransaction, postings: &[Posting]) -> StoreResult<()> {
-        self.faults.write("postings")?;
         self.work.journal.push_back(transaction.clone());
         for posting in postings {
             self.work.postings.push_back(posting.clone());
@@ -430,6 +429,7 @@ impl ProductRepository for MemoryTx {
     }
 
     async fn update_stock(&mut self, stock: &[Stock]) -> StoreResult<()> {
+        self.faults.write("stock")?;
         for row in stock {
             if row.available() < 0 || row.reserved() < 0 {
                 return Err(StoreError::Corrupt(format!("stock of {} would be negative", row.product_id)));
@@ -442,7 +442,6 @@ impl ProductRepository for MemoryTx {
 
 impl OrderRepository for MemoryTx {
     async fn insert_order(&mut self, order: &Order) -> StoreResult<()> {
-        self.faults.write("orders")?;
         if self.work.orders.contains_key(&order.id) {
             return Err(StoreError::Duplicate("orders_pkey".into()));
         }
@@ -567,7 +566,6 @@ impl PaymentRepository for MemoryTx {
 
 impl RefundRepository for MemoryTx {
     async fn insert_refund(&mut self, refund: &Refund) -> StoreResult<()> {
-        self.faults.write("refunds")?;
         self.work.refunds.insert(refund.id, refund.clone());
         Ok(())
     }

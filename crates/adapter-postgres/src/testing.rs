@@ -15,7 +15,7 @@
 
 mod proxy;
 
-pub use proxy::PgProxy;
+pub use proxy::{CommitFault, PgProxy};
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
@@ -132,21 +132,21 @@ impl TestDatabase {
 }
 
 impl TestDatabase {
-    /// Makes the next `count` inserts or updates of rows of `table` fail as if the server had
-    /// terminated the connection, even in transactions that roll back (a sequence counts them).
+    /// Makes the next `count` updates of rows of `table` fail as if the server had terminated the
+    /// connection, even in transactions that roll back (a sequence counts them).
     ///
     /// # Panics
     /// When `table` is not a plain name or the SQL fails.
-    pub async fn fail_writes_to(&self, table: &str, count: u32) {
-        fail_writes_to(self.url(), table, count).await;
+    pub async fn fail_updates_of(&self, table: &str, count: u32) {
+        fail_updates_of(self.url(), table, count).await;
     }
 }
 
-/// `TestDatabase::fail_writes_to` for the database at `url`.
+/// `TestDatabase::fail_updates_of` for the database at `url`.
 ///
 /// # Panics
-/// As `TestDatabase::fail_writes_to`.
-pub async fn fail_writes_to(url: &str, table: &str, count: u32) {
+/// As `TestDatabase::fail_updates_of`.
+pub async fn fail_updates_of(url: &str, table: &str, count: u32) {
     assert!(
         table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
         "not a table name: {table}"
@@ -166,7 +166,7 @@ pub async fn fail_writes_to(url: &str, table: &str, count: u32) {
          END $body$; \
          SELECT setval('injected_faults_{table}', 1, false); \
          DROP TRIGGER IF EXISTS injected_fault ON {table}; \
-         CREATE TRIGGER injected_fault BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION injected_fault_{table}();"
+         CREATE TRIGGER injected_fault BEFORE UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION injected_fault_{table}();"
     );
     client
         .batch_execute(&sql)

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use application::ports::gateway::{
-    CheckoutRequest, CheckoutSession, CustomerChoice, GatewayError, GatewayEvent, GatewayRefund, GatewayRefundStatus, HostedCheckout,
-    HostedSession, HostedSessionState, PaymentGateway, RefundRequest, WebhookError, WebhookHeaders,
+    CheckoutClosure, CheckoutRequest, CheckoutSession, ChoiceError, CustomerChoice, GatewayError, GatewayEvent, GatewayRefund,
+    GatewayRefundStatus, HostedCheckout, HostedSession, HostedSessionState, PaymentGateway, RefundRequest, WebhookError, WebhookHeaders,
 };
 use application::ports::system::Clock;
 use async_trait::async_trait;
@@ -180,6 +180,29 @@ impl PaymentGateway for SimulatedGateway {
         })
     }
 
+    /// Like Stripe: an open session is closed (its page refuses payment from now on), a paid
+    /// one cannot be.
+    async fn expire_checkout(&self, session_id: &str) -> Result<CheckoutClosure, GatewayError> {
+        let now = self.clock.now();
+        let mut sessions = self.sessions();
+        let session = sessions
+            .get_mut(session_id)
+            .ok_or_else(|| GatewayError::InvalidRequest(format!("no checkout session {session_id}")))?;
+        Ok(match session.hosted.state {
+            HostedSessionState::Open if session.hosted.expires_at > now => {
+                session.hosted.state = HostedSessionState::Expired;
+                CheckoutClosure::Closed
+            }
+            HostedSessionState::Open | HostedSessionState::Expired | HostedSessionState::Declined => {
+                if session.hosted.state == HostedSessionState::Open {
+                    session.hosted.state = HostedSessionState::Expired;
+                }
+                CheckoutClosure::AlreadyClosed
+            }
+            HostedSessionState::Paid => CheckoutClosure::Completed,
+        })
+    }
+
     fn verify_webhook(&self, headers: &WebhookHeaders, body: &[u8], now: OffsetDateTime) -> Result<GatewayEvent, WebhookError> {
         let header = headers.get(signature::HEADER).ok_or(WebhookError::MissingSignature)?;
         signature::verify(std::slice::from_ref(&self.secret), header, body, now.unix_timestamp(), TOLERANCE)?;
@@ -199,20 +222,22 @@ impl HostedCheckout for SimulatedGateway {
         Some(session.hosted.clone())
     }
 
-    async fn choose(&self, session_id: &str, choice: CustomerChoice) -> Result<HostedSession, GatewayError> {
-        let hosted = self
-            .session(session_id)
-            .ok_or_else(|| GatewayError::InvalidRequest("no such checkout session".into()))?;
-        if hosted.state != HostedSessionState::Open {
-            return Err(GatewayError::InvalidRequest("this checkout is no longer open".into()));
-        }
-        let (state, body) = {
-            let sessions = self.sessions();
-            let session = sessions
-                .get(session_id)
-                .ok_or_else(|| GatewayError::InvalidRequest("no such checkout session".into()))?;
+    async fn choose(&self, session_id: &str, choice: CustomerChoice) -> Result<HostedSession, ChoiceError> {
+        // Checked and changed under one lock, so two presses of Pay cannot both pay.
+        let (hosted, body) = {
             let now = self.clock.now();
-            match choice {
+            let mut sessions = self.sessions();
+            let session = sessions.get_mut(session_id).ok_or(ChoiceError::UnknownSession)?;
+            if session.hosted.state == HostedSessionState::Open && session.hosted.expires_at <= now {
+                session.hosted.state = HostedSessionState::Expired;
+            }
+            match session.hosted.state {
+                HostedSessionState::Open => {}
+                HostedSessionState::Expired => return Err(ChoiceError::Expired),
+                HostedSessionState::Paid => return Err(ChoiceError::Closed("paid")),
+                HostedSessionState::Declined => return Err(ChoiceError::Closed("declined")),
+            }
+            let (state, body) = match choice {
                 CustomerChoice::Pay => (
                     HostedSessionState::Paid,
                     events::completed(&session.hosted, &session.payment_intent, now),
@@ -221,12 +246,11 @@ impl HostedCheckout for SimulatedGateway {
                     HostedSessionState::Declined,
                     events::declined(&session.hosted, &session.payment_intent, now),
                 ),
-            }
-        };
-        if let Some(session) = self.sessions().get_mut(session_id) {
+            };
             session.hosted.state = state;
-        }
-        self.deliver(body).await?;
-        Ok(HostedSession { state, ..hosted })
+            (session.hosted.clone(), body)
+        };
+        self.deliver(body).await.map_err(ChoiceError::Delivery)?;
+        Ok(hosted)
     }
 }

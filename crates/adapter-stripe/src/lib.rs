@@ -17,17 +17,18 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use application::ports::gateway::{
-    CheckoutRequest, CheckoutSession, GatewayError, GatewayEvent, GatewayRefund, PaymentGateway, RefundRequest, WebhookError,
-    WebhookHeaders,
+    CheckoutClosure, CheckoutRequest, CheckoutSession, GatewayError, GatewayEvent, GatewayRefund, PaymentGateway, RefundRequest,
+    WebhookError, WebhookHeaders,
 };
 use async_trait::async_trait;
 use domain::money::Currency;
 use domain::payment::ProviderName;
 use stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
 use stripe_checkout::CheckoutSessionMode;
+use stripe_checkout::CheckoutSessionStatus;
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData, CreateCheckoutSessionPaymentIntentData,
-    ExpireCheckoutSession, ProductData,
+    ExpireCheckoutSession, ProductData, RetrieveCheckoutSession,
 };
 use stripe_core::refund::{CreateRefund, CreateRefundReason};
 use time::OffsetDateTime;
@@ -110,6 +111,26 @@ impl StripeGateway {
             client,
             settings,
         })
+    }
+
+    /// Sends a read, repeating it while the failure is one that may pass.
+    async fn read<R>(&self, request: R) -> Result<R::Output, GatewayError>
+    where
+        R: StripeRequest + Clone,
+        R::Output: miniserde::Deserialize,
+    {
+        let mut attempt = 1;
+        loop {
+            match request.clone().customize().send(&self.client).await {
+                Ok(output) => return Ok(output),
+                Err(error) if is_retryable(&error) && attempt < self.settings.attempts_max => {
+                    tracing::warn!(%error, attempt, "Stripe read failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1))).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(to_gateway_error(&error)),
+            }
+        }
     }
 
     /// Sends a write with our idempotency key, repeating it (same key) while the failure is one
@@ -232,12 +253,22 @@ impl PaymentGateway for StripeGateway {
         })
     }
 
-    async fn expire_checkout(&self, session_id: &str) -> Result<(), GatewayError> {
+    async fn expire_checkout(&self, session_id: &str) -> Result<CheckoutClosure, GatewayError> {
         let expire = ExpireCheckoutSession::new(session_id);
         match self.send(expire, &format!("expire-{session_id}")).await {
-            Ok(_) => Ok(()),
-            // A session that completed or expired meanwhile cannot be expired: nothing to do.
-            Err(GatewayError::InvalidRequest(_)) => Ok(()),
+            Ok(_) => Ok(CheckoutClosure::Closed),
+            // Only an open session can be expired: ask what became of this one.
+            Err(GatewayError::InvalidRequest(_)) => {
+                let session = self.read(RetrieveCheckoutSession::new(session_id)).await?;
+                match session.status {
+                    Some(CheckoutSessionStatus::Complete) => Ok(CheckoutClosure::Completed),
+                    Some(CheckoutSessionStatus::Expired) => Ok(CheckoutClosure::AlreadyClosed),
+                    other => Err(GatewayError::Unexpected(format!(
+                        "Stripe would not expire session {session_id}, whose status is {}",
+                        other.as_ref().map_or("unknown", CheckoutSessionStatus::as_str)
+                    ))),
+                }
+            }
             Err(error) => Err(error),
         }
     }

@@ -115,6 +115,15 @@ impl StripeDouble {
         self.state().sessions.get(id).cloned()
     }
 
+    /// The payer completes a session on Stripe's page: it is `complete` and `paid` from now on
+    /// (what `checkout.session.completed` then reports).
+    pub fn complete_session(&self, id: &str, payment_intent: &str) -> Option<Value> {
+        let mut state = self.state();
+        let session = state.sessions.get_mut(id)?;
+        *session = paid_session(session, payment_intent);
+        Some(session.clone())
+    }
+
     /// Stripe's error body.
     pub fn error(kind: &str, code: &str, message: &str) -> Value {
         json!({"error": {"type": kind, "code": code, "message": message, "decline_code": if code == "card_declined" { json!("insufficient_funds") } else { Value::Null }}})
@@ -178,6 +187,16 @@ fn answer(state: &mut State, method: &str, path: &str, form: &HashMap<String, St
                         "Only open sessions can be expired.",
                     ),
                 ),
+                None => (
+                    404,
+                    StripeDouble::error("invalid_request_error", "resource_missing", "No such checkout.session"),
+                ),
+            }
+        }
+        ("GET", session) if session.starts_with("/v1/checkout/sessions/") => {
+            let id = session.trim_start_matches("/v1/checkout/sessions/");
+            match state.sessions.get(id) {
+                Some(session) => (200, session.clone()),
                 None => (
                     404,
                     StripeDouble::error("invalid_request_error", "resource_missing", "No such checkout.session"),

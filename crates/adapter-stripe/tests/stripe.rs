@@ -5,8 +5,8 @@ use std::time::Duration;
 use adapter_stripe::testing::{StripeDouble, event, paid_session, signature};
 use adapter_stripe::{StripeGateway, StripeSettings};
 use application::ports::gateway::{
-    CheckoutLine, CheckoutRequest, GatewayError, GatewayEventKind, GatewayRefundStatus, PaymentGateway, RefundRequest, WebhookError,
-    WebhookHeaders,
+    CheckoutClosure, CheckoutLine, CheckoutRequest, GatewayError, GatewayEventKind, GatewayRefundStatus, PaymentGateway, RefundRequest,
+    WebhookError, WebhookHeaders,
 };
 use domain::ids::{PaymentId, RefundId};
 use domain::money::{Currency, Money};
@@ -187,13 +187,22 @@ async fn refunds_report_their_status_and_carry_our_refund_id() -> Result<(), Gat
 async fn an_abandoned_session_is_expired_at_stripe() -> Result<(), GatewayError> {
     let (gateway, double) = gateway().await;
     let session = gateway.create_checkout(checkout("checkout-9")).await?;
-    gateway.expire_checkout(&session.session_id).await?;
+    assert_eq!(gateway.expire_checkout(&session.session_id).await?, CheckoutClosure::Closed);
     assert_eq!(
         double.session(&session.session_id).map(|s| s["status"].clone()),
         Some(json!("expired"))
     );
     // Expiring it again is not an error: there is nothing left to do.
-    gateway.expire_checkout(&session.session_id).await?;
+    assert_eq!(gateway.expire_checkout(&session.session_id).await?, CheckoutClosure::Closed);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_completed_session_cannot_be_expired_and_says_so() -> Result<(), GatewayError> {
+    let (gateway, double) = gateway().await;
+    let session = gateway.create_checkout(checkout("checkout-10")).await?;
+    double.complete_session(&session.session_id, "pi_10");
+    assert_eq!(gateway.expire_checkout(&session.session_id).await?, CheckoutClosure::Completed);
     Ok(())
 }
 

@@ -21,7 +21,7 @@ use crate::context::App;
 use crate::idempotency::{self, Claim, IdempotencyError, Idempotent, RecoveryPoint};
 use crate::ledger::{PostingError, post, post_locked};
 use crate::pagination::{Cursor, Page, PageRequest};
-use crate::ports::gateway::{CheckoutLine, CheckoutRequest, CheckoutSession, GatewayError, Gateways};
+use crate::ports::gateway::{CheckoutClosure, CheckoutLine, CheckoutRequest, CheckoutSession, GatewayError, Gateways};
 use crate::ports::store::{
     EventOutbox, LedgerRepository, OrderFilter, OrderRepository, PaymentLookup, PaymentRepository, ProductRepository, RefundRepository,
     StoreError, Transaction, UnitOfWork, WalletRepository,
@@ -83,6 +83,8 @@ pub enum OrderCommandError {
     Forbidden,
     #[error("the provider would not close the order's checkout: {0}")]
     CheckoutNotClosed(GatewayError),
+    #[error("the order's checkout has been paid: the order is about to be marked paid and cannot be cancelled")]
+    CheckoutCompleted,
     #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error(transparent)]
@@ -577,10 +579,18 @@ impl<U: UnitOfWork> App<U> {
         let (Some(gateway), Some(session)) = (self.gateways.get(&payment.provider), payment.provider_session_id.as_deref()) else {
             return Ok(());
         };
-        gateway.expire_checkout(session).await.map_err(|error| {
+        let closure = gateway.expire_checkout(session).await.map_err(|error| {
             tracing::warn!(%error, payment_id = %payment.id, "the provider would not close the checkout; the order stays pending");
             OrderCommandError::CheckoutNotClosed(error)
-        })
+        })?;
+        match closure {
+            CheckoutClosure::Closed | CheckoutClosure::AlreadyClosed => Ok(()),
+            CheckoutClosure::Completed => Err(OrderCommandError::CheckoutCompleted),
+            CheckoutClosure::NotSupported => {
+                tracing::info!(payment_id = %payment.id, provider = %payment.provider, "the provider cannot close checkouts; a late payment will be refunded");
+                Ok(())
+            }
+        }
     }
 
     async fn cancel_unpaid_order(&self, caller: &Caller, order_id: OrderId) -> Result<Order, OrderCommandError> {

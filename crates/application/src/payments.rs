@@ -100,6 +100,9 @@ impl From<OrderCommandError> for GatewayEventError {
             OrderCommandError::Transition(error) => error.into(),
             OrderCommandError::Stock(error) => GatewayEventError::Stock(error),
             OrderCommandError::CheckoutNotClosed(error) => GatewayEventError::Gateway(error),
+            OrderCommandError::CheckoutCompleted => {
+                GatewayEventError::Store(StoreError::Corrupt("a checkout completed during settlement".into()))
+            }
             OrderCommandError::NotFound | OrderCommandError::Forbidden => {
                 GatewayEventError::Store(StoreError::Corrupt("a payment points at a missing order".into()))
             }
@@ -255,7 +258,7 @@ impl<U: UnitOfWork> App<U> {
             let (Some(gateway), Some(session)) = (self.gateways.get(provider), session) else {
                 continue;
             };
-            if let Err(error) = gateway.expire_checkout(session).await {
+            if let Err(error) = gateway.expire_checkout(session).await.map(drop) {
                 tracing::warn!(%error, %provider, session, "could not close the expired checkout at the gateway; a late payment will be refunded");
             }
         }

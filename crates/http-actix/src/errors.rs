@@ -310,6 +310,7 @@ impl From<OrderCommandError> for ApiError {
                 "Checkout not closed",
                 format!("{error}; the order stays pending (it may be being paid)"),
             ),
+            OrderCommandError::CheckoutCompleted => ApiError::conflict("checkout_completed", "Checkout completed", error.to_string()),
             OrderCommandError::Stock(e) => ApiError::internal(e),
             OrderCommandError::Store(e) => e.into(),
         }

@@ -7,10 +7,12 @@
 //!
 //! - `cut`: close every connection and refuse new ones (the database is unreachable) until
 //!   `restore`;
-//! - `lose_next_commit_answer`: let the next `COMMIT` through, then close that connection before
-//!   the answer reaches the client (the transaction committed, and the client cannot know);
-//! - `drop_next_commit`: close that connection instead of sending the next `COMMIT` (the
-//!   transaction rolls back, and the client cannot know either).
+//! - `on_commit_after(needle, fault)`: act on the `COMMIT` of the next transaction that ran a
+//!   statement containing `needle` (`INSERT INTO orders`, say): let it through but close the
+//!   connection before the answer reaches the client (`LoseAnswer`: the transaction committed,
+//!   and the client cannot know), or close the connection instead of sending it (`Drop`: the
+//!   transaction rolls back, and the client cannot know either), optionally cutting the whole
+//!   database off at that moment.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,18 +25,28 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-/// What happens to the next `COMMIT`.
+/// What happens to the `COMMIT` a fault waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CommitFault {
-    None,
+pub enum CommitFault {
+    /// The server commits; the client never hears so.
     LoseAnswer,
+    /// The server never sees the `COMMIT`; the transaction rolls back.
     Drop,
+}
+
+/// A fault waiting for its `COMMIT`.
+#[derive(Debug, Clone)]
+struct Armed {
+    needle: String,
+    fault: CommitFault,
+    /// Cut the database off when the fault strikes (until `restore`).
+    cut: bool,
 }
 
 #[derive(Debug)]
 struct Controls {
     cut: AtomicBool,
-    commit_fault: Mutex<CommitFault>,
+    armed: Mutex<Option<Armed>>,
     /// Tells every connection to close now (bumped by `cut`).
     close_all: watch::Sender<u64>,
 }
@@ -65,7 +77,7 @@ impl PgProxy {
         let address = listener.local_addr().unwrap_or_else(|e| panic!("proxy address: {e}"));
         let controls = Arc::new(Controls {
             cut: AtomicBool::new(false),
-            commit_fault: Mutex::new(CommitFault::None),
+            armed: Mutex::new(None),
             close_all: watch::channel(0).0,
         });
         let shared = Arc::clone(&controls);
@@ -102,36 +114,49 @@ impl PgProxy {
     /// Closes every connection and refuses new ones until `restore`.
     pub fn cut(&self) {
         self.controls.cut.store(true, Ordering::SeqCst);
-        self.controls.close_all.send_modify(|generation| *generation += 1);
+        self.controls.close_everything();
     }
 
     pub fn restore(&self) {
         self.controls.cut.store(false, Ordering::SeqCst);
     }
 
-    /// The next `COMMIT` reaches the server, but its connection closes before the answer comes
-    /// back.
-    pub fn lose_next_commit_answer(&self) {
-        self.set_commit_fault(CommitFault::LoseAnswer);
-    }
-
-    /// The next `COMMIT` never reaches the server: its connection closes instead.
-    pub fn drop_next_commit(&self) {
-        self.set_commit_fault(CommitFault::Drop);
-    }
-
-    fn set_commit_fault(&self, fault: CommitFault) {
-        *self.controls.commit_fault.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = fault;
+    /// Applies `fault` to the `COMMIT` of the next transaction that runs a statement containing
+    /// `needle` (compared without case); with `cut`, the database is cut off at that moment too.
+    pub fn on_commit_after(&self, needle: &str, fault: CommitFault, cut: bool) {
+        let armed = Armed {
+            needle: needle.to_ascii_lowercase(),
+            fault,
+            cut,
+        };
+        *self.controls.armed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(armed);
     }
 }
 
-/// Takes the pending `COMMIT` fault, if any.
-fn take_commit_fault(controls: &Controls) -> CommitFault {
-    let mut fault = controls.commit_fault.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    std::mem::replace(&mut *fault, CommitFault::None)
+impl Controls {
+    fn armed_needle(&self) -> Option<String> {
+        let armed = self.armed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        armed.as_ref().map(|a| a.needle.clone())
+    }
+
+    /// Takes the armed fault (it strikes once).
+    fn strike(&self) -> Option<Armed> {
+        let armed = self.armed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()?;
+        if armed.cut {
+            self.cut.store(true, Ordering::SeqCst);
+        }
+        Some(armed)
+    }
+
+    fn close_everything(&self) {
+        self.close_all.send_modify(|generation| *generation += 1);
+    }
 }
 
 async fn relay(client: TcpStream, server: TcpStream, controls: Arc<Controls>) {
+    // Messages are small and answered one by one: no Nagle delay on either side.
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     let mute_answers = Arc::new(AtomicBool::new(false));
@@ -171,7 +196,8 @@ async fn server_to_frontend(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut
     }
 }
 
-/// Forwards the frontend's messages one by one, watching for `COMMIT`.
+/// Forwards the frontend's messages one by one, watching for the `COMMIT` an armed fault waits
+/// for.
 async fn frontend_to_server(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
@@ -181,6 +207,8 @@ async fn frontend_to_server(
 ) {
     let mut statements: HashMap<String, String> = HashMap::new();
     let mut started = false;
+    // Whether the transaction in progress ran a statement the armed fault waits for.
+    let mut marked = false;
     loop {
         let Some(message) = read_message(&mut from, started).await else {
             return;
@@ -188,31 +216,60 @@ async fn frontend_to_server(
         if !started && !is_negotiation(&message) {
             started = true;
         }
-        if started && is_commit(&message, &mut statements) {
-            match take_commit_fault(&controls) {
-                CommitFault::None => {}
-                CommitFault::Drop => {
-                    let _ = closing.send(true);
-                    return;
-                }
-                CommitFault::LoseAnswer => {
-                    mute_answers.store(true, Ordering::SeqCst);
-                    if to.write_all(&message).await.is_err() {
-                        return;
-                    }
-                    // The rest of the pipeline (Execute, Sync) follows; give the server time to
-                    // commit before the connection goes.
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_millis(300)).await;
-                        let _ = closing.send(true);
-                    });
-                    forward_rest(from, to).await;
-                    return;
-                }
+        if started {
+            let sql = statement_run(&message, &mut statements);
+            if let (Some(sql), Some(needle)) = (&sql, controls.armed_needle()) {
+                marked |= sql.to_ascii_lowercase().contains(&needle);
+            }
+            let ends = sql.as_deref().is_some_and(|sql| is_word(sql, "commit") || is_word(sql, "rollback"));
+            if ends
+                && std::mem::take(&mut marked)
+                && is_word(sql.as_deref().unwrap_or_default(), "commit")
+                && let Some(armed) = controls.strike()
+            {
+                strike(armed, message, from, to, &controls, &mute_answers, closing).await;
+                return;
             }
         }
         if to.write_all(&message).await.is_err() {
             return;
+        }
+    }
+}
+
+/// Applies a fault to the `COMMIT` in `message`.
+async fn strike(
+    armed: Armed,
+    message: Vec<u8>,
+    from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    controls: &Arc<Controls>,
+    mute_answers: &Arc<AtomicBool>,
+    closing: watch::Sender<bool>,
+) {
+    match armed.fault {
+        CommitFault::Drop => {
+            if armed.cut {
+                controls.close_everything();
+            }
+            let _ = closing.send(true);
+        }
+        CommitFault::LoseAnswer => {
+            mute_answers.store(true, Ordering::SeqCst);
+            if to.write_all(&message).await.is_err() {
+                return;
+            }
+            // The rest of the pipeline (Execute, Sync) follows; give the server time to commit
+            // before the connection goes.
+            let (controls, cut) = (Arc::clone(controls), armed.cut);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if cut {
+                    controls.close_everything();
+                }
+                let _ = closing.send(true);
+            });
+            forward_rest(from, to).await;
         }
     }
 }
@@ -249,24 +306,29 @@ fn is_negotiation(message: &[u8]) -> bool {
         )
 }
 
-/// Whether the message runs `COMMIT`, remembering prepared statements' texts on the way.
-fn is_commit(message: &[u8], statements: &mut HashMap<String, String>) -> bool {
+/// The SQL a message runs (a simple query, or a `Bind` of a prepared statement), remembering
+/// prepared statements' texts on the way.
+fn statement_run(message: &[u8], statements: &mut HashMap<String, String>) -> Option<String> {
     let body = &message[5..];
     let mut strings = body.split(|byte| *byte == 0).map(|s| String::from_utf8_lossy(s).into_owned());
-    let commit = |sql: &str| sql.trim().trim_end_matches(';').eq_ignore_ascii_case("commit");
     match message[0] {
-        b'Q' => strings.next().is_some_and(|sql| commit(&sql)),
+        b'Q' => strings.next(),
         b'P' => {
             let name = strings.next().unwrap_or_default();
             let sql = strings.next().unwrap_or_default();
             statements.insert(name, sql);
-            false
+            None
         }
         b'B' => {
             let _portal = strings.next();
             let name = strings.next().unwrap_or_default();
-            statements.get(&name).is_some_and(|sql| commit(sql))
+            statements.get(&name).cloned()
         }
-        _ => false,
+        _ => None,
     }
+}
+
+/// Whether `sql` is just this keyword (`COMMIT`, `ROLLBACK`).
+fn is_word(sql: &str, word: &str) -> bool {
+    sql.trim().trim_end_matches(';').eq_ignore_ascii_case(word)
 }

@@ -92,6 +92,19 @@ impl GatewayError {
     }
 }
 
+/// What closing a hosted checkout found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutClosure {
+    /// Closed now: it can no longer be paid.
+    Closed,
+    /// It was closed already (expired or declined).
+    AlreadyClosed,
+    /// The payer completed it: the payment is on its way, so it cannot be closed.
+    Completed,
+    /// The provider offers no way to close a checkout.
+    NotSupported,
+}
+
 /// Headers of an incoming webhook, names lower-cased.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WebhookHeaders(BTreeMap<String, String>);
@@ -210,10 +223,11 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
         Ok(None)
     }
 
-    /// Closes a hosted checkout we gave up on, so the customer can no longer pay it. Best effort:
-    /// a payment that still arrives is handled as a late success.
-    async fn expire_checkout(&self, _session_id: &str) -> Result<(), GatewayError> {
-        Ok(())
+    /// Closes a hosted checkout we gave up on, so the customer can no longer pay it, and says how
+    /// it ended. A provider without a way to close checkouts (the default) says so; a payment that
+    /// still arrives is then handled as a late success and refunded.
+    async fn expire_checkout(&self, _session_id: &str) -> Result<CheckoutClosure, GatewayError> {
+        Ok(CheckoutClosure::NotSupported)
     }
 
     /// Verifies a webhook's signature over the raw body and parses it. Nothing in the body is
@@ -286,6 +300,19 @@ pub struct HostedSession {
     pub state: HostedSessionState,
 }
 
+/// Why a choice on a hosted checkout page was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChoiceError {
+    #[error("no such checkout session")]
+    UnknownSession,
+    #[error("this checkout was already {0}")]
+    Closed(&'static str),
+    #[error("this checkout has expired")]
+    Expired,
+    #[error("the payment could not be reported to the shop: {0}")]
+    Delivery(GatewayError),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CustomerChoice {
     Pay,
@@ -300,5 +327,5 @@ pub trait HostedCheckout: Send + Sync + std::fmt::Debug + 'static {
     fn session(&self, session_id: &str) -> Option<HostedSession>;
 
     /// Records the customer's choice and delivers the resulting webhook.
-    async fn choose(&self, session_id: &str, choice: CustomerChoice) -> Result<HostedSession, GatewayError>;
+    async fn choose(&self, session_id: &str, choice: CustomerChoice) -> Result<HostedSession, ChoiceError>;
 }

@@ -2,13 +2,14 @@
 //! paid, with Pay and Decline buttons. Choosing makes the simulator send the server its signed
 //! webhook. Without a simulator these routes answer 404.
 
+use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use application::ports::gateway::{CustomerChoice, HostedSession, HostedSessionState};
+use application::ports::gateway::{ChoiceError, CustomerChoice, HostedSession, HostedSessionState};
 use application::ports::store::UnitOfWork;
 
 use super::State;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problem};
 
 fn escape(text: &str) -> String {
     text.chars()
@@ -58,6 +59,16 @@ fn page(session: &HostedSession) -> String {
     )
 }
 
+fn choice_error(error: ChoiceError) -> ApiError {
+    let detail = error.to_string();
+    match error {
+        ChoiceError::UnknownSession => ApiError::not_found(detail),
+        ChoiceError::Closed(_) => ApiError::conflict("checkout_closed", "Checkout closed", detail),
+        ChoiceError::Expired => ApiError::new(StatusCode::GONE, "checkout_expired", "Checkout expired", detail),
+        ChoiceError::Delivery(gateway) => ApiError::from(gateway),
+    }
+}
+
 fn html(body: String) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
@@ -84,10 +95,7 @@ async fn choose<U: UnitOfWork>(state: State<U>, session_id: &str, choice: Custom
         .hosted_checkout
         .as_ref()
         .ok_or_else(|| ApiError::not_found("no simulated gateway is configured"))?;
-    hosted
-        .session(session_id)
-        .ok_or_else(|| ApiError::not_found("no such checkout session"))?;
-    hosted.choose(session_id, choice).await?;
+    hosted.choose(session_id, choice).await.map_err(choice_error)?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, format!("/simulator/checkout/{session_id}")))
         .finish())
@@ -96,7 +104,12 @@ async fn choose<U: UnitOfWork>(state: State<U>, session_id: &str, choice: Custom
 /// The customer pays: the simulator sends `checkout.session.completed`.
 #[utoipa::path(post, path = "/simulator/checkout/{session_id}/pay", tag = "simulator",
     params(("session_id" = String, Path, description = "Checkout session id")),
-    responses((status = 303, description = "Back to the page"), (status = 404, description = "No such session or no simulator")))]
+    responses(
+        (status = 303, description = "Back to the page"),
+        (status = 404, description = "No such session or no simulator", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The checkout was already paid or declined", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The checkout expired or was closed", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn pay<U: UnitOfWork>(state: State<U>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     choose(state, &path, CustomerChoice::Pay).await
 }
@@ -104,7 +117,12 @@ pub async fn pay<U: UnitOfWork>(state: State<U>, path: web::Path<String>) -> Res
 /// The card is declined: the simulator sends `checkout.session.async_payment_failed`.
 #[utoipa::path(post, path = "/simulator/checkout/{session_id}/decline", tag = "simulator",
     params(("session_id" = String, Path, description = "Checkout session id")),
-    responses((status = 303, description = "Back to the page"), (status = 404, description = "No such session or no simulator")))]
+    responses(
+        (status = 303, description = "Back to the page"),
+        (status = 404, description = "No such session or no simulator", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The checkout was already paid or declined", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The checkout expired or was closed", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn decline<U: UnitOfWork>(state: State<U>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     choose(state, &path, CustomerChoice::Decline).await
 }
