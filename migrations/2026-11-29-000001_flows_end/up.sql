@@ -12,7 +12,7 @@ CREATE INDEX refunds_by_payment ON refunds (payment_id) WHERE payment_id IS NOT 
 -- Provider calls a flow still owes (a refund to send, a late payment to give back), tried again
 -- with backoff until done, or stuck with the last error for an admin. One row per task.
 CREATE TABLE follow_ups (
-    kind            text NOT NULL CHECK (kind IN ('refund', 'late_success_refund', 'recover_shortfall')),
+    kind            text NOT NULL CHECK (kind IN ('refund', 'late_success_refund', 'recover_shortfall', 'outside_top_up_refund')),
     subject_id      uuid NOT NULL,
     state           text NOT NULL CHECK (state IN ('pending', 'done', 'stuck')),
     attempts        integer NOT NULL CHECK (attempts >= 0),

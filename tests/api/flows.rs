@@ -16,6 +16,7 @@ on_every_backend!(
     a_cancelled_stripe_order_has_its_session_expired_and_a_paid_one_cannot_be_cancelled,
     a_success_for_a_session_we_did_not_create_is_refused,
     a_simulator_checkout_paid_twice_or_after_it_expired_is_refused_clearly,
+    a_refund_made_in_the_stripe_dashboard_reaches_the_books,
 );
 
 /// Pays a pending Stripe card order by delivering the session's completion.
@@ -267,4 +268,58 @@ async fn a_commit_whose_answer_was_lost_is_resolved_before_the_client_is_answere
     assert_eq!(app.stock(&mug).await, (9, 0));
     app.assert_ledger_ok().await;
     assert_eq!(app.backend, Backend::Postgres);
+}
+
+/// Stripe's `charge.refunded` in the current API version: the refunded total, no list.
+fn charge_refunded(event_id: &str, refunded_minor: i64) -> String {
+    let charge = json!({"id": "ch_flows", "object": "charge", "payment_intent": "pi_flows", "amount": 2000,
+                        "amount_refunded": refunded_minor, "currency": "usd", "refunded": refunded_minor == 2000});
+    event(event_id, "charge.refunded", charge)
+}
+
+async fn a_refund_made_in_the_stripe_dashboard_reaches_the_books(app: TestApp) {
+    let (app, double) = with_stripe(app.backend, &[]).await;
+    let (merchant, buyer, _, order, _) = card_order(&app, &double).await;
+    pay_stripe_order(&app, &double, &order).await;
+    let order_path = format!("/api/v1/orders/{}", order["id"].as_str().unwrap_or_default());
+    let reply = deliver_stripe(&app, &charge_refunded("evt_dash_1", 700), "whsec_current").await;
+    assert_eq!(reply.assert_status(200)["outcome"], "applied");
+    assert_eq!(app.balance(&merchant).await, "13.00");
+    let details = app.get(&order_path, Some(&buyer.token)).await.assert_status(200).clone();
+    assert_eq!(
+        (details["status"].as_str(), details["refunded"].as_str()),
+        (Some("partially_refunded"), Some("7.00"))
+    );
+    assert_eq!(details["refunds"][0]["status"], "succeeded");
+    assert!(
+        details["refunds"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("outside the API"))
+    );
+    // The same total again (a later event, or a redelivery) records nothing more.
+    let again = deliver_stripe(&app, &charge_refunded("evt_dash_2", 700), "whsec_current").await;
+    assert_eq!(again.assert_status(200)["outcome"], "ignored");
+    assert_eq!(app.balance(&merchant).await, "13.00");
+
+    // The merchant has paid their balance out; the rest is refunded in the dashboard.
+    let withdrawal = json!({"amount": "13.00", "destination": "IBAN DE00 1234"});
+    app.post("/api/v1/wallets/USD/withdrawals", Some(&merchant.token), &withdrawal)
+        .await
+        .assert_status(201);
+    let reply = deliver_stripe(&app, &charge_refunded("evt_dash_3", 2000), "whsec_current").await;
+    assert_eq!(reply.assert_status(200)["outcome"], "applied");
+    assert_eq!(app.balance(&merchant).await, "0.00", "a wallet never goes below zero");
+    let details = app.get(&order_path, Some(&buyer.token)).await.assert_status(200).clone();
+    assert_eq!(
+        (details["status"].as_str(), details["refunded"].as_str()),
+        (Some("refunded"), Some("20.00"))
+    );
+    let flagged = app.get("/api/v1/admin/follow-ups", Some(&app.admin.token)).await;
+    let flagged = flagged.assert_status(200);
+    assert_eq!(flagged["items"][0]["kind"], "recover_shortfall", "{flagged}");
+    assert!(
+        flagged["items"][0]["last_error"].as_str().is_some_and(|e| e.contains("13.00")),
+        "{flagged}"
+    );
+    app.assert_ledger_ok().await;
 }

@@ -80,10 +80,13 @@ struct RefundList {
     data: Vec<RefundObject>,
 }
 
+/// Since API version 2022-11-15 a charge carries `amount_refunded` and no `refunds` list.
 #[derive(Deserialize)]
 struct ChargeObject {
     payment_intent: Option<Expandable>,
     refunds: Option<RefundList>,
+    amount_refunded: Option<i64>,
+    currency: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -211,7 +214,12 @@ pub(crate) fn parse(body: &[u8]) -> Result<GatewayEvent, WebhookError> {
                 provider_payment_id: charge.payment_intent.map(Expandable::id),
                 ..PaymentReference::default()
             };
-            GatewayEventKind::Refunded { reference, refunds }
+            let refunded_total = money(charge.amount_refunded, charge.currency.as_deref())?;
+            GatewayEventKind::Refunded {
+                reference,
+                refunds,
+                refunded_total,
+            }
         }
         "refund.created" | "refund.updated" | "refund.failed" | "charge.refund.updated" => {
             GatewayEventKind::RefundUpdated(refund_update(object(value)?)?)
@@ -313,6 +321,18 @@ mod tests {
             json!({"id": "ch_1", "payment_intent": "pi_1", "amount_refunded": 500, "refunds": {"object": "list", "data": [refund]}});
         let parsed = parse(&event("charge.refunded", charge))?;
         assert!(matches!(parsed.kind, GatewayEventKind::Refunded { ref refunds, .. } if refunds.len() == 1));
+        // The current API version: the total, and no list.
+        let charge = json!({"id": "ch_1", "payment_intent": "pi_1", "amount_refunded": 700, "currency": "usd"});
+        let GatewayEventKind::Refunded {
+            refunds,
+            refunded_total,
+            reference,
+        } = parse(&event("charge.refunded", charge))?.kind
+        else {
+            panic!("not a refund event");
+        };
+        assert_eq!((refunds.len(), refunded_total), (0, Some(Money::from_minor(700, Currency::Usd))));
+        assert_eq!(reference.provider_payment_id.as_deref(), Some("pi_1"));
         let dispute = json!({"id": "dp_1", "amount": 2500, "currency": "usd", "payment_intent": "pi_1", "reason": "fraudulent"});
         assert!(matches!(
             parse(&event("charge.dispute.created", dispute))?.kind,

@@ -26,6 +26,7 @@ use crate::ports::gateway::{
 };
 use crate::ports::store::{PaymentLookup, PaymentRepository, StoreError, Transaction, UnitOfWork, WebhookInbox};
 use crate::ports::system::{IdGenerator, next_id};
+use crate::refunds::record_outside_refunds;
 use crate::retryable;
 use crate::transact::transact;
 use crate::wallets::system_wallet;
@@ -290,12 +291,21 @@ async fn apply_event<Tx: Transaction>(
         GatewayEventKind::PaymentAttemptFailed { .. } => Ok(Applied::just(EventOutcome::Ignored(
             "an attempt failed; the checkout is still open",
         ))),
-        GatewayEventKind::Refunded { refunds, .. } => {
+        GatewayEventKind::Refunded {
+            reference,
+            refunds,
+            refunded_total,
+        } => {
             let mut outcome = EventOutcome::Ignored("no refund of ours changed");
             for update in refunds {
                 if settle_refund(tx, ids, provider, update, now).await? == EventOutcome::Applied {
                     outcome = EventOutcome::Applied;
                 }
+            }
+            if let Some(total) = refunded_total
+                && record_outside_refunds(tx, ids, provider, reference, *total, now).await? == EventOutcome::Applied
+            {
+                outcome = EventOutcome::Applied;
             }
             Ok(Applied::just(outcome))
         }
@@ -305,7 +315,7 @@ async fn apply_event<Tx: Transaction>(
     }
 }
 
-async fn lock_referenced<Tx: PaymentRepository + Send>(
+pub(crate) async fn lock_referenced<Tx: PaymentRepository + Send>(
     tx: &mut Tx,
     provider: &ProviderName,
     reference: &PaymentReference,
@@ -563,7 +573,9 @@ async fn settle_refund<Tx: Transaction>(
         None => None,
     };
     let Some(found) = found else {
-        tracing::warn!(provider_refund_id = %update.provider_refund_id, "the gateway reports a refund we did not make: flagged");
+        // A refund made outside the API: recorded from the charge's refunded total, which
+        // `charge.refunded` carries (a refund event alone does not say how much was refunded in all).
+        tracing::info!(provider_refund_id = %update.provider_refund_id, "the gateway reports a refund we did not make");
         return Ok(EventOutcome::Ignored("unknown refund"));
     };
     let order = tx

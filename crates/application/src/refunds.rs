@@ -19,18 +19,19 @@ use domain::ids::{OrderId, RefundId, UserId};
 use domain::ledger::{Entry, JournalTransaction, LedgerError, TransactionKind};
 use domain::money::{Money, MoneyError};
 use domain::order::{Actor, Order, OrderError, OrderStatus, PaymentMethod, TransitionError};
-use domain::payment::{Payment, PaymentStatus, Refund, RefundStatus};
+use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName, Refund, RefundStatus};
 use domain::user::Role;
-use domain::wallet::SystemAccount;
+use domain::wallet::{SystemAccount, Wallet};
 use time::OffsetDateTime;
 
 use crate::auth::Caller;
 use crate::context::App;
 use crate::follow_ups::FOLLOW_UP_LEASE;
 use crate::idempotency::{self, Claim, IdempotencyError, Idempotent, RecoveryPoint};
-use crate::ledger::{PostingError, post};
+use crate::ledger::{PostingError, post, post_locked};
 use crate::orders::{event, status_events};
-use crate::ports::gateway::{GatewayError, GatewayRefundStatus, RefundRequest, RefundUpdate};
+use crate::payments::{EventOutcome, GatewayEventError, lock_referenced};
+use crate::ports::gateway::{GatewayError, GatewayRefundStatus, PaymentReference, RefundRequest, RefundUpdate};
 use crate::ports::store::{RefundRepository, StoreError, Transaction, UnitOfWork};
 use crate::ports::system::{IdGenerator, next_id};
 use crate::transact::transact;
@@ -497,4 +498,180 @@ pub(crate) async fn record_wallet_refunds<Tx: Transaction>(
     }));
     tx.enqueue_events(&events).await?;
     Ok(())
+}
+
+/// Records refunds made outside the API (in the provider's dashboard), which the gateway reports
+/// only as the payment's refunded total: whatever it has refunded beyond the refunds we know of
+/// (pending or done) is recorded now, so a total reported twice, or late, changes nothing. The
+/// amount is taken from the merchants' shares in merchant id order; each merchant's wallet pays
+/// what it can and the rest is posted to the receivables account, with a follow-up stuck for an
+/// admin to recover it. The order's refunded amount follows.
+pub(crate) async fn record_outside_refunds<Tx: Transaction>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    provider: &ProviderName,
+    reference: &PaymentReference,
+    refunded_total: Money,
+    now: OffsetDateTime,
+) -> Result<EventOutcome, GatewayEventError> {
+    let Some(payment) = lock_referenced(tx, provider, reference).await? else {
+        return Ok(EventOutcome::Ignored("unknown payment"));
+    };
+    let order_id = match payment.purpose {
+        _ if payment.late_success => return Ok(EventOutcome::Ignored("the refund of a late payment")),
+        _ if payment.status != PaymentStatus::Succeeded => return Ok(EventOutcome::Ignored("the payment did not succeed")),
+        PaymentPurpose::TopUp(_) => return flag_outside_top_up_refund(tx, &payment, refunded_total, now).await,
+        PaymentPurpose::Order(order_id) => order_id,
+    };
+    let order = tx
+        .lock_order(order_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("payment {} has no order", payment.id)))?;
+    let known = tx.list_order_refunds(order_id).await?;
+    let unrecorded = outside_amount(&known, refunded_total)?;
+    if !unrecorded.is_positive() {
+        return Ok(EventOutcome::Ignored("every refund is recorded"));
+    }
+    let targets = outside_targets(&order, &known, unrecorded)?;
+    let clearing = SystemAccount::GatewayClearing(provider.clone());
+    let shortfalls = post_outside_refund(tx, ids, &order, &targets, &clearing, now).await?;
+    let reason = format!("refunded outside the API ({provider})");
+    let mut refunds = Vec::with_capacity(targets.len());
+    for (merchant, amount) in &targets {
+        let refund = Refund {
+            id: next_id(ids),
+            order_id,
+            payment_id: Some(payment.id),
+            merchant_id: *merchant,
+            amount: *amount,
+            status: RefundStatus::Succeeded,
+            provider_refund_id: None,
+            reason: reason.clone(),
+            requested_by: None,
+            created_at: now,
+            updated_at: now,
+        };
+        tx.insert_refund(&refund).await?;
+        if let Some(shortfall) = shortfalls.get(merchant) {
+            let note = format!(
+                "a refund made outside the API took {amount} from merchant {merchant}, whose wallet covered all but {shortfall}; that is owed to the platform (receivables)"
+            );
+            tracing::error!(refund_id = %refund.id, %merchant, %shortfall, "a merchant could not cover a refund made outside the API: flagged for admins");
+            tx.insert_follow_up(&FollowUp::needs_attention(FollowUpTask::RecoverShortfall(refund.id), note, now))
+                .await?;
+        }
+        refunds.push(refund);
+    }
+    let actor = Actor::Gateway(provider.clone());
+    record_wallet_refunds(tx, ids, order, &refunds, unrecorded, actor, &reason, now)
+        .await
+        .map_err(|error| match error {
+            RefundError::Store(error) => GatewayEventError::Store(error),
+            RefundError::Order(error) => GatewayEventError::Order(error),
+            other => GatewayEventError::Store(StoreError::Corrupt(other.to_string())),
+        })?;
+    tracing::warn!(payment_id = %payment.id, amount = %unrecorded, "a refund made outside the API was recorded");
+    Ok(EventOutcome::Applied)
+}
+
+/// What the gateway has refunded beyond the refunds we know of that have not failed.
+fn outside_amount(known: &[Refund], refunded_total: Money) -> Result<Money, MoneyError> {
+    let mut recorded = Money::zero(refunded_total.currency());
+    for refund in known.iter().filter(|r| r.status != RefundStatus::Failed) {
+        recorded = recorded.checked_add(refund.amount)?;
+    }
+    refunded_total.checked_sub(recorded)
+}
+
+/// Which merchants' shares an outside refund of `amount` takes, in merchant id order.
+fn outside_targets(order: &Order, known: &[Refund], amount: Money) -> Result<Vec<(UserId, Money)>, GatewayEventError> {
+    let shares = refundable_shares(order, known)?;
+    let mut left = amount;
+    let mut targets = Vec::new();
+    for (merchant, share) in shares {
+        if !left.is_positive() {
+            break;
+        }
+        let take = if share.amount_minor() < left.amount_minor() { share } else { left };
+        if take.is_positive() {
+            targets.push((merchant, take));
+            left = left.checked_sub(take)?;
+        }
+    }
+    if left.is_positive() {
+        return Err(GatewayEventError::AmountMismatch {
+            expected: amount.checked_sub(left)?,
+            received: amount,
+        });
+    }
+    Ok(targets)
+}
+
+/// Posts an outside refund: each merchant's wallet pays what it can of its part, the receivables
+/// account the rest, and the gateway's clearing account receives the whole. Returns each
+/// merchant's shortfall.
+async fn post_outside_refund<Tx: Transaction>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    order: &Order,
+    targets: &[(UserId, Money)],
+    clearing: &SystemAccount,
+    now: OffsetDateTime,
+) -> Result<BTreeMap<UserId, Money>, GatewayEventError> {
+    let currency = order.currency();
+    let clearing = tx.ensure_system_wallet(clearing, currency, next_id(ids), now).await?;
+    let receivables = tx
+        .ensure_system_wallet(&SystemAccount::Receivables, currency, next_id(ids), now)
+        .await?;
+    let mut merchant_wallets = Vec::with_capacity(targets.len());
+    for (merchant, _) in targets {
+        merchant_wallets.push(tx.ensure_user_wallet(*merchant, currency, next_id(ids), now).await?);
+    }
+    let mut all = merchant_wallets.clone();
+    all.extend([clearing, receivables]);
+    // Every wallet of the journal, locked together in id order.
+    let mut wallets = tx.lock_wallets(&all).await?;
+    let mut entries = Vec::with_capacity(targets.len() * 2 + 1);
+    let mut shortfalls = BTreeMap::new();
+    let mut total = Money::zero(currency);
+    for ((merchant, amount), wallet_id) in targets.iter().zip(&merchant_wallets) {
+        let available = wallets
+            .iter()
+            .find(|w| w.id() == *wallet_id)
+            .map_or(Money::zero(currency), Wallet::available);
+        let covered = Money::from_minor(available.amount_minor().clamp(0, amount.amount_minor()), currency);
+        let shortfall = amount.checked_sub(covered)?;
+        if covered.is_positive() {
+            entries.push(Entry::debit(*wallet_id, covered)?);
+        }
+        if shortfall.is_positive() {
+            entries.push(Entry::debit(receivables, shortfall)?);
+            shortfalls.insert(*merchant, shortfall);
+        }
+        total = total.checked_add(*amount)?;
+    }
+    entries.push(Entry::credit(clearing, total));
+    let journal = JournalTransaction::new(next_id(ids), TransactionKind::Refund, format!("order:{}", order.id), entries, now)?;
+    post_locked(tx, &journal, &mut wallets).await?;
+    Ok(shortfalls)
+}
+
+/// A top-up refunded outside the API: its wallet was credited and may have been spent, so an
+/// admin must decide what to recover. Flagged once per payment.
+async fn flag_outside_top_up_refund<Tx: Transaction>(
+    tx: &mut Tx,
+    payment: &Payment,
+    refunded_total: Money,
+    now: OffsetDateTime,
+) -> Result<EventOutcome, GatewayEventError> {
+    let note = format!(
+        "top-up {} of {} was refunded outside the API ({refunded_total} in all); the wallet of user {} still holds it: adjust it",
+        payment.id, payment.amount, payment.payer_id
+    );
+    tracing::error!(payment_id = %payment.id, %refunded_total, "a top-up was refunded outside the API: flagged for admins");
+    let task = FollowUpTask::OutsideTopUpRefund(payment.id);
+    if tx.lock_follow_up(&task).await?.is_none() {
+        tx.insert_follow_up(&FollowUp::needs_attention(task, note, now)).await?;
+    }
+    Ok(EventOutcome::Applied)
 }

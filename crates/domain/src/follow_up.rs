@@ -24,6 +24,8 @@ pub enum FollowUpTask {
     /// A refund made outside the API took more than the merchant's wallet held; the rest was
     /// posted to the receivables account and must be recovered from the merchant.
     RecoverShortfall(RefundId),
+    /// A top-up was refunded outside the API while its money stays in the wallet.
+    OutsideTopUpRefund(PaymentId),
 }
 
 impl FollowUpTask {
@@ -32,6 +34,7 @@ impl FollowUpTask {
             FollowUpTask::Refund(_) => "refund",
             FollowUpTask::LateSuccessRefund(_) => "late_success_refund",
             FollowUpTask::RecoverShortfall(_) => "recover_shortfall",
+            FollowUpTask::OutsideTopUpRefund(_) => "outside_top_up_refund",
         }
     }
 
@@ -39,7 +42,7 @@ impl FollowUpTask {
     pub fn subject(&self) -> Uuid {
         match self {
             FollowUpTask::Refund(id) | FollowUpTask::RecoverShortfall(id) => id.as_uuid(),
-            FollowUpTask::LateSuccessRefund(id) => id.as_uuid(),
+            FollowUpTask::LateSuccessRefund(id) | FollowUpTask::OutsideTopUpRefund(id) => id.as_uuid(),
         }
     }
 
@@ -48,6 +51,7 @@ impl FollowUpTask {
             "refund" => Some(FollowUpTask::Refund(RefundId::from_uuid(subject))),
             "late_success_refund" => Some(FollowUpTask::LateSuccessRefund(PaymentId::from_uuid(subject))),
             "recover_shortfall" => Some(FollowUpTask::RecoverShortfall(RefundId::from_uuid(subject))),
+            "outside_top_up_refund" => Some(FollowUpTask::OutsideTopUpRefund(PaymentId::from_uuid(subject))),
             _ => None,
         }
     }
@@ -248,7 +252,8 @@ mod tests {
     fn tasks_round_trip_through_kind_and_subject() {
         let payment = FollowUpTask::LateSuccessRefund(PaymentId::from_uuid(Uuid::from_u128(3)));
         let shortfall = FollowUpTask::RecoverShortfall(RefundId::from_uuid(Uuid::from_u128(4)));
-        for task in [task(), payment, shortfall] {
+        let top_up = FollowUpTask::OutsideTopUpRefund(PaymentId::from_uuid(Uuid::from_u128(5)));
+        for task in [task(), payment, shortfall, top_up] {
             assert_eq!(FollowUpTask::from_parts(task.kind(), task.subject()), Some(task));
         }
         assert_eq!(FollowUpTask::from_parts("other", Uuid::nil()), None);

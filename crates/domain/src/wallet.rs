@@ -23,6 +23,9 @@ pub enum SystemAccount {
     Payouts,
     /// The counterpart of manual corrections made by an admin.
     Adjustments,
+    /// What merchants owe the platform: the part of a refund made outside the API that their
+    /// wallet could not cover.
+    Receivables,
 }
 
 impl SystemAccount {
@@ -32,6 +35,7 @@ impl SystemAccount {
             SystemAccount::GatewayClearing(provider) => format!("gateway_clearing:{provider}"),
             SystemAccount::Payouts => "payouts".to_owned(),
             SystemAccount::Adjustments => "adjustments".to_owned(),
+            SystemAccount::Receivables => "receivables".to_owned(),
         }
     }
 
@@ -39,6 +43,7 @@ impl SystemAccount {
         match code {
             "payouts" => Some(SystemAccount::Payouts),
             "adjustments" => Some(SystemAccount::Adjustments),
+            "receivables" => Some(SystemAccount::Receivables),
             other => other
                 .strip_prefix("gateway_clearing:")
                 .and_then(|provider| ProviderName::parse(provider).ok())

@@ -228,3 +228,64 @@ async fn expiry_workers_on_several_instances_expire_each_abandoned_checkout_once
     }
     h.assert_ledger_ok().await;
 }
+
+/// The job's instances, each at `at`: what several servers' jobs would be, later on.
+fn jobs_at(h: &Harness, at: time::OffsetDateTime, count: usize) -> Vec<Arc<application::App<adapter_postgres::PgStore>>> {
+    (0..count)
+        .map(|_| Arc::new(h.instance_at(Arc::new(application::ports::system::ManualClock::new(at)))))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_at_their_limit_are_ended_once_by_racing_jobs_and_never_overspend() {
+    let h = Harness::new().await;
+    let receiver = h.user(Role::Customer).await;
+    let callers = funded_customers(&h, 10, 150).await;
+    for caller in &callers {
+        // 0.50 a minute: three minutes each, all of the wallet.
+        let start = application::calls::StartCall {
+            receiver_id: receiver.user_id,
+            rate_per_minute: usd(50),
+        };
+        h.app.start_call(caller, start, None).await.expect("call");
+    }
+    // Half a minute in, nothing is due; ten minutes in, every call is past its limit.
+    let early = jobs_at(&h, time::OffsetDateTime::now_utc() + time::Duration::seconds(30), 1);
+    assert_eq!(early[0].settle_due_calls(100).await.expect("job"), 0);
+    let late = jobs_at(&h, time::OffsetDateTime::now_utc() + time::Duration::minutes(10), 3);
+    let runs: Vec<_> = late
+        .into_iter()
+        .map(|job| tokio::spawn(async move { job.settle_due_calls(4).await.expect("job") }))
+        .collect();
+    let mut ended = 0;
+    for run in runs {
+        ended += run.await.expect("run");
+    }
+    let again = jobs_at(&h, time::OffsetDateTime::now_utc() + time::Duration::minutes(10), 1);
+    loop {
+        let count = again[0].settle_due_calls(4).await.expect("job");
+        if count == 0 {
+            break;
+        }
+        ended += count;
+    }
+    assert_eq!(ended, 10, "each call ended once, by one of the jobs");
+    assert_eq!(h.balance(&receiver).await, 10 * 150, "every call billed its three minutes, once");
+    for caller in &callers {
+        assert_eq!(h.balance(caller).await, 0);
+    }
+    h.assert_ledger_ok().await;
+}
+
+#[tokio::test]
+async fn an_expired_hold_is_released_by_the_job_on_postgres() {
+    let h = Harness::new().await;
+    let alice = h.funded_customer(1_000).await;
+    h.app.place_hold(&alice, usd(400), "hotel night").await.expect("hold");
+    let job = jobs_at(&h, time::OffsetDateTime::now_utc() + time::Duration::days(8), 2);
+    let (first, second) = tokio::join!(job[0].release_expired_holds(10), job[1].release_expired_holds(10));
+    assert_eq!(first.expect("job") + second.expect("job"), 1, "released once");
+    let wallet = h.app.wallet(&alice, domain::money::Currency::Usd).await.expect("wallet");
+    assert_eq!((wallet.available(), wallet.held()), (usd(1_000), usd(0)));
+    h.assert_ledger_ok().await;
+}

@@ -165,6 +165,10 @@ pub enum GatewayEventKind {
     Refunded {
         reference: PaymentReference,
         refunds: Vec<RefundUpdate>,
+        /// How much of the payment has been refunded in all, when the gateway says (Stripe's
+        /// `amount_refunded`): refunds made outside the API (the provider's dashboard) are what
+        /// it has refunded beyond the refunds we know of.
+        refunded_total: Option<Money>,
     },
     /// A refund changed status.
     RefundUpdated(RefundUpdate),

@@ -312,6 +312,7 @@ async fn a_pending_card_refund_completes_or_fails_by_webhook() -> Result<(), Box
         GatewayEventKind::Refunded {
             reference: reference(payment.id),
             refunds: vec![update(&second[0], GatewayRefundStatus::Failed)],
+            refunded_total: None,
         },
     );
     assert_eq!(h.app.apply_gateway_event(&provider(), &failed).await?, EventOutcome::Applied);
