@@ -10,7 +10,10 @@ use crate::on_every_backend;
 on_every_backend!(
     malformed_bodies_are_refused_naming_the_problem,
     bad_amounts_are_refused_and_nothing_moves,
-    bad_ids_and_queries_are_refused
+    bad_ids_and_queries_are_refused,
+    control_characters_in_any_text_are_refused_naming_the_field,
+    forged_cursors_are_refused_on_every_list_route,
+    totals_beyond_the_largest_amount_are_refused_before_anything_is_written,
 );
 
 async fn malformed_bodies_are_refused_naming_the_problem(app: TestApp) {
@@ -221,4 +224,146 @@ async fn bad_ids_and_queries_are_refused(app: TestApp) {
     app.get("/api/v1/products?merchant_id=nope", None)
         .await
         .assert_problem(400, "invalid_query");
+}
+
+/// A cursor of the form this API hands out, at a moment no store can hold.
+fn cursor_at_year_minus_4714() -> String {
+    use base64::Engine as _;
+    let nanos: i128 = -211_000_000_000 * 1_000_000_000;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("p.{nanos}.{}", uuid::Uuid::nil().simple()))
+}
+
+async fn forged_cursors_are_refused_on_every_list_route(app: TestApp) {
+    let alice = app.user("merchant").await;
+    let cursor = cursor_at_year_minus_4714();
+    let admin = Some(app.admin.token.as_str());
+    let mine = Some(alice.token.as_str());
+    for (path, token) in [
+        ("/api/v1/products", None),
+        ("/api/v1/merchant/products", mine),
+        ("/api/v1/orders", mine),
+        ("/api/v1/merchant/sales", mine),
+        ("/api/v1/calls", mine),
+        ("/api/v1/wallets/USD/transactions", mine),
+        ("/api/v1/admin/orders", admin),
+        ("/api/v1/admin/audit", admin),
+        ("/api/v1/admin/follow-ups", admin),
+    ] {
+        let reply = app.get(&format!("{path}?cursor={cursor}"), token).await;
+        assert_eq!(reply.status, 400, "{path}: {}", reply.text);
+        reply.assert_problem(400, "invalid_query");
+    }
+}
+
+async fn control_characters_in_any_text_are_refused_naming_the_field(app: TestApp) {
+    let merchant = app.user("merchant").await;
+    let alice = app.customer_with("50.00").await;
+    let bob = app.user("customer").await;
+    let admin = app.admin.token.clone();
+    let mug = app.product(&merchant, "Mug", "5.00", 3).await;
+    let cart = json!({"items": [{"product_id": mug, "quantity": 1}], "payment_method": "wallet"});
+    let order = app
+        .post("/api/v1/orders", Some(&alice.token), &cart)
+        .await
+        .assert_status(201)
+        .clone();
+    let order_id = order["id"].as_str().unwrap_or_default().to_owned();
+    let (product_path, refund_path) = (format!("/api/v1/products/{mug}"), format!("/api/v1/orders/{order_id}/refunds"));
+    let adjust_path = format!("/api/v1/admin/wallets/{}/adjustments", alice.id);
+    for hostile in ["nul\u{0}", "escape\u{1b}[2J", "bell\u{7}", "del\u{7f}", "c1\u{85}"] {
+        let cases: Vec<(&str, &str, String, serde_json::Value, &str)> = vec![
+            (
+                "POST",
+                "/api/v1/products",
+                merchant.token.clone(),
+                json!({"name": hostile, "description": "", "price": "1.00", "currency": "USD", "stock": 1}),
+                "name",
+            ),
+            (
+                "POST",
+                "/api/v1/products",
+                merchant.token.clone(),
+                json!({"name": "Cup", "description": hostile, "price": "1.00", "currency": "USD", "stock": 1}),
+                "description",
+            ),
+            (
+                "PATCH",
+                &product_path,
+                merchant.token.clone(),
+                json!({"description": hostile}),
+                "description",
+            ),
+            (
+                "POST",
+                "/api/v1/wallets/USD/withdrawals",
+                alice.token.clone(),
+                json!({"amount": "1.00", "destination": hostile}),
+                "destination",
+            ),
+            (
+                "POST",
+                "/api/v1/transfers",
+                alice.token.clone(),
+                json!({"to_user_id": bob.id, "amount": "1.00", "currency": "USD", "note": hostile}),
+                "note",
+            ),
+            ("POST", &refund_path, merchant.token.clone(), json!({"reason": hostile}), "reason"),
+            (
+                "POST",
+                &adjust_path,
+                admin.clone(),
+                json!({"amount": "1.00", "currency": "USD", "reason": hostile}),
+                "reason",
+            ),
+        ];
+        for (method, path, token, body, field) in cases {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+            let reply = app.send(method, path, Some(&token), Some(&body), &[]).await;
+            reply.assert_problem(422, "validation_failed");
+            assert_eq!(reply.body["errors"][0]["field"], field, "{path}: {}", reply.text);
+        }
+    }
+    // Webhook event ids and types are text too, even when signed.
+    let event = json!({"id": "evt_\u{0}", "type": "checkout.session.completed", "data": {"object": {"id": "cs_x"}}}).to_string();
+    let reply = app
+        .send_raw(
+            Method::POST,
+            "/api/v1/webhooks/simulated",
+            None,
+            "application/json",
+            event.clone().into_bytes(),
+            &[("stripe-signature", &crate::journeys::signed(&event))],
+        )
+        .await;
+    reply.assert_problem(400, "malformed_event");
+    // Nothing was written by any of it.
+    assert_eq!(
+        (app.balance(&alice).await, app.balance(&bob).await),
+        ("45.00".into(), "0.00".into())
+    );
+    assert_eq!(app.balance(&merchant).await, "5.00");
+    let products = app.get("/api/v1/merchant/products", Some(&merchant.token)).await;
+    assert_eq!(products.assert_status(200)["items"].as_array().map(Vec::len), Some(1));
+    app.assert_ledger_ok().await;
+}
+
+async fn totals_beyond_the_largest_amount_are_refused_before_anything_is_written(app: TestApp) {
+    let merchant = app.user("merchant").await;
+    let buyer = app.customer_with("50.00").await;
+    let dearest = app.product(&merchant, "Yacht", "10000000000000.00", 10_000).await;
+    for method in ["wallet", "card"] {
+        for quantity in [2, 10_000] {
+            let cart = json!({"items": [{"product_id": dearest, "quantity": quantity}], "payment_method": method});
+            let reply = app.post("/api/v1/orders", Some(&buyer.token), &cart).await;
+            reply.assert_problem(422, "amount_too_large");
+        }
+    }
+    let too_dear = json!({"name": "More", "description": "", "price": "10000000000000.01", "currency": "USD", "stock": 1});
+    app.post("/api/v1/products", Some(&merchant.token), &too_dear)
+        .await
+        .assert_problem(422, "validation_failed");
+    assert_eq!(app.stock(&dearest).await, (10_000, 0));
+    let orders = app.get("/api/v1/orders", Some(&buyer.token)).await;
+    assert_eq!(orders.assert_status(200)["items"], json!([]));
+    app.assert_ledger_ok().await;
 }

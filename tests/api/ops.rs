@@ -14,8 +14,34 @@ on_every_backend!(
     every_api_request_counts_against_the_callers_general_quota,
     a_request_refused_by_one_quota_costs_nothing_from_another,
     metrics_ask_for_their_token_when_one_is_set,
-    card_providers_send_the_payer_back_to_pages_that_exist
+    card_providers_send_the_payer_back_to_pages_that_exist,
+    every_answer_carries_the_security_headers,
+    the_bearer_scheme_is_case_insensitive_for_the_rate_limiter_too,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_on_a_database_without_gateway_settings_offers_no_simulator() {
+    let app = TestApp::spawn_with(crate::helpers::Backend::Postgres, &[("SIMULATED_GATEWAY", "")]).await;
+    let alice = app.user("customer").await;
+    let top_up = app
+        .post("/api/v1/wallets/USD/top-ups", Some(&alice.token), &json!({"amount": "100000.00"}))
+        .await;
+    top_up.assert_problem(422, "no_gateway");
+    app.get("/simulator/checkout/cs_sim_anything", None)
+        .await
+        .assert_problem(404, "not_found");
+    let ready = app.get("/health/ready", None).await;
+    assert_eq!(ready.assert_status(200)["checks"].get("simulated_gateway"), None);
+    assert_eq!(app.balance(&alice).await, "0.00");
+
+    let asked = TestApp::spawn_with(crate::helpers::Backend::Postgres, &[("SIMULATED_GATEWAY", "true")]).await;
+    let ready = asked.get("/health/ready", None).await;
+    let simulator = ready.assert_status(200)["checks"]["simulated_gateway"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(simulator.contains("not for production"), "{simulator}");
+}
 
 async fn health_request_ids_and_unknown_routes(app: TestApp) {
     assert_eq!(app.get("/health/live", None).await.assert_status(200)["status"], "ok");
@@ -34,6 +60,76 @@ async fn health_request_ids_and_unknown_routes(app: TestApp) {
     app.get("/api/v1/nothing-here", None).await.assert_problem(404, "not_found");
     let wrong_method = app.send(reqwest::Method::DELETE, "/api/v1/transfers", None, None, &[]).await;
     wrong_method.assert_problem(405, "method_not_allowed");
+    assert_eq!(wrong_method.header("allow"), Some("POST"), "RFC 9110: a 405 says what is allowed");
+    let products = app
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/products/0190f0a4-3b5c-7cde-8f00-112233445566",
+            None,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(products.header("allow"), Some("GET, PATCH, DELETE"));
+}
+
+async fn every_answer_carries_the_security_headers(app: TestApp) {
+    for reply in [
+        app.get("/health/live", None).await,
+        app.get("/api/v1/nothing-here", None).await,
+        app.get("/api/v1/openapi.json", None).await,
+    ] {
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(reply.header("x-frame-options"), Some("DENY"));
+    }
+    let login = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"email": crate::helpers::ADMIN_EMAIL, "password": crate::helpers::ADMIN_PASSWORD}),
+        )
+        .await;
+    login.assert_status(200);
+    assert_eq!(
+        login.header("cache-control"),
+        Some("no-store"),
+        "RFC 6749 5.1: tokens are never cached"
+    );
+    let buyer = app.user("customer").await;
+    let merchant = app.user("merchant").await;
+    let mug = app.product(&merchant, "Mug", "5.00", 3).await;
+    let cart = json!({"items": [{"product_id": mug, "quantity": 1}], "payment_method": "card"});
+    let order = app.post("/api/v1/orders", Some(&buyer.token), &cart).await;
+    let page = app
+        .http
+        .get(order.assert_status(201)["payment"]["checkout_url"].as_str().unwrap_or_default())
+        .send()
+        .await
+        .expect("page");
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(csp.contains("frame-ancestors 'none'"), "the pay page cannot be framed: {csp}");
+}
+
+async fn the_bearer_scheme_is_case_insensitive_for_the_rate_limiter_too(app: TestApp) {
+    let backend = app.backend;
+    drop(app);
+    let app = TestApp::spawn_with(backend, &[("RATE_LIMIT_ENABLED", "true"), ("RATE_LIMIT_GENERAL_PER_MINUTE", "4")]).await;
+    let alice = app.user("customer").await;
+    let mut statuses = Vec::new();
+    for scheme in ["Bearer", "bearer", "BEARER", "bearer", "Bearer"] {
+        let header = format!("{scheme} {}", alice.token);
+        let reply = app.get_with("/api/v1/auth/me", None, &[("authorization", header.as_str())]).await;
+        statuses.push(reply.status);
+    }
+    assert_eq!(
+        statuses,
+        vec![200, 200, 200, 200, 429],
+        "one user, one quota, however the scheme is spelt"
+    );
 }
 
 async fn authentication_is_rate_limited_per_client(app: TestApp) {

@@ -203,6 +203,11 @@ impl WalletRepository for MemoryTx {
         self.lock_wallets(&ids).await
     }
 
+    async fn find_system_wallet(&mut self, account: &SystemAccount, currency: Currency) -> StoreResult<Option<Wallet>> {
+        let id = self.work.system_wallets.get(&(account.code(), currency)).copied();
+        Ok(id.and_then(|id| self.work.wallets.get(&id).cloned()))
+    }
+
     async fn lock_wallets(&mut self, ids: &[WalletId]) -> StoreResult<Vec<Wallet>> {
         let mut sorted = ids.to_vec();
         sorted.sort();

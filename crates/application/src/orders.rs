@@ -13,7 +13,7 @@ use domain::order::{Actor, Order, OrderError, OrderStatus, PaymentMethod, Status
 use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName, Refund};
 use domain::user::Email;
 use domain::user::Role;
-use domain::wallet::Wallet;
+use domain::wallet::{SystemAccount, Wallet};
 use time::OffsetDateTime;
 
 use crate::auth::Caller;
@@ -28,7 +28,7 @@ use crate::ports::store::{
 };
 use crate::ports::system::{IdGenerator, next_id};
 use crate::transact::transact;
-use crate::wallets::resumed_payment;
+use crate::wallets::{resumed_payment, system_account_has_room};
 use crate::{keyed, retryable};
 
 #[derive(Debug, Clone)]
@@ -62,6 +62,8 @@ pub enum CheckoutError {
     InsufficientFunds { available: Money, required: Money },
     #[error("no card gateway takes {0}")]
     NoGateway(Currency),
+    #[error("the platform takes no more {0} through this gateway: its limit is reached")]
+    PlatformLimit(Currency),
     #[error("the checkout of this order was closed before it opened ({0})")]
     CheckoutClosed(&'static str),
     #[error(transparent)]
@@ -745,6 +747,10 @@ async fn place_card_order<Tx: Transaction>(
     let gateway = gateways
         .for_currency(command.provider.as_ref(), order.currency())
         .ok_or(CheckoutError::NoGateway(order.currency()))?;
+    let clearing = SystemAccount::GatewayClearing(gateway.provider().clone());
+    if !system_account_has_room(tx, &clearing, order.total.checked_neg()?).await? {
+        return Err(CheckoutError::PlatformLimit(order.currency()));
+    }
     each_item_stock(&order, &mut stock, Stock::reserve)?;
     let (order, pending) = order.await_payment(Actor::User(buyer), now)?;
     let purpose = PaymentPurpose::Order(order.id);

@@ -42,6 +42,11 @@ impl Cursor {
             (Some("p"), Some(nanos), Some(id), None) => {
                 let nanos: i128 = nanos.parse().map_err(|_| PageError::Cursor)?;
                 let at = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| PageError::Cursor)?;
+                // Every time this API hands out lies in these years, and every store can hold
+                // them (PostgreSQL cannot hold years before 4713 BC).
+                if !(1..=9999).contains(&at.year()) {
+                    return Err(PageError::Cursor);
+                }
                 let id = Uuid::try_parse(id).map_err(|_| PageError::Cursor)?;
                 Cursor::Position { at, id }
             }
@@ -122,6 +127,20 @@ impl<T> Page<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cursor_outside_the_years_a_store_can_hold_is_refused() {
+        let far_past = OffsetDateTime::from_unix_timestamp(-200_000_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        assert!(far_past.year() < 0);
+        let forged = Cursor::Position {
+            at: far_past,
+            id: Uuid::nil(),
+        }
+        .encode();
+        assert_eq!(Cursor::decode(&forged), Err(PageError::Cursor));
+        let min = URL_SAFE_NO_PAD.encode(format!("p.{}.{}", i128::MIN, Uuid::nil().simple()));
+        assert_eq!(Cursor::decode(&min), Err(PageError::Cursor));
+    }
 
     #[test]
     fn cursors_round_trip_and_reject_tampering() {

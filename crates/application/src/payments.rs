@@ -119,6 +119,23 @@ fn lookup_of(reference: &PaymentReference) -> Option<PaymentLookup> {
         .or_else(|| reference.provider_payment_id.clone().map(PaymentLookup::ProviderPayment))
 }
 
+/// The longest event id or type recorded in the webhook inbox.
+const EVENT_NAME_CHARS_MAX: usize = 255;
+
+/// An event's id and type are stored in the inbox: even signed, they must be short, printable
+/// text (PostgreSQL refuses NUL, and a log line must not be forged).
+fn check_event_names(event: &GatewayEvent) -> Result<(), WebhookError> {
+    for (what, text) in [("id", &event.event_id), ("type", &event.event_type)] {
+        let printable = !text.is_empty() && text.chars().count() <= EVENT_NAME_CHARS_MAX && !text.chars().any(char::is_control);
+        if !printable {
+            return Err(WebhookError::MalformedPayload(format!(
+                "the event {what} must be 1 to {EVENT_NAME_CHARS_MAX} printable characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// For providers that want it, asks the gateway itself before believing a success, and uses the
 /// amount it reports.
 async fn confirm_success(
@@ -177,6 +194,7 @@ impl<U: UnitOfWork> App<U> {
             .get(&name)
             .ok_or_else(|| GatewayEventError::UnknownProvider(name.to_string()))?;
         let event = gateway.verify_webhook(headers, body, self.clock.now())?;
+        check_event_names(&event)?;
         let event = confirm_success(gateway.as_ref(), event).await?;
         self.apply_gateway_event(&name, &event).await
     }

@@ -35,6 +35,8 @@ pub enum WalletQueryError {
 pub enum TopUpError {
     #[error("no card gateway takes {0}")]
     NoGateway(Currency),
+    #[error("the platform takes no more {0} through this gateway: its limit is reached")]
+    PlatformLimit(Currency),
     #[error("the checkout of this top-up was closed before it opened ({0})")]
     CheckoutClosed(&'static str),
     #[error(transparent)]
@@ -99,6 +101,8 @@ pub enum AdjustmentError {
     Reason,
     #[error("an adjustment must not be zero")]
     Zero,
+    #[error("the adjustments account has reached the platform's limit in {0}")]
+    PlatformLimit(Currency),
     #[error("the wallet cannot go below zero: {available} available")]
     InsufficientFunds { available: Money },
     #[error(transparent)]
@@ -237,6 +241,18 @@ pub(crate) async fn system_wallet<Tx: WalletRepository>(
     tx.ensure_system_wallet(account, currency, new_id, at).await
 }
 
+/// Whether system account `account` stays within the platform's bound once its balance changes
+/// by `change` (see `domain::ledger::SYSTEM_BALANCE_MAX_MINOR`). A plain read: a race past the
+/// bound by a few payments is within the room the bound leaves.
+pub(crate) async fn system_account_has_room<Tx: WalletRepository>(
+    tx: &mut Tx,
+    account: &SystemAccount,
+    change: Money,
+) -> Result<bool, StoreError> {
+    let wallet = tx.find_system_wallet(account, change.currency()).await?;
+    Ok(wallet.is_none_or(|wallet| domain::ledger::stays_within_bound(&wallet, change)))
+}
+
 impl<U: UnitOfWork> App<U> {
     pub async fn list_wallets(&self, caller: &Caller) -> Result<Vec<Wallet>, WalletQueryError> {
         let user = caller.user_id;
@@ -360,6 +376,12 @@ impl<U: UnitOfWork> App<U> {
                     .ok_or_else(|| StoreError::Corrupt("caller has no user row".into()))?;
                 if let Some(Claim::Resume(point)) = claim {
                     return Ok((resumed_payment(&mut tx, &point, caller_id).await?, user.email));
+                }
+                let clearing = SystemAccount::GatewayClearing(payment.provider.clone());
+                // The payment will be debited from the clearing account.
+                let debit = Money::from_minor(-payment.amount.amount_minor(), payment.currency());
+                if !system_account_has_room(&mut tx, &clearing, debit).await? {
+                    return Err(TopUpError::PlatformLimit(payment.currency()));
                 }
                 tx.ensure_user_wallet(caller_id, payment.currency(), wallet_id, now).await?;
                 tx.insert_payment(payment).await?;
@@ -639,6 +661,10 @@ impl<U: UnitOfWork> App<U> {
                 idempotency::claim(&mut tx, idempotent, now, lease).await?;
                 tx.find_user(request_ref.user_id).await?.ok_or(AdjustmentError::UserNotFound)?;
                 let wallet = tx.ensure_user_wallet(request_ref.user_id, currency, wallet_id, now).await?;
+                let counter = request_ref.amount.checked_neg().map_err(|_| AdjustmentError::Zero)?;
+                if !system_account_has_room(&mut tx, &SystemAccount::Adjustments, counter).await? {
+                    return Err(AdjustmentError::PlatformLimit(currency));
+                }
                 let system = system_wallet(&mut tx, &SystemAccount::Adjustments, currency, system_id, now).await?;
                 let counter = request_ref.amount.checked_neg().map_err(|_| AdjustmentError::Zero)?;
                 let journal = JournalTransaction::new(

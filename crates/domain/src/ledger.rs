@@ -215,6 +215,21 @@ pub struct Posting {
 
 /// Applies a transaction to the wallets it touches (all of which must be in `wallets`) and returns
 /// the postings. Either every entry applies or none does: on error no wallet has changed.
+/// The most a system account may hold, either way, once money enters through it: a card
+/// checkout or top-up is refused once its gateway's clearing account would pass it, an
+/// adjustment once the adjustments account would. Every other account only moves money that
+/// entered so, and every amount is at most `Money::AMOUNT_MINOR_MAX` (10^15), so no balance can
+/// come near `i64::MAX` (9.2 × 10^18): payments already opened when a clearing account reaches
+/// the bound still settle, with room for thousands of them.
+pub const SYSTEM_BALANCE_MAX_MINOR: i64 = 1_000_000_000_000_000_000;
+
+/// Whether system account `wallet` stays within `SYSTEM_BALANCE_MAX_MINOR` once its balance
+/// changes by `change` (negative for a debit).
+pub fn stays_within_bound(wallet: &Wallet, change: Money) -> bool {
+    let after = i128::from(wallet.balance().amount_minor()) + i128::from(change.amount_minor());
+    after.unsigned_abs() <= u128::from(SYSTEM_BALANCE_MAX_MINOR.unsigned_abs())
+}
+
 pub fn post(transaction: &JournalTransaction, wallets: &mut [Wallet]) -> Result<Vec<Posting>, LedgerError> {
     let mut planned = Vec::with_capacity(transaction.entries.len());
     for entry in &transaction.entries {

@@ -188,6 +188,8 @@ pub enum OrderError {
     RefundExceedsPaid { refundable: Money, requested: Money },
     #[error("the amount must be positive and in the order's currency")]
     InvalidAmount,
+    #[error("the order's total would be more than the largest amount accepted ({max})")]
+    TotalTooLarge { max: Money },
     #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error(transparent)]
@@ -253,7 +255,17 @@ impl Order {
                 quantity: *quantity,
                 unit_price: product.price,
             };
-            total = total.checked_add(item.line_total()?)?;
+            // One bound for every amount: no line and no order may exceed what a single amount
+            // may be, so totals, refunds and postings derived from it cannot overflow.
+            let too_large = || OrderError::TotalTooLarge {
+                max: Money::from_minor(Money::AMOUNT_MINOR_MAX, currency),
+            };
+            total = item
+                .line_total()
+                .and_then(|line| total.checked_add(line))
+                .ok()
+                .filter(|total| total.amount_minor() <= Money::AMOUNT_MINOR_MAX)
+                .ok_or_else(too_large)?;
             items.push(item);
         }
         let order = Order {
@@ -436,6 +448,21 @@ mod tests {
         assert_eq!(place(&[(&a, quantity(1))], user(10)), Err(OrderError::OwnProduct(a.id)));
         let inactive = a.clone().deactivate(at());
         assert_eq!(place(&[(&inactive, quantity(1))], user(1)), Err(OrderError::ProductInactive(a.id)));
+        let max = Money::from_minor(Money::AMOUNT_MINOR_MAX, Currency::Usd);
+        let dearest = product(3, 10, Money::AMOUNT_MINOR_MAX);
+        let half = product(4, 11, Money::AMOUNT_MINOR_MAX / 2 + 1);
+        assert!(
+            place(&[(&dearest, quantity(1))], user(1)).is_ok(),
+            "the largest amount is itself accepted"
+        );
+        for lines in [
+            vec![(&dearest, quantity(Quantity::MAX.into()))],
+            vec![(&dearest, quantity(2))],
+            vec![(&half, quantity(1)), (&dearest, quantity(1))],
+            vec![(&half, quantity(2))],
+        ] {
+            assert_eq!(place(&lines, user(1)), Err(OrderError::TotalTooLarge { max }));
+        }
         let mut euro = product(3, 10, 100);
         euro.price = Money::from_minor(100, Currency::Eur);
         assert_eq!(

@@ -175,6 +175,7 @@ impl From<TopUpError> for ApiError {
     fn from(error: TopUpError) -> Self {
         match error {
             TopUpError::NoGateway(_) => ApiError::unprocessable("no_gateway", "No gateway", error.to_string()),
+            TopUpError::PlatformLimit(_) => ApiError::unprocessable("platform_limit", "Platform limit reached", error.to_string()),
             TopUpError::CheckoutClosed(_) => ApiError::conflict("checkout_closed", "Checkout closed", error.to_string()),
             TopUpError::Idempotency(e) => e.into(),
             TopUpError::Gateway(e) => e.into(),
@@ -227,6 +228,7 @@ impl From<AdjustmentError> for ApiError {
             AdjustmentError::UserNotFound => ApiError::not_found(error.to_string()),
             AdjustmentError::Reason => ApiError::invalid_field("reason", error.to_string()),
             AdjustmentError::Zero => ApiError::invalid_field("amount", error.to_string()),
+            AdjustmentError::PlatformLimit(_) => ApiError::unprocessable("platform_limit", "Platform limit reached", error.to_string()),
             AdjustmentError::InsufficientFunds { .. } => insufficient_funds(error.to_string()),
             AdjustmentError::Ledger(e) => ApiError::internal(e),
             AdjustmentError::Idempotency(e) => e.into(),
@@ -267,6 +269,7 @@ fn order_error(error: OrderError) -> ApiError {
         OrderError::OwnProduct(_) => ApiError::unprocessable("own_product", "Own product", detail),
         OrderError::RefundExceedsPaid { .. } => ApiError::unprocessable("exceeds_refundable", "Exceeds refundable amount", detail),
         OrderError::InvalidAmount => ApiError::invalid_field("amount", detail),
+        OrderError::TotalTooLarge { .. } => ApiError::unprocessable("amount_too_large", "Amount too large", detail),
         OrderError::Transition(_) => ApiError::conflict("invalid_state", "Invalid state", detail),
         OrderError::Money(e) => ApiError::internal(e),
     }
@@ -280,6 +283,7 @@ impl From<CheckoutError> for ApiError {
             CheckoutError::OutOfStock { .. } => ApiError::conflict("out_of_stock", "Out of stock", error.to_string()),
             CheckoutError::InsufficientFunds { .. } => insufficient_funds(error.to_string()),
             CheckoutError::NoGateway(_) => ApiError::unprocessable("no_gateway", "No gateway", error.to_string()),
+            CheckoutError::PlatformLimit(_) => ApiError::unprocessable("platform_limit", "Platform limit reached", error.to_string()),
             CheckoutError::CheckoutClosed(_) => ApiError::conflict("checkout_closed", "Checkout closed", error.to_string()),
             CheckoutError::Gateway(e) => e.into(),
             CheckoutError::Idempotency(e) => e.into(),

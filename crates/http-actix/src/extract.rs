@@ -57,7 +57,50 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     deserializer
         .end()
         .map_err(|e| ApiError::bad_request("malformed_json", format!("trailing characters after the JSON body: {e}")))?;
+    if let Ok(document) = serde_json::from_slice::<serde_json::Value>(raw) {
+        refuse_control_characters(&document, &mut String::new())?;
+    }
     Ok(value)
+}
+
+/// Every string of a request, wherever it goes (a name, a reason, a note, a destination), is
+/// free of control characters other than tab and line breaks: PostgreSQL refuses NUL, and the
+/// others have no business in a payment record or a log line. Refused with the field named.
+fn refuse_control_characters(value: &serde_json::Value, path: &mut String) -> Result<(), ApiError> {
+    match value {
+        serde_json::Value::String(text) => {
+            if text.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+                let field = if path.is_empty() { "body".to_owned() } else { path.clone() };
+                return Err(ApiError::invalid_field(
+                    field,
+                    "must not contain control characters (NUL, escape, ...)",
+                ));
+            }
+            Ok(())
+        }
+        serde_json::Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                let length = path.len();
+                path.push_str(&format!("[{index}]"));
+                refuse_control_characters(item, path)?;
+                path.truncate(length);
+            }
+            Ok(())
+        }
+        serde_json::Value::Object(fields) => {
+            for (name, item) in fields {
+                let length = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(name);
+                refuse_control_characters(item, path)?;
+                path.truncate(length);
+            }
+            Ok(())
+        }
+        serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::Number(_) => Ok(()),
+    }
 }
 
 /// serde_json appends "at line 1 column 12" to messages; the field name says more.
@@ -109,6 +152,63 @@ fn payload_error(error: &actix_web::Error) -> ApiError {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header. The scheme is case-insensitive (RFC
+/// 9110 11.1); every reader of the header (authentication, rate limits, metrics) uses this one.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod text_tests {
+    use serde::Deserialize;
+
+    use super::parse_json;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        note: String,
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Item {
+        name: String,
+    }
+
+    #[test]
+    fn control_characters_are_refused_with_the_field_named() {
+        let ok = br#"{"note": "two\nlines\tand a tab", "items": [{"name": "mug"}]}"#;
+        assert!(parse_json::<Body>(ok).is_ok());
+        for (body, field) in [
+            (&br#"{"note": "nul\u0000", "items": []}"#[..], "note"),
+            (&br#"{"note": "", "items": [{"name": "esc\u001b[31m"}]}"#[..], "items[0].name"),
+            (&br#"{"note": "del\u007f", "items": []}"#[..], "note"),
+        ] {
+            let error = parse_json::<Body>(body).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains(field) && error.contains("control characters"), "{error}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod bearer_tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_read_without_regard_to_case() {
+        for header in ["Bearer abc", "bearer abc", "BEARER abc", "  Bearer   abc  "] {
+            assert_eq!(bearer_token(header), Some("abc"), "{header}");
+        }
+        for header in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", ""] {
+            assert_eq!(bearer_token(header), None, "{header}");
+        }
+    }
+}
+
 /// The authenticated caller, from `Authorization: Bearer <access token>`.
 #[derive(Debug, Clone, Copy)]
 pub struct Authenticated(pub Caller);
@@ -120,14 +220,11 @@ fn authenticate(req: &HttpRequest) -> Result<Option<Caller>, ApiError> {
     let text = value
         .to_str()
         .map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
-    let token = text
-        .strip_prefix("Bearer ")
-        .or_else(|| text.strip_prefix("bearer "))
-        .ok_or_else(|| ApiError::unauthorized("use `Authorization: Bearer <access token>`"))?;
+    let token = bearer_token(text).ok_or_else(|| ApiError::unauthorized("use `Authorization: Bearer <access token>`"))?;
     let context = req
         .app_data::<web::Data<AuthContext>>()
         .ok_or_else(|| ApiError::internal(std::io::Error::other("authentication is not configured")))?;
-    match context.tokens.verify_access_token(token.trim(), context.clock.now()) {
+    match context.tokens.verify_access_token(token, context.clock.now()) {
         Ok(claims) => Ok(Some(Caller {
             user_id: claims.user_id,
             role: claims.role,

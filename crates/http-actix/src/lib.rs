@@ -105,7 +105,8 @@ async fn fallback(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         "method_not_allowed",
         "Method not allowed",
         format!("{} is not allowed here; use {allow}", req.method()),
-    ))
+    )
+    .with_header(header::ALLOW, allow))
 }
 
 /// The whole application: routes, documentation and middleware, for `HttpServer::new` and for
@@ -135,6 +136,7 @@ pub fn app<U: UnitOfWork>(
         .wrap(from_fn(middleware::rate_limit))
         .wrap(cors(&settings))
         .wrap(from_fn(middleware::request_context))
+        .wrap(from_fn(middleware::security_headers))
         .configure(routes::register::<U>)
         .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi::ApiDoc::openapi()))
         .default_service(web::to(fallback))

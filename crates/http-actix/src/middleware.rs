@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 use application::ports::rate_limit::{Quota, RateCheck, RateDecision, RateLimiter};
@@ -56,6 +56,27 @@ pub async fn request_context(
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route).record(elapsed.as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(HeaderName::from_static(REQUEST_ID), value);
+    }
+    Ok(response)
+}
+
+/// Headers every answer carries: no content sniffing, no framing (the simulator's pay page and
+/// the API docs are pages), and no caching of token responses (RFC 6749 5.1).
+pub async fn security_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let tokens = req.path().starts_with("/api/v1/auth/");
+    let mut response = next.call(req).await?;
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("frame-ancestors 'none'"));
+    }
+    if tokens {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     }
     Ok(response)
 }
@@ -127,7 +148,7 @@ fn client_key(req: &ServiceRequest, settings: &RateLimiting) -> (String, Option<
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(crate::extract::bearer_token)
         .and_then(|token| settings.auth.tokens.verify_access_token(token, settings.auth.clock.now()).ok())
         .map(|claims| claims.user_id.to_string());
     (format!("ip:{address}"), user.map(|u| format!("user:{u}")))

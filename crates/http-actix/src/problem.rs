@@ -63,7 +63,9 @@ pub struct ApiError {
     title: &'static str,
     detail: String,
     errors: Vec<FieldError>,
-    retry_after_secs: Option<u64>,
+    /// Headers the answer must carry (`Retry-After`, `Allow` on a 405); a boxed slice, as the
+    /// error travels in every `Result` and most have none.
+    headers: Box<[(header::HeaderName, String)]>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -91,9 +93,16 @@ impl ApiError {
             title,
             detail: detail.into(),
             errors: Vec::new(),
-            retry_after_secs: None,
+            headers: Box::default(),
             source: None,
         }
+    }
+
+    pub fn with_header(mut self, name: header::HeaderName, value: impl Into<String>) -> ApiError {
+        let mut headers = std::mem::take(&mut self.headers).into_vec();
+        headers.push((name, value.into()));
+        self.headers = headers.into_boxed_slice();
+        self
     }
 
     pub fn status(&self) -> StatusCode {
@@ -112,9 +121,8 @@ impl ApiError {
         self
     }
 
-    pub fn with_retry_after(mut self, seconds: u64) -> ApiError {
-        self.retry_after_secs = Some(seconds);
-        self
+    pub fn with_retry_after(self, seconds: u64) -> ApiError {
+        self.with_header(header::RETRY_AFTER, seconds.to_string())
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> ApiError {
@@ -264,11 +272,13 @@ impl ResponseError for ApiError {
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
         let mut response = HttpResponse::build(self.status);
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
-        if let Some(seconds) = self.retry_after_secs {
-            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
-        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        for (name, value) in &self.headers {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                response.insert_header((name.clone(), value));
+            }
         }
         response.body(body)
     }

@@ -22,6 +22,8 @@ pub struct ApiState<U> {
     pub metrics: Option<MetricsRenderer>,
     /// When set, `GET /metrics` requires `Authorization: Bearer <token>`.
     pub metrics_token: Option<String>,
+    /// Readiness reports the simulated gateway when it is on: a payment page that needs no card.
+    pub simulated_gateway: Option<&'static str>,
 }
 
 /// Renders the process's metrics for `GET /metrics`.
@@ -41,6 +43,7 @@ impl<U: UnitOfWork> ApiState<U> {
             limiter,
             limits,
             hosted_checkout: None,
+            simulated_gateway: None,
             catalog_cache: true,
             metrics: None,
             metrics_token: None,

@@ -282,7 +282,9 @@ impl Settings {
                 acquire_timeout: v.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 5_000)?,
                 statement_timeout: v.millis("DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?,
                 lock_timeout: v.millis("DATABASE_LOCK_TIMEOUT_MS", 5_000)?,
-                idle_in_transaction_timeout: v.millis("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60_000)?,
+                // No transaction here waits on anything but the database (provider calls happen
+                // between transactions), so one idle for seconds belongs to a stalled process.
+                idle_in_transaction_timeout: v.millis("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 5_000)?,
                 stock_row_waiters: v.parse("DATABASE_STOCK_ROW_WAITERS", 2)?,
                 run_migrations: v.flag("RUN_MIGRATIONS", false)?,
             }),
@@ -296,6 +298,7 @@ impl Settings {
         let stripe = stripe_config(&v)?;
         let monnify = monnify_config(&v)?;
         let real_gateway_configured = stripe.is_some() || monnify.is_some();
+        let demo = matches!(storage, Storage::Memory);
         let cors_origins = v
             .text("CORS_ALLOWED_ORIGINS")
             .map(|list| list.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect());
@@ -327,7 +330,8 @@ impl Settings {
             catalog_cache: v.flag("CATALOG_CACHE", true)?,
             stripe,
             monnify,
-            simulated_gateway: v.flag("SIMULATED_GATEWAY", !real_gateway_configured)?,
+            // Its checkout page pays without a card: only demo mode offers it unless asked to.
+            simulated_gateway: v.flag("SIMULATED_GATEWAY", demo && !real_gateway_configured)?,
             simulator_secret: v.text("SIMULATOR_WEBHOOK_SECRET").map(String::into_bytes),
             cors_origins: cors_origins.unwrap_or_default(),
             metrics_token: v.text("METRICS_TOKEN"),
@@ -392,6 +396,25 @@ mod tests {
         assert_eq!(settings.bind.port(), 8080);
         assert!(settings.simulated_gateway);
         assert!(settings.jwt_secret.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn a_database_without_gateway_settings_offers_no_simulator() -> anyhow::Result<()> {
+        let persistent = Settings::from_vars(&vars(&[("DATABASE_URL", "postgres://x@localhost/db")]))?;
+        assert!(
+            !persistent.simulated_gateway,
+            "a payment page that needs no card is never on by accident"
+        );
+        let asked = Settings::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://x@localhost/db"),
+            ("SIMULATED_GATEWAY", "true"),
+        ]))?;
+        assert!(asked.simulated_gateway);
+        match persistent.storage {
+            Storage::Postgres(postgres) => assert_eq!(postgres.idle_in_transaction_timeout, Duration::from_secs(5)),
+            Storage::Memory => panic!("DATABASE_URL selects PostgreSQL"),
+        }
         Ok(())
     }
 

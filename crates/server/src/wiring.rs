@@ -155,6 +155,11 @@ impl<U: UnitOfWork> Services<U> {
             gateways = gateways.with(Arc::new(gateway));
         }
         let simulator = if settings.simulated_gateway {
+            if !settings.is_demo() {
+                tracing::warn!(
+                    "SIMULATED_GATEWAY is on with a database: its checkout page pays without a card, so anyone can fund a wallet; never in production"
+                );
+            }
             let secret = settings.simulator_secret.clone().unwrap_or_else(JwtIssuer::random_secret);
             let simulator = Arc::new(SimulatedGateway::new(secret, base_url, clock.clone()).map_err(|e| anyhow::anyhow!("{e}"))?);
             gateways = gateways.with(simulator.clone());
@@ -255,6 +260,11 @@ impl Application {
         };
         let mut state = ApiState::new(services.app.clone(), services.limiter.clone(), limits);
         state.hosted_checkout = services.simulator.clone().map(|s| s as Arc<dyn HostedCheckout>);
+        state.simulated_gateway = match (&services.simulator, settings.is_demo()) {
+            (None, _) => None,
+            (Some(_), true) => Some("demo"),
+            (Some(_), false) => Some("enabled: pays without a card, not for production"),
+        };
         state.catalog_cache = settings.catalog_cache;
         state.metrics = Some(crate::telemetry::metrics_renderer());
         state.metrics_token = settings.metrics_token.clone();

@@ -150,6 +150,17 @@ impl WalletRepository for PgTx {
         self.select_first::<WalletRow>(statement).await
     }
 
+    async fn find_system_wallet(&mut self, account: &SystemAccount, currency: Currency) -> StoreResult<Option<Wallet>> {
+        let statement = Statement::new(concat!(
+            "SELECT ",
+            wallet_columns!(),
+            " FROM wallets WHERE system_code = $1 AND currency = $2::currency_code"
+        ))
+        .bind::<Text, _>(account.code())
+        .bind::<Text, _>(currency.code());
+        self.select_first::<WalletRow>(statement).await
+    }
+
     async fn list_user_wallets(&mut self, user: UserId) -> StoreResult<Vec<Wallet>> {
         let statement = Statement::new(concat!("SELECT ", wallet_columns!(), " FROM wallets WHERE owner_user_id = $1"))
             .bind::<SqlUuid, _>(user.as_uuid());

@@ -153,6 +153,12 @@ pub trait WalletRepository {
         at: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<WalletId>> + Send;
     fn find_user_wallet(&mut self, user: UserId, currency: Currency) -> impl Future<Output = StoreResult<Option<Wallet>>> + Send;
+    /// A system account in `currency`, unlocked, if it exists.
+    fn find_system_wallet(
+        &mut self,
+        account: &SystemAccount,
+        currency: Currency,
+    ) -> impl Future<Output = StoreResult<Option<Wallet>>> + Send;
     fn list_user_wallets(&mut self, user: UserId) -> impl Future<Output = StoreResult<Vec<Wallet>>> + Send;
     /// The wallets of these users in `currency`, each created empty (with the id paired with it) if
     /// it does not exist, locked in ascending wallet id order and returned in that order. One

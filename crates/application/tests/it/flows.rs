@@ -270,3 +270,75 @@ async fn a_refund_the_provider_never_takes_is_stuck_where_admins_see_it() -> Res
     h.assert_ledger_ok().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_adjustments_account_is_driven_to_its_bound_and_no_further() -> Result<(), Box<dyn std::error::Error>> {
+    use application::wallets::{AdjustmentError, AdjustmentRequest};
+    use domain::money::Money;
+    let h = Harness::new();
+    let admin = h.admin().await;
+    let alice = h.user(Role::Customer).await;
+    let largest = Money::AMOUNT_MINOR_MAX;
+    let adjust = |minor: i64| AdjustmentRequest {
+        user_id: alice.user_id,
+        amount: usd(minor),
+        reason: "bound test".into(),
+    };
+    let steps = domain::ledger::SYSTEM_BALANCE_MAX_MINOR / largest;
+    for _ in 0..steps {
+        h.app.adjust_wallet(&admin, adjust(largest), None).await?;
+    }
+    assert!(matches!(
+        h.app.adjust_wallet(&admin, adjust(1), None).await,
+        Err(AdjustmentError::PlatformLimit(Currency::Usd))
+    ));
+    assert_eq!(
+        h.balance(&alice).await,
+        domain::ledger::SYSTEM_BALANCE_MAX_MINOR,
+        "nothing of the refused one was written"
+    );
+    // Taking money back moves the account away from its bound.
+    h.app.adjust_wallet(&admin, adjust(-largest), None).await?;
+    h.app.adjust_wallet(&admin, adjust(largest), None).await?;
+    h.assert_ledger_ok().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_clearing_account_at_its_bound_takes_no_more_card_payments() -> Result<(), Box<dyn std::error::Error>> {
+    use application::payments::EventOutcome;
+    use application::ports::gateway::{GatewayEvent, GatewayEventKind, PaymentReference};
+    use application::wallets::{TopUpError, TopUpRequest};
+    use domain::money::Money;
+    let h = Harness::new();
+    let alice = h.user(Role::Customer).await;
+    let largest = usd(Money::AMOUNT_MINOR_MAX);
+    let top_up = || TopUpRequest {
+        amount: largest,
+        provider: None,
+    };
+    for n in 0..domain::ledger::SYSTEM_BALANCE_MAX_MINOR / Money::AMOUNT_MINOR_MAX {
+        let payment = h.app.start_top_up(&alice, top_up(), None).await?;
+        let paid = GatewayEvent {
+            event_id: format!("evt_{n}"),
+            event_type: "checkout.session.completed".into(),
+            kind: GatewayEventKind::CheckoutCompleted {
+                reference: PaymentReference {
+                    payment_id: Some(payment.id),
+                    session_id: payment.provider_session_id.clone(),
+                    provider_payment_id: Some(format!("pi_{n}")),
+                },
+                amount: Some(largest),
+                paid: true,
+            },
+        };
+        assert_eq!(h.app.apply_gateway_event(&provider(), &paid).await?, EventOutcome::Applied);
+    }
+    assert!(matches!(
+        h.app.start_top_up(&alice, top_up(), None).await,
+        Err(TopUpError::PlatformLimit(Currency::Usd))
+    ));
+    assert_eq!(h.balance(&alice).await, domain::ledger::SYSTEM_BALANCE_MAX_MINOR);
+    h.assert_ledger_ok().await;
+    Ok(())
+}

@@ -36,6 +36,9 @@ pub async fn ready<U: UnitOfWork>(state: State<U>) -> Result<HttpResponse, ApiEr
     checks.insert("cache".to_owned(), if cache_ok { "ok" } else { "degraded" }.to_owned());
     let limiter_ok = state.limiter.ping().await.is_ok();
     checks.insert("rate_limiter".to_owned(), if limiter_ok { "ok" } else { "degraded" }.to_owned());
+    if let Some(simulator) = state.simulated_gateway {
+        checks.insert("simulated_gateway".to_owned(), simulator.to_owned());
+    }
     let (status, code) = match (store_ok, cache_ok && limiter_ok) {
         (false, _) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
         (true, false) => ("degraded", StatusCode::OK),
@@ -65,7 +68,7 @@ pub async fn metrics<U: UnitOfWork>(state: State<U>, req: HttpRequest) -> Result
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(crate::extract::bearer_token)
             .unwrap_or_default();
         // Constant time, so the token cannot be guessed byte by byte from response times.
         if !bool::from(subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), expected.as_bytes())) {
