@@ -15,6 +15,7 @@ ifeq ($(NEXTEST),yes)
 else
 	$(CARGO) test --workspace --no-fail-fast
 endif
+	scripts/schemathesis.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

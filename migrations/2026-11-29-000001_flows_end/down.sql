@@ -1,3 +1,4 @@
+ALTER TABLE products DROP COLUMN archived_at;
 DROP TABLE commit_markers;
 DROP INDEX call_sessions_active;
 DROP INDEX holds_pending_by_expiry;

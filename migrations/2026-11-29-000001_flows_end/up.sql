@@ -43,3 +43,7 @@ CREATE TABLE commit_markers (
     id         uuid PRIMARY KEY,
     created_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- A deleted product is archived: never on sale again and gone from the API, while the orders
+-- that sold it keep their copy of its name and price.
+ALTER TABLE products ADD COLUMN archived_at timestamptz;

@@ -17,6 +17,7 @@ on_every_backend!(
     a_success_for_a_session_we_did_not_create_is_refused,
     a_simulator_checkout_paid_twice_or_after_it_expired_is_refused_clearly,
     a_refund_made_in_the_stripe_dashboard_reaches_the_books,
+    a_deleted_product_is_gone_but_its_orders_keep_it,
 );
 
 /// Pays a pending Stripe card order by delivering the session's completion.
@@ -321,5 +322,53 @@ async fn a_refund_made_in_the_stripe_dashboard_reaches_the_books(app: TestApp) {
         flagged["items"][0]["last_error"].as_str().is_some_and(|e| e.contains("13.00")),
         "{flagged}"
     );
+    app.assert_ledger_ok().await;
+}
+
+async fn a_deleted_product_is_gone_but_its_orders_keep_it(app: TestApp) {
+    let (merchant, buyer, mug, cart) = wallet_cart(&app).await;
+    let order = app
+        .post("/api/v1/orders", Some(&buyer.token), &cart)
+        .await
+        .assert_status(201)
+        .clone();
+    let path = format!("/api/v1/products/{mug}");
+    app.send(reqwest::Method::DELETE, &path, Some(&merchant.token), None, &[])
+        .await
+        .assert_status(204);
+    app.get(&path, Some(&merchant.token)).await.assert_problem(404, "not_found");
+    app.send(
+        reqwest::Method::PATCH,
+        &path,
+        Some(&merchant.token),
+        Some(&json!({"active": true})),
+        &[],
+    )
+    .await
+    .assert_problem(404, "not_found");
+    app.send(
+        reqwest::Method::PATCH,
+        &format!("{path}/stock"),
+        Some(&merchant.token),
+        Some(&json!({"available": 5})),
+        &[],
+    )
+    .await
+    .assert_problem(404, "not_found");
+    app.send(reqwest::Method::DELETE, &path, Some(&merchant.token), None, &[])
+        .await
+        .assert_problem(404, "not_found");
+    let mine = app.get("/api/v1/merchant/products", Some(&merchant.token)).await;
+    assert_eq!(mine.assert_status(200)["items"], json!([]));
+    app.post("/api/v1/orders", Some(&buyer.token), &cart)
+        .await
+        .assert_problem(422, "product_unavailable");
+    let kept = app
+        .get(
+            &format!("/api/v1/orders/{}", order["id"].as_str().unwrap_or_default()),
+            Some(&buyer.token),
+        )
+        .await;
+    assert_eq!(kept.assert_status(200)["items"][0]["name"], "Mug");
     app.assert_ledger_ok().await;
 }

@@ -11,6 +11,7 @@ mod idempotency;
 mod journeys;
 mod openapi;
 mod ops;
+mod properties;
 mod redis;
 mod sessions;
 mod webhooks;

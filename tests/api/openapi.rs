@@ -38,6 +38,7 @@ async fn every_route_is_in_the_openapi_document_and_the_document_is_valid(app: T
     assert!(undocumented_errors.is_empty(), "common errors missing: {undocumented_errors:?}");
     let checkout = &paths["/api/v1/orders"]["post"]["responses"];
     assert!(checkout["402"].is_object(), "a declined card is documented as 402");
+    every_input_says_what_is_valid(&document);
 
     let file = std::env::temp_dir().join(format!("openapi-{}.json", uuid::Uuid::now_v7()));
     std::fs::write(&file, reply.text.as_bytes()).expect("write the document");
@@ -60,4 +61,58 @@ async fn every_route_is_in_the_openapi_document_and_the_document_is_valid(app: T
         docs.text().await.unwrap_or_default().contains("swagger"),
         "the interactive documentation is served"
     );
+}
+
+/// Every string a request sends has a pattern, an enum or a format, every integer a range, and
+/// every parameter of a kind (limit, cursor, currency, Idempotency-Key) its rule, with the statuses
+/// that refuse them documented.
+fn every_input_says_what_is_valid(document: &serde_json::Value) {
+    let mut loose = Vec::new();
+    for (name, schema) in document["components"]["schemas"].as_object().into_iter().flatten() {
+        if !(name.ends_with("Request") || name.ends_with("RequestBody") || name.ends_with("Patch")) {
+            continue;
+        }
+        for (field, property) in schema["properties"].as_object().into_iter().flatten() {
+            let types = property["type"].to_string();
+            let described = if types.contains("integer") {
+                property["minimum"].is_number() && property["maximum"].is_number()
+            } else if types.contains("string") {
+                property["pattern"].is_string() || property["enum"].is_array() || property["format"].is_string()
+            } else {
+                true
+            };
+            if !described {
+                loose.push(format!("{name}.{field}"));
+            }
+        }
+    }
+    assert!(loose.is_empty(), "request fields without a rule: {loose:?}");
+    let mut missing = Vec::new();
+    for (path, item) in document["paths"].as_object().into_iter().flatten() {
+        for (method, operation) in item.as_object().into_iter().flatten() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let schema = &parameter["schema"];
+                let (rule, statuses): (bool, &[&str]) = match parameter["name"].as_str().unwrap_or_default() {
+                    "limit" => (schema["minimum"] == 1 && schema["maximum"] == 100, &["400"]),
+                    "cursor" => (schema["pattern"].is_string(), &["400"]),
+                    "currency" => (
+                        schema["enum"]
+                            .as_array()
+                            .is_some_and(|codes| codes.contains(&serde_json::json!("USD"))),
+                        &["422"],
+                    ),
+                    "Idempotency-Key" => (schema["pattern"].is_string(), &["400", "409", "422"]),
+                    _ => (true, &[]),
+                };
+                let undocumented: Vec<&&str> = statuses.iter().filter(|s| operation["responses"][**s].is_null()).collect();
+                if !rule || !undocumented.is_empty() {
+                    missing.push(format!(
+                        "{method} {path} {}: rule {rule}, undocumented {undocumented:?}",
+                        parameter["name"]
+                    ));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "parameters without their rule or statuses: {missing:?}");
 }

@@ -412,6 +412,7 @@ impl ProductRepository for MemoryTx {
             .products
             .values()
             .filter(|p| filter.merchant.is_none_or(|m| p.merchant_id == m))
+            .filter(|p| !p.is_archived())
             .filter(|p| !filter.active_only || p.active)
             .filter_map(|p| self.work.stock.get(&p.id).map(|s| (p.clone(), *s)))
             .collect();

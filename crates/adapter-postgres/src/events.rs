@@ -100,7 +100,7 @@ fn decode_account_event(a: &Attributes<'_>) -> Option<StoreResult<DomainEvent>> 
             "product.updated" => DomainEvent::ProductUpdated {
                 product_id: a.id("product_id")?,
             },
-            "product.deactivated" => DomainEvent::ProductDeactivated {
+            "product.archived" => DomainEvent::ProductArchived {
                 product_id: a.id("product_id")?,
             },
             "product.stock_changed" => DomainEvent::StockChanged {
@@ -212,7 +212,7 @@ mod tests {
                 merchant_id: id(12),
             },
             DomainEvent::ProductUpdated { product_id: id(13) },
-            DomainEvent::ProductDeactivated { product_id: id(14) },
+            DomainEvent::ProductArchived { product_id: id(14) },
             DomainEvent::StockChanged {
                 product_id: id(15),
                 available: 42,

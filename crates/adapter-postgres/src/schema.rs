@@ -107,6 +107,7 @@ diesel::table! {
         currency -> Text,
         price -> BigInt,
         active -> Bool,
+        archived_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }

@@ -129,11 +129,13 @@ impl<U: UnitOfWork> App<U> {
             .await
     }
 
-    /// "Deletes" a product: it is deactivated and stays in the history of past orders.
-    pub async fn deactivate_product(&self, caller: &Caller, id: ProductId) -> Result<CatalogEntry, CatalogError> {
-        let event = DomainEvent::ProductDeactivated { product_id: id };
-        self.change_product(caller, id, event, |product, at| Ok(product.deactivate(at)))
+    /// Deletes a product: it is archived, off sale and gone from the API for good, while past
+    /// orders keep their copy of it. Reserved units of pending card orders still settle.
+    pub async fn delete_product(&self, caller: &Caller, id: ProductId) -> Result<(), CatalogError> {
+        let event = DomainEvent::ProductArchived { product_id: id };
+        self.change_product(caller, id, event, |product, at| Ok(product.archive(at)))
             .await
+            .map(drop)
     }
 
     async fn change_product<F>(&self, caller: &Caller, id: ProductId, event: DomainEvent, change: F) -> Result<CatalogEntry, CatalogError>
@@ -148,7 +150,7 @@ impl<U: UnitOfWork> App<U> {
                 let product = tx
                     .lock_product(id)
                     .await?
-                    .filter(|p| may_manage(&caller, p))
+                    .filter(|p| may_manage(&caller, p) && !p.is_archived())
                     .ok_or(CatalogError::NotFound)?;
                 let product = change(product, now)?;
                 tx.update_product(&product).await?;
@@ -179,7 +181,7 @@ impl<U: UnitOfWork> App<U> {
                 let (product, _) = tx
                     .find_product(id)
                     .await?
-                    .filter(|(p, _)| may_manage(&caller, p))
+                    .filter(|(p, _)| may_manage(&caller, p) && !p.is_archived())
                     .ok_or(CatalogError::NotFound)?;
                 let mut stock = tx.lock_stock(&[id]).await?.pop().ok_or(CatalogError::NotFound)?;
                 stock.set_available(available)?;
@@ -208,7 +210,7 @@ impl<U: UnitOfWork> App<U> {
             (tx, result)
         })
         .await?;
-        let (product, stock) = found.ok_or(CatalogError::NotFound)?;
+        let (product, stock) = found.filter(|(product, _)| !product.is_archived()).ok_or(CatalogError::NotFound)?;
         let visible = product.active || viewer.is_some_and(|caller| may_manage(caller, &product));
         if !visible {
             return Err(CatalogError::NotFound);
@@ -228,7 +230,7 @@ impl<U: UnitOfWork> App<U> {
         .await
     }
 
-    /// All of a merchant's own products, inactive ones included.
+    /// All of a merchant's own products, inactive ones included (deleted ones are not).
     pub async fn merchant_products(&self, caller: &Caller, page: &PageRequest) -> Result<Page<CatalogEntry>, CatalogError> {
         if caller.role != Role::Merchant && !caller.is_admin() {
             return Err(CatalogError::NotAMerchant);

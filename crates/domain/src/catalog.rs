@@ -52,6 +52,9 @@ pub struct Product {
     pub description: String,
     pub price: Money,
     pub active: bool,
+    /// When the product was deleted: off sale and out of the API for good, while past orders keep
+    /// their own copy of its name and price.
+    pub archived_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -84,6 +87,7 @@ impl Product {
             description: valid_description(description)?,
             price: valid_price(price)?,
             active: true,
+            archived_at: None,
             created_at: at,
             updated_at: at,
         })
@@ -113,11 +117,17 @@ impl Product {
         Ok(self)
     }
 
-    /// Deleting a product only deactivates it: orders keep pointing at it.
-    pub fn deactivate(mut self, at: OffsetDateTime) -> Product {
+    /// Deletes the product: it is archived, never on sale again. (`active: false` is the pause
+    /// that can be undone.)
+    pub fn archive(mut self, at: OffsetDateTime) -> Product {
         self.active = false;
+        self.archived_at = Some(at);
         self.updated_at = at;
         self
+    }
+
+    pub fn is_archived(&self) -> bool {
+        self.archived_at.is_some()
     }
 }
 

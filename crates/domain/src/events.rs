@@ -43,7 +43,7 @@ pub enum DomainEvent {
     ProductUpdated {
         product_id: ProductId,
     },
-    ProductDeactivated {
+    ProductArchived {
         product_id: ProductId,
     },
     StockChanged {
@@ -105,7 +105,7 @@ impl DomainEvent {
             DomainEvent::AdjustmentPosted { .. } => "wallet.adjustment_posted",
             DomainEvent::ProductCreated { .. } => "product.created",
             DomainEvent::ProductUpdated { .. } => "product.updated",
-            DomainEvent::ProductDeactivated { .. } => "product.deactivated",
+            DomainEvent::ProductArchived { .. } => "product.archived",
             DomainEvent::StockChanged { .. } => "product.stock_changed",
             DomainEvent::OrderStatusChanged { .. } => "order.status_changed",
             DomainEvent::PaymentSucceeded { .. } => "payment.succeeded",
@@ -175,7 +175,7 @@ impl DomainEvent {
                 out.push(("product_id", product_id.to_string()));
                 out.push(("merchant_id", merchant_id.to_string()));
             }
-            DomainEvent::ProductUpdated { product_id } | DomainEvent::ProductDeactivated { product_id } => {
+            DomainEvent::ProductUpdated { product_id } | DomainEvent::ProductArchived { product_id } => {
                 out.push(("product_id", product_id.to_string()));
             }
             DomainEvent::StockChanged { product_id, available } => {

@@ -446,7 +446,7 @@ mod tests {
             Err(OrderError::DuplicateProduct(a.id))
         );
         assert_eq!(place(&[(&a, quantity(1))], user(10)), Err(OrderError::OwnProduct(a.id)));
-        let inactive = a.clone().deactivate(at());
+        let inactive = a.clone().archive(at());
         assert_eq!(place(&[(&inactive, quantity(1))], user(1)), Err(OrderError::ProductInactive(a.id)));
         let max = Money::from_minor(Money::AMOUNT_MINOR_MAX, Currency::Usd);
         let dearest = product(3, 10, Money::AMOUNT_MINOR_MAX);

@@ -38,6 +38,39 @@ pub fn positive_amount(field: &str, text: &str, currency: Currency) -> Result<Mo
 
 // ---------------------------------------------------------------- requests
 
+/// An integer field. JSON Schema counts `3.0` as an integer, so it is accepted as 3; `3.5` is not.
+pub fn integral<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    struct Integral;
+
+    impl serde::de::Visitor<'_> for Integral {
+        type Value = i64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an integer")
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<i64, E> {
+            Ok(value)
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<i64, E> {
+            i64::try_from(value).map_err(|_| E::custom("the integer is too large"))
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<i64, E> {
+            // Exactly representable integers only; every bound of this API is far below 2^53.
+            let exact = value.fract() == 0.0 && value.abs() <= 9_007_199_254_740_992.0;
+            if exact {
+                Ok(value as i64)
+            } else {
+                Err(E::custom(format!("expected an integer, not {value}")))
+            }
+        }
+    }
+
+    deserializer.deserialize_any(Integral)
+}
+
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RoleChoice {
@@ -116,6 +149,7 @@ pub struct ProductRequest {
     #[schema(example = "USD")]
     pub currency: String,
     /// Units on sale.
+    #[serde(deserialize_with = "integral")]
     pub stock: i64,
 }
 
@@ -133,6 +167,7 @@ pub struct ProductPatch {
 #[serde(deny_unknown_fields)]
 pub struct StockRequest {
     /// Units on sale from now on (reserved units are not affected).
+    #[serde(deserialize_with = "integral")]
     pub available: i64,
 }
 
@@ -141,6 +176,7 @@ pub struct StockRequest {
 pub struct OrderItemRequest {
     pub product_id: Uuid,
     /// 1 to 10,000.
+    #[serde(deserialize_with = "integral")]
     pub quantity: i64,
 }
 

@@ -23,7 +23,6 @@ use actix_web::http::{Method, header};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpResponse, web};
 use application::ports::store::UnitOfWork;
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::extract::AuthContext;
@@ -138,7 +137,7 @@ pub fn app<U: UnitOfWork>(
         .wrap(from_fn(middleware::request_context))
         .wrap(from_fn(middleware::security_headers))
         .configure(routes::register::<U>)
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi::ApiDoc::openapi()))
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi::document()))
         .default_service(web::to(fallback))
 }
 

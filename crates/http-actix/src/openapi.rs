@@ -9,6 +9,18 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::{admin, auth, calls, catalog, checkout_return, ops, orders, simulator, wallets, webhooks};
 
+mod rules;
+
+/// The document as served: generated from the handlers, with the rules of valid input written in.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let generated = ApiDoc::openapi();
+    let Ok(mut value) = serde_json::to_value(&generated) else {
+        return generated;
+    };
+    rules::apply(&mut value);
+    serde_json::from_value(value).unwrap_or(generated)
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -67,6 +79,32 @@ impl Modify for CommonResponses {
                 if path.starts_with("/api/") {
                     common.push(("429", "Rate limited; `Retry-After` says when to retry"));
                 }
+                let parameters = operation.parameters.as_deref().unwrap_or_default();
+                let has = |name: &str| {
+                    parameters
+                        .iter()
+                        .any(|p| matches!(p, utoipa::openapi::RefOr::T(p) if p.name == name))
+                };
+                if has("limit") || has("cursor") {
+                    common.push(("400", "`limit` out of range, or a `cursor` this API did not hand out"));
+                }
+                if has("Idempotency-Key") {
+                    common.push(("400", "A malformed `Idempotency-Key`"));
+                    common.push((
+                        "409",
+                        "A request with this `Idempotency-Key` is still running (`idempotency_key_in_use`)",
+                    ));
+                    common.push((
+                        "422",
+                        "This `Idempotency-Key` was used for another request (`idempotency_key_reused`)",
+                    ));
+                }
+                if path.contains("{currency}") {
+                    common.push(("422", "An unsupported currency"));
+                }
+                if path.contains("{id}") || path.contains("{user_id}") {
+                    common.push(("404", "No such resource of yours"));
+                }
                 for (status, description) in common {
                     let responses = &mut operation.responses.responses;
                     responses
@@ -91,7 +129,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         auth::register, auth::login, auth::refresh, auth::logout, auth::me,
         wallets::list, wallets::show, wallets::history, wallets::top_up, wallets::withdraw, wallets::withdrawal, wallets::payment,
         wallets::transfer, wallets::transfer_details,
-        catalog::list, catalog::create, catalog::show, catalog::update, catalog::deactivate, catalog::set_stock, catalog::merchant_products,
+        catalog::list, catalog::create, catalog::show, catalog::update, catalog::delete, catalog::set_stock, catalog::merchant_products,
         orders::create, orders::list_mine, orders::show, orders::cancel, orders::fulfil, orders::refund, orders::merchant_sales, orders::admin_list,
         calls::start, calls::end, calls::list,
         admin::adjust, admin::verify_ledger, admin::audit, admin::follow_ups,

@@ -427,7 +427,7 @@ pub async fn products_list_newest_first_with_filters_and_cursors<U: UnitOfWork>(
         let merchant = if n % 2 == 0 { ann.id } else { bob.id };
         let (mut product, stock) = product(merchant, 100 + n, now() + Duration::seconds(n));
         if n == 4 {
-            product = product.deactivate(now());
+            product.active = false;
         }
         expect(tx.insert_product(&product, &stock).await, "insert");
         created.push(product);
@@ -468,9 +468,15 @@ pub async fn products_list_newest_first_with_filters_and_cursors<U: UnitOfWork>(
     assert!(anns_all.next_cursor.is_none());
     let (found, stock) = expect(tx.find_product(created[1].id).await, "find").expect("product");
     assert_eq!((found, stock.available()), (created[1].clone(), 10));
-    let updated = created[1].clone().deactivate(now() + Duration::hours(1));
+    let updated = created[1].clone().archive(now() + Duration::hours(1));
     expect(tx.update_product(&updated).await, "update");
     assert_eq!(expect(tx.lock_product(created[1].id).await, "lock"), Some(updated));
+    let bobs = ProductFilter {
+        merchant: Some(bob.id),
+        active_only: false,
+    };
+    let bobs = expect(tx.list_products(bobs, &PageRequest::first(10)).await, "bob");
+    assert_eq!(names(&bobs), vec![created[3].id], "a deleted product is listed to no one");
 }
 
 fn names(page: &Page<ProductWithStock>) -> Vec<domain::ids::ProductId> {

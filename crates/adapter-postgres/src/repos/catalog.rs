@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use application::pagination::{Cursor, Page, PageRequest};
 use application::ports::store::{ProductFilter, ProductRepository, StoreResult};
 use diesel::QueryableByName;
-use diesel::sql_types::{Array, BigInt, Bool, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use domain::catalog::{Product, Stock};
 use domain::ids::{ProductId, UserId};
 use time::OffsetDateTime;
@@ -21,7 +21,7 @@ use crate::tx::{DomainRow, Expect, PgTx};
 
 macro_rules! product_columns {
     () => {
-        "p.id, p.merchant_id, p.name, p.description, p.currency, p.price, p.active, p.created_at, p.updated_at"
+        "p.id, p.merchant_id, p.name, p.description, p.currency, p.price, p.active, p.archived_at, p.created_at, p.updated_at"
     };
 }
 
@@ -35,6 +35,7 @@ struct ProductRow {
     currency: String,
     price: i64,
     active: bool,
+    archived_at: Option<OffsetDateTime>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
 }
@@ -50,6 +51,7 @@ impl DomainRow for ProductRow {
             description: self.description,
             price: money(self.price, &self.currency)?,
             active: self.active,
+            archived_at: self.archived_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -94,7 +96,7 @@ const LIST_ALL: &str = concat!(
     "SELECT ",
     product_columns!(),
     ", s.product_id, s.available, s.reserved FROM products p JOIN stock s ON s.product_id = p.id \
-     WHERE (p.created_at, p.id) < ($1, $2) ORDER BY p.created_at DESC, p.id DESC LIMIT $3"
+     WHERE p.archived_at IS NULL AND (p.created_at, p.id) < ($1, $2) ORDER BY p.created_at DESC, p.id DESC LIMIT $3"
 );
 const LIST_ACTIVE: &str = concat!(
     "SELECT ",
@@ -106,7 +108,7 @@ const LIST_MERCHANT: &str = concat!(
     "SELECT ",
     product_columns!(),
     ", s.product_id, s.available, s.reserved FROM products p JOIN stock s ON s.product_id = p.id \
-     WHERE p.merchant_id = $4 AND (p.active OR NOT $5) AND (p.created_at, p.id) < ($1, $2) \
+     WHERE p.merchant_id = $4 AND p.archived_at IS NULL AND (p.active OR NOT $5) AND (p.created_at, p.id) < ($1, $2) \
      ORDER BY p.created_at DESC, p.id DESC LIMIT $3"
 );
 
@@ -138,7 +140,8 @@ impl ProductRepository for PgTx {
 
     async fn update_product(&mut self, product: &Product) -> StoreResult<()> {
         let statement = Statement::new(
-            "UPDATE products SET name = $2, description = $3, currency = $4, price = $5, active = $6, updated_at = $7 \
+            "UPDATE products SET name = $2, description = $3, currency = $4, price = $5, active = $6, archived_at = $7, \
+                 updated_at = $8 \
              WHERE id = $1",
         )
         .bind::<SqlUuid, _>(product.id.as_uuid())
@@ -147,6 +150,7 @@ impl ProductRepository for PgTx {
         .bind::<Text, _>(product.price.currency().code())
         .bind::<BigInt, _>(product.price.amount_minor())
         .bind::<Bool, _>(product.active)
+        .bind::<Nullable<Timestamptz>, _>(product.archived_at)
         .bind::<Timestamptz, _>(product.updated_at);
         self.defer(statement, Expect::Rows(1, "product"));
         Ok(())

@@ -106,7 +106,7 @@ async fn bad_carts_are_refused() -> Result<(), Box<dyn std::error::Error>> {
     ));
     let own = h.app.checkout(&ann, wallet_cart(&[(mug.product.id, 1)]), None).await;
     assert!(matches!(own, Err(CheckoutError::Order(OrderError::OwnProduct(_)))));
-    h.app.deactivate_product(&ann, mug.product.id).await?;
+    h.app.delete_product(&ann, mug.product.id).await?;
     let inactive = h.app.checkout(&buyer, wallet_cart(&[(mug.product.id, 1)]), None).await;
     assert!(matches!(inactive, Err(CheckoutError::Order(OrderError::ProductInactive(_)))));
     Ok(())

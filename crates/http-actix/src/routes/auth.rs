@@ -73,8 +73,19 @@ pub async fn login<U: UnitOfWork>(state: State<U>, body: Json<LoginRequest>) -> 
         (status = 401, description = "Unknown, expired, revoked or reused refresh token", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn refresh<U: UnitOfWork>(state: State<U>, body: Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
-    let session = state.app.refresh(&body.value.refresh_token).await?;
+    let session = state.app.refresh(refresh_token(&body.value)?).await?;
     Ok(ok(&SessionResponse::new(&session, state.app.clock.now())))
+}
+
+/// The refresh token of a request, if it has the shape of one this API hands out (printable ASCII,
+/// at most 128 characters); anything else is refused before it is looked up.
+fn refresh_token(body: &RefreshRequest) -> Result<&str, ApiError> {
+    let token = body.refresh_token.as_str();
+    if token.len() <= 128 && token.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(token)
+    } else {
+        Err(ApiError::invalid_field("refresh_token", "at most 128 printable ASCII characters"))
+    }
 }
 
 /// Ends the session of a refresh token (and its descendants).
@@ -82,7 +93,7 @@ pub async fn refresh<U: UnitOfWork>(state: State<U>, body: Json<RefreshRequest>)
     request_body = RefreshRequest,
     responses((status = 204, description = "Logged out (also when the token was unknown)")))]
 pub async fn logout<U: UnitOfWork>(state: State<U>, body: Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
-    state.app.logout(&body.value.refresh_token).await?;
+    state.app.logout(refresh_token(&body.value)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

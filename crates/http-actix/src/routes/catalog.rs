@@ -183,17 +183,19 @@ pub async fn update<U: UnitOfWork>(
     Ok(ok(&ProductResponse::from(&entry)))
 }
 
-/// Takes a product off sale. It is kept (deactivated) for the orders that reference it.
+/// Deletes a product: never on sale again, and gone from the API (404 from now on); the orders
+/// that sold it keep their copy of its name and price. To take a product off sale for a while,
+/// set `active` to false instead.
 #[utoipa::path(delete, path = "/api/v1/products/{id}", tag = "catalog", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "Product id")),
     responses(
-        (status = 200, description = "Deactivated", body = ProductResponse),
+        (status = 204, description = "Deleted"),
         (status = 404, description = "No such product of yours", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn deactivate<U: UnitOfWork>(state: State<U>, caller: Authenticated, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete<U: UnitOfWork>(state: State<U>, caller: Authenticated, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path, ProductId::parse)?;
-    let entry = state.app.deactivate_product(&caller.0, id).await?;
-    Ok(ok(&ProductResponse::from(&entry)))
+    state.app.delete_product(&caller.0, id).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Sets the units on sale (its merchant or an admin).

@@ -52,7 +52,7 @@ api_routes! {
     post "/api/v1/products" => catalog::create;
     get "/api/v1/products/{id}" => catalog::show;
     patch "/api/v1/products/{id}" => catalog::update;
-    delete "/api/v1/products/{id}" => catalog::deactivate;
+    delete "/api/v1/products/{id}" => catalog::delete;
     patch "/api/v1/products/{id}/stock" => catalog::set_stock;
     get "/api/v1/merchant/products" => catalog::merchant_products;
 

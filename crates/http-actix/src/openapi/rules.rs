@@ -1,0 +1,173 @@
+//! What is valid input, written into the OpenAPI document from the same constants the domain
+//! checks, so that generated clients and fuzzers know it: patterns, ranges, lengths and enums for
+//! amounts, currencies, free text, limits, cursors and idempotency keys.
+//!
+//! The rules are applied to the generated document by property and parameter name, one table for
+//! the whole API, so a field means the same everywhere (`amount`, `currency`, `reason`).
+
+use domain::catalog::{Product, Quantity, Stock};
+use domain::follow_up::FollowUpState;
+use domain::money::Currency;
+use domain::order::{Order, OrderStatus};
+use domain::user::{Email, Password};
+use serde_json::{Map, Value, json};
+
+/// Text without control characters other than tab and line breaks (what `extract::Json` accepts).
+const TEXT: &str = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$";
+/// Such text with at least one character that is not white space.
+const NON_BLANK_TEXT: &str = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$";
+/// A positive decimal in major units with at most three decimals (no currency has more; each says
+/// how many it has, which the schema cannot tie to the currency field).
+const POSITIVE_AMOUNT: &str = "^([1-9][0-9]{0,15}(\\.[0-9]{1,3})?|0\\.([1-9][0-9]{0,2}|0[1-9][0-9]?|00[1-9]))$";
+/// The same with an optional minus sign: an adjustment credits or debits.
+const NONZERO_AMOUNT: &str = "^-?([1-9][0-9]{0,15}(\\.[0-9]{1,3})?|0\\.([1-9][0-9]{0,2}|0[1-9][0-9]?|00[1-9]))$";
+/// The opaque `next_cursor` of a page: URL-safe base64 without padding (empty: the first page).
+const CURSOR: &str = "^[A-Za-z0-9_-]{0,128}$";
+/// 1 to 255 visible ASCII characters.
+const IDEMPOTENCY_KEY: &str = "^[!-~]{1,255}$";
+const PROVIDER: &str = "^[a-z0-9_-]{1,32}$";
+/// Reasons, notes and destinations: the limits the use cases check.
+const REASON_CHARS_MAX: usize = 500;
+const NOTE_CHARS_MAX: usize = 280;
+const DESTINATION_CHARS_MAX: usize = 200;
+/// Refresh tokens are URL-safe base64 of 32 bytes; anything printable and short is accepted.
+const TOKEN_CHARS_MAX: usize = 128;
+
+/// The rule for property `name` of request schema `schema`, as a JSON Schema fragment.
+fn property_rule(schema: &str, name: &str) -> Option<Value> {
+    let currencies: Vec<&str> = Currency::ALL.iter().map(|c| c.code()).collect();
+    Some(match name {
+        "amount" if schema == "AdjustmentRequestBody" => json!({"pattern": NONZERO_AMOUNT, "maxLength": 21}),
+        "amount" | "price" | "rate_per_minute" => json!({"pattern": POSITIVE_AMOUNT, "maxLength": 20}),
+        "currency" => json!({"enum": currencies}),
+        "quantity" => json!({"minimum": 1, "maximum": Quantity::MAX}),
+        "stock" | "available" => json!({"minimum": 0, "maximum": Stock::UNITS_MAX}),
+        "name" => json!({"pattern": NON_BLANK_TEXT, "minLength": 1, "maxLength": Product::NAME_LEN_MAX}),
+        "description" => json!({"pattern": TEXT, "maxLength": Product::DESCRIPTION_LEN_MAX}),
+        "reason" if schema == "AdjustmentRequestBody" => {
+            json!({"pattern": NON_BLANK_TEXT, "minLength": 1, "maxLength": REASON_CHARS_MAX})
+        }
+        "reason" => json!({"pattern": TEXT, "maxLength": REASON_CHARS_MAX}),
+        "items" => json!({"minItems": 1, "maxItems": Order::ITEMS_MAX}),
+        "note" => json!({"pattern": TEXT, "maxLength": NOTE_CHARS_MAX}),
+        "destination" => json!({"pattern": NON_BLANK_TEXT, "minLength": 1, "maxLength": DESTINATION_CHARS_MAX}),
+        "email" | "to_email" => json!({"format": "email", "maxLength": Email::LEN_MAX}),
+        "password" => json!({"pattern": TEXT, "minLength": Password::LEN_MIN, "maxLength": Password::BYTES_MAX}),
+        "refresh_token" => json!({"pattern": "^[!-~]*$", "maxLength": TOKEN_CHARS_MAX}),
+        "provider" => json!({"pattern": PROVIDER}),
+        _ => return None,
+    })
+}
+
+/// The rule for a parameter of this name.
+fn parameter_rule(name: &str) -> Option<Value> {
+    let currencies: Vec<&str> = Currency::ALL.iter().map(|c| c.code()).collect();
+    let statuses: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+    let states: Vec<&str> = [FollowUpState::Stuck, FollowUpState::Pending, FollowUpState::Done]
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    Some(match name {
+        "limit" => json!({"minimum": 1, "maximum": application::pagination::PageRequest::LIMIT_MAX}),
+        "cursor" => json!({"pattern": CURSOR}),
+        "currency" => json!({"enum": currencies}),
+        "Idempotency-Key" => json!({"pattern": IDEMPOTENCY_KEY}),
+        "status" => json!({"enum": statuses}),
+        "state" => json!({"enum": states}),
+        _ => return None,
+    })
+}
+
+/// The request schemas, by name: response schemas describe what the API sends and keep theirs.
+const REQUEST_SCHEMAS: &[&str] = &[
+    "RegisterRequest",
+    "LoginRequest",
+    "RefreshRequest",
+    "TopUpRequestBody",
+    "WithdrawalRequestBody",
+    "TransferRequestBody",
+    "ProductRequest",
+    "ProductPatch",
+    "StockRequest",
+    "OrderItemRequest",
+    "OrderRequest",
+    "RefundRequestBody",
+    "CallRequest",
+    "AdjustmentRequestBody",
+];
+
+/// Merges `rule` into a (possibly nullable) property or parameter schema.
+fn merge(schema: &mut Value, rule: &Value) {
+    let (Some(schema), Some(rule)) = (schema.as_object_mut(), rule.as_object()) else {
+        return;
+    };
+    for (key, value) in rule {
+        schema.insert(key.clone(), value.clone());
+    }
+    // An enum of a nullable field must admit null too (JSON Schema checks `enum` on its own).
+    let nullable = schema
+        .get("type")
+        .and_then(Value::as_array)
+        .is_some_and(|t| t.iter().any(|t| t == "null"));
+    if nullable && let Some(Value::Array(values)) = schema.get_mut("enum") {
+        values.push(Value::Null);
+    }
+}
+
+/// A transfer names its recipient by exactly one of id and e-mail address.
+fn one_recipient(transfer: &mut Value) {
+    let Some(transfer) = transfer.as_object_mut() else {
+        return;
+    };
+    for field in ["to_user_id", "to_email"] {
+        if let Some(types) = transfer
+            .get_mut("properties")
+            .and_then(|p| p.get_mut(field))
+            .and_then(|f| f.get_mut("type"))
+        {
+            *types = json!("string");
+        }
+    }
+    transfer.insert(
+        "oneOf".to_owned(),
+        json!([{"required": ["to_user_id"], "not": {"required": ["to_email"]}}, {"required": ["to_email"], "not": {"required": ["to_user_id"]}}]),
+    );
+}
+
+/// Writes the rules into the document.
+pub(crate) fn apply(document: &mut Value) {
+    if let Some(transfer) = document.pointer_mut("/components/schemas/TransferRequestBody") {
+        one_recipient(transfer);
+    }
+    if let Some(schemas) = document.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
+        for name in REQUEST_SCHEMAS {
+            let properties = schemas
+                .get_mut(*name)
+                .and_then(|s| s.get_mut("properties"))
+                .and_then(Value::as_object_mut);
+            for (property, schema) in properties.into_iter().flat_map(Map::iter_mut) {
+                if let Some(rule) = property_rule(name, property) {
+                    merge(schema, &rule);
+                }
+            }
+        }
+    }
+    let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for operation in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+    {
+        let parameters = operation.get_mut("parameters").and_then(Value::as_array_mut);
+        for parameter in parameters.into_iter().flatten() {
+            let Some(rule) = parameter.get("name").and_then(Value::as_str).and_then(parameter_rule) else {
+                continue;
+            };
+            if let Some(schema) = parameter.get_mut("schema") {
+                merge(schema, &rule);
+            }
+        }
+    }
+}
