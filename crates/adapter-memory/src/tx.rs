@@ -448,19 +448,18 @@ impl ProductRepository for MemoryTx {
 
 impl OrderRepository for MemoryTx {
     async fn insert_order(&mut self, order: &Order) -> StoreResult<()> {
-        if self.work.orders.contains_key(&order.id) {
+        if self.work.orders.contains_key(&order.id()) {
             return Err(StoreError::Duplicate("orders_pkey".into()));
         }
-        self.work.orders.insert(order.id, order.clone());
+        self.work.orders.insert(order.id(), order.clone());
         Ok(())
     }
 
     async fn update_order(&mut self, order: &Order) -> StoreResult<()> {
         self.faults.write("orders")?;
-        let stored = self.work.orders.get_mut(&order.id).ok_or_else(|| missing("order"))?;
-        stored.status = order.status;
-        stored.refunded = order.refunded;
-        stored.updated_at = order.updated_at;
+        let stored = self.work.orders.get_mut(&order.id()).ok_or_else(|| missing("order"))?;
+        // Only the status, the refunded amount and the time change after an order is placed.
+        *stored = order.clone();
         Ok(())
     }
 
@@ -478,13 +477,13 @@ impl OrderRepository for MemoryTx {
             .orders
             .values()
             .filter(|order| match filter {
-                OrderFilter::Buyer(buyer) => order.buyer_id == buyer,
+                OrderFilter::Buyer(buyer) => order.buyer_id() == buyer,
                 OrderFilter::Merchant(merchant) => order.has_merchant(merchant),
-                OrderFilter::All { status } => status.is_none_or(|s| order.status == s),
+                OrderFilter::All { status } => status.is_none_or(|s| order.status() == s),
             })
             .cloned()
             .collect();
-        Ok(page_by_position(rows, page, |o| (o.created_at, o.id.as_uuid())))
+        Ok(page_by_position(rows, page, |o| (o.created_at(), o.id().as_uuid())))
     }
 
     async fn append_status_changes(&mut self, changes: &[StatusChange]) -> StoreResult<()> {
@@ -513,19 +512,19 @@ impl OrderRepository for MemoryTx {
 
 impl PaymentRepository for MemoryTx {
     async fn insert_payment(&mut self, payment: &Payment) -> StoreResult<()> {
-        if self.work.payments.contains_key(&payment.id) {
+        if self.work.payments.contains_key(&payment.id()) {
             return Err(StoreError::Duplicate("payments_pkey".into()));
         }
-        self.work.payments.insert(payment.id, payment.clone());
+        self.work.payments.insert(payment.id(), payment.clone());
         Ok(())
     }
 
     async fn update_payment(&mut self, payment: &Payment) -> StoreResult<()> {
         self.faults.write("payments")?;
-        if !self.work.payments.contains_key(&payment.id) {
+        if !self.work.payments.contains_key(&payment.id()) {
             return Err(missing("payment"));
         }
-        self.work.payments.insert(payment.id, payment.clone());
+        self.work.payments.insert(payment.id(), payment.clone());
         Ok(())
     }
 
@@ -535,11 +534,11 @@ impl PaymentRepository for MemoryTx {
 
     async fn lock_payment(&mut self, provider: &ProviderName, lookup: &PaymentLookup) -> StoreResult<Option<Payment>> {
         let found = self.work.payments.values().find(|p| {
-            &p.provider == provider
+            p.provider() == provider
                 && match lookup {
-                    PaymentLookup::Ours(id) => p.id == *id,
-                    PaymentLookup::Session(session) => p.provider_session_id.as_ref() == Some(session),
-                    PaymentLookup::ProviderPayment(payment) => p.provider_payment_id.as_ref() == Some(payment),
+                    PaymentLookup::Ours(id) => p.id() == *id,
+                    PaymentLookup::Session(session) => p.provider_session_id() == Some(session.as_str()),
+                    PaymentLookup::ProviderPayment(payment) => p.provider_payment_id() == Some(payment.as_str()),
                 }
         });
         Ok(found.cloned())
@@ -550,8 +549,8 @@ impl PaymentRepository for MemoryTx {
             .work
             .payments
             .values()
-            .filter(|p| p.purpose == domain::payment::PaymentPurpose::Order(order))
-            .max_by_key(|p| (p.created_at, p.id))
+            .filter(|p| p.purpose() == domain::payment::PaymentPurpose::Order(order))
+            .max_by_key(|p| (p.created_at(), p.id()))
             .cloned();
         Ok(latest)
     }
@@ -561,10 +560,10 @@ impl PaymentRepository for MemoryTx {
             .work
             .payments
             .values()
-            .filter(|p| p.status == PaymentStatus::Pending && p.expires_at <= now)
+            .filter(|p| p.status() == PaymentStatus::Pending && p.expires_at() <= now)
             .cloned()
             .collect();
-        expired.sort_by_key(|p| (p.expires_at, p.id));
+        expired.sort_by_key(|p| (p.expires_at(), p.id()));
         expired.truncate(limit);
         Ok(expired)
     }
@@ -572,16 +571,16 @@ impl PaymentRepository for MemoryTx {
 
 impl RefundRepository for MemoryTx {
     async fn insert_refund(&mut self, refund: &Refund) -> StoreResult<()> {
-        self.work.refunds.insert(refund.id, refund.clone());
+        self.work.refunds.insert(refund.id(), refund.clone());
         Ok(())
     }
 
     async fn update_refund(&mut self, refund: &Refund) -> StoreResult<()> {
         self.faults.write("refunds")?;
-        if !self.work.refunds.contains_key(&refund.id) {
+        if !self.work.refunds.contains_key(&refund.id()) {
             return Err(missing("refund"));
         }
-        self.work.refunds.insert(refund.id, refund.clone());
+        self.work.refunds.insert(refund.id(), refund.clone());
         Ok(())
     }
 
@@ -594,7 +593,7 @@ impl RefundRepository for MemoryTx {
             .work
             .refunds
             .values()
-            .find(|r| r.provider_refund_id.as_deref() == Some(provider_refund_id))
+            .find(|r| r.provider_refund_id() == Some(provider_refund_id))
             .cloned())
     }
 
@@ -603,8 +602,8 @@ impl RefundRepository for MemoryTx {
     }
 
     async fn list_order_refunds(&mut self, order: OrderId) -> StoreResult<Vec<Refund>> {
-        let mut refunds: Vec<Refund> = self.work.refunds.values().filter(|r| r.order_id == order).cloned().collect();
-        refunds.sort_by_key(|r| (r.created_at, r.id));
+        let mut refunds: Vec<Refund> = self.work.refunds.values().filter(|r| r.order_id() == order).cloned().collect();
+        refunds.sort_by_key(|r| (r.created_at(), r.id()));
         Ok(refunds)
     }
 }

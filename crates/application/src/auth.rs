@@ -5,16 +5,17 @@
 //! issued). Presenting a token that was already used means it leaked: the whole family is revoked
 //! and the user must log in again.
 
-use domain::events::{DomainEvent, OutboxEvent};
+use domain::events::DomainEvent;
 use domain::ids::{RefreshTokenId, TokenFamilyId, UserId, WalletId};
 use domain::user::{Email, EmailError, Password, PasswordError, Role, User};
 use time::OffsetDateTime;
 
 use crate::context::App;
-use crate::idempotency::{self, IdempotencyError, Idempotent};
+use crate::effects::publish;
+use crate::idempotency::{IdempotencyError, Idempotent};
 use crate::ports::security::{AccessToken, SecurityError};
-use crate::ports::store::{EventOutbox, RefreshTokenRepository, StoreError, UnitOfWork, UserRepository, WalletRepository};
-use crate::transact::{Retryable, transact};
+use crate::ports::store::{RefreshTokenRepository, StoreError, UnitOfWork, UserRepository, WalletRepository};
+use crate::transact::{Retryable, transact, work};
 use crate::{keyed, retryable};
 
 /// The authenticated user making a request.
@@ -166,33 +167,24 @@ impl<U: UnitOfWork> App<U> {
 
     async fn create_user(&self, user: User, idempotent: Option<&Idempotent<User>>) -> Result<User, RegisterError> {
         let wallet_id: WalletId = self.next_id();
-        let event_id = self.next_id();
         let currency = self.settings.default_currency;
-        let user = &user;
-        let lease = self.settings.idempotency_lease;
-        transact(&self.store, move |mut tx| async move {
-            let result: Result<_, RegisterError> = async {
-                idempotency::claim(&mut tx, idempotent, user.created_at, lease).await?;
+        let (user, key, ids) = (&user, self.key(idempotent), self.ids.as_ref());
+        transact(&self.store, |tx| {
+            work(async move {
+                key.claim(tx, user.created_at).await?;
                 tx.insert_user(user).await.map_err(|error| match error {
                     StoreError::Duplicate(_) => RegisterError::EmailTaken,
                     other => RegisterError::Store(other),
                 })?;
                 tx.ensure_user_wallet(user.id, currency, wallet_id, user.created_at).await?;
-                let event = DomainEvent::UserRegistered {
+                let registered = DomainEvent::UserRegistered {
                     user_id: user.id,
                     role: user.role,
                 };
-                tx.enqueue_events(&[OutboxEvent {
-                    id: event_id,
-                    event,
-                    occurred_at: user.created_at,
-                }])
-                .await?;
-                idempotency::complete(&mut tx, idempotent, user, user.created_at).await?;
-                Ok(user.clone())
-            }
-            .await;
-            (tx, result)
+                publish(tx, ids, registered, user.created_at).await?;
+                key.complete(tx, user, user.created_at).await?;
+                Ok::<_, RegisterError>(user.clone())
+            })
         })
         .await
     }
@@ -204,14 +196,8 @@ impl<U: UnitOfWork> App<U> {
             self.hasher.hash(&password).await?;
             return Err(LoginError::InvalidCredentials);
         };
-        let found = transact(&self.store, move |mut tx| {
-            let email = email.clone();
-            async move {
-                let result = tx.find_user_by_email(&email).await;
-                (tx, result)
-            }
-        })
-        .await?;
+        let email = &email;
+        let found = transact(&self.store, |tx| work(tx.find_user_by_email(email))).await?;
         let Some(user) = found else {
             // Spend the time a verification would, so unknown addresses cannot be told apart.
             self.hasher.hash(&password).await?;
@@ -238,11 +224,7 @@ impl<U: UnitOfWork> App<U> {
             revoked_at: None,
         };
         let token_ref = &token;
-        transact(&self.store, move |mut tx| async move {
-            let result = tx.insert_refresh_token(token_ref).await.map_err(LoginError::from);
-            (tx, result)
-        })
-        .await?;
+        transact(&self.store, |tx| work(tx.insert_refresh_token(token_ref))).await?;
         Ok(Session {
             access_token: self.tokens.issue_access_token(&user, now)?,
             user,
@@ -258,40 +240,13 @@ impl<U: UnitOfWork> App<U> {
         let secret = self.tokens.new_refresh_secret();
         let successor_id: RefreshTokenId = self.next_id();
         let ttl = self.settings.refresh_token_ttl;
-        let (token_hash, secret_ref) = (&token_hash, &secret);
-        let rotation = transact(&self.store, move |mut tx| async move {
-            let result: Result<_, RefreshError> = async {
-                let token = tx.lock_refresh_token(token_hash).await?.ok_or(RefreshError::Invalid)?;
-                if token.revoked_at.is_some() || token.expires_at <= now {
-                    return Err(RefreshError::Invalid);
-                }
-                if token.used_at.is_some() {
-                    tx.revoke_token_family(token.family_id, now).await?;
-                    return Ok(Rotation::Reused);
-                }
-                let user = tx.find_user(token.user_id).await?.ok_or(RefreshError::Invalid)?;
-                let used = RefreshToken {
-                    used_at: Some(now),
-                    ..token.clone()
-                };
-                tx.update_refresh_token(&used).await?;
-                let successor = RefreshToken {
-                    id: successor_id,
-                    user_id: token.user_id,
-                    family_id: token.family_id,
-                    token_hash: secret_ref.hash.clone(),
-                    created_at: now,
-                    expires_at: now + ttl,
-                    used_at: None,
-                    revoked_at: None,
-                };
-                tx.insert_refresh_token(&successor).await?;
-                Ok(Rotation::Rotated(Box::new((user, successor))))
-            }
-            .await;
-            (tx, result)
-        })
-        .await?;
+        let successor = Successor {
+            id: successor_id,
+            token_hash: &secret.hash,
+            expires_at: now + ttl,
+        };
+        let (token_hash, successor) = (&token_hash, &successor);
+        let rotation = transact(&self.store, |tx| work(rotate(tx, token_hash, successor, now))).await?;
         match rotation {
             Rotation::Reused => Err(RefreshError::Reused),
             Rotation::Rotated(rotated) => {
@@ -312,25 +267,61 @@ impl<U: UnitOfWork> App<U> {
         let token_hash = self.tokens.hash_refresh_secret(refresh_token);
         let now = self.clock.now();
         let token_hash = &token_hash;
-        transact(&self.store, move |mut tx| async move {
-            let result: Result<_, LogoutError> = async {
+        transact(&self.store, |tx| {
+            work(async move {
                 if let Some(token) = tx.lock_refresh_token(token_hash).await? {
                     tx.revoke_token_family(token.family_id, now).await?;
                 }
-                Ok(())
-            }
-            .await;
-            (tx, result)
+                Ok::<_, LogoutError>(())
+            })
         })
         .await
     }
 
     pub async fn profile(&self, user_id: UserId) -> Result<User, ProfileError> {
-        transact(&self.store, move |mut tx| async move {
-            let result = tx.find_user(user_id).await.map_err(ProfileError::from);
-            (tx, result)
-        })
-        .await?
-        .ok_or(ProfileError::NotFound)
+        transact(&self.store, |tx| work(tx.find_user(user_id)))
+            .await?
+            .ok_or(ProfileError::NotFound)
     }
+}
+
+/// The refresh token that replaces a rotated one.
+struct Successor<'a> {
+    id: RefreshTokenId,
+    token_hash: &'a str,
+    expires_at: OffsetDateTime,
+}
+
+/// Rotates a refresh token: the presented one is used up and its successor takes its place in the
+/// same family; a token used before revokes its whole family.
+async fn rotate<Tx>(tx: &mut Tx, token_hash: &str, successor: &Successor<'_>, now: OffsetDateTime) -> Result<Rotation, RefreshError>
+where
+    Tx: RefreshTokenRepository + UserRepository + Send,
+{
+    let token = tx.lock_refresh_token(token_hash).await?.ok_or(RefreshError::Invalid)?;
+    if token.revoked_at.is_some() || token.expires_at <= now {
+        return Err(RefreshError::Invalid);
+    }
+    if token.used_at.is_some() {
+        tx.revoke_token_family(token.family_id, now).await?;
+        return Ok(Rotation::Reused);
+    }
+    let user = tx.find_user(token.user_id).await?.ok_or(RefreshError::Invalid)?;
+    let used = RefreshToken {
+        used_at: Some(now),
+        ..token.clone()
+    };
+    tx.update_refresh_token(&used).await?;
+    let successor = RefreshToken {
+        id: successor.id,
+        user_id: token.user_id,
+        family_id: token.family_id,
+        token_hash: successor.token_hash.to_owned(),
+        created_at: now,
+        expires_at: successor.expires_at,
+        used_at: None,
+        revoked_at: None,
+    };
+    tx.insert_refresh_token(&successor).await?;
+    Ok(Rotation::Rotated(Box::new((user, successor))))
 }

@@ -10,16 +10,17 @@ use time::{Duration, OffsetDateTime};
 
 use crate::auth::Caller;
 use crate::context::App;
-use crate::idempotency::{self, IdempotencyError, Idempotent};
-use crate::ledger::{PostingError, post_locked};
-use crate::orders::event;
+use crate::effects::publish;
+use crate::idempotency::{IdempotencyError, Idempotent, Key};
+use crate::ledger::post_locked;
 use crate::pagination::{Page, PageRequest};
 use crate::ports::store::{
-    CallRepository, EventOutbox, HoldRepository, StoreError, Transaction, UnitOfWork, UserRepository, WalletRepository,
+    CallRepository, EventOutbox, HoldRepository, IdempotencyRepository, LedgerRepository, StoreError, UnitOfWork, UserRepository,
+    WalletRepository,
 };
 use crate::ports::system::{IdGenerator, next_id};
-use crate::transact::transact;
-use crate::{keyed, retryable};
+use crate::transact::{transact, work};
+use crate::{from_posting_error, keyed, retryable};
 
 #[derive(Debug, Clone)]
 pub struct StartCall {
@@ -52,14 +53,12 @@ pub enum CallUseError {
 retryable!(CallUseError);
 keyed!(CallUseError);
 
-impl From<PostingError> for CallUseError {
-    fn from(error: PostingError) -> Self {
-        match error {
-            PostingError::Store(error) => CallUseError::Store(error),
-            PostingError::Ledger(error) => CallUseError::Ledger(error),
-        }
-    }
-}
+from_posting_error!(CallUseError);
+
+/// What settling a call touches.
+trait CallTx: CallRepository + WalletRepository + LedgerRepository + HoldRepository + EventOutbox + Send {}
+
+impl<T: CallRepository + WalletRepository + LedgerRepository + HoldRepository + EventOutbox + Send> CallTx for T {}
 
 /// How long before its authorisation runs out the job extends a call (or, at the end, ends it).
 pub const CALL_EXTENSION_LEAD: Duration = Duration::seconds(60);
@@ -84,7 +83,7 @@ impl CallParties {
 }
 
 /// Locks what settling a call changes, in the global lock order: wallets, then the hold.
-async fn lock_call_parties<Tx: Transaction>(
+async fn lock_call_parties<Tx: CallTx>(
     tx: &mut Tx,
     ids: &dyn IdGenerator,
     call: &CallSession,
@@ -105,7 +104,7 @@ async fn lock_call_parties<Tx: Transaction>(
 
 /// Ends a locked, active call at `ended_at`: the started minutes (at most the authorised ones)
 /// are captured from the hold and paid to the receiver; the rest of the hold is released.
-async fn finish_call<Tx: Transaction>(
+async fn finish_call<Tx: CallTx>(
     tx: &mut Tx,
     ids: &dyn IdGenerator,
     call: CallSession,
@@ -134,7 +133,7 @@ async fn finish_call<Tx: Transaction>(
         minutes: call.billed_minutes,
         charged: call.charged,
     };
-    tx.enqueue_events(&[event(ids, ended, now)]).await?;
+    publish(tx, ids, ended, now).await?;
     Ok(call)
 }
 
@@ -150,7 +149,7 @@ enum CallSettlement {
 
 /// Extends a locked call by the minutes the caller can afford now, or ends it at its limit when
 /// the caller cannot afford another minute and the limit has passed.
-async fn extend_or_end<Tx: Transaction>(
+async fn extend_or_end<Tx: CallTx>(
     tx: &mut Tx,
     ids: &dyn IdGenerator,
     call: CallSession,
@@ -203,46 +202,14 @@ impl<U: UnitOfWork> App<U> {
         if !request.rate_per_minute.is_positive() {
             return Err(CallError::Rate.into());
         }
-        let now = self.clock.now();
-        let ids = self.ids.as_ref();
-        let minutes_max = self.settings.call_minutes_max;
-        let (caller_id, request, idempotent) = (caller.user_id, &request, idempotent.as_ref());
-        let lease = self.settings.idempotency_lease;
-        transact(&self.store, move |mut tx| async move {
-            let result: Result<_, CallUseError> = async {
-                idempotency::claim(&mut tx, idempotent, now, lease).await?;
-                tx.find_user(request.receiver_id).await?.ok_or(CallUseError::ReceiverNotFound)?;
-                let rate = request.rate_per_minute;
-                let wallet = tx
-                    .find_user_wallet(caller_id, rate.currency())
-                    .await?
-                    .ok_or(CallError::CannotAffordFirstMinute { rate })?;
-                let mut wallets = tx.lock_wallets(&[wallet.id()]).await?;
-                let minutes = affordable_minutes(wallets[0].available(), rate, minutes_max)?;
-                let (hold_id, call_id): (HoldId, CallId) = (next_id(ids), next_id(ids));
-                let call = CallSession::start(call_id, caller_id, request.receiver_id, rate, hold_id, minutes, now)?;
-                let terms = HoldTerms {
-                    reference: format!("call:{call_id}"),
-                    placed_at: now,
-                    expires_at: call.authorized_until() + CALL_HOLD_GRACE,
-                };
-                let hold = Hold::place(hold_id, &mut wallets[0], call.authorized_amount()?, terms)?;
-                tx.update_wallets(&wallets).await?;
-                tx.insert_hold(&hold).await?;
-                tx.insert_call(&call).await?;
-                let started = DomainEvent::CallStarted {
-                    call_id,
-                    caller_id,
-                    receiver_id: request.receiver_id,
-                };
-                tx.enqueue_events(&[event(ids, started, now)]).await?;
-                idempotency::complete(&mut tx, idempotent, &call, now).await?;
-                Ok(call)
-            }
-            .await;
-            (tx, result)
-        })
-        .await
+        let opening = Opening {
+            ids: self.ids.as_ref(),
+            caller_id: caller.user_id,
+            request: &request,
+            minutes_max: self.settings.call_minutes_max,
+        };
+        let (opening, key, now) = (&opening, self.key(idempotent.as_ref()), self.clock.now());
+        transact(&self.store, |tx| work(open_call(tx, opening, key, now))).await
     }
 
     /// Ends a call (by either party or an admin) and bills it.
@@ -252,13 +219,11 @@ impl<U: UnitOfWork> App<U> {
         call_id: CallId,
         idempotent: Option<Idempotent<CallSession>>,
     ) -> Result<CallSession, CallUseError> {
-        let now = self.clock.now();
-        let ids = self.ids.as_ref();
-        let (caller, idempotent) = (*caller, idempotent.as_ref());
-        let lease = self.settings.idempotency_lease;
-        transact(&self.store, move |mut tx| async move {
-            let result: Result<_, CallUseError> = async {
-                idempotency::claim(&mut tx, idempotent, now, lease).await?;
+        let (ids, now, caller) = (self.ids.as_ref(), self.clock.now(), *caller);
+        let key = self.key(idempotent.as_ref());
+        transact(&self.store, |tx| {
+            work(async move {
+                key.claim(tx, now).await?;
                 let call = tx.lock_call(call_id).await?.ok_or(CallUseError::NotFound)?;
                 let involved = call.caller_id == caller.user_id || call.receiver_id == caller.user_id;
                 if !(involved || caller.is_admin()) {
@@ -267,12 +232,10 @@ impl<U: UnitOfWork> App<U> {
                 if call.status == CallStatus::Ended {
                     return Err(CallError::AlreadyEnded.into());
                 }
-                let call = finish_call(&mut tx, ids, call, now, now).await?;
-                idempotency::complete(&mut tx, idempotent, &call, now).await?;
+                let call = finish_call(tx, ids, call, now, now).await?;
+                key.complete(tx, &call, now).await?;
                 Ok(call)
-            }
-            .await;
-            (tx, result)
+            })
         })
         .await
     }
@@ -283,13 +246,8 @@ impl<U: UnitOfWork> App<U> {
     /// one caller never overspend: each extension reserves funds on the caller's locked wallet.
     /// Returns how many calls were extended or ended.
     pub async fn settle_due_calls(&self, batch: usize) -> Result<usize, CallUseError> {
-        let now = self.clock.now();
-        let bound = now + CALL_EXTENSION_LEAD;
-        let due = transact(&self.store, move |mut tx| async move {
-            let result = tx.find_calls_authorized_until(bound, batch).await.map_err(CallUseError::from);
-            (tx, result)
-        })
-        .await?;
+        let bound = self.clock.now() + CALL_EXTENSION_LEAD;
+        let due = transact(&self.store, |tx| work(tx.find_calls_authorized_until(bound, batch))).await?;
         let mut handled = 0;
         for call_id in due {
             if self.settle_due_call(call_id).await? != CallSettlement::Untouched {
@@ -300,29 +258,72 @@ impl<U: UnitOfWork> App<U> {
     }
 
     async fn settle_due_call(&self, call_id: CallId) -> Result<CallSettlement, CallUseError> {
-        let now = self.clock.now();
-        let ids = self.ids.as_ref();
+        let (ids, now) = (self.ids.as_ref(), self.clock.now());
         let minutes_max = self.settings.call_minutes_max;
-        transact(&self.store, move |mut tx| async move {
-            let result = async {
-                let Some(call) = tx.lock_call(call_id).await? else {
-                    return Ok(CallSettlement::Untouched);
-                };
-                extend_or_end(&mut tx, ids, call, minutes_max, now).await
-            }
-            .await;
-            (tx, result)
+        transact(&self.store, |tx| {
+            work(async move {
+                match tx.lock_call(call_id).await? {
+                    Some(call) => extend_or_end(tx, ids, call, minutes_max, now).await,
+                    None => Ok(CallSettlement::Untouched),
+                }
+            })
         })
         .await
     }
 
     /// Calls the user made or received, newest first.
     pub async fn list_calls(&self, caller: &Caller, page: &PageRequest) -> Result<Page<CallSession>, CallUseError> {
-        let user = caller.user_id;
-        transact(&self.store, move |mut tx| async move {
-            let result = tx.list_calls(user, page).await.map_err(CallUseError::from);
-            (tx, result)
-        })
-        .await
+        Ok(transact(&self.store, |tx| work(tx.list_calls(caller.user_id, page))).await?)
     }
+}
+
+/// What starting a call needs besides the transaction.
+struct Opening<'a> {
+    ids: &'a dyn IdGenerator,
+    caller_id: UserId,
+    request: &'a StartCall,
+    minutes_max: u32,
+}
+
+/// Starts a call: a hold on the caller's wallet for the minutes it covers.
+async fn open_call<Tx: CallTx + IdempotencyRepository + UserRepository>(
+    tx: &mut Tx,
+    opening: &Opening<'_>,
+    key: Key<'_, CallSession>,
+    now: OffsetDateTime,
+) -> Result<CallSession, CallUseError> {
+    let Opening {
+        ids,
+        caller_id,
+        request,
+        minutes_max,
+    } = *opening;
+    key.claim(tx, now).await?;
+    tx.find_user(request.receiver_id).await?.ok_or(CallUseError::ReceiverNotFound)?;
+    let rate = request.rate_per_minute;
+    let wallet = tx
+        .find_user_wallet(caller_id, rate.currency())
+        .await?
+        .ok_or(CallError::CannotAffordFirstMinute { rate })?;
+    let mut wallets = tx.lock_wallets(&[wallet.id()]).await?;
+    let minutes = affordable_minutes(wallets[0].available(), rate, minutes_max)?;
+    let (hold_id, call_id): (HoldId, CallId) = (next_id(ids), next_id(ids));
+    let call = CallSession::start(call_id, caller_id, request.receiver_id, rate, hold_id, minutes, now)?;
+    let terms = HoldTerms {
+        reference: format!("call:{call_id}"),
+        placed_at: now,
+        expires_at: call.authorized_until() + CALL_HOLD_GRACE,
+    };
+    let hold = Hold::place(hold_id, &mut wallets[0], call.authorized_amount()?, terms)?;
+    tx.update_wallets(&wallets).await?;
+    tx.insert_hold(&hold).await?;
+    tx.insert_call(&call).await?;
+    let started = DomainEvent::CallStarted {
+        call_id,
+        caller_id,
+        receiver_id: request.receiver_id,
+    };
+    publish(tx, ids, started, now).await?;
+    key.complete(tx, &call, now).await?;
+    Ok(call)
 }

@@ -5,7 +5,7 @@
 //! finished before its read began (see `Cache::get_versioned`).
 
 use domain::catalog::{Product, ProductChanges, ProductError, Stock, StockError};
-use domain::events::{DomainEvent, OutboxEvent};
+use domain::events::DomainEvent;
 use domain::ids::{ProductId, UserId};
 use domain::money::Money;
 use domain::user::Role;
@@ -13,10 +13,11 @@ use time::OffsetDateTime;
 
 use crate::auth::Caller;
 use crate::context::App;
-use crate::idempotency::{self, IdempotencyError, Idempotent};
+use crate::effects::publish;
+use crate::idempotency::{IdempotencyError, Idempotent};
 use crate::pagination::{Cursor, Page, PageRequest};
-use crate::ports::store::{EventOutbox, ProductFilter, ProductRepository, StoreError, UnitOfWork};
-use crate::transact::transact;
+use crate::ports::store::{ProductFilter, ProductRepository, StoreError, UnitOfWork};
+use crate::transact::{transact, work};
 use crate::{keyed, retryable};
 
 /// Cache keys of the catalog, shared by the writers here and the readers in the HTTP layer.
@@ -80,6 +81,14 @@ fn may_manage(caller: &Caller, product: &Product) -> bool {
     caller.is_admin() || product.merchant_id == caller.user_id
 }
 
+/// Locks a product the caller may change; one they may not, or one archived, does not exist.
+async fn lock_manageable<Tx: ProductRepository + Send>(tx: &mut Tx, caller: &Caller, id: ProductId) -> Result<Product, CatalogError> {
+    tx.lock_product(id)
+        .await?
+        .filter(|product| may_manage(caller, product) && !product.is_archived())
+        .ok_or(CatalogError::NotFound)
+}
+
 impl<U: UnitOfWork> App<U> {
     pub async fn create_product(
         &self,
@@ -94,28 +103,19 @@ impl<U: UnitOfWork> App<U> {
         let product = Product::new(self.next_id(), caller.user_id, &new.name, &new.description, new.price, now)?;
         let stock = Stock::new(product.id, new.stock)?;
         let entry = CatalogEntry { product, stock };
-        let event_id = self.next_id();
-        let (entry_ref, idempotent) = (&entry, idempotent.as_ref());
-        let lease = self.settings.idempotency_lease;
-        transact(&self.store, move |mut tx| async move {
-            let result: Result<_, CatalogError> = async {
-                idempotency::claim(&mut tx, idempotent, now, lease).await?;
+        let (entry_ref, key, ids) = (&entry, self.key(idempotent.as_ref()), self.ids.as_ref());
+        transact(&self.store, |tx| {
+            work(async move {
+                key.claim(tx, now).await?;
                 tx.insert_product(&entry_ref.product, &entry_ref.stock).await?;
-                let event = DomainEvent::ProductCreated {
+                let created = DomainEvent::ProductCreated {
                     product_id: entry_ref.product.id,
                     merchant_id: entry_ref.product.merchant_id,
                 };
-                tx.enqueue_events(&[OutboxEvent {
-                    id: event_id,
-                    event,
-                    occurred_at: now,
-                }])
-                .await?;
-                idempotency::complete(&mut tx, idempotent, entry_ref, now).await?;
-                Ok(())
-            }
-            .await;
-            (tx, result)
+                publish(tx, ids, created, now).await?;
+                key.complete(tx, entry_ref, now).await?;
+                Ok::<_, CatalogError>(())
+            })
         })
         .await?;
         self.invalidate_catalog(&[entry.product.id]).await;
@@ -142,29 +142,16 @@ impl<U: UnitOfWork> App<U> {
     where
         F: Fn(Product, OffsetDateTime) -> Result<Product, ProductError> + Send + Sync,
     {
-        let now = self.clock.now();
-        let event_id = self.next_id();
-        let (change, event, caller) = (&change, &event, *caller);
-        let entry = transact(&self.store, move |mut tx| async move {
-            let result: Result<_, CatalogError> = async {
-                let product = tx
-                    .lock_product(id)
-                    .await?
-                    .filter(|p| may_manage(&caller, p) && !p.is_archived())
-                    .ok_or(CatalogError::NotFound)?;
-                let product = change(product, now)?;
-                tx.update_product(&product).await?;
-                tx.enqueue_events(&[OutboxEvent {
-                    id: event_id,
-                    event: event.clone(),
-                    occurred_at: now,
-                }])
-                .await?;
+        let (ids, now) = (self.ids.as_ref(), self.clock.now());
+        let (change, event) = (&change, &event);
+        let entry = transact(&self.store, |tx| {
+            work(async move {
+                let product = lock_manageable(tx, caller, id).await?;
+                tx.update_product(&change(product, now)?).await?;
+                publish(tx, ids, event.clone(), now).await?;
                 let (product, stock) = tx.find_product(id).await?.ok_or(CatalogError::NotFound)?;
-                Ok(CatalogEntry { product, stock })
-            }
-            .await;
-            (tx, result)
+                Ok::<_, CatalogError>(CatalogEntry { product, stock })
+            })
         })
         .await?;
         self.invalidate_catalog(&[id]).await;
@@ -173,30 +160,20 @@ impl<U: UnitOfWork> App<U> {
 
     /// Sets the number of units on sale (its merchant or an admin).
     pub async fn set_stock(&self, caller: &Caller, id: ProductId, available: i64) -> Result<CatalogEntry, CatalogError> {
-        let now = self.clock.now();
-        let event_id = self.next_id();
-        let caller = *caller;
-        let entry = transact(&self.store, move |mut tx| async move {
-            let result: Result<_, CatalogError> = async {
+        let (ids, now) = (self.ids.as_ref(), self.clock.now());
+        let entry = transact(&self.store, |tx| {
+            work(async move {
                 let (product, _) = tx
                     .find_product(id)
                     .await?
-                    .filter(|(p, _)| may_manage(&caller, p) && !p.is_archived())
+                    .filter(|(product, _)| may_manage(caller, product) && !product.is_archived())
                     .ok_or(CatalogError::NotFound)?;
                 let mut stock = tx.lock_stock(&[id]).await?.pop().ok_or(CatalogError::NotFound)?;
                 stock.set_available(available)?;
                 tx.update_stock(&[stock]).await?;
-                let event = DomainEvent::StockChanged { product_id: id, available };
-                tx.enqueue_events(&[OutboxEvent {
-                    id: event_id,
-                    event,
-                    occurred_at: now,
-                }])
-                .await?;
-                Ok(CatalogEntry { product, stock })
-            }
-            .await;
-            (tx, result)
+                publish(tx, ids, DomainEvent::StockChanged { product_id: id, available }, now).await?;
+                Ok::<_, CatalogError>(CatalogEntry { product, stock })
+            })
         })
         .await?;
         self.invalidate_catalog(&[id]).await;
@@ -205,11 +182,7 @@ impl<U: UnitOfWork> App<U> {
 
     /// A product as the public sees it: inactive products only show to their merchant and admins.
     pub async fn product(&self, viewer: Option<&Caller>, id: ProductId) -> Result<CatalogEntry, CatalogError> {
-        let found = transact(&self.store, move |mut tx| async move {
-            let result = tx.find_product(id).await.map_err(CatalogError::from);
-            (tx, result)
-        })
-        .await?;
+        let found = transact(&self.store, |tx| work(tx.find_product(id))).await?;
         let (product, stock) = found.filter(|(product, _)| !product.is_archived()).ok_or(CatalogError::NotFound)?;
         let visible = product.active || viewer.is_some_and(|caller| may_manage(caller, &product));
         if !visible {
@@ -246,11 +219,7 @@ impl<U: UnitOfWork> App<U> {
     }
 
     async fn products_page(&self, filter: ProductFilter, page: &PageRequest) -> Result<Page<CatalogEntry>, CatalogError> {
-        let page = transact(&self.store, move |mut tx| async move {
-            let result = tx.list_products(filter, page).await.map_err(CatalogError::from);
-            (tx, result)
-        })
-        .await?;
+        let page = transact(&self.store, |tx| work(tx.list_products(filter, page))).await?;
         Ok(page.map(|(product, stock)| CatalogEntry { product, stock }))
     }
 

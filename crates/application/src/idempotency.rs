@@ -24,7 +24,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::context::App;
 use crate::ports::store::{ClaimOutcome, IdempotencyRepository, StoreError, UnitOfWork};
-use crate::transact::{Retryable, transact};
+use crate::transact::{Retryable, transact, work};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IdempotencyKey(String);
@@ -201,72 +201,96 @@ macro_rules! keyed {
     };
 }
 
-/// Claims the key, if there is one, in the use case's transaction. Call it first: the key row is
-/// the first lock a keyed use case takes. A concurrent request with the same key waits for this
-/// transaction and then finds the key taken.
-pub(crate) async fn claim<Tx: IdempotencyRepository, T>(
-    tx: &mut Tx,
-    idempotent: Option<&Idempotent<T>>,
-    now: OffsetDateTime,
+/// The key of a request, if it has one, as its use case holds it: claimed first in the use case's
+/// transaction, then marked with recovery points or completed with the response.
+pub(crate) struct Key<'a, T> {
+    idempotent: Option<&'a Idempotent<T>>,
     lease: Duration,
-) -> Result<Option<Claim>, IdempotencyError> {
-    let Some(idempotent) = idempotent else {
-        return Ok(None);
-    };
-    let locked_until = now + lease;
-    let record = IdempotencyRecord {
-        scope: idempotent.scope.clone(),
-        fingerprint: idempotent.fingerprint.clone(),
-        state: IdempotencyState::InProgress {
-            locked_until,
-            recovery: None,
-        },
-        created_at: now,
-    };
-    let existing = match tx.claim_idempotency_key(&record).await? {
-        ClaimOutcome::Claimed => return Ok(Some(Claim::Fresh)),
-        ClaimOutcome::Existing(existing) => existing,
-    };
-    if existing.fingerprint != record.fingerprint {
-        return Err(IdempotencyError::Mismatch);
-    }
-    match existing.state {
-        IdempotencyState::Completed(_) => Err(IdempotencyError::Completed),
-        IdempotencyState::InProgress {
-            locked_until: held_until, ..
-        } if held_until > now => Err(IdempotencyError::InProgress),
-        IdempotencyState::InProgress { recovery, .. } => {
-            tx.renew_idempotency_lease(&record.scope, locked_until).await?;
-            Ok(Some(recovery.map_or(Claim::Fresh, Claim::Resume)))
-        }
+}
+
+// Not derived: a key is a pair of a reference and a duration whatever `T` is.
+impl<T> Clone for Key<'_, T> {
+    fn clone(&self) -> Self {
+        *self
     }
 }
 
-/// Records, in a step's transaction, what the request has committed so far.
-pub(crate) async fn mark_recovery_point<Tx: IdempotencyRepository, T>(
-    tx: &mut Tx,
-    idempotent: Option<&Idempotent<T>>,
-    point: &RecoveryPoint,
-) -> Result<(), StoreError> {
-    match idempotent {
-        Some(idempotent) => tx.set_idempotency_recovery_point(&idempotent.scope, point).await,
-        None => Ok(()),
+impl<T> Copy for Key<'_, T> {}
+
+impl<'a, T> Key<'a, T> {
+    /// Claims the key, if there is one. Call it first: the key row is the first lock a keyed use
+    /// case takes. A concurrent request with the same key waits for this transaction and then
+    /// finds the key taken.
+    pub(crate) async fn claim<Tx: IdempotencyRepository + Send>(self, tx: &mut Tx, now: OffsetDateTime) -> Result<Claim, IdempotencyError> {
+        let Some(idempotent) = self.idempotent else {
+            return Ok(Claim::Fresh);
+        };
+        let locked_until = now + self.lease;
+        let record = IdempotencyRecord {
+            scope: idempotent.scope.clone(),
+            fingerprint: idempotent.fingerprint.clone(),
+            state: IdempotencyState::InProgress {
+                locked_until,
+                recovery: None,
+            },
+            created_at: now,
+        };
+        let existing = match tx.claim_idempotency_key(&record).await? {
+            ClaimOutcome::Claimed => return Ok(Claim::Fresh),
+            ClaimOutcome::Existing(existing) => existing,
+        };
+        if existing.fingerprint != record.fingerprint {
+            return Err(IdempotencyError::Mismatch);
+        }
+        match existing.state {
+            IdempotencyState::Completed(_) => Err(IdempotencyError::Completed),
+            IdempotencyState::InProgress {
+                locked_until: held_until, ..
+            } if held_until > now => Err(IdempotencyError::InProgress),
+            IdempotencyState::InProgress { recovery, .. } => {
+                tx.renew_idempotency_lease(&record.scope, locked_until).await?;
+                Ok(recovery.map_or(Claim::Fresh, Claim::Resume))
+            }
+        }
+    }
+
+    /// Records, in a step's transaction, what the request has committed so far.
+    pub(crate) async fn mark<Tx: IdempotencyRepository + Send>(self, tx: &mut Tx, point: &RecoveryPoint) -> Result<(), StoreError> {
+        match self.idempotent {
+            Some(idempotent) => tx.set_idempotency_recovery_point(&idempotent.scope, point).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Stores the rendered response in the use case's transaction, if the request has a key.
+    pub(crate) async fn complete<Tx: IdempotencyRepository + Send>(
+        self,
+        tx: &mut Tx,
+        output: &T,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        match self.idempotent {
+            Some(idempotent) => {
+                tx.complete_idempotency_key(&idempotent.scope, &(idempotent.render)(output), at)
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a retry under the key can resume this request.
+    pub(crate) fn resumable(self) -> bool {
+        self.idempotent.is_some()
     }
 }
 
-/// Stores the rendered response in the use case's transaction, if the request has a key.
-pub(crate) async fn complete<Tx: IdempotencyRepository, T>(
-    tx: &mut Tx,
-    idempotent: Option<&Idempotent<T>>,
-    output: &T,
-    at: OffsetDateTime,
-) -> Result<(), StoreError> {
-    match idempotent {
-        Some(idempotent) => {
-            tx.complete_idempotency_key(&idempotent.scope, &(idempotent.render)(output), at)
-                .await
+impl<U: UnitOfWork> App<U> {
+    /// The request's key as its use case holds it, with the configured lease.
+    pub(crate) fn key<'a, T>(&self, idempotent: Option<&'a Idempotent<T>>) -> Key<'a, T> {
+        Key {
+            idempotent,
+            lease: self.settings.idempotency_lease,
         }
-        None => Ok(()),
     }
 }
 
@@ -276,11 +300,7 @@ impl<U: UnitOfWork> App<U> {
     /// case's transaction.
     pub async fn idempotency_status(&self, scope: &IdempotencyScope, fingerprint: &str) -> Result<KeyStatus, IdempotencyError> {
         let now = self.clock.now();
-        let record = transact(&self.store, move |mut tx| async move {
-            let result = tx.find_idempotency_record(scope).await;
-            (tx, result)
-        })
-        .await?;
+        let record = transact(&self.store, |tx| work(tx.find_idempotency_record(scope))).await?;
         let Some(record) = record else {
             return Ok(KeyStatus::Free);
         };
@@ -311,11 +331,7 @@ impl<U: UnitOfWork> App<U> {
             created_at: now,
         };
         let record = &record;
-        transact(&self.store, move |mut tx| async move {
-            let result = tx.settle_idempotency_key(record, now).await;
-            (tx, result)
-        })
-        .await
+        transact(&self.store, |tx| work(tx.settle_idempotency_key(record, now))).await
     }
 
     /// Ends the lease of a claim whose request failed without a stored outcome, so a retry may
@@ -323,11 +339,7 @@ impl<U: UnitOfWork> App<U> {
     /// (the use case's transaction rolled back) has nothing to end.
     pub async fn end_idempotency_lease(&self, scope: &IdempotencyScope) -> Result<(), StoreError> {
         let now = self.clock.now();
-        transact(&self.store, move |mut tx| async move {
-            let result = tx.end_idempotency_lease(scope, now).await;
-            (tx, result)
-        })
-        .await
+        transact(&self.store, |tx| work(tx.end_idempotency_lease(scope, now))).await
     }
 }
 

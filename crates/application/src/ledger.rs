@@ -9,7 +9,7 @@ use crate::auth::Caller;
 use crate::context::App;
 use crate::ports::store::{LedgerRepository, StoreError, UnitOfWork, WalletRepository};
 use crate::retryable;
-use crate::transact::transact;
+use crate::transact::{transact, work};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PostingError {
@@ -149,11 +149,7 @@ impl<U: UnitOfWork> App<U> {
 
     /// Checks every ledger invariant, for operators (`server verify-ledger`).
     pub async fn verify_ledger_unchecked(&self) -> Result<LedgerReport, VerifyLedgerError> {
-        let audit = transact(&self.store, |mut tx| async move {
-            let result = tx.audit_ledger().await;
-            (tx, result)
-        })
-        .await?;
+        let audit = transact(&self.store, |tx| work(tx.audit_ledger())).await?;
         Ok(LedgerReport::from_audit(audit))
     }
 }

@@ -1,11 +1,19 @@
-//! Running a use case in a transaction, with bounded retry of conflicts.
+//! Running a use case's work in a transaction, with bounded retry of conflicts.
 //!
-//! The body receives the transaction by value and hands it back with its result, which lets it
-//! borrow freely inside an `async move` block. On `Ok` the transaction is committed, on `Err` rolled
-//! back. A serialization failure or deadlock (`StoreError::Conflict`) reruns the whole body, at most
-//! `ATTEMPTS_MAX` times, so a client never sees one unless the database is pathologically contended.
+//! The work is a closure that borrows the transaction and returns a future, usually a call of a
+//! named `async fn(tx: &mut Tx, ...)` with the narrow repository bounds it needs:
+//!
+//! ```ignore
+//! transact(&self.store, |tx| work(checkout_with_wallet(tx, ids, buyer, &command, now))).await
+//! ```
+//!
+//! On `Ok` the transaction is committed, on `Err` rolled back. A serialization failure or deadlock
+//! (`StoreError::Conflict`) reruns the whole work, at most `ATTEMPTS_MAX` times, so a client never
+//! sees one unless the database is pathologically contended.
 
 use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
 
 use crate::ports::store::{StoreError, Transaction, UnitOfWork};
 
@@ -41,17 +49,35 @@ macro_rules! retryable {
     };
 }
 
-pub async fn transact<U, T, E, F, Fut>(store: &U, mut body: F) -> Result<T, E>
+/// The work of one transaction: a future that borrows the transaction for `'t` and the use case's
+/// own data for `'c`. `'c` outlives `'t`, which the phantom says; that is what lets the work
+/// borrow both (the trick of the `scoped-futures` crate, as diesel-async uses it). Boxed, so that
+/// it is `Send` whatever the work, as tasks need.
+pub struct Work<'c, 't, T>(Pin<Box<dyn Future<Output = T> + Send + 't>>, PhantomData<&'t &'c ()>);
+
+impl<T> std::fmt::Debug for Work<'_, '_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Work")
+    }
+}
+
+/// Wraps a future as a transaction's work.
+pub fn work<'c, 't, T>(future: impl Future<Output = T> + Send + 't) -> Work<'c, 't, T> {
+    Work(Box::pin(future), PhantomData)
+}
+
+/// Runs `body` in a transaction of `store`: commits on `Ok`, rolls back on `Err`, reruns on a
+/// conflict.
+pub async fn transact<'c, U, T, E, F>(store: &U, mut body: F) -> Result<T, E>
 where
     U: UnitOfWork,
     E: Retryable,
-    F: FnMut(U::Tx) -> Fut,
-    Fut: Future<Output = (U::Tx, Result<T, E>)>,
+    F: for<'t> FnMut(&'t mut U::Tx) -> Work<'c, 't, Result<T, E>>,
 {
     let mut attempt = 1;
     loop {
-        let tx = store.begin().await?;
-        let (tx, result) = body(tx).await;
+        let mut tx = store.begin().await?;
+        let result = body(&mut tx).0.await;
         let outcome = match result {
             Ok(value) => tx.commit().await.map(|()| value).map_err(E::from),
             Err(error) => {

@@ -203,8 +203,24 @@ pub struct TransitionError {
     pub to: OrderStatus,
 }
 
+/// An order. Its fields are private: it changes only through its transitions, which keep the
+/// status, the refunded amount and the audit trail in step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
+    id: OrderId,
+    buyer_id: UserId,
+    items: Vec<OrderItem>,
+    total: Money,
+    refunded: Money,
+    payment_method: PaymentMethod,
+    status: OrderStatus,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+/// An order as storage keeps it: what `Order::restore` rebuilds one from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRecord {
     pub id: OrderId,
     pub buyer_id: UserId,
     pub items: Vec<OrderItem>,
@@ -218,6 +234,79 @@ pub struct Order {
 
 impl Order {
     pub const ITEMS_MAX: usize = 50;
+
+    /// Rebuilds an order from storage, which enforces the same invariants as `Order` does.
+    pub fn restore(record: OrderRecord) -> Order {
+        let OrderRecord {
+            id,
+            buyer_id,
+            items,
+            total,
+            refunded,
+            payment_method,
+            status,
+            created_at,
+            updated_at,
+        } = record;
+        Order {
+            id,
+            buyer_id,
+            items,
+            total,
+            refunded,
+            payment_method,
+            status,
+            created_at,
+            updated_at,
+        }
+    }
+
+    pub fn id(&self) -> OrderId {
+        self.id
+    }
+
+    pub fn buyer_id(&self) -> UserId {
+        self.buyer_id
+    }
+
+    pub fn items(&self) -> &[OrderItem] {
+        &self.items
+    }
+
+    /// The products of the order, in product id order (the order stock is locked in).
+    pub fn product_ids(&self) -> Vec<ProductId> {
+        let mut ids: Vec<ProductId> = self.items.iter().map(|item| item.product_id).collect();
+        ids.sort();
+        ids
+    }
+
+    pub fn total(&self) -> Money {
+        self.total
+    }
+
+    pub fn refunded(&self) -> Money {
+        self.refunded
+    }
+
+    pub fn payment_method(&self) -> PaymentMethod {
+        self.payment_method
+    }
+
+    pub fn status(&self) -> OrderStatus {
+        self.status
+    }
+
+    pub fn created_at(&self) -> OffsetDateTime {
+        self.created_at
+    }
+
+    pub fn updated_at(&self) -> OffsetDateTime {
+        self.updated_at
+    }
+
+    pub fn is_awaiting_payment(&self) -> bool {
+        self.status == OrderStatus::PaymentPending
+    }
 
     /// A new order in status `created`, priced from the products as they are now.
     pub fn place(

@@ -104,8 +104,31 @@ pub struct PaymentTransitionError {
     pub to: PaymentStatus,
 }
 
+/// A card payment. Its fields are private: it is settled only through its transitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
+    id: PaymentId,
+    purpose: PaymentPurpose,
+    payer_id: UserId,
+    provider: ProviderName,
+    amount: Money,
+    status: PaymentStatus,
+    /// The provider's checkout session (Stripe `cs_...`, Monnify transaction reference).
+    provider_session_id: Option<String>,
+    /// The provider's payment object, once known (Stripe `pi_...`), needed for refunds.
+    provider_payment_id: Option<String>,
+    checkout_url: Option<String>,
+    disputed: bool,
+    /// Set when a success arrived after the payment had been settled otherwise.
+    late_success: bool,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+/// A payment as storage keeps it: what `Payment::restore` rebuilds one from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRecord {
     pub id: PaymentId,
     pub purpose: PaymentPurpose,
     pub payer_id: UserId,
@@ -156,6 +179,119 @@ impl Payment {
 
     pub fn currency(&self) -> Currency {
         self.amount.currency()
+    }
+
+    /// Rebuilds a payment from storage, which enforces the same invariants as `Payment` does.
+    pub fn restore(record: PaymentRecord) -> Payment {
+        let PaymentRecord {
+            id,
+            purpose,
+            payer_id,
+            provider,
+            amount,
+            status,
+            provider_session_id,
+            provider_payment_id,
+            checkout_url,
+            disputed,
+            late_success,
+            created_at,
+            expires_at,
+            updated_at,
+        } = record;
+        Payment {
+            id,
+            purpose,
+            payer_id,
+            provider,
+            amount,
+            status,
+            provider_session_id,
+            provider_payment_id,
+            checkout_url,
+            disputed,
+            late_success,
+            created_at,
+            expires_at,
+            updated_at,
+        }
+    }
+
+    pub fn id(&self) -> PaymentId {
+        self.id
+    }
+
+    pub fn purpose(&self) -> PaymentPurpose {
+        self.purpose
+    }
+
+    pub fn payer_id(&self) -> UserId {
+        self.payer_id
+    }
+
+    pub fn provider(&self) -> &ProviderName {
+        &self.provider
+    }
+
+    pub fn amount(&self) -> Money {
+        self.amount
+    }
+
+    pub fn status(&self) -> PaymentStatus {
+        self.status
+    }
+
+    /// The provider's checkout session (Stripe `cs_...`, Monnify transaction reference).
+    pub fn provider_session_id(&self) -> Option<&str> {
+        self.provider_session_id.as_deref()
+    }
+
+    /// The provider's payment object, once known (Stripe `pi_...`), needed for refunds.
+    pub fn provider_payment_id(&self) -> Option<&str> {
+        self.provider_payment_id.as_deref()
+    }
+
+    pub fn checkout_url(&self) -> Option<&str> {
+        self.checkout_url.as_deref()
+    }
+
+    pub fn disputed(&self) -> bool {
+        self.disputed
+    }
+
+    /// Whether a success arrived after the payment had been settled otherwise.
+    pub fn late_success(&self) -> bool {
+        self.late_success
+    }
+
+    pub fn created_at(&self) -> OffsetDateTime {
+        self.created_at
+    }
+
+    pub fn expires_at(&self) -> OffsetDateTime {
+        self.expires_at
+    }
+
+    pub fn updated_at(&self) -> OffsetDateTime {
+        self.updated_at
+    }
+
+    pub fn is_pending(&self) -> bool {
+        self.status == PaymentStatus::Pending
+    }
+
+    /// Whether the provider's checkout still has to be opened.
+    pub fn awaits_checkout(&self) -> bool {
+        self.status == PaymentStatus::Pending && self.checkout_url.is_none()
+    }
+
+    /// Records the provider's payment id of a settled payment that did not have it yet.
+    pub fn record_provider_payment_id(mut self, provider_payment_id: String, at: OffsetDateTime) -> Payment {
+        if self.provider_payment_id.is_none() {
+            self.provider_payment_id = Some(provider_payment_id);
+            self.updated_at = at;
+        }
+        self
     }
 
     /// Records the gateway's checkout session once it exists.
@@ -248,9 +384,28 @@ pub struct RefundTransitionError {
     pub to: RefundStatus,
 }
 
-/// Money given back to a buyer from one merchant's share of an order.
+/// Money given back to a buyer from one merchant's share of an order. Its fields are private: it
+/// is settled only through its transitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refund {
+    id: RefundId,
+    order_id: OrderId,
+    /// The card payment refunded through its gateway; `None` for a wallet payment.
+    payment_id: Option<PaymentId>,
+    merchant_id: UserId,
+    amount: Money,
+    status: RefundStatus,
+    provider_refund_id: Option<String>,
+    reason: String,
+    /// Who asked for it; `None` for a refund made outside the API (the provider's dashboard).
+    requested_by: Option<UserId>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+/// A refund as storage keeps it: what `Refund::restore` rebuilds one from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRecord {
     pub id: RefundId,
     pub order_id: OrderId,
     /// The card payment refunded through its gateway; `None` for a wallet payment.
@@ -266,7 +421,147 @@ pub struct Refund {
     pub updated_at: OffsetDateTime,
 }
 
+/// What a new refund gives back, from whose share, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundTerms {
+    pub order_id: OrderId,
+    /// The card payment to refund through its gateway; `None` for a wallet payment.
+    pub payment_id: Option<PaymentId>,
+    pub merchant_id: UserId,
+    pub amount: Money,
+    pub reason: String,
+    /// Who asks for it; `None` for a refund made outside the API.
+    pub requested_by: Option<UserId>,
+}
+
 impl Refund {
+    /// A refund the provider must still be asked for: `pending` until it answers.
+    pub fn open(id: RefundId, terms: RefundTerms, at: OffsetDateTime) -> Refund {
+        Refund::new(id, terms, RefundStatus::Pending, at)
+    }
+
+    /// A refund that is final at once: from a wallet, or made in the provider's dashboard.
+    pub fn completed(id: RefundId, terms: RefundTerms, at: OffsetDateTime) -> Refund {
+        Refund::new(id, terms, RefundStatus::Succeeded, at)
+    }
+
+    fn new(id: RefundId, terms: RefundTerms, status: RefundStatus, at: OffsetDateTime) -> Refund {
+        let RefundTerms {
+            order_id,
+            payment_id,
+            merchant_id,
+            amount,
+            reason,
+            requested_by,
+        } = terms;
+        Refund {
+            id,
+            order_id,
+            payment_id,
+            merchant_id,
+            amount,
+            status,
+            provider_refund_id: None,
+            reason,
+            requested_by,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    /// Rebuilds a refund from storage, which enforces the same invariants as `Refund` does.
+    pub fn restore(record: RefundRecord) -> Refund {
+        let RefundRecord {
+            id,
+            order_id,
+            payment_id,
+            merchant_id,
+            amount,
+            status,
+            provider_refund_id,
+            reason,
+            requested_by,
+            created_at,
+            updated_at,
+        } = record;
+        Refund {
+            id,
+            order_id,
+            payment_id,
+            merchant_id,
+            amount,
+            status,
+            provider_refund_id,
+            reason,
+            requested_by,
+            created_at,
+            updated_at,
+        }
+    }
+
+    pub fn id(&self) -> RefundId {
+        self.id
+    }
+
+    pub fn order_id(&self) -> OrderId {
+        self.order_id
+    }
+
+    /// The card payment refunded through its gateway; `None` for a wallet payment.
+    pub fn payment_id(&self) -> Option<PaymentId> {
+        self.payment_id
+    }
+
+    pub fn merchant_id(&self) -> UserId {
+        self.merchant_id
+    }
+
+    pub fn amount(&self) -> Money {
+        self.amount
+    }
+
+    pub fn status(&self) -> RefundStatus {
+        self.status
+    }
+
+    pub fn provider_refund_id(&self) -> Option<&str> {
+        self.provider_refund_id.as_deref()
+    }
+
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// Who asked for it; `None` for a refund made outside the API (the provider's dashboard).
+    pub fn requested_by(&self) -> Option<UserId> {
+        self.requested_by
+    }
+
+    pub fn created_at(&self) -> OffsetDateTime {
+        self.created_at
+    }
+
+    pub fn updated_at(&self) -> OffsetDateTime {
+        self.updated_at
+    }
+
+    pub fn is_pending(&self) -> bool {
+        self.status == RefundStatus::Pending
+    }
+
+    /// Whether the refund takes from its merchant's share: pending or done, not failed.
+    pub fn counts_against_share(&self) -> bool {
+        self.status != RefundStatus::Failed
+    }
+
+    /// Records the provider's id of a refund that did not have it yet.
+    pub fn record_provider_refund_id(mut self, provider_refund_id: &str, at: OffsetDateTime) -> Refund {
+        if self.provider_refund_id.is_none() && !provider_refund_id.is_empty() {
+            self.provider_refund_id = Some(provider_refund_id.to_owned());
+            self.updated_at = at;
+        }
+        self
+    }
     fn settle(mut self, to: RefundStatus, at: OffsetDateTime) -> Result<Refund, RefundTransitionError> {
         if self.status != RefundStatus::Pending {
             return Err(RefundTransitionError { from: self.status, to });

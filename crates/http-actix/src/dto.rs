@@ -1,13 +1,14 @@
 //! The JSON shapes of the API. Requests reject unknown fields; amounts travel as decimal strings
 //! in major units next to a currency code; timestamps are RFC 3339 in UTC.
 
+use application::adjustments::Adjustment;
 use application::auth::Session;
 use application::catalog::CatalogEntry;
+use application::checkout::Checkout;
 use application::ledger::LedgerReport;
-use application::orders::{Checkout, OrderDetails};
+use application::orders::OrderDetails;
 use application::pagination::Page;
 use application::ports::store::PostingRecord;
-use application::wallets::Adjustment;
 use domain::call::CallSession;
 use domain::follow_up::FollowUp;
 use domain::money::{Currency, Money};
@@ -382,23 +383,23 @@ pub struct PaymentResponse {
 
 impl From<&Payment> for PaymentResponse {
     fn from(payment: &Payment) -> Self {
-        let (purpose, order_id) = match payment.purpose {
+        let (purpose, order_id) = match payment.purpose() {
             PaymentPurpose::Order(id) => ("order", Some(id.as_uuid())),
             PaymentPurpose::TopUp(_) => ("top_up", None),
         };
         PaymentResponse {
-            id: payment.id.as_uuid(),
+            id: payment.id().as_uuid(),
             purpose: purpose.to_owned(),
             order_id,
-            status: payment.status.as_str().to_owned(),
-            provider: payment.provider.to_string(),
-            amount: payment.amount.to_major_string(),
+            status: payment.status().as_str().to_owned(),
+            provider: payment.provider().to_string(),
+            amount: payment.amount().to_major_string(),
             currency: payment.currency().code().to_owned(),
-            checkout_url: payment.checkout_url.clone(),
-            disputed: payment.disputed,
-            late_success: payment.late_success,
-            expires_at: timestamp(payment.expires_at),
-            created_at: timestamp(payment.created_at),
+            checkout_url: payment.checkout_url().map(str::to_owned),
+            disputed: payment.disputed(),
+            late_success: payment.late_success(),
+            expires_at: timestamp(payment.expires_at()),
+            created_at: timestamp(payment.created_at()),
         }
     }
 }
@@ -543,15 +544,15 @@ pub struct RefundResponse {
 impl From<&Refund> for RefundResponse {
     fn from(r: &Refund) -> Self {
         RefundResponse {
-            id: r.id.as_uuid(),
-            order_id: r.order_id.as_uuid(),
-            merchant_id: r.merchant_id.as_uuid(),
-            amount: r.amount.to_major_string(),
-            currency: r.amount.currency().code().to_owned(),
-            status: r.status.as_str().to_owned(),
-            reason: r.reason.clone(),
-            provider_refund_id: r.provider_refund_id.clone(),
-            created_at: timestamp(r.created_at),
+            id: r.id().as_uuid(),
+            order_id: r.order_id().as_uuid(),
+            merchant_id: r.merchant_id().as_uuid(),
+            amount: r.amount().to_major_string(),
+            currency: r.amount().currency().code().to_owned(),
+            status: r.status().as_str().to_owned(),
+            reason: r.reason().to_owned(),
+            provider_refund_id: r.provider_refund_id().map(str::to_owned),
+            created_at: timestamp(r.created_at()),
         }
     }
 }
@@ -586,21 +587,21 @@ pub struct OrderResponse {
 impl From<&Order> for OrderResponse {
     fn from(order: &Order) -> Self {
         OrderResponse {
-            id: order.id.as_uuid(),
-            buyer_id: order.buyer_id.as_uuid(),
-            status: order.status.as_str().to_owned(),
-            payment_method: match order.payment_method {
+            id: order.id().as_uuid(),
+            buyer_id: order.buyer_id().as_uuid(),
+            status: order.status().as_str().to_owned(),
+            payment_method: match order.payment_method() {
                 domain::order::PaymentMethod::Wallet => PaymentMethodChoice::Wallet,
                 domain::order::PaymentMethod::Card => PaymentMethodChoice::Card,
             },
-            total: order.total.to_major_string(),
-            refunded: order.refunded.to_major_string(),
+            total: order.total().to_major_string(),
+            refunded: order.refunded().to_major_string(),
             currency: order.currency().code().to_owned(),
-            items: order.items.iter().map(OrderItemResponse::from).collect(),
+            items: order.items().iter().map(OrderItemResponse::from).collect(),
             payment: None,
             refunds: None,
-            created_at: timestamp(order.created_at),
-            updated_at: timestamp(order.updated_at),
+            created_at: timestamp(order.created_at()),
+            updated_at: timestamp(order.updated_at()),
         }
     }
 }

@@ -1,19 +1,25 @@
 //! How each use case's errors become problem responses: status codes and stable codes.
 
 use actix_web::http::StatusCode;
+use application::adjustments::AdjustmentError;
 use application::auth::{LoginError, LogoutError, ProfileError, RefreshError, RegisterError};
 use application::calls::CallUseError;
 use application::catalog::CatalogError;
+use application::checkout::CheckoutError;
 use application::follow_ups::FollowUpError;
 use application::idempotency::IdempotencyError;
 use application::ledger::VerifyLedgerError;
-use application::orders::{CheckoutError, OrderCommandError};
+use application::orders::OrderCommandError;
 use application::pagination::PageError;
-use application::payments::GatewayEventError;
+use application::payments::PaymentQueryError;
 use application::ports::gateway::{GatewayError, WebhookError};
 use application::ports::store::StoreError;
 use application::refunds::RefundError;
-use application::wallets::{AdjustmentError, PaymentQueryError, TopUpError, TransferError, WalletQueryError, WithdrawalError};
+use application::settlement::GatewayEventError;
+use application::top_ups::TopUpError;
+use application::transfers::TransferError;
+use application::wallets::WalletQueryError;
+use application::withdrawals::WithdrawalError;
 use domain::call::CallError;
 use domain::catalog::{ProductError, StockError};
 use domain::order::OrderError;

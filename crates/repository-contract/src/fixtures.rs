@@ -49,19 +49,28 @@ pub fn quantity(units: i64) -> Quantity {
 
 /// A placed order (status `created`) of one product, with the status change that created it.
 pub fn order(buyer: UserId, product: &Product, created_at: OffsetDateTime) -> (Order, StatusChange) {
-    let order_id: OrderId = id();
+    order_with_id(id(), buyer, product, created_at)
+}
+
+/// An order of two units of `product`, with the id given.
+pub fn order_with_id(order_id: OrderId, buyer: UserId, product: &Product, created_at: OffsetDateTime) -> (Order, StatusChange) {
     Order::place(order_id, buyer, &[(product, quantity(2))], PaymentMethod::Card, created_at).unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn payment(order: &Order, provider_name: &str, expires_in: Duration) -> Payment {
+    payment_opened_at(order, provider_name, now(), expires_in)
+}
+
+/// A pending card payment of `order`, opened at `at`.
+pub fn payment_opened_at(order: &Order, provider_name: &str, at: OffsetDateTime, expires_in: Duration) -> Payment {
     let payment_id: PaymentId = id();
     Payment::open(
         payment_id,
-        PaymentPurpose::Order(order.id),
-        order.buyer_id,
+        PaymentPurpose::Order(order.id()),
+        order.buyer_id(),
         provider(provider_name),
-        order.total,
-        now(),
+        order.total(),
+        at,
         now() + expires_in,
     )
 }

@@ -22,7 +22,7 @@ use domain::ids::{HoldId, TransactionId, WalletId};
 use domain::ledger::{self, Entry, JournalTransaction, TransactionKind};
 use domain::money::Currency;
 use domain::order::{Actor, OrderStatus};
-use domain::payment::{PaymentPurpose, PaymentStatus, Refund, RefundStatus};
+use domain::payment::{PaymentPurpose, PaymentStatus, Refund, RefundTerms};
 use domain::user::Role;
 use domain::wallet::{Hold, HoldStatus, HoldTerms, SystemAccount, Transfer, Wallet, WalletOwner, Withdrawal};
 use time::Duration;
@@ -516,17 +516,17 @@ pub async fn orders_keep_their_items_and_list_by_party<U: UnitOfWork>(store: U) 
     expect(tx.insert_order(&second).await, "second");
     commit(tx).await;
     let mut tx = begin(&store).await;
-    assert_eq!(expect(tx.find_order(first.id).await, "find"), Some(first.clone()));
+    assert_eq!(expect(tx.find_order(first.id()).await, "find"), Some(first.clone()));
     let (pending, _) = first
         .clone()
         .await_payment(Actor::System, now() + Duration::minutes(1))
         .expect("transition");
     expect(tx.update_order(&pending).await, "update");
-    assert_eq!(expect(tx.lock_order(first.id).await, "lock"), Some(pending.clone()));
+    assert_eq!(expect(tx.lock_order(first.id()).await, "lock"), Some(pending.clone()));
     let mine = expect(tx.list_orders(OrderFilter::Buyer(carol.id), &PageRequest::first(10)).await, "mine");
-    assert_eq!(mine.items.iter().map(|o| o.id).collect::<Vec<_>>(), vec![second.id, first.id]);
+    assert_eq!(mine.items.iter().map(|o| o.id()).collect::<Vec<_>>(), vec![second.id(), first.id()]);
     let anns = expect(tx.list_orders(OrderFilter::Merchant(ann.id), &PageRequest::first(10)).await, "ann");
-    assert_eq!(anns.items.iter().map(|o| o.id).collect::<Vec<_>>(), vec![first.id]);
+    assert_eq!(anns.items.iter().map(|o| o.id()).collect::<Vec<_>>(), vec![first.id()]);
     let pending_only = OrderFilter::All {
         status: Some(OrderStatus::PaymentPending),
     };
@@ -547,7 +547,7 @@ pub async fn orders_keep_their_items_and_list_by_party<U: UnitOfWork>(store: U) 
         .await,
         "next",
     );
-    assert_eq!((page.items[0].id, next.items[0].id), (second.id, first.id));
+    assert_eq!((page.items[0].id(), next.items[0].id()), (second.id(), first.id()));
     assert!(next.next_cursor.is_none());
 }
 
@@ -597,9 +597,7 @@ fn order_for_insert(
     mug: &domain::catalog::Product,
     buyer: &domain::user::User,
 ) -> domain::order::Order {
-    let (mut order, _) = fixtures::order(buyer.id, mug, now());
-    order.id = created.order_id;
-    order
+    fixtures::order_with_id(created.order_id, buyer.id, mug, now()).0
 }
 
 pub async fn payments_are_found_by_every_reference<U: UnitOfWork>(store: U) {
@@ -607,8 +605,7 @@ pub async fn payments_are_found_by_every_reference<U: UnitOfWork>(store: U) {
     let (mug, stock) = product(ann.id, 250, now());
     let (order, _) = fixtures::order(carol.id, &mug, now());
     let older = payment(&order, "stripe", Duration::minutes(30));
-    let mut newer = payment(&order, "stripe", Duration::minutes(30));
-    newer.created_at = now() + Duration::seconds(5);
+    let newer = fixtures::payment_opened_at(&order, "stripe", now() + Duration::seconds(5), Duration::minutes(30));
     let newer = newer.attach_session("cs_123".into(), "https://pay.example/cs_123".into(), now());
     let mut tx = begin(&store).await;
     expect(tx.insert_user(&ann).await, "ann");
@@ -621,15 +618,15 @@ pub async fn payments_are_found_by_every_reference<U: UnitOfWork>(store: U) {
     let stripe = provider("stripe");
     let mut tx = begin(&store).await;
     assert_eq!(
-        expect(tx.find_order_payment(order.id).await, "latest").map(|p| p.id),
-        Some(newer.id)
+        expect(tx.find_order_payment(order.id()).await, "latest").map(|p| p.id()),
+        Some(newer.id())
     );
     assert_eq!(
-        expect(tx.lock_payment(&stripe, &PaymentLookup::Ours(older.id)).await, "ours"),
+        expect(tx.lock_payment(&stripe, &PaymentLookup::Ours(older.id())).await, "ours"),
         Some(older.clone())
     );
     let by_session = expect(tx.lock_payment(&stripe, &PaymentLookup::Session("cs_123".into())).await, "session");
-    assert_eq!(by_session.as_ref().map(|p| p.id), Some(newer.id));
+    assert_eq!(by_session.as_ref().map(|p| p.id()), Some(newer.id()));
     assert_eq!(
         expect(
             tx.lock_payment(&provider("monnify"), &PaymentLookup::Session("cs_123".into()))
@@ -643,10 +640,10 @@ pub async fn payments_are_found_by_every_reference<U: UnitOfWork>(store: U) {
     let by_payment = expect(tx.lock_payment(&stripe, &PaymentLookup::ProviderPayment("pi_9".into())).await, "pi");
     assert_eq!(by_payment, Some(paid.clone()));
     assert_eq!(
-        expect(tx.find_payment(paid.id).await, "find").map(|p| p.status),
+        expect(tx.find_payment(paid.id()).await, "find").map(|p| p.status()),
         Some(PaymentStatus::Succeeded)
     );
-    assert_eq!(paid.purpose, PaymentPurpose::Order(order.id));
+    assert_eq!(paid.purpose(), PaymentPurpose::Order(order.id()));
 }
 
 pub async fn expired_pending_payments_are_found_oldest_first<U: UnitOfWork>(store: U) {
@@ -668,7 +665,7 @@ pub async fn expired_pending_payments_are_found_oldest_first<U: UnitOfWork>(stor
     commit(tx).await;
     let mut tx = begin(&store).await;
     let expired = expect(tx.lock_expired_payments(now() + Duration::minutes(10), 10).await, "expired");
-    assert_eq!(expired.iter().map(|p| p.id).collect::<Vec<_>>(), vec![sooner.id, soon.id]);
+    assert_eq!(expired.iter().map(|p| p.id()).collect::<Vec<_>>(), vec![sooner.id(), soon.id()]);
     let one = expect(tx.lock_expired_payments(now() + Duration::minutes(10), 1).await, "one");
     assert_eq!(one.len(), 1);
 }
@@ -677,19 +674,15 @@ pub async fn refunds_are_found_by_id_provider_reference_and_order<U: UnitOfWork>
     let (ann, carol) = (user(Role::Merchant), user(Role::Customer));
     let (mug, stock) = product(ann.id, 250, now());
     let (order, _) = fixtures::order(carol.id, &mug, now());
-    let refund = Refund {
-        id: id(),
-        order_id: order.id,
+    let terms = RefundTerms {
+        order_id: order.id(),
         payment_id: None,
         merchant_id: ann.id,
         amount: usd(100),
-        status: RefundStatus::Pending,
-        provider_refund_id: None,
         reason: "damaged".into(),
         requested_by: Some(ann.id),
-        created_at: now(),
-        updated_at: now(),
     };
+    let refund = Refund::open(id(), terms, now());
     let mut tx = begin(&store).await;
     expect(tx.insert_user(&ann).await, "ann");
     expect(tx.insert_user(&carol).await, "carol");
@@ -698,20 +691,19 @@ pub async fn refunds_are_found_by_id_provider_reference_and_order<U: UnitOfWork>
     expect(tx.insert_refund(&refund).await, "refund");
     commit(tx).await;
     let mut tx = begin(&store).await;
-    assert_eq!(expect(tx.find_refund(refund.id).await, "find"), Some(refund.clone()));
-    let settled = Refund {
-        provider_refund_id: Some("re_1".into()),
-        ..refund.clone()
-    }
-    .succeed(now())
-    .expect("succeed");
+    assert_eq!(expect(tx.find_refund(refund.id()).await, "find"), Some(refund.clone()));
+    let settled = refund
+        .clone()
+        .record_provider_refund_id("re_1", now())
+        .succeed(now())
+        .expect("succeed");
     expect(tx.update_refund(&settled).await, "update");
     assert_eq!(
         expect(tx.find_refund_by_provider_id("re_1").await, "by provider"),
         Some(settled.clone())
     );
-    assert_eq!(expect(tx.lock_refund(refund.id).await, "lock"), Some(settled.clone()));
-    assert_eq!(expect(tx.list_order_refunds(order.id).await, "list"), vec![settled]);
+    assert_eq!(expect(tx.lock_refund(refund.id()).await, "lock"), Some(settled.clone()));
+    assert_eq!(expect(tx.list_order_refunds(order.id()).await, "list"), vec![settled]);
     assert_eq!(expect(tx.find_refund_by_provider_id("re_404").await, "none"), None);
 }
 

@@ -2,11 +2,11 @@
 //! exists is left alone and wallets are only topped up to their target balance.
 
 use application::App;
+use application::adjustments::AdjustmentRequest;
 use application::auth::{Caller, RegisterError, Registration};
 use application::catalog::NewProduct;
 use application::pagination::PageRequest;
 use application::ports::store::UnitOfWork;
-use application::wallets::AdjustmentRequest;
 use domain::money::Money;
 use domain::user::{Role, User};
 

@@ -11,7 +11,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use domain::catalog::Quantity;
 use domain::ids::{OrderId, ProductId, UserId};
-use domain::order::{Actor, Order, OrderItem, OrderStatus, PaymentMethod, StatusChange};
+use domain::order::{Actor, Order, OrderItem, OrderRecord, OrderStatus, PaymentMethod, StatusChange};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -75,7 +75,7 @@ struct OrderItemRow {
 
 impl OrderRow {
     fn into_domain(self, items: Vec<OrderItem>) -> StoreResult<Order> {
-        Ok(Order {
+        Ok(Order::restore(OrderRecord {
             id: OrderId::from_uuid(self.id),
             buyer_id: UserId::from_uuid(self.buyer_id),
             items,
@@ -85,7 +85,7 @@ impl OrderRow {
             status: word("order status", &self.status, OrderStatus::parse)?,
             created_at: self.created_at,
             updated_at: self.updated_at,
-        })
+        }))
     }
 }
 
@@ -126,7 +126,7 @@ impl OrderRepository for PgTx {
     /// the inserted order row, so a taken id is reported as `orders_pkey`.
     async fn insert_order(&mut self, order: &Order) -> StoreResult<()> {
         let quantities = order
-            .items
+            .items()
             .iter()
             .map(|item| to_i32(item.quantity.get(), "quantity"))
             .collect::<StoreResult<Vec<i32>>>()?;
@@ -141,30 +141,30 @@ impl OrderRepository for PgTx {
              FROM placed, unnest($10::uuid[], $11::uuid[], $12::text[], $13::integer[], $14::bigint[]) \
                   WITH ORDINALITY AS i(product_id, merchant_id, product_name, quantity, unit_price, position)",
         )
-        .bind::<SqlUuid, _>(order.id.as_uuid())
-        .bind::<SqlUuid, _>(order.buyer_id.as_uuid())
+        .bind::<SqlUuid, _>(order.id().as_uuid())
+        .bind::<SqlUuid, _>(order.buyer_id().as_uuid())
         .bind::<Text, _>(order.currency().code())
-        .bind::<BigInt, _>(order.total.amount_minor())
-        .bind::<BigInt, _>(order.refunded.amount_minor())
-        .bind::<Text, _>(order.payment_method.as_str())
-        .bind::<Text, _>(order.status.as_str())
-        .bind::<Timestamptz, _>(order.created_at)
-        .bind::<Timestamptz, _>(order.updated_at)
-        .bind::<Array<SqlUuid>, _>(order.items.iter().map(|i| i.product_id.as_uuid()).collect::<Vec<_>>())
-        .bind::<Array<SqlUuid>, _>(order.items.iter().map(|i| i.merchant_id.as_uuid()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(order.items.iter().map(|i| i.product_name.clone()).collect::<Vec<_>>())
+        .bind::<BigInt, _>(order.total().amount_minor())
+        .bind::<BigInt, _>(order.refunded().amount_minor())
+        .bind::<Text, _>(order.payment_method().as_str())
+        .bind::<Text, _>(order.status().as_str())
+        .bind::<Timestamptz, _>(order.created_at())
+        .bind::<Timestamptz, _>(order.updated_at())
+        .bind::<Array<SqlUuid>, _>(order.items().iter().map(|i| i.product_id.as_uuid()).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(order.items().iter().map(|i| i.merchant_id.as_uuid()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(order.items().iter().map(|i| i.product_name.clone()).collect::<Vec<_>>())
         .bind::<Array<Integer>, _>(quantities)
-        .bind::<Array<BigInt>, _>(order.items.iter().map(|i| i.unit_price.amount_minor()).collect::<Vec<_>>());
+        .bind::<Array<BigInt>, _>(order.items().iter().map(|i| i.unit_price.amount_minor()).collect::<Vec<_>>());
         self.defer(statement, Expect::Any);
         Ok(())
     }
 
     async fn update_order(&mut self, order: &Order) -> StoreResult<()> {
         let statement = Statement::new("UPDATE orders SET status = $2, refunded = $3, updated_at = $4 WHERE id = $1")
-            .bind::<SqlUuid, _>(order.id.as_uuid())
-            .bind::<Text, _>(order.status.as_str())
-            .bind::<BigInt, _>(order.refunded.amount_minor())
-            .bind::<Timestamptz, _>(order.updated_at);
+            .bind::<SqlUuid, _>(order.id().as_uuid())
+            .bind::<Text, _>(order.status().as_str())
+            .bind::<BigInt, _>(order.refunded().amount_minor())
+            .bind::<Timestamptz, _>(order.updated_at());
         self.defer(statement, Expect::Rows(1, "order"));
         Ok(())
     }
@@ -214,8 +214,8 @@ impl OrderRepository for PgTx {
         };
         let orders = group_orders(self.load::<OrderItemRow>(statement).await?)?;
         Ok(Page::from_rows(orders, page.limit, |order| Cursor::Position {
-            at: order.created_at,
-            id: order.id.as_uuid(),
+            at: order.created_at(),
+            id: order.id().as_uuid(),
         }))
     }
 

@@ -8,7 +8,7 @@ use application::ports::store::{PaymentLookup, PaymentRepository, RefundReposito
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use domain::ids::{OrderId, PaymentId, RefundId, UserId};
-use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName, Refund, RefundStatus};
+use domain::payment::{Payment, PaymentPurpose, PaymentRecord, PaymentStatus, ProviderName, Refund, RefundRecord, RefundStatus};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -55,7 +55,7 @@ impl DomainRow for PaymentRow {
             ("top_up", None, Some(user)) => PaymentPurpose::TopUp(UserId::from_uuid(user)),
             _ => return Err(corrupt(format!("payment {} has an inconsistent purpose", self.id))),
         };
-        Ok(Payment {
+        Ok(Payment::restore(PaymentRecord {
             id: PaymentId::from_uuid(self.id),
             purpose,
             payer_id: UserId::from_uuid(self.payer_id),
@@ -70,13 +70,13 @@ impl DomainRow for PaymentRow {
             created_at: self.created_at,
             expires_at: self.expires_at,
             updated_at: self.updated_at,
-        })
+        }))
     }
 }
 
 impl PaymentRepository for PgTx {
     async fn insert_payment(&mut self, payment: &Payment) -> StoreResult<()> {
-        let (purpose, order_id, top_up_user_id) = match payment.purpose {
+        let (purpose, order_id, top_up_user_id) = match payment.purpose() {
             PaymentPurpose::Order(order) => ("order", Some(order.as_uuid()), None),
             PaymentPurpose::TopUp(user) => ("top_up", None, Some(user.as_uuid())),
         };
@@ -85,23 +85,23 @@ impl PaymentRepository for PgTx {
             payment_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ))
-        .bind::<SqlUuid, _>(payment.id.as_uuid())
+        .bind::<SqlUuid, _>(payment.id().as_uuid())
         .bind::<Text, _>(purpose)
         .bind::<Nullable<SqlUuid>, _>(order_id)
         .bind::<Nullable<SqlUuid>, _>(top_up_user_id)
-        .bind::<SqlUuid, _>(payment.payer_id.as_uuid())
-        .bind::<Text, _>(payment.provider.as_str().to_owned())
+        .bind::<SqlUuid, _>(payment.payer_id().as_uuid())
+        .bind::<Text, _>(payment.provider().as_str().to_owned())
         .bind::<Text, _>(payment.currency().code())
-        .bind::<BigInt, _>(payment.amount.amount_minor())
-        .bind::<Text, _>(payment.status.as_str())
-        .bind::<Nullable<Text>, _>(payment.provider_session_id.clone())
-        .bind::<Nullable<Text>, _>(payment.provider_payment_id.clone())
-        .bind::<Nullable<Text>, _>(payment.checkout_url.clone())
-        .bind::<Bool, _>(payment.disputed)
-        .bind::<Bool, _>(payment.late_success)
-        .bind::<Timestamptz, _>(payment.created_at)
-        .bind::<Timestamptz, _>(payment.expires_at)
-        .bind::<Timestamptz, _>(payment.updated_at);
+        .bind::<BigInt, _>(payment.amount().amount_minor())
+        .bind::<Text, _>(payment.status().as_str())
+        .bind::<Nullable<Text>, _>(payment.provider_session_id().map(str::to_owned))
+        .bind::<Nullable<Text>, _>(payment.provider_payment_id().map(str::to_owned))
+        .bind::<Nullable<Text>, _>(payment.checkout_url().map(str::to_owned))
+        .bind::<Bool, _>(payment.disputed())
+        .bind::<Bool, _>(payment.late_success())
+        .bind::<Timestamptz, _>(payment.created_at())
+        .bind::<Timestamptz, _>(payment.expires_at())
+        .bind::<Timestamptz, _>(payment.updated_at());
         self.defer(statement, Expect::Any);
         Ok(())
     }
@@ -113,15 +113,15 @@ impl PaymentRepository for PgTx {
                  disputed = $6, late_success = $7, expires_at = $8, updated_at = $9 \
              WHERE id = $1",
         )
-        .bind::<SqlUuid, _>(payment.id.as_uuid())
-        .bind::<Text, _>(payment.status.as_str())
-        .bind::<Nullable<Text>, _>(payment.provider_session_id.clone())
-        .bind::<Nullable<Text>, _>(payment.provider_payment_id.clone())
-        .bind::<Nullable<Text>, _>(payment.checkout_url.clone())
-        .bind::<Bool, _>(payment.disputed)
-        .bind::<Bool, _>(payment.late_success)
-        .bind::<Timestamptz, _>(payment.expires_at)
-        .bind::<Timestamptz, _>(payment.updated_at);
+        .bind::<SqlUuid, _>(payment.id().as_uuid())
+        .bind::<Text, _>(payment.status().as_str())
+        .bind::<Nullable<Text>, _>(payment.provider_session_id().map(str::to_owned))
+        .bind::<Nullable<Text>, _>(payment.provider_payment_id().map(str::to_owned))
+        .bind::<Nullable<Text>, _>(payment.checkout_url().map(str::to_owned))
+        .bind::<Bool, _>(payment.disputed())
+        .bind::<Bool, _>(payment.late_success())
+        .bind::<Timestamptz, _>(payment.expires_at())
+        .bind::<Timestamptz, _>(payment.updated_at());
         self.defer(statement, Expect::Rows(1, "payment"));
         Ok(())
     }
@@ -209,7 +209,7 @@ impl DomainRow for RefundRow {
     type Domain = Refund;
 
     fn into_domain(self) -> StoreResult<Refund> {
-        Ok(Refund {
+        Ok(Refund::restore(RefundRecord {
             id: RefundId::from_uuid(self.id),
             order_id: OrderId::from_uuid(self.order_id),
             payment_id: self.payment_id.map(PaymentId::from_uuid),
@@ -221,7 +221,7 @@ impl DomainRow for RefundRow {
             requested_by: self.requested_by.map(UserId::from_uuid),
             created_at: self.created_at,
             updated_at: self.updated_at,
-        })
+        }))
     }
 }
 
@@ -232,18 +232,18 @@ impl RefundRepository for PgTx {
             refund_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
-        .bind::<SqlUuid, _>(refund.id.as_uuid())
-        .bind::<SqlUuid, _>(refund.order_id.as_uuid())
-        .bind::<Nullable<SqlUuid>, _>(refund.payment_id.map(|id| id.as_uuid()))
-        .bind::<SqlUuid, _>(refund.merchant_id.as_uuid())
-        .bind::<Text, _>(refund.amount.currency().code())
-        .bind::<BigInt, _>(refund.amount.amount_minor())
-        .bind::<Text, _>(refund.status.as_str())
-        .bind::<Nullable<Text>, _>(refund.provider_refund_id.clone())
-        .bind::<Text, _>(refund.reason.clone())
-        .bind::<Nullable<SqlUuid>, _>(refund.requested_by.map(|id| id.as_uuid()))
-        .bind::<Timestamptz, _>(refund.created_at)
-        .bind::<Timestamptz, _>(refund.updated_at);
+        .bind::<SqlUuid, _>(refund.id().as_uuid())
+        .bind::<SqlUuid, _>(refund.order_id().as_uuid())
+        .bind::<Nullable<SqlUuid>, _>(refund.payment_id().map(|id| id.as_uuid()))
+        .bind::<SqlUuid, _>(refund.merchant_id().as_uuid())
+        .bind::<Text, _>(refund.amount().currency().code())
+        .bind::<BigInt, _>(refund.amount().amount_minor())
+        .bind::<Text, _>(refund.status().as_str())
+        .bind::<Nullable<Text>, _>(refund.provider_refund_id().map(str::to_owned))
+        .bind::<Text, _>(refund.reason().to_owned())
+        .bind::<Nullable<SqlUuid>, _>(refund.requested_by().map(|id| id.as_uuid()))
+        .bind::<Timestamptz, _>(refund.created_at())
+        .bind::<Timestamptz, _>(refund.updated_at());
         self.defer(statement, Expect::Any);
         Ok(())
     }
@@ -252,11 +252,11 @@ impl RefundRepository for PgTx {
     async fn update_refund(&mut self, refund: &Refund) -> StoreResult<()> {
         let statement =
             Statement::new("UPDATE refunds SET payment_id = $2, status = $3, provider_refund_id = $4, updated_at = $5 WHERE id = $1")
-                .bind::<SqlUuid, _>(refund.id.as_uuid())
-                .bind::<Nullable<SqlUuid>, _>(refund.payment_id.map(|id| id.as_uuid()))
-                .bind::<Text, _>(refund.status.as_str())
-                .bind::<Nullable<Text>, _>(refund.provider_refund_id.clone())
-                .bind::<Timestamptz, _>(refund.updated_at);
+                .bind::<SqlUuid, _>(refund.id().as_uuid())
+                .bind::<Nullable<SqlUuid>, _>(refund.payment_id().map(|id| id.as_uuid()))
+                .bind::<Text, _>(refund.status().as_str())
+                .bind::<Nullable<Text>, _>(refund.provider_refund_id().map(str::to_owned))
+                .bind::<Timestamptz, _>(refund.updated_at());
         self.defer(statement, Expect::Rows(1, "refund"));
         Ok(())
     }

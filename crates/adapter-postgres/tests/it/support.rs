@@ -6,9 +6,10 @@ use std::sync::Arc;
 use adapter_memory::MemoryCache;
 use adapter_postgres::PgStore;
 use adapter_postgres::testing::TestDatabase;
+use application::adjustments::AdjustmentRequest;
 use application::auth::{Caller, Registration};
 use application::catalog::{CatalogEntry, NewProduct};
-use application::orders::CheckoutCommand;
+use application::checkout::CheckoutCommand;
 use application::ports::gateway::{
     CheckoutRequest, CheckoutSession, GatewayError, GatewayEvent, GatewayRefund, GatewayRefundStatus, Gateways, PaymentGateway,
     RefundRequest, WebhookError, WebhookHeaders,
@@ -16,7 +17,6 @@ use application::ports::gateway::{
 use application::ports::store::{ProductRepository, Transaction, UnitOfWork};
 use application::ports::system::{SystemClock, UuidV7Generator};
 use application::testing::{PlainHasher, SpelledTokens};
-use application::wallets::AdjustmentRequest;
 use application::{App, Settings};
 use async_trait::async_trait;
 use domain::catalog::Quantity;

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use application::auth::Caller;
-use application::orders::CheckoutError;
-use application::payments::EventOutcome;
+use application::checkout::CheckoutError;
 use application::ports::gateway::{GatewayEvent, GatewayEventKind, PaymentReference};
-use application::wallets::{Recipient, TransferRequest};
+use application::settlement::EventOutcome;
+use application::transfers::{Recipient, TransferRequest};
 use domain::ids::ProductId;
 use domain::order::{OrderStatus, PaymentMethod};
 use domain::payment::PaymentStatus;
@@ -45,7 +45,7 @@ async fn two_hundred_buyers_racing_for_twenty_five_units_leave_exactly_twenty_fi
     for (buyer, task) in buyers.iter().zip(tasks) {
         match task.await.expect("task") {
             Ok(checkout) => {
-                assert_eq!(checkout.order.status, OrderStatus::Paid);
+                assert_eq!(checkout.order.status(), OrderStatus::Paid);
                 paid.push(buyer.user_id);
             }
             Err(CheckoutError::OutOfStock { .. }) => out_of_stock += 1,
@@ -122,8 +122,8 @@ async fn carts_naming_the_same_products_in_different_orders_neither_deadlock_nor
     for task in tasks {
         match task.await.expect("task") {
             Ok(checkout) => {
-                revenue += checkout.order.total.amount_minor();
-                for item in &checkout.order.items {
+                revenue += checkout.order.total().amount_minor();
+                for item in checkout.order.items() {
                     *sold.entry(item.product_id).or_default() += i64::from(item.quantity.get());
                 }
             }
@@ -154,7 +154,7 @@ async fn a_card_checkout_is_paid_by_its_webhook_exactly_once() {
         .await
         .expect("checkout");
     let payment = checkout.payment.expect("a card checkout opens a payment");
-    assert_eq!((payment.status, payment.amount), (PaymentStatus::Pending, usd(1_400)));
+    assert_eq!((payment.status(), payment.amount()), (PaymentStatus::Pending, usd(1_400)));
     assert_eq!(h.stock(mug.product.id).await, (1, 2));
 
     let event = GatewayEvent {
@@ -162,7 +162,7 @@ async fn a_card_checkout_is_paid_by_its_webhook_exactly_once() {
         event_type: "checkout.session.completed".into(),
         kind: GatewayEventKind::CheckoutCompleted {
             reference: PaymentReference {
-                session_id: Some(FakeGateway::session_of(payment.id)),
+                session_id: Some(FakeGateway::session_of(payment.id())),
                 ..PaymentReference::default()
             },
             amount: Some(usd(1_400)),
@@ -174,8 +174,8 @@ async fn a_card_checkout_is_paid_by_its_webhook_exactly_once() {
 
     assert_eq!((first, again), (EventOutcome::Applied, EventOutcome::Duplicate));
     assert_eq!(h.stock(mug.product.id).await, (1, 0));
-    let details = h.app.order_details(&buyer, checkout.order.id).await.expect("order");
-    assert_eq!(details.order.status, OrderStatus::Paid);
+    let details = h.app.order_details(&buyer, checkout.order.id()).await.expect("order");
+    assert_eq!(details.order.status(), OrderStatus::Paid);
     assert_eq!(h.balance(&merchant).await, 1_400);
     h.assert_ledger_ok().await;
 }
@@ -193,7 +193,7 @@ async fn expiry_workers_on_several_instances_expire_each_abandoned_checkout_once
             .checkout(&buyer, cart(&[(mug.product.id, 1)], PaymentMethod::Card), None)
             .await
             .expect("checkout");
-        orders.push((buyer, checkout.order.id));
+        orders.push((buyer, checkout.order.id()));
     }
     assert_eq!(h.stock(mug.product.id).await, (80, 20));
     // Three server instances, an hour later, all running the expiry job at once.
@@ -222,7 +222,7 @@ async fn expiry_workers_on_several_instances_expire_each_abandoned_checkout_once
     for (buyer, order) in &orders {
         let details = h.app.order_details(buyer, *order).await.expect("order");
         assert_eq!(
-            (details.order.status, details.payment.map(|p| p.status)),
+            (details.order.status(), details.payment.map(|p| p.status())),
             (OrderStatus::Cancelled, Some(PaymentStatus::Expired))
         );
     }

@@ -1,11 +1,12 @@
 //! What the use cases do when a port fails.
 
 use application::auth::{RegisterError, Registration};
-use application::orders::CheckoutError;
+use application::checkout::CheckoutError;
 use application::ports::gateway::{CheckoutRequest, GatewayError};
 use application::ports::security::{PasswordHasher, SecurityError};
 use application::ports::store::StoreError;
-use application::wallets::{Recipient, TopUpError, TopUpRequest, TransferError, TransferRequest};
+use application::top_ups::{TopUpError, TopUpRequest};
+use application::transfers::{Recipient, TransferError, TransferRequest};
 use async_trait::async_trait;
 use domain::order::OrderStatus;
 use domain::payment::PaymentStatus;
@@ -35,11 +36,11 @@ async fn a_gateway_that_cannot_open_a_checkout_leaves_no_reserved_stock() -> Res
     assert_eq!(h.stock(&mug).await, (3, 0));
     let orders = h.app.my_orders(&buyer, &application::pagination::PageRequest::first(10)).await?;
     assert_eq!(
-        orders.items.iter().map(|o| o.status).collect::<Vec<_>>(),
+        orders.items.iter().map(|o| o.status()).collect::<Vec<_>>(),
         vec![OrderStatus::Cancelled]
     );
-    let details = h.app.order_details(&buyer, orders.items[0].id).await?;
-    assert_eq!(details.payment.map(|p| p.status), Some(PaymentStatus::Failed));
+    let details = h.app.order_details(&buyer, orders.items[0].id()).await?;
+    assert_eq!(details.payment.map(|p| p.status()), Some(PaymentStatus::Failed));
     let top_up = h
         .app
         .start_top_up(

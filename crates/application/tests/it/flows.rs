@@ -135,7 +135,7 @@ async fn an_expired_hold_is_released_by_the_job() -> Result<(), Box<dyn std::err
     assert_eq!((wallet.available(), wallet.held()), (usd(1_000), usd(0)));
     assert!(matches!(
         h.app.release_hold(&alice, hold.id).await,
-        Err(application::wallets::HoldUseError::Hold(domain::wallet::HoldError::NotPending(
+        Err(application::holds::HoldUseError::Hold(domain::wallet::HoldError::NotPending(
             HoldStatus::Expired
         )))
     ));
@@ -194,8 +194,12 @@ async fn a_refund_the_provider_could_not_take_is_completed_by_the_job() -> Resul
         merchant_id: None,
         reason: String::new(),
     };
-    let refunds = h.app.refund_order(&ann, checkout.order.id, command, None).await?;
-    assert_eq!(refunds[0].status, RefundStatus::Pending, "the provider was down: pending, not lost");
+    let refunds = h.app.refund_order(&ann, checkout.order.id(), command, None).await?;
+    assert_eq!(
+        refunds[0].status(),
+        RefundStatus::Pending,
+        "the provider was down: pending, not lost"
+    );
     assert_eq!(h.app.run_follow_ups(10).await?, 0, "not due yet");
     // 10 s after the first failure, and up to a fifth more.
     h.clock.advance(Duration::seconds(13));
@@ -204,9 +208,9 @@ async fn a_refund_the_provider_could_not_take_is_completed_by_the_job() -> Resul
     assert_eq!(h.app.run_follow_ups(10).await?, 0, "backing off: 20 s now");
     h.clock.advance(Duration::seconds(14));
     assert_eq!(h.app.run_follow_ups(10).await?, 1);
-    let details = h.app.order_details(&buyer, checkout.order.id).await?;
-    assert_eq!(details.refunds[0].status, RefundStatus::Succeeded);
-    assert_eq!(details.order.refunded, usd(1_400));
+    let details = h.app.order_details(&buyer, checkout.order.id()).await?;
+    assert_eq!(details.refunds[0].status(), RefundStatus::Succeeded);
+    assert_eq!(details.order.refunded(), usd(1_400));
     let keys = attempts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     assert_eq!(keys.len(), 3);
     assert!(
@@ -237,7 +241,7 @@ async fn a_refund_the_provider_never_takes_is_stuck_where_admins_see_it() -> Res
         merchant_id: None,
         reason: String::new(),
     };
-    h.app.refund_order(&ann, checkout.order.id, command, None).await?;
+    h.app.refund_order(&ann, checkout.order.id(), command, None).await?;
     for _ in 0..5 {
         h.clock.advance(Duration::minutes(2));
         h.app.run_follow_ups(10).await?;
@@ -273,7 +277,7 @@ async fn a_refund_the_provider_never_takes_is_stuck_where_admins_see_it() -> Res
 
 #[tokio::test]
 async fn the_adjustments_account_is_driven_to_its_bound_and_no_further() -> Result<(), Box<dyn std::error::Error>> {
-    use application::wallets::{AdjustmentError, AdjustmentRequest};
+    use application::adjustments::{AdjustmentError, AdjustmentRequest};
     use domain::money::Money;
     let h = Harness::new();
     let admin = h.admin().await;
@@ -306,9 +310,9 @@ async fn the_adjustments_account_is_driven_to_its_bound_and_no_further() -> Resu
 
 #[tokio::test]
 async fn a_clearing_account_at_its_bound_takes_no_more_card_payments() -> Result<(), Box<dyn std::error::Error>> {
-    use application::payments::EventOutcome;
     use application::ports::gateway::{GatewayEvent, GatewayEventKind, PaymentReference};
-    use application::wallets::{TopUpError, TopUpRequest};
+    use application::settlement::EventOutcome;
+    use application::top_ups::{TopUpError, TopUpRequest};
     use domain::money::Money;
     let h = Harness::new();
     let alice = h.user(Role::Customer).await;
@@ -324,8 +328,8 @@ async fn a_clearing_account_at_its_bound_takes_no_more_card_payments() -> Result
             event_type: "checkout.session.completed".into(),
             kind: GatewayEventKind::CheckoutCompleted {
                 reference: PaymentReference {
-                    payment_id: Some(payment.id),
-                    session_id: payment.provider_session_id.clone(),
+                    payment_id: Some(payment.id()),
+                    session_id: payment.provider_session_id().map(str::to_owned),
                     provider_payment_id: Some(format!("pi_{n}")),
                 },
                 amount: Some(largest),

@@ -3,13 +3,13 @@
 
 use std::sync::{Arc, Mutex};
 
+use application::checkout::{Checkout, CheckoutError};
 use application::idempotency::{IdempotencyError, IdempotencyKey, IdempotencyScope, Idempotent, KeyStatus, StoredResponse};
-use application::orders::{Checkout, CheckoutError};
 use application::ports::gateway::{CheckoutSession, GatewayError, GatewayRefund, GatewayRefundStatus, RefundRequest};
 use application::ports::store::{StoreError, Transaction, UnitOfWork};
 use application::ports::system::Clock;
 use application::refunds::{RefundCommand, RefundError};
-use application::wallets::{Recipient, TransferError, TransferRequest};
+use application::transfers::{Recipient, TransferError, TransferRequest};
 use domain::payment::{Payment, PaymentStatus, Refund, RefundStatus};
 use domain::user::Role;
 
@@ -42,7 +42,7 @@ fn render_transfer(transfer: &domain::wallet::Transfer) -> StoredResponse {
 fn render_checkout(checkout: &Checkout) -> StoredResponse {
     StoredResponse {
         status: 201,
-        body: checkout.order.id.to_string().into_bytes(),
+        body: checkout.order.id().to_string().into_bytes(),
         location: None,
     }
 }
@@ -50,7 +50,7 @@ fn render_checkout(checkout: &Checkout) -> StoredResponse {
 // The use case's output is a `Vec`, and a renderer takes `&T`.
 #[allow(clippy::ptr_arg)]
 fn render_refunds(refunds: &Vec<Refund>) -> StoredResponse {
-    let ids: Vec<String> = refunds.iter().map(|r| format!("{}:{}", r.id, r.status.as_str())).collect();
+    let ids: Vec<String> = refunds.iter().map(|r| format!("{}:{}", r.id(), r.status().as_str())).collect();
     StoredResponse {
         status: 201,
         body: ids.join(",").into_bytes(),
@@ -238,7 +238,7 @@ async fn a_refund_retried_after_a_failure_past_the_provider_call_refunds_once() 
         .refund_order(&ann, order_id, command(), Some(keyed(&ann, "r1", render_refunds)))
         .await?;
     assert_eq!(refunds.len(), 1);
-    assert_eq!(refunds[0].status, RefundStatus::Succeeded);
+    assert_eq!(refunds[0].status(), RefundStatus::Succeeded);
     let requests = requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     assert_eq!(requests.len(), 2, "the provider is asked again...");
     assert_eq!(
@@ -247,7 +247,7 @@ async fn a_refund_retried_after_a_failure_past_the_provider_call_refunds_once() 
     );
     assert_eq!(h.balance(&ann).await, 1_000, "the merchant's wallet is debited once");
     let details = h.app.order_details(&buyer, order_id).await?;
-    assert_eq!((details.refunds.len(), details.order.refunded), (1, usd(400)));
+    assert_eq!((details.refunds.len(), details.order.refunded()), (1, usd(400)));
     assert_eq!(
         h.app.idempotency_status(&scope(&ann, "r1"), "fp").await?,
         KeyStatus::Replay(render_refunds(&refunds))
@@ -285,8 +285,8 @@ async fn a_card_checkout_retried_after_the_gateway_was_down_resumes_its_order() 
     h.app.end_idempotency_lease(&scope(&buyer, "c1")).await?;
     let checkout = h.app.checkout(&buyer, cart(), Some(keyed(&buyer, "c1", render_checkout))).await?;
     let payment = checkout.payment.clone().unwrap_or_else(|| panic!("no payment"));
-    assert_eq!(payment.status, PaymentStatus::Pending);
-    assert!(payment.checkout_url.is_some());
+    assert_eq!(payment.status(), PaymentStatus::Pending);
+    assert!(payment.checkout_url().is_some());
     let keys = calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     assert_eq!((keys.len(), &keys[0]), (2, &keys[1]), "the same checkout is asked for again");
     let orders = h.app.my_orders(&buyer, &application::pagination::PageRequest::first(10)).await?;

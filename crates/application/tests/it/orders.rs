@@ -1,4 +1,5 @@
-use application::orders::{CheckoutCommand, CheckoutError, OrderCommandError};
+use application::checkout::{CheckoutCommand, CheckoutError};
+use application::orders::OrderCommandError;
 use application::pagination::PageRequest;
 use application::refunds::{RefundCommand, RefundError};
 use domain::catalog::Quantity;
@@ -39,8 +40,8 @@ async fn a_two_merchant_cart_pays_each_merchant_exactly_their_share() -> Result<
         .app
         .checkout(&buyer, wallet_cart(&[(mug.product.id, 2), (pen.product.id, 3)]), None)
         .await?;
-    assert_eq!(checkout.order.status, OrderStatus::Paid);
-    assert_eq!(checkout.order.total, usd(3_400));
+    assert_eq!(checkout.order.status(), OrderStatus::Paid);
+    assert_eq!(checkout.order.total(), usd(3_400));
     assert_eq!(h.balance(&buyer).await, 6_600);
     assert_eq!(h.balance(&ann).await, 2_500);
     assert_eq!(h.balance(&bob).await, 900);
@@ -48,7 +49,7 @@ async fn a_two_merchant_cart_pays_each_merchant_exactly_their_share() -> Result<
     assert_eq!(h.stock(&pen).await, (2, 0));
     let trail = h
         .app
-        .order_audit(&h.admin().await, Some(checkout.order.id), &PageRequest::first(10))
+        .order_audit(&h.admin().await, Some(checkout.order.id()), &PageRequest::first(10))
         .await?;
     let statuses: Vec<OrderStatus> = trail.items.iter().map(|c| c.to).collect();
     assert_eq!(statuses, vec![OrderStatus::Paid, OrderStatus::PaymentPending, OrderStatus::Created]);
@@ -155,18 +156,13 @@ async fn a_card_checkout_reserves_stock_and_waits_for_the_gateway() -> Result<()
     let buyer = h.user(Role::Customer).await;
     let mug = h.product(&ann, 700, 3).await;
     let checkout = h.app.checkout(&buyer, card_cart(&[(mug.product.id, 2)]), None).await?;
-    assert_eq!(checkout.order.status, OrderStatus::PaymentPending);
+    assert_eq!(checkout.order.status(), OrderStatus::PaymentPending);
     let payment = checkout.payment.ok_or("no payment")?;
-    assert_eq!((payment.status, payment.amount), (PaymentStatus::Pending, usd(1_400)));
-    assert!(
-        payment
-            .checkout_url
-            .as_deref()
-            .is_some_and(|url| url.starts_with("https://pay.example/"))
-    );
+    assert_eq!((payment.status(), payment.amount()), (PaymentStatus::Pending, usd(1_400)));
+    assert!(payment.checkout_url().is_some_and(|url| url.starts_with("https://pay.example/")));
     assert_eq!(h.stock(&mug).await, (1, 2));
-    let details = h.app.order_details(&buyer, checkout.order.id).await?;
-    assert_eq!(details.payment.map(|p| p.provider_session_id.is_some()), Some(true));
+    let details = h.app.order_details(&buyer, checkout.order.id()).await?;
+    assert_eq!(details.payment.map(|p| p.provider_session_id().is_some()), Some(true));
     Ok(())
 }
 
@@ -179,20 +175,20 @@ async fn the_buyer_cancels_a_pending_order_and_the_stock_returns() -> Result<(),
     let checkout = h.app.checkout(&buyer, card_cart(&[(mug.product.id, 2)]), None).await?;
     let other = h.user(Role::Customer).await;
     assert!(matches!(
-        h.app.cancel_order(&other, checkout.order.id).await,
+        h.app.cancel_order(&other, checkout.order.id()).await,
         Err(OrderCommandError::NotFound)
     ));
     assert!(matches!(
-        h.app.cancel_order(&ann, checkout.order.id).await,
+        h.app.cancel_order(&ann, checkout.order.id()).await,
         Err(OrderCommandError::Forbidden)
     ));
-    let cancelled = h.app.cancel_order(&buyer, checkout.order.id).await?;
-    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    let cancelled = h.app.cancel_order(&buyer, checkout.order.id()).await?;
+    assert_eq!(cancelled.status(), OrderStatus::Cancelled);
     assert_eq!(h.stock(&mug).await, (3, 0));
-    let details = h.app.order_details(&buyer, checkout.order.id).await?;
-    assert_eq!(details.payment.map(|p| p.status), Some(PaymentStatus::Cancelled));
+    let details = h.app.order_details(&buyer, checkout.order.id()).await?;
+    assert_eq!(details.payment.map(|p| p.status()), Some(PaymentStatus::Cancelled));
     assert!(matches!(
-        h.app.cancel_order(&buyer, checkout.order.id).await,
+        h.app.cancel_order(&buyer, checkout.order.id()).await,
         Err(OrderCommandError::Transition(_))
     ));
     Ok(())
@@ -206,17 +202,20 @@ async fn merchants_fulfil_and_orders_show_only_to_their_parties() -> Result<(), 
     let mug = h.product(&ann, 1_000, 3).await;
     let order = h.app.checkout(&buyer, wallet_cart(&[(mug.product.id, 1)]), None).await?.order;
     assert!(matches!(
-        h.app.order_details(&bob, order.id).await,
+        h.app.order_details(&bob, order.id()).await,
         Err(OrderCommandError::NotFound)
     ));
-    assert!(matches!(h.app.fulfil_order(&bob, order.id).await, Err(OrderCommandError::NotFound)));
     assert!(matches!(
-        h.app.fulfil_order(&buyer, order.id).await,
+        h.app.fulfil_order(&bob, order.id()).await,
+        Err(OrderCommandError::NotFound)
+    ));
+    assert!(matches!(
+        h.app.fulfil_order(&buyer, order.id()).await,
         Err(OrderCommandError::Forbidden)
     ));
-    assert_eq!(h.app.fulfil_order(&ann, order.id).await?.status, OrderStatus::Fulfilled);
+    assert_eq!(h.app.fulfil_order(&ann, order.id()).await?.status(), OrderStatus::Fulfilled);
     assert!(matches!(
-        h.app.fulfil_order(&ann, order.id).await,
+        h.app.fulfil_order(&ann, order.id()).await,
         Err(OrderCommandError::Transition(_))
     ));
     assert_eq!(h.app.merchant_sales(&ann, &PageRequest::first(10)).await?.items.len(), 1);
@@ -251,9 +250,9 @@ async fn wallet_refunds_go_back_to_the_buyer_in_parts_or_whole() -> Result<(), B
         merchant_id: None,
         reason: "scratched".into(),
     };
-    let refunds = h.app.refund_order(&ann, order.id, partial, None).await?;
+    let refunds = h.app.refund_order(&ann, order.id(), partial, None).await?;
     assert_eq!(
-        (refunds.len(), refunds[0].status, refunds[0].merchant_id),
+        (refunds.len(), refunds[0].status(), refunds[0].merchant_id()),
         (1, RefundStatus::Succeeded, ann.user_id)
     );
     assert_eq!((h.balance(&buyer).await, h.balance(&ann).await), (7_300, 1_700));
@@ -263,13 +262,13 @@ async fn wallet_refunds_go_back_to_the_buyer_in_parts_or_whole() -> Result<(), B
         reason: String::new(),
     };
     assert!(
-        matches!(h.app.refund_order(&ann, order.id, too_much, None).await, Err(RefundError::ExceedsRefundable { refundable }) if refundable == usd(1_700))
+        matches!(h.app.refund_order(&ann, order.id(), too_much, None).await, Err(RefundError::ExceedsRefundable { refundable }) if refundable == usd(1_700))
     );
     assert!(matches!(
         h.app
             .refund_order(
                 &buyer,
-                order.id,
+                order.id(),
                 RefundCommand {
                     amount: None,
                     merchant_id: None,
@@ -287,7 +286,7 @@ async fn wallet_refunds_go_back_to_the_buyer_in_parts_or_whole() -> Result<(), B
         reason: String::new(),
     };
     assert!(matches!(
-        h.app.refund_order(&admin, order.id, ambiguous, None).await,
+        h.app.refund_order(&admin, order.id(), ambiguous, None).await,
         Err(RefundError::MerchantRequired)
     ));
     let everything = RefundCommand {
@@ -295,15 +294,15 @@ async fn wallet_refunds_go_back_to_the_buyer_in_parts_or_whole() -> Result<(), B
         merchant_id: None,
         reason: "returned".into(),
     };
-    let rest = h.app.refund_order(&admin, order.id, everything, None).await?;
+    let rest = h.app.refund_order(&admin, order.id(), everything, None).await?;
     assert_eq!(rest.len(), 2);
     assert_eq!(
         (h.balance(&buyer).await, h.balance(&ann).await, h.balance(&bob).await),
         (10_000, 0, 0)
     );
-    let details = h.app.order_details(&buyer, order.id).await?;
+    let details = h.app.order_details(&buyer, order.id()).await?;
     assert_eq!(
-        (details.order.status, details.order.refunded, details.refunds.len()),
+        (details.order.status(), details.order.refunded(), details.refunds.len()),
         (OrderStatus::Refunded, usd(3_000), 3)
     );
     let again = RefundCommand {
@@ -312,7 +311,7 @@ async fn wallet_refunds_go_back_to_the_buyer_in_parts_or_whole() -> Result<(), B
         reason: String::new(),
     };
     assert!(matches!(
-        h.app.refund_order(&admin, order.id, again, None).await,
+        h.app.refund_order(&admin, order.id(), again, None).await,
         Err(RefundError::NotRefundable(OrderStatus::Refunded))
     ));
     h.assert_ledger_ok().await;
@@ -326,7 +325,7 @@ async fn a_refund_the_merchant_cannot_cover_is_refused_whole() -> Result<(), Box
     let buyer = h.funded_customer(10_000).await;
     let mug = h.product(&ann, 1_000, 5).await;
     let order = h.app.checkout(&buyer, wallet_cart(&[(mug.product.id, 1)]), None).await?.order;
-    let payout = application::wallets::WithdrawalRequest {
+    let payout = application::withdrawals::WithdrawalRequest {
         amount: usd(900),
         destination: "bank".into(),
     };
@@ -337,11 +336,11 @@ async fn a_refund_the_merchant_cannot_cover_is_refused_whole() -> Result<(), Box
         reason: String::new(),
     };
     assert!(matches!(
-        h.app.refund_order(&ann, order.id, refund, None).await,
+        h.app.refund_order(&ann, order.id(), refund, None).await,
         Err(RefundError::MerchantInsufficientFunds { .. })
     ));
-    let details = h.app.order_details(&buyer, order.id).await?;
-    assert_eq!((details.order.status, details.refunds.len()), (OrderStatus::Paid, 0));
+    let details = h.app.order_details(&buyer, order.id()).await?;
+    assert_eq!((details.order.status(), details.refunds.len()), (OrderStatus::Paid, 0));
     assert_eq!(h.balance(&buyer).await, 9_000);
     h.assert_ledger_ok().await;
     Ok(())

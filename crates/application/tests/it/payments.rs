@@ -1,8 +1,8 @@
 use application::pagination::PageRequest;
-use application::payments::{EventOutcome, GatewayEventError};
 use application::ports::gateway::{GatewayEvent, GatewayEventKind, GatewayRefund, GatewayRefundStatus, PaymentReference, RefundUpdate};
 use application::refunds::RefundCommand;
-use application::wallets::TopUpRequest;
+use application::settlement::{EventOutcome, GatewayEventError};
+use application::top_ups::TopUpRequest;
 use domain::ids::PaymentId;
 use domain::money::Money;
 use domain::order::OrderStatus;
@@ -23,9 +23,9 @@ fn event(id: &str, kind: GatewayEventKind) -> GatewayEvent {
 fn paid(payment: &Payment, amount: Money) -> GatewayEventKind {
     GatewayEventKind::CheckoutCompleted {
         reference: PaymentReference {
-            payment_id: Some(payment.id),
+            payment_id: Some(payment.id()),
             session_id: None,
-            provider_payment_id: Some(format!("pi_{}", payment.id.as_uuid().simple())),
+            provider_payment_id: Some(format!("pi_{}", payment.id().as_uuid().simple())),
         },
         amount: Some(amount),
         paid: true,
@@ -61,7 +61,7 @@ async fn pending_card_order(
 
 /// The gateway reports the payment paid in full.
 pub async fn pay(h: &Harness, payment: &Payment) {
-    let completed = event(&format!("evt_paid_{}", payment.id), paid(payment, payment.amount));
+    let completed = event(&format!("evt_paid_{}", payment.id()), paid(payment, payment.amount()));
     let outcome = h.app.apply_gateway_event(&provider(), &completed).await;
     assert_eq!(outcome.ok(), Some(EventOutcome::Applied));
 }
@@ -76,7 +76,7 @@ async fn a_paid_checkout_credits_the_merchant_once_however_often_it_is_reported(
     let succeeded = event(
         "evt_2",
         GatewayEventKind::PaymentSucceeded {
-            reference: reference(payment.id),
+            reference: reference(payment.id()),
             amount: None,
         },
     );
@@ -85,8 +85,8 @@ async fn a_paid_checkout_credits_the_merchant_once_however_often_it_is_reported(
         EventOutcome::Ignored("payment already succeeded")
     );
     let details = h.app.order_details(&buyer, payment_order(&payment)).await?;
-    assert_eq!(details.order.status, OrderStatus::Paid);
-    assert_eq!(details.payment.map(|p| p.status), Some(PaymentStatus::Succeeded));
+    assert_eq!(details.order.status(), OrderStatus::Paid);
+    assert_eq!(details.payment.map(|p| p.status()), Some(PaymentStatus::Succeeded));
     assert_eq!(h.balance(&ann).await, 1_400);
     assert_eq!(h.stock(&mug).await, (1, 0));
     h.assert_ledger_ok().await;
@@ -94,7 +94,7 @@ async fn a_paid_checkout_credits_the_merchant_once_however_often_it_is_reported(
 }
 
 pub fn payment_order(payment: &Payment) -> domain::ids::OrderId {
-    match payment.purpose {
+    match payment.purpose() {
         domain::payment::PaymentPurpose::Order(id) => id,
         domain::payment::PaymentPurpose::TopUp(_) => panic!("not an order payment"),
     }
@@ -111,7 +111,7 @@ async fn an_amount_that_does_not_match_is_refused_and_not_recorded() -> Result<(
     ));
     assert_eq!(h.balance(&ann).await, 0);
     assert_eq!(
-        h.app.order_details(&buyer, payment_order(&payment)).await?.order.status,
+        h.app.order_details(&buyer, payment_order(&payment)).await?.order.status(),
         OrderStatus::PaymentPending
     );
     Ok(())
@@ -144,21 +144,25 @@ async fn a_failed_payment_cancels_the_order_and_a_late_success_is_refunded() -> 
     let declined = event(
         "evt_1",
         GatewayEventKind::PaymentFailed {
-            reference: reference(payment.id),
+            reference: reference(payment.id()),
             reason: "card_declined".into(),
         },
     );
     assert_eq!(h.app.apply_gateway_event(&provider(), &declined).await?, EventOutcome::Applied);
     assert_eq!(
-        h.app.order_details(&buyer, payment_order(&payment)).await?.order.status,
+        h.app.order_details(&buyer, payment_order(&payment)).await?.order.status(),
         OrderStatus::Cancelled
     );
     assert_eq!(h.stock(&mug).await, (3, 0));
     let late = event("evt_2", paid(&payment, usd(1_400)));
     assert_eq!(h.app.apply_gateway_event(&provider(), &late).await?, EventOutcome::LateSuccess);
     let details = h.app.order_details(&buyer, payment_order(&payment)).await?;
-    assert_eq!(details.order.status, OrderStatus::Cancelled);
-    assert!(details.payment.is_some_and(|p| p.late_success && p.status == PaymentStatus::Failed));
+    assert_eq!(details.order.status(), OrderStatus::Cancelled);
+    assert!(
+        details
+            .payment
+            .is_some_and(|p| p.late_success() && p.status() == PaymentStatus::Failed)
+    );
     assert_eq!(h.balance(&ann).await, 0);
     h.assert_ledger_ok().await;
     Ok(())
@@ -174,14 +178,14 @@ async fn abandoned_checkouts_expire_and_release_their_stock() -> Result<(), Box<
     assert_eq!(h.app.expire_abandoned_checkouts(10).await?, 0);
     let details = h.app.order_details(&buyer, payment_order(&payment)).await?;
     assert_eq!(
-        (details.order.status, details.payment.map(|p| p.status)),
+        (details.order.status(), details.payment.map(|p| p.status())),
         (OrderStatus::Cancelled, Some(PaymentStatus::Expired))
     );
     assert_eq!(h.stock(&mug).await, (3, 0));
     let expired = event(
         "evt_9",
         GatewayEventKind::CheckoutExpired {
-            reference: reference(payment.id),
+            reference: reference(payment.id()),
         },
     );
     assert_eq!(
@@ -206,7 +210,7 @@ async fn a_top_up_credits_the_wallet_only_when_the_gateway_confirms() -> Result<
             None,
         )
         .await?;
-    assert_eq!(payment.status, PaymentStatus::Pending);
+    assert_eq!(payment.status(), PaymentStatus::Pending);
     assert_eq!(h.balance(&alice).await, 0);
     let confirmed = event("evt_1", paid(&payment, usd(2_000)));
     assert_eq!(h.app.apply_gateway_event(&provider(), &confirmed).await?, EventOutcome::Applied);
@@ -229,12 +233,12 @@ async fn a_card_refund_settles_when_the_gateway_answers() -> Result<(), Box<dyn 
         reason: "late delivery".into(),
     };
     let refunds = h.app.refund_order(&ann, payment_order(&payment), command, None).await?;
-    assert_eq!(refunds[0].status, RefundStatus::Succeeded);
-    assert!(refunds[0].provider_refund_id.is_some());
+    assert_eq!(refunds[0].status(), RefundStatus::Succeeded);
+    assert!(refunds[0].provider_refund_id().is_some());
     assert_eq!(h.balance(&ann).await, 1_000);
     let details = h.app.order_details(&buyer, payment_order(&payment)).await?;
     assert_eq!(
-        (details.order.status, details.order.refunded),
+        (details.order.status(), details.order.refunded()),
         (OrderStatus::PartiallyRefunded, usd(400))
     );
     h.assert_ledger_ok().await;
@@ -294,12 +298,15 @@ async fn a_pending_card_refund_completes_or_fails_by_webhook() -> Result<(), Box
             None,
         )
         .await?;
-    assert_eq!((first[0].status, second[0].status), (RefundStatus::Pending, RefundStatus::Pending));
+    assert_eq!(
+        (first[0].status(), second[0].status()),
+        (RefundStatus::Pending, RefundStatus::Pending)
+    );
     assert_eq!(h.balance(&ann).await, 900);
     let update = |refund: &domain::payment::Refund, status| RefundUpdate {
-        provider_refund_id: refund.provider_refund_id.clone().unwrap_or_default(),
+        provider_refund_id: refund.provider_refund_id().map(str::to_owned).unwrap_or_default(),
         refund_id: None,
-        amount: Some(refund.amount),
+        amount: Some(refund.amount()),
         status,
     };
     let done = event(
@@ -310,7 +317,7 @@ async fn a_pending_card_refund_completes_or_fails_by_webhook() -> Result<(), Box
     let failed = event(
         "evt_3",
         GatewayEventKind::Refunded {
-            reference: reference(payment.id),
+            reference: reference(payment.id()),
             refunds: vec![update(&second[0], GatewayRefundStatus::Failed)],
             refunded_total: None,
         },
@@ -327,7 +334,7 @@ async fn a_pending_card_refund_completes_or_fails_by_webhook() -> Result<(), Box
     assert_eq!(h.balance(&ann).await, 1_000);
     let details = h.app.order_details(&buyer, order_id).await?;
     assert_eq!(
-        (details.order.status, details.order.refunded),
+        (details.order.status(), details.order.refunded()),
         (OrderStatus::PartiallyRefunded, usd(400))
     );
     h.assert_ledger_ok().await;
@@ -344,14 +351,14 @@ async fn a_dispute_is_recorded_on_the_payment_and_in_the_audit_trail() -> Result
     let dispute = event(
         "evt_2",
         GatewayEventKind::DisputeOpened {
-            reference: reference(payment.id),
+            reference: reference(payment.id()),
             amount: Some(usd(1_400)),
             reason: "fraudulent".into(),
         },
     );
     assert_eq!(h.app.apply_gateway_event(&provider(), &dispute).await?, EventOutcome::Applied);
     let details = h.app.order_details(&buyer, payment_order(&payment)).await?;
-    assert!(details.payment.is_some_and(|p| p.disputed));
+    assert!(details.payment.is_some_and(|p| p.disputed()));
     let trail = h
         .app
         .order_audit(&h.admin().await, Some(payment_order(&payment)), &PageRequest::first(1))
@@ -399,8 +406,8 @@ async fn an_abandoned_top_up_expires_and_a_late_success_still_credits_the_wallet
     let payment = h.app.start_top_up(&alice, request, None).await?;
     h.clock.advance(time::Duration::minutes(31));
     assert_eq!(h.app.expire_abandoned_checkouts(10).await?, 1);
-    let expired = h.app.payment_details(&alice, payment.id).await?;
-    assert_eq!(expired.status, PaymentStatus::Expired);
+    let expired = h.app.payment_details(&alice, payment.id()).await?;
+    assert_eq!(expired.status(), PaymentStatus::Expired);
     assert_eq!(h.balance(&alice).await, 0);
 
     // The payer had paid after all: the money is theirs, so the wallet is credited, not bounced.

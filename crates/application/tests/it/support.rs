@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use adapter_memory::{MemoryCache, MemoryStore};
+use application::adjustments::AdjustmentRequest;
 use application::auth::{Caller, Registration};
 use application::catalog::{CatalogEntry, NewProduct};
 use application::ports::gateway::{
@@ -11,7 +12,6 @@ use application::ports::gateway::{
 };
 use application::ports::system::{ManualClock, UuidV7Generator};
 use application::testing::{PlainHasher, SpelledTokens};
-use application::wallets::AdjustmentRequest;
 use application::{App, Settings};
 use async_trait::async_trait;
 use domain::money::{Currency, Money};

@@ -1,7 +1,7 @@
+use application::adjustments::{AdjustmentError, AdjustmentRequest};
 use application::pagination::PageRequest;
-use application::wallets::{
-    AdjustmentError, AdjustmentRequest, Recipient, TransferError, TransferRequest, WithdrawalError, WithdrawalRequest,
-};
+use application::transfers::{Recipient, TransferError, TransferRequest};
+use application::withdrawals::{WithdrawalError, WithdrawalRequest};
 use domain::money::Currency;
 use domain::user::Role;
 

@@ -2,9 +2,9 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use application::adjustments::{Adjustment, AdjustmentRequest};
 use application::idempotency::StoredResponse;
 use application::ports::store::UnitOfWork;
-use application::wallets::{Adjustment, AdjustmentRequest};
 use domain::follow_up::FollowUpState;
 use domain::ids::{OrderId, UserId};
 use domain::money::Money;

@@ -3,8 +3,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use application::checkout::{Checkout, CheckoutCommand};
 use application::idempotency::StoredResponse;
-use application::orders::{Checkout, CheckoutCommand};
 use application::ports::store::UnitOfWork;
 use application::refunds::RefundCommand;
 use domain::catalog::Quantity;
@@ -26,7 +26,7 @@ fn render_checkout(checkout: &Checkout) -> StoredResponse {
     stored(
         StatusCode::CREATED,
         &OrderResponse::from(checkout),
-        Some(format!("/api/v1/orders/{}", checkout.order.id)),
+        Some(format!("/api/v1/orders/{}", checkout.order.id())),
     )
 }
 
@@ -146,7 +146,7 @@ pub async fn fulfil<U: UnitOfWork>(state: State<U>, caller: Authenticated, path:
 // The idempotency renderer takes `&T` of the use case's output, here a `Vec`.
 #[allow(clippy::ptr_arg)]
 fn render_refunds(refunds: &Vec<Refund>) -> StoredResponse {
-    let location = refunds.first().map(|r| format!("/api/v1/orders/{}", r.order_id));
+    let location = refunds.first().map(|r| format!("/api/v1/orders/{}", r.order_id()));
     stored(
         StatusCode::CREATED,
         &RefundList {

@@ -4,7 +4,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use application::idempotency::StoredResponse;
 use application::ports::store::UnitOfWork;
-use application::wallets::{Recipient, TopUpRequest, TransferRequest, WithdrawalRequest};
+use application::top_ups::TopUpRequest;
+use application::transfers::{Recipient, TransferRequest};
+use application::withdrawals::WithdrawalRequest;
 use domain::ids::{PaymentId, TransferId, UserId, WithdrawalId};
 use domain::payment::{Payment, ProviderName};
 use domain::wallet::{Transfer, Withdrawal};
@@ -68,7 +70,7 @@ fn render_payment(payment: &Payment) -> StoredResponse {
     stored(
         StatusCode::CREATED,
         &PaymentResponse::from(payment),
-        Some(format!("/api/v1/payments/{}", payment.id)),
+        Some(format!("/api/v1/payments/{}", payment.id())),
     )
 }
 

@@ -3,9 +3,9 @@
 
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
-use application::payments::EventOutcome;
 use application::ports::gateway::WebhookHeaders;
 use application::ports::store::UnitOfWork;
+use application::settlement::EventOutcome;
 
 use super::State;
 use crate::dto::WebhookAck;

@@ -1,0 +1,133 @@
+//! Admin adjustments: a credit or debit of a user's wallet against the adjustments account.
+
+use domain::events::DomainEvent;
+use domain::ids::{TransactionId, UserId};
+use domain::ledger::{Entry, JournalTransaction, LedgerError, TransactionKind};
+use domain::money::{Currency, Money};
+use domain::wallet::SystemAccount;
+use time::OffsetDateTime;
+
+use crate::auth::Caller;
+use crate::context::App;
+use crate::effects::{balance_after, publish, system_account_has_room};
+use crate::idempotency::{IdempotencyError, Idempotent, Key};
+use crate::ledger::post;
+use crate::ports::store::{EventOutbox, IdempotencyRepository, LedgerRepository, StoreError, UnitOfWork, UserRepository, WalletRepository};
+use crate::ports::system::{IdGenerator, next_id};
+use crate::transact::{transact, work};
+use crate::{from_posting_error, keyed, retryable};
+
+#[derive(Debug, Clone)]
+pub struct AdjustmentRequest {
+    pub user_id: UserId,
+    /// Positive credits the wallet, negative debits it.
+    pub amount: Money,
+    pub reason: String,
+}
+
+/// A posted adjustment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adjustment {
+    pub transaction_id: TransactionId,
+    pub user_id: UserId,
+    pub amount: Money,
+    pub balance_after: Money,
+    pub reason: String,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdjustmentError {
+    #[error("only admins may adjust wallets")]
+    Forbidden,
+    #[error("the user does not exist")]
+    UserNotFound,
+    #[error("the reason must have 1 to 500 characters")]
+    Reason,
+    #[error("an adjustment must not be zero")]
+    Zero,
+    #[error("the adjustments account has reached the platform's limit in {0}")]
+    PlatformLimit(Currency),
+    #[error("the wallet cannot go below zero: {available} available")]
+    InsufficientFunds { available: Money },
+    #[error(transparent)]
+    Ledger(LedgerError),
+    #[error(transparent)]
+    Idempotency(IdempotencyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+keyed!(AdjustmentError);
+retryable!(AdjustmentError);
+from_posting_error!(AdjustmentError, InsufficientFunds);
+
+impl<U: UnitOfWork> App<U> {
+    /// An admin's correction: a credit or debit of a user's wallet against the adjustments account.
+    pub async fn adjust_wallet(
+        &self,
+        caller: &Caller,
+        request: AdjustmentRequest,
+        idempotent: Option<Idempotent<Adjustment>>,
+    ) -> Result<Adjustment, AdjustmentError> {
+        if !caller.is_admin() {
+            return Err(AdjustmentError::Forbidden);
+        }
+        let reason = request.reason.trim().to_owned();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(AdjustmentError::Reason);
+        }
+        if request.amount.is_zero() {
+            return Err(AdjustmentError::Zero);
+        }
+        let request = AdjustmentRequest { reason, ..request };
+        let (request, key) = (&request, self.key(idempotent.as_ref()));
+        let (ids, now) = (self.ids.as_ref(), self.clock.now());
+        transact(&self.store, |tx| work(post_adjustment(tx, ids, request, key, now))).await
+    }
+}
+
+async fn post_adjustment<Tx>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    request: &AdjustmentRequest,
+    key: Key<'_, Adjustment>,
+    now: OffsetDateTime,
+) -> Result<Adjustment, AdjustmentError>
+where
+    Tx: IdempotencyRepository + UserRepository + WalletRepository + LedgerRepository + EventOutbox + Send,
+{
+    key.claim(tx, now).await?;
+    let (user_id, amount, currency) = (request.user_id, request.amount, request.amount.currency());
+    tx.find_user(user_id).await?.ok_or(AdjustmentError::UserNotFound)?;
+    let wallet = tx.ensure_user_wallet(user_id, currency, next_id(ids), now).await?;
+    let counter = amount.checked_neg().map_err(|_| AdjustmentError::Zero)?;
+    if !system_account_has_room(tx, &SystemAccount::Adjustments, counter).await? {
+        return Err(AdjustmentError::PlatformLimit(currency));
+    }
+    let system = tx
+        .ensure_system_wallet(&SystemAccount::Adjustments, currency, next_id(ids), now)
+        .await?;
+    let transaction_id: TransactionId = next_id(ids);
+    let entries = vec![Entry::credit(wallet, amount), Entry::credit(system, counter)];
+    let reference = format!("adjustment: {}", request.reason);
+    let journal =
+        JournalTransaction::new(transaction_id, TransactionKind::Adjustment, reference, entries, now).map_err(AdjustmentError::Ledger)?;
+    let postings = post(tx, &journal).await?;
+    let posted = DomainEvent::AdjustmentPosted {
+        transaction_id,
+        user_id,
+        amount,
+    };
+    publish(tx, ids, posted, now).await?;
+    let adjustment = Adjustment {
+        transaction_id,
+        user_id,
+        amount,
+        balance_after: balance_after(&postings, wallet, currency),
+        reason: request.reason.clone(),
+        created_at: now,
+    };
+    key.complete(tx, &adjustment, now).await?;
+    Ok(adjustment)
+}

@@ -1,0 +1,513 @@
+//! Checkout: an order paid from the buyer's wallet at once, or by card on a provider's hosted
+//! page.
+//!
+//! A card checkout takes three steps: reserve the stock and record the order with a pending
+//! payment (one transaction), open the provider's checkout (outside any transaction, under the
+//! provider idempotency key `checkout-<payment id>`), record the session. A retry under the same
+//! idempotency key resumes after the first step. A checkout the provider will not open cancels the
+//! order at once; one it cannot open yet stays pending for a retry, or for the expiry job.
+//!
+//! Lock order, everywhere: payment, order, refund, call, stock (by product id), wallets (by wallet
+//! id), then hold. Each use case locks only what it writes, in that order, so no two can deadlock.
+
+use domain::catalog::{Product, Quantity, Stock, StockError};
+use domain::events::DomainEvent;
+use domain::ids::{OrderId, PaymentId, ProductId, UserId, WalletId};
+use domain::ledger::{Entry, JournalTransaction, LedgerError, TransactionKind};
+use domain::money::{Currency, Money, MoneyError};
+use domain::order::{Actor, Order, OrderError, PaymentMethod, StatusChange, TransitionError};
+use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName};
+use domain::user::Email;
+use domain::wallet::SystemAccount;
+use time::OffsetDateTime;
+
+use crate::auth::Caller;
+use crate::cancellation::PaymentEnd;
+use crate::context::App;
+use crate::effects::{event, record_status_changes, status_events, system_account_has_room};
+use crate::idempotency::{Claim, IdempotencyError, Idempotent, Key, RecoveryPoint};
+use crate::ledger::{PostingError, post_locked};
+use crate::payments::resumed_payment;
+use crate::ports::gateway::{CheckoutLine, CheckoutRequest, CheckoutSession, GatewayError, Gateways};
+use crate::ports::store::{
+    EventOutbox, IdempotencyRepository, LedgerRepository, OrderRepository, PaymentLookup, PaymentRepository, ProductRepository, StoreError,
+    UnitOfWork, UserRepository, WalletRepository,
+};
+use crate::ports::system::{IdGenerator, next_id};
+use crate::transact::{transact, work};
+use crate::{keyed, retryable};
+
+#[derive(Debug, Clone)]
+pub struct CheckoutCommand {
+    pub items: Vec<(ProductId, Quantity)>,
+    pub payment_method: PaymentMethod,
+    /// For card payments: which gateway; the default one when `None`.
+    pub provider: Option<ProviderName>,
+}
+
+/// A placed order and, for a card payment, the payment with its checkout URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkout {
+    pub order: Order,
+    pub payment: Option<Payment>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    #[error(transparent)]
+    Order(#[from] OrderError),
+    #[error("product {0} does not exist")]
+    ProductNotFound(ProductId),
+    #[error("product {product_id} is out of stock: {available} available, {requested} requested")]
+    OutOfStock {
+        product_id: ProductId,
+        available: i64,
+        requested: u32,
+    },
+    #[error("insufficient funds: {available} available, {required} required")]
+    InsufficientFunds { available: Money, required: Money },
+    #[error("no card gateway takes {0}")]
+    NoGateway(Currency),
+    #[error("the platform takes no more {0} through this gateway: its limit is reached")]
+    PlatformLimit(Currency),
+    #[error("the checkout of this order was closed before it opened ({0})")]
+    CheckoutClosed(&'static str),
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    #[error(transparent)]
+    Ledger(LedgerError),
+    #[error(transparent)]
+    Idempotency(IdempotencyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+retryable!(CheckoutError);
+keyed!(CheckoutError);
+
+impl From<TransitionError> for CheckoutError {
+    fn from(error: TransitionError) -> Self {
+        CheckoutError::Order(OrderError::Transition(error))
+    }
+}
+
+impl From<MoneyError> for CheckoutError {
+    fn from(error: MoneyError) -> Self {
+        CheckoutError::Order(OrderError::Money(error))
+    }
+}
+
+impl<U: UnitOfWork> App<U> {
+    /// Places an order. A wallet payment completes at once, atomically; a card payment reserves the
+    /// stock and returns a checkout URL, and the order is paid when the gateway's webhook says so.
+    pub async fn checkout(
+        &self,
+        caller: &Caller,
+        command: CheckoutCommand,
+        idempotent: Option<Idempotent<Checkout>>,
+    ) -> Result<Checkout, CheckoutError> {
+        if command.items.is_empty() {
+            return Err(CheckoutError::Order(OrderError::Empty));
+        }
+        if command.items.len() > Order::ITEMS_MAX {
+            return Err(CheckoutError::Order(OrderError::TooManyItems { max: Order::ITEMS_MAX }));
+        }
+        let key = self.key(idempotent.as_ref());
+        match command.payment_method {
+            PaymentMethod::Wallet => self.checkout_with_wallet(caller.user_id, &command, key).await,
+            PaymentMethod::Card => self.checkout_with_card(caller.user_id, &command, key).await,
+        }
+    }
+
+    async fn checkout_with_wallet(
+        &self,
+        buyer: UserId,
+        command: &CheckoutCommand,
+        key: Key<'_, Checkout>,
+    ) -> Result<Checkout, CheckoutError> {
+        let (ids, now) = (self.ids.as_ref(), self.clock.now());
+        let checkout = transact(&self.store, |tx| work(pay_by_wallet(tx, ids, buyer, &command.items, key, now))).await?;
+        self.invalidate_catalog(&checkout.order.product_ids()).await;
+        Ok(checkout)
+    }
+
+    async fn checkout_with_card(
+        &self,
+        buyer: UserId,
+        command: &CheckoutCommand,
+        key: Key<'_, Checkout>,
+    ) -> Result<Checkout, CheckoutError> {
+        let (opened, fresh) = self.open_card_checkout(buyer, command, key).await?;
+        if fresh {
+            self.invalidate_catalog(&opened.order.product_ids()).await;
+        }
+        let OpenedCheckout { order, payment, email } = opened;
+        match payment.status() {
+            PaymentStatus::Pending if payment.awaits_checkout() => {}
+            PaymentStatus::Pending | PaymentStatus::Succeeded => return self.record_checkout_session(payment.id(), None, key).await,
+            other => return Err(CheckoutError::CheckoutClosed(other.as_str())),
+        }
+        let gateway = self
+            .gateways
+            .get(payment.provider())
+            .ok_or(CheckoutError::NoGateway(order.currency()))?
+            .clone();
+        match gateway.create_checkout(checkout_request(&order, &payment, &email)).await {
+            Ok(session) => self.record_checkout_session(payment.id(), Some(session), key).await,
+            Err(error) => {
+                // A retry under the key resumes a temporary failure; otherwise nothing will.
+                if !(error.may_pass() && key.resumable()) {
+                    self.cancel_after_failed_checkout(order.id()).await;
+                }
+                Err(error.into())
+            }
+        }
+    }
+
+    /// The card checkout's first transaction: claims the key, reserves the stock and records the
+    /// order and its pending payment; or finds the ones an earlier attempt under the key
+    /// recorded. Says whether they are new.
+    async fn open_card_checkout(
+        &self,
+        buyer: UserId,
+        command: &CheckoutCommand,
+        key: Key<'_, Checkout>,
+    ) -> Result<(OpenedCheckout, bool), CheckoutError> {
+        let now = self.clock.now();
+        let placement = CardPlacement {
+            ids: self.ids.as_ref(),
+            gateways: &self.gateways,
+            buyer,
+            command,
+            expires_at: now + self.settings.checkout_ttl,
+        };
+        let placement = &placement;
+        transact(&self.store, |tx| work(open_or_resume_card_order(tx, placement, key, now))).await
+    }
+
+    /// Attaches the provider's session to the payment (unless it has one) and stores the key's
+    /// response. The payment is locked and read again: a webhook may have settled it meanwhile.
+    async fn record_checkout_session(
+        &self,
+        payment_id: PaymentId,
+        session: Option<CheckoutSession>,
+        key: Key<'_, Checkout>,
+    ) -> Result<Checkout, CheckoutError> {
+        let now = self.clock.now();
+        let session = session.as_ref();
+        transact(&self.store, |tx| work(complete_card_checkout(tx, payment_id, session, key, now))).await
+    }
+
+    /// The gateway would not open a checkout: give the stock back and fail the payment.
+    async fn cancel_after_failed_checkout(&self, order_id: OrderId) {
+        let reason = "the checkout could not be opened";
+        let outcome = self
+            .cancel_if_awaiting_payment(order_id, PaymentEnd::Failed, Actor::System, reason)
+            .await;
+        if let Err(error) = outcome {
+            tracing::error!(%error, %order_id, "could not cancel the order after a failed checkout; the expiry job will");
+        }
+    }
+}
+
+/// The wallet checkout, in one transaction: sells the stock, pays the merchants from the buyer's
+/// wallet and records the order paid.
+async fn pay_by_wallet<Tx>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    buyer: UserId,
+    items: &[(ProductId, Quantity)],
+    key: Key<'_, Checkout>,
+    now: OffsetDateTime,
+) -> Result<Checkout, CheckoutError>
+where
+    Tx: IdempotencyRepository + ProductRepository + OrderRepository + WalletRepository + LedgerRepository + EventOutbox + Send,
+{
+    key.claim(tx, now).await?;
+    let (mut stock, products) = lock_cart(tx, items).await?;
+    let (order, created) = place_order(next_id(ids), buyer, items, &products, PaymentMethod::Wallet, now)?;
+    each_item_stock(&order, &mut stock, Stock::sell)?;
+    let actor = Actor::User(buyer);
+    let (order, pending) = order.await_payment(actor.clone(), now)?;
+    let (order, paid) = order.mark_paid(actor, now)?;
+    pay_from_wallet(tx, ids, &order, now).await?;
+    tx.update_stock(&stock).await?;
+    tx.insert_order(&order).await?;
+    // The audit trail keeps all three steps; the outbox announces the outcome, an order that is
+    // paid (its stock change follows from its items).
+    let changes = [created, pending, paid];
+    tx.append_status_changes(&changes).await?;
+    tx.enqueue_events(&status_events(ids, &changes[2..])).await?;
+    let checkout = Checkout { order, payment: None };
+    key.complete(tx, &checkout, now).await?;
+    Ok(checkout)
+}
+
+/// Locks the stock of the cart's products (in product id order) and loads the products.
+async fn lock_cart<Tx: ProductRepository + Send>(
+    tx: &mut Tx,
+    items: &[(ProductId, Quantity)],
+) -> Result<(Vec<Stock>, Vec<Product>), CheckoutError> {
+    let mut ids: Vec<ProductId> = items.iter().map(|(id, _)| *id).collect();
+    ids.sort();
+    ids.dedup();
+    let cart = tx.lock_cart(&ids).await?;
+    if let Some(missing) = ids.iter().find(|id| !cart.iter().any(|(stock, _)| stock.product_id == **id)) {
+        return Err(CheckoutError::ProductNotFound(*missing));
+    }
+    Ok(cart.into_iter().unzip())
+}
+
+/// Debits the buyer's wallet the order's total and credits each merchant their share, as one
+/// journal transaction; the buyer's and merchants' wallets are locked together, in id order.
+async fn pay_from_wallet<Tx>(tx: &mut Tx, ids: &dyn IdGenerator, order: &Order, now: OffsetDateTime) -> Result<(), CheckoutError>
+where
+    Tx: WalletRepository + LedgerRepository + Send,
+{
+    let shares = order.merchant_totals()?;
+    let mut owners: Vec<(UserId, WalletId)> = vec![(order.buyer_id(), next_id(ids))];
+    owners.extend(shares.keys().map(|merchant| (*merchant, next_id(ids))));
+    let mut wallets = tx.lock_user_wallets(&owners, order.currency(), now).await?;
+    let wallet_of = |user: UserId| wallets.iter().find(|wallet| wallet.user_id() == Some(user));
+    let buyer = wallet_of(order.buyer_id()).ok_or_else(|| StoreError::Corrupt("the buyer's wallet was not locked".into()))?;
+    let (buyer_wallet, available) = (buyer.id(), buyer.available());
+    let mut entries = vec![Entry::debit(buyer_wallet, order.total())?];
+    for (merchant, share) in &shares {
+        let wallet = wallet_of(*merchant).ok_or_else(|| StoreError::Corrupt("a merchant's wallet was not locked".into()))?;
+        entries.push(Entry::credit(wallet.id(), *share));
+    }
+    let reference = format!("order:{}", order.id());
+    let journal =
+        JournalTransaction::new(next_id(ids), TransactionKind::Purchase, reference, entries, now).map_err(CheckoutError::Ledger)?;
+    post_locked(tx, &journal, &mut wallets).await.map_err(|error| match error {
+        PostingError::Ledger(ref ledger) if ledger.insufficient_funds().is_some() => CheckoutError::InsufficientFunds {
+            available,
+            required: order.total(),
+        },
+        PostingError::Ledger(ledger) => CheckoutError::Ledger(ledger),
+        PostingError::Store(store) => CheckoutError::Store(store),
+    })?;
+    Ok(())
+}
+
+/// Prices the cart into a new order (status `created`).
+fn place_order(
+    order_id: OrderId,
+    buyer: UserId,
+    items: &[(ProductId, Quantity)],
+    products: &[Product],
+    method: PaymentMethod,
+    now: OffsetDateTime,
+) -> Result<(Order, StatusChange), CheckoutError> {
+    let mut lines = Vec::with_capacity(items.len());
+    for (id, quantity) in items {
+        let product = products.iter().find(|p| p.id == *id).ok_or(CheckoutError::ProductNotFound(*id))?;
+        lines.push((product, *quantity));
+    }
+    Ok(Order::place(order_id, buyer, &lines, method, now)?)
+}
+
+/// Applies `apply` to the stock of every item of the order.
+fn each_item_stock(
+    order: &Order,
+    stock: &mut [Stock],
+    apply: impl Fn(&mut Stock, Quantity) -> Result<(), StockError>,
+) -> Result<(), CheckoutError> {
+    for item in order.items() {
+        let row = stock
+            .iter_mut()
+            .find(|s| s.product_id == item.product_id)
+            .ok_or(CheckoutError::ProductNotFound(item.product_id))?;
+        apply(row, item.quantity).map_err(|error| match error {
+            StockError::Insufficient { available, requested } => CheckoutError::OutOfStock {
+                product_id: item.product_id,
+                available,
+                requested,
+            },
+            other => CheckoutError::Store(StoreError::Corrupt(format!("stock out of step with order {}: {other}", order.id()))),
+        })?;
+    }
+    Ok(())
+}
+
+/// A card order's first step, as committed: the order, its pending payment and the buyer's
+/// e-mail address for the provider's page.
+struct OpenedCheckout {
+    order: Order,
+    payment: Payment,
+    email: Email,
+}
+
+/// What placing a card order needs besides the transaction.
+struct CardPlacement<'a> {
+    ids: &'a dyn IdGenerator,
+    gateways: &'a Gateways,
+    buyer: UserId,
+    command: &'a CheckoutCommand,
+    expires_at: OffsetDateTime,
+}
+
+/// Claims the key; on a resumed key finds what the earlier attempt committed, otherwise places
+/// the order. Says whether the order is new.
+async fn open_or_resume_card_order<Tx>(
+    tx: &mut Tx,
+    placement: &CardPlacement<'_>,
+    key: Key<'_, Checkout>,
+    now: OffsetDateTime,
+) -> Result<(OpenedCheckout, bool), CheckoutError>
+where
+    Tx: IdempotencyRepository
+        + ProductRepository
+        + OrderRepository
+        + PaymentRepository
+        + WalletRepository
+        + UserRepository
+        + EventOutbox
+        + Send,
+{
+    if let Claim::Resume(point) = key.claim(tx, now).await? {
+        return Ok((resume_card_checkout(tx, &point, placement.buyer).await?, false));
+    }
+    let opened = place_card_order(tx, placement, now).await?;
+    key.mark(tx, &RecoveryPoint::Payment(opened.payment.id())).await?;
+    Ok((opened, true))
+}
+
+/// Reserves the cart's stock and records the order (`payment_pending`) with a pending payment.
+async fn place_card_order<Tx>(tx: &mut Tx, placement: &CardPlacement<'_>, now: OffsetDateTime) -> Result<OpenedCheckout, CheckoutError>
+where
+    Tx: ProductRepository + OrderRepository + PaymentRepository + WalletRepository + UserRepository + EventOutbox + Send,
+{
+    let CardPlacement {
+        ids,
+        gateways,
+        buyer,
+        command,
+        expires_at,
+    } = *placement;
+    let (mut stock, products) = lock_cart(tx, &command.items).await?;
+    let (order, created) = place_order(next_id(ids), buyer, &command.items, &products, PaymentMethod::Card, now)?;
+    let gateway = gateways
+        .for_currency(command.provider.as_ref(), order.currency())
+        .ok_or(CheckoutError::NoGateway(order.currency()))?;
+    let clearing = SystemAccount::GatewayClearing(gateway.provider().clone());
+    if !system_account_has_room(tx, &clearing, order.total().checked_neg()?).await? {
+        return Err(CheckoutError::PlatformLimit(order.currency()));
+    }
+    each_item_stock(&order, &mut stock, Stock::reserve)?;
+    let (order, pending) = order.await_payment(Actor::User(buyer), now)?;
+    let purpose = PaymentPurpose::Order(order.id());
+    let payment = Payment::open(
+        next_id(ids),
+        purpose,
+        buyer,
+        gateway.provider().clone(),
+        order.total(),
+        now,
+        expires_at,
+    );
+    let email = buyer_email(tx, buyer).await?;
+    tx.update_stock(&stock).await?;
+    tx.insert_order(&order).await?;
+    tx.insert_payment(&payment).await?;
+    let stock_events = stock.iter().map(|s| {
+        let changed = DomainEvent::StockChanged {
+            product_id: s.product_id,
+            available: s.available(),
+        };
+        event(ids, changed, now)
+    });
+    record_status_changes(tx, ids, &[created, pending], stock_events.collect()).await?;
+    Ok(OpenedCheckout { order, payment, email })
+}
+
+async fn buyer_email<Tx: UserRepository + Send>(tx: &mut Tx, buyer: UserId) -> Result<Email, StoreError> {
+    let user = tx
+        .find_user(buyer)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("caller has no user row".into()))?;
+    Ok(user.email)
+}
+
+/// The order and payment an earlier attempt under the key committed.
+async fn resume_card_checkout<Tx>(tx: &mut Tx, point: &RecoveryPoint, buyer: UserId) -> Result<OpenedCheckout, CheckoutError>
+where
+    Tx: OrderRepository + PaymentRepository + UserRepository + Send,
+{
+    let payment = resumed_payment(tx, point, buyer).await?;
+    let order = order_of(tx, &payment).await?;
+    let email = buyer_email(tx, buyer).await?;
+    Ok(OpenedCheckout { order, payment, email })
+}
+
+/// The order a card payment pays for.
+async fn order_of<Tx: OrderRepository + Send>(tx: &mut Tx, payment: &Payment) -> Result<Order, StoreError> {
+    let PaymentPurpose::Order(order_id) = payment.purpose() else {
+        return Err(StoreError::Corrupt(format!("payment {} is not an order's", payment.id())));
+    };
+    tx.find_order(order_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("payment {} has no order", payment.id())))
+}
+
+/// The card checkout's last transaction: the session recorded, the key's response stored.
+async fn complete_card_checkout<Tx>(
+    tx: &mut Tx,
+    payment_id: PaymentId,
+    session: Option<&CheckoutSession>,
+    key: Key<'_, Checkout>,
+    now: OffsetDateTime,
+) -> Result<Checkout, CheckoutError>
+where
+    Tx: IdempotencyRepository + OrderRepository + PaymentRepository + Send,
+{
+    let payment = attach_session(tx, payment_id, session, now).await?;
+    let order = order_of(tx, &payment).await?;
+    let checkout = Checkout {
+        order,
+        payment: Some(payment),
+    };
+    key.complete(tx, &checkout, now).await?;
+    Ok(checkout)
+}
+
+/// Locks the payment and attaches the session if it has none yet; returns the payment as stored.
+pub(crate) async fn attach_session<Tx: PaymentRepository + Send>(
+    tx: &mut Tx,
+    payment_id: PaymentId,
+    session: Option<&CheckoutSession>,
+    now: OffsetDateTime,
+) -> Result<Payment, StoreError> {
+    let missing = || StoreError::Corrupt(format!("payment {payment_id} is missing"));
+    let payment = tx.find_payment(payment_id).await?.ok_or_else(missing)?;
+    let payment = tx
+        .lock_payment(payment.provider(), &PaymentLookup::Ours(payment_id))
+        .await?
+        .ok_or_else(missing)?;
+    match session {
+        Some(session) if payment.provider_session_id().is_none() => {
+            let payment = payment.attach_session(session.session_id.clone(), session.checkout_url.clone(), now);
+            tx.update_payment(&payment).await?;
+            Ok(payment)
+        }
+        _ => Ok(payment),
+    }
+}
+
+/// What the provider's hosted page shows for an order.
+fn checkout_request(order: &Order, payment: &Payment, email: &Email) -> CheckoutRequest {
+    let lines = order.items().iter().map(|item| CheckoutLine {
+        name: item.product_name.clone(),
+        unit_amount: item.unit_price,
+        quantity: item.quantity.get(),
+    });
+    CheckoutRequest {
+        payment_id: payment.id(),
+        amount: payment.amount(),
+        description: format!("Order {}", order.id()),
+        lines: lines.collect(),
+        customer_email: email.to_string(),
+        expires_at: payment.expires_at(),
+        idempotency_key: format!("checkout-{}", payment.id()),
+    }
+}

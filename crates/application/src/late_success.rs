@@ -1,0 +1,68 @@
+//! Late successes: money that arrived for an order already cancelled goes back through the
+//! gateway, in full, under the provider idempotency key `late-success-<payment id>`. The
+//! follow-up recorded with the late success keeps asking until the gateway answers.
+
+use domain::follow_up::FollowUpTask;
+use domain::ids::PaymentId;
+use domain::payment::Payment;
+
+use crate::context::App;
+use crate::follow_ups::{Attempt, Failure};
+use crate::ports::gateway::{GatewayError, RefundRequest};
+use crate::ports::store::{StoreError, UnitOfWork};
+use crate::ports::system::next_id;
+
+impl<U: UnitOfWork> App<U> {
+    /// Refunds a late success right after it was recorded; the job retries if this fails.
+    pub(crate) async fn refund_late_success(&self, payment: &Payment) {
+        if let Err(error) = self.attempt_late_success_refund(payment, Attempt::Inline).await {
+            tracing::warn!(%error, payment_id = %payment.id(), "could not record the late-success refund's attempt");
+        }
+    }
+
+    /// The job's attempt at refunding a late success.
+    pub(crate) async fn retry_late_success_refund(&self, id: PaymentId) -> Result<(), StoreError> {
+        match self.payment_by_id(id).await? {
+            Some(payment) => self.attempt_late_success_refund(&payment, Attempt::Claimed).await,
+            None => self.follow_up_done(FollowUpTask::LateSuccessRefund(id)).await,
+        }
+    }
+
+    async fn attempt_late_success_refund(&self, payment: &Payment, attempt: Attempt) -> Result<(), StoreError> {
+        let task = FollowUpTask::LateSuccessRefund(payment.id());
+        let error = match self.send_late_success_refund(payment).await {
+            Ok(()) => return self.follow_up_done(task).await,
+            Err(error) => error,
+        };
+        let failure = if error.may_pass() {
+            tracing::warn!(%error, payment_id = %payment.id(), "a late success could not be refunded yet; the follow-up job will retry");
+            Failure::Temporary
+        } else {
+            tracing::error!(%error, payment_id = %payment.id(), "the gateway refused to refund a late success: flagged for admins");
+            Failure::Final
+        };
+        self.record_failed_attempt(task, &error.to_string(), failure, attempt).await
+    }
+
+    /// One attempt at refunding a late success in full, under the payment's provider key.
+    async fn send_late_success_refund(&self, payment: &Payment) -> Result<(), GatewayError> {
+        let gateway = self
+            .gateways
+            .get(payment.provider())
+            .ok_or_else(|| GatewayError::InvalidRequest(format!("no gateway called {} is configured", payment.provider())))?;
+        let provider_payment_id = payment
+            .provider_payment_id()
+            .ok_or_else(|| GatewayError::InvalidRequest("the provider gave no payment id to refund".to_owned()))?;
+        let request = RefundRequest {
+            refund_id: next_id(self.ids.as_ref()),
+            payment_id: payment.id(),
+            provider_payment_id: provider_payment_id.to_owned(),
+            amount: payment.amount(),
+            reason: "payment arrived after the order was cancelled".to_owned(),
+            idempotency_key: format!("late-success-{}", payment.id()),
+        };
+        let refund = gateway.refund(request).await?;
+        tracing::warn!(payment_id = %payment.id(), provider_refund_id = %refund.provider_refund_id, "late success refunded");
+        Ok(())
+    }
+}

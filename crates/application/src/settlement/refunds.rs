@@ -1,0 +1,147 @@
+//! Provider events and answers about refunds: ours settled (never backwards), and refunds made
+//! in the provider's dashboard recorded from the payment's refunded total.
+
+use domain::events::DomainEvent;
+use domain::follow_up::FollowUpTask;
+use domain::ledger::{Entry, JournalTransaction, TransactionKind};
+use domain::money::Money;
+use domain::order::{Actor, Order};
+use domain::payment::{ProviderName, Refund};
+use time::OffsetDateTime;
+
+use super::outside_refunds::record_outside_refunds;
+use super::{EventOutcome, GatewayEventError, SettlementTx};
+use crate::effects::{clearing_wallet, event, publish, record_order_change};
+use crate::follow_ups::mark_follow_up_done;
+use crate::ledger::post;
+use crate::ports::gateway::{GatewayRefundStatus, PaymentReference, RefundUpdate};
+use crate::ports::store::StoreError;
+use crate::ports::system::{IdGenerator, next_id};
+
+/// `charge.refunded` and its like: each refund of ours it lists is settled, then whatever the
+/// provider refunded beyond the refunds we know of is recorded as refunded outside the API.
+pub(super) async fn settle_refunded<Tx: SettlementTx>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    provider: &ProviderName,
+    reference: &PaymentReference,
+    refunds: &[RefundUpdate],
+    refunded_total: Option<Money>,
+    now: OffsetDateTime,
+) -> Result<EventOutcome, GatewayEventError> {
+    let mut outcome = EventOutcome::Ignored("no refund of ours changed");
+    for update in refunds {
+        if settle_refund(tx, ids, provider, update, now).await? == EventOutcome::Applied {
+            outcome = EventOutcome::Applied;
+        }
+    }
+    if let Some(total) = refunded_total
+        && record_outside_refunds(tx, ids, provider, reference, total, now).await? == EventOutcome::Applied
+    {
+        outcome = EventOutcome::Applied;
+    }
+    Ok(outcome)
+}
+
+/// A refund of ours changed at the gateway: settle it (never backwards).
+pub(super) async fn settle_refund<Tx: SettlementTx>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    provider: &ProviderName,
+    update: &RefundUpdate,
+    now: OffsetDateTime,
+) -> Result<EventOutcome, GatewayEventError> {
+    let Some((order, refund)) = lock_refund_of(tx, update).await? else {
+        return Ok(EventOutcome::Ignored("unknown refund"));
+    };
+    if !refund.is_pending() {
+        return Ok(EventOutcome::Ignored("refund already settled"));
+    }
+    let refund = refund.record_provider_refund_id(&update.provider_refund_id, now);
+    match update.status {
+        GatewayRefundStatus::Pending => tx.update_refund(&refund).await?,
+        GatewayRefundStatus::Succeeded => refund_succeeded(tx, ids, provider, order, refund, now).await?,
+        GatewayRefundStatus::Failed => refund_failed(tx, ids, provider, &order, refund, now).await?,
+    }
+    Ok(EventOutcome::Applied)
+}
+
+/// The refund an update names, locked with its order (order first, as the lock order says).
+async fn lock_refund_of<Tx: SettlementTx>(tx: &mut Tx, update: &RefundUpdate) -> Result<Option<(Order, Refund)>, StoreError> {
+    let found = match update.refund_id {
+        Some(id) => tx.find_refund(id).await?,
+        None if !update.provider_refund_id.is_empty() => tx.find_refund_by_provider_id(&update.provider_refund_id).await?,
+        None => None,
+    };
+    let Some(found) = found else {
+        // A refund made outside the API: recorded from the charge's refunded total, which
+        // `charge.refunded` carries (a refund event alone does not say how much was refunded in all).
+        tracing::info!(provider_refund_id = %update.provider_refund_id, "the gateway reports a refund we did not make");
+        return Ok(None);
+    };
+    let order = tx
+        .lock_order(found.order_id())
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("refund {} has no order", found.id())))?;
+    let refund = tx
+        .lock_refund(found.id())
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("refund vanished".into()))?;
+    Ok(Some((order, refund)))
+}
+
+/// The money reached the buyer: the order records the refund.
+async fn refund_succeeded<Tx: SettlementTx>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    provider: &ProviderName,
+    order: Order,
+    refund: Refund,
+    now: OffsetDateTime,
+) -> Result<(), GatewayEventError> {
+    let refund = refund.succeed(now)?;
+    tx.update_refund(&refund).await?;
+    mark_follow_up_done(tx, FollowUpTask::Refund(refund.id()), now).await?;
+    let actor = Actor::Gateway(provider.clone());
+    let (order, change) = order.record_refund(refund.amount(), actor, refund.reason(), now)?;
+    let succeeded = DomainEvent::RefundSucceeded {
+        refund_id: refund.id(),
+        order_id: order.id(),
+        amount: refund.amount(),
+    };
+    record_order_change(tx, ids, &order, change, vec![event(ids, succeeded, now)]).await?;
+    Ok(())
+}
+
+/// The provider would not refund: the merchant gets back what the refund had taken out of their
+/// wallet.
+async fn refund_failed<Tx: SettlementTx>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    provider: &ProviderName,
+    order: &Order,
+    refund: Refund,
+    now: OffsetDateTime,
+) -> Result<(), GatewayEventError> {
+    let refund = refund.fail(now)?;
+    tx.update_refund(&refund).await?;
+    mark_follow_up_done(tx, FollowUpTask::Refund(refund.id()), now).await?;
+    let (amount, currency) = (refund.amount(), refund.amount().currency());
+    let clearing = clearing_wallet(tx, ids, provider, currency, now).await?;
+    let merchant = tx.ensure_user_wallet(refund.merchant_id(), currency, next_id(ids), now).await?;
+    let entries = vec![Entry::debit(clearing, amount)?, Entry::credit(merchant, amount)];
+    let journal = JournalTransaction::new(
+        next_id(ids),
+        TransactionKind::Reversal,
+        format!("refund:{}", refund.id()),
+        entries,
+        now,
+    )?;
+    post(tx, &journal).await?;
+    let failed = DomainEvent::RefundFailed {
+        refund_id: refund.id(),
+        order_id: order.id(),
+    };
+    publish(tx, ids, failed, now).await?;
+    Ok(())
+}
