@@ -7,7 +7,7 @@ use domain::money::{Currency, Money};
 use domain::wallet::SystemAccount;
 use time::OffsetDateTime;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::context::App;
 use crate::effects::{balance_after, publish, system_account_has_room};
 use crate::idempotency::{IdempotencyError, Idempotent, Key};

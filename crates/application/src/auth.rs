@@ -10,39 +10,15 @@ use domain::ids::{RefreshTokenId, TokenFamilyId, UserId, WalletId};
 use domain::user::{Email, EmailError, Password, PasswordError, Role, User};
 use time::OffsetDateTime;
 
+pub use crate::caller::Caller;
 use crate::context::App;
 use crate::effects::publish;
 use crate::idempotency::{IdempotencyError, Idempotent};
+pub use crate::ports::records::RefreshToken;
 use crate::ports::security::{AccessToken, SecurityError};
 use crate::ports::store::{RefreshTokenRepository, StoreError, UnitOfWork, UserRepository, WalletRepository};
 use crate::transact::{Retryable, transact, work};
 use crate::{keyed, retryable};
-
-/// The authenticated user making a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caller {
-    pub user_id: UserId,
-    pub role: Role,
-}
-
-impl Caller {
-    pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
-    }
-}
-
-/// A stored refresh token (only the hash of its secret).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefreshToken {
-    pub id: RefreshTokenId,
-    pub user_id: UserId,
-    pub family_id: TokenFamilyId,
-    pub token_hash: String,
-    pub created_at: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
-    pub used_at: Option<OffsetDateTime>,
-    pub revoked_at: Option<OffsetDateTime>,
-}
 
 #[derive(Debug, Clone)]
 pub struct Registration {

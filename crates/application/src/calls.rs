@@ -8,7 +8,7 @@ use domain::money::{Money, MoneyError};
 use domain::wallet::{Hold, HoldError, HoldTerms, Wallet};
 use time::{Duration, OffsetDateTime};
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::context::App;
 use crate::effects::publish;
 use crate::idempotency::{IdempotencyError, Idempotent, Key};

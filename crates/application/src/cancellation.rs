@@ -12,7 +12,7 @@ use domain::order::{Actor, Order};
 use domain::payment::{Payment, PaymentPurpose};
 use time::OffsetDateTime;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::context::App;
 use crate::effects::{event, record_order_change};
 use crate::orders::OrderCommandError;

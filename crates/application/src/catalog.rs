@@ -11,7 +11,7 @@ use domain::money::Money;
 use domain::user::Role;
 use time::OffsetDateTime;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::context::App;
 use crate::effects::publish;
 use crate::idempotency::{IdempotencyError, Idempotent};

@@ -21,7 +21,7 @@ use domain::user::Email;
 use domain::wallet::SystemAccount;
 use time::OffsetDateTime;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::cancellation::PaymentEnd;
 use crate::context::App;
 use crate::effects::{event, record_status_changes, status_events, system_account_has_room};

@@ -23,7 +23,8 @@ pub struct Settings {
     pub hold_ttl: Duration,
     /// How often and how far apart the job retries a follow-up's provider call.
     pub follow_up_retry: domain::follow_up::RetryPolicy,
-    /// How long an idempotency claim protects a running request.
+    /// How long an idempotency claim protects a running request before another may take the key
+    /// over.
     pub idempotency_lease: Duration,
     /// How long catalog entries stay in the cache.
     pub catalog_cache_ttl: std::time::Duration,
@@ -39,7 +40,7 @@ impl Default for Settings {
             call_minutes_max: 120,
             hold_ttl: Duration::days(7),
             follow_up_retry: domain::follow_up::RetryPolicy::DEFAULT,
-            idempotency_lease: crate::idempotency::LEASE_DEFAULT,
+            idempotency_lease: Duration::seconds(60),
             catalog_cache_ttl: std::time::Duration::from_secs(60),
             default_currency: domain::money::Currency::Usd,
         }

@@ -5,7 +5,7 @@
 use domain::follow_up::{FollowUp, FollowUpState, FollowUpTask};
 use time::{Duration, OffsetDateTime};
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::context::App;
 use crate::pagination::{Cursor, Page, PageRequest};
 use crate::ports::store::{FollowUpRepository, StoreError, UnitOfWork};

@@ -7,7 +7,7 @@ use domain::money::{Currency, Money, MoneyError};
 use domain::wallet::{Hold, HoldError, HoldTerms, Wallet};
 use time::OffsetDateTime;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::context::App;
 use crate::ledger::post_locked;
 use crate::ports::store::{HoldRepository, LedgerRepository, StoreError, UnitOfWork, UserRepository, WalletRepository};

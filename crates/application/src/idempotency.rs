@@ -19,117 +19,15 @@
 //! A claim is held for a lease: a request that fails ends its lease at once, and one whose
 //! process died loses it when the lease runs out.
 
-use domain::ids::{PaymentId, RefundId, UserId};
 use time::{Duration, OffsetDateTime};
 
 use crate::context::App;
+pub use crate::ports::records::{
+    IdempotencyKey, IdempotencyKeyError, IdempotencyRecord, IdempotencyScope, IdempotencyState, RecoveryPoint, RecoveryPointError,
+    StoredResponse,
+};
 use crate::ports::store::{ClaimOutcome, IdempotencyRepository, StoreError, UnitOfWork};
 use crate::transact::{Retryable, transact, work};
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct IdempotencyKey(String);
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("an idempotency key has 1 to 255 visible ASCII characters")]
-pub struct IdempotencyKeyError;
-
-impl IdempotencyKey {
-    pub fn parse(text: &str) -> Result<IdempotencyKey, IdempotencyKeyError> {
-        let valid = !text.is_empty() && text.len() <= 255 && text.bytes().all(|b| b.is_ascii_graphic());
-        if valid {
-            Ok(IdempotencyKey(text.to_owned()))
-        } else {
-            Err(IdempotencyKeyError)
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Whose key it is. Anonymous requests (registration) share one scope; their replay still needs
-/// the identical request, password included.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct IdempotencyScope {
-    pub principal: Option<UserId>,
-    pub key: IdempotencyKey,
-}
-
-impl IdempotencyScope {
-    /// The principal as stored: a user id, or `anonymous`.
-    pub fn principal_text(&self) -> String {
-        self.principal.map_or_else(|| "anonymous".to_owned(), |id| id.to_string())
-    }
-}
-
-/// A response as the client first received it, replayed byte for byte.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredResponse {
-    pub status: u16,
-    pub body: Vec<u8>,
-    pub location: Option<String>,
-}
-
-/// What a multi-step request has committed so far under its key: where a retry resumes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecoveryPoint {
-    /// A card checkout or top-up whose pending payment is committed; the provider's checkout may
-    /// not be open yet.
-    Payment(PaymentId),
-    /// Card refunds whose money has moved to the gateway's clearing account; the provider may
-    /// not have been asked yet.
-    Refunds(Vec<RefundId>),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a recovery point: {0}")]
-pub struct RecoveryPointError(String);
-
-impl RecoveryPoint {
-    /// A stable text form, for storage: `payment:<id>` or `refunds:<id>,<id>`.
-    pub fn code(&self) -> String {
-        match self {
-            RecoveryPoint::Payment(id) => format!("payment:{id}"),
-            RecoveryPoint::Refunds(ids) => {
-                let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-                format!("refunds:{}", ids.join(","))
-            }
-        }
-    }
-
-    pub fn parse(code: &str) -> Result<RecoveryPoint, RecoveryPointError> {
-        let invalid = || RecoveryPointError(code.chars().take(80).collect());
-        if let Some(id) = code.strip_prefix("payment:") {
-            return PaymentId::parse(id).map(RecoveryPoint::Payment).map_err(|_| invalid());
-        }
-        let ids = code.strip_prefix("refunds:").ok_or_else(invalid)?;
-        let ids: Result<Vec<RefundId>, _> = ids.split(',').map(RefundId::parse).collect();
-        match ids {
-            Ok(ids) if !ids.is_empty() => Ok(RecoveryPoint::Refunds(ids)),
-            _ => Err(invalid()),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdempotencyState {
-    /// Claimed by a request; `recovery` says what it has committed, if anything.
-    InProgress {
-        locked_until: OffsetDateTime,
-        recovery: Option<RecoveryPoint>,
-    },
-    Completed(StoredResponse),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyRecord {
-    pub scope: IdempotencyScope,
-    /// A digest of method, path and body: the same key must come with the same request.
-    pub fingerprint: String,
-    pub state: IdempotencyState,
-    pub created_at: OffsetDateTime,
-}
 
 /// What the HTTP layer hands to a use case: the key, the request's fingerprint, and how to render
 /// the use case's result as the response to store.
@@ -340,29 +238,5 @@ impl<U: UnitOfWork> App<U> {
     pub async fn end_idempotency_lease(&self, scope: &IdempotencyScope) -> Result<(), StoreError> {
         let now = self.clock.now();
         transact(&self.store, |tx| work(tx.end_idempotency_lease(scope, now))).await
-    }
-}
-
-/// How long a claim protects a running request before another may take the key over.
-pub const LEASE_DEFAULT: Duration = Duration::seconds(60);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use uuid::Uuid;
-
-    #[test]
-    fn recovery_points_round_trip_through_their_code() {
-        let payment = RecoveryPoint::Payment(PaymentId::from_uuid(Uuid::from_u128(7)));
-        let refunds = RecoveryPoint::Refunds(vec![
-            RefundId::from_uuid(Uuid::from_u128(1)),
-            RefundId::from_uuid(Uuid::from_u128(2)),
-        ]);
-        for point in [payment, refunds] {
-            assert_eq!(RecoveryPoint::parse(&point.code()), Ok(point));
-        }
-        for bad in ["", "payment:", "refunds:", "refunds:x", "other:1"] {
-            assert!(RecoveryPoint::parse(bad).is_err(), "{bad}");
-        }
     }
 }

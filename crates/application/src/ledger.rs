@@ -1,12 +1,11 @@
 //! Posting to the ledger inside a use case's transaction, and verifying the whole ledger.
 
-use domain::ids::{TransactionId, WalletId};
 use domain::ledger::{self, JournalTransaction, LedgerError, Posting};
-use domain::money::Currency;
 use domain::wallet::Wallet;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::context::App;
+pub use crate::ports::records::{BalanceMismatch, HeldMismatch, LedgerAudit, UnbalancedTransaction};
 use crate::ports::store::{LedgerRepository, StoreError, UnitOfWork, WalletRepository};
 use crate::retryable;
 use crate::transact::{transact, work};
@@ -38,47 +37,6 @@ where
     tx.update_wallets(wallets).await?;
     tx.append_journal(journal, &postings).await?;
     Ok(postings)
-}
-
-/// A cached balance that differs from the sum of the wallet's postings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BalanceMismatch {
-    pub wallet_id: WalletId,
-    pub cached_minor: i64,
-    pub posted_minor: i128,
-}
-
-/// A cached `held` that differs from the sum of the wallet's pending holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeldMismatch {
-    pub wallet_id: WalletId,
-    pub cached_minor: i64,
-    pub pending_holds_minor: i128,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnbalancedTransaction {
-    pub transaction_id: TransactionId,
-    pub currency: Currency,
-    pub sum_minor: i128,
-}
-
-/// Raw facts about the ledger, gathered by storage in one consistent snapshot.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LedgerAudit {
-    pub transaction_count: u64,
-    pub posting_count: u64,
-    pub wallet_count: u64,
-    pub unbalanced_transactions: Vec<UnbalancedTransaction>,
-    pub balance_mismatches: Vec<BalanceMismatch>,
-    pub held_mismatches: Vec<HeldMismatch>,
-    /// User wallets whose balance is negative or below what they hold.
-    pub overdrawn_wallets: Vec<WalletId>,
-    /// Wallets whose postings' `balance_after` do not chain (each equal to the previous plus the
-    /// amount).
-    pub broken_chains: Vec<WalletId>,
-    /// The sum of all postings, per currency. Every one must be zero.
-    pub totals_by_currency: Vec<(Currency, i128)>,
 }
 
 /// The verdict on an audit.

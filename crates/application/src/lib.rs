@@ -8,6 +8,7 @@
 
 pub mod adjustments;
 pub mod auth;
+pub mod caller;
 pub mod calls;
 pub mod cancellation;
 pub mod catalog;

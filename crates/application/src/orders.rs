@@ -7,7 +7,7 @@ use domain::payment::{Payment, Refund};
 use domain::user::Role;
 use time::OffsetDateTime;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::context::App;
 use crate::effects::record_order_change;
 use crate::pagination::{Cursor, Page, PageRequest};

@@ -4,7 +4,7 @@
 use domain::ids::{PaymentId, UserId};
 use domain::payment::Payment;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::context::App;
 use crate::idempotency::RecoveryPoint;
 use crate::ports::store::{PaymentLookup, PaymentRepository, StoreError, UnitOfWork};

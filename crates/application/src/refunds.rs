@@ -22,7 +22,7 @@ use domain::payment::{Payment, PaymentStatus, Refund, RefundTerms};
 use domain::user::Role;
 use time::OffsetDateTime;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::context::App;
 use crate::effects::{OrderRefundError, clearing_wallet, record_refunds_on_order, refundable_shares};
 use crate::follow_ups::{Attempt, FOLLOW_UP_LEASE, Failure};

@@ -10,7 +10,7 @@ use domain::user::Email;
 use domain::wallet::SystemAccount;
 use time::OffsetDateTime;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::context::App;
 use crate::effects::system_account_has_room;
 use crate::idempotency::{Claim, IdempotencyError, Idempotent, Key, RecoveryPoint};

@@ -8,7 +8,7 @@ use domain::user::{Email, User};
 use domain::wallet::{Transfer, Wallet};
 use time::OffsetDateTime;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::context::App;
 use crate::effects::publish;
 use crate::idempotency::{IdempotencyError, Idempotent, Key};

@@ -4,7 +4,7 @@
 use domain::money::Currency;
 use domain::wallet::Wallet;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::context::App;
 use crate::pagination::{Cursor, Page, PageRequest};
 use crate::ports::store::{LedgerRepository, PostingRecord, StoreError, UnitOfWork, WalletRepository};

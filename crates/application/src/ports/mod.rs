@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod gateway;
 pub mod rate_limit;
+pub mod records;
 pub mod security;
 pub mod store;
 pub mod system;

@@ -32,10 +32,8 @@ use domain::user::{Email, User};
 use domain::wallet::{Hold, SystemAccount, Transfer, Wallet, Withdrawal};
 use time::OffsetDateTime;
 
-use crate::auth::RefreshToken;
-use crate::idempotency::{IdempotencyRecord, IdempotencyScope, RecoveryPoint, StoredResponse};
-use crate::ledger::LedgerAudit;
 use crate::pagination::{Page, PageRequest};
+use crate::ports::records::{IdempotencyRecord, IdempotencyScope, LedgerAudit, RecoveryPoint, RefreshToken, StoredResponse};
 
 /// What can go wrong in storage, translated from the driver at the adapter boundary.
 #[derive(Debug, thiserror::Error)]

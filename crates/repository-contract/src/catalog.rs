@@ -1,0 +1,110 @@
+//! The contract of products and stock (`ProductRepository`).
+
+use crate::prelude::*;
+
+type ProductWithStock = (domain::catalog::Product, domain::catalog::Stock);
+
+/// A merchant with two products priced `price_a` and `price_b`, committed.
+async fn two_products_of_one_merchant<U: UnitOfWork>(store: &U, price_a: i64, price_b: i64) -> (ProductWithStock, ProductWithStock) {
+    let ann = user(Role::Merchant);
+    let (a, a_stock) = product(ann.id, price_a, now());
+    let (b, b_stock) = product(ann.id, price_b, now());
+    let mut tx = begin(store).await;
+    expect(tx.insert_user(&ann).await, "ann");
+    expect(tx.insert_product(&a, &a_stock).await, "a");
+    expect(tx.insert_product(&b, &b_stock).await, "b");
+    commit(tx).await;
+    ((a, a_stock), (b, b_stock))
+}
+
+pub async fn a_cart_is_locked_with_its_products<U: UnitOfWork>(store: U) {
+    let ((a, a_stock), (b, b_stock)) = two_products_of_one_merchant(&store, 100, 250).await;
+    let mut tx = begin(&store).await;
+    let cart = expect(tx.lock_cart(&[b.id, a.id, id(), b.id]).await, "cart");
+    let mut expected = vec![(a_stock, a.clone()), (b_stock, b.clone())];
+    expected.sort_by_key(|(stock, _)| stock.product_id);
+    assert_eq!(cart, expected);
+}
+
+pub async fn products_list_newest_first_with_filters_and_cursors<U: UnitOfWork>(store: U) {
+    let (ann, bob) = (user(Role::Merchant), user(Role::Merchant));
+    let mut tx = begin(&store).await;
+    expect(tx.insert_user(&ann).await, "ann");
+    expect(tx.insert_user(&bob).await, "bob");
+    let mut created = Vec::new();
+    for n in 0..5 {
+        let merchant = if n % 2 == 0 { ann.id } else { bob.id };
+        let (mut product, stock) = product(merchant, 100 + n, now() + Duration::seconds(n));
+        if n == 4 {
+            product.active = false;
+        }
+        expect(tx.insert_product(&product, &stock).await, "insert");
+        created.push(product);
+    }
+    commit(tx).await;
+    let mut tx = begin(&store).await;
+    let active = ProductFilter {
+        merchant: None,
+        active_only: true,
+    };
+    let first = expect(tx.list_products(active, &PageRequest::first(2)).await, "first");
+    assert_eq!(names(&first), vec![created[3].id, created[2].id]);
+    let second = expect(
+        tx.list_products(
+            active,
+            &PageRequest {
+                limit: 2,
+                after: first.next_cursor,
+            },
+        )
+        .await,
+        "second",
+    );
+    assert_eq!(names(&second), vec![created[1].id, created[0].id]);
+    assert_eq!(second.next_cursor, None, "the last page has no next cursor");
+    let anns_all = expect(
+        tx.list_products(
+            ProductFilter {
+                merchant: Some(ann.id),
+                active_only: false,
+            },
+            &PageRequest::first(10),
+        )
+        .await,
+        "ann",
+    );
+    assert_eq!(names(&anns_all), vec![created[4].id, created[2].id, created[0].id]);
+    assert!(anns_all.next_cursor.is_none());
+    let (found, stock) = expect(tx.find_product(created[1].id).await, "find").expect("product");
+    assert_eq!((found, stock.available()), (created[1].clone(), 10));
+    let updated = created[1].clone().archive(now() + Duration::hours(1));
+    expect(tx.update_product(&updated).await, "update");
+    assert_eq!(expect(tx.lock_product(created[1].id).await, "lock"), Some(updated));
+    let bobs = ProductFilter {
+        merchant: Some(bob.id),
+        active_only: false,
+    };
+    let bobs = expect(tx.list_products(bobs, &PageRequest::first(10)).await, "bob");
+    assert_eq!(names(&bobs), vec![created[3].id], "a deleted product is listed to no one");
+}
+
+fn names(page: &Page<ProductWithStock>) -> Vec<domain::ids::ProductId> {
+    page.items.iter().map(|(p, _)| p.id).collect()
+}
+
+pub async fn stock_is_locked_in_product_order<U: UnitOfWork>(store: U) {
+    let ((a, _), (b, _)) = two_products_of_one_merchant(&store, 100, 100).await;
+    let mut tx = begin(&store).await;
+    let mut locked = expect(tx.lock_stock(&[b.id, a.id, id()]).await, "lock");
+    let mut expected = vec![a.id, b.id];
+    expected.sort();
+    assert_eq!(locked.iter().map(|s| s.product_id).collect::<Vec<_>>(), expected);
+    locked[0].reserve(quantity(4)).expect("reserve");
+    expect(tx.update_stock(&locked[..1]).await, "update");
+    commit(tx).await;
+    let mut tx = begin(&store).await;
+    let row = expect(tx.lock_stock(&[expected[0]]).await, "lock");
+    assert_eq!((row[0].available(), row[0].reserved()), (6, 4));
+    let untouched = expect(tx.lock_stock(&[expected[1]]).await, "lock");
+    assert_eq!((untouched[0].available(), untouched[0].reserved()), (10, 0));
+}

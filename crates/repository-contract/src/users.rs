@@ -1,0 +1,69 @@
+//! The contract of users and refresh tokens (`UserRepository`, `RefreshTokenRepository`).
+
+use crate::prelude::*;
+
+pub async fn users_are_found_by_id_and_by_email<U: UnitOfWork>(store: U) {
+    let user = user(Role::Customer);
+    let mut tx = begin(&store).await;
+    expect(tx.insert_user(&user).await, "insert");
+    commit(tx).await;
+    let mut tx = begin(&store).await;
+    assert_eq!(expect(tx.find_user(user.id).await, "find"), Some(user.clone()));
+    assert_eq!(expect(tx.find_user_by_email(&user.email).await, "by email"), Some(user.clone()));
+    assert_eq!(expect(tx.find_user(id()).await, "unknown"), None);
+}
+
+pub async fn an_e_mail_address_belongs_to_one_user<U: UnitOfWork>(store: U) {
+    let first = user(Role::Customer);
+    let second = domain::user::User { id: id(), ..first.clone() };
+    let mut tx = begin(&store).await;
+    expect(tx.insert_user(&first).await, "insert");
+    commit(tx).await;
+    let mut tx = begin(&store).await;
+    let duplicate = tx.insert_user(&second).await;
+    assert!(
+        matches!(duplicate, Err(StoreError::Duplicate(ref name)) if name == "users_email"),
+        "{duplicate:?}"
+    );
+}
+
+pub async fn refresh_tokens_rotate_and_families_revoke<U: UnitOfWork>(store: U) {
+    let user = user(Role::Customer);
+    let family = id();
+    let token = |hash: &str| RefreshToken {
+        id: id(),
+        user_id: user.id,
+        family_id: family,
+        token_hash: hash.to_owned(),
+        created_at: now(),
+        expires_at: now() + Duration::days(1),
+        used_at: None,
+        revoked_at: None,
+    };
+    let (first, second) = (token("hash-1"), token("hash-2"));
+    let mut tx = begin(&store).await;
+    expect(tx.insert_user(&user).await, "user");
+    expect(tx.insert_refresh_token(&first).await, "first");
+    let used = RefreshToken {
+        used_at: Some(now()),
+        ..first.clone()
+    };
+    expect(tx.update_refresh_token(&used).await, "use");
+    expect(tx.insert_refresh_token(&second).await, "second");
+    assert!(matches!(
+        tx.insert_refresh_token(&token("hash-1")).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    commit(tx).await;
+
+    let mut tx = begin(&store).await;
+    assert_eq!(expect(tx.lock_refresh_token("hash-1").await, "lock"), Some(used));
+    expect(tx.revoke_token_family(family, now()).await, "revoke");
+    commit(tx).await;
+    let mut tx = begin(&store).await;
+    for hash in ["hash-1", "hash-2"] {
+        let revoked = expect(tx.lock_refresh_token(hash).await, "lock").and_then(|t| t.revoked_at);
+        assert_eq!(revoked, Some(now()), "{hash}");
+    }
+    assert_eq!(expect(tx.lock_refresh_token("unknown").await, "unknown"), None);
+}
