@@ -2,10 +2,14 @@
 //! the change they announce, so that nothing is announced that did not happen and nothing that
 //! happened goes unannounced.
 
-use time::OffsetDateTime;
+use std::collections::BTreeMap;
+use std::str::FromStr;
 
-use crate::ids::{CallId, EventId, OrderId, PaymentId, ProductId, RefundId, TransactionId, TransferId, UserId, WithdrawalId};
-use crate::money::Money;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::ids::{CallId, EventId, Id, OrderId, PaymentId, ProductId, RefundId, TransactionId, TransferId, UserId, WithdrawalId};
+use crate::money::{Currency, Money};
 use crate::order::OrderStatus;
 use crate::user::Role;
 
@@ -120,114 +124,267 @@ impl DomainEvent {
         }
     }
 
-    /// The event's data as flat name/value pairs, so storage can serialise every event the same
-    /// way without knowing each variant. Amounts appear as a major-unit string plus currency.
+    /// The event's data as flat name/value pairs, so storage and merchants' webhooks can carry
+    /// every event the same way without knowing each variant. Amounts appear as a major-unit
+    /// string plus currency. `from_attributes` inverts it exactly.
     pub fn attributes(&self) -> Vec<(&'static str, String)> {
-        fn money(attributes: &mut Vec<(&'static str, String)>, name: &'static str, amount: &Money) {
-            attributes.push((name, amount.to_major_string()));
-            attributes.push(("currency", amount.currency().code().to_owned()));
-        }
-        let mut out = Vec::new();
-        match self {
-            DomainEvent::UserRegistered { user_id, role } => {
-                out.push(("user_id", user_id.to_string()));
-                out.push(("role", role.as_str().to_owned()));
-            }
-            DomainEvent::TopUpCompleted {
+        use DomainEvent::*;
+        let a = AttributesBuilder::default();
+        let built = match self {
+            UserRegistered { user_id, role } => a.with("user_id", user_id).with("role", role.as_str()),
+            TopUpCompleted {
                 payment_id,
                 user_id,
                 amount,
-            } => {
-                out.push(("payment_id", payment_id.to_string()));
-                out.push(("user_id", user_id.to_string()));
-                money(&mut out, "amount", amount);
-            }
-            DomainEvent::WithdrawalCompleted {
+            } => a.with("payment_id", payment_id).with("user_id", user_id).money("amount", amount),
+            WithdrawalCompleted {
                 withdrawal_id,
                 user_id,
                 amount,
-            } => {
-                out.push(("withdrawal_id", withdrawal_id.to_string()));
-                out.push(("user_id", user_id.to_string()));
-                money(&mut out, "amount", amount);
-            }
-            DomainEvent::TransferCompleted {
+            } => a
+                .with("withdrawal_id", withdrawal_id)
+                .with("user_id", user_id)
+                .money("amount", amount),
+            TransferCompleted {
                 transfer_id,
                 from,
                 to,
                 amount,
-            } => {
-                out.push(("transfer_id", transfer_id.to_string()));
-                out.push(("from_user_id", from.to_string()));
-                out.push(("to_user_id", to.to_string()));
-                money(&mut out, "amount", amount);
-            }
-            DomainEvent::AdjustmentPosted {
+            } => a
+                .with("transfer_id", transfer_id)
+                .with("from_user_id", from)
+                .with("to_user_id", to)
+                .money("amount", amount),
+            AdjustmentPosted {
                 transaction_id,
                 user_id,
                 amount,
-            } => {
-                out.push(("transaction_id", transaction_id.to_string()));
-                out.push(("user_id", user_id.to_string()));
-                money(&mut out, "amount", amount);
+            } => a
+                .with("transaction_id", transaction_id)
+                .with("user_id", user_id)
+                .money("amount", amount),
+            ProductCreated { product_id, merchant_id } => a.with("product_id", product_id).with("merchant_id", merchant_id),
+            ProductUpdated { product_id } | ProductArchived { product_id } => a.with("product_id", product_id),
+            StockChanged { product_id, available } => a.with("product_id", product_id).with("available", available),
+            OrderStatusChanged { order_id, from, to } => a
+                .with("order_id", order_id)
+                .maybe("from", from.map(OrderStatus::as_str))
+                .with("to", to.as_str()),
+            PaymentSucceeded { payment_id, amount } | PaymentLateSuccess { payment_id, amount } => {
+                a.with("payment_id", payment_id).money("amount", amount)
             }
-            DomainEvent::ProductCreated { product_id, merchant_id } => {
-                out.push(("product_id", product_id.to_string()));
-                out.push(("merchant_id", merchant_id.to_string()));
+            PaymentFailed { payment_id } | PaymentExpired { payment_id } | PaymentDisputed { payment_id } => {
+                a.with("payment_id", payment_id)
             }
-            DomainEvent::ProductUpdated { product_id } | DomainEvent::ProductArchived { product_id } => {
-                out.push(("product_id", product_id.to_string()));
-            }
-            DomainEvent::StockChanged { product_id, available } => {
-                out.push(("product_id", product_id.to_string()));
-                out.push(("available", available.to_string()));
-            }
-            DomainEvent::OrderStatusChanged { order_id, from, to } => {
-                out.push(("order_id", order_id.to_string()));
-                if let Some(from) = from {
-                    out.push(("from", from.as_str().to_owned()));
-                }
-                out.push(("to", to.as_str().to_owned()));
-            }
-            DomainEvent::PaymentSucceeded { payment_id, amount } | DomainEvent::PaymentLateSuccess { payment_id, amount } => {
-                out.push(("payment_id", payment_id.to_string()));
-                money(&mut out, "amount", amount);
-            }
-            DomainEvent::PaymentFailed { payment_id }
-            | DomainEvent::PaymentExpired { payment_id }
-            | DomainEvent::PaymentDisputed { payment_id } => {
-                out.push(("payment_id", payment_id.to_string()));
-            }
-            DomainEvent::RefundSucceeded {
+            RefundSucceeded {
                 refund_id,
                 order_id,
                 amount,
-            } => {
-                out.push(("refund_id", refund_id.to_string()));
-                out.push(("order_id", order_id.to_string()));
-                money(&mut out, "amount", amount);
-            }
-            DomainEvent::RefundFailed { refund_id, order_id } => {
-                out.push(("refund_id", refund_id.to_string()));
-                out.push(("order_id", order_id.to_string()));
-            }
-            DomainEvent::CallStarted {
+            } => a.with("refund_id", refund_id).with("order_id", order_id).money("amount", amount),
+            RefundFailed { refund_id, order_id } => a.with("refund_id", refund_id).with("order_id", order_id),
+            CallStarted {
                 call_id,
                 caller_id,
                 receiver_id,
-            } => {
-                out.push(("call_id", call_id.to_string()));
-                out.push(("caller_id", caller_id.to_string()));
-                out.push(("receiver_id", receiver_id.to_string()));
-            }
-            DomainEvent::CallEnded { call_id, minutes, charged } => {
-                out.push(("call_id", call_id.to_string()));
-                out.push(("minutes", minutes.to_string()));
-                money(&mut out, "charged", charged);
-            }
-        }
-        out
+            } => a
+                .with("call_id", call_id)
+                .with("caller_id", caller_id)
+                .with("receiver_id", receiver_id),
+            CallEnded { call_id, minutes, charged } => a.with("call_id", call_id).with("minutes", minutes).money("charged", charged),
+        };
+        built.0
     }
+
+    /// The event named `name` with these attributes: the inverse of `name` and `attributes`.
+    pub fn from_attributes(name: &str, attributes: &BTreeMap<String, String>) -> Result<DomainEvent, EventDecodeError> {
+        let reader = AttributesReader { name, attributes };
+        account_event(&reader)
+            .or_else(|| commerce_event(&reader))
+            .unwrap_or_else(|| Err(EventDecodeError::UnknownType(name.chars().take(64).collect())))
+    }
+}
+
+/// Why stored or received attributes are not an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventDecodeError {
+    #[error("unknown event type `{0}`")]
+    UnknownType(String),
+    #[error("event {event} lacks `{attribute}`")]
+    Missing { event: String, attribute: &'static str },
+    #[error("event {event} has a malformed `{attribute}`")]
+    Malformed { event: String, attribute: &'static str },
+}
+
+#[derive(Default)]
+struct AttributesBuilder(Vec<(&'static str, String)>);
+
+impl AttributesBuilder {
+    fn with(mut self, name: &'static str, value: impl std::fmt::Display) -> Self {
+        self.0.push((name, value.to_string()));
+        self
+    }
+
+    fn maybe(self, name: &'static str, value: Option<&str>) -> Self {
+        match value {
+            Some(value) => self.with(name, value),
+            None => self,
+        }
+    }
+
+    fn money(self, name: &'static str, amount: &Money) -> Self {
+        self.with(name, amount.to_major_string()).with("currency", amount.currency().code())
+    }
+}
+
+struct AttributesReader<'a> {
+    name: &'a str,
+    attributes: &'a BTreeMap<String, String>,
+}
+
+impl AttributesReader<'_> {
+    fn missing(&self, attribute: &'static str) -> EventDecodeError {
+        EventDecodeError::Missing {
+            event: self.name.to_owned(),
+            attribute,
+        }
+    }
+
+    fn malformed(&self, attribute: &'static str) -> EventDecodeError {
+        EventDecodeError::Malformed {
+            event: self.name.to_owned(),
+            attribute,
+        }
+    }
+
+    fn text(&self, attribute: &'static str) -> Result<&str, EventDecodeError> {
+        self.attributes
+            .get(attribute)
+            .map(String::as_str)
+            .ok_or_else(|| self.missing(attribute))
+    }
+
+    fn id<T: Id>(&self, attribute: &'static str) -> Result<T, EventDecodeError> {
+        Uuid::try_parse(self.text(attribute)?)
+            .map(T::from_uuid)
+            .map_err(|_| self.malformed(attribute))
+    }
+
+    fn number<T: FromStr>(&self, attribute: &'static str) -> Result<T, EventDecodeError> {
+        self.text(attribute)?.parse().map_err(|_| self.malformed(attribute))
+    }
+
+    fn money(&self, attribute: &'static str) -> Result<Money, EventDecodeError> {
+        let currency = Currency::parse(self.text("currency")?).map_err(|_| self.malformed("currency"))?;
+        Money::parse(self.text(attribute)?, currency).map_err(|_| self.malformed(attribute))
+    }
+
+    fn status(&self, attribute: &'static str) -> Result<OrderStatus, EventDecodeError> {
+        OrderStatus::parse(self.text(attribute)?).ok_or_else(|| self.malformed(attribute))
+    }
+
+    fn role(&self, attribute: &'static str) -> Result<Role, EventDecodeError> {
+        Role::parse(self.text(attribute)?).ok_or_else(|| self.malformed(attribute))
+    }
+}
+
+/// Users, wallets and catalog; `None` for another type.
+fn account_event(a: &AttributesReader<'_>) -> Option<Result<DomainEvent, EventDecodeError>> {
+    let decoded = || -> Result<Option<DomainEvent>, EventDecodeError> {
+        Ok(Some(match a.name {
+            "user.registered" => DomainEvent::UserRegistered {
+                user_id: a.id("user_id")?,
+                role: a.role("role")?,
+            },
+            "wallet.top_up_completed" => DomainEvent::TopUpCompleted {
+                payment_id: a.id("payment_id")?,
+                user_id: a.id("user_id")?,
+                amount: a.money("amount")?,
+            },
+            "wallet.withdrawal_completed" => DomainEvent::WithdrawalCompleted {
+                withdrawal_id: a.id("withdrawal_id")?,
+                user_id: a.id("user_id")?,
+                amount: a.money("amount")?,
+            },
+            "wallet.transfer_completed" => DomainEvent::TransferCompleted {
+                transfer_id: a.id("transfer_id")?,
+                from: a.id("from_user_id")?,
+                to: a.id("to_user_id")?,
+                amount: a.money("amount")?,
+            },
+            "wallet.adjustment_posted" => DomainEvent::AdjustmentPosted {
+                transaction_id: a.id("transaction_id")?,
+                user_id: a.id("user_id")?,
+                amount: a.money("amount")?,
+            },
+            "product.created" => DomainEvent::ProductCreated {
+                product_id: a.id("product_id")?,
+                merchant_id: a.id("merchant_id")?,
+            },
+            "product.updated" => DomainEvent::ProductUpdated {
+                product_id: a.id("product_id")?,
+            },
+            "product.archived" => DomainEvent::ProductArchived {
+                product_id: a.id("product_id")?,
+            },
+            "product.stock_changed" => DomainEvent::StockChanged {
+                product_id: a.id("product_id")?,
+                available: a.number("available")?,
+            },
+            _ => return Ok(None),
+        }))
+    };
+    decoded().transpose()
+}
+
+/// Orders, payments, refunds and calls; `None` for another type.
+fn commerce_event(a: &AttributesReader<'_>) -> Option<Result<DomainEvent, EventDecodeError>> {
+    let decoded = || -> Result<Option<DomainEvent>, EventDecodeError> {
+        Ok(Some(match a.name {
+            "order.status_changed" => DomainEvent::OrderStatusChanged {
+                order_id: a.id("order_id")?,
+                from: a.attributes.contains_key("from").then(|| a.status("from")).transpose()?,
+                to: a.status("to")?,
+            },
+            "payment.succeeded" => DomainEvent::PaymentSucceeded {
+                payment_id: a.id("payment_id")?,
+                amount: a.money("amount")?,
+            },
+            "payment.failed" => DomainEvent::PaymentFailed {
+                payment_id: a.id("payment_id")?,
+            },
+            "payment.expired" => DomainEvent::PaymentExpired {
+                payment_id: a.id("payment_id")?,
+            },
+            "payment.late_success" => DomainEvent::PaymentLateSuccess {
+                payment_id: a.id("payment_id")?,
+                amount: a.money("amount")?,
+            },
+            "payment.disputed" => DomainEvent::PaymentDisputed {
+                payment_id: a.id("payment_id")?,
+            },
+            "refund.succeeded" => DomainEvent::RefundSucceeded {
+                refund_id: a.id("refund_id")?,
+                order_id: a.id("order_id")?,
+                amount: a.money("amount")?,
+            },
+            "refund.failed" => DomainEvent::RefundFailed {
+                refund_id: a.id("refund_id")?,
+                order_id: a.id("order_id")?,
+            },
+            "call.started" => DomainEvent::CallStarted {
+                call_id: a.id("call_id")?,
+                caller_id: a.id("caller_id")?,
+                receiver_id: a.id("receiver_id")?,
+            },
+            "call.ended" => DomainEvent::CallEnded {
+                call_id: a.id("call_id")?,
+                minutes: a.number("minutes")?,
+                charged: a.money("charged")?,
+            },
+            _ => return Ok(None),
+        }))
+    };
+    decoded().transpose()
 }
 
 /// An event as stored in the outbox, waiting to be published.
@@ -236,4 +393,133 @@ pub struct OutboxEvent {
     pub id: EventId,
     pub event: DomainEvent,
     pub occurred_at: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id<T: Id>(n: u128) -> T {
+        T::from_uuid(Uuid::from_u128(n))
+    }
+
+    fn usd() -> Money {
+        Money::from_minor(1250, Currency::Usd)
+    }
+
+    /// Amounts in currencies with 2, 0 and 3 decimals.
+    fn account_events() -> Vec<DomainEvent> {
+        let jpy = Money::from_minor(500, Currency::Jpy);
+        let kwd = Money::from_minor(1_005, Currency::Kwd);
+        vec![
+            DomainEvent::UserRegistered {
+                user_id: id::<UserId>(1),
+                role: Role::Merchant,
+            },
+            DomainEvent::TopUpCompleted {
+                payment_id: id::<PaymentId>(2),
+                user_id: id(3),
+                amount: usd(),
+            },
+            DomainEvent::WithdrawalCompleted {
+                withdrawal_id: id::<WithdrawalId>(4),
+                user_id: id(5),
+                amount: jpy,
+            },
+            DomainEvent::TransferCompleted {
+                transfer_id: id::<TransferId>(6),
+                from: id(7),
+                to: id(8),
+                amount: kwd,
+            },
+            DomainEvent::AdjustmentPosted {
+                transaction_id: id::<TransactionId>(9),
+                user_id: id(10),
+                amount: Money::from_minor(-3, Currency::Eur),
+            },
+            DomainEvent::ProductCreated {
+                product_id: id::<ProductId>(11),
+                merchant_id: id(12),
+            },
+            DomainEvent::ProductUpdated { product_id: id(13) },
+            DomainEvent::ProductArchived { product_id: id(14) },
+            DomainEvent::StockChanged {
+                product_id: id(15),
+                available: 42,
+            },
+        ]
+    }
+
+    fn commerce_events() -> Vec<DomainEvent> {
+        let usd = usd();
+        vec![
+            DomainEvent::OrderStatusChanged {
+                order_id: id::<OrderId>(16),
+                from: None,
+                to: OrderStatus::Created,
+            },
+            DomainEvent::OrderStatusChanged {
+                order_id: id(17),
+                from: Some(OrderStatus::Paid),
+                to: OrderStatus::PartiallyRefunded,
+            },
+            DomainEvent::PaymentSucceeded {
+                payment_id: id(18),
+                amount: usd,
+            },
+            DomainEvent::PaymentFailed { payment_id: id(19) },
+            DomainEvent::PaymentExpired { payment_id: id(20) },
+            DomainEvent::PaymentLateSuccess {
+                payment_id: id(21),
+                amount: usd,
+            },
+            DomainEvent::PaymentDisputed { payment_id: id(22) },
+            DomainEvent::RefundSucceeded {
+                refund_id: id::<RefundId>(23),
+                order_id: id(24),
+                amount: usd,
+            },
+            DomainEvent::RefundFailed {
+                refund_id: id(25),
+                order_id: id(26),
+            },
+            DomainEvent::CallStarted {
+                call_id: id::<CallId>(27),
+                caller_id: id(28),
+                receiver_id: id(29),
+            },
+            DomainEvent::CallEnded {
+                call_id: id(30),
+                minutes: 3,
+                charged: usd,
+            },
+        ]
+    }
+
+    #[test]
+    fn every_event_is_rebuilt_from_its_attributes() -> Result<(), EventDecodeError> {
+        for event in account_events().into_iter().chain(commerce_events()) {
+            let attributes: BTreeMap<String, String> = event.attributes().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            assert_eq!(DomainEvent::from_attributes(event.name(), &attributes)?, event, "{attributes:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_types_and_missing_or_malformed_attributes_are_refused() {
+        let none = BTreeMap::new();
+        assert!(matches!(
+            DomainEvent::from_attributes("user.vanished", &none),
+            Err(EventDecodeError::UnknownType(_))
+        ));
+        assert!(matches!(
+            DomainEvent::from_attributes("payment.failed", &none),
+            Err(EventDecodeError::Missing { .. })
+        ));
+        let bad: BTreeMap<String, String> = [("payment_id".to_owned(), "not-a-uuid".to_owned())].into();
+        assert!(matches!(
+            DomainEvent::from_attributes("payment.failed", &bad),
+            Err(EventDecodeError::Malformed { .. })
+        ));
+    }
 }
