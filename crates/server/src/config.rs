@@ -250,6 +250,68 @@ impl Vars<'_> {
     }
 }
 
+fn bind_address(v: &Vars<'_>) -> anyhow::Result<SocketAddr> {
+    Ok(match (v.text("BIND_ADDRESS"), v.text("PORT")) {
+        (Some(address), _) => address
+            .parse()
+            .with_context(|| format!("BIND_ADDRESS={address:?} is not host:port"))?,
+        (None, Some(port)) => format!("0.0.0.0:{port}")
+            .parse()
+            .with_context(|| format!("PORT={port:?} is not a port"))?,
+        (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
+    })
+}
+
+fn storage(v: &Vars<'_>) -> anyhow::Result<Storage> {
+    Ok(match v.text("DATABASE_URL") {
+        None => Storage::Memory,
+        Some(url) => Storage::Postgres(PostgresSettings {
+            url,
+            pool_max_size: v.parse("DATABASE_POOL_MAX", 16)?,
+            connect_timeout: v.millis("DATABASE_CONNECT_TIMEOUT_MS", 5_000)?,
+            acquire_timeout: v.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 5_000)?,
+            statement_timeout: v.millis("DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?,
+            lock_timeout: v.millis("DATABASE_LOCK_TIMEOUT_MS", 5_000)?,
+            // No transaction here waits on anything but the database (provider calls happen
+            // between transactions), so one idle for seconds belongs to a stalled process.
+            idle_in_transaction_timeout: v.millis("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 5_000)?,
+            stock_row_waiters: v.parse("DATABASE_STOCK_ROW_WAITERS", 2)?,
+            run_migrations: v.flag("RUN_MIGRATIONS", false)?,
+        }),
+    })
+}
+
+fn redis_settings(v: &Vars<'_>) -> anyhow::Result<Option<adapter_redis::RedisSettings>> {
+    Ok(match v.text("REDIS_URL") {
+        None => None,
+        Some(url) => Some(adapter_redis::RedisSettings {
+            key_prefix: v.text("REDIS_KEY_PREFIX").unwrap_or_else(|| "payments:".into()),
+            pool_max_size: v.parse("REDIS_POOL_MAX", 16)?,
+            command_timeout: v.millis("REDIS_TIMEOUT_MS", 250)?,
+            retry_after: v.millis("REDIS_RETRY_AFTER_MS", 1_000)?,
+            ..adapter_redis::RedisSettings::new(&url)
+        }),
+    })
+}
+
+fn follow_up_retry(v: &Vars<'_>) -> anyhow::Result<domain::follow_up::RetryPolicy> {
+    Ok(domain::follow_up::RetryPolicy {
+        attempts_max: v.parse("FOLLOW_UP_ATTEMPTS_MAX", 20)?,
+        first_delay: time::Duration::milliseconds(
+            i64::try_from(v.millis("FOLLOW_UP_FIRST_DELAY_MS", 30_000)?.as_millis()).unwrap_or(i64::MAX),
+        ),
+        delay_max: time_seconds(v.seconds("FOLLOW_UP_DELAY_MAX_SECS", 7_200)?),
+    })
+}
+
+fn bootstrap_admin(v: &Vars<'_>) -> anyhow::Result<Option<(String, String)>> {
+    Ok(match (v.text("ADMIN_EMAIL"), v.text("ADMIN_PASSWORD")) {
+        (Some(email), Some(password)) => Some((email, password)),
+        (None, None) => None,
+        _ => bail!("ADMIN_EMAIL and ADMIN_PASSWORD go together"),
+    })
+}
+
 fn time_seconds(duration: Duration) -> time::Duration {
     time::Duration::seconds(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX))
 }
@@ -264,31 +326,8 @@ impl Settings {
 
     pub fn from_vars(vars: &HashMap<String, String>) -> anyhow::Result<Settings> {
         let v = Vars(vars);
-        let bind: SocketAddr = match (v.text("BIND_ADDRESS"), v.text("PORT")) {
-            (Some(address), _) => address
-                .parse()
-                .with_context(|| format!("BIND_ADDRESS={address:?} is not host:port"))?,
-            (None, Some(port)) => format!("0.0.0.0:{port}")
-                .parse()
-                .with_context(|| format!("PORT={port:?} is not a port"))?,
-            (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
-        };
-        let storage = match v.text("DATABASE_URL") {
-            None => Storage::Memory,
-            Some(url) => Storage::Postgres(PostgresSettings {
-                url,
-                pool_max_size: v.parse("DATABASE_POOL_MAX", 16)?,
-                connect_timeout: v.millis("DATABASE_CONNECT_TIMEOUT_MS", 5_000)?,
-                acquire_timeout: v.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 5_000)?,
-                statement_timeout: v.millis("DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?,
-                lock_timeout: v.millis("DATABASE_LOCK_TIMEOUT_MS", 5_000)?,
-                // No transaction here waits on anything but the database (provider calls happen
-                // between transactions), so one idle for seconds belongs to a stalled process.
-                idle_in_transaction_timeout: v.millis("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 5_000)?,
-                stock_row_waiters: v.parse("DATABASE_STOCK_ROW_WAITERS", 2)?,
-                run_migrations: v.flag("RUN_MIGRATIONS", false)?,
-            }),
-        };
+        let bind = bind_address(&v)?;
+        let storage = storage(&v)?;
         let jwt_secret = v.text("JWT_SECRET").map(String::into_bytes);
         if jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
             bail!("JWT_SECRET must have at least 32 bytes");
@@ -306,16 +345,7 @@ impl Settings {
             bind,
             public_base_url: v.text("PUBLIC_BASE_URL").map(|u| u.trim_end_matches('/').to_owned()),
             storage,
-            redis: match v.text("REDIS_URL") {
-                None => None,
-                Some(url) => Some(adapter_redis::RedisSettings {
-                    key_prefix: v.text("REDIS_KEY_PREFIX").unwrap_or_else(|| "payments:".into()),
-                    pool_max_size: v.parse("REDIS_POOL_MAX", 16)?,
-                    command_timeout: v.millis("REDIS_TIMEOUT_MS", 250)?,
-                    retry_after: v.millis("REDIS_RETRY_AFTER_MS", 1_000)?,
-                    ..adapter_redis::RedisSettings::new(&url)
-                }),
-            },
+            redis: redis_settings(&v)?,
             jwt_secret,
             jwt_issuer: v.text("JWT_ISSUER").unwrap_or_else(|| "payments".into()),
             jwt_audience: v.text("JWT_AUDIENCE").unwrap_or_else(|| "payments-api".into()),
@@ -344,13 +374,7 @@ impl Settings {
             job_interval: v.millis("JOB_INTERVAL_MS", 10_000)?,
             job_batch: v.parse("JOB_BATCH", 100)?,
             hold_ttl: time_seconds(v.seconds("HOLD_TTL_SECS", 7 * 24 * 3600)?),
-            follow_up_retry: domain::follow_up::RetryPolicy {
-                attempts_max: v.parse("FOLLOW_UP_ATTEMPTS_MAX", 20)?,
-                first_delay: time::Duration::milliseconds(
-                    i64::try_from(v.millis("FOLLOW_UP_FIRST_DELAY_MS", 30_000)?.as_millis()).unwrap_or(i64::MAX),
-                ),
-                delay_max: time_seconds(v.seconds("FOLLOW_UP_DELAY_MAX_SECS", 7_200)?),
-            },
+            follow_up_retry: follow_up_retry(&v)?,
             workers: v
                 .text("WORKERS")
                 .map(|w| w.parse())
@@ -358,11 +382,7 @@ impl Settings {
                 .map_err(|e| anyhow!("WORKERS is invalid: {e}"))?,
             shutdown_timeout: v.seconds("SHUTDOWN_TIMEOUT_SECS", 30)?,
             log_json: v.text("LOG_FORMAT").is_none_or(|f| f != "pretty"),
-            bootstrap_admin: match (v.text("ADMIN_EMAIL"), v.text("ADMIN_PASSWORD")) {
-                (Some(email), Some(password)) => Some((email, password)),
-                (None, None) => None,
-                _ => bail!("ADMIN_EMAIL and ADMIN_PASSWORD go together"),
-            },
+            bootstrap_admin: bootstrap_admin(&v)?,
         })
     }
 

@@ -98,75 +98,9 @@ impl<U: UnitOfWork> Services<U> {
     pub async fn new(store: U, settings: &Settings, base_url: &str) -> anyhow::Result<Services<U>> {
         adapter_monnify::ensure_crypto_provider();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let secret = match &settings.jwt_secret {
-            Some(secret) => secret.clone(),
-            None => {
-                tracing::warn!("JWT_SECRET is not set: signing tokens with a random key; they die with this process");
-                JwtIssuer::random_secret()
-            }
-        };
-        let jwt = JwtSettings {
-            secret,
-            issuer: settings.jwt_issuer.clone(),
-            audience: settings.jwt_audience.clone(),
-            access_ttl: settings.access_token_ttl,
-        };
-        let tokens = JwtIssuer::new(jwt).map_err(|e| anyhow::anyhow!("JWT_SECRET: {e}"))?;
-        // The first gateway is the default for card payments; Monnify first so that naira goes to
-        // it, while other currencies fall through to the next gateway that takes them.
-        let mut gateways = Gateways::new();
-        if let Some(monnify) = &settings.monnify {
-            let gateway = adapter_monnify::MonnifyGateway::new(adapter_monnify::MonnifySettings {
-                api_key: monnify.api_key.clone(),
-                secret_key: monnify.secret_key.clone(),
-                contract_code: monnify.contract_code.clone(),
-                base_url: monnify.base_url.clone(),
-                redirect_url: monnify
-                    .redirect_url
-                    .clone()
-                    .unwrap_or_else(|| format!("{base_url}/checkout/complete")),
-                request_timeout: monnify.timeout,
-                attempts_max: 3,
-            })
-            .context("Monnify configuration")?;
-            tracing::info!(base_url = %monnify.base_url, "Monnify gateway enabled");
-            gateways = gateways.with(Arc::new(gateway));
-        }
-        #[cfg(feature = "stripe")]
-        if let Some(stripe) = &settings.stripe {
-            let gateway = adapter_stripe::StripeGateway::new(adapter_stripe::StripeSettings {
-                secret_key: stripe.secret_key.clone(),
-                webhook_secrets: stripe.webhook_secrets.clone(),
-                api_base: stripe.api_base.clone(),
-                success_url: stripe
-                    .success_url
-                    .clone()
-                    .unwrap_or_else(|| format!("{base_url}/checkout/complete")),
-                cancel_url: stripe
-                    .cancel_url
-                    .clone()
-                    .unwrap_or_else(|| format!("{base_url}/checkout/cancelled")),
-                webhook_tolerance_secs: stripe.webhook_tolerance_secs,
-                request_timeout: stripe.timeout,
-                attempts_max: 3,
-            })
-            .context("Stripe configuration")?;
-            tracing::info!(api_base = %stripe.api_base, "Stripe gateway enabled");
-            gateways = gateways.with(Arc::new(gateway));
-        }
-        let simulator = if settings.simulated_gateway {
-            if !settings.is_demo() {
-                tracing::warn!(
-                    "SIMULATED_GATEWAY is on with a database: its checkout page pays without a card, so anyone can fund a wallet; never in production"
-                );
-            }
-            let secret = settings.simulator_secret.clone().unwrap_or_else(JwtIssuer::random_secret);
-            let simulator = Arc::new(SimulatedGateway::new(secret, base_url, clock.clone()).map_err(|e| anyhow::anyhow!("{e}"))?);
-            gateways = gateways.with(simulator.clone());
-            Some(simulator)
-        } else {
-            None
-        };
+        let tokens = token_issuer(settings)?;
+        let gateways = card_gateways(settings, base_url)?;
+        let (gateways, simulator) = with_simulator(gateways, settings, base_url, &clock)?;
         let (cache, limiter) = cache_and_limiter(settings).await?;
         let app = App {
             store,
@@ -193,6 +127,89 @@ impl<U: UnitOfWork> Services<U> {
             limiter,
         })
     }
+}
+
+fn token_issuer(settings: &Settings) -> anyhow::Result<JwtIssuer> {
+    let secret = match &settings.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            tracing::warn!("JWT_SECRET is not set: signing tokens with a random key; they die with this process");
+            JwtIssuer::random_secret()
+        }
+    };
+    let jwt = JwtSettings {
+        secret,
+        issuer: settings.jwt_issuer.clone(),
+        audience: settings.jwt_audience.clone(),
+        access_ttl: settings.access_token_ttl,
+    };
+    JwtIssuer::new(jwt).map_err(|e| anyhow::anyhow!("JWT_SECRET: {e}"))
+}
+
+/// The configured card gateways. The first is the default for card payments; Monnify first so
+/// that naira goes to it, while other currencies fall through to the next gateway that takes them.
+fn card_gateways(settings: &Settings, base_url: &str) -> anyhow::Result<Gateways> {
+    let mut gateways = Gateways::new();
+    if let Some(monnify) = &settings.monnify {
+        let gateway = adapter_monnify::MonnifyGateway::new(adapter_monnify::MonnifySettings {
+            api_key: monnify.api_key.clone(),
+            secret_key: monnify.secret_key.clone(),
+            contract_code: monnify.contract_code.clone(),
+            base_url: monnify.base_url.clone(),
+            redirect_url: monnify
+                .redirect_url
+                .clone()
+                .unwrap_or_else(|| format!("{base_url}/checkout/complete")),
+            request_timeout: monnify.timeout,
+            attempts_max: 3,
+        })
+        .context("Monnify configuration")?;
+        tracing::info!(base_url = %monnify.base_url, "Monnify gateway enabled");
+        gateways = gateways.with(Arc::new(gateway));
+    }
+    #[cfg(feature = "stripe")]
+    if let Some(stripe) = &settings.stripe {
+        let gateway = adapter_stripe::StripeGateway::new(adapter_stripe::StripeSettings {
+            secret_key: stripe.secret_key.clone(),
+            webhook_secrets: stripe.webhook_secrets.clone(),
+            api_base: stripe.api_base.clone(),
+            success_url: stripe
+                .success_url
+                .clone()
+                .unwrap_or_else(|| format!("{base_url}/checkout/complete")),
+            cancel_url: stripe
+                .cancel_url
+                .clone()
+                .unwrap_or_else(|| format!("{base_url}/checkout/cancelled")),
+            webhook_tolerance_secs: stripe.webhook_tolerance_secs,
+            request_timeout: stripe.timeout,
+            attempts_max: 3,
+        })
+        .context("Stripe configuration")?;
+        tracing::info!(api_base = %stripe.api_base, "Stripe gateway enabled");
+        gateways = gateways.with(Arc::new(gateway));
+    }
+    Ok(gateways)
+}
+
+/// Adds the simulated gateway, when it is on.
+fn with_simulator(
+    gateways: Gateways,
+    settings: &Settings,
+    base_url: &str,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<(Gateways, Option<Arc<SimulatedGateway>>)> {
+    if !settings.simulated_gateway {
+        return Ok((gateways, None));
+    }
+    if !settings.is_demo() {
+        tracing::warn!(
+            "SIMULATED_GATEWAY is on with a database: its checkout page pays without a card, so anyone can fund a wallet; never in production"
+        );
+    }
+    let secret = settings.simulator_secret.clone().unwrap_or_else(JwtIssuer::random_secret);
+    let simulator = Arc::new(SimulatedGateway::new(secret, base_url, clock.clone()).map_err(|e| anyhow::anyhow!("{e}"))?);
+    Ok((gateways.with(simulator.clone()), Some(simulator)))
 }
 
 /// A running server.
