@@ -1,12 +1,16 @@
 //! Translating driver errors into `StoreError` at the adapter boundary, and the errors of setting
 //! the store up.
 //!
-//! diesel names only some SQLSTATEs (`DatabaseErrorKind`), and diesel-async's PostgreSQL error
-//! wrapper does not expose the code of the others, only the server's message. Deadlocks (40P01),
-//! lock timeouts (55P03), statement timeouts and cancellations (57014) and administrator
-//! shutdowns (57P01) are therefore recognised by the message PostgreSQL sends for them. Those
-//! messages are translated when the server's `lc_messages` is not English, so `PgStore::connect`
-//! warns when it finds another language; `C`, `POSIX` and `en_*` (the defaults) are fine.
+//! Errors are classified by SQLSTATE wherever the driver exposes it: diesel-async maps the codes
+//! of serialization failures (40001), unique, foreign-key, not-null and check violations, and a
+//! lost connection to a `DatabaseErrorKind`; a write that missed its rows (`expect_changed` of the
+//! migrations) raises a check violation of the constraint it names `expect_changed`. For the
+//! other codes, diesel-async's PostgreSQL error wrapper exposes only the server's message, not
+//! the code: deadlocks (40P01), lock timeouts (55P03), statement timeouts and cancellations
+//! (57014) and administrator shutdowns (57P01) are recognised by the message PostgreSQL sends for
+//! them. Those messages are translated when the server's `lc_messages` is not English, so
+//! `PgStore::connect` warns when it finds another language; `C`, `POSIX` and `en_*` (the
+//! defaults) are fine.
 
 use application::ports::store::StoreError;
 use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error as DieselError};
@@ -21,8 +25,9 @@ const DEADLOCK: &str = "deadlock detected";
 const LOCK_TIMEOUT: &str = "canceling statement due to lock timeout";
 const STATEMENT_TIMEOUT: &str = "canceling statement due to statement timeout";
 const USER_CANCEL: &str = "canceling statement due to user request";
-/// Raised by the migrations' `expect_changed` when a write missed the rows it had to change.
-const UNEXPECTED_ROW_COUNT: &str = "unexpected row count: ";
+/// The constraint named by the migrations' `expect_changed` when a write missed the rows it had
+/// to change (SQLSTATE 23514, check violation).
+const EXPECT_CHANGED: &str = "expect_changed";
 const GONE: [&str; 5] = [
     "terminating connection",
     "the database system is shutting down",
@@ -47,6 +52,7 @@ fn translate_database_error(kind: DatabaseErrorKind, info: Box<dyn DatabaseError
     match kind {
         DatabaseErrorKind::SerializationFailure => StoreError::Conflict,
         DatabaseErrorKind::UniqueViolation => StoreError::Duplicate(info.constraint_name().unwrap_or("unknown").to_owned()),
+        DatabaseErrorKind::CheckViolation if info.constraint_name() == Some(EXPECT_CHANGED) => StoreError::Corrupt(message.to_owned()),
         DatabaseErrorKind::CheckViolation
         | DatabaseErrorKind::ForeignKeyViolation
         | DatabaseErrorKind::NotNullViolation
@@ -55,7 +61,6 @@ fn translate_database_error(kind: DatabaseErrorKind, info: Box<dyn DatabaseError
         }
         DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => StoreError::Unavailable(message.to_owned()),
         _ if message.starts_with(DEADLOCK) => StoreError::Conflict,
-        _ if message.starts_with(UNEXPECTED_ROW_COUNT) => StoreError::Corrupt(message[UNEXPECTED_ROW_COUNT.len()..].to_owned()),
         _ if [LOCK_TIMEOUT, STATEMENT_TIMEOUT, USER_CANCEL]
             .iter()
             .any(|m| message.starts_with(m)) =>
@@ -158,7 +163,7 @@ mod tests {
             StoreError::Unavailable(_)
         ));
         assert!(matches!(
-            database_error(Unknown, "unexpected row count: order does not exist (0 of 1 rows changed)", None),
+            database_error(CheckViolation, "order does not exist (0 of 1 rows changed)", Some("expect_changed")),
             StoreError::Corrupt(reason) if reason == "order does not exist (0 of 1 rows changed)"
         ));
         assert!(matches!(database_error(Unknown, "syntax error", None), StoreError::Unexpected(_)));

@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::error::{SetupError, translate};
 use crate::gates::StockGates;
 use crate::settings::PgSettings;
-use crate::sql::Statement;
+use crate::sql::{Read, Write};
 use crate::tx::PgTx;
 
 /// TCP keepalive: a server that vanished without closing the connection is noticed within about
@@ -108,7 +108,7 @@ impl PgStore {
             #[diesel(sql_type = diesel::sql_types::Text)]
             value: String,
         }
-        let query = Statement::new("SELECT current_setting('lc_messages') AS value");
+        let query = Read::new("SELECT current_setting('lc_messages') AS value");
         let setting = diesel_async::RunQueryDsl::get_result::<Setting>(query, &mut connection).await;
         match setting {
             Ok(Setting { value }) if !english_messages(&value) => tracing::warn!(
@@ -140,7 +140,7 @@ impl PgStore {
     /// answer to its `COMMIT` was lost (see `tx`): inserting the marker again either finds it
     /// (committed) or fences the transaction out (it did not, and now cannot).
     pub(crate) async fn resolve_commit(&self, marker: Uuid, lost: String) -> StoreResult<()> {
-        let fence = Statement::new("INSERT INTO commit_markers (id) VALUES ($1) ON CONFLICT (id) DO NOTHING").bind::<SqlUuid, _>(marker);
+        let fence = Write::new("INSERT INTO commit_markers (id) VALUES ($1) ON CONFLICT (id) DO NOTHING").bind::<SqlUuid, _>(marker);
         // Idle connections may have died with the one that was lost: try others.
         let mut last_error = String::new();
         for _ in 0..=self.settings.pool_max_size {
@@ -184,7 +184,7 @@ impl UnitOfWork for PgStore {
 
     async fn ping(&self) -> StoreResult<()> {
         let mut connection = self.connection().await?;
-        diesel_async::RunQueryDsl::execute(Statement::new("SELECT 1"), &mut *connection)
+        diesel_async::RunQueryDsl::execute(Read::new("SELECT 1"), &mut *connection)
             .await
             .map(|_| ())
             .map_err(translate)
@@ -194,7 +194,7 @@ impl UnitOfWork for PgStore {
     /// ordered by time, so the primary key finds them.
     async fn upkeep(&self, now: time::OffsetDateTime) -> StoreResult<()> {
         let before = oldest_uuid_at(now - COMMIT_MARKERS_KEPT);
-        let prune = Statement::new("DELETE FROM commit_markers WHERE id < $1").bind::<SqlUuid, _>(before);
+        let prune = Write::new("DELETE FROM commit_markers WHERE id < $1").bind::<SqlUuid, _>(before);
         let mut connection = self.connection().await?;
         let pruned = diesel_async::RunQueryDsl::execute(prune, &mut *connection)
             .await

@@ -21,13 +21,20 @@
 //! price is a new connection for the pool to open. The contract test
 //! `a_dropped_transaction_leaves_nothing` checks the outcome.
 //!
+//! # Phases
+//!
+//! A transaction is `Unbegun` (nothing sent, no connection), then `Open` (`BEGIN` answered), or
+//! `Aborted` (the server refused a statement, or a write failed before it could be sent), after
+//! which every call answers with the error that aborted it and only the rollback is sent.
+//!
 //! # BEGIN with the first read
 //!
 //! `BEGIN` is not sent on its own: it travels in one pipeline with the transaction's first
 //! statement when that is a read (most use cases start by locking what they change), saving a
-//! round trip. Only a read: if `BEGIN` failed while the connection lived on, the statements behind
-//! it would run outside any transaction, each committing itself, which is harmless for a read and
-//! not for a write; before a first write, `BEGIN` is sent alone. Until `BEGIN` is answered
+//! round trip. Only a read, which the types enforce (`sql::Read` and `sql::Write`): if `BEGIN`
+//! failed while the connection lived on, the statements behind it would run outside any
+//! transaction, each committing itself, which is harmless for a read and not for a write; before
+//! a first write, `BEGIN` is sent alone. Until `BEGIN` is answered
 //! nothing can have happened in the transaction, so a connection found dead then (the server
 //! restarted while it sat in the pool) is replaced by another and the round trip sent again: at
 //! most once per connection the pool can hold, plus one. The connection itself is taken from the
@@ -40,22 +47,28 @@
 //! ledger or the audit trail) are not sent one by one: `defer` queues them, and the next read, or
 //! the commit, sends them all at once, pipelined on the connection (PostgreSQL still runs them one
 //! after another, in order). Reads always see the transaction's own writes, since every read first
-//! flushes the queue; a deferred statement that fails aborts the transaction exactly as if it had
-//! been sent at once, and its error is returned by the read or commit that flushed it. Writes
-//! whose failure a use case interprets (a unique e-mail address, a claimed idempotency key) are
-//! never deferred.
+//! sends the queue; a deferred write that fails, for whatever reason, aborts the transaction
+//! exactly as if it had been sent at once, and its error is returned by the read or commit that
+//! sent it. Writes whose failure a use case interprets (a unique e-mail address, a claimed
+//! idempotency key) are never deferred.
 //!
 //! The commit sends `COMMIT` in the same pipeline as the last writes, so a wallet purchase holds
 //! its locks (the hot stock row of a flash sale) for one round trip fewer. That is safe because
 //! every check of a deferred write happens in the server: one that must change a known number of
-//! rows is wrapped so that PostgreSQL raises an error otherwise (`Statement::expecting_changed`),
-//! and any error aborts the transaction, after which PostgreSQL answers the `COMMIT` by rolling
-//! back. A statement that could not even be rendered would never reach the server, so `defer`
-//! renders each one first and refuses to commit a transaction with one that does not render.
-//! `COMMIT` is sent after the writes: diesel-async sends each query on its first poll unless it
-//! waits for the connection's statement cache (a tokio mutex, first come first served), and
-//! `join!` polls the writes first (diesel-async 0.9.2, `with_prepared_statement_after_sql_built`;
-//! the version is pinned).
+//! rows is wrapped so that PostgreSQL raises an error otherwise (`Write::expecting_changed`), and
+//! any error aborts the transaction, after which PostgreSQL answers the `COMMIT` by rolling back.
+//! A write must therefore never fail in this process once it is queued: `defer` checks that its
+//! text renders and its values were serialised (`sql` serialises each value when it is bound), and
+//! a write that fails that check aborts the transaction at once.
+//!
+//! The writes and `COMMIT` reach the server in the order they were queued, by construction of
+//! `InOrder`: it polls its futures strictly in sequence, every time, outside tokio's cooperative
+//! budget (`tokio::task::unconstrained`), so each is first polled after all before it. A
+//! diesel-async query is sent during its first poll unless it waits for the connection's
+//! statement cache, a first-come-first-served tokio mutex held from the lookup (and any prepare)
+//! to the send, so the order of first polls is the order of sending (diesel-async 0.9.2,
+//! `with_prepared_statement_after_sql_built`; the version is pinned). A test defers more writes
+//! than `join_all` would poll in order, each depending on the one before.
 
 //! # A commit whose answer is lost
 //!
@@ -70,6 +83,10 @@
 //! in progress on the server, the insert waits for it, bounded by `lock_timeout`. Only when even
 //! that cannot be learned is the outcome reported as unknown.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use application::ports::store::{StoreError, StoreResult, Transaction};
 use diesel::QueryableByName;
 use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
@@ -77,12 +94,13 @@ use diesel::pg::Pg;
 use diesel::result::{Error as DieselError, QueryResult};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager as _};
-
-use crate::error::{aborts_transaction, translate};
-use crate::sql::Statement;
-use crate::store::PgStore;
+use futures::future::BoxFuture;
 use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
+
+use crate::error::{aborts_transaction, translate};
+use crate::sql::{Read, Statement, Write};
+use crate::store::PgStore;
 
 pub(crate) type Connection = bb8::PooledConnection<'static, AsyncDieselConnectionManager<AsyncPgConnection>>;
 
@@ -92,21 +110,26 @@ pub struct PgTx {
     /// Where the connection comes from, and a replacement if it is found dead before `BEGIN` is
     /// answered.
     store: PgStore,
-    /// Taken from the pool just before `BEGIN` is sent, so that a transaction waiting for a stock
-    /// gate holds none.
-    connection: Option<Connection>,
-    /// `BEGIN` has not been sent yet (see the module docs).
-    begin_pending: bool,
+    phase: Phase,
     /// Permits to queue for stock rows (see `gates`), held until the transaction ends.
     stock_permits: Vec<OwnedSemaphorePermit>,
-    /// Writes waiting to be sent with the next read or the commit.
-    deferred: Vec<Statement<'static>>,
-    /// Set when the server refused a statement. PostgreSQL has then aborted the transaction: later
-    /// statements would fail and `COMMIT` would quietly roll back, so neither is sent.
-    aborted: Option<Aborted>,
-    /// Whether anything was written: such a transaction commits with a marker (see the module
-    /// docs on a commit whose answer is lost).
-    wrote: bool,
+}
+
+/// Where a transaction is (see the module docs).
+enum Phase {
+    /// Nothing sent, and no connection taken yet. Writes may already be queued.
+    Unbegun { deferred: Vec<Write> },
+    /// `BEGIN` was answered on `connection`.
+    Open {
+        connection: Connection,
+        deferred: Vec<Write>,
+        /// Whether anything was written: such a transaction commits with a marker (see the module
+        /// docs on a commit whose answer is lost).
+        wrote: bool,
+    },
+    /// A statement failed in a way that aborted the transaction (or `BEGIN` failed): neither
+    /// later statements nor `COMMIT` are sent, only the rollback.
+    Aborted { connection: Option<Connection>, cause: Aborted },
 }
 
 /// A row as a query returns it, and the domain value it stands for.
@@ -155,10 +178,12 @@ impl Aborted {
 
 impl std::fmt::Debug for PgTx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgTx")
-            .field("aborted", &self.aborted)
-            .field("deferred", &self.deferred.len())
-            .finish_non_exhaustive()
+        let phase = match &self.phase {
+            Phase::Unbegun { deferred } => format!("unbegun, {} deferred", deferred.len()),
+            Phase::Open { deferred, .. } => format!("open, {} deferred", deferred.len()),
+            Phase::Aborted { cause, .. } => format!("aborted: {cause:?}"),
+        };
+        f.debug_struct("PgTx").field("phase", &phase).finish_non_exhaustive()
     }
 }
 
@@ -167,44 +192,16 @@ impl PgTx {
     pub(crate) fn begin(store: PgStore) -> PgTx {
         PgTx {
             store,
-            connection: None,
-            begin_pending: true,
+            phase: Phase::Unbegun { deferred: Vec::new() },
             stock_permits: Vec::new(),
-            deferred: Vec::new(),
-            aborted: None,
-            wrote: false,
-        }
-    }
-
-    /// Records that a statement sent with `load` or `first` writes (an insert that returns rows).
-    pub(crate) fn note_write(&mut self) {
-        self.wrote = true;
-    }
-
-    /// The connection for `BEGIN`, taken from the pool the first time.
-    async fn connection_for_begin(&mut self) -> StoreResult<&AsyncPgConnection> {
-        if self.connection.is_none() {
-            let mut connection = self.store.connection().await?;
-            enter_transaction(&mut connection)?;
-            self.connection = Some(connection);
-        }
-        self.open().map(|connection| &*connection)
-    }
-
-    /// The connection of a transaction whose `BEGIN` has been sent.
-    fn open(&mut self) -> StoreResult<&mut AsyncPgConnection> {
-        match &mut self.connection {
-            Some(connection) => Ok(&mut **connection),
-            None => Err(StoreError::Unexpected(
-                "a statement was sent before the transaction had a connection".into(),
-            )),
         }
     }
 
     /// Waits for permission to queue for these stock rows (sorted product ids), if this
     /// transaction has sent nothing yet and so holds no row lock (see `gates`).
     pub(crate) async fn pass_stock_gates(&mut self, products: &[Uuid]) -> StoreResult<()> {
-        if !self.begin_pending || !self.deferred.is_empty() || !self.stock_permits.is_empty() {
+        let untouched = matches!(&self.phase, Phase::Unbegun { deferred } if deferred.is_empty());
+        if !untouched || !self.stock_permits.is_empty() {
             return Ok(());
         }
         let timeout = self.store.settings().lock_timeout;
@@ -212,120 +209,263 @@ impl PgTx {
         Ok(())
     }
 
-    /// Sends `BEGIN` alone, if it has not been sent.
-    async fn ensure_begun(&mut self) -> StoreResult<()> {
-        let mut attempt = 1;
-        while self.begin_pending {
-            let mut connection = self.connection_for_begin().await?;
-            let begun = Statement::new("BEGIN").execute(&mut connection).await;
-            self.settle_begin(begun, &mut attempt)?;
+    /// Runs a read, returning its rows. The queued writes are sent first.
+    pub(crate) async fn read<R>(&mut self, statement: Read) -> StoreResult<Vec<R>>
+    where
+        R: QueryableByName<Pg> + Send + 'static,
+    {
+        self.refuse_if_aborted()?;
+        statement.check().map_err(translate)?;
+        if matches!(&self.phase, Phase::Unbegun { deferred } if deferred.is_empty()) {
+            return self.begin_with_read(statement).await;
+        }
+        self.ready().await?;
+        let result = statement.load::<R>(self.connection()?).await;
+        self.settle(result)
+    }
+
+    /// Runs a read, returning its first row if there is one.
+    pub(crate) async fn read_first<R>(&mut self, statement: Read) -> StoreResult<Option<R>>
+    where
+        R: QueryableByName<Pg> + Send + 'static,
+    {
+        Ok(self.read(statement).await?.into_iter().next())
+    }
+
+    /// Runs a read and maps every row to its domain value.
+    pub(crate) async fn select<R: DomainRow>(&mut self, statement: Read) -> StoreResult<Vec<R::Domain>> {
+        self.read::<R>(statement).await?.into_iter().map(R::into_domain).collect()
+    }
+
+    /// The first row's domain value, if there is a row.
+    pub(crate) async fn select_first<R: DomainRow>(&mut self, statement: Read) -> StoreResult<Option<R::Domain>> {
+        self.read_first::<R>(statement).await?.map(R::into_domain).transpose()
+    }
+
+    /// Runs a write now (after the queued ones), returning the number of rows it affected.
+    pub(crate) async fn execute(&mut self, statement: Write) -> StoreResult<usize> {
+        self.check_write(&statement)?;
+        self.ready().await?;
+        self.mark_written();
+        let result = statement.execute(self.connection()?).await;
+        self.settle(result)
+    }
+
+    /// Runs a write that returns rows now (after the queued ones).
+    pub(crate) async fn write_returning<R>(&mut self, statement: Write) -> StoreResult<Vec<R>>
+    where
+        R: QueryableByName<Pg> + Send + 'static,
+    {
+        self.check_write(&statement)?;
+        self.ready().await?;
+        self.mark_written();
+        let result = statement.load::<R>(self.connection()?).await;
+        self.settle(result)
+    }
+
+    /// Queues a write to be sent with the next read or the commit (see the module docs). A write
+    /// that could not be sent aborts the transaction now.
+    pub(crate) fn defer(&mut self, statement: Write, expect: Expect) -> StoreResult<()> {
+        let statement = match expect {
+            Expect::Any => statement,
+            Expect::Rows(expected, what) => statement.expecting_changed(expected, what),
+        };
+        self.check_write(&statement)?;
+        match &mut self.phase {
+            Phase::Unbegun { deferred } => deferred.push(statement),
+            Phase::Open { deferred, wrote, .. } => {
+                deferred.push(statement);
+                *wrote = true;
+            }
+            Phase::Aborted { cause, .. } => return Err(cause.error()),
         }
         Ok(())
     }
 
+    /// Refuses a write that could never be sent, aborting the transaction: it must not commit
+    /// without it.
+    fn check_write(&mut self, statement: &Write) -> StoreResult<()> {
+        self.refuse_if_aborted()?;
+        if let Err(error) = statement.check() {
+            let error = translate(error);
+            tracing::error!(%error, sql = statement.text(), "a write cannot be sent; the transaction will roll back");
+            self.abort(&error);
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    fn mark_written(&mut self) {
+        if let Phase::Open { wrote, .. } = &mut self.phase {
+            *wrote = true;
+        }
+    }
+
+    /// Opens the transaction if needed (`BEGIN` alone) and sends every queued write.
+    async fn ready(&mut self) -> StoreResult<()> {
+        if matches!(self.phase, Phase::Unbegun { .. }) {
+            self.begin_alone().await?;
+        }
+        self.flush().await
+    }
+
+    /// The connection of the open transaction.
+    fn connection(&mut self) -> StoreResult<&mut AsyncPgConnection> {
+        match &mut self.phase {
+            Phase::Open { connection, .. } => Ok(&mut **connection),
+            Phase::Aborted { cause, .. } => Err(cause.error()),
+            Phase::Unbegun { .. } => Err(StoreError::Unexpected("a statement was about to be sent before BEGIN".into())),
+        }
+    }
+
+    /// Sends every queued write, in order, and checks each result in order. Any failure aborts
+    /// the transaction.
+    async fn flush(&mut self) -> StoreResult<()> {
+        let Phase::Open { connection, deferred, .. } = &mut self.phase else {
+            return Ok(());
+        };
+        if deferred.is_empty() {
+            return Ok(());
+        }
+        let writes = std::mem::take(deferred);
+        let shared: &AsyncPgConnection = connection;
+        let results = tokio::task::unconstrained(send_in_order(shared, &writes)).await;
+        for result in results {
+            if let Err(error) = result {
+                let error = translate(error);
+                self.abort(&error);
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection for `BEGIN`, taken from the pool.
+    async fn connection_for_begin(&mut self) -> StoreResult<Connection> {
+        let mut connection = self.store.connection().await?;
+        enter_transaction(&mut connection)?;
+        Ok(connection)
+    }
+
+    /// Sends `BEGIN` alone, moving the queued writes into the open transaction.
+    async fn begin_alone(&mut self) -> StoreResult<()> {
+        let mut attempt = 1;
+        loop {
+            let mut connection = self.connection_for_begin().await?;
+            let begun = Statement::control("BEGIN").execute(&mut *connection).await;
+            if self.settle_begin(begun, connection, &mut attempt)? {
+                return Ok(());
+            }
+        }
+    }
+
     /// `BEGIN` and the transaction's first read in one round trip (see the module docs).
-    async fn begin_with_load<R>(&mut self, statement: Statement<'_>) -> StoreResult<Vec<R>>
+    async fn begin_with_read<R>(&mut self, statement: Read) -> StoreResult<Vec<R>>
     where
         R: QueryableByName<Pg> + Send + 'static,
     {
         let mut attempt = 1;
         loop {
+            let connection = self.connection_for_begin().await?;
             let (begun, rows) = {
-                let connection = self.connection_for_begin().await?;
-                let mut for_begin = connection;
-                let mut for_load = connection;
-                // `join!` polls `BEGIN` first: it is sent first.
-                futures::join!(
-                    Statement::new("BEGIN").execute(&mut for_begin),
-                    statement.clone().load::<R>(&mut for_load)
-                )
+                let shared: &AsyncPgConnection = &connection;
+                let (mut for_begin, mut for_read) = (shared, shared);
+                // Sent in this order (see `InOrder`).
+                let begin = Statement::control("BEGIN").execute(&mut for_begin);
+                let read = statement.clone().load::<R>(&mut for_read);
+                tokio::task::unconstrained(Both::new(begin, read)).await
             };
-            self.settle_begin(begun, &mut attempt)?;
-            if !self.begin_pending {
+            if self.settle_begin(begun, connection, &mut attempt)? {
                 return self.settle(rows);
             }
         }
     }
 
-    /// Records the answer to `BEGIN`. A dead connection is let go (`begin_pending` stays set, for
-    /// the caller to send again on another) while attempts remain; any other failure is returned.
-    fn settle_begin(&mut self, begun: QueryResult<usize>, attempt: &mut usize) -> StoreResult<()> {
+    /// Records the answer to `BEGIN`: opens the transaction, or says to try again on another
+    /// connection (a dead one is let go while attempts remain), or fails.
+    fn settle_begin(&mut self, begun: QueryResult<usize>, connection: Connection, attempt: &mut usize) -> StoreResult<bool> {
         let error = match begun {
             Ok(_) => {
-                self.begin_pending = false;
-                return Ok(());
+                let deferred = match &mut self.phase {
+                    Phase::Unbegun { deferred } => std::mem::take(deferred),
+                    _ => Vec::new(),
+                };
+                let wrote = !deferred.is_empty();
+                self.phase = Phase::Open {
+                    connection,
+                    deferred,
+                    wrote,
+                };
+                return Ok(true);
             }
             Err(error) => translate(error),
         };
         if matches!(error, StoreError::Unavailable(_)) && *attempt < self.store.settings().pool_max_size.saturating_add(1) as usize {
             tracing::debug!(%error, attempt, "BEGIN failed on a dead connection; trying another");
             *attempt += 1;
-            // Marked as inside a transaction, the dead connection is discarded by the pool; the
-            // next attempt takes another.
-            self.connection = None;
-            return Ok(());
+            // Marked as inside a transaction, the dead connection is discarded by the pool.
+            drop(connection);
+            return Ok(false);
         }
-        // No transaction is open: refuse everything but the rollback.
-        self.aborted.get_or_insert(Aborted::from_error(&error));
+        // No transaction is open: refuse everything but the rollback, which has nothing to do.
+        drop(connection);
+        self.phase = Phase::Aborted {
+            connection: None,
+            cause: Aborted::from_error(&error),
+        };
         Err(error)
     }
 
-    /// Queues a write to be sent with the next read or the commit (see the module docs).
-    pub(crate) fn defer(&mut self, statement: Statement<'static>, expect: Expect) {
-        self.wrote = true;
-        let statement = match expect {
-            Expect::Any => statement,
-            Expect::Rows(expected, what) => statement.expecting_changed(expected, what),
+    /// Moves the transaction to `Aborted`, keeping its connection for the rollback.
+    fn abort(&mut self, error: &StoreError) {
+        let phase = std::mem::replace(&mut self.phase, Phase::Unbegun { deferred: Vec::new() });
+        self.phase = match phase {
+            Phase::Unbegun { .. } => Phase::Aborted {
+                connection: None,
+                cause: Aborted::from_error(error),
+            },
+            Phase::Open { connection, .. } => Phase::Aborted {
+                connection: Some(connection),
+                cause: Aborted::from_error(error),
+            },
+            aborted @ Phase::Aborted { .. } => aborted,
         };
-        if let Err(error) = statement.check_renders() {
-            // It could never be sent; the rest of the transaction must not commit without it.
-            let error = translate(error);
-            tracing::error!(%error, "a deferred write does not render; the transaction will roll back");
-            self.aborted.get_or_insert(Aborted::from_error(&error));
-            return;
-        }
-        self.deferred.push(statement);
     }
 
-    /// Sends every queued write, pipelined, and checks each result in order.
-    async fn flush(&mut self) -> StoreResult<()> {
-        if self.deferred.is_empty() {
-            return Ok(());
+    fn refuse_if_aborted(&self) -> StoreResult<()> {
+        match &self.phase {
+            Phase::Aborted { cause, .. } => Err(cause.error()),
+            _ => Ok(()),
         }
-        self.refuse_if_aborted()?;
-        let deferred = std::mem::take(&mut self.deferred);
-        let results = {
-            // diesel-async pipelines statements run concurrently through a shared reference.
-            let connection: &AsyncPgConnection = self.open()?;
-            let writes = deferred.into_iter().map(|statement| {
-                let mut shared = connection;
-                statement.execute(&mut shared)
-            });
-            futures::future::join_all(writes).await
-        };
-        for result in results {
-            self.settle(result)?;
-        }
-        Ok(())
+    }
+
+    /// The result of a statement sent at once; an error the server raised aborts the transaction.
+    fn settle<T>(&mut self, result: QueryResult<T>) -> StoreResult<T> {
+        result.map_err(|error| {
+            let aborts = aborts_transaction(&error);
+            let translated = translate(error);
+            if aborts {
+                self.abort(&translated);
+            }
+            translated
+        })
     }
 
     /// Sends the queued writes and `COMMIT` in one pipeline (see the module docs).
     async fn flush_and_commit(&mut self) -> StoreResult<()> {
-        let deferred = std::mem::take(&mut self.deferred);
-        let (writes, commit) = {
-            let connection: &AsyncPgConnection = self.open()?;
-            let writes = futures::future::join_all(deferred.into_iter().map(|statement| {
-                let mut shared = connection;
-                statement.execute(&mut shared)
-            }));
-            let mut shared = connection;
-            let commit = Statement::new("COMMIT").execute(&mut shared);
-            // `join!` polls the writes before the commit: they are sent first.
-            futures::join!(writes, commit)
+        let Phase::Open { connection, deferred, .. } = &mut self.phase else {
+            return Err(StoreError::Unexpected("COMMIT outside an open transaction".into()));
         };
-        self.record_transaction_end(&commit);
+        let writes = std::mem::take(deferred);
+        let shared: &AsyncPgConnection = connection;
+        let (results, commit) = {
+            let mut for_commit = shared;
+            let commit = Statement::control("COMMIT").execute(&mut for_commit);
+            tokio::task::unconstrained(Both::new(send_in_order(shared, &writes), commit)).await
+        };
+        record_transaction_end(connection, &commit);
         let mut unsent = None;
-        for result in writes {
+        for result in results {
             match result {
                 Ok(_) => {}
                 // The server refused a write: the transaction was aborted and COMMIT rolled it back.
@@ -338,7 +478,8 @@ impl PgTx {
         match (commit, unsent) {
             (Err(error), _) => Err(translate(error)),
             (Ok(_), None) => Ok(()),
-            // Not reachable while `defer` renders every write first; reported loudly if it ever is.
+            // Not reachable while every queued write is checked before it is queued; reported
+            // loudly if it ever is.
             (Ok(_), Some(error)) => {
                 tracing::error!(%error, "a deferred write failed before reaching the server, yet the transaction committed");
                 Err(StoreError::Corrupt(format!(
@@ -346,97 +487,6 @@ impl PgTx {
                 )))
             }
         }
-    }
-
-    /// Tells the transaction manager how a `COMMIT` sent outside it ended, so that the pool
-    /// reuses the connection only when the transaction is known to be over: after an answer to
-    /// `COMMIT`, whichever it was, PostgreSQL has ended it. Without an answer (a lost connection)
-    /// the connection is marked broken and the pool discards it.
-    fn record_transaction_end(&mut self, commit: &QueryResult<usize>) {
-        let Some(connection) = &mut self.connection else {
-            return;
-        };
-        let status = AnsiTransactionManager::transaction_manager_status_mut(&mut **connection);
-        let answered = match commit {
-            Ok(_) => true,
-            Err(DieselError::DatabaseError(kind, _)) => !matches!(
-                kind,
-                diesel::result::DatabaseErrorKind::ClosedConnection | diesel::result::DatabaseErrorKind::UnableToSendCommand
-            ),
-            Err(_) => false,
-        };
-        let ended = match status {
-            TransactionManagerStatus::Valid(valid) if answered => {
-                valid.change_transaction_depth(TransactionDepthChange::DecreaseDepth).is_ok()
-            }
-            _ => false,
-        };
-        if !ended {
-            status.set_in_error();
-        }
-    }
-
-    /// Runs a statement, returning the number of rows it affected.
-    pub(crate) async fn execute(&mut self, statement: Statement<'_>) -> StoreResult<usize> {
-        self.wrote = true;
-        self.refuse_if_aborted()?;
-        self.ensure_begun().await?;
-        self.flush().await?;
-        self.refuse_if_aborted()?;
-        let result = statement.execute(self.open()?).await;
-        self.settle(result)
-    }
-
-    /// Runs a query, returning its rows.
-    pub(crate) async fn load<R>(&mut self, statement: Statement<'_>) -> StoreResult<Vec<R>>
-    where
-        R: QueryableByName<Pg> + Send + 'static,
-    {
-        self.refuse_if_aborted()?;
-        if self.begin_pending && self.deferred.is_empty() {
-            return self.begin_with_load(statement).await;
-        }
-        self.ensure_begun().await?;
-        self.flush().await?;
-        self.refuse_if_aborted()?;
-        let result = statement.load::<R>(self.open()?).await;
-        self.settle(result)
-    }
-
-    /// Runs a query, returning its first row if there is one.
-    pub(crate) async fn first<R>(&mut self, statement: Statement<'_>) -> StoreResult<Option<R>>
-    where
-        R: QueryableByName<Pg> + Send + 'static,
-    {
-        Ok(self.load(statement).await?.into_iter().next())
-    }
-
-    /// Runs a query and maps every row to its domain value.
-    pub(crate) async fn select<R: DomainRow>(&mut self, statement: Statement<'_>) -> StoreResult<Vec<R::Domain>> {
-        self.load::<R>(statement).await?.into_iter().map(R::into_domain).collect()
-    }
-
-    /// The first row's domain value, if there is a row.
-    pub(crate) async fn select_first<R: DomainRow>(&mut self, statement: Statement<'_>) -> StoreResult<Option<R::Domain>> {
-        self.first::<R>(statement).await?.map(R::into_domain).transpose()
-    }
-
-    fn refuse_if_aborted(&self) -> StoreResult<()> {
-        match &self.aborted {
-            Some(aborted) => Err(aborted.error()),
-            None => Ok(()),
-        }
-    }
-
-    fn settle<T>(&mut self, result: QueryResult<T>) -> StoreResult<T> {
-        result.map_err(|error| {
-            let aborts = aborts_transaction(&error);
-            let translated = translate(error);
-            if aborts && self.aborted.is_none() {
-                self.aborted = Some(Aborted::from_error(&translated));
-            }
-            translated
-        })
     }
 
     /// The process id of the server backend running this transaction, so that a test can
@@ -448,7 +498,7 @@ impl PgTx {
             #[diesel(sql_type = diesel::sql_types::Integer)]
             pid: i32,
         }
-        let row: Option<Pid> = self.first(Statement::new("SELECT pg_backend_pid() AS pid")).await?;
+        let row: Option<Pid> = self.read_first(Read::new("SELECT pg_backend_pid() AS pid")).await?;
         row.map(|row| row.pid)
             .ok_or_else(|| StoreError::Corrupt("pg_backend_pid() returned no row".into()))
     }
@@ -456,34 +506,45 @@ impl PgTx {
 
 impl Transaction for PgTx {
     async fn commit(mut self) -> StoreResult<()> {
-        let marker = self.wrote.then(Uuid::now_v7);
+        let wrote = match &self.phase {
+            Phase::Unbegun { deferred } => !deferred.is_empty(),
+            Phase::Open { wrote, deferred, .. } => *wrote || !deferred.is_empty(),
+            Phase::Aborted { .. } => false,
+        };
+        let marker = wrote.then(Uuid::now_v7);
         if let Some(marker) = marker {
-            let statement = Statement::new("INSERT INTO commit_markers (id) VALUES ($1)").bind::<diesel::sql_types::Uuid, _>(marker);
-            self.defer(statement, Expect::Any);
+            let statement = Write::new("INSERT INTO commit_markers (id) VALUES ($1)").bind::<diesel::sql_types::Uuid, _>(marker);
+            // A failure here aborts the transaction, which the match below rolls back.
+            let _ = self.defer(statement, Expect::Any);
         }
-        if let Some(aborted) = self.aborted.take() {
-            if let Some(connection) = &mut self.connection
+        if let Phase::Aborted { connection, cause } = &mut self.phase {
+            let cause = cause.error();
+            if let Some(connection) = connection
                 && let Err(error) = AnsiTransactionManager::rollback_transaction(&mut **connection).await
             {
                 tracing::warn!(%error, "rolling back an aborted transaction failed; the connection is discarded");
             }
-            return Err(aborted.error());
+            return Err(cause);
         }
-        if self.begin_pending && self.deferred.is_empty() {
-            // Nothing was sent: there is nothing to commit.
-            self.record_transaction_end(&Ok(0));
-            return Ok(());
+        if let Phase::Unbegun { deferred } = &self.phase {
+            if deferred.is_empty() {
+                // Nothing was sent: there is nothing to commit.
+                return Ok(());
+            }
+            self.begin_alone().await?;
         }
-        self.ensure_begun().await?;
-        let committed = if self.deferred.is_empty() {
-            AnsiTransactionManager::commit_transaction(self.open()?).await.map_err(translate)
-        } else {
-            self.flush_and_commit().await
+        let committed = match &mut self.phase {
+            Phase::Open { connection, deferred, .. } if deferred.is_empty() => {
+                AnsiTransactionManager::commit_transaction(&mut **connection)
+                    .await
+                    .map_err(translate)
+            }
+            _ => self.flush_and_commit().await,
         };
         match (committed, marker) {
             // The answer to COMMIT was lost: learn on another connection whether it committed.
             (Err(StoreError::Unavailable(lost)), Some(marker)) => {
-                drop(self.connection.take());
+                self.phase = Phase::Unbegun { deferred: Vec::new() };
                 self.store.resolve_commit(marker, lost).await
             }
             (outcome, _) => outcome,
@@ -491,12 +552,139 @@ impl Transaction for PgTx {
     }
 
     async fn rollback(mut self) -> StoreResult<()> {
-        self.deferred.clear();
-        if self.begin_pending {
-            self.record_transaction_end(&Ok(0));
-            return Ok(());
+        match &mut self.phase {
+            Phase::Unbegun { .. } | Phase::Aborted { connection: None, .. } => Ok(()),
+            Phase::Open { connection, .. }
+            | Phase::Aborted {
+                connection: Some(connection),
+                ..
+            } => AnsiTransactionManager::rollback_transaction(&mut **connection)
+                .await
+                .map_err(translate),
         }
-        AnsiTransactionManager::rollback_transaction(self.open()?).await.map_err(translate)
+    }
+}
+
+/// Sends `writes` pipelined on the connection, in order (see `InOrder`), and returns each result.
+fn send_in_order<'c>(connection: &'c AsyncPgConnection, writes: &[Write]) -> InOrder<BoxFuture<'c, QueryResult<usize>>> {
+    let futures = writes
+        .iter()
+        .map(|write| {
+            let mut shared = connection;
+            write.clone().execute(&mut shared)
+        })
+        .collect();
+    InOrder::new(futures)
+}
+
+/// Polls its futures strictly in the order given, each time it is polled, and completes with all
+/// their outputs in that order. Unlike `join_all` (which switches to `FuturesOrdered` above 30
+/// futures) the order of first polls is fixed by construction.
+pub(crate) struct InOrder<F: Future> {
+    futures: Vec<Option<F>>,
+    outputs: Vec<Option<F::Output>>,
+}
+
+impl<F: Future> InOrder<F> {
+    fn new(futures: Vec<F>) -> InOrder<F> {
+        let outputs = futures.iter().map(|_| None).collect();
+        InOrder {
+            futures: futures.into_iter().map(Some).collect(),
+            outputs,
+        }
+    }
+}
+
+// The outputs are never pinned: only the futures are polled in place, and they are `Unpin`.
+impl<F: Future + Unpin> Unpin for InOrder<F> {}
+
+impl<F: Future + Unpin> Future for InOrder<F> {
+    type Output = Vec<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<F::Output>> {
+        let this = &mut *self;
+        for (slot, output) in this.futures.iter_mut().zip(this.outputs.iter_mut()) {
+            if let Some(future) = slot
+                && let Poll::Ready(value) = Pin::new(future).poll(cx)
+            {
+                *output = Some(value);
+                *slot = None;
+            }
+        }
+        if this.futures.iter().any(Option::is_some) {
+            return Poll::Pending;
+        }
+        Poll::Ready(this.outputs.iter_mut().filter_map(Option::take).collect())
+    }
+}
+
+/// Two futures polled in order, the first always before the second; completes with both outputs.
+struct Both<A: Future, B: Future> {
+    first: Option<A>,
+    second: Option<B>,
+    outputs: (Option<A::Output>, Option<B::Output>),
+}
+
+impl<A: Future, B: Future> Both<A, B> {
+    fn new(first: A, second: B) -> Both<A, B> {
+        Both {
+            first: Some(first),
+            second: Some(second),
+            outputs: (None, None),
+        }
+    }
+}
+
+// As for `InOrder`: only the futures are polled in place.
+impl<A: Future + Unpin, B: Future + Unpin> Unpin for Both<A, B> {}
+
+impl<A: Future + Unpin, B: Future + Unpin> Future for Both<A, B> {
+    type Output = (A::Output, B::Output);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Some(first) = &mut this.first
+            && let Poll::Ready(value) = Pin::new(first).poll(cx)
+        {
+            this.outputs.0 = Some(value);
+            this.first = None;
+        }
+        if let Some(second) = &mut this.second
+            && let Poll::Ready(value) = Pin::new(second).poll(cx)
+        {
+            this.outputs.1 = Some(value);
+            this.second = None;
+        }
+        match (this.outputs.0.take(), this.outputs.1.take()) {
+            (Some(first), Some(second)) => Poll::Ready((first, second)),
+            (first, second) => {
+                this.outputs = (first, second);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Tells the transaction manager how a `COMMIT` sent outside it ended, so that the pool reuses
+/// the connection only when the transaction is known to be over: after an answer to `COMMIT`,
+/// whichever it was, PostgreSQL has ended it. Without an answer (a lost connection) the
+/// connection is marked broken and the pool discards it.
+fn record_transaction_end(connection: &mut Connection, commit: &QueryResult<usize>) {
+    let status = AnsiTransactionManager::transaction_manager_status_mut(&mut **connection);
+    let answered = match commit {
+        Ok(_) => true,
+        Err(DieselError::DatabaseError(kind, _)) => !matches!(
+            kind,
+            diesel::result::DatabaseErrorKind::ClosedConnection | diesel::result::DatabaseErrorKind::UnableToSendCommand
+        ),
+        Err(_) => false,
+    };
+    let ended = match status {
+        TransactionManagerStatus::Valid(valid) if answered => valid.change_transaction_depth(TransactionDepthChange::DecreaseDepth).is_ok(),
+        _ => false,
+    };
+    if !ended {
+        status.set_in_error();
     }
 }
 
@@ -509,5 +697,126 @@ fn enter_transaction(connection: &mut Connection) -> StoreResult<()> {
             .change_transaction_depth(TransactionDepthChange::IncreaseDepth)
             .map_err(translate),
         TransactionManagerStatus::InError => Err(StoreError::Unavailable("the connection's transaction state is broken".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use application::ports::store::{StoreError, Transaction, UnitOfWork};
+    use diesel::QueryableByName;
+    use diesel::pg::Pg;
+    use diesel::serialize::{Output, ToSql};
+    use diesel::sql_types::{BigInt, Integer, Text};
+
+    use super::Expect;
+    use crate::sql::{Read, Write};
+    use crate::testing::TestDatabase;
+
+    #[derive(Debug, QueryableByName)]
+    struct Step {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    async fn steps_table(db: &TestDatabase) {
+        db.raw_client()
+            .await
+            .batch_execute("CREATE TABLE steps (id int PRIMARY KEY, n bigint NOT NULL)")
+            .await
+            .expect("create steps");
+    }
+
+    async fn step_count(db: &TestDatabase) -> Option<i64> {
+        let mut tx = db.store().begin().await.expect("begin");
+        let row: Option<Step> = tx.read_first(Read::new("SELECT n FROM steps WHERE id = 1")).await.expect("read");
+        tx.rollback().await.expect("rollback");
+        row.map(|row| row.n)
+    }
+
+    /// Each write changes the row the one before it left, so a write sent out of order changes no
+    /// row and aborts the transaction (`expect_changed`). More than `join_all` polls in order.
+    #[tokio::test]
+    async fn deferred_writes_reach_the_server_in_the_order_they_were_queued() {
+        const WRITES: i64 = 64;
+        let db = TestDatabase::create().await;
+        steps_table(&db).await;
+        let mut tx = db.store().begin().await.expect("begin");
+        let insert = Write::new("INSERT INTO steps (id, n) VALUES (1, 0)");
+        tx.defer(insert, Expect::Any).expect("queued");
+        for n in 0..WRITES {
+            let step = Write::new("UPDATE steps SET n = $2 WHERE id = 1 AND n = $1")
+                .bind::<BigInt, _>(n)
+                .bind::<BigInt, _>(n + 1);
+            tx.defer(step, Expect::Rows(1, "step")).expect("queued");
+        }
+        // Half are sent by a read, the rest with the commit.
+        let middle: Vec<Step> = tx.read(Read::new("SELECT n FROM steps WHERE id = 1")).await.expect("read");
+        assert_eq!(middle.first().map(|row| row.n), Some(WRITES));
+        for n in WRITES..2 * WRITES {
+            let step = Write::new("UPDATE steps SET n = $2 WHERE id = 1 AND n = $1")
+                .bind::<BigInt, _>(n)
+                .bind::<BigInt, _>(n + 1);
+            tx.defer(step, Expect::Rows(1, "step")).expect("queued");
+        }
+        tx.commit().await.expect("commit");
+        assert_eq!(step_count(&db).await, Some(2 * WRITES));
+    }
+
+    /// A value whose serialisation fails, as a value of a type diesel cannot encode would.
+    #[derive(Debug, diesel::expression::AsExpression)]
+    #[diesel(sql_type = Text)]
+    struct Unserialisable;
+
+    impl ToSql<Text, Pg> for Unserialisable {
+        fn to_sql<'b>(&'b self, _out: &mut Output<'b, '_, Pg>) -> diesel::serialize::Result {
+            Err("this value cannot be serialised".into())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_bind_fails_is_refused_when_queued_and_nothing_commits() {
+        let db = TestDatabase::create().await;
+        steps_table(&db).await;
+        let mut tx = db.store().begin().await.expect("begin");
+        let before = Write::new("INSERT INTO steps (id, n) VALUES (1, 0)");
+        tx.defer(before, Expect::Any).expect("queued");
+        let bad = Write::new("UPDATE steps SET n = 1 WHERE id = $1 AND $2 = 'x'")
+            .bind::<Integer, _>(1)
+            .bind::<Text, _>(Unserialisable);
+        assert!(tx.defer(bad, Expect::Any).is_err(), "refused when queued");
+        let after = Write::new("UPDATE steps SET n = 2 WHERE id = 1");
+        assert!(tx.defer(after, Expect::Any).is_err(), "the transaction is aborted");
+        assert!(tx.commit().await.is_err(), "and does not commit");
+        assert_eq!(step_count(&db).await, None, "nothing was written");
+    }
+
+    #[tokio::test]
+    async fn a_write_sent_at_once_whose_bind_fails_is_refused_before_anything_is_sent() {
+        let db = TestDatabase::create().await;
+        steps_table(&db).await;
+        let mut tx = db.store().begin().await.expect("begin");
+        tx.defer(Write::new("INSERT INTO steps (id, n) VALUES (1, 0)"), Expect::Any)
+            .expect("queued");
+        let bad = Write::new("UPDATE steps SET n = 1 WHERE $1 = 'x'").bind::<Text, _>(Unserialisable);
+        assert!(matches!(tx.execute(bad).await, Err(StoreError::Unexpected(_))));
+        assert!(tx.commit().await.is_err());
+        assert_eq!(step_count(&db).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_deferred_write_the_server_refuses_aborts_the_transaction_at_the_next_read() {
+        let db = TestDatabase::create().await;
+        steps_table(&db).await;
+        let mut tx = db.store().begin().await.expect("begin");
+        let missing = Write::new("UPDATE steps SET n = 1 WHERE id = 42");
+        tx.defer(missing, Expect::Rows(1, "step 42")).expect("queued");
+        let read = tx.read::<Step>(Read::new("SELECT n FROM steps")).await;
+        assert!(
+            matches!(read, Err(StoreError::Corrupt(ref reason)) if reason.contains("step 42")),
+            "{read:?}"
+        );
+        let again = tx.read::<Step>(Read::new("SELECT n FROM steps")).await;
+        assert!(again.is_err(), "every later statement is refused");
+        assert!(tx.commit().await.is_err());
     }
 }

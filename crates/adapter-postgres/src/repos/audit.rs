@@ -19,7 +19,7 @@ use domain::ids::{TransactionId, WalletId};
 use uuid::Uuid;
 
 use crate::mapping::{corrupt, currency};
-use crate::sql::Statement;
+use crate::sql::Read;
 use crate::tx::PgTx;
 
 const AUDIT: &str = "\
@@ -102,7 +102,7 @@ impl FactRow {
 }
 
 pub(crate) async fn audit(tx: &mut PgTx) -> StoreResult<LedgerAudit> {
-    let facts = tx.load::<FactRow>(Statement::new(AUDIT)).await?;
+    let facts = tx.read::<FactRow>(Read::new(AUDIT)).await?;
     let mut audit = LedgerAudit::default();
     for row in &facts {
         record(&mut audit, row)?;

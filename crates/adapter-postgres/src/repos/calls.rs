@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::mapping::{limit, limit_plus_one, money, position_after, to_i32, to_u32, word};
 use crate::schema::call_sessions;
-use crate::sql::Statement;
+use crate::sql::{Read, Write};
 use crate::tx::{DomainRow, Expect, PgTx};
 
 macro_rules! call_columns {
@@ -74,7 +74,7 @@ const LIST_CALLS: &str = concat!(
 
 impl CallRepository for PgTx {
     async fn insert_call(&mut self, call: &CallSession) -> StoreResult<()> {
-        let statement = Statement::new(concat!(
+        let statement = Write::new(concat!(
             "INSERT INTO call_sessions (",
             call_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -91,12 +91,11 @@ impl CallRepository for PgTx {
         .bind::<Nullable<Timestamptz>, _>(call.ended_at)
         .bind::<Integer, _>(to_i32(call.billed_minutes, "billed minutes")?)
         .bind::<BigInt, _>(call.charged.amount_minor());
-        self.defer(statement, Expect::Any);
-        Ok(())
+        self.defer(statement, Expect::Any)
     }
 
     async fn lock_call(&mut self, id: CallId) -> StoreResult<Option<CallSession>> {
-        let statement = Statement::new(concat!(
+        let statement = Read::new(concat!(
             "SELECT ",
             call_columns!(),
             " FROM call_sessions WHERE id = $1 FOR NO KEY UPDATE"
@@ -107,7 +106,7 @@ impl CallRepository for PgTx {
 
     /// Writes what ending (and billing) a call changes.
     async fn update_call(&mut self, call: &CallSession) -> StoreResult<()> {
-        let statement = Statement::new(
+        let statement = Write::new(
             "UPDATE call_sessions SET authorized_minutes = $2, status = $3, ended_at = $4, billed_minutes = $5, charged = $6 \
              WHERE id = $1",
         )
@@ -117,8 +116,7 @@ impl CallRepository for PgTx {
         .bind::<Nullable<Timestamptz>, _>(call.ended_at)
         .bind::<Integer, _>(to_i32(call.billed_minutes, "billed minutes")?)
         .bind::<BigInt, _>(call.charged.amount_minor());
-        self.defer(statement, Expect::Rows(1, "call"));
-        Ok(())
+        self.defer(statement, Expect::Rows(1, "call"))
     }
 
     async fn find_calls_authorized_until(&mut self, bound: OffsetDateTime, batch: usize) -> StoreResult<Vec<CallId>> {
@@ -127,7 +125,7 @@ impl CallRepository for PgTx {
             #[diesel(sql_type = SqlUuid)]
             id: Uuid,
         }
-        let statement = Statement::new(
+        let statement = Read::new(
             "SELECT id FROM call_sessions \
              WHERE status = 'active' AND started_at + authorized_minutes * interval '1 minute' <= $1 \
              ORDER BY started_at + authorized_minutes * interval '1 minute' LIMIT $2",
@@ -135,7 +133,7 @@ impl CallRepository for PgTx {
         .bind::<Timestamptz, _>(bound)
         .bind::<BigInt, _>(limit(batch));
         Ok(self
-            .load::<IdRow>(statement)
+            .read::<IdRow>(statement)
             .await?
             .into_iter()
             .map(|row| CallId::from_uuid(row.id))
@@ -144,7 +142,7 @@ impl CallRepository for PgTx {
 
     async fn list_calls(&mut self, user: UserId, page: &PageRequest) -> StoreResult<Page<CallSession>> {
         let (at, id) = position_after(page);
-        let statement = Statement::new(LIST_CALLS)
+        let statement = Read::new(LIST_CALLS)
             .bind::<Timestamptz, _>(at)
             .bind::<SqlUuid, _>(id)
             .bind::<SqlUuid, _>(user.as_uuid())

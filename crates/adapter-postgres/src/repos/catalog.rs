@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::mapping::{corrupt, limit_plus_one, money, position_after};
 use crate::schema::{products, stock};
-use crate::sql::Statement;
+use crate::sql::{Read, Write};
 use crate::tx::{DomainRow, Expect, PgTx};
 
 macro_rules! product_columns {
@@ -116,7 +116,7 @@ impl ProductRepository for PgTx {
     /// The product and its stock row, in one statement. The stock row is made from the inserted
     /// product, so a taken id is reported as `products_pkey`, the product's constraint.
     async fn insert_product(&mut self, product: &Product, stock: &Stock) -> StoreResult<()> {
-        let statement = Statement::new(
+        let statement = Write::new(
             "WITH product AS ( \
                  INSERT INTO products (id, merchant_id, name, description, currency, price, active, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -139,7 +139,7 @@ impl ProductRepository for PgTx {
     }
 
     async fn update_product(&mut self, product: &Product) -> StoreResult<()> {
-        let statement = Statement::new(
+        let statement = Write::new(
             "UPDATE products SET name = $2, description = $3, currency = $4, price = $5, active = $6, archived_at = $7, \
                  updated_at = $8 \
              WHERE id = $1",
@@ -152,12 +152,11 @@ impl ProductRepository for PgTx {
         .bind::<Bool, _>(product.active)
         .bind::<Nullable<Timestamptz>, _>(product.archived_at)
         .bind::<Timestamptz, _>(product.updated_at);
-        self.defer(statement, Expect::Rows(1, "product"));
-        Ok(())
+        self.defer(statement, Expect::Rows(1, "product"))
     }
 
     async fn find_product(&mut self, id: ProductId) -> StoreResult<Option<(Product, Stock)>> {
-        let statement = Statement::new(concat!(
+        let statement = Read::new(concat!(
             "SELECT ",
             product_columns!(),
             ", s.product_id, s.available, s.reserved FROM products p JOIN stock s ON s.product_id = p.id WHERE p.id = $1"
@@ -167,7 +166,7 @@ impl ProductRepository for PgTx {
     }
 
     async fn lock_product(&mut self, id: ProductId) -> StoreResult<Option<Product>> {
-        let statement = Statement::new(concat!(
+        let statement = Read::new(concat!(
             "SELECT ",
             product_columns!(),
             " FROM products p WHERE p.id = $1 FOR NO KEY UPDATE"
@@ -182,10 +181,10 @@ impl ProductRepository for PgTx {
         if distinct.is_empty() {
             return Ok(Vec::new());
         }
-        let statement = Statement::new(concat!("SELECT ", product_columns!(), " FROM products p WHERE p.id = ANY($1)"))
-            .bind::<Array<SqlUuid>, _>(distinct);
+        let statement =
+            Read::new(concat!("SELECT ", product_columns!(), " FROM products p WHERE p.id = ANY($1)")).bind::<Array<SqlUuid>, _>(distinct);
         let mut found: HashMap<ProductId, Product> = HashMap::new();
-        for row in self.load::<ProductRow>(statement).await? {
+        for row in self.read::<ProductRow>(statement).await? {
             let product = row.into_domain()?;
             found.insert(product.id, product);
         }
@@ -199,7 +198,7 @@ impl ProductRepository for PgTx {
             (None, true) => LIST_ACTIVE,
             (None, false) => LIST_ALL,
         };
-        let mut statement = Statement::new(text)
+        let mut statement = Read::new(text)
             .bind::<Timestamptz, _>(at)
             .bind::<SqlUuid, _>(id)
             .bind::<BigInt, _>(limit_plus_one(page.limit));
@@ -224,14 +223,14 @@ impl ProductRepository for PgTx {
         self.pass_stock_gates(&sorted).await?;
         // Only the stock rows are locked: the products are read as they are (a price change
         // committed meanwhile is simply the price of this order).
-        let statement = Statement::new(concat!(
+        let statement = Read::new(concat!(
             "SELECT ",
             product_columns!(),
             ", s.product_id, s.available, s.reserved FROM stock s JOIN products p ON p.id = s.product_id \
              WHERE s.product_id = ANY($1) ORDER BY s.product_id FOR NO KEY UPDATE OF s"
         ))
         .bind::<Array<SqlUuid>, _>(sorted);
-        self.load::<EntryRow>(statement)
+        self.read::<EntryRow>(statement)
             .await?
             .into_iter()
             .map(|row| row.into_domain().map(|(product, stock)| (stock, product)))
@@ -246,10 +245,9 @@ impl ProductRepository for PgTx {
             return Ok(Vec::new());
         }
         self.pass_stock_gates(&sorted).await?;
-        let statement = Statement::new(
-            "SELECT product_id, available, reserved FROM stock WHERE product_id = ANY($1) ORDER BY product_id FOR NO KEY UPDATE",
-        )
-        .bind::<Array<SqlUuid>, _>(sorted);
+        let statement =
+            Read::new("SELECT product_id, available, reserved FROM stock WHERE product_id = ANY($1) ORDER BY product_id FOR NO KEY UPDATE")
+                .bind::<Array<SqlUuid>, _>(sorted);
         self.select::<StockRow>(statement).await
     }
 
@@ -259,7 +257,7 @@ impl ProductRepository for PgTx {
         if latest.is_empty() {
             return Ok(());
         }
-        let statement = Statement::new(
+        let statement = Write::new(
             "UPDATE stock AS s SET available = v.available, reserved = v.reserved \
              FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS v(product_id, available, reserved) \
              WHERE s.product_id = v.product_id",
@@ -267,7 +265,6 @@ impl ProductRepository for PgTx {
         .bind::<Array<SqlUuid>, _>(latest.iter().map(|s| s.product_id.as_uuid()).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(latest.iter().map(|s| s.available()).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(latest.iter().map(|s| s.reserved()).collect::<Vec<_>>());
-        self.defer(statement, Expect::Rows(latest.len(), "stock row"));
-        Ok(())
+        self.defer(statement, Expect::Rows(latest.len(), "stock row"))
     }
 }

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::mapping::{corrupt, limit, limit_plus_one, position_after, to_i32, to_u32, word};
-use crate::sql::Statement;
+use crate::sql::{Read, Write};
 use crate::tx::{DomainRow, Expect, PgTx};
 
 macro_rules! follow_up_columns {
@@ -58,7 +58,7 @@ impl DomainRow for FollowUpRow {
 
 impl FollowUpRepository for PgTx {
     async fn insert_follow_up(&mut self, follow_up: &FollowUp) -> StoreResult<()> {
-        let statement = Statement::new(concat!(
+        let statement = Write::new(concat!(
             "INSERT INTO follow_ups (",
             follow_up_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (kind, subject_id) DO NOTHING"
@@ -71,12 +71,11 @@ impl FollowUpRepository for PgTx {
         .bind::<Nullable<Text>, _>(follow_up.last_error.clone())
         .bind::<Timestamptz, _>(follow_up.created_at)
         .bind::<Timestamptz, _>(follow_up.updated_at);
-        self.defer(statement, Expect::Any);
-        Ok(())
+        self.defer(statement, Expect::Any)
     }
 
     async fn lock_follow_up(&mut self, task: &FollowUpTask) -> StoreResult<Option<FollowUp>> {
-        let statement = Statement::new(concat!(
+        let statement = Read::new(concat!(
             "SELECT ",
             follow_up_columns!(),
             " FROM follow_ups WHERE kind = $1 AND subject_id = $2 FOR NO KEY UPDATE"
@@ -87,7 +86,7 @@ impl FollowUpRepository for PgTx {
     }
 
     async fn update_follow_up(&mut self, follow_up: &FollowUp) -> StoreResult<()> {
-        let statement = Statement::new(
+        let statement = Write::new(
             "UPDATE follow_ups SET state = $3, attempts = $4, next_attempt_at = $5, last_error = $6, updated_at = $7 \
              WHERE kind = $1 AND subject_id = $2",
         )
@@ -98,12 +97,11 @@ impl FollowUpRepository for PgTx {
         .bind::<Timestamptz, _>(follow_up.next_attempt_at)
         .bind::<Nullable<Text>, _>(follow_up.last_error.clone())
         .bind::<Timestamptz, _>(follow_up.updated_at);
-        self.defer(statement, Expect::Rows(1, "follow-up"));
-        Ok(())
+        self.defer(statement, Expect::Rows(1, "follow-up"))
     }
 
     async fn lock_due_follow_ups(&mut self, now: OffsetDateTime, batch: usize) -> StoreResult<Vec<FollowUp>> {
-        let statement = Statement::new(concat!(
+        let statement = Read::new(concat!(
             "SELECT ",
             follow_up_columns!(),
             " FROM follow_ups WHERE state = 'pending' AND next_attempt_at <= $1 \
@@ -116,7 +114,7 @@ impl FollowUpRepository for PgTx {
 
     async fn list_follow_ups(&mut self, state: FollowUpState, page: &PageRequest) -> StoreResult<Page<FollowUp>> {
         let (at, id) = position_after(page);
-        let statement = Statement::new(concat!(
+        let statement = Read::new(concat!(
             "SELECT ",
             follow_up_columns!(),
             " FROM follow_ups WHERE state = $1 AND (updated_at, subject_id) < ($2, $3) \

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::mapping::corrupt;
 use crate::schema::idempotency_keys;
-use crate::sql::Statement;
+use crate::sql::{Read, Write};
 use crate::tx::{DomainRow, Expect, PgTx};
 
 /// The `INSERT` of a whole record; an `ON CONFLICT` clause completes it.
@@ -116,7 +116,7 @@ impl PgTx {
     }
 
     async fn lock_idempotency_record(&mut self, scope: &IdempotencyScope) -> StoreResult<Option<IdempotencyRecord>> {
-        let statement = Statement::new(
+        let statement = Read::new(
             "SELECT principal, key, fingerprint, state, locked_until, response_status, response_body, response_location, \
                  recovery_point, created_at \
              FROM idempotency_keys WHERE principal = $1 AND key = $2 FOR NO KEY UPDATE",
@@ -144,7 +144,7 @@ impl IdempotencyRepository for PgTx {
     }
 
     async fn find_idempotency_record(&mut self, scope: &IdempotencyScope) -> StoreResult<Option<IdempotencyRecord>> {
-        let statement = Statement::new(
+        let statement = Read::new(
             "SELECT principal, key, fingerprint, state, locked_until, response_status, response_body, response_location, \
                  recovery_point, created_at \
              FROM idempotency_keys WHERE principal = $1 AND key = $2",
@@ -156,22 +156,20 @@ impl IdempotencyRepository for PgTx {
 
     async fn renew_idempotency_lease(&mut self, scope: &IdempotencyScope, locked_until: OffsetDateTime) -> StoreResult<()> {
         let statement =
-            Statement::new("UPDATE idempotency_keys SET locked_until = $3 WHERE principal = $1 AND key = $2 AND state = 'in_progress'")
+            Write::new("UPDATE idempotency_keys SET locked_until = $3 WHERE principal = $1 AND key = $2 AND state = 'in_progress'")
                 .bind::<Text, _>(scope.principal_text())
                 .bind::<Text, _>(scope.key.as_str().to_owned())
                 .bind::<Timestamptz, _>(locked_until);
-        self.defer(statement, Expect::Rows(1, "idempotency key"));
-        Ok(())
+        self.defer(statement, Expect::Rows(1, "idempotency key"))
     }
 
     async fn set_idempotency_recovery_point(&mut self, scope: &IdempotencyScope, point: &RecoveryPoint) -> StoreResult<()> {
         let statement =
-            Statement::new("UPDATE idempotency_keys SET recovery_point = $3 WHERE principal = $1 AND key = $2 AND state = 'in_progress'")
+            Write::new("UPDATE idempotency_keys SET recovery_point = $3 WHERE principal = $1 AND key = $2 AND state = 'in_progress'")
                 .bind::<Text, _>(scope.principal_text())
                 .bind::<Text, _>(scope.key.as_str().to_owned())
                 .bind::<Text, _>(point.code());
-        self.defer(statement, Expect::Rows(1, "idempotency key"));
-        Ok(())
+        self.defer(statement, Expect::Rows(1, "idempotency key"))
     }
 
     async fn complete_idempotency_key(
@@ -180,7 +178,7 @@ impl IdempotencyRepository for PgTx {
         response: &StoredResponse,
         at: OffsetDateTime,
     ) -> StoreResult<()> {
-        let statement = Statement::new(
+        let statement = Write::new(
             "UPDATE idempotency_keys SET state = 'completed', locked_until = NULL, response_status = $3, response_body = $4, \
                  response_location = $5, recovery_point = NULL, completed_at = $6 \
              WHERE principal = $1 AND key = $2",
@@ -191,8 +189,7 @@ impl IdempotencyRepository for PgTx {
         .bind::<Binary, _>(response.body.clone())
         .bind::<Nullable<Text>, _>(response.location.clone())
         .bind::<Timestamptz, _>(at);
-        self.defer(statement, Expect::Rows(1, "idempotency key"));
-        Ok(())
+        self.defer(statement, Expect::Rows(1, "idempotency key"))
     }
 
     /// An upsert that leaves a completed key, or one another request claimed, as it is.
@@ -211,27 +208,25 @@ impl IdempotencyRepository for PgTx {
                  WHERE idempotency_keys.state = 'in_progress' AND idempotency_keys.fingerprint = EXCLUDED.fingerprint"
             ),
         );
-        self.defer(statement, Expect::Any);
-        Ok(())
+        self.defer(statement, Expect::Any)
     }
 
     async fn end_idempotency_lease(&mut self, scope: &IdempotencyScope, at: OffsetDateTime) -> StoreResult<()> {
-        let statement = Statement::new(
+        let statement = Write::new(
             "UPDATE idempotency_keys SET locked_until = LEAST(locked_until, $3) \
              WHERE principal = $1 AND key = $2 AND state = 'in_progress'",
         )
         .bind::<Text, _>(scope.principal_text())
         .bind::<Text, _>(scope.key.as_str().to_owned())
         .bind::<Timestamptz, _>(at);
-        self.defer(statement, Expect::Any);
-        Ok(())
+        self.defer(statement, Expect::Any)
     }
 }
 
 /// `sql` (`insert_record_sql!()` and a conflict clause) bound to the record's columns.
-fn insert_record(record: &IdempotencyRecord, sql: &'static str) -> Statement<'static> {
+fn insert_record(record: &IdempotencyRecord, sql: &'static str) -> Write {
     let columns = state_columns(&record.state);
-    Statement::new(sql)
+    Write::new(sql)
         .bind::<Text, _>(record.scope.principal_text())
         .bind::<Text, _>(record.scope.key.as_str().to_owned())
         .bind::<Text, _>(record.fingerprint.clone())
@@ -252,7 +247,7 @@ impl WebhookInbox for PgTx {
         event_type: &str,
         at: OffsetDateTime,
     ) -> StoreResult<bool> {
-        let statement = Statement::new(
+        let statement = Write::new(
             "INSERT INTO processed_webhook_events (provider, event_id, event_type, received_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (provider, event_id) DO NOTHING",
         )

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::mapping::{limit, money, word};
-use crate::sql::Statement;
+use crate::sql::{Read, Write};
 use crate::tx::{DomainRow, Expect, PgTx};
 
 #[derive(QueryableByName)]
@@ -62,7 +62,7 @@ impl LedgerRepository for PgTx {
     /// The postings are numbered (`postings.id`) in the order given. Their kind, reference and
     /// time are the transaction's, which is where the domain takes them from.
     async fn append_journal(&mut self, transaction: &JournalTransaction, postings: &[Posting]) -> StoreResult<()> {
-        let statement = Statement::new(
+        let statement = Write::new(
             "WITH journal AS ( \
                  INSERT INTO ledger_transactions (id, kind, reference, created_at) VALUES ($1, $2, $3, $4) RETURNING id \
              ) \
@@ -80,8 +80,7 @@ impl LedgerRepository for PgTx {
         .bind::<Array<Text>, _>(postings.iter().map(|p| p.amount.currency().code()).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(postings.iter().map(|p| p.amount.amount_minor()).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(postings.iter().map(|p| p.balance_after_minor).collect::<Vec<_>>());
-        self.defer(statement, Expect::Any);
-        Ok(())
+        self.defer(statement, Expect::Any)
     }
 
     async fn wallet_history(
@@ -90,7 +89,7 @@ impl LedgerRepository for PgTx {
         before_sequence: Option<i64>,
         page_size: usize,
     ) -> StoreResult<Vec<PostingRecord>> {
-        let statement = Statement::new(
+        let statement = Read::new(
             "SELECT p.id AS sequence, p.transaction_id, p.wallet_id, t.kind, t.reference, p.currency, p.amount, \
                     p.balance_after, t.created_at \
              FROM postings p JOIN ledger_transactions t ON t.id = p.transaction_id \

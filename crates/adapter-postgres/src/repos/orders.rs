@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::mapping::{corrupt, limit_plus_one, money, position_after, sequence_before, to_i32, word};
 use crate::schema::{order_items, order_status_history, orders};
-use crate::sql::Statement;
+use crate::sql::{Read, Write};
 use crate::tx::{DomainRow, Expect, PgTx};
 
 /// The columns of an order-with-items row, from a row source named `o` joined to `i`.
@@ -115,8 +115,8 @@ fn group_orders(rows: Vec<OrderItemRow>) -> StoreResult<Vec<Order>> {
 }
 
 impl PgTx {
-    async fn select_order(&mut self, statement: Statement<'_>) -> StoreResult<Option<Order>> {
-        let rows = self.load::<OrderItemRow>(statement).await?;
+    async fn select_order(&mut self, statement: Read) -> StoreResult<Option<Order>> {
+        let rows = self.read::<OrderItemRow>(statement).await?;
         Ok(group_orders(rows)?.into_iter().next())
     }
 }
@@ -130,7 +130,7 @@ impl OrderRepository for PgTx {
             .iter()
             .map(|item| to_i32(item.quantity.get(), "quantity"))
             .collect::<StoreResult<Vec<i32>>>()?;
-        let statement = Statement::new(
+        let statement = Write::new(
             "WITH placed AS ( \
                  INSERT INTO orders (id, buyer_id, currency, total, refunded, payment_method, status, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -155,22 +155,20 @@ impl OrderRepository for PgTx {
         .bind::<Array<Text>, _>(order.items().iter().map(|i| i.product_name.clone()).collect::<Vec<_>>())
         .bind::<Array<Integer>, _>(quantities)
         .bind::<Array<BigInt>, _>(order.items().iter().map(|i| i.unit_price.amount_minor()).collect::<Vec<_>>());
-        self.defer(statement, Expect::Any);
-        Ok(())
+        self.defer(statement, Expect::Any)
     }
 
     async fn update_order(&mut self, order: &Order) -> StoreResult<()> {
-        let statement = Statement::new("UPDATE orders SET status = $2, refunded = $3, updated_at = $4 WHERE id = $1")
+        let statement = Write::new("UPDATE orders SET status = $2, refunded = $3, updated_at = $4 WHERE id = $1")
             .bind::<SqlUuid, _>(order.id().as_uuid())
             .bind::<Text, _>(order.status().as_str())
             .bind::<BigInt, _>(order.refunded().amount_minor())
             .bind::<Timestamptz, _>(order.updated_at());
-        self.defer(statement, Expect::Rows(1, "order"));
-        Ok(())
+        self.defer(statement, Expect::Rows(1, "order"))
     }
 
     async fn find_order(&mut self, id: OrderId) -> StoreResult<Option<Order>> {
-        let statement = Statement::new(concat!(
+        let statement = Read::new(concat!(
             "SELECT ",
             order_item_columns!(),
             " FROM orders o JOIN order_items i ON i.order_id = o.id WHERE o.id = $1 ORDER BY i.position"
@@ -181,8 +179,7 @@ impl OrderRepository for PgTx {
 
     /// Locks the order row only; items never change.
     async fn lock_order(&mut self, id: OrderId) -> StoreResult<Option<Order>> {
-        let statement =
-            Statement::new(with_items!("SELECT * FROM orders WHERE id = $1 FOR NO KEY UPDATE")).bind::<SqlUuid, _>(id.as_uuid());
+        let statement = Read::new(with_items!("SELECT * FROM orders WHERE id = $1 FOR NO KEY UPDATE")).bind::<SqlUuid, _>(id.as_uuid());
         self.select_order(statement).await
     }
 
@@ -203,7 +200,7 @@ impl OrderRepository for PgTx {
                 with_items!("SELECT * FROM orders WHERE (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC LIMIT $3")
             }
         };
-        let mut statement = Statement::new(text)
+        let mut statement = Read::new(text)
             .bind::<Timestamptz, _>(at)
             .bind::<SqlUuid, _>(id)
             .bind::<BigInt, _>(limit_plus_one(page.limit));
@@ -212,7 +209,7 @@ impl OrderRepository for PgTx {
             OrderFilter::All { status: Some(status) } => statement.bind::<Text, _>(status.as_str()),
             OrderFilter::All { status: None } => statement,
         };
-        let orders = group_orders(self.load::<OrderItemRow>(statement).await?)?;
+        let orders = group_orders(self.read::<OrderItemRow>(statement).await?)?;
         Ok(Page::from_rows(orders, page.limit, |order| Cursor::Position {
             at: order.created_at(),
             id: order.id().as_uuid(),
@@ -224,7 +221,7 @@ impl OrderRepository for PgTx {
         if changes.is_empty() {
             return Ok(());
         }
-        let statement = Statement::new(
+        let statement = Write::new(
             "INSERT INTO order_status_history (order_id, from_status, to_status, actor, reason, at) \
              SELECT c.order_id, c.from_status, c.to_status, c.actor, c.reason, c.at \
              FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) \
@@ -237,20 +234,19 @@ impl OrderRepository for PgTx {
         .bind::<Array<Text>, _>(changes.iter().map(|c| c.actor.to_string()).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(changes.iter().map(|c| c.reason.clone()).collect::<Vec<_>>())
         .bind::<Array<Timestamptz>, _>(changes.iter().map(|c| c.at).collect::<Vec<_>>());
-        self.defer(statement, Expect::Any);
-        Ok(())
+        self.defer(statement, Expect::Any)
     }
 
     async fn list_status_changes(&mut self, order: Option<OrderId>, page: &PageRequest) -> StoreResult<Page<StatusChange>> {
         let statement = match order {
-            Some(order) => Statement::new(
+            Some(order) => Read::new(
                 "SELECT id, order_id, from_status, to_status, actor, reason, at FROM order_status_history \
                  WHERE order_id = $3 AND id < $1 ORDER BY id DESC LIMIT $2",
             )
             .bind::<BigInt, _>(sequence_before(page))
             .bind::<BigInt, _>(limit_plus_one(page.limit))
             .bind::<SqlUuid, _>(order.as_uuid()),
-            None => Statement::new(
+            None => Read::new(
                 "SELECT id, order_id, from_status, to_status, actor, reason, at FROM order_status_history \
                  WHERE id < $1 ORDER BY id DESC LIMIT $2",
             )

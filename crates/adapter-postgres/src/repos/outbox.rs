@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::events::{decode, encode};
 use crate::mapping::limit;
-use crate::sql::Statement;
+use crate::sql::{Read, Write};
 use crate::tx::{DomainRow, Expect, PgTx};
 
 #[derive(QueryableByName)]
@@ -47,7 +47,7 @@ impl EventOutbox for PgTx {
             return Ok(());
         }
         let payloads = events.iter().map(|e| encode(&e.event)).collect::<StoreResult<Vec<String>>>()?;
-        let statement = Statement::new(
+        let statement = Write::new(
             "INSERT INTO outbox_events (id, event_type, payload, occurred_at) \
              SELECT e.id, e.event_type, e.payload::jsonb, e.occurred_at \
              FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) \
@@ -58,12 +58,11 @@ impl EventOutbox for PgTx {
         .bind::<Array<Text>, _>(events.iter().map(|e| e.event.name()).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(payloads)
         .bind::<Array<Timestamptz>, _>(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>());
-        self.defer(statement, Expect::Any);
-        Ok(())
+        self.defer(statement, Expect::Any)
     }
 
     async fn lock_unpublished_events(&mut self, batch_size: usize) -> StoreResult<Vec<OutboxEvent>> {
-        let statement = Statement::new(
+        let statement = Read::new(
             "SELECT id, event_type, payload::text AS payload, occurred_at FROM outbox_events \
              WHERE published_at IS NULL ORDER BY sequence LIMIT $1 FOR NO KEY UPDATE SKIP LOCKED",
         )
@@ -75,10 +74,9 @@ impl EventOutbox for PgTx {
         if ids.is_empty() {
             return Ok(());
         }
-        let statement = Statement::new("UPDATE outbox_events SET published_at = $2 WHERE id = ANY($1)")
+        let statement = Write::new("UPDATE outbox_events SET published_at = $2 WHERE id = ANY($1)")
             .bind::<Array<SqlUuid>, _>(ids.iter().map(EventId::as_uuid).collect::<Vec<_>>())
             .bind::<Timestamptz, _>(at);
-        self.defer(statement, Expect::Any);
-        Ok(())
+        self.defer(statement, Expect::Any)
     }
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::mapping::{corrupt, limit, money, provider, word};
 use crate::schema::{payments, refunds};
-use crate::sql::Statement;
+use crate::sql::{Read, Write};
 use crate::tx::{DomainRow, Expect, PgTx};
 
 macro_rules! payment_columns {
@@ -80,7 +80,7 @@ impl PaymentRepository for PgTx {
             PaymentPurpose::Order(order) => ("order", Some(order.as_uuid()), None),
             PaymentPurpose::TopUp(user) => ("top_up", None, Some(user.as_uuid())),
         };
-        let statement = Statement::new(concat!(
+        let statement = Write::new(concat!(
             "INSERT INTO payments (",
             payment_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
@@ -102,13 +102,12 @@ impl PaymentRepository for PgTx {
         .bind::<Timestamptz, _>(payment.created_at())
         .bind::<Timestamptz, _>(payment.expires_at())
         .bind::<Timestamptz, _>(payment.updated_at());
-        self.defer(statement, Expect::Any);
-        Ok(())
+        self.defer(statement, Expect::Any)
     }
 
     /// Writes everything a payment's life changes; who pays what, for what, never changes.
     async fn update_payment(&mut self, payment: &Payment) -> StoreResult<()> {
-        let statement = Statement::new(
+        let statement = Write::new(
             "UPDATE payments SET status = $2, provider_session_id = $3, provider_payment_id = $4, checkout_url = $5, \
                  disputed = $6, late_success = $7, expires_at = $8, updated_at = $9 \
              WHERE id = $1",
@@ -122,33 +121,31 @@ impl PaymentRepository for PgTx {
         .bind::<Bool, _>(payment.late_success())
         .bind::<Timestamptz, _>(payment.expires_at())
         .bind::<Timestamptz, _>(payment.updated_at());
-        self.defer(statement, Expect::Rows(1, "payment"));
-        Ok(())
+        self.defer(statement, Expect::Rows(1, "payment"))
     }
 
     async fn find_payment(&mut self, id: PaymentId) -> StoreResult<Option<Payment>> {
-        let statement =
-            Statement::new(concat!("SELECT ", payment_columns!(), " FROM payments WHERE id = $1")).bind::<SqlUuid, _>(id.as_uuid());
+        let statement = Read::new(concat!("SELECT ", payment_columns!(), " FROM payments WHERE id = $1")).bind::<SqlUuid, _>(id.as_uuid());
         self.select_first::<PaymentRow>(statement).await
     }
 
     async fn lock_payment(&mut self, provider: &ProviderName, lookup: &PaymentLookup) -> StoreResult<Option<Payment>> {
         let statement = match lookup {
-            PaymentLookup::Ours(id) => Statement::new(concat!(
+            PaymentLookup::Ours(id) => Read::new(concat!(
                 "SELECT ",
                 payment_columns!(),
                 " FROM payments WHERE provider = $1 AND id = $2 FOR NO KEY UPDATE"
             ))
             .bind::<Text, _>(provider.as_str())
             .bind::<SqlUuid, _>(id.as_uuid()),
-            PaymentLookup::Session(session) => Statement::new(concat!(
+            PaymentLookup::Session(session) => Read::new(concat!(
                 "SELECT ",
                 payment_columns!(),
                 " FROM payments WHERE provider = $1 AND provider_session_id = $2 ORDER BY id LIMIT 1 FOR NO KEY UPDATE"
             ))
             .bind::<Text, _>(provider.as_str())
             .bind::<Text, _>(session.as_str()),
-            PaymentLookup::ProviderPayment(payment) => Statement::new(concat!(
+            PaymentLookup::ProviderPayment(payment) => Read::new(concat!(
                 "SELECT ",
                 payment_columns!(),
                 " FROM payments WHERE provider = $1 AND provider_payment_id = $2 ORDER BY id LIMIT 1 FOR NO KEY UPDATE"
@@ -160,7 +157,7 @@ impl PaymentRepository for PgTx {
     }
 
     async fn find_order_payment(&mut self, order: OrderId) -> StoreResult<Option<Payment>> {
-        let statement = Statement::new(concat!(
+        let statement = Read::new(concat!(
             "SELECT ",
             payment_columns!(),
             " FROM payments WHERE order_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1"
@@ -170,7 +167,7 @@ impl PaymentRepository for PgTx {
     }
 
     async fn lock_expired_payments(&mut self, now: OffsetDateTime, batch_size: usize) -> StoreResult<Vec<Payment>> {
-        let statement = Statement::new(concat!(
+        let statement = Read::new(concat!(
             "SELECT ",
             payment_columns!(),
             " FROM payments WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2 \
@@ -227,7 +224,7 @@ impl DomainRow for RefundRow {
 
 impl RefundRepository for PgTx {
     async fn insert_refund(&mut self, refund: &Refund) -> StoreResult<()> {
-        let statement = Statement::new(concat!(
+        let statement = Write::new(concat!(
             "INSERT INTO refunds (",
             refund_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -244,31 +241,28 @@ impl RefundRepository for PgTx {
         .bind::<Nullable<SqlUuid>, _>(refund.requested_by().map(|id| id.as_uuid()))
         .bind::<Timestamptz, _>(refund.created_at())
         .bind::<Timestamptz, _>(refund.updated_at());
-        self.defer(statement, Expect::Any);
-        Ok(())
+        self.defer(statement, Expect::Any)
     }
 
     /// Writes what settling a refund changes.
     async fn update_refund(&mut self, refund: &Refund) -> StoreResult<()> {
         let statement =
-            Statement::new("UPDATE refunds SET payment_id = $2, status = $3, provider_refund_id = $4, updated_at = $5 WHERE id = $1")
+            Write::new("UPDATE refunds SET payment_id = $2, status = $3, provider_refund_id = $4, updated_at = $5 WHERE id = $1")
                 .bind::<SqlUuid, _>(refund.id().as_uuid())
                 .bind::<Nullable<SqlUuid>, _>(refund.payment_id().map(|id| id.as_uuid()))
                 .bind::<Text, _>(refund.status().as_str())
                 .bind::<Nullable<Text>, _>(refund.provider_refund_id().map(str::to_owned))
                 .bind::<Timestamptz, _>(refund.updated_at());
-        self.defer(statement, Expect::Rows(1, "refund"));
-        Ok(())
+        self.defer(statement, Expect::Rows(1, "refund"))
     }
 
     async fn find_refund(&mut self, id: RefundId) -> StoreResult<Option<Refund>> {
-        let statement =
-            Statement::new(concat!("SELECT ", refund_columns!(), " FROM refunds WHERE id = $1")).bind::<SqlUuid, _>(id.as_uuid());
+        let statement = Read::new(concat!("SELECT ", refund_columns!(), " FROM refunds WHERE id = $1")).bind::<SqlUuid, _>(id.as_uuid());
         self.select_first::<RefundRow>(statement).await
     }
 
     async fn find_refund_by_provider_id(&mut self, provider_refund_id: &str) -> StoreResult<Option<Refund>> {
-        let statement = Statement::new(concat!(
+        let statement = Read::new(concat!(
             "SELECT ",
             refund_columns!(),
             " FROM refunds WHERE provider_refund_id = $1 ORDER BY id LIMIT 1"
@@ -278,7 +272,7 @@ impl RefundRepository for PgTx {
     }
 
     async fn lock_refund(&mut self, id: RefundId) -> StoreResult<Option<Refund>> {
-        let statement = Statement::new(concat!(
+        let statement = Read::new(concat!(
             "SELECT ",
             refund_columns!(),
             " FROM refunds WHERE id = $1 FOR NO KEY UPDATE"
@@ -289,7 +283,7 @@ impl RefundRepository for PgTx {
 
     /// Oldest first.
     async fn list_order_refunds(&mut self, order: OrderId) -> StoreResult<Vec<Refund>> {
-        let statement = Statement::new(concat!(
+        let statement = Read::new(concat!(
             "SELECT ",
             refund_columns!(),
             " FROM refunds WHERE order_id = $1 ORDER BY created_at, id"

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::mapping::money;
 use crate::schema::{transfers, withdrawals};
-use crate::sql::Statement;
+use crate::sql::{Read, Write};
 use crate::tx::{Expect, PgTx};
 
 #[derive(QueryableByName)]
@@ -41,7 +41,7 @@ struct WithdrawalRow {
 
 impl TransferRepository for PgTx {
     async fn insert_transfer(&mut self, transfer: &Transfer) -> StoreResult<()> {
-        let statement = Statement::new(
+        let statement = Write::new(
             "INSERT INTO transfers (id, from_user_id, to_user_id, currency, amount, transaction_id, note, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -53,16 +53,15 @@ impl TransferRepository for PgTx {
         .bind::<SqlUuid, _>(transfer.transaction_id.as_uuid())
         .bind::<Text, _>(transfer.note.clone())
         .bind::<Timestamptz, _>(transfer.created_at);
-        self.defer(statement, Expect::Any);
-        Ok(())
+        self.defer(statement, Expect::Any)
     }
 
     async fn find_transfer(&mut self, id: TransferId) -> StoreResult<Option<Transfer>> {
-        let statement = Statement::new(
+        let statement = Read::new(
             "SELECT id, from_user_id, to_user_id, currency, amount, transaction_id, note, created_at FROM transfers WHERE id = $1",
         )
         .bind::<SqlUuid, _>(id.as_uuid());
-        let Some(row) = self.first::<TransferRow>(statement).await? else {
+        let Some(row) = self.read_first::<TransferRow>(statement).await? else {
             return Ok(None);
         };
         Ok(Some(Transfer {
@@ -77,7 +76,7 @@ impl TransferRepository for PgTx {
     }
 
     async fn insert_withdrawal(&mut self, withdrawal: &Withdrawal) -> StoreResult<()> {
-        let statement = Statement::new(
+        let statement = Write::new(
             "INSERT INTO withdrawals (id, user_id, currency, amount, destination, transaction_id, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -88,15 +87,14 @@ impl TransferRepository for PgTx {
         .bind::<Text, _>(withdrawal.destination.clone())
         .bind::<SqlUuid, _>(withdrawal.transaction_id.as_uuid())
         .bind::<Timestamptz, _>(withdrawal.created_at);
-        self.defer(statement, Expect::Any);
-        Ok(())
+        self.defer(statement, Expect::Any)
     }
 
     async fn find_withdrawal(&mut self, id: WithdrawalId) -> StoreResult<Option<Withdrawal>> {
         let statement =
-            Statement::new("SELECT id, user_id, currency, amount, destination, transaction_id, created_at FROM withdrawals WHERE id = $1")
+            Read::new("SELECT id, user_id, currency, amount, destination, transaction_id, created_at FROM withdrawals WHERE id = $1")
                 .bind::<SqlUuid, _>(id.as_uuid());
-        let Some(row) = self.first::<WithdrawalRow>(statement).await? else {
+        let Some(row) = self.read_first::<WithdrawalRow>(statement).await? else {
             return Ok(None);
         };
         Ok(Some(Withdrawal {

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::error::{REFRESH_TOKENS_HASH, USERS_EMAIL};
 use crate::mapping::{corrupt, word};
 use crate::schema::{refresh_tokens, users};
-use crate::sql::Statement;
+use crate::sql::{Read, Write};
 use crate::tx::{DomainRow, Expect, PgTx};
 
 #[derive(QueryableByName)]
@@ -46,7 +46,7 @@ impl DomainRow for UserRow {
 
 impl UserRepository for PgTx {
     async fn insert_user(&mut self, user: &User) -> StoreResult<()> {
-        let statement = Statement::new(
+        let statement = Write::new(
             "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (email) DO NOTHING",
         )
@@ -63,13 +63,13 @@ impl UserRepository for PgTx {
 
     async fn find_user(&mut self, id: UserId) -> StoreResult<Option<User>> {
         let statement =
-            Statement::new("SELECT id, email, password_hash, role, created_at FROM users WHERE id = $1").bind::<SqlUuid, _>(id.as_uuid());
+            Read::new("SELECT id, email, password_hash, role, created_at FROM users WHERE id = $1").bind::<SqlUuid, _>(id.as_uuid());
         self.select_first::<UserRow>(statement).await
     }
 
     async fn find_user_by_email(&mut self, email: &Email) -> StoreResult<Option<User>> {
         let statement =
-            Statement::new("SELECT id, email, password_hash, role, created_at FROM users WHERE email = $1").bind::<Text, _>(email.as_str());
+            Read::new("SELECT id, email, password_hash, role, created_at FROM users WHERE email = $1").bind::<Text, _>(email.as_str());
         self.select_first::<UserRow>(statement).await
     }
 }
@@ -104,7 +104,7 @@ impl From<RefreshTokenRow> for RefreshToken {
 
 impl RefreshTokenRepository for PgTx {
     async fn insert_refresh_token(&mut self, token: &RefreshToken) -> StoreResult<()> {
-        let statement = Statement::new(
+        let statement = Write::new(
             "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, expires_at, used_at, revoked_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (token_hash) DO NOTHING",
         )
@@ -123,30 +123,28 @@ impl RefreshTokenRepository for PgTx {
     }
 
     async fn lock_refresh_token(&mut self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
-        let statement = Statement::new(
+        let statement = Read::new(
             "SELECT id, user_id, family_id, token_hash, created_at, expires_at, used_at, revoked_at \
              FROM refresh_tokens WHERE token_hash = $1 FOR NO KEY UPDATE",
         )
         .bind::<Text, _>(token_hash);
-        Ok(self.first::<RefreshTokenRow>(statement).await?.map(RefreshToken::from))
+        Ok(self.read_first::<RefreshTokenRow>(statement).await?.map(RefreshToken::from))
     }
 
     /// Writes what changes over a token's life: its use, revocation and expiry.
     async fn update_refresh_token(&mut self, token: &RefreshToken) -> StoreResult<()> {
-        let statement = Statement::new("UPDATE refresh_tokens SET used_at = $2, revoked_at = $3, expires_at = $4 WHERE id = $1")
+        let statement = Write::new("UPDATE refresh_tokens SET used_at = $2, revoked_at = $3, expires_at = $4 WHERE id = $1")
             .bind::<SqlUuid, _>(token.id.as_uuid())
             .bind::<Nullable<Timestamptz>, _>(token.used_at)
             .bind::<Nullable<Timestamptz>, _>(token.revoked_at)
             .bind::<Timestamptz, _>(token.expires_at);
-        self.defer(statement, Expect::Rows(1, "refresh token"));
-        Ok(())
+        self.defer(statement, Expect::Rows(1, "refresh token"))
     }
 
     async fn revoke_token_family(&mut self, family: TokenFamilyId, at: OffsetDateTime) -> StoreResult<()> {
-        let statement = Statement::new("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
+        let statement = Write::new("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
             .bind::<SqlUuid, _>(family.as_uuid())
             .bind::<Timestamptz, _>(at);
-        self.defer(statement, Expect::Any);
-        Ok(())
+        self.defer(statement, Expect::Any)
     }
 }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::mapping::{corrupt, currency, limit, missing, money, word};
 use crate::schema::{holds, wallets};
-use crate::sql::Statement;
+use crate::sql::{Read, Write};
 use crate::tx::{DomainRow, Expect, PgTx};
 
 macro_rules! wallet_columns {
@@ -69,14 +69,13 @@ impl PgTx {
     /// The id of the existing wallet, or of the one this statement created. Reading first and
     /// inserting only when nothing was found keeps the common case (the wallet exists) free of
     /// insert attempts; `ON CONFLICT DO NOTHING` covers a concurrent creation.
-    async fn ensure_wallet(&mut self, ensure: Statement<'_>, find: Statement<'_>) -> StoreResult<WalletId> {
-        self.note_write();
-        if let Some(row) = self.first::<IdRow>(ensure).await? {
+    async fn ensure_wallet(&mut self, ensure: Write, find: Read) -> StoreResult<WalletId> {
+        if let Some(row) = self.write_returning::<IdRow>(ensure).await?.into_iter().next() {
             return Ok(WalletId::from_uuid(row.id));
         }
         // A concurrent transaction created the wallet after this statement's snapshot was taken:
         // the insert yielded to it, and a new statement (a new snapshot) sees it.
-        let row = self.first::<IdRow>(find).await?.ok_or_else(|| missing("wallet"))?;
+        let row = self.read_first::<IdRow>(find).await?.ok_or_else(|| missing("wallet"))?;
         Ok(WalletId::from_uuid(row.id))
     }
 }
@@ -89,7 +88,7 @@ impl WalletRepository for PgTx {
         new_id: WalletId,
         at: OffsetDateTime,
     ) -> StoreResult<WalletId> {
-        let ensure = Statement::new(
+        let ensure = Write::new(
             "WITH existing AS ( \
                  SELECT id FROM wallets WHERE owner_user_id = $2 AND currency = $3::currency_code \
              ), inserted AS ( \
@@ -104,7 +103,7 @@ impl WalletRepository for PgTx {
         .bind::<SqlUuid, _>(user.as_uuid())
         .bind::<Text, _>(currency.code())
         .bind::<Timestamptz, _>(at);
-        let find = Statement::new("SELECT id FROM wallets WHERE owner_user_id = $1 AND currency = $2::currency_code")
+        let find = Read::new("SELECT id FROM wallets WHERE owner_user_id = $1 AND currency = $2::currency_code")
             .bind::<SqlUuid, _>(user.as_uuid())
             .bind::<Text, _>(currency.code());
         self.ensure_wallet(ensure, find).await
@@ -118,7 +117,7 @@ impl WalletRepository for PgTx {
         at: OffsetDateTime,
     ) -> StoreResult<WalletId> {
         let code = account.code();
-        let ensure = Statement::new(
+        let ensure = Write::new(
             "WITH existing AS ( \
                  SELECT id FROM wallets WHERE system_code = $2 AND currency = $3::currency_code \
              ), inserted AS ( \
@@ -133,14 +132,14 @@ impl WalletRepository for PgTx {
         .bind::<Text, _>(code.clone())
         .bind::<Text, _>(currency.code())
         .bind::<Timestamptz, _>(at);
-        let find = Statement::new("SELECT id FROM wallets WHERE system_code = $1 AND currency = $2::currency_code")
+        let find = Read::new("SELECT id FROM wallets WHERE system_code = $1 AND currency = $2::currency_code")
             .bind::<Text, _>(code)
             .bind::<Text, _>(currency.code());
         self.ensure_wallet(ensure, find).await
     }
 
     async fn find_user_wallet(&mut self, user: UserId, currency: Currency) -> StoreResult<Option<Wallet>> {
-        let statement = Statement::new(concat!(
+        let statement = Read::new(concat!(
             "SELECT ",
             wallet_columns!(),
             " FROM wallets WHERE owner_user_id = $1 AND currency = $2::currency_code"
@@ -151,7 +150,7 @@ impl WalletRepository for PgTx {
     }
 
     async fn find_system_wallet(&mut self, account: &SystemAccount, currency: Currency) -> StoreResult<Option<Wallet>> {
-        let statement = Statement::new(concat!(
+        let statement = Read::new(concat!(
             "SELECT ",
             wallet_columns!(),
             " FROM wallets WHERE system_code = $1 AND currency = $2::currency_code"
@@ -162,8 +161,8 @@ impl WalletRepository for PgTx {
     }
 
     async fn list_user_wallets(&mut self, user: UserId) -> StoreResult<Vec<Wallet>> {
-        let statement = Statement::new(concat!("SELECT ", wallet_columns!(), " FROM wallets WHERE owner_user_id = $1"))
-            .bind::<SqlUuid, _>(user.as_uuid());
+        let statement =
+            Read::new(concat!("SELECT ", wallet_columns!(), " FROM wallets WHERE owner_user_id = $1")).bind::<SqlUuid, _>(user.as_uuid());
         let mut wallets = self.select::<WalletRow>(statement).await?;
         wallets.sort_by_key(Wallet::currency);
         Ok(wallets)
@@ -185,7 +184,7 @@ impl WalletRepository for PgTx {
             return Ok(Vec::new());
         }
         let lock = |users: Vec<Uuid>| {
-            Statement::new(concat!(
+            Read::new(concat!(
                 "SELECT ",
                 wallet_columns!(),
                 " FROM wallets WHERE owner_user_id = ANY($1) AND currency = $2::currency_code ORDER BY id FOR NO KEY UPDATE"
@@ -193,13 +192,13 @@ impl WalletRepository for PgTx {
             .bind::<Array<SqlUuid>, _>(users)
             .bind::<Text, _>(currency.code())
         };
-        let mut rows = self.load::<WalletRow>(lock(users.clone())).await?;
+        let mut rows = self.read::<WalletRow>(lock(users.clone())).await?;
         if rows.len() < users.len() {
             // Rare: someone has no wallet in this currency yet. The rows created here are invisible
             // to other transactions until commit, so locking them after the others cannot deadlock.
             let found: HashSet<Uuid> = rows.iter().filter_map(|r| r.owner_user_id).collect();
             let missing: Vec<&(UserId, WalletId)> = owners.iter().filter(|(user, _)| !found.contains(&user.as_uuid())).collect();
-            let insert = Statement::new(
+            let insert = Write::new(
                 "INSERT INTO wallets (id, owner_user_id, currency, created_at) \
                  SELECT v.id, v.owner, $3, $4 FROM unnest($1::uuid[], $2::uuid[]) AS v(id, owner) \
                  ON CONFLICT (owner_user_id, currency) DO NOTHING",
@@ -209,7 +208,7 @@ impl WalletRepository for PgTx {
             .bind::<Text, _>(currency.code())
             .bind::<Timestamptz, _>(at);
             self.execute(insert).await?;
-            rows = self.load::<WalletRow>(lock(users.clone())).await?;
+            rows = self.read::<WalletRow>(lock(users.clone())).await?;
         }
         if rows.len() != users.len() {
             return Err(missing("wallet"));
@@ -225,13 +224,13 @@ impl WalletRepository for PgTx {
             return Ok(Vec::new());
         }
         let expected = sorted.len();
-        let statement = Statement::new(concat!(
+        let statement = Read::new(concat!(
             "SELECT ",
             wallet_columns!(),
             " FROM wallets WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE"
         ))
         .bind::<Array<SqlUuid>, _>(sorted);
-        let rows = self.load::<WalletRow>(statement).await?;
+        let rows = self.read::<WalletRow>(statement).await?;
         if rows.len() != expected {
             return Err(missing("wallet"));
         }
@@ -245,7 +244,7 @@ impl WalletRepository for PgTx {
         if latest.is_empty() {
             return Ok(());
         }
-        let statement = Statement::new(
+        let statement = Write::new(
             "UPDATE wallets AS w SET balance = v.balance, held = v.held \
              FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS v(id, balance, held) \
              WHERE w.id = v.id",
@@ -253,8 +252,7 @@ impl WalletRepository for PgTx {
         .bind::<Array<SqlUuid>, _>(latest.iter().map(|w| w.id().as_uuid()).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(latest.iter().map(|w| w.balance().amount_minor()).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(latest.iter().map(|w| w.held().amount_minor()).collect::<Vec<_>>());
-        self.defer(statement, Expect::Rows(latest.len(), "wallet"));
-        Ok(())
+        self.defer(statement, Expect::Rows(latest.len(), "wallet"))
     }
 }
 
@@ -299,7 +297,7 @@ impl DomainRow for HoldRow {
 
 impl HoldRepository for PgTx {
     async fn insert_hold(&mut self, hold: &Hold) -> StoreResult<()> {
-        let statement = Statement::new(concat!(
+        let statement = Write::new(concat!(
             "INSERT INTO holds (",
             hold_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
@@ -314,18 +312,17 @@ impl HoldRepository for PgTx {
         .bind::<Timestamptz, _>(hold.created_at)
         .bind::<Timestamptz, _>(hold.expires_at)
         .bind::<Nullable<Timestamptz>, _>(hold.settled_at);
-        self.defer(statement, Expect::Any);
-        Ok(())
+        self.defer(statement, Expect::Any)
     }
 
     async fn find_hold(&mut self, id: HoldId) -> StoreResult<Option<Hold>> {
-        let statement = Statement::new(concat!("SELECT ", hold_columns!(), " FROM holds WHERE id = $1")).bind::<SqlUuid, _>(id.as_uuid());
+        let statement = Read::new(concat!("SELECT ", hold_columns!(), " FROM holds WHERE id = $1")).bind::<SqlUuid, _>(id.as_uuid());
         self.select_first::<HoldRow>(statement).await
     }
 
     async fn lock_hold(&mut self, id: HoldId) -> StoreResult<Option<Hold>> {
-        let statement = Statement::new(concat!("SELECT ", hold_columns!(), " FROM holds WHERE id = $1 FOR NO KEY UPDATE"))
-            .bind::<SqlUuid, _>(id.as_uuid());
+        let statement =
+            Read::new(concat!("SELECT ", hold_columns!(), " FROM holds WHERE id = $1 FOR NO KEY UPDATE")).bind::<SqlUuid, _>(id.as_uuid());
         self.select_first::<HoldRow>(statement).await
     }
 
@@ -333,19 +330,18 @@ impl HoldRepository for PgTx {
     /// the expiry and when it settled.
     async fn update_hold(&mut self, hold: &Hold) -> StoreResult<()> {
         let statement =
-            Statement::new("UPDATE holds SET amount = $2, captured = $3, status = $4, expires_at = $5, settled_at = $6 WHERE id = $1")
+            Write::new("UPDATE holds SET amount = $2, captured = $3, status = $4, expires_at = $5, settled_at = $6 WHERE id = $1")
                 .bind::<SqlUuid, _>(hold.id.as_uuid())
                 .bind::<BigInt, _>(hold.amount.amount_minor())
                 .bind::<BigInt, _>(hold.captured.amount_minor())
                 .bind::<Text, _>(hold.status.as_str())
                 .bind::<Timestamptz, _>(hold.expires_at)
                 .bind::<Nullable<Timestamptz>, _>(hold.settled_at);
-        self.defer(statement, Expect::Rows(1, "hold"));
-        Ok(())
+        self.defer(statement, Expect::Rows(1, "hold"))
     }
 
     async fn find_expired_holds(&mut self, now: OffsetDateTime, batch: usize) -> StoreResult<Vec<Hold>> {
-        let statement = Statement::new(concat!(
+        let statement = Read::new(concat!(
             "SELECT ",
             hold_columns!(),
             " FROM holds h WHERE status = 'pending' AND expires_at <= $1 \
