@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fails if an inner crate depends on a framework: the domain on anything that does I/O, the
-# application on a web framework, database, cache or payment provider (ARCHITECTURE.md).
+# Fails if an inner crate depends on a framework (the domain on anything that does I/O, the
+# application on a web framework, database, cache or payment provider), or an adapter on another
+# adapter: adapters meet only in `server`, through the application's ports (ARCHITECTURE.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,4 +17,13 @@ check() {
 
 check domain 'tokio|actix-web|actix-rt|diesel|diesel-async|redis|deadpool-redis|async-stripe|reqwest|hyper|serde'
 check application 'actix-web|actix-rt|diesel|diesel-async|redis|deadpool-redis|async-stripe|reqwest|hyper'
-echo "layers: domain and application are free of frameworks"
+for manifest in crates/adapter-*/Cargo.toml; do
+  adapter=$(basename "$(dirname "$manifest")")
+  others=$(cargo tree -p "$adapter" --edges normal --prefix none --format '{p}' | awk '{print $1}' \
+    | grep -E '^adapter-' | grep -vx "$adapter" | sort -u || true)
+  if [ -n "$others" ]; then
+    echo "adapter $adapter must not depend on other adapters: $others" >&2
+    exit 1
+  fi
+done
+echo "layers: domain and application are free of frameworks; adapters depend on no other adapter"

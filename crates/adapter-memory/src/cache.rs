@@ -6,7 +6,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use application::ports::cache::{Cache, CacheError};
-use application::ports::rate_limit::{RateCheck, RateDecision, RateLimitError, RateLimiter, gcra_all};
 use async_trait::async_trait;
 use tokio::time::Instant;
 
@@ -96,53 +95,8 @@ impl Cache for MemoryCache {
     }
 }
 
-/// GCRA rate limiting in process.
-#[derive(Debug)]
-pub struct MemoryRateLimiter {
-    origin: Instant,
-    arrivals: Mutex<HashMap<String, Duration>>,
-}
-
-impl Default for MemoryRateLimiter {
-    fn default() -> Self {
-        MemoryRateLimiter {
-            origin: Instant::now(),
-            arrivals: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl MemoryRateLimiter {
-    pub fn new() -> MemoryRateLimiter {
-        MemoryRateLimiter::default()
-    }
-}
-
-#[async_trait]
-impl RateLimiter for MemoryRateLimiter {
-    async fn check_all(&self, checks: &[RateCheck]) -> Result<Option<RateDecision>, RateLimitError> {
-        let now = Instant::now().duration_since(self.origin);
-        let mut arrivals = self.arrivals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if arrivals.len() >= ENTRIES_MAX {
-            arrivals.retain(|_, tat| *tat > now);
-        }
-        let stored: Vec<_> = checks.iter().map(|c| (arrivals.get(&c.key).copied(), c.quota)).collect();
-        let (decision, new_tats) = gcra_all(&stored, now);
-        for (check, tat) in checks.iter().zip(new_tats.unwrap_or_default()) {
-            arrivals.insert(check.key.clone(), tat);
-        }
-        Ok(decision)
-    }
-
-    async fn ping(&self) -> Result<(), RateLimitError> {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use application::ports::rate_limit::Quota;
-
     use super::*;
 
     #[tokio::test(start_paused = true)]
@@ -163,53 +117,6 @@ mod tests {
         assert_eq!(cache.get_versioned("ver", "data:v").await?, ("0".to_owned(), Some(b"old".to_vec())));
         assert_eq!(cache.increment("ver").await?, 1);
         assert_eq!(cache.get_versioned("ver", "data:v").await?, ("1".to_owned(), None));
-        Ok(())
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_limiter_refuses_past_the_burst_and_recovers() -> Result<(), RateLimitError> {
-        let limiter = MemoryRateLimiter::new();
-        let quota = Quota {
-            burst: 2,
-            period: Duration::from_secs(2),
-        };
-        assert!(limiter.check("ip", quota).await?.allowed);
-        assert!(limiter.check("ip", quota).await?.allowed);
-        let refused = limiter.check("ip", quota).await?;
-        assert!(!refused.allowed);
-        assert!(limiter.check("other", quota).await?.allowed);
-        tokio::time::advance(refused.retry_after).await;
-        assert!(limiter.check("ip", quota).await?.allowed);
-        Ok(())
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_request_refused_by_one_quota_consumes_none() -> Result<(), RateLimitError> {
-        let limiter = MemoryRateLimiter::new();
-        let roomy = RateCheck {
-            key: "money:ada".into(),
-            quota: Quota::per_minute(3),
-        };
-        let tight = RateCheck {
-            key: "general:ada".into(),
-            quota: Quota::per_minute(1),
-        };
-        let both = [roomy.clone(), tight.clone()];
-        let first = limiter.check_all(&both).await?.expect("a decision");
-        assert_eq!(
-            (first.allowed, first.limit, first.remaining),
-            (true, 1, 0),
-            "the tightest is reported"
-        );
-        let refused = limiter.check_all(&both).await?.expect("a decision");
-        assert_eq!((refused.allowed, refused.limit), (false, 1), "the refusing quota is reported");
-        let alone = limiter.check(&roomy.key, roomy.quota).await?;
-        assert_eq!(
-            (alone.allowed, alone.remaining),
-            (true, 1),
-            "the refusal took nothing from the roomy quota"
-        );
-        assert_eq!(limiter.check_all(&[]).await?, None);
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use application::ports::store::{StoreError, StoreResult, UnitOfWork};
 use tokio::sync::Mutex;
 
-pub use crate::cache::{MemoryCache, MemoryRateLimiter};
+pub use crate::cache::MemoryCache;
 use crate::state::State;
 pub use crate::tx::MemoryTx;
 

@@ -40,6 +40,13 @@ impl Breaker {
         self.state().is_some_and(|until| Instant::now() < until)
     }
 
+    /// Closes the breaker after a probe that reached Redis: calls go through again at once.
+    pub(crate) fn close(&self) {
+        if self.state().take().is_some() {
+            tracing::info!("Redis answered a probe; leaving degraded mode");
+        }
+    }
+
     /// Runs `call` unless the breaker is open; a failure or timeout opens it, a success closes it.
     /// Redis calls are safe to abandon: the multiplexed connection discards the late reply.
     pub(crate) async fn call<T, E: std::fmt::Display>(&self, call: impl Future<Output = Result<T, E>>) -> Result<T, CallError> {

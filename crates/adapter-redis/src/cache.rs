@@ -185,13 +185,17 @@ impl Cache for RedisCache {
     }
 
     async fn ping(&self) -> Result<(), CacheError> {
-        // Probes Redis even while the breaker is open, so readiness sees recovery at once.
+        // Probes Redis even while the breaker is open, so readiness sees recovery at once; an answer
+        // closes the breaker.
         let probe = async {
             let mut connection = self.connection().await?;
             redis::cmd("PING").query_async::<String>(&mut connection).await
         };
         match tokio::time::timeout(PING_TIMEOUT, probe).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(_)) => {
+                self.breaker.close();
+                Ok(())
+            }
             Ok(Err(error)) => Err(cache_error(error)),
             Err(_) => Err(CacheError("Redis did not answer PING in time".into())),
         }

@@ -1,11 +1,12 @@
 //! GCRA rate limiting in one Lua script, so every server instance shares one budget per key.
 //! Time comes from the Redis server (`TIME`), so instances with skewed clocks still agree. When
-//! Redis is unavailable the in-process limiter takes over (per-instance limits).
+//! Redis is unavailable the in-process limiter of the port takes over (per-instance limits).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use adapter_memory::MemoryRateLimiter;
-use application::ports::rate_limit::{RateCheck, RateDecision, RateLimitError, RateLimiter};
+use application::ports::rate_limit::{InProcessRateLimiter, RateCheck, RateDecision, RateLimitError, RateLimiter};
+use application::ports::system::Clock;
 use async_trait::async_trait;
 use deadpool_redis::Pool;
 use deadpool_redis::redis::{self, Script};
@@ -50,7 +51,7 @@ pub struct RedisRateLimiter {
     prefix: String,
     breaker: Breaker,
     script: Script,
-    fallback: MemoryRateLimiter,
+    fallback: InProcessRateLimiter,
 }
 
 impl std::fmt::Debug for RedisRateLimiter {
@@ -71,13 +72,14 @@ fn duration(micros: i64) -> Duration {
 }
 
 impl RedisRateLimiter {
-    pub fn new(pool: Pool, settings: &RedisSettings) -> RedisRateLimiter {
+    /// A limiter on `pool`; `clock` times the in-process fallback.
+    pub fn new(pool: Pool, settings: &RedisSettings, clock: Arc<dyn Clock>) -> RedisRateLimiter {
         RedisRateLimiter {
             pool,
             prefix: settings.key_prefix.clone(),
             breaker: Breaker::new(settings.retry_after, settings.command_timeout),
             script: Script::new(GCRA),
-            fallback: MemoryRateLimiter::new(),
+            fallback: InProcessRateLimiter::new(clock),
         }
     }
 
@@ -126,7 +128,8 @@ impl RateLimiter for RedisRateLimiter {
     }
 
     async fn ping(&self) -> Result<(), RateLimitError> {
-        // Probes Redis even while the breaker is open, so readiness sees recovery at once.
+        // Probes Redis even while the breaker is open, so readiness sees recovery at once; an answer
+        // closes the breaker.
         let probe = async {
             let mut connection = self
                 .pool
@@ -136,7 +139,10 @@ impl RateLimiter for RedisRateLimiter {
             redis::cmd("PING").query_async::<String>(&mut connection).await
         };
         match tokio::time::timeout(Duration::from_millis(500), probe).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(_)) => {
+                self.breaker.close();
+                Ok(())
+            }
             Ok(Err(error)) => Err(RateLimitError(error.to_string())),
             Err(_) => Err(RateLimitError("Redis did not answer PING in time".into())),
         }

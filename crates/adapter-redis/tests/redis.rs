@@ -4,10 +4,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use adapter_redis::testing::ToggleProxy;
 use adapter_redis::{RedisCache, RedisRateLimiter, RedisSettings, connect};
 use application::ports::cache::Cache;
 use application::ports::rate_limit::{Quota, RateCheck, RateLimiter};
+use application::ports::system::{Clock, ManualClock, SystemClock};
 
 fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
@@ -28,6 +31,15 @@ async fn cache(settings: &RedisSettings) -> RedisCache {
     RedisCache::new(pool, settings)
 }
 
+/// A clock for the in-process fallback that moves only when a test says so.
+fn still_clock() -> Arc<dyn Clock> {
+    Arc::new(ManualClock::new(SystemClock.now()))
+}
+
+async fn limiter(settings: &RedisSettings) -> Result<RedisRateLimiter, Box<dyn std::error::Error>> {
+    Ok(RedisRateLimiter::new(connect(settings).await?, settings, still_clock()))
+}
+
 fn redis_address() -> SocketAddr {
     let url = redis_url();
     let host_port = url
@@ -40,12 +52,18 @@ fn redis_address() -> SocketAddr {
 }
 
 #[tokio::test]
-async fn values_are_cached_until_their_ttl() -> Result<(), Box<dyn std::error::Error>> {
-    let cache = cache(&settings(&redis_url())).await;
+async fn values_are_cached_with_their_ttl() -> Result<(), Box<dyn std::error::Error>> {
+    let settings = settings(&redis_url());
+    let cache = cache(&settings).await;
     cache.set("k", b"value", Duration::from_millis(300)).await?;
     assert_eq!(cache.get("k").await?, Some(b"value".to_vec()));
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(cache.get("k").await?, None);
+    // Redis expires the entry itself; what the adapter owes is the TTL it sets.
+    let mut raw = connect(&settings).await?.get().await?;
+    let ttl: i64 = deadpool_redis::redis::cmd("PTTL")
+        .arg(format!("{}k", settings.key_prefix))
+        .query_async(&mut raw)
+        .await?;
+    assert!((1..=300).contains(&ttl), "the entry expires within its TTL: {ttl} ms left");
     cache.set("d", b"x", Duration::from_secs(60)).await?;
     cache.delete(&["d".to_owned()]).await?;
     assert_eq!(cache.get("d").await?, None);
@@ -91,7 +109,7 @@ async fn an_invalidation_missed_while_redis_was_down_retires_everything_cached()
     assert!(cache.get("p:version").await.is_err());
     assert!(cache.ping().await.is_err());
     proxy.resume()?;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The probe reaches Redis again and closes the breaker: no waiting for it to time out.
     cache.ping().await?;
     let (_, value) = cache.get_versioned("p:version", "p:v").await?;
     assert_eq!(value, None, "the entry cached before the missed invalidation must not be served");
@@ -101,8 +119,8 @@ async fn an_invalidation_missed_while_redis_was_down_retires_everything_cached()
 #[tokio::test]
 async fn two_instances_share_one_budget_under_concurrency() -> Result<(), Box<dyn std::error::Error>> {
     let settings = settings(&redis_url());
-    let first = std::sync::Arc::new(RedisRateLimiter::new(connect(&settings).await?, &settings));
-    let second = std::sync::Arc::new(RedisRateLimiter::new(connect(&settings).await?, &settings));
+    let first = Arc::new(limiter(&settings).await?);
+    let second = Arc::new(limiter(&settings).await?);
     let quota = Quota {
         burst: 20,
         period: Duration::from_secs(3600),
@@ -131,8 +149,8 @@ async fn two_instances_share_one_budget_under_concurrency() -> Result<(), Box<dy
 #[tokio::test]
 async fn a_request_refused_by_one_quota_consumes_none_on_any_instance() -> Result<(), Box<dyn std::error::Error>> {
     let settings = settings(&redis_url());
-    let first = RedisRateLimiter::new(connect(&settings).await?, &settings);
-    let second = RedisRateLimiter::new(connect(&settings).await?, &settings);
+    let first = limiter(&settings).await?;
+    let second = limiter(&settings).await?;
     let money = RateCheck {
         key: "money:ada".into(),
         quota: Quota::per_minute(3),
@@ -167,7 +185,7 @@ async fn a_request_refused_by_one_quota_consumes_none_on_any_instance() -> Resul
 async fn without_redis_the_limiter_falls_back_to_in_process_limits() -> Result<(), Box<dyn std::error::Error>> {
     let proxy = ToggleProxy::start(redis_address()).await?;
     let settings = settings(&proxy.url());
-    let limiter = RedisRateLimiter::new(connect(&settings).await?, &settings);
+    let limiter = limiter(&settings).await?;
     let quota = Quota {
         burst: 2,
         period: Duration::from_secs(3600),
@@ -180,7 +198,6 @@ async fn without_redis_the_limiter_falls_back_to_in_process_limits() -> Result<(
     assert!(limiter.check("k", quota).await?.allowed);
     assert!(!limiter.check("k", quota).await?.allowed);
     proxy.resume()?;
-    tokio::time::sleep(Duration::from_millis(100)).await;
     limiter.ping().await?;
     let back = limiter.check("k", quota).await?;
     assert!(back.allowed, "Redis still holds one request of the budget");

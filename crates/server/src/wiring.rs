@@ -6,13 +6,13 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::{HttpServer, web};
 use adapter_auth::{BcryptHasher, JwtIssuer, JwtSettings};
-use adapter_memory::{MemoryCache, MemoryRateLimiter, MemoryStore};
+use adapter_memory::{MemoryCache, MemoryStore};
 use adapter_postgres::{PgSettings, PgStore};
 use adapter_simulated_gateway::SimulatedGateway;
 use anyhow::Context;
 use application::ports::cache::Cache;
 use application::ports::gateway::{Gateways, HostedCheckout};
-use application::ports::rate_limit::RateLimiter;
+use application::ports::rate_limit::{InProcessRateLimiter, RateLimiter};
 use application::ports::store::UnitOfWork;
 use application::ports::system::{Clock, SystemClock, UuidV7Generator};
 use application::{App, Settings as AppSettings};
@@ -77,19 +77,19 @@ pub struct Services<U> {
 
 /// The cache and rate limiter: Redis when configured (it must answer at start-up), in process
 /// otherwise.
-async fn cache_and_limiter(settings: &Settings) -> anyhow::Result<(Arc<dyn Cache>, Arc<dyn RateLimiter>)> {
+async fn cache_and_limiter(settings: &Settings, clock: &Arc<dyn Clock>) -> anyhow::Result<(Arc<dyn Cache>, Arc<dyn RateLimiter>)> {
     match &settings.redis {
         Some(redis) => {
             let pool = adapter_redis::connect(redis).await?;
             tracing::info!("cache and rate limits shared through Redis");
             Ok((
                 Arc::new(adapter_redis::RedisCache::new(pool.clone(), redis)),
-                Arc::new(adapter_redis::RedisRateLimiter::new(pool, redis)),
+                Arc::new(adapter_redis::RedisRateLimiter::new(pool, redis, clock.clone())),
             ))
         }
         None => {
             tracing::info!("no REDIS_URL: cache and rate limits are kept in this process");
-            Ok((Arc::new(MemoryCache::new()), Arc::new(MemoryRateLimiter::new())))
+            Ok((Arc::new(MemoryCache::new()), Arc::new(InProcessRateLimiter::new(clock.clone()))))
         }
     }
 }
@@ -101,7 +101,7 @@ impl<U: UnitOfWork> Services<U> {
         let tokens = token_issuer(settings)?;
         let gateways = card_gateways(settings, base_url)?;
         let (gateways, simulator) = with_simulator(gateways, settings, base_url, &clock)?;
-        let (cache, limiter) = cache_and_limiter(settings).await?;
+        let (cache, limiter) = cache_and_limiter(settings, &clock).await?;
         let app = App {
             store,
             clock,

@@ -1,8 +1,14 @@
-//! The rate-limiter port.
+//! The rate-limiter port, and the in-process limiter that demo mode uses and that the Redis
+//! limiter falls back to when Redis is unavailable.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::ports::system::Clock;
 
 /// At most `burst` requests at once, refilled evenly to `burst` per `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +123,56 @@ pub fn gcra_all(stored: &[(Option<Duration>, Quota)], now: Duration) -> (Option<
     (tightest, Some(new_tats))
 }
 
+/// GCRA rate limiting in process (per instance), timed by the injected clock.
+#[derive(Debug)]
+pub struct InProcessRateLimiter {
+    clock: Arc<dyn Clock>,
+    origin: OffsetDateTime,
+    arrivals: Mutex<HashMap<String, Duration>>,
+}
+
+impl InProcessRateLimiter {
+    /// At most this many keys are kept; past it, the keys whose budget is full again are dropped.
+    const KEYS_MAX: usize = 100_000;
+
+    pub fn new(clock: Arc<dyn Clock>) -> InProcessRateLimiter {
+        InProcessRateLimiter {
+            origin: clock.now(),
+            clock,
+            arrivals: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The time since the limiter started; a clock that went back counts as no time.
+    fn elapsed(&self) -> Duration {
+        Duration::try_from(self.clock.now() - self.origin).unwrap_or(Duration::ZERO)
+    }
+}
+
+#[async_trait]
+impl RateLimiter for InProcessRateLimiter {
+    async fn check_all(&self, checks: &[RateCheck]) -> Result<Option<RateDecision>, RateLimitError> {
+        let now = self.elapsed();
+        let mut arrivals = self.arrivals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if arrivals.len() >= InProcessRateLimiter::KEYS_MAX {
+            arrivals.retain(|_, tat| *tat > now);
+        }
+        let stored: Vec<_> = checks
+            .iter()
+            .map(|check| (arrivals.get(&check.key).copied(), check.quota))
+            .collect();
+        let (decision, new_tats) = gcra_all(&stored, now);
+        for (check, tat) in checks.iter().zip(new_tats.unwrap_or_default()) {
+            arrivals.insert(check.key.clone(), tat);
+        }
+        Ok(decision)
+    }
+
+    async fn ping(&self) -> Result<(), RateLimitError> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +197,60 @@ mod tests {
         assert_eq!(unchanged, None);
         let (later, _) = gcra(tat, now + Duration::from_secs(1), quota);
         assert!(later.allowed);
+    }
+
+    fn limiter() -> (Arc<crate::ports::system::ManualClock>, InProcessRateLimiter) {
+        let clock = Arc::new(crate::ports::system::ManualClock::new(OffsetDateTime::UNIX_EPOCH));
+        (clock.clone(), InProcessRateLimiter::new(clock))
+    }
+
+    #[tokio::test]
+    async fn the_in_process_limiter_refuses_past_the_burst_and_refills_as_its_clock_moves() -> Result<(), RateLimitError> {
+        let (clock, limiter) = limiter();
+        let quota = Quota {
+            burst: 2,
+            period: Duration::from_secs(2),
+        };
+        assert!(limiter.check("ip", quota).await?.allowed);
+        assert!(limiter.check("ip", quota).await?.allowed);
+        let refused = limiter.check("ip", quota).await?;
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after, Duration::from_secs(1));
+        assert!(limiter.check("other", quota).await?.allowed);
+        clock.advance(time::Duration::milliseconds(999));
+        assert!(!limiter.check("ip", quota).await?.allowed, "not refilled yet");
+        clock.advance(time::Duration::milliseconds(1));
+        assert!(limiter.check("ip", quota).await?.allowed);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_request_refused_by_one_quota_consumes_none() -> Result<(), RateLimitError> {
+        let (_, limiter) = limiter();
+        let roomy = RateCheck {
+            key: "money:ada".into(),
+            quota: Quota::per_minute(3),
+        };
+        let tight = RateCheck {
+            key: "general:ada".into(),
+            quota: Quota::per_minute(1),
+        };
+        let both = [roomy.clone(), tight.clone()];
+        let first = limiter.check_all(&both).await?.expect("a decision");
+        assert_eq!(
+            (first.allowed, first.limit, first.remaining),
+            (true, 1, 0),
+            "the tightest is reported"
+        );
+        let refused = limiter.check_all(&both).await?.expect("a decision");
+        assert_eq!((refused.allowed, refused.limit), (false, 1), "the refusing quota is reported");
+        let alone = limiter.check(&roomy.key, roomy.quota).await?;
+        assert_eq!(
+            (alone.allowed, alone.remaining),
+            (true, 1),
+            "the refusal took nothing from the roomy quota"
+        );
+        assert_eq!(limiter.check_all(&[]).await?, None);
+        Ok(())
     }
 }
