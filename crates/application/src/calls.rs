@@ -55,10 +55,8 @@ keyed!(CallUseError);
 
 from_posting_error!(CallUseError);
 
-/// What settling a call touches.
-trait CallTx: CallRepository + WalletRepository + LedgerRepository + HoldRepository + EventOutbox + Send {}
-
-impl<T: CallRepository + WalletRepository + LedgerRepository + HoldRepository + EventOutbox + Send> CallTx for T {}
+// What settling a call touches.
+crate::repositories!(CallTx: CallRepository, WalletRepository, LedgerRepository, HoldRepository, EventOutbox);
 
 /// How long before its authorisation runs out the job extends a call (or, at the end, ends it).
 pub const CALL_EXTENSION_LEAD: Duration = Duration::seconds(60);

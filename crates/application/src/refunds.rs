@@ -117,6 +117,17 @@ pub struct RefundCommand {
     pub reason: String,
 }
 
+// What opening refunds touches.
+crate::repositories!(RefundTx:
+    OrderRepository,
+    PaymentRepository,
+    RefundRepository,
+    WalletRepository,
+    LedgerRepository,
+    FollowUpRepository,
+    EventOutbox,
+);
+
 /// The refunds a request opened (or found, when it resumes) and, for a card payment, the payment
 /// the gateway must still be asked to refund.
 struct OpenedRefunds {
@@ -253,15 +264,7 @@ async fn open_or_resume_refunds<Tx>(
     now: OffsetDateTime,
 ) -> Result<OpenedRefunds, RefundError>
 where
-    Tx: IdempotencyRepository
-        + OrderRepository
-        + PaymentRepository
-        + RefundRepository
-        + WalletRepository
-        + LedgerRepository
-        + FollowUpRepository
-        + EventOutbox
-        + Send,
+    Tx: IdempotencyRepository + RefundTx,
 {
     if let Claim::Resume(point) = key.claim(tx, now).await? {
         return resume_refunds(tx, request.order_id, &point).await;
@@ -393,17 +396,11 @@ where
 /// First transaction of a refund: checks, moves the money out of the merchants' wallets, and
 /// records the refunds (with a follow-up for each card refund). Returns the card payment when
 /// the gateway must still be asked.
-async fn open_refunds<Tx>(tx: &mut Tx, request: &RefundRequestContext<'_>, now: OffsetDateTime) -> Result<OpenedRefunds, RefundError>
-where
-    Tx: OrderRepository
-        + PaymentRepository
-        + RefundRepository
-        + WalletRepository
-        + LedgerRepository
-        + FollowUpRepository
-        + EventOutbox
-        + Send,
-{
+async fn open_refunds<Tx: RefundTx>(
+    tx: &mut Tx,
+    request: &RefundRequestContext<'_>,
+    now: OffsetDateTime,
+) -> Result<OpenedRefunds, RefundError> {
     let ids = request.ids;
     let (order, targets) = check_refund(tx, request).await?;
     let card_payment = card_payment_of(tx, &order).await?;

@@ -49,6 +49,17 @@ macro_rules! retryable {
     };
 }
 
+/// Names the repositories a group of use-case functions needs, as a trait every transaction with
+/// them implements: `repositories!(pub(crate) SettlementTx: PaymentRepository, OrderRepository);`
+#[macro_export]
+macro_rules! repositories {
+    ($vis:vis $name:ident: $first:path $(, $rest:path)* $(,)?) => {
+        $vis trait $name: $first $(+ $rest)* + Send {}
+
+        impl<T: $first $(+ $rest)* + Send> $name for T {}
+    };
+}
+
 /// The work of one transaction: a future that borrows the transaction for `'t` and the use case's
 /// own data for `'c`. `'c` outlives `'t`, which the phantom says; that is what lets the work
 /// borrow both (the trick of the `scoped-futures` crate, as diesel-async uses it). Boxed, so that

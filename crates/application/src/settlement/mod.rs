@@ -106,34 +106,18 @@ impl From<OrderCommandError> for GatewayEventError {
     }
 }
 
-/// What settling a provider's event may touch.
-pub(crate) trait SettlementTx:
-    WebhookInbox
-    + PaymentRepository
-    + OrderRepository
-    + ProductRepository
-    + WalletRepository
-    + LedgerRepository
-    + RefundRepository
-    + FollowUpRepository
-    + EventOutbox
-    + Send
-{
-}
-
-impl<T> SettlementTx for T where
-    T: WebhookInbox
-        + PaymentRepository
-        + OrderRepository
-        + ProductRepository
-        + WalletRepository
-        + LedgerRepository
-        + RefundRepository
-        + FollowUpRepository
-        + EventOutbox
-        + Send
-{
-}
+// What settling a provider's event may touch.
+crate::repositories!(pub(crate) SettlementTx:
+    WebhookInbox,
+    PaymentRepository,
+    OrderRepository,
+    ProductRepository,
+    WalletRepository,
+    LedgerRepository,
+    RefundRepository,
+    FollowUpRepository,
+    EventOutbox,
+);
 
 /// Effects of one event inside its transaction.
 struct Applied {
