@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use crate::helpers::{ServerClock, TestApp};
 use crate::on_every_backend;
 
 on_every_backend!(roles_and_ownership_are_enforced, missing_forged_and_expired_tokens_are_refused);
@@ -121,10 +121,10 @@ async fn missing_forged_and_expired_tokens_are_refused(app: TestApp) {
 
     let backend = app.backend;
     drop(app);
-    let short_lived = TestApp::spawn_with(backend, &[("ACCESS_TOKEN_TTL_SECS", "1")]).await;
+    let short_lived = TestApp::spawn_on(backend, &[("ACCESS_TOKEN_TTL_SECS", "1")], ServerClock::Manual).await;
     let user = short_lived.user("customer").await;
     short_lived.get("/api/v1/wallets", Some(&user.token)).await.assert_status(200);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    short_lived.advance(std::time::Duration::from_millis(2100));
     let expired = short_lived.get("/api/v1/wallets", Some(&user.token)).await;
     expired.assert_problem(401, "unauthorized");
     assert!(expired.body["detail"].as_str().is_some_and(|d| d.contains("expired")));

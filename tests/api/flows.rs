@@ -5,8 +5,8 @@ use adapter_postgres::testing::CommitFault;
 use adapter_stripe::testing::{StripeDouble, event};
 use serde_json::{Value, json};
 
-use crate::gateways::{card_order, deliver_stripe, session_id, with_stripe};
-use crate::helpers::{Backend, TestApp, User};
+use crate::gateways::{card_order, deliver_stripe, session_id, with_stripe, with_stripe_on};
+use crate::helpers::{Backend, ServerClock, TestApp, User};
 use crate::on_every_backend;
 
 on_every_backend!(
@@ -74,8 +74,9 @@ async fn a_refund_retried_after_a_failure_past_the_provider_call_refunds_once(ap
 }
 
 async fn a_refund_the_provider_answered_503_is_completed_by_the_job(app: TestApp) {
-    let settings = [("JOB_INTERVAL_MS", "100"), ("FOLLOW_UP_FIRST_DELAY_MS", "100")];
-    let (app, double) = with_stripe(app.backend, &settings).await;
+    // The job runs when the test says, on a clock the test moves.
+    let settings = [("JOB_INTERVAL_MS", "3600000"), ("FOLLOW_UP_FIRST_DELAY_MS", "100")];
+    let (app, double) = with_stripe_on(app.backend, &settings, ServerClock::Manual).await;
     let (merchant, buyer, _, order, _) = card_order(&app, &double).await;
     pay_stripe_order(&app, &double, &order).await;
     let unavailable = StripeDouble::error("api_error", "unavailable", "Stripe is down");
@@ -90,9 +91,12 @@ async fn a_refund_the_provider_answered_503_is_completed_by_the_job(app: TestApp
         .await;
     let pending = reply.assert_status(201);
     assert_eq!(pending["refunds"][0]["status"], "pending", "{pending}");
-    let done = app
-        .eventually(&format!("/api/v1/orders/{order_id}"), &buyer.token, |o| o["status"] == "refunded")
-        .await;
+    // Past the first retry's delay (100 ms, and up to a fifth more of jitter): the job retries.
+    app.advance(std::time::Duration::from_secs(1));
+    app.run_jobs().await;
+    let done = app.get(&format!("/api/v1/orders/{order_id}"), Some(&buyer.token)).await;
+    let done = done.assert_status(200);
+    assert_eq!(done["status"], "refunded", "{done}");
     assert_eq!(done["refunds"][0]["status"], "succeeded");
     let keys = refund_requests(&double);
     assert!(keys.len() >= 4, "{keys:?}");
@@ -182,7 +186,8 @@ async fn a_success_for_a_session_we_did_not_create_is_refused(app: TestApp) {
 }
 
 async fn a_simulator_checkout_paid_twice_or_after_it_expired_is_refused_clearly(app: TestApp) {
-    let app = TestApp::spawn_with(app.backend, &[("CHECKOUT_TTL_SECS", "1"), ("JOB_INTERVAL_MS", "3600000")]).await;
+    let settings = [("CHECKOUT_TTL_SECS", "1"), ("JOB_INTERVAL_MS", "3600000")];
+    let app = TestApp::spawn_on(app.backend, &settings, ServerClock::Manual).await;
     let (buyer, _, order) = simulator_order(&app).await;
     let checkout_url = order["payment"]["checkout_url"].as_str().unwrap_or_default().to_owned();
     app.press(&checkout_url, "pay").await;
@@ -194,7 +199,7 @@ async fn a_simulator_checkout_paid_twice_or_after_it_expired_is_refused_clearly(
     assert_eq!(app.get(&order_path, Some(&buyer.token)).await.body["status"], "paid");
 
     let (_, _, late) = simulator_order(&app).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    app.advance(std::time::Duration::from_millis(1_100));
     let late_url = late["payment"]["checkout_url"].as_str().unwrap_or_default();
     let expired = app.http.post(format!("{late_url}/pay")).send().await.expect("answer");
     assert_eq!(expired.status().as_u16(), 410);

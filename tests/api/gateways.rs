@@ -6,7 +6,7 @@ use adapter_stripe::testing::{StripeDouble, event, paid_session, signature};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Reply, TestApp};
+use crate::helpers::{Backend, Reply, ServerClock, TestApp, eventually};
 use crate::on_every_backend;
 
 on_every_backend!(
@@ -24,6 +24,10 @@ on_every_backend!(
 pub(crate) const STRIPE_SECRETS: &str = "whsec_retiring,whsec_current";
 
 pub(crate) async fn with_stripe(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, StripeDouble) {
+    with_stripe_on(backend, extra, ServerClock::System).await
+}
+
+pub(crate) async fn with_stripe_on(backend: Backend, extra: &[(&str, &str)], clock: ServerClock) -> (TestApp, StripeDouble) {
     let double = StripeDouble::start().await.expect("the Stripe double starts");
     let base = double.url();
     let mut vars = vec![
@@ -32,7 +36,7 @@ pub(crate) async fn with_stripe(backend: Backend, extra: &[(&str, &str)]) -> (Te
         ("STRIPE_API_BASE", base.as_str()),
     ];
     vars.extend_from_slice(extra);
-    (TestApp::spawn_with(backend, &vars).await, double)
+    (TestApp::spawn_on(backend, &vars, clock).await, double)
 }
 
 pub(crate) async fn deliver_stripe(app: &TestApp, body: &str, secret: &str) -> Reply {
@@ -213,19 +217,19 @@ async fn an_expired_stripe_session_cancels_the_order_and_a_late_payment_is_refun
     // The expiry job also closes abandoned sessions at Stripe.
     let backend = app.backend;
     drop(app);
-    let (app, double) = with_stripe(backend, &[("CHECKOUT_TTL_SECS", "1"), ("JOB_INTERVAL_MS", "200")]).await;
+    // The job runs when the test says, on a clock the test moves.
+    let settings = [("CHECKOUT_TTL_SECS", "1"), ("JOB_INTERVAL_MS", "3600000")];
+    let (app, double) = with_stripe_on(backend, &settings, ServerClock::Manual).await;
     let (_, buyer, mug, order, session) = card_order(&app, &double).await;
     let path = format!("/api/v1/orders/{}", order["id"].as_str().unwrap_or_default());
-    app.eventually(&path, &buyer.token, |o| o["status"] == "cancelled").await;
+    app.advance(std::time::Duration::from_millis(1_100));
+    app.run_jobs().await;
+    let expired = app.get(&path, Some(&buyer.token)).await;
+    assert_eq!(expired.assert_status(200)["status"], "cancelled", "{}", expired.text);
     assert_eq!(app.stock(&mug).await, (5, 0));
     let expire_path = format!("/v1/checkout/sessions/{}/expire", session["id"].as_str().unwrap_or_default());
-    for _ in 0..50 {
-        if double.requests().iter().any(|r| r.path == expire_path) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!(
+    assert!(
+        double.requests().iter().any(|r| r.path == expire_path),
         "the abandoned session was not expired at Stripe: {:?}",
         double.requests().iter().map(|r| r.path.clone()).collect::<Vec<_>>()
     );
@@ -393,9 +397,10 @@ async fn a_key_still_in_use_is_refused_until_its_request_ends(app: TestApp) {
     double.fail_next("/v1/checkout/sessions", vec![(500, down.clone()), (500, down)]);
     let first = app.post_idempotent("/api/v1/orders", &buyer.token, &cart, "card-order-1");
     let second = async {
-        while double.requests().iter().all(|r| r.path != "/v1/checkout/sessions") {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        eventually("the first request to reach Stripe", || async {
+            double.requests().iter().any(|r| r.path == "/v1/checkout/sessions")
+        })
+        .await;
         app.post_idempotent("/api/v1/orders", &buyer.token, &cart, "card-order-1").await
     };
     let (first, second) = tokio::join!(first, second);
@@ -422,10 +427,10 @@ const MONNIFY_KEY: &str = "MK_TEST_E2E";
 const MONNIFY_SECRET: &str = "monnify-client-secret";
 
 async fn with_monnify(backend: Backend) -> (TestApp, MonnifyDouble) {
-    with_monnify_and(backend, &[]).await
+    with_monnify_and(backend, &[], ServerClock::System).await
 }
 
-async fn with_monnify_and(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, MonnifyDouble) {
+async fn with_monnify_and(backend: Backend, extra: &[(&str, &str)], clock: ServerClock) -> (TestApp, MonnifyDouble) {
     let double = MonnifyDouble::start(MONNIFY_KEY, MONNIFY_SECRET)
         .await
         .expect("the Monnify double starts");
@@ -437,7 +442,7 @@ async fn with_monnify_and(backend: Backend, extra: &[(&str, &str)]) -> (TestApp,
         ("MONNIFY_BASE_URL", base.as_str()),
     ];
     vars.extend_from_slice(extra);
-    (TestApp::spawn_with(backend, &vars).await, double)
+    (TestApp::spawn_on(backend, &vars, clock).await, double)
 }
 
 async fn deliver_monnify(app: &TestApp, body: &str) -> Reply {
@@ -553,12 +558,16 @@ async fn a_monnify_order_is_refunded_through_monnify(app: TestApp) {
 }
 
 async fn an_abandoned_monnify_top_up_expires_and_a_late_payment_still_credits(app: TestApp) {
-    let settings = [("CHECKOUT_TTL_SECS", "1"), ("JOB_INTERVAL_MS", "200")];
-    let (app, double) = with_monnify_and(app.backend, &settings).await;
+    // The job runs when the test says, on a clock the test moves.
+    let settings = [("CHECKOUT_TTL_SECS", "1"), ("JOB_INTERVAL_MS", "3600000")];
+    let (app, double) = with_monnify_and(app.backend, &settings, ServerClock::Manual).await;
     let ada = app.user("customer").await;
     let payment = top_up(&app, &ada, "NGN", "1500.00").await;
     let path = format!("/api/v1/payments/{}", payment["id"].as_str().unwrap_or_default());
-    app.eventually(&path, &ada.token, |p| p["status"] == "expired").await;
+    app.advance(std::time::Duration::from_millis(1_100));
+    app.run_jobs().await;
+    let expired = app.get(&path, Some(&ada.token)).await;
+    assert_eq!(expired.assert_status(200)["status"], "expired", "{}", expired.text);
     assert_eq!(app.get("/api/v1/wallets/NGN", Some(&ada.token)).await.body["balance"], "0.00");
 
     // The payer finished on Monnify's page after all: the money is theirs, so it is credited.

@@ -1,7 +1,11 @@
 //! Spawns the real server on a free port and talks to it over HTTP.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
+use application::ports::system::{Clock, ManualClock, SystemClock};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -13,6 +17,33 @@ pub const ADMIN_PASSWORD: &str = "operator secret 42";
 pub const PASSWORD: &str = "correct horse 9";
 /// The simulated gateway's webhook secret, so tests can sign their own events.
 pub const SIMULATOR_SECRET: &str = "whsec_test_simulator_secret_0123456789";
+/// How long a test waits for something the server or another task brings about.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Waits until `check` holds, checking again each time other tasks have had a turn; fails the
+/// test, naming `what`, if it does not within ten seconds. Tests wait with this, never by sleeping.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let waited = tokio::time::timeout(DEADLINE, async {
+        while !check().await {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "still waiting after {DEADLINE:?} for {what}");
+}
+
+/// The clock the server under test reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerClock {
+    System,
+    /// Stands still until the test moves it (`TestApp::advance`): expiry and refill are tested
+    /// by moving time, not by waiting for it.
+    Manual,
+}
 
 /// Which storage the server under test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +101,9 @@ pub struct TestApp {
     pub admin: User,
     /// The server's storage, for injecting faults.
     pub storage: server::Backend,
+    /// The server's clock, when the test moves it (`ServerClock::Manual`).
+    clock: Option<Arc<ManualClock>>,
+    jobs: server::JobRound,
     _guard: Option<Box<dyn std::any::Any + Send>>,
 }
 
@@ -80,6 +114,33 @@ impl TestApp {
 
     /// Starts a server with test settings, overridden by `extra` (environment-style pairs).
     pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+        TestApp::spawn_on(backend, extra, ServerClock::System).await
+    }
+
+    /// As `spawn_with`, on the given clock.
+    pub async fn spawn_on(backend: Backend, extra: &[(&str, &str)], clock: ServerClock) -> TestApp {
+        let manual = match clock {
+            ServerClock::System => None,
+            ServerClock::Manual => Some(Arc::new(ManualClock::new(SystemClock.now()))),
+        };
+        TestApp::start(backend, extra, manual).await
+    }
+
+    /// Moves the server's clock forward.
+    ///
+    /// # Panics
+    /// When the server was not started on a manual clock.
+    pub fn advance(&self, by: Duration) {
+        let clock = self.clock.as_ref().expect("a server started on ServerClock::Manual");
+        clock.advance(time::Duration::try_from(by).expect("a duration time can hold"));
+    }
+
+    /// Runs one round of the server's background job and waits for it, as its timer would.
+    pub async fn run_jobs(&self) {
+        self.jobs.run().await;
+    }
+
+    async fn start(backend: Backend, extra: &[(&str, &str)], clock: Option<Arc<ManualClock>>) -> TestApp {
         let mut vars: HashMap<String, String> = [
             ("BIND_ADDRESS", "127.0.0.1:0"),
             ("BCRYPT_COST", "4"),
@@ -117,9 +178,16 @@ impl TestApp {
             server::telemetry::init(false);
         }
         let settings = Settings::from_vars(&vars).expect("test settings");
-        let application = Application::build(settings).await.expect("the server starts");
+        let server_clock: Arc<dyn Clock> = match &clock {
+            Some(manual) => manual.clone(),
+            None => Arc::new(SystemClock),
+        };
+        let application = Application::build_with_clock(settings, server_clock)
+            .await
+            .expect("the server starts");
         let base = application.base_url().to_owned();
         let storage = application.backend().clone();
+        let jobs = application.job_round();
         tokio::spawn(application.run_until_stopped());
         adapter_monnify::ensure_crypto_provider();
         let http = reqwest::Client::builder()
@@ -137,6 +205,8 @@ impl TestApp {
                 token: String::new(),
             },
             storage,
+            clock,
+            jobs,
             _guard: guard,
         };
         app.admin = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
@@ -320,16 +390,20 @@ impl TestApp {
         assert_eq!(body["ok"], json!(true), "ledger problems: {body}");
     }
 
-    /// Polls `path` until `done` holds for the body, for effects of background jobs.
+    /// Asks for `path` until `done` holds for the body (see `eventually`), for what the server
+    /// does in the background; the body.
     pub async fn eventually(&self, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
-        for _ in 0..100 {
-            let reply = self.get(path, Some(token)).await;
-            if reply.status == 200 && done(&reply.body) {
-                return reply.body;
+        let polled = tokio::time::timeout(DEADLINE, async {
+            loop {
+                let reply = self.get(path, Some(token)).await;
+                if reply.status == 200 && done(&reply.body) {
+                    return reply.body;
+                }
+                tokio::task::yield_now().await;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("{path} never reached the expected state");
+        })
+        .await;
+        polled.unwrap_or_else(|_| panic!("{path} did not reach the expected state within {DEADLINE:?}"))
     }
 }
 

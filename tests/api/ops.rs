@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use crate::helpers::{ServerClock, TestApp};
 use crate::on_every_backend;
 
 on_every_backend!(
@@ -269,7 +269,7 @@ async fn a_request_refused_by_one_quota_costs_nothing_from_another(app: TestApp)
         ("RATE_LIMIT_MONEY_PER_MINUTE", "2"),
         ("RATE_LIMIT_GENERAL_PER_MINUTE", "60"),
     ];
-    let app = TestApp::spawn_with(backend, &limits).await;
+    let app = TestApp::spawn_on(backend, &limits, ServerClock::Manual).await;
     let alice = app.customer_with("10.00").await;
     let bob = app.user("customer").await;
     let transfer = json!({"to_user_id": bob.id, "amount": "1.00", "currency": "USD"});
@@ -287,7 +287,7 @@ async fn a_request_refused_by_one_quota_costs_nothing_from_another(app: TestApp)
     app.post("/api/v1/transfers", Some(&alice.token), &transfer)
         .await
         .assert_problem(429, "rate_limited");
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.advance(std::time::Duration::from_millis(1100));
     // The general quota has room again, and the refused transfer did not spend the second
     // transfer of the minute.
     app.post("/api/v1/transfers", Some(&alice.token), &transfer)

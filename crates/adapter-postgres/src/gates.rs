@@ -21,16 +21,35 @@
 //! PostgreSQL, and the rest of the traffic keeps the others.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use application::ports::store::{StoreError, StoreResult};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use uuid::Uuid;
 
 const STRIPES: usize = 1024;
 
 pub(crate) struct StockGates {
     stripes: Box<[Arc<Semaphore>]>,
+    /// Transactions waiting for a permit right now: what a test waits for instead of sleeping.
+    waiting: AtomicUsize,
+}
+
+/// Counts a transaction as waiting at a gate for as long as it lives, however the wait ends.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Waiting<'_> {
+    fn start(count: &AtomicUsize) -> Waiting<'_> {
+        count.fetch_add(1, Ordering::SeqCst);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl StockGates {
@@ -38,7 +57,14 @@ impl StockGates {
     pub(crate) fn new(waiters: usize) -> StockGates {
         StockGates {
             stripes: (0..STRIPES).map(|_| Arc::new(Semaphore::new(waiters))).collect(),
+            waiting: AtomicUsize::new(0),
         }
+    }
+
+    /// How many transactions are waiting for a permit.
+    #[cfg(feature = "testing")]
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
     }
 
     /// Waits for a permit for every product's stripe, at most `timeout` in all (zero: no limit).
@@ -49,10 +75,15 @@ impl StockGates {
         let acquire = async {
             let mut permits = Vec::with_capacity(stripes.len());
             for stripe in stripes {
-                let permit = Arc::clone(&self.stripes[stripe])
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| StoreError::Unavailable("the stock gates are closed".into()))?;
+                let gate = &self.stripes[stripe];
+                let permit = match Arc::clone(gate).try_acquire_owned() {
+                    Ok(permit) => permit,
+                    Err(TryAcquireError::Closed) => return Err(closed()),
+                    Err(TryAcquireError::NoPermits) => {
+                        let _waiting = Waiting::start(&self.waiting);
+                        Arc::clone(gate).acquire_owned().await.map_err(|_| closed())?
+                    }
+                };
                 permits.push(permit);
             }
             Ok(permits)
@@ -64,6 +95,10 @@ impl StockGates {
     }
 }
 
+fn closed() -> StoreError {
+    StoreError::Unavailable("the stock gates are closed".into())
+}
+
 fn stripe_of(id: Uuid) -> usize {
     // The remainder is below STRIPES, so the conversion cannot truncate.
     (id.as_u128() % STRIPES as u128) as usize
@@ -71,7 +106,10 @@ fn stripe_of(id: Uuid) -> usize {
 
 impl std::fmt::Debug for StockGates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StockGates").field("stripes", &self.stripes.len()).finish()
+        f.debug_struct("StockGates")
+            .field("stripes", &self.stripes.len())
+            .field("waiting", &self.waiting)
+            .finish()
     }
 }
 
@@ -86,6 +124,7 @@ mod tests {
         let held = gates.pass(&[hot], Duration::ZERO).await.expect("first");
         let refused = gates.pass(&[hot], Duration::from_millis(20)).await;
         assert!(matches!(refused, Err(StoreError::Timeout)), "{refused:?}");
+        assert_eq!(gates.waiting.load(Ordering::SeqCst), 0, "a wait that timed out is over");
         let other = gates.pass(&[Uuid::from_u128(6)], Duration::from_millis(20)).await;
         assert!(other.is_ok(), "{other:?}");
         drop(held);
@@ -99,5 +138,24 @@ mod tests {
         let b = Uuid::from_u128(7 + STRIPES as u128);
         let permits = gates.pass(&[a, b], Duration::from_millis(20)).await.expect("one permit for both");
         assert_eq!(permits.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_counts_as_waiting_only_while_it_waits() {
+        let gates = Arc::new(StockGates::new(1));
+        let hot = Uuid::from_u128(5);
+        let held = gates.pass(&[hot], Duration::ZERO).await.expect("first");
+        assert_eq!(gates.waiting.load(Ordering::SeqCst), 0, "an open gate is passed without waiting");
+        let second = tokio::spawn({
+            let gates = Arc::clone(&gates);
+            async move { gates.pass(&[hot], Duration::ZERO).await.map(|permits| permits.len()) }
+        });
+        // On this single-threaded runtime the spawned task runs, up to its wait, when this one yields.
+        while gates.waiting.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        assert_eq!(second.await.expect("task").expect("pass"), 1);
+        assert_eq!(gates.waiting.load(Ordering::SeqCst), 0);
     }
 }

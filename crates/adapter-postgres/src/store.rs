@@ -100,6 +100,13 @@ impl PgStore {
         &self.stock_gates
     }
 
+    /// How many transactions of this store are waiting at a stock gate, so that a test can wait
+    /// until they are there instead of sleeping.
+    #[cfg(feature = "testing")]
+    pub fn stock_gate_waiters(&self) -> usize {
+        self.stock_gates.waiting()
+    }
+
     /// Error classification reads the server's messages (see `error`); say so if they are not
     /// in English. The connection then joins the pool.
     async fn warn_about_message_language(&self, mut connection: AsyncPgConnection) {

@@ -33,6 +33,34 @@ pub fn spawn_flows<U: UnitOfWork>(
     })
 }
 
+/// One round of the job on demand: tests move a manual clock past a deadline and run a round,
+/// rather than wait for the job's timer.
+#[cfg(feature = "testing")]
+#[derive(Clone)]
+pub struct JobRound(Arc<dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>);
+
+#[cfg(feature = "testing")]
+impl JobRound {
+    pub(crate) fn new<U: UnitOfWork>(app: Arc<App<U>>, batch: usize, stop: watch::Receiver<bool>) -> JobRound {
+        JobRound(Arc::new(move || {
+            let (app, stop) = (Arc::clone(&app), stop.clone());
+            Box::pin(async move { run_once(&app, batch, &stop).await })
+        }))
+    }
+
+    /// Runs one round of every task of the job and waits for it to finish.
+    pub async fn run(&self) {
+        (self.0)().await;
+    }
+}
+
+#[cfg(feature = "testing")]
+impl std::fmt::Debug for JobRound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JobRound")
+    }
+}
+
 /// One round of every task of the job.
 pub async fn run_once<U: UnitOfWork>(app: &App<U>, batch: usize, stop: &watch::Receiver<bool>) {
     drain("expire abandoned checkouts", batch, stop, || async {

@@ -10,4 +10,6 @@ pub mod seed;
 pub mod telemetry;
 mod wiring;
 
+#[cfg(feature = "testing")]
+pub use crate::jobs::JobRound;
 pub use crate::wiring::{Application, Backend, Services, migrate};

@@ -96,8 +96,13 @@ async fn cache_and_limiter(settings: &Settings, clock: &Arc<dyn Clock>) -> anyho
 
 impl<U: UnitOfWork> Services<U> {
     pub async fn new(store: U, settings: &Settings, base_url: &str) -> anyhow::Result<Services<U>> {
+        Services::with_clock(store, settings, base_url, Arc::new(SystemClock)).await
+    }
+
+    /// The services timed by `clock`: every use case, token check, checkout page and in-process
+    /// rate limit reads the time from it.
+    pub async fn with_clock(store: U, settings: &Settings, base_url: &str, clock: Arc<dyn Clock>) -> anyhow::Result<Services<U>> {
         adapter_monnify::ensure_crypto_provider();
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let tokens = token_issuer(settings)?;
         let gateways = card_gateways(settings, base_url)?;
         let (gateways, simulator) = with_simulator(gateways, settings, base_url, &clock)?;
@@ -212,6 +217,28 @@ fn with_simulator(
     Ok((gateways.with(simulator.clone()), Some(simulator)))
 }
 
+/// What the HTTP handlers reach: the use cases, the rate limits and the optional pages.
+fn api_state<U: UnitOfWork>(services: &Services<U>, settings: &Settings) -> ApiState<U> {
+    let limits = RateLimits {
+        enabled: settings.rate_limit_enabled,
+        auth: settings.rate_limit_auth,
+        money: settings.rate_limit_money,
+        general: settings.rate_limit_general,
+        trust_forwarded_for: settings.trust_forwarded_for,
+    };
+    let mut state = ApiState::new(services.app.clone(), services.limiter.clone(), limits);
+    state.hosted_checkout = services.simulator.clone().map(|s| s as Arc<dyn HostedCheckout>);
+    state.simulated_gateway = match (&services.simulator, settings.is_demo()) {
+        (None, _) => None,
+        (Some(_), true) => Some("demo"),
+        (Some(_), false) => Some("enabled: pays without a card, not for production"),
+    };
+    state.catalog_cache = settings.catalog_cache;
+    state.metrics = Some(crate::telemetry::metrics_renderer());
+    state.metrics_token = settings.metrics_token.clone();
+    state
+}
+
 /// A running server.
 pub struct Application {
     backend: Backend,
@@ -220,6 +247,8 @@ pub struct Application {
     server: Server,
     stop: watch::Sender<bool>,
     jobs: Vec<JoinHandle<()>>,
+    #[cfg(feature = "testing")]
+    job_round: crate::jobs::JobRound,
 }
 
 impl std::fmt::Debug for Application {
@@ -234,6 +263,11 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Binds the listener, connects the adapters and starts serving in the background.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        Application::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// As `build`, timed by `clock` instead of the system's (tests move a `ManualClock`).
+    pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
         settings.require_jwt_secret_for_serving()?;
         let listener = TcpListener::bind(settings.bind).with_context(|| format!("cannot listen on {}", settings.bind))?;
         let port = listener.local_addr()?.port();
@@ -246,8 +280,8 @@ impl Application {
             tracing::warn!("DEMO MODE: data lives in memory and is lost when the server stops; set DATABASE_URL to persist it");
         }
         match backend.clone() {
-            Backend::Memory(store) => Application::start(store, backend, &settings, listener, base_url).await,
-            Backend::Postgres(store) => Application::start(store, backend, &settings, listener, base_url).await,
+            Backend::Memory(store) => Application::start(store, backend, &settings, listener, base_url, clock).await,
+            Backend::Postgres(store) => Application::start(store, backend, &settings, listener, base_url, clock).await,
         }
     }
 
@@ -262,30 +296,14 @@ impl Application {
         settings: &Settings,
         listener: TcpListener,
         base_url: String,
+        clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Application> {
-        let services = Services::new(store, settings, &base_url).await?;
+        let services = Services::with_clock(store, settings, &base_url, clock).await?;
         if let Some((email, password)) = &settings.bootstrap_admin {
             crate::seed::ensure_admin(&services.app, email, password).await?;
         }
         let port = listener.local_addr()?.port();
-        let limits = RateLimits {
-            enabled: settings.rate_limit_enabled,
-            auth: settings.rate_limit_auth,
-            money: settings.rate_limit_money,
-            general: settings.rate_limit_general,
-            trust_forwarded_for: settings.trust_forwarded_for,
-        };
-        let mut state = ApiState::new(services.app.clone(), services.limiter.clone(), limits);
-        state.hosted_checkout = services.simulator.clone().map(|s| s as Arc<dyn HostedCheckout>);
-        state.simulated_gateway = match (&services.simulator, settings.is_demo()) {
-            (None, _) => None,
-            (Some(_), true) => Some("demo"),
-            (Some(_), false) => Some("enabled: pays without a card, not for production"),
-        };
-        state.catalog_cache = settings.catalog_cache;
-        state.metrics = Some(crate::telemetry::metrics_renderer());
-        state.metrics_token = settings.metrics_token.clone();
-        let state = web::Data::new(state);
+        let state = web::Data::new(api_state(&services, settings));
         let http = HttpSettings {
             body_limit_bytes: settings.body_limit_bytes,
             cors_origins: settings.cors_origins.clone(),
@@ -296,6 +314,8 @@ impl Application {
         }
         let server = server.shutdown_timeout(settings.shutdown_timeout.as_secs()).run();
         let (stop, stopped) = watch::channel(false);
+        #[cfg(feature = "testing")]
+        let job_round = jobs::JobRound::new(services.app.clone(), settings.job_batch, stopped.clone());
         let jobs = vec![jobs::spawn_flows(
             services.app.clone(),
             settings.job_interval,
@@ -310,7 +330,16 @@ impl Application {
             server,
             stop,
             jobs,
+            #[cfg(feature = "testing")]
+            job_round,
         })
+    }
+
+    /// Runs a round of the background job whenever a test says, as the job's timer would: the
+    /// test moves a manual clock past a deadline and runs a round instead of waiting.
+    #[cfg(feature = "testing")]
+    pub fn job_round(&self) -> jobs::JobRound {
+        self.job_round.clone()
     }
 
     pub fn port(&self) -> u16 {

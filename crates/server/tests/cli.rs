@@ -1,11 +1,35 @@
 //! The `server` binary itself: its operator commands against a real database, and a graceful stop.
 
-use std::process::{Command, Output, Stdio};
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use adapter_postgres::testing::TestDatabase;
+use tokio::sync::{mpsc, watch};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_server");
+
+/// How long a test waits for something the server or the database brings about.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Waits until `check` holds, checking again each time other tasks have had a turn; fails the
+/// test, naming `what`, if it does not within ten seconds. Tests wait with this, never by sleeping.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let waited = tokio::time::timeout(DEADLINE, async {
+        while !check().await {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "still waiting after {DEADLINE:?} for {what}");
+}
 
 fn server(database: &TestDatabase, args: &[&str]) -> Output {
     Command::new(SERVER)
@@ -81,31 +105,127 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-#[tokio::test]
-async fn sigterm_lets_the_request_in_flight_finish() {
-    let port = free_port();
-    // A high bcrypt cost makes registration slow enough to be caught in flight.
+/// A `server serve` process and the lines it logs.
+struct Served {
+    child: Child,
+    address: String,
+    base: String,
+    log: mpsc::UnboundedReceiver<String>,
+}
+
+/// A `server serve` process on `database`, listening on a free port; its connections carry
+/// `name` as their `application_name`, so the test can tell two instances apart in
+/// `pg_stat_activity`.
+fn serve(database: &TestDatabase, name: &str) -> Served {
+    let address = format!("127.0.0.1:{}", free_port());
+    let separator = if database.url().contains('?') { '&' } else { '?' };
     let mut child = Command::new(SERVER)
         .arg("serve")
-        .env("BIND_ADDRESS", format!("127.0.0.1:{port}"))
-        .env("BCRYPT_COST", "14")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", format!("{}{separator}application_name={name}", database.url()))
+        .env("BIND_ADDRESS", &address)
+        .env("JWT_SECRET", "a-shared-signing-key-of-32-bytes-or-more")
+        .env("ADMIN_EMAIL", "ops@example.com")
+        .env("ADMIN_PASSWORD", "operator secret 42")
+        .env("BCRYPT_COST", "4")
+        .env("RATE_LIMIT_ENABLED", "false")
+        .env("WORKERS", "2")
+        // actix-server says when it listens and when a worker finishes connections at a stop.
+        .env("RUST_LOG", "error,actix_server=info")
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("the server starts");
-    let base = format!("http://127.0.0.1:{port}");
+    let stdout = child.stdout.take().expect("the server's stdout");
+    let (lines, log) = mpsc::unbounded_channel();
+    // Read on a thread of its own, to the end, so that the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    Served {
+        child,
+        base: format!("http://{address}"),
+        address,
+        log,
+    }
+}
+
+/// A test that fails leaves no server behind, not even a stopped one.
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    /// Waits for a line of the server's log containing `needle`.
+    async fn logged(&mut self, needle: &str) -> String {
+        let found = tokio::time::timeout(DEADLINE, async {
+            while let Some(line) = self.log.recv().await {
+                if line.contains(needle) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            Ok(None) => panic!("{} exited without logging {needle:?}", self.base),
+            Err(_) => panic!("{} did not log {needle:?} within {DEADLINE:?}", self.base),
+        }
+    }
+
+    /// Waits until the server accepts connections and handles signals: actix-server logs its
+    /// address once its accept loop and signal handlers are in place.
+    async fn listening(&mut self) {
+        let needle = format!("listening on: {}", self.address);
+        self.logged(&needle).await;
+    }
+
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill {signal}");
+    }
+}
+
+/// Backends of this database waiting for a heavyweight lock, those of `application` only if given.
+async fn lock_waiters(client: &tokio_postgres::Client, application: Option<&str>) -> i64 {
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' \
+             AND ($1::text IS NULL OR application_name = $1)",
+            &[&application],
+        )
+        .await
+        .expect("pg_stat_activity");
+    row.get(0)
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_request_in_flight_finish() {
+    let database = TestDatabase::create().await;
+    let mut server = serve(&database, "payments");
+    server.listening().await;
+    // The test holds back every write to `users`, so a registration stays in flight, inside the
+    // server, until the test lets it go.
+    let blocker = database.raw_client().await;
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE users IN SHARE MODE")
+        .await
+        .expect("lock users");
     adapter_monnify::ensure_crypto_provider();
     let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if http.get(format!("{base}/health/live")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let body = serde_json::json!({"email": "ann@example.com", "password": "correct horse 9"});
     let request = tokio::spawn({
-        let (http, base) = (http.clone(), base.clone());
+        let (http, base) = (http.clone(), server.base.clone());
         async move {
             http.post(format!("{base}/api/v1/auth/register"))
                 .json(&body)
@@ -114,61 +234,25 @@ async fn sigterm_lets_the_request_in_flight_finish() {
                 .map(|r| r.status().as_u16())
         }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let terminated = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(terminated.success());
+    let watcher = database.raw_client().await;
+    eventually("the registration to wait for the users table", || async {
+        lock_waiters(&watcher, None).await > 0
+    })
+    .await;
+    server.signal("-TERM");
+    server.logged("graceful worker shutdown; finishing").await;
+    blocker.batch_execute("ROLLBACK").await.expect("release users");
     assert_eq!(
         request.await.expect("the request task").expect("an answer"),
         201,
         "the request in flight is answered"
     );
-    let exit = child.wait().expect("the server exits");
+    let exit = server.child.wait().expect("the server exits");
     assert!(exit.success(), "{exit:?}");
     assert!(
-        http.get(format!("{base}/health/live")).send().await.is_err(),
+        http.get(format!("{}/health/live", server.base)).send().await.is_err(),
         "the server no longer listens"
     );
-}
-
-/// A `server serve` process on `database`, listening on a free port.
-fn serve(database: &TestDatabase) -> (std::process::Child, String) {
-    let port = free_port();
-    let child = Command::new(SERVER)
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", database.url())
-        .env("BIND_ADDRESS", format!("127.0.0.1:{port}"))
-        .env("JWT_SECRET", "a-shared-signing-key-of-32-bytes-or-more")
-        .env("ADMIN_EMAIL", "ops@example.com")
-        .env("ADMIN_PASSWORD", "operator secret 42")
-        .env("BCRYPT_COST", "4")
-        .env("RATE_LIMIT_ENABLED", "false")
-        .env("WORKERS", "2")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the server starts");
-    (child, format!("http://127.0.0.1:{port}"))
-}
-
-async fn wait_ready(http: &reqwest::Client, base: &str) {
-    for _ in 0..200 {
-        if http
-            .get(format!("{base}/health/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{base} never became ready");
 }
 
 async fn call(http: &reqwest::Client, base: &str, path: &str, token: Option<&str>, body: serde_json::Value) -> (u16, serde_json::Value) {
@@ -193,68 +277,56 @@ async fn account(http: &reqwest::Client, base: &str, email: &str, role: &str) ->
         .to_owned()
 }
 
-/// Buys the product over and over on `base` until `stop`; counts the purchases.
+/// Buys the product over and over on `base` until `stop`, counting the purchases in `sold`.
 fn buyers(
     http: &reqwest::Client,
     base: &str,
     tokens: &[String],
     product: &str,
-    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<u32>> {
+    stop: &Arc<AtomicBool>,
+    sold: &Arc<watch::Sender<u32>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let cart = serde_json::json!({"items": [{"product_id": product, "quantity": 1}], "payment_method": "wallet"});
     tokens
         .iter()
         .map(|token| {
-            let (http, base, token, cart, stop) = (http.clone(), base.to_owned(), token.clone(), cart.clone(), stop.clone());
+            let (http, base, token, cart, stop, sold) = (
+                http.clone(),
+                base.to_owned(),
+                token.clone(),
+                cart.clone(),
+                stop.clone(),
+                sold.clone(),
+            );
             tokio::spawn(async move {
-                let mut bought = 0;
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                while !stop.load(Ordering::SeqCst) {
                     if call(&http, &base, "/api/v1/orders", Some(&token), cart.clone()).await.0 == 201 {
-                        bought += 1;
+                        sold.send_modify(|n| *n += 1);
                     }
                 }
-                bought
             })
         })
         .collect()
 }
 
-/// Two instances share one database; one is stopped (SIGSTOP) in the middle of a load on one hot
-/// product, holding its row locks. The other keeps serving within seconds: PostgreSQL ends the
-/// stopped instance's idle transactions after `idle_in_transaction_session_timeout` (5 s by
-/// default), not after the minute it used to take.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_stopped_instance_holds_no_lock_the_other_needs_for_more_than_seconds() {
-    let database = TestDatabase::create().await;
-    let (mut stalled, stalled_base) = serve(&database);
-    let (mut healthy, healthy_base) = serve(&database);
-    adapter_monnify::ensure_crypto_provider();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-    wait_ready(&http, &stalled_base).await;
-    wait_ready(&http, &healthy_base).await;
-    let admin = call(
-        &http,
-        &healthy_base,
-        "/api/v1/auth/login",
-        None,
-        serde_json::json!({"email": "ops@example.com", "password": "operator secret 42"}),
-    )
-    .await
-    .1["access_token"]
+/// An admin's token, a merchant's hot product with plenty of stock, and twelve funded buyers.
+async fn hot_sale(http: &reqwest::Client, base: &str) -> (String, String, Vec<String>) {
+    let admin = serde_json::json!({"email": "ops@example.com", "password": "operator secret 42"});
+    let admin = call(http, base, "/api/v1/auth/login", None, admin).await.1["access_token"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let merchant = account(&http, &healthy_base, "merchant@example.com", "merchant").await;
+    let merchant = account(http, base, "merchant@example.com", "merchant").await;
     let product = serde_json::json!({"name": "Hot item", "price": "1.00", "currency": "USD", "stock": 1_000_000});
-    let product = call(&http, &healthy_base, "/api/v1/products", Some(&merchant), product).await.1["id"]
+    let product = call(http, base, "/api/v1/products", Some(&merchant), product).await.1["id"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
     let mut tokens = Vec::new();
     for n in 0..12 {
-        let token = account(&http, &healthy_base, &format!("buyer{n}@example.com"), "customer").await;
+        let token = account(http, base, &format!("buyer{n}@example.com"), "customer").await;
         let me = http
-            .get(format!("{healthy_base}/api/v1/auth/me"))
+            .get(format!("{base}/api/v1/auth/me"))
             .bearer_auth(&token)
             .send()
             .await
@@ -264,61 +336,117 @@ async fn a_stopped_instance_holds_no_lock_the_other_needs_for_more_than_seconds(
             .unwrap_or_default()
             .to_owned();
         let funds = serde_json::json!({"amount": "100000.00", "currency": "USD", "reason": "load"});
-        assert_eq!(
-            call(
-                &http,
-                &healthy_base,
-                &format!("/api/v1/admin/wallets/{id}/adjustments"),
-                Some(&admin),
-                funds
-            )
-            .await
-            .0,
-            201
-        );
+        let adjustment = format!("/api/v1/admin/wallets/{id}/adjustments");
+        assert_eq!(call(http, base, &adjustment, Some(&admin), funds).await.0, 201);
         tokens.push(token);
     }
+    (admin, product, tokens)
+}
+
+/// Backends of `application` with a transaction open and idle: stopped in the middle of it.
+async fn idle_in_transaction(client: &tokio_postgres::Client, application: &str) -> Vec<i32> {
+    client
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1 \
+             AND state = 'idle in transaction' AND backend_xid IS NOT NULL",
+            &[&application],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// Two instances share one database; one is stopped (SIGSTOP) in the middle of a load on one hot
+/// product, holding its row lock. The other keeps serving within seconds: PostgreSQL ends the
+/// stopped instance's idle transaction after `idle_in_transaction_session_timeout` (5 s by
+/// default), not after the minute it used to take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopped_instance_holds_no_lock_the_other_needs_for_more_than_seconds() {
+    let database = TestDatabase::create().await;
+    let (mut stalled, mut healthy) = (serve(&database, "stalled"), serve(&database, "healthy"));
+    adapter_monnify::ensure_crypto_provider();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    stalled.listening().await;
+    healthy.listening().await;
+    let (admin, product, tokens) = hot_sale(&http, &healthy.base).await;
     let (on_stalled, on_healthy) = tokens.split_at(6);
-    let stop_stalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop_healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stalled_load = buyers(&http, &stalled_base, on_stalled, &product, &stop_stalled);
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let stopped = Command::new("kill")
-        .args(["-STOP", &stalled.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(stopped.success());
-    stop_stalled.store(true, std::sync::atomic::Ordering::SeqCst);
-    // Within a few seconds of the stop, the healthy instance sells the hot product again.
-    let healthy_load = buyers(&http, &healthy_base, on_healthy, &product, &stop_healthy);
-    tokio::time::sleep(Duration::from_secs(15)).await;
-    stop_healthy.store(true, std::sync::atomic::Ordering::SeqCst);
-    let mut sold = 0;
+
+    // The test holds the hot row while the stalled instance's buyers queue for it in PostgreSQL,
+    // stops that instance, then lets the row go: the first of them takes it, and keeps it.
+    let (holder, watcher) = (database.raw_client().await, database.raw_client().await);
+    holder.batch_execute("BEGIN").await.expect("begin");
+    holder
+        .execute(
+            "SELECT 1 FROM stock WHERE product_id = $1::text::uuid FOR NO KEY UPDATE",
+            &[&product],
+        )
+        .await
+        .expect("lock the hot row");
+    let stop_stalled = Arc::new(AtomicBool::new(false));
+    let stalled_load = buyers(
+        &http,
+        &stalled.base,
+        on_stalled,
+        &product,
+        &stop_stalled,
+        &Arc::new(watch::channel(0).0),
+    );
+    eventually("the stalled instance's buyers to queue for the hot row", || async {
+        lock_waiters(&watcher, Some("stalled")).await > 0
+    })
+    .await;
+    stalled.signal("-STOP");
+    let stopped_at = tokio::time::Instant::now();
+    stop_stalled.store(true, Ordering::SeqCst);
+    holder.batch_execute("ROLLBACK").await.expect("let the hot row go");
+    let stuck = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let stuck = idle_in_transaction(&watcher, "stalled").await;
+            if !stuck.is_empty() {
+                return stuck;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("a transaction of the stopped instance holds the hot row");
+
+    // Within seconds of the stop, the healthy instance sells the hot product again.
+    let stop_healthy = Arc::new(AtomicBool::new(false));
+    let (sold, mut sales) = watch::channel(0_u32);
+    let healthy_load = buyers(&http, &healthy.base, on_healthy, &product, &stop_healthy, &Arc::new(sold));
+    let selling = tokio::time::timeout_at(stopped_at + Duration::from_secs(15), sales.wait_for(|n| *n >= 20))
+        .await
+        .is_ok();
+    let sold = *sales.borrow();
+    eprintln!("the healthy instance sold {sold} units within 15 s of the other's stop");
+    assert!(
+        selling,
+        "the healthy instance was held up by the stopped one: {sold} purchases in 15 s"
+    );
+    eventually("PostgreSQL to end the stopped instance's transaction", || async {
+        let left = watcher
+            .query("SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1)", &[&stuck])
+            .await
+            .expect("pg_stat_activity");
+        left.is_empty()
+    })
+    .await;
+    stop_healthy.store(true, Ordering::SeqCst);
     for buyer in healthy_load {
-        sold += buyer.await.expect("a buyer");
+        buyer.await.expect("a buyer");
     }
-    let resumed = Command::new("kill")
-        .args(["-CONT", &stalled.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(resumed.success());
+    stalled.signal("-CONT");
     for buyer in stalled_load {
         let _ = buyer.await;
     }
-    eprintln!("the healthy instance sold {sold} units in the 15 s after the other was stopped");
-    assert!(
-        sold >= 20,
-        "the healthy instance was held up by the stopped one: {sold} purchases in 15 s"
-    );
     let verify = http
-        .get(format!("{healthy_base}/api/v1/admin/ledger/verify"))
+        .get(format!("{}/api/v1/admin/ledger/verify", healthy.base))
         .bearer_auth(&admin)
         .send()
         .await
         .expect("verify");
     assert_eq!(verify.json::<serde_json::Value>().await.unwrap_or_default()["ok"], true);
-    let _ = stalled.kill();
-    let _ = healthy.kill();
-    let _ = stalled.wait();
-    let _ = healthy.wait();
 }

@@ -34,6 +34,23 @@ pub enum CommitFault {
     Drop,
 }
 
+/// How long a lost answer waits for the server to answer the `COMMIT` (a `COMMIT` that fails, and
+/// so is answered with an error, is not recognised and waits this long).
+const ANSWER_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The server's `CommandComplete` that ends a transaction: `COMMIT`, or `ROLLBACK` when it had
+/// failed.
+const TRANSACTION_ENDS: [&[u8]; 2] = [b"C\0\0\0\x0bCOMMIT\0", b"C\0\0\0\x0dROLLBACK\0"];
+
+/// The server's answers on one connection while an answer is being lost: muted, and watched for
+/// the end of the transaction.
+#[derive(Debug, Clone)]
+struct Muting {
+    mute: Arc<AtomicBool>,
+    /// Whether the server has answered the `COMMIT`, that is, committed.
+    answered: watch::Receiver<bool>,
+}
+
 /// A fault waiting for its `COMMIT`.
 #[derive(Debug, Clone)]
 struct Armed {
@@ -159,17 +176,21 @@ async fn relay(client: TcpStream, server: TcpStream, controls: Arc<Controls>) {
     let _ = server.set_nodelay(true);
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
-    let mute_answers = Arc::new(AtomicBool::new(false));
+    let (answered, answer_seen) = watch::channel(false);
+    let muting = Muting {
+        mute: Arc::new(AtomicBool::new(false)),
+        answered: answer_seen,
+    };
     let mut close_all = controls.close_all.subscribe();
     let (closing, closed) = watch::channel(false);
     let upstream = tokio::spawn(frontend_to_server(
         client_read,
         server_write,
         Arc::clone(&controls),
-        Arc::clone(&mute_answers),
+        muting.clone(),
         closing,
     ));
-    let downstream = tokio::spawn(server_to_frontend(server_read, client_write, mute_answers));
+    let downstream = tokio::spawn(server_to_frontend(server_read, client_write, muting.mute, answered));
     let mut closed = closed;
     tokio::select! {
         _ = close_all.changed() => {}
@@ -179,15 +200,22 @@ async fn relay(client: TcpStream, server: TcpStream, controls: Arc<Controls>) {
     downstream.abort();
 }
 
-/// Copies the server's answers to the client, unless they are muted (an answer being lost).
-async fn server_to_frontend(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mute: Arc<AtomicBool>) {
+/// Copies the server's answers to the client, unless they are muted (an answer being lost); says
+/// when a muted answer ends the transaction.
+async fn server_to_frontend(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mute: Arc<AtomicBool>, answered: watch::Sender<bool>) {
     let mut buffer = vec![0_u8; 16 * 1024];
+    // Everything muted so far: the answer may come in several reads.
+    let mut muted = Vec::new();
     loop {
         let read = match from.read(&mut buffer).await {
             Ok(0) | Err(_) => return,
             Ok(read) => read,
         };
         if mute.load(Ordering::SeqCst) {
+            muted.extend_from_slice(&buffer[..read]);
+            if TRANSACTION_ENDS.iter().any(|end| muted.windows(end.len()).any(|w| w == *end)) {
+                answered.send_replace(true);
+            }
             continue;
         }
         if to.write_all(&buffer[..read]).await.is_err() {
@@ -202,7 +230,7 @@ async fn frontend_to_server(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     controls: Arc<Controls>,
-    mute_answers: Arc<AtomicBool>,
+    muting: Muting,
     closing: watch::Sender<bool>,
 ) {
     let mut statements: HashMap<String, String> = HashMap::new();
@@ -227,7 +255,7 @@ async fn frontend_to_server(
                 && is_word(sql.as_deref().unwrap_or_default(), "commit")
                 && let Some(armed) = controls.strike()
             {
-                strike(armed, message, from, to, &controls, &mute_answers, closing).await;
+                strike(armed, message, from, to, &controls, muting, closing).await;
                 return;
             }
         }
@@ -244,7 +272,7 @@ async fn strike(
     from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     controls: &Arc<Controls>,
-    mute_answers: &Arc<AtomicBool>,
+    muting: Muting,
     closing: watch::Sender<bool>,
 ) {
     match armed.fault {
@@ -255,15 +283,15 @@ async fn strike(
             let _ = closing.send(true);
         }
         CommitFault::LoseAnswer => {
-            mute_answers.store(true, Ordering::SeqCst);
+            muting.mute.store(true, Ordering::SeqCst);
             if to.write_all(&message).await.is_err() {
                 return;
             }
-            // The rest of the pipeline (Execute, Sync) follows; give the server time to commit
-            // before the connection goes.
-            let (controls, cut) = (Arc::clone(controls), armed.cut);
+            // The rest of the pipeline (Execute, Sync) follows; the connection goes once the
+            // server has answered the COMMIT, so it has committed by then.
+            let (controls, cut, mut answered) = (Arc::clone(controls), armed.cut, muting.answered);
             tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                let _ = tokio::time::timeout(ANSWER_DEADLINE, answered.wait_for(|answered| *answered)).await;
                 if cut {
                     controls.close_everything();
                 }

@@ -15,6 +15,8 @@ use domain::wallet::{Wallet, WalletOwner};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::support::eventually;
+
 fn user() -> User {
     let id = UserId::from_uuid(Uuid::now_v7());
     User {
@@ -361,11 +363,21 @@ async fn a_transaction_left_idle_is_ended_by_the_database_and_its_locks_released
     .expect("second store");
 
     let mut stuck = hung.begin().await.expect("begin");
+    let stuck_pid = stuck.backend_pid().await.expect("pid");
     stuck.lock_wallets(&[wallet]).await.expect("lock");
-    // The process holding the lock stops sending anything, as a paused or hung server would.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The process holding the lock stops sending anything, as a paused or hung server would, until
+    // the database ends its session.
+    let client = database.raw_client().await;
+    eventually("the database to end the idle session", || async {
+        let sessions = client
+            .query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&stuck_pid])
+            .await
+            .expect("pg_stat_activity");
+        sessions.is_empty()
+    })
+    .await;
 
-    // Well within the 5 s lock timeout: the database ended the idle session and its locks.
+    // The database ended the idle session, and its locks with it.
     let mut other = store.begin().await.expect("begin");
     other.lock_wallets(&[wallet]).await.expect("the lock was released");
     other.commit().await.expect("commit");

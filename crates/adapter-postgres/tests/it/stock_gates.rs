@@ -9,7 +9,7 @@ use domain::ids::ProductId;
 use domain::user::Role;
 use tokio::task::JoinHandle;
 
-use crate::support::Harness;
+use crate::support::{Harness, eventually};
 
 /// A store on the harness's database letting one transaction at a time queue for a stock row.
 async fn one_waiter_store(harness: &Harness, lock_timeout: Duration) -> PgStore {
@@ -48,11 +48,8 @@ async fn assert_went_on(waiter: JoinHandle<StoreResult<usize>>) {
 }
 
 /// Backends of this database waiting for a heavyweight lock (a row lock among them).
-async fn lock_waiters(harness: &Harness) -> i64 {
-    let row = harness
-        .database
-        .raw_client()
-        .await
+async fn lock_waiters(client: &tokio_postgres::Client) -> i64 {
+    let row = client
         .query_one(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
             &[],
@@ -71,9 +68,13 @@ async fn a_second_buyer_of_a_held_stock_row_waits_in_the_process_and_then_gets_i
     let mut holder = store.begin().await.expect("begin");
     holder.lock_cart(&[product]).await.expect("lock");
     let second = lock_cart_later(&store, product);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually("the second transaction to wait at the gate", || async {
+        store.stock_gate_waiters() == 1
+    })
+    .await;
     assert!(!second.is_finished(), "the second transaction waits while the first holds the row");
-    assert_eq!(lock_waiters(&harness).await, 0, "it waits in the process, not in PostgreSQL");
+    let client = harness.database.raw_client().await;
+    assert_eq!(lock_waiters(&client).await, 0, "it waits in the process, not in PostgreSQL");
 
     holder.commit().await.expect("commit");
     assert_went_on(second).await;
@@ -120,15 +121,17 @@ async fn a_transaction_already_holding_locks_queues_in_postgres_instead() {
             stock.map(|rows| rows.len())
         }
     });
-    let mut waiting = 0;
-    for _ in 0..100 {
-        waiting = lock_waiters(&harness).await;
-        if waiting > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(waiting, 1, "the second transaction waits for the row in PostgreSQL");
+    let client = harness.database.raw_client().await;
+    eventually("a transaction to wait for a lock in PostgreSQL", || async {
+        lock_waiters(&client).await > 0
+    })
+    .await;
+    assert_eq!(
+        lock_waiters(&client).await,
+        1,
+        "the second transaction waits for the row in PostgreSQL"
+    );
+    assert_eq!(store.stock_gate_waiters(), 0, "not at a gate");
 
     holder.commit().await.expect("commit");
     assert_went_on(second).await;
@@ -152,7 +155,7 @@ async fn buyers_waiting_at_a_gate_leave_the_pool_to_other_work() {
     let mut holder = store.begin().await.expect("begin");
     holder.lock_cart(&[product]).await.expect("lock");
     let waiting: Vec<_> = (0..4).map(|_| lock_cart_later(&store, product)).collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually("the four buyers to wait at the gate", || async { store.stock_gate_waiters() == 4 }).await;
 
     let other_work = async {
         let mut tx = store.begin().await.expect("begin");

@@ -1,7 +1,9 @@
 //! The real application on PostgreSQL: `App<PgStore>` with the system clock and UUIDv7 ids, the
 //! in-memory cache, the security doubles of `application::testing`, and a card gateway double.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use adapter_memory::MemoryCache;
 use adapter_postgres::PgStore;
@@ -195,4 +197,23 @@ impl Harness {
         let report = self.app.verify_ledger_unchecked().await.expect("verify");
         assert!(report.is_ok(), "ledger problems: {:?}", report.problems);
     }
+}
+
+/// How long a test waits for something that other tasks or the database bring about.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Waits until `check` holds, checking again each time other tasks have had a turn; fails the
+/// test, naming `what`, if it does not within ten seconds. Tests wait with this, never by sleeping.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let waited = tokio::time::timeout(DEADLINE, async {
+        while !check().await {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "still waiting after {DEADLINE:?} for {what}");
 }
