@@ -26,7 +26,19 @@ fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Vec<u8> {
 
 /// The header value for `body` signed at `timestamp`.
 pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    format!("t={timestamp},v1={}", hex::encode(mac(secret, timestamp, body)))
+    sign_all(&[secret], timestamp, body)
+}
+
+/// The header value for `body` signed at `timestamp` with each of `secrets`, in order: one `v1`
+/// entry per secret, so a receiver that knows any one of them accepts it (as while a secret is
+/// being rolled).
+pub fn sign_all(secrets: &[&[u8]], timestamp: i64, body: &[u8]) -> String {
+    let mut header = format!("t={timestamp}");
+    for secret in secrets {
+        header.push_str(",v1=");
+        header.push_str(&hex::encode(mac(secret, timestamp, body)));
+    }
+    header
 }
 
 /// Checks `header` against the raw `body`: some `v1` signature must match some secret, and the
@@ -109,6 +121,24 @@ mod tests {
         let v1 = good.split("v1=").nth(1).unwrap_or_default();
         let header = format!("t=1000,v1={},v0=abc,v1={v1}", "00".repeat(32));
         assert_eq!(verify(&[b"s".to_vec()], &header, BODY, 1000, 300), Ok(()));
+    }
+
+    #[test]
+    fn signed_with_two_secrets_verifies_with_either() {
+        let header = sign_all(&[b"whsec_old", b"whsec_new"], 1000, BODY);
+        assert_eq!(header.matches(",v1=").count(), 2, "{header}");
+        assert!(header.starts_with(&sign(b"whsec_old", 1000, BODY)), "{header}");
+        assert!(
+            header.ends_with(sign(b"whsec_new", 1000, BODY).trim_start_matches("t=1000")),
+            "{header}"
+        );
+        for secret in [b"whsec_old".to_vec(), b"whsec_new".to_vec()] {
+            assert_eq!(verify(&[secret], &header, BODY, 1000, 300), Ok(()));
+        }
+        assert_eq!(
+            verify(&[b"whsec_other".to_vec()], &header, BODY, 1000, 300),
+            Err(WebhookError::BadSignature)
+        );
     }
 
     #[test]
