@@ -10,6 +10,7 @@
 mod cache;
 mod state;
 mod tx;
+mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -6,13 +6,17 @@ use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
 use domain::events::OutboxEvent;
 use domain::follow_up::{FollowUp, FollowUpTask};
-use domain::ids::{CallId, HoldId, OrderId, PaymentId, ProductId, RefreshTokenId, RefundId, TransferId, UserId, WalletId, WithdrawalId};
+use domain::ids::{
+    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, RefreshTokenId, RefundId, TransferId, UserId, WalletId, WebhookDeliveryId,
+    WebhookEndpointId, WithdrawalId,
+};
 use domain::ledger::{JournalTransaction, Posting};
 use domain::money::Currency;
 use domain::order::{Order, StatusChange};
 use domain::payment::{Payment, Refund};
 use domain::user::{Email, User};
 use domain::wallet::{Hold, Transfer, Wallet, Withdrawal};
+use domain::webhook::{WebhookDelivery, WebhookEndpoint};
 use imbl::{HashMap, HashSet, OrdMap, Vector};
 use time::OffsetDateTime;
 
@@ -42,5 +46,11 @@ pub(crate) struct State {
     pub idempotency: HashMap<(Option<UserId>, IdempotencyKey), IdempotencyRecord>,
     pub webhook_events: HashSet<(String, String)>,
     pub outbox: Vector<(OutboxEvent, Option<OffsetDateTime>)>,
+    /// Each event's position in `outbox`.
+    pub outbox_index: HashMap<EventId, usize>,
     pub follow_ups: OrdMap<FollowUpTask, FollowUp>,
+    pub webhook_endpoints: OrdMap<WebhookEndpointId, WebhookEndpoint>,
+    pub webhook_deliveries: OrdMap<WebhookDeliveryId, WebhookDelivery>,
+    /// Until when a deliverer holds an endpoint.
+    pub webhook_holds: HashMap<WebhookEndpointId, OffsetDateTime>,
 }

@@ -36,7 +36,7 @@ use crate::state::State;
 #[derive(Debug)]
 pub struct MemoryTx {
     guard: OwnedMutexGuard<State>,
-    work: State,
+    pub(crate) work: State,
     faults: Arc<Faults>,
 }
 
@@ -47,12 +47,12 @@ impl MemoryTx {
     }
 }
 
-fn missing(what: &str) -> StoreError {
+pub(crate) fn missing(what: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} does not exist"))
 }
 
 /// Newest first by (time, id), after the cursor, at most `limit + 1` rows.
-fn page_by_position<T: Clone>(mut rows: Vec<T>, page: &PageRequest, key: impl Fn(&T) -> (OffsetDateTime, Uuid)) -> Page<T> {
+pub(crate) fn page_by_position<T: Clone>(mut rows: Vec<T>, page: &PageRequest, key: impl Fn(&T) -> (OffsetDateTime, Uuid)) -> Page<T> {
     rows.sort_by_key(|row| Reverse(key(row)));
     if let Some((at, id)) = page.after.and_then(|cursor| cursor.position()) {
         rows.retain(|row| key(row) < (at, id));
@@ -796,12 +796,38 @@ impl WebhookInbox for MemoryTx {
     }
 }
 
+impl MemoryTx {
+    fn event(&self, id: EventId) -> Option<&OutboxEvent> {
+        let position = *self.work.outbox_index.get(&id)?;
+        self.work.outbox.get(position).map(|(event, _)| event)
+    }
+
+    /// When an event occurred, if it is in the outbox.
+    pub(crate) fn event_time(&self, id: EventId) -> Option<OffsetDateTime> {
+        self.event(id).map(|event| event.occurred_at)
+    }
+}
+
 impl EventOutbox for MemoryTx {
     async fn enqueue_events(&mut self, events: &[OutboxEvent]) -> StoreResult<()> {
         for event in events {
+            self.work.outbox_index.insert(event.id, self.work.outbox.len());
             self.work.outbox.push_back((event.clone(), None));
         }
         Ok(())
+    }
+
+    async fn find_event(&mut self, id: EventId) -> StoreResult<Option<OutboxEvent>> {
+        Ok(self.event(id).cloned())
+    }
+
+    async fn oldest_unpublished_event(&mut self) -> StoreResult<Option<OffsetDateTime>> {
+        Ok(self
+            .work
+            .outbox
+            .iter()
+            .find(|(_, published)| published.is_none())
+            .map(|(event, _)| event.occurred_at))
     }
 
     async fn lock_unpublished_events(&mut self, limit: usize) -> StoreResult<Vec<OutboxEvent>> {

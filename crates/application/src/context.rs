@@ -9,6 +9,7 @@ use crate::ports::gateway::Gateways;
 use crate::ports::security::{PasswordHasher, TokenIssuer};
 use crate::ports::store::UnitOfWork;
 use crate::ports::system::{Clock, IdGenerator};
+use crate::ports::webhooks::WebhookSender;
 
 /// Tunables of the use cases. Every limit is explicit.
 #[derive(Debug, Clone)]
@@ -30,6 +31,35 @@ pub struct Settings {
     pub catalog_cache_ttl: std::time::Duration,
     /// The wallet every new user gets.
     pub default_currency: domain::money::Currency,
+    pub webhooks: WebhookSettings,
+}
+
+/// Tunables of outbound webhooks.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Whether endpoint URLs may use plain `http` (demo mode and tests); `https` otherwise.
+    pub allow_insecure_urls: bool,
+    /// How long a deliverer holds an endpoint (renewed at each attempt) before another instance
+    /// may take it over: longer than one request's timeout.
+    pub lease: Duration,
+    /// Endpoints a round serves at once.
+    pub endpoints_per_round: usize,
+    /// Deliveries a round makes to one endpoint, one after another.
+    pub deliveries_per_endpoint: usize,
+    /// Events a round fans out.
+    pub events_per_round: usize,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> WebhookSettings {
+        WebhookSettings {
+            allow_insecure_urls: false,
+            lease: Duration::seconds(60),
+            endpoints_per_round: 16,
+            deliveries_per_endpoint: 20,
+            events_per_round: 500,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -43,6 +73,7 @@ impl Default for Settings {
             idempotency_lease: Duration::seconds(60),
             catalog_cache_ttl: std::time::Duration::from_secs(60),
             default_currency: domain::money::Currency::Usd,
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -57,6 +88,8 @@ pub struct App<U> {
     pub tokens: Arc<dyn TokenIssuer>,
     pub gateways: Gateways,
     pub cache: Arc<dyn Cache>,
+    /// Sends outbound webhooks.
+    pub webhooks: Arc<dyn WebhookSender>,
     pub settings: Settings,
 }
 

@@ -33,6 +33,9 @@ pub mod top_ups;
 pub mod transact;
 pub mod transfers;
 pub mod wallets;
+mod webhook_relay;
+pub mod webhooks;
 pub mod withdrawals;
 
-pub use context::{App, Settings};
+pub use context::{App, Settings, WebhookSettings};
+pub use webhook_relay::RelayRound;

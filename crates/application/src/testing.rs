@@ -61,3 +61,53 @@ impl TokenIssuer for SpelledTokens {
         format!("hashed:{secret}")
     }
 }
+
+/// A webhook receiver in memory: records every attempt and answers with the statuses it was given,
+/// in turn (200 once they run out), or with a `SendError`. The HTTP sender has its own tests
+/// against real receivers.
+#[derive(Debug, Default)]
+pub struct RecordingWebhooks {
+    received: std::sync::Mutex<Vec<crate::ports::webhooks::OutgoingWebhook>>,
+    answers: std::sync::Mutex<std::collections::VecDeque<Result<u16, crate::ports::webhooks::SendError>>>,
+}
+
+impl RecordingWebhooks {
+    /// The next attempts are answered with these, in order.
+    pub fn answer_with(&self, answers: impl IntoIterator<Item = Result<u16, crate::ports::webhooks::SendError>>) {
+        self.answers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(answers);
+    }
+
+    /// Forgets the answers not given yet: every attempt succeeds again.
+    pub fn answer_ok(&self) {
+        self.answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
+    /// Every attempt so far, in the order made.
+    pub fn received(&self) -> Vec<crate::ports::webhooks::OutgoingWebhook> {
+        self.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+#[async_trait]
+impl crate::ports::webhooks::WebhookSender for RecordingWebhooks {
+    async fn send(
+        &self,
+        webhook: &crate::ports::webhooks::OutgoingWebhook,
+    ) -> Result<crate::ports::webhooks::WebhookAnswer, crate::ports::webhooks::SendError> {
+        self.received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(webhook.clone());
+        let answer = self.answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop_front();
+        let status = answer.unwrap_or(Ok(200))?;
+        Ok(crate::ports::webhooks::WebhookAnswer {
+            status,
+            body: String::new(),
+            retry_after: None,
+            latency: std::time::Duration::from_millis(1),
+        })
+    }
+}

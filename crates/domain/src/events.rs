@@ -8,7 +8,9 @@ use std::str::FromStr;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::ids::{CallId, EventId, Id, OrderId, PaymentId, ProductId, RefundId, TransactionId, TransferId, UserId, WithdrawalId};
+use crate::ids::{
+    CallId, EventId, Id, OrderId, PaymentId, ProductId, RefundId, TransactionId, TransferId, UserId, WebhookEndpointId, WithdrawalId,
+};
 use crate::money::{Currency, Money};
 use crate::order::OrderStatus;
 use crate::user::Role;
@@ -96,6 +98,10 @@ pub enum DomainEvent {
         minutes: u32,
         charged: Money,
     },
+    /// A test event an endpoint's owner asked for; delivered to that endpoint only.
+    WebhookEndpointTested {
+        endpoint_id: WebhookEndpointId,
+    },
 }
 
 impl DomainEvent {
@@ -121,6 +127,7 @@ impl DomainEvent {
             DomainEvent::RefundFailed { .. } => "refund.failed",
             DomainEvent::CallStarted { .. } => "call.started",
             DomainEvent::CallEnded { .. } => "call.ended",
+            DomainEvent::WebhookEndpointTested { .. } => "webhook_endpoint.test",
         }
     }
 
@@ -191,6 +198,7 @@ impl DomainEvent {
                 .with("caller_id", caller_id)
                 .with("receiver_id", receiver_id),
             CallEnded { call_id, minutes, charged } => a.with("call_id", call_id).with("minutes", minutes).money("charged", charged),
+            WebhookEndpointTested { endpoint_id } => a.with("endpoint_id", endpoint_id),
         };
         built.0
     }
@@ -381,6 +389,9 @@ fn commerce_event(a: &AttributesReader<'_>) -> Option<Result<DomainEvent, EventD
                 minutes: a.number("minutes")?,
                 charged: a.money("charged")?,
             },
+            "webhook_endpoint.test" => DomainEvent::WebhookEndpointTested {
+                endpoint_id: a.id("endpoint_id")?,
+            },
             _ => return Ok(None),
         }))
     };
@@ -493,6 +504,7 @@ mod tests {
                 minutes: 3,
                 charged: usd,
             },
+            DomainEvent::WebhookEndpointTested { endpoint_id: id(31) },
         ]
     }
 

@@ -115,6 +115,16 @@ id_type!(
     TokenFamilyId,
     "token family"
 );
+id_type!(
+    /// A receiver of outbound webhooks.
+    WebhookEndpointId,
+    "webhook endpoint"
+);
+id_type!(
+    /// One event for one webhook endpoint.
+    WebhookDeliveryId,
+    "webhook delivery"
+);
 
 #[cfg(test)]
 mod tests {
@@ -166,5 +176,7 @@ impl_id!(
     WithdrawalId,
     EventId,
     RefreshTokenId,
-    TokenFamilyId
+    TokenFamilyId,
+    WebhookEndpointId,
+    WebhookDeliveryId
 );

@@ -15,5 +15,6 @@ pub mod order;
 pub mod payment;
 pub mod user;
 pub mod wallet;
+pub mod webhook;
 
 pub use time::OffsetDateTime;

@@ -22,6 +22,7 @@ pub mod transactions;
 pub mod transfers;
 pub mod users;
 pub mod wallets;
+pub mod webhooks;
 
 use application::ports::store::{StoreError, Transaction, UnitOfWork};
 
@@ -33,9 +34,10 @@ mod prelude {
     };
     pub(crate) use application::pagination::{Page, PageRequest};
     pub(crate) use application::ports::store::{
-        CallRepository, ClaimOutcome, EventOutbox, FollowUpRepository, HoldRepository, IdempotencyRepository, LedgerRepository,
-        OrderFilter, OrderRepository, PaymentLookup, PaymentRepository, ProductFilter, ProductRepository, RefreshTokenRepository,
-        RefundRepository, StoreError, Transaction, TransferRepository, UnitOfWork, UserRepository, WalletRepository, WebhookInbox,
+        CallRepository, ClaimOutcome, DeliveryFilter, EndpointFilter, EventOutbox, FollowUpRepository, HoldRepository,
+        IdempotencyRepository, LedgerRepository, OrderFilter, OrderRepository, PaymentLookup, PaymentRepository, ProductFilter,
+        ProductRepository, RefreshTokenRepository, RefundRepository, StoreError, Transaction, TransferRepository, UnitOfWork,
+        UserRepository, WalletRepository, WebhookInbox, WebhookRepository,
     };
     pub(crate) use domain::call::CallSession;
     pub(crate) use domain::events::{DomainEvent, OutboxEvent};
@@ -65,6 +67,10 @@ macro_rules! contract_tests {
     };
     (@with $then:ident [$($arg:tt)*]) => {
         $crate::contract_tests! { @ $then [$($arg)*]
+            webhooks::webhook_endpoints_are_stored_listed_by_owner_and_deleted,
+            webhooks::a_delivery_is_recorded_once_per_event_and_endpoint,
+            webhooks::an_endpoint_is_claimed_by_one_deliverer_until_released,
+            webhooks::deliveries_of_a_time_range_are_queued_again,
             users::users_are_found_by_id_and_by_email,
             users::an_e_mail_address_belongs_to_one_user,
             users::refresh_tokens_rotate_and_families_revoke,

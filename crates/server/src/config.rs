@@ -96,6 +96,7 @@ pub struct Settings {
     pub job_batch: usize,
     pub hold_ttl: time::Duration,
     pub follow_up_retry: domain::follow_up::RetryPolicy,
+    pub webhooks: WebhookConfig,
     pub workers: Option<usize>,
     pub shutdown_timeout: Duration,
     pub log_json: bool,
@@ -114,6 +115,19 @@ impl std::fmt::Debug for Settings {
             .field("simulated_gateway", &self.simulated_gateway)
             .finish_non_exhaustive()
     }
+}
+
+/// Outbound webhooks to merchants' endpoints.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// How often the relay runs.
+    pub interval: Duration,
+    /// One delivery attempt, all included.
+    pub timeout: Duration,
+    /// Lets endpoints reach loopback, private and link-local addresses (demo mode and tests only).
+    pub allow_private_addresses: bool,
+    /// Lets endpoint URLs use plain `http` (demo mode and tests only).
+    pub allow_http: bool,
 }
 
 /// Stripe, when `STRIPE_SECRET_KEY` is set.
@@ -304,6 +318,16 @@ fn follow_up_retry(v: &Vars<'_>) -> anyhow::Result<domain::follow_up::RetryPolic
     })
 }
 
+fn webhook_config(v: &Vars<'_>, demo: bool) -> anyhow::Result<WebhookConfig> {
+    Ok(WebhookConfig {
+        interval: v.millis("WEBHOOK_INTERVAL_MS", 1_000)?,
+        timeout: v.millis("WEBHOOK_TIMEOUT_MS", 10_000)?,
+        // Demo mode runs on a laptop, where receivers listen on localhost over plain http.
+        allow_private_addresses: v.flag("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", demo)?,
+        allow_http: v.flag("WEBHOOK_ALLOW_HTTP", demo)?,
+    })
+}
+
 fn bootstrap_admin(v: &Vars<'_>) -> anyhow::Result<Option<(String, String)>> {
     Ok(match (v.text("ADMIN_EMAIL"), v.text("ADMIN_PASSWORD")) {
         (Some(email), Some(password)) => Some((email, password)),
@@ -375,6 +399,7 @@ impl Settings {
             job_batch: v.parse("JOB_BATCH", 100)?,
             hold_ttl: time_seconds(v.seconds("HOLD_TTL_SECS", 7 * 24 * 3600)?),
             follow_up_retry: follow_up_retry(&v)?,
+            webhooks: webhook_config(&v, demo)?,
             workers: v
                 .text("WORKERS")
                 .map(|w| w.parse())

@@ -5,6 +5,7 @@
 //! Every `interval` it expires abandoned checkouts, retries the provider calls that follow-ups
 //! still owe, extends or ends calls at the end of their authorisation, releases expired holds and
 //! lets the store do its upkeep, each a batch at a time until less than a full batch is left.
+//! Webhooks are relayed by a loop of their own, more often (`spawn_webhook_relay`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,6 +32,58 @@ pub fn spawn_flows<U: UnitOfWork>(
             run_once(&app, batch, &stop).await;
         }
     })
+}
+
+/// Relays webhooks every `interval` (more often than the flows job: receivers expect events
+/// within seconds) until told to stop, and records the relay's metrics.
+pub fn spawn_webhook_relay<U: UnitOfWork>(
+    app: Arc<App<U>>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.changed() => return,
+            }
+            relay_webhooks(&app, &stop).await;
+        }
+    })
+}
+
+/// Relays until a round finds nothing left to do (or the server is stopping), then records the
+/// backlog.
+async fn relay_webhooks<U: UnitOfWork>(app: &App<U>, stop: &watch::Receiver<bool>) {
+    loop {
+        match app.relay_webhooks().await {
+            Ok(round) => {
+                for (outcome, count) in [
+                    ("delivered", round.delivered),
+                    ("retrying", round.retrying),
+                    ("failed", round.failed),
+                ] {
+                    metrics::counter!("webhook_deliveries_total", "outcome" => outcome).increment(count as u64);
+                }
+                let busy = round.events > 0 || round.delivered + round.retrying + round.failed > 0;
+                if !busy || *stop.borrow() {
+                    break;
+                }
+            }
+            Err(error) => {
+                log_failure("relay webhooks", &error);
+                break;
+            }
+        }
+    }
+    match app.webhook_backlog().await {
+        Ok(backlog) => {
+            metrics::gauge!("webhook_outbox_lag_seconds").set(backlog.outbox_lag.as_seconds_f64());
+            metrics::gauge!("webhook_deliveries_pending", "state" => "queued").set(backlog.deliveries.queued as f64);
+            metrics::gauge!("webhook_deliveries_pending", "state" => "retrying").set(backlog.deliveries.retrying as f64);
+        }
+        Err(error) => log_failure("webhook backlog", &error),
+    }
 }
 
 /// One round of the job on demand: tests move a manual clock past a deadline and run a round,
@@ -79,6 +132,7 @@ pub async fn run_once<U: UnitOfWork>(app: &App<U>, batch: usize, stop: &watch::R
         app.release_expired_holds(batch).await.map_err(|e| e.to_string())
     })
     .await;
+    relay_webhooks(app, stop).await;
     if let Err(error) = app.store_upkeep().await {
         log_failure("store upkeep", &error);
     }

@@ -15,7 +15,8 @@ use application::ports::gateway::{Gateways, HostedCheckout};
 use application::ports::rate_limit::{InProcessRateLimiter, RateLimiter};
 use application::ports::store::UnitOfWork;
 use application::ports::system::{Clock, SystemClock, UuidV7Generator};
-use application::{App, Settings as AppSettings};
+use application::ports::webhooks::WebhookSender;
+use application::{App, Settings as AppSettings, WebhookSettings};
 use http_actix::{ApiState, HttpSettings, RateLimits};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -107,6 +108,7 @@ impl<U: UnitOfWork> Services<U> {
         let gateways = card_gateways(settings, base_url)?;
         let (gateways, simulator) = with_simulator(gateways, settings, base_url, &clock)?;
         let (cache, limiter) = cache_and_limiter(settings, &clock).await?;
+        let webhooks = webhook_sender(settings)?;
         let app = App {
             store,
             clock,
@@ -115,6 +117,7 @@ impl<U: UnitOfWork> Services<U> {
             tokens: Arc::new(tokens),
             gateways,
             cache,
+            webhooks,
             settings: AppSettings {
                 refresh_token_ttl: settings.refresh_token_ttl,
                 checkout_ttl: settings.checkout_ttl,
@@ -124,6 +127,17 @@ impl<U: UnitOfWork> Services<U> {
                 idempotency_lease: settings.idempotency_lease,
                 catalog_cache_ttl: settings.catalog_cache_ttl,
                 default_currency: settings.default_currency,
+                webhooks: WebhookSettings {
+                    allow_insecure_urls: settings.webhooks.allow_http,
+                    // Renewed at each attempt; longer than one attempt can take.
+                    lease: time::Duration::seconds(
+                        i64::try_from(settings.webhooks.timeout.as_secs())
+                            .unwrap_or(60)
+                            .saturating_mul(3)
+                            .max(60),
+                    ),
+                    ..WebhookSettings::default()
+                },
             },
         };
         Ok(Services {
@@ -132,6 +146,19 @@ impl<U: UnitOfWork> Services<U> {
             limiter,
         })
     }
+}
+
+fn webhook_sender(settings: &Settings) -> anyhow::Result<Arc<dyn WebhookSender>> {
+    if settings.webhooks.allow_private_addresses && !settings.is_demo() {
+        tracing::warn!("WEBHOOK_ALLOW_PRIVATE_ADDRESSES is on with a database: webhooks may reach this network's private addresses");
+    }
+    let sender = adapter_webhooks::HttpWebhookSender::new(adapter_webhooks::WebhookSenderSettings {
+        timeout: settings.webhooks.timeout,
+        allow_private_addresses: settings.webhooks.allow_private_addresses,
+        ..adapter_webhooks::WebhookSenderSettings::default()
+    })
+    .context("webhook sender")?;
+    Ok(Arc::new(sender))
 }
 
 fn token_issuer(settings: &Settings) -> anyhow::Result<JwtIssuer> {
@@ -316,12 +343,10 @@ impl Application {
         let (stop, stopped) = watch::channel(false);
         #[cfg(feature = "testing")]
         let job_round = jobs::JobRound::new(services.app.clone(), settings.job_batch, stopped.clone());
-        let jobs = vec![jobs::spawn_flows(
-            services.app.clone(),
-            settings.job_interval,
-            settings.job_batch,
-            stopped,
-        )];
+        let jobs = vec![
+            jobs::spawn_flows(services.app.clone(), settings.job_interval, settings.job_batch, stopped.clone()),
+            jobs::spawn_webhook_relay(services.app.clone(), settings.webhooks.interval, stopped),
+        ];
         tracing::info!(%base_url, "serving");
         Ok(Application {
             backend,

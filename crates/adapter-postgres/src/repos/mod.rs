@@ -13,3 +13,4 @@ mod payments;
 mod transfers;
 mod users;
 mod wallets;
+mod webhooks;

@@ -70,6 +70,24 @@ impl EventOutbox for PgTx {
         self.select::<EventRow>(statement).await
     }
 
+    async fn find_event(&mut self, id: EventId) -> StoreResult<Option<OutboxEvent>> {
+        let statement = Read::new("SELECT id, event_type, payload::text AS payload, occurred_at FROM outbox_events WHERE id = $1")
+            .bind::<SqlUuid, _>(id.as_uuid());
+        self.select_first::<EventRow>(statement).await
+    }
+
+    async fn oldest_unpublished_event(&mut self) -> StoreResult<Option<OffsetDateTime>> {
+        #[derive(QueryableByName)]
+        struct Oldest {
+            #[diesel(sql_type = diesel::sql_types::Nullable<Timestamptz>)]
+            occurred_at: Option<OffsetDateTime>,
+        }
+        let statement =
+            Read::new("SELECT (SELECT occurred_at FROM outbox_events WHERE published_at IS NULL ORDER BY sequence LIMIT 1) AS occurred_at");
+        let row: Option<Oldest> = self.read_first(statement).await?;
+        Ok(row.and_then(|row| row.occurred_at))
+    }
+
     async fn mark_events_published(&mut self, ids: &[EventId], at: OffsetDateTime) -> StoreResult<()> {
         if ids.is_empty() {
             return Ok(());

@@ -108,6 +108,7 @@ impl Harness {
             tokens: Arc::new(SpelledTokens::default()),
             gateways: Gateways::new().with(Arc::new(FakeGateway { provider: provider() })),
             cache: Arc::new(MemoryCache::new()),
+            webhooks: Arc::new(application::testing::RecordingWebhooks::default()),
             settings: Settings::default(),
         }
     }
@@ -124,6 +125,7 @@ impl Harness {
             tokens: Arc::new(SpelledTokens::default()),
             gateways: Gateways::new().with(Arc::new(gateway)),
             cache: Arc::new(MemoryCache::new()),
+            webhooks: Arc::new(application::testing::RecordingWebhooks::default()),
             settings: Settings::default(),
         };
         let email = format!("admin-{}@example.com", uuid::Uuid::now_v7().simple());

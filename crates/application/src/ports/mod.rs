@@ -8,3 +8,4 @@ pub mod records;
 pub mod security;
 pub mod store;
 pub mod system;
+pub mod webhooks;

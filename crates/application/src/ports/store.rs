@@ -22,7 +22,8 @@ use domain::catalog::{Product, Stock};
 use domain::events::OutboxEvent;
 use domain::follow_up::{FollowUp, FollowUpState, FollowUpTask};
 use domain::ids::{
-    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, RefundId, TokenFamilyId, TransferId, UserId, WalletId, WithdrawalId,
+    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, RefundId, TokenFamilyId, TransferId, UserId, WalletId, WebhookDeliveryId,
+    WebhookEndpointId, WithdrawalId,
 };
 use domain::ledger::{JournalTransaction, Posting};
 use domain::money::Currency;
@@ -30,6 +31,7 @@ use domain::order::{Order, OrderStatus, StatusChange};
 use domain::payment::{Payment, ProviderName, Refund};
 use domain::user::{Email, User};
 use domain::wallet::{Hold, SystemAccount, Transfer, Wallet, Withdrawal};
+use domain::webhook::{DeliveryStatus, EndpointOwner, WebhookDelivery, WebhookEndpoint};
 use time::OffsetDateTime;
 
 use crate::pagination::{Page, PageRequest};
@@ -107,6 +109,7 @@ pub trait Transaction:
     + WebhookInbox
     + EventOutbox
     + FollowUpRepository
+    + WebhookRepository
 {
     /// # Errors
     /// `Conflict` when the database refuses the commit (serialization failure); the effects are
@@ -373,6 +376,96 @@ pub trait EventOutbox {
     /// The oldest unpublished events, locked (skipping rows other publishers hold).
     fn lock_unpublished_events(&mut self, limit: usize) -> impl Future<Output = StoreResult<Vec<OutboxEvent>>> + Send;
     fn mark_events_published(&mut self, ids: &[EventId], at: OffsetDateTime) -> impl Future<Output = StoreResult<()>> + Send;
+    fn find_event(&mut self, id: EventId) -> impl Future<Output = StoreResult<Option<OutboxEvent>>> + Send;
+    /// When the oldest unpublished event occurred, if there is one (the outbox's lag).
+    fn oldest_unpublished_event(&mut self) -> impl Future<Output = StoreResult<Option<OffsetDateTime>>> + Send;
+}
+
+/// Which webhook endpoints a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointFilter {
+    All,
+    Owner(EndpointOwner),
+}
+
+/// Which deliveries of an endpoint a listing shows.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeliveryFilter {
+    pub status: Option<DeliveryStatus>,
+    pub event_type: Option<String>,
+}
+
+/// Counts of the deliveries still to make, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeliveryBacklog {
+    /// Pending deliveries never attempted.
+    pub queued: u64,
+    /// Pending deliveries that failed at least once and wait for their next attempt.
+    pub retrying: u64,
+}
+
+/// Outbound webhook endpoints and their deliveries.
+///
+/// An endpoint is *claimed* by one deliverer at a time (`claim_webhook_endpoints`, skipping those
+/// another holds, for a lease the deliverer renews and then releases), so no two deliverers send
+/// to one endpoint at once.
+pub trait WebhookRepository {
+    fn insert_webhook_endpoint(&mut self, endpoint: &WebhookEndpoint) -> impl Future<Output = StoreResult<()>> + Send;
+    fn update_webhook_endpoint(&mut self, endpoint: &WebhookEndpoint) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Deletes the endpoint and its deliveries.
+    fn delete_webhook_endpoint(&mut self, id: WebhookEndpointId) -> impl Future<Output = StoreResult<()>> + Send;
+    fn find_webhook_endpoint(&mut self, id: WebhookEndpointId) -> impl Future<Output = StoreResult<Option<WebhookEndpoint>>> + Send;
+    fn lock_webhook_endpoint(&mut self, id: WebhookEndpointId) -> impl Future<Output = StoreResult<Option<WebhookEndpoint>>> + Send;
+    /// Newest first.
+    fn list_webhook_endpoints(
+        &mut self,
+        filter: EndpointFilter,
+        page: &PageRequest,
+    ) -> impl Future<Output = StoreResult<Page<WebhookEndpoint>>> + Send;
+    /// Every enabled endpoint, for fanning events out.
+    fn enabled_webhook_endpoints(&mut self) -> impl Future<Output = StoreResult<Vec<WebhookEndpoint>>> + Send;
+    /// Records deliveries; one per event and endpoint: a pair recorded before is left as it is.
+    fn insert_webhook_deliveries(&mut self, deliveries: &[WebhookDelivery]) -> impl Future<Output = StoreResult<()>> + Send;
+    fn update_webhook_delivery(&mut self, delivery: &WebhookDelivery) -> impl Future<Output = StoreResult<()>> + Send;
+    fn lock_webhook_delivery(&mut self, id: WebhookDeliveryId) -> impl Future<Output = StoreResult<Option<WebhookDelivery>>> + Send;
+    /// Enabled endpoints with a delivery due by `now` that no deliverer holds, at most `limit`,
+    /// each claimed until `until`.
+    fn claim_webhook_endpoints(
+        &mut self,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<WebhookEndpoint>>> + Send;
+    /// Extends (`Some`) or ends (`None`) a deliverer's claim on an endpoint.
+    fn hold_webhook_endpoint(
+        &mut self,
+        id: WebhookEndpointId,
+        until: Option<OffsetDateTime>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The endpoint's pending deliveries due by `now`, oldest queued first, at most `limit`.
+    fn due_webhook_deliveries(
+        &mut self,
+        endpoint: WebhookEndpointId,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<WebhookDelivery>>> + Send;
+    /// Newest first.
+    fn list_webhook_deliveries(
+        &mut self,
+        endpoint: WebhookEndpointId,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> impl Future<Output = StoreResult<Page<WebhookDelivery>>> + Send;
+    /// Queues again every delivery of the endpoint whose event occurred in `[from, to)`. Returns
+    /// how many.
+    fn requeue_webhook_deliveries(
+        &mut self,
+        endpoint: WebhookEndpointId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+    fn webhook_delivery_backlog(&mut self) -> impl Future<Output = StoreResult<DeliveryBacklog>> + Send;
 }
 
 pub trait FollowUpRepository {

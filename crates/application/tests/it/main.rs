@@ -10,3 +10,4 @@ mod orders;
 mod payments;
 mod support;
 mod wallets;
+mod webhooks;

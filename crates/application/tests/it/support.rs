@@ -11,7 +11,7 @@ use application::ports::gateway::{
     RefundRequest, WebhookError, WebhookHeaders,
 };
 use application::ports::system::{ManualClock, UuidV7Generator};
-use application::testing::{PlainHasher, SpelledTokens};
+use application::testing::{PlainHasher, RecordingWebhooks, SpelledTokens};
 use application::{App, Settings};
 use async_trait::async_trait;
 use domain::money::{Currency, Money};
@@ -61,6 +61,8 @@ pub struct Harness {
     pub app: Arc<App<MemoryStore>>,
     pub store: MemoryStore,
     pub clock: Arc<ManualClock>,
+    /// What the app's webhooks sent, and how they are answered.
+    pub webhooks: Arc<RecordingWebhooks>,
 }
 
 pub fn start() -> OffsetDateTime {
@@ -83,6 +85,7 @@ impl Harness {
     pub fn with(gateway: MockGateway, settings: Settings) -> Harness {
         let store = MemoryStore::new();
         let clock = Arc::new(ManualClock::new(start()));
+        let webhooks = Arc::new(RecordingWebhooks::default());
         let app = App {
             store: store.clone(),
             clock: clock.clone(),
@@ -91,13 +94,20 @@ impl Harness {
             tokens: Arc::new(SpelledTokens::default()),
             gateways: Gateways::new().with(Arc::new(gateway)),
             cache: Arc::new(MemoryCache::new()),
+            webhooks: webhooks.clone(),
             settings,
         };
         Harness {
             app: Arc::new(app),
             store,
             clock,
+            webhooks,
         }
+    }
+
+    pub fn clock_now(&self) -> OffsetDateTime {
+        use application::ports::system::Clock;
+        self.clock.now()
     }
 
     pub async fn user(&self, role: Role) -> Caller {

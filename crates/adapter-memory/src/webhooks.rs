@@ -1,0 +1,216 @@
+//! Outbound webhook endpoints and deliveries in memory. One transaction runs at a time, so a
+//! claimed endpoint is simply one whose hold has not run out.
+
+use application::pagination::{Page, PageRequest};
+use application::ports::store::{DeliveryBacklog, DeliveryFilter, EndpointFilter, StoreResult, WebhookRepository};
+use domain::ids::{WebhookDeliveryId, WebhookEndpointId};
+use domain::webhook::{DeliveryStatus, WebhookDelivery, WebhookEndpoint};
+use time::OffsetDateTime;
+
+use crate::tx::{MemoryTx, missing, page_by_position};
+
+impl WebhookRepository for MemoryTx {
+    async fn insert_webhook_endpoint(&mut self, endpoint: &WebhookEndpoint) -> StoreResult<()> {
+        self.work.webhook_endpoints.insert(endpoint.id, endpoint.clone());
+        Ok(())
+    }
+
+    async fn update_webhook_endpoint(&mut self, endpoint: &WebhookEndpoint) -> StoreResult<()> {
+        let row = self
+            .work
+            .webhook_endpoints
+            .get_mut(&endpoint.id)
+            .ok_or_else(|| missing("webhook endpoint"))?;
+        *row = endpoint.clone();
+        Ok(())
+    }
+
+    async fn delete_webhook_endpoint(&mut self, id: WebhookEndpointId) -> StoreResult<()> {
+        self.work.webhook_endpoints.remove(&id);
+        self.work.webhook_holds.remove(&id);
+        let gone: Vec<WebhookDeliveryId> = self
+            .work
+            .webhook_deliveries
+            .values()
+            .filter(|delivery| delivery.endpoint_id == id)
+            .map(|delivery| delivery.id)
+            .collect();
+        for delivery in gone {
+            self.work.webhook_deliveries.remove(&delivery);
+        }
+        Ok(())
+    }
+
+    async fn find_webhook_endpoint(&mut self, id: WebhookEndpointId) -> StoreResult<Option<WebhookEndpoint>> {
+        Ok(self.work.webhook_endpoints.get(&id).cloned())
+    }
+
+    async fn lock_webhook_endpoint(&mut self, id: WebhookEndpointId) -> StoreResult<Option<WebhookEndpoint>> {
+        Ok(self.work.webhook_endpoints.get(&id).cloned())
+    }
+
+    async fn list_webhook_endpoints(&mut self, filter: EndpointFilter, page: &PageRequest) -> StoreResult<Page<WebhookEndpoint>> {
+        let rows: Vec<WebhookEndpoint> = self
+            .work
+            .webhook_endpoints
+            .values()
+            .filter(|endpoint| match filter {
+                EndpointFilter::All => true,
+                EndpointFilter::Owner(owner) => endpoint.owner == owner,
+            })
+            .cloned()
+            .collect();
+        Ok(page_by_position(rows, page, |endpoint| {
+            (endpoint.created_at, endpoint.id.as_uuid())
+        }))
+    }
+
+    async fn enabled_webhook_endpoints(&mut self) -> StoreResult<Vec<WebhookEndpoint>> {
+        Ok(self
+            .work
+            .webhook_endpoints
+            .values()
+            .filter(|endpoint| endpoint.enabled)
+            .cloned()
+            .collect())
+    }
+
+    async fn insert_webhook_deliveries(&mut self, deliveries: &[WebhookDelivery]) -> StoreResult<()> {
+        for delivery in deliveries {
+            let pair = (delivery.event_id, delivery.endpoint_id);
+            if !self.work.webhook_deliveries.values().any(|d| (d.event_id, d.endpoint_id) == pair) {
+                self.work.webhook_deliveries.insert(delivery.id, delivery.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn update_webhook_delivery(&mut self, delivery: &WebhookDelivery) -> StoreResult<()> {
+        let row = self
+            .work
+            .webhook_deliveries
+            .get_mut(&delivery.id)
+            .ok_or_else(|| missing("webhook delivery"))?;
+        *row = delivery.clone();
+        Ok(())
+    }
+
+    async fn lock_webhook_delivery(&mut self, id: WebhookDeliveryId) -> StoreResult<Option<WebhookDelivery>> {
+        Ok(self.work.webhook_deliveries.get(&id).cloned())
+    }
+
+    async fn claim_webhook_endpoints(
+        &mut self,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: usize,
+    ) -> StoreResult<Vec<WebhookEndpoint>> {
+        let due = |endpoint: &WebhookEndpoint| {
+            self.work
+                .webhook_deliveries
+                .values()
+                .any(|d| d.endpoint_id == endpoint.id && d.status == DeliveryStatus::Pending && d.next_attempt_at <= now)
+        };
+        let free = |endpoint: &WebhookEndpoint| self.work.webhook_holds.get(&endpoint.id).is_none_or(|held| *held <= now);
+        let mut claimed: Vec<WebhookEndpoint> = self
+            .work
+            .webhook_endpoints
+            .values()
+            .filter(|endpoint| endpoint.enabled && free(endpoint) && due(endpoint))
+            .cloned()
+            .collect();
+        claimed.sort_by_key(|endpoint| endpoint.id);
+        claimed.truncate(limit);
+        for endpoint in &claimed {
+            self.work.webhook_holds.insert(endpoint.id, until);
+        }
+        Ok(claimed)
+    }
+
+    async fn hold_webhook_endpoint(&mut self, id: WebhookEndpointId, until: Option<OffsetDateTime>) -> StoreResult<()> {
+        match until {
+            Some(until) => self.work.webhook_holds.insert(id, until),
+            None => self.work.webhook_holds.remove(&id),
+        };
+        Ok(())
+    }
+
+    async fn due_webhook_deliveries(
+        &mut self,
+        endpoint: WebhookEndpointId,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        let mut due: Vec<WebhookDelivery> = self
+            .work
+            .webhook_deliveries
+            .values()
+            .filter(|d| d.endpoint_id == endpoint && d.status == DeliveryStatus::Pending && d.next_attempt_at <= now)
+            .cloned()
+            .collect();
+        due.sort_by_key(|d| (d.queued_at, d.id));
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn list_webhook_deliveries(
+        &mut self,
+        endpoint: WebhookEndpointId,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<WebhookDelivery>> {
+        let rows: Vec<WebhookDelivery> = self
+            .work
+            .webhook_deliveries
+            .values()
+            .filter(|d| d.endpoint_id == endpoint)
+            .filter(|d| filter.status.is_none_or(|status| d.status == status))
+            .filter(|d| filter.event_type.as_ref().is_none_or(|kind| &d.event_type == kind))
+            .cloned()
+            .collect();
+        Ok(page_by_position(rows, page, |d| (d.created_at, d.id.as_uuid())))
+    }
+
+    async fn requeue_webhook_deliveries(
+        &mut self,
+        endpoint: WebhookEndpointId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        at: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        let in_range: Vec<WebhookDeliveryId> = self
+            .work
+            .webhook_deliveries
+            .values()
+            .filter(|d| d.endpoint_id == endpoint)
+            .filter(|d| {
+                let occurred = self.event_time(d.event_id);
+                occurred.is_some_and(|occurred| from <= occurred && occurred < to)
+            })
+            .map(|d| d.id)
+            .collect();
+        for id in &in_range {
+            if let Some(delivery) = self.work.webhook_deliveries.get_mut(id) {
+                *delivery = delivery.clone().redeliver(at);
+            }
+        }
+        Ok(in_range.len() as u64)
+    }
+
+    async fn webhook_delivery_backlog(&mut self) -> StoreResult<DeliveryBacklog> {
+        let mut backlog = DeliveryBacklog::default();
+        for delivery in self
+            .work
+            .webhook_deliveries
+            .values()
+            .filter(|d| d.status == DeliveryStatus::Pending)
+        {
+            if delivery.last_attempt.is_some() {
+                backlog.retrying += 1;
+            } else {
+                backlog.queued += 1;
+            }
+        }
+        Ok(backlog)
+    }
+}

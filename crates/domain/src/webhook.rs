@@ -1,0 +1,735 @@
+//! Outbound webhooks: the endpoints merchants (and the platform's admins) register, the public
+//! event types they subscribe to, and the deliveries of events to them.
+//!
+//! Every domain event has a public type (`order.paid`, `refund.succeeded`, ...): the name a
+//! receiver subscribes to and sees. A delivery is one event for one endpoint; it is attempted
+//! until the endpoint answers 2xx, retried with backoff for `RETRY_WINDOW` on failures that may
+//! pass (timeouts, connection errors, 408, 429, 5xx), and given up at once on a refusal (any other
+//! 4xx). An endpoint that has failed every attempt for `DISABLE_AFTER` is disabled, with the
+//! reason, until its owner enables it again.
+
+use std::collections::BTreeSet;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::events::DomainEvent;
+use crate::follow_up::RetryPolicy;
+use crate::ids::{EventId, OrderId, PaymentId, ProductId, UserId, WebhookDeliveryId, WebhookEndpointId};
+use crate::order::OrderStatus;
+
+/// The version of the payloads' shape, sent with every delivery.
+pub const API_VERSION: &str = "2026-11-29";
+
+/// How long a delivery is retried before it is given up.
+pub const RETRY_WINDOW: Duration = Duration::days(3);
+
+/// How long an endpoint may fail every delivery before it is disabled: within the retry window, so
+/// that a receiver down for good is disabled while its deliveries still wait for it (enabling it
+/// again resumes them).
+pub const DISABLE_AFTER: Duration = Duration::days(2);
+
+/// The backoff of deliveries: 30 s, 1 min, 2 min, ... capped at 6 h (`RETRY_WINDOW` ends it).
+pub const DELIVERY_RETRY: RetryPolicy = RetryPolicy {
+    attempts_max: u32::MAX,
+    first_delay: Duration::seconds(30),
+    delay_max: Duration::hours(6),
+};
+
+/// The longest response body kept on a delivery, and the longest error.
+pub const RESPONSE_CHARS_MAX: usize = 1_000;
+
+/// Every public event type, with what it announces.
+pub const EVENT_TYPES: &[(&str, &str)] = &[
+    ("user.registered", "A user registered (platform endpoints only)."),
+    (
+        "wallet.credited",
+        "A wallet was credited by a card top-up or an admin's adjustment.",
+    ),
+    ("wallet.debited", "A wallet was debited by an admin's adjustment."),
+    ("withdrawal.completed", "Money was paid out of a wallet."),
+    ("transfer.completed", "Money moved from one user's wallet to another's."),
+    ("product.created", "A merchant put a product in the catalog."),
+    ("product.updated", "A product changed."),
+    ("product.archived", "A product was deleted (archived)."),
+    ("product.stock_changed", "The units of a product on sale changed."),
+    ("order.created", "An order was placed."),
+    ("order.awaiting_payment", "An order waits for its card payment."),
+    ("order.paid", "An order was paid."),
+    ("order.fulfilled", "A merchant fulfilled an order."),
+    (
+        "order.cancelled",
+        "An order awaiting payment was cancelled (by its buyer, or unpaid).",
+    ),
+    ("order.refunded", "An order was refunded in part or in full."),
+    ("order.disputed", "A dispute of an order's payment was recorded on the order."),
+    ("payment.succeeded", "A card payment succeeded."),
+    ("payment.failed", "A card payment failed or was cancelled."),
+    ("payment.expired", "A card checkout expired unpaid."),
+    (
+        "payment.late_success",
+        "A card payment succeeded after it had been given up; it is refunded.",
+    ),
+    ("payment.disputed", "The payer disputed a card payment."),
+    ("refund.succeeded", "A refund reached the buyer."),
+    ("refund.failed", "A refund failed; the merchant got the money back."),
+    ("call.started", "A metered call started."),
+    ("call.ended", "A metered call ended and was billed."),
+    ("webhook_endpoint.test", "A test event an endpoint's owner asked for."),
+];
+
+/// Whether `name` is a public event type.
+pub fn is_event_type(name: &str) -> bool {
+    EVENT_TYPES.iter().any(|(known, _)| *known == name)
+}
+
+impl DomainEvent {
+    /// The public type receivers see for this event.
+    pub fn public_type(&self) -> &'static str {
+        use DomainEvent::*;
+        match self {
+            OrderStatusChanged { from, to, .. } => order_event_type(*from, *to),
+            TopUpCompleted { .. } => "wallet.credited",
+            AdjustmentPosted { amount, .. } if amount.is_negative() => "wallet.debited",
+            AdjustmentPosted { .. } => "wallet.credited",
+            WithdrawalCompleted { .. } => "withdrawal.completed",
+            other => other.name(),
+        }
+    }
+}
+
+/// Whose endpoints (besides the platform's) an event goes to: the merchants who are a party to it.
+/// Some parties are known from the event; others are found from what it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// The platform's endpoints only.
+    Platform,
+    Users(Vec<UserId>),
+    /// The merchants with an item in the order.
+    Order(OrderId),
+    /// The payer of a top-up, or the merchants of the order a payment pays for.
+    Payment(PaymentId),
+    /// The product's merchant.
+    Product(ProductId),
+    /// One endpoint, and no other (a test event).
+    Endpoint(WebhookEndpointId),
+}
+
+impl DomainEvent {
+    pub fn audience(&self) -> Audience {
+        use DomainEvent::*;
+        match self {
+            UserRegistered { .. } => Audience::Platform,
+            TopUpCompleted { user_id, .. } | WithdrawalCompleted { user_id, .. } | AdjustmentPosted { user_id, .. } => {
+                Audience::Users(vec![*user_id])
+            }
+            TransferCompleted { from, to, .. } => Audience::Users(vec![*from, *to]),
+            ProductCreated { merchant_id, .. } => Audience::Users(vec![*merchant_id]),
+            ProductUpdated { product_id } | ProductArchived { product_id } | StockChanged { product_id, .. } => {
+                Audience::Product(*product_id)
+            }
+            OrderStatusChanged { order_id, .. } | RefundSucceeded { order_id, .. } | RefundFailed { order_id, .. } => {
+                Audience::Order(*order_id)
+            }
+            PaymentSucceeded { payment_id, .. }
+            | PaymentFailed { payment_id }
+            | PaymentExpired { payment_id }
+            | PaymentLateSuccess { payment_id, .. }
+            | PaymentDisputed { payment_id } => Audience::Payment(*payment_id),
+            CallStarted {
+                caller_id, receiver_id, ..
+            } => Audience::Users(vec![*caller_id, *receiver_id]),
+            // The call's parties are not in the event; its receiver is paid, and sees the credit.
+            CallEnded { .. } => Audience::Platform,
+            WebhookEndpointTested { endpoint_id } => Audience::Endpoint(*endpoint_id),
+        }
+    }
+}
+
+fn order_event_type(from: Option<OrderStatus>, to: OrderStatus) -> &'static str {
+    match to {
+        _ if from == Some(to) => "order.disputed",
+        OrderStatus::Created => "order.created",
+        OrderStatus::PaymentPending => "order.awaiting_payment",
+        OrderStatus::Paid => "order.paid",
+        OrderStatus::Fulfilled => "order.fulfilled",
+        OrderStatus::Cancelled => "order.cancelled",
+        OrderStatus::Refunded | OrderStatus::PartiallyRefunded => "order.refunded",
+    }
+}
+
+/// Who an endpoint belongs to: a merchant, who receives the events they are a party to, or the
+/// platform (its admins), which receives every event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndpointOwner {
+    Platform,
+    Merchant(UserId),
+}
+
+/// The event types an endpoint receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventSelection {
+    All,
+    Only(BTreeSet<String>),
+}
+
+impl EventSelection {
+    pub fn includes(&self, event_type: &str) -> bool {
+        match self {
+            EventSelection::All => true,
+            EventSelection::Only(types) => types.contains(event_type),
+        }
+    }
+
+    /// The stored form: `*` for all, else the types in order.
+    pub fn to_list(&self) -> Vec<String> {
+        match self {
+            EventSelection::All => vec!["*".to_owned()],
+            EventSelection::Only(types) => types.iter().cloned().collect(),
+        }
+    }
+
+    /// From a list of types (`*` alone for all), each one known.
+    pub fn from_list(types: &[String]) -> Result<EventSelection, WebhookError> {
+        if types.iter().any(|t| t == "*") {
+            return if types.len() == 1 {
+                Ok(EventSelection::All)
+            } else {
+                Err(WebhookError::EventTypes("`*` stands alone".into()))
+            };
+        }
+        if types.is_empty() {
+            return Err(WebhookError::EventTypes("name at least one event type, or `*`".into()));
+        }
+        if let Some(unknown) = types.iter().find(|t| !is_event_type(t)) {
+            return Err(WebhookError::EventTypes(format!(
+                "unknown event type `{}`",
+                unknown.chars().take(64).collect::<String>()
+            )));
+        }
+        Ok(EventSelection::Only(types.iter().cloned().collect()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    #[error("the endpoint URL is not acceptable: {0}")]
+    Url(String),
+    #[error("the event types are not acceptable: {0}")]
+    EventTypes(String),
+    #[error("the description must have at most {max} characters")]
+    Description { max: usize },
+}
+
+/// An endpoint's URL: absolute `https` (or `http` where allowed), at most 2,048 characters,
+/// without credentials or a fragment. Where it may point is checked again at each delivery,
+/// against the addresses its host resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointUrl(String);
+
+impl EndpointUrl {
+    pub const CHARS_MAX: usize = 2_048;
+
+    pub fn parse(text: &str, allow_http: bool) -> Result<EndpointUrl, WebhookError> {
+        let invalid = |why: &str| WebhookError::Url(why.to_owned());
+        if text.is_empty() || text.len() > EndpointUrl::CHARS_MAX || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid("it must be 1 to 2048 printable characters without spaces"));
+        }
+        let rest = match (text.strip_prefix("https://"), text.strip_prefix("http://")) {
+            (Some(rest), _) => rest,
+            (None, Some(rest)) if allow_http => rest,
+            (None, Some(_)) => return Err(invalid("it must use https")),
+            (None, None) => return Err(invalid("it must be an absolute https URL")),
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.is_empty() || authority.contains('@') {
+            return Err(invalid("it must name a host, without credentials"));
+        }
+        if text.contains('#') {
+            return Err(invalid("it must not have a fragment"));
+        }
+        Ok(EndpointUrl(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The host, without port or brackets.
+    pub fn host(&self) -> &str {
+        let rest = self.0.split_once("://").map_or("", |(_, rest)| rest);
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        match authority.strip_prefix('[') {
+            Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+            None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+        }
+    }
+}
+
+/// A signing secret that still signs after it was replaced, until `until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetiringSecret {
+    pub secret: String,
+    pub until: OffsetDateTime,
+}
+
+/// A receiver of events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    pub id: WebhookEndpointId,
+    pub owner: EndpointOwner,
+    pub url: EndpointUrl,
+    pub events: EventSelection,
+    pub description: String,
+    pub enabled: bool,
+    /// Signs every delivery; shown to the owner once, when created or rolled.
+    pub secret: String,
+    /// The secret before the last roll, still signing until its time is up.
+    pub retiring: Option<RetiringSecret>,
+    /// Since when every delivery has failed; `None` after a success.
+    pub failing_since: Option<OffsetDateTime>,
+    /// Why the endpoint was disabled by the platform, if it was.
+    pub disabled_reason: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// What an endpoint's owner may change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointChanges {
+    pub url: Option<EndpointUrl>,
+    pub events: Option<EventSelection>,
+    pub description: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+impl WebhookEndpoint {
+    pub const DESCRIPTION_CHARS_MAX: usize = 500;
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn register(
+        id: WebhookEndpointId,
+        owner: EndpointOwner,
+        url: EndpointUrl,
+        events: EventSelection,
+        description: &str,
+        secret: String,
+        at: OffsetDateTime,
+    ) -> Result<WebhookEndpoint, WebhookError> {
+        Ok(WebhookEndpoint {
+            id,
+            owner,
+            url,
+            events,
+            description: checked_description(description)?,
+            enabled: true,
+            secret,
+            retiring: None,
+            failing_since: None,
+            disabled_reason: None,
+            created_at: at,
+            updated_at: at,
+        })
+    }
+
+    pub fn change(mut self, changes: EndpointChanges, at: OffsetDateTime) -> Result<WebhookEndpoint, WebhookError> {
+        if let Some(url) = changes.url {
+            self.url = url;
+        }
+        if let Some(events) = changes.events {
+            self.events = events;
+        }
+        if let Some(description) = changes.description {
+            self.description = checked_description(&description)?;
+        }
+        if let Some(enabled) = changes.enabled {
+            self.enabled = enabled;
+            if enabled {
+                // Enabled again by its owner: a fresh start.
+                self.disabled_reason = None;
+                self.failing_since = None;
+            }
+        }
+        self.updated_at = at;
+        Ok(self)
+    }
+
+    /// Whether the endpoint takes events of this type now.
+    pub fn receives(&self, event_type: &str) -> bool {
+        self.enabled && (self.events.includes(event_type) || event_type == "webhook_endpoint.test")
+    }
+
+    /// The secrets that sign a delivery made at `now`: the current one, and the one it replaced
+    /// while its overlap lasts.
+    pub fn signing_secrets(&self, now: OffsetDateTime) -> Vec<&str> {
+        let mut secrets = vec![self.secret.as_str()];
+        if let Some(retiring) = self.retiring.as_ref().filter(|retiring| retiring.until > now) {
+            secrets.push(retiring.secret.as_str());
+        }
+        secrets
+    }
+
+    /// Replaces the secret; the old one keeps signing for `overlap`.
+    pub fn roll_secret(mut self, secret: String, overlap: Duration, at: OffsetDateTime) -> WebhookEndpoint {
+        let old = std::mem::replace(&mut self.secret, secret);
+        self.retiring = (overlap > Duration::ZERO).then_some(RetiringSecret {
+            secret: old,
+            until: at + overlap,
+        });
+        self.updated_at = at;
+        self
+    }
+
+    /// A delivery reached the endpoint.
+    pub fn delivered(mut self, at: OffsetDateTime) -> WebhookEndpoint {
+        if self.failing_since.is_some() {
+            self.failing_since = None;
+            self.updated_at = at;
+        }
+        self
+    }
+
+    /// A delivery attempt failed. An endpoint failing since `DISABLE_AFTER` ago is disabled.
+    pub fn failed(mut self, at: OffsetDateTime) -> WebhookEndpoint {
+        let since = *self.failing_since.get_or_insert(at);
+        if self.enabled && at - since >= DISABLE_AFTER {
+            self.enabled = false;
+            self.disabled_reason = Some(format!("every delivery failed since {since}; fix the endpoint and enable it again"));
+        }
+        self.updated_at = at;
+        self
+    }
+}
+
+fn checked_description(description: &str) -> Result<String, WebhookError> {
+    let description = description.trim();
+    if description.chars().count() > WebhookEndpoint::DESCRIPTION_CHARS_MAX {
+        return Err(WebhookError::Description {
+            max: WebhookEndpoint::DESCRIPTION_CHARS_MAX,
+        });
+    }
+    Ok(description.to_owned())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DeliveryStatus> {
+        [DeliveryStatus::Pending, DeliveryStatus::Succeeded, DeliveryStatus::Failed]
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
+}
+
+/// How the endpoint answered one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub at: OffsetDateTime,
+    /// `None` when no answer came (timeout, connection refused, an address refused).
+    pub status_code: Option<u16>,
+    pub latency_ms: u32,
+    /// The start of the response body, or why there was no answer.
+    pub response: String,
+}
+
+/// What an attempt's outcome means for the delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Delivered,
+    /// May pass: try again, not before `retry_after` if the endpoint said so.
+    Retry {
+        retry_after: Option<Duration>,
+    },
+    /// The endpoint refused the event for good.
+    Refused,
+}
+
+impl AttemptOutcome {
+    /// The meaning of an HTTP status: 2xx delivered; 408, 429 and 5xx (and 3xx, as redirects are
+    /// not followed) retried; any other 4xx refused.
+    pub fn of_status(status: u16, retry_after: Option<Duration>) -> AttemptOutcome {
+        match status {
+            200..=299 => AttemptOutcome::Delivered,
+            408 | 429 | 500..=599 | 300..=399 => AttemptOutcome::Retry { retry_after },
+            _ => AttemptOutcome::Refused,
+        }
+    }
+}
+
+/// One event for one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    pub id: WebhookDeliveryId,
+    pub event_id: EventId,
+    pub endpoint_id: WebhookEndpointId,
+    pub event_type: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub next_attempt_at: OffsetDateTime,
+    pub last_attempt: Option<AttemptRecord>,
+    /// When the delivery was last queued (created, or redelivered): the retry window runs from it.
+    pub queued_at: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl WebhookDelivery {
+    pub fn schedule(
+        id: WebhookDeliveryId,
+        event_id: EventId,
+        endpoint_id: WebhookEndpointId,
+        event_type: &str,
+        at: OffsetDateTime,
+    ) -> WebhookDelivery {
+        WebhookDelivery {
+            id,
+            event_id,
+            endpoint_id,
+            event_type: event_type.to_owned(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at: at,
+            last_attempt: None,
+            queued_at: at,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    /// Counts an attempt about to be made and moves the next one `lease` ahead, so that no other
+    /// worker makes it meanwhile.
+    pub fn begin_attempt(mut self, at: OffsetDateTime, lease: Duration) -> WebhookDelivery {
+        self.attempts = self.attempts.saturating_add(1);
+        self.next_attempt_at = at + lease;
+        self.updated_at = at;
+        self
+    }
+
+    /// Records an attempt's outcome: delivered, retried after the backoff (or the endpoint's
+    /// `Retry-After`, whichever is later) while the retry window lasts, or given up.
+    pub fn record(mut self, attempt: AttemptRecord, outcome: AttemptOutcome, jitter: u16) -> WebhookDelivery {
+        let at = attempt.at;
+        self.last_attempt = Some(AttemptRecord {
+            response: truncated(&attempt.response),
+            ..attempt
+        });
+        self.updated_at = at;
+        self.status = match outcome {
+            AttemptOutcome::Delivered => DeliveryStatus::Succeeded,
+            AttemptOutcome::Refused => DeliveryStatus::Failed,
+            AttemptOutcome::Retry { retry_after } => {
+                let backoff = DELIVERY_RETRY.delay(self.attempts.max(1), jitter);
+                let wait = retry_after.map_or(backoff, |asked| asked.max(backoff));
+                self.next_attempt_at = at + wait;
+                if self.next_attempt_at - self.queued_at > RETRY_WINDOW {
+                    DeliveryStatus::Failed
+                } else {
+                    DeliveryStatus::Pending
+                }
+            }
+        };
+        self
+    }
+
+    /// Queues the event again (an owner's redelivery), whatever became of it.
+    pub fn redeliver(mut self, at: OffsetDateTime) -> WebhookDelivery {
+        self.status = DeliveryStatus::Pending;
+        self.next_attempt_at = at;
+        self.queued_at = at;
+        self.updated_at = at;
+        self
+    }
+}
+
+fn truncated(text: &str) -> String {
+    text.chars().take(RESPONSE_CHARS_MAX).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::money::{Currency, Money};
+
+    fn at() -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH
+    }
+
+    fn endpoint() -> WebhookEndpoint {
+        let url = EndpointUrl::parse("https://merchant.example/hooks", false).expect("url");
+        let owner = EndpointOwner::Merchant(UserId::from_uuid(Uuid::from_u128(1)));
+        WebhookEndpoint::register(
+            WebhookEndpointId::from_uuid(Uuid::from_u128(2)),
+            owner,
+            url,
+            EventSelection::All,
+            "",
+            "s1".into(),
+            at(),
+        )
+        .expect("endpoint")
+    }
+
+    fn delivery() -> WebhookDelivery {
+        WebhookDelivery::schedule(
+            WebhookDeliveryId::from_uuid(Uuid::from_u128(3)),
+            EventId::from_uuid(Uuid::from_u128(4)),
+            WebhookEndpointId::from_uuid(Uuid::from_u128(2)),
+            "order.paid",
+            at(),
+        )
+    }
+
+    fn attempt(at: OffsetDateTime, status_code: Option<u16>) -> AttemptRecord {
+        AttemptRecord {
+            at,
+            status_code,
+            latency_ms: 5,
+            response: "x".repeat(5_000),
+        }
+    }
+
+    #[test]
+    fn urls_must_be_absolute_https_without_credentials() {
+        assert!(EndpointUrl::parse("https://a.example/x?y=1", false).is_ok());
+        assert!(EndpointUrl::parse("http://a.example/x", false).is_err());
+        assert!(EndpointUrl::parse("http://127.0.0.1:9000/x", true).is_ok());
+        for bad in [
+            "",
+            "a.example",
+            "ftp://a.example",
+            "https://user:pw@a.example",
+            "https://a.example/#x",
+            "https://a b",
+        ] {
+            assert!(EndpointUrl::parse(bad, true).is_err(), "{bad}");
+        }
+        let url = EndpointUrl::parse("https://[::1]:8443/hooks", false).expect("ipv6");
+        assert_eq!(url.host(), "::1");
+        assert_eq!(
+            EndpointUrl::parse("https://a.example:8443/x", false).expect("port").host(),
+            "a.example"
+        );
+    }
+
+    #[test]
+    fn selections_name_known_types_or_everything() {
+        assert_eq!(EventSelection::from_list(&["*".into()]), Ok(EventSelection::All));
+        assert!(EventSelection::from_list(&["*".into(), "order.paid".into()]).is_err());
+        assert!(EventSelection::from_list(&[]).is_err());
+        assert!(EventSelection::from_list(&["order.lost".into()]).is_err());
+        let only = EventSelection::from_list(&["order.paid".into()]).expect("only");
+        assert!(only.includes("order.paid") && !only.includes("order.cancelled"));
+    }
+
+    #[test]
+    fn order_events_are_named_by_the_status_they_reach() {
+        let changed = |from, to| DomainEvent::OrderStatusChanged {
+            order_id: OrderId::from_uuid(Uuid::from_u128(9)),
+            from,
+            to,
+        };
+        assert_eq!(
+            changed(Some(OrderStatus::PaymentPending), OrderStatus::Paid).public_type(),
+            "order.paid"
+        );
+        assert_eq!(changed(Some(OrderStatus::Paid), OrderStatus::Paid).public_type(), "order.disputed");
+        assert_eq!(
+            changed(Some(OrderStatus::Paid), OrderStatus::PartiallyRefunded).public_type(),
+            "order.refunded"
+        );
+        let debit = DomainEvent::AdjustmentPosted {
+            transaction_id: crate::ids::TransactionId::from_uuid(Uuid::from_u128(1)),
+            user_id: UserId::from_uuid(Uuid::from_u128(1)),
+            amount: Money::from_minor(-5, Currency::Usd),
+        };
+        assert_eq!(debit.public_type(), "wallet.debited");
+        for (name, _) in EVENT_TYPES {
+            assert!(is_event_type(name));
+        }
+    }
+
+    #[test]
+    fn a_rolled_secret_signs_until_its_overlap_ends() {
+        let rolled = endpoint().roll_secret("s2".into(), Duration::hours(1), at());
+        assert_eq!(rolled.signing_secrets(at()), vec!["s2", "s1"]);
+        assert_eq!(rolled.signing_secrets(at() + Duration::hours(1)), vec!["s2"]);
+    }
+
+    #[test]
+    fn an_endpoint_failing_for_days_is_disabled_and_a_success_forgives() {
+        let failing = endpoint().failed(at()).failed(at() + Duration::days(1));
+        assert!(failing.enabled);
+        assert!(failing.clone().delivered(at() + Duration::days(2)).failing_since.is_none());
+        let disabled = failing.failed(at() + DISABLE_AFTER);
+        assert!(!disabled.enabled && disabled.disabled_reason.is_some());
+        assert!(!disabled.receives("order.paid"));
+        let enabled = disabled
+            .change(
+                EndpointChanges {
+                    enabled: Some(true),
+                    ..Default::default()
+                },
+                at() + Duration::days(4),
+            )
+            .expect("change");
+        assert!(enabled.enabled && enabled.disabled_reason.is_none() && enabled.failing_since.is_none());
+    }
+
+    #[test]
+    fn statuses_decide_between_delivered_retried_and_refused() {
+        assert_eq!(AttemptOutcome::of_status(204, None), AttemptOutcome::Delivered);
+        for retried in [408, 429, 500, 503, 302] {
+            assert!(
+                matches!(AttemptOutcome::of_status(retried, None), AttemptOutcome::Retry { .. }),
+                "{retried}"
+            );
+        }
+        for refused in [400, 401, 404, 410, 422] {
+            assert_eq!(AttemptOutcome::of_status(refused, None), AttemptOutcome::Refused, "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_delivery_backs_off_honours_retry_after_and_gives_up_after_the_window() {
+        let first = delivery().begin_attempt(at(), Duration::minutes(1));
+        let retried = first.record(attempt(at(), Some(503)), AttemptOutcome::Retry { retry_after: None }, 0);
+        assert_eq!(retried.status, DeliveryStatus::Pending);
+        assert_eq!(retried.next_attempt_at, at() + Duration::seconds(30));
+        assert_eq!(
+            retried.last_attempt.as_ref().map(|a| a.response.chars().count()),
+            Some(RESPONSE_CHARS_MAX)
+        );
+        let asked = Some(Duration::minutes(10));
+        let waited = retried.begin_attempt(at(), Duration::minutes(1)).record(
+            attempt(at(), Some(429)),
+            AttemptOutcome::Retry { retry_after: asked },
+            0,
+        );
+        assert_eq!(waited.next_attempt_at, at() + Duration::minutes(10));
+        let late = at() + RETRY_WINDOW;
+        let given_up =
+            waited
+                .begin_attempt(late, Duration::minutes(1))
+                .record(attempt(late, None), AttemptOutcome::Retry { retry_after: None }, 0);
+        assert_eq!(given_up.status, DeliveryStatus::Failed);
+        let refused = delivery()
+            .begin_attempt(at(), Duration::minutes(1))
+            .record(attempt(at(), Some(400)), AttemptOutcome::Refused, 0);
+        assert_eq!(refused.status, DeliveryStatus::Failed);
+        assert_eq!(refused.redeliver(late).status, DeliveryStatus::Pending);
+    }
+}
