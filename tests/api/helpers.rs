@@ -140,6 +140,11 @@ impl TestApp {
         self.jobs.run().await;
     }
 
+    /// The server's background job, to run a round in a task of the test's.
+    pub fn jobs(&self) -> server::JobRound {
+        self.jobs.clone()
+    }
+
     async fn start(backend: Backend, extra: &[(&str, &str)], clock: Option<Arc<ManualClock>>) -> TestApp {
         let mut vars: HashMap<String, String> = [
             ("BIND_ADDRESS", "127.0.0.1:0"),
@@ -215,13 +220,18 @@ impl TestApp {
 
     /// A second server instance on the same database.
     pub async fn alongside(&self, extra: &[(&str, &str)]) -> TestApp {
+        self.alongside_on(extra, ServerClock::System).await
+    }
+
+    /// A second server instance on the same database, on the given clock.
+    pub async fn alongside_on(&self, extra: &[(&str, &str)], clock: ServerClock) -> TestApp {
         let url = self
             .database_url
             .clone()
             .expect("only a PostgreSQL-backed app has a database to share");
         let mut vars: Vec<(&str, &str)> = vec![("DATABASE_URL", url.as_str()), ("DATABASE_POOL_MAX", "8")];
         vars.extend_from_slice(extra);
-        TestApp::spawn_with(Backend::Memory, &vars).await
+        TestApp::spawn_on(Backend::Memory, &vars, clock).await
     }
 
     /// The next `count` updates of rows of `table` fail as if the database went away (on either

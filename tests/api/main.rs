@@ -14,4 +14,5 @@ mod ops;
 mod properties;
 mod redis;
 mod sessions;
+mod webhook_endpoints;
 mod webhooks;

@@ -159,6 +159,10 @@ impl HttpWebhookSender {
 
 #[async_trait]
 impl WebhookSender for HttpWebhookSender {
+    fn refusal(&self, url: &str) -> Option<String> {
+        self.checked_url(url).err().map(|error| error.to_string())
+    }
+
     async fn send(&self, webhook: &OutgoingWebhook) -> Result<WebhookAnswer, SendError> {
         let url = self.checked_url(&webhook.url)?;
         // Not a network failure, but nothing else fits, and it cannot happen to a real event.

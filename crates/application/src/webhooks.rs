@@ -87,8 +87,13 @@ async fn lock_managed<Tx: WebhookRepository + Send>(
 }
 
 impl<U: UnitOfWork> App<U> {
+    /// An endpoint URL as given: well formed, and to an address webhooks may reach.
     fn endpoint_url(&self, text: &str) -> Result<EndpointUrl, WebhookUseError> {
-        Ok(EndpointUrl::parse(text, self.settings.webhooks.allow_insecure_urls)?)
+        let url = EndpointUrl::parse(text, self.settings.webhooks.allow_insecure_urls)?;
+        match self.webhooks.refusal(url.as_str()) {
+            Some(reason) => Err(WebhookError::Url(reason).into()),
+            None => Ok(url),
+        }
     }
 
     /// A new signing secret, from the token issuer's source of randomness.

@@ -517,6 +517,25 @@ mod tests {
         Ok(())
     }
 
+    /// The catalogue of public types says which attributes each type's object has.
+    #[test]
+    fn every_event_has_the_attributes_its_public_type_declares() {
+        for event in account_events().into_iter().chain(commerce_events()) {
+            let declared = crate::webhook::EVENT_TYPES
+                .iter()
+                .find(|kind| kind.name == event.public_type())
+                .unwrap_or_else(|| panic!("{} is not in the catalogue", event.public_type()));
+            let names: Vec<&str> = event.attributes().iter().map(|(name, _)| *name).collect();
+            for name in &names {
+                let listed = declared.object.iter().any(|d| d.trim_end_matches('?') == *name);
+                assert!(listed, "{}: `{name}` is not declared", declared.name);
+            }
+            for required in declared.object.iter().filter(|d| !d.ends_with('?')) {
+                assert!(names.contains(required), "{}: `{required}` is missing", declared.name);
+            }
+        }
+    }
+
     #[test]
     fn unknown_types_and_missing_or_malformed_attributes_are_refused() {
         let none = BTreeMap::new();

@@ -38,48 +38,114 @@ pub const DELIVERY_RETRY: RetryPolicy = RetryPolicy {
 /// The longest response body kept on a delivery, and the longest error.
 pub const RESPONSE_CHARS_MAX: usize = 1_000;
 
-/// Every public event type, with what it announces.
-pub const EVENT_TYPES: &[(&str, &str)] = &[
-    ("user.registered", "A user registered (platform endpoints only)."),
-    (
-        "wallet.credited",
-        "A wallet was credited by a card top-up or an admin's adjustment.",
+/// A public event type: its name, what it announces, and the attributes of its object (`?` marks
+/// one that not every event of the type has).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventType {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub object: &'static [&'static str],
+}
+
+const fn kind(name: &'static str, description: &'static str, object: &'static [&'static str]) -> EventType {
+    EventType { name, description, object }
+}
+
+const ORDER: &[&str] = &["order_id", "from?", "to"];
+
+/// Every public event type.
+pub const EVENT_TYPES: &[EventType] = &[
+    kind(
+        "user.registered",
+        "A user registered (platform endpoints only).",
+        &["user_id", "role"],
     ),
-    ("wallet.debited", "A wallet was debited by an admin's adjustment."),
-    ("withdrawal.completed", "Money was paid out of a wallet."),
-    ("transfer.completed", "Money moved from one user's wallet to another's."),
-    ("product.created", "A merchant put a product in the catalog."),
-    ("product.updated", "A product changed."),
-    ("product.archived", "A product was deleted (archived)."),
-    ("product.stock_changed", "The units of a product on sale changed."),
-    ("order.created", "An order was placed."),
-    ("order.awaiting_payment", "An order waits for its card payment."),
-    ("order.paid", "An order was paid."),
-    ("order.fulfilled", "A merchant fulfilled an order."),
-    (
+    kind(
+        "wallet.credited",
+        "A wallet was credited by a card top-up (`payment_id`) or an admin's adjustment (`transaction_id`).",
+        &["payment_id?", "transaction_id?", "user_id", "amount", "currency"],
+    ),
+    kind(
+        "wallet.debited",
+        "A wallet was debited by an admin's adjustment.",
+        &["transaction_id", "user_id", "amount", "currency"],
+    ),
+    kind(
+        "withdrawal.completed",
+        "Money was paid out of a wallet.",
+        &["withdrawal_id", "user_id", "amount", "currency"],
+    ),
+    kind(
+        "transfer.completed",
+        "Money moved from one user's wallet to another's.",
+        &["transfer_id", "from_user_id", "to_user_id", "amount", "currency"],
+    ),
+    kind(
+        "product.created",
+        "A merchant put a product in the catalog.",
+        &["product_id", "merchant_id"],
+    ),
+    kind("product.updated", "A product changed.", &["product_id"]),
+    kind("product.archived", "A product was deleted (archived).", &["product_id"]),
+    kind(
+        "product.stock_changed",
+        "The units of a product on sale changed.",
+        &["product_id", "available"],
+    ),
+    kind("order.created", "An order was placed.", ORDER),
+    kind("order.awaiting_payment", "An order waits for its card payment.", ORDER),
+    kind("order.paid", "An order was paid.", ORDER),
+    kind("order.fulfilled", "A merchant fulfilled an order.", ORDER),
+    kind(
         "order.cancelled",
         "An order awaiting payment was cancelled (by its buyer, or unpaid).",
+        ORDER,
     ),
-    ("order.refunded", "An order was refunded in part or in full."),
-    ("order.disputed", "A dispute of an order's payment was recorded on the order."),
-    ("payment.succeeded", "A card payment succeeded."),
-    ("payment.failed", "A card payment failed or was cancelled."),
-    ("payment.expired", "A card checkout expired unpaid."),
-    (
+    kind("order.refunded", "An order was refunded in part or in full.", ORDER),
+    kind(
+        "order.disputed",
+        "A dispute of an order's payment was recorded on the order.",
+        ORDER,
+    ),
+    kind(
+        "payment.succeeded",
+        "A card payment succeeded.",
+        &["payment_id", "amount", "currency"],
+    ),
+    kind("payment.failed", "A card payment failed or was cancelled.", &["payment_id"]),
+    kind("payment.expired", "A card checkout expired unpaid.", &["payment_id"]),
+    kind(
         "payment.late_success",
         "A card payment succeeded after it had been given up; it is refunded.",
+        &["payment_id", "amount", "currency"],
     ),
-    ("payment.disputed", "The payer disputed a card payment."),
-    ("refund.succeeded", "A refund reached the buyer."),
-    ("refund.failed", "A refund failed; the merchant got the money back."),
-    ("call.started", "A metered call started."),
-    ("call.ended", "A metered call ended and was billed."),
-    ("webhook_endpoint.test", "A test event an endpoint's owner asked for."),
+    kind("payment.disputed", "The payer disputed a card payment.", &["payment_id"]),
+    kind(
+        "refund.succeeded",
+        "A refund reached the buyer.",
+        &["refund_id", "order_id", "amount", "currency"],
+    ),
+    kind(
+        "refund.failed",
+        "A refund failed; the merchant got the money back.",
+        &["refund_id", "order_id"],
+    ),
+    kind("call.started", "A metered call started.", &["call_id", "caller_id", "receiver_id"]),
+    kind(
+        "call.ended",
+        "A metered call ended and was billed.",
+        &["call_id", "minutes", "charged", "currency"],
+    ),
+    kind(
+        "webhook_endpoint.test",
+        "A test event an endpoint's owner asked for.",
+        &["endpoint_id"],
+    ),
 ];
 
 /// Whether `name` is a public event type.
 pub fn is_event_type(name: &str) -> bool {
-    EVENT_TYPES.iter().any(|(known, _)| *known == name)
+    EVENT_TYPES.iter().any(|known| known.name == name)
 }
 
 impl DomainEvent {
@@ -92,6 +158,7 @@ impl DomainEvent {
             AdjustmentPosted { amount, .. } if amount.is_negative() => "wallet.debited",
             AdjustmentPosted { .. } => "wallet.credited",
             WithdrawalCompleted { .. } => "withdrawal.completed",
+            TransferCompleted { .. } => "transfer.completed",
             other => other.name(),
         }
     }
@@ -418,6 +485,8 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 3] = [DeliveryStatus::Pending, DeliveryStatus::Succeeded, DeliveryStatus::Failed];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",
@@ -427,9 +496,7 @@ impl DeliveryStatus {
     }
 
     pub fn parse(text: &str) -> Option<DeliveryStatus> {
-        [DeliveryStatus::Pending, DeliveryStatus::Succeeded, DeliveryStatus::Failed]
-            .into_iter()
-            .find(|status| status.as_str() == text)
+        DeliveryStatus::ALL.into_iter().find(|status| status.as_str() == text)
     }
 }
 
@@ -657,8 +724,8 @@ mod tests {
             amount: Money::from_minor(-5, Currency::Usd),
         };
         assert_eq!(debit.public_type(), "wallet.debited");
-        for (name, _) in EVENT_TYPES {
-            assert!(is_event_type(name));
+        for known in EVENT_TYPES {
+            assert!(is_event_type(known.name));
         }
     }
 

@@ -16,6 +16,7 @@ use domain::order::{Order, OrderItem, StatusChange};
 use domain::payment::{Payment, PaymentPurpose, Refund};
 use domain::user::User;
 use domain::wallet::{Transfer, Wallet, Withdrawal};
+use domain::webhook::{EndpointOwner, WebhookDelivery, WebhookEndpoint};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -802,4 +803,182 @@ pub struct HealthResponse {
     pub status: String,
     /// Each configured dependency: ok, degraded or unavailable.
     pub checks: std::collections::BTreeMap<String, String>,
+}
+
+// ---------------------------------------------------------------- outbound webhooks
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpointRequest {
+    /// Where deliveries are POSTed: `https` (plain `http` only in demo mode).
+    #[schema(example = "https://merchant.example/payments/webhooks")]
+    pub url: String,
+    /// The event types to receive (see `GET /api/v1/webhook-event-types`), or `["*"]` for all.
+    #[serde(default = "all_events")]
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+fn all_events() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpointPatch {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub description: Option<String>,
+    /// Enabling an endpoint the platform disabled starts it afresh.
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollSecretRequest {
+    /// How long the old secret keeps signing too, 0 to 604800 seconds (default a day).
+    #[serde(default = "default_overlap", deserialize_with = "integral")]
+    pub overlap_seconds: i64,
+}
+
+fn default_overlap() -> i64 {
+    86_400
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedeliverRangeRequest {
+    /// Events that occurred at or after this time (RFC 3339)...
+    #[schema(format = DateTime)]
+    pub from: String,
+    /// ...and before this one, at most 30 days later.
+    #[schema(format = DateTime)]
+    pub to: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookEndpointResponse {
+    pub id: Uuid,
+    /// The merchant who owns it; none for the platform's.
+    pub owner_id: Option<Uuid>,
+    pub url: String,
+    /// The event types it receives; `["*"]` for all.
+    pub events: Vec<String>,
+    pub description: String,
+    pub enabled: bool,
+    /// Why the platform disabled it, if it did.
+    pub disabled_reason: Option<String>,
+    /// Since when every delivery has failed.
+    #[schema(format = DateTime)]
+    pub failing_since: Option<String>,
+    /// The signing secret: only in the answer that creates the endpoint or rolls its secret.
+    pub secret: Option<String>,
+    /// Until when the previous secret signs too, after a roll.
+    #[schema(format = DateTime)]
+    pub previous_secret_expires_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+impl WebhookEndpointResponse {
+    /// The endpoint as listed: without its secret.
+    pub fn hidden(endpoint: &WebhookEndpoint) -> WebhookEndpointResponse {
+        WebhookEndpointResponse {
+            id: endpoint.id.as_uuid(),
+            owner_id: match endpoint.owner {
+                EndpointOwner::Platform => None,
+                EndpointOwner::Merchant(user) => Some(user.as_uuid()),
+            },
+            url: endpoint.url.as_str().to_owned(),
+            events: endpoint.events.to_list(),
+            description: endpoint.description.clone(),
+            enabled: endpoint.enabled,
+            disabled_reason: endpoint.disabled_reason.clone(),
+            failing_since: endpoint.failing_since.map(timestamp),
+            secret: None,
+            previous_secret_expires_at: endpoint.retiring.as_ref().map(|retiring| timestamp(retiring.until)),
+            created_at: timestamp(endpoint.created_at),
+            updated_at: timestamp(endpoint.updated_at),
+        }
+    }
+
+    /// The endpoint with its current secret, shown once.
+    pub fn with_secret(endpoint: &WebhookEndpoint) -> WebhookEndpointResponse {
+        WebhookEndpointResponse {
+            secret: Some(endpoint.secret.clone()),
+            ..WebhookEndpointResponse::hidden(endpoint)
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookAttemptResponse {
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// The endpoint's HTTP status; none when it did not answer.
+    pub status_code: Option<u16>,
+    pub latency_ms: u32,
+    /// The start of the answer's body, or why there was no answer.
+    pub response: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookDeliveryResponse {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub endpoint_id: Uuid,
+    pub event_type: String,
+    /// pending, succeeded or failed.
+    pub status: String,
+    pub attempts: u32,
+    /// When a pending delivery is attempted next.
+    #[schema(format = DateTime)]
+    pub next_attempt_at: String,
+    pub last_attempt: Option<WebhookAttemptResponse>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+impl From<&WebhookDelivery> for WebhookDeliveryResponse {
+    fn from(d: &WebhookDelivery) -> Self {
+        WebhookDeliveryResponse {
+            id: d.id.as_uuid(),
+            event_id: d.event_id.as_uuid(),
+            endpoint_id: d.endpoint_id.as_uuid(),
+            event_type: d.event_type.clone(),
+            status: d.status.as_str().to_owned(),
+            attempts: d.attempts,
+            next_attempt_at: timestamp(d.next_attempt_at),
+            last_attempt: d.last_attempt.as_ref().map(|a| WebhookAttemptResponse {
+                at: timestamp(a.at),
+                status_code: a.status_code,
+                latency_ms: a.latency_ms,
+                response: a.response.clone(),
+            }),
+            created_at: timestamp(d.created_at),
+            updated_at: timestamp(d.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedeliveryResponse {
+    /// How many deliveries were queued again.
+    pub requeued: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookEventTypeResponse {
+    /// The name endpoints subscribe to.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub description: String,
+    /// The attributes of the event's `data.object` (all strings); those ending in `?` may be
+    /// absent.
+    pub object: Vec<String>,
 }

@@ -19,10 +19,12 @@ use application::settlement::GatewayEventError;
 use application::top_ups::TopUpError;
 use application::transfers::TransferError;
 use application::wallets::WalletQueryError;
+use application::webhooks::WebhookUseError;
 use application::withdrawals::WithdrawalError;
 use domain::call::CallError;
 use domain::catalog::{ProductError, StockError};
 use domain::order::OrderError;
+use domain::webhook::WebhookError as EndpointError;
 
 use crate::problem::ApiError;
 
@@ -408,6 +410,22 @@ impl From<FollowUpError> for ApiError {
         match error {
             FollowUpError::Forbidden => ApiError::forbidden(error.to_string()),
             FollowUpError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<WebhookUseError> for ApiError {
+    fn from(error: WebhookUseError) -> Self {
+        let detail = error.to_string();
+        match error {
+            WebhookUseError::Forbidden => ApiError::forbidden(detail),
+            WebhookUseError::NotFound | WebhookUseError::DeliveryNotFound => ApiError::not_found(detail),
+            WebhookUseError::Invalid(EndpointError::Url(_)) => ApiError::invalid_field("url", detail),
+            WebhookUseError::Invalid(EndpointError::EventTypes(_)) => ApiError::invalid_field("events", detail),
+            WebhookUseError::Invalid(EndpointError::Description { .. }) => ApiError::invalid_field("description", detail),
+            WebhookUseError::Overlap { .. } => ApiError::invalid_field("overlap_seconds", detail),
+            WebhookUseError::Range { .. } => ApiError::invalid_field("to", detail),
+            WebhookUseError::Store(e) => e.into(),
         }
     }
 }

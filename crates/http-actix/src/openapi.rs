@@ -7,7 +7,7 @@ use utoipa::openapi::schema::Ref;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, auth, calls, catalog, checkout_return, ops, orders, simulator, wallets, webhooks};
+use crate::routes::{admin, auth, calls, catalog, checkout_return, ops, orders, simulator, wallets, webhook_endpoints, webhooks};
 
 mod rules;
 
@@ -116,6 +116,54 @@ impl Modify for CommonResponses {
     }
 }
 
+/// One schema per event type of the catalogue (`WebhookEvent.order.paid`, ...), the body of a
+/// delivery of that type, versioned by `api_version`, and `WebhookEvent`, any of them.
+struct WebhookEventSchemas;
+
+impl Modify for WebhookEventSchemas {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut any = Vec::new();
+        for kind in domain::webhook::EVENT_TYPES {
+            let name = format!("WebhookEvent.{}", kind.name);
+            let schema = serde_json::json!({
+                "type": "object",
+                "description": kind.description,
+                "required": ["id", "type", "created", "api_version", "data"],
+                "properties": {
+                    "id": {"type": "string", "format": "uuid", "description": "The event's id: the same on every delivery of it"},
+                    "type": {"type": "string", "enum": [kind.name]},
+                    "created": {"type": "string", "format": "date-time"},
+                    "api_version": {"type": "string", "enum": [domain::webhook::API_VERSION]},
+                    "data": {
+                        "type": "object",
+                        "required": ["object"],
+                        "properties": {"object": object_schema(kind.object)},
+                    },
+                },
+            });
+            if let Ok(schema) = serde_json::from_value(schema) {
+                components.schemas.insert(name.clone(), schema);
+                any.push(serde_json::json!({"$ref": format!("#/components/schemas/{name}")}));
+            }
+        }
+        let one_of = serde_json::json!({"oneOf": any, "description": "The body of a webhook delivery"});
+        if let Ok(schema) = serde_json::from_value(one_of) {
+            components.schemas.insert("WebhookEvent".to_owned(), schema);
+        }
+    }
+}
+
+/// The attributes of an event's object, every one a string (`?`: not always present).
+fn object_schema(attributes: &[&str]) -> serde_json::Value {
+    let properties: serde_json::Map<String, serde_json::Value> = attributes
+        .iter()
+        .map(|name| (name.trim_end_matches('?').to_owned(), serde_json::json!({"type": "string"})))
+        .collect();
+    let required: Vec<&str> = attributes.iter().filter(|name| !name.ends_with('?')).copied().collect();
+    serde_json::json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
+}
+
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
@@ -134,11 +182,14 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         calls::start, calls::end, calls::list,
         admin::adjust, admin::verify_ledger, admin::audit, admin::follow_ups,
         webhooks::receive,
+        webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::show, webhook_endpoints::update, webhook_endpoints::delete,
+        webhook_endpoints::roll_secret, webhook_endpoints::test, webhook_endpoints::deliveries, webhook_endpoints::redeliver_range,
+        webhook_endpoints::redeliver, webhook_endpoints::event_types,
         simulator::show, simulator::pay, simulator::decline,
         checkout_return::complete, checkout_return::cancelled,
         ops::live, ops::ready, ops::metrics,
     ),
-    modifiers(&BearerAuth, &UniqueOperationIds, &CommonResponses),
+    modifiers(&BearerAuth, &UniqueOperationIds, &CommonResponses, &WebhookEventSchemas),
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "wallets", description = "Balances, history, top-ups, withdrawals and transfers"),
@@ -147,6 +198,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         (name = "calls", description = "Calls billed per started minute"),
         (name = "admin", description = "Adjustments, ledger verification, audit trail"),
         (name = "webhooks", description = "Signed events from card gateways"),
+        (name = "webhook-endpoints", description = "Where merchants and the platform receive signed events, and their deliveries"),
         (name = "simulator", description = "Hosted pages of the simulated card gateway (demo mode)"),
         (name = "checkout", description = "Where card providers send the payer back"),
         (name = "ops", description = "Health"),

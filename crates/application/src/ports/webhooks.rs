@@ -63,4 +63,10 @@ pub enum SendError {
 pub trait WebhookSender: Send + Sync + std::fmt::Debug + 'static {
     /// Makes one attempt; any HTTP answer is `Ok`, whatever its status.
     async fn send(&self, webhook: &OutgoingWebhook) -> Result<WebhookAnswer, SendError>;
+
+    /// Why the sender would refuse this URL whatever its host resolves to (an address it may not
+    /// reach, written in the URL), checked when an endpoint is registered; `None` if it would try.
+    fn refusal(&self, _url: &str) -> Option<String> {
+        None
+    }
 }

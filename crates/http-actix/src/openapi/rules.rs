@@ -10,6 +10,7 @@ use domain::follow_up::FollowUpState;
 use domain::money::Currency;
 use domain::order::{Order, OrderStatus};
 use domain::user::{Email, Password};
+use domain::webhook::{DeliveryStatus, EVENT_TYPES, EndpointUrl, WebhookEndpoint};
 use serde_json::{Map, Value, json};
 
 /// Text without control characters other than tab and line breaks (what `extract::Json` accepts).
@@ -43,7 +44,18 @@ fn property_rule(schema: &str, name: &str) -> Option<Value> {
         "quantity" => json!({"minimum": 1, "maximum": Quantity::MAX}),
         "stock" | "available" => json!({"minimum": 0, "maximum": Stock::UNITS_MAX}),
         "name" => json!({"pattern": NON_BLANK_TEXT, "minLength": 1, "maxLength": Product::NAME_LEN_MAX}),
+        "description" if schema.starts_with("WebhookEndpoint") => {
+            json!({"pattern": TEXT, "maxLength": WebhookEndpoint::DESCRIPTION_CHARS_MAX})
+        }
         "description" => json!({"pattern": TEXT, "maxLength": Product::DESCRIPTION_LEN_MAX}),
+        // https only (demo mode also takes http); where it may point is checked by the server.
+        "url" => json!({"pattern": "^https://[^\\s@#/?]+[^\\s#]*$", "maxLength": EndpointUrl::CHARS_MAX}),
+        "events" => {
+            let mut types: Vec<&str> = EVENT_TYPES.iter().map(|kind| kind.name).collect();
+            types.push("*");
+            json!({"minItems": 1, "maxItems": EVENT_TYPES.len(), "items": {"enum": types}})
+        }
+        "overlap_seconds" => json!({"minimum": 0, "maximum": 604_800}),
         "reason" if schema == "AdjustmentRequestBody" => {
             json!({"pattern": NON_BLANK_TEXT, "minLength": 1, "maxLength": REASON_CHARS_MAX})
         }
@@ -60,7 +72,7 @@ fn property_rule(schema: &str, name: &str) -> Option<Value> {
 }
 
 /// The rule for a parameter of this name.
-fn parameter_rule(name: &str) -> Option<Value> {
+fn parameter_rule(path: &str, name: &str) -> Option<Value> {
     let currencies: Vec<&str> = Currency::ALL.iter().map(|c| c.code()).collect();
     let statuses: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
     let states: Vec<&str> = [FollowUpState::Stuck, FollowUpState::Pending, FollowUpState::Done]
@@ -72,6 +84,10 @@ fn parameter_rule(name: &str) -> Option<Value> {
         "cursor" => json!({"pattern": CURSOR}),
         "currency" => json!({"enum": currencies}),
         "Idempotency-Key" => json!({"pattern": IDEMPOTENCY_KEY}),
+        "status" if path.ends_with("/deliveries") => {
+            json!({"enum": DeliveryStatus::ALL.map(DeliveryStatus::as_str)})
+        }
+        "event_type" => json!({"enum": EVENT_TYPES.iter().map(|kind| kind.name).collect::<Vec<_>>()}),
         "status" => json!({"enum": statuses}),
         "state" => json!({"enum": states}),
         _ => return None,
@@ -94,6 +110,9 @@ const REQUEST_SCHEMAS: &[&str] = &[
     "RefundRequestBody",
     "CallRequest",
     "AdjustmentRequestBody",
+    "WebhookEndpointRequest",
+    "WebhookEndpointPatch",
+    "RollSecretRequest",
 ];
 
 /// Merges `rule` into a (possibly nullable) property or parameter schema.
@@ -155,14 +174,15 @@ pub(crate) fn apply(document: &mut Value) {
     let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
-    for operation in paths
-        .values_mut()
-        .filter_map(Value::as_object_mut)
-        .flat_map(|item| item.values_mut())
-    {
+    let operations = paths.iter_mut().flat_map(|(path, item)| {
+        let operations = item.as_object_mut().into_iter().flat_map(|item| item.values_mut());
+        operations.map(move |operation| (path.as_str(), operation))
+    });
+    for (path, operation) in operations {
         let parameters = operation.get_mut("parameters").and_then(Value::as_array_mut);
         for parameter in parameters.into_iter().flatten() {
-            let Some(rule) = parameter.get("name").and_then(Value::as_str).and_then(parameter_rule) else {
+            let name = parameter.get("name").and_then(Value::as_str);
+            let Some(rule) = name.and_then(|name| parameter_rule(path, name)) else {
                 continue;
             };
             if let Some(schema) = parameter.get_mut("schema") {

@@ -10,6 +10,7 @@ pub mod ops;
 pub mod orders;
 pub mod simulator;
 pub mod wallets;
+pub mod webhook_endpoints;
 pub mod webhooks;
 
 use actix_web::web;
@@ -75,6 +76,18 @@ api_routes! {
     get "/api/v1/admin/follow-ups" => admin::follow_ups;
 
     post "/api/v1/webhooks/{provider}" => webhooks::receive;
+
+    post "/api/v1/webhook-endpoints" => webhook_endpoints::create;
+    get "/api/v1/webhook-endpoints" => webhook_endpoints::list;
+    get "/api/v1/webhook-endpoints/{id}" => webhook_endpoints::show;
+    patch "/api/v1/webhook-endpoints/{id}" => webhook_endpoints::update;
+    delete "/api/v1/webhook-endpoints/{id}" => webhook_endpoints::delete;
+    post "/api/v1/webhook-endpoints/{id}/roll-secret" => webhook_endpoints::roll_secret;
+    post "/api/v1/webhook-endpoints/{id}/test" => webhook_endpoints::test;
+    get "/api/v1/webhook-endpoints/{id}/deliveries" => webhook_endpoints::deliveries;
+    post "/api/v1/webhook-endpoints/{id}/redeliver" => webhook_endpoints::redeliver_range;
+    post "/api/v1/webhook-deliveries/{id}/redeliver" => webhook_endpoints::redeliver;
+    get "/api/v1/webhook-event-types" => webhook_endpoints::event_types;
 
     get "/simulator/checkout/{session_id}" => simulator::show;
     post "/simulator/checkout/{session_id}/pay" => simulator::pay;
