@@ -153,6 +153,37 @@ def duration(ns):
     return f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.0f} ns"
 
 
+webhook_names = [f"purchase-{kind}-{n}" for n in (1, 2) for kind in ("no-endpoints", "webhooks")]
+webhook_runs = [(name, load(name)) for name in webhook_names if os.path.exists(os.path.join(out, f"{name}.json"))]
+if len(webhook_runs) == len(webhook_names):
+    def mean_rate(kind):
+        rates = [result["requests_per_second"] for name, result in webhook_runs if kind in name]
+        return sum(rates) / len(rates)
+    relay_share = mean_rate("webhooks") / mean_rate("no-endpoints")
+    lines += [
+        "",
+        "## Outbound webhooks",
+        "",
+        "The `purchase` scenario on one instance started with `WEBHOOK_ALLOW_HTTP=true WEBHOOK_ALLOW_PRIVATE_ADDRESSES=true`, "
+        "alternately without endpoints and with `loadgen --webhooks`: a receiver in the load generator, the platform's "
+        "endpoint subscribed to every event and each of the 64 merchants' to `order.paid`. "
+        "Every delivery is verified with its endpoint's secret; the run fails if one does not verify or if a paid order's "
+        "`order.paid` did not reach its merchant. Lag is from the event's time to its arrival at the receiver; "
+        "drain is how long after the load stopped the last delivery arrived.",
+        "",
+        f"Purchase rate with endpoints: **{relay_share:.0%}** of the rate without "
+        f"(target: at least 90%, {'met' if relay_share >= 0.9 else '**not met**'}).",
+        "",
+        "| run | requests/s | p99 ms | deliveries | duplicates | lag p50 ms | lag p99 ms | lag max ms | drain s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in webhook_runs:
+        hooks = result.get("webhooks") or {}
+        lines.append(
+            f"| {name} | {result['requests_per_second']:.0f} | {result['p99_ms']:.1f} | {hooks.get('deliveries', '-')} | "
+            f"{hooks.get('duplicates', '-')} | {hooks.get('lag_p50_ms', '-')} | {hooks.get('lag_p99_ms', '-')} | "
+            f"{hooks.get('lag_max_ms', '-')} | {hooks.get('drain_seconds', 0):.1f} |")
+
 micro = criterion_results(criterion_dir) if criterion_dir and os.path.isdir(criterion_dir) else []
 if micro:
     lines += [

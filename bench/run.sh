@@ -76,7 +76,7 @@ start() {
 }
 
 stop() { kill "$(cat "$OUT/server-$1.pid")" 2> /dev/null || true; }
-trap 'for p in 18081 18082 18083; do stop $p; done' EXIT
+trap 'for p in 18081 18082 18083 18084; do stop $p; done' EXIT
 
 # [SECONDS_OVERRIDE=N] run NAME [loadgen args...]
 run() {
@@ -89,7 +89,9 @@ run() {
 start 18081
 start 18082
 start 18083 CATALOG_CACHE=false
-A=http://127.0.0.1:18081 B=http://127.0.0.1:18082
+# Outbound webhooks to the load generator's receiver on loopback.
+start 18084 WEBHOOK_ALLOW_HTTP=true WEBHOOK_ALLOW_PRIVATE_ADDRESSES=true
+A=http://127.0.0.1:18081 B=http://127.0.0.1:18082 W=http://127.0.0.1:18084
 
 run purchase --url $A --scenario purchase
 run flash-sale --url $A --scenario flash-sale
@@ -100,6 +102,13 @@ run browse-database --url http://127.0.0.1:18083 --scenario browse
 run mixed --url $A --scenario mixed
 run purchase-two-instances --url $A --url $B --scenario purchase
 run flash-sale-two-instances --url $A --url $B --scenario flash-sale
+
+# The purchase rate without and with webhook endpoints subscribed, alternately on one instance
+# (loadgen deletes its endpoints after each run).
+for round in 1 2; do
+  run "purchase-no-endpoints-$round" --url $W --scenario purchase
+  run "purchase-webhooks-$round" --url $W --scenario purchase --webhooks
+done
 
 echo "-- crash: instance B is killed with SIGKILL mid-run and started again"
 "$BIN/loadgen" --clients "$CLIENTS" --duration "$DURATION" --url $A --url $B --scenario purchase \

@@ -46,6 +46,9 @@ pub struct WebhookSettings {
     pub endpoints_per_round: usize,
     /// Deliveries a round makes to one endpoint, one after another.
     pub deliveries_per_endpoint: usize,
+    /// How long a round keeps serving one endpoint before it moves on: a slow receiver delays the
+    /// others by at most this and one request's timeout, and its own backlog waits its turn.
+    pub endpoint_budget: Duration,
     /// Events a round fans out.
     pub events_per_round: usize,
 }
@@ -57,6 +60,7 @@ impl Default for WebhookSettings {
             lease: Duration::seconds(60),
             endpoints_per_round: 16,
             deliveries_per_endpoint: 20,
+            endpoint_budget: Duration::seconds(5),
             events_per_round: 500,
         }
     }

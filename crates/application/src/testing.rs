@@ -69,6 +69,15 @@ impl TokenIssuer for SpelledTokens {
 pub struct RecordingWebhooks {
     received: std::sync::Mutex<Vec<crate::ports::webhooks::OutgoingWebhook>>,
     answers: std::sync::Mutex<std::collections::VecDeque<Result<u16, crate::ports::webhooks::SendError>>>,
+    slow: std::sync::Mutex<Option<SlowReceiver>>,
+}
+
+/// A receiver that takes its time: each request to `url` moves `clock` on by `per_request`.
+#[derive(Debug)]
+struct SlowReceiver {
+    url: String,
+    clock: std::sync::Arc<crate::ports::system::ManualClock>,
+    per_request: time::Duration,
 }
 
 impl RecordingWebhooks {
@@ -83,6 +92,15 @@ impl RecordingWebhooks {
     /// Forgets the answers not given yet: every attempt succeeds again.
     pub fn answer_ok(&self) {
         self.answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
+    /// Requests to `url` take `per_request` of `clock`'s time from now on.
+    pub fn slow_at(&self, url: &str, clock: std::sync::Arc<crate::ports::system::ManualClock>, per_request: time::Duration) {
+        *self.slow.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(SlowReceiver {
+            url: url.to_owned(),
+            clock,
+            per_request,
+        });
     }
 
     /// Every attempt so far, in the order made.
@@ -101,6 +119,15 @@ impl crate::ports::webhooks::WebhookSender for RecordingWebhooks {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(webhook.clone());
+        if let Some(slow) = self
+            .slow
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .filter(|slow| slow.url == webhook.url)
+        {
+            slow.clock.advance(slow.per_request);
+        }
         let answer = self.answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop_front();
         let status = answer.unwrap_or(Ok(200))?;
         Ok(crate::ports::webhooks::WebhookAnswer {

@@ -97,9 +97,11 @@ impl<U: UnitOfWork> App<U> {
     }
 
     /// Makes the endpoint's due deliveries in order, stopping at the first that fails (the
-    /// endpoint is then failing; the rest keep their turn), and releases the endpoint.
+    /// endpoint is then failing; the rest keep their turn) or when the endpoint's time is up,
+    /// and releases the endpoint.
     async fn serve_endpoint(&self, mut endpoint: WebhookEndpoint) -> Result<RelayRound, StoreError> {
         let (id, now, limit) = (endpoint.id, self.clock.now(), self.settings.webhooks.deliveries_per_endpoint);
+        let time_up = now + self.settings.webhooks.endpoint_budget;
         let due = transact(&self.store, |tx| work(tx.due_webhook_deliveries(id, now, limit))).await?;
         let mut round = RelayRound::default();
         for delivery in due {
@@ -110,7 +112,7 @@ impl<U: UnitOfWork> App<U> {
                 AttemptOutcome::Retry { .. } => round.retrying += 1,
                 AttemptOutcome::Refused => round.failed += 1,
             }
-            if outcome != AttemptOutcome::Delivered || !endpoint.enabled {
+            if outcome != AttemptOutcome::Delivered || !endpoint.enabled || self.clock.now() >= time_up {
                 break;
             }
         }

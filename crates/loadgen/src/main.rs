@@ -7,6 +7,7 @@ mod api;
 mod books;
 mod scenario;
 mod stats;
+mod webhooks;
 mod world;
 
 use std::process::ExitCode;
@@ -63,6 +64,11 @@ struct Args {
     /// Do not fail on 5xx or unanswered requests (for runs that kill an instance on purpose).
     #[arg(long)]
     allow_failed_requests: bool,
+    /// Subscribe a local receiver to the server's webhooks (the platform to every event, each
+    /// merchant to `order.paid`) and report their lag; the server must allow plain http to
+    /// loopback (`WEBHOOK_ALLOW_HTTP`, `WEBHOOK_ALLOW_PRIVATE_ADDRESSES`).
+    #[arg(long)]
+    webhooks: bool,
 }
 
 /// Runs every client until the deadline (or the request budget) and merges their statistics.
@@ -115,12 +121,27 @@ async fn main_inner(args: Args) -> anyhow::Result<()> {
         shape.buyers
     );
     let world = Arc::new(World::seed(&api, args.urls.clone(), (&args.admin_email, &args.admin_password), &shape).await?);
+    let mut receiver = None;
+    if args.webhooks {
+        let mut started = webhooks::Receiver::start().await?;
+        started.subscribe(&api, &world).await?;
+        receiver = Some(started);
+    }
+    let mut warm = Stats::new();
     if args.warmup > 0 {
-        run(&api, Arc::clone(&world), &args, args.warmup, false).await?;
+        warm = run(&api, Arc::clone(&world), &args, args.warmup, false).await?.0;
     }
     let (stats, elapsed) = run(&api, Arc::clone(&world), &args, args.duration, true).await?;
-    let report = stats.report(args.scenario.name(), args.clients, elapsed);
+    let load_ended = Instant::now();
+    let mut report = stats.report(args.scenario.name(), args.clients, elapsed);
     report.print();
+    if let Some(receiver) = receiver {
+        let webhooks = receiver.drain(load_ended, Duration::from_secs(3), Duration::from_secs(120)).await;
+        webhooks.print();
+        receiver.close(&api, &world).await?;
+        check_webhooks(&webhooks, args.scenario, warm.count(201) + stats.count(201))?;
+        report.webhooks = Some(webhooks);
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }
@@ -139,6 +160,23 @@ async fn main_inner(args: Args) -> anyhow::Result<()> {
         books.problems.len()
     );
     books::fail_on_problems(&books)
+}
+
+/// Every delivery verified and, where each success is a paid order, every order's `order.paid`
+/// reached its merchant.
+fn check_webhooks(report: &webhooks::WebhookReport, scenario: Scenario, created: u64) -> anyhow::Result<()> {
+    if report.unverified > 0 {
+        anyhow::bail!("{} webhook deliveries did not verify", report.unverified);
+    }
+    let orders_only = matches!(scenario, Scenario::Purchase | Scenario::FlashSale);
+    if orders_only && report.merchant_orders_paid as u64 != created {
+        anyhow::bail!(
+            "{} orders were paid but merchants received {} order.paid events",
+            created,
+            report.merchant_orders_paid
+        );
+    }
+    Ok(())
 }
 
 #[tokio::main]

@@ -25,6 +25,9 @@ pub struct Report {
     pub max_ms: f64,
     /// Count of answers by status; 0 stands for a transport failure (no answer).
     pub statuses: BTreeMap<u16, u64>,
+    /// What the webhook receiver saw, with `--webhooks`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<crate::webhooks::WebhookReport>,
 }
 
 impl Default for Stats {
@@ -50,6 +53,11 @@ impl Stats {
         *self.statuses.entry(status).or_default() += 1;
     }
 
+    /// Answers with this status.
+    pub fn count(&self, status: u16) -> u64 {
+        self.statuses.get(&status).copied().unwrap_or(0)
+    }
+
     pub fn merge(&mut self, other: &Stats) {
         let _ = self.latencies.add(&other.latencies);
         for (status, count) in &other.statuses {
@@ -71,6 +79,7 @@ impl Stats {
             p99_ms: ms(0.99),
             max_ms: self.latencies.max() as f64 / 1000.0,
             statuses: self.statuses.clone(),
+            webhooks: None,
         }
     }
 }

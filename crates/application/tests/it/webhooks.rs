@@ -185,3 +185,31 @@ async fn owners_manage_their_endpoints_roll_secrets_and_test_them() -> Outcome {
     ));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_slow_receiver_gets_its_turn_without_holding_up_the_others() -> Outcome {
+    let h = Harness::new();
+    let admin = h.admin().await;
+    let slow = NewEndpoint {
+        url: "https://slow.example/hooks".into(),
+        ..endpoint(&["wallet.credited"])
+    };
+    h.app.create_webhook_endpoint(&admin, slow).await?;
+    h.app.create_webhook_endpoint(&admin, endpoint(&["wallet.credited"])).await?;
+    h.webhooks
+        .slow_at("https://slow.example/hooks", h.clock.clone(), Duration::seconds(3));
+    let customer = h.user(Role::Customer).await;
+    for _ in 0..10 {
+        h.fund(&customer, 100).await;
+    }
+    let sent_to = |url: &str| h.webhooks.received().iter().filter(|w| w.url == url).count();
+    h.app.relay_webhooks().await?;
+    assert_eq!(
+        (sent_to("https://slow.example/hooks"), sent_to("https://receiver.example/hooks")),
+        (2, 10),
+        "the slow receiver's budget ran out after two requests; the other got everything"
+    );
+    h.app.relay_webhooks().await?;
+    assert_eq!(sent_to("https://slow.example/hooks"), 4, "and the slow one gets its turn again");
+    Ok(())
+}
