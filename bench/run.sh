@@ -100,6 +100,7 @@ run transfer --url $A --scenario transfer
 run browse --url $A --scenario browse
 run browse-database --url http://127.0.0.1:18083 --scenario browse
 run mixed --url $A --scenario mixed
+run authorise-capture --url $A --scenario authorise-capture
 run purchase-two-instances --url $A --url $B --scenario purchase
 run flash-sale-two-instances --url $A --url $B --scenario flash-sale
 

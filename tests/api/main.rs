@@ -7,6 +7,7 @@ mod authorization;
 mod bad_input;
 mod flows;
 mod gateways;
+mod holds;
 mod idempotency;
 mod journeys;
 mod openapi;

@@ -301,7 +301,7 @@ fn audit(state: &State) -> LedgerAudit {
     audit.totals_by_currency = by_currency.into_iter().collect();
     let mut pending: BTreeMap<WalletId, i128> = BTreeMap::new();
     for hold in state.holds.values().filter(|h| h.status == HoldStatus::Pending) {
-        *pending.entry(hold.wallet_id).or_default() += i128::from(hold.amount.amount_minor());
+        *pending.entry(hold.wallet_id).or_default() += i128::from(hold.remaining().amount_minor());
     }
     for wallet in state.wallets.values() {
         let (posted, _, broken) = by_wallet.get(&wallet.id()).copied().unwrap_or((0, None, false));

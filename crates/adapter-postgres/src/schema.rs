@@ -70,6 +70,7 @@ diesel::table! {
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
         settled_at -> Nullable<Timestamptz>,
+        payee_id -> Nullable<Uuid>,
     }
 }
 

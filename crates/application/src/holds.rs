@@ -1,19 +1,40 @@
-//! Holds: funds of a wallet reserved until captured (paying someone) or released, and released
-//! by the job when they expire.
+//! Holds: a customer authorises a merchant to take up to an amount of their wallet (a ride's
+//! pre-authorisation, a hotel night, a metered service). The funds stay in the balance but are
+//! no longer available; the merchant captures them, in part and as often as it likes up to the
+//! amount, and voids the rest; the job releases what is left when the hold expires.
+//!
+//! Consent is the customer's own request: a hold is placed on the caller's wallet only, naming
+//! the merchant who may capture it. A merchant cannot place a hold on someone else's wallet.
+//!
+//! A capture and a void or expiry of one hold lock the hold's wallet and then the hold (the lock
+//! order), so whichever commits first decides: a capture after a void finds the hold settled,
+//! and two captures racing for the last of a hold see each other's `captured`.
 
+use domain::events::DomainEvent;
 use domain::ids::{HoldId, UserId, WalletId};
 use domain::ledger::{Entry, JournalTransaction, LedgerError, TransactionKind};
 use domain::money::{Currency, Money, MoneyError};
-use domain::wallet::{Hold, HoldError, HoldTerms, Wallet};
-use time::OffsetDateTime;
+use domain::user::Role;
+use domain::wallet::{Hold, HoldError, HoldStatus, HoldTerms, WalletError};
+use time::{Duration, OffsetDateTime};
 
 use crate::caller::Caller;
 use crate::context::App;
+use crate::effects::publish;
+use crate::idempotency::{IdempotencyError, Idempotent, Key};
 use crate::ledger::post_locked;
-use crate::ports::store::{HoldRepository, LedgerRepository, StoreError, UnitOfWork, UserRepository, WalletRepository};
+use crate::ports::store::{
+    EventOutbox, HoldRepository, IdempotencyRepository, LedgerRepository, StoreError, UnitOfWork, UserRepository, WalletRepository,
+};
 use crate::ports::system::{IdGenerator, next_id};
 use crate::transact::{transact, work};
-use crate::{from_posting_error, retryable};
+use crate::{from_posting_error, keyed, retryable};
+
+/// The longest a hold may last (card networks keep authorisations for up to about a month).
+pub const HOLD_TTL_MAX: Duration = Duration::days(30);
+/// The shortest: less would expire before a merchant could act on it.
+pub const HOLD_TTL_MIN: Duration = Duration::minutes(1);
+pub const DESCRIPTION_CHARS_MAX: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HoldUseError {
@@ -21,60 +42,160 @@ pub enum HoldUseError {
     NotFound,
     #[error("you have no {0} wallet")]
     NoWallet(Currency),
+    #[error("the merchant does not exist")]
+    MerchantNotFound,
+    #[error("you cannot authorise yourself")]
+    SelfHold,
+    #[error("a hold is authorised by the customer whose wallet it is on: ask the customer to place it, naming you")]
+    ConsentRequired,
+    #[error("a hold must expire between {min} and {max} seconds from now", min = HOLD_TTL_MIN.whole_seconds(), max = HOLD_TTL_MAX.whole_seconds())]
+    Expiry,
+    #[error("the description must have at most {DESCRIPTION_CHARS_MAX} characters")]
+    Description,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("insufficient funds: {available} available")]
+    InsufficientFunds { available: Money },
     #[error(transparent)]
-    Hold(#[from] HoldError),
+    Hold(HoldError),
     #[error(transparent)]
     Ledger(LedgerError),
     #[error(transparent)]
     Money(#[from] MoneyError),
     #[error(transparent)]
+    Idempotency(IdempotencyError),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+keyed!(HoldUseError);
 retryable!(HoldUseError);
-from_posting_error!(HoldUseError);
+from_posting_error!(HoldUseError, InsufficientFunds);
 
-/// A capture: how much of which hold goes to whom.
+impl From<HoldError> for HoldUseError {
+    fn from(error: HoldError) -> Self {
+        match error {
+            HoldError::Wallet(WalletError::InsufficientFunds { available, .. }) => HoldUseError::InsufficientFunds { available },
+            other => HoldUseError::Hold(other),
+        }
+    }
+}
+
+/// What a customer authorises.
+#[derive(Debug, Clone)]
+pub struct HoldRequest {
+    /// The merchant who may capture.
+    pub merchant_id: UserId,
+    pub amount: Money,
+    pub description: String,
+    /// From now; the configured default when not given.
+    pub expires_in: Option<Duration>,
+    /// Whose wallet: the caller's own (`None` says the same). Anyone else's is refused.
+    pub customer_id: Option<UserId>,
+}
+
+/// A merchant's capture: `amount` of what remains (all of it when `None`); a final capture
+/// releases the rest.
+#[derive(Debug, Clone, Copy)]
+pub struct CaptureRequest {
+    pub amount: Option<Money>,
+    pub final_capture: bool,
+}
+
+/// A capture checked and ready: how much of which hold goes to whom.
 struct Capture {
     hold_id: HoldId,
-    amount: Money,
-    payee: UserId,
+    request: CaptureRequest,
+    merchant: UserId,
+}
+
+/// Who is ending a hold early, and may they.
+#[derive(Debug, Clone, Copy)]
+struct Voider {
+    user: UserId,
+    admin: bool,
 }
 
 impl<U: UnitOfWork> App<U> {
-    /// Reserves funds of the caller's wallet until they are captured or released.
-    pub async fn place_hold(&self, caller: &Caller, amount: Money, reference: &str) -> Result<Hold, HoldUseError> {
+    /// Reserves funds of the caller's wallet that the named merchant may capture until the hold
+    /// expires.
+    pub async fn authorise_hold(
+        &self,
+        caller: &Caller,
+        request: HoldRequest,
+        idempotent: Option<Idempotent<Hold>>,
+    ) -> Result<Hold, HoldUseError> {
+        if request.customer_id.is_some_and(|customer| customer != caller.user_id) {
+            return Err(HoldUseError::ConsentRequired);
+        }
+        if request.description.chars().count() > DESCRIPTION_CHARS_MAX {
+            return Err(HoldUseError::Description);
+        }
+        let lasts = request.expires_in.unwrap_or(self.settings.hold_ttl);
+        if !(HOLD_TTL_MIN..=HOLD_TTL_MAX).contains(&lasts) {
+            return Err(HoldUseError::Expiry);
+        }
+        if request.merchant_id == caller.user_id {
+            return Err(HoldUseError::SelfHold);
+        }
         let now = self.clock.now();
         let terms = HoldTerms {
-            reference: reference.to_owned(),
+            reference: request.description.trim().to_owned(),
+            payee: Some(request.merchant_id),
             placed_at: now,
-            expires_at: now + self.settings.hold_ttl,
+            expires_at: now + lasts,
         };
-        let (hold_id, terms) = (self.next_id(), &terms);
-        transact(&self.store, |tx| work(place(tx, caller.user_id, hold_id, amount, terms))).await
+        let (ids, key, user) = (self.ids.as_ref(), self.key(idempotent.as_ref()), caller.user_id);
+        let (terms, amount) = (&terms, request.amount);
+        transact(&self.store, |tx| work(place(tx, ids, key, user, amount, terms))).await
     }
 
-    /// Releases a pending hold of the caller's.
-    pub async fn release_hold(&self, caller: &Caller, hold_id: HoldId) -> Result<Hold, HoldUseError> {
-        let (user, now) = (caller.user_id, self.clock.now());
-        transact(&self.store, |tx| {
+    /// A hold, for its customer, its merchant or an admin.
+    pub async fn hold(&self, caller: &Caller, hold_id: HoldId) -> Result<Hold, HoldUseError> {
+        let user = caller.user_id;
+        let (hold, own) = transact(&self.store, |tx| {
             work(async move {
-                let (mut wallets, hold) = lock_own_hold(tx, user, hold_id).await?;
-                let hold = hold.release(&mut wallets[0], now)?;
-                tx.update_wallets(&wallets).await?;
-                tx.update_hold(&hold).await?;
-                Ok(hold)
+                let hold = tx.find_hold(hold_id).await?.ok_or(HoldUseError::NotFound)?;
+                let mine = tx.find_user_wallet(user, hold.amount.currency()).await?;
+                let own = mine.is_some_and(|wallet| wallet.id() == hold.wallet_id);
+                Ok::<_, HoldUseError>((hold, own))
             })
         })
-        .await
+        .await?;
+        let party = own || hold.payee == Some(user) || caller.is_admin();
+        if hold.payee.is_none() || !party {
+            return Err(HoldUseError::NotFound);
+        }
+        Ok(hold)
     }
 
-    /// Captures all or part of a pending hold of the caller's, paying `payee`; the rest is released.
-    pub async fn capture_hold(&self, caller: &Caller, hold_id: HoldId, amount: Money, payee: UserId) -> Result<Hold, HoldUseError> {
-        let (ids, now) = (self.ids.as_ref(), self.clock.now());
-        let capture = Capture { hold_id, amount, payee };
+    /// The hold's merchant captures part or all of what remains, paid into its wallet.
+    pub async fn capture_hold(
+        &self,
+        caller: &Caller,
+        hold_id: HoldId,
+        request: CaptureRequest,
+        idempotent: Option<Idempotent<Hold>>,
+    ) -> Result<Hold, HoldUseError> {
+        let (ids, now, key) = (self.ids.as_ref(), self.clock.now(), self.key(idempotent.as_ref()));
+        let capture = Capture {
+            hold_id,
+            request,
+            merchant: caller.user_id,
+        };
         let capture = &capture;
-        transact(&self.store, |tx| work(capture_own(tx, ids, caller.user_id, capture, now))).await
+        transact(&self.store, |tx| work(capture_part(tx, ids, key, capture, now))).await
+    }
+
+    /// Ends a hold, giving what remains back to its customer: by its merchant or an admin at any
+    /// time, by its customer while nothing has been captured.
+    pub async fn void_hold(&self, caller: &Caller, hold_id: HoldId, idempotent: Option<Idempotent<Hold>>) -> Result<Hold, HoldUseError> {
+        let (ids, now, key) = (self.ids.as_ref(), self.clock.now(), self.key(idempotent.as_ref()));
+        let voider = Voider {
+            user: caller.user_id,
+            admin: caller.is_admin(),
+        };
+        transact(&self.store, |tx| work(void(tx, ids, key, voider, hold_id, now))).await
     }
 
     /// The job's part for holds: releases pending holds past their expiry (those of active calls
@@ -93,7 +214,7 @@ impl<U: UnitOfWork> App<U> {
 
     /// Expires one hold if it is still pending and past its expiry, under its wallet's lock.
     async fn expire_hold(&self, wallet_id: WalletId, hold_id: HoldId) -> Result<bool, HoldUseError> {
-        let now = self.clock.now();
+        let (ids, now) = (self.ids.as_ref(), self.clock.now());
         transact(&self.store, |tx| {
             work(async move {
                 let mut wallets = tx.lock_wallets(&[wallet_id]).await?;
@@ -101,10 +222,20 @@ impl<U: UnitOfWork> App<U> {
                 if !hold.is_expired_at(now) {
                     return Ok(false);
                 }
+                let released = hold.remaining();
                 let hold = hold.expire(&mut wallets[0], now)?;
                 tx.update_wallets(&wallets).await?;
                 tx.update_hold(&hold).await?;
-                tracing::info!(hold_id = %hold.id, amount = %hold.amount, "an expired hold was released");
+                if let (Some(merchant_id), Some(user_id)) = (hold.payee, wallets[0].user_id()) {
+                    let expired = DomainEvent::HoldExpired {
+                        hold_id,
+                        user_id,
+                        merchant_id,
+                        released,
+                    };
+                    publish(tx, ids, expired, now).await?;
+                }
+                tracing::info!(hold_id = %hold.id, released = %released, "an expired hold was released");
                 Ok(true)
             })
         })
@@ -112,67 +243,134 @@ impl<U: UnitOfWork> App<U> {
     }
 }
 
-async fn place<Tx>(tx: &mut Tx, user: UserId, hold_id: HoldId, amount: Money, terms: &HoldTerms) -> Result<Hold, HoldUseError>
+async fn place<Tx>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    key: Key<'_, Hold>,
+    user: UserId,
+    amount: Money,
+    terms: &HoldTerms,
+) -> Result<Hold, HoldUseError>
 where
-    Tx: WalletRepository + HoldRepository + Send,
+    Tx: IdempotencyRepository + UserRepository + WalletRepository + HoldRepository + EventOutbox + Send,
 {
+    key.claim(tx, terms.placed_at).await?;
+    let merchant_id = terms.payee.ok_or(HoldUseError::MerchantNotFound)?;
+    let merchant = tx.find_user(merchant_id).await?;
+    if merchant.is_none_or(|m| m.role != Role::Merchant) {
+        return Err(HoldUseError::MerchantNotFound);
+    }
     let wallet = tx
         .find_user_wallet(user, amount.currency())
         .await?
         .ok_or(HoldUseError::NoWallet(amount.currency()))?;
     let mut wallets = tx.lock_wallets(&[wallet.id()]).await?;
-    let hold = Hold::place(hold_id, &mut wallets[0], amount, terms.clone())?;
+    let hold = Hold::place(next_id(ids), &mut wallets[0], amount, terms.clone())?;
     tx.update_wallets(&wallets).await?;
     tx.insert_hold(&hold).await?;
+    let authorised = DomainEvent::HoldAuthorised {
+        hold_id: hold.id,
+        user_id: user,
+        merchant_id,
+        amount,
+    };
+    publish(tx, ids, authorised, terms.placed_at).await?;
+    key.complete(tx, &hold, terms.placed_at).await?;
     Ok(hold)
 }
 
-async fn capture_own<Tx>(
+async fn capture_part<Tx>(
     tx: &mut Tx,
     ids: &dyn IdGenerator,
-    user: UserId,
+    key: Key<'_, Hold>,
     capture: &Capture,
     now: OffsetDateTime,
 ) -> Result<Hold, HoldUseError>
 where
-    Tx: UserRepository + WalletRepository + LedgerRepository + HoldRepository + Send,
+    Tx: IdempotencyRepository + WalletRepository + LedgerRepository + HoldRepository + EventOutbox + Send,
 {
-    let Capture { hold_id, amount, payee } = *capture;
-    tx.find_user(payee).await?.ok_or(HoldUseError::NotFound)?;
-    let payee_wallet = tx.ensure_user_wallet(payee, amount.currency(), next_id(ids), now).await?;
-    let (hold_wallet, hold) = find_own_hold(tx, user, hold_id).await?;
-    let mut wallets = tx.lock_wallets(&[hold_wallet, payee_wallet]).await?;
+    key.claim(tx, now).await?;
+    let hold = tx.find_hold(capture.hold_id).await?.ok_or(HoldUseError::NotFound)?;
+    if hold.payee != Some(capture.merchant) {
+        return Err(HoldUseError::NotFound);
+    }
+    let currency = hold.amount.currency();
+    let merchant_wallet = tx.ensure_user_wallet(capture.merchant, currency, next_id(ids), now).await?;
+    let mut wallets = tx.lock_wallets(&[hold.wallet_id, merchant_wallet]).await?;
     let hold = tx.lock_hold(hold.id).await?.ok_or(HoldUseError::NotFound)?;
-    let index = wallets.iter().position(|w| w.id() == hold_wallet).ok_or(HoldUseError::NotFound)?;
-    let hold = hold.capture(&mut wallets[index], amount, now)?;
-    let entries = vec![Entry::debit(hold_wallet, amount)?, Entry::credit(payee_wallet, amount)];
-    let journal = JournalTransaction::new(next_id(ids), TransactionKind::Transfer, format!("hold:{}", hold.id), entries, now)
+    let customer = wallets
+        .iter()
+        .position(|w| w.id() == hold.wallet_id)
+        .ok_or(HoldUseError::NotFound)?;
+    let customer_id = wallets[customer].user_id().ok_or(HoldUseError::NotFound)?;
+    let amount = capture.request.amount.unwrap_or_else(|| hold.remaining());
+    if amount.currency() != currency {
+        return Err(HoldUseError::Money(MoneyError::CurrencyMismatch {
+            left: currency,
+            right: amount.currency(),
+        }));
+    }
+    let (wallet_id, hold_id) = (hold.wallet_id, hold.id);
+    let hold = hold.capture_part(&mut wallets[customer], amount, capture.request.final_capture, now)?;
+    let entries = vec![Entry::debit(wallet_id, amount)?, Entry::credit(merchant_wallet, amount)];
+    let journal = JournalTransaction::new(next_id(ids), TransactionKind::Transfer, format!("hold:{hold_id}"), entries, now)
         .map_err(HoldUseError::Ledger)?;
     post_locked(tx, &journal, &mut wallets).await?;
     tx.update_hold(&hold).await?;
+    let captured = DomainEvent::HoldCaptured {
+        hold_id,
+        user_id: customer_id,
+        merchant_id: capture.merchant,
+        amount,
+        captured: hold.captured,
+    };
+    publish(tx, ids, captured, now).await?;
+    key.complete(tx, &hold, now).await?;
     Ok(hold)
 }
 
-/// The caller's hold (unlocked) and the wallet it is on.
-async fn find_own_hold<Tx>(tx: &mut Tx, user: UserId, hold_id: HoldId) -> Result<(WalletId, Hold), HoldUseError>
+async fn void<Tx>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    key: Key<'_, Hold>,
+    voider: Voider,
+    hold_id: HoldId,
+    now: OffsetDateTime,
+) -> Result<Hold, HoldUseError>
 where
-    Tx: HoldRepository + WalletRepository + Send,
+    Tx: IdempotencyRepository + WalletRepository + HoldRepository + EventOutbox + Send,
 {
+    key.claim(tx, now).await?;
     let hold = tx.find_hold(hold_id).await?.ok_or(HoldUseError::NotFound)?;
-    let wallet = tx.find_user_wallet(user, hold.amount.currency()).await?;
-    match wallet {
-        Some(wallet) if wallet.id() == hold.wallet_id => Ok((wallet.id(), hold)),
-        _ => Err(HoldUseError::NotFound),
-    }
-}
-
-/// The caller's wallet and hold, both locked (wallet first, as the lock order says).
-async fn lock_own_hold<Tx>(tx: &mut Tx, user: UserId, hold_id: HoldId) -> Result<(Vec<Wallet>, Hold), HoldUseError>
-where
-    Tx: HoldRepository + WalletRepository + Send,
-{
-    let (wallet_id, _) = find_own_hold(tx, user, hold_id).await?;
-    let wallets = tx.lock_wallets(&[wallet_id]).await?;
+    let Some(merchant_id) = hold.payee else {
+        return Err(HoldUseError::NotFound);
+    };
+    let mut wallets = tx.lock_wallets(&[hold.wallet_id]).await?;
     let hold = tx.lock_hold(hold_id).await?.ok_or(HoldUseError::NotFound)?;
-    Ok((wallets, hold))
+    let user_id = wallets[0].user_id().ok_or(HoldUseError::NotFound)?;
+    let by_customer = voider.user == user_id;
+    if !(by_customer || voider.user == merchant_id || voider.admin) {
+        return Err(HoldUseError::NotFound);
+    }
+    if hold.status != HoldStatus::Pending {
+        return Err(HoldUseError::Hold(HoldError::NotPending(hold.status)));
+    }
+    if by_customer && !voider.admin && voider.user != merchant_id && hold.captured.is_positive() {
+        return Err(HoldUseError::Forbidden(
+            "the merchant has captured part of the hold: only the merchant can void the rest",
+        ));
+    }
+    let released = hold.remaining();
+    let hold = hold.release(&mut wallets[0], now)?;
+    tx.update_wallets(&wallets).await?;
+    tx.update_hold(&hold).await?;
+    let voided = DomainEvent::HoldVoided {
+        hold_id,
+        user_id,
+        merchant_id,
+        released,
+    };
+    publish(tx, ids, voided, now).await?;
+    key.complete(tx, &hold, now).await?;
+    Ok(hold)
 }

@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::ids::{
-    CallId, EventId, Id, OrderId, PaymentId, ProductId, RefundId, TransactionId, TransferId, UserId, WebhookEndpointId, WithdrawalId,
+    CallId, EventId, HoldId, Id, OrderId, PaymentId, ProductId, RefundId, TransactionId, TransferId, UserId, WebhookEndpointId,
+    WithdrawalId,
 };
 use crate::money::{Currency, Money};
 use crate::order::OrderStatus;
@@ -98,6 +99,35 @@ pub enum DomainEvent {
         minutes: u32,
         charged: Money,
     },
+    /// A customer authorised a merchant to capture up to `amount` of their wallet.
+    HoldAuthorised {
+        hold_id: HoldId,
+        user_id: UserId,
+        merchant_id: UserId,
+        amount: Money,
+    },
+    /// The merchant captured `amount` of the hold (`captured` in all so far).
+    HoldCaptured {
+        hold_id: HoldId,
+        user_id: UserId,
+        merchant_id: UserId,
+        amount: Money,
+        captured: Money,
+    },
+    /// The hold was voided; `released` went back to the customer's available balance.
+    HoldVoided {
+        hold_id: HoldId,
+        user_id: UserId,
+        merchant_id: UserId,
+        released: Money,
+    },
+    /// The hold outlived its expiry and was released.
+    HoldExpired {
+        hold_id: HoldId,
+        user_id: UserId,
+        merchant_id: UserId,
+        released: Money,
+    },
     /// A test event an endpoint's owner asked for; delivered to that endpoint only.
     WebhookEndpointTested {
         endpoint_id: WebhookEndpointId,
@@ -127,6 +157,10 @@ impl DomainEvent {
             DomainEvent::RefundFailed { .. } => "refund.failed",
             DomainEvent::CallStarted { .. } => "call.started",
             DomainEvent::CallEnded { .. } => "call.ended",
+            DomainEvent::HoldAuthorised { .. } => "hold.authorised",
+            DomainEvent::HoldCaptured { .. } => "hold.captured",
+            DomainEvent::HoldVoided { .. } => "hold.voided",
+            DomainEvent::HoldExpired { .. } => "hold.expired",
             DomainEvent::WebhookEndpointTested { .. } => "webhook_endpoint.test",
         }
     }
@@ -198,6 +232,44 @@ impl DomainEvent {
                 .with("caller_id", caller_id)
                 .with("receiver_id", receiver_id),
             CallEnded { call_id, minutes, charged } => a.with("call_id", call_id).with("minutes", minutes).money("charged", charged),
+            HoldAuthorised {
+                hold_id,
+                user_id,
+                merchant_id,
+                amount,
+            } => a
+                .with("hold_id", hold_id)
+                .with("user_id", user_id)
+                .with("merchant_id", merchant_id)
+                .money("amount", amount),
+            HoldCaptured {
+                hold_id,
+                user_id,
+                merchant_id,
+                amount,
+                captured,
+            } => a
+                .with("hold_id", hold_id)
+                .with("user_id", user_id)
+                .with("merchant_id", merchant_id)
+                .money("amount", amount)
+                .with("captured", captured.to_major_string()),
+            HoldVoided {
+                hold_id,
+                user_id,
+                merchant_id,
+                released,
+            }
+            | HoldExpired {
+                hold_id,
+                user_id,
+                merchant_id,
+                released,
+            } => a
+                .with("hold_id", hold_id)
+                .with("user_id", user_id)
+                .with("merchant_id", merchant_id)
+                .money("released", released),
             WebhookEndpointTested { endpoint_id } => a.with("endpoint_id", endpoint_id),
         };
         built.0
@@ -389,6 +461,31 @@ fn commerce_event(a: &AttributesReader<'_>) -> Option<Result<DomainEvent, EventD
                 minutes: a.number("minutes")?,
                 charged: a.money("charged")?,
             },
+            "hold.authorised" => DomainEvent::HoldAuthorised {
+                hold_id: a.id("hold_id")?,
+                user_id: a.id("user_id")?,
+                merchant_id: a.id("merchant_id")?,
+                amount: a.money("amount")?,
+            },
+            "hold.captured" => DomainEvent::HoldCaptured {
+                hold_id: a.id("hold_id")?,
+                user_id: a.id("user_id")?,
+                merchant_id: a.id("merchant_id")?,
+                amount: a.money("amount")?,
+                captured: a.money("captured")?,
+            },
+            "hold.voided" => DomainEvent::HoldVoided {
+                hold_id: a.id("hold_id")?,
+                user_id: a.id("user_id")?,
+                merchant_id: a.id("merchant_id")?,
+                released: a.money("released")?,
+            },
+            "hold.expired" => DomainEvent::HoldExpired {
+                hold_id: a.id("hold_id")?,
+                user_id: a.id("user_id")?,
+                merchant_id: a.id("merchant_id")?,
+                released: a.money("released")?,
+            },
             "webhook_endpoint.test" => DomainEvent::WebhookEndpointTested {
                 endpoint_id: a.id("endpoint_id")?,
             },
@@ -505,6 +602,31 @@ mod tests {
                 charged: usd,
             },
             DomainEvent::WebhookEndpointTested { endpoint_id: id(31) },
+            DomainEvent::HoldAuthorised {
+                hold_id: id::<HoldId>(32),
+                user_id: id(33),
+                merchant_id: id(34),
+                amount: usd,
+            },
+            DomainEvent::HoldCaptured {
+                hold_id: id(35),
+                user_id: id(36),
+                merchant_id: id(37),
+                amount: Money::from_minor(250, Currency::Usd),
+                captured: usd,
+            },
+            DomainEvent::HoldVoided {
+                hold_id: id(38),
+                user_id: id(39),
+                merchant_id: id(40),
+                released: usd,
+            },
+            DomainEvent::HoldExpired {
+                hold_id: id(41),
+                user_id: id(42),
+                merchant_id: id(43),
+                released: Money::from_minor(7, Currency::Jpy),
+            },
         ]
     }
 

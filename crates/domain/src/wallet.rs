@@ -252,8 +252,8 @@ impl HoldStatus {
 pub enum HoldError {
     #[error("the hold is {0:?}, not pending")]
     NotPending(HoldStatus),
-    #[error("cannot capture {requested}: the hold is for {held}")]
-    CaptureExceedsHold { held: Money, requested: Money },
+    #[error("cannot capture {requested}: {remaining} of the hold remains")]
+    CaptureExceedsHold { remaining: Money, requested: Money },
     #[error("the hold belongs to another wallet")]
     WrongWallet,
     #[error("a hold must expire after it is placed")]
@@ -268,7 +268,11 @@ pub struct Hold {
     pub id: HoldId,
     pub wallet_id: WalletId,
     pub amount: Money,
+    /// What captures took so far; the rest (`remaining`) stays reserved while the hold is pending.
     pub captured: Money,
+    /// The merchant the wallet's owner authorised to capture; none for the platform's own holds
+    /// (a call's, captured by the call).
+    pub payee: Option<UserId>,
     pub status: HoldStatus,
     pub reference: String,
     pub created_at: OffsetDateTime,
@@ -281,6 +285,7 @@ pub struct Hold {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HoldTerms {
     pub reference: String,
+    pub payee: Option<UserId>,
     pub placed_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
 }
@@ -297,6 +302,7 @@ impl Hold {
             wallet_id: wallet.id(),
             amount,
             captured: Money::zero(amount.currency()),
+            payee: terms.payee,
             status: HoldStatus::Pending,
             reference: terms.reference,
             created_at: terms.placed_at,
@@ -324,38 +330,63 @@ impl Hold {
         self.status == HoldStatus::Pending && self.expires_at <= now
     }
 
-    fn settle(mut self, wallet: &mut Wallet, status: HoldStatus, at: OffsetDateTime) -> Result<Hold, HoldError> {
+    /// What is still reserved: the amount less what was captured (nothing once settled).
+    pub fn remaining(&self) -> Money {
+        match self.status {
+            HoldStatus::Pending => Money::from_minor(self.amount.amount_minor() - self.captured.amount_minor(), self.amount.currency()),
+            _ => Money::zero(self.amount.currency()),
+        }
+    }
+
+    fn check_pending_on(&self, wallet: &Wallet) -> Result<(), HoldError> {
         if self.status != HoldStatus::Pending {
             return Err(HoldError::NotPending(self.status));
         }
         if wallet.id() != self.wallet_id {
             return Err(HoldError::WrongWallet);
         }
-        wallet.unreserve(self.amount);
+        Ok(())
+    }
+
+    /// Ends the hold, giving back to the wallet what remains reserved.
+    fn settle(mut self, wallet: &mut Wallet, status: HoldStatus, at: OffsetDateTime) -> Result<Hold, HoldError> {
+        self.check_pending_on(wallet)?;
+        wallet.unreserve(self.remaining());
         self.status = status;
         self.settled_at = Some(at);
         Ok(self)
     }
 
-    /// Captures `amount` (all or part of the hold) and releases the rest. The reservation leaves
-    /// the wallet; the caller then posts the captured amount as a ledger debit, which the wallet
-    /// can always cover because the funds were reserved.
-    pub fn capture(self, wallet: &mut Wallet, amount: Money, at: OffsetDateTime) -> Result<Hold, HoldError> {
+    /// Captures `amount` of what remains. The captured reservation leaves the wallet; the caller
+    /// then posts it as a ledger debit, which the wallet can always cover because the funds were
+    /// reserved. A final capture (or one that takes all that remains) ends the hold and releases
+    /// the rest; otherwise the hold stays pending for later captures.
+    pub fn capture_part(mut self, wallet: &mut Wallet, amount: Money, final_capture: bool, at: OffsetDateTime) -> Result<Hold, HoldError> {
+        self.check_pending_on(wallet)?;
         if amount.currency() != self.amount.currency() || !amount.is_positive() {
             return Err(HoldError::Wallet(WalletError::NotPositive));
         }
-        if amount.amount_minor() > self.amount.amount_minor() {
+        let remaining = self.remaining();
+        if amount.amount_minor() > remaining.amount_minor() {
             return Err(HoldError::CaptureExceedsHold {
-                held: self.amount,
+                remaining,
                 requested: amount,
             });
         }
-        let mut hold = self.settle(wallet, HoldStatus::Captured, at)?;
-        hold.captured = amount;
-        Ok(hold)
+        wallet.unreserve(amount);
+        self.captured = Money::from_minor(self.captured.amount_minor() + amount.amount_minor(), amount.currency());
+        if final_capture || self.remaining().is_zero() {
+            return self.settle(wallet, HoldStatus::Captured, at);
+        }
+        Ok(self)
     }
 
-    /// Gives the reserved funds back to the wallet's available balance.
+    /// Captures `amount` (all or part of the hold) and releases the rest.
+    pub fn capture(self, wallet: &mut Wallet, amount: Money, at: OffsetDateTime) -> Result<Hold, HoldError> {
+        self.capture_part(wallet, amount, true, at)
+    }
+
+    /// Gives what remains reserved back to the wallet's available balance.
     pub fn release(self, wallet: &mut Wallet, at: OffsetDateTime) -> Result<Hold, HoldError> {
         self.settle(wallet, HoldStatus::Released, at)
     }
@@ -398,6 +429,7 @@ mod tests {
     fn terms() -> HoldTerms {
         HoldTerms {
             reference: "call".into(),
+            payee: None,
             placed_at: at(),
             expires_at: at() + time::Duration::hours(1),
         }
@@ -429,6 +461,47 @@ mod tests {
         assert_eq!(hold.status, HoldStatus::Captured);
         assert_eq!(hold.captured, usd(120));
         assert_eq!(wallet.held(), usd(0));
+        Ok(())
+    }
+
+    #[test]
+    fn captures_add_up_to_the_hold_and_never_past_it() -> Result<(), HoldError> {
+        let mut wallet = funded_wallet(1000);
+        let hold = Hold::place(hold_id(), &mut wallet, usd(500), terms())?;
+        let hold = hold.capture_part(&mut wallet, usd(200), false, at())?;
+        assert_eq!(
+            (hold.status, hold.captured, hold.remaining()),
+            (HoldStatus::Pending, usd(200), usd(300))
+        );
+        assert_eq!(wallet.held(), usd(300));
+        let refused = hold.clone().capture_part(&mut wallet, usd(301), false, at());
+        assert!(matches!(refused, Err(HoldError::CaptureExceedsHold { remaining, .. }) if remaining == usd(300)));
+        let hold = hold.capture_part(&mut wallet, usd(300), false, at())?;
+        assert_eq!(
+            (hold.status, hold.captured, wallet.held()),
+            (HoldStatus::Captured, usd(500), usd(0))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_final_capture_or_a_void_after_captures_releases_only_what_remains() -> Result<(), HoldError> {
+        let mut wallet = funded_wallet(1000);
+        let first = Hold::place(hold_id(), &mut wallet, usd(500), terms())?;
+        let first = first.capture_part(&mut wallet, usd(100), false, at())?;
+        let first = first.capture_part(&mut wallet, usd(50), true, at())?;
+        assert_eq!(
+            (first.status, first.captured, first.remaining()),
+            (HoldStatus::Captured, usd(150), usd(0))
+        );
+        assert_eq!(wallet.held(), usd(0));
+        let second = Hold::place(hold_id(), &mut wallet, usd(400), terms())?;
+        let second = second.capture_part(&mut wallet, usd(100), false, at())?;
+        let voided = second.release(&mut wallet, at())?;
+        assert_eq!(
+            (voided.status, voided.captured, wallet.held()),
+            (HoldStatus::Released, usd(100), usd(0))
+        );
         Ok(())
     }
 

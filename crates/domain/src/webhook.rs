@@ -137,6 +137,26 @@ pub const EVENT_TYPES: &[EventType] = &[
         &["call_id", "minutes", "charged", "currency"],
     ),
     kind(
+        "hold.authorised",
+        "A customer authorised a merchant to capture up to an amount of their wallet.",
+        &["hold_id", "user_id", "merchant_id", "amount", "currency"],
+    ),
+    kind(
+        "hold.captured",
+        "A merchant captured part or all of a hold (`captured`: in all so far).",
+        &["hold_id", "user_id", "merchant_id", "amount", "currency", "captured"],
+    ),
+    kind(
+        "hold.voided",
+        "A hold was voided; what remained of it is available to its customer again.",
+        &["hold_id", "user_id", "merchant_id", "released", "currency"],
+    ),
+    kind(
+        "hold.expired",
+        "A hold outlived its expiry; what remained of it is available to its customer again.",
+        &["hold_id", "user_id", "merchant_id", "released", "currency"],
+    ),
+    kind(
         "webhook_endpoint.test",
         "A test event an endpoint's owner asked for.",
         &["endpoint_id"],
@@ -207,6 +227,10 @@ impl DomainEvent {
             } => Audience::Users(vec![*caller_id, *receiver_id]),
             // The call's parties are not in the event; its receiver is paid, and sees the credit.
             CallEnded { .. } => Audience::Platform,
+            HoldAuthorised { user_id, merchant_id, .. }
+            | HoldCaptured { user_id, merchant_id, .. }
+            | HoldVoided { user_id, merchant_id, .. }
+            | HoldExpired { user_id, merchant_id, .. } => Audience::Users(vec![*user_id, *merchant_id]),
             WebhookEndpointTested { endpoint_id } => Audience::Endpoint(*endpoint_id),
         }
     }

@@ -982,3 +982,71 @@ pub struct WebhookEventTypeResponse {
     /// absent.
     pub object: Vec<String>,
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRequestBody {
+    /// The merchant the caller authorises to capture.
+    pub merchant_id: Uuid,
+    #[schema(example = "40.00")]
+    pub amount: String,
+    #[schema(example = "USD")]
+    pub currency: String,
+    /// What the hold is for, shown to both parties.
+    pub description: Option<String>,
+    /// How long the merchant may capture, 60 to 2592000 seconds (default `HOLD_TTL_SECS`).
+    pub expires_in_seconds: Option<i64>,
+    /// Whose wallet: only the caller's own. A merchant naming a customer is refused with
+    /// `consent_required`: the customer places the hold, naming the merchant.
+    pub customer_id: Option<Uuid>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureRequestBody {
+    /// How much of what remains to take (all of it when absent), in the hold's currency.
+    #[schema(example = "15.00")]
+    pub amount: Option<String>,
+    /// Releases whatever remains after this capture; otherwise the hold stays open for more.
+    #[serde(default, rename = "final")]
+    pub final_capture: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HoldResponse {
+    pub id: Uuid,
+    /// pending (capturable), captured, released (voided) or expired.
+    pub status: String,
+    pub merchant_id: Uuid,
+    pub amount: String,
+    pub currency: String,
+    /// Captured so far.
+    pub captured: String,
+    /// Still held for the merchant to capture.
+    pub remaining: String,
+    pub description: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    #[schema(format = DateTime)]
+    pub settled_at: Option<String>,
+}
+
+impl From<&domain::wallet::Hold> for HoldResponse {
+    fn from(hold: &domain::wallet::Hold) -> Self {
+        HoldResponse {
+            id: hold.id.as_uuid(),
+            status: hold.status.as_str().to_owned(),
+            merchant_id: hold.payee.map(|payee| payee.as_uuid()).unwrap_or_default(),
+            amount: hold.amount.to_major_string(),
+            currency: hold.amount.currency().code().to_owned(),
+            captured: hold.captured.to_major_string(),
+            remaining: hold.remaining().to_major_string(),
+            description: hold.reference.clone(),
+            created_at: timestamp(hold.created_at),
+            expires_at: timestamp(hold.expires_at),
+            settled_at: hold.settled_at.map(timestamp),
+        }
+    }
+}

@@ -7,6 +7,7 @@ use application::calls::CallUseError;
 use application::catalog::CatalogError;
 use application::checkout::CheckoutError;
 use application::follow_ups::FollowUpError;
+use application::holds::HoldUseError;
 use application::idempotency::IdempotencyError;
 use application::ledger::VerifyLedgerError;
 use application::orders::OrderCommandError;
@@ -24,6 +25,7 @@ use application::withdrawals::WithdrawalError;
 use domain::call::CallError;
 use domain::catalog::{ProductError, StockError};
 use domain::order::OrderError;
+use domain::wallet::{HoldError, WalletError};
 use domain::webhook::WebhookError as EndpointError;
 
 use crate::problem::ApiError;
@@ -426,6 +428,40 @@ impl From<WebhookUseError> for ApiError {
             WebhookUseError::Overlap { .. } => ApiError::invalid_field("overlap_seconds", detail),
             WebhookUseError::Range { .. } => ApiError::invalid_field("to", detail),
             WebhookUseError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<HoldUseError> for ApiError {
+    fn from(error: HoldUseError) -> Self {
+        let detail = error.to_string();
+        match error {
+            HoldUseError::NotFound => ApiError::not_found(detail),
+            HoldUseError::NoWallet(_) => ApiError::unprocessable("no_wallet", "No wallet in this currency", detail),
+            HoldUseError::MerchantNotFound | HoldUseError::SelfHold => ApiError::invalid_field("merchant_id", detail),
+            HoldUseError::ConsentRequired => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "consent_required",
+                "The customer's consent is required",
+                detail,
+            ),
+            HoldUseError::Expiry => ApiError::invalid_field("expires_in_seconds", detail),
+            HoldUseError::Description => ApiError::invalid_field("description", detail),
+            HoldUseError::Forbidden(_) => ApiError::forbidden(detail),
+            HoldUseError::InsufficientFunds { .. } => insufficient_funds(detail),
+            HoldUseError::Hold(HoldError::NotPending(_)) => ApiError::conflict("hold_not_pending", "The hold is settled", detail),
+            HoldUseError::Hold(HoldError::CaptureExceedsHold { .. }) => {
+                ApiError::unprocessable("capture_exceeds_hold", "More than the hold has left", detail)
+            }
+            HoldUseError::Hold(HoldError::ExpiryInThePast) => ApiError::invalid_field("expires_in_seconds", detail),
+            HoldUseError::Hold(HoldError::Wallet(WalletError::CurrencyMismatch { .. })) | HoldUseError::Money(_) => {
+                ApiError::invalid_field("currency", detail)
+            }
+            HoldUseError::Hold(HoldError::Wallet(WalletError::NotPositive)) => ApiError::invalid_field("amount", detail),
+            HoldUseError::Hold(error) => ApiError::internal(error),
+            HoldUseError::Ledger(e) => ApiError::internal(e),
+            HoldUseError::Idempotency(e) => e.into(),
+            HoldUseError::Store(e) => e.into(),
         }
     }
 }

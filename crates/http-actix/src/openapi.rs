@@ -7,7 +7,7 @@ use utoipa::openapi::schema::Ref;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, auth, calls, catalog, checkout_return, ops, orders, simulator, wallets, webhook_endpoints, webhooks};
+use crate::routes::{admin, auth, calls, catalog, checkout_return, holds, ops, orders, simulator, wallets, webhook_endpoints, webhooks};
 
 mod rules;
 
@@ -180,6 +180,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         catalog::list, catalog::create, catalog::show, catalog::update, catalog::delete, catalog::set_stock, catalog::merchant_products,
         orders::create, orders::list_mine, orders::show, orders::cancel, orders::fulfil, orders::refund, orders::merchant_sales, orders::admin_list,
         calls::start, calls::end, calls::list,
+        holds::authorise, holds::show, holds::capture, holds::void,
         admin::adjust, admin::verify_ledger, admin::audit, admin::follow_ups,
         webhooks::receive,
         webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::show, webhook_endpoints::update, webhook_endpoints::delete,
@@ -196,6 +197,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         (name = "catalog", description = "Products and stock"),
         (name = "orders", description = "Checkout, fulfilment and refunds"),
         (name = "calls", description = "Calls billed per started minute"),
+        (name = "holds", description = "Customers authorise merchants to capture from their wallets, in parts, until the hold expires"),
         (name = "admin", description = "Adjustments, ledger verification, audit trail"),
         (name = "webhooks", description = "Signed events from card gateways"),
         (name = "webhook-endpoints", description = "Where merchants and the platform receive signed events, and their deliveries"),

@@ -76,6 +76,19 @@ async fn balance(api: &Api, base: &str, token: &str) -> anyhow::Result<i64> {
     Ok(minor(wallet["balance"].as_str().unwrap_or("0")))
 }
 
+/// What the buyers' wallets still hold: every hold of a run is captured with `final`.
+async fn held_by_buyers(api: &Api, world: &World) -> anyhow::Result<i64> {
+    let base = &world.bases[0];
+    let mut held = 0;
+    for buyer in &world.buyers {
+        let wallet = api
+            .expect(api.get(&format!("{base}/api/v1/wallets/USD"), Some(&buyer.token)).await, "a wallet")
+            .await?;
+        held += minor(wallet["held"].as_str().unwrap_or("0"));
+    }
+    Ok(held)
+}
+
 pub async fn check(api: &Api, world: &World) -> anyhow::Result<Books> {
     let base = &world.bases[0];
     let mut books = Books::default();
@@ -120,15 +133,22 @@ pub async fn check(api: &Api, world: &World) -> anyhow::Result<Books> {
     for (index, merchant) in world.merchants.iter().enumerate() {
         let held = balance(api, base, &merchant.token).await?;
         total += held;
-        let expected = merchant_sales.get(&index).copied().unwrap_or(0);
+        let captured = world.captured_minor[index].load(std::sync::atomic::Ordering::Relaxed);
+        let expected = merchant_sales.get(&index).copied().unwrap_or(0) + captured;
         if held != expected {
             books
                 .problems
-                .push(format!("merchant {index} holds {held} cents but sold {expected}"));
+                .push(format!("merchant {index} holds {held} cents but sold and captured {expected}"));
         }
     }
     for buyer in &world.buyers {
         total += balance(api, base, &buyer.token).await?;
+    }
+    let held = held_by_buyers(api, world).await?;
+    if held != 0 {
+        books
+            .problems
+            .push(format!("buyers' wallets still hold {held} cents after every hold was captured"));
     }
     let funded = world.funds_minor * world.buyers.len() as i64;
     if total != funded {

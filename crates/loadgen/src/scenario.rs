@@ -17,6 +17,9 @@ pub enum Scenario {
     Browse,
     /// Browsing, purchases, transfers, history reads and logins together.
     Mixed,
+    /// A buyer authorises a random merchant to take 1.00, which captures 0.60 and releases the
+    /// rest: two requests per step.
+    AuthoriseCapture,
 }
 
 impl Scenario {
@@ -27,6 +30,7 @@ impl Scenario {
             Scenario::Transfer => "transfer",
             Scenario::Browse => "browse",
             Scenario::Mixed => "mixed",
+            Scenario::AuthoriseCapture => "authorise-capture",
         }
     }
 }
@@ -71,12 +75,41 @@ async fn browse(api: &Api, world: &World, client: usize, rng: &mut fastrand::Rng
     }
 }
 
+/// What a capture takes of each 1.00 hold, in cents.
+pub const CAPTURED_MINOR: i64 = 60;
+
+async fn authorise_and_capture(api: &Api, world: &World, client: usize, rng: &mut fastrand::Rng) -> Answer {
+    let base = world.base_for(client);
+    let buyer = &world.buyers[client % world.buyers.len()];
+    let merchant = rng.usize(..world.merchants.len());
+    let body = json!({"merchant_id": world.merchants[merchant].id, "amount": "1.00", "currency": "USD", "description": "load test"});
+    let authorised = api.post(&format!("{base}/api/v1/holds"), Some(&buyer.token), &body).await;
+    if authorised.status != 201 {
+        return authorised;
+    }
+    let id = authorised.body["id"].as_str().unwrap_or_default();
+    let capture = json!({"amount": "0.60", "final": true});
+    let mut captured = api
+        .post(
+            &format!("{base}/api/v1/holds/{id}/capture"),
+            Some(&world.merchants[merchant].token),
+            &capture,
+        )
+        .await;
+    if captured.status == 200 {
+        world.captured_minor[merchant].fetch_add(CAPTURED_MINOR, std::sync::atomic::Ordering::Relaxed);
+    }
+    captured.elapsed += authorised.elapsed;
+    captured
+}
+
 pub async fn step(scenario: Scenario, api: &Api, world: &World, client: usize, rng: &mut fastrand::Rng) -> Answer {
     match scenario {
         Scenario::Purchase => purchase(api, world, client, rng.usize(..world.products.len())).await,
         Scenario::FlashSale => purchase(api, world, client, HOT).await,
         Scenario::Transfer => transfer(api, world, client, rng).await,
         Scenario::Browse => browse(api, world, client, rng).await,
+        Scenario::AuthoriseCapture => authorise_and_capture(api, world, client, rng).await,
         Scenario::Mixed => {
             let roll = rng.u32(..100);
             let buyer = &world.buyers[client % world.buyers.len()];

@@ -17,7 +17,7 @@ pub struct Product {
     pub initial_available: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct World {
     pub bases: Vec<String>,
     pub admin: Account,
@@ -27,6 +27,8 @@ pub struct World {
     pub buyers: Vec<Account>,
     /// What each buyer was given, in cents.
     pub funds_minor: i64,
+    /// What each merchant captured from holds during the run, in cents.
+    pub captured_minor: Vec<std::sync::atomic::AtomicI64>,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +140,7 @@ impl World {
             hot_product,
             buyers,
             funds_minor: shape.funds_minor,
+            captured_minor: (0..shape.merchants).map(|_| std::sync::atomic::AtomicI64::new(0)).collect(),
         })
     }
 

@@ -5,12 +5,15 @@ use crate::prelude::*;
 
 pub async fn holds_are_stored_and_updated<U: UnitOfWork>(store: U) {
     let alice = user(Role::Customer);
+    let shop = user(Role::Merchant);
     let wallet_id = fund(&store, &alice, &[1000]).await;
     let mut tx = begin(&store).await;
+    expect(tx.insert_user(&shop).await, "merchant");
     let mut wallets = expect(tx.lock_wallets(&[wallet_id]).await, "lock");
     let hold_id: HoldId = id();
     let terms = HoldTerms {
         reference: "test".into(),
+        payee: Some(shop.id),
         placed_at: now(),
         expires_at: now() + Duration::hours(1),
     };
@@ -22,6 +25,20 @@ pub async fn holds_are_stored_and_updated<U: UnitOfWork>(store: U) {
     assert_eq!(expect(tx.find_hold(hold_id).await, "find"), Some(hold.clone()));
     let mut wallets = expect(tx.lock_wallets(&[wallet_id]).await, "lock");
     assert_eq!(wallets[0].held(), usd(400));
+    let locked = expect(tx.lock_hold(hold_id).await, "lock hold").expect("hold");
+    let part = locked.capture_part(&mut wallets[0], usd(150), false, now()).expect("capture");
+    expect(tx.update_wallets(&wallets).await, "update");
+    expect(tx.update_hold(&part).await, "update hold");
+    commit(tx).await;
+    let mut tx = begin(&store).await;
+    assert_eq!(expect(tx.find_hold(hold_id).await, "find"), Some(part.clone()));
+    let audit = expect(tx.audit_ledger().await, "audit");
+    assert!(
+        audit.held_mismatches.is_empty(),
+        "a pending hold holds what was not captured: {audit:?}"
+    );
+    let mut wallets = expect(tx.lock_wallets(&[wallet_id]).await, "lock");
+    assert_eq!(wallets[0].held(), usd(250));
     let locked = expect(tx.lock_hold(hold_id).await, "lock hold").expect("hold");
     let released = locked.release(&mut wallets[0], now()).expect("release");
     expect(tx.update_wallets(&wallets).await, "update");
@@ -45,6 +62,7 @@ pub async fn expired_holds_are_found_except_those_of_active_calls<U: UnitOfWork>
     let mut wallets = expect(tx.lock_wallets(&[wallet_id]).await, "lock");
     let terms = |minutes| HoldTerms {
         reference: "test".into(),
+        payee: None,
         placed_at: now(),
         expires_at: now() + Duration::minutes(minutes),
     };

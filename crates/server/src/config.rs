@@ -318,6 +318,16 @@ fn follow_up_retry(v: &Vars<'_>) -> anyhow::Result<domain::follow_up::RetryPolic
     })
 }
 
+/// The default life of a hold, within the bounds every hold's expiry must keep.
+fn hold_ttl(v: &Vars<'_>) -> anyhow::Result<time::Duration> {
+    let ttl = time_seconds(v.seconds("HOLD_TTL_SECS", 7 * 24 * 3600)?);
+    let (min, max) = (application::holds::HOLD_TTL_MIN, application::holds::HOLD_TTL_MAX);
+    if !(min..=max).contains(&ttl) {
+        bail!("HOLD_TTL_SECS must be between {} and {}", min.whole_seconds(), max.whole_seconds());
+    }
+    Ok(ttl)
+}
+
 fn webhook_config(v: &Vars<'_>, demo: bool) -> anyhow::Result<WebhookConfig> {
     Ok(WebhookConfig {
         interval: v.millis("WEBHOOK_INTERVAL_MS", 1_000)?,
@@ -397,7 +407,7 @@ impl Settings {
             trust_forwarded_for: v.flag("TRUST_FORWARDED_FOR", false)?,
             job_interval: v.millis("JOB_INTERVAL_MS", 10_000)?,
             job_batch: v.parse("JOB_BATCH", 100)?,
-            hold_ttl: time_seconds(v.seconds("HOLD_TTL_SECS", 7 * 24 * 3600)?),
+            hold_ttl: hold_ttl(&v)?,
             follow_up_retry: follow_up_retry(&v)?,
             webhooks: webhook_config(&v, demo)?,
             workers: v

@@ -30,7 +30,7 @@ WITH chained AS (
 ), by_wallet AS (
     SELECT wallet_id, sum(amount) AS posted, bool_or(broken) AS broken FROM chained GROUP BY wallet_id
 ), pending AS (
-    SELECT wallet_id, sum(amount) AS held FROM holds WHERE status = 'pending' GROUP BY wallet_id
+    SELECT wallet_id, sum(amount - captured) AS held FROM holds WHERE status = 'pending' GROUP BY wallet_id
 ), facts AS (
     SELECT w.id, w.owner_user_id IS NOT NULL AS user_wallet, w.balance, w.held,
            coalesce(b.posted, 0) AS posted, coalesce(h.held, 0) AS pending, coalesce(b.broken, false) AS broken

@@ -258,7 +258,7 @@ impl WalletRepository for PgTx {
 
 macro_rules! hold_columns {
     () => {
-        "id, wallet_id, currency, amount, captured, status, reference, created_at, expires_at, settled_at"
+        "id, wallet_id, currency, amount, captured, status, reference, created_at, expires_at, settled_at, payee_id"
     };
 }
 
@@ -275,6 +275,7 @@ struct HoldRow {
     created_at: OffsetDateTime,
     expires_at: OffsetDateTime,
     settled_at: Option<OffsetDateTime>,
+    payee_id: Option<Uuid>,
 }
 
 impl DomainRow for HoldRow {
@@ -286,6 +287,7 @@ impl DomainRow for HoldRow {
             wallet_id: WalletId::from_uuid(self.wallet_id),
             amount: money(self.amount, &self.currency)?,
             captured: money(self.captured, &self.currency)?,
+            payee: self.payee_id.map(UserId::from_uuid),
             status: word("hold status", &self.status, HoldStatus::parse)?,
             reference: self.reference,
             created_at: self.created_at,
@@ -300,7 +302,7 @@ impl HoldRepository for PgTx {
         let statement = Write::new(concat!(
             "INSERT INTO holds (",
             hold_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind::<SqlUuid, _>(hold.id.as_uuid())
         .bind::<SqlUuid, _>(hold.wallet_id.as_uuid())
@@ -311,7 +313,8 @@ impl HoldRepository for PgTx {
         .bind::<Text, _>(hold.reference.clone())
         .bind::<Timestamptz, _>(hold.created_at)
         .bind::<Timestamptz, _>(hold.expires_at)
-        .bind::<Nullable<Timestamptz>, _>(hold.settled_at);
+        .bind::<Nullable<Timestamptz>, _>(hold.settled_at)
+        .bind::<Nullable<SqlUuid>, _>(hold.payee.map(|payee| payee.as_uuid()));
         self.defer(statement, Expect::Any)
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use application::auth::Caller;
 use application::checkout::CheckoutError;
+use application::holds::{CaptureRequest, HoldRequest, HoldUseError};
 use application::ports::gateway::{GatewayEvent, GatewayEventKind, PaymentReference};
 use application::settlement::EventOutcome;
 use application::transfers::{Recipient, TransferRequest};
@@ -281,11 +282,77 @@ async fn calls_at_their_limit_are_ended_once_by_racing_jobs_and_never_overspend(
 async fn an_expired_hold_is_released_by_the_job_on_postgres() {
     let h = Harness::new().await;
     let alice = h.funded_customer(1_000).await;
-    h.app.place_hold(&alice, usd(400), "hotel night").await.expect("hold");
+    let hotel = h.user(Role::Merchant).await;
+    h.app.authorise_hold(&alice, night(&hotel, 400), None).await.expect("hold");
     let job = jobs_at(&h, time::OffsetDateTime::now_utc() + time::Duration::days(8), 2);
     let (first, second) = tokio::join!(job[0].release_expired_holds(10), job[1].release_expired_holds(10));
     assert_eq!(first.expect("job") + second.expect("job"), 1, "released once");
     let wallet = h.app.wallet(&alice, domain::money::Currency::Usd).await.expect("wallet");
     assert_eq!((wallet.available(), wallet.held()), (usd(1_000), usd(0)));
+    h.assert_ledger_ok().await;
+}
+
+fn night(merchant: &Caller, minor: i64) -> HoldRequest {
+    HoldRequest {
+        merchant_id: merchant.user_id,
+        amount: usd(minor),
+        description: "hotel night".into(),
+        expires_in: None,
+        customer_id: None,
+    }
+}
+
+fn capture(minor: i64) -> CaptureRequest {
+    CaptureRequest {
+        amount: Some(usd(minor)),
+        final_capture: false,
+    }
+}
+
+#[tokio::test]
+async fn captures_racing_for_the_last_of_a_hold_never_exceed_it_on_postgres() {
+    let h = Harness::new().await;
+    let (alice, hotel) = (h.funded_customer(1_000).await, h.user(Role::Merchant).await);
+    let hold = h.app.authorise_hold(&alice, night(&hotel, 500), None).await.expect("hold");
+    let racers = (0..6).map(|_| h.app.capture_hold(&hotel, hold.id, capture(100), None));
+    let outcomes = futures::future::join_all(racers).await;
+    let won = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(won, 5, "five of 100 fit in 500: {outcomes:?}");
+    assert!(outcomes.iter().all(|o| o.is_ok() || matches!(o, Err(HoldUseError::Hold(_)))));
+    assert_eq!(h.balance(&hotel).await, 500);
+    assert_eq!(h.balance(&alice).await, 500);
+    h.assert_ledger_ok().await;
+}
+
+#[tokio::test]
+async fn a_capture_racing_a_void_or_an_expiry_ends_in_exactly_one_of_them_on_postgres() {
+    let h = Harness::new().await;
+    let (alice, hotel) = (h.funded_customer(10_000).await, h.user(Role::Merchant).await);
+    let expiry = jobs_at(&h, time::OffsetDateTime::now_utc() + time::Duration::days(8), 1);
+    for round in 0..10 {
+        let hold = h.app.authorise_hold(&alice, night(&hotel, 300), None).await.expect("hold");
+        let (captured, ended) = if round % 2 == 0 {
+            let (c, v) = tokio::join!(
+                h.app.capture_hold(&hotel, hold.id, capture(300), None),
+                h.app.void_hold(&hotel, hold.id, None)
+            );
+            (c.is_ok(), v.is_ok())
+        } else {
+            let (c, e) = tokio::join!(
+                h.app.capture_hold(&hotel, hold.id, capture(300), None),
+                expiry[0].release_expired_holds(10)
+            );
+            (c.is_ok(), e.expect("job") == 1)
+        };
+        assert!(
+            captured != ended,
+            "round {round}: exactly one wins (captured {captured}, ended {ended})"
+        );
+        let settled = h.app.hold(&alice, hold.id).await.expect("hold");
+        assert_eq!(settled.captured, if captured { usd(300) } else { usd(0) });
+    }
+    let wallet = h.app.wallet(&alice, domain::money::Currency::Usd).await.expect("wallet");
+    assert_eq!(wallet.held(), usd(0));
+    assert_eq!(wallet.balance().amount_minor() + h.balance(&hotel).await, 10_000);
     h.assert_ledger_ok().await;
 }

@@ -12,7 +12,6 @@ use domain::follow_up::{FollowUpState, RetryPolicy};
 use domain::money::Currency;
 use domain::payment::RefundStatus;
 use domain::user::Role;
-use domain::wallet::HoldStatus;
 use time::Duration;
 
 use crate::orders::card_cart;
@@ -116,29 +115,6 @@ async fn two_calls_of_one_caller_never_spend_more_than_the_wallet_holds() -> Res
     assert_eq!(h.balance(&caller).await, 0);
     let calls = h.app.list_calls(&caller, &application::pagination::PageRequest::first(10)).await?;
     assert!(calls.items.iter().all(|c| c.status == CallStatus::Ended));
-    h.assert_ledger_ok().await;
-    Ok(())
-}
-
-#[tokio::test]
-async fn an_expired_hold_is_released_by_the_job() -> Result<(), Box<dyn std::error::Error>> {
-    let h = Harness::new();
-    let alice = h.funded_customer(1_000).await;
-    let hold = h.app.place_hold(&alice, usd(400), "hotel night").await?;
-    assert_eq!(h.app.wallet(&alice, Currency::Usd).await?.available(), usd(600));
-    h.clock.advance(Duration::days(6));
-    assert_eq!(h.app.release_expired_holds(10).await?, 0);
-    h.clock.advance(Duration::days(2));
-    assert_eq!(h.app.release_expired_holds(10).await?, 1);
-    assert_eq!(h.app.release_expired_holds(10).await?, 0);
-    let wallet = h.app.wallet(&alice, Currency::Usd).await?;
-    assert_eq!((wallet.available(), wallet.held()), (usd(1_000), usd(0)));
-    assert!(matches!(
-        h.app.release_hold(&alice, hold.id).await,
-        Err(application::holds::HoldUseError::Hold(domain::wallet::HoldError::NotPending(
-            HoldStatus::Expired
-        )))
-    ));
     h.assert_ledger_ok().await;
     Ok(())
 }

@@ -5,6 +5,7 @@ mod auth;
 mod calls;
 mod failures;
 mod flows;
+mod holds;
 mod idempotency;
 mod orders;
 mod payments;

@@ -210,33 +210,3 @@ async fn only_admins_adjust_and_a_debit_cannot_overdraw() -> Result<(), Box<dyn 
     h.assert_ledger_ok().await;
     Ok(())
 }
-
-#[tokio::test]
-async fn holds_reserve_then_capture_part_and_release_the_rest() -> Result<(), Box<dyn std::error::Error>> {
-    let h = Harness::new();
-    let alice = h.funded_customer(1_000).await;
-    let bob = h.user(Role::Customer).await;
-    let hold = h.app.place_hold(&alice, usd(600), "deposit").await?;
-    assert_eq!(h.app.wallet(&alice, Currency::Usd).await?.available(), usd(400));
-    let refused = TransferRequest {
-        to: Recipient::Id(bob.user_id),
-        amount: usd(401),
-        note: String::new(),
-    };
-    assert!(matches!(
-        h.app.transfer(&alice, refused, None).await,
-        Err(TransferError::InsufficientFunds { .. })
-    ));
-    let captured = h.app.capture_hold(&alice, hold.id, usd(250), bob.user_id).await?;
-    assert_eq!(captured.captured, usd(250));
-    let wallet = h.app.wallet(&alice, Currency::Usd).await?;
-    assert_eq!((wallet.balance(), wallet.held()), (usd(750), usd(0)));
-    assert_eq!(h.balance(&bob).await, 250);
-    let second = h.app.place_hold(&alice, usd(100), "again").await?;
-    h.app.release_hold(&alice, second.id).await?;
-    assert!(h.app.release_hold(&alice, second.id).await.is_err());
-    assert!(h.app.release_hold(&bob, hold.id).await.is_err());
-    assert_eq!(h.app.wallet(&alice, Currency::Usd).await?.available(), usd(750));
-    h.assert_ledger_ok().await;
-    Ok(())
-}

@@ -47,7 +47,14 @@ fn property_rule(schema: &str, name: &str) -> Option<Value> {
         "description" if schema.starts_with("WebhookEndpoint") => {
             json!({"pattern": TEXT, "maxLength": WebhookEndpoint::DESCRIPTION_CHARS_MAX})
         }
+        "description" if schema == "HoldRequestBody" => {
+            json!({"pattern": TEXT, "maxLength": application::holds::DESCRIPTION_CHARS_MAX})
+        }
         "description" => json!({"pattern": TEXT, "maxLength": Product::DESCRIPTION_LEN_MAX}),
+        "expires_in_seconds" => json!({
+            "minimum": application::holds::HOLD_TTL_MIN.whole_seconds(),
+            "maximum": application::holds::HOLD_TTL_MAX.whole_seconds()
+        }),
         // https only (demo mode also takes http); where it may point is checked by the server.
         "url" => json!({"pattern": "^https://[^\\s@#/?]+[^\\s#]*$", "maxLength": EndpointUrl::CHARS_MAX}),
         "events" => {
@@ -113,6 +120,8 @@ const REQUEST_SCHEMAS: &[&str] = &[
     "WebhookEndpointRequest",
     "WebhookEndpointPatch",
     "RollSecretRequest",
+    "HoldRequestBody",
+    "CaptureRequestBody",
 ];
 
 /// Merges `rule` into a (possibly nullable) property or parameter schema.

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod calls;
 pub mod catalog;
 pub mod checkout_return;
+pub mod holds;
 pub mod ops;
 pub mod orders;
 pub mod simulator;
@@ -69,6 +70,11 @@ api_routes! {
     post "/api/v1/calls" => calls::start;
     post "/api/v1/calls/{id}/end" => calls::end;
     get "/api/v1/calls" => calls::list;
+
+    post "/api/v1/holds" => holds::authorise;
+    get "/api/v1/holds/{id}" => holds::show;
+    post "/api/v1/holds/{id}/capture" => holds::capture;
+    post "/api/v1/holds/{id}/void" => holds::void;
 
     post "/api/v1/admin/wallets/{user_id}/adjustments" => admin::adjust;
     get "/api/v1/admin/ledger/verify" => admin::verify_ledger;
