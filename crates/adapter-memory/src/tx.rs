@@ -817,8 +817,8 @@ impl EventOutbox for MemoryTx {
         Ok(())
     }
 
-    async fn find_event(&mut self, id: EventId) -> StoreResult<Option<OutboxEvent>> {
-        Ok(self.event(id).cloned())
+    async fn find_events(&mut self, ids: &[EventId]) -> StoreResult<Vec<OutboxEvent>> {
+        Ok(ids.iter().filter_map(|id| self.event(*id).cloned()).collect())
     }
 
     async fn oldest_unpublished_event(&mut self) -> StoreResult<Option<OffsetDateTime>> {

@@ -85,13 +85,15 @@ impl WebhookRepository for MemoryTx {
         Ok(())
     }
 
-    async fn update_webhook_delivery(&mut self, delivery: &WebhookDelivery) -> StoreResult<()> {
-        let row = self
-            .work
-            .webhook_deliveries
-            .get_mut(&delivery.id)
-            .ok_or_else(|| missing("webhook delivery"))?;
-        *row = delivery.clone();
+    async fn update_webhook_deliveries(&mut self, deliveries: &[WebhookDelivery]) -> StoreResult<()> {
+        for delivery in deliveries {
+            let row = self
+                .work
+                .webhook_deliveries
+                .get_mut(&delivery.id)
+                .ok_or_else(|| missing("webhook delivery"))?;
+            *row = delivery.clone();
+        }
         Ok(())
     }
 

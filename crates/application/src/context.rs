@@ -39,8 +39,8 @@ pub struct Settings {
 pub struct WebhookSettings {
     /// Whether endpoint URLs may use plain `http` (demo mode and tests); `https` otherwise.
     pub allow_insecure_urls: bool,
-    /// How long a deliverer holds an endpoint (renewed at each attempt) before another instance
-    /// may take it over: longer than one request's timeout.
+    /// How long a deliverer holds an endpoint before another instance may take it over: longer
+    /// than a turn can take (`endpoint_budget` and one request's timeout).
     pub lease: Duration,
     /// Endpoints a round serves at once.
     pub endpoints_per_round: usize,
@@ -58,8 +58,8 @@ impl Default for WebhookSettings {
         WebhookSettings {
             allow_insecure_urls: false,
             lease: Duration::seconds(60),
-            endpoints_per_round: 16,
-            deliveries_per_endpoint: 20,
+            endpoints_per_round: 32,
+            deliveries_per_endpoint: 200,
             endpoint_budget: Duration::seconds(5),
             events_per_round: 500,
         }

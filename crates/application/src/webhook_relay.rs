@@ -4,17 +4,18 @@
 //! Fan-out takes the oldest unpublished events in order (`SKIP LOCKED`, so instances share the
 //! outbox), records one delivery per event and endpoint, and marks the events published, in one
 //! transaction: an event is fanned out exactly once. Delivery claims endpoints that have
-//! deliveries due (again skipping those another instance holds) for a lease it renews at each
-//! attempt, so one endpoint is never sent two events at once; an instance that dies leaves its
+//! deliveries due (again skipping those another instance holds) for a lease longer than a turn
+//! can take, so one endpoint is never sent two events at once; an instance that dies leaves its
 //! endpoints to be claimed again when their lease runs out, and its unrecorded attempts to be made
 //! again: every event reaches each of its endpoints at least once (receivers deduplicate by the
-//! event id). Each attempt calls the endpoint outside any transaction and records the outcome in
-//! a transaction of its own.
+//! event id). Attempts call the endpoint outside any transaction; a turn's attempts are recorded
+//! together, in one transaction that also releases the endpoint.
 
+use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
 use domain::events::OutboxEvent;
-use domain::ids::{UserId, WebhookEndpointId};
+use domain::ids::{EventId, UserId, WebhookEndpointId};
 use domain::webhook::{API_VERSION, AttemptOutcome, AttemptRecord, Audience, EndpointOwner, WebhookDelivery, WebhookEndpoint};
 use time::{Duration, OffsetDateTime};
 
@@ -97,57 +98,61 @@ impl<U: UnitOfWork> App<U> {
     }
 
     /// Makes the endpoint's due deliveries in order, stopping at the first that fails (the
-    /// endpoint is then failing; the rest keep their turn) or when the endpoint's time is up,
-    /// and releases the endpoint.
-    async fn serve_endpoint(&self, mut endpoint: WebhookEndpoint) -> Result<RelayRound, StoreError> {
+    /// endpoint is then failing; the rest keep their turn) or when the endpoint's time is up;
+    /// then records every attempt and releases the endpoint in one transaction. Reading the
+    /// deliveries with their events and recording them in bulk keeps the relay's own database
+    /// work to two transactions per endpoint and turn, whatever the number of deliveries.
+    async fn serve_endpoint(&self, endpoint: WebhookEndpoint) -> Result<RelayRound, StoreError> {
         let (id, now, limit) = (endpoint.id, self.clock.now(), self.settings.webhooks.deliveries_per_endpoint);
         let time_up = now + self.settings.webhooks.endpoint_budget;
-        let due = transact(&self.store, |tx| work(tx.due_webhook_deliveries(id, now, limit))).await?;
+        let (due, events) = transact(&self.store, |tx| {
+            work(async move {
+                let due = tx.due_webhook_deliveries(id, now, limit).await?;
+                let ids: Vec<EventId> = due.iter().map(|delivery| delivery.event_id).collect();
+                Ok::<_, StoreError>((due, tx.find_events(&ids).await?))
+            })
+        })
+        .await?;
+        let events: HashMap<EventId, OutboxEvent> = events.into_iter().map(|event| (event.id, event)).collect();
+        let mut attempts = Vec::with_capacity(due.len());
+        for delivery in &due {
+            let event = events
+                .get(&delivery.event_id)
+                .ok_or_else(|| StoreError::Corrupt(format!("delivery {} names a missing event", delivery.id)))?;
+            let attempt = self.attempt(&endpoint, delivery, event).await;
+            let outcome = attempt.outcome;
+            attempts.push(attempt);
+            if outcome != AttemptOutcome::Delivered || self.clock.now() >= time_up {
+                break;
+            }
+        }
         let mut round = RelayRound::default();
-        for delivery in due {
-            let (outcome, after) = self.attempt(&endpoint, delivery).await?;
-            endpoint = after;
-            match outcome {
+        for attempt in &attempts {
+            match attempt.outcome {
                 AttemptOutcome::Delivered => round.delivered += 1,
                 AttemptOutcome::Retry { .. } => round.retrying += 1,
                 AttemptOutcome::Refused => round.failed += 1,
             }
-            if outcome != AttemptOutcome::Delivered || !endpoint.enabled || self.clock.now() >= time_up {
-                break;
-            }
         }
-        transact(&self.store, |tx| work(tx.hold_webhook_endpoint(id, None))).await?;
+        let (attempts, lease) = (&attempts, self.settings.webhooks.lease);
+        transact(&self.store, |tx| work(record_attempts(tx, id, attempts, lease))).await?;
         Ok(round)
     }
 
-    /// One attempt at one delivery: sent outside any transaction, its outcome recorded in one.
-    async fn attempt(
-        &self,
-        endpoint: &WebhookEndpoint,
-        delivery: WebhookDelivery,
-    ) -> Result<(AttemptOutcome, WebhookEndpoint), StoreError> {
-        let event_id = delivery.event_id;
-        let event = transact(&self.store, |tx| work(tx.find_event(event_id)))
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("delivery {} names a missing event", delivery.id)))?;
+    /// One attempt at one delivery, outside any transaction.
+    async fn attempt(&self, endpoint: &WebhookEndpoint, delivery: &WebhookDelivery, event: &OutboxEvent) -> Attempt {
         let started = self.clock.now();
-        let webhook = outgoing(endpoint, &delivery, &event, started);
+        let webhook = outgoing(endpoint, delivery, event, started);
         let answer = self.webhooks.send(&webhook).await;
         let (record, outcome) = attempt_record(answer, started, self.clock.now());
         if let Some(status) = record.status_code.filter(|_| outcome != AttemptOutcome::Delivered) {
             tracing::info!(endpoint_id = %endpoint.id, delivery_id = %delivery.id, status, "a webhook delivery was not accepted");
         }
-        let settle = Settlement {
-            endpoint: endpoint.id,
-            delivery: delivery.id,
+        Attempt {
+            delivery: delivery.clone(),
             record,
             outcome,
-            hold_until: self.clock.now() + self.settings.webhooks.lease,
-            lease: self.settings.webhooks.lease,
-        };
-        let settle = &settle;
-        let endpoint = transact(&self.store, |tx| work(record_attempt(tx, settle))).await?;
-        Ok((outcome, endpoint))
+        }
     }
 }
 
@@ -205,40 +210,51 @@ fn attempt_record(
 }
 
 /// An attempt's outcome, to record.
-struct Settlement {
-    endpoint: WebhookEndpointId,
-    delivery: domain::ids::WebhookDeliveryId,
+struct Attempt {
+    delivery: WebhookDelivery,
     record: AttemptRecord,
     outcome: AttemptOutcome,
-    hold_until: OffsetDateTime,
-    lease: Duration,
 }
 
-/// Records an attempt on its delivery and its endpoint (which a run of failures disables), and
-/// renews the deliverer's hold on the endpoint. Returns the endpoint as it is now.
-async fn record_attempt<Tx: WebhookRepository + Send>(tx: &mut Tx, settle: &Settlement) -> Result<WebhookEndpoint, StoreError> {
-    let at = settle.record.at;
-    let endpoint = tx
-        .lock_webhook_endpoint(settle.endpoint)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("endpoint {} vanished during a delivery", settle.endpoint)))?;
-    let endpoint = match settle.outcome {
-        AttemptOutcome::Delivered => endpoint.delivered(at),
-        AttemptOutcome::Retry { .. } | AttemptOutcome::Refused => endpoint.failed(at),
+/// Records a turn's attempts on their deliveries and on the endpoint (which a run of failures
+/// disables), and releases the endpoint for the next turn.
+async fn record_attempts<Tx: WebhookRepository + Send>(
+    tx: &mut Tx,
+    endpoint_id: WebhookEndpointId,
+    attempts: &[Attempt],
+    lease: Duration,
+) -> Result<(), StoreError> {
+    // An endpoint deleted during the turn took its deliveries with it: nothing to record.
+    let Some(mut endpoint) = tx.lock_webhook_endpoint(endpoint_id).await? else {
+        return Ok(());
     };
-    if !endpoint.enabled {
+    let was_enabled = endpoint.enabled;
+    // Only the endpoint's holder changes its deliveries' attempts, so the state read at the start
+    // of the turn is theirs still.
+    let mut recorded = Vec::with_capacity(attempts.len());
+    for attempt in attempts {
+        let at = attempt.record.at;
+        endpoint = match attempt.outcome {
+            AttemptOutcome::Delivered => endpoint.delivered(at),
+            AttemptOutcome::Retry { .. } | AttemptOutcome::Refused => endpoint.failed(at),
+        };
+        let jitter = jitter(&attempt.delivery);
+        let delivery = attempt
+            .delivery
+            .clone()
+            .begin_attempt(at, lease)
+            .record(attempt.record.clone(), attempt.outcome, jitter);
+        recorded.push(delivery);
+    }
+    tx.update_webhook_deliveries(&recorded).await?;
+    if was_enabled && !endpoint.enabled {
         tracing::warn!(endpoint_id = %endpoint.id, "a webhook endpoint failing for days was disabled");
     }
-    tx.update_webhook_endpoint(&endpoint).await?;
-    if let Some(delivery) = tx.lock_webhook_delivery(settle.delivery).await? {
-        let jitter = jitter(&delivery);
-        let delivery = delivery
-            .begin_attempt(at, settle.lease)
-            .record(settle.record.clone(), settle.outcome, jitter);
-        tx.update_webhook_delivery(&delivery).await?;
+    if !attempts.is_empty() {
+        tx.update_webhook_endpoint(&endpoint).await?;
     }
-    tx.hold_webhook_endpoint(endpoint.id, Some(settle.hold_until)).await?;
-    Ok(endpoint)
+    tx.hold_webhook_endpoint(endpoint_id, None).await?;
+    Ok(())
 }
 
 /// A spread for the retry delay, the same for the same delivery and attempt.
@@ -256,6 +272,8 @@ async fn fan_out<Tx: FanOutTx>(tx: &mut Tx, ids: &dyn IdGenerator, batch: usize,
     }
     let endpoints = tx.enabled_webhook_endpoints().await?;
     let mut deliveries = Vec::new();
+    // One purchase announces several events about one order: look its parties up once.
+    let mut known: HashMap<Audience, Vec<UserId>> = HashMap::new();
     for event in &events {
         let event_type = event.event.public_type();
         let takers: Vec<&WebhookEndpoint> = endpoints.iter().filter(|endpoint| endpoint.receives(event_type)).collect();
@@ -264,7 +282,14 @@ async fn fan_out<Tx: FanOutTx>(tx: &mut Tx, ids: &dyn IdGenerator, batch: usize,
         }
         let audience = event.event.audience();
         let merchants = match takers.iter().any(|endpoint| matches!(endpoint.owner, EndpointOwner::Merchant(_))) {
-            true => parties(tx, &audience).await?,
+            true => match known.get(&audience) {
+                Some(users) => users.clone(),
+                None => {
+                    let users = parties(tx, &audience).await?;
+                    known.insert(audience.clone(), users.clone());
+                    users
+                }
+            },
             false => Vec::new(),
         };
         for endpoint in takers.into_iter().filter(|endpoint| admits(endpoint, &audience, &merchants)) {

@@ -222,7 +222,7 @@ impl<U: UnitOfWork> App<U> {
                     return Err(WebhookUseError::DeliveryNotFound);
                 }
                 let delivery = delivery.redeliver(now);
-                tx.update_webhook_delivery(&delivery).await?;
+                tx.update_webhook_deliveries(std::slice::from_ref(&delivery)).await?;
                 Ok(delivery)
             })
         })

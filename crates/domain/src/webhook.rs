@@ -186,7 +186,7 @@ impl DomainEvent {
 
 /// Whose endpoints (besides the platform's) an event goes to: the merchants who are a party to it.
 /// Some parties are known from the event; others are found from what it names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Audience {
     /// The platform's endpoints only.
     Platform,

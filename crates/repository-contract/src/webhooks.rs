@@ -1,5 +1,5 @@
 //! The contract of outbound webhook endpoints and deliveries (`WebhookRepository`, and the
-//! outbox's `find_event`).
+//! outbox's `find_events`).
 
 use domain::webhook::{
     AttemptOutcome, AttemptRecord, DeliveryStatus, EndpointOwner, EndpointUrl, EventSelection, WebhookDelivery, WebhookEndpoint,
@@ -101,7 +101,7 @@ pub async fn a_delivery_is_recorded_once_per_event_and_endpoint<U: UnitOfWork>(s
     let retried = first
         .begin_attempt(now(), Duration::minutes(1))
         .record(attempt, AttemptOutcome::Retry { retry_after: None }, 0);
-    expect(tx.update_webhook_delivery(&retried).await, "update");
+    expect(tx.update_webhook_deliveries(std::slice::from_ref(&retried)).await, "update");
     assert_eq!(
         expect(tx.lock_webhook_delivery(retried.id).await, "read back"),
         Some(retried.clone())
@@ -115,7 +115,11 @@ pub async fn a_delivery_is_recorded_once_per_event_and_endpoint<U: UnitOfWork>(s
     };
     let listed = expect(tx.list_webhook_deliveries(endpoint.id, &filter, &page).await, "list");
     assert_eq!(listed.items.iter().map(|d| d.id).collect::<Vec<_>>(), vec![second.id, retried.id]);
-    assert_eq!(expect(tx.find_event(events[1].id).await, "event"), Some(events[1].clone()));
+    let mut found = expect(tx.find_events(&[events[1].id, id(), events[0].id]).await, "events");
+    found.sort_by_key(|event| event.id);
+    let mut expected = vec![events[0].clone(), events[1].clone()];
+    expected.sort_by_key(|event| event.id);
+    assert_eq!(found, expected, "the events that exist, whatever the order");
     commit(tx).await;
 }
 
@@ -166,7 +170,7 @@ pub async fn deliveries_of_a_time_range_are_queued_again<U: UnitOfWork>(store: U
     let mut tx = begin(&store).await;
     expect(tx.insert_webhook_deliveries(&deliveries).await, "insert");
     for delivery in &deliveries {
-        expect(tx.update_webhook_delivery(delivery).await, "delivered");
+        expect(tx.update_webhook_deliveries(std::slice::from_ref(delivery)).await, "delivered");
     }
     commit(tx).await;
     let later = now() + Duration::hours(1);

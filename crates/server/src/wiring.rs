@@ -129,7 +129,7 @@ impl<U: UnitOfWork> Services<U> {
                 default_currency: settings.default_currency,
                 webhooks: WebhookSettings {
                     allow_insecure_urls: settings.webhooks.allow_http,
-                    // Renewed at each attempt; longer than one attempt can take.
+                    // Longer than a turn can take: its time budget and one request's timeout.
                     lease: time::Duration::seconds(
                         i64::try_from(settings.webhooks.timeout.as_secs())
                             .unwrap_or(60)

@@ -70,10 +70,14 @@ impl EventOutbox for PgTx {
         self.select::<EventRow>(statement).await
     }
 
-    async fn find_event(&mut self, id: EventId) -> StoreResult<Option<OutboxEvent>> {
-        let statement = Read::new("SELECT id, event_type, payload::text AS payload, occurred_at FROM outbox_events WHERE id = $1")
-            .bind::<SqlUuid, _>(id.as_uuid());
-        self.select_first::<EventRow>(statement).await
+    async fn find_events(&mut self, ids: &[EventId]) -> StoreResult<Vec<OutboxEvent>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        let statement = Read::new("SELECT id, event_type, payload::text AS payload, occurred_at FROM outbox_events WHERE id = ANY($1)")
+            .bind::<Array<SqlUuid>, _>(ids);
+        self.select::<EventRow>(statement).await
     }
 
     async fn oldest_unpublished_event(&mut self) -> StoreResult<Option<OffsetDateTime>> {

@@ -279,24 +279,39 @@ impl WebhookRepository for PgTx {
         self.defer(statement, Expect::Any)
     }
 
-    async fn update_webhook_delivery(&mut self, delivery: &WebhookDelivery) -> StoreResult<()> {
-        let last = delivery.last_attempt.as_ref();
+    async fn update_webhook_deliveries(&mut self, deliveries: &[WebhookDelivery]) -> StoreResult<()> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let last = |d: &WebhookDelivery| d.last_attempt.clone();
+        let attempts = deliveries
+            .iter()
+            .map(|d| to_i32(d.attempts, "delivery attempts"))
+            .collect::<StoreResult<Vec<i32>>>()?;
         let statement = Write::new(
-            "UPDATE webhook_deliveries SET status = $2, attempts = $3, next_attempt_at = $4, last_attempt_at = $5, \
-                 last_status_code = $6, last_latency_ms = $7, last_response = $8, queued_at = $9, updated_at = $10 \
-             WHERE id = $1",
+            "UPDATE webhook_deliveries w SET status = d.status, attempts = d.attempts, next_attempt_at = d.next_attempt_at,                  last_attempt_at = d.last_attempt_at, last_status_code = d.last_status_code, last_latency_ms = d.last_latency_ms,                  last_response = d.last_response, queued_at = d.queued_at, updated_at = d.updated_at              FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::int[], $7::int[], $8::text[],                          $9::timestamptz[], $10::timestamptz[])                   AS d(id, status, attempts, next_attempt_at, last_attempt_at, last_status_code, last_latency_ms, last_response,                        queued_at, updated_at)              WHERE w.id = d.id",
         )
-        .bind::<SqlUuid, _>(delivery.id.as_uuid())
-        .bind::<Text, _>(delivery.status.as_str())
-        .bind::<Integer, _>(to_i32(delivery.attempts, "delivery attempts")?)
-        .bind::<Timestamptz, _>(delivery.next_attempt_at)
-        .bind::<Nullable<Timestamptz>, _>(last.map(|attempt| attempt.at))
-        .bind::<Nullable<Integer>, _>(last.and_then(|attempt| attempt.status_code).map(i32::from))
-        .bind::<Nullable<Integer>, _>(last.map(|attempt| i32::try_from(attempt.latency_ms).unwrap_or(i32::MAX)))
-        .bind::<Nullable<Text>, _>(last.map(|attempt| attempt.response.clone()))
-        .bind::<Timestamptz, _>(delivery.queued_at)
-        .bind::<Timestamptz, _>(delivery.updated_at);
-        self.defer(statement, Expect::Rows(1, "webhook delivery"))
+        .bind::<Array<SqlUuid>, _>(deliveries.iter().map(|d| d.id.as_uuid()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(deliveries.iter().map(|d| d.status.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(attempts)
+        .bind::<Array<Timestamptz>, _>(deliveries.iter().map(|d| d.next_attempt_at).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Timestamptz>>, _>(deliveries.iter().map(|d| last(d).map(|a| a.at)).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Integer>>, _>(
+            deliveries
+                .iter()
+                .map(|d| last(d).and_then(|a| a.status_code).map(i32::from))
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Integer>>, _>(
+            deliveries
+                .iter()
+                .map(|d| last(d).map(|a| i32::try_from(a.latency_ms).unwrap_or(i32::MAX)))
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(deliveries.iter().map(|d| last(d).map(|a| a.response)).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(deliveries.iter().map(|d| d.queued_at).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(deliveries.iter().map(|d| d.updated_at).collect::<Vec<_>>());
+        self.defer(statement, Expect::Rows(deliveries.len(), "webhook delivery"))
     }
 
     async fn lock_webhook_delivery(&mut self, id: WebhookDeliveryId) -> StoreResult<Option<WebhookDelivery>> {

@@ -376,7 +376,8 @@ pub trait EventOutbox {
     /// The oldest unpublished events, locked (skipping rows other publishers hold).
     fn lock_unpublished_events(&mut self, limit: usize) -> impl Future<Output = StoreResult<Vec<OutboxEvent>>> + Send;
     fn mark_events_published(&mut self, ids: &[EventId], at: OffsetDateTime) -> impl Future<Output = StoreResult<()>> + Send;
-    fn find_event(&mut self, id: EventId) -> impl Future<Output = StoreResult<Option<OutboxEvent>>> + Send;
+    /// The events with these ids (those that exist), in any order.
+    fn find_events(&mut self, ids: &[EventId]) -> impl Future<Output = StoreResult<Vec<OutboxEvent>>> + Send;
     /// When the oldest unpublished event occurred, if there is one (the outbox's lag).
     fn oldest_unpublished_event(&mut self) -> impl Future<Output = StoreResult<Option<OffsetDateTime>>> + Send;
 }
@@ -426,7 +427,8 @@ pub trait WebhookRepository {
     fn enabled_webhook_endpoints(&mut self) -> impl Future<Output = StoreResult<Vec<WebhookEndpoint>>> + Send;
     /// Records deliveries; one per event and endpoint: a pair recorded before is left as it is.
     fn insert_webhook_deliveries(&mut self, deliveries: &[WebhookDelivery]) -> impl Future<Output = StoreResult<()>> + Send;
-    fn update_webhook_delivery(&mut self, delivery: &WebhookDelivery) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Writes what attempts changed on these deliveries, in one go.
+    fn update_webhook_deliveries(&mut self, deliveries: &[WebhookDelivery]) -> impl Future<Output = StoreResult<()>> + Send;
     fn lock_webhook_delivery(&mut self, id: WebhookDeliveryId) -> impl Future<Output = StoreResult<Option<WebhookDelivery>>> + Send;
     /// Enabled endpoints with a delivery due by `now` that no deliverer holds, at most `limit`,
     /// each claimed until `until`.
