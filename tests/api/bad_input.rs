@@ -49,7 +49,18 @@ async fn malformed_bodies_are_refused_naming_the_problem(app: TestApp) {
         "{}",
         missing.text
     );
+    assert_eq!(missing.body["errors"][0]["field"], "currency", "the missing field, not `body`");
     replies.push(missing);
+    let missing_nested = app
+        .post(
+            "/api/v1/orders",
+            token,
+            &json!({"items": [{"quantity": 1}], "payment_method": "wallet"}),
+        )
+        .await;
+    missing_nested.assert_problem(422, "validation_failed");
+    assert_eq!(missing_nested.body["errors"][0]["field"], "items[0].product_id");
+    replies.push(missing_nested);
 
     let unknown = app
         .post(

@@ -156,6 +156,8 @@ impl TestApp {
             ("SIMULATOR_WEBHOOK_SECRET", SIMULATOR_SECRET),
             ("JWT_SECRET", "test-secret-of-at-least-thirty-two-bytes"),
             ("LOG_FORMAT", "pretty"),
+            // Tests make the data they need; demo mode's shop would be in their way.
+            ("DEMO_SEED", "false"),
         ]
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

@@ -20,6 +20,18 @@ on_every_backend!(
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_mode_opens_with_a_working_shop_unless_told_not_to() {
+    let demo = TestApp::spawn_with(crate::helpers::Backend::Memory, &[("DEMO_SEED", "true")]).await;
+    let products = demo.get("/api/v1/products", None).await;
+    assert_eq!(products.assert_status(200)["items"].as_array().map(Vec::len), Some(6));
+    let customer = demo.login("customer1@example.com", server::seed::SEED_PASSWORD).await;
+    assert_eq!(demo.balance(&customer).await, "1000.00", "a funded buyer, ready to shop");
+    let empty = TestApp::spawn_with(crate::helpers::Backend::Memory, &[("DEMO_SEED", "false")]).await;
+    let products = empty.get("/api/v1/products", None).await;
+    assert_eq!(products.assert_status(200)["items"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_on_a_database_without_gateway_settings_offers_no_simulator() {
     let app = TestApp::spawn_with(crate::helpers::Backend::Postgres, &[("SIMULATED_GATEWAY", "")]).await;
     let alice = app.user("customer").await;

@@ -18,6 +18,11 @@ use crate::breaker::Breaker;
 
 const EPOCH_KEY: &str = "cache:epoch";
 
+/// How long a version counter outlives its last bump. Cached values live far shorter (the
+/// configuration caps them at a day), so when a counter expires and reads as 0 again, nothing
+/// cached under an earlier 0 is still there; and a product nobody changes stops costing a key.
+pub const VERSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// How long readiness waits for Redis to answer.
 const PING_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -135,9 +140,26 @@ impl Cache for RedisCache {
     }
 
     async fn increment(&self, key: &str) -> Result<u64, CacheError> {
-        let mut command = redis::cmd("INCR");
-        command.arg(self.key(key));
-        let result = self.run::<u64>(command).await;
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("INCR")
+            .arg(self.key(key))
+            .cmd("PEXPIRE")
+            .arg(self.key(key))
+            .arg(VERSION_TTL.as_millis() as u64)
+            .ignore();
+        let result = match self.settle_missed_invalidation().await {
+            Ok(()) => self
+                .breaker
+                .call(async {
+                    let mut connection = self.connection().await?;
+                    pipeline.query_async::<(u64,)>(&mut connection).await
+                })
+                .await
+                .map(|(version,)| version)
+                .map_err(cache_error),
+            Err(error) => Err(error),
+        };
         if result.is_err() {
             self.missed_invalidation.store(true, Ordering::SeqCst);
         }
@@ -152,6 +174,11 @@ impl Cache for RedisCache {
         let mut pipeline = redis::pipe();
         for key in keys {
             pipeline.cmd("INCR").arg(self.key(key)).ignore();
+            pipeline
+                .cmd("PEXPIRE")
+                .arg(self.key(key))
+                .arg(VERSION_TTL.as_millis() as u64)
+                .ignore();
         }
         let result = self
             .breaker

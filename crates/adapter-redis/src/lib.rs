@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use deadpool_redis::{Config, Pool, Runtime};
 
-pub use crate::cache::RedisCache;
+pub use crate::cache::{RedisCache, VERSION_TTL};
 pub use crate::limiter::RedisRateLimiter;
 
 #[derive(Debug, Clone)]

@@ -88,6 +88,15 @@ async fn a_bumped_version_hides_what_was_cached_before() -> Result<(), Box<dyn s
         .increment_all(&["product:1:version".to_owned(), "catalog:list:version".to_owned()])
         .await?;
     assert_eq!(writer.get("catalog:list:version").await?, Some(b"1".to_vec()));
+    let mut raw = connect(&settings).await?.get().await?;
+    for key in ["product:1:version", "catalog:list:version"] {
+        let ttl: i64 = deadpool_redis::redis::cmd("PTTL")
+            .arg(format!("{}{key}", settings.key_prefix))
+            .query_async(&mut raw)
+            .await?;
+        let most = i64::try_from(adapter_redis::VERSION_TTL.as_millis())?;
+        assert!((1..=most).contains(&ttl), "{key} expires once nobody bumps it: {ttl} ms left");
+    }
     let (newer, value) = reader.get_versioned("product:1:version", "product:1:v").await?;
     assert_ne!(newer, version);
     assert_eq!(value, None);

@@ -127,6 +127,13 @@ impl<U: UnitOfWork> App<U> {
     }
 
     /// Creates an admin; only operators do this, from the command line.
+    /// The user with this e-mail address, for the operator's commands (no caller to authorise).
+    pub async fn user_by_email_unchecked(&self, email: &str) -> Result<Option<User>, RegisterError> {
+        let email = Email::parse(email)?;
+        let email = &email;
+        Ok(transact(&self.store, |tx| work(tx.find_user_by_email(email))).await?)
+    }
+
     pub async fn create_admin(&self, email: &str, password: &str) -> Result<User, RegisterError> {
         let email = Email::parse(email)?;
         let password = Password::new(password, &email)?;

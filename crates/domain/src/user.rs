@@ -109,8 +109,8 @@ pub enum PasswordError {
     TooLong { max: usize },
     #[error("the password must contain at least one letter and one digit")]
     TooSimple,
-    #[error("the password must not contain the e-mail address")]
-    ContainsEmail,
+    #[error("the password must not contain `{name}`, the name of the e-mail address")]
+    ContainsEmail { name: String },
 }
 
 /// A plaintext password that satisfies the policy. `Debug` never shows it.
@@ -137,7 +137,7 @@ impl Password {
         }
         let local = email.local_part();
         if local.len() >= 3 && text.to_lowercase().contains(local) {
-            return Err(PasswordError::ContainsEmail);
+            return Err(PasswordError::ContainsEmail { name: local.to_owned() });
         }
         Ok(Password(text.to_owned()))
     }
@@ -232,7 +232,12 @@ mod tests {
             Some(PasswordError::TooLong { max: 72 })
         );
         let rich = email("annabelle@example.com");
-        assert_eq!(Password::new("Annabelle2024!", &rich).err(), Some(PasswordError::ContainsEmail));
+        let refused = Password::new("Annabelle2024!", &rich).err();
+        assert_eq!(refused, Some(PasswordError::ContainsEmail { name: "annabelle".into() }));
+        assert!(
+            refused.is_some_and(|e| e.to_string().contains("`annabelle`")),
+            "the message says which name"
+        );
     }
 
     #[test]

@@ -49,8 +49,14 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
                 ApiError::bad_request("malformed_json", "the body is not a single valid JSON document")
             }
             serde_json::error::Category::Data => {
-                let field = if path == "." { "body".to_owned() } else { path };
-                ApiError::invalid_field(field, strip_position(&inner.to_string()))
+                let message = strip_position(&inner.to_string());
+                let field = match (missing_field(&message), path.as_str()) {
+                    (Some(name), ".") => name.to_owned(),
+                    (Some(name), parent) => format!("{parent}.{name}"),
+                    (None, ".") => "body".to_owned(),
+                    (None, _) => path,
+                };
+                ApiError::invalid_field(field, message)
             }
         }
     })?;
@@ -104,6 +110,12 @@ fn refuse_control_characters(value: &serde_json::Value, path: &mut String) -> Re
 }
 
 /// serde_json appends "at line 1 column 12" to messages; the field name says more.
+/// The field serde says is missing (`missing field `currency``): the error's path names the
+/// object that lacks it, not the field.
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
 fn strip_position(message: &str) -> String {
     match message.find(" at line ") {
         Some(index) => message[..index].to_owned(),

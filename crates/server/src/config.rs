@@ -102,6 +102,8 @@ pub struct Settings {
     pub log_json: bool,
     /// An admin to create at start-up if it does not exist (`ADMIN_EMAIL`, `ADMIN_PASSWORD`).
     pub bootstrap_admin: Option<(String, String)>,
+    /// Whether demo mode starts with the seed data (`DEMO_SEED`, on by default).
+    pub demo_seed: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -318,6 +320,16 @@ fn follow_up_retry(v: &Vars<'_>) -> anyhow::Result<domain::follow_up::RetryPolic
     })
 }
 
+/// How long catalog reads are cached: at most a day, well inside the life of the version counters
+/// that invalidate them (`adapter_redis::VERSION_TTL`).
+fn catalog_cache_ttl(v: &Vars<'_>) -> anyhow::Result<Duration> {
+    let ttl = v.seconds("CATALOG_CACHE_TTL_SECS", 30)?;
+    if ttl > Duration::from_secs(24 * 3600) {
+        bail!("CATALOG_CACHE_TTL_SECS must be at most 86400");
+    }
+    Ok(ttl)
+}
+
 /// The default life of a hold, within the bounds every hold's expiry must keep.
 fn hold_ttl(v: &Vars<'_>) -> anyhow::Result<time::Duration> {
     let ttl = time_seconds(v.seconds("HOLD_TTL_SECS", 7 * 24 * 3600)?);
@@ -338,12 +350,17 @@ fn webhook_config(v: &Vars<'_>, demo: bool) -> anyhow::Result<WebhookConfig> {
     })
 }
 
+/// The admin to create at start-up: both variables, each valid. `ADMIN_PASSWORD` alone is what
+/// `server create-admin --email ...` reads, and creates nothing at start-up.
 fn bootstrap_admin(v: &Vars<'_>) -> anyhow::Result<Option<(String, String)>> {
-    Ok(match (v.text("ADMIN_EMAIL"), v.text("ADMIN_PASSWORD")) {
-        (Some(email), Some(password)) => Some((email, password)),
-        (None, None) => None,
-        _ => bail!("ADMIN_EMAIL and ADMIN_PASSWORD go together"),
-    })
+    let (email, password) = match (v.text("ADMIN_EMAIL"), v.text("ADMIN_PASSWORD")) {
+        (Some(email), Some(password)) => (email, password),
+        (None, _) => return Ok(None),
+        (Some(_), None) => bail!("ADMIN_EMAIL is set but ADMIN_PASSWORD is not: the admin needs a password"),
+    };
+    let parsed = domain::user::Email::parse(&email).map_err(|e| anyhow!("ADMIN_EMAIL is invalid: {e}"))?;
+    domain::user::Password::new(&password, &parsed).map_err(|e| anyhow!("ADMIN_PASSWORD is refused for {email}: {e}"))?;
+    Ok(Some((email, password)))
 }
 
 fn time_seconds(duration: Duration) -> time::Duration {
@@ -390,7 +407,7 @@ impl Settings {
             checkout_ttl: time_seconds(v.seconds("CHECKOUT_TTL_SECS", 1800)?),
             call_minutes_max: v.parse("CALL_MINUTES_MAX", 120)?,
             idempotency_lease: time_seconds(v.seconds("IDEMPOTENCY_LEASE_SECS", 60)?),
-            catalog_cache_ttl: v.seconds("CATALOG_CACHE_TTL_SECS", 30)?,
+            catalog_cache_ttl: catalog_cache_ttl(&v)?,
             catalog_cache: v.flag("CATALOG_CACHE", true)?,
             stripe,
             monnify,
@@ -418,6 +435,7 @@ impl Settings {
             shutdown_timeout: v.seconds("SHUTDOWN_TIMEOUT_SECS", 30)?,
             log_json: v.text("LOG_FORMAT").is_none_or(|f| f != "pretty"),
             bootstrap_admin: bootstrap_admin(&v)?,
+            demo_seed: v.flag("DEMO_SEED", true)?,
         })
     }
 

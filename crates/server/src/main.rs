@@ -83,8 +83,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             println!("seeded: {report:?} (password of every seeded account: {:?})", seed::SEED_PASSWORD);
         }),
         Command::CreateAdmin { email, password } => with_app!(settings, |app| {
-            let admin = seed::ensure_admin(&app, &email, &password).await?;
-            println!("admin {} ({})", admin.email, admin.id);
+            let (admin, created) = seed::ensure_admin(&app, &email, &password).await?;
+            match created {
+                true => println!("admin {} ({}) created", admin.email, admin.id),
+                false => println!(
+                    "admin {} ({}) exists already; its password is left as it was",
+                    admin.email, admin.id
+                ),
+            }
         }),
         Command::VerifyLedger => with_app!(settings, |app| {
             let report = app.verify_ledger_unchecked().await?;

@@ -56,20 +56,30 @@ async fn ensure_user<U: UnitOfWork>(app: &App<U>, email: &str, password: &str, r
     };
     match created {
         Ok(user) => Ok((user, true)),
+        // An account that exists is used as it is, whatever its password (an operator may have
+        // changed it), but never in another role than the one asked for.
         Err(RegisterError::EmailTaken) => {
-            let session = app
-                .login(email, password)
-                .await
-                .map_err(|e| anyhow::anyhow!("{email} exists but its password is not the seed password: {e}"))?;
-            Ok((session.user, false))
+            let user = app
+                .user_by_email_unchecked(email)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("{email} is registered but cannot be found"))?;
+            if user.role != role {
+                anyhow::bail!(
+                    "{email} is already registered as a {} and is left as it is: use another address for the {}",
+                    user.role.as_str(),
+                    role.as_str()
+                );
+            }
+            Ok((user, false))
         }
         Err(error) => Err(error.into()),
     }
 }
 
-/// Creates the operator's admin unless it exists.
-pub async fn ensure_admin<U: UnitOfWork>(app: &App<U>, email: &str, password: &str) -> anyhow::Result<User> {
-    Ok(ensure_user(app, email, password, Role::Admin).await?.0)
+/// Creates the operator's admin unless it exists; says whether it did. An address registered in
+/// another role is refused, not promoted.
+pub async fn ensure_admin<U: UnitOfWork>(app: &App<U>, email: &str, password: &str) -> anyhow::Result<(User, bool)> {
+    ensure_user(app, email, password, Role::Admin).await
 }
 
 pub async fn run<U: UnitOfWork>(app: &App<U>) -> anyhow::Result<SeedReport> {

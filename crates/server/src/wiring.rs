@@ -327,7 +327,19 @@ impl Application {
     ) -> anyhow::Result<Application> {
         let services = Services::with_clock(store, settings, &base_url, clock).await?;
         if let Some((email, password)) = &settings.bootstrap_admin {
-            crate::seed::ensure_admin(&services.app, email, password).await?;
+            crate::seed::ensure_admin(&services.app, email, password)
+                .await
+                .map_err(|e| anyhow::anyhow!("the admin of ADMIN_EMAIL: {e:#}"))?;
+        }
+        if settings.is_demo() && settings.demo_seed {
+            let report = crate::seed::run(&services.app).await?;
+            tracing::warn!(
+                users = report.users_created,
+                products = report.products_created,
+                "DEMO MODE: seeded a shop; sign in as admin@example.com, merchant1@example.com or customer1@example.com \
+                 with the password {:?} (DEMO_SEED=false starts empty)",
+                crate::seed::SEED_PASSWORD
+            );
         }
         let port = listener.local_addr()?.port();
         let state = web::Data::new(api_state(&services, settings));

@@ -43,6 +43,78 @@ fn server(database: &TestDatabase, args: &[&str]) -> Output {
         .expect("the server binary runs")
 }
 
+fn server_with(database: &TestDatabase, vars: &[(&str, &str)], args: &[&str]) -> Output {
+    Command::new(SERVER)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", database.url())
+        .env("BCRYPT_COST", "4")
+        .env("RUST_LOG", "warn")
+        .envs(vars.iter().copied())
+        .output()
+        .expect("the server binary runs")
+}
+
+#[tokio::test]
+async fn create_admin_refuses_a_customers_address_and_takes_admin_password_alone() {
+    let database = TestDatabase::create().await;
+    let seeded = server(&database, &["seed"]);
+    assert!(seeded.status.success(), "{}", text(&seeded.stderr));
+    let refused = server(
+        &database,
+        &[
+            "create-admin",
+            "--email",
+            "customer1@example.com",
+            "--password",
+            "operator secret 1",
+        ],
+    );
+    assert!(!refused.status.success(), "{}", text(&refused.stdout));
+    assert!(
+        text(&refused.stderr).contains("already registered as a customer"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let client = database.raw_client().await;
+    let role: String = client
+        .query_one("SELECT role FROM users WHERE email = 'customer1@example.com'", &[])
+        .await
+        .expect("the customer")
+        .get(0);
+    assert_eq!(role, "customer", "left as it was");
+    let from_env = server_with(
+        &database,
+        &[("ADMIN_PASSWORD", "operator secret 1")],
+        &["create-admin", "--email", "ops@example.com"],
+    );
+    assert!(from_env.status.success(), "{}", text(&from_env.stderr));
+    assert!(text(&from_env.stdout).contains("created"), "{}", text(&from_env.stdout));
+}
+
+#[tokio::test]
+async fn seed_uses_an_admin_with_another_password_and_a_refused_admin_password_is_named() {
+    let database = TestDatabase::create().await;
+    let created = server(
+        &database,
+        &["create-admin", "--email", "admin@example.com", "--password", "another secret 9"],
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let seeded = server(&database, &["seed"]);
+    assert!(seeded.status.success(), "{}", text(&seeded.stderr));
+    let weak = server_with(
+        &database,
+        &[("ADMIN_EMAIL", "admin@example.com"), ("ADMIN_PASSWORD", "admin password 1")],
+        &["migrate"],
+    );
+    assert_eq!(weak.status.code(), Some(78), "{}", text(&weak.stdout));
+    let said = text(&weak.stderr);
+    assert!(said.contains("ADMIN_PASSWORD") && said.contains("`admin`"), "{said}");
+    let alone = server_with(&database, &[("ADMIN_EMAIL", "admin@example.com")], &["migrate"]);
+    assert!(text(&alone.stderr).contains("ADMIN_PASSWORD is not"), "{}", text(&alone.stderr));
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
