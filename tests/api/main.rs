@@ -14,6 +14,7 @@ mod openapi;
 mod ops;
 mod properties;
 mod redis;
+mod self_service;
 mod sessions;
 mod webhook_endpoints;
 mod webhooks;

@@ -10,8 +10,9 @@ use application::ledger::{BalanceMismatch, HeldMismatch, LedgerAudit, Unbalanced
 use application::pagination::{Cursor, Page, PageRequest};
 use application::ports::store::{
     CallRepository, ClaimOutcome, EventOutbox, FollowUpRepository, HoldRepository, IdempotencyRepository, LedgerRepository, OrderFilter,
-    OrderRepository, PaymentLookup, PaymentRepository, PostingRecord, ProductFilter, ProductRepository, RefreshTokenRepository,
-    RefundRepository, StoreError, StoreResult, Transaction, TransferRepository, UserRepository, WalletRepository, WebhookInbox,
+    OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository, PostingRecord, ProductFilter, ProductRepository,
+    RefreshTokenRepository, RefundRepository, StoreError, StoreResult, Transaction, TransferRepository, UserRepository, WalletRepository,
+    WebhookInbox,
 };
 use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
@@ -23,7 +24,7 @@ use domain::ids::{
 use domain::ledger::{JournalTransaction, Posting};
 use domain::money::Currency;
 use domain::order::{Order, StatusChange};
-use domain::payment::{Payment, PaymentStatus, ProviderName, Refund};
+use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName, Refund};
 use domain::user::{Email, User};
 use domain::wallet::{Hold, HoldStatus, SystemAccount, Transfer, Wallet, WalletOwner, Withdrawal};
 use time::OffsetDateTime;
@@ -530,6 +531,22 @@ impl PaymentRepository for MemoryTx {
 
     async fn find_payment(&mut self, id: PaymentId) -> StoreResult<Option<Payment>> {
         Ok(self.work.payments.get(&id).cloned())
+    }
+
+    async fn list_payer_payments(&mut self, payer: UserId, filter: PaymentFilter, page: &PageRequest) -> StoreResult<Page<Payment>> {
+        let rows: Vec<Payment> = self
+            .work
+            .payments
+            .values()
+            .filter(|p| p.payer_id() == payer && filter.status.is_none_or(|s| p.status() == s))
+            .filter(|p| {
+                filter
+                    .top_ups
+                    .is_none_or(|top_ups| matches!(p.purpose(), PaymentPurpose::TopUp(_)) == top_ups)
+            })
+            .cloned()
+            .collect();
+        Ok(page_by_position(rows, page, |p| (p.created_at(), p.id().as_uuid())))
     }
 
     async fn lock_payment(&mut self, provider: &ProviderName, lookup: &PaymentLookup) -> StoreResult<Option<Payment>> {

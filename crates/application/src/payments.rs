@@ -7,7 +7,8 @@ use domain::payment::Payment;
 use crate::caller::Caller;
 use crate::context::App;
 use crate::idempotency::RecoveryPoint;
-use crate::ports::store::{PaymentLookup, PaymentRepository, StoreError, UnitOfWork};
+use crate::pagination::{Page, PageRequest};
+use crate::ports::store::{PaymentFilter, PaymentLookup, PaymentRepository, StoreError, UnitOfWork};
 use crate::retryable;
 use crate::transact::{transact, work};
 
@@ -28,6 +29,17 @@ impl<U: UnitOfWork> App<U> {
             .await?
             .filter(|payment| payment.payer_id() == caller.user_id || caller.is_admin())
             .ok_or(PaymentQueryError::NotFound)
+    }
+
+    /// The caller's own card payments (order checkouts and top-ups), newest first.
+    pub async fn my_payments(
+        &self,
+        caller: &Caller,
+        filter: PaymentFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Payment>, PaymentQueryError> {
+        let payer = caller.user_id;
+        Ok(transact(&self.store, |tx| work(tx.list_payer_payments(payer, filter, page))).await?)
     }
 
     pub(crate) async fn payment_by_id(&self, id: PaymentId) -> Result<Option<Payment>, StoreError> {

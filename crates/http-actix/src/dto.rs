@@ -322,6 +322,8 @@ pub struct PostingResponse {
     #[schema(example = "-12.50")]
     pub amount: String,
     pub currency: String,
+    /// The balance before this movement: `balance_after` less `amount`.
+    pub balance_before: String,
     pub balance_after: String,
     /// What the movement was for, e.g. `order:<id>`.
     pub reference: String,
@@ -337,6 +339,11 @@ impl From<&PostingRecord> for PostingResponse {
             kind: posting.kind.as_str().to_owned(),
             amount: posting.amount.to_major_string(),
             currency: posting.amount.currency().code().to_owned(),
+            balance_before: Money::from_minor(
+                posting.balance_after_minor.saturating_sub(posting.amount.amount_minor()),
+                posting.amount.currency(),
+            )
+            .to_major_string(),
             balance_after: Money::from_minor(posting.balance_after_minor, posting.amount.currency()).to_major_string(),
             reference: posting.reference.clone(),
             created_at: timestamp(posting.created_at),

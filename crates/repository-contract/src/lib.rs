@@ -35,9 +35,9 @@ mod prelude {
     pub(crate) use application::pagination::{Page, PageRequest};
     pub(crate) use application::ports::store::{
         CallRepository, ClaimOutcome, DeliveryFilter, EndpointFilter, EventOutbox, FollowUpRepository, HoldRepository,
-        IdempotencyRepository, LedgerRepository, OrderFilter, OrderRepository, PaymentLookup, PaymentRepository, ProductFilter,
-        ProductRepository, RefreshTokenRepository, RefundRepository, StoreError, Transaction, TransferRepository, UnitOfWork,
-        UserRepository, WalletRepository, WebhookInbox, WebhookRepository,
+        IdempotencyRepository, LedgerRepository, OrderFilter, OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository,
+        ProductFilter, ProductRepository, RefreshTokenRepository, RefundRepository, StoreError, Transaction, TransferRepository,
+        UnitOfWork, UserRepository, WalletRepository, WebhookInbox, WebhookRepository,
     };
     pub(crate) use domain::call::CallSession;
     pub(crate) use domain::events::{DomainEvent, OutboxEvent};
@@ -46,7 +46,7 @@ mod prelude {
     pub(crate) use domain::ledger::{self, Entry, JournalTransaction, TransactionKind};
     pub(crate) use domain::money::Currency;
     pub(crate) use domain::order::{Actor, OrderStatus};
-    pub(crate) use domain::payment::{PaymentPurpose, PaymentStatus, Refund, RefundTerms};
+    pub(crate) use domain::payment::{Payment, PaymentPurpose, PaymentStatus, Refund, RefundTerms};
     pub(crate) use domain::user::Role;
     pub(crate) use domain::wallet::{Hold, HoldStatus, HoldTerms, SystemAccount, Transfer, Wallet, WalletOwner, Withdrawal};
     pub(crate) use time::Duration;
@@ -90,6 +90,7 @@ macro_rules! contract_tests {
             orders::orders_keep_their_items_and_list_by_party,
             orders::the_audit_trail_lists_newest_first,
             payments::payments_are_found_by_every_reference,
+            payments::a_payers_payments_list_newest_first_with_filters,
             payments::expired_pending_payments_are_found_oldest_first,
             payments::refunds_are_found_by_id_provider_reference_and_order,
             transfers::transfers_and_withdrawals_are_stored,

@@ -48,6 +48,83 @@ pub async fn payments_are_found_by_every_reference<U: UnitOfWork>(store: U) {
     assert_eq!(paid.purpose(), PaymentPurpose::Order(order.id()));
 }
 
+pub async fn a_payers_payments_list_newest_first_with_filters<U: UnitOfWork>(store: U) {
+    let (ann, carol, dave) = (user(Role::Merchant), user(Role::Customer), user(Role::Customer));
+    let (mug, stock) = product(ann.id, 250, now());
+    let (order, _) = fixtures::order(carol.id, &mug, now());
+    let checkout = fixtures::payment_opened_at(&order, "stripe", now(), Duration::minutes(30));
+    let top_up = |at| {
+        Payment::open(
+            id(),
+            PaymentPurpose::TopUp(carol.id),
+            carol.id,
+            provider("stripe"),
+            usd(5_000),
+            at,
+            at + Duration::minutes(30),
+        )
+    };
+    let (first, second) = (top_up(now() + Duration::seconds(1)), top_up(now() + Duration::seconds(2)));
+    let second = second.succeed(Some("pi_1".into()), now() + Duration::seconds(3)).expect("succeed");
+    let theirs = Payment::open(
+        id(),
+        PaymentPurpose::TopUp(dave.id),
+        dave.id,
+        provider("stripe"),
+        usd(100),
+        now(),
+        now() + Duration::minutes(30),
+    );
+    let mut tx = begin(&store).await;
+    for u in [&ann, &carol, &dave] {
+        expect(tx.insert_user(u).await, "user");
+    }
+    expect(tx.insert_product(&mug, &stock).await, "mug");
+    expect(tx.insert_order(&order).await, "order");
+    for p in [&checkout, &first, &second, &theirs] {
+        expect(tx.insert_payment(p).await, "payment");
+    }
+    commit(tx).await;
+    let mut tx = begin(&store).await;
+    let ids = |page: &Page<Payment>| page.items.iter().map(Payment::id).collect::<Vec<_>>();
+    let all = expect(
+        tx.list_payer_payments(carol.id, PaymentFilter::default(), &PageRequest::first(10))
+            .await,
+        "all",
+    );
+    assert_eq!(
+        ids(&all),
+        vec![second.id(), first.id(), checkout.id()],
+        "newest first, the payer's only"
+    );
+    let first_page = expect(
+        tx.list_payer_payments(carol.id, PaymentFilter::default(), &PageRequest::first(2))
+            .await,
+        "page",
+    );
+    let next = PageRequest {
+        limit: 2,
+        after: first_page.next_cursor,
+    };
+    let rest = expect(tx.list_payer_payments(carol.id, PaymentFilter::default(), &next).await, "next page");
+    assert_eq!((ids(&first_page), ids(&rest)), (vec![second.id(), first.id()], vec![checkout.id()]));
+    let pending_top_ups = PaymentFilter {
+        status: Some(PaymentStatus::Pending),
+        top_ups: Some(true),
+    };
+    let filtered = expect(
+        tx.list_payer_payments(carol.id, pending_top_ups, &PageRequest::first(10)).await,
+        "filtered",
+    );
+    assert_eq!(ids(&filtered), vec![first.id()]);
+    let checkouts = PaymentFilter {
+        status: None,
+        top_ups: Some(false),
+    };
+    let orders = expect(tx.list_payer_payments(carol.id, checkouts, &PageRequest::first(10)).await, "orders");
+    assert_eq!(ids(&orders), vec![checkout.id()]);
+}
+
 pub async fn expired_pending_payments_are_found_oldest_first<U: UnitOfWork>(store: U) {
     let (ann, carol) = (user(Role::Merchant), user(Role::Customer));
     let (mug, stock) = product(ann.id, 250, now());

@@ -4,7 +4,8 @@
 //! payment id; each lookup has its index. The expiry job takes pending payments whose checkout
 //! ran out with `SKIP LOCKED`, so several workers share the backlog instead of queueing on it.
 
-use application::ports::store::{PaymentLookup, PaymentRepository, RefundRepository, StoreResult};
+use application::pagination::{Cursor, Page, PageRequest};
+use application::ports::store::{PaymentFilter, PaymentLookup, PaymentRepository, RefundRepository, StoreResult};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use domain::ids::{OrderId, PaymentId, RefundId, UserId};
@@ -12,7 +13,7 @@ use domain::payment::{Payment, PaymentPurpose, PaymentRecord, PaymentStatus, Pro
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::mapping::{corrupt, limit, money, provider, word};
+use crate::mapping::{corrupt, limit, limit_plus_one, money, position_after, provider, word};
 use crate::schema::{payments, refunds};
 use crate::sql::{Read, Write};
 use crate::tx::{DomainRow, Expect, PgTx};
@@ -122,6 +123,28 @@ impl PaymentRepository for PgTx {
         .bind::<Timestamptz, _>(payment.expires_at())
         .bind::<Timestamptz, _>(payment.updated_at());
         self.defer(statement, Expect::Rows(1, "payment"))
+    }
+
+    async fn list_payer_payments(&mut self, payer: UserId, filter: PaymentFilter, page: &PageRequest) -> StoreResult<Page<Payment>> {
+        let (at, id) = position_after(page);
+        let statement = Read::new(concat!(
+            "SELECT ",
+            payment_columns!(),
+            " FROM payments WHERE payer_id = $1 AND (created_at, id) < ($2, $3) \
+               AND ($5::text IS NULL OR status = $5) AND ($6::text IS NULL OR purpose = $6) \
+             ORDER BY created_at DESC, id DESC LIMIT $4"
+        ))
+        .bind::<SqlUuid, _>(payer.as_uuid())
+        .bind::<Timestamptz, _>(at)
+        .bind::<SqlUuid, _>(id)
+        .bind::<BigInt, _>(limit_plus_one(page.limit))
+        .bind::<Nullable<Text>, _>(filter.status.map(PaymentStatus::as_str))
+        .bind::<Nullable<Text>, _>(filter.top_ups.map(|top_ups| if top_ups { "top_up" } else { "order" }));
+        let rows = self.select::<PaymentRow>(statement).await?;
+        Ok(Page::from_rows(rows, page.limit, |payment| Cursor::Position {
+            at: payment.created_at(),
+            id: payment.id().as_uuid(),
+        }))
     }
 
     async fn find_payment(&mut self, id: PaymentId) -> StoreResult<Option<Payment>> {

@@ -28,7 +28,7 @@ use domain::ids::{
 use domain::ledger::{JournalTransaction, Posting};
 use domain::money::Currency;
 use domain::order::{Order, OrderStatus, StatusChange};
-use domain::payment::{Payment, ProviderName, Refund};
+use domain::payment::{Payment, PaymentStatus, ProviderName, Refund};
 use domain::user::{Email, User};
 use domain::wallet::{Hold, SystemAccount, Transfer, Wallet, Withdrawal};
 use domain::webhook::{DeliveryStatus, EndpointOwner, WebhookDelivery, WebhookEndpoint};
@@ -274,6 +274,14 @@ pub enum PaymentLookup {
     ProviderPayment(String),
 }
 
+/// Which of a payer's payments a listing shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PaymentFilter {
+    pub status: Option<PaymentStatus>,
+    /// Top-ups only (`Some(true)`), order checkouts only (`Some(false)`), or both.
+    pub top_ups: Option<bool>,
+}
+
 pub trait PaymentRepository {
     fn insert_payment(&mut self, payment: &Payment) -> impl Future<Output = StoreResult<()>> + Send;
     fn update_payment(&mut self, payment: &Payment) -> impl Future<Output = StoreResult<()>> + Send;
@@ -283,6 +291,13 @@ pub trait PaymentRepository {
         provider: &ProviderName,
         lookup: &PaymentLookup,
     ) -> impl Future<Output = StoreResult<Option<Payment>>> + Send;
+    /// A payer's payments, newest first.
+    fn list_payer_payments(
+        &mut self,
+        payer: UserId,
+        filter: PaymentFilter,
+        page: &PageRequest,
+    ) -> impl Future<Output = StoreResult<Page<Payment>>> + Send;
     /// The latest payment opened for an order.
     fn find_order_payment(&mut self, order: OrderId) -> impl Future<Output = StoreResult<Option<Payment>>> + Send;
     /// Pending payments whose checkout expired by `now`, locked; rows another transaction holds are

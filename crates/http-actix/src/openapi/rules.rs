@@ -91,6 +91,10 @@ fn parameter_rule(path: &str, name: &str) -> Option<Value> {
         "cursor" => json!({"pattern": CURSOR}),
         "currency" => json!({"enum": currencies}),
         "Idempotency-Key" => json!({"pattern": IDEMPOTENCY_KEY}),
+        "status" if path == "/api/v1/payments" => {
+            json!({"enum": domain::payment::PaymentStatus::ALL.map(domain::payment::PaymentStatus::as_str)})
+        }
+        "kind" if path == "/api/v1/payments" => json!({"enum": ["top_up", "order"]}),
         "status" if path.ends_with("/deliveries") => {
             json!({"enum": DeliveryStatus::ALL.map(DeliveryStatus::as_str)})
         }

@@ -3,12 +3,13 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use application::idempotency::StoredResponse;
+use application::ports::store::PaymentFilter;
 use application::ports::store::UnitOfWork;
 use application::top_ups::TopUpRequest;
 use application::transfers::{Recipient, TransferRequest};
 use application::withdrawals::WithdrawalRequest;
 use domain::ids::{PaymentId, TransferId, UserId, WithdrawalId};
-use domain::payment::{Payment, ProviderName};
+use domain::payment::{Payment, PaymentStatus, ProviderName};
 use domain::wallet::{Transfer, Withdrawal};
 
 use super::State;
@@ -109,6 +110,51 @@ pub async fn top_up<U: UnitOfWork>(
         state.app.start_top_up(&caller, request, idempotent)
     })
     .await
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PaymentQuery {
+    /// pending, succeeded, failed, expired or cancelled.
+    pub status: Option<String>,
+    /// `top_up` or `order`.
+    pub kind: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// The caller's card payments, top-ups and order checkouts, newest first, with their status.
+#[utoipa::path(get, path = "/api/v1/payments", tag = "wallets", security(("bearer" = [])),
+    params(PaymentQuery),
+    responses(
+        (status = 200, description = "A page of payments", body = PageOf<PaymentResponse>),
+        (status = 400, description = "Bad status, kind, limit or cursor", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn payments<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    query: web::Query<PaymentQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(text) => Some(
+            PaymentStatus::parse(text)
+                .ok_or_else(|| ApiError::bad_request("invalid_query", "status must be pending, succeeded, failed, expired or cancelled"))?,
+        ),
+    };
+    let top_ups = match query.kind.as_deref() {
+        None => None,
+        Some("top_up") => Some(true),
+        Some("order") => Some(false),
+        Some(_) => return Err(ApiError::bad_request("invalid_query", "kind must be top_up or order")),
+    };
+    let page = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor.clone(),
+    }
+    .page()?;
+    let payments = state.app.my_payments(&caller.0, PaymentFilter { status, top_ups }, &page).await?;
+    Ok(ok(&PageOf::from_page(&payments, |payment| PaymentResponse::from(payment))))
 }
 
 /// A card payment of the caller (a top-up or an order's).

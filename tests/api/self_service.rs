@@ -1,0 +1,89 @@
+//! A buyer looks after their own money: their payments and top-ups with status, and a history
+//! that shows each movement's balance before and after.
+
+use serde_json::json;
+
+use crate::helpers::TestApp;
+use crate::on_every_backend;
+
+on_every_backend!(a_buyer_lists_their_payments_by_status_and_kind_and_reads_balances_before_and_after);
+
+async fn a_buyer_lists_their_payments_by_status_and_kind_and_reads_balances_before_and_after(app: TestApp) {
+    let buyer = app.user("customer").await;
+    let stranger = app.user("customer").await;
+    let paid = app
+        .post("/api/v1/wallets/USD/top-ups", Some(&buyer.token), &json!({"amount": "30.00"}))
+        .await;
+    let paid = paid.assert_status(201).clone();
+    app.press(paid["checkout_url"].as_str().expect("checkout url"), "pay").await;
+    let open = app
+        .post("/api/v1/wallets/USD/top-ups", Some(&buyer.token), &json!({"amount": "5.00"}))
+        .await;
+    let open = open.assert_status(201).clone();
+
+    let listed = app.get("/api/v1/payments", Some(&buyer.token)).await;
+    let items = listed.assert_status(200)["items"].as_array().expect("items").clone();
+    let summary: Vec<(String, String, String)> = items
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap_or_default().to_owned(),
+                p["status"].to_string(),
+                p["purpose"].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                open["id"].as_str().unwrap_or_default().to_owned(),
+                "\"pending\"".into(),
+                "\"top_up\"".into()
+            ),
+            (
+                paid["id"].as_str().unwrap_or_default().to_owned(),
+                "\"succeeded\"".into(),
+                "\"top_up\"".into()
+            ),
+        ],
+        "newest first, with their status"
+    );
+    let pending = app.get("/api/v1/payments?status=pending&kind=top_up", Some(&buyer.token)).await;
+    assert_eq!(pending.assert_status(200)["items"].as_array().map(Vec::len), Some(1));
+    let orders = app.get("/api/v1/payments?kind=order", Some(&buyer.token)).await;
+    assert_eq!(orders.assert_status(200)["items"], json!([]));
+    let page = app.get("/api/v1/payments?limit=1", Some(&buyer.token)).await;
+    let cursor = page.assert_status(200)["next_cursor"].as_str().expect("a second page").to_owned();
+    let rest = app
+        .get(&format!("/api/v1/payments?limit=1&cursor={cursor}"), Some(&buyer.token))
+        .await;
+    assert_eq!(rest.assert_status(200)["items"][0]["id"], paid["id"]);
+    let theirs = app.get("/api/v1/payments", Some(&stranger.token)).await;
+    assert_eq!(theirs.assert_status(200)["items"], json!([]), "nobody else's payments");
+    app.get("/api/v1/payments?status=paid", Some(&buyer.token))
+        .await
+        .assert_problem(400, "invalid_query");
+    app.get("/api/v1/payments?kind=refund", Some(&buyer.token))
+        .await
+        .assert_problem(400, "invalid_query");
+    app.get("/api/v1/payments", None).await.assert_problem(401, "unauthorized");
+
+    app.post(
+        "/api/v1/transfers",
+        Some(&buyer.token),
+        &json!({"to_user_id": stranger.id, "amount": "12.50", "currency": "USD"}),
+    )
+    .await
+    .assert_status(201);
+    let history = app.get("/api/v1/wallets/USD/transactions", Some(&buyer.token)).await;
+    let entries = history.assert_status(200)["items"].clone();
+    assert_eq!(
+        (&entries[0]["balance_before"], &entries[0]["amount"], &entries[0]["balance_after"]),
+        (&json!("30.00"), &json!("-12.50"), &json!("17.50"))
+    );
+    assert_eq!(
+        (&entries[1]["balance_before"], &entries[1]["balance_after"]),
+        (&json!("0.00"), &json!("30.00"))
+    );
+}
