@@ -199,6 +199,21 @@ impl WebhookRepository for MemoryTx {
         Ok(in_range.len() as u64)
     }
 
+    async fn prune_settled_webhook_deliveries(&mut self, before: OffsetDateTime, limit: usize) -> StoreResult<u64> {
+        let old: Vec<WebhookDeliveryId> = self
+            .work
+            .webhook_deliveries
+            .values()
+            .filter(|d| d.status != DeliveryStatus::Pending && d.updated_at < before)
+            .map(|d| d.id)
+            .take(limit)
+            .collect();
+        for id in &old {
+            self.work.webhook_deliveries.remove(id);
+        }
+        Ok(old.len() as u64)
+    }
+
     async fn webhook_delivery_backlog(&mut self) -> StoreResult<DeliveryBacklog> {
         let mut backlog = DeliveryBacklog::default();
         for delivery in self

@@ -69,6 +69,14 @@ impl<U: UnitOfWork> App<U> {
         Ok(RelayRound { events, ..delivered })
     }
 
+    /// Deletes up to `batch` deliveries that ended longer ago than `DELIVERY_HISTORY_KEPT`;
+    /// returns how many, for the job to go on while there are more.
+    pub async fn prune_webhook_history(&self, batch: usize) -> Result<usize, StoreError> {
+        let before = self.clock.now() - domain::webhook::DELIVERY_HISTORY_KEPT;
+        let pruned = transact(&self.store, |tx| work(tx.prune_settled_webhook_deliveries(before, batch))).await?;
+        Ok(usize::try_from(pruned).unwrap_or(usize::MAX))
+    }
+
     /// The outbox's lag and the deliveries waiting.
     pub async fn webhook_backlog(&self) -> Result<WebhookBacklog, StoreError> {
         let now = self.clock.now();

@@ -23,6 +23,10 @@ pub const API_VERSION: &str = "2026-11-29";
 /// How long a delivery is retried before it is given up.
 pub const RETRY_WINDOW: Duration = Duration::days(3);
 
+/// How long a delivery that ended (succeeded or failed) is kept for its endpoint's owner to list
+/// or redeliver; redelivery ranges reach back as far.
+pub const DELIVERY_HISTORY_KEPT: Duration = Duration::days(30);
+
 /// How long an endpoint may fail every delivery before it is disabled: within the retry window, so
 /// that a receiver down for good is disabled while its deliveries still wait for it (enabling it
 /// again resumes them).

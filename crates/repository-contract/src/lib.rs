@@ -71,6 +71,7 @@ macro_rules! contract_tests {
             webhooks::a_delivery_is_recorded_once_per_event_and_endpoint,
             webhooks::an_endpoint_is_claimed_by_one_deliverer_until_released,
             webhooks::deliveries_of_a_time_range_are_queued_again,
+            webhooks::settled_deliveries_are_pruned_and_pending_ones_never,
             users::users_are_found_by_id_and_by_email,
             users::an_e_mail_address_belongs_to_one_user,
             users::refresh_tokens_rotate_and_families_revoke,

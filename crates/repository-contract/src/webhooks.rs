@@ -187,3 +187,52 @@ pub async fn deliveries_of_a_time_range_are_queued_again<U: UnitOfWork>(store: U
     assert!(due.iter().all(|d| d.status == DeliveryStatus::Pending && d.queued_at == later));
     commit(tx).await;
 }
+
+pub async fn settled_deliveries_are_pruned_and_pending_ones_never<U: UnitOfWork>(store: U) {
+    let (endpoint, events) = seeded(&store, 4).await;
+    let (long_ago, lately) = (now() - Duration::days(40), now() - Duration::days(1));
+    let ended = |event: &OutboxEvent, at, outcome| {
+        let attempt = AttemptRecord {
+            at,
+            status_code: Some(if outcome == AttemptOutcome::Delivered { 200 } else { 410 }),
+            latency_ms: 3,
+            response: String::new(),
+        };
+        WebhookDelivery::schedule(id(), event.id, endpoint.id, "product.stock_changed", at)
+            .begin_attempt(at, Duration::minutes(1))
+            .record(attempt, outcome, 0)
+    };
+    let old_success = ended(&events[0], long_ago, AttemptOutcome::Delivered);
+    let old_refusal = ended(&events[1], long_ago, AttemptOutcome::Refused);
+    let recent = ended(&events[2], lately, AttemptOutcome::Delivered);
+    let old_pending = WebhookDelivery::schedule(id(), events[3].id, endpoint.id, "product.stock_changed", long_ago);
+    assert_eq!(
+        (old_success.status, old_refusal.status, old_pending.status),
+        (DeliveryStatus::Succeeded, DeliveryStatus::Failed, DeliveryStatus::Pending)
+    );
+    let all = [old_success.clone(), old_refusal.clone(), recent.clone(), old_pending.clone()];
+    let mut tx = begin(&store).await;
+    expect(tx.insert_webhook_deliveries(&all).await, "insert");
+    expect(tx.update_webhook_deliveries(&all[..3]).await, "ended");
+    commit(tx).await;
+    let cutoff = now() - Duration::days(30);
+    let mut tx = begin(&store).await;
+    assert_eq!(
+        expect(tx.prune_settled_webhook_deliveries(cutoff, 1).await, "one"),
+        1,
+        "at most the batch"
+    );
+    assert_eq!(expect(tx.prune_settled_webhook_deliveries(cutoff, 10).await, "rest"), 1);
+    assert_eq!(expect(tx.prune_settled_webhook_deliveries(cutoff, 10).await, "none left"), 0);
+    let page = PageRequest { limit: 10, after: None };
+    let left = expect(
+        tx.list_webhook_deliveries(endpoint.id, &DeliveryFilter::default(), &page).await,
+        "left",
+    );
+    let mut left: Vec<_> = left.items.iter().map(|d| d.id).collect();
+    left.sort();
+    let mut kept = vec![recent.id, old_pending.id];
+    kept.sort();
+    assert_eq!(left, kept, "the recent one and the pending one stay");
+    commit(tx).await;
+}

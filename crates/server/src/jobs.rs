@@ -133,6 +133,10 @@ pub async fn run_once<U: UnitOfWork>(app: &App<U>, batch: usize, stop: &watch::R
     })
     .await;
     relay_webhooks(app, stop).await;
+    drain("prune webhook history", batch, stop, || async {
+        app.prune_webhook_history(batch).await.map_err(|e| e.to_string())
+    })
+    .await;
     if let Err(error) = app.store_upkeep().await {
         log_failure("store upkeep", &error);
     }

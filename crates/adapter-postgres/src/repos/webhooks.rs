@@ -424,6 +424,16 @@ impl WebhookRepository for PgTx {
         Ok(self.execute(statement).await? as u64)
     }
 
+    async fn prune_settled_webhook_deliveries(&mut self, before: OffsetDateTime, batch: usize) -> StoreResult<u64> {
+        let statement = Write::new(
+            "DELETE FROM webhook_deliveries WHERE id IN ( \
+                 SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2)",
+        )
+        .bind::<Timestamptz, _>(before)
+        .bind::<BigInt, _>(limit(batch));
+        Ok(self.execute(statement).await? as u64)
+    }
+
     async fn webhook_delivery_backlog(&mut self) -> StoreResult<DeliveryBacklog> {
         let statement = Read::new(
             "SELECT count(*) FILTER (WHERE last_attempt_at IS NULL) AS queued, \

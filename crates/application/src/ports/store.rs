@@ -483,6 +483,9 @@ pub trait WebhookRepository {
         at: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
     fn webhook_delivery_backlog(&mut self) -> impl Future<Output = StoreResult<DeliveryBacklog>> + Send;
+    /// Deletes up to `limit` deliveries that ended (succeeded or failed) before `before`; returns
+    /// how many. Pending deliveries are never deleted.
+    fn prune_settled_webhook_deliveries(&mut self, before: OffsetDateTime, limit: usize) -> impl Future<Output = StoreResult<u64>> + Send;
 }
 
 pub trait FollowUpRepository {

@@ -213,3 +213,24 @@ async fn a_slow_receiver_gets_its_turn_without_holding_up_the_others() -> Outcom
     assert_eq!(sent_to("https://slow.example/hooks"), 4, "and the slow one gets its turn again");
     Ok(())
 }
+
+#[tokio::test]
+async fn deliveries_are_listed_for_thirty_days_after_they_end_then_pruned() -> Outcome {
+    let h = Harness::new();
+    let admin = h.admin().await;
+    let hook = h.app.create_webhook_endpoint(&admin, endpoint(&["wallet.credited"])).await?;
+    let customer = h.user(Role::Customer).await;
+    h.fund(&customer, 100).await;
+    h.app.relay_webhooks().await?;
+    let listed = |h: &Harness| {
+        let app = h.app.clone();
+        async move { app.webhook_deliveries(&admin, hook.id, &DeliveryFilter::default(), &page()).await }
+    };
+    assert_eq!(listed(&h).await?.items.len(), 1);
+    h.clock.advance(Duration::days(29));
+    assert_eq!(h.app.prune_webhook_history(100).await?, 0);
+    h.clock.advance(Duration::days(2));
+    assert_eq!(h.app.prune_webhook_history(100).await?, 1);
+    assert!(listed(&h).await?.items.is_empty());
+    Ok(())
+}
