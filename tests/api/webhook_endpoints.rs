@@ -488,3 +488,18 @@ async fn an_endpoint_is_managed_filtered_and_redelivered_by_its_owner_and_admins
         .await
         .assert_problem(404, "not_found");
 }
+
+#[tokio::test]
+async fn an_instance_told_not_to_relay_leaves_the_deliveries_to_those_that_do() {
+    let quiet: Vec<(&str, &str)> = LOCAL.iter().copied().chain([("WEBHOOK_RELAY", "false")]).collect();
+    let api_only = TestApp::spawn_with(Backend::Postgres, &quiet).await;
+    let relaying = api_only.alongside(LOCAL).await;
+    let (receiver, url) = Receiver::start().await;
+    register(&api_only, &api_only.admin, &url, json!(["wallet.credited"])).await;
+    let customer = api_only.user("customer").await;
+    api_only.fund(&customer, "1.00", "USD").await;
+    api_only.run_jobs().await;
+    assert!(receiver.received().is_empty(), "the API-only instance relays nothing");
+    relaying.run_jobs().await;
+    assert_eq!(receiver.of_type("wallet.credited").len(), 1);
+}

@@ -130,6 +130,9 @@ pub struct WebhookConfig {
     pub allow_private_addresses: bool,
     /// Lets endpoint URLs use plain `http` (demo mode and tests only).
     pub allow_http: bool,
+    /// Whether this instance relays webhooks (every instance that does must be able to reach the
+    /// endpoints: one that cannot fails the deliveries it claims).
+    pub relay: bool,
 }
 
 /// Stripe, when `STRIPE_SECRET_KEY` is set.
@@ -347,6 +350,7 @@ fn webhook_config(v: &Vars<'_>, demo: bool) -> anyhow::Result<WebhookConfig> {
         // Demo mode runs on a laptop, where receivers listen on localhost over plain http.
         allow_private_addresses: v.flag("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", demo)?,
         allow_http: v.flag("WEBHOOK_ALLOW_HTTP", demo)?,
+        relay: v.flag("WEBHOOK_RELAY", true)?,
     })
 }
 

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 pub fn spawn_flows<U: UnitOfWork>(
     app: Arc<App<U>>,
     interval: Duration,
-    batch: usize,
+    round: Round,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -29,7 +29,7 @@ pub fn spawn_flows<U: UnitOfWork>(
                 _ = stop.changed() => return,
             }
             // A use case is never cancelled midway: only the sleep above races the stop signal.
-            run_once(&app, batch, &stop).await;
+            run_once(&app, round, &stop).await;
         }
     })
 }
@@ -94,10 +94,10 @@ pub struct JobRound(Arc<dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = ()> + 
 
 #[cfg(feature = "testing")]
 impl JobRound {
-    pub(crate) fn new<U: UnitOfWork>(app: Arc<App<U>>, batch: usize, stop: watch::Receiver<bool>) -> JobRound {
+    pub(crate) fn new<U: UnitOfWork>(app: Arc<App<U>>, round: Round, stop: watch::Receiver<bool>) -> JobRound {
         JobRound(Arc::new(move || {
             let (app, stop) = (Arc::clone(&app), stop.clone());
-            Box::pin(async move { run_once(&app, batch, &stop).await })
+            Box::pin(async move { run_once(&app, round, &stop).await })
         }))
     }
 
@@ -114,8 +114,17 @@ impl std::fmt::Debug for JobRound {
     }
 }
 
+/// What a round of the job does: how many items a task takes at a time, and whether this
+/// instance relays webhooks (`WEBHOOK_RELAY`).
+#[derive(Debug, Clone, Copy)]
+pub struct Round {
+    pub batch: usize,
+    pub relay: bool,
+}
+
 /// One round of every task of the job.
-pub async fn run_once<U: UnitOfWork>(app: &App<U>, batch: usize, stop: &watch::Receiver<bool>) {
+pub async fn run_once<U: UnitOfWork>(app: &App<U>, round: Round, stop: &watch::Receiver<bool>) {
+    let batch = round.batch;
     drain("expire abandoned checkouts", batch, stop, || async {
         app.expire_abandoned_checkouts(batch).await.map_err(|e| e.to_string())
     })
@@ -132,7 +141,9 @@ pub async fn run_once<U: UnitOfWork>(app: &App<U>, batch: usize, stop: &watch::R
         app.release_expired_holds(batch).await.map_err(|e| e.to_string())
     })
     .await;
-    relay_webhooks(app, stop).await;
+    if round.relay {
+        relay_webhooks(app, stop).await;
+    }
     drain("prune webhook history", batch, stop, || async {
         app.prune_webhook_history(batch).await.map_err(|e| e.to_string())
     })

@@ -353,12 +353,21 @@ impl Application {
         }
         let server = server.shutdown_timeout(settings.shutdown_timeout.as_secs()).run();
         let (stop, stopped) = watch::channel(false);
+        let round = jobs::Round {
+            batch: settings.job_batch,
+            relay: settings.webhooks.relay,
+        };
         #[cfg(feature = "testing")]
-        let job_round = jobs::JobRound::new(services.app.clone(), settings.job_batch, stopped.clone());
-        let jobs = vec![
-            jobs::spawn_flows(services.app.clone(), settings.job_interval, settings.job_batch, stopped.clone()),
-            jobs::spawn_webhook_relay(services.app.clone(), settings.webhooks.interval, stopped),
-        ];
+        let job_round = jobs::JobRound::new(services.app.clone(), round, stopped.clone());
+        let mut jobs = vec![jobs::spawn_flows(
+            services.app.clone(),
+            settings.job_interval,
+            round,
+            stopped.clone(),
+        )];
+        if settings.webhooks.relay {
+            jobs.push(jobs::spawn_webhook_relay(services.app.clone(), settings.webhooks.interval, stopped));
+        }
         tracing::info!(%base_url, "serving");
         Ok(Application {
             backend,
