@@ -28,7 +28,7 @@ use crate::effects::{event, record_status_changes, status_events, system_account
 use crate::idempotency::{Claim, IdempotencyError, Idempotent, Key, RecoveryPoint};
 use crate::ledger::{PostingError, post_locked};
 use crate::payments::resumed_payment;
-use crate::ports::gateway::{CheckoutLine, CheckoutRequest, CheckoutSession, GatewayError, Gateways};
+use crate::ports::gateway::{CheckoutLine, CheckoutRequest, CheckoutSession, GatewayError, Gateways, RouteError};
 use crate::ports::store::{
     EventOutbox, IdempotencyRepository, LedgerRepository, OrderRepository, PaymentLookup, PaymentRepository, ProductRepository, StoreError,
     UnitOfWork, UserRepository, WalletRepository,
@@ -68,6 +68,9 @@ pub enum CheckoutError {
     InsufficientFunds { available: Money, required: Money },
     #[error("no card gateway takes {0}")]
     NoGateway(Currency),
+    /// No provider for the order's currency, or the one the buyer named cannot take it.
+    #[error(transparent)]
+    Route(RouteError),
     #[error("the platform takes no more {0} through this gateway: its limit is reached")]
     PlatformLimit(Currency),
     #[error("the checkout of this order was closed before it opened ({0})")]
@@ -388,8 +391,8 @@ where
     let (mut stock, products) = lock_cart(tx, &command.items).await?;
     let (order, created) = place_order(next_id(ids), buyer, &command.items, &products, PaymentMethod::Card, now)?;
     let gateway = gateways
-        .for_currency(command.provider.as_ref(), order.currency())
-        .ok_or(CheckoutError::NoGateway(order.currency()))?;
+        .route(command.provider.as_ref(), order.currency())
+        .map_err(CheckoutError::Route)?;
     let clearing = SystemAccount::GatewayClearing(gateway.provider().clone());
     if !system_account_has_room(tx, &clearing, order.total().checked_neg()?).await? {
         return Err(CheckoutError::PlatformLimit(order.currency()));

@@ -15,7 +15,7 @@ use crate::context::App;
 use crate::effects::system_account_has_room;
 use crate::idempotency::{Claim, IdempotencyError, Idempotent, Key, RecoveryPoint};
 use crate::payments::resumed_payment;
-use crate::ports::gateway::{CheckoutLine, CheckoutRequest, GatewayError};
+use crate::ports::gateway::{CheckoutLine, CheckoutRequest, GatewayError, RouteError};
 use crate::ports::store::{IdempotencyRepository, PaymentRepository, StoreError, UnitOfWork, UserRepository, WalletRepository};
 use crate::transact::{transact, work};
 use crate::{keyed, retryable};
@@ -28,8 +28,9 @@ pub struct TopUpRequest {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopUpError {
-    #[error("no card gateway takes {0}")]
-    NoGateway(Currency),
+    /// No provider for the currency, or the one the payer named cannot take it.
+    #[error(transparent)]
+    Route(RouteError),
     #[error("the platform takes no more {0} through this gateway: its limit is reached")]
     PlatformLimit(Currency),
     #[error("the checkout of this top-up was closed before it opened ({0})")]
@@ -56,8 +57,8 @@ impl<U: UnitOfWork> App<U> {
         let currency = request.amount.currency();
         let gateway = self
             .gateways
-            .for_currency(request.provider.as_ref(), currency)
-            .ok_or(TopUpError::NoGateway(currency))?
+            .route(request.provider.as_ref(), currency)
+            .map_err(TopUpError::Route)?
             .clone();
         let key = self.key(idempotent.as_ref());
         let (payment, email) = self.open_top_up(caller.user_id, &request, gateway.provider(), key).await?;

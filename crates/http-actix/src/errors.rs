@@ -13,7 +13,7 @@ use application::ledger::VerifyLedgerError;
 use application::orders::OrderCommandError;
 use application::pagination::PageError;
 use application::payments::PaymentQueryError;
-use application::ports::gateway::{GatewayError, WebhookError};
+use application::ports::gateway::{GatewayError, RouteError, WebhookError};
 use application::ports::store::StoreError;
 use application::refunds::RefundError;
 use application::settlement::GatewayEventError;
@@ -181,10 +181,23 @@ impl From<WalletQueryError> for ApiError {
     }
 }
 
+/// Why no card provider takes a payment: none for its currency, or the one the client named is
+/// not configured here or does not take the currency (`GET /api/v1/providers` lists them).
+fn route_error(error: RouteError) -> ApiError {
+    let detail = error.to_string();
+    match error {
+        RouteError::NoGateway(_) => ApiError::unprocessable("no_gateway", "No gateway", detail),
+        RouteError::NotConfigured { .. } => ApiError::unprocessable("provider_not_configured", "Provider not configured", detail),
+        RouteError::CurrencyNotTaken { .. } => {
+            ApiError::unprocessable("provider_currency_not_supported", "Currency not supported by provider", detail)
+        }
+    }
+}
+
 impl From<TopUpError> for ApiError {
     fn from(error: TopUpError) -> Self {
         match error {
-            TopUpError::NoGateway(_) => ApiError::unprocessable("no_gateway", "No gateway", error.to_string()),
+            TopUpError::Route(e) => route_error(e),
             TopUpError::PlatformLimit(_) => ApiError::unprocessable("platform_limit", "Platform limit reached", error.to_string()),
             TopUpError::CheckoutClosed(_) => ApiError::conflict("checkout_closed", "Checkout closed", error.to_string()),
             TopUpError::Idempotency(e) => e.into(),
@@ -293,6 +306,7 @@ impl From<CheckoutError> for ApiError {
             CheckoutError::OutOfStock { .. } => ApiError::conflict("out_of_stock", "Out of stock", error.to_string()),
             CheckoutError::InsufficientFunds { .. } => insufficient_funds(error.to_string()),
             CheckoutError::NoGateway(_) => ApiError::unprocessable("no_gateway", "No gateway", error.to_string()),
+            CheckoutError::Route(e) => route_error(e),
             CheckoutError::PlatformLimit(_) => ApiError::unprocessable("platform_limit", "Platform limit reached", error.to_string()),
             CheckoutError::CheckoutClosed(_) => ApiError::conflict("checkout_closed", "Checkout closed", error.to_string()),
             CheckoutError::Gateway(e) => e.into(),

@@ -5,13 +5,15 @@
 //! provider's JSON into `GatewayEvent` and the provider's errors into `GatewayError`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use domain::ids::{PaymentId, RefundId};
 use domain::money::{Currency, Money};
 use domain::payment::ProviderName;
 use time::OffsetDateTime;
+
+use crate::ports::system::Clock;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckoutLine {
@@ -172,6 +174,16 @@ pub enum GatewayEventKind {
     },
     /// A refund changed status.
     RefundUpdated(RefundUpdate),
+    /// A refund of a payment changed status, named only by the payment and the amount (providers
+    /// whose refund events carry neither our refund id nor theirs, like Paystack's): it settles
+    /// our pending refund of that payment and amount, the one with this provider id if any, else
+    /// the oldest.
+    PaymentRefundUpdated {
+        reference: PaymentReference,
+        amount: Money,
+        status: GatewayRefundStatus,
+        provider_refund_id: Option<String>,
+    },
     DisputeOpened {
         reference: PaymentReference,
         amount: Option<Money>,
@@ -239,11 +251,148 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
     fn verify_webhook(&self, headers: &WebhookHeaders, body: &[u8], now: OffsetDateTime) -> Result<GatewayEvent, WebhookError>;
 }
 
-/// The gateways this server offers, by provider name.
+/// Why no gateway was chosen for a card payment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("no card gateway takes {0}")]
+    NoGateway(Currency),
+    #[error("the card provider {requested} is not configured on this server (configured: {configured})")]
+    NotConfigured { requested: ProviderName, configured: String },
+    #[error("the card provider {provider} does not take {currency}")]
+    CurrencyNotTaken { provider: ProviderName, currency: Currency },
+}
+
+/// Which providers a currency's card payments go to, in order of preference. A provider listed
+/// but not configured is skipped; a currency whose listed providers are all missing falls back
+/// to any configured gateway that takes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes(BTreeMap<Currency, Vec<ProviderName>>);
+
+impl Routes {
+    pub fn new() -> Routes {
+        Routes::default()
+    }
+
+    /// Sets (replaces) the providers of `currency`.
+    pub fn route(mut self, currency: Currency, providers: Vec<ProviderName>) -> Routes {
+        self.0.insert(currency, providers);
+        self
+    }
+
+    pub fn providers_for(&self, currency: Currency) -> &[ProviderName] {
+        self.0.get(&currency).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Currency, &Vec<ProviderName>)> {
+        self.0.iter()
+    }
+}
+
+/// What readiness reports about a provider: the outcome of this process's latest real calls
+/// (no probe calls the provider). `last_success_at` is its latest answer (a refusal of one of our
+/// requests is an answer); `last_error` its latest failure or refusal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderHealth {
+    pub last_success_at: Option<OffsetDateTime>,
+    pub last_error_at: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+}
+
+impl ProviderHealth {
+    /// `unknown` before any call, `failing` while the latest call failed, `ok` otherwise.
+    pub fn state(&self) -> &'static str {
+        match (self.last_success_at, self.last_error_at) {
+            (None, None) => "unknown",
+            (Some(success), Some(error)) if error > success => "failing",
+            (None, Some(_)) => "failing",
+            _ => "ok",
+        }
+    }
+}
+
+/// A gateway whose calls' outcomes are recorded for readiness.
+struct Monitored {
+    inner: Arc<dyn PaymentGateway>,
+    clock: Arc<dyn Clock>,
+    health: Arc<Mutex<ProviderHealth>>,
+}
+
+impl std::fmt::Debug for Monitored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitored").field("inner", &self.inner).finish_non_exhaustive()
+    }
+}
+
+impl Monitored {
+    fn record<T>(&self, outcome: &Result<T, GatewayError>) {
+        let now = self.clock.now();
+        let mut health = self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match outcome {
+            Ok(_) => health.last_success_at = Some(now),
+            Err(error) => {
+                health.last_error_at = Some(now);
+                health.last_error = Some(error.to_string().chars().take(300).collect());
+                // A refusal or a decline is the provider answering: it is up and takes our
+                // credentials, so it is not failing.
+                if matches!(error, GatewayError::Declined(_) | GatewayError::InvalidRequest(_)) {
+                    health.last_success_at = Some(now);
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for Monitored {
+    fn provider(&self) -> &ProviderName {
+        self.inner.provider()
+    }
+
+    fn supports_currency(&self, currency: Currency) -> bool {
+        self.inner.supports_currency(currency)
+    }
+
+    async fn create_checkout(&self, request: CheckoutRequest) -> Result<CheckoutSession, GatewayError> {
+        let outcome = self.inner.create_checkout(request).await;
+        self.record(&outcome);
+        outcome
+    }
+
+    async fn refund(&self, request: RefundRequest) -> Result<GatewayRefund, GatewayError> {
+        let outcome = self.inner.refund(request).await;
+        self.record(&outcome);
+        outcome
+    }
+
+    async fn confirm_payment(&self, reference: &PaymentReference) -> Result<Option<ConfirmedPayment>, GatewayError> {
+        let outcome = self.inner.confirm_payment(reference).await;
+        // `None` is the default answer of a gateway that asks nothing: not a call.
+        if !matches!(outcome, Ok(None)) {
+            self.record(&outcome);
+        }
+        outcome
+    }
+
+    async fn expire_checkout(&self, session_id: &str) -> Result<CheckoutClosure, GatewayError> {
+        let outcome = self.inner.expire_checkout(session_id).await;
+        if !matches!(outcome, Ok(CheckoutClosure::NotSupported)) {
+            self.record(&outcome);
+        }
+        outcome
+    }
+
+    fn verify_webhook(&self, headers: &WebhookHeaders, body: &[u8], now: OffsetDateTime) -> Result<GatewayEvent, WebhookError> {
+        self.inner.verify_webhook(headers, body, now)
+    }
+}
+
+/// The gateways this server offers, by provider name, and how card payments are routed to them.
 #[derive(Debug, Clone, Default)]
 pub struct Gateways {
     by_name: BTreeMap<ProviderName, Arc<dyn PaymentGateway>>,
     default_card: Option<ProviderName>,
+    routes: Routes,
+    health: BTreeMap<ProviderName, Arc<Mutex<ProviderHealth>>>,
 }
 
 impl Gateways {
@@ -251,13 +400,36 @@ impl Gateways {
         Gateways::default()
     }
 
-    /// Adds a gateway; the first added is the default for card payments.
+    /// Adds a gateway; the first added is the default for card payments in currencies no route
+    /// names.
     pub fn with(mut self, gateway: Arc<dyn PaymentGateway>) -> Gateways {
         let name = gateway.provider().clone();
         if self.default_card.is_none() {
             self.default_card = Some(name.clone());
         }
         self.by_name.insert(name, gateway);
+        self
+    }
+
+    /// Routes card payments by currency (see `Routes`).
+    pub fn with_routes(mut self, routes: Routes) -> Gateways {
+        self.routes = routes;
+        self
+    }
+
+    /// Records the outcome of every call to each gateway added so far, timed by `clock`, for
+    /// `health`.
+    pub fn monitored(mut self, clock: &Arc<dyn Clock>) -> Gateways {
+        for (name, gateway) in &mut self.by_name {
+            let health = Arc::new(Mutex::new(ProviderHealth::default()));
+            let monitored = Monitored {
+                inner: gateway.clone(),
+                clock: clock.clone(),
+                health: health.clone(),
+            };
+            *gateway = Arc::new(monitored);
+            self.health.insert(name.clone(), health);
+        }
         self
     }
 
@@ -269,16 +441,63 @@ impl Gateways {
         self.by_name.keys()
     }
 
-    /// The gateway for a card payment in `currency`: the requested provider if given, otherwise
-    /// the default one if it takes the currency, otherwise any that does.
-    pub fn for_currency(&self, requested: Option<&ProviderName>, currency: Currency) -> Option<&Arc<dyn PaymentGateway>> {
-        if let Some(name) = requested {
-            return self.get(name).filter(|g| g.supports_currency(currency));
+    /// The outcome of the provider's latest calls, if its calls are monitored.
+    pub fn health(&self, provider: &ProviderName) -> Option<ProviderHealth> {
+        self.health
+            .get(provider)
+            .map(|h| h.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+    }
+
+    /// The currencies a provider takes.
+    pub fn currencies(&self, provider: &ProviderName) -> Vec<Currency> {
+        self.get(provider).map_or_else(Vec::new, |g| {
+            Currency::ALL.into_iter().filter(|c| g.supports_currency(*c)).collect()
+        })
+    }
+
+    /// The gateways that would take a card payment in `currency`, in the order they are
+    /// preferred: those its route lists, then the default one, then the others by name.
+    pub fn candidates(&self, currency: Currency) -> Vec<&Arc<dyn PaymentGateway>> {
+        let routed = self.routes.providers_for(currency).iter();
+        let names = routed.chain(self.default_card.iter()).chain(self.by_name.keys());
+        let mut chosen: Vec<&Arc<dyn PaymentGateway>> = Vec::new();
+        for name in names {
+            if let Some(gateway) = self.get(name)
+                && gateway.supports_currency(currency)
+                && !chosen.iter().any(|g| g.provider() == name)
+            {
+                chosen.push(gateway);
+            }
         }
-        let default = self.default_card.as_ref().and_then(|name| self.get(name));
-        default
-            .filter(|g| g.supports_currency(currency))
-            .or_else(|| self.by_name.values().find(|g| g.supports_currency(currency)))
+        chosen
+    }
+
+    /// `route`, without saying why no gateway was found.
+    pub fn for_currency(&self, requested: Option<&ProviderName>, currency: Currency) -> Option<&Arc<dyn PaymentGateway>> {
+        self.route(requested, currency).ok()
+    }
+
+    /// The gateway for a card payment in `currency`: the requested provider if one is named
+    /// (and it must be configured and take the currency), otherwise the first candidate.
+    ///
+    /// # Errors
+    /// A named provider that is not configured or does not take the currency; no gateway at all
+    /// for the currency.
+    pub fn route(&self, requested: Option<&ProviderName>, currency: Currency) -> Result<&Arc<dyn PaymentGateway>, RouteError> {
+        if let Some(name) = requested {
+            let gateway = self.get(name).ok_or_else(|| RouteError::NotConfigured {
+                requested: name.clone(),
+                configured: self.by_name.keys().map(ProviderName::as_str).collect::<Vec<_>>().join(", "),
+            })?;
+            if !gateway.supports_currency(currency) {
+                return Err(RouteError::CurrencyNotTaken {
+                    provider: name.clone(),
+                    currency,
+                });
+            }
+            return Ok(gateway);
+        }
+        self.candidates(currency).into_iter().next().ok_or(RouteError::NoGateway(currency))
     }
 }
 
@@ -332,4 +551,176 @@ pub trait HostedCheckout: Send + Sync + std::fmt::Debug + 'static {
 
     /// Records the customer's choice and delivers the resulting webhook.
     async fn choose(&self, session_id: &str, choice: CustomerChoice) -> Result<HostedSession, ChoiceError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::system::ManualClock;
+
+    /// A gateway taking `currencies`, whose checkouts fail when `failing`.
+    #[derive(Debug)]
+    struct Fake {
+        name: ProviderName,
+        currencies: Vec<Currency>,
+        failing: bool,
+    }
+
+    fn name(text: &str) -> ProviderName {
+        ProviderName::parse(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn fake(text: &str, currencies: &[Currency]) -> Arc<dyn PaymentGateway> {
+        Arc::new(Fake {
+            name: name(text),
+            currencies: currencies.to_vec(),
+            failing: text.starts_with("down"),
+        })
+    }
+
+    #[async_trait]
+    impl PaymentGateway for Fake {
+        fn provider(&self) -> &ProviderName {
+            &self.name
+        }
+
+        fn supports_currency(&self, currency: Currency) -> bool {
+            self.currencies.contains(&currency)
+        }
+
+        async fn create_checkout(&self, request: CheckoutRequest) -> Result<CheckoutSession, GatewayError> {
+            if self.failing {
+                return Err(GatewayError::Unavailable("down for maintenance".into()));
+            }
+            Ok(CheckoutSession {
+                session_id: request.payment_id.to_string(),
+                checkout_url: "https://pay.example".into(),
+            })
+        }
+
+        async fn refund(&self, _request: RefundRequest) -> Result<GatewayRefund, GatewayError> {
+            Err(GatewayError::InvalidRequest("no refunds here".into()))
+        }
+
+        fn verify_webhook(&self, _: &WebhookHeaders, _: &[u8], _: OffsetDateTime) -> Result<GatewayEvent, WebhookError> {
+            Err(WebhookError::MissingSignature)
+        }
+    }
+
+    fn chosen(gateways: &Gateways, requested: Option<&str>, currency: Currency) -> Result<String, RouteError> {
+        let requested = requested.map(name);
+        gateways.route(requested.as_ref(), currency).map(|g| g.provider().to_string())
+    }
+
+    fn three() -> Gateways {
+        Gateways::new()
+            .with(fake("monnify", &[Currency::Ngn]))
+            .with(fake("paystack", &[Currency::Ngn, Currency::Ghs, Currency::Usd]))
+            .with(fake("stripe", &Currency::ALL))
+    }
+
+    #[test]
+    fn a_currency_goes_to_the_first_configured_provider_of_its_route() -> Result<(), RouteError> {
+        let routes = Routes::new()
+            .route(Currency::Ngn, vec![name("paystack"), name("monnify")])
+            .route(Currency::Usd, vec![name("stripe"), name("paystack")])
+            .route(Currency::Kes, vec![name("paystack")]);
+        let gateways = three().with_routes(routes);
+        assert_eq!(chosen(&gateways, None, Currency::Ngn)?, "paystack");
+        assert_eq!(chosen(&gateways, None, Currency::Usd)?, "stripe");
+        assert_eq!(
+            chosen(&gateways, None, Currency::Ghs)?,
+            "paystack",
+            "a currency without a route goes to whoever takes it"
+        );
+        // Paystack does not take KES here: the route falls through to any gateway that does.
+        assert_eq!(chosen(&gateways, None, Currency::Kes)?, "stripe");
+        let order: Vec<String> = gateways
+            .candidates(Currency::Ngn)
+            .iter()
+            .map(|g| g.provider().to_string())
+            .collect();
+        assert_eq!(order, ["paystack", "monnify", "stripe"]);
+        assert_eq!(
+            gateways.currencies(&name("paystack")),
+            [Currency::Ghs, Currency::Ngn, Currency::Usd]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_named_provider_must_be_configured_and_take_the_currency() -> Result<(), RouteError> {
+        let gateways = Gateways::new().with(fake("monnify", &[Currency::Ngn]));
+        assert_eq!(chosen(&gateways, Some("monnify"), Currency::Ngn)?, "monnify");
+        let missing = chosen(&gateways, Some("paystack"), Currency::Ngn);
+        assert!(
+            matches!(&missing, Err(RouteError::NotConfigured { configured, .. }) if configured == "monnify"),
+            "{missing:?}"
+        );
+        assert!(missing.err().is_some_and(|e| e.to_string().contains("paystack is not configured")));
+        assert_eq!(
+            chosen(&gateways, Some("monnify"), Currency::Usd),
+            Err(RouteError::CurrencyNotTaken {
+                provider: name("monnify"),
+                currency: Currency::Usd
+            })
+        );
+        assert_eq!(chosen(&gateways, None, Currency::Usd), Err(RouteError::NoGateway(Currency::Usd)));
+        Ok(())
+    }
+
+    fn checkout() -> CheckoutRequest {
+        let amount = Money::from_minor(100, Currency::Ngn);
+        CheckoutRequest {
+            payment_id: PaymentId::from_uuid(uuid::Uuid::now_v7()),
+            amount,
+            description: "test".into(),
+            lines: Vec::new(),
+            customer_email: "a@example.com".into(),
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+            idempotency_key: "k".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn monitored_gateways_record_their_latest_outcomes() {
+        let start = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let manual = Arc::new(ManualClock::new(start));
+        let clock: Arc<dyn Clock> = manual.clone();
+        let gateways = Gateways::new()
+            .with(fake("up", &[Currency::Ngn]))
+            .with(fake("down", &[Currency::Ngn]))
+            .monitored(&clock);
+        let health = |provider: &str| {
+            gateways
+                .health(&name(provider))
+                .unwrap_or_else(|| panic!("{provider} is monitored"))
+        };
+        assert_eq!(health("up").state(), "unknown");
+        for provider in ["up", "down"] {
+            let gateway = gateways.get(&name(provider)).unwrap_or_else(|| panic!("{provider}"));
+            let _ = gateway.create_checkout(checkout()).await;
+        }
+        assert_eq!((health("up").state(), health("up").last_success_at), ("ok", Some(start)));
+        let down = health("down");
+        assert_eq!((down.state(), down.last_success_at), ("failing", None));
+        assert!(down.last_error.is_some_and(|e| e.contains("maintenance")));
+        manual.advance(time::Duration::seconds(5));
+        let up = gateways.get(&name("up")).unwrap_or_else(|| panic!("up"));
+        let _ = up
+            .refund(RefundRequest {
+                refund_id: RefundId::from_uuid(uuid::Uuid::now_v7()),
+                payment_id: PaymentId::from_uuid(uuid::Uuid::now_v7()),
+                provider_payment_id: "p".into(),
+                amount: Money::from_minor(1, Currency::Ngn),
+                reason: String::new(),
+                idempotency_key: "r".into(),
+            })
+            .await;
+        // A refusal is an answer: recorded as the last error, but the provider is not failing.
+        let after = health("up");
+        let at = Some(start + time::Duration::seconds(5));
+        assert_eq!((after.state(), after.last_error_at, after.last_success_at), ("ok", at, at));
+        assert!(after.last_error.is_some_and(|e| e.contains("no refunds here")));
+    }
 }

@@ -279,6 +279,22 @@ async fn apply_event<Tx: SettlementTx>(
             Ok(Applied::just(outcome))
         }
         GatewayEventKind::RefundUpdated(update) => Ok(Applied::just(refunds::settle_refund(tx, ids, provider, update, now).await?)),
+        GatewayEventKind::PaymentRefundUpdated {
+            reference,
+            amount,
+            status,
+            provider_refund_id,
+        } => {
+            let named = refunds::PaymentRefund {
+                reference,
+                amount: *amount,
+                status: *status,
+                provider_refund_id: provider_refund_id.as_deref(),
+            };
+            Ok(Applied::just(
+                refunds::settle_refund_of_payment(tx, ids, provider, named, now).await?,
+            ))
+        }
         GatewayEventKind::DisputeOpened { reference, reason, .. } => {
             payments::record_dispute(tx, ids, provider, reference, reason, now).await
         }

@@ -6,12 +6,12 @@ use domain::follow_up::FollowUpTask;
 use domain::ledger::{Entry, JournalTransaction, TransactionKind};
 use domain::money::Money;
 use domain::order::{Actor, Order};
-use domain::payment::{ProviderName, Refund};
+use domain::payment::{PaymentPurpose, ProviderName, Refund};
 use time::OffsetDateTime;
 
 use super::outside_refunds::record_outside_refunds;
 use super::{EventOutcome, GatewayEventError, SettlementTx};
-use crate::effects::{clearing_wallet, event, publish, record_order_change};
+use crate::effects::{clearing_wallet, event, lock_referenced, publish, record_order_change};
 use crate::follow_ups::mark_follow_up_done;
 use crate::ledger::post;
 use crate::ports::gateway::{GatewayRefundStatus, PaymentReference, RefundUpdate};
@@ -64,6 +64,52 @@ pub(super) async fn settle_refund<Tx: SettlementTx>(
         GatewayRefundStatus::Failed => refund_failed(tx, ids, provider, &order, refund, now).await?,
     }
     Ok(EventOutcome::Applied)
+}
+
+/// A refund event that names the payment and the amount, not the refund.
+pub(super) struct PaymentRefund<'a> {
+    pub reference: &'a PaymentReference,
+    pub amount: Money,
+    pub status: GatewayRefundStatus,
+    pub provider_refund_id: Option<&'a str>,
+}
+
+/// Settles our pending refund of the payment and amount an event names: the one with the event's
+/// provider id if there is one, else the oldest. Refunds of one amount settle in the order they
+/// were made, which is the order the provider processes them in; a refund of an amount we never
+/// asked for is not ours and is left alone.
+pub(super) async fn settle_refund_of_payment<Tx: SettlementTx>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    provider: &ProviderName,
+    named: PaymentRefund<'_>,
+    now: OffsetDateTime,
+) -> Result<EventOutcome, GatewayEventError> {
+    let Some(payment) = lock_referenced(tx, provider, named.reference).await? else {
+        return Ok(EventOutcome::Ignored("unknown payment"));
+    };
+    let PaymentPurpose::Order(order_id) = payment.purpose() else {
+        return Ok(EventOutcome::Ignored("refund of a payment that has no order"));
+    };
+    let refunds = tx.list_order_refunds(order_id).await?;
+    let pending: Vec<&Refund> = refunds
+        .iter()
+        .filter(|r| r.is_pending() && r.payment_id() == Some(payment.id()) && r.amount() == named.amount)
+        .collect();
+    let by_provider_id = named
+        .provider_refund_id
+        .and_then(|id| pending.iter().find(|r| r.provider_refund_id() == Some(id)));
+    let Some(refund) = by_provider_id.or(pending.first()) else {
+        tracing::info!(payment_id = %payment.id(), amount = %named.amount, "the gateway reports a refund with no pending refund of ours to match");
+        return Ok(EventOutcome::Ignored("no pending refund of this payment and amount"));
+    };
+    let update = RefundUpdate {
+        provider_refund_id: named.provider_refund_id.unwrap_or_default().to_owned(),
+        refund_id: Some(refund.id()),
+        amount: Some(named.amount),
+        status: named.status,
+    };
+    settle_refund(tx, ids, provider, &update, now).await
 }
 
 /// The refund an update names, locked with its order (order first, as the lock order says).

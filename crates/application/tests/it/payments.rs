@@ -418,3 +418,59 @@ async fn an_abandoned_top_up_expires_and_a_late_success_still_credits_the_wallet
     h.assert_ledger_ok().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_refund_event_naming_only_the_payment_and_amount_settles_the_oldest_matching_refund() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::with_gateway(pending_refunds_gateway());
+    let (ann, buyer, _, payment) = pending_card_order(&h).await;
+    h.app
+        .apply_gateway_event(&provider(), &event("evt_1", paid(&payment, usd(1_400))))
+        .await?;
+    let order_id = payment_order(&payment);
+    let mut refunds = Vec::new();
+    for cents in [300, 300, 500] {
+        let command = RefundCommand {
+            amount: Some(usd(cents)),
+            merchant_id: None,
+            reason: String::new(),
+        };
+        refunds.push(h.app.refund_order(&ann, order_id, command, None).await?.remove(0));
+        // Refunds of one order are ordered by creation time.
+        h.clock.advance(time::Duration::seconds(1));
+    }
+    let named = |amount: i64, status: GatewayRefundStatus| GatewayEventKind::PaymentRefundUpdated {
+        reference: reference(payment.id()),
+        amount: usd(amount),
+        status,
+        provider_refund_id: None,
+    };
+    let outcome = h
+        .app
+        .apply_gateway_event(&provider(), &event("evt_r1", named(300, GatewayRefundStatus::Succeeded)))
+        .await?;
+    assert_eq!(outcome, EventOutcome::Applied);
+    let outcome = h
+        .app
+        .apply_gateway_event(&provider(), &event("evt_r2", named(300, GatewayRefundStatus::Failed)))
+        .await?;
+    assert_eq!(outcome, EventOutcome::Applied);
+    let unknown = h
+        .app
+        .apply_gateway_event(&provider(), &event("evt_r3", named(999, GatewayRefundStatus::Succeeded)))
+        .await?;
+    assert_eq!(unknown, EventOutcome::Ignored("no pending refund of this payment and amount"));
+    let details = h.app.order_details(&buyer, order_id).await?;
+    let status_of = |id| details.refunds.iter().find(|r| r.id() == id).map(|r| r.status());
+    assert_eq!(
+        status_of(refunds[0].id()),
+        Some(RefundStatus::Succeeded),
+        "the oldest of the amount first"
+    );
+    assert_eq!(status_of(refunds[1].id()), Some(RefundStatus::Failed));
+    assert_eq!(status_of(refunds[2].id()), Some(RefundStatus::Pending));
+    assert_eq!(details.order.refunded(), usd(300));
+    // The failed refund's 3.00 went back to the merchant; 3.00 and 5.00 are out.
+    assert_eq!(h.balance(&ann).await, 600);
+    h.assert_ledger_ok().await;
+    Ok(())
+}
