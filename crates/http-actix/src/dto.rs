@@ -113,7 +113,8 @@ pub struct TopUpRequestBody {
     /// A positive decimal in major units of the wallet's currency.
     #[schema(example = "25.00")]
     pub amount: String,
-    /// A configured card gateway (`simulated`, `stripe`, `monnify`); the default one if omitted.
+    /// A configured card provider (`GET /api/v1/providers`: `stripe`, `monnify`, `paystack`,
+    /// `simulated`); if omitted, the first of the currency's route.
     pub provider: Option<String>,
 }
 
@@ -194,7 +195,8 @@ pub enum PaymentMethodChoice {
 pub struct OrderRequest {
     pub items: Vec<OrderItemRequest>,
     pub payment_method: PaymentMethodChoice,
-    /// For card payments: the gateway to use; the default one if omitted.
+    /// For card payments: a configured card provider (`GET /api/v1/providers`); if omitted, the
+    /// first of the order currency's route.
     pub provider: Option<String>,
 }
 
@@ -810,6 +812,57 @@ pub struct HealthResponse {
     pub status: String,
     /// Each configured dependency: ok, degraded or unavailable.
     pub checks: std::collections::BTreeMap<String, String>,
+    /// Readiness only: each configured card provider, as this process's latest real calls to
+    /// it found it (the probe itself calls no provider).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub providers: std::collections::BTreeMap<String, ProviderHealthResponse>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderHealthResponse {
+    pub configured: bool,
+    /// unknown (no call yet), ok, or failing (the latest call got no usable answer).
+    pub state: String,
+    /// The provider's latest answer (refusing one of our requests is an answer).
+    pub last_success_at: Option<String>,
+    pub last_error_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl From<&application::ports::gateway::ProviderHealth> for ProviderHealthResponse {
+    fn from(health: &application::ports::gateway::ProviderHealth) -> Self {
+        ProviderHealthResponse {
+            configured: true,
+            state: health.state().to_owned(),
+            last_success_at: health.last_success_at.map(timestamp),
+            last_error_at: health.last_error_at.map(timestamp),
+            last_error: health.last_error.clone(),
+        }
+    }
+}
+
+/// The card providers this server offers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProvidersResponse {
+    pub providers: Vec<ProviderResponse>,
+    /// Per currency, the providers a card payment goes to, the first unless the request names
+    /// one (`provider`).
+    pub routes: Vec<ProviderRouteResponse>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderResponse {
+    /// The name a request's `provider` field takes.
+    pub name: String,
+    /// ISO 4217 codes.
+    pub currencies: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderRouteResponse {
+    pub currency: String,
+    /// In order of preference.
+    pub providers: Vec<String>,
 }
 
 // ---------------------------------------------------------------- outbound webhooks

@@ -7,7 +7,9 @@ use utoipa::openapi::schema::Ref;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, auth, calls, catalog, checkout_return, holds, ops, orders, simulator, wallets, webhook_endpoints, webhooks};
+use crate::routes::{
+    admin, auth, calls, catalog, checkout_return, holds, ops, orders, providers, simulator, wallets, webhook_endpoints, webhooks,
+};
 
 mod rules;
 
@@ -183,6 +185,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         holds::authorise, holds::show, holds::capture, holds::void,
         admin::adjust, admin::verify_ledger, admin::audit, admin::follow_ups,
         webhooks::receive,
+        providers::list,
         webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::show, webhook_endpoints::update, webhook_endpoints::delete,
         webhook_endpoints::roll_secret, webhook_endpoints::test, webhook_endpoints::deliveries, webhook_endpoints::redeliver_range,
         webhook_endpoints::redeliver, webhook_endpoints::event_types,
@@ -200,6 +203,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         (name = "holds", description = "Customers authorise merchants to capture from their wallets, in parts, until the hold expires"),
         (name = "admin", description = "Adjustments, ledger verification, audit trail"),
         (name = "webhooks", description = "Signed events from card gateways"),
+        (name = "providers", description = "The card providers offered and the currencies they take"),
         (name = "webhook-endpoints", description = "Where merchants and the platform receive signed events, and their deliveries"),
         (name = "simulator", description = "Hosted pages of the simulated card gateway (demo mode)"),
         (name = "checkout", description = "Where card providers send the payer back"),

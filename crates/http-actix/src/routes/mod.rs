@@ -9,6 +9,7 @@ pub mod checkout_return;
 pub mod holds;
 pub mod ops;
 pub mod orders;
+pub mod providers;
 pub mod simulator;
 pub mod wallets;
 pub mod webhook_endpoints;
@@ -83,6 +84,7 @@ api_routes! {
     get "/api/v1/admin/follow-ups" => admin::follow_ups;
 
     post "/api/v1/webhooks/{provider}" => webhooks::receive;
+    get "/api/v1/providers" => providers::list;
 
     post "/api/v1/webhook-endpoints" => webhook_endpoints::create;
     get "/api/v1/webhook-endpoints" => webhook_endpoints::list;

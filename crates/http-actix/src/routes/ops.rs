@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use application::ports::store::UnitOfWork;
 
 use super::State;
-use crate::dto::HealthResponse;
+use crate::dto::{HealthResponse, ProviderHealthResponse};
 use crate::problem::ApiError;
 use crate::respond::{json, ok};
 
@@ -17,12 +17,15 @@ pub async fn live<U: UnitOfWork>(_state: State<U>) -> Result<HttpResponse, ApiEr
     Ok(ok(&HealthResponse {
         status: "ok".into(),
         checks: BTreeMap::new(),
+        providers: BTreeMap::new(),
     }))
 }
 
 /// Every configured dependency answers. The database is required (503 without it); the cache and
 /// rate limiter are not (the service falls back to in-process ones), so their failure is
-/// reported as `degraded` with 200.
+/// reported as `degraded` with 200. Each configured card provider is reported as this process's
+/// latest real calls to it found it (`providers`); the probe calls no provider, and a failing
+/// provider does not make the server unready (other providers and wallets still work).
 #[utoipa::path(get, path = "/health/ready", tag = "ops",
     responses(
         (status = 200, description = "Ready (possibly degraded)", body = HealthResponse),
@@ -44,11 +47,20 @@ pub async fn ready<U: UnitOfWork>(state: State<U>) -> Result<HttpResponse, ApiEr
         (true, false) => ("degraded", StatusCode::OK),
         (true, true) => ("ok", StatusCode::OK),
     };
+    let gateways = &state.app.gateways;
+    let providers = gateways
+        .providers()
+        .map(|name| {
+            let health = gateways.health(name).unwrap_or_default();
+            (name.to_string(), ProviderHealthResponse::from(&health))
+        })
+        .collect();
     Ok(json(
         code,
         &HealthResponse {
             status: status.to_owned(),
             checks,
+            providers,
         },
     ))
 }

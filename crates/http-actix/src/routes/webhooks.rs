@@ -15,7 +15,7 @@ use crate::respond::ok;
 /// Receives a provider's event. Duplicates and unknown event types are acknowledged (200) without
 /// effect; a bad signature is 400 and nothing is applied.
 #[utoipa::path(post, path = "/api/v1/webhooks/{provider}", tag = "webhooks",
-    params(("provider" = String, Path, description = "simulated, stripe or monnify")),
+    params(("provider" = String, Path, description = "simulated, stripe, monnify or paystack")),
     request_body(content = String, description = "The provider's event, exactly as sent", content_type = "application/json"),
     responses(
         (status = 200, description = "Received", body = WebhookAck),
