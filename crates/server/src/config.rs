@@ -80,6 +80,10 @@ pub struct Settings {
     pub catalog_cache: bool,
     pub stripe: Option<StripeConfig>,
     pub monnify: Option<MonnifyConfig>,
+    pub paystack: Option<PaystackConfig>,
+    /// Card providers per currency, in order of preference: `DEFAULT_PROVIDER_ROUTES`, with the
+    /// currencies `PROVIDER_ROUTES` names replaced.
+    pub provider_routes: Vec<(Currency, Vec<String>)>,
     pub simulated_gateway: bool,
     pub simulator_secret: Option<Vec<u8>>,
     pub cors_origins: Vec<String>,
@@ -173,6 +177,88 @@ impl std::fmt::Debug for MonnifyConfig {
             .field("base_url", &self.base_url)
             .finish_non_exhaustive()
     }
+}
+
+/// Paystack, when `PAYSTACK_SECRET_KEY` is set.
+#[derive(Clone)]
+pub struct PaystackConfig {
+    pub secret_key: String,
+    pub base_url: String,
+    pub callback_url: Option<String>,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for PaystackConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaystackConfig")
+            .field("base_url", &self.base_url)
+            .field("live", &self.secret_key.starts_with("sk_live_"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The card providers of each currency, in order of preference, unless `PROVIDER_ROUTES` says
+/// otherwise for a currency. Paystack first for the African currencies it settles (Monnify as
+/// naira's second), Stripe first for dollars with Paystack behind it; any other currency goes to
+/// whichever configured gateway takes it (Stripe takes them all).
+pub const DEFAULT_PROVIDER_ROUTES: &str = "NGN=paystack,monnify;GHS=paystack;KES=paystack;ZAR=paystack;USD=stripe,paystack";
+
+/// The providers a route may name.
+const KNOWN_PROVIDERS: [&str; 4] = ["stripe", "monnify", "paystack", "simulated"];
+
+/// Parses `CUR=provider,provider;CUR=provider`.
+fn parse_routes(name: &str, text: &str) -> anyhow::Result<Vec<(Currency, Vec<String>)>> {
+    let mut routes = Vec::new();
+    for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let (code, providers) = entry
+            .split_once('=')
+            .ok_or_else(|| anyhow!("{name}: {entry:?} is not CURRENCY=provider,provider"))?;
+        let currency = Currency::parse(code.trim()).map_err(|e| anyhow!("{name}: {e}"))?;
+        let providers: Vec<String> = providers
+            .split(',')
+            .map(|p| p.trim().to_ascii_lowercase())
+            .filter(|p| !p.is_empty())
+            .collect();
+        if let Some(unknown) = providers.iter().find(|p| !KNOWN_PROVIDERS.contains(&p.as_str())) {
+            bail!("{name}: unknown provider {unknown:?} (known: {})", KNOWN_PROVIDERS.join(", "));
+        }
+        if providers.is_empty() {
+            bail!("{name}: {code} names no provider");
+        }
+        routes.retain(|(c, _)| *c != currency);
+        routes.push((currency, providers));
+    }
+    Ok(routes)
+}
+
+fn provider_routes(v: &Vars<'_>) -> anyhow::Result<Vec<(Currency, Vec<String>)>> {
+    let mut routes = parse_routes("DEFAULT_PROVIDER_ROUTES", DEFAULT_PROVIDER_ROUTES)?;
+    if let Some(text) = v.text("PROVIDER_ROUTES") {
+        for (currency, providers) in parse_routes("PROVIDER_ROUTES", &text)? {
+            routes.retain(|(c, _)| *c != currency);
+            routes.push((currency, providers));
+        }
+    }
+    routes.sort_by_key(|(c, _)| *c);
+    Ok(routes)
+}
+
+fn paystack_config(v: &Vars<'_>) -> anyhow::Result<Option<PaystackConfig>> {
+    let Some(secret_key) = v.text("PAYSTACK_SECRET_KEY") else {
+        if v.text("PAYSTACK_BASE_URL").is_some() || v.text("PAYSTACK_CALLBACK_URL").is_some() {
+            bail!("PAYSTACK_BASE_URL or PAYSTACK_CALLBACK_URL is set but PAYSTACK_SECRET_KEY is not");
+        }
+        return Ok(None);
+    };
+    if !(secret_key.starts_with("sk_test_") || secret_key.starts_with("sk_live_")) {
+        bail!("PAYSTACK_SECRET_KEY must be a secret key (sk_test_... or sk_live_...), not a public key");
+    }
+    Ok(Some(PaystackConfig {
+        secret_key,
+        base_url: v.text("PAYSTACK_BASE_URL").unwrap_or_else(|| "https://api.paystack.co".into()),
+        callback_url: v.text("PAYSTACK_CALLBACK_URL"),
+        timeout: v.millis("PAYSTACK_TIMEOUT_MS", 20_000)?,
+    }))
 }
 
 fn stripe_config(v: &Vars<'_>) -> anyhow::Result<Option<StripeConfig>> {
@@ -391,7 +477,8 @@ impl Settings {
         let default_currency = Currency::parse(&currency_code).map_err(|e| anyhow!("DEFAULT_CURRENCY: {e}"))?;
         let stripe = stripe_config(&v)?;
         let monnify = monnify_config(&v)?;
-        let real_gateway_configured = stripe.is_some() || monnify.is_some();
+        let paystack = paystack_config(&v)?;
+        let real_gateway_configured = stripe.is_some() || monnify.is_some() || paystack.is_some();
         let demo = matches!(storage, Storage::Memory);
         let cors_origins = v
             .text("CORS_ALLOWED_ORIGINS")
@@ -415,6 +502,8 @@ impl Settings {
             catalog_cache: v.flag("CATALOG_CACHE", true)?,
             stripe,
             monnify,
+            paystack,
+            provider_routes: provider_routes(&v)?,
             // Its checkout page pays without a card: only demo mode offers it unless asked to.
             simulated_gateway: v.flag("SIMULATED_GATEWAY", demo && !real_gateway_configured)?,
             simulator_secret: v.text("SIMULATOR_WEBHOOK_SECRET").map(String::into_bytes),
@@ -553,6 +642,54 @@ mod tests {
             Some(false),
             "a real gateway replaces the simulator"
         );
+    }
+
+    #[test]
+    fn paystack_needs_a_secret_key_and_defaults_to_its_api() -> anyhow::Result<()> {
+        let settings = Settings::from_vars(&vars(&[("PAYSTACK_SECRET_KEY", "sk_test_abc")]))?;
+        let paystack = settings.paystack.as_ref().map(|p| (p.base_url.as_str(), p.timeout));
+        assert_eq!(paystack, Some(("https://api.paystack.co", Duration::from_secs(20))));
+        assert!(!settings.simulated_gateway, "a real gateway replaces the simulator");
+        for pairs in [
+            vec![("PAYSTACK_SECRET_KEY", "pk_test_public")],
+            vec![("PAYSTACK_BASE_URL", "http://localhost:1")],
+            vec![("PAYSTACK_SECRET_KEY", "sk_test_abc"), ("PAYSTACK_TIMEOUT_MS", "soon")],
+        ] {
+            let error = Settings::from_vars(&vars(&pairs)).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains("PAYSTACK_"), "{pairs:?}: {error}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn provider_routes_default_to_the_documented_table_and_are_overridden_per_currency() -> anyhow::Result<()> {
+        let route = |settings: &Settings, currency: Currency| {
+            settings
+                .provider_routes
+                .iter()
+                .find(|(c, _)| *c == currency)
+                .map(|(_, providers)| providers.join(","))
+        };
+        let defaults = Settings::from_vars(&HashMap::new())?;
+        assert_eq!(route(&defaults, Currency::Ngn).as_deref(), Some("paystack,monnify"));
+        assert_eq!(route(&defaults, Currency::Usd).as_deref(), Some("stripe,paystack"));
+        assert_eq!(route(&defaults, Currency::Ghs).as_deref(), Some("paystack"));
+        let custom = Settings::from_vars(&vars(&[("PROVIDER_ROUTES", "NGN=monnify,paystack; usd=stripe")]))?;
+        assert_eq!(route(&custom, Currency::Ngn).as_deref(), Some("monnify,paystack"));
+        assert_eq!(route(&custom, Currency::Usd).as_deref(), Some("stripe"));
+        assert_eq!(
+            route(&custom, Currency::Zar).as_deref(),
+            Some("paystack"),
+            "unnamed currencies keep the default"
+        );
+        for bad in ["NGN", "XXX=paystack", "NGN=paypal", "NGN="] {
+            let error = Settings::from_vars(&vars(&[("PROVIDER_ROUTES", bad)]))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains("PROVIDER_ROUTES"), "{bad}: {error}");
+        }
+        Ok(())
     }
 
     #[test]

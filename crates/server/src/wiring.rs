@@ -11,12 +11,13 @@ use adapter_postgres::{PgSettings, PgStore};
 use adapter_simulated_gateway::SimulatedGateway;
 use anyhow::Context;
 use application::ports::cache::Cache;
-use application::ports::gateway::{Gateways, HostedCheckout};
+use application::ports::gateway::{Gateways, HostedCheckout, Routes};
 use application::ports::rate_limit::{InProcessRateLimiter, RateLimiter};
 use application::ports::store::UnitOfWork;
 use application::ports::system::{Clock, SystemClock, UuidV7Generator};
 use application::ports::webhooks::WebhookSender;
 use application::{App, Settings as AppSettings, WebhookSettings};
+use domain::payment::ProviderName;
 use http_actix::{ApiState, HttpSettings, RateLimits};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -107,6 +108,7 @@ impl<U: UnitOfWork> Services<U> {
         let tokens = token_issuer(settings)?;
         let gateways = card_gateways(settings, base_url)?;
         let (gateways, simulator) = with_simulator(gateways, settings, base_url, &clock)?;
+        let gateways = gateways.with_routes(provider_routes(settings)?).monitored(&clock);
         let (cache, limiter) = cache_and_limiter(settings, &clock).await?;
         let webhooks = webhook_sender(settings)?;
         let app = App {
@@ -178,8 +180,8 @@ fn token_issuer(settings: &Settings) -> anyhow::Result<JwtIssuer> {
     JwtIssuer::new(jwt).map_err(|e| anyhow::anyhow!("JWT_SECRET: {e}"))
 }
 
-/// The configured card gateways. The first is the default for card payments; Monnify first so
-/// that naira goes to it, while other currencies fall through to the next gateway that takes them.
+/// The configured card gateways. Which one a payment goes to is the routing table's choice
+/// (`provider_routes`); the first added is the fallback for currencies the table does not name.
 fn card_gateways(settings: &Settings, base_url: &str) -> anyhow::Result<Gateways> {
     let mut gateways = Gateways::new();
     if let Some(monnify) = &settings.monnify {
@@ -197,6 +199,21 @@ fn card_gateways(settings: &Settings, base_url: &str) -> anyhow::Result<Gateways
         })
         .context("Monnify configuration")?;
         tracing::info!(base_url = %monnify.base_url, "Monnify gateway enabled");
+        gateways = gateways.with(Arc::new(gateway));
+    }
+    if let Some(paystack) = &settings.paystack {
+        let gateway = adapter_paystack::PaystackGateway::new(adapter_paystack::PaystackSettings {
+            secret_key: paystack.secret_key.clone(),
+            base_url: paystack.base_url.clone(),
+            callback_url: paystack
+                .callback_url
+                .clone()
+                .unwrap_or_else(|| format!("{base_url}/checkout/complete")),
+            request_timeout: paystack.timeout,
+            attempts_max: 3,
+        })
+        .context("Paystack configuration")?;
+        tracing::info!(base_url = %paystack.base_url, live = paystack.secret_key.starts_with("sk_live_"), "Paystack gateway enabled");
         gateways = gateways.with(Arc::new(gateway));
     }
     #[cfg(feature = "stripe")]
@@ -222,6 +239,19 @@ fn card_gateways(settings: &Settings, base_url: &str) -> anyhow::Result<Gateways
         gateways = gateways.with(Arc::new(gateway));
     }
     Ok(gateways)
+}
+
+/// The routing table of card payments by currency (`PROVIDER_ROUTES`).
+fn provider_routes(settings: &Settings) -> anyhow::Result<Routes> {
+    let mut routes = Routes::new();
+    for (currency, providers) in &settings.provider_routes {
+        let names = providers
+            .iter()
+            .map(|p| ProviderName::parse(p).map_err(|e| anyhow::anyhow!("PROVIDER_ROUTES: {p}: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        routes = routes.route(*currency, names);
+    }
+    Ok(routes)
 }
 
 /// Adds the simulated gateway, when it is on.
