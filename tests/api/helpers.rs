@@ -176,7 +176,8 @@ impl TestApp {
         }
         // The simulator is demo mode's gateway; on a database the tests ask for it, unless they
         // configure a real provider or say otherwise.
-        let real_gateway = vars.contains_key("STRIPE_SECRET_KEY") || vars.contains_key("MONNIFY_API_KEY");
+        let real_gateway =
+            vars.contains_key("STRIPE_SECRET_KEY") || vars.contains_key("MONNIFY_API_KEY") || vars.contains_key("PAYSTACK_SECRET_KEY");
         if vars.contains_key("DATABASE_URL") && !real_gateway && !vars.contains_key("SIMULATED_GATEWAY") {
             vars.insert("SIMULATED_GATEWAY".into(), "true".into());
         }

@@ -12,6 +12,7 @@ mod idempotency;
 mod journeys;
 mod openapi;
 mod ops;
+mod paystack;
 mod properties;
 mod redis;
 mod self_service;
