@@ -195,6 +195,15 @@ impl Api {
         self.call(|token| self.http.post(&url).bearer_auth(token).json(body)).await
     }
 
+    /// The refund made under our reference, if Monnify has one (it answers R7 when it has none).
+    pub(crate) async fn find_refund(&self, reference: &str) -> Result<Option<Refund>, GatewayError> {
+        match self.get::<Refund>(&format!("/api/v1/refunds/{}", encode_path(reference))).await {
+            Ok(refund) => Ok(Some(refund)),
+            Err(GatewayError::InvalidRequest(message)) if message.ends_with("(R7)") => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, GatewayError> {
         let url = self.url(path);
         self.call(|token| self.http.get(&url).bearer_auth(token)).await

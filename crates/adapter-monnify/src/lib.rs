@@ -161,10 +161,20 @@ impl PaymentGateway for MonnifyGateway {
     }
 
     async fn refund(&self, request: RefundRequest) -> Result<GatewayRefund, GatewayError> {
+        // Monnify refuses a refund reference it has seen, which would read as a refusal and give
+        // the merchant the money back while the customer is refunded too: a retry (after a lost
+        // answer, or the follow-up job asking again) first looks the refund up by our reference.
+        let reference = request.refund_id.to_string();
+        if let Some(existing) = self.api.find_refund(&reference).await? {
+            return Ok(GatewayRefund {
+                provider_refund_id: existing.refund_reference,
+                status: events::refund_status(&existing.refund_status),
+            });
+        }
         let reason: String = request.reason.chars().take(64).collect();
         let body = api::RefundRequestBody {
             transaction_reference: request.provider_payment_id.clone(),
-            refund_reference: request.refund_id.to_string(),
+            refund_reference: reference,
             refund_amount: api::amount(request.amount)?,
             refund_reason: if reason.is_empty() { "CUSTOMER_REQUEST".to_owned() } else { reason },
             customer_note: "Refund",

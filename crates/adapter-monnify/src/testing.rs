@@ -189,6 +189,9 @@ fn route(state: &mut State, req: &HttpRequest, body: &Value, raw: &[u8]) -> (u16
                 ),
             )
         }
+        ("POST", "/api/v1/refunds/initiate-refund") if state.refunds.iter().any(|r| r["refundReference"] == body["refundReference"]) => {
+            (400, refusal("Duplicate refund reference", "99"))
+        }
         ("POST", "/api/v1/refunds/initiate-refund") => {
             let mut recorded = body.clone();
             recorded["refundAmount"] = Value::String(raw_field(raw, "refundAmount"));
@@ -201,6 +204,19 @@ fn route(state: &mut State, req: &HttpRequest, body: &Value, raw: &[u8]) -> (u16
                 "refundType": "PARTIAL_REFUND", "comment": "Transaction refund is in progress."}),
                 ),
             )
+        }
+        ("GET", path) if path.starts_with("/api/v1/refunds/") => {
+            let reference = path.trim_start_matches("/api/v1/refunds/");
+            match state.refunds.iter().find(|r| r["refundReference"] == reference) {
+                Some(r) => (
+                    200,
+                    envelope(
+                        json!({"refundReference": r["refundReference"], "transactionReference": r["transactionReference"],
+                        "refundAmount": r["refundAmount"], "refundStatus": state.refund_status, "refundType": "PARTIAL_REFUND"}),
+                    ),
+                ),
+                None => (404, refusal("No refund has been initiated for supplied refund reference", "R7")),
+            }
         }
         ("GET", status) if status.starts_with("/api/v2/transactions/") => {
             let reference = status.trim_start_matches("/api/v2/transactions/").replace("%7C", "|");

@@ -148,24 +148,35 @@ async fn a_declined_card_leaves_the_transaction_unpaid() -> Result<(), GatewayEr
 }
 
 #[tokio::test]
-async fn refund_failures_keep_one_reference_across_retries() -> Result<(), GatewayError> {
+async fn a_retried_refund_is_looked_up_and_never_made_or_refused_twice() -> Result<(), GatewayError> {
     let (gateway, double) = gateway().await;
     let refund = refund_of(ngn(50_000));
-    // A 5xx may have been applied: the retry carries the same refundReference, which Monnify
-    // accepts only once, so the customer is never refunded twice.
-    double.fail_next("/api/v1/refunds", vec![(500, refusal("Internal error", "99"))]);
-    gateway.refund(refund.clone()).await?;
+    // A 5xx may have been applied: the retry carries the same refundReference.
+    double.fail_next("/api/v1/refunds/initiate-refund", vec![(500, refusal("Internal error", "99"))]);
+    let first = gateway.refund(refund.clone()).await?;
+    assert_eq!(first.status, GatewayRefundStatus::Pending);
+    // The follow-up job asks again while Monnify is still processing, then after it finished.
+    // Monnify would refuse the reference as a duplicate; the lookup finds the refund instead.
+    let again = gateway.refund(refund.clone()).await?;
+    assert_eq!(again.status, GatewayRefundStatus::Pending);
+    double.set_refund_status("COMPLETED");
+    let done = gateway.refund(refund.clone()).await?;
+    assert_eq!(
+        (done.provider_refund_id, done.status),
+        (refund.refund_id.to_string(), GatewayRefundStatus::Succeeded)
+    );
+    let references: Vec<_> = double.refunds().iter().map(|r| r["refundReference"].clone()).collect();
+    assert_eq!(references, vec![serde_json::json!(refund.refund_id.to_string())], "initiated once");
+    // A new refund Monnify refuses is a refusal.
     double.fail_next(
-        "/api/v1/refunds",
+        "/api/v1/refunds/initiate-refund",
         vec![(400, refusal("Refund amount cannot exceed the transaction amount", "99"))],
     );
-    let refused = gateway.refund(refund.clone()).await;
+    let refused = gateway.refund(refund_of(ngn(9_999_999))).await;
     assert!(
         matches!(refused, Err(GatewayError::InvalidRequest(ref m)) if m.contains("cannot exceed")),
         "{refused:?}"
     );
-    let references: Vec<_> = double.refunds().iter().map(|r| r["refundReference"].clone()).collect();
-    assert_eq!(references, vec![serde_json::json!(refund.refund_id.to_string())]);
     Ok(())
 }
 
