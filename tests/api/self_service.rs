@@ -6,7 +6,10 @@ use serde_json::json;
 use crate::helpers::TestApp;
 use crate::on_every_backend;
 
-on_every_backend!(a_buyer_lists_their_payments_by_status_and_kind_and_reads_balances_before_and_after);
+on_every_backend!(
+    a_buyer_lists_their_payments_by_status_and_kind_and_reads_balances_before_and_after,
+    a_user_lists_their_own_withdrawals_newest_first,
+);
 
 async fn a_buyer_lists_their_payments_by_status_and_kind_and_reads_balances_before_and_after(app: TestApp) {
     let buyer = app.user("customer").await;
@@ -86,4 +89,39 @@ async fn a_buyer_lists_their_payments_by_status_and_kind_and_reads_balances_befo
         (&entries[1]["balance_before"], &entries[1]["balance_after"]),
         (&json!("0.00"), &json!("30.00"))
     );
+}
+
+async fn a_user_lists_their_own_withdrawals_newest_first(app: TestApp) {
+    let saver = app.customer_with("50.00").await;
+    let stranger = app.customer_with("5.00").await;
+    let mut made = Vec::new();
+    for amount in ["10.00", "2.50", "1.00"] {
+        let body = json!({"amount": amount, "destination": "IBAN DE89 3704 0044 0532 0130 00"});
+        let reply = app.post("/api/v1/wallets/USD/withdrawals", Some(&saver.token), &body).await;
+        made.push(reply.assert_status(201)["id"].clone());
+    }
+    app.post(
+        "/api/v1/wallets/USD/withdrawals",
+        Some(&stranger.token),
+        &json!({"amount": "1.00", "destination": "elsewhere"}),
+    )
+    .await
+    .assert_status(201);
+    let first = app.get("/api/v1/withdrawals?limit=2", Some(&saver.token)).await;
+    let body = first.assert_status(200).clone();
+    let ids: Vec<_> = body["items"].as_array().expect("items").iter().map(|w| w["id"].clone()).collect();
+    assert_eq!(ids, vec![made[2].clone(), made[1].clone()], "newest first, hers only");
+    let cursor = body["next_cursor"].as_str().expect("a second page");
+    let rest = app
+        .get(&format!("/api/v1/withdrawals?limit=2&cursor={cursor}"), Some(&saver.token))
+        .await;
+    let rest = rest.assert_status(200).clone();
+    assert_eq!(
+        (rest["items"][0]["id"].clone(), rest["next_cursor"].clone()),
+        (made[0].clone(), json!(null))
+    );
+    app.get("/api/v1/withdrawals?cursor=forged", Some(&saver.token))
+        .await
+        .assert_problem(400, "invalid_query");
+    app.get("/api/v1/withdrawals", None).await.assert_problem(401, "unauthorized");
 }

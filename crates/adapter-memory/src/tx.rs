@@ -643,6 +643,11 @@ impl TransferRepository for MemoryTx {
     async fn find_withdrawal(&mut self, id: WithdrawalId) -> StoreResult<Option<Withdrawal>> {
         Ok(self.work.withdrawals.get(&id).cloned())
     }
+
+    async fn list_user_withdrawals(&mut self, user: UserId, page: &PageRequest) -> StoreResult<Page<Withdrawal>> {
+        let rows: Vec<Withdrawal> = self.work.withdrawals.values().filter(|w| w.user_id == user).cloned().collect();
+        Ok(page_by_position(rows, page, |w| (w.created_at, w.id.as_uuid())))
+    }
 }
 
 impl CallRepository for MemoryTx {

@@ -12,6 +12,7 @@ use crate::context::App;
 use crate::effects::publish;
 use crate::idempotency::{IdempotencyError, Idempotent, Key};
 use crate::ledger::post;
+use crate::pagination::{Page, PageRequest};
 use crate::ports::store::{
     EventOutbox, IdempotencyRepository, LedgerRepository, StoreError, TransferRepository, UnitOfWork, WalletRepository,
 };
@@ -69,6 +70,12 @@ impl<U: UnitOfWork> App<U> {
         let (withdrawal_ref, key, ids) = (&withdrawal, self.key(idempotent.as_ref()), self.ids.as_ref());
         transact(&self.store, |tx| work(pay_out(tx, ids, withdrawal_ref, key, now))).await?;
         Ok(withdrawal)
+    }
+
+    /// The caller's own withdrawals, newest first.
+    pub async fn my_withdrawals(&self, caller: &Caller, page: &PageRequest) -> Result<Page<Withdrawal>, WithdrawalError> {
+        let user = caller.user_id;
+        Ok(transact(&self.store, |tx| work(tx.list_user_withdrawals(user, page))).await?)
     }
 
     pub async fn withdrawal(&self, caller: &Caller, id: WithdrawalId) -> Result<Withdrawal, WithdrawalError> {

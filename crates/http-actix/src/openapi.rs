@@ -177,7 +177,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
     ),
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, auth::me,
-        wallets::list, wallets::show, wallets::history, wallets::top_up, wallets::withdraw, wallets::withdrawal, wallets::payments, wallets::payment,
+        wallets::list, wallets::show, wallets::history, wallets::top_up, wallets::withdraw, wallets::withdrawals, wallets::withdrawal, wallets::payments, wallets::payment,
         wallets::transfer, wallets::transfer_details,
         catalog::list, catalog::create, catalog::show, catalog::update, catalog::delete, catalog::set_stock, catalog::merchant_products,
         orders::create, orders::list_mine, orders::show, orders::cancel, orders::fulfil, orders::refund, orders::merchant_sales, orders::admin_list,

@@ -95,6 +95,7 @@ macro_rules! contract_tests {
             payments::expired_pending_payments_are_found_oldest_first,
             payments::refunds_are_found_by_id_provider_reference_and_order,
             transfers::transfers_and_withdrawals_are_stored,
+            transfers::a_users_withdrawals_list_newest_first,
             calls::calls_are_stored_updated_and_listed_for_both_parties,
             idempotency::an_idempotency_key_is_claimed_once,
             idempotency::a_refusal_settles_a_missing_or_in_progress_key,

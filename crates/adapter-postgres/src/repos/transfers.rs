@@ -1,6 +1,7 @@
 //! Person-to-person transfers and withdrawals: the business records next to their journal
 //! transactions.
 
+use application::pagination::{Cursor, Page, PageRequest};
 use application::ports::store::{StoreResult, TransferRepository};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text, Timestamptz, Uuid as SqlUuid};
@@ -9,7 +10,7 @@ use domain::wallet::{Transfer, Withdrawal};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::mapping::money;
+use crate::mapping::{limit_plus_one, money, position_after};
 use crate::schema::{transfers, withdrawals};
 use crate::sql::{Read, Write};
 use crate::tx::{Expect, PgTx};
@@ -97,13 +98,40 @@ impl TransferRepository for PgTx {
         let Some(row) = self.read_first::<WithdrawalRow>(statement).await? else {
             return Ok(None);
         };
-        Ok(Some(Withdrawal {
-            id: WithdrawalId::from_uuid(row.id),
-            user_id: UserId::from_uuid(row.user_id),
-            amount: money(row.amount, &row.currency)?,
-            destination: row.destination,
-            transaction_id: TransactionId::from_uuid(row.transaction_id),
-            created_at: row.created_at,
+        row.into_withdrawal().map(Some)
+    }
+
+    async fn list_user_withdrawals(&mut self, user: UserId, page: &PageRequest) -> StoreResult<Page<Withdrawal>> {
+        let (at, id) = position_after(page);
+        let statement = Read::new(
+            "SELECT id, user_id, currency, amount, destination, transaction_id, created_at FROM withdrawals \
+             WHERE user_id = $1 AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4",
+        )
+        .bind::<SqlUuid, _>(user.as_uuid())
+        .bind::<Timestamptz, _>(at)
+        .bind::<SqlUuid, _>(id)
+        .bind::<BigInt, _>(limit_plus_one(page.limit));
+        let rows = self.read::<WithdrawalRow>(statement).await?;
+        let withdrawals = rows
+            .into_iter()
+            .map(WithdrawalRow::into_withdrawal)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_rows(withdrawals, page.limit, |w| Cursor::Position {
+            at: w.created_at,
+            id: w.id.as_uuid(),
         }))
+    }
+}
+
+impl WithdrawalRow {
+    fn into_withdrawal(self) -> StoreResult<Withdrawal> {
+        Ok(Withdrawal {
+            id: WithdrawalId::from_uuid(self.id),
+            user_id: UserId::from_uuid(self.user_id),
+            amount: money(self.amount, &self.currency)?,
+            destination: self.destination,
+            transaction_id: TransactionId::from_uuid(self.transaction_id),
+            created_at: self.created_at,
+        })
     }
 }

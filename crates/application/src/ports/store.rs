@@ -319,6 +319,8 @@ pub trait TransferRepository {
     fn find_transfer(&mut self, id: TransferId) -> impl Future<Output = StoreResult<Option<Transfer>>> + Send;
     fn insert_withdrawal(&mut self, withdrawal: &Withdrawal) -> impl Future<Output = StoreResult<()>> + Send;
     fn find_withdrawal(&mut self, id: WithdrawalId) -> impl Future<Output = StoreResult<Option<Withdrawal>>> + Send;
+    /// A user's withdrawals, newest first.
+    fn list_user_withdrawals(&mut self, user: UserId, page: &PageRequest) -> impl Future<Output = StoreResult<Page<Withdrawal>>> + Send;
 }
 
 pub trait CallRepository {

@@ -46,6 +46,7 @@ api_routes! {
     get "/api/v1/wallets/{currency}/transactions" => wallets::history;
     post "/api/v1/wallets/{currency}/top-ups" => wallets::top_up;
     post "/api/v1/wallets/{currency}/withdrawals" => wallets::withdraw;
+    get "/api/v1/withdrawals" => wallets::withdrawals;
     get "/api/v1/withdrawals/{id}" => wallets::withdrawal;
     get "/api/v1/payments" => wallets::payments;
     get "/api/v1/payments/{id}" => wallets::payment;

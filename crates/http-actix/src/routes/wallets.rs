@@ -157,6 +157,22 @@ pub async fn payments<U: UnitOfWork>(
     Ok(ok(&PageOf::from_page(&payments, |payment| PaymentResponse::from(payment))))
 }
 
+/// The caller's withdrawals, newest first.
+#[utoipa::path(get, path = "/api/v1/withdrawals", tag = "wallets", security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of withdrawals", body = PageOf<WithdrawalResponse>),
+        (status = 400, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn withdrawals<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = state.app.my_withdrawals(&caller.0, &query.page()?).await?;
+    Ok(ok(&PageOf::from_page(&page, |withdrawal| WithdrawalResponse::from(withdrawal))))
+}
+
 /// A card payment of the caller (a top-up or an order's).
 #[utoipa::path(get, path = "/api/v1/payments/{id}", tag = "wallets", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "Payment id")),
