@@ -9,6 +9,7 @@ use crate::on_every_backend;
 on_every_backend!(
     a_buyer_lists_their_payments_by_status_and_kind_and_reads_balances_before_and_after,
     a_user_lists_their_own_withdrawals_newest_first,
+    an_admin_lists_users_by_role_and_nobody_else_can,
 );
 
 async fn a_buyer_lists_their_payments_by_status_and_kind_and_reads_balances_before_and_after(app: TestApp) {
@@ -124,4 +125,29 @@ async fn a_user_lists_their_own_withdrawals_newest_first(app: TestApp) {
         .await
         .assert_problem(400, "invalid_query");
     app.get("/api/v1/withdrawals", None).await.assert_problem(401, "unauthorized");
+}
+
+async fn an_admin_lists_users_by_role_and_nobody_else_can(app: TestApp) {
+    let merchant = app.user("merchant").await;
+    let customer = app.user("customer").await;
+    let newest = app.get("/api/v1/admin/users?limit=2", Some(&app.admin.token)).await;
+    let ids: Vec<_> = newest.assert_status(200)["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|u| u["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!(customer.id), json!(merchant.id)], "newest first");
+    let merchants = app.get("/api/v1/admin/users?role=merchant", Some(&app.admin.token)).await;
+    let items = merchants.assert_status(200)["items"].as_array().expect("items").clone();
+    assert!(items.iter().all(|u| u["role"] == json!("merchant")) && items.iter().any(|u| u["id"] == json!(merchant.id)));
+    assert!(items.iter().all(|u| u.get("password_hash").is_none()));
+    app.get("/api/v1/admin/users?role=root", Some(&app.admin.token))
+        .await
+        .assert_problem(400, "invalid_query");
+    for user in [&merchant, &customer] {
+        app.get("/api/v1/admin/users", Some(&user.token))
+            .await
+            .assert_problem(403, "forbidden");
+    }
 }

@@ -25,7 +25,7 @@ use domain::ledger::{JournalTransaction, Posting};
 use domain::money::Currency;
 use domain::order::{Order, StatusChange};
 use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName, Refund};
-use domain::user::{Email, User};
+use domain::user::{Email, Role, User};
 use domain::wallet::{Hold, HoldStatus, SystemAccount, Transfer, Wallet, WalletOwner, Withdrawal};
 use time::OffsetDateTime;
 use tokio::sync::OwnedMutexGuard;
@@ -93,6 +93,17 @@ impl UserRepository for MemoryTx {
 
     async fn find_user_by_email(&mut self, email: &Email) -> StoreResult<Option<User>> {
         Ok(self.work.users_by_email.get(email).and_then(|id| self.work.users.get(id)).cloned())
+    }
+
+    async fn list_users(&mut self, role: Option<Role>, page: &PageRequest) -> StoreResult<Page<User>> {
+        let rows: Vec<User> = self
+            .work
+            .users
+            .values()
+            .filter(|user| role.is_none_or(|role| user.role == role))
+            .cloned()
+            .collect();
+        Ok(page_by_position(rows, page, |u| (u.created_at, u.id.as_uuid())))
     }
 }
 

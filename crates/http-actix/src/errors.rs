@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use application::adjustments::AdjustmentError;
-use application::auth::{LoginError, LogoutError, ProfileError, RefreshError, RegisterError};
+use application::auth::{LoginError, LogoutError, ProfileError, RefreshError, RegisterError, UserListError};
 use application::calls::CallUseError;
 use application::catalog::CatalogError;
 use application::checkout::CheckoutError;
@@ -476,6 +476,15 @@ impl From<HoldUseError> for ApiError {
             HoldUseError::Ledger(e) => ApiError::internal(e),
             HoldUseError::Idempotency(e) => e.into(),
             HoldUseError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<UserListError> for ApiError {
+    fn from(error: UserListError) -> Self {
+        match error {
+            UserListError::Forbidden => ApiError::forbidden(error.to_string()),
+            UserListError::Store(e) => e.into(),
         }
     }
 }

@@ -183,7 +183,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         orders::create, orders::list_mine, orders::show, orders::cancel, orders::fulfil, orders::refund, orders::merchant_sales, orders::admin_list,
         calls::start, calls::end, calls::list,
         holds::authorise, holds::show, holds::capture, holds::void,
-        admin::adjust, admin::verify_ledger, admin::audit, admin::follow_ups,
+        admin::adjust, admin::verify_ledger, admin::audit, admin::users, admin::follow_ups,
         webhooks::receive,
         providers::list,
         webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::show, webhook_endpoints::update, webhook_endpoints::delete,

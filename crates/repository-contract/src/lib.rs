@@ -74,6 +74,7 @@ macro_rules! contract_tests {
             webhooks::settled_deliveries_are_pruned_and_pending_ones_never,
             users::users_are_found_by_id_and_by_email,
             users::an_e_mail_address_belongs_to_one_user,
+            users::users_list_newest_first_by_role,
             users::refresh_tokens_rotate_and_families_revoke,
             wallets::a_user_has_one_wallet_per_currency,
             wallets::system_accounts_are_unique_per_code_and_currency,

@@ -67,3 +67,29 @@ pub async fn refresh_tokens_rotate_and_families_revoke<U: UnitOfWork>(store: U) 
     }
     assert_eq!(expect(tx.lock_refresh_token("unknown").await, "unknown"), None);
 }
+
+pub async fn users_list_newest_first_by_role<U: UnitOfWork>(store: U) {
+    // A store shared with other tests may hold more users: these are the newest.
+    let later = |role, seconds| domain::user::User {
+        created_at: now() + Duration::days(3650) + Duration::seconds(seconds),
+        ..user(role)
+    };
+    let (ann, bob, cat) = (later(Role::Customer, 1), later(Role::Merchant, 2), later(Role::Customer, 3));
+    let mut tx = begin(&store).await;
+    for u in [&ann, &bob, &cat] {
+        expect(tx.insert_user(u).await, "user");
+    }
+    commit(tx).await;
+    let mut tx = begin(&store).await;
+    let ids = |page: &Page<domain::user::User>| page.items.iter().map(|u| u.id).collect::<Vec<_>>();
+    let all = expect(tx.list_users(None, &PageRequest::first(3)).await, "all");
+    assert_eq!(ids(&all), vec![cat.id, bob.id, ann.id], "newest first");
+    let customers = expect(tx.list_users(Some(Role::Customer), &PageRequest::first(1)).await, "customers");
+    assert_eq!(ids(&customers), vec![cat.id]);
+    let next = PageRequest {
+        limit: 1,
+        after: customers.next_cursor,
+    };
+    let more = expect(tx.list_users(Some(Role::Customer), &next).await, "next");
+    assert_eq!(ids(&more), vec![ann.id], "the merchant is not a customer");
+}

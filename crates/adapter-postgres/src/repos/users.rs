@@ -6,16 +6,17 @@
 //! the in-memory store) that a refused insert leaves the transaction usable.
 
 use application::auth::RefreshToken;
+use application::pagination::{Cursor, Page, PageRequest};
 use application::ports::store::{RefreshTokenRepository, StoreError, StoreResult, UserRepository};
 use diesel::QueryableByName;
-use diesel::sql_types::{Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use domain::ids::{RefreshTokenId, TokenFamilyId, UserId};
 use domain::user::{Email, PasswordHash, Role, User};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{REFRESH_TOKENS_HASH, USERS_EMAIL};
-use crate::mapping::{corrupt, word};
+use crate::mapping::{corrupt, limit_plus_one, position_after, word};
 use crate::schema::{refresh_tokens, users};
 use crate::sql::{Read, Write};
 use crate::tx::{DomainRow, Expect, PgTx};
@@ -71,6 +72,23 @@ impl UserRepository for PgTx {
         let statement =
             Read::new("SELECT id, email, password_hash, role, created_at FROM users WHERE email = $1").bind::<Text, _>(email.as_str());
         self.select_first::<UserRow>(statement).await
+    }
+
+    async fn list_users(&mut self, role: Option<Role>, page: &PageRequest) -> StoreResult<Page<User>> {
+        let (at, id) = position_after(page);
+        let statement = Read::new(
+            "SELECT id, email, password_hash, role, created_at FROM users \
+             WHERE ($4::text IS NULL OR role = $4) AND (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC LIMIT $3",
+        )
+        .bind::<Timestamptz, _>(at)
+        .bind::<SqlUuid, _>(id)
+        .bind::<BigInt, _>(limit_plus_one(page.limit))
+        .bind::<Nullable<Text>, _>(role.map(Role::as_str));
+        let users = self.select::<UserRow>(statement).await?;
+        Ok(Page::from_rows(users, page.limit, |user| Cursor::Position {
+            at: user.created_at,
+            id: user.id.as_uuid(),
+        }))
     }
 }
 

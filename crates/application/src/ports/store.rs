@@ -29,7 +29,7 @@ use domain::ledger::{JournalTransaction, Posting};
 use domain::money::Currency;
 use domain::order::{Order, OrderStatus, StatusChange};
 use domain::payment::{Payment, PaymentStatus, ProviderName, Refund};
-use domain::user::{Email, User};
+use domain::user::{Email, Role, User};
 use domain::wallet::{Hold, SystemAccount, Transfer, Wallet, Withdrawal};
 use domain::webhook::{DeliveryStatus, EndpointOwner, WebhookDelivery, WebhookEndpoint};
 use time::OffsetDateTime;
@@ -125,6 +125,8 @@ pub trait UserRepository {
     fn insert_user(&mut self, user: &User) -> impl Future<Output = StoreResult<()>> + Send;
     fn find_user(&mut self, id: UserId) -> impl Future<Output = StoreResult<Option<User>>> + Send;
     fn find_user_by_email(&mut self, email: &Email) -> impl Future<Output = StoreResult<Option<User>>> + Send;
+    /// Users, newest first, of one role or all.
+    fn list_users(&mut self, role: Option<Role>, page: &PageRequest) -> impl Future<Output = StoreResult<Page<User>>> + Send;
 }
 
 pub trait RefreshTokenRepository {

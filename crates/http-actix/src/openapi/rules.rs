@@ -95,6 +95,7 @@ fn parameter_rule(path: &str, name: &str) -> Option<Value> {
             json!({"enum": domain::payment::PaymentStatus::ALL.map(domain::payment::PaymentStatus::as_str)})
         }
         "kind" if path == "/api/v1/payments" => json!({"enum": ["top_up", "order"]}),
+        "role" if path == "/api/v1/admin/users" => json!({"enum": ["customer", "merchant", "admin"]}),
         "status" if path.ends_with("/deliveries") => {
             json!({"enum": DeliveryStatus::ALL.map(DeliveryStatus::as_str)})
         }

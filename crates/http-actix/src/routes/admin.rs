@@ -141,3 +141,37 @@ pub async fn follow_ups<U: UnitOfWork>(
     let follow_ups = state.app.follow_ups(&caller.0, wanted, &page).await?;
     Ok(ok(&PageOf::from_page(&follow_ups, |item| FollowUpResponse::from(item))))
 }
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsersQuery {
+    /// customer, merchant or admin.
+    pub role: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Every user, newest first, of one role or all.
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])),
+    params(UsersQuery),
+    responses(
+        (status = 200, description = "A page of users", body = PageOf<crate::dto::UserResponse>),
+        (status = 400, description = "Bad role, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn users<U: UnitOfWork>(state: State<U>, caller: Authenticated, query: web::Query<UsersQuery>) -> Result<HttpResponse, ApiError> {
+    let role = match query.role.as_deref() {
+        None => None,
+        Some(text) => Some(
+            domain::user::Role::parse(text)
+                .ok_or_else(|| ApiError::bad_request("invalid_query", "role must be customer, merchant or admin"))?,
+        ),
+    };
+    let page = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor.clone(),
+    }
+    .page()?;
+    let users = state.app.admin_users(&caller.0, role, &page).await?;
+    Ok(ok(&PageOf::from_page(&users, |user| crate::dto::UserResponse::from(user))))
+}

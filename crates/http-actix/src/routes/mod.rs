@@ -82,6 +82,7 @@ api_routes! {
     post "/api/v1/admin/wallets/{user_id}/adjustments" => admin::adjust;
     get "/api/v1/admin/ledger/verify" => admin::verify_ledger;
     get "/api/v1/admin/audit" => admin::audit;
+    get "/api/v1/admin/users" => admin::users;
     get "/api/v1/admin/follow-ups" => admin::follow_ups;
 
     post "/api/v1/webhooks/{provider}" => webhooks::receive;
