@@ -24,8 +24,6 @@ use application::ports::gateway::{
 use async_trait::async_trait;
 use domain::money::{Currency, Money};
 use domain::payment::ProviderName;
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha512;
 use time::OffsetDateTime;
 
 use crate::api::Api;
@@ -130,20 +128,11 @@ pub fn ensure_crypto_provider() {
 
 /// HMAC-SHA512 of the raw body with the secret key, hex-encoded, as Paystack signs.
 pub fn sign(secret_key: &str, body: &[u8]) -> String {
-    let mut mac = match Hmac::<Sha512>::new_from_slice(secret_key.as_bytes()) {
-        Ok(mac) => mac,
-        Err(_) => return String::new(),
-    };
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
+    stripe_signature::hex_sha512::sign(secret_key, body)
 }
 
 fn verify_signature(secret_key: &str, header: &str, body: &[u8]) -> Result<(), WebhookError> {
-    let expected = hex::decode(header.trim()).map_err(|_| WebhookError::MalformedSignature)?;
-    let mut mac = Hmac::<Sha512>::new_from_slice(secret_key.as_bytes()).map_err(|_| WebhookError::BadSignature)?;
-    mac.update(body);
-    // verify_slice compares in constant time.
-    mac.verify_slice(&expected).map_err(|_| WebhookError::BadSignature)
+    stripe_signature::hex_sha512::verify(secret_key, header, body)
 }
 
 /// An amount in Paystack's subunits, for a currency it takes.

@@ -169,110 +169,8 @@ impl DomainEvent {
     /// every event the same way without knowing each variant. Amounts appear as a major-unit
     /// string plus currency. `from_attributes` inverts it exactly.
     pub fn attributes(&self) -> Vec<(&'static str, String)> {
-        use DomainEvent::*;
-        let a = AttributesBuilder::default();
-        let built = match self {
-            UserRegistered { user_id, role } => a.with("user_id", user_id).with("role", role.as_str()),
-            TopUpCompleted {
-                payment_id,
-                user_id,
-                amount,
-            } => a.with("payment_id", payment_id).with("user_id", user_id).money("amount", amount),
-            WithdrawalCompleted {
-                withdrawal_id,
-                user_id,
-                amount,
-            } => a
-                .with("withdrawal_id", withdrawal_id)
-                .with("user_id", user_id)
-                .money("amount", amount),
-            TransferCompleted {
-                transfer_id,
-                from,
-                to,
-                amount,
-            } => a
-                .with("transfer_id", transfer_id)
-                .with("from_user_id", from)
-                .with("to_user_id", to)
-                .money("amount", amount),
-            AdjustmentPosted {
-                transaction_id,
-                user_id,
-                amount,
-            } => a
-                .with("transaction_id", transaction_id)
-                .with("user_id", user_id)
-                .money("amount", amount),
-            ProductCreated { product_id, merchant_id } => a.with("product_id", product_id).with("merchant_id", merchant_id),
-            ProductUpdated { product_id } | ProductArchived { product_id } => a.with("product_id", product_id),
-            StockChanged { product_id, available } => a.with("product_id", product_id).with("available", available),
-            OrderStatusChanged { order_id, from, to } => a
-                .with("order_id", order_id)
-                .maybe("from", from.map(OrderStatus::as_str))
-                .with("to", to.as_str()),
-            PaymentSucceeded { payment_id, amount } | PaymentLateSuccess { payment_id, amount } => {
-                a.with("payment_id", payment_id).money("amount", amount)
-            }
-            PaymentFailed { payment_id } | PaymentExpired { payment_id } | PaymentDisputed { payment_id } => {
-                a.with("payment_id", payment_id)
-            }
-            RefundSucceeded {
-                refund_id,
-                order_id,
-                amount,
-            } => a.with("refund_id", refund_id).with("order_id", order_id).money("amount", amount),
-            RefundFailed { refund_id, order_id } => a.with("refund_id", refund_id).with("order_id", order_id),
-            CallStarted {
-                call_id,
-                caller_id,
-                receiver_id,
-            } => a
-                .with("call_id", call_id)
-                .with("caller_id", caller_id)
-                .with("receiver_id", receiver_id),
-            CallEnded { call_id, minutes, charged } => a.with("call_id", call_id).with("minutes", minutes).money("charged", charged),
-            HoldAuthorised {
-                hold_id,
-                user_id,
-                merchant_id,
-                amount,
-            } => a
-                .with("hold_id", hold_id)
-                .with("user_id", user_id)
-                .with("merchant_id", merchant_id)
-                .money("amount", amount),
-            HoldCaptured {
-                hold_id,
-                user_id,
-                merchant_id,
-                amount,
-                captured,
-            } => a
-                .with("hold_id", hold_id)
-                .with("user_id", user_id)
-                .with("merchant_id", merchant_id)
-                .money("amount", amount)
-                .with("captured", captured.to_major_string()),
-            HoldVoided {
-                hold_id,
-                user_id,
-                merchant_id,
-                released,
-            }
-            | HoldExpired {
-                hold_id,
-                user_id,
-                merchant_id,
-                released,
-            } => a
-                .with("hold_id", hold_id)
-                .with("user_id", user_id)
-                .with("merchant_id", merchant_id)
-                .money("released", released),
-            WebhookEndpointTested { endpoint_id } => a.with("endpoint_id", endpoint_id),
-        };
-        built.0
+        let built = account_attributes(self).or_else(|| commerce_attributes(self));
+        built.map(|built| built.0).unwrap_or_default()
     }
 
     /// The event named `name` with these attributes: the inverse of `name` and `attributes`.
@@ -282,6 +180,121 @@ impl DomainEvent {
             .or_else(|| commerce_event(&reader))
             .unwrap_or_else(|| Err(EventDecodeError::UnknownType(name.chars().take(64).collect())))
     }
+}
+
+/// The attributes of users', wallets' and the catalog's events; `None` for another type.
+fn account_attributes(event: &DomainEvent) -> Option<AttributesBuilder> {
+    use DomainEvent::*;
+    let a = AttributesBuilder::default();
+    Some(match event {
+        UserRegistered { user_id, role } => a.with("user_id", user_id).with("role", role.as_str()),
+        TopUpCompleted {
+            payment_id,
+            user_id,
+            amount,
+        } => a.with("payment_id", payment_id).with("user_id", user_id).money("amount", amount),
+        WithdrawalCompleted {
+            withdrawal_id,
+            user_id,
+            amount,
+        } => a
+            .with("withdrawal_id", withdrawal_id)
+            .with("user_id", user_id)
+            .money("amount", amount),
+        TransferCompleted {
+            transfer_id,
+            from,
+            to,
+            amount,
+        } => a
+            .with("transfer_id", transfer_id)
+            .with("from_user_id", from)
+            .with("to_user_id", to)
+            .money("amount", amount),
+        AdjustmentPosted {
+            transaction_id,
+            user_id,
+            amount,
+        } => a
+            .with("transaction_id", transaction_id)
+            .with("user_id", user_id)
+            .money("amount", amount),
+        ProductCreated { product_id, merchant_id } => a.with("product_id", product_id).with("merchant_id", merchant_id),
+        ProductUpdated { product_id } | ProductArchived { product_id } => a.with("product_id", product_id),
+        StockChanged { product_id, available } => a.with("product_id", product_id).with("available", available),
+        _ => return None,
+    })
+}
+
+/// The attributes of orders', payments', refunds', calls', holds' and test events.
+fn commerce_attributes(event: &DomainEvent) -> Option<AttributesBuilder> {
+    use DomainEvent::*;
+    let a = AttributesBuilder::default();
+    Some(match event {
+        OrderStatusChanged { order_id, from, to } => a
+            .with("order_id", order_id)
+            .maybe("from", from.map(OrderStatus::as_str))
+            .with("to", to.as_str()),
+        PaymentSucceeded { payment_id, amount } | PaymentLateSuccess { payment_id, amount } => {
+            a.with("payment_id", payment_id).money("amount", amount)
+        }
+        PaymentFailed { payment_id } | PaymentExpired { payment_id } | PaymentDisputed { payment_id } => a.with("payment_id", payment_id),
+        RefundSucceeded {
+            refund_id,
+            order_id,
+            amount,
+        } => a.with("refund_id", refund_id).with("order_id", order_id).money("amount", amount),
+        RefundFailed { refund_id, order_id } => a.with("refund_id", refund_id).with("order_id", order_id),
+        CallStarted {
+            call_id,
+            caller_id,
+            receiver_id,
+        } => a
+            .with("call_id", call_id)
+            .with("caller_id", caller_id)
+            .with("receiver_id", receiver_id),
+        CallEnded { call_id, minutes, charged } => a.with("call_id", call_id).with("minutes", minutes).money("charged", charged),
+        HoldAuthorised {
+            hold_id,
+            user_id,
+            merchant_id,
+            amount,
+        } => a
+            .with("hold_id", hold_id)
+            .with("user_id", user_id)
+            .with("merchant_id", merchant_id)
+            .money("amount", amount),
+        HoldCaptured {
+            hold_id,
+            user_id,
+            merchant_id,
+            amount,
+            captured,
+        } => a
+            .with("hold_id", hold_id)
+            .with("user_id", user_id)
+            .with("merchant_id", merchant_id)
+            .money("amount", amount)
+            .with("captured", captured.to_major_string()),
+        HoldVoided {
+            hold_id,
+            user_id,
+            merchant_id,
+            released,
+        }
+        | HoldExpired {
+            hold_id,
+            user_id,
+            merchant_id,
+            released,
+        } => a
+            .with("hold_id", hold_id)
+            .with("user_id", user_id)
+            .with("merchant_id", merchant_id)
+            .money("released", released),
+        WebhookEndpointTested { endpoint_id } => a.with("endpoint_id", endpoint_id),
+        _ => return None,
+    })
 }
 
 /// Why stored or received attributes are not an event.

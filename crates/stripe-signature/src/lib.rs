@@ -2,6 +2,8 @@
 //! `Stripe-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">[,v1=...]`. Several `v1` entries may appear (Stripe sends one per active
 //! secret while a secret is being rolled), and several secrets may be accepted.
 
+pub mod hex_sha512;
+
 use application::ports::gateway::WebhookError;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
