@@ -5,6 +5,7 @@ mod helpers;
 
 mod authorization;
 mod bad_input;
+mod captures;
 mod flows;
 mod gateways;
 mod holds;

@@ -385,6 +385,12 @@ impl HoldRepository for MemoryTx {
         self.work.holds.insert(hold.id, hold.clone());
         Ok(())
     }
+
+    async fn find_order_holds(&mut self, order_id: OrderId) -> StoreResult<Vec<Hold>> {
+        let mut holds: Vec<Hold> = self.work.holds.values().filter(|h| h.order_id == Some(order_id)).cloned().collect();
+        holds.sort_by_key(|h| h.id);
+        Ok(holds)
+    }
 }
 
 impl ProductRepository for MemoryTx {

@@ -71,6 +71,7 @@ diesel::table! {
         expires_at -> Timestamptz,
         settled_at -> Nullable<Timestamptz>,
         payee_id -> Nullable<Uuid>,
+        order_id -> Nullable<Uuid>,
     }
 }
 
@@ -133,6 +134,7 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        capture_method -> Text,
     }
 }
 
@@ -145,6 +147,7 @@ diesel::table! {
         product_name -> Text,
         quantity -> Integer,
         unit_price -> BigInt,
+        captured_quantity -> Nullable<Integer>,
     }
 }
 

@@ -309,6 +309,7 @@ async fn open_call<Tx: CallTx + IdempotencyRepository + UserRepository>(
     let call = CallSession::start(call_id, caller_id, request.receiver_id, rate, hold_id, minutes, now)?;
     let terms = HoldTerms {
         reference: format!("call:{call_id}"),
+        order_id: None,
         payee: None,
         placed_at: now,
         expires_at: call.authorized_until() + CALL_HOLD_GRACE,

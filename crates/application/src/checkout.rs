@@ -7,6 +7,9 @@
 //! idempotency key resumes after the first step. A checkout the provider will not open cancels the
 //! order at once; one it cannot open yet stays pending for a retry, or for the expiry job.
 //!
+//! A wallet order with manual capture is only authorised here: its stock reserved and each
+//! merchant's part held on the buyer's wallet until the merchant captures it (`captures`).
+//!
 //! Lock order, everywhere: payment, order, refund, call, stock (by product id), wallets (by wallet
 //! id), then hold. Each use case locks only what it writes, in that order, so no two can deadlock.
 
@@ -15,10 +18,10 @@ use domain::events::DomainEvent;
 use domain::ids::{OrderId, PaymentId, ProductId, UserId, WalletId};
 use domain::ledger::{Entry, JournalTransaction, LedgerError, TransactionKind};
 use domain::money::{Currency, Money, MoneyError};
-use domain::order::{Actor, Order, OrderError, PaymentMethod, StatusChange, TransitionError};
+use domain::order::{Actor, CaptureMethod, Order, OrderError, PaymentMethod, StatusChange, TransitionError};
 use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName};
 use domain::user::Email;
-use domain::wallet::SystemAccount;
+use domain::wallet::{Hold, HoldError, HoldTerms, SystemAccount, WalletError};
 use time::OffsetDateTime;
 
 use crate::caller::Caller;
@@ -30,8 +33,8 @@ use crate::ledger::{PostingError, post_locked};
 use crate::payments::resumed_payment;
 use crate::ports::gateway::{CheckoutLine, CheckoutRequest, CheckoutSession, GatewayError, Gateways, RouteError};
 use crate::ports::store::{
-    EventOutbox, IdempotencyRepository, LedgerRepository, OrderRepository, PaymentLookup, PaymentRepository, ProductRepository, StoreError,
-    UnitOfWork, UserRepository, WalletRepository,
+    EventOutbox, HoldRepository, IdempotencyRepository, LedgerRepository, OrderRepository, PaymentLookup, PaymentRepository,
+    ProductRepository, StoreError, UnitOfWork, UserRepository, WalletRepository,
 };
 use crate::ports::system::{IdGenerator, next_id};
 use crate::transact::{transact, work};
@@ -43,6 +46,8 @@ pub struct CheckoutCommand {
     pub payment_method: PaymentMethod,
     /// For card payments: which gateway; the default one when `None`.
     pub provider: Option<ProviderName>,
+    /// For wallet payments: taken at once, or held until each merchant captures its part.
+    pub capture: CaptureMethod,
 }
 
 /// A placed order and, for a card payment, the payment with its checkout URL.
@@ -68,6 +73,8 @@ pub enum CheckoutError {
     InsufficientFunds { available: Money, required: Money },
     #[error("no card gateway takes {0}")]
     NoGateway(Currency),
+    #[error("manual capture is for wallet payments: a card payment is captured when it is made")]
+    ManualCaptureByCard,
     /// No provider for the order's currency, or the one the buyer named cannot take it.
     #[error(transparent)]
     Route(RouteError),
@@ -116,10 +123,30 @@ impl<U: UnitOfWork> App<U> {
             return Err(CheckoutError::Order(OrderError::TooManyItems { max: Order::ITEMS_MAX }));
         }
         let key = self.key(idempotent.as_ref());
-        match command.payment_method {
-            PaymentMethod::Wallet => self.checkout_with_wallet(caller.user_id, &command, key).await,
-            PaymentMethod::Card => self.checkout_with_card(caller.user_id, &command, key).await,
+        match (command.payment_method, command.capture) {
+            (PaymentMethod::Wallet, CaptureMethod::Automatic) => self.checkout_with_wallet(caller.user_id, &command, key).await,
+            (PaymentMethod::Wallet, CaptureMethod::Manual) => self.authorise_with_wallet(caller.user_id, &command, key).await,
+            (PaymentMethod::Card, CaptureMethod::Automatic) => self.checkout_with_card(caller.user_id, &command, key).await,
+            (PaymentMethod::Card, CaptureMethod::Manual) => Err(CheckoutError::ManualCaptureByCard),
         }
+    }
+
+    async fn authorise_with_wallet(
+        &self,
+        buyer: UserId,
+        command: &CheckoutCommand,
+        key: Key<'_, Checkout>,
+    ) -> Result<Checkout, CheckoutError> {
+        let (ids, now) = (self.ids.as_ref(), self.clock.now());
+        let authorisation = Authorisation {
+            buyer,
+            items: &command.items,
+            expires_at: now + self.settings.hold_ttl,
+        };
+        let authorisation = &authorisation;
+        let checkout = transact(&self.store, |tx| work(authorise_by_wallet(tx, ids, authorisation, key, now))).await?;
+        self.invalidate_catalog(&checkout.order.product_ids()).await;
+        Ok(checkout)
     }
 
     async fn checkout_with_wallet(
@@ -241,6 +268,82 @@ where
     let changes = [created, pending, paid];
     tx.append_status_changes(&changes).await?;
     tx.enqueue_events(&status_events(ids, &changes[2..])).await?;
+    let checkout = Checkout { order, payment: None };
+    key.complete(tx, &checkout, now).await?;
+    Ok(checkout)
+}
+
+/// A manual-capture order to authorise.
+struct Authorisation<'a> {
+    buyer: UserId,
+    items: &'a [(ProductId, Quantity)],
+    expires_at: OffsetDateTime,
+}
+
+/// The manual-capture wallet checkout, in one transaction: reserves the stock, holds each
+/// merchant's part of the buyer's wallet (all the holds or none) and records the order
+/// `authorised`.
+async fn authorise_by_wallet<Tx>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    authorisation: &Authorisation<'_>,
+    key: Key<'_, Checkout>,
+    now: OffsetDateTime,
+) -> Result<Checkout, CheckoutError>
+where
+    Tx: IdempotencyRepository + ProductRepository + OrderRepository + WalletRepository + HoldRepository + EventOutbox + Send,
+{
+    let Authorisation { buyer, items, expires_at } = *authorisation;
+    key.claim(tx, now).await?;
+    let (mut stock, products) = lock_cart(tx, items).await?;
+    let (order, created) = place_order(next_id(ids), buyer, items, &products, PaymentMethod::Wallet, now)?;
+    each_item_stock(&order, &mut stock, Stock::reserve)?;
+    let (order, authorised) = order.authorise(Actor::User(buyer), now)?;
+    let mut wallets = tx.lock_user_wallets(&[(buyer, next_id(ids))], order.currency(), now).await?;
+    let wallet = wallets
+        .first_mut()
+        .ok_or_else(|| StoreError::Corrupt("the buyer's wallet was not locked".into()))?;
+    let available = wallet.available();
+    let mut holds = Vec::new();
+    let mut events = Vec::new();
+    for (merchant_id, share) in order.merchant_authorised()? {
+        let terms = HoldTerms {
+            reference: format!("order:{}", order.id()),
+            order_id: Some(order.id()),
+            payee: Some(merchant_id),
+            placed_at: now,
+            expires_at,
+        };
+        let hold = Hold::place(next_id(ids), wallet, share, terms).map_err(|error| match error {
+            HoldError::Wallet(WalletError::InsufficientFunds { .. }) => CheckoutError::InsufficientFunds {
+                available,
+                required: order.total(),
+            },
+            other => CheckoutError::Store(StoreError::Corrupt(format!("a hold of order {} was refused: {other}", order.id()))),
+        })?;
+        let held = DomainEvent::HoldAuthorised {
+            hold_id: hold.id,
+            user_id: buyer,
+            merchant_id,
+            amount: share,
+        };
+        events.push(event(ids, held, now));
+        holds.push(hold);
+    }
+    tx.update_stock(&stock).await?;
+    tx.insert_order(&order).await?;
+    tx.update_wallets(&wallets).await?;
+    for hold in &holds {
+        tx.insert_hold(hold).await?;
+    }
+    events.extend(stock.iter().map(|s| {
+        let changed = DomainEvent::StockChanged {
+            product_id: s.product_id,
+            available: s.available(),
+        };
+        event(ids, changed, now)
+    }));
+    record_status_changes(tx, ids, &[created, authorised], events).await?;
     let checkout = Checkout { order, payment: None };
     key.complete(tx, &checkout, now).await?;
     Ok(checkout)

@@ -19,6 +19,7 @@ use domain::wallet::{Hold, HoldError, HoldStatus, HoldTerms, WalletError};
 use time::{Duration, OffsetDateTime};
 
 use crate::caller::Caller;
+use crate::captures::CaptureError;
 use crate::context::App;
 use crate::effects::publish;
 use crate::idempotency::{IdempotencyError, Idempotent, Key};
@@ -35,6 +36,8 @@ pub const HOLD_TTL_MAX: Duration = Duration::days(30);
 /// The shortest: less would expire before a merchant could act on it.
 pub const HOLD_TTL_MIN: Duration = Duration::minutes(1);
 pub const DESCRIPTION_CHARS_MAX: usize = 200;
+/// Why the holds API leaves an order's holds alone: the order's stock follows them.
+const ORDER_HOLD: &str = "this hold pays for part of an order: capture or void the order instead";
 
 #[derive(Debug, thiserror::Error)]
 pub enum HoldUseError {
@@ -141,6 +144,7 @@ impl<U: UnitOfWork> App<U> {
         let now = self.clock.now();
         let terms = HoldTerms {
             reference: request.description.trim().to_owned(),
+            order_id: None,
             payee: Some(request.merchant_id),
             placed_at: now,
             expires_at: now + lasts,
@@ -205,7 +209,15 @@ impl<U: UnitOfWork> App<U> {
         let expired = transact(&self.store, |tx| work(tx.find_expired_holds(now, batch))).await?;
         let mut released = 0;
         for hold in expired {
-            if self.expire_hold(hold.wallet_id, hold.id).await? {
+            let ended = match hold.order_id {
+                // An order's part ends with its stock and order, under the order's lock.
+                Some(order_id) => self.expire_order_part(order_id, hold.id).await.map_err(|error| match error {
+                    CaptureError::Store(error) => HoldUseError::Store(error),
+                    other => HoldUseError::Store(StoreError::Unexpected(Box::new(other))),
+                })?,
+                None => self.expire_hold(hold.wallet_id, hold.id).await?,
+            };
+            if ended {
                 released += 1;
             }
         }
@@ -294,6 +306,9 @@ where
     if hold.payee != Some(capture.merchant) {
         return Err(HoldUseError::NotFound);
     }
+    if hold.order_id.is_some() {
+        return Err(HoldUseError::Forbidden(ORDER_HOLD));
+    }
     let currency = hold.amount.currency();
     let merchant_wallet = tx.ensure_user_wallet(capture.merchant, currency, next_id(ids), now).await?;
     let mut wallets = tx.lock_wallets(&[hold.wallet_id, merchant_wallet]).await?;
@@ -351,6 +366,9 @@ where
     let by_customer = voider.user == user_id;
     if !(by_customer || voider.user == merchant_id || voider.admin) {
         return Err(HoldUseError::NotFound);
+    }
+    if hold.order_id.is_some() {
+        return Err(HoldUseError::Forbidden(ORDER_HOLD));
     }
     if hold.status != HoldStatus::Pending {
         return Err(HoldUseError::Hold(HoldError::NotPending(hold.status)));

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod caller;
 pub mod calls;
 pub mod cancellation;
+pub mod captures;
 pub mod catalog;
 pub mod checkout;
 pub mod context;

@@ -2,9 +2,10 @@
 
 use domain::catalog::StockError;
 use domain::ids::OrderId;
-use domain::order::{Actor, Order, OrderStatus, StatusChange, TransitionError};
+use domain::order::{Actor, CaptureMethod, Order, OrderStatus, StatusChange, TransitionError};
 use domain::payment::{Payment, Refund};
 use domain::user::Role;
+use domain::wallet::Hold;
 use time::OffsetDateTime;
 
 use crate::caller::Caller;
@@ -12,7 +13,9 @@ use crate::context::App;
 use crate::effects::record_order_change;
 use crate::pagination::{Cursor, Page, PageRequest};
 use crate::ports::gateway::GatewayError;
-use crate::ports::store::{EventOutbox, OrderFilter, OrderRepository, PaymentRepository, RefundRepository, StoreError, UnitOfWork};
+use crate::ports::store::{
+    EventOutbox, HoldRepository, OrderFilter, OrderRepository, PaymentRepository, RefundRepository, StoreError, UnitOfWork,
+};
 use crate::ports::system::IdGenerator;
 use crate::retryable;
 use crate::transact::{transact, work};
@@ -44,6 +47,8 @@ pub struct OrderDetails {
     pub order: Order,
     pub payment: Option<Payment>,
     pub refunds: Vec<Refund>,
+    /// For manual capture: the hold of each merchant's part.
+    pub holds: Vec<Hold>,
 }
 
 impl<U: UnitOfWork> App<U> {
@@ -129,7 +134,7 @@ where
 
 async fn details<Tx>(tx: &mut Tx, caller: &Caller, order_id: OrderId) -> Result<OrderDetails, OrderCommandError>
 where
-    Tx: OrderRepository + PaymentRepository + RefundRepository + Send,
+    Tx: OrderRepository + PaymentRepository + RefundRepository + HoldRepository + Send,
 {
     let order = tx.find_order(order_id).await?.ok_or(OrderCommandError::NotFound)?;
     let visible = caller.is_admin() || order.buyer_id() == caller.user_id || order.has_merchant(caller.user_id);
@@ -138,7 +143,16 @@ where
     }
     let payment = tx.find_order_payment(order_id).await?;
     let refunds = tx.list_order_refunds(order_id).await?;
-    Ok(OrderDetails { order, payment, refunds })
+    let holds = match order.capture_method() {
+        CaptureMethod::Manual => tx.find_order_holds(order_id).await?,
+        CaptureMethod::Automatic => Vec::new(),
+    };
+    Ok(OrderDetails {
+        order,
+        payment,
+        refunds,
+        holds,
+    })
 }
 
 /// The cursor of an order listing.

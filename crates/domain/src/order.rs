@@ -2,10 +2,17 @@
 //!
 //! ```text
 //! created -> payment_pending -> paid -> fulfilled
-//!                    |            |         |
-//!                    v            v         v
-//!                cancelled   partially_refunded -> refunded
+//!    |               |            ^ |         |
+//!    |               v            | v         v
+//!    |           cancelled        | partially_refunded -> refunded
+//!    v               ^            |
+//! authorised --------+------------+
 //! ```
+//!
+//! An order paid by wallet with manual capture is `authorised`: its money is held, one hold per
+//! merchant, and each merchant settles its part by capturing some or all of its items (or none:
+//! a void). Once every part is settled the order is `paid` for what was captured, or `cancelled`
+//! when nothing was.
 //!
 //! Transitions are the only way to change a status: each consumes the order, checks the move
 //! against `OrderStatus::successors`, and returns the new order with a `StatusChange` for the
@@ -25,6 +32,7 @@ use crate::payment::ProviderName;
 pub enum OrderStatus {
     Created,
     PaymentPending,
+    Authorised,
     Paid,
     Fulfilled,
     Cancelled,
@@ -33,9 +41,10 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 7] = [
+    pub const ALL: [OrderStatus; 8] = [
         OrderStatus::Created,
         OrderStatus::PaymentPending,
+        OrderStatus::Authorised,
         OrderStatus::Paid,
         OrderStatus::Fulfilled,
         OrderStatus::Cancelled,
@@ -47,8 +56,9 @@ impl OrderStatus {
     pub fn successors(self) -> &'static [OrderStatus] {
         use OrderStatus::*;
         match self {
-            Created => &[PaymentPending],
+            Created => &[PaymentPending, Authorised],
             PaymentPending => &[Paid, Cancelled],
+            Authorised => &[Paid, Cancelled],
             Paid => &[Fulfilled, PartiallyRefunded, Refunded],
             Fulfilled => &[PartiallyRefunded, Refunded],
             PartiallyRefunded => &[Fulfilled, PartiallyRefunded, Refunded],
@@ -69,6 +79,7 @@ impl OrderStatus {
         match self {
             OrderStatus::Created => "created",
             OrderStatus::PaymentPending => "payment_pending",
+            OrderStatus::Authorised => "authorised",
             OrderStatus::Paid => "paid",
             OrderStatus::Fulfilled => "fulfilled",
             OrderStatus::Cancelled => "cancelled",
@@ -106,6 +117,31 @@ impl PaymentMethod {
         match text {
             "wallet" => Some(PaymentMethod::Wallet),
             "card" => Some(PaymentMethod::Card),
+            _ => None,
+        }
+    }
+}
+
+/// When an order's money is taken: at checkout, or when each merchant captures its part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CaptureMethod {
+    #[default]
+    Automatic,
+    Manual,
+}
+
+impl CaptureMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaptureMethod::Automatic => "automatic",
+            CaptureMethod::Manual => "manual",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<CaptureMethod> {
+        match text {
+            "automatic" => Some(CaptureMethod::Automatic),
+            "manual" => Some(CaptureMethod::Manual),
             _ => None,
         }
     }
@@ -149,12 +185,27 @@ pub struct OrderItem {
     pub product_id: ProductId,
     pub merchant_id: UserId,
     pub product_name: String,
+    /// The quantity ordered (authorised, for a manual-capture order).
     pub quantity: Quantity,
     pub unit_price: Money,
+    /// For a manual-capture order, how many units the merchant took when it settled its part
+    /// (`0..=quantity`); `None` while the part is pending, and always for automatic capture.
+    pub captured: Option<u32>,
 }
 
 impl OrderItem {
+    /// The units the buyer pays for: the captured ones once the item's part is settled.
+    pub fn bought(&self) -> u32 {
+        self.captured.unwrap_or(self.quantity.get())
+    }
+
+    /// What the buyer pays for this line.
     pub fn line_total(&self) -> Result<Money, MoneyError> {
+        self.unit_price.checked_mul(i64::from(self.bought()))
+    }
+
+    /// What the line was ordered (or authorised) for.
+    pub fn ordered_total(&self) -> Result<Money, MoneyError> {
         self.unit_price.checked_mul(i64::from(self.quantity.get()))
     }
 }
@@ -190,6 +241,16 @@ pub enum OrderError {
     InvalidAmount,
     #[error("the order's total would be more than the largest amount accepted ({max})")]
     TotalTooLarge { max: Money },
+    #[error("the order has no part of merchant {0} awaiting capture")]
+    NoPendingPart(UserId),
+    #[error("product {0} is not one of this merchant's items of the order")]
+    NotInPart(ProductId),
+    #[error("cannot capture {requested} of product {product_id}: {ordered} were authorised")]
+    CaptureExceedsOrdered {
+        product_id: ProductId,
+        ordered: u32,
+        requested: u32,
+    },
     #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error(transparent)]
@@ -213,6 +274,7 @@ pub struct Order {
     total: Money,
     refunded: Money,
     payment_method: PaymentMethod,
+    capture_method: CaptureMethod,
     status: OrderStatus,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
@@ -227,6 +289,7 @@ pub struct OrderRecord {
     pub total: Money,
     pub refunded: Money,
     pub payment_method: PaymentMethod,
+    pub capture_method: CaptureMethod,
     pub status: OrderStatus,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -244,6 +307,7 @@ impl Order {
             total,
             refunded,
             payment_method,
+            capture_method,
             status,
             created_at,
             updated_at,
@@ -255,6 +319,7 @@ impl Order {
             total,
             refunded,
             payment_method,
+            capture_method,
             status,
             created_at,
             updated_at,
@@ -290,6 +355,10 @@ impl Order {
 
     pub fn payment_method(&self) -> PaymentMethod {
         self.payment_method
+    }
+
+    pub fn capture_method(&self) -> CaptureMethod {
+        self.capture_method
     }
 
     pub fn status(&self) -> OrderStatus {
@@ -343,6 +412,7 @@ impl Order {
                 product_name: product.name.clone(),
                 quantity: *quantity,
                 unit_price: product.price,
+                captured: None,
             };
             // One bound for every amount: no line and no order may exceed what a single amount
             // may be, so totals, refunds and postings derived from it cannot overflow.
@@ -364,6 +434,7 @@ impl Order {
             total,
             refunded: Money::zero(currency),
             payment_method,
+            capture_method: CaptureMethod::Automatic,
             status: OrderStatus::Created,
             created_at: at,
             updated_at: at,
@@ -412,6 +483,94 @@ impl Order {
         self.transition(OrderStatus::PaymentPending, actor, &reason, at)
     }
 
+    /// A wallet order whose money is held until each merchant captures its part.
+    pub fn authorise(mut self, actor: Actor, at: OffsetDateTime) -> Result<(Order, StatusChange), TransitionError> {
+        let (from, to) = (self.status, OrderStatus::Authorised);
+        if self.payment_method != PaymentMethod::Wallet {
+            return Err(TransitionError { from, to });
+        }
+        self.capture_method = CaptureMethod::Manual;
+        self.transition(to, actor, "wallet funds held until captured", at)
+    }
+
+    /// Settles one merchant's part of an authorised order: `captured` units of each of its
+    /// products (a product not named is captured 0 times, so an empty map voids the part). When
+    /// it was the last part pending, the order becomes `paid` for what was captured in all, or
+    /// `cancelled` when nothing was.
+    pub fn settle_part(
+        mut self,
+        merchant_id: UserId,
+        captured: &BTreeMap<ProductId, u32>,
+        actor: Actor,
+        at: OffsetDateTime,
+    ) -> Result<(Order, Option<StatusChange>), OrderError> {
+        if self.status != OrderStatus::Authorised || !self.pending_merchants().contains(&merchant_id) {
+            return Err(OrderError::NoPendingPart(merchant_id));
+        }
+        if let Some(stranger) = captured.keys().find(|id| {
+            !self
+                .items
+                .iter()
+                .any(|item| item.product_id == **id && item.merchant_id == merchant_id)
+        }) {
+            return Err(OrderError::NotInPart(*stranger));
+        }
+        for item in self.items.iter_mut().filter(|item| item.merchant_id == merchant_id) {
+            let requested = captured.get(&item.product_id).copied().unwrap_or(0);
+            if requested > item.quantity.get() {
+                return Err(OrderError::CaptureExceedsOrdered {
+                    product_id: item.product_id,
+                    ordered: item.quantity.get(),
+                    requested,
+                });
+            }
+            item.captured = Some(requested);
+        }
+        self.updated_at = at;
+        if !self.pending_merchants().is_empty() {
+            return Ok((self, None));
+        }
+        let mut bought = Money::zero(self.currency());
+        for item in &self.items {
+            bought = bought.checked_add(item.line_total()?)?;
+        }
+        if bought.is_positive() {
+            self.total = bought;
+            let (order, change) = self.transition(OrderStatus::Paid, actor, "captured", at)?;
+            return Ok((order, Some(change)));
+        }
+        let (order, change) = self.transition(OrderStatus::Cancelled, actor, "authorisation voided", at)?;
+        Ok((order, Some(change)))
+    }
+
+    /// The merchants of an authorised order whose part is not settled yet, in id order.
+    pub fn pending_merchants(&self) -> BTreeSet<UserId> {
+        if self.status != OrderStatus::Authorised {
+            return BTreeSet::new();
+        }
+        self.items
+            .iter()
+            .filter(|item| item.captured.is_none())
+            .map(|item| item.merchant_id)
+            .collect()
+    }
+
+    /// Whether any merchant of a manual-capture order captured something.
+    pub fn anything_captured(&self) -> bool {
+        self.items.iter().any(|item| item.captured.is_some_and(|units| units > 0))
+    }
+
+    /// What each merchant's part was ordered (authorised) for.
+    pub fn merchant_authorised(&self) -> Result<BTreeMap<UserId, Money>, MoneyError> {
+        let mut totals: BTreeMap<UserId, Money> = BTreeMap::new();
+        for item in &self.items {
+            let line = item.ordered_total()?;
+            let total = totals.entry(item.merchant_id).or_insert(Money::zero(self.currency()));
+            *total = total.checked_add(line)?;
+        }
+        Ok(totals)
+    }
+
     pub fn mark_paid(self, actor: Actor, at: OffsetDateTime) -> Result<(Order, StatusChange), TransitionError> {
         self.transition(OrderStatus::Paid, actor, "payment received", at)
     }
@@ -453,7 +612,7 @@ impl Order {
         Ok(self.transition(to, actor, reason, at)?)
     }
 
-    /// What each merchant is owed for this order: the sum of their lines.
+    /// What each merchant is owed for this order: the sum of their lines (as bought).
     pub fn merchant_totals(&self) -> Result<BTreeMap<UserId, Money>, MoneyError> {
         let mut totals: BTreeMap<UserId, Money> = BTreeMap::new();
         for item in &self.items {
@@ -511,6 +670,86 @@ mod tests {
         )
         .map(|(order, _)| order)
         .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn authorised() -> Order {
+        order()
+            .authorise(Actor::User(user(1)), at())
+            .map(|(order, _)| order)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn units(product: u128, count: u32) -> BTreeMap<ProductId, u32> {
+        BTreeMap::from([(ProductId::from_uuid(Uuid::from_u128(product)), count)])
+    }
+
+    #[test]
+    fn an_order_is_paid_for_what_its_merchants_captured_once_every_part_settles() -> Result<(), OrderError> {
+        let order = authorised();
+        assert_eq!(
+            (order.capture_method(), order.pending_merchants().len()),
+            (CaptureMethod::Manual, 2)
+        );
+        let (order, change) = order.settle_part(user(10), &units(1, 1), Actor::User(user(10)), at())?;
+        assert!(change.is_none(), "the other merchant's part is pending");
+        assert_eq!(
+            order.total(),
+            Money::from_minor(1500, Currency::Usd),
+            "the total settles at the end"
+        );
+        let (order, change) = order.settle_part(user(11), &BTreeMap::new(), Actor::User(user(11)), at())?;
+        assert_eq!(change.map(|c| c.to), Some(OrderStatus::Paid));
+        assert_eq!(order.total(), Money::from_minor(250, Currency::Usd));
+        assert_eq!(order.merchant_totals()?.get(&user(11)), Some(&Money::zero(Currency::Usd)));
+        assert!(order.pending_merchants().is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn an_order_with_nothing_captured_is_cancelled() -> Result<(), OrderError> {
+        let (order, _) = authorised().settle_part(user(10), &BTreeMap::new(), Actor::System, at())?;
+        let (order, change) = order.settle_part(user(11), &BTreeMap::new(), Actor::System, at())?;
+        assert_eq!(
+            (order.status(), change.map(|c| c.to)),
+            (OrderStatus::Cancelled, Some(OrderStatus::Cancelled))
+        );
+        assert!(!order.anything_captured());
+        Ok(())
+    }
+
+    #[test]
+    fn a_part_settles_once_and_only_with_its_own_items_within_what_was_authorised() -> Result<(), OrderError> {
+        let order = authorised();
+        let too_many = order.clone().settle_part(user(10), &units(1, 3), Actor::System, at());
+        assert!(matches!(
+            too_many,
+            Err(OrderError::CaptureExceedsOrdered {
+                ordered: 2,
+                requested: 3,
+                ..
+            })
+        ));
+        let not_hers = order.clone().settle_part(user(10), &units(2, 1), Actor::System, at());
+        assert!(matches!(not_hers, Err(OrderError::NotInPart(_))));
+        let stranger = order.clone().settle_part(user(99), &BTreeMap::new(), Actor::System, at());
+        assert!(matches!(stranger, Err(OrderError::NoPendingPart(_))));
+        let (order, _) = order.settle_part(user(10), &units(1, 2), Actor::System, at())?;
+        let twice = order.settle_part(user(10), &units(1, 2), Actor::System, at());
+        assert!(matches!(twice, Err(OrderError::NoPendingPart(_))));
+        Ok(())
+    }
+
+    #[test]
+    fn only_wallet_orders_are_authorised() {
+        let (card, _) = Order::place(
+            OrderId::from_uuid(Uuid::from_u128(6)),
+            user(1),
+            &[(&product(1, 10, 250), quantity(1))],
+            PaymentMethod::Card,
+            at(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(card.authorise(Actor::System, at()).is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
-use crate::ids::{HoldId, UserId, WalletId};
+use crate::ids::{HoldId, OrderId, UserId, WalletId};
 use crate::money::{Currency, Money, MoneyError};
 use crate::payment::ProviderName;
 
@@ -273,6 +273,8 @@ pub struct Hold {
     /// The merchant the wallet's owner authorised to capture; none for the platform's own holds
     /// (a call's, captured by the call).
     pub payee: Option<UserId>,
+    /// The manual-capture order this hold pays one merchant's part of, if any.
+    pub order_id: Option<OrderId>,
     pub status: HoldStatus,
     pub reference: String,
     pub created_at: OffsetDateTime,
@@ -286,6 +288,7 @@ pub struct Hold {
 pub struct HoldTerms {
     pub reference: String,
     pub payee: Option<UserId>,
+    pub order_id: Option<OrderId>,
     pub placed_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
 }
@@ -303,6 +306,7 @@ impl Hold {
             amount,
             captured: Money::zero(amount.currency()),
             payee: terms.payee,
+            order_id: terms.order_id,
             status: HoldStatus::Pending,
             reference: terms.reference,
             created_at: terms.placed_at,
@@ -429,6 +433,7 @@ mod tests {
     fn terms() -> HoldTerms {
         HoldTerms {
             reference: "call".into(),
+            order_id: None,
             payee: None,
             placed_at: at(),
             expires_at: at() + time::Duration::hours(1),

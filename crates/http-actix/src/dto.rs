@@ -198,6 +198,25 @@ pub struct OrderRequest {
     /// For card payments: a configured card provider (`GET /api/v1/providers`); if omitted, the
     /// first of the order currency's route.
     pub provider: Option<String>,
+    /// For wallet payments: `automatic` (the default) pays at once; `manual` holds each
+    /// merchant's part of the wallet until the merchant captures it (the order is `authorised`).
+    pub capture: Option<CaptureChoice>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureChoice {
+    Automatic,
+    Manual,
+}
+
+/// What a merchant captures of its part of an authorised order.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderCaptureRequest {
+    /// The units of its items the merchant takes; items not named are released. All of its items
+    /// when omitted.
+    pub items: Option<Vec<OrderItemRequest>>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -517,9 +536,14 @@ pub struct OrderItemResponse {
     pub merchant_id: Uuid,
     /// The product's name when the order was placed.
     pub name: String,
+    /// The quantity ordered (authorised, for manual capture).
     pub quantity: u32,
+    /// For manual capture, the units the merchant captured once it settled its part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captured_quantity: Option<u32>,
     /// The price when the order was placed.
     pub unit_price: String,
+    /// What the buyer pays for the line (for manual capture: the captured units, once settled).
     pub line_total: String,
 }
 
@@ -530,6 +554,7 @@ impl From<&OrderItem> for OrderItemResponse {
             merchant_id: item.merchant_id.as_uuid(),
             name: item.product_name.clone(),
             quantity: item.quantity.get(),
+            captured_quantity: item.captured,
             unit_price: item.unit_price.to_major_string(),
             line_total: item.line_total().map(|m| m.to_major_string()).unwrap_or_default(),
         }
@@ -576,9 +601,12 @@ pub struct RefundList {
 pub struct OrderResponse {
     pub id: Uuid,
     pub buyer_id: Uuid,
-    /// created, payment_pending, paid, fulfilled, cancelled, partially_refunded or refunded.
+    /// created, payment_pending, authorised, paid, fulfilled, cancelled, partially_refunded or
+    /// refunded.
     pub status: String,
     pub payment_method: PaymentMethodChoice,
+    /// `manual`: each merchant captures its part of the held wallet funds.
+    pub capture: CaptureChoice,
     pub total: String,
     pub refunded: String,
     pub currency: String,
@@ -588,6 +616,10 @@ pub struct OrderResponse {
     pub payment: Option<PaymentResponse>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refunds: Option<Vec<RefundResponse>>,
+    /// For manual capture (in an order's details): the hold of each merchant's part, with what it
+    /// captured and when it expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorisations: Option<Vec<HoldResponse>>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -604,12 +636,17 @@ impl From<&Order> for OrderResponse {
                 domain::order::PaymentMethod::Wallet => PaymentMethodChoice::Wallet,
                 domain::order::PaymentMethod::Card => PaymentMethodChoice::Card,
             },
+            capture: match order.capture_method() {
+                domain::order::CaptureMethod::Automatic => CaptureChoice::Automatic,
+                domain::order::CaptureMethod::Manual => CaptureChoice::Manual,
+            },
             total: order.total().to_major_string(),
             refunded: order.refunded().to_major_string(),
             currency: order.currency().code().to_owned(),
             items: order.items().iter().map(OrderItemResponse::from).collect(),
             payment: None,
             refunds: None,
+            authorisations: None,
             created_at: timestamp(order.created_at()),
             updated_at: timestamp(order.updated_at()),
         }
@@ -630,6 +667,7 @@ impl From<&OrderDetails> for OrderResponse {
         OrderResponse {
             payment: details.payment.as_ref().map(PaymentResponse::from),
             refunds: Some(details.refunds.iter().map(RefundResponse::from).collect()),
+            authorisations: (!details.holds.is_empty()).then(|| details.holds.iter().map(HoldResponse::from).collect()),
             ..OrderResponse::from(&details.order)
         }
     }
@@ -1078,6 +1116,9 @@ pub struct HoldResponse {
     /// pending (capturable), captured, released (voided) or expired.
     pub status: String,
     pub merchant_id: Uuid,
+    /// The manual-capture order whose part this hold pays for, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<Uuid>,
     pub amount: String,
     pub currency: String,
     /// Captured so far.
@@ -1099,6 +1140,7 @@ impl From<&domain::wallet::Hold> for HoldResponse {
             id: hold.id.as_uuid(),
             status: hold.status.as_str().to_owned(),
             merchant_id: hold.payee.map(|payee| payee.as_uuid()).unwrap_or_default(),
+            order_id: hold.order_id.map(|order| order.as_uuid()),
             amount: hold.amount.to_major_string(),
             currency: hold.amount.currency().code().to_owned(),
             captured: hold.captured.to_major_string(),

@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use application::adjustments::AdjustmentError;
 use application::auth::{LoginError, LogoutError, ProfileError, RefreshError, RegisterError, UserListError};
 use application::calls::CallUseError;
+use application::captures::CaptureError;
 use application::catalog::CatalogError;
 use application::checkout::CheckoutError;
 use application::follow_ups::FollowUpError;
@@ -294,7 +295,29 @@ fn order_error(error: OrderError) -> ApiError {
         OrderError::InvalidAmount => ApiError::invalid_field("amount", detail),
         OrderError::TotalTooLarge { .. } => ApiError::unprocessable("amount_too_large", "Amount too large", detail),
         OrderError::Transition(_) => ApiError::conflict("invalid_state", "Invalid state", detail),
+        OrderError::NoPendingPart(_) => ApiError::conflict("part_settled", "Nothing of yours awaits capture", detail),
+        OrderError::NotInPart(_) => ApiError::unprocessable("not_your_item", "Not one of your items", detail),
+        OrderError::CaptureExceedsOrdered { .. } => {
+            ApiError::unprocessable("exceeds_authorised", "More units than were authorised", detail)
+        }
         OrderError::Money(e) => ApiError::internal(e),
+    }
+}
+
+impl From<CaptureError> for ApiError {
+    fn from(error: CaptureError) -> Self {
+        let detail = error.to_string();
+        match error {
+            CaptureError::NotFound => ApiError::not_found(detail),
+            CaptureError::Forbidden(_) => ApiError::forbidden(detail),
+            CaptureError::NotManual | CaptureError::NotAuthorised(_) => ApiError::conflict("invalid_state", "Invalid state", detail),
+            CaptureError::Order(e) => order_error(e),
+            CaptureError::Hold(e) => ApiError::conflict("invalid_state", "Invalid state", e.to_string()),
+            CaptureError::Stock(e) => ApiError::internal(e),
+            CaptureError::Ledger(e) => ApiError::internal(e),
+            CaptureError::Idempotency(e) => e.into(),
+            CaptureError::Store(e) => e.into(),
+        }
     }
 }
 
@@ -306,6 +329,7 @@ impl From<CheckoutError> for ApiError {
             CheckoutError::OutOfStock { .. } => ApiError::conflict("out_of_stock", "Out of stock", error.to_string()),
             CheckoutError::InsufficientFunds { .. } => insufficient_funds(error.to_string()),
             CheckoutError::NoGateway(_) => ApiError::unprocessable("no_gateway", "No gateway", error.to_string()),
+            CheckoutError::ManualCaptureByCard => ApiError::invalid_field("capture", error.to_string()),
             CheckoutError::Route(e) => route_error(e),
             CheckoutError::PlatformLimit(_) => ApiError::unprocessable("platform_limit", "Platform limit reached", error.to_string()),
             CheckoutError::CheckoutClosed(_) => ApiError::conflict("checkout_closed", "Checkout closed", error.to_string()),

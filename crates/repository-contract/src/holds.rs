@@ -13,6 +13,7 @@ pub async fn holds_are_stored_and_updated<U: UnitOfWork>(store: U) {
     let hold_id: HoldId = id();
     let terms = HoldTerms {
         reference: "test".into(),
+        order_id: None,
         payee: Some(shop.id),
         placed_at: now(),
         expires_at: now() + Duration::hours(1),
@@ -62,6 +63,7 @@ pub async fn expired_holds_are_found_except_those_of_active_calls<U: UnitOfWork>
     let mut wallets = expect(tx.lock_wallets(&[wallet_id]).await, "lock");
     let terms = |minutes| HoldTerms {
         reference: "test".into(),
+        order_id: None,
         payee: None,
         placed_at: now(),
         expires_at: now() + Duration::minutes(minutes),

@@ -11,11 +11,11 @@ use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use domain::catalog::Quantity;
 use domain::ids::{OrderId, ProductId, UserId};
-use domain::order::{Actor, Order, OrderItem, OrderRecord, OrderStatus, PaymentMethod, StatusChange};
+use domain::order::{Actor, CaptureMethod, Order, OrderItem, OrderRecord, OrderStatus, PaymentMethod, StatusChange};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::mapping::{corrupt, limit_plus_one, money, position_after, sequence_before, to_i32, word};
+use crate::mapping::{corrupt, limit_plus_one, money, position_after, sequence_before, to_i32, to_u32, word};
 use crate::schema::{order_items, order_status_history, orders};
 use crate::sql::{Read, Write};
 use crate::tx::{DomainRow, Expect, PgTx};
@@ -23,8 +23,8 @@ use crate::tx::{DomainRow, Expect, PgTx};
 /// The columns of an order-with-items row, from a row source named `o` joined to `i`.
 macro_rules! order_item_columns {
     () => {
-        "o.id, o.buyer_id, o.currency, o.total, o.refunded, o.payment_method, o.status, o.created_at, o.updated_at, \
-         i.product_id, i.merchant_id, i.product_name, i.quantity, i.unit_price"
+        "o.id, o.buyer_id, o.currency, o.total, o.refunded, o.payment_method, o.capture_method, o.status, o.created_at, \
+         o.updated_at, i.product_id, i.merchant_id, i.product_name, i.quantity, i.unit_price, i.captured_quantity"
     };
 }
 
@@ -50,6 +50,7 @@ struct OrderRow {
     total: i64,
     refunded: i64,
     payment_method: String,
+    capture_method: String,
     status: String,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
@@ -63,6 +64,7 @@ struct ItemRow {
     product_name: String,
     quantity: i32,
     unit_price: i64,
+    captured_quantity: Option<i32>,
 }
 
 #[derive(QueryableByName)]
@@ -82,6 +84,7 @@ impl OrderRow {
             total: money(self.total, &self.currency)?,
             refunded: money(self.refunded, &self.currency)?,
             payment_method: word("payment method", &self.payment_method, PaymentMethod::parse)?,
+            capture_method: word("capture method", &self.capture_method, CaptureMethod::parse)?,
             status: word("order status", &self.status, OrderStatus::parse)?,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -97,6 +100,7 @@ impl ItemRow {
             product_name: self.product_name,
             quantity: Quantity::new(i64::from(self.quantity)).map_err(corrupt)?,
             unit_price: money(self.unit_price, unit_currency)?,
+            captured: self.captured_quantity.map(|units| to_u32(units, "captured quantity")).transpose()?,
         })
     }
 }
@@ -119,6 +123,31 @@ impl PgTx {
         let rows = self.read::<OrderItemRow>(statement).await?;
         Ok(group_orders(rows)?.into_iter().next())
     }
+
+    /// A manual-capture order's row and its items' captured quantities.
+    async fn update_captured_order(&mut self, order: &Order) -> StoreResult<()> {
+        let captured = order
+            .items()
+            .iter()
+            .map(|item| item.captured.map(|units| to_i32(units, "captured quantity")).transpose())
+            .collect::<StoreResult<Vec<Option<i32>>>>()?;
+        let row = Write::new("UPDATE orders SET status = $2, refunded = $3, updated_at = $4, total = $5 WHERE id = $1")
+            .bind::<SqlUuid, _>(order.id().as_uuid())
+            .bind::<Text, _>(order.status().as_str())
+            .bind::<BigInt, _>(order.refunded().amount_minor())
+            .bind::<Timestamptz, _>(order.updated_at())
+            .bind::<BigInt, _>(order.total().amount_minor());
+        self.defer(row, Expect::Rows(1, "order"))?;
+        let items = Write::new(
+            "UPDATE order_items i SET captured_quantity = c.captured \
+             FROM unnest($2::uuid[], $3::integer[]) AS c(product_id, captured) \
+             WHERE i.order_id = $1 AND i.product_id = c.product_id",
+        )
+        .bind::<SqlUuid, _>(order.id().as_uuid())
+        .bind::<Array<SqlUuid>, _>(order.items().iter().map(|i| i.product_id.as_uuid()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Integer>>, _>(captured);
+        self.defer(items, Expect::Rows(order.items().len(), "order item"))
+    }
 }
 
 impl OrderRepository for PgTx {
@@ -132,8 +161,9 @@ impl OrderRepository for PgTx {
             .collect::<StoreResult<Vec<i32>>>()?;
         let statement = Write::new(
             "WITH placed AS ( \
-                 INSERT INTO orders (id, buyer_id, currency, total, refunded, payment_method, status, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 INSERT INTO orders (id, buyer_id, currency, total, refunded, payment_method, status, created_at, updated_at, \
+                                     capture_method) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $15) \
                  RETURNING id \
              ) \
              INSERT INTO order_items (order_id, position, product_id, merchant_id, product_name, quantity, unit_price) \
@@ -154,11 +184,17 @@ impl OrderRepository for PgTx {
         .bind::<Array<SqlUuid>, _>(order.items().iter().map(|i| i.merchant_id.as_uuid()).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(order.items().iter().map(|i| i.product_name.clone()).collect::<Vec<_>>())
         .bind::<Array<Integer>, _>(quantities)
-        .bind::<Array<BigInt>, _>(order.items().iter().map(|i| i.unit_price.amount_minor()).collect::<Vec<_>>());
+        .bind::<Array<BigInt>, _>(order.items().iter().map(|i| i.unit_price.amount_minor()).collect::<Vec<_>>())
+        .bind::<Text, _>(order.capture_method().as_str());
         self.defer(statement, Expect::Any)
     }
 
+    /// The status, refunded amount and time; for a manual-capture order also the total and what
+    /// each item captured, which settle as its merchants capture.
     async fn update_order(&mut self, order: &Order) -> StoreResult<()> {
+        if order.capture_method() == CaptureMethod::Manual {
+            return self.update_captured_order(order).await;
+        }
         let statement = Write::new("UPDATE orders SET status = $2, refunded = $3, updated_at = $4 WHERE id = $1")
             .bind::<SqlUuid, _>(order.id().as_uuid())
             .bind::<Text, _>(order.status().as_str())
@@ -177,10 +213,16 @@ impl OrderRepository for PgTx {
         self.select_order(statement).await
     }
 
-    /// Locks the order row only; items never change.
+    /// Locks the order row only; items change only under it. A statement that waited for the
+    /// lock sees the order row as committed since, but joins the items of its own snapshot, from
+    /// before the wait: the items of a manual-capture order (which its captures change) are read
+    /// again once the lock is held.
     async fn lock_order(&mut self, id: OrderId) -> StoreResult<Option<Order>> {
         let statement = Read::new(with_items!("SELECT * FROM orders WHERE id = $1 FOR NO KEY UPDATE")).bind::<SqlUuid, _>(id.as_uuid());
-        self.select_order(statement).await
+        match self.select_order(statement).await? {
+            Some(order) if order.capture_method() == CaptureMethod::Manual => self.find_order(id).await,
+            other => Ok(other),
+        }
     }
 
     async fn list_orders(&mut self, filter: OrderFilter, page: &PageRequest) -> StoreResult<Page<Order>> {

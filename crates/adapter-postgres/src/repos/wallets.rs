@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use application::ports::store::{HoldRepository, StoreResult, WalletRepository};
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use domain::ids::{HoldId, UserId, WalletId};
+use domain::ids::{HoldId, OrderId, UserId, WalletId};
 use domain::money::Currency;
 use domain::wallet::{Hold, HoldStatus, SystemAccount, Wallet, WalletOwner};
 use time::OffsetDateTime;
@@ -258,7 +258,7 @@ impl WalletRepository for PgTx {
 
 macro_rules! hold_columns {
     () => {
-        "id, wallet_id, currency, amount, captured, status, reference, created_at, expires_at, settled_at, payee_id"
+        "id, wallet_id, currency, amount, captured, status, reference, created_at, expires_at, settled_at, payee_id, order_id"
     };
 }
 
@@ -276,6 +276,7 @@ struct HoldRow {
     expires_at: OffsetDateTime,
     settled_at: Option<OffsetDateTime>,
     payee_id: Option<Uuid>,
+    order_id: Option<Uuid>,
 }
 
 impl DomainRow for HoldRow {
@@ -288,6 +289,7 @@ impl DomainRow for HoldRow {
             amount: money(self.amount, &self.currency)?,
             captured: money(self.captured, &self.currency)?,
             payee: self.payee_id.map(UserId::from_uuid),
+            order_id: self.order_id.map(OrderId::from_uuid),
             status: word("hold status", &self.status, HoldStatus::parse)?,
             reference: self.reference,
             created_at: self.created_at,
@@ -302,7 +304,7 @@ impl HoldRepository for PgTx {
         let statement = Write::new(concat!(
             "INSERT INTO holds (",
             hold_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind::<SqlUuid, _>(hold.id.as_uuid())
         .bind::<SqlUuid, _>(hold.wallet_id.as_uuid())
@@ -314,7 +316,8 @@ impl HoldRepository for PgTx {
         .bind::<Timestamptz, _>(hold.created_at)
         .bind::<Timestamptz, _>(hold.expires_at)
         .bind::<Nullable<Timestamptz>, _>(hold.settled_at)
-        .bind::<Nullable<SqlUuid>, _>(hold.payee.map(|payee| payee.as_uuid()));
+        .bind::<Nullable<SqlUuid>, _>(hold.payee.map(|payee| payee.as_uuid()))
+        .bind::<Nullable<SqlUuid>, _>(hold.order_id.map(|order| order.as_uuid()));
         self.defer(statement, Expect::Any)
     }
 
@@ -353,6 +356,12 @@ impl HoldRepository for PgTx {
         ))
         .bind::<Timestamptz, _>(now)
         .bind::<BigInt, _>(limit(batch));
+        self.select::<HoldRow>(statement).await
+    }
+
+    async fn find_order_holds(&mut self, order_id: OrderId) -> StoreResult<Vec<Hold>> {
+        let statement = Read::new(concat!("SELECT ", hold_columns!(), " FROM holds WHERE order_id = $1 ORDER BY id"))
+            .bind::<SqlUuid, _>(order_id.as_uuid());
         self.select::<HoldRow>(statement).await
     }
 }

@@ -2,6 +2,7 @@
 //! concurrency, the database's own guarantees, and failures. Every test gets a database of its own
 //! (`adapter_postgres::testing::TestDatabase`).
 
+mod captures;
 mod constraints;
 mod contract;
 mod failures;

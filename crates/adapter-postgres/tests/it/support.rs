@@ -87,6 +87,7 @@ pub fn cart(items: &[(ProductId, i64)], payment_method: PaymentMethod) -> Checko
             .collect(),
         payment_method,
         provider: None,
+        capture: Default::default(),
     }
 }
 
@@ -151,6 +152,10 @@ impl Harness {
             user_id: user.id,
             role: user.role,
         }
+    }
+
+    pub fn admin_caller(&self) -> Caller {
+        self.admin
     }
 
     pub async fn funded_customer(&self, minor: i64) -> Caller {

@@ -231,7 +231,7 @@ async fn expiry_workers_on_several_instances_expire_each_abandoned_checkout_once
 }
 
 /// The job's instances, each at `at`: what several servers' jobs would be, later on.
-fn jobs_at(h: &Harness, at: time::OffsetDateTime, count: usize) -> Vec<Arc<application::App<adapter_postgres::PgStore>>> {
+pub(crate) fn jobs_at(h: &Harness, at: time::OffsetDateTime, count: usize) -> Vec<Arc<application::App<adapter_postgres::PgStore>>> {
     (0..count)
         .map(|_| Arc::new(h.instance_at(Arc::new(application::ports::system::ManualClock::new(at)))))
         .collect()

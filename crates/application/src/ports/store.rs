@@ -209,6 +209,9 @@ pub trait HoldRepository {
     /// Pending holds that expired by `now`, soonest first (unlocked), except those of active
     /// calls: a call's hold ends with the call.
     fn find_expired_holds(&mut self, now: OffsetDateTime, limit: usize) -> impl Future<Output = StoreResult<Vec<Hold>>> + Send;
+    /// The holds of a manual-capture order's parts, in hold id order (unlocked: they change only
+    /// under the order's lock).
+    fn find_order_holds(&mut self, order_id: OrderId) -> impl Future<Output = StoreResult<Vec<Hold>>> + Send;
 }
 
 /// Which products a listing shows.

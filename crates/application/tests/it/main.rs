@@ -3,6 +3,7 @@
 
 mod auth;
 mod calls;
+mod captures;
 mod failures;
 mod flows;
 mod holds;

@@ -19,6 +19,7 @@ pub fn wallet_cart(items: &[(ProductId, i64)]) -> CheckoutCommand {
         items: items.iter().map(|(id, q)| (*id, quantity(*q))).collect(),
         payment_method: PaymentMethod::Wallet,
         provider: None,
+        capture: Default::default(),
     }
 }
 

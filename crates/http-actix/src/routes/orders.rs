@@ -9,16 +9,17 @@ use application::ports::store::UnitOfWork;
 use application::refunds::RefundCommand;
 use domain::catalog::Quantity;
 use domain::ids::{OrderId, ProductId, UserId};
-use domain::order::{OrderStatus, PaymentMethod};
+use domain::order::{CaptureMethod, Order, OrderStatus, PaymentMethod};
 use domain::payment::{ProviderName, Refund};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::State;
 use crate::dto::{
-    OrderRequest, OrderResponse, PageOf, PaymentMethodChoice, RefundList, RefundRequestBody, RefundResponse, positive_amount,
+    CaptureChoice, OrderCaptureRequest, OrderItemRequest, OrderRequest, OrderResponse, PageOf, PaymentMethodChoice, RefundList,
+    RefundRequestBody, RefundResponse, positive_amount,
 };
-use crate::extract::{Authenticated, IdempotencyHeader, Json, PageQuery, path_id};
+use crate::extract::{Authenticated, IdempotencyHeader, Json, PageQuery, parse_json, path_id};
 use crate::problem::{ApiError, Problem};
 use crate::respond::{idempotently, ok, stored};
 
@@ -31,12 +32,7 @@ fn render_checkout(checkout: &Checkout) -> StoredResponse {
 }
 
 fn command(body: &OrderRequest) -> Result<CheckoutCommand, ApiError> {
-    let mut items = Vec::with_capacity(body.items.len());
-    for (index, item) in body.items.iter().enumerate() {
-        let quantity =
-            Quantity::new(item.quantity).map_err(|e| ApiError::invalid_field(format!("items[{index}].quantity"), e.to_string()))?;
-        items.push((ProductId::from_uuid(item.product_id), quantity));
-    }
+    let items = cart_items(&body.items)?;
     let provider = body
         .provider
         .as_deref()
@@ -46,22 +42,43 @@ fn command(body: &OrderRequest) -> Result<CheckoutCommand, ApiError> {
         PaymentMethodChoice::Wallet => PaymentMethod::Wallet,
         PaymentMethodChoice::Card => PaymentMethod::Card,
     };
+    let capture = match body.capture {
+        None | Some(CaptureChoice::Automatic) => CaptureMethod::Automatic,
+        Some(CaptureChoice::Manual) => CaptureMethod::Manual,
+    };
     Ok(CheckoutCommand {
         items,
         payment_method,
         provider,
+        capture,
     })
 }
 
-/// Places an order. `wallet` pays at once (201, status `paid`); `card` reserves the stock and
-/// returns status `payment_pending` with the payment's `checkout_url`.
+fn cart_items(items: &[OrderItemRequest]) -> Result<Vec<(ProductId, Quantity)>, ApiError> {
+    let mut cart = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let quantity =
+            Quantity::new(item.quantity).map_err(|e| ApiError::invalid_field(format!("items[{index}].quantity"), e.to_string()))?;
+        cart.push((ProductId::from_uuid(item.product_id), quantity));
+    }
+    Ok(cart)
+}
+
+fn render_settled(order: &Order) -> StoredResponse {
+    stored(StatusCode::OK, &OrderResponse::from(order), None)
+}
+
+/// Places an order. `wallet` pays at once (201, status `paid`), or with `"capture": "manual"`
+/// holds each merchant's part of the wallet (status `authorised`) until the merchants capture;
+/// `card` reserves the stock and returns status `payment_pending` with the payment's
+/// `checkout_url`.
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request safe")),
     request_body = OrderRequest,
     responses(
         (status = 201, description = "Order placed", body = OrderResponse),
         (status = 409, description = "Out of stock", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad cart, unknown or inactive product, or insufficient funds", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad cart, unknown or inactive product, insufficient funds, or manual capture by card", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "The card was declined (`card_declined`)", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The card gateway failed (`gateway_error`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The card gateway is unavailable", body = Problem, content_type = "application/problem+json"),
@@ -126,6 +143,68 @@ pub async fn cancel<U: UnitOfWork>(state: State<U>, caller: Authenticated, path:
     let id = path_id(&path, OrderId::parse)?;
     let order = state.app.cancel_order(&caller.0, id).await?;
     Ok(ok(&OrderResponse::from(&order)))
+}
+
+/// A merchant of an authorised (manual-capture) order captures its part: the units named, or all
+/// of its items when the body is empty or has no `items`. What it does not take is released,
+/// money and stock; once every part is settled the order is `paid` for what was captured (or
+/// `cancelled` when nothing was).
+#[utoipa::path(post, path = "/api/v1/orders/{id}/capture", tag = "orders", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Order id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request safe")),
+    request_body(content = Option<OrderCaptureRequest>, description = "An empty body captures all of the merchant's items"),
+    responses(
+        (status = 200, description = "Captured", body = OrderResponse),
+        (status = 403, description = "Not a merchant of the order", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The part was settled already, or the order is not authorised", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A product not among the merchant's items, or more units than authorised", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn capture<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    path: web::Path<String>,
+    req: HttpRequest,
+    key: IdempotencyHeader,
+    raw: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, OrderId::parse)?;
+    let body: OrderCaptureRequest = if raw.iter().all(u8::is_ascii_whitespace) {
+        OrderCaptureRequest::default()
+    } else {
+        parse_json(&raw)?
+    };
+    let items = body.items.as_deref().map(cart_items).transpose()?;
+    let caller = caller.0;
+    idempotently(&state, Some(caller.user_id), key, (&req, &raw), render_settled, |idempotent| {
+        state.app.capture_order(&caller, id, items, idempotent)
+    })
+    .await
+}
+
+/// Voids an authorised (manual-capture) order: a merchant its own part; the buyer (while nothing
+/// is captured) or an admin every part still pending, at once. The held money and the stock are
+/// released.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/void", tag = "orders", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Order id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request safe")),
+    responses(
+        (status = 200, description = "Voided", body = OrderResponse),
+        (status = 403, description = "The buyer, after a merchant has captured", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The part was settled already, or the order is not authorised", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn void<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    path: web::Path<String>,
+    req: HttpRequest,
+    key: IdempotencyHeader,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, OrderId::parse)?;
+    let caller = caller.0;
+    idempotently(&state, Some(caller.user_id), key, (&req, &[]), render_settled, |idempotent| {
+        state.app.void_order(&caller, id, idempotent)
+    })
+    .await
 }
 
 /// A merchant of the order (or an admin) marks it fulfilled.
