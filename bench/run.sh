@@ -102,6 +102,7 @@ run browse --url $A --scenario browse
 run browse-database --url http://127.0.0.1:18083 --scenario browse
 run mixed --url $A --scenario mixed
 run authorise-capture --url $A --scenario authorise-capture
+run authorise-capture-order --url $A --scenario authorise-capture-order
 run purchase-two-instances --url $A --url $B --scenario purchase
 run flash-sale-two-instances --url $A --url $B --scenario flash-sale
 

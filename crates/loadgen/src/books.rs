@@ -58,8 +58,9 @@ async fn sold_units(api: &Api, world: &World, books: &mut Books) -> anyhow::Resu
                     .push(format!("order {} is {}, not paid", order["id"], order["status"]));
             }
             for item in items {
-                *sold.entry(item["product_id"].as_str().unwrap_or_default().to_owned()).or_default() +=
-                    item["quantity"].as_i64().unwrap_or(0);
+                // A manual-capture order sells what its merchant captured.
+                let bought = item["captured_quantity"].as_i64().or_else(|| item["quantity"].as_i64());
+                *sold.entry(item["product_id"].as_str().unwrap_or_default().to_owned()).or_default() += bought.unwrap_or(0);
             }
         }
         cursor = page["next_cursor"].as_str().map(str::to_owned);

@@ -20,6 +20,9 @@ pub enum Scenario {
     /// A buyer authorises a random merchant to take 1.00, which captures 0.60 and releases the
     /// rest: two requests per step.
     AuthoriseCapture,
+    /// A buyer orders two units of a random product with manual capture; its merchant captures
+    /// one and the other goes back on sale: two requests per step.
+    AuthoriseCaptureOrder,
 }
 
 impl Scenario {
@@ -31,6 +34,7 @@ impl Scenario {
             Scenario::Browse => "browse",
             Scenario::Mixed => "mixed",
             Scenario::AuthoriseCapture => "authorise-capture",
+            Scenario::AuthoriseCaptureOrder => "authorise-capture-order",
         }
     }
 }
@@ -103,6 +107,25 @@ async fn authorise_and_capture(api: &Api, world: &World, client: usize, rng: &mu
     captured
 }
 
+async fn authorise_and_capture_order(api: &Api, world: &World, client: usize, rng: &mut fastrand::Rng) -> Answer {
+    let base = world.base_for(client);
+    let buyer = &world.buyers[client % world.buyers.len()];
+    let product = &world.products[rng.usize(..world.products.len())];
+    let body = json!({"items": [{"product_id": product.id, "quantity": 2}], "payment_method": "wallet", "capture": "manual"});
+    let authorised = api.post(&format!("{base}/api/v1/orders"), Some(&buyer.token), &body).await;
+    if authorised.status != 201 {
+        return authorised;
+    }
+    let id = authorised.body["id"].as_str().unwrap_or_default();
+    let one = json!({"items": [{"product_id": product.id, "quantity": 1}]});
+    let merchant = &world.merchants[product.merchant];
+    let mut captured = api
+        .post(&format!("{base}/api/v1/orders/{id}/capture"), Some(&merchant.token), &one)
+        .await;
+    captured.elapsed += authorised.elapsed;
+    captured
+}
+
 pub async fn step(scenario: Scenario, api: &Api, world: &World, client: usize, rng: &mut fastrand::Rng) -> Answer {
     match scenario {
         Scenario::Purchase => purchase(api, world, client, rng.usize(..world.products.len())).await,
@@ -110,6 +133,7 @@ pub async fn step(scenario: Scenario, api: &Api, world: &World, client: usize, r
         Scenario::Transfer => transfer(api, world, client, rng).await,
         Scenario::Browse => browse(api, world, client, rng).await,
         Scenario::AuthoriseCapture => authorise_and_capture(api, world, client, rng).await,
+        Scenario::AuthoriseCaptureOrder => authorise_and_capture_order(api, world, client, rng).await,
         Scenario::Mixed => {
             let roll = rng.u32(..100);
             let buyer = &world.buyers[client % world.buyers.len()];
