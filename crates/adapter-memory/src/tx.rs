@@ -8,6 +8,7 @@ use application::auth::RefreshToken;
 use application::idempotency::{IdempotencyRecord, IdempotencyScope, IdempotencyState, RecoveryPoint, StoredResponse};
 use application::ledger::{BalanceMismatch, HeldMismatch, LedgerAudit, UnbalancedTransaction};
 use application::pagination::{Cursor, Page, PageRequest};
+use application::ports::records::{KindTotals, StatementTotals};
 use application::ports::store::{
     CallRepository, ClaimOutcome, EventOutbox, FollowUpRepository, HoldRepository, IdempotencyRepository, LedgerRepository, OrderFilter,
     OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository, PostingRecord, ProductFilter, ProductRepository,
@@ -243,6 +244,26 @@ impl WalletRepository for MemoryTx {
         }
         Ok(())
     }
+
+    async fn list_merchant_wallets(&mut self, after: Option<WalletId>, limit: usize) -> StoreResult<Vec<Wallet>> {
+        let users = &self.work.users;
+        let is_merchant = |wallet: &Wallet| {
+            wallet
+                .user_id()
+                .and_then(|user| users.get(&user))
+                .is_some_and(|user| user.role == Role::Merchant)
+        };
+        let wallets = self
+            .work
+            .wallets
+            .values()
+            .filter(|wallet| after.is_none_or(|after| wallet.id() > after))
+            .filter(|wallet| is_merchant(wallet))
+            .take(limit)
+            .cloned()
+            .collect();
+        Ok(wallets)
+    }
 }
 
 impl LedgerRepository for MemoryTx {
@@ -272,9 +293,71 @@ impl LedgerRepository for MemoryTx {
         Ok(records)
     }
 
+    async fn statement_totals(
+        &mut self,
+        wallets: &[WalletId],
+        from: Option<OffsetDateTime>,
+        to: Option<OffsetDateTime>,
+    ) -> StoreResult<Vec<StatementTotals>> {
+        wallets
+            .iter()
+            .map(|wallet| statement_totals(&self.work, *wallet, from, to))
+            .collect()
+    }
+
     async fn audit_ledger(&mut self) -> StoreResult<LedgerAudit> {
         Ok(audit(&self.work))
     }
+}
+
+/// A wallet's postings summed as `LedgerRepository::statement_totals` says; the closing balance
+/// is summed on its own, as PostgreSQL does.
+fn statement_totals(
+    state: &State,
+    wallet: WalletId,
+    from: Option<OffsetDateTime>,
+    to: Option<OffsetDateTime>,
+) -> StoreResult<StatementTotals> {
+    let cached = state.wallets.get(&wallet).ok_or_else(|| missing("wallet"))?;
+    let postings: Vec<&Posting> = state
+        .postings
+        .iter()
+        .filter(|posting| posting.wallet_id == wallet)
+        .filter(|posting| to.is_none_or(|to| posting.created_at < to))
+        .collect();
+    let before = |posting: &Posting| from.is_some_and(|from| posting.created_at < from);
+    let mut kinds: BTreeMap<&'static str, KindTotals> = BTreeMap::new();
+    let mut opening_minor = 0;
+    for posting in &postings {
+        let amount = i128::from(posting.amount.amount_minor());
+        if before(posting) {
+            opening_minor += amount;
+            continue;
+        }
+        let totals = kinds.entry(posting.kind.as_str()).or_insert(KindTotals {
+            kind: posting.kind,
+            credits_minor: 0,
+            debits_minor: 0,
+            credit_count: 0,
+            debit_count: 0,
+        });
+        if amount > 0 {
+            totals.credits_minor += amount;
+            totals.credit_count += 1;
+        } else {
+            totals.debits_minor += amount;
+            totals.debit_count += 1;
+        }
+    }
+    let latest = state.postings.iter().rev().find(|posting| posting.wallet_id == wallet);
+    Ok(StatementTotals {
+        wallet_id: wallet,
+        opening_minor,
+        kinds: kinds.into_values().collect(),
+        closing_minor: postings.iter().map(|posting| i128::from(posting.amount.amount_minor())).sum(),
+        cached_balance_minor: cached.balance().amount_minor(),
+        latest_balance_after_minor: latest.map(|posting| posting.balance_after_minor),
+    })
 }
 
 fn audit(state: &State) -> LedgerAudit {

@@ -8,7 +8,11 @@ use crate::context::App;
 pub use crate::ports::records::{BalanceMismatch, HeldMismatch, LedgerAudit, UnbalancedTransaction};
 use crate::ports::store::{LedgerRepository, StoreError, UnitOfWork, WalletRepository};
 use crate::retryable;
+use crate::statements::check_all_time_statement;
 use crate::transact::{transact, work};
+
+/// Merchant wallets whose statements one transaction of `verify_ledger` checks.
+const STATEMENT_PAGE_SIZE: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PostingError {
@@ -43,6 +47,8 @@ where
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerReport {
     pub audit: LedgerAudit,
+    /// Merchant wallets whose all-time statement was checked against their postings.
+    pub statements_checked: u64,
     pub problems: Vec<String>,
 }
 
@@ -78,7 +84,11 @@ impl LedgerReport {
                 problems.push(format!("all {currency} postings sum to {total}, not zero"));
             }
         }
-        LedgerReport { audit, problems }
+        LedgerReport {
+            audit,
+            statements_checked: 0,
+            problems,
+        }
     }
 
     pub fn is_ok(&self) -> bool {
@@ -108,6 +118,45 @@ impl<U: UnitOfWork> App<U> {
     /// Checks every ledger invariant, for operators (`server verify-ledger`).
     pub async fn verify_ledger_unchecked(&self) -> Result<LedgerReport, VerifyLedgerError> {
         let audit = transact(&self.store, |tx| work(tx.audit_ledger())).await?;
-        Ok(LedgerReport::from_audit(audit))
+        let mut report = LedgerReport::from_audit(audit);
+        self.check_statements(&mut report).await?;
+        Ok(report)
+    }
+
+    /// Builds every merchant wallet's all-time statement, a page of wallets per transaction, and
+    /// records in `report` those that do not add up to their postings, cached balance and chain.
+    async fn check_statements(&self, report: &mut LedgerReport) -> Result<(), VerifyLedgerError> {
+        let mut after = None;
+        loop {
+            let page = transact(&self.store, |tx| {
+                work(async move {
+                    let wallets = tx.list_merchant_wallets(after, STATEMENT_PAGE_SIZE).await?;
+                    let ids: Vec<_> = wallets.iter().map(|wallet| wallet.id()).collect();
+                    let totals = tx.statement_totals(&ids, None, None).await?;
+                    Ok::<_, StoreError>((wallets, totals))
+                })
+            })
+            .await?;
+            let (wallets, totals) = page;
+            for wallet in &wallets {
+                let Some(merchant) = wallet.user_id() else {
+                    report.problems.push(format!("merchant wallet {} has no owner", wallet.id()));
+                    continue;
+                };
+                match totals.iter().find(|totals| totals.wallet_id == wallet.id()) {
+                    Some(totals) => report
+                        .problems
+                        .extend(check_all_time_statement(merchant, wallet.currency(), totals)),
+                    None => report
+                        .problems
+                        .push(format!("no statement totals for merchant wallet {}", wallet.id())),
+                }
+                report.statements_checked += 1;
+            }
+            match wallets.last() {
+                Some(last) if wallets.len() == STATEMENT_PAGE_SIZE => after = Some(last.id()),
+                _ => return Ok(()),
+            }
+        }
     }
 }

@@ -28,6 +28,7 @@ pub mod payments;
 pub mod ports;
 pub mod refunds;
 pub mod settlement;
+pub mod statements;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod top_ups;

@@ -112,3 +112,128 @@ pub async fn the_audit_finds_a_cached_balance_that_disagrees<U: UnitOfWork>(stor
         (900, 700)
     );
 }
+
+/// Posts `minor` (signed) to `wallet` against the adjustments account, as one journal transaction
+/// of `kind` dated `at`.
+async fn post_dated<U: UnitOfWork>(store: &U, wallet: WalletId, kind: TransactionKind, minor: i64, at: time::OffsetDateTime) {
+    let mut tx = begin(store).await;
+    let system = expect(
+        tx.ensure_system_wallet(&SystemAccount::Adjustments, Currency::Usd, id(), now())
+            .await,
+        "system",
+    );
+    let entries = vec![Entry::credit(wallet, usd(minor)), Entry::credit(system, usd(-minor))];
+    let journal = JournalTransaction::new(id(), kind, format!("{} {minor}", kind.as_str()), entries, at).expect("journal");
+    let mut wallets = expect(tx.lock_wallets(&journal.wallet_ids()).await, "lock");
+    let postings = ledger::post(&journal, &mut wallets).expect("post");
+    expect(tx.update_wallets(&wallets).await, "update");
+    expect(tx.append_journal(&journal, &postings).await, "append");
+    commit(tx).await;
+}
+
+pub async fn statement_totals_sum_a_wallets_postings_by_kind_and_period<U: UnitOfWork>(store: U) {
+    let (merchant, other) = (user(Role::Merchant), user(Role::Merchant));
+    let mut tx = begin(&store).await;
+    expect(tx.insert_user(&merchant).await, "merchant");
+    expect(tx.insert_user(&other).await, "other");
+    let wallet = expect(tx.ensure_user_wallet(merchant.id, Currency::Usd, id(), now()).await, "wallet");
+    let other_wallet = expect(tx.ensure_user_wallet(other.id, Currency::Usd, id(), now()).await, "other wallet");
+    commit(tx).await;
+    let (from, to) = (now() - Duration::days(1), now() + Duration::days(1));
+    let dated = [
+        (TransactionKind::Adjustment, 1_000, now() - Duration::days(10)),
+        (TransactionKind::Purchase, 500, now() - Duration::days(9)),
+        // The start is in the period; the end is not.
+        (TransactionKind::Purchase, 2_000, from),
+        (TransactionKind::Purchase, 300, now() + Duration::hours(1)),
+        (TransactionKind::Refund, -400, now() + Duration::hours(2)),
+        (TransactionKind::Transfer, -100, now() + Duration::hours(3)),
+        (TransactionKind::Transfer, 50, now() + Duration::hours(4)),
+        (TransactionKind::Withdrawal, -200, to),
+    ];
+    for (kind, minor, at) in dated {
+        post_dated(&store, wallet, kind, minor, at).await;
+    }
+    post_dated(&store, other_wallet, TransactionKind::Purchase, 7_000, now()).await;
+
+    let mut tx = begin(&store).await;
+    let period = expect(tx.statement_totals(&[wallet], Some(from), Some(to)).await, "period");
+    assert_eq!(period.len(), 1, "{period:?}");
+    let totals = &period[0];
+    assert_eq!(totals.wallet_id, wallet);
+    assert_eq!(totals.opening_minor, 1_500, "postings before the period");
+    assert_eq!(totals.closing_minor, 3_350, "postings before the period's end");
+    assert_eq!(
+        totals.cached_balance_minor, 3_150,
+        "the withdrawal after the period is in the balance"
+    );
+    assert_eq!(totals.latest_balance_after_minor, Some(3_150));
+    let mut kinds = totals.kinds.clone();
+    kinds.sort_by_key(|kind| kind.kind.as_str());
+    let summary: Vec<_> = kinds
+        .iter()
+        .map(|k| (k.kind, k.credits_minor, k.credit_count, k.debits_minor, k.debit_count))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (TransactionKind::Purchase, 2_300, 2, 0, 0),
+            (TransactionKind::Refund, 0, 0, -400, 1),
+            (TransactionKind::Transfer, 50, 1, -100, 1),
+        ]
+    );
+
+    let mut all_time = expect(tx.statement_totals(&[other_wallet, wallet], None, None).await, "all time");
+    all_time.sort_by_key(|totals| totals.wallet_id != wallet);
+    assert_eq!(all_time.len(), 2, "one per wallet");
+    assert_eq!((all_time[0].opening_minor, all_time[0].closing_minor), (0, 3_150));
+    assert_eq!(all_time[0].kinds.iter().map(|k| k.credit_count + k.debit_count).sum::<u64>(), 8);
+    assert_eq!(all_time[1].wallet_id, other_wallet);
+    assert_eq!((all_time[1].closing_minor, all_time[1].cached_balance_minor), (7_000, 7_000));
+
+    let empty_period = expect(tx.statement_totals(&[wallet], Some(to + Duration::days(1)), None).await, "later");
+    assert!(empty_period[0].kinds.is_empty(), "{empty_period:?}");
+    assert_eq!((empty_period[0].opening_minor, empty_period[0].closing_minor), (3_150, 3_150));
+
+    let missing: WalletId = id();
+    assert!(
+        tx.statement_totals(&[missing], None, None).await.is_err(),
+        "a wallet that does not exist"
+    );
+}
+
+pub async fn merchant_wallets_list_in_id_order_after_a_cursor<U: UnitOfWork>(store: U) {
+    let customer = user(Role::Customer);
+    let merchants = [user(Role::Merchant), user(Role::Merchant)];
+    let mut tx = begin(&store).await;
+    expect(tx.insert_user(&customer).await, "customer");
+    expect(
+        tx.ensure_user_wallet(customer.id, Currency::Usd, id(), now()).await,
+        "customer wallet",
+    );
+    expect(
+        tx.ensure_system_wallet(&SystemAccount::Adjustments, Currency::Usd, id(), now())
+            .await,
+        "system",
+    );
+    let mut expected = Vec::new();
+    for merchant in &merchants {
+        expect(tx.insert_user(merchant).await, "merchant");
+        for currency in [Currency::Usd, Currency::Eur] {
+            expected.push(expect(tx.ensure_user_wallet(merchant.id, currency, id(), now()).await, "wallet"));
+        }
+    }
+    commit(tx).await;
+    expected.sort();
+    let mut tx = begin(&store).await;
+    let all = expect(tx.list_merchant_wallets(None, 10).await, "all");
+    assert_eq!(
+        all.iter().map(Wallet::id).collect::<Vec<_>>(),
+        expected,
+        "merchants' wallets only, by id"
+    );
+    let first = expect(tx.list_merchant_wallets(None, 3).await, "first page");
+    let rest = expect(tx.list_merchant_wallets(first.last().map(Wallet::id), 3).await, "second page");
+    let paged: Vec<_> = first.iter().chain(&rest).map(Wallet::id).collect();
+    assert_eq!(paged, expected);
+}

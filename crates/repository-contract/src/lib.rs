@@ -84,6 +84,8 @@ macro_rules! contract_tests {
             ledger::postings_list_newest_first_and_paginate,
             ledger::the_audit_of_a_consistent_ledger_is_clean,
             ledger::the_audit_finds_a_cached_balance_that_disagrees,
+            ledger::statement_totals_sum_a_wallets_postings_by_kind_and_period,
+            ledger::merchant_wallets_list_in_id_order_after_a_cursor,
             holds::holds_are_stored_and_updated,
             holds::expired_holds_are_found_except_those_of_active_calls,
             catalog::a_cart_is_locked_with_its_products,

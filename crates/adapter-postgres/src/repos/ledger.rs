@@ -5,6 +5,7 @@
 //! and all its postings go in with one statement.
 
 use application::ledger::LedgerAudit;
+use application::ports::records::StatementTotals;
 use application::ports::store::{LedgerRepository, PostingRecord, StoreResult};
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Text, Timestamptz, Uuid as SqlUuid};
@@ -100,6 +101,15 @@ impl LedgerRepository for PgTx {
         .bind::<BigInt, _>(before_sequence.unwrap_or(i64::MAX))
         .bind::<BigInt, _>(limit(page_size));
         self.select::<PostingRow>(statement).await
+    }
+
+    async fn statement_totals(
+        &mut self,
+        wallets: &[WalletId],
+        from: Option<OffsetDateTime>,
+        to: Option<OffsetDateTime>,
+    ) -> StoreResult<Vec<StatementTotals>> {
+        crate::repos::statements::statement_totals(self, wallets, from, to).await
     }
 
     async fn audit_ledger(&mut self) -> StoreResult<LedgerAudit> {

@@ -10,6 +10,7 @@ mod ledger;
 mod orders;
 mod outbox;
 mod payments;
+mod statements;
 mod transfers;
 mod users;
 mod wallets;

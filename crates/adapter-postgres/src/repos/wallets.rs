@@ -216,6 +216,20 @@ impl WalletRepository for PgTx {
         rows.into_iter().map(WalletRow::into_domain).collect()
     }
 
+    async fn list_merchant_wallets(&mut self, after: Option<WalletId>, page_size: usize) -> StoreResult<Vec<Wallet>> {
+        let statement = Read::new(concat!(
+            "SELECT ",
+            wallet_columns!(),
+            " FROM wallets \
+             WHERE owner_user_id IN (SELECT id FROM users WHERE role = 'merchant') \
+               AND ($1::uuid IS NULL OR id > $1) \
+             ORDER BY id LIMIT $2"
+        ))
+        .bind::<Nullable<SqlUuid>, _>(after.map(|id| id.as_uuid()))
+        .bind::<BigInt, _>(limit(page_size));
+        self.select::<WalletRow>(statement).await
+    }
+
     async fn lock_wallets(&mut self, ids: &[WalletId]) -> StoreResult<Vec<Wallet>> {
         let mut sorted: Vec<Uuid> = ids.iter().map(WalletId::as_uuid).collect();
         sorted.sort();

@@ -2,6 +2,7 @@
 //! tokens, idempotency keys with their outcomes, and the ledger's audit facts.
 
 use domain::ids::{PaymentId, RefreshTokenId, RefundId, TokenFamilyId, TransactionId, UserId, WalletId};
+use domain::ledger::TransactionKind;
 use domain::money::Currency;
 use time::OffsetDateTime;
 
@@ -162,6 +163,38 @@ pub struct LedgerAudit {
     pub broken_chains: Vec<WalletId>,
     /// The sum of all postings, per currency. Every one must be zero.
     pub totals_by_currency: Vec<(Currency, i128)>,
+}
+
+/// The postings of one transaction kind on one wallet within a statement's period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindTotals {
+    pub kind: TransactionKind,
+    /// The sum of the positive postings (zero or more).
+    pub credits_minor: i128,
+    /// The sum of the negative postings (zero or less).
+    pub debits_minor: i128,
+    pub credit_count: u64,
+    pub debit_count: u64,
+}
+
+/// A wallet's postings summed for a statement, gathered by storage in one consistent snapshot.
+///
+/// A posting is dated by its journal transaction. `closing_minor` is summed apart from the
+/// others, so that `opening_minor` plus the kinds' totals equalling it is a check, not a
+/// definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementTotals {
+    pub wallet_id: WalletId,
+    /// The sum of the postings dated before the period (zero when the period has no start).
+    pub opening_minor: i128,
+    /// The postings dated within the period, per kind; kinds without postings are left out.
+    pub kinds: Vec<KindTotals>,
+    /// The sum of the postings dated before the period's end (all of them when it has none).
+    pub closing_minor: i128,
+    /// The wallet's cached balance, now.
+    pub cached_balance_minor: i64,
+    /// The `balance_after` of the wallet's latest posting (by sequence, whatever its date).
+    pub latest_balance_after_minor: Option<i64>,
 }
 
 #[cfg(test)]

@@ -35,7 +35,9 @@ use domain::webhook::{DeliveryStatus, EndpointOwner, WebhookDelivery, WebhookEnd
 use time::OffsetDateTime;
 
 use crate::pagination::{Page, PageRequest};
-use crate::ports::records::{IdempotencyRecord, IdempotencyScope, LedgerAudit, RecoveryPoint, RefreshToken, StoredResponse};
+use crate::ports::records::{
+    IdempotencyRecord, IdempotencyScope, LedgerAudit, RecoveryPoint, RefreshToken, StatementTotals, StoredResponse,
+};
 
 /// What can go wrong in storage, translated from the driver at the adapter boundary.
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +179,8 @@ pub trait WalletRepository {
     fn lock_wallets(&mut self, ids: &[WalletId]) -> impl Future<Output = StoreResult<Vec<Wallet>>> + Send;
     /// Writes the cached balance and held amount of wallets locked in this transaction.
     fn update_wallets(&mut self, wallets: &[Wallet]) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The wallets of merchants, unlocked, in ascending id order after `after`, at most `limit`.
+    fn list_merchant_wallets(&mut self, after: Option<WalletId>, limit: usize) -> impl Future<Output = StoreResult<Vec<Wallet>>> + Send;
 }
 
 /// A posting as listed in a wallet's history, with its position in that history.
@@ -197,6 +201,18 @@ pub trait LedgerRepository {
         before_sequence: Option<i64>,
         limit: usize,
     ) -> impl Future<Output = StoreResult<Vec<PostingRecord>>> + Send;
+    /// The postings of each wallet summed for a statement of the period `[from, to)` (an absent
+    /// bound is open), with the facts that check them, all read in one snapshot. One per wallet
+    /// asked for, in any order.
+    ///
+    /// # Errors
+    /// `Corrupt` if a wallet does not exist.
+    fn statement_totals(
+        &mut self,
+        wallets: &[WalletId],
+        from: Option<OffsetDateTime>,
+        to: Option<OffsetDateTime>,
+    ) -> impl Future<Output = StoreResult<Vec<StatementTotals>>> + Send;
     /// Everything ledger verification looks at, computed over the whole ledger.
     fn audit_ledger(&mut self) -> impl Future<Output = StoreResult<LedgerAudit>> + Send;
 }
