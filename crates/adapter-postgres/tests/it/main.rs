@@ -6,6 +6,7 @@ mod captures;
 mod constraints;
 mod contract;
 mod failures;
+mod statements;
 mod stock_gates;
 mod support;
 mod use_cases;

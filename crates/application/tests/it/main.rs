@@ -10,6 +10,7 @@ mod holds;
 mod idempotency;
 mod orders;
 mod payments;
+mod statements;
 mod support;
 mod wallets;
 mod webhooks;
