@@ -18,5 +18,6 @@ mod properties;
 mod redis;
 mod self_service;
 mod sessions;
+mod statements;
 mod webhook_endpoints;
 mod webhooks;

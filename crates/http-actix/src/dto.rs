@@ -9,6 +9,7 @@ use application::ledger::LedgerReport;
 use application::orders::OrderDetails;
 use application::pagination::Page;
 use application::ports::store::PostingRecord;
+use application::statements::{Statement, StatementLine};
 use domain::call::CallSession;
 use domain::follow_up::FollowUp;
 use domain::money::{Currency, Money};
@@ -750,6 +751,8 @@ pub struct LedgerReportResponse {
     /// Whether every invariant holds.
     pub ok: bool,
     pub problems: Vec<String>,
+    /// Merchant wallets whose all-time statement was checked against their postings and balance.
+    pub statements_checked: u64,
     pub transaction_count: u64,
     pub posting_count: u64,
     pub wallet_count: u64,
@@ -761,6 +764,7 @@ impl From<&LedgerReport> for LedgerReportResponse {
         LedgerReportResponse {
             ok: report.is_ok(),
             problems: report.problems.clone(),
+            statements_checked: report.statements_checked,
             transaction_count: report.audit.transaction_count,
             posting_count: report.audit.posting_count,
             wallet_count: report.audit.wallet_count,
@@ -1149,6 +1153,80 @@ impl From<&domain::wallet::Hold> for HoldResponse {
             created_at: timestamp(hold.created_at),
             expires_at: timestamp(hold.expires_at),
             settled_at: hold.settled_at.map(timestamp),
+        }
+    }
+}
+
+/// One line of a statement.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatementLineResponse {
+    /// gross_sales, refunds, purchases, refunds_received, top_ups, transfers_in, transfers_out,
+    /// withdrawals, call_earnings, call_charges, adjustments or reversals.
+    #[schema(example = "gross_sales")]
+    pub line: String,
+    /// Signed: negative when money left the wallet.
+    #[schema(example = "120.00")]
+    pub amount: String,
+    /// How many postings the line sums.
+    pub postings: u64,
+}
+
+/// A merchant's statement for one currency over `[from, to)`, computed from the ledger: the
+/// opening balance plus every line is the closing balance, exactly. The platform charges no fees,
+/// so there is no fee line.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatementResponse {
+    pub merchant_id: Uuid,
+    #[schema(example = "USD")]
+    pub currency: String,
+    /// Start of the period (included).
+    #[schema(format = DateTime)]
+    pub from: String,
+    /// End of the period (excluded).
+    #[schema(format = DateTime)]
+    pub to: String,
+    #[schema(example = "800.00")]
+    pub opening_balance: String,
+    /// What buyers paid for orders in the period.
+    #[schema(example = "2000.00")]
+    pub gross_sales: String,
+    /// What was refunded to buyers in the period (zero or negative).
+    #[schema(example = "-1000.00")]
+    pub refunds: String,
+    /// Gross sales plus refunds.
+    #[schema(example = "1000.00")]
+    pub net_sales: String,
+    /// The sum of every line: closing less opening balance.
+    #[schema(example = "600.00")]
+    pub net_change: String,
+    #[schema(example = "1400.00")]
+    pub closing_balance: String,
+    /// Every line, in a fixed order, those without postings included.
+    pub lines: Vec<StatementLineResponse>,
+}
+
+impl StatementResponse {
+    pub fn new(statement: &Statement, from: OffsetDateTime, to: OffsetDateTime) -> StatementResponse {
+        StatementResponse {
+            merchant_id: statement.merchant_id().as_uuid(),
+            currency: statement.currency().code().to_owned(),
+            from: timestamp(from),
+            to: timestamp(to),
+            opening_balance: statement.opening_balance().to_major_string(),
+            gross_sales: statement.line(StatementLine::GrossSales).amount.to_major_string(),
+            refunds: statement.line(StatementLine::Refunds).amount.to_major_string(),
+            net_sales: statement.net_sales().to_major_string(),
+            net_change: statement.net_change().to_major_string(),
+            closing_balance: statement.closing_balance().to_major_string(),
+            lines: statement
+                .lines()
+                .iter()
+                .map(|line| StatementLineResponse {
+                    line: line.line.as_str().to_owned(),
+                    amount: line.amount.to_major_string(),
+                    postings: line.postings,
+                })
+                .collect(),
         }
     }
 }

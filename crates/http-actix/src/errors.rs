@@ -18,6 +18,7 @@ use application::ports::gateway::{GatewayError, RouteError, WebhookError};
 use application::ports::store::StoreError;
 use application::refunds::RefundError;
 use application::settlement::GatewayEventError;
+use application::statements::{PeriodError, StatementError};
 use application::top_ups::TopUpError;
 use application::transfers::TransferError;
 use application::wallets::WalletQueryError;
@@ -420,6 +421,20 @@ impl From<VerifyLedgerError> for ApiError {
         match error {
             VerifyLedgerError::Forbidden => ApiError::forbidden(error.to_string()),
             VerifyLedgerError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<StatementError> for ApiError {
+    fn from(error: StatementError) -> Self {
+        match error {
+            StatementError::Forbidden => ApiError::forbidden(error.to_string()),
+            StatementError::MerchantRequired => ApiError::invalid_field("merchant_id", "an admin must name the merchant"),
+            StatementError::NotFound => ApiError::not_found(error.to_string()),
+            StatementError::Period(PeriodError::Empty) => ApiError::invalid_field("to", "must be after from"),
+            StatementError::Period(e @ PeriodError::TooLong) => ApiError::invalid_field("to", e.to_string()),
+            StatementError::Mismatch(e) => ApiError::internal(e),
+            StatementError::Store(e) => e.into(),
         }
     }
 }

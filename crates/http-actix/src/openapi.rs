@@ -8,7 +8,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    admin, auth, calls, catalog, checkout_return, holds, ops, orders, providers, simulator, wallets, webhook_endpoints, webhooks,
+    admin, auth, calls, catalog, checkout_return, holds, ops, orders, providers, simulator, statements, wallets, webhook_endpoints,
+    webhooks,
 };
 
 mod rules;
@@ -184,6 +185,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         calls::start, calls::end, calls::list,
         holds::authorise, holds::show, holds::capture, holds::void,
         admin::adjust, admin::verify_ledger, admin::audit, admin::users, admin::follow_ups,
+        statements::show,
         webhooks::receive,
         providers::list,
         webhook_endpoints::create, webhook_endpoints::list, webhook_endpoints::show, webhook_endpoints::update, webhook_endpoints::delete,
@@ -202,6 +204,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         (name = "calls", description = "Calls billed per started minute"),
         (name = "holds", description = "Customers authorise merchants to capture from their wallets, in parts, until the hold expires"),
         (name = "admin", description = "Adjustments, ledger verification, audit trail"),
+        (name = "statements", description = "Merchants' statements from the ledger, as JSON or CSV"),
         (name = "webhooks", description = "Signed events from card gateways"),
         (name = "providers", description = "The card providers offered and the currencies they take"),
         (name = "webhook-endpoints", description = "Where merchants and the platform receive signed events, and their deliveries"),

@@ -11,6 +11,7 @@ pub mod ops;
 pub mod orders;
 pub mod providers;
 pub mod simulator;
+pub mod statements;
 pub mod wallets;
 pub mod webhook_endpoints;
 pub mod webhooks;
@@ -86,6 +87,8 @@ api_routes! {
     get "/api/v1/admin/audit" => admin::audit;
     get "/api/v1/admin/users" => admin::users;
     get "/api/v1/admin/follow-ups" => admin::follow_ups;
+
+    get "/api/v1/statements" => statements::show;
 
     post "/api/v1/webhooks/{provider}" => webhooks::receive;
     get "/api/v1/providers" => providers::list;
