@@ -102,6 +102,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             for (currency, total) in &audit.totals_by_currency {
                 println!("total {currency}: {total}");
             }
+            println!("merchant statements checked: {}", report.statements_checked);
             if !report.is_ok() {
                 for problem in &report.problems {
                     eprintln!("PROBLEM: {problem}");
