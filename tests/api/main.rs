@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod administration;
 mod authorization;
 mod bad_input;
 mod captures;

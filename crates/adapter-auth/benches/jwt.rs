@@ -24,6 +24,7 @@ fn jwt(c: &mut Criterion) {
         password_hash: PasswordHash::new(String::new()),
         role: Role::Customer,
         created_at: OffsetDateTime::UNIX_EPOCH,
+        suspended_at: None,
     };
     let now = OffsetDateTime::now_utc();
     let token = issuer.issue_access_token(&user, now).unwrap_or_else(|e| panic!("{e}")).token;

@@ -162,6 +162,7 @@ mod tests {
             password_hash: PasswordHash::new(String::new()),
             role: Role::Merchant,
             created_at: OffsetDateTime::UNIX_EPOCH,
+            suspended_at: None,
         }
     }
 

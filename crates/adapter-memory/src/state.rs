@@ -14,7 +14,7 @@ use domain::ledger::{JournalTransaction, Posting};
 use domain::money::Currency;
 use domain::order::{Order, StatusChange};
 use domain::payment::{Payment, Refund};
-use domain::user::{Email, User};
+use domain::user::{AdminAction, Email, User};
 use domain::wallet::{Hold, Transfer, Wallet, Withdrawal};
 use domain::webhook::{WebhookDelivery, WebhookEndpoint};
 use imbl::{HashMap, HashSet, OrdMap, Vector};
@@ -24,6 +24,8 @@ use time::OffsetDateTime;
 pub(crate) struct State {
     pub users: HashMap<UserId, User>,
     pub users_by_email: HashMap<Email, UserId>,
+    /// The admins' audit trail, in the order recorded.
+    pub admin_actions: Vector<AdminAction>,
     pub refresh_tokens: HashMap<RefreshTokenId, RefreshToken>,
     pub refresh_tokens_by_hash: HashMap<String, RefreshTokenId>,
     pub wallets: OrdMap<WalletId, Wallet>,

@@ -10,10 +10,10 @@ use application::ledger::{BalanceMismatch, HeldMismatch, LedgerAudit, Unbalanced
 use application::pagination::{Cursor, Page, PageRequest};
 use application::ports::records::{KindTotals, StatementTotals};
 use application::ports::store::{
-    CallRepository, ClaimOutcome, EventOutbox, FollowUpRepository, HoldRepository, IdempotencyRepository, LedgerRepository, OrderFilter,
-    OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository, PostingRecord, ProductFilter, ProductRepository,
-    RefreshTokenRepository, RefundRepository, StoreError, StoreResult, Transaction, TransferRepository, UserRepository, WalletRepository,
-    WebhookInbox,
+    AdminAuditRepository, CallRepository, ClaimOutcome, EventOutbox, FollowUpRepository, HoldRepository, IdempotencyRepository,
+    LedgerRepository, OrderFilter, OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository, PostingRecord, ProductFilter,
+    ProductRepository, RefreshTokenRepository, RefundRepository, StoreError, StoreResult, Transaction, TransferRepository, UserRepository,
+    WalletRepository, WebhookInbox,
 };
 use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
@@ -26,7 +26,7 @@ use domain::ledger::{JournalTransaction, Posting};
 use domain::money::Currency;
 use domain::order::{Order, StatusChange};
 use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName, Refund};
-use domain::user::{Email, Role, User};
+use domain::user::{AdminAction, Email, Role, User};
 use domain::wallet::{Hold, HoldStatus, SystemAccount, Transfer, Wallet, WalletOwner, Withdrawal};
 use time::OffsetDateTime;
 use tokio::sync::OwnedMutexGuard;
@@ -106,6 +106,30 @@ impl UserRepository for MemoryTx {
             .collect();
         Ok(page_by_position(rows, page, |u| (u.created_at, u.id.as_uuid())))
     }
+
+    async fn set_user_suspended(&mut self, id: UserId, at: Option<OffsetDateTime>) -> StoreResult<()> {
+        let user = self.work.users.get_mut(&id).ok_or_else(|| missing("user"))?;
+        user.suspended_at = at;
+        Ok(())
+    }
+}
+
+impl AdminAuditRepository for MemoryTx {
+    async fn record_admin_action(&mut self, action: &AdminAction) -> StoreResult<()> {
+        self.work.admin_actions.push_back(action.clone());
+        Ok(())
+    }
+
+    async fn list_admin_actions(&mut self, subject: Option<&str>, page: &PageRequest) -> StoreResult<Page<AdminAction>> {
+        let rows: Vec<AdminAction> = self
+            .work
+            .admin_actions
+            .iter()
+            .filter(|action| subject.is_none_or(|subject| action.subject == subject))
+            .cloned()
+            .collect();
+        Ok(page_by_position(rows, page, |a| (a.at, a.id.as_uuid())))
+    }
 }
 
 impl RefreshTokenRepository for MemoryTx {
@@ -144,6 +168,22 @@ impl RefreshTokenRepository for MemoryTx {
             .map(|t| t.id)
             .collect();
         for id in ids {
+            if let Some(token) = self.work.refresh_tokens.get_mut(&id) {
+                token.revoked_at = Some(at);
+            }
+        }
+        Ok(())
+    }
+
+    async fn revoke_user_tokens(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<()> {
+        let live: Vec<_> = self
+            .work
+            .refresh_tokens
+            .values()
+            .filter(|t| t.user_id == user && t.revoked_at.is_none())
+            .map(|t| t.id)
+            .collect();
+        for id in live {
             if let Some(token) = self.work.refresh_tokens.get_mut(&id) {
                 token.revoked_at = Some(at);
             }

@@ -10,6 +10,19 @@ diesel::table! {
         password_hash -> Text,
         role -> Text,
         created_at -> Timestamptz,
+        suspended_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    admin_actions (id) {
+        id -> Uuid,
+        admin_id -> Uuid,
+        kind -> Text,
+        subject -> Text,
+        reason -> Text,
+        details -> Text,
+        at -> Timestamptz,
     }
 }
 

@@ -4,6 +4,7 @@ use domain::events::DomainEvent;
 use domain::ids::{TransactionId, UserId};
 use domain::ledger::{Entry, JournalTransaction, LedgerError, TransactionKind};
 use domain::money::{Currency, Money};
+use domain::user::{AdminAction, AdminActionKind};
 use domain::wallet::SystemAccount;
 use time::OffsetDateTime;
 
@@ -12,7 +13,9 @@ use crate::context::App;
 use crate::effects::{balance_after, publish, system_account_has_room};
 use crate::idempotency::{IdempotencyError, Idempotent, Key};
 use crate::ledger::post;
-use crate::ports::store::{EventOutbox, IdempotencyRepository, LedgerRepository, StoreError, UnitOfWork, UserRepository, WalletRepository};
+use crate::ports::store::{
+    AdminAuditRepository, EventOutbox, IdempotencyRepository, LedgerRepository, StoreError, UnitOfWork, UserRepository, WalletRepository,
+};
 use crate::ports::system::{IdGenerator, next_id};
 use crate::transact::{transact, work};
 use crate::{from_posting_error, keyed, retryable};
@@ -81,21 +84,22 @@ impl<U: UnitOfWork> App<U> {
             return Err(AdjustmentError::Zero);
         }
         let request = AdjustmentRequest { reason, ..request };
-        let (request, key) = (&request, self.key(idempotent.as_ref()));
+        let (request, key, admin) = (&request, self.key(idempotent.as_ref()), caller.user_id);
         let (ids, now) = (self.ids.as_ref(), self.clock.now());
-        transact(&self.store, |tx| work(post_adjustment(tx, ids, request, key, now))).await
+        transact(&self.store, |tx| work(post_adjustment(tx, ids, admin, request, key, now))).await
     }
 }
 
 async fn post_adjustment<Tx>(
     tx: &mut Tx,
     ids: &dyn IdGenerator,
+    admin: UserId,
     request: &AdjustmentRequest,
     key: Key<'_, Adjustment>,
     now: OffsetDateTime,
 ) -> Result<Adjustment, AdjustmentError>
 where
-    Tx: IdempotencyRepository + UserRepository + WalletRepository + LedgerRepository + EventOutbox + Send,
+    Tx: IdempotencyRepository + UserRepository + AdminAuditRepository + WalletRepository + LedgerRepository + EventOutbox + Send,
 {
     key.claim(tx, now).await?;
     let (user_id, amount, currency) = (request.user_id, request.amount, request.amount.currency());
@@ -120,6 +124,17 @@ where
         amount,
     };
     publish(tx, ids, posted, now).await?;
+    // Who made it is the audit trail's to keep, not the journal's, which the user sees.
+    let audited = AdminAction {
+        id: next_id(ids),
+        admin_id: admin,
+        kind: AdminActionKind::WalletAdjusted,
+        subject: format!("user:{user_id}"),
+        reason: request.reason.clone(),
+        details: format!("{} {} in transaction {transaction_id}", amount.to_major_string(), currency.code()),
+        at: now,
+    };
+    tx.record_admin_action(&audited).await?;
     let adjustment = Adjustment {
         transaction_id,
         user_id,

@@ -69,6 +69,8 @@ pub struct Session {
 pub enum LoginError {
     #[error("the e-mail address or password is wrong")]
     InvalidCredentials,
+    #[error("the account is suspended: contact support")]
+    Suspended,
     #[error(transparent)]
     Security(#[from] SecurityError),
     #[error(transparent)]
@@ -133,6 +135,7 @@ impl<U: UnitOfWork> App<U> {
             password_hash,
             role: registration.role,
             created_at: now,
+            suspended_at: None,
         };
         self.create_user(user, idempotent.as_ref()).await
     }
@@ -163,6 +166,7 @@ impl<U: UnitOfWork> App<U> {
             password_hash,
             role: Role::Admin,
             created_at: self.clock.now(),
+            suspended_at: None,
         };
         self.create_user(user, None).await
     }
@@ -207,6 +211,10 @@ impl<U: UnitOfWork> App<U> {
         };
         if !self.hasher.verify(&password, &user.password_hash).await? {
             return Err(LoginError::InvalidCredentials);
+        }
+        // Told only to whoever knows the password.
+        if user.is_suspended() {
+            return Err(LoginError::Suspended);
         }
         let family = self.next_id();
         self.open_session(user, family).await

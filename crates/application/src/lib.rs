@@ -7,6 +7,7 @@
 //! provider.
 
 pub mod adjustments;
+pub mod administration;
 pub mod auth;
 pub mod caller;
 pub mod calls;

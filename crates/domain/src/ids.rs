@@ -101,6 +101,11 @@ id_type!(
     "withdrawal"
 );
 id_type!(
+    /// An admin's action in the audit trail.
+    AdminActionId,
+    "admin_action"
+);
+id_type!(
     /// A domain event waiting in the outbox.
     EventId,
     "event"
@@ -173,6 +178,7 @@ impl_id!(
     RefundId,
     CallId,
     TransferId,
+    AdminActionId,
     WithdrawalId,
     EventId,
     RefreshTokenId,

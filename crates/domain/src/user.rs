@@ -185,6 +185,57 @@ pub struct User {
     pub password_hash: PasswordHash,
     pub role: Role,
     pub created_at: OffsetDateTime,
+    /// When an admin suspended the account; `None` while it is active. A suspended user cannot
+    /// sign in or act on the API.
+    pub suspended_at: Option<OffsetDateTime>,
+}
+
+impl User {
+    pub fn is_suspended(&self) -> bool {
+        self.suspended_at.is_some()
+    }
+}
+
+/// What an admin did, as the audit trail records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AdminActionKind {
+    UserSuspended,
+    UserReactivated,
+    WalletAdjusted,
+}
+
+impl AdminActionKind {
+    pub const ALL: [AdminActionKind; 3] = [
+        AdminActionKind::UserSuspended,
+        AdminActionKind::UserReactivated,
+        AdminActionKind::WalletAdjusted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminActionKind::UserSuspended => "user.suspended",
+            AdminActionKind::UserReactivated => "user.reactivated",
+            AdminActionKind::WalletAdjusted => "wallet.adjusted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AdminActionKind> {
+        AdminActionKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+/// One entry of the admins' audit trail: who did what to whom, why, and when. `subject` names
+/// what was acted on (`user:<id>`), `details` what changed (an adjustment's amount and journal
+/// transaction).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminAction {
+    pub id: crate::ids::AdminActionId,
+    pub admin_id: UserId,
+    pub kind: AdminActionKind,
+    pub subject: String,
+    pub reason: String,
+    pub details: String,
+    pub at: OffsetDateTime,
 }
 
 #[cfg(test)]

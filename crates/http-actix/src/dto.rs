@@ -261,6 +261,41 @@ pub struct UserResponse {
     pub role: String,
     #[schema(format = DateTime)]
     pub created_at: String,
+    /// When an admin suspended the account; absent while it is active.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub suspended_at: Option<String>,
+}
+
+/// One entry of the admins' audit trail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminActionResponse {
+    pub id: Uuid,
+    /// The admin who acted.
+    pub admin_id: Uuid,
+    /// user.suspended, user.reactivated or wallet.adjusted.
+    pub action: String,
+    /// What was acted on: `user:<id>`.
+    pub subject: String,
+    pub reason: String,
+    /// What changed, e.g. an adjustment's amount and journal transaction.
+    pub details: String,
+    #[schema(format = DateTime)]
+    pub at: String,
+}
+
+impl From<&domain::user::AdminAction> for AdminActionResponse {
+    fn from(action: &domain::user::AdminAction) -> Self {
+        AdminActionResponse {
+            id: action.id.as_uuid(),
+            admin_id: action.admin_id.as_uuid(),
+            action: action.kind.as_str().to_owned(),
+            subject: action.subject.clone(),
+            reason: action.reason.clone(),
+            details: action.details.clone(),
+            at: timestamp(action.at),
+        }
+    }
 }
 
 impl From<&User> for UserResponse {
@@ -270,6 +305,7 @@ impl From<&User> for UserResponse {
             email: user.email.to_string(),
             role: user.role.as_str().to_owned(),
             created_at: timestamp(user.created_at),
+            suspended_at: user.suspended_at.map(timestamp),
         }
     }
 }

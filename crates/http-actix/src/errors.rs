@@ -2,6 +2,7 @@
 
 use actix_web::http::StatusCode;
 use application::adjustments::AdjustmentError;
+use application::administration::AdminActionError;
 use application::auth::{LoginError, LogoutError, ProfileError, RefreshError, RegisterError, UserListError};
 use application::calls::CallUseError;
 use application::captures::CaptureError;
@@ -128,6 +129,7 @@ impl From<LoginError> for ApiError {
                 "Invalid credentials",
                 error.to_string(),
             ),
+            LoginError::Suspended => account_suspended(),
             LoginError::Security(e) => ApiError::internal(e),
             LoginError::Store(e) => e.into(),
         }
@@ -524,6 +526,29 @@ impl From<UserListError> for ApiError {
         match error {
             UserListError::Forbidden => ApiError::forbidden(error.to_string()),
             UserListError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// A suspended account: the credentials or token are right, the account may not act.
+pub(crate) fn account_suspended() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "account_suspended",
+        "Account suspended",
+        "the account is suspended: contact support",
+    )
+}
+
+impl From<AdminActionError> for ApiError {
+    fn from(error: AdminActionError) -> Self {
+        let detail = error.to_string();
+        match error {
+            AdminActionError::Forbidden | AdminActionError::AdminTarget => ApiError::forbidden(detail),
+            AdminActionError::UserNotFound => ApiError::not_found(detail),
+            AdminActionError::Reason => ApiError::invalid_field("reason", detail),
+            AdminActionError::Unchanged(_) => ApiError::conflict("invalid_state", "Invalid state", detail),
+            AdminActionError::Store(e) => e.into(),
         }
     }
 }

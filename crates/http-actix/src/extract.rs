@@ -19,12 +19,15 @@ use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
 
 use crate::problem::ApiError;
+use crate::standing::StandingCheck;
 
 /// What the authentication extractors need; registered as app data.
 #[derive(Debug, Clone)]
 pub struct AuthContext {
     pub tokens: Arc<dyn TokenIssuer>,
     pub clock: Arc<dyn Clock>,
+    /// Refuses the tokens of suspended users; none where only the token is checked.
+    pub standing: Option<StandingCheck>,
 }
 
 /// A JSON body. Syntax errors are 400; a body of the wrong shape (missing, unknown or mistyped
@@ -248,15 +251,22 @@ fn authenticate(req: &HttpRequest) -> Result<Option<Caller>, ApiError> {
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, Self::Error>>;
+    type Future = futures::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = authenticate(req).and_then(|caller| {
-            caller
-                .map(Authenticated)
-                .ok_or_else(|| ApiError::unauthorized("an access token is required"))
-        });
-        std::future::ready(result)
+        let caller = authenticate(req);
+        let standing = req
+            .app_data::<web::Data<AuthContext>>()
+            .and_then(|context| context.standing.clone());
+        Box::pin(async move {
+            let caller = caller?.ok_or_else(|| ApiError::unauthorized("an access token is required"))?;
+            if let Some(standing) = standing
+                && !standing.allows(caller.user_id).await?
+            {
+                return Err(crate::errors::account_suspended());
+            }
+            Ok(Authenticated(caller))
+        })
     }
 }
 

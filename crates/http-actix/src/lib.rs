@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod problem;
 pub mod respond;
 pub mod routes;
+pub mod standing;
 pub mod state;
 
 use actix_cors::Cors;
@@ -119,6 +120,7 @@ pub fn app<U: UnitOfWork>(
     let auth = AuthContext {
         tokens: state.app.tokens.clone(),
         clock: state.app.clock.clone(),
+        standing: Some(state.standing.clone()),
     };
     let limiting = RateLimiting {
         limiter: state.limiter.clone(),

@@ -184,7 +184,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         orders::create, orders::list_mine, orders::show, orders::cancel, orders::capture, orders::void, orders::fulfil, orders::refund, orders::merchant_sales, orders::admin_list,
         calls::start, calls::end, calls::list,
         holds::authorise, holds::show, holds::capture, holds::void,
-        admin::adjust, admin::verify_ledger, admin::audit, admin::users, admin::follow_ups,
+        admin::adjust, admin::verify_ledger, admin::audit, admin::users, admin::suspend, admin::reactivate, admin::actions, admin::follow_ups,
         statements::show,
         webhooks::receive,
         providers::list,

@@ -8,6 +8,7 @@ use application::ports::rate_limit::RateLimiter;
 use application::ports::store::UnitOfWork;
 
 use crate::middleware::RateLimits;
+use crate::standing::StandingCheck;
 
 #[derive(Debug)]
 pub struct ApiState<U> {
@@ -24,6 +25,8 @@ pub struct ApiState<U> {
     pub metrics_token: Option<String>,
     /// Readiness reports the simulated gateway when it is on: a payment page that needs no card.
     pub simulated_gateway: Option<&'static str>,
+    /// Whether a signed-in user may still act (suspended users may not), shared by the workers.
+    pub standing: StandingCheck,
 }
 
 /// Renders the process's metrics for `GET /metrics`.
@@ -36,9 +39,10 @@ impl std::fmt::Debug for MetricsRenderer {
     }
 }
 
-impl<U: UnitOfWork> ApiState<U> {
+impl<U: UnitOfWork + 'static> ApiState<U> {
     pub fn new(app: Arc<App<U>>, limiter: Arc<dyn RateLimiter>, limits: RateLimits) -> ApiState<U> {
         ApiState {
+            standing: StandingCheck::new(app.clone()),
             app,
             limiter,
             limits,

@@ -34,6 +34,7 @@ pub fn user(role: Role) -> User {
         password_hash: PasswordHash::new("$2b$04$hash".into()),
         role,
         created_at: now(),
+        suspended_at: None,
     }
 }
 

@@ -7,17 +7,17 @@
 
 use application::auth::RefreshToken;
 use application::pagination::{Cursor, Page, PageRequest};
-use application::ports::store::{RefreshTokenRepository, StoreError, StoreResult, UserRepository};
+use application::ports::store::{AdminAuditRepository, RefreshTokenRepository, StoreError, StoreResult, UserRepository};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use domain::ids::{RefreshTokenId, TokenFamilyId, UserId};
-use domain::user::{Email, PasswordHash, Role, User};
+use domain::ids::{AdminActionId, RefreshTokenId, TokenFamilyId, UserId};
+use domain::user::{AdminAction, AdminActionKind, Email, PasswordHash, Role, User};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{REFRESH_TOKENS_HASH, USERS_EMAIL};
 use crate::mapping::{corrupt, limit_plus_one, position_after, word};
-use crate::schema::{refresh_tokens, users};
+use crate::schema::{admin_actions, refresh_tokens, users};
 use crate::sql::{Read, Write};
 use crate::tx::{DomainRow, Expect, PgTx};
 
@@ -29,6 +29,7 @@ struct UserRow {
     password_hash: String,
     role: String,
     created_at: OffsetDateTime,
+    suspended_at: Option<OffsetDateTime>,
 }
 
 impl DomainRow for UserRow {
@@ -41,6 +42,7 @@ impl DomainRow for UserRow {
             password_hash: PasswordHash::new(self.password_hash),
             role: word("role", &self.role, Role::parse)?,
             created_at: self.created_at,
+            suspended_at: self.suspended_at,
         })
     }
 }
@@ -63,21 +65,21 @@ impl UserRepository for PgTx {
     }
 
     async fn find_user(&mut self, id: UserId) -> StoreResult<Option<User>> {
-        let statement =
-            Read::new("SELECT id, email, password_hash, role, created_at FROM users WHERE id = $1").bind::<SqlUuid, _>(id.as_uuid());
+        let statement = Read::new("SELECT id, email, password_hash, role, created_at, suspended_at FROM users WHERE id = $1")
+            .bind::<SqlUuid, _>(id.as_uuid());
         self.select_first::<UserRow>(statement).await
     }
 
     async fn find_user_by_email(&mut self, email: &Email) -> StoreResult<Option<User>> {
-        let statement =
-            Read::new("SELECT id, email, password_hash, role, created_at FROM users WHERE email = $1").bind::<Text, _>(email.as_str());
+        let statement = Read::new("SELECT id, email, password_hash, role, created_at, suspended_at FROM users WHERE email = $1")
+            .bind::<Text, _>(email.as_str());
         self.select_first::<UserRow>(statement).await
     }
 
     async fn list_users(&mut self, role: Option<Role>, page: &PageRequest) -> StoreResult<Page<User>> {
         let (at, id) = position_after(page);
         let statement = Read::new(
-            "SELECT id, email, password_hash, role, created_at FROM users \
+            "SELECT id, email, password_hash, role, created_at, suspended_at FROM users \
              WHERE ($4::text IS NULL OR role = $4) AND (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC LIMIT $3",
         )
         .bind::<Timestamptz, _>(at)
@@ -88,6 +90,73 @@ impl UserRepository for PgTx {
         Ok(Page::from_rows(users, page.limit, |user| Cursor::Position {
             at: user.created_at,
             id: user.id.as_uuid(),
+        }))
+    }
+
+    async fn set_user_suspended(&mut self, id: UserId, at: Option<OffsetDateTime>) -> StoreResult<()> {
+        let statement = Write::new("UPDATE users SET suspended_at = $2 WHERE id = $1")
+            .bind::<SqlUuid, _>(id.as_uuid())
+            .bind::<Nullable<Timestamptz>, _>(at);
+        self.defer(statement, Expect::Rows(1, "user"))
+    }
+}
+
+#[derive(QueryableByName)]
+#[diesel(table_name = admin_actions, check_for_backend(diesel::pg::Pg))]
+struct AdminActionRow {
+    id: Uuid,
+    admin_id: Uuid,
+    kind: String,
+    subject: String,
+    reason: String,
+    details: String,
+    at: OffsetDateTime,
+}
+
+impl DomainRow for AdminActionRow {
+    type Domain = AdminAction;
+
+    fn into_domain(self) -> StoreResult<AdminAction> {
+        Ok(AdminAction {
+            id: AdminActionId::from_uuid(self.id),
+            admin_id: UserId::from_uuid(self.admin_id),
+            kind: word("admin action", &self.kind, AdminActionKind::parse)?,
+            subject: self.subject,
+            reason: self.reason,
+            details: self.details,
+            at: self.at,
+        })
+    }
+}
+
+impl AdminAuditRepository for PgTx {
+    async fn record_admin_action(&mut self, action: &AdminAction) -> StoreResult<()> {
+        let statement =
+            Write::new("INSERT INTO admin_actions (id, admin_id, kind, subject, reason, details, at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind::<SqlUuid, _>(action.id.as_uuid())
+                .bind::<SqlUuid, _>(action.admin_id.as_uuid())
+                .bind::<Text, _>(action.kind.as_str())
+                .bind::<Text, _>(action.subject.clone())
+                .bind::<Text, _>(action.reason.clone())
+                .bind::<Text, _>(action.details.clone())
+                .bind::<Timestamptz, _>(action.at);
+        self.defer(statement, Expect::Rows(1, "admin action"))
+    }
+
+    async fn list_admin_actions(&mut self, subject: Option<&str>, page: &PageRequest) -> StoreResult<Page<AdminAction>> {
+        let (at, id) = position_after(page);
+        let statement = Read::new(
+            "SELECT id, admin_id, kind, subject, reason, details, at FROM admin_actions \
+             WHERE ($4::text IS NULL OR subject = $4) AND (at, id) < ($1, $2) ORDER BY at DESC, id DESC LIMIT $3",
+        )
+        .bind::<Timestamptz, _>(at)
+        .bind::<SqlUuid, _>(id)
+        .bind::<BigInt, _>(limit_plus_one(page.limit))
+        .bind::<Nullable<Text>, _>(subject.map(str::to_owned));
+        let actions = self.select::<AdminActionRow>(statement).await?;
+        Ok(Page::from_rows(actions, page.limit, |action| Cursor::Position {
+            at: action.at,
+            id: action.id.as_uuid(),
         }))
     }
 }
@@ -162,6 +231,13 @@ impl RefreshTokenRepository for PgTx {
     async fn revoke_token_family(&mut self, family: TokenFamilyId, at: OffsetDateTime) -> StoreResult<()> {
         let statement = Write::new("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
             .bind::<SqlUuid, _>(family.as_uuid())
+            .bind::<Timestamptz, _>(at);
+        self.defer(statement, Expect::Any)
+    }
+
+    async fn revoke_user_tokens(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<()> {
+        let statement = Write::new("UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind::<SqlUuid, _>(user.as_uuid())
             .bind::<Timestamptz, _>(at);
         self.defer(statement, Expect::Any)
     }

@@ -25,6 +25,7 @@ fn user() -> User {
         password_hash: PasswordHash::new("plain:x".into()),
         role: Role::Merchant,
         created_at: OffsetDateTime::from_unix_timestamp(1_750_000_000).expect("time"),
+        suspended_at: None,
     }
 }
 

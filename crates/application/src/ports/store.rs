@@ -29,7 +29,7 @@ use domain::ledger::{JournalTransaction, Posting};
 use domain::money::Currency;
 use domain::order::{Order, OrderStatus, StatusChange};
 use domain::payment::{Payment, PaymentStatus, ProviderName, Refund};
-use domain::user::{Email, Role, User};
+use domain::user::{AdminAction, Email, Role, User};
 use domain::wallet::{Hold, SystemAccount, Transfer, Wallet, Withdrawal};
 use domain::webhook::{DeliveryStatus, EndpointOwner, WebhookDelivery, WebhookEndpoint};
 use time::OffsetDateTime;
@@ -97,6 +97,7 @@ pub trait UnitOfWork: Clone + Send + Sync + 'static {
 pub trait Transaction:
     Send
     + UserRepository
+    + AdminAuditRepository
     + RefreshTokenRepository
     + WalletRepository
     + LedgerRepository
@@ -129,6 +130,19 @@ pub trait UserRepository {
     fn find_user_by_email(&mut self, email: &Email) -> impl Future<Output = StoreResult<Option<User>>> + Send;
     /// Users, newest first, of one role or all.
     fn list_users(&mut self, role: Option<Role>, page: &PageRequest) -> impl Future<Output = StoreResult<Page<User>>> + Send;
+    /// Suspends the user as of `at`, or reactivates them (`None`).
+    fn set_user_suspended(&mut self, id: UserId, at: Option<OffsetDateTime>) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// The admins' audit trail.
+pub trait AdminAuditRepository {
+    fn record_admin_action(&mut self, action: &AdminAction) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Actions newest first, all of them or those on one subject (`user:<id>`).
+    fn list_admin_actions(
+        &mut self,
+        subject: Option<&str>,
+        page: &PageRequest,
+    ) -> impl Future<Output = StoreResult<Page<AdminAction>>> + Send;
 }
 
 pub trait RefreshTokenRepository {
@@ -138,6 +152,8 @@ pub trait RefreshTokenRepository {
     fn update_refresh_token(&mut self, token: &RefreshToken) -> impl Future<Output = StoreResult<()>> + Send;
     /// Revokes every token of the family that is not revoked yet.
     fn revoke_token_family(&mut self, family: TokenFamilyId, at: OffsetDateTime) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Revokes every token of the user that is not revoked yet: all their sessions end.
+    fn revoke_user_tokens(&mut self, user: UserId, at: OffsetDateTime) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 pub trait WalletRepository {

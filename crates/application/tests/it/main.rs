@@ -1,6 +1,7 @@
 //! Use-case tests of the application on the in-memory store, with test doubles for the other ports
 //! (mockall where a port must fail on cue).
 
+mod administration;
 mod auth;
 mod calls;
 mod captures;

@@ -175,3 +175,91 @@ pub async fn users<U: UnitOfWork>(state: State<U>, caller: Authenticated, query:
     let users = state.app.admin_users(&caller.0, role, &page).await?;
     Ok(ok(&PageOf::from_page(&users, |user| crate::dto::UserResponse::from(user))))
 }
+
+/// Why an admin acts on an account.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminReasonBody {
+    /// 1 to 500 characters, kept in the audit trail.
+    pub reason: String,
+}
+
+/// Suspends a user: their sessions end at once (refresh tokens revoked, access tokens refused) and
+/// they cannot sign in until reactivated. Recorded in the audit trail with the acting admin.
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/suspend", tag = "admin", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "User id")),
+    request_body = AdminReasonBody,
+    responses(
+        (status = 200, description = "Suspended", body = crate::dto::UserResponse),
+        (status = 403, description = "Not an admin, or the user is an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already suspended", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No reason, or one too long", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn suspend<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    path: web::Path<String>,
+    body: Json<AdminReasonBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, UserId::parse)?;
+    let user = state.app.suspend_user(&caller.0, id, &body.value.reason).await?;
+    state.standing.forget(id);
+    Ok(ok(&crate::dto::UserResponse::from(&user)))
+}
+
+/// Lets a suspended user sign in again. Recorded in the audit trail with the acting admin.
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/reactivate", tag = "admin", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "User id")),
+    request_body = AdminReasonBody,
+    responses(
+        (status = 200, description = "Reactivated", body = crate::dto::UserResponse),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not suspended", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No reason, or one too long", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn reactivate<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    path: web::Path<String>,
+    body: Json<AdminReasonBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, UserId::parse)?;
+    let user = state.app.reactivate_user(&caller.0, id, &body.value.reason).await?;
+    Ok(ok(&crate::dto::UserResponse::from(&user)))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AdminActionsQuery {
+    /// Only actions on this subject, e.g. `user:<id>`.
+    pub subject: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// The admins' audit trail, newest first: suspensions, reactivations and wallet adjustments, each
+/// with the acting admin, the subject, the reason and the time.
+#[utoipa::path(get, path = "/api/v1/admin/actions", tag = "admin", security(("bearer" = [])),
+    params(AdminActionsQuery),
+    responses(
+        (status = 200, description = "A page of admin actions", body = PageOf<crate::dto::AdminActionResponse>),
+        (status = 400, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn actions<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    query: web::Query<AdminActionsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor.clone(),
+    }
+    .page()?;
+    let actions = state.app.admin_actions(&caller.0, query.subject.as_deref(), &page).await?;
+    Ok(ok(&PageOf::from_page(&actions, |action| {
+        crate::dto::AdminActionResponse::from(action)
+    })))
+}

@@ -86,6 +86,9 @@ api_routes! {
     get "/api/v1/admin/ledger/verify" => admin::verify_ledger;
     get "/api/v1/admin/audit" => admin::audit;
     get "/api/v1/admin/users" => admin::users;
+    post "/api/v1/admin/users/{id}/suspend" => admin::suspend;
+    post "/api/v1/admin/users/{id}/reactivate" => admin::reactivate;
+    get "/api/v1/admin/actions" => admin::actions;
     get "/api/v1/admin/follow-ups" => admin::follow_ups;
 
     get "/api/v1/statements" => statements::show;
