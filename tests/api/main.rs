@@ -14,6 +14,7 @@ mod idempotency;
 mod journeys;
 mod openapi;
 mod ops;
+mod pay_again;
 mod paystack;
 mod properties;
 mod redis;

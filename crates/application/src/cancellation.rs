@@ -31,7 +31,7 @@ pub(crate) enum PaymentEnd {
 
 impl PaymentEnd {
     /// The payment ended this way, and the event that says so; `None` if it was already settled.
-    fn apply(self, payment: Payment, now: OffsetDateTime) -> Option<(Payment, DomainEvent)> {
+    pub(crate) fn apply(self, payment: Payment, now: OffsetDateTime) -> Option<(Payment, DomainEvent)> {
         let payment_id = payment.id();
         let ended = match self {
             PaymentEnd::Cancelled => payment.cancel(now),
@@ -150,7 +150,7 @@ impl<U: UnitOfWork> App<U> {
     }
 
     /// Closes a pending payment's checkout at its provider.
-    async fn close_checkout(&self, payment: &Payment) -> Result<(), OrderCommandError> {
+    pub(crate) async fn close_checkout(&self, payment: &Payment) -> Result<(), OrderCommandError> {
         let (Some(gateway), Some(session)) = (self.gateways.get(payment.provider()), payment.provider_session_id()) else {
             return Ok(());
         };

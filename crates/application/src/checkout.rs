@@ -18,7 +18,7 @@ use domain::events::DomainEvent;
 use domain::ids::{OrderId, PaymentId, ProductId, UserId, WalletId};
 use domain::ledger::{Entry, JournalTransaction, LedgerError, TransactionKind};
 use domain::money::{Currency, Money, MoneyError};
-use domain::order::{Actor, CaptureMethod, Order, OrderError, PaymentMethod, StatusChange, TransitionError};
+use domain::order::{Actor, CaptureMethod, Order, OrderError, OrderStatus, PaymentMethod, StatusChange, TransitionError};
 use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName};
 use domain::user::Email;
 use domain::wallet::{Hold, HoldError, HoldTerms, SystemAccount, WalletError};
@@ -30,6 +30,7 @@ use crate::context::App;
 use crate::effects::{event, record_status_changes, status_events, system_account_has_room};
 use crate::idempotency::{Claim, IdempotencyError, Idempotent, Key, RecoveryPoint};
 use crate::ledger::{PostingError, post_locked};
+use crate::orders::OrderCommandError;
 use crate::payments::resumed_payment;
 use crate::ports::gateway::{CheckoutLine, CheckoutRequest, CheckoutSession, GatewayError, Gateways, RouteError};
 use crate::ports::store::{
@@ -82,6 +83,12 @@ pub enum CheckoutError {
     PlatformLimit(Currency),
     #[error("the checkout of this order was closed before it opened ({0})")]
     CheckoutClosed(&'static str),
+    #[error("the order does not exist")]
+    OrderNotFound,
+    #[error("the order is {0}: only a card order awaiting payment is paid again")]
+    NotAwaitingPayment(OrderStatus),
+    #[error("the order's checkout has been paid: the order is about to be marked paid")]
+    BeingPaid,
     #[error(transparent)]
     Gateway(#[from] GatewayError),
     #[error(transparent)]
@@ -171,6 +178,67 @@ impl<U: UnitOfWork> App<U> {
         if fresh {
             self.invalidate_catalog(&opened.order.product_ids()).await;
         }
+        self.open_provider_checkout(opened, key, AfterRefusal::CancelOrder).await
+    }
+
+    /// The buyer pays again for a card order still awaiting payment, whose checkout could not be
+    /// opened, was abandoned, or is to be paid through another provider: the old checkout is
+    /// closed at its provider and its payment cancelled, and a new payment and checkout open for
+    /// the same order and reserved stock, with a new deadline. A provider that will not open the
+    /// new checkout leaves the order awaiting payment, for another try or for the expiry job.
+    pub async fn pay_again(
+        &self,
+        caller: &Caller,
+        order_id: OrderId,
+        provider: Option<ProviderName>,
+        idempotent: Option<Idempotent<Checkout>>,
+    ) -> Result<Checkout, CheckoutError> {
+        let key = self.key(idempotent.as_ref());
+        let buyer = caller.user_id;
+        // A retry under a key already claimed resumes with the payment it recorded: that one is
+        // not to be closed.
+        let scope = idempotent.as_ref().map(|idempotent| &idempotent.scope);
+        let (latest, resuming) = transact(&self.store, |tx| {
+            work(async move {
+                let resuming = match scope {
+                    Some(scope) => tx.find_idempotency_record(scope).await?.is_some(),
+                    None => false,
+                };
+                Ok::<_, StoreError>((tx.find_order_payment(order_id).await?, resuming))
+            })
+        })
+        .await?;
+        let stale = latest.filter(|payment| !resuming && payment.is_pending() && payment.payer_id() == buyer);
+        if let Some(old) = stale {
+            self.close_checkout(&old).await.map_err(|error| match error {
+                OrderCommandError::CheckoutCompleted => CheckoutError::BeingPaid,
+                OrderCommandError::CheckoutNotClosed(gateway) => CheckoutError::Gateway(gateway),
+                OrderCommandError::Store(store) => CheckoutError::Store(store),
+                _ => CheckoutError::CheckoutClosed("the old checkout could not be closed"),
+            })?;
+        }
+        let now = self.clock.now();
+        let retry = Retry {
+            ids: self.ids.as_ref(),
+            gateways: &self.gateways,
+            buyer,
+            order_id,
+            provider: provider.as_ref(),
+            expires_at: now + self.settings.checkout_ttl,
+        };
+        let retry = &retry;
+        let opened = transact(&self.store, |tx| work(reopen_card_checkout(tx, retry, key, now))).await?;
+        self.open_provider_checkout(opened, key, AfterRefusal::KeepOrder).await
+    }
+
+    /// Opens the provider's checkout for a payment its first transaction recorded, and records
+    /// the session; a provider that refuses for good cancels the order or leaves it as it is.
+    async fn open_provider_checkout(
+        &self,
+        opened: OpenedCheckout,
+        key: Key<'_, Checkout>,
+        after_refusal: AfterRefusal,
+    ) -> Result<Checkout, CheckoutError> {
         let OpenedCheckout { order, payment, email } = opened;
         match payment.status() {
             PaymentStatus::Pending if payment.awaits_checkout() => {}
@@ -186,7 +254,7 @@ impl<U: UnitOfWork> App<U> {
             Ok(session) => self.record_checkout_session(payment.id(), Some(session), key).await,
             Err(error) => {
                 // A retry under the key resumes a temporary failure; otherwise nothing will.
-                if !(error.may_pass() && key.resumable()) {
+                if !(error.may_pass() && key.resumable()) && after_refusal == AfterRefusal::CancelOrder {
                     self.cancel_after_failed_checkout(order.id()).await;
                 }
                 Err(error.into())
@@ -434,6 +502,92 @@ fn each_item_stock(
         })?;
     }
     Ok(())
+}
+
+/// What becomes of an order whose provider will not open its checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterRefusal {
+    /// A new order: cancelled, its stock back on sale.
+    CancelOrder,
+    /// An order paid again: left awaiting payment, for another try or the expiry job.
+    KeepOrder,
+}
+
+/// What paying again for an order needs besides the transaction.
+struct Retry<'a> {
+    ids: &'a dyn IdGenerator,
+    gateways: &'a Gateways,
+    buyer: UserId,
+    order_id: OrderId,
+    provider: Option<&'a ProviderName>,
+    expires_at: OffsetDateTime,
+}
+
+/// Paying again, in one transaction: claims the key (or finds what an earlier attempt under it
+/// recorded), cancels the order's pending payment and records a new one, on the provider asked
+/// for or the old payment's. Locks the old payment, then the order.
+async fn reopen_card_checkout<Tx>(
+    tx: &mut Tx,
+    retry: &Retry<'_>,
+    key: Key<'_, Checkout>,
+    now: OffsetDateTime,
+) -> Result<OpenedCheckout, CheckoutError>
+where
+    Tx: IdempotencyRepository + OrderRepository + PaymentRepository + WalletRepository + UserRepository + EventOutbox + Send,
+{
+    if let Claim::Resume(point) = key.claim(tx, now).await? {
+        return resume_card_checkout(tx, &point, retry.buyer).await;
+    }
+    let old = match tx.find_order_payment(retry.order_id).await? {
+        Some(payment) => tx.lock_payment(payment.provider(), &PaymentLookup::Ours(payment.id())).await?,
+        None => None,
+    };
+    let order = tx.lock_order(retry.order_id).await?.ok_or(CheckoutError::OrderNotFound)?;
+    if order.buyer_id() != retry.buyer {
+        return Err(CheckoutError::OrderNotFound);
+    }
+    if !order.is_awaiting_payment() || order.payment_method() != PaymentMethod::Card {
+        return Err(CheckoutError::NotAwaitingPayment(order.status()));
+    }
+    let wanted = retry.provider.or(old.as_ref().map(Payment::provider));
+    let gateway = retry.gateways.route(wanted, order.currency()).map_err(CheckoutError::Route)?;
+    let clearing = SystemAccount::GatewayClearing(gateway.provider().clone());
+    if !system_account_has_room(tx, &clearing, order.total().checked_neg()?).await? {
+        return Err(CheckoutError::PlatformLimit(order.currency()));
+    }
+    let mut events = Vec::new();
+    if let Some((cancelled, announced)) = old
+        .filter(Payment::is_pending)
+        .and_then(|old| PaymentEnd::Cancelled.apply(old, now))
+    {
+        tx.update_payment(&cancelled).await?;
+        events.push(event(retry.ids, announced, now));
+    }
+    let purpose = PaymentPurpose::Order(order.id());
+    let payment = Payment::open(
+        next_id(retry.ids),
+        purpose,
+        retry.buyer,
+        gateway.provider().clone(),
+        order.total(),
+        now,
+        retry.expires_at,
+    );
+    tx.insert_payment(&payment).await?;
+    // The audit trail notes the new attempt without a change of status.
+    let note = StatusChange {
+        order_id: order.id(),
+        from: Some(order.status()),
+        to: order.status(),
+        actor: Actor::User(retry.buyer),
+        reason: format!("paying again through {}", gateway.provider()),
+        at: now,
+    };
+    tx.append_status_changes(std::slice::from_ref(&note)).await?;
+    tx.enqueue_events(&events).await?;
+    key.mark(tx, &RecoveryPoint::Payment(payment.id())).await?;
+    let email = buyer_email(tx, retry.buyer).await?;
+    Ok(OpenedCheckout { order, payment, email })
 }
 
 /// A card order's first step, as committed: the order, its pending payment and the buyer's

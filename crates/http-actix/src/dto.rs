@@ -211,6 +211,14 @@ pub enum CaptureChoice {
     Manual,
 }
 
+/// Paying again for a card order awaiting payment.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayAgainRequest {
+    /// A configured card provider (`GET /api/v1/providers`); the previous payment's if omitted.
+    pub provider: Option<String>,
+}
+
 /// What a merchant captures of its part of an authorised order.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -181,7 +181,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         wallets::list, wallets::show, wallets::history, wallets::top_up, wallets::withdraw, wallets::withdrawals, wallets::withdrawal, wallets::payments, wallets::payment,
         wallets::transfer, wallets::transfer_details,
         catalog::list, catalog::create, catalog::show, catalog::update, catalog::delete, catalog::set_stock, catalog::merchant_products,
-        orders::create, orders::list_mine, orders::show, orders::cancel, orders::capture, orders::void, orders::fulfil, orders::refund, orders::merchant_sales, orders::admin_list,
+        orders::create, orders::list_mine, orders::show, orders::cancel, orders::pay_again, orders::capture, orders::void, orders::fulfil, orders::refund, orders::merchant_sales, orders::admin_list,
         calls::start, calls::end, calls::list,
         holds::authorise, holds::show, holds::capture, holds::void,
         admin::adjust, admin::verify_ledger, admin::audit, admin::users, admin::suspend, admin::reactivate, admin::actions, admin::follow_ups,

@@ -10,6 +10,7 @@ mod flows;
 mod holds;
 mod idempotency;
 mod orders;
+mod pay_again;
 mod payments;
 mod statements;
 mod support;

@@ -66,6 +66,7 @@ api_routes! {
     get "/api/v1/orders" => orders::list_mine;
     get "/api/v1/orders/{id}" => orders::show;
     post "/api/v1/orders/{id}/cancel" => orders::cancel;
+    post "/api/v1/orders/{id}/pay" => orders::pay_again;
     post "/api/v1/orders/{id}/capture" => orders::capture;
     post "/api/v1/orders/{id}/void" => orders::void;
     post "/api/v1/orders/{id}/fulfill" => orders::fulfil;

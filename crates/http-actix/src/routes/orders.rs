@@ -16,8 +16,8 @@ use utoipa::IntoParams;
 
 use super::State;
 use crate::dto::{
-    CaptureChoice, OrderCaptureRequest, OrderItemRequest, OrderRequest, OrderResponse, PageOf, PaymentMethodChoice, RefundList,
-    RefundRequestBody, RefundResponse, positive_amount,
+    CaptureChoice, OrderCaptureRequest, OrderItemRequest, OrderRequest, OrderResponse, PageOf, PayAgainRequest, PaymentMethodChoice,
+    RefundList, RefundRequestBody, RefundResponse, positive_amount,
 };
 use crate::extract::{Authenticated, IdempotencyHeader, Json, PageQuery, parse_json, path_id};
 use crate::problem::{ApiError, Problem};
@@ -143,6 +143,47 @@ pub async fn cancel<U: UnitOfWork>(state: State<U>, caller: Authenticated, path:
     let id = path_id(&path, OrderId::parse)?;
     let order = state.app.cancel_order(&caller.0, id).await?;
     Ok(ok(&OrderResponse::from(&order)))
+}
+
+/// The buyer pays again for a card order still awaiting payment (its checkout could not be
+/// opened, was abandoned, or is to be paid through another provider): the old checkout is closed
+/// and a new one opened for the same order and reserved stock, with a new deadline. The response
+/// carries the new payment's `checkout_url`.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/pay", tag = "orders", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Order id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request safe")),
+    request_body(content = Option<PayAgainRequest>, description = "An empty body pays through the previous payment's provider"),
+    responses(
+        (status = 201, description = "A new checkout is open", body = OrderResponse),
+        (status = 404, description = "No such order of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is not awaiting payment, or its checkout has just been paid", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown provider, or one that cannot take the order's currency", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The card gateway failed (`gateway_error`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The card gateway is unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn pay_again<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    path: web::Path<String>,
+    req: HttpRequest,
+    key: IdempotencyHeader,
+    raw: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, OrderId::parse)?;
+    let body: PayAgainRequest = if raw.iter().all(u8::is_ascii_whitespace) {
+        PayAgainRequest::default()
+    } else {
+        parse_json(&raw)?
+    };
+    let provider = body
+        .provider
+        .as_deref()
+        .map(|p| ProviderName::parse(p).map_err(|e| ApiError::invalid_field("provider", e.to_string())))
+        .transpose()?;
+    let caller = caller.0;
+    idempotently(&state, Some(caller.user_id), key, (&req, &raw), render_checkout, |idempotent| {
+        state.app.pay_again(&caller, id, provider, idempotent)
+    })
+    .await
 }
 
 /// A merchant of an authorised (manual-capture) order captures its part: the units named, or all

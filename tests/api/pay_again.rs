@@ -1,0 +1,65 @@
+//! Paying again for a card order awaiting payment, through the real server and the simulator's
+//! hosted checkout, on every backend.
+
+use serde_json::json;
+
+use crate::helpers::TestApp;
+use crate::on_every_backend;
+
+on_every_backend!(an_abandoned_checkout_is_replaced_and_the_new_one_pays_the_order);
+
+async fn an_abandoned_checkout_is_replaced_and_the_new_one_pays_the_order(app: TestApp) {
+    let ann = app.user("merchant").await;
+    let (buyer, stranger) = (app.user("customer").await, app.user("customer").await);
+    let mug = app.product(&ann, "Mug", "12.50", 5).await;
+    let cart = json!({"items": [{"product_id": mug, "quantity": 2}], "payment_method": "card"});
+    let order = app
+        .post("/api/v1/orders", Some(&buyer.token), &cart)
+        .await
+        .assert_status(201)
+        .clone();
+    let id = order["id"].as_str().expect("id");
+    let first_url = order["payment"]["checkout_url"].as_str().expect("url").to_owned();
+
+    let pay = format!("/api/v1/orders/{id}/pay");
+    app.post(&pay, Some(&stranger.token), &json!({}))
+        .await
+        .assert_problem(404, "not_found");
+    app.post(&pay, Some(&buyer.token), &json!({"provider": "nobody"}))
+        .await
+        .assert_status(422);
+    let again = app.post_idempotent(&pay, &buyer.token, &json!({}), "pay-again-1").await;
+    let again = again.assert_status(201).clone();
+    let replay = app.post_idempotent(&pay, &buyer.token, &json!({}), "pay-again-1").await;
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.body, again, "a retried request opens no third checkout");
+    let new_url = again["payment"]["checkout_url"].as_str().expect("url");
+    assert_ne!(new_url, first_url);
+    assert_eq!((again["status"].as_str(), app.stock(&mug).await), (Some("payment_pending"), (3, 2)));
+
+    app.press(new_url, "pay").await;
+    let shown = app.get(&format!("/api/v1/orders/{id}"), Some(&buyer.token)).await;
+    let shown = shown.assert_status(200);
+    assert_eq!(
+        (shown["status"].as_str(), shown["payment"]["status"].as_str()),
+        (Some("paid"), Some("succeeded"))
+    );
+    assert_eq!((app.balance(&ann).await, app.stock(&mug).await), ("25.00".to_owned(), (3, 0)));
+    let payments = app.get("/api/v1/payments?kind=order", Some(&buyer.token)).await;
+    let statuses: Vec<_> = payments.assert_status(200)["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| p["status"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["succeeded", "cancelled"],
+        "the abandoned checkout's payment is cancelled"
+    );
+
+    app.post(&pay, Some(&buyer.token), &json!({}))
+        .await
+        .assert_problem(409, "invalid_state");
+    app.assert_ledger_ok().await;
+}
