@@ -14,3 +14,4 @@ mod statements;
 mod support;
 mod wallets;
 mod webhooks;
+mod withdrawals;
