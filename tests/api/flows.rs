@@ -307,11 +307,20 @@ async fn a_refund_made_in_the_stripe_dashboard_reaches_the_books(app: TestApp) {
     assert_eq!(again.assert_status(200)["outcome"], "ignored");
     assert_eq!(app.balance(&merchant).await, "13.00");
 
-    // The merchant has paid their balance out; the rest is refunded in the dashboard.
+    // The merchant has paid their balance out (Stripe pays out nothing here: an admin settles the
+    // withdrawal by hand); the rest is refunded in the dashboard.
     let withdrawal = json!({"amount": "13.00", "destination": "IBAN DE00 1234"});
-    app.post("/api/v1/wallets/USD/withdrawals", Some(&merchant.token), &withdrawal)
-        .await
-        .assert_status(201);
+    let manual = app
+        .post("/api/v1/wallets/USD/withdrawals", Some(&merchant.token), &withdrawal)
+        .await;
+    let manual = manual.assert_status(202).clone();
+    assert_eq!(
+        (manual["status"].as_str(), manual["settlement"].as_str()),
+        (Some("approved"), Some("manual"))
+    );
+    let mark_paid = format!("/api/v1/admin/withdrawals/{}/mark-paid", manual["id"].as_str().unwrap_or_default());
+    let paid = app.post(&mark_paid, Some(&app.admin.token), &json!({"reference": "SEPA 1"})).await;
+    assert_eq!(paid.assert_status(200)["settled_by"], json!(app.admin.id));
     let reply = deliver_stripe(&app, &charge_refunded("evt_dash_3", 2000), "whsec_current").await;
     assert_eq!(reply.assert_status(200)["outcome"], "applied");
     assert_eq!(app.balance(&merchant).await, "0.00", "a wallet never goes below zero");

@@ -23,3 +23,4 @@ mod sessions;
 mod statements;
 mod webhook_endpoints;
 mod webhooks;
+mod withdrawals;

@@ -15,8 +15,9 @@ use domain::money::Currency;
 use domain::order::{Order, StatusChange};
 use domain::payment::{Payment, Refund};
 use domain::user::{AdminAction, Email, User};
-use domain::wallet::{Hold, Transfer, Wallet, Withdrawal};
+use domain::wallet::{Hold, Transfer, Wallet};
 use domain::webhook::{WebhookDelivery, WebhookEndpoint};
+use domain::withdrawal::Withdrawal;
 use imbl::{HashMap, HashSet, OrdMap, Vector};
 use time::OffsetDateTime;
 

@@ -27,7 +27,8 @@ use domain::money::Currency;
 use domain::order::{Order, StatusChange};
 use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName, Refund};
 use domain::user::{AdminAction, Email, Role, User};
-use domain::wallet::{Hold, HoldStatus, SystemAccount, Transfer, Wallet, WalletOwner, Withdrawal};
+use domain::wallet::{Hold, HoldStatus, SystemAccount, Transfer, Wallet, WalletOwner};
+use domain::withdrawal::{Withdrawal, WithdrawalStatus};
 use time::OffsetDateTime;
 use tokio::sync::OwnedMutexGuard;
 use uuid::Uuid;
@@ -476,11 +477,18 @@ impl HoldRepository for MemoryTx {
             .filter(|c| c.status == domain::call::CallStatus::Active)
             .map(|c| c.hold_id)
             .collect();
+        let in_withdrawals: std::collections::HashSet<HoldId> = self
+            .work
+            .withdrawals
+            .values()
+            .filter(|w| w.status().is_in_flight())
+            .filter_map(Withdrawal::hold_id)
+            .collect();
         let mut expired: Vec<Hold> = self
             .work
             .holds
             .values()
-            .filter(|h| h.is_expired_at(now) && !in_active_calls.contains(&h.id))
+            .filter(|h| h.is_expired_at(now) && !in_active_calls.contains(&h.id) && !in_withdrawals.contains(&h.id))
             .cloned()
             .collect();
         expired.sort_by_key(|h| (h.expires_at, h.id));
@@ -776,7 +784,7 @@ impl TransferRepository for MemoryTx {
     }
 
     async fn insert_withdrawal(&mut self, withdrawal: &Withdrawal) -> StoreResult<()> {
-        self.work.withdrawals.insert(withdrawal.id, withdrawal.clone());
+        self.work.withdrawals.insert(withdrawal.id(), withdrawal.clone());
         Ok(())
     }
 
@@ -784,9 +792,32 @@ impl TransferRepository for MemoryTx {
         Ok(self.work.withdrawals.get(&id).cloned())
     }
 
+    async fn lock_withdrawal(&mut self, id: WithdrawalId) -> StoreResult<Option<Withdrawal>> {
+        Ok(self.work.withdrawals.get(&id).cloned())
+    }
+
+    async fn update_withdrawal(&mut self, withdrawal: &Withdrawal) -> StoreResult<()> {
+        if !self.work.withdrawals.contains_key(&withdrawal.id()) {
+            return Err(missing("withdrawal"));
+        }
+        self.work.withdrawals.insert(withdrawal.id(), withdrawal.clone());
+        Ok(())
+    }
+
     async fn list_user_withdrawals(&mut self, user: UserId, page: &PageRequest) -> StoreResult<Page<Withdrawal>> {
-        let rows: Vec<Withdrawal> = self.work.withdrawals.values().filter(|w| w.user_id == user).cloned().collect();
-        Ok(page_by_position(rows, page, |w| (w.created_at, w.id.as_uuid())))
+        let rows: Vec<Withdrawal> = self.work.withdrawals.values().filter(|w| w.user_id() == user).cloned().collect();
+        Ok(page_by_position(rows, page, |w| (w.created_at(), w.id().as_uuid())))
+    }
+
+    async fn list_withdrawals(&mut self, status: Option<WithdrawalStatus>, page: &PageRequest) -> StoreResult<Page<Withdrawal>> {
+        let rows: Vec<Withdrawal> = self
+            .work
+            .withdrawals
+            .values()
+            .filter(|w| status.is_none_or(|status| w.status() == status))
+            .cloned()
+            .collect();
+        Ok(page_by_position(rows, page, |w| (w.created_at(), w.id().as_uuid())))
     }
 }
 

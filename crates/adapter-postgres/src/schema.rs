@@ -108,8 +108,19 @@ diesel::table! {
         currency -> Text,
         amount -> BigInt,
         destination -> Text,
-        transaction_id -> Uuid,
+        transaction_id -> Nullable<Uuid>,
         created_at -> Timestamptz,
+        status -> Text,
+        hold_id -> Nullable<Uuid>,
+        decided_by -> Nullable<Uuid>,
+        decided_at -> Nullable<Timestamptz>,
+        reason -> Nullable<Text>,
+        settlement -> Nullable<Text>,
+        provider -> Nullable<Text>,
+        provider_reference -> Nullable<Text>,
+        failure_reason -> Nullable<Text>,
+        settled_by -> Nullable<Uuid>,
+        updated_at -> Timestamptz,
     }
 }
 

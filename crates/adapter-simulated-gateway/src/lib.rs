@@ -5,6 +5,12 @@
 //! there, the simulator sends the server a webhook signed exactly like Stripe's
 //! (`Stripe-Signature: t=...,v1=...`, HMAC-SHA256 of `t.body`), so the real webhook route, its
 //! signature check, deduplication and ledger effects all run end to end. Refunds succeed at once.
+//!
+//! It pays out withdrawals too (`PayoutGateway`), deciding by the destination so that tests and
+//! demos can ask for each outcome: one containing `fail` is refused by the "bank" (the payout
+//! fails), `pending` is accepted and paid when asked again under the same key, `unavailable`
+//! gets no answer (the gateway is down); any other is paid at once. A payout asked for again
+//! under its idempotency key answers as it did (or, once pending, as paid).
 
 mod events;
 
@@ -14,7 +20,8 @@ use std::time::Duration;
 
 use application::ports::gateway::{
     CheckoutClosure, CheckoutRequest, CheckoutSession, ChoiceError, CustomerChoice, GatewayError, GatewayEvent, GatewayRefund,
-    GatewayRefundStatus, HostedCheckout, HostedSession, HostedSessionState, PaymentGateway, RefundRequest, WebhookError, WebhookHeaders,
+    GatewayRefundStatus, HostedCheckout, HostedSession, HostedSessionState, PaymentGateway, Payout, PayoutGateway, PayoutRequest,
+    PayoutStatus, RefundRequest, WebhookError, WebhookHeaders,
 };
 use application::ports::system::Clock;
 use async_trait::async_trait;
@@ -46,6 +53,8 @@ pub struct SimulatedGateway {
     /// Set once the listener is bound (tests bind port 0).
     base_url: RwLock<String>,
     sessions: Mutex<HashMap<String, Session>>,
+    /// Payouts made, by idempotency key.
+    payouts: Mutex<HashMap<String, Payout>>,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
 }
@@ -72,6 +81,7 @@ impl SimulatedGateway {
             secret,
             base_url: RwLock::new(base_url.trim_end_matches('/').to_owned()),
             sessions: Mutex::new(HashMap::new()),
+            payouts: Mutex::new(HashMap::new()),
             http,
             clock,
         })
@@ -208,6 +218,10 @@ impl PaymentGateway for SimulatedGateway {
         signature::verify(std::slice::from_ref(&self.secret), header, body, now.unix_timestamp(), TOLERANCE)?;
         events::parse(body)
     }
+
+    fn payouts(&self) -> Option<&dyn PayoutGateway> {
+        Some(self)
+    }
 }
 
 #[async_trait]
@@ -252,5 +266,42 @@ impl HostedCheckout for SimulatedGateway {
         };
         self.deliver(body).await.map_err(ChoiceError::Delivery)?;
         Ok(hosted)
+    }
+}
+
+#[async_trait]
+impl PayoutGateway for SimulatedGateway {
+    fn supports_payout_currency(&self, _currency: Currency) -> bool {
+        true
+    }
+
+    async fn create_payout(&self, request: PayoutRequest) -> Result<Payout, GatewayError> {
+        if !request.amount.is_positive() {
+            return Err(GatewayError::InvalidRequest("the amount must be positive".into()));
+        }
+        let destination = request.destination.to_ascii_lowercase();
+        if destination.contains("unavailable") {
+            return Err(GatewayError::Unavailable("the simulated bank does not answer".into()));
+        }
+        let mut payouts = self.payouts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(earlier) = payouts.get_mut(&request.idempotency_key) {
+            if earlier.status == PayoutStatus::Pending {
+                earlier.status = PayoutStatus::Paid;
+            }
+            return Ok(earlier.clone());
+        }
+        let status = if destination.contains("fail") {
+            PayoutStatus::Failed("the simulated bank refused the destination".into())
+        } else if destination.contains("pending") {
+            PayoutStatus::Pending
+        } else {
+            PayoutStatus::Paid
+        };
+        let payout = Payout {
+            provider_reference: format!("po_sim_{}", request.withdrawal_id.as_uuid().simple()),
+            status,
+        };
+        payouts.insert(request.idempotency_key, payout.clone());
+        Ok(payout)
     }
 }

@@ -31,6 +31,8 @@ pub struct Settings {
     pub catalog_cache_ttl: std::time::Duration,
     /// The wallet every new user gets.
     pub default_currency: domain::money::Currency,
+    /// Per currency, the amount above which a withdrawal waits for an admin's approval.
+    pub withdrawal_approval: crate::withdrawals::ApprovalThresholds,
     pub webhooks: WebhookSettings,
 }
 
@@ -77,6 +79,7 @@ impl Default for Settings {
             idempotency_lease: Duration::seconds(60),
             catalog_cache_ttl: std::time::Duration::from_secs(60),
             default_currency: domain::money::Currency::Usd,
+            withdrawal_approval: crate::withdrawals::ApprovalThresholds::every_currency(1000),
             webhooks: WebhookSettings::default(),
         }
     }

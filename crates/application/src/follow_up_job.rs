@@ -39,6 +39,7 @@ impl<U: UnitOfWork> App<U> {
             let attempt = match *task {
                 FollowUpTask::Refund(id) => self.retry_refund(id).await.map_err(|error| error.to_string()),
                 FollowUpTask::LateSuccessRefund(id) => self.retry_late_success_refund(id).await.map_err(|error| error.to_string()),
+                FollowUpTask::Payout(id) => self.retry_payout(id).await.map_err(|error| error.to_string()),
                 FollowUpTask::RecoverShortfall(_) | FollowUpTask::OutsideTopUpRefund(_) => Ok(()),
             };
             if let Err(error) = attempt {

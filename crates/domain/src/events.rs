@@ -15,6 +15,7 @@ use crate::ids::{
 use crate::money::{Currency, Money};
 use crate::order::OrderStatus;
 use crate::user::Role;
+use crate::withdrawal::WithdrawalStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainEvent {
@@ -27,10 +28,14 @@ pub enum DomainEvent {
         user_id: UserId,
         amount: Money,
     },
-    WithdrawalCompleted {
+    /// A withdrawal was requested, approved, rejected, paid or failed (`status`); `reason` is
+    /// the admin's for a rejection, the failure's for a failure.
+    WithdrawalChanged {
         withdrawal_id: WithdrawalId,
         user_id: UserId,
         amount: Money,
+        status: WithdrawalStatus,
+        reason: Option<String>,
     },
     TransferCompleted {
         transfer_id: TransferId,
@@ -140,7 +145,7 @@ impl DomainEvent {
         match self {
             DomainEvent::UserRegistered { .. } => "user.registered",
             DomainEvent::TopUpCompleted { .. } => "wallet.top_up_completed",
-            DomainEvent::WithdrawalCompleted { .. } => "wallet.withdrawal_completed",
+            DomainEvent::WithdrawalChanged { .. } => "wallet.withdrawal_changed",
             DomainEvent::TransferCompleted { .. } => "wallet.transfer_completed",
             DomainEvent::AdjustmentPosted { .. } => "wallet.adjustment_posted",
             DomainEvent::ProductCreated { .. } => "product.created",
@@ -193,14 +198,18 @@ fn account_attributes(event: &DomainEvent) -> Option<AttributesBuilder> {
             user_id,
             amount,
         } => a.with("payment_id", payment_id).with("user_id", user_id).money("amount", amount),
-        WithdrawalCompleted {
+        WithdrawalChanged {
             withdrawal_id,
             user_id,
             amount,
+            status,
+            reason,
         } => a
             .with("withdrawal_id", withdrawal_id)
             .with("user_id", user_id)
-            .money("amount", amount),
+            .money("amount", amount)
+            .with("status", status.as_str())
+            .maybe("reason", reason.as_deref()),
         TransferCompleted {
             transfer_id,
             from,
@@ -393,10 +402,20 @@ fn account_event(a: &AttributesReader<'_>) -> Option<Result<DomainEvent, EventDe
                 user_id: a.id("user_id")?,
                 amount: a.money("amount")?,
             },
-            "wallet.withdrawal_completed" => DomainEvent::WithdrawalCompleted {
+            "wallet.withdrawal_changed" => DomainEvent::WithdrawalChanged {
                 withdrawal_id: a.id("withdrawal_id")?,
                 user_id: a.id("user_id")?,
                 amount: a.money("amount")?,
+                status: WithdrawalStatus::parse(a.text("status")?).ok_or_else(|| a.malformed("status"))?,
+                reason: a.attributes.get("reason").cloned(),
+            },
+            // Stored before withdrawals had a lifecycle, when every withdrawal was paid at once.
+            "wallet.withdrawal_completed" => DomainEvent::WithdrawalChanged {
+                withdrawal_id: a.id("withdrawal_id")?,
+                user_id: a.id("user_id")?,
+                amount: a.money("amount")?,
+                status: WithdrawalStatus::Paid,
+                reason: None,
             },
             "wallet.transfer_completed" => DomainEvent::TransferCompleted {
                 transfer_id: a.id("transfer_id")?,
@@ -542,10 +561,19 @@ mod tests {
                 user_id: id(3),
                 amount: usd(),
             },
-            DomainEvent::WithdrawalCompleted {
+            DomainEvent::WithdrawalChanged {
                 withdrawal_id: id::<WithdrawalId>(4),
                 user_id: id(5),
                 amount: jpy,
+                status: WithdrawalStatus::Paid,
+                reason: None,
+            },
+            DomainEvent::WithdrawalChanged {
+                withdrawal_id: id::<WithdrawalId>(44),
+                user_id: id(5),
+                amount: jpy,
+                status: WithdrawalStatus::Rejected,
+                reason: Some("unknown account".into()),
             },
             DomainEvent::TransferCompleted {
                 transfer_id: id::<TransferId>(6),

@@ -12,7 +12,7 @@
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::ids::{PaymentId, RefundId};
+use crate::ids::{PaymentId, RefundId, WithdrawalId};
 
 /// What must still be done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,6 +26,8 @@ pub enum FollowUpTask {
     RecoverShortfall(RefundId),
     /// A top-up was refunded outside the API while its money stays in the wallet.
     OutsideTopUpRefund(PaymentId),
+    /// Ask the provider to pay out an approved withdrawal (its amount is held meanwhile).
+    Payout(WithdrawalId),
 }
 
 impl FollowUpTask {
@@ -35,6 +37,7 @@ impl FollowUpTask {
             FollowUpTask::LateSuccessRefund(_) => "late_success_refund",
             FollowUpTask::RecoverShortfall(_) => "recover_shortfall",
             FollowUpTask::OutsideTopUpRefund(_) => "outside_top_up_refund",
+            FollowUpTask::Payout(_) => "payout",
         }
     }
 
@@ -43,6 +46,7 @@ impl FollowUpTask {
         match self {
             FollowUpTask::Refund(id) | FollowUpTask::RecoverShortfall(id) => id.as_uuid(),
             FollowUpTask::LateSuccessRefund(id) | FollowUpTask::OutsideTopUpRefund(id) => id.as_uuid(),
+            FollowUpTask::Payout(id) => id.as_uuid(),
         }
     }
 
@@ -52,6 +56,7 @@ impl FollowUpTask {
             "late_success_refund" => Some(FollowUpTask::LateSuccessRefund(PaymentId::from_uuid(subject))),
             "recover_shortfall" => Some(FollowUpTask::RecoverShortfall(RefundId::from_uuid(subject))),
             "outside_top_up_refund" => Some(FollowUpTask::OutsideTopUpRefund(PaymentId::from_uuid(subject))),
+            "payout" => Some(FollowUpTask::Payout(WithdrawalId::from_uuid(subject))),
             _ => None,
         }
     }

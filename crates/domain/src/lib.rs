@@ -16,5 +16,6 @@ pub mod payment;
 pub mod user;
 pub mod wallet;
 pub mod webhook;
+pub mod withdrawal;
 
 pub use time::OffsetDateTime;

@@ -575,14 +575,3 @@ pub struct Transfer {
     pub note: String,
     pub created_at: OffsetDateTime,
 }
-
-/// Money paid out of a wallet to the outside world.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Withdrawal {
-    pub id: crate::ids::WithdrawalId,
-    pub user_id: UserId,
-    pub amount: Money,
-    pub destination: String,
-    pub transaction_id: crate::ids::TransactionId,
-    pub created_at: OffsetDateTime,
-}

@@ -16,6 +16,7 @@ use crate::events::DomainEvent;
 use crate::follow_up::RetryPolicy;
 use crate::ids::{EventId, OrderId, PaymentId, ProductId, UserId, WebhookDeliveryId, WebhookEndpointId};
 use crate::order::OrderStatus;
+use crate::withdrawal::WithdrawalStatus;
 
 /// The version of the payloads' shape, sent with every delivery.
 pub const API_VERSION: &str = "2026-11-29";
@@ -56,6 +57,7 @@ const fn kind(name: &'static str, description: &'static str, object: &'static [&
 }
 
 const ORDER: &[&str] = &["order_id", "from?", "to"];
+const WITHDRAWAL: &[&str] = &["withdrawal_id", "user_id", "amount", "currency", "status", "reason?"];
 
 /// Every public event type.
 pub const EVENT_TYPES: &[EventType] = &[
@@ -75,9 +77,29 @@ pub const EVENT_TYPES: &[EventType] = &[
         &["transaction_id", "user_id", "amount", "currency"],
     ),
     kind(
+        "withdrawal.requested",
+        "A withdrawal above the approval threshold was requested; its amount is held until an admin decides.",
+        WITHDRAWAL,
+    ),
+    kind(
+        "withdrawal.approved",
+        "A withdrawal was approved (by an admin, or at once at or below the threshold) and is being paid out.",
+        WITHDRAWAL,
+    ),
+    kind(
+        "withdrawal.rejected",
+        "An admin rejected a withdrawal (`reason`); its amount is available again.",
+        WITHDRAWAL,
+    ),
+    kind(
         "withdrawal.completed",
-        "Money was paid out of a wallet.",
-        &["withdrawal_id", "user_id", "amount", "currency"],
+        "A withdrawal was paid: the money left the wallet.",
+        WITHDRAWAL,
+    ),
+    kind(
+        "withdrawal.failed",
+        "A withdrawal's payout failed (`reason`); its amount is available again.",
+        WITHDRAWAL,
     ),
     kind(
         "transfer.completed",
@@ -190,7 +212,7 @@ impl DomainEvent {
             TopUpCompleted { .. } => "wallet.credited",
             AdjustmentPosted { amount, .. } if amount.is_negative() => "wallet.debited",
             AdjustmentPosted { .. } => "wallet.credited",
-            WithdrawalCompleted { .. } => "withdrawal.completed",
+            WithdrawalChanged { status, .. } => withdrawal_event_type(*status),
             TransferCompleted { .. } => "transfer.completed",
             other => other.name(),
         }
@@ -219,7 +241,7 @@ impl DomainEvent {
         use DomainEvent::*;
         match self {
             UserRegistered { .. } => Audience::Platform,
-            TopUpCompleted { user_id, .. } | WithdrawalCompleted { user_id, .. } | AdjustmentPosted { user_id, .. } => {
+            TopUpCompleted { user_id, .. } | WithdrawalChanged { user_id, .. } | AdjustmentPosted { user_id, .. } => {
                 Audience::Users(vec![*user_id])
             }
             TransferCompleted { from, to, .. } => Audience::Users(vec![*from, *to]),
@@ -246,6 +268,17 @@ impl DomainEvent {
             | HoldExpired { user_id, merchant_id, .. } => Audience::Users(vec![*user_id, *merchant_id]),
             WebhookEndpointTested { endpoint_id } => Audience::Endpoint(*endpoint_id),
         }
+    }
+}
+
+fn withdrawal_event_type(status: WithdrawalStatus) -> &'static str {
+    match status {
+        WithdrawalStatus::Requested => "withdrawal.requested",
+        WithdrawalStatus::Approved => "withdrawal.approved",
+        WithdrawalStatus::Rejected => "withdrawal.rejected",
+        // The name it had when every withdrawal was paid at once, kept for subscribers.
+        WithdrawalStatus::Paid => "withdrawal.completed",
+        WithdrawalStatus::Failed => "withdrawal.failed",
     }
 }
 

@@ -16,8 +16,9 @@ use domain::money::{Currency, Money};
 use domain::order::{Order, OrderItem, StatusChange};
 use domain::payment::{Payment, PaymentPurpose, Refund};
 use domain::user::User;
-use domain::wallet::{Transfer, Wallet, Withdrawal};
+use domain::wallet::{Transfer, Wallet};
 use domain::webhook::{EndpointOwner, WebhookDelivery, WebhookEndpoint};
+use domain::withdrawal::Withdrawal;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -478,28 +479,80 @@ impl From<&Payment> for PaymentResponse {
     }
 }
 
+/// A withdrawal and how far it got: `requested` (held, waiting for an admin), `approved` (held,
+/// being paid out, or waiting for manual settlement), `paid` (the money left the wallet), `failed`
+/// or `rejected` (the hold released).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WithdrawalResponse {
     pub id: Uuid,
+    pub user_id: Uuid,
     pub amount: String,
     pub currency: String,
     pub destination: String,
-    pub transaction_id: Uuid,
+    #[schema(pattern = "^(requested|approved|paid|failed|rejected)$")]
+    pub status: String,
+    /// The hold that keeps the amount while the withdrawal is in flight (none for withdrawals
+    /// made before they had a lifecycle).
+    pub hold_id: Option<Uuid>,
+    /// The admin who approved or rejected it (none when approved at once, at or below the
+    /// threshold).
+    pub decided_by: Option<Uuid>,
+    #[schema(format = DateTime)]
+    pub decided_at: Option<String>,
+    /// The admin's reason for the decision.
+    pub reason: Option<String>,
+    /// How an approved withdrawal is paid out: `payout` (through `provider`) or `manual` (an admin
+    /// marks it paid or failed).
+    #[schema(pattern = "^(payout|manual)$")]
+    pub settlement: Option<String>,
+    pub provider: Option<String>,
+    pub provider_reference: Option<String>,
+    pub failure_reason: Option<String>,
+    /// The admin who marked a manual withdrawal paid or failed.
+    pub settled_by: Option<Uuid>,
+    /// The journal transaction that moved the money, once paid.
+    pub transaction_id: Option<Uuid>,
     #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
 }
 
 impl From<&Withdrawal> for WithdrawalResponse {
     fn from(w: &Withdrawal) -> Self {
         WithdrawalResponse {
-            id: w.id.as_uuid(),
-            amount: w.amount.to_major_string(),
-            currency: w.amount.currency().code().to_owned(),
-            destination: w.destination.clone(),
-            transaction_id: w.transaction_id.as_uuid(),
-            created_at: timestamp(w.created_at),
+            id: w.id().as_uuid(),
+            user_id: w.user_id().as_uuid(),
+            amount: w.amount().to_major_string(),
+            currency: w.amount().currency().code().to_owned(),
+            destination: w.destination().to_owned(),
+            status: w.status().as_str().to_owned(),
+            hold_id: w.hold_id().map(|id| id.as_uuid()),
+            decided_by: w.decided_by().map(|id| id.as_uuid()),
+            decided_at: w.decided_at().map(timestamp),
+            reason: w.reason().map(str::to_owned),
+            settlement: w.settlement().map(|s| s.kind().to_owned()),
+            provider: w.settlement().and_then(|s| s.provider()).map(|p| p.as_str().to_owned()),
+            provider_reference: w.provider_reference().map(str::to_owned),
+            failure_reason: w.failure_reason().map(str::to_owned),
+            settled_by: w.settled_by().map(|id| id.as_uuid()),
+            transaction_id: w.transaction_id().map(|id| id.as_uuid()),
+            created_at: timestamp(w.created_at()),
+            updated_at: timestamp(w.updated_at()),
         }
     }
+}
+
+/// An admin's decision on a withdrawal.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawalDecisionBody {
+    /// Why: required to reject and to mark failed, at most 500 characters.
+    #[schema(max_length = 500)]
+    pub reason: Option<String>,
+    /// Marking paid: the outside payment's reference (a bank's), at most 500 characters.
+    #[schema(max_length = 500)]
+    pub reference: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

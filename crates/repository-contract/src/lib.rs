@@ -48,7 +48,8 @@ mod prelude {
     pub(crate) use domain::order::{Actor, OrderStatus};
     pub(crate) use domain::payment::{Payment, PaymentPurpose, PaymentStatus, Refund, RefundTerms};
     pub(crate) use domain::user::Role;
-    pub(crate) use domain::wallet::{Hold, HoldStatus, HoldTerms, SystemAccount, Transfer, Wallet, WalletOwner, Withdrawal};
+    pub(crate) use domain::wallet::{Hold, HoldStatus, HoldTerms, SystemAccount, Transfer, Wallet, WalletOwner};
+    pub(crate) use domain::withdrawal::Withdrawal;
     pub(crate) use time::Duration;
 
     pub(crate) use crate::fixtures::{self, *};
@@ -99,6 +100,7 @@ macro_rules! contract_tests {
             payments::refunds_are_found_by_id_provider_reference_and_order,
             transfers::transfers_and_withdrawals_are_stored,
             transfers::a_users_withdrawals_list_newest_first,
+            transfers::a_withdrawal_moves_through_its_states_and_lists_by_status,
             calls::calls_are_stored_updated_and_listed_for_both_parties,
             idempotency::an_idempotency_key_is_claimed_once,
             idempotency::a_refusal_settles_a_missing_or_in_progress_key,

@@ -1,6 +1,30 @@
 //! The contract of transfers and withdrawals (`TransferRepository`).
 
+use crate::ledger::fund;
 use crate::prelude::*;
+use domain::withdrawal::{Settlement, WithdrawalRecord, WithdrawalStatus, WithdrawalTerms};
+
+/// A withdrawal as they were before they had a lifecycle: paid at once, without a hold.
+fn paid_withdrawal(owner: &domain::user::User, amount: domain::money::Money, at: time::OffsetDateTime) -> Withdrawal {
+    Withdrawal::restore(WithdrawalRecord {
+        id: id(),
+        user_id: owner.id,
+        amount,
+        destination: "IBAN ...1234".into(),
+        status: WithdrawalStatus::Paid,
+        hold_id: None,
+        decided_by: None,
+        decided_at: None,
+        reason: None,
+        settlement: None,
+        provider_reference: None,
+        failure_reason: None,
+        settled_by: None,
+        transaction_id: Some(id()),
+        created_at: at,
+        updated_at: at,
+    })
+}
 
 pub async fn transfers_and_withdrawals_are_stored<U: UnitOfWork>(store: U) {
     let (alice, bob) = (user(Role::Customer), user(Role::Customer));
@@ -13,14 +37,7 @@ pub async fn transfers_and_withdrawals_are_stored<U: UnitOfWork>(store: U) {
         note: "lunch".into(),
         created_at: now(),
     };
-    let withdrawal = Withdrawal {
-        id: id(),
-        user_id: alice.id,
-        amount: usd(200),
-        destination: "IBAN ...1234".into(),
-        transaction_id: id(),
-        created_at: now(),
-    };
+    let withdrawal = paid_withdrawal(&alice, usd(200), now());
     let mut tx = begin(&store).await;
     expect(tx.insert_user(&alice).await, "alice");
     expect(tx.insert_user(&bob).await, "bob");
@@ -29,20 +46,14 @@ pub async fn transfers_and_withdrawals_are_stored<U: UnitOfWork>(store: U) {
     commit(tx).await;
     let mut tx = begin(&store).await;
     assert_eq!(expect(tx.find_transfer(transfer.id).await, "transfer"), Some(transfer));
-    assert_eq!(expect(tx.find_withdrawal(withdrawal.id).await, "withdrawal"), Some(withdrawal));
+    assert_eq!(expect(tx.find_withdrawal(withdrawal.id()).await, "withdrawal"), Some(withdrawal));
     assert_eq!(expect(tx.find_transfer(id()).await, "none"), None);
 }
 
 pub async fn a_users_withdrawals_list_newest_first<U: UnitOfWork>(store: U) {
     let (alice, bob) = (user(Role::Customer), user(Role::Customer));
-    let withdrawal = |owner: &domain::user::User, seconds: i64| Withdrawal {
-        id: id(),
-        user_id: owner.id,
-        amount: usd(100 + seconds),
-        destination: "IBAN ...1234".into(),
-        transaction_id: id(),
-        created_at: now() + Duration::seconds(seconds),
-    };
+    let withdrawal =
+        |owner: &domain::user::User, seconds: i64| paid_withdrawal(owner, usd(100 + seconds), now() + Duration::seconds(seconds));
     let (first, second, third, theirs) = (
         withdrawal(&alice, 1),
         withdrawal(&alice, 2),
@@ -65,4 +76,83 @@ pub async fn a_users_withdrawals_list_newest_first<U: UnitOfWork>(store: U) {
     };
     let rest = expect(tx.list_user_withdrawals(alice.id, &next).await, "next page");
     assert_eq!((rest.items, rest.next_cursor), (vec![first], None));
+}
+
+/// A withdrawal in flight keeps its hold from the expiry job; its transitions are stored whole;
+/// admins list withdrawals by status.
+pub async fn a_withdrawal_moves_through_its_states_and_lists_by_status<U: UnitOfWork>(store: U) {
+    let alice = user(Role::Customer);
+    let admin = user(Role::Admin);
+    let wallet_id = fund(&store, &alice, &[1000]).await;
+    let mut tx = begin(&store).await;
+    expect(tx.insert_user(&admin).await, "admin");
+    let mut wallets = expect(tx.lock_wallets(&[wallet_id]).await, "lock");
+    let terms = HoldTerms {
+        reference: "withdrawal".into(),
+        order_id: None,
+        payee: None,
+        placed_at: now(),
+        expires_at: now() + Duration::minutes(1),
+    };
+    let hold = Hold::place(id(), &mut wallets[0], usd(300), terms).expect("hold");
+    expect(tx.update_wallets(&wallets).await, "held");
+    expect(tx.insert_hold(&hold).await, "hold");
+    let terms = WithdrawalTerms {
+        user_id: alice.id,
+        amount: usd(300),
+        destination: "IBAN ...9".into(),
+        hold_id: hold.id,
+    };
+    let requested = Withdrawal::request(id(), terms, now());
+    expect(tx.insert_withdrawal(&requested).await, "requested");
+    commit(tx).await;
+
+    let later = now() + Duration::minutes(5);
+    let mut tx = begin(&store).await;
+    let expired = expect(tx.find_expired_holds(later, 10).await, "expired");
+    assert!(expired.is_empty(), "a withdrawal's hold is left to the withdrawal: {expired:?}");
+    let locked = expect(tx.lock_withdrawal(requested.id()).await, "lock").expect("found");
+    assert_eq!(locked, requested);
+    let provider = domain::payment::ProviderName::parse("simulated").expect("name");
+    let approved = locked
+        .approve(Some(admin.id), Some("checked"), Settlement::Payout(provider), later)
+        .expect("approve")
+        .record_provider_reference("po_1", later)
+        .expect("reference");
+    expect(tx.update_withdrawal(&approved).await, "approved");
+    commit(tx).await;
+
+    let mut tx = begin(&store).await;
+    assert_eq!(expect(tx.find_withdrawal(approved.id()).await, "find"), Some(approved.clone()));
+    let listed = expect(
+        tx.list_withdrawals(Some(WithdrawalStatus::Approved), &PageRequest::first(10)).await,
+        "approved",
+    );
+    assert_eq!(listed.items, vec![approved.clone()]);
+    let none = expect(
+        tx.list_withdrawals(Some(WithdrawalStatus::Requested), &PageRequest::first(10))
+            .await,
+        "requested",
+    );
+    assert!(none.items.is_empty());
+    let failed = approved.fail("the bank refused", None, later).expect("fail");
+    expect(tx.update_withdrawal(&failed).await, "failed");
+    let mut wallets = expect(tx.lock_wallets(&[wallet_id]).await, "lock");
+    let released = expect(tx.lock_hold(hold.id).await, "hold")
+        .expect("hold")
+        .release(&mut wallets[0], later)
+        .expect("release");
+    expect(tx.update_wallets(&wallets).await, "released");
+    expect(tx.update_hold(&released).await, "hold");
+    commit(tx).await;
+
+    let mut tx = begin(&store).await;
+    let all = expect(tx.list_withdrawals(None, &PageRequest::first(10)).await, "all");
+    assert_eq!(all.items, vec![failed.clone()]);
+    assert_eq!(
+        expect(tx.find_withdrawal(failed.id()).await, "find").map(|w| (w.status(), w.failure_reason().map(str::to_owned))),
+        Some((WithdrawalStatus::Failed, Some("the bank refused".to_owned())))
+    );
+    let audit = expect(tx.audit_ledger().await, "audit");
+    assert!(audit.held_mismatches.is_empty(), "{audit:?}");
 }

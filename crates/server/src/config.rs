@@ -99,6 +99,9 @@ pub struct Settings {
     pub job_interval: Duration,
     pub job_batch: usize,
     pub hold_ttl: time::Duration,
+    /// Per currency, the amount above which a withdrawal waits for an admin
+    /// (`WITHDRAWAL_APPROVAL_ABOVE`).
+    pub withdrawal_approval: application::withdrawals::ApprovalThresholds,
     pub follow_up_retry: domain::follow_up::RetryPolicy,
     pub webhooks: WebhookConfig,
     pub workers: Option<usize>,
@@ -419,6 +422,39 @@ fn catalog_cache_ttl(v: &Vars<'_>) -> anyhow::Result<Duration> {
     Ok(ttl)
 }
 
+/// `WITHDRAWAL_APPROVAL_ABOVE`: a whole number of major units for every currency (`1000`, the
+/// default), and per currency amounts that replace it (`1000;USD=500.00;JPY=100000`), separated
+/// by `;`.
+fn withdrawal_approval(v: &Vars<'_>) -> anyhow::Result<application::withdrawals::ApprovalThresholds> {
+    use application::withdrawals::ApprovalThresholds;
+    const NAME: &str = "WITHDRAWAL_APPROVAL_ABOVE";
+    let text = v.text(NAME).unwrap_or_else(|| "1000".to_owned());
+    let entries: Vec<&str> = text.split(';').map(str::trim).filter(|e| !e.is_empty()).collect();
+    let mut every = None;
+    let mut named = Vec::new();
+    for entry in entries {
+        match entry.split_once('=') {
+            None => {
+                let units: u32 = entry
+                    .parse()
+                    .map_err(|_| anyhow!("{NAME}: {entry:?} is neither a whole number of major units nor CURRENCY=amount"))?;
+                every = Some(units);
+            }
+            Some((code, amount)) => {
+                let currency = Currency::parse(code.trim()).map_err(|e| anyhow!("{NAME}: {e}"))?;
+                let limit = domain::money::Money::parse(amount.trim(), currency).map_err(|e| anyhow!("{NAME}: {code}: {e}"))?;
+                if limit.is_negative() {
+                    bail!("{NAME}: {code}: the amount must not be negative");
+                }
+                named.push(limit);
+            }
+        }
+    }
+    let base = every.map_or_else(ApprovalThresholds::default, ApprovalThresholds::every_currency);
+    let thresholds = named.into_iter().fold(base, ApprovalThresholds::with);
+    Ok(thresholds)
+}
+
 /// The default life of a hold, within the bounds every hold's expiry must keep.
 fn hold_ttl(v: &Vars<'_>) -> anyhow::Result<time::Duration> {
     let ttl = time_seconds(v.seconds("HOLD_TTL_SECS", 7 * 24 * 3600)?);
@@ -518,6 +554,7 @@ impl Settings {
             job_interval: v.millis("JOB_INTERVAL_MS", 10_000)?,
             job_batch: v.parse("JOB_BATCH", 100)?,
             hold_ttl: hold_ttl(&v)?,
+            withdrawal_approval: withdrawal_approval(&v)?,
             follow_up_retry: follow_up_retry(&v)?,
             webhooks: webhook_config(&v, demo)?,
             workers: v

@@ -129,6 +129,7 @@ impl<U: UnitOfWork> Services<U> {
                 idempotency_lease: settings.idempotency_lease,
                 catalog_cache_ttl: settings.catalog_cache_ttl,
                 default_currency: settings.default_currency,
+                withdrawal_approval: settings.withdrawal_approval.clone(),
                 webhooks: WebhookSettings {
                     allow_insecure_urls: settings.webhooks.allow_http,
                     // Longer than a turn can take: its time budget and one request's timeout.

@@ -366,6 +366,7 @@ impl HoldRepository for PgTx {
             hold_columns!(),
             " FROM holds h WHERE status = 'pending' AND expires_at <= $1 \
                AND NOT EXISTS (SELECT 1 FROM call_sessions c WHERE c.hold_id = h.id AND c.status = 'active') \
+               AND NOT EXISTS (SELECT 1 FROM withdrawals w WHERE w.hold_id = h.id AND w.status IN ('requested', 'approved')) \
              ORDER BY expires_at LIMIT $2"
         ))
         .bind::<Timestamptz, _>(now)

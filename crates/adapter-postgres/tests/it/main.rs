@@ -10,3 +10,4 @@ mod statements;
 mod stock_gates;
 mod support;
 mod use_cases;
+mod withdrawals;

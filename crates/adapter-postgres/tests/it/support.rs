@@ -13,8 +13,8 @@ use application::auth::{Caller, Registration};
 use application::catalog::{CatalogEntry, NewProduct};
 use application::checkout::CheckoutCommand;
 use application::ports::gateway::{
-    CheckoutRequest, CheckoutSession, GatewayError, GatewayEvent, GatewayRefund, GatewayRefundStatus, Gateways, PaymentGateway,
-    RefundRequest, WebhookError, WebhookHeaders,
+    CheckoutRequest, CheckoutSession, GatewayError, GatewayEvent, GatewayRefund, GatewayRefundStatus, Gateways, PaymentGateway, Payout,
+    PayoutGateway, PayoutRequest, PayoutStatus, RefundRequest, WebhookError, WebhookHeaders,
 };
 use application::ports::store::{ProductRepository, Transaction, UnitOfWork};
 use application::ports::system::{SystemClock, UuidV7Generator};
@@ -30,7 +30,8 @@ use domain::user::Role;
 use time::OffsetDateTime;
 
 /// A card gateway that opens a session named after the payment and refunds at once. Webhooks are
-/// fed to `App::apply_gateway_event` directly, so it never verifies one.
+/// fed to `App::apply_gateway_event` directly, so it never verifies one. It pays out withdrawals
+/// at once, except to a destination containing `fail` (refused).
 #[derive(Debug)]
 pub struct FakeGateway {
     provider: ProviderName,
@@ -68,6 +69,29 @@ impl PaymentGateway for FakeGateway {
 
     fn verify_webhook(&self, _headers: &WebhookHeaders, _body: &[u8], _now: OffsetDateTime) -> Result<GatewayEvent, WebhookError> {
         Err(WebhookError::BadSignature)
+    }
+
+    fn payouts(&self) -> Option<&dyn PayoutGateway> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl PayoutGateway for FakeGateway {
+    fn supports_payout_currency(&self, _currency: Currency) -> bool {
+        true
+    }
+
+    async fn create_payout(&self, request: PayoutRequest) -> Result<Payout, GatewayError> {
+        let status = if request.destination.contains("fail") {
+            PayoutStatus::Failed("refused by the test bank".into())
+        } else {
+            PayoutStatus::Paid
+        };
+        Ok(Payout {
+            provider_reference: format!("po_{}", request.withdrawal_id.as_uuid().simple()),
+            status,
+        })
     }
 }
 

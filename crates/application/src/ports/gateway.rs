@@ -1,4 +1,5 @@
-//! The card gateway port: hosted checkout sessions, refunds, and verified webhook events.
+//! The card gateway port: hosted checkout sessions, refunds, and verified webhook events; and
+//! the payout port (`PayoutGateway`) a gateway may also offer, through `PaymentGateway::payouts`.
 //!
 //! Gateways are chosen at run time from configuration, so this port is object safe
 //! (`Arc<dyn PaymentGateway>`). Nothing provider-specific crosses it: adapters translate the
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use domain::ids::{PaymentId, RefundId};
+use domain::ids::{PaymentId, RefundId, WithdrawalId};
 use domain::money::{Currency, Money};
 use domain::payment::ProviderName;
 use time::OffsetDateTime;
@@ -249,6 +250,54 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
     /// Verifies a webhook's signature over the raw body and parses it. Nothing in the body is
     /// trusted before the signature is.
     fn verify_webhook(&self, headers: &WebhookHeaders, body: &[u8], now: OffsetDateTime) -> Result<GatewayEvent, WebhookError>;
+
+    /// The provider's payouts, if it offers them (none by default: withdrawals are then settled
+    /// by hand).
+    fn payouts(&self) -> Option<&dyn PayoutGateway> {
+        None
+    }
+}
+
+/// What a provider is asked to pay out: a withdrawal's amount, to its destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutRequest {
+    pub withdrawal_id: WithdrawalId,
+    pub amount: Money,
+    pub destination: String,
+    /// `payout-<withdrawal id>`, the same on every attempt: a provider that already took the
+    /// payout answers with it again instead of paying twice.
+    pub idempotency_key: String,
+}
+
+/// How far a payout got, as the provider says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayoutStatus {
+    /// Accepted, not finished: ask again later (under the same key) for the outcome.
+    Pending,
+    Paid,
+    /// It will not happen, and why.
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payout {
+    /// The provider's id of the payout.
+    pub provider_reference: String,
+    pub status: PayoutStatus,
+}
+
+/// Payouts to outside destinations, offered by some gateways (`PaymentGateway::payouts`).
+#[async_trait]
+pub trait PayoutGateway: Send + Sync + std::fmt::Debug + 'static {
+    fn supports_payout_currency(&self, currency: Currency) -> bool;
+
+    /// Pays out, or reports the payout made earlier under the same idempotency key.
+    ///
+    /// # Errors
+    /// `GatewayError` as translated from the provider: `RateLimited`, `Unavailable` and
+    /// `Unexpected` may pass (the payout may or may not have been made: ask again under the same
+    /// key); the others are refusals, and the payout was not made.
+    async fn create_payout(&self, request: PayoutRequest) -> Result<Payout, GatewayError>;
 }
 
 /// Why no gateway was chosen for a card payment.
@@ -384,6 +433,10 @@ impl PaymentGateway for Monitored {
     fn verify_webhook(&self, headers: &WebhookHeaders, body: &[u8], now: OffsetDateTime) -> Result<GatewayEvent, WebhookError> {
         self.inner.verify_webhook(headers, body, now)
     }
+
+    fn payouts(&self) -> Option<&dyn PayoutGateway> {
+        self.inner.payouts()
+    }
 }
 
 /// The gateways this server offers, by provider name, and how card payments are routed to them.
@@ -470,6 +523,21 @@ impl Gateways {
             }
         }
         chosen
+    }
+
+    /// The provider that pays out withdrawals in `currency`: the first candidate (in the card
+    /// routing's order) that offers payouts in it; `None` when withdrawals must be settled by hand.
+    pub fn payout_provider(&self, currency: Currency) -> Option<ProviderName> {
+        let routed = self.routes.providers_for(currency).iter();
+        let names = routed.chain(self.default_card.iter()).chain(self.by_name.keys());
+        for name in names {
+            if let Some(gateway) = self.get(name)
+                && gateway.payouts().is_some_and(|payouts| payouts.supports_payout_currency(currency))
+            {
+                return Some(name.clone());
+            }
+        }
+        None
     }
 
     /// `route`, without saying why no gateway was found.

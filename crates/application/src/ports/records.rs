@@ -1,7 +1,7 @@
 //! The records the store port keeps for the use cases that are not domain entities: refresh
 //! tokens, idempotency keys with their outcomes, and the ledger's audit facts.
 
-use domain::ids::{PaymentId, RefreshTokenId, RefundId, TokenFamilyId, TransactionId, UserId, WalletId};
+use domain::ids::{PaymentId, RefreshTokenId, RefundId, TokenFamilyId, TransactionId, UserId, WalletId, WithdrawalId};
 use domain::ledger::TransactionKind;
 use domain::money::Currency;
 use time::OffsetDateTime;
@@ -73,6 +73,8 @@ pub enum RecoveryPoint {
     /// Card refunds whose money has moved to the gateway's clearing account; the provider may
     /// not have been asked yet.
     Refunds(Vec<RefundId>),
+    /// An approved withdrawal whose payout the provider may not have been asked for yet.
+    Withdrawal(WithdrawalId),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,6 +86,7 @@ impl RecoveryPoint {
     pub fn code(&self) -> String {
         match self {
             RecoveryPoint::Payment(id) => format!("payment:{id}"),
+            RecoveryPoint::Withdrawal(id) => format!("withdrawal:{id}"),
             RecoveryPoint::Refunds(ids) => {
                 let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
                 format!("refunds:{}", ids.join(","))
@@ -95,6 +98,9 @@ impl RecoveryPoint {
         let invalid = || RecoveryPointError(code.chars().take(80).collect());
         if let Some(id) = code.strip_prefix("payment:") {
             return PaymentId::parse(id).map(RecoveryPoint::Payment).map_err(|_| invalid());
+        }
+        if let Some(id) = code.strip_prefix("withdrawal:") {
+            return WithdrawalId::parse(id).map(RecoveryPoint::Withdrawal).map_err(|_| invalid());
         }
         let ids = code.strip_prefix("refunds:").ok_or_else(invalid)?;
         let ids: Result<Vec<RefundId>, _> = ids.split(',').map(RefundId::parse).collect();

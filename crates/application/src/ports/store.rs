@@ -30,8 +30,9 @@ use domain::money::Currency;
 use domain::order::{Order, OrderStatus, StatusChange};
 use domain::payment::{Payment, PaymentStatus, ProviderName, Refund};
 use domain::user::{AdminAction, Email, Role, User};
-use domain::wallet::{Hold, SystemAccount, Transfer, Wallet, Withdrawal};
+use domain::wallet::{Hold, SystemAccount, Transfer, Wallet};
 use domain::webhook::{DeliveryStatus, EndpointOwner, WebhookDelivery, WebhookEndpoint};
+use domain::withdrawal::{Withdrawal, WithdrawalStatus};
 use time::OffsetDateTime;
 
 use crate::pagination::{Page, PageRequest};
@@ -239,7 +240,8 @@ pub trait HoldRepository {
     fn lock_hold(&mut self, id: HoldId) -> impl Future<Output = StoreResult<Option<Hold>>> + Send;
     fn update_hold(&mut self, hold: &Hold) -> impl Future<Output = StoreResult<()>> + Send;
     /// Pending holds that expired by `now`, soonest first (unlocked), except those of active
-    /// calls: a call's hold ends with the call.
+    /// calls and of withdrawals in flight (requested or approved): a call's hold ends with the
+    /// call, a withdrawal's with its payout or rejection.
     fn find_expired_holds(&mut self, now: OffsetDateTime, limit: usize) -> impl Future<Output = StoreResult<Vec<Hold>>> + Send;
     /// The holds of a manual-capture order's parts, in hold id order (unlocked: they change only
     /// under the order's lock).
@@ -356,8 +358,23 @@ pub trait TransferRepository {
     fn find_transfer(&mut self, id: TransferId) -> impl Future<Output = StoreResult<Option<Transfer>>> + Send;
     fn insert_withdrawal(&mut self, withdrawal: &Withdrawal) -> impl Future<Output = StoreResult<()>> + Send;
     fn find_withdrawal(&mut self, id: WithdrawalId) -> impl Future<Output = StoreResult<Option<Withdrawal>>> + Send;
+    /// The withdrawal, locked: its status is decided by whoever locks it first (an admin's
+    /// decision, the payout's outcome).
+    fn lock_withdrawal(&mut self, id: WithdrawalId) -> impl Future<Output = StoreResult<Option<Withdrawal>>> + Send;
+    /// Writes what a transition changes (everything but the id, user, amount, destination, hold
+    /// and creation time).
+    ///
+    /// # Errors
+    /// `Unexpected` (or `Corrupt`) when the withdrawal does not exist.
+    fn update_withdrawal(&mut self, withdrawal: &Withdrawal) -> impl Future<Output = StoreResult<()>> + Send;
     /// A user's withdrawals, newest first.
     fn list_user_withdrawals(&mut self, user: UserId, page: &PageRequest) -> impl Future<Output = StoreResult<Page<Withdrawal>>> + Send;
+    /// Every user's withdrawals (in one status, or all), newest first: the admins' list.
+    fn list_withdrawals(
+        &mut self,
+        status: Option<WithdrawalStatus>,
+        page: &PageRequest,
+    ) -> impl Future<Output = StoreResult<Page<Withdrawal>>> + Send;
 }
 
 pub trait CallRepository {

@@ -16,3 +16,4 @@ mod statements;
 mod support;
 mod wallets;
 mod webhooks;
+mod withdrawals;

@@ -91,7 +91,7 @@ async fn a_merchant_with_a_history(h: &Harness) -> (Caller, Caller, OffsetDateTi
 
 #[tokio::test]
 async fn a_statement_adds_up_to_the_merchants_postings_of_the_period() {
-    let h = Harness::new();
+    let h = Harness::with_payouts(std::sync::Arc::new(crate::support::PayoutDesk::new(vec![])));
     let (merchant, _, from, to) = a_merchant_with_a_history(&h).await;
     let statement = h.app.statement(&merchant, request(None, from, to)).await.expect("statement");
 
@@ -132,7 +132,7 @@ async fn a_statement_adds_up_to_the_merchants_postings_of_the_period() {
 
 #[tokio::test]
 async fn an_admin_reads_any_merchants_statement_and_others_cannot() {
-    let h = Harness::new();
+    let h = Harness::with_payouts(std::sync::Arc::new(crate::support::PayoutDesk::new(vec![])));
     let (merchant, buyer, from, to) = a_merchant_with_a_history(&h).await;
     let admin = h.admin().await;
     let other = h.user(Role::Merchant).await;
@@ -158,7 +158,7 @@ async fn an_admin_reads_any_merchants_statement_and_others_cannot() {
 
 #[tokio::test]
 async fn a_merchant_without_a_wallet_in_the_currency_has_an_empty_statement() {
-    let h = Harness::new();
+    let h = Harness::with_payouts(std::sync::Arc::new(crate::support::PayoutDesk::new(vec![])));
     let merchant = h.user(Role::Merchant).await;
     let eur = StatementRequest {
         currency: Currency::Eur,
@@ -174,7 +174,7 @@ async fn a_merchant_without_a_wallet_in_the_currency_has_an_empty_statement() {
 
 #[tokio::test]
 async fn a_period_that_is_empty_or_longer_than_a_leap_year_is_refused() {
-    let h = Harness::new();
+    let h = Harness::with_payouts(std::sync::Arc::new(crate::support::PayoutDesk::new(vec![])));
     let merchant = h.user(Role::Merchant).await;
     let cases = [
         (start(), start(), PeriodError::Empty),
@@ -196,7 +196,7 @@ async fn a_period_that_is_empty_or_longer_than_a_leap_year_is_refused() {
 
 #[tokio::test]
 async fn verify_ledger_checks_every_merchant_wallets_statement() {
-    let h = Harness::new();
+    let h = Harness::with_payouts(std::sync::Arc::new(crate::support::PayoutDesk::new(vec![])));
     a_merchant_with_a_history(&h).await;
     a_merchant_with_a_history(&h).await;
     let report = h.app.verify_ledger_unchecked().await.expect("verify");

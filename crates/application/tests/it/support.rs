@@ -1,14 +1,15 @@
 //! The application wired to the in-memory store and test doubles.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use adapter_memory::{MemoryCache, MemoryStore};
 use application::adjustments::AdjustmentRequest;
 use application::auth::{Caller, Registration};
 use application::catalog::{CatalogEntry, NewProduct};
 use application::ports::gateway::{
-    CheckoutRequest, CheckoutSession, GatewayError, GatewayEvent, GatewayRefund, GatewayRefundStatus, Gateways, PaymentGateway,
-    RefundRequest, WebhookError, WebhookHeaders,
+    CheckoutRequest, CheckoutSession, GatewayError, GatewayEvent, GatewayRefund, GatewayRefundStatus, Gateways, PaymentGateway, Payout,
+    PayoutGateway, PayoutRequest, PayoutStatus, RefundRequest, WebhookError, WebhookHeaders,
 };
 use application::ports::system::{ManualClock, UuidV7Generator};
 use application::testing::{PlainHasher, RecordingWebhooks, SpelledTokens};
@@ -57,6 +58,74 @@ pub fn working_gateway() -> MockGateway {
     gateway
 }
 
+/// A gateway that also pays out: each payout answers with the next scripted outcome (paid once
+/// the script is used up), and every request is kept.
+#[derive(Debug)]
+pub struct PayoutDesk {
+    inner: MockGateway,
+    script: Mutex<VecDeque<Result<PayoutStatus, GatewayError>>>,
+    pub asked: Mutex<Vec<PayoutRequest>>,
+}
+
+impl PayoutDesk {
+    pub fn new(script: Vec<Result<PayoutStatus, GatewayError>>) -> PayoutDesk {
+        PayoutDesk {
+            inner: working_gateway(),
+            script: Mutex::new(script.into()),
+            asked: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn asked(&self) -> Vec<PayoutRequest> {
+        self.asked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for PayoutDesk {
+    fn provider(&self) -> &ProviderName {
+        self.inner.provider()
+    }
+
+    fn supports_currency(&self, currency: Currency) -> bool {
+        self.inner.supports_currency(currency)
+    }
+
+    async fn create_checkout(&self, request: CheckoutRequest) -> Result<CheckoutSession, GatewayError> {
+        self.inner.create_checkout(request).await
+    }
+
+    async fn refund(&self, request: RefundRequest) -> Result<GatewayRefund, GatewayError> {
+        self.inner.refund(request).await
+    }
+
+    fn verify_webhook(&self, headers: &WebhookHeaders, body: &[u8], now: OffsetDateTime) -> Result<GatewayEvent, WebhookError> {
+        self.inner.verify_webhook(headers, body, now)
+    }
+
+    fn payouts(&self) -> Option<&dyn PayoutGateway> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl PayoutGateway for PayoutDesk {
+    fn supports_payout_currency(&self, _currency: Currency) -> bool {
+        true
+    }
+
+    async fn create_payout(&self, request: PayoutRequest) -> Result<Payout, GatewayError> {
+        let reference = format!("po_{}", request.withdrawal_id.as_uuid().simple());
+        self.asked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(request);
+        let next = self.script.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop_front();
+        let status = next.unwrap_or(Ok(PayoutStatus::Paid))?;
+        Ok(Payout {
+            provider_reference: reference,
+            status,
+        })
+    }
+}
+
 pub struct Harness {
     pub app: Arc<App<MemoryStore>>,
     pub store: MemoryStore,
@@ -83,6 +152,15 @@ impl Harness {
     }
 
     pub fn with(gateway: MockGateway, settings: Settings) -> Harness {
+        Harness::with_any(Arc::new(gateway), settings)
+    }
+
+    /// A harness whose gateway pays out withdrawals as `desk` scripts.
+    pub fn with_payouts(desk: Arc<PayoutDesk>) -> Harness {
+        Harness::with_any(desk, Settings::default())
+    }
+
+    pub fn with_any(gateway: Arc<dyn PaymentGateway>, settings: Settings) -> Harness {
         let store = MemoryStore::new();
         let clock = Arc::new(ManualClock::new(start()));
         let webhooks = Arc::new(RecordingWebhooks::default());
@@ -92,7 +170,7 @@ impl Harness {
             ids: Arc::new(UuidV7Generator),
             hasher: Arc::new(PlainHasher),
             tokens: Arc::new(SpelledTokens::default()),
-            gateways: Gateways::new().with(Arc::new(gateway)),
+            gateways: Gateways::new().with(gateway),
             cache: Arc::new(MemoryCache::new()),
             webhooks: webhooks.clone(),
             settings,
@@ -185,6 +263,23 @@ impl Harness {
         let now = self.app.product(None, entry.product.id).await.map(|e| e.stock);
         let stock = now.unwrap_or_else(|e| panic!("stock: {e}"));
         (stock.available(), stock.reserved())
+    }
+
+    /// The caller's USD wallet: (balance, held).
+    pub async fn wallet(&self, caller: &Caller) -> (i64, i64) {
+        match self.app.wallet(caller, Currency::Usd).await {
+            Ok(wallet) => (wallet.balance().amount_minor(), wallet.held().amount_minor()),
+            Err(error) => panic!("wallet: {error}"),
+        }
+    }
+
+    /// The public types of the events in the outbox, oldest first.
+    pub async fn event_types(&self) -> Vec<&'static str> {
+        use application::ports::store::{EventOutbox, Transaction, UnitOfWork};
+        let mut tx = self.store.begin().await.unwrap_or_else(|e| panic!("begin: {e}"));
+        let events = tx.lock_unpublished_events(10_000).await.unwrap_or_else(|e| panic!("outbox: {e}"));
+        tx.rollback().await.unwrap_or_else(|e| panic!("rollback: {e}"));
+        events.iter().map(|e| e.event.public_type()).collect()
     }
 
     pub async fn assert_ledger_ok(&self) {

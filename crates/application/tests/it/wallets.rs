@@ -145,7 +145,7 @@ async fn history_lists_postings_newest_first_in_pages() -> Result<(), Box<dyn st
 
 #[tokio::test]
 async fn withdrawals_leave_the_platform_through_the_payouts_account() -> Result<(), Box<dyn std::error::Error>> {
-    let h = Harness::new();
+    let h = Harness::with_payouts(std::sync::Arc::new(crate::support::PayoutDesk::new(vec![])));
     let alice = h.funded_customer(5_000).await;
     let request = WithdrawalRequest {
         amount: usd(1_500),
@@ -153,7 +153,7 @@ async fn withdrawals_leave_the_platform_through_the_payouts_account() -> Result<
     };
     let withdrawal = h.app.withdraw(&alice, request, None).await?;
     assert_eq!(h.balance(&alice).await, 3_500);
-    assert_eq!(h.app.withdrawal(&alice, withdrawal.id).await?.amount, usd(1_500));
+    assert_eq!(h.app.withdrawal(&alice, withdrawal.id()).await?.amount(), usd(1_500));
     let too_much = WithdrawalRequest {
         amount: usd(3_501),
         destination: "x".into(),

@@ -69,6 +69,7 @@ fn property_rule(schema: &str, name: &str) -> Option<Value> {
         "reason" => json!({"pattern": TEXT, "maxLength": REASON_CHARS_MAX}),
         "items" => json!({"minItems": 1, "maxItems": Order::ITEMS_MAX}),
         "note" => json!({"pattern": TEXT, "maxLength": NOTE_CHARS_MAX}),
+        "reference" => json!({"pattern": TEXT, "maxLength": REASON_CHARS_MAX}),
         "destination" => json!({"pattern": NON_BLANK_TEXT, "minLength": 1, "maxLength": DESTINATION_CHARS_MAX}),
         "email" | "to_email" => json!({"format": "email", "maxLength": Email::LEN_MAX}),
         "password" => json!({"pattern": TEXT, "minLength": Password::LEN_MIN, "maxLength": Password::BYTES_MAX}),
@@ -96,6 +97,9 @@ fn parameter_rule(path: &str, name: &str) -> Option<Value> {
         }
         "kind" if path == "/api/v1/payments" => json!({"enum": ["top_up", "order"]}),
         "role" if path == "/api/v1/admin/users" => json!({"enum": ["customer", "merchant", "admin"]}),
+        "status" if path == "/api/v1/admin/withdrawals" => {
+            json!({"enum": domain::withdrawal::WithdrawalStatus::ALL.map(domain::withdrawal::WithdrawalStatus::as_str)})
+        }
         "status" if path.ends_with("/deliveries") => {
             json!({"enum": DeliveryStatus::ALL.map(DeliveryStatus::as_str)})
         }
@@ -127,6 +131,7 @@ const REQUEST_SCHEMAS: &[&str] = &[
     "RollSecretRequest",
     "HoldRequestBody",
     "CaptureRequestBody",
+    "WithdrawalDecisionBody",
 ];
 
 /// Merges `rule` into a (possibly nullable) property or parameter schema.

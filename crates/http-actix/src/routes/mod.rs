@@ -2,6 +2,7 @@
 //! method and path the server answers, so a test can hold the OpenAPI document to it.
 
 pub mod admin;
+pub mod admin_withdrawals;
 pub mod auth;
 pub mod calls;
 pub mod catalog;
@@ -91,6 +92,11 @@ api_routes! {
     post "/api/v1/admin/users/{id}/reactivate" => admin::reactivate;
     get "/api/v1/admin/actions" => admin::actions;
     get "/api/v1/admin/follow-ups" => admin::follow_ups;
+    get "/api/v1/admin/withdrawals" => admin_withdrawals::list;
+    post "/api/v1/admin/withdrawals/{id}/approve" => admin_withdrawals::approve;
+    post "/api/v1/admin/withdrawals/{id}/reject" => admin_withdrawals::reject;
+    post "/api/v1/admin/withdrawals/{id}/mark-paid" => admin_withdrawals::mark_paid;
+    post "/api/v1/admin/withdrawals/{id}/mark-failed" => admin_withdrawals::mark_failed;
 
     get "/api/v1/statements" => statements::show;
 

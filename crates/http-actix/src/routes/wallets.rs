@@ -10,7 +10,8 @@ use application::transfers::{Recipient, TransferRequest};
 use application::withdrawals::WithdrawalRequest;
 use domain::ids::{PaymentId, TransferId, UserId, WithdrawalId};
 use domain::payment::{Payment, PaymentStatus, ProviderName};
-use domain::wallet::{Transfer, Withdrawal};
+use domain::wallet::Transfer;
+use domain::withdrawal::Withdrawal;
 
 use super::State;
 use crate::dto::{
@@ -186,20 +187,30 @@ pub async fn payment<U: UnitOfWork>(state: State<U>, caller: Authenticated, path
     Ok(ok(&PaymentResponse::from(&payment)))
 }
 
+/// 201 once the withdrawal ended (paid, or failed), 202 while it is in flight (waiting for an
+/// admin, or for its payout); the body says which.
 fn render_withdrawal(withdrawal: &Withdrawal) -> StoredResponse {
+    let status = if withdrawal.status().is_in_flight() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
     stored(
-        StatusCode::CREATED,
+        status,
         &WithdrawalResponse::from(withdrawal),
-        Some(format!("/api/v1/withdrawals/{}", withdrawal.id)),
+        Some(format!("/api/v1/withdrawals/{}", withdrawal.id())),
     )
 }
 
-/// Pays money out of the wallet.
+/// Pays money out of the wallet: the amount is held at once; at or below the approval threshold
+/// the withdrawal is approved and paid out (or left for manual settlement when no provider pays
+/// out the currency), above it it waits for an admin.
 #[utoipa::path(post, path = "/api/v1/wallets/{currency}/withdrawals", tag = "wallets", security(("bearer" = [])),
     params(("currency" = String, Path, description = "ISO 4217 code"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request safe")),
     request_body = WithdrawalRequestBody,
     responses(
-        (status = 201, description = "Withdrawn", body = WithdrawalResponse),
+        (status = 201, description = "Paid out (`paid`), or refused by the provider (`failed`, the amount released)", body = WithdrawalResponse),
+        (status = 202, description = "In flight: `requested` (waiting for an admin) or `approved` (payout pending, or manual settlement); the amount is held", body = WithdrawalResponse),
         (status = 422, description = "Bad amount or destination, or insufficient funds", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn withdraw<U: UnitOfWork>(
