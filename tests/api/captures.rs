@@ -162,6 +162,9 @@ async fn only_the_parties_settle_and_bad_captures_are_refused(app: TestApp) {
     app.post(&capture, Some(&ann.token), &json!({"amount": "5.00"}))
         .await
         .assert_status(422);
+    app.post(&capture, Some(&ann.token), &json!({"items": []}))
+        .await
+        .assert_problem(422, "validation_failed");
     app.post("/api/v1/orders/not-a-uuid/capture", Some(&ann.token), &json!({}))
         .await
         .assert_problem(404, "not_found");

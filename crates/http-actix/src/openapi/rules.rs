@@ -63,7 +63,7 @@ fn property_rule(schema: &str, name: &str) -> Option<Value> {
             json!({"minItems": 1, "maxItems": EVENT_TYPES.len(), "items": {"enum": types}})
         }
         "overlap_seconds" => json!({"minimum": 0, "maximum": 604_800}),
-        "reason" if schema == "AdjustmentRequestBody" => {
+        "reason" if schema == "AdjustmentRequestBody" || schema == "AdminReasonBody" => {
             json!({"pattern": NON_BLANK_TEXT, "minLength": 1, "maxLength": REASON_CHARS_MAX})
         }
         "reason" => json!({"pattern": TEXT, "maxLength": REASON_CHARS_MAX}),
@@ -132,6 +132,9 @@ const REQUEST_SCHEMAS: &[&str] = &[
     "HoldRequestBody",
     "CaptureRequestBody",
     "WithdrawalDecisionBody",
+    "PayAgainRequest",
+    "OrderCaptureRequest",
+    "AdminReasonBody",
 ];
 
 /// Merges `rule` into a (possibly nullable) property or parameter schema.

@@ -214,6 +214,10 @@ pub async fn capture<U: UnitOfWork>(
     } else {
         parse_json(&raw)?
     };
+    if body.items.as_ref().is_some_and(Vec::is_empty) {
+        let detail = "name at least one item to capture, or void the part";
+        return Err(ApiError::invalid_field("items", detail));
+    }
     let items = body.items.as_deref().map(cart_items).transpose()?;
     let caller = caller.0;
     idempotently(&state, Some(caller.user_id), key, (&req, &raw), render_settled, |idempotent| {
