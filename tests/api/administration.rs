@@ -11,6 +11,7 @@ on_every_backend!(
     a_suspended_user_is_shut_out_until_reactivated,
     suspension_is_for_admins_with_a_reason,
     an_adjustment_records_the_acting_admin_in_the_audit_trail,
+    an_admin_cancels_an_unpaid_order_with_a_reason,
 );
 
 async fn actions_on(app: &TestApp, subject: &str) -> Vec<Value> {
@@ -143,4 +144,63 @@ async fn an_adjustment_records_the_acting_admin_in_the_audit_trail(app: TestApp)
     let history = app.get("/api/v1/wallets/USD/transactions", Some(&customer.token)).await;
     let history = history.assert_status(200).to_string();
     assert!(!history.contains(&app.admin.id), "{history}");
+}
+
+async fn an_admin_cancels_an_unpaid_order_with_a_reason(app: TestApp) {
+    let ann = app.user("merchant").await;
+    let buyer = app.customer_with("50.00").await;
+    let mug = app.product(&ann, "Mug", "12.50", 5).await;
+    let cart = json!({"items": [{"product_id": mug, "quantity": 2}], "payment_method": "card"});
+    let order = app
+        .post("/api/v1/orders", Some(&buyer.token), &cart)
+        .await
+        .assert_status(201)
+        .clone();
+    let id = order["id"].as_str().expect("id");
+    let cancel = format!("/api/v1/admin/orders/{id}/cancel");
+    app.post(&cancel, Some(&ann.token), &json!({"reason": "mine"}))
+        .await
+        .assert_problem(403, "forbidden");
+    app.post(&cancel, Some(&buyer.token), &json!({"reason": "mine"}))
+        .await
+        .assert_problem(403, "forbidden");
+    app.post(&cancel, Some(&app.admin.token), &json!({"reason": ""}))
+        .await
+        .assert_problem(422, "validation_failed");
+    assert_eq!(app.stock(&mug).await, (3, 2));
+
+    let cancelled = app
+        .post(&cancel, Some(&app.admin.token), &json!({"reason": "suspected card testing"}))
+        .await;
+    assert_eq!(cancelled.assert_status(200)["status"], json!("cancelled"));
+    assert_eq!(app.stock(&mug).await, (5, 0), "the reserved stock is back on sale");
+    let shown = app.get(&format!("/api/v1/orders/{id}"), Some(&buyer.token)).await;
+    assert_eq!(shown.assert_status(200)["payment"]["status"], json!("cancelled"));
+    app.post(&cancel, Some(&app.admin.token), &json!({"reason": "again"}))
+        .await
+        .assert_problem(409, "invalid_state");
+
+    let paid = json!({"items": [{"product_id": mug, "quantity": 1}], "payment_method": "wallet"});
+    let paid = app
+        .post("/api/v1/orders", Some(&buyer.token), &paid)
+        .await
+        .assert_status(201)
+        .clone();
+    let paid_id = paid["id"].as_str().expect("id");
+    app.post(
+        &format!("/api/v1/admin/orders/{paid_id}/cancel"),
+        Some(&app.admin.token),
+        &json!({"reason": "no"}),
+    )
+    .await
+    .assert_problem(409, "invalid_state");
+
+    let trail = actions_on(&app, &format!("order:{id}")).await;
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    assert_eq!(
+        (trail[0]["action"].as_str(), trail[0]["reason"].as_str()),
+        (Some("order.cancelled"), Some("suspected card testing"))
+    );
+    assert!(actions_on(&app, &format!("order:{paid_id}")).await.is_empty());
+    app.assert_ledger_ok().await;
 }

@@ -98,6 +98,20 @@ async fn a_large_withdrawal_waits_for_an_admin_who_approves_it(app: TestApp) {
     )
     .await
     .assert_problem(409, "invalid_transition");
+    // The admins' trail has the approval once: neither the repeat nor the refused rejection.
+    let trail = app
+        .get(&format!("/api/v1/admin/actions?subject=withdrawal:{id}"), Some(&app.admin.token))
+        .await;
+    let trail = trail.assert_status(200)["items"].as_array().expect("items").clone();
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    assert_eq!(
+        (
+            trail[0]["action"].as_str(),
+            trail[0]["reason"].as_str(),
+            trail[0]["admin_id"].as_str()
+        ),
+        (Some("withdrawal.approved"), Some("verified by phone"), Some(app.admin.id.as_str()))
+    );
     app.assert_ledger_ok().await;
 }
 

@@ -8,17 +8,21 @@
 
 use domain::events::DomainEvent;
 use domain::ids::{OrderId, ProductId};
-use domain::order::{Actor, Order};
+use domain::order::{Actor, Order, OrderStatus, TransitionError};
 use domain::payment::{Payment, PaymentPurpose};
+use domain::user::{AdminAction, AdminActionKind};
 use time::OffsetDateTime;
 
+use crate::administration::REASON_CHARS_MAX;
 use crate::caller::Caller;
 use crate::context::App;
 use crate::effects::{event, record_order_change};
 use crate::orders::OrderCommandError;
 use crate::ports::gateway::CheckoutClosure;
-use crate::ports::store::{EventOutbox, OrderRepository, PaymentLookup, PaymentRepository, ProductRepository, StoreError, UnitOfWork};
-use crate::ports::system::IdGenerator;
+use crate::ports::store::{
+    AdminAuditRepository, EventOutbox, OrderRepository, PaymentLookup, PaymentRepository, ProductRepository, StoreError, UnitOfWork,
+};
+use crate::ports::system::{IdGenerator, next_id};
 use crate::transact::{transact, work};
 
 /// How a payment that will not be paid ends.
@@ -145,6 +149,56 @@ impl<U: UnitOfWork> App<U> {
         };
         let cancellation = &cancellation;
         let (order, product_ids) = transact(&self.store, |tx| work(cancel_for_buyer(tx, ids, order_id, cancellation, now))).await?;
+        self.invalidate_catalog(&product_ids).await;
+        Ok(order)
+    }
+
+    /// An admin cancels an order still awaiting payment, with a reason kept in the admins' audit
+    /// trail; its checkout is closed at the provider first, as for the buyer.
+    pub async fn admin_cancel_order(&self, caller: &Caller, order_id: OrderId, reason: &str) -> Result<Order, OrderCommandError> {
+        if !caller.is_admin() {
+            return Err(OrderCommandError::Forbidden);
+        }
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > REASON_CHARS_MAX {
+            return Err(OrderCommandError::Reason);
+        }
+        let (order, payment) = transact(&self.store, |tx| work(peek_order(tx, order_id)))
+            .await?
+            .ok_or(OrderCommandError::NotFound)?;
+        if !order.is_awaiting_payment() {
+            return Err(OrderCommandError::Transition(TransitionError {
+                from: order.status(),
+                to: OrderStatus::Cancelled,
+            }));
+        }
+        if let Some(payment) = payment.as_ref().filter(|payment| payment.is_pending()) {
+            self.close_checkout(payment).await?;
+        }
+        let (ids, now, admin) = (self.ids.as_ref(), self.clock.now(), caller.user_id);
+        let cancellation = Cancellation {
+            end: PaymentEnd::Cancelled,
+            actor: Actor::User(admin),
+            reason: "cancelled by an admin",
+        };
+        let cancellation = &cancellation;
+        let (order, product_ids) = transact(&self.store, |tx| {
+            work(async move {
+                let cancelled = cancel_for_buyer(tx, ids, order_id, cancellation, now).await?;
+                let entry = AdminAction {
+                    id: next_id(ids),
+                    admin_id: admin,
+                    kind: AdminActionKind::OrderCancelled,
+                    subject: format!("order:{order_id}"),
+                    reason: reason.to_owned(),
+                    details: String::new(),
+                    at: now,
+                };
+                tx.record_admin_action(&entry).await?;
+                Ok::<_, OrderCommandError>(cancelled)
+            })
+        })
+        .await?;
         self.invalidate_catalog(&product_ids).await;
         Ok(order)
     }

@@ -27,6 +27,8 @@ pub enum OrderCommandError {
     NotFound,
     #[error("you may not do this to the order")]
     Forbidden,
+    #[error("the reason must have 1 to 500 characters")]
+    Reason,
     #[error("the provider would not close the order's checkout: {0}")]
     CheckoutNotClosed(GatewayError),
     #[error("the order's checkout has been paid: the order is about to be marked paid and cannot be cancelled")]

@@ -28,6 +28,7 @@ use domain::follow_up::{FollowUp, FollowUpTask};
 use domain::ids::{HoldId, UserId, WithdrawalId};
 use domain::ledger::{Entry, JournalTransaction, LedgerError, TransactionKind};
 use domain::money::{Currency, Money};
+use domain::user::{AdminAction, AdminActionKind};
 use domain::wallet::{Hold, HoldError, HoldTerms, SystemAccount, WalletError};
 use domain::withdrawal::{PaidOut, REASON_CHARS_MAX, Settlement, Withdrawal, WithdrawalStatus, WithdrawalTerms, WithdrawalTransitionError};
 use time::{Duration, OffsetDateTime};
@@ -41,8 +42,8 @@ use crate::ledger::post_locked;
 use crate::pagination::{Page, PageRequest};
 use crate::ports::gateway::{GatewayError, PayoutRequest, PayoutStatus};
 use crate::ports::store::{
-    EventOutbox, FollowUpRepository, HoldRepository, IdempotencyRepository, LedgerRepository, StoreError, TransferRepository, UnitOfWork,
-    WalletRepository,
+    AdminAuditRepository, EventOutbox, FollowUpRepository, HoldRepository, IdempotencyRepository, LedgerRepository, StoreError,
+    TransferRepository, UnitOfWork, WalletRepository,
 };
 use crate::ports::system::{IdGenerator, next_id};
 use crate::transact::{transact, work};
@@ -441,7 +442,7 @@ impl<U: UnitOfWork> App<U> {
         let (ids, key, now, admin) = (self.ids.as_ref(), self.key(idempotent.as_ref()), self.clock.now(), caller.user_id);
         // Decided before the transaction: which provider pays out if this approves it.
         let settlement = &self.settlement_of(id).await?;
-        let context = AdminAction {
+        let context = AdminStep {
             id,
             admin,
             action,
@@ -558,12 +559,38 @@ async fn resume<Tx: TransferRepository + Send>(tx: &mut Tx, point: &RecoveryPoin
     Ok(Opened { withdrawal, pay_out: true })
 }
 
-struct AdminAction<'a> {
+struct AdminStep<'a> {
     id: WithdrawalId,
     admin: UserId,
     action: Action,
     decision: &'a WithdrawalDecision,
     settlement: &'a Settlement,
+}
+
+/// An admin's decision on a withdrawal, in the admins' audit trail.
+async fn record_decision<Tx: AdminAuditRepository + Send>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    context: &AdminStep<'_>,
+    reason: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let kind = match context.action {
+        Action::Approve => AdminActionKind::WithdrawalApproved,
+        Action::Reject => AdminActionKind::WithdrawalRejected,
+        Action::MarkPaid => AdminActionKind::WithdrawalMarkedPaid,
+        Action::MarkFailed => AdminActionKind::WithdrawalMarkedFailed,
+    };
+    let entry = AdminAction {
+        id: next_id(ids),
+        admin_id: context.admin,
+        kind,
+        subject: format!("withdrawal:{}", context.id),
+        reason: reason.unwrap_or("no reason given").to_owned(),
+        details: context.decision.reference.clone().unwrap_or_default(),
+        at: now,
+    };
+    tx.record_admin_action(&entry).await
 }
 
 /// The transaction of an admin's action: the withdrawal is locked, so of two actions racing on it
@@ -572,12 +599,13 @@ struct AdminAction<'a> {
 async fn admin_step<Tx>(
     tx: &mut Tx,
     ids: &dyn IdGenerator,
-    context: &AdminAction<'_>,
+    context: &AdminStep<'_>,
     key: Key<'_, Withdrawal>,
     now: OffsetDateTime,
 ) -> Result<Opened, WithdrawalError>
 where
     Tx: IdempotencyRepository
+        + AdminAuditRepository
         + WalletRepository
         + LedgerRepository
         + HoldRepository
@@ -593,6 +621,19 @@ where
     let reason = context.decision.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
     let status = withdrawal.status();
     let by = Some(context.admin);
+    let repeated = matches!(
+        (context.action, status),
+        (
+            Action::Approve,
+            WithdrawalStatus::Approved | WithdrawalStatus::Paid | WithdrawalStatus::Failed
+        ) | (Action::Reject, WithdrawalStatus::Rejected)
+            | (Action::MarkPaid, WithdrawalStatus::Paid)
+            | (Action::MarkFailed, WithdrawalStatus::Failed)
+    );
+    if !repeated {
+        // In the admins' trail too; the transaction rolls it back if the step is refused.
+        record_decision(tx, ids, context, reason, now).await?;
+    }
     let done = match (context.action, status) {
         (Action::Approve, WithdrawalStatus::Approved | WithdrawalStatus::Paid | WithdrawalStatus::Failed)
         | (Action::Reject, WithdrawalStatus::Rejected)

@@ -202,13 +202,23 @@ pub enum AdminActionKind {
     UserSuspended,
     UserReactivated,
     WalletAdjusted,
+    OrderCancelled,
+    WithdrawalApproved,
+    WithdrawalRejected,
+    WithdrawalMarkedPaid,
+    WithdrawalMarkedFailed,
 }
 
 impl AdminActionKind {
-    pub const ALL: [AdminActionKind; 3] = [
+    pub const ALL: [AdminActionKind; 8] = [
         AdminActionKind::UserSuspended,
         AdminActionKind::UserReactivated,
         AdminActionKind::WalletAdjusted,
+        AdminActionKind::OrderCancelled,
+        AdminActionKind::WithdrawalApproved,
+        AdminActionKind::WithdrawalRejected,
+        AdminActionKind::WithdrawalMarkedPaid,
+        AdminActionKind::WithdrawalMarkedFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -216,6 +226,11 @@ impl AdminActionKind {
             AdminActionKind::UserSuspended => "user.suspended",
             AdminActionKind::UserReactivated => "user.reactivated",
             AdminActionKind::WalletAdjusted => "wallet.adjusted",
+            AdminActionKind::OrderCancelled => "order.cancelled",
+            AdminActionKind::WithdrawalApproved => "withdrawal.approved",
+            AdminActionKind::WithdrawalRejected => "withdrawal.rejected",
+            AdminActionKind::WithdrawalMarkedPaid => "withdrawal.marked_paid",
+            AdminActionKind::WithdrawalMarkedFailed => "withdrawal.marked_failed",
         }
     }
 

@@ -357,6 +357,7 @@ impl From<OrderCommandError> for ApiError {
         match error {
             OrderCommandError::NotFound => ApiError::not_found(error.to_string()),
             OrderCommandError::Forbidden => ApiError::forbidden(error.to_string()),
+            OrderCommandError::Reason => ApiError::invalid_field("reason", error.to_string()),
             OrderCommandError::Transition(_) => ApiError::conflict("invalid_state", "Invalid state", error.to_string()),
             OrderCommandError::CheckoutNotClosed(ref gateway) if gateway.may_pass() => {
                 let mut problem = ApiError::new(

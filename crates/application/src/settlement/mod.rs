@@ -99,7 +99,7 @@ impl From<OrderCommandError> for GatewayEventError {
             OrderCommandError::CheckoutCompleted => {
                 GatewayEventError::Store(StoreError::Corrupt("a checkout completed during settlement".into()))
             }
-            OrderCommandError::NotFound | OrderCommandError::Forbidden => {
+            OrderCommandError::NotFound | OrderCommandError::Forbidden | OrderCommandError::Reason => {
                 GatewayEventError::Store(StoreError::Corrupt("a payment points at a missing order".into()))
             }
         }

@@ -263,3 +263,27 @@ pub async fn actions<U: UnitOfWork>(
         crate::dto::AdminActionResponse::from(action)
     })))
 }
+
+/// An admin cancels an order still awaiting payment, with a reason kept in the audit trail: its
+/// checkout is closed at the provider and its reserved stock goes back on sale.
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/cancel", tag = "admin", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Order id")),
+    request_body = AdminReasonBody,
+    responses(
+        (status = 200, description = "Cancelled", body = crate::dto::OrderResponse),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not awaiting payment, or its checkout has just been paid", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No reason, or one too long", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The provider would not close the checkout yet", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn cancel_order<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    path: web::Path<String>,
+    body: Json<AdminReasonBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, OrderId::parse)?;
+    let order = state.app.admin_cancel_order(&caller.0, id, &body.value.reason).await?;
+    Ok(ok(&crate::dto::OrderResponse::from(&order)))
+}

@@ -74,6 +74,7 @@ api_routes! {
     post "/api/v1/orders/{id}/refunds" => orders::refund;
     get "/api/v1/merchant/sales" => orders::merchant_sales;
     get "/api/v1/admin/orders" => orders::admin_list;
+    post "/api/v1/admin/orders/{id}/cancel" => admin::cancel_order;
 
     post "/api/v1/calls" => calls::start;
     post "/api/v1/calls/{id}/end" => calls::end;
