@@ -12,6 +12,7 @@ on_every_backend!(
     suspension_is_for_admins_with_a_reason,
     an_adjustment_records_the_acting_admin_in_the_audit_trail,
     an_admin_cancels_an_unpaid_order_with_a_reason,
+    an_admins_refund_is_in_the_audit_trail_and_a_merchants_is_not,
 );
 
 async fn actions_on(app: &TestApp, subject: &str) -> Vec<Value> {
@@ -202,5 +203,37 @@ async fn an_admin_cancels_an_unpaid_order_with_a_reason(app: TestApp) {
         (Some("order.cancelled"), Some("suspected card testing"))
     );
     assert!(actions_on(&app, &format!("order:{paid_id}")).await.is_empty());
+    app.assert_ledger_ok().await;
+}
+
+async fn an_admins_refund_is_in_the_audit_trail_and_a_merchants_is_not(app: TestApp) {
+    let ann = app.user("merchant").await;
+    let buyer = app.customer_with("50.00").await;
+    let mug = app.product(&ann, "Mug", "10.00", 5).await;
+    let cart = json!({"items": [{"product_id": mug, "quantity": 3}], "payment_method": "wallet"});
+    let order = app
+        .post("/api/v1/orders", Some(&buyer.token), &cart)
+        .await
+        .assert_status(201)
+        .clone();
+    let refunds = format!("/api/v1/orders/{}/refunds", order["id"].as_str().expect("id"));
+    app.post(&refunds, Some(&ann.token), &json!({"amount": "5.00", "reason": "chipped"}))
+        .await
+        .assert_status(201);
+    app.post(&refunds, Some(&app.admin.token), &json!({"amount": "7.50", "reason": "goodwill"}))
+        .await
+        .assert_status(201);
+    let trail = actions_on(&app, &format!("order:{}", order["id"].as_str().expect("id"))).await;
+    assert_eq!(trail.len(), 1, "only the admin's refund: {trail:?}");
+    assert_eq!(
+        (
+            trail[0]["action"].as_str(),
+            trail[0]["reason"].as_str(),
+            trail[0]["admin_id"].as_str()
+        ),
+        (Some("order.refunded"), Some("goodwill"), Some(app.admin.id.as_str()))
+    );
+    assert!(trail[0]["details"].as_str().expect("details").contains("7.50 USD"));
+    assert_eq!(app.balance(&buyer).await, "32.50");
     app.assert_ledger_ok().await;
 }

@@ -19,7 +19,7 @@ use domain::ledger::{Entry, JournalTransaction, LedgerError, TransactionKind};
 use domain::money::{Money, MoneyError};
 use domain::order::{Actor, Order, OrderError, OrderStatus, PaymentMethod, TransitionError};
 use domain::payment::{Payment, PaymentStatus, Refund, RefundTerms};
-use domain::user::Role;
+use domain::user::{AdminAction, AdminActionKind, Role};
 use time::OffsetDateTime;
 
 use crate::caller::Caller;
@@ -30,8 +30,8 @@ use crate::idempotency::{Claim, IdempotencyError, Idempotent, Key, RecoveryPoint
 use crate::ledger::post;
 use crate::ports::gateway::{GatewayError, GatewayRefundStatus, RefundRequest, RefundUpdate};
 use crate::ports::store::{
-    EventOutbox, FollowUpRepository, IdempotencyRepository, LedgerRepository, OrderRepository, PaymentRepository, RefundRepository,
-    StoreError, UnitOfWork, WalletRepository,
+    AdminAuditRepository, EventOutbox, FollowUpRepository, IdempotencyRepository, LedgerRepository, OrderRepository, PaymentRepository,
+    RefundRepository, StoreError, UnitOfWork, WalletRepository,
 };
 use crate::ports::system::{IdGenerator, next_id};
 use crate::settlement::GatewayEventError;
@@ -264,12 +264,15 @@ async fn open_or_resume_refunds<Tx>(
     now: OffsetDateTime,
 ) -> Result<OpenedRefunds, RefundError>
 where
-    Tx: IdempotencyRepository + RefundTx,
+    Tx: IdempotencyRepository + AdminAuditRepository + RefundTx,
 {
     if let Claim::Resume(point) = key.claim(tx, now).await? {
         return resume_refunds(tx, request.order_id, &point).await;
     }
     let opened = open_refunds(tx, request, now).await?;
+    if request.caller.is_admin() {
+        record_admin_refund(tx, request, &opened.refunds, now).await?;
+    }
     match &opened.card_payment {
         // A wallet refund is final now; a card refund's response is stored once the gateway has
         // answered.
@@ -280,6 +283,41 @@ where
         }
     }
     Ok(opened)
+}
+
+/// An admin's refund, in the admins' audit trail: the refunds opened and their amounts.
+async fn record_admin_refund<Tx: AdminAuditRepository + Send>(
+    tx: &mut Tx,
+    request: &RefundRequestContext<'_>,
+    refunds: &[Refund],
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let details: Vec<String> = refunds
+        .iter()
+        .map(|refund| {
+            format!(
+                "refund {}: {} {}",
+                refund.id(),
+                refund.amount().to_major_string(),
+                refund.amount().currency().code()
+            )
+        })
+        .collect();
+    let reason = request.command.reason.trim();
+    let entry = AdminAction {
+        id: next_id(request.ids),
+        admin_id: request.caller.user_id,
+        kind: AdminActionKind::OrderRefunded,
+        subject: format!("order:{}", request.order_id),
+        reason: if reason.is_empty() {
+            "no reason given".to_owned()
+        } else {
+            reason.to_owned()
+        },
+        details: details.join("; "),
+        at: now,
+    };
+    tx.record_admin_action(&entry).await
 }
 
 /// The refunds and card payment an earlier attempt under the key opened.

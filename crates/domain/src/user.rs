@@ -203,6 +203,7 @@ pub enum AdminActionKind {
     UserReactivated,
     WalletAdjusted,
     OrderCancelled,
+    OrderRefunded,
     WithdrawalApproved,
     WithdrawalRejected,
     WithdrawalMarkedPaid,
@@ -210,11 +211,12 @@ pub enum AdminActionKind {
 }
 
 impl AdminActionKind {
-    pub const ALL: [AdminActionKind; 8] = [
+    pub const ALL: [AdminActionKind; 9] = [
         AdminActionKind::UserSuspended,
         AdminActionKind::UserReactivated,
         AdminActionKind::WalletAdjusted,
         AdminActionKind::OrderCancelled,
+        AdminActionKind::OrderRefunded,
         AdminActionKind::WithdrawalApproved,
         AdminActionKind::WithdrawalRejected,
         AdminActionKind::WithdrawalMarkedPaid,
@@ -227,6 +229,7 @@ impl AdminActionKind {
             AdminActionKind::UserReactivated => "user.reactivated",
             AdminActionKind::WalletAdjusted => "wallet.adjusted",
             AdminActionKind::OrderCancelled => "order.cancelled",
+            AdminActionKind::OrderRefunded => "order.refunded",
             AdminActionKind::WithdrawalApproved => "withdrawal.approved",
             AdminActionKind::WithdrawalRejected => "withdrawal.rejected",
             AdminActionKind::WithdrawalMarkedPaid => "withdrawal.marked_paid",
