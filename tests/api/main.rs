@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod admin_reads;
 mod administration;
 mod authorization;
 mod bad_input;

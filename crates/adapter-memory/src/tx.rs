@@ -10,10 +10,10 @@ use application::ledger::{BalanceMismatch, HeldMismatch, LedgerAudit, Unbalanced
 use application::pagination::{Cursor, Page, PageRequest};
 use application::ports::records::{KindTotals, StatementTotals};
 use application::ports::store::{
-    AdminAuditRepository, CallRepository, ClaimOutcome, EventOutbox, FollowUpRepository, HoldRepository, IdempotencyRepository,
-    LedgerRepository, OrderFilter, OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository, PostingRecord, ProductFilter,
-    ProductRepository, RefreshTokenRepository, RefundRepository, StoreError, StoreResult, Transaction, TransferRepository, UserRepository,
-    WalletRepository, WebhookInbox,
+    AdminAuditRepository, AdminPaymentFilter, AdminRefundFilter, CallRepository, ClaimOutcome, EventOutbox, FollowUpRepository,
+    HoldRepository, IdempotencyRepository, LedgerRepository, OrderFilter, OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository,
+    PostingRecord, ProductFilter, ProductRepository, RefreshTokenRepository, RefundRepository, StoreError, StoreResult, Transaction,
+    TransferRepository, UserRepository, WalletRepository, WebhookInbox,
 };
 use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
@@ -697,6 +697,11 @@ impl PaymentRepository for MemoryTx {
         Ok(page_by_position(rows, page, |p| (p.created_at(), p.id().as_uuid())))
     }
 
+    async fn list_payments(&mut self, filter: &AdminPaymentFilter, page: &PageRequest) -> StoreResult<Page<Payment>> {
+        let rows: Vec<Payment> = self.work.payments.values().filter(|p| filter.keeps(p)).cloned().collect();
+        Ok(page_by_position(rows, page, |p| (p.created_at(), p.id().as_uuid())))
+    }
+
     async fn lock_payment(&mut self, provider: &ProviderName, lookup: &PaymentLookup) -> StoreResult<Option<Payment>> {
         let found = self.work.payments.values().find(|p| {
             p.provider() == provider
@@ -764,6 +769,19 @@ impl RefundRepository for MemoryTx {
 
     async fn lock_refund(&mut self, id: RefundId) -> StoreResult<Option<Refund>> {
         Ok(self.work.refunds.get(&id).cloned())
+    }
+
+    async fn list_refunds(&mut self, filter: &AdminRefundFilter, page: &PageRequest) -> StoreResult<Page<Refund>> {
+        let payments = &self.work.payments;
+        let provider_of = |refund: &Refund| refund.payment_id().and_then(|id| payments.get(&id)).map(Payment::provider);
+        let rows: Vec<Refund> = self
+            .work
+            .refunds
+            .values()
+            .filter(|r| filter.keeps(r, provider_of(r)))
+            .cloned()
+            .collect();
+        Ok(page_by_position(rows, page, |r| (r.created_at(), r.id().as_uuid())))
     }
 
     async fn list_order_refunds(&mut self, order: OrderId) -> StoreResult<Vec<Refund>> {

@@ -7,6 +7,7 @@
 //! provider.
 
 pub mod adjustments;
+pub mod admin_reads;
 pub mod administration;
 pub mod auth;
 pub mod caller;

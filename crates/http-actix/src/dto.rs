@@ -440,6 +440,8 @@ pub struct PaymentResponse {
     /// `order` or `top_up`.
     pub purpose: String,
     pub order_id: Option<Uuid>,
+    /// Who pays: the buyer of the order, or the user topping up.
+    pub payer_id: Uuid,
     /// pending, succeeded, failed, expired or cancelled.
     pub status: String,
     pub provider: String,
@@ -466,6 +468,7 @@ impl From<&Payment> for PaymentResponse {
             id: payment.id().as_uuid(),
             purpose: purpose.to_owned(),
             order_id,
+            payer_id: payment.payer_id().as_uuid(),
             status: payment.status().as_str().to_owned(),
             provider: payment.provider().to_string(),
             amount: payment.amount().to_major_string(),

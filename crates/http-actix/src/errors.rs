@@ -2,6 +2,7 @@
 
 use actix_web::http::StatusCode;
 use application::adjustments::AdjustmentError;
+use application::admin_reads::AdminReadError;
 use application::administration::AdminActionError;
 use application::auth::{LoginError, LogoutError, ProfileError, RefreshError, RegisterError, UserListError};
 use application::calls::CallUseError;
@@ -526,6 +527,16 @@ impl From<HoldUseError> for ApiError {
             HoldUseError::Ledger(e) => ApiError::internal(e),
             HoldUseError::Idempotency(e) => e.into(),
             HoldUseError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<AdminReadError> for ApiError {
+    fn from(error: AdminReadError) -> Self {
+        match error {
+            AdminReadError::Forbidden => ApiError::forbidden(error.to_string()),
+            AdminReadError::NotFound(_) => ApiError::not_found(error.to_string()),
+            AdminReadError::Store(e) => e.into(),
         }
     }
 }

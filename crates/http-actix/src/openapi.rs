@@ -8,8 +8,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    admin, admin_withdrawals, auth, calls, catalog, checkout_return, holds, ops, orders, providers, simulator, statements, wallets,
-    webhook_endpoints, webhooks,
+    admin, admin_reads, admin_withdrawals, auth, calls, catalog, checkout_return, holds, ops, orders, providers, simulator, statements,
+    wallets, webhook_endpoints, webhooks,
 };
 
 mod rules;
@@ -185,6 +185,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         calls::start, calls::end, calls::list,
         holds::authorise, holds::show, holds::capture, holds::void,
         admin::adjust, admin::verify_ledger, admin::audit, admin::users, admin::suspend, admin::reactivate, admin::actions, admin::cancel_order, admin::follow_ups,
+        admin_reads::payments, admin_reads::payment, admin_reads::refunds, admin_reads::refund,
         admin_withdrawals::list, admin_withdrawals::approve, admin_withdrawals::reject, admin_withdrawals::mark_paid, admin_withdrawals::mark_failed,
         statements::show,
         webhooks::receive,

@@ -34,17 +34,17 @@ mod prelude {
     };
     pub(crate) use application::pagination::{Page, PageRequest};
     pub(crate) use application::ports::store::{
-        CallRepository, ClaimOutcome, DeliveryFilter, EndpointFilter, EventOutbox, FollowUpRepository, HoldRepository,
-        IdempotencyRepository, LedgerRepository, OrderFilter, OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository,
-        ProductFilter, ProductRepository, RefreshTokenRepository, RefundRepository, StoreError, Transaction, TransferRepository,
-        UnitOfWork, UserRepository, WalletRepository, WebhookInbox, WebhookRepository,
+        AdminPaymentFilter, AdminRefundFilter, CallRepository, ClaimOutcome, CreatedWithin, DeliveryFilter, EndpointFilter, EventOutbox,
+        FollowUpRepository, HoldRepository, IdempotencyRepository, LedgerRepository, OrderFilter, OrderRepository, PaymentFilter,
+        PaymentLookup, PaymentRepository, ProductFilter, ProductRepository, RefreshTokenRepository, RefundRepository, StoreError,
+        Transaction, TransferRepository, UnitOfWork, UserRepository, WalletRepository, WebhookInbox, WebhookRepository,
     };
     pub(crate) use domain::call::CallSession;
     pub(crate) use domain::events::{DomainEvent, OutboxEvent};
     pub(crate) use domain::follow_up::{FollowUp, FollowUpState, FollowUpTask};
     pub(crate) use domain::ids::{HoldId, TransactionId, WalletId};
     pub(crate) use domain::ledger::{self, Entry, JournalTransaction, TransactionKind};
-    pub(crate) use domain::money::Currency;
+    pub(crate) use domain::money::{Currency, Money};
     pub(crate) use domain::order::{Actor, OrderStatus};
     pub(crate) use domain::payment::{Payment, PaymentPurpose, PaymentStatus, Refund, RefundTerms};
     pub(crate) use domain::user::Role;
@@ -96,8 +96,10 @@ macro_rules! contract_tests {
             orders::the_audit_trail_lists_newest_first,
             payments::payments_are_found_by_every_reference,
             payments::a_payers_payments_list_newest_first_with_filters,
+            payments::admins_list_every_payment_by_payer_provider_currency_and_period,
             payments::expired_pending_payments_are_found_oldest_first,
             payments::refunds_are_found_by_id_provider_reference_and_order,
+            payments::admins_list_every_refund_by_merchant_provider_status_and_period,
             transfers::transfers_and_withdrawals_are_stored,
             transfers::a_users_withdrawals_list_newest_first,
             transfers::a_withdrawal_moves_through_its_states_and_lists_by_status,

@@ -125,6 +125,105 @@ pub async fn a_payers_payments_list_newest_first_with_filters<U: UnitOfWork>(sto
     assert_eq!(ids(&orders), vec![checkout.id()]);
 }
 
+pub async fn admins_list_every_payment_by_payer_provider_currency_and_period<U: UnitOfWork>(store: U) {
+    let (carol, dave) = (user(Role::Customer), user(Role::Customer));
+    let top_up = |payer: &domain::user::User, name: &str, amount: Money, seconds: i64| {
+        let at = now() + Duration::seconds(seconds);
+        Payment::open(
+            id(),
+            PaymentPurpose::TopUp(payer.id),
+            payer.id,
+            provider(name),
+            amount,
+            at,
+            at + Duration::minutes(30),
+        )
+    };
+    let eur = Money::from_minor(700, Currency::Eur);
+    let a = top_up(&carol, "stripe", usd(100), 1);
+    let b = top_up(&dave, "stripe", usd(200), 2);
+    let c = top_up(&dave, "monnify", eur, 3)
+        .succeed(Some("pi_c".into()), now() + Duration::seconds(4))
+        .expect("succeed");
+    let d = top_up(&carol, "stripe", usd(300), 3);
+    let mut tx = begin(&store).await;
+    for u in [&carol, &dave] {
+        expect(tx.insert_user(u).await, "user");
+    }
+    for p in [&a, &b, &c, &d] {
+        expect(tx.insert_payment(p).await, "payment");
+    }
+    commit(tx).await;
+    let ids = |page: &Page<Payment>| page.items.iter().map(Payment::id).collect::<Vec<_>>();
+    let mut tx = begin(&store).await;
+    let (first, second) = if c.id().as_uuid() > d.id().as_uuid() {
+        (c.id(), d.id())
+    } else {
+        (d.id(), c.id())
+    };
+    let all = AdminPaymentFilter::default();
+    let page = expect(tx.list_payments(&all, &PageRequest::first(3)).await, "first page");
+    assert_eq!(ids(&page), vec![first, second, b.id()], "newest first, ties by id");
+    let next = PageRequest {
+        limit: 3,
+        after: page.next_cursor,
+    };
+    let rest = expect(tx.list_payments(&all, &next).await, "next page");
+    assert_eq!((ids(&rest), rest.next_cursor), (vec![a.id()], None));
+    let cases = [
+        (
+            AdminPaymentFilter {
+                payer: Some(dave.id),
+                ..AdminPaymentFilter::default()
+            },
+            vec![c.id(), b.id()],
+        ),
+        (
+            AdminPaymentFilter {
+                provider: Some(provider("monnify")),
+                ..AdminPaymentFilter::default()
+            },
+            vec![c.id()],
+        ),
+        (
+            AdminPaymentFilter {
+                currency: Some(Currency::Usd),
+                payer: Some(carol.id),
+                ..AdminPaymentFilter::default()
+            },
+            vec![d.id(), a.id()],
+        ),
+        (
+            AdminPaymentFilter {
+                of: PaymentFilter {
+                    status: Some(PaymentStatus::Pending),
+                    top_ups: Some(true),
+                },
+                created: CreatedWithin {
+                    from: Some(now() + Duration::seconds(2)),
+                    to: Some(now() + Duration::seconds(3)),
+                },
+                ..AdminPaymentFilter::default()
+            },
+            vec![b.id()],
+        ),
+        (
+            AdminPaymentFilter {
+                of: PaymentFilter {
+                    status: None,
+                    top_ups: Some(false),
+                },
+                ..AdminPaymentFilter::default()
+            },
+            vec![],
+        ),
+    ];
+    for (filter, expected) in cases {
+        let found = expect(tx.list_payments(&filter, &PageRequest::first(10)).await, "filtered");
+        assert_eq!(ids(&found), expected, "{filter:?}");
+    }
+}
+
 pub async fn expired_pending_payments_are_found_oldest_first<U: UnitOfWork>(store: U) {
     let (ann, carol) = (user(Role::Merchant), user(Role::Customer));
     let (mug, stock) = product(ann.id, 250, now());
@@ -184,4 +283,96 @@ pub async fn refunds_are_found_by_id_provider_reference_and_order<U: UnitOfWork>
     assert_eq!(expect(tx.lock_refund(refund.id()).await, "lock"), Some(settled.clone()));
     assert_eq!(expect(tx.list_order_refunds(order.id()).await, "list"), vec![settled]);
     assert_eq!(expect(tx.find_refund_by_provider_id("re_404").await, "none"), None);
+}
+
+pub async fn admins_list_every_refund_by_merchant_provider_status_and_period<U: UnitOfWork>(store: U) {
+    let (ann, bob, carol) = (user(Role::Merchant), user(Role::Merchant), user(Role::Customer));
+    let (mug, stock) = product(ann.id, 250, now());
+    let (order, _) = fixtures::order(carol.id, &mug, now());
+    let card = payment(&order, "stripe", Duration::minutes(30));
+    let refund = |merchant: &domain::user::User, payment: Option<&Payment>, seconds: i64| {
+        let terms = RefundTerms {
+            order_id: order.id(),
+            payment_id: payment.map(Payment::id),
+            merchant_id: merchant.id,
+            amount: usd(100),
+            reason: "damaged".into(),
+            requested_by: Some(merchant.id),
+        };
+        Refund::open(id(), terms, now() + Duration::seconds(seconds))
+    };
+    let a = refund(&ann, Some(&card), 1);
+    let b = refund(&bob, None, 2).succeed(now() + Duration::seconds(2)).expect("succeed");
+    let c = refund(&ann, None, 3);
+    let mut tx = begin(&store).await;
+    for u in [&ann, &bob, &carol] {
+        expect(tx.insert_user(u).await, "user");
+    }
+    expect(tx.insert_product(&mug, &stock).await, "mug");
+    expect(tx.insert_order(&order).await, "order");
+    expect(tx.insert_payment(&card).await, "payment");
+    for r in [&a, &b, &c] {
+        expect(tx.insert_refund(r).await, "refund");
+    }
+    commit(tx).await;
+    let ids = |page: &Page<Refund>| page.items.iter().map(Refund::id).collect::<Vec<_>>();
+    let mut tx = begin(&store).await;
+    let all = AdminRefundFilter::default();
+    let page = expect(tx.list_refunds(&all, &PageRequest::first(2)).await, "first page");
+    assert_eq!(ids(&page), vec![c.id(), b.id()], "newest first");
+    let next = PageRequest {
+        limit: 2,
+        after: page.next_cursor,
+    };
+    let rest = expect(tx.list_refunds(&all, &next).await, "next page");
+    assert_eq!((ids(&rest), rest.next_cursor), (vec![a.id()], None));
+    let cases = [
+        (
+            AdminRefundFilter {
+                merchant: Some(ann.id),
+                ..AdminRefundFilter::default()
+            },
+            vec![c.id(), a.id()],
+        ),
+        (
+            AdminRefundFilter {
+                provider: Some(provider("stripe")),
+                ..AdminRefundFilter::default()
+            },
+            vec![a.id()],
+        ),
+        (
+            AdminRefundFilter {
+                status: Some(domain::payment::RefundStatus::Succeeded),
+                currency: Some(Currency::Usd),
+                ..AdminRefundFilter::default()
+            },
+            vec![b.id()],
+        ),
+        (
+            AdminRefundFilter {
+                created: CreatedWithin {
+                    from: Some(now() + Duration::seconds(2)),
+                    to: None,
+                },
+                currency: Some(Currency::Eur),
+                ..AdminRefundFilter::default()
+            },
+            vec![],
+        ),
+        (
+            AdminRefundFilter {
+                created: CreatedWithin {
+                    from: Some(now() + Duration::seconds(2)),
+                    to: Some(now() + Duration::seconds(3)),
+                },
+                ..AdminRefundFilter::default()
+            },
+            vec![b.id()],
+        ),
+    ];
+    for (filter, expected) in cases {
+        let found = expect(tx.list_refunds(&filter, &PageRequest::first(10)).await, "filtered");
+        assert_eq!(ids(&found), expected, "{filter:?}");
+    }
 }

@@ -5,7 +5,9 @@
 //! ran out with `SKIP LOCKED`, so several workers share the backlog instead of queueing on it.
 
 use application::pagination::{Cursor, Page, PageRequest};
-use application::ports::store::{PaymentFilter, PaymentLookup, PaymentRepository, RefundRepository, StoreResult};
+use application::ports::store::{
+    AdminPaymentFilter, AdminRefundFilter, PaymentFilter, PaymentLookup, PaymentRepository, RefundRepository, StoreResult,
+};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use domain::ids::{OrderId, PaymentId, RefundId, UserId};
@@ -140,6 +142,35 @@ impl PaymentRepository for PgTx {
         .bind::<BigInt, _>(limit_plus_one(page.limit))
         .bind::<Nullable<Text>, _>(filter.status.map(PaymentStatus::as_str))
         .bind::<Nullable<Text>, _>(filter.top_ups.map(|top_ups| if top_ups { "top_up" } else { "order" }));
+        let rows = self.select::<PaymentRow>(statement).await?;
+        Ok(Page::from_rows(rows, page.limit, |payment| Cursor::Position {
+            at: payment.created_at(),
+            id: payment.id().as_uuid(),
+        }))
+    }
+
+    async fn list_payments(&mut self, filter: &AdminPaymentFilter, page: &PageRequest) -> StoreResult<Page<Payment>> {
+        let (at, id) = position_after(page);
+        let statement = Read::new(concat!(
+            "SELECT ",
+            payment_columns!(),
+            " FROM payments WHERE (created_at, id) < ($1, $2) \
+               AND ($4::text IS NULL OR status = $4) AND ($5::text IS NULL OR purpose = $5) \
+               AND ($6::uuid IS NULL OR payer_id = $6) AND ($7::text IS NULL OR provider = $7) \
+               AND ($8::text IS NULL OR currency = $8::currency_code) \
+               AND ($9::timestamptz IS NULL OR created_at >= $9) AND ($10::timestamptz IS NULL OR created_at < $10) \
+             ORDER BY created_at DESC, id DESC LIMIT $3"
+        ))
+        .bind::<Timestamptz, _>(at)
+        .bind::<SqlUuid, _>(id)
+        .bind::<BigInt, _>(limit_plus_one(page.limit))
+        .bind::<Nullable<Text>, _>(filter.of.status.map(PaymentStatus::as_str))
+        .bind::<Nullable<Text>, _>(filter.of.top_ups.map(|top_ups| if top_ups { "top_up" } else { "order" }))
+        .bind::<Nullable<SqlUuid>, _>(filter.payer.map(|payer| payer.as_uuid()))
+        .bind::<Nullable<Text>, _>(filter.provider.as_ref().map(|p| p.as_str().to_owned()))
+        .bind::<Nullable<Text>, _>(filter.currency.map(|c| c.code()))
+        .bind::<Nullable<Timestamptz>, _>(filter.created.from)
+        .bind::<Nullable<Timestamptz>, _>(filter.created.to);
         let rows = self.select::<PaymentRow>(statement).await?;
         Ok(Page::from_rows(rows, page.limit, |payment| Cursor::Position {
             at: payment.created_at(),
@@ -305,6 +336,34 @@ impl RefundRepository for PgTx {
     }
 
     /// Oldest first.
+    async fn list_refunds(&mut self, filter: &AdminRefundFilter, page: &PageRequest) -> StoreResult<Page<Refund>> {
+        let (at, id) = position_after(page);
+        let statement = Read::new(concat!(
+            "SELECT ",
+            refund_columns!(),
+            " FROM refunds WHERE (created_at, id) < ($1, $2) \
+               AND ($4::text IS NULL OR status = $4) AND ($5::uuid IS NULL OR merchant_id = $5) \
+               AND ($6::text IS NULL OR payment_id IN (SELECT p.id FROM payments p WHERE p.provider = $6)) \
+               AND ($7::text IS NULL OR currency = $7::currency_code) \
+               AND ($8::timestamptz IS NULL OR created_at >= $8) AND ($9::timestamptz IS NULL OR created_at < $9) \
+             ORDER BY created_at DESC, id DESC LIMIT $3"
+        ))
+        .bind::<Timestamptz, _>(at)
+        .bind::<SqlUuid, _>(id)
+        .bind::<BigInt, _>(limit_plus_one(page.limit))
+        .bind::<Nullable<Text>, _>(filter.status.map(RefundStatus::as_str))
+        .bind::<Nullable<SqlUuid>, _>(filter.merchant.map(|merchant| merchant.as_uuid()))
+        .bind::<Nullable<Text>, _>(filter.provider.as_ref().map(|p| p.as_str().to_owned()))
+        .bind::<Nullable<Text>, _>(filter.currency.map(|c| c.code()))
+        .bind::<Nullable<Timestamptz>, _>(filter.created.from)
+        .bind::<Nullable<Timestamptz>, _>(filter.created.to);
+        let rows = self.select::<RefundRow>(statement).await?;
+        Ok(Page::from_rows(rows, page.limit, |refund| Cursor::Position {
+            at: refund.created_at(),
+            id: refund.id().as_uuid(),
+        }))
+    }
+
     async fn list_order_refunds(&mut self, order: OrderId) -> StoreResult<Vec<Refund>> {
         let statement = Read::new(concat!(
             "SELECT ",

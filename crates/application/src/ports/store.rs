@@ -28,7 +28,7 @@ use domain::ids::{
 use domain::ledger::{JournalTransaction, Posting};
 use domain::money::Currency;
 use domain::order::{Order, OrderStatus, StatusChange};
-use domain::payment::{Payment, PaymentStatus, ProviderName, Refund};
+use domain::payment::{Payment, PaymentStatus, ProviderName, Refund, RefundStatus};
 use domain::user::{AdminAction, Email, Role, User};
 use domain::wallet::{Hold, SystemAccount, Transfer, Wallet};
 use domain::webhook::{DeliveryStatus, EndpointOwner, WebhookDelivery, WebhookEndpoint};
@@ -321,6 +321,68 @@ pub struct PaymentFilter {
     pub top_ups: Option<bool>,
 }
 
+/// A period of creation times for admins' listings: `from` included, `to` excluded, either end
+/// open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CreatedWithin {
+    pub from: Option<OffsetDateTime>,
+    pub to: Option<OffsetDateTime>,
+}
+
+impl CreatedWithin {
+    pub fn contains(&self, at: OffsetDateTime) -> bool {
+        self.from.is_none_or(|from| from <= at) && self.to.is_none_or(|to| at < to)
+    }
+}
+
+/// Which payments an admin's listing shows: every field set narrows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminPaymentFilter {
+    /// Status and kind, as a payer filters their own.
+    pub of: PaymentFilter,
+    pub payer: Option<UserId>,
+    pub provider: Option<ProviderName>,
+    pub currency: Option<Currency>,
+    pub created: CreatedWithin,
+}
+
+impl AdminPaymentFilter {
+    pub fn keeps(&self, payment: &Payment) -> bool {
+        self.of.status.is_none_or(|status| payment.status() == status)
+            && self
+                .of
+                .top_ups
+                .is_none_or(|top_ups| matches!(payment.purpose(), domain::payment::PaymentPurpose::TopUp(_)) == top_ups)
+            && self.payer.is_none_or(|payer| payment.payer_id() == payer)
+            && self.provider.as_ref().is_none_or(|provider| payment.provider() == provider)
+            && self.currency.is_none_or(|currency| payment.currency() == currency)
+            && self.created.contains(payment.created_at())
+    }
+}
+
+/// Which refunds an admin's listing shows: every field set narrows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminRefundFilter {
+    pub status: Option<RefundStatus>,
+    pub merchant: Option<UserId>,
+    /// Refunds of this provider's card payments (a refund to a wallet has no provider).
+    pub provider: Option<ProviderName>,
+    pub currency: Option<Currency>,
+    pub created: CreatedWithin,
+}
+
+impl AdminRefundFilter {
+    /// Whether the filter keeps `refund`, refunding a card payment through `provider` (`None`
+    /// for a refund to a wallet).
+    pub fn keeps(&self, refund: &Refund, provider: Option<&ProviderName>) -> bool {
+        self.status.is_none_or(|status| refund.status() == status)
+            && self.merchant.is_none_or(|merchant| refund.merchant_id() == merchant)
+            && self.provider.as_ref().is_none_or(|wanted| provider == Some(wanted))
+            && self.currency.is_none_or(|currency| refund.amount().currency() == currency)
+            && self.created.contains(refund.created_at())
+    }
+}
+
 pub trait PaymentRepository {
     fn insert_payment(&mut self, payment: &Payment) -> impl Future<Output = StoreResult<()>> + Send;
     fn update_payment(&mut self, payment: &Payment) -> impl Future<Output = StoreResult<()>> + Send;
@@ -337,6 +399,9 @@ pub trait PaymentRepository {
         filter: PaymentFilter,
         page: &PageRequest,
     ) -> impl Future<Output = StoreResult<Page<Payment>>> + Send;
+    /// Every payer's payments that `filter` keeps, newest first: the admins' list.
+    fn list_payments(&mut self, filter: &AdminPaymentFilter, page: &PageRequest)
+    -> impl Future<Output = StoreResult<Page<Payment>>> + Send;
     /// The latest payment opened for an order.
     fn find_order_payment(&mut self, order: OrderId) -> impl Future<Output = StoreResult<Option<Payment>>> + Send;
     /// Pending payments whose checkout expired by `now`, locked; rows another transaction holds are
@@ -351,6 +416,8 @@ pub trait RefundRepository {
     fn find_refund_by_provider_id(&mut self, provider_refund_id: &str) -> impl Future<Output = StoreResult<Option<Refund>>> + Send;
     fn lock_refund(&mut self, id: RefundId) -> impl Future<Output = StoreResult<Option<Refund>>> + Send;
     fn list_order_refunds(&mut self, order: OrderId) -> impl Future<Output = StoreResult<Vec<Refund>>> + Send;
+    /// Every refund that `filter` keeps, newest first: the admins' list.
+    fn list_refunds(&mut self, filter: &AdminRefundFilter, page: &PageRequest) -> impl Future<Output = StoreResult<Page<Refund>>> + Send;
 }
 
 pub trait TransferRepository {

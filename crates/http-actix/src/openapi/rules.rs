@@ -96,6 +96,12 @@ fn parameter_rule(path: &str, name: &str) -> Option<Value> {
             json!({"enum": domain::payment::PaymentStatus::ALL.map(domain::payment::PaymentStatus::as_str)})
         }
         "kind" if path == "/api/v1/payments" => json!({"enum": ["top_up", "order"]}),
+        "status" if path == "/api/v1/admin/payments" => {
+            json!({"enum": domain::payment::PaymentStatus::ALL.map(domain::payment::PaymentStatus::as_str)})
+        }
+        "status" if path == "/api/v1/admin/refunds" => json!({"enum": ["pending", "succeeded", "failed"]}),
+        "kind" if path == "/api/v1/admin/payments" => json!({"enum": ["top_up", "order"]}),
+        "provider" if path.starts_with("/api/v1/admin/") => json!({"pattern": PROVIDER}),
         "role" if path == "/api/v1/admin/users" => json!({"enum": ["customer", "merchant", "admin"]}),
         "status" if path == "/api/v1/admin/withdrawals" => {
             json!({"enum": domain::withdrawal::WithdrawalStatus::ALL.map(domain::withdrawal::WithdrawalStatus::as_str)})

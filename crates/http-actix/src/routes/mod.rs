@@ -2,6 +2,7 @@
 //! method and path the server answers, so a test can hold the OpenAPI document to it.
 
 pub mod admin;
+pub mod admin_reads;
 pub mod admin_withdrawals;
 pub mod auth;
 pub mod calls;
@@ -94,6 +95,10 @@ api_routes! {
     get "/api/v1/admin/actions" => admin::actions;
     get "/api/v1/admin/follow-ups" => admin::follow_ups;
     get "/api/v1/admin/withdrawals" => admin_withdrawals::list;
+    get "/api/v1/admin/payments" => admin_reads::payments;
+    get "/api/v1/admin/payments/{id}" => admin_reads::payment;
+    get "/api/v1/admin/refunds" => admin_reads::refunds;
+    get "/api/v1/admin/refunds/{id}" => admin_reads::refund;
     post "/api/v1/admin/withdrawals/{id}/approve" => admin_withdrawals::approve;
     post "/api/v1/admin/withdrawals/{id}/reject" => admin_withdrawals::reject;
     post "/api/v1/admin/withdrawals/{id}/mark-paid" => admin_withdrawals::mark_paid;

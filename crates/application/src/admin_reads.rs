@@ -1,0 +1,73 @@
+//! What admins read: every payment and refund (and, as they are added, every product's stock,
+//! wallet, journal transaction, transfer and call), each listing filtered and paginated newest
+//! first, and each item by id. Only admins read them; anyone else is `Forbidden`, even about
+//! their own.
+
+use domain::ids::{PaymentId, RefundId};
+use domain::payment::{Payment, Refund};
+
+use crate::caller::Caller;
+use crate::context::App;
+use crate::pagination::{Page, PageRequest};
+use crate::ports::store::{AdminPaymentFilter, AdminRefundFilter, PaymentRepository, RefundRepository, StoreError, UnitOfWork};
+use crate::retryable;
+use crate::transact::{transact, work};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminReadError {
+    #[error("only admins read this")]
+    Forbidden,
+    /// What was looked up by id does not exist: the name says what it is (`payment`, ...).
+    #[error("the {0} does not exist")]
+    NotFound(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+retryable!(AdminReadError);
+
+fn admin_only(caller: &Caller) -> Result<(), AdminReadError> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(AdminReadError::Forbidden)
+    }
+}
+
+impl<U: UnitOfWork> App<U> {
+    /// Every payer's card payments (order checkouts and top-ups) that `filter` keeps.
+    pub async fn admin_payments(
+        &self,
+        caller: &Caller,
+        filter: &AdminPaymentFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Payment>, AdminReadError> {
+        admin_only(caller)?;
+        Ok(transact(&self.store, |tx| work(tx.list_payments(filter, page))).await?)
+    }
+
+    pub async fn admin_payment(&self, caller: &Caller, id: PaymentId) -> Result<Payment, AdminReadError> {
+        admin_only(caller)?;
+        transact(&self.store, |tx| work(tx.find_payment(id)))
+            .await?
+            .ok_or(AdminReadError::NotFound("payment"))
+    }
+
+    /// Every refund (through a provider or to a wallet) that `filter` keeps.
+    pub async fn admin_refunds(
+        &self,
+        caller: &Caller,
+        filter: &AdminRefundFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Refund>, AdminReadError> {
+        admin_only(caller)?;
+        Ok(transact(&self.store, |tx| work(tx.list_refunds(filter, page))).await?)
+    }
+
+    pub async fn admin_refund(&self, caller: &Caller, id: RefundId) -> Result<Refund, AdminReadError> {
+        admin_only(caller)?;
+        transact(&self.store, |tx| work(tx.find_refund(id)))
+            .await?
+            .ok_or(AdminReadError::NotFound("refund"))
+    }
+}

@@ -1,0 +1,205 @@
+//! Admins' reads: every payment, refund, product's stock, wallet, journal transaction, transfer
+//! and call, each listing filterable and cursor-paginated newest first, and each item by id.
+//!
+//! Filters are query parameters; a malformed one is a 400 `invalid_query` naming the field, like
+//! the other listings. Dates are RFC 3339: `from` is included and `to` excluded.
+
+use actix_web::{HttpResponse, web};
+use application::ports::store::{AdminPaymentFilter, AdminRefundFilter, CreatedWithin, PaymentFilter, UnitOfWork};
+use domain::ids::{PaymentId, RefundId, UserId};
+use domain::money::Currency;
+use domain::payment::{PaymentStatus, ProviderName, RefundStatus};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::IntoParams;
+
+use super::State;
+use crate::dto::{PageOf, PaymentResponse, RefundResponse};
+use crate::extract::{Authenticated, PageQuery, path_id};
+use crate::problem::{ApiError, Problem};
+use crate::respond::ok;
+
+/// A filter value the listing cannot use: 400 `invalid_query` naming the field.
+fn invalid(field: &'static str, expected: &str) -> ApiError {
+    ApiError::bad_request("invalid_query", format!("`{field}` must be {expected}")).with_field(field, expected)
+}
+
+fn parsed<T>(field: &'static str, expected: &str, text: Option<&str>, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, ApiError> {
+    text.map(|text| parse(text).ok_or_else(|| invalid(field, expected))).transpose()
+}
+
+fn user_filter(field: &'static str, text: Option<&str>) -> Result<Option<UserId>, ApiError> {
+    parsed(field, "a user id (UUID)", text, |text| UserId::parse(text).ok())
+}
+
+fn provider_filter(text: Option<&str>) -> Result<Option<ProviderName>, ApiError> {
+    parsed("provider", "a provider name (a-z, 0-9, `_`, `-`)", text, |text| {
+        ProviderName::parse(text).ok()
+    })
+}
+
+fn currency_filter(text: Option<&str>) -> Result<Option<Currency>, ApiError> {
+    parsed("currency", "a supported ISO 4217 code", text, |text| Currency::parse(text).ok())
+}
+
+/// `from` (included) and `to` (excluded), RFC 3339; `to` may not come before `from`.
+fn created_within(from: Option<&str>, to: Option<&str>) -> Result<CreatedWithin, ApiError> {
+    let time = |text: &str| OffsetDateTime::parse(text, &Rfc3339).ok();
+    let from = parsed("from", "an RFC 3339 date-time", from, time)?;
+    let to = parsed("to", "an RFC 3339 date-time", to, time)?;
+    if let (Some(from), Some(to)) = (from, to)
+        && to < from
+    {
+        return Err(invalid("to", "at or after `from`"));
+    }
+    Ok(CreatedWithin { from, to })
+}
+
+fn page(limit: Option<i64>, cursor: Option<&String>) -> Result<application::pagination::PageRequest, ApiError> {
+    PageQuery {
+        limit,
+        cursor: cursor.cloned(),
+    }
+    .page()
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AdminPaymentsQuery {
+    /// pending, succeeded, failed, expired or cancelled.
+    pub status: Option<String>,
+    /// `top_up` or `order`.
+    pub kind: Option<String>,
+    /// Only this payer's (a user id).
+    #[param(format = Uuid)]
+    pub user: Option<String>,
+    /// Only through this provider (`stripe`, `simulated`, ...).
+    pub provider: Option<String>,
+    /// Only in this currency (ISO 4217).
+    pub currency: Option<String>,
+    /// Created at or after this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub from: Option<String>,
+    /// Created before this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub to: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Every card payment (order checkouts and top-ups), newest first, filtered.
+#[utoipa::path(get, path = "/api/v1/admin/payments", tag = "admin", security(("bearer" = [])),
+    params(AdminPaymentsQuery),
+    responses(
+        (status = 200, description = "A page of payments", body = PageOf<PaymentResponse>),
+        (status = 400, description = "A bad filter, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn payments<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    query: web::Query<AdminPaymentsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let status = parsed(
+        "status",
+        "pending, succeeded, failed, expired or cancelled",
+        query.status.as_deref(),
+        PaymentStatus::parse,
+    )?;
+    let top_ups = parsed("kind", "top_up or order", query.kind.as_deref(), |kind| match kind {
+        "top_up" => Some(true),
+        "order" => Some(false),
+        _ => None,
+    })?;
+    let filter = AdminPaymentFilter {
+        of: PaymentFilter { status, top_ups },
+        payer: user_filter("user", query.user.as_deref())?,
+        provider: provider_filter(query.provider.as_deref())?,
+        currency: currency_filter(query.currency.as_deref())?,
+        created: created_within(query.from.as_deref(), query.to.as_deref())?,
+    };
+    let page = page(query.limit, query.cursor.as_ref())?;
+    let payments = state.app.admin_payments(&caller.0, &filter, &page).await?;
+    Ok(ok(&PageOf::from_page(&payments, |payment| PaymentResponse::from(payment))))
+}
+
+/// Any card payment by id.
+#[utoipa::path(get, path = "/api/v1/admin/payments/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Payment id")),
+    responses(
+        (status = 200, description = "The payment", body = PaymentResponse),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn payment<U: UnitOfWork>(state: State<U>, caller: Authenticated, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, PaymentId::parse)?;
+    let payment = state.app.admin_payment(&caller.0, id).await?;
+    Ok(ok(&PaymentResponse::from(&payment)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AdminRefundsQuery {
+    /// pending, succeeded or failed.
+    pub status: Option<String>,
+    /// Only from this merchant's share (a user id).
+    #[param(format = Uuid)]
+    pub merchant: Option<String>,
+    /// Only refunds of this provider's card payments (refunds to a wallet have none).
+    pub provider: Option<String>,
+    /// Only in this currency (ISO 4217).
+    pub currency: Option<String>,
+    /// Created at or after this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub from: Option<String>,
+    /// Created before this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub to: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Every refund (through a provider or to a wallet), newest first, filtered.
+#[utoipa::path(get, path = "/api/v1/admin/refunds", tag = "admin", security(("bearer" = [])),
+    params(AdminRefundsQuery),
+    responses(
+        (status = 200, description = "A page of refunds", body = PageOf<RefundResponse>),
+        (status = 400, description = "A bad filter, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn refunds<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    query: web::Query<AdminRefundsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = AdminRefundFilter {
+        status: parsed(
+            "status",
+            "pending, succeeded or failed",
+            query.status.as_deref(),
+            RefundStatus::parse,
+        )?,
+        merchant: user_filter("merchant", query.merchant.as_deref())?,
+        provider: provider_filter(query.provider.as_deref())?,
+        currency: currency_filter(query.currency.as_deref())?,
+        created: created_within(query.from.as_deref(), query.to.as_deref())?,
+    };
+    let page = page(query.limit, query.cursor.as_ref())?;
+    let refunds = state.app.admin_refunds(&caller.0, &filter, &page).await?;
+    Ok(ok(&PageOf::from_page(&refunds, |refund| RefundResponse::from(refund))))
+}
+
+/// Any refund by id.
+#[utoipa::path(get, path = "/api/v1/admin/refunds/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Refund id")),
+    responses(
+        (status = 200, description = "The refund", body = RefundResponse),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such refund", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn refund<U: UnitOfWork>(state: State<U>, caller: Authenticated, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, RefundId::parse)?;
+    let refund = state.app.admin_refund(&caller.0, id).await?;
+    Ok(ok(&RefundResponse::from(&refund)))
+}

@@ -1,0 +1,2 @@
+DROP INDEX payments_by_status;
+DROP INDEX payments_newest;

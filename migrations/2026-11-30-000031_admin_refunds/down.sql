@@ -1,0 +1,2 @@
+DROP INDEX refunds_by_merchant;
+DROP INDEX refunds_newest;

@@ -1,0 +1,232 @@
+//! Admins' reads over HTTP on every backend: each listing filtered and paginated newest first,
+//! each item by id, bad filters refused as 400 `invalid_query` naming the field, and customers
+//! and merchants refused (403).
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, User};
+use crate::on_every_backend;
+
+on_every_backend!(
+    admins_list_and_look_up_every_payment_with_filters,
+    admins_list_and_look_up_every_refund_with_filters,
+);
+
+fn ids(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+/// Everything a listing holds under `query`, page by page of `limit`; each page but the last says
+/// where the next starts.
+async fn every_page(app: &TestApp, path: &str, query: &str, limit: usize) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let url = format!("{path}?{query}&limit={limit}&cursor={cursor}");
+        let page = app.get(&url, Some(&app.admin.token)).await.assert_status(200).clone();
+        pages.push(ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => return pages,
+        }
+        assert!(pages.len() < 50, "pagination ends");
+    }
+}
+
+async fn admin_get(app: &TestApp, url: &str) -> Value {
+    app.get(url, Some(&app.admin.token)).await.assert_status(200).clone()
+}
+
+/// Customers and merchants are refused, and bad filters are 400 naming the field.
+async fn assert_admins_only_and_filters_checked(app: &TestApp, path: &str, bad: &[(&str, &str)]) {
+    let (customer, merchant) = (app.user("customer").await, app.user("merchant").await);
+    for outsider in [&customer, &merchant] {
+        app.get(path, Some(&outsider.token)).await.assert_problem(403, "forbidden");
+    }
+    for (field, value) in bad {
+        let reply = app.get(&format!("{path}?{field}={value}"), Some(&app.admin.token)).await;
+        reply.assert_problem(400, "invalid_query");
+        assert_eq!(reply.body["errors"][0]["field"], json!(field), "{}", reply.text);
+    }
+    let foreign = app.get(&format!("{path}?cursor=bm90LWEtY3Vyc29y"), Some(&app.admin.token)).await;
+    foreign.assert_status(400);
+}
+
+async fn top_up(app: &TestApp, user: &User, amount: &str) -> Value {
+    let reply = app
+        .post("/api/v1/wallets/USD/top-ups", Some(&user.token), &json!({"amount": amount}))
+        .await;
+    reply.assert_status(201).clone()
+}
+
+async fn admins_list_and_look_up_every_payment_with_filters(app: TestApp) {
+    let (alice, bob, ann) = (
+        app.user("customer").await,
+        app.customer_with("5.00").await,
+        app.user("merchant").await,
+    );
+    let first = top_up(&app, &alice, "10.00").await;
+    let second = top_up(&app, &alice, "20.00").await;
+    app.press(second["checkout_url"].as_str().expect("checkout url"), "pay").await;
+    let third = top_up(&app, &alice, "30.00").await;
+    let mug = app.product(&ann, "Mug", "4.00", 5).await;
+    let cart = json!({"items": [{"product_id": mug, "quantity": 1}], "payment_method": "card"});
+    app.post("/api/v1/orders", Some(&bob.token), &cart).await.assert_status(201);
+    let bobs_top_up = top_up(&app, &bob, "1.00").await;
+    let id = |payment: &Value| payment["id"].as_str().expect("id").to_owned();
+    let path = "/api/v1/admin/payments";
+
+    let alices = format!("user={}", alice.id);
+    assert_eq!(
+        every_page(&app, path, &alices, 2).await,
+        vec![vec![id(&third), id(&second)], vec![id(&first)]],
+        "newest first, across pages"
+    );
+    let succeeded = admin_get(&app, &format!("{path}?{alices}&status=succeeded")).await;
+    assert_eq!(ids(&succeeded), vec![id(&second)]);
+    assert_eq!(succeeded["items"][0]["payer_id"], json!(alice.id));
+    let bobs = format!("user={}", bob.id);
+    let orders = admin_get(&app, &format!("{path}?{bobs}&kind=order")).await;
+    assert_eq!(orders["items"][0]["purpose"], json!("order"));
+    assert_eq!(orders["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        ids(&admin_get(&app, &format!("{path}?{bobs}&kind=top_up")).await),
+        vec![id(&bobs_top_up)]
+    );
+    assert_eq!(
+        ids(&admin_get(&app, &format!("{path}?{alices}&provider=simulated&currency=USD")).await).len(),
+        3
+    );
+    assert!(ids(&admin_get(&app, &format!("{path}?{alices}&provider=stripe")).await).is_empty());
+    assert!(ids(&admin_get(&app, &format!("{path}?{alices}&currency=EUR")).await).is_empty());
+    let at = second["created_at"].as_str().expect("created_at");
+    let since = admin_get(&app, &format!("{path}?{alices}&from={at}")).await;
+    assert_eq!(ids(&since), vec![id(&third), id(&second)], "from is included");
+    let before = admin_get(&app, &format!("{path}?{alices}&to={at}")).await;
+    assert_eq!(ids(&before), vec![id(&first)], "to is excluded");
+    let everyone = every_page(&app, path, "kind=top_up", 3).await.concat();
+    assert_eq!(everyone.len(), 4, "every payer's top-ups (funding by adjustment makes no payment)");
+
+    let shown = admin_get(&app, &format!("{path}/{}", id(&second))).await;
+    assert_eq!(
+        (shown["status"].clone(), shown["amount"].clone()),
+        (json!("succeeded"), json!("20.00"))
+    );
+    app.get(&format!("{path}/{}", uuid::Uuid::now_v7()), Some(&app.admin.token))
+        .await
+        .assert_problem(404, "not_found");
+    app.get(&format!("{path}/{}", id(&first)), Some(&alice.token))
+        .await
+        .assert_problem(403, "forbidden");
+    let bad = [
+        ("status", "lost"),
+        ("kind", "gift"),
+        ("user", "alice"),
+        ("provider", "Not%20One"),
+        ("currency", "XXX"),
+        ("from", "yesterday"),
+        ("to", "2026-13-01T00:00:00Z"),
+    ];
+    assert_admins_only_and_filters_checked(&app, path, &bad).await;
+    let backwards = app
+        .get(
+            &format!("{path}?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z"),
+            Some(&app.admin.token),
+        )
+        .await;
+    backwards.assert_problem(400, "invalid_query");
+}
+
+/// Refunds every merchant's share of an order, as an admin; the refunds.
+async fn refund_order(app: &TestApp, order_id: &str, reason: &str) -> Vec<Value> {
+    let reply = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/refunds"),
+            Some(&app.admin.token),
+            &json!({"reason": reason}),
+        )
+        .await;
+    reply.assert_status(201)["refunds"].as_array().expect("refunds").clone()
+}
+
+async fn admins_list_and_look_up_every_refund_with_filters(app: TestApp) {
+    let (ann, bob) = (app.user("merchant").await, app.user("merchant").await);
+    let buyer = app.customer_with("100.00").await;
+    let (mug, pen) = (
+        app.product(&ann, "Mug", "10.00", 5).await,
+        app.product(&bob, "Pen", "2.00", 5).await,
+    );
+    let cart = json!({"items": [{"product_id": mug, "quantity": 1}, {"product_id": pen, "quantity": 1}], "payment_method": "wallet"});
+    let order = app
+        .post("/api/v1/orders", Some(&buyer.token), &cart)
+        .await
+        .assert_status(201)
+        .clone();
+    let by_wallet = refund_order(&app, order["id"].as_str().expect("id"), "returned").await;
+    assert_eq!(by_wallet.len(), 2);
+    let card_cart = json!({"items": [{"product_id": mug, "quantity": 1}], "payment_method": "card"});
+    let card = app
+        .post("/api/v1/orders", Some(&buyer.token), &card_cart)
+        .await
+        .assert_status(201)
+        .clone();
+    app.press(card["payment"]["checkout_url"].as_str().expect("checkout url"), "pay")
+        .await;
+    let paid = app
+        .eventually(&format!("/api/v1/orders/{}", card["id"].as_str().expect("id")), &buyer.token, |o| {
+            o["status"] == "paid"
+        })
+        .await;
+    let by_card = refund_order(&app, paid["id"].as_str().expect("id"), "broken").await;
+    assert_eq!(by_card.len(), 1);
+    let id = |refund: &Value| refund["id"].as_str().expect("id").to_owned();
+    let anns_wallet_refund = by_wallet.iter().find(|r| r["merchant_id"] == json!(ann.id)).expect("ann's");
+    let path = "/api/v1/admin/refunds";
+
+    let anns = format!("merchant={}", ann.id);
+    assert_eq!(
+        every_page(&app, path, &anns, 1).await,
+        vec![vec![id(&by_card[0])], vec![id(anns_wallet_refund)]],
+        "newest first, across pages"
+    );
+    let bobs = admin_get(&app, &format!("{path}?merchant={}&status=succeeded&currency=USD", bob.id)).await;
+    assert_eq!(bobs["items"][0]["reason"], json!("returned"));
+    assert_eq!(bobs["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        ids(&admin_get(&app, &format!("{path}?{anns}&provider=simulated")).await),
+        vec![id(&by_card[0])]
+    );
+    assert!(ids(&admin_get(&app, &format!("{path}?{anns}&currency=EUR")).await).is_empty());
+    let at = by_card[0]["created_at"].as_str().expect("created_at");
+    assert_eq!(
+        ids(&admin_get(&app, &format!("{path}?{anns}&from={at}")).await),
+        vec![id(&by_card[0])]
+    );
+    assert_eq!(
+        ids(&admin_get(&app, &format!("{path}?{anns}&to={at}")).await),
+        vec![id(anns_wallet_refund)]
+    );
+    assert_eq!(every_page(&app, path, "", 2).await.concat().len(), 3, "every merchant's");
+
+    let shown = admin_get(&app, &format!("{path}/{}", id(anns_wallet_refund))).await;
+    assert_eq!(&shown, anns_wallet_refund);
+    app.get(&format!("{path}/{}", uuid::Uuid::now_v7()), Some(&app.admin.token))
+        .await
+        .assert_problem(404, "not_found");
+    app.get(&format!("{path}/{}", id(anns_wallet_refund)), Some(&ann.token))
+        .await
+        .assert_problem(403, "forbidden");
+    let bad = [
+        ("status", "lost"),
+        ("merchant", "ann"),
+        ("provider", "-%2F-"),
+        ("currency", "usd1"),
+        ("from", "2026-01-01"),
+    ];
+    assert_admins_only_and_filters_checked(&app, path, &bad).await;
+}
