@@ -2,6 +2,7 @@
 //! each item by id, bad filters refused as 400 `invalid_query` naming the field, and customers
 //! and merchants refused (403).
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, User};
@@ -10,6 +11,7 @@ use crate::on_every_backend;
 on_every_backend!(
     admins_list_and_look_up_every_payment_with_filters,
     admins_list_and_look_up_every_refund_with_filters,
+    admins_see_every_products_stock_with_filters,
 );
 
 fn ids(page: &Value) -> Vec<String> {
@@ -229,4 +231,65 @@ async fn admins_list_and_look_up_every_refund_with_filters(app: TestApp) {
         ("from", "2026-01-01"),
     ];
     assert_admins_only_and_filters_checked(&app, path, &bad).await;
+}
+
+async fn admins_see_every_products_stock_with_filters(app: TestApp) {
+    let (ann, bob, buyer) = (app.user("merchant").await, app.user("merchant").await, app.user("customer").await);
+    let mug = app.product(&ann, "Mug", "4.00", 5).await;
+    let pen = app.product(&ann, "Pen", "1.00", 1).await;
+    let cup = app.product(&bob, "Cup", "2.00", 10).await;
+    let cart = json!({"items": [{"product_id": mug, "quantity": 2}], "payment_method": "card"});
+    app.post("/api/v1/orders", Some(&buyer.token), &cart).await.assert_status(201);
+    app.send(
+        Method::PATCH,
+        &format!("/api/v1/products/{pen}"),
+        Some(&ann.token),
+        Some(&json!({"active": false})),
+        &[],
+    )
+    .await
+    .assert_status(200);
+    let path = "/api/v1/admin/inventory";
+    let product_ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|item| item["product_id"].as_str().expect("product_id").to_owned())
+            .collect()
+    };
+    let anns = format!("merchant={}", ann.id);
+    let first = admin_get(&app, &format!("{path}?{anns}&limit=1")).await;
+    assert_eq!(product_ids(&first), vec![pen.clone()], "newest first");
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let second = admin_get(&app, &format!("{path}?{anns}&limit=1&cursor={cursor}")).await;
+    assert_eq!(product_ids(&second), vec![mug.clone()]);
+    assert_eq!(second["next_cursor"], Value::Null);
+    let stock = &second["items"][0];
+    assert_eq!(
+        (stock["available"].clone(), stock["reserved"].clone(), stock["active"].clone()),
+        (json!(3), json!(2), json!(true)),
+        "the card checkout reserved two"
+    );
+    assert_eq!(
+        product_ids(&admin_get(&app, &format!("{path}?{anns}&below=2")).await),
+        vec![pen.clone()]
+    );
+    assert_eq!(
+        product_ids(&admin_get(&app, &format!("{path}?{anns}&active=false")).await),
+        vec![pen.clone()]
+    );
+    assert_eq!(
+        product_ids(&admin_get(&app, &format!("{path}?merchant={}&active=true", bob.id)).await),
+        vec![cup]
+    );
+    assert!(product_ids(&admin_get(&app, &format!("{path}?below=0")).await).is_empty());
+    app.send(Method::DELETE, &format!("/api/v1/products/{pen}"), Some(&ann.token), None, &[])
+        .await;
+    let archived = admin_get(&app, &format!("{path}?{anns}&below=2")).await;
+    assert!(
+        archived["items"][0]["archived_at"].is_string(),
+        "deleted products stay in the inventory: {archived}"
+    );
+    assert_admins_only_and_filters_checked(&app, path, &[("merchant", "ann"), ("active", "yes"), ("below", "-1")]).await;
 }

@@ -11,9 +11,9 @@ use application::pagination::{Cursor, Page, PageRequest};
 use application::ports::records::{KindTotals, StatementTotals};
 use application::ports::store::{
     AdminAuditRepository, AdminPaymentFilter, AdminRefundFilter, CallRepository, ClaimOutcome, EventOutbox, FollowUpRepository,
-    HoldRepository, IdempotencyRepository, LedgerRepository, OrderFilter, OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository,
-    PostingRecord, ProductFilter, ProductRepository, RefreshTokenRepository, RefundRepository, StoreError, StoreResult, Transaction,
-    TransferRepository, UserRepository, WalletRepository, WebhookInbox,
+    HoldRepository, IdempotencyRepository, InventoryFilter, LedgerRepository, OrderFilter, OrderRepository, PaymentFilter, PaymentLookup,
+    PaymentRepository, PostingRecord, ProductFilter, ProductRepository, RefreshTokenRepository, RefundRepository, StoreError, StoreResult,
+    Transaction, TransferRepository, UserRepository, WalletRepository, WebhookInbox,
 };
 use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
@@ -564,6 +564,17 @@ impl ProductRepository for MemoryTx {
             .filter(|p| !p.is_archived())
             .filter(|p| !filter.active_only || p.active)
             .filter_map(|p| self.work.stock.get(&p.id).map(|s| (p.clone(), *s)))
+            .collect();
+        Ok(page_by_position(rows, page, |(p, _)| (p.created_at, p.id.as_uuid())))
+    }
+
+    async fn list_inventory(&mut self, filter: InventoryFilter, page: &PageRequest) -> StoreResult<Page<(Product, Stock)>> {
+        let rows: Vec<(Product, Stock)> = self
+            .work
+            .products
+            .values()
+            .filter_map(|p| self.work.stock.get(&p.id).map(|s| (p.clone(), *s)))
+            .filter(|(p, s)| filter.keeps(p, s))
             .collect();
         Ok(page_by_position(rows, page, |(p, _)| (p.created_at, p.id.as_uuid())))
     }

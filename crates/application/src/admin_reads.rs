@@ -3,13 +3,16 @@
 //! first, and each item by id. Only admins read them; anyone else is `Forbidden`, even about
 //! their own.
 
+use domain::catalog::{Product, Stock};
 use domain::ids::{PaymentId, RefundId};
 use domain::payment::{Payment, Refund};
 
 use crate::caller::Caller;
 use crate::context::App;
 use crate::pagination::{Page, PageRequest};
-use crate::ports::store::{AdminPaymentFilter, AdminRefundFilter, PaymentRepository, RefundRepository, StoreError, UnitOfWork};
+use crate::ports::store::{
+    AdminPaymentFilter, AdminRefundFilter, InventoryFilter, PaymentRepository, ProductRepository, RefundRepository, StoreError, UnitOfWork,
+};
 use crate::retryable;
 use crate::transact::{transact, work};
 
@@ -69,5 +72,16 @@ impl<U: UnitOfWork> App<U> {
         transact(&self.store, |tx| work(tx.find_refund(id)))
             .await?
             .ok_or(AdminReadError::NotFound("refund"))
+    }
+
+    /// Every product's stock, available and reserved, archived products included.
+    pub async fn admin_inventory(
+        &self,
+        caller: &Caller,
+        filter: InventoryFilter,
+        page: &PageRequest,
+    ) -> Result<Page<(Product, Stock)>, AdminReadError> {
+        admin_only(caller)?;
+        Ok(transact(&self.store, |tx| work(tx.list_inventory(filter, page))).await?)
     }
 }

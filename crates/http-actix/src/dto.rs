@@ -11,6 +11,7 @@ use application::pagination::Page;
 use application::ports::store::PostingRecord;
 use application::statements::{Statement, StatementLine};
 use domain::call::CallSession;
+use domain::catalog::{Product, Stock};
 use domain::follow_up::FollowUp;
 use domain::money::{Currency, Money};
 use domain::order::{Order, OrderItem, StatusChange};
@@ -591,6 +592,38 @@ pub struct StockResponse {
     pub available: i64,
     /// Set aside for card checkouts that are not paid yet.
     pub reserved: i64,
+}
+
+/// A product's stock, as the admins' inventory shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InventoryResponse {
+    pub product_id: Uuid,
+    pub merchant_id: Uuid,
+    pub name: String,
+    pub active: bool,
+    /// When it was deleted; `null` while it is in the catalog.
+    #[schema(format = DateTime)]
+    pub archived_at: Option<String>,
+    pub available: i64,
+    /// Set aside for card checkouts that are not paid yet.
+    pub reserved: i64,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&(Product, Stock)> for InventoryResponse {
+    fn from((product, stock): &(Product, Stock)) -> Self {
+        InventoryResponse {
+            product_id: product.id.as_uuid(),
+            merchant_id: product.merchant_id.as_uuid(),
+            name: product.name.clone(),
+            active: product.active,
+            archived_at: product.archived_at.map(timestamp),
+            available: stock.available(),
+            reserved: stock.reserved(),
+            created_at: timestamp(product.created_at),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -108,3 +108,55 @@ pub async fn stock_is_locked_in_product_order<U: UnitOfWork>(store: U) {
     let untouched = expect(tx.lock_stock(&[expected[1]]).await, "lock");
     assert_eq!((untouched[0].available(), untouched[0].reserved()), (10, 0));
 }
+
+pub async fn the_inventory_lists_every_product_with_its_stock_archived_ones_too<U: UnitOfWork>(store: U) {
+    let (ann, bob) = (user(Role::Merchant), user(Role::Merchant));
+    let (a, _) = product(ann.id, 100, now());
+    let a_stock = domain::catalog::Stock::restore(a.id, 2, 3).expect("stock");
+    let (mut b, b_stock) = product(bob.id, 100, now() + Duration::seconds(1));
+    b.active = false;
+    let (c, c_stock) = product(ann.id, 100, now() + Duration::seconds(2));
+    let c = c.archive(now() + Duration::seconds(3));
+    let mut tx = begin(&store).await;
+    expect(tx.insert_user(&ann).await, "ann");
+    expect(tx.insert_user(&bob).await, "bob");
+    for (p, s) in [(&a, &a_stock), (&b, &b_stock), (&c, &c_stock)] {
+        expect(tx.insert_product(p, s).await, "product");
+    }
+    commit(tx).await;
+    let mut tx = begin(&store).await;
+    let ids = |page: &Page<ProductWithStock>| page.items.iter().map(|(p, _)| p.id).collect::<Vec<_>>();
+    let all = InventoryFilter::default();
+    let page = expect(tx.list_inventory(all, &PageRequest::first(2)).await, "first page");
+    assert_eq!(ids(&page), vec![c.id, b.id], "newest first, the archived one too");
+    let next = PageRequest {
+        limit: 2,
+        after: page.next_cursor,
+    };
+    let rest = expect(tx.list_inventory(all, &next).await, "next page");
+    assert_eq!(rest.items, vec![(a.clone(), a_stock)], "with available and reserved units");
+    assert_eq!(rest.next_cursor, None);
+    let cases = [
+        (
+            InventoryFilter {
+                merchant: Some(ann.id),
+                ..all
+            },
+            vec![c.id, a.id],
+        ),
+        (
+            InventoryFilter {
+                active: Some(false),
+                merchant: Some(bob.id),
+                ..all
+            },
+            vec![b.id],
+        ),
+        (InventoryFilter { below: Some(3), ..all }, vec![a.id]),
+        (InventoryFilter { below: Some(0), ..all }, vec![]),
+    ];
+    for (filter, expected) in cases {
+        let found = expect(tx.list_inventory(filter, &PageRequest::first(10)).await, "filtered");
+        assert_eq!(ids(&found), expected, "{filter:?}");
+    }
+}

@@ -35,9 +35,9 @@ mod prelude {
     pub(crate) use application::pagination::{Page, PageRequest};
     pub(crate) use application::ports::store::{
         AdminPaymentFilter, AdminRefundFilter, CallRepository, ClaimOutcome, CreatedWithin, DeliveryFilter, EndpointFilter, EventOutbox,
-        FollowUpRepository, HoldRepository, IdempotencyRepository, LedgerRepository, OrderFilter, OrderRepository, PaymentFilter,
-        PaymentLookup, PaymentRepository, ProductFilter, ProductRepository, RefreshTokenRepository, RefundRepository, StoreError,
-        Transaction, TransferRepository, UnitOfWork, UserRepository, WalletRepository, WebhookInbox, WebhookRepository,
+        FollowUpRepository, HoldRepository, IdempotencyRepository, InventoryFilter, LedgerRepository, OrderFilter, OrderRepository,
+        PaymentFilter, PaymentLookup, PaymentRepository, ProductFilter, ProductRepository, RefreshTokenRepository, RefundRepository,
+        StoreError, Transaction, TransferRepository, UnitOfWork, UserRepository, WalletRepository, WebhookInbox, WebhookRepository,
     };
     pub(crate) use domain::call::CallSession;
     pub(crate) use domain::events::{DomainEvent, OutboxEvent};
@@ -92,6 +92,7 @@ macro_rules! contract_tests {
             catalog::a_cart_is_locked_with_its_products,
             catalog::products_list_newest_first_with_filters_and_cursors,
             catalog::stock_is_locked_in_product_order,
+            catalog::the_inventory_lists_every_product_with_its_stock_archived_ones_too,
             orders::orders_keep_their_items_and_list_by_party,
             orders::the_audit_trail_lists_newest_first,
             payments::payments_are_found_by_every_reference,

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use application::pagination::{Cursor, Page, PageRequest};
-use application::ports::store::{ProductFilter, ProductRepository, StoreResult};
+use application::ports::store::{InventoryFilter, ProductFilter, ProductRepository, StoreResult};
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use domain::catalog::{Product, Stock};
@@ -112,6 +112,16 @@ const LIST_MERCHANT: &str = concat!(
      ORDER BY p.created_at DESC, p.id DESC LIMIT $3"
 );
 
+/// The admins' inventory: archived products too.
+const LIST_INVENTORY: &str = concat!(
+    "SELECT ",
+    product_columns!(),
+    ", s.product_id, s.available, s.reserved FROM products p JOIN stock s ON s.product_id = p.id \
+     WHERE (p.created_at, p.id) < ($1, $2) AND ($4::uuid IS NULL OR p.merchant_id = $4) \
+       AND ($5::boolean IS NULL OR p.active = $5) AND ($6::bigint IS NULL OR s.available < $6) \
+     ORDER BY p.created_at DESC, p.id DESC LIMIT $3"
+);
+
 impl ProductRepository for PgTx {
     /// The product and its stock row, in one statement. The stock row is made from the inserted
     /// product, so a taken id is reported as `products_pkey`, the product's constraint.
@@ -205,6 +215,22 @@ impl ProductRepository for PgTx {
         if let Some(merchant) = filter.merchant {
             statement = statement.bind::<SqlUuid, _>(merchant.as_uuid()).bind::<Bool, _>(filter.active_only);
         }
+        let rows = self.select::<EntryRow>(statement).await?;
+        Ok(Page::from_rows(rows, page.limit, |(product, _)| Cursor::Position {
+            at: product.created_at,
+            id: product.id.as_uuid(),
+        }))
+    }
+
+    async fn list_inventory(&mut self, filter: InventoryFilter, page: &PageRequest) -> StoreResult<Page<(Product, Stock)>> {
+        let (at, id) = position_after(page);
+        let statement = Read::new(LIST_INVENTORY)
+            .bind::<Timestamptz, _>(at)
+            .bind::<SqlUuid, _>(id)
+            .bind::<BigInt, _>(limit_plus_one(page.limit))
+            .bind::<Nullable<SqlUuid>, _>(filter.merchant.map(|merchant| merchant.as_uuid()))
+            .bind::<Nullable<Bool>, _>(filter.active)
+            .bind::<Nullable<BigInt>, _>(filter.below);
         let rows = self.select::<EntryRow>(statement).await?;
         Ok(Page::from_rows(rows, page.limit, |(product, _)| Cursor::Position {
             at: product.created_at,

@@ -255,6 +255,23 @@ pub struct ProductFilter {
     pub active_only: bool,
 }
 
+/// Which products an admin's inventory shows, archived ones included: every field set narrows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InventoryFilter {
+    pub merchant: Option<UserId>,
+    pub active: Option<bool>,
+    /// Only products with fewer units available than this (low stock).
+    pub below: Option<i64>,
+}
+
+impl InventoryFilter {
+    pub fn keeps(&self, product: &Product, stock: &Stock) -> bool {
+        self.merchant.is_none_or(|merchant| product.merchant_id == merchant)
+            && self.active.is_none_or(|active| product.active == active)
+            && self.below.is_none_or(|below| stock.available() < below)
+    }
+}
+
 pub trait ProductRepository {
     fn insert_product(&mut self, product: &Product, stock: &Stock) -> impl Future<Output = StoreResult<()>> + Send;
     fn update_product(&mut self, product: &Product) -> impl Future<Output = StoreResult<()>> + Send;
@@ -266,6 +283,13 @@ pub trait ProductRepository {
     fn list_products(
         &mut self,
         filter: ProductFilter,
+        page: &PageRequest,
+    ) -> impl Future<Output = StoreResult<Page<(Product, Stock)>>> + Send;
+    /// Every product with its stock (archived ones too) that `filter` keeps, newest first: the
+    /// admins' inventory.
+    fn list_inventory(
+        &mut self,
+        filter: InventoryFilter,
         page: &PageRequest,
     ) -> impl Future<Output = StoreResult<Page<(Product, Stock)>>> + Send;
     /// Locks the stock rows of a cart in ascending product id order and returns each with its

@@ -100,6 +100,7 @@ fn parameter_rule(path: &str, name: &str) -> Option<Value> {
             json!({"enum": domain::payment::PaymentStatus::ALL.map(domain::payment::PaymentStatus::as_str)})
         }
         "status" if path == "/api/v1/admin/refunds" => json!({"enum": ["pending", "succeeded", "failed"]}),
+        "active" if path == "/api/v1/admin/inventory" => json!({"enum": ["true", "false"]}),
         "kind" if path == "/api/v1/admin/payments" => json!({"enum": ["top_up", "order"]}),
         "provider" if path.starts_with("/api/v1/admin/") => json!({"pattern": PROVIDER}),
         "role" if path == "/api/v1/admin/users" => json!({"enum": ["customer", "merchant", "admin"]}),

@@ -5,7 +5,7 @@
 //! the other listings. Dates are RFC 3339: `from` is included and `to` excluded.
 
 use actix_web::{HttpResponse, web};
-use application::ports::store::{AdminPaymentFilter, AdminRefundFilter, CreatedWithin, PaymentFilter, UnitOfWork};
+use application::ports::store::{AdminPaymentFilter, AdminRefundFilter, CreatedWithin, InventoryFilter, PaymentFilter, UnitOfWork};
 use domain::ids::{PaymentId, RefundId, UserId};
 use domain::money::Currency;
 use domain::payment::{PaymentStatus, ProviderName, RefundStatus};
@@ -15,7 +15,7 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::IntoParams;
 
 use super::State;
-use crate::dto::{PageOf, PaymentResponse, RefundResponse};
+use crate::dto::{InventoryResponse, PageOf, PaymentResponse, RefundResponse};
 use crate::extract::{Authenticated, PageQuery, path_id};
 use crate::problem::{ApiError, Problem};
 use crate::respond::ok;
@@ -202,4 +202,50 @@ pub async fn refund<U: UnitOfWork>(state: State<U>, caller: Authenticated, path:
     let id = path_id(&path, RefundId::parse)?;
     let refund = state.app.admin_refund(&caller.0, id).await?;
     Ok(ok(&RefundResponse::from(&refund)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InventoryQuery {
+    /// Only this merchant's products (a user id).
+    #[param(format = Uuid)]
+    pub merchant: Option<String>,
+    /// `true` for products on sale, `false` for those taken off sale (or deleted).
+    pub active: Option<String>,
+    /// Low stock: only products with fewer units available than this.
+    #[param(minimum = 0, maximum = 1_000_000_001)]
+    pub below: Option<i64>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Every product's stock (available and reserved), deleted ones included, newest first.
+#[utoipa::path(get, path = "/api/v1/admin/inventory", tag = "admin", security(("bearer" = [])),
+    params(InventoryQuery),
+    responses(
+        (status = 200, description = "A page of products with their stock", body = PageOf<InventoryResponse>),
+        (status = 400, description = "A bad filter, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn inventory<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    query: web::Query<InventoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let units = 0..=domain::catalog::Stock::UNITS_MAX + 1;
+    if query.below.is_some_and(|below| !units.contains(&below)) {
+        return Err(invalid("below", "a number of units from 0 to 1000000001"));
+    }
+    let filter = InventoryFilter {
+        merchant: user_filter("merchant", query.merchant.as_deref())?,
+        active: parsed("active", "true or false", query.active.as_deref(), |text| match text {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        })?,
+        below: query.below,
+    };
+    let page = page(query.limit, query.cursor.as_ref())?;
+    let products = state.app.admin_inventory(&caller.0, filter, &page).await?;
+    Ok(ok(&PageOf::from_page(&products, |entry| InventoryResponse::from(entry))))
 }

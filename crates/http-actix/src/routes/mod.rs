@@ -99,6 +99,7 @@ api_routes! {
     get "/api/v1/admin/payments/{id}" => admin_reads::payment;
     get "/api/v1/admin/refunds" => admin_reads::refunds;
     get "/api/v1/admin/refunds/{id}" => admin_reads::refund;
+    get "/api/v1/admin/inventory" => admin_reads::inventory;
     post "/api/v1/admin/withdrawals/{id}/approve" => admin_withdrawals::approve;
     post "/api/v1/admin/withdrawals/{id}/reject" => admin_withdrawals::reject;
     post "/api/v1/admin/withdrawals/{id}/mark-paid" => admin_withdrawals::mark_paid;
