@@ -12,6 +12,8 @@ on_every_backend!(
     admins_list_and_look_up_every_payment_with_filters,
     admins_list_and_look_up_every_refund_with_filters,
     admins_see_every_products_stock_with_filters,
+    admins_list_and_look_up_every_wallet_system_accounts_too,
+    the_admins_user_list_shows_each_users_wallets,
 );
 
 fn ids(page: &Value) -> Vec<String> {
@@ -292,4 +294,83 @@ async fn admins_see_every_products_stock_with_filters(app: TestApp) {
         "deleted products stay in the inventory: {archived}"
     );
     assert_admins_only_and_filters_checked(&app, path, &[("merchant", "ann"), ("active", "yes"), ("below", "-1")]).await;
+}
+
+async fn admins_list_and_look_up_every_wallet_system_accounts_too(app: TestApp) {
+    let bob = app.user("customer").await;
+    app.fund(&bob, "12.00", "USD").await;
+    app.fund(&bob, "7.00", "EUR").await;
+    let path = "/api/v1/admin/wallets";
+    let bobs = format!("user={}", bob.id);
+    let pages = every_page(&app, path, &bobs, 1).await;
+    assert_eq!(pages.len(), 2, "one wallet a page: {pages:?}");
+    let euros = admin_get(&app, &format!("{path}?{bobs}&currency=EUR")).await;
+    let wallet = &euros["items"][0];
+    assert_eq!(vec![wallet["id"].as_str().expect("id").to_owned()], pages[0], "the newest first");
+    assert_eq!(
+        (wallet["owner"].clone(), wallet["owner_user_id"].clone(), wallet["balance"].clone()),
+        (json!("user"), json!(bob.id), json!("7.00"))
+    );
+    assert_eq!(
+        (wallet["held"].clone(), wallet["available"].clone()),
+        (json!("0.00"), json!("7.00"))
+    );
+    let all_euros = admin_get(&app, &format!("{path}?currency=EUR&limit=100")).await;
+    let system = all_euros["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|w| w["owner"] == "system")
+        .expect("the adjustments account is listed")
+        .clone();
+    assert_eq!(
+        (system["system_account"].clone(), system["balance"].clone()),
+        (json!("adjustments"), json!("-7.00"))
+    );
+    assert_eq!(system["owner_user_id"], Value::Null);
+
+    let id = wallet["id"].as_str().expect("id");
+    assert_eq!(&admin_get(&app, &format!("{path}/{id}")).await, wallet);
+    let shown = admin_get(&app, &format!("{path}/{}", system["id"].as_str().expect("id"))).await;
+    assert_eq!(shown, system);
+    app.get(&format!("{path}/{}", uuid::Uuid::now_v7()), Some(&app.admin.token))
+        .await
+        .assert_problem(404, "not_found");
+    app.get(&format!("{path}/{id}"), Some(&bob.token))
+        .await
+        .assert_problem(403, "forbidden");
+    assert_admins_only_and_filters_checked(&app, path, &[("user", "bob"), ("currency", "EURO")]).await;
+}
+
+async fn the_admins_user_list_shows_each_users_wallets(app: TestApp) {
+    let (bob, carol) = (app.user("customer").await, app.user("customer").await);
+    app.fund(&bob, "12.00", "USD").await;
+    app.fund(&bob, "7.00", "EUR").await;
+    let users = admin_get(&app, "/api/v1/admin/users?role=customer&limit=100").await;
+    let of = |user: &User| -> Value {
+        users["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|u| u["id"] == json!(user.id))
+            .expect("listed")["wallets"]
+            .clone()
+    };
+    let balances: Vec<(Value, Value)> = of(&bob)
+        .as_array()
+        .expect("wallets")
+        .iter()
+        .map(|w| (w["currency"].clone(), w["balance"].clone()))
+        .collect();
+    assert_eq!(balances, vec![(json!("EUR"), json!("7.00")), (json!("USD"), json!("12.00"))]);
+    let carols = of(&carol);
+    assert!(
+        carols.as_array().expect("wallets").iter().all(|w| w["balance"] == "0.00"),
+        "each user has only their own: {carols}"
+    );
+    let me = app.get("/api/v1/auth/me", Some(&bob.token)).await;
+    assert!(
+        me.assert_status(200).get("wallets").is_none(),
+        "only the admins' list carries wallets"
+    );
 }

@@ -13,7 +13,7 @@ use application::ports::store::{
     AdminAuditRepository, AdminPaymentFilter, AdminRefundFilter, CallRepository, ClaimOutcome, EventOutbox, FollowUpRepository,
     HoldRepository, IdempotencyRepository, InventoryFilter, LedgerRepository, OrderFilter, OrderRepository, PaymentFilter, PaymentLookup,
     PaymentRepository, PostingRecord, ProductFilter, ProductRepository, RefreshTokenRepository, RefundRepository, StoreError, StoreResult,
-    Transaction, TransferRepository, UserRepository, WalletRepository, WebhookInbox,
+    Transaction, TransferRepository, UserRepository, WalletFilter, WalletRepository, WebhookInbox,
 };
 use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
@@ -241,6 +241,27 @@ impl WalletRepository for MemoryTx {
     async fn list_user_wallets(&mut self, user: UserId) -> StoreResult<Vec<Wallet>> {
         let mut wallets: Vec<Wallet> = self.work.wallets.values().filter(|w| w.user_id() == Some(user)).cloned().collect();
         wallets.sort_by_key(|w| w.currency());
+        Ok(wallets)
+    }
+
+    async fn find_wallet(&mut self, id: WalletId) -> StoreResult<Option<Wallet>> {
+        Ok(self.work.wallets.get(&id).cloned())
+    }
+
+    async fn list_wallets(&mut self, filter: WalletFilter, page: &PageRequest) -> StoreResult<Page<Wallet>> {
+        let rows: Vec<Wallet> = self.work.wallets.values().filter(|w| filter.keeps(w)).cloned().collect();
+        Ok(page_by_position(rows, page, |w| (w.created_at(), w.id().as_uuid())))
+    }
+
+    async fn list_wallets_of_users(&mut self, users: &[UserId]) -> StoreResult<Vec<Wallet>> {
+        let mut wallets: Vec<Wallet> = self
+            .work
+            .wallets
+            .values()
+            .filter(|w| w.user_id().is_some_and(|owner| users.contains(&owner)))
+            .cloned()
+            .collect();
+        wallets.sort_by_key(|w| (w.user_id(), w.currency()));
         Ok(wallets)
     }
 

@@ -3,15 +3,20 @@
 //! first, and each item by id. Only admins read them; anyone else is `Forbidden`, even about
 //! their own.
 
+use std::collections::HashMap;
+
 use domain::catalog::{Product, Stock};
-use domain::ids::{PaymentId, RefundId};
+use domain::ids::{PaymentId, RefundId, UserId, WalletId};
 use domain::payment::{Payment, Refund};
+use domain::user::{Role, User};
+use domain::wallet::Wallet;
 
 use crate::caller::Caller;
 use crate::context::App;
 use crate::pagination::{Page, PageRequest};
 use crate::ports::store::{
     AdminPaymentFilter, AdminRefundFilter, InventoryFilter, PaymentRepository, ProductRepository, RefundRepository, StoreError, UnitOfWork,
+    UserRepository, WalletFilter, WalletRepository,
 };
 use crate::retryable;
 use crate::transact::{transact, work};
@@ -84,4 +89,48 @@ impl<U: UnitOfWork> App<U> {
         admin_only(caller)?;
         Ok(transact(&self.store, |tx| work(tx.list_inventory(filter, page))).await?)
     }
+
+    /// Every wallet (users' and system accounts') that `filter` keeps.
+    pub async fn admin_wallets(&self, caller: &Caller, filter: WalletFilter, page: &PageRequest) -> Result<Page<Wallet>, AdminReadError> {
+        admin_only(caller)?;
+        Ok(transact(&self.store, |tx| work(tx.list_wallets(filter, page))).await?)
+    }
+
+    pub async fn admin_wallet(&self, caller: &Caller, id: WalletId) -> Result<Wallet, AdminReadError> {
+        admin_only(caller)?;
+        transact(&self.store, |tx| work(tx.find_wallet(id)))
+            .await?
+            .ok_or(AdminReadError::NotFound("wallet"))
+    }
+
+    /// Every user (of one role, or all), each with their wallets: the page's wallets are read in
+    /// one query, not one per user.
+    pub async fn admin_users_with_wallets(
+        &self,
+        caller: &Caller,
+        role: Option<Role>,
+        page: &PageRequest,
+    ) -> Result<Page<(User, Vec<Wallet>)>, AdminReadError> {
+        admin_only(caller)?;
+        transact(&self.store, |tx| work(users_with_wallets(tx, role, page))).await
+    }
+}
+
+async fn users_with_wallets<Tx: UserRepository + WalletRepository + Send>(
+    tx: &mut Tx,
+    role: Option<Role>,
+    page: &PageRequest,
+) -> Result<Page<(User, Vec<Wallet>)>, AdminReadError> {
+    let users = tx.list_users(role, page).await?;
+    let ids: Vec<UserId> = users.items.iter().map(|user| user.id).collect();
+    let mut by_owner: HashMap<UserId, Vec<Wallet>> = HashMap::new();
+    for wallet in tx.list_wallets_of_users(&ids).await? {
+        if let Some(owner) = wallet.user_id() {
+            by_owner.entry(owner).or_default().push(wallet);
+        }
+    }
+    Ok(users.map(|user| {
+        let wallets = by_owner.remove(&user.id).unwrap_or_default();
+        (user, wallets)
+    }))
 }

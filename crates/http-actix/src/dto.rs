@@ -17,7 +17,7 @@ use domain::money::{Currency, Money};
 use domain::order::{Order, OrderItem, StatusChange};
 use domain::payment::{Payment, PaymentPurpose, Refund};
 use domain::user::User;
-use domain::wallet::{Transfer, Wallet};
+use domain::wallet::{Transfer, Wallet, WalletOwner};
 use domain::webhook::{EndpointOwner, WebhookDelivery, WebhookEndpoint};
 use domain::withdrawal::Withdrawal;
 use serde::{Deserialize, Serialize};
@@ -275,6 +275,19 @@ pub struct UserResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
     pub suspended_at: Option<String>,
+    /// The user's wallets with their balances, in the admins' listing only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wallets: Option<Vec<WalletResponse>>,
+}
+
+impl UserResponse {
+    /// A user with their wallets, as admins list them.
+    pub fn with_wallets((user, wallets): &(User, Vec<Wallet>)) -> UserResponse {
+        UserResponse {
+            wallets: Some(wallets.iter().map(WalletResponse::from).collect()),
+            ..UserResponse::from(user)
+        }
+    }
 }
 
 /// One entry of the admins' audit trail.
@@ -316,6 +329,7 @@ impl From<&User> for UserResponse {
             role: user.role.as_str().to_owned(),
             created_at: timestamp(user.created_at),
             suspended_at: user.suspended_at.map(timestamp),
+            wallets: None,
         }
     }
 }
@@ -342,6 +356,47 @@ impl SessionResponse {
             refresh_token: session.refresh_token.clone(),
             refresh_expires_at: timestamp(session.refresh_expires_at),
             user: UserResponse::from(&session.user),
+        }
+    }
+}
+
+/// Any wallet, as admins see it: a user's (`owner_user_id`) or a system account's
+/// (`system_account`, e.g. `platform_revenue` or `gateway_clearing:stripe`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminWalletResponse {
+    pub id: Uuid,
+    /// `user` or `system`.
+    pub owner: String,
+    pub owner_user_id: Option<Uuid>,
+    pub system_account: Option<String>,
+    #[schema(example = "USD")]
+    pub currency: String,
+    /// May be negative for a system account.
+    pub balance: String,
+    /// Reserved by pending holds.
+    pub held: String,
+    /// Balance minus held.
+    pub available: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&Wallet> for AdminWalletResponse {
+    fn from(wallet: &Wallet) -> Self {
+        let (owner, owner_user_id, system_account) = match wallet.owner() {
+            WalletOwner::User(user) => ("user", Some(user.as_uuid()), None),
+            WalletOwner::System(account) => ("system", None, Some(account.code())),
+        };
+        AdminWalletResponse {
+            id: wallet.id().as_uuid(),
+            owner: owner.to_owned(),
+            owner_user_id,
+            system_account,
+            currency: wallet.currency().code().to_owned(),
+            balance: wallet.balance().to_major_string(),
+            held: wallet.held().to_major_string(),
+            available: wallet.available().to_major_string(),
+            created_at: timestamp(wallet.created_at()),
         }
     }
 }

@@ -37,7 +37,8 @@ mod prelude {
         AdminPaymentFilter, AdminRefundFilter, CallRepository, ClaimOutcome, CreatedWithin, DeliveryFilter, EndpointFilter, EventOutbox,
         FollowUpRepository, HoldRepository, IdempotencyRepository, InventoryFilter, LedgerRepository, OrderFilter, OrderRepository,
         PaymentFilter, PaymentLookup, PaymentRepository, ProductFilter, ProductRepository, RefreshTokenRepository, RefundRepository,
-        StoreError, Transaction, TransferRepository, UnitOfWork, UserRepository, WalletRepository, WebhookInbox, WebhookRepository,
+        StoreError, Transaction, TransferRepository, UnitOfWork, UserRepository, WalletFilter, WalletRepository, WebhookInbox,
+        WebhookRepository,
     };
     pub(crate) use domain::call::CallSession;
     pub(crate) use domain::events::{DomainEvent, OutboxEvent};
@@ -81,6 +82,7 @@ macro_rules! contract_tests {
             wallets::system_accounts_are_unique_per_code_and_currency,
             wallets::wallets_are_locked_in_id_order_and_must_exist,
             wallets::user_wallets_are_created_if_missing_and_locked_in_id_order,
+            wallets::admins_list_every_wallet_and_many_users_wallets_at_once,
             ledger::an_overdrawn_user_wallet_is_refused,
             ledger::postings_list_newest_first_and_paginate,
             ledger::the_audit_of_a_consistent_ledger_is_clean,

@@ -94,3 +94,56 @@ pub async fn user_wallets_are_created_if_missing_and_locked_in_id_order<U: UnitO
     );
     assert_eq!(expect(tx.lock_user_wallets(&[], Currency::Usd, now()).await, "none"), Vec::new());
 }
+
+pub async fn admins_list_every_wallet_and_many_users_wallets_at_once<U: UnitOfWork>(store: U) {
+    let (carol, dave, erin) = (user(Role::Customer), user(Role::Customer), user(Role::Customer));
+    let at = |seconds| now() + Duration::seconds(seconds);
+    let mut tx = begin(&store).await;
+    for u in [&carol, &dave, &erin] {
+        expect(tx.insert_user(u).await, "user");
+    }
+    let carol_usd = expect(tx.ensure_user_wallet(carol.id, Currency::Usd, id(), at(1)).await, "carol usd");
+    let payouts = expect(
+        tx.ensure_system_wallet(&SystemAccount::Payouts, Currency::Usd, id(), at(2)).await,
+        "payouts",
+    );
+    let dave_eur = expect(tx.ensure_user_wallet(dave.id, Currency::Eur, id(), at(3)).await, "dave eur");
+    let carol_eur = expect(tx.ensure_user_wallet(carol.id, Currency::Eur, id(), at(4)).await, "carol eur");
+    commit(tx).await;
+    let ids = |page: &Page<Wallet>| page.items.iter().map(Wallet::id).collect::<Vec<_>>();
+    let mut tx = begin(&store).await;
+    let all = WalletFilter::default();
+    let page = expect(tx.list_wallets(all, &PageRequest::first(3)).await, "first page");
+    assert_eq!(ids(&page), vec![carol_eur, dave_eur, payouts], "newest first, system accounts too");
+    let next = PageRequest {
+        limit: 3,
+        after: page.next_cursor,
+    };
+    let rest = expect(tx.list_wallets(all, &next).await, "next page");
+    assert_eq!((ids(&rest), rest.next_cursor), (vec![carol_usd], None));
+    let carols = WalletFilter {
+        owner: Some(carol.id),
+        ..all
+    };
+    assert_eq!(
+        ids(&expect(tx.list_wallets(carols, &PageRequest::first(10)).await, "carol's")),
+        vec![carol_eur, carol_usd]
+    );
+    let euros = WalletFilter {
+        currency: Some(Currency::Eur),
+        ..all
+    };
+    assert_eq!(
+        ids(&expect(tx.list_wallets(euros, &PageRequest::first(10)).await, "euros")),
+        vec![carol_eur, dave_eur]
+    );
+    let found = expect(tx.find_wallet(payouts).await, "find").expect("the payouts account");
+    assert_eq!(found.owner(), &WalletOwner::System(SystemAccount::Payouts));
+    assert_eq!(expect(tx.find_wallet(id()).await, "none"), None);
+    let mut theirs = expect(tx.list_wallets_of_users(&[carol.id, erin.id, dave.id]).await, "at once");
+    theirs.sort_by_key(|w| w.id());
+    let mut expected = vec![carol_usd, carol_eur, dave_eur];
+    expected.sort();
+    assert_eq!(theirs.iter().map(Wallet::id).collect::<Vec<_>>(), expected);
+    assert!(expect(tx.list_wallets_of_users(&[]).await, "nobody").is_empty());
+}

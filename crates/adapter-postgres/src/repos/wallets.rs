@@ -7,7 +7,8 @@
 
 use std::collections::HashSet;
 
-use application::ports::store::{HoldRepository, StoreResult, WalletRepository};
+use application::pagination::{Cursor, Page, PageRequest};
+use application::ports::store::{HoldRepository, StoreResult, WalletFilter, WalletRepository};
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use domain::ids::{HoldId, OrderId, UserId, WalletId};
@@ -16,7 +17,7 @@ use domain::wallet::{Hold, HoldStatus, SystemAccount, Wallet, WalletOwner};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::mapping::{corrupt, currency, limit, missing, money, word};
+use crate::mapping::{corrupt, currency, limit, limit_plus_one, missing, money, position_after, word};
 use crate::schema::{holds, wallets};
 use crate::sql::{Read, Write};
 use crate::tx::{DomainRow, Expect, PgTx};
@@ -166,6 +167,46 @@ impl WalletRepository for PgTx {
         let mut wallets = self.select::<WalletRow>(statement).await?;
         wallets.sort_by_key(Wallet::currency);
         Ok(wallets)
+    }
+
+    async fn find_wallet(&mut self, id: WalletId) -> StoreResult<Option<Wallet>> {
+        let statement = Read::new(concat!("SELECT ", wallet_columns!(), " FROM wallets WHERE id = $1")).bind::<SqlUuid, _>(id.as_uuid());
+        self.select_first::<WalletRow>(statement).await
+    }
+
+    async fn list_wallets(&mut self, filter: WalletFilter, page: &PageRequest) -> StoreResult<Page<Wallet>> {
+        let (at, id) = position_after(page);
+        let statement = Read::new(concat!(
+            "SELECT ",
+            wallet_columns!(),
+            " FROM wallets WHERE (created_at, id) < ($1, $2) \
+               AND ($4::uuid IS NULL OR owner_user_id = $4) AND ($5::text IS NULL OR currency = $5::currency_code) \
+             ORDER BY created_at DESC, id DESC LIMIT $3"
+        ))
+        .bind::<Timestamptz, _>(at)
+        .bind::<SqlUuid, _>(id)
+        .bind::<BigInt, _>(limit_plus_one(page.limit))
+        .bind::<Nullable<SqlUuid>, _>(filter.owner.map(|owner| owner.as_uuid()))
+        .bind::<Nullable<Text>, _>(filter.currency.map(|c| c.code()));
+        let rows = self.select::<WalletRow>(statement).await?;
+        Ok(Page::from_rows(rows, page.limit, |wallet| Cursor::Position {
+            at: wallet.created_at(),
+            id: wallet.id().as_uuid(),
+        }))
+    }
+
+    async fn list_wallets_of_users(&mut self, users: &[UserId]) -> StoreResult<Vec<Wallet>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let owners: Vec<Uuid> = users.iter().map(UserId::as_uuid).collect();
+        let statement = Read::new(concat!(
+            "SELECT ",
+            wallet_columns!(),
+            " FROM wallets WHERE owner_user_id = ANY($1) ORDER BY owner_user_id, currency"
+        ))
+        .bind::<Array<SqlUuid>, _>(owners);
+        self.select::<WalletRow>(statement).await
     }
 
     /// One statement locks them all. PostgreSQL locks the rows as the primary-key index yields

@@ -157,6 +157,20 @@ pub trait RefreshTokenRepository {
     fn revoke_user_tokens(&mut self, user: UserId, at: OffsetDateTime) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
+/// Which wallets an admin's listing shows, system accounts included: every field set narrows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalletFilter {
+    /// Only this user's wallets (no system account then).
+    pub owner: Option<UserId>,
+    pub currency: Option<Currency>,
+}
+
+impl WalletFilter {
+    pub fn keeps(&self, wallet: &Wallet) -> bool {
+        self.owner.is_none_or(|owner| wallet.user_id() == Some(owner)) && self.currency.is_none_or(|currency| wallet.currency() == currency)
+    }
+}
+
 pub trait WalletRepository {
     /// The user's wallet in `currency`, created empty (with `new_id`) if it does not exist.
     fn ensure_user_wallet(
@@ -182,6 +196,12 @@ pub trait WalletRepository {
         currency: Currency,
     ) -> impl Future<Output = StoreResult<Option<Wallet>>> + Send;
     fn list_user_wallets(&mut self, user: UserId) -> impl Future<Output = StoreResult<Vec<Wallet>>> + Send;
+    /// Any wallet (a user's or a system account), unlocked.
+    fn find_wallet(&mut self, id: WalletId) -> impl Future<Output = StoreResult<Option<Wallet>>> + Send;
+    /// Every wallet that `filter` keeps, newest first: the admins' list.
+    fn list_wallets(&mut self, filter: WalletFilter, page: &PageRequest) -> impl Future<Output = StoreResult<Page<Wallet>>> + Send;
+    /// The wallets of all these users in one read, unlocked, by owner and then currency.
+    fn list_wallets_of_users(&mut self, users: &[UserId]) -> impl Future<Output = StoreResult<Vec<Wallet>>> + Send;
     /// The wallets of these users in `currency`, each created empty (with the id paired with it) if
     /// it does not exist, locked in ascending wallet id order and returned in that order. One
     /// round trip where `ensure_user_wallet` and `lock_wallets` take several.

@@ -151,7 +151,7 @@ pub struct UsersQuery {
     pub cursor: Option<String>,
 }
 
-/// Every user, newest first, of one role or all.
+/// Every user, newest first, of one role or all, each with their wallets and balances.
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])),
     params(UsersQuery),
     responses(
@@ -172,8 +172,8 @@ pub async fn users<U: UnitOfWork>(state: State<U>, caller: Authenticated, query:
         cursor: query.cursor.clone(),
     }
     .page()?;
-    let users = state.app.admin_users(&caller.0, role, &page).await?;
-    Ok(ok(&PageOf::from_page(&users, |user| crate::dto::UserResponse::from(user))))
+    let users = state.app.admin_users_with_wallets(&caller.0, role, &page).await?;
+    Ok(ok(&PageOf::from_page(&users, crate::dto::UserResponse::with_wallets)))
 }
 
 /// Why an admin acts on an account.

@@ -5,8 +5,10 @@
 //! the other listings. Dates are RFC 3339: `from` is included and `to` excluded.
 
 use actix_web::{HttpResponse, web};
-use application::ports::store::{AdminPaymentFilter, AdminRefundFilter, CreatedWithin, InventoryFilter, PaymentFilter, UnitOfWork};
-use domain::ids::{PaymentId, RefundId, UserId};
+use application::ports::store::{
+    AdminPaymentFilter, AdminRefundFilter, CreatedWithin, InventoryFilter, PaymentFilter, UnitOfWork, WalletFilter,
+};
+use domain::ids::{PaymentId, RefundId, UserId, WalletId};
 use domain::money::Currency;
 use domain::payment::{PaymentStatus, ProviderName, RefundStatus};
 use serde::Deserialize;
@@ -15,7 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::IntoParams;
 
 use super::State;
-use crate::dto::{InventoryResponse, PageOf, PaymentResponse, RefundResponse};
+use crate::dto::{AdminWalletResponse, InventoryResponse, PageOf, PaymentResponse, RefundResponse};
 use crate::extract::{Authenticated, PageQuery, path_id};
 use crate::problem::{ApiError, Problem};
 use crate::respond::ok;
@@ -248,4 +250,52 @@ pub async fn inventory<U: UnitOfWork>(
     let page = page(query.limit, query.cursor.as_ref())?;
     let products = state.app.admin_inventory(&caller.0, filter, &page).await?;
     Ok(ok(&PageOf::from_page(&products, |entry| InventoryResponse::from(entry))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AdminWalletsQuery {
+    /// Only this user's wallets (a user id); without it system accounts are listed too.
+    #[param(format = Uuid)]
+    pub user: Option<String>,
+    /// Only in this currency (ISO 4217).
+    pub currency: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Every wallet, users' and system accounts', with balance, held and available, newest first.
+#[utoipa::path(get, path = "/api/v1/admin/wallets", tag = "admin", security(("bearer" = [])),
+    params(AdminWalletsQuery),
+    responses(
+        (status = 200, description = "A page of wallets", body = PageOf<AdminWalletResponse>),
+        (status = 400, description = "A bad filter, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn wallets<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    query: web::Query<AdminWalletsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = WalletFilter {
+        owner: user_filter("user", query.user.as_deref())?,
+        currency: currency_filter(query.currency.as_deref())?,
+    };
+    let page = page(query.limit, query.cursor.as_ref())?;
+    let wallets = state.app.admin_wallets(&caller.0, filter, &page).await?;
+    Ok(ok(&PageOf::from_page(&wallets, |wallet| AdminWalletResponse::from(wallet))))
+}
+
+/// Any wallet by id, a user's or a system account's.
+#[utoipa::path(get, path = "/api/v1/admin/wallets/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Wallet id")),
+    responses(
+        (status = 200, description = "The wallet", body = AdminWalletResponse),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such wallet", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn wallet<U: UnitOfWork>(state: State<U>, caller: Authenticated, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, WalletId::parse)?;
+    let wallet = state.app.admin_wallet(&caller.0, id).await?;
+    Ok(ok(&AdminWalletResponse::from(&wallet)))
 }

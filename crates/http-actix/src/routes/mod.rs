@@ -100,6 +100,8 @@ api_routes! {
     get "/api/v1/admin/refunds" => admin_reads::refunds;
     get "/api/v1/admin/refunds/{id}" => admin_reads::refund;
     get "/api/v1/admin/inventory" => admin_reads::inventory;
+    get "/api/v1/admin/wallets" => admin_reads::wallets;
+    get "/api/v1/admin/wallets/{id}" => admin_reads::wallet;
     post "/api/v1/admin/withdrawals/{id}/approve" => admin_withdrawals::approve;
     post "/api/v1/admin/withdrawals/{id}/reject" => admin_withdrawals::reject;
     post "/api/v1/admin/withdrawals/{id}/mark-paid" => admin_withdrawals::mark_paid;
