@@ -14,6 +14,7 @@ on_every_backend!(
     admins_see_every_products_stock_with_filters,
     admins_list_and_look_up_every_wallet_system_accounts_too,
     the_admins_user_list_shows_each_users_wallets,
+    the_journal_shows_every_transaction_with_its_postings,
 );
 
 fn ids(page: &Value) -> Vec<String> {
@@ -373,4 +374,44 @@ async fn the_admins_user_list_shows_each_users_wallets(app: TestApp) {
         me.assert_status(200).get("wallets").is_none(),
         "only the admins' list carries wallets"
     );
+}
+
+async fn the_journal_shows_every_transaction_with_its_postings(app: TestApp) {
+    let (alice, bob) = (app.customer_with("10.00").await, app.user("customer").await);
+    let transfer = json!({"to_user_id": bob.id, "amount": "3.00", "currency": "USD"});
+    app.post("/api/v1/transfers", Some(&alice.token), &transfer)
+        .await
+        .assert_status(201);
+    let wallet = app.wallet(&alice).await["id"].as_str().expect("wallet id").to_owned();
+    let path = "/api/v1/admin/journal";
+    let alices = format!("wallet={wallet}");
+    let pages = every_page(&app, path, &alices, 1).await;
+    assert_eq!(pages.len(), 2, "the adjustment and the transfer, one a page");
+    let transfers = admin_get(&app, &format!("{path}?{alices}&kind=transfer")).await;
+    let moved = &transfers["items"][0];
+    assert_eq!(vec![moved["id"].as_str().expect("id").to_owned()], pages[0], "newest first");
+    let postings: Vec<(Value, Value, Value)> = moved["postings"]
+        .as_array()
+        .expect("postings")
+        .iter()
+        .map(|p| (p["wallet_id"].clone(), p["amount"].clone(), p["balance_after"].clone()))
+        .collect();
+    assert_eq!(postings.len(), 2);
+    assert!(postings.contains(&(json!(wallet), json!("-3.00"), json!("7.00"))), "{postings:?}");
+    let adjustments = admin_get(&app, &format!("{path}?{alices}&kind=adjustment")).await;
+    assert_eq!(vec![adjustments["items"][0]["id"].as_str().expect("id").to_owned()], pages[1]);
+    let at = moved["created_at"].as_str().expect("created_at");
+    assert_eq!(ids(&admin_get(&app, &format!("{path}?{alices}&from={at}")).await), pages[0]);
+    assert_eq!(ids(&admin_get(&app, &format!("{path}?{alices}&to={at}")).await), pages[1]);
+
+    let id = moved["id"].as_str().expect("id");
+    assert_eq!(&admin_get(&app, &format!("{path}/{id}")).await, moved);
+    app.get(&format!("{path}/{}", uuid::Uuid::now_v7()), Some(&app.admin.token))
+        .await
+        .assert_problem(404, "not_found");
+    app.get(&format!("{path}/{id}"), Some(&alice.token))
+        .await
+        .assert_problem(403, "forbidden");
+    let bad = [("kind", "gift"), ("wallet", "mine"), ("from", "soon")];
+    assert_admins_only_and_filters_checked(&app, path, &bad).await;
 }

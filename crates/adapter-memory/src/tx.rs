@@ -1,7 +1,7 @@
 //! A transaction over the in-memory state: a private copy, swapped in on commit.
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use application::auth::RefreshToken;
@@ -11,16 +11,18 @@ use application::pagination::{Cursor, Page, PageRequest};
 use application::ports::records::{KindTotals, StatementTotals};
 use application::ports::store::{
     AdminAuditRepository, AdminPaymentFilter, AdminRefundFilter, CallRepository, ClaimOutcome, EventOutbox, FollowUpRepository,
-    HoldRepository, IdempotencyRepository, InventoryFilter, LedgerRepository, OrderFilter, OrderRepository, PaymentFilter, PaymentLookup,
-    PaymentRepository, PostingRecord, ProductFilter, ProductRepository, RefreshTokenRepository, RefundRepository, StoreError, StoreResult,
-    Transaction, TransferRepository, UserRepository, WalletFilter, WalletRepository, WebhookInbox,
+    HoldRepository, IdempotencyRepository, InventoryFilter, JournalFilter, JournalRecord, LedgerRepository, OrderFilter, OrderRepository,
+    PaymentFilter, PaymentLookup, PaymentRepository, PostingRecord, ProductFilter, ProductRepository, RefreshTokenRepository,
+    RefundRepository, StoreError, StoreResult, Transaction, TransferRepository, UserRepository, WalletFilter, WalletRepository,
+    WebhookInbox,
 };
 use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
 use domain::events::OutboxEvent;
 use domain::follow_up::{FollowUp, FollowUpState, FollowUpTask};
 use domain::ids::{
-    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, RefundId, TokenFamilyId, TransferId, UserId, WalletId, WithdrawalId,
+    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, RefundId, TokenFamilyId, TransactionId, TransferId, UserId, WalletId,
+    WithdrawalId,
 };
 use domain::ledger::{JournalTransaction, Posting};
 use domain::money::Currency;
@@ -328,6 +330,27 @@ impl WalletRepository for MemoryTx {
     }
 }
 
+/// A journal transaction with its postings, numbered as in a wallet's history.
+fn journal_record(state: &State, transaction: &JournalTransaction) -> JournalRecord {
+    let postings = state
+        .postings
+        .iter()
+        .enumerate()
+        .filter(|(_, posting)| posting.transaction_id == transaction.id())
+        .map(|(index, posting)| PostingRecord {
+            sequence: index as i64 + 1,
+            posting: posting.clone(),
+        })
+        .collect();
+    JournalRecord {
+        id: transaction.id(),
+        kind: transaction.kind(),
+        reference: transaction.reference().to_owned(),
+        created_at: transaction.created_at(),
+        postings,
+    }
+}
+
 impl LedgerRepository for MemoryTx {
     async fn append_journal(&mut self, transaction: &JournalTransaction, postings: &[Posting]) -> StoreResult<()> {
         self.work.journal.push_back(transaction.clone());
@@ -365,6 +388,35 @@ impl LedgerRepository for MemoryTx {
             .iter()
             .map(|wallet| statement_totals(&self.work, *wallet, from, to))
             .collect()
+    }
+
+    async fn list_journal(&mut self, filter: JournalFilter, page: &PageRequest) -> StoreResult<Page<JournalRecord>> {
+        let touching: Option<HashSet<TransactionId>> = filter.wallet.map(|wallet| {
+            self.work
+                .postings
+                .iter()
+                .filter(|p| p.wallet_id == wallet)
+                .map(|p| p.transaction_id)
+                .collect()
+        });
+        let rows: Vec<&JournalTransaction> = self
+            .work
+            .journal
+            .iter()
+            .filter(|t| filter.kind.is_none_or(|kind| t.kind() == kind) && filter.created.contains(t.created_at()))
+            .filter(|t| touching.as_ref().is_none_or(|ids| ids.contains(&t.id())))
+            .collect();
+        let page = page_by_position(rows, page, |t| (t.created_at(), t.id().as_uuid()));
+        Ok(page.map(|t| journal_record(&self.work, t)))
+    }
+
+    async fn find_journal(&mut self, id: TransactionId) -> StoreResult<Option<JournalRecord>> {
+        Ok(self
+            .work
+            .journal
+            .iter()
+            .find(|t| t.id() == id)
+            .map(|t| journal_record(&self.work, t)))
     }
 
     async fn audit_ledger(&mut self) -> StoreResult<LedgerAudit> {

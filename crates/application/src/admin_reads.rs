@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use domain::catalog::{Product, Stock};
-use domain::ids::{PaymentId, RefundId, UserId, WalletId};
+use domain::ids::{PaymentId, RefundId, TransactionId, UserId, WalletId};
 use domain::payment::{Payment, Refund};
 use domain::user::{Role, User};
 use domain::wallet::Wallet;
@@ -15,8 +15,8 @@ use crate::caller::Caller;
 use crate::context::App;
 use crate::pagination::{Page, PageRequest};
 use crate::ports::store::{
-    AdminPaymentFilter, AdminRefundFilter, InventoryFilter, PaymentRepository, ProductRepository, RefundRepository, StoreError, UnitOfWork,
-    UserRepository, WalletFilter, WalletRepository,
+    AdminPaymentFilter, AdminRefundFilter, InventoryFilter, JournalFilter, JournalRecord, LedgerRepository, PaymentRepository,
+    ProductRepository, RefundRepository, StoreError, UnitOfWork, UserRepository, WalletFilter, WalletRepository,
 };
 use crate::retryable;
 use crate::transact::{transact, work};
@@ -113,6 +113,24 @@ impl<U: UnitOfWork> App<U> {
     ) -> Result<Page<(User, Vec<Wallet>)>, AdminReadError> {
         admin_only(caller)?;
         transact(&self.store, |tx| work(users_with_wallets(tx, role, page))).await
+    }
+
+    /// Every journal transaction that `filter` keeps, each with all its postings.
+    pub async fn admin_journal(
+        &self,
+        caller: &Caller,
+        filter: JournalFilter,
+        page: &PageRequest,
+    ) -> Result<Page<JournalRecord>, AdminReadError> {
+        admin_only(caller)?;
+        Ok(transact(&self.store, |tx| work(tx.list_journal(filter, page))).await?)
+    }
+
+    pub async fn admin_journal_transaction(&self, caller: &Caller, id: TransactionId) -> Result<JournalRecord, AdminReadError> {
+        admin_only(caller)?;
+        transact(&self.store, |tx| work(tx.find_journal(id)))
+            .await?
+            .ok_or(AdminReadError::NotFound("journal transaction"))
     }
 }
 

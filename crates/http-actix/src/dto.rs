@@ -8,7 +8,7 @@ use application::checkout::Checkout;
 use application::ledger::LedgerReport;
 use application::orders::OrderDetails;
 use application::pagination::Page;
-use application::ports::store::PostingRecord;
+use application::ports::store::{JournalRecord, PostingRecord};
 use application::statements::{Statement, StatementLine};
 use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
@@ -452,6 +452,52 @@ pub struct PostingResponse {
     pub reference: String,
     #[schema(format = DateTime)]
     pub created_at: String,
+}
+
+/// One posting of a journal transaction: a wallet's credit (positive) or debit (negative).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JournalPostingResponse {
+    pub wallet_id: Uuid,
+    /// Signed, in major units.
+    pub amount: String,
+    pub currency: String,
+    /// The wallet's balance after this posting.
+    pub balance_after: String,
+}
+
+/// A journal transaction with all its postings (which sum to zero per currency).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JournalTransactionResponse {
+    pub id: Uuid,
+    /// top_up, withdrawal, transfer, purchase, refund, call_charge, adjustment or reversal.
+    pub kind: String,
+    /// What it is for (an order, a payment, a transfer, ...).
+    pub reference: String,
+    pub postings: Vec<JournalPostingResponse>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<&JournalRecord> for JournalTransactionResponse {
+    fn from(record: &JournalRecord) -> Self {
+        let postings = record
+            .postings
+            .iter()
+            .map(|PostingRecord { posting, .. }| JournalPostingResponse {
+                wallet_id: posting.wallet_id.as_uuid(),
+                amount: posting.amount.to_major_string(),
+                currency: posting.amount.currency().code().to_owned(),
+                balance_after: Money::from_minor(posting.balance_after_minor, posting.amount.currency()).to_major_string(),
+            })
+            .collect();
+        JournalTransactionResponse {
+            id: record.id.as_uuid(),
+            kind: record.kind.as_str().to_owned(),
+            reference: record.reference.clone(),
+            postings,
+            created_at: timestamp(record.created_at),
+        }
+    }
 }
 
 impl From<&PostingRecord> for PostingResponse {

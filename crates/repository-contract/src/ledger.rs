@@ -237,3 +237,67 @@ pub async fn merchant_wallets_list_in_id_order_after_a_cursor<U: UnitOfWork>(sto
     let paged: Vec<_> = first.iter().chain(&rest).map(Wallet::id).collect();
     assert_eq!(paged, expected);
 }
+
+pub async fn the_journal_lists_transactions_with_their_postings_newest_first<U: UnitOfWork>(store: U) {
+    let (alice, bob) = (user(Role::Customer), user(Role::Customer));
+    let alices = fund(&store, &alice, &[100, 200, 300]).await;
+    let bobs = fund(&store, &bob, &[50]).await;
+    let mut tx = begin(&store).await;
+    let all = JournalFilter::default();
+    let first = expect(tx.list_journal(all, &PageRequest::first(2)).await, "first page");
+    let next = PageRequest {
+        limit: 2,
+        after: first.next_cursor,
+    };
+    let rest = expect(tx.list_journal(all, &next).await, "next page");
+    assert_eq!(rest.next_cursor, None);
+    let records: Vec<JournalRecord> = first.items.into_iter().chain(rest.items).collect();
+    let references: Vec<&str> = records.iter().map(|r| r.reference.as_str()).collect();
+    assert_eq!(references.len(), 4);
+    assert_eq!(&references[..2], ["fund 2", "fund 1"], "newest first");
+    let keys: Vec<_> = records.iter().map(|r| (r.created_at, r.id.as_uuid())).collect();
+    assert!(
+        keys.windows(2).all(|pair| pair[0] > pair[1]),
+        "a stable order: (created_at, id) descending"
+    );
+    let newest = &records[0];
+    assert_eq!(newest.kind, TransactionKind::Adjustment);
+    let amounts: Vec<(WalletId, i64)> = newest
+        .postings
+        .iter()
+        .map(|p| (p.posting.wallet_id, p.posting.amount.amount_minor()))
+        .collect();
+    assert_eq!((amounts.len(), amounts[0]), (2, (alices, 300)), "every posting, in the order made");
+    assert_eq!(newest.postings[0].posting.balance_after_minor, 600);
+    let alice_only = JournalFilter {
+        wallet: Some(alices),
+        ..all
+    };
+    let theirs = expect(tx.list_journal(alice_only, &PageRequest::first(10)).await, "alice's");
+    assert_eq!(theirs.items.len(), 3);
+    assert!(
+        theirs.items.iter().all(|r| r.postings.len() == 2),
+        "with all postings, not only the wallet's"
+    );
+    let later = JournalFilter {
+        created: CreatedWithin {
+            from: Some(now() + Duration::seconds(1)),
+            to: Some(now() + Duration::seconds(2)),
+        },
+        ..all
+    };
+    let found = expect(tx.list_journal(later, &PageRequest::first(10)).await, "period");
+    assert_eq!(found.items.iter().map(|r| r.reference.as_str()).collect::<Vec<_>>(), ["fund 1"]);
+    let transfers = JournalFilter {
+        kind: Some(TransactionKind::Transfer),
+        wallet: Some(bobs),
+        ..all
+    };
+    assert!(
+        expect(tx.list_journal(transfers, &PageRequest::first(10)).await, "none")
+            .items
+            .is_empty()
+    );
+    assert_eq!(expect(tx.find_journal(newest.id).await, "find").as_ref(), Some(newest));
+    assert_eq!(expect(tx.find_journal(id()).await, "unknown"), None);
+}

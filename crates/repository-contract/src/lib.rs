@@ -35,10 +35,10 @@ mod prelude {
     pub(crate) use application::pagination::{Page, PageRequest};
     pub(crate) use application::ports::store::{
         AdminPaymentFilter, AdminRefundFilter, CallRepository, ClaimOutcome, CreatedWithin, DeliveryFilter, EndpointFilter, EventOutbox,
-        FollowUpRepository, HoldRepository, IdempotencyRepository, InventoryFilter, LedgerRepository, OrderFilter, OrderRepository,
-        PaymentFilter, PaymentLookup, PaymentRepository, ProductFilter, ProductRepository, RefreshTokenRepository, RefundRepository,
-        StoreError, Transaction, TransferRepository, UnitOfWork, UserRepository, WalletFilter, WalletRepository, WebhookInbox,
-        WebhookRepository,
+        FollowUpRepository, HoldRepository, IdempotencyRepository, InventoryFilter, JournalFilter, JournalRecord, LedgerRepository,
+        OrderFilter, OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository, ProductFilter, ProductRepository,
+        RefreshTokenRepository, RefundRepository, StoreError, Transaction, TransferRepository, UnitOfWork, UserRepository, WalletFilter,
+        WalletRepository, WebhookInbox, WebhookRepository,
     };
     pub(crate) use domain::call::CallSession;
     pub(crate) use domain::events::{DomainEvent, OutboxEvent};
@@ -89,6 +89,7 @@ macro_rules! contract_tests {
             ledger::the_audit_finds_a_cached_balance_that_disagrees,
             ledger::statement_totals_sum_a_wallets_postings_by_kind_and_period,
             ledger::merchant_wallets_list_in_id_order_after_a_cursor,
+            ledger::the_journal_lists_transactions_with_their_postings_newest_first,
             holds::holds_are_stored_and_updated,
             holds::expired_holds_are_found_except_those_of_active_calls,
             catalog::a_cart_is_locked_with_its_products,

@@ -6,15 +6,18 @@
 
 use application::ledger::LedgerAudit;
 use application::ports::records::StatementTotals;
-use application::ports::store::{LedgerRepository, PostingRecord, StoreResult};
+use std::collections::HashMap;
+
+use application::pagination::{Cursor, Page, PageRequest};
+use application::ports::store::{JournalFilter, JournalRecord, LedgerRepository, PostingRecord, StoreResult};
 use diesel::QueryableByName;
-use diesel::sql_types::{Array, BigInt, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use domain::ids::{TransactionId, WalletId};
 use domain::ledger::{JournalTransaction, Posting, TransactionKind};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::mapping::{limit, money, word};
+use crate::mapping::{limit, limit_plus_one, money, position_after, word};
 use crate::sql::{Read, Write};
 use crate::tx::{DomainRow, Expect, PgTx};
 
@@ -56,6 +59,57 @@ impl DomainRow for PostingRow {
                 created_at: self.created_at,
             },
         })
+    }
+}
+
+#[derive(QueryableByName)]
+struct JournalRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    reference: String,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: OffsetDateTime,
+}
+
+impl DomainRow for JournalRow {
+    type Domain = JournalRecord;
+
+    fn into_domain(self) -> StoreResult<JournalRecord> {
+        Ok(JournalRecord {
+            id: TransactionId::from_uuid(self.id),
+            kind: word("transaction kind", &self.kind, TransactionKind::parse)?,
+            reference: self.reference,
+            created_at: self.created_at,
+            postings: Vec::new(),
+        })
+    }
+}
+
+impl PgTx {
+    /// Fills in the postings of these transactions, all read in one statement.
+    async fn with_postings(&mut self, mut transactions: Vec<JournalRecord>) -> StoreResult<Vec<JournalRecord>> {
+        if transactions.is_empty() {
+            return Ok(transactions);
+        }
+        let ids: Vec<Uuid> = transactions.iter().map(|t| t.id.as_uuid()).collect();
+        let statement = Read::new(
+            "SELECT p.id AS sequence, p.transaction_id, p.wallet_id, t.kind, t.reference, p.currency, p.amount, \
+                    p.balance_after, t.created_at \
+             FROM postings p JOIN ledger_transactions t ON t.id = p.transaction_id \
+             WHERE p.transaction_id = ANY($1) ORDER BY p.id",
+        )
+        .bind::<Array<SqlUuid>, _>(ids);
+        let mut by_transaction: HashMap<TransactionId, Vec<PostingRecord>> = HashMap::new();
+        for record in self.select::<PostingRow>(statement).await? {
+            by_transaction.entry(record.posting.transaction_id).or_default().push(record);
+        }
+        for transaction in &mut transactions {
+            transaction.postings = by_transaction.remove(&transaction.id).unwrap_or_default();
+        }
+        Ok(transactions)
     }
 }
 
@@ -110,6 +164,37 @@ impl LedgerRepository for PgTx {
         to: Option<OffsetDateTime>,
     ) -> StoreResult<Vec<StatementTotals>> {
         crate::repos::statements::statement_totals(self, wallets, from, to).await
+    }
+
+    async fn list_journal(&mut self, filter: JournalFilter, page: &PageRequest) -> StoreResult<Page<JournalRecord>> {
+        let (at, id) = position_after(page);
+        let statement = Read::new(
+            "SELECT t.id, t.kind, t.reference, t.created_at FROM ledger_transactions t \
+             WHERE (t.created_at, t.id) < ($1, $2) AND ($4::text IS NULL OR t.kind = $4) \
+               AND ($5::uuid IS NULL OR t.id IN (SELECT p.transaction_id FROM postings p WHERE p.wallet_id = $5)) \
+               AND ($6::timestamptz IS NULL OR t.created_at >= $6) AND ($7::timestamptz IS NULL OR t.created_at < $7) \
+             ORDER BY t.created_at DESC, t.id DESC LIMIT $3",
+        )
+        .bind::<Timestamptz, _>(at)
+        .bind::<SqlUuid, _>(id)
+        .bind::<BigInt, _>(limit_plus_one(page.limit))
+        .bind::<Nullable<Text>, _>(filter.kind.map(TransactionKind::as_str))
+        .bind::<Nullable<SqlUuid>, _>(filter.wallet.map(|wallet| wallet.as_uuid()))
+        .bind::<Nullable<Timestamptz>, _>(filter.created.from)
+        .bind::<Nullable<Timestamptz>, _>(filter.created.to);
+        let transactions = self.select::<JournalRow>(statement).await?;
+        let transactions = self.with_postings(transactions).await?;
+        Ok(Page::from_rows(transactions, page.limit, |t| Cursor::Position {
+            at: t.created_at,
+            id: t.id.as_uuid(),
+        }))
+    }
+
+    async fn find_journal(&mut self, id: TransactionId) -> StoreResult<Option<JournalRecord>> {
+        let statement =
+            Read::new("SELECT id, kind, reference, created_at FROM ledger_transactions WHERE id = $1").bind::<SqlUuid, _>(id.as_uuid());
+        let found = self.select::<JournalRow>(statement).await?;
+        Ok(self.with_postings(found).await?.into_iter().next())
     }
 
     async fn audit_ledger(&mut self) -> StoreResult<LedgerAudit> {

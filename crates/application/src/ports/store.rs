@@ -22,10 +22,10 @@ use domain::catalog::{Product, Stock};
 use domain::events::OutboxEvent;
 use domain::follow_up::{FollowUp, FollowUpState, FollowUpTask};
 use domain::ids::{
-    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, RefundId, TokenFamilyId, TransferId, UserId, WalletId, WebhookDeliveryId,
-    WebhookEndpointId, WithdrawalId,
+    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, RefundId, TokenFamilyId, TransactionId, TransferId, UserId, WalletId,
+    WebhookDeliveryId, WebhookEndpointId, WithdrawalId,
 };
-use domain::ledger::{JournalTransaction, Posting};
+use domain::ledger::{JournalTransaction, Posting, TransactionKind};
 use domain::money::Currency;
 use domain::order::{Order, OrderStatus, StatusChange};
 use domain::payment::{Payment, PaymentStatus, ProviderName, Refund, RefundStatus};
@@ -228,6 +228,25 @@ pub struct PostingRecord {
     pub posting: Posting,
 }
 
+/// A journal transaction with its postings in the order they were made: what admins read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalRecord {
+    pub id: TransactionId,
+    pub kind: TransactionKind,
+    pub reference: String,
+    pub created_at: OffsetDateTime,
+    pub postings: Vec<PostingRecord>,
+}
+
+/// Which journal transactions an admin's listing shows: every field set narrows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JournalFilter {
+    pub kind: Option<TransactionKind>,
+    /// Only transactions with a posting to this wallet.
+    pub wallet: Option<WalletId>,
+    pub created: CreatedWithin,
+}
+
 pub trait LedgerRepository {
     /// Appends a journal transaction and its postings. They can never be changed afterwards.
     fn append_journal(&mut self, transaction: &JournalTransaction, postings: &[Posting]) -> impl Future<Output = StoreResult<()>> + Send;
@@ -250,6 +269,10 @@ pub trait LedgerRepository {
         from: Option<OffsetDateTime>,
         to: Option<OffsetDateTime>,
     ) -> impl Future<Output = StoreResult<Vec<StatementTotals>>> + Send;
+    /// Every journal transaction that `filter` keeps, newest first, each with all its postings:
+    /// the admins' journal.
+    fn list_journal(&mut self, filter: JournalFilter, page: &PageRequest) -> impl Future<Output = StoreResult<Page<JournalRecord>>> + Send;
+    fn find_journal(&mut self, id: TransactionId) -> impl Future<Output = StoreResult<Option<JournalRecord>>> + Send;
     /// Everything ledger verification looks at, computed over the whole ledger.
     fn audit_ledger(&mut self) -> impl Future<Output = StoreResult<LedgerAudit>> + Send;
 }

@@ -101,6 +101,9 @@ fn parameter_rule(path: &str, name: &str) -> Option<Value> {
         }
         "status" if path == "/api/v1/admin/refunds" => json!({"enum": ["pending", "succeeded", "failed"]}),
         "active" if path == "/api/v1/admin/inventory" => json!({"enum": ["true", "false"]}),
+        "kind" if path == "/api/v1/admin/journal" => {
+            json!({"enum": domain::ledger::TransactionKind::ALL.map(domain::ledger::TransactionKind::as_str)})
+        }
         "kind" if path == "/api/v1/admin/payments" => json!({"enum": ["top_up", "order"]}),
         "provider" if path.starts_with("/api/v1/admin/") => json!({"pattern": PROVIDER}),
         "role" if path == "/api/v1/admin/users" => json!({"enum": ["customer", "merchant", "admin"]}),

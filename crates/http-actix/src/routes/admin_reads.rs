@@ -6,9 +6,10 @@
 
 use actix_web::{HttpResponse, web};
 use application::ports::store::{
-    AdminPaymentFilter, AdminRefundFilter, CreatedWithin, InventoryFilter, PaymentFilter, UnitOfWork, WalletFilter,
+    AdminPaymentFilter, AdminRefundFilter, CreatedWithin, InventoryFilter, JournalFilter, PaymentFilter, UnitOfWork, WalletFilter,
 };
-use domain::ids::{PaymentId, RefundId, UserId, WalletId};
+use domain::ids::{PaymentId, RefundId, TransactionId, UserId, WalletId};
+use domain::ledger::TransactionKind;
 use domain::money::Currency;
 use domain::payment::{PaymentStatus, ProviderName, RefundStatus};
 use serde::Deserialize;
@@ -17,7 +18,7 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::IntoParams;
 
 use super::State;
-use crate::dto::{AdminWalletResponse, InventoryResponse, PageOf, PaymentResponse, RefundResponse};
+use crate::dto::{AdminWalletResponse, InventoryResponse, JournalTransactionResponse, PageOf, PaymentResponse, RefundResponse};
 use crate::extract::{Authenticated, PageQuery, path_id};
 use crate::problem::{ApiError, Problem};
 use crate::respond::ok;
@@ -298,4 +299,70 @@ pub async fn wallet<U: UnitOfWork>(state: State<U>, caller: Authenticated, path:
     let id = path_id(&path, WalletId::parse)?;
     let wallet = state.app.admin_wallet(&caller.0, id).await?;
     Ok(ok(&AdminWalletResponse::from(&wallet)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JournalQuery {
+    /// top_up, withdrawal, transfer, purchase, refund, call_charge, adjustment or reversal.
+    pub kind: Option<String>,
+    /// Only transactions posting to this wallet (a wallet id, a user's or a system account's).
+    #[param(format = Uuid)]
+    pub wallet: Option<String>,
+    /// Created at or after this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub from: Option<String>,
+    /// Created before this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub to: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// The journal: every ledger transaction with all its postings, newest first, filtered.
+#[utoipa::path(get, path = "/api/v1/admin/journal", tag = "admin", security(("bearer" = [])),
+    params(JournalQuery),
+    responses(
+        (status = 200, description = "A page of journal transactions", body = PageOf<JournalTransactionResponse>),
+        (status = 400, description = "A bad filter, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn journal<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    query: web::Query<JournalQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = JournalFilter {
+        kind: parsed(
+            "kind",
+            "top_up, withdrawal, transfer, purchase, refund, call_charge, adjustment or reversal",
+            query.kind.as_deref(),
+            TransactionKind::parse,
+        )?,
+        wallet: parsed("wallet", "a wallet id (UUID)", query.wallet.as_deref(), |text| {
+            WalletId::parse(text).ok()
+        })?,
+        created: created_within(query.from.as_deref(), query.to.as_deref())?,
+    };
+    let page = page(query.limit, query.cursor.as_ref())?;
+    let journal = state.app.admin_journal(&caller.0, filter, &page).await?;
+    Ok(ok(&PageOf::from_page(&journal, |record| JournalTransactionResponse::from(record))))
+}
+
+/// One journal transaction by id, with all its postings.
+#[utoipa::path(get, path = "/api/v1/admin/journal/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Journal transaction id")),
+    responses(
+        (status = 200, description = "The transaction", body = JournalTransactionResponse),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such transaction", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn journal_transaction<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, TransactionId::parse)?;
+    let record = state.app.admin_journal_transaction(&caller.0, id).await?;
+    Ok(ok(&JournalTransactionResponse::from(&record)))
 }

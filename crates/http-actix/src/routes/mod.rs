@@ -102,6 +102,8 @@ api_routes! {
     get "/api/v1/admin/inventory" => admin_reads::inventory;
     get "/api/v1/admin/wallets" => admin_reads::wallets;
     get "/api/v1/admin/wallets/{id}" => admin_reads::wallet;
+    get "/api/v1/admin/journal" => admin_reads::journal;
+    get "/api/v1/admin/journal/{id}" => admin_reads::journal_transaction;
     post "/api/v1/admin/withdrawals/{id}/approve" => admin_withdrawals::approve;
     post "/api/v1/admin/withdrawals/{id}/reject" => admin_withdrawals::reject;
     post "/api/v1/admin/withdrawals/{id}/mark-paid" => admin_withdrawals::mark_paid;

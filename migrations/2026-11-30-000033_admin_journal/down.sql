@@ -1,0 +1,2 @@
+DROP INDEX ledger_transactions_by_kind;
+DROP INDEX ledger_transactions_newest;
