@@ -15,6 +15,7 @@ on_every_backend!(
     admins_list_and_look_up_every_wallet_system_accounts_too,
     the_admins_user_list_shows_each_users_wallets,
     the_journal_shows_every_transaction_with_its_postings,
+    admins_list_and_look_up_every_transfer_and_call,
 );
 
 fn ids(page: &Value) -> Vec<String> {
@@ -414,4 +415,102 @@ async fn the_journal_shows_every_transaction_with_its_postings(app: TestApp) {
         .assert_problem(403, "forbidden");
     let bad = [("kind", "gift"), ("wallet", "mine"), ("from", "soon")];
     assert_admins_only_and_filters_checked(&app, path, &bad).await;
+}
+
+async fn admins_list_and_look_up_every_transfer_and_call(app: TestApp) {
+    let (alice, bob, carol) = (
+        app.customer_with("20.00").await,
+        app.user("customer").await,
+        app.user("merchant").await,
+    );
+    let send = |to: &User, amount: &str| json!({"to_user_id": to.id, "amount": amount, "currency": "USD"});
+    let first = app
+        .post("/api/v1/transfers", Some(&alice.token), &send(&bob, "1.00"))
+        .await
+        .assert_status(201)
+        .clone();
+    let second = app
+        .post("/api/v1/transfers", Some(&bob.token), &send(&alice, "0.50"))
+        .await
+        .assert_status(201)
+        .clone();
+    let third = app
+        .post("/api/v1/transfers", Some(&alice.token), &send(&carol, "2.00"))
+        .await
+        .assert_status(201)
+        .clone();
+    let id = |item: &Value| item["id"].as_str().expect("id").to_owned();
+    let path = "/api/v1/admin/transfers";
+    let bobs = format!("user={}", bob.id);
+    assert_eq!(
+        every_page(&app, path, &bobs, 1).await,
+        vec![vec![id(&second)], vec![id(&first)]],
+        "sent and received, newest first"
+    );
+    let alices = format!("user={}", alice.id);
+    assert_eq!(
+        every_page(&app, path, &alices, 2).await.concat(),
+        vec![id(&third), id(&second), id(&first)]
+    );
+    assert!(ids(&admin_get(&app, &format!("{path}?{alices}&currency=EUR")).await).is_empty());
+    let at = second["created_at"].as_str().expect("created_at");
+    assert_eq!(
+        ids(&admin_get(&app, &format!("{path}?{alices}&from={at}")).await),
+        vec![id(&third), id(&second)]
+    );
+    assert_eq!(
+        ids(&admin_get(&app, &format!("{path}?{alices}&to={at}&currency=USD")).await),
+        vec![id(&first)]
+    );
+    assert_eq!(&admin_get(&app, &format!("{path}/{}", id(&first))).await, &first);
+    app.get(&format!("{path}/{}", uuid::Uuid::now_v7()), Some(&app.admin.token))
+        .await
+        .assert_problem(404, "not_found");
+    app.get(&format!("{path}/{}", id(&first)), Some(&alice.token))
+        .await
+        .assert_problem(403, "forbidden");
+    assert_admins_only_and_filters_checked(&app, path, &[("user", "me"), ("currency", "dollars"), ("to", "later")]).await;
+
+    let call = |receiver: &User| json!({"receiver_id": receiver.id, "rate_per_minute": "0.10", "currency": "USD"});
+    let ended = app
+        .post("/api/v1/calls", Some(&alice.token), &call(&carol))
+        .await
+        .assert_status(201)
+        .clone();
+    app.post(&format!("/api/v1/calls/{}/end", id(&ended)), Some(&carol.token), &json!({}))
+        .await
+        .assert_status(200);
+    let active = app
+        .post("/api/v1/calls", Some(&bob.token), &call(&alice))
+        .await
+        .assert_status(201)
+        .clone();
+    let path = "/api/v1/admin/calls";
+    assert_eq!(
+        every_page(&app, path, &alices, 1).await,
+        vec![vec![id(&active)], vec![id(&ended)]],
+        "made and received, newest first"
+    );
+    assert_eq!(
+        ids(&admin_get(&app, &format!("{path}?{alices}&status=ended")).await),
+        vec![id(&ended)]
+    );
+    assert_eq!(
+        ids(&admin_get(&app, &format!("{path}?{bobs}&status=active")).await),
+        vec![id(&active)]
+    );
+    let started = active["started_at"].as_str().expect("started_at");
+    assert_eq!(
+        ids(&admin_get(&app, &format!("{path}?{alices}&to={started}")).await),
+        vec![id(&ended)]
+    );
+    let shown = admin_get(&app, &format!("{path}/{}", id(&ended))).await;
+    assert_eq!(shown["status"], json!("ended"));
+    app.get(&format!("{path}/{}", uuid::Uuid::now_v7()), Some(&app.admin.token))
+        .await
+        .assert_problem(404, "not_found");
+    app.get(&format!("{path}/{}", id(&active)), Some(&bob.token))
+        .await
+        .assert_problem(403, "forbidden");
+    assert_admins_only_and_filters_checked(&app, path, &[("status", "ringing"), ("user", "bob"), ("from", "now")]).await;
 }

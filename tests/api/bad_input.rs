@@ -259,6 +259,13 @@ async fn forged_cursors_are_refused_on_every_list_route(app: TestApp) {
         ("/api/v1/admin/orders", admin),
         ("/api/v1/admin/audit", admin),
         ("/api/v1/admin/follow-ups", admin),
+        ("/api/v1/admin/payments", admin),
+        ("/api/v1/admin/refunds", admin),
+        ("/api/v1/admin/inventory", admin),
+        ("/api/v1/admin/wallets", admin),
+        ("/api/v1/admin/journal", admin),
+        ("/api/v1/admin/transfers", admin),
+        ("/api/v1/admin/calls", admin),
     ] {
         let reply = app.get(&format!("{path}?cursor={cursor}"), token).await;
         assert_eq!(reply.status, 400, "{path}: {}", reply.text);

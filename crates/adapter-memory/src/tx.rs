@@ -10,11 +10,11 @@ use application::ledger::{BalanceMismatch, HeldMismatch, LedgerAudit, Unbalanced
 use application::pagination::{Cursor, Page, PageRequest};
 use application::ports::records::{KindTotals, StatementTotals};
 use application::ports::store::{
-    AdminAuditRepository, AdminPaymentFilter, AdminRefundFilter, CallRepository, ClaimOutcome, EventOutbox, FollowUpRepository,
+    AdminAuditRepository, AdminPaymentFilter, AdminRefundFilter, CallFilter, CallRepository, ClaimOutcome, EventOutbox, FollowUpRepository,
     HoldRepository, IdempotencyRepository, InventoryFilter, JournalFilter, JournalRecord, LedgerRepository, OrderFilter, OrderRepository,
     PaymentFilter, PaymentLookup, PaymentRepository, PostingRecord, ProductFilter, ProductRepository, RefreshTokenRepository,
-    RefundRepository, StoreError, StoreResult, Transaction, TransferRepository, UserRepository, WalletFilter, WalletRepository,
-    WebhookInbox,
+    RefundRepository, StoreError, StoreResult, Transaction, TransferFilter, TransferRepository, UserRepository, WalletFilter,
+    WalletRepository, WebhookInbox,
 };
 use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
@@ -881,6 +881,11 @@ impl TransferRepository for MemoryTx {
         Ok(())
     }
 
+    async fn list_transfers(&mut self, filter: TransferFilter, page: &PageRequest) -> StoreResult<Page<Transfer>> {
+        let rows: Vec<Transfer> = self.work.transfers.values().filter(|t| filter.keeps(t)).cloned().collect();
+        Ok(page_by_position(rows, page, |t| (t.created_at, t.id.as_uuid())))
+    }
+
     async fn find_transfer(&mut self, id: TransferId) -> StoreResult<Option<Transfer>> {
         Ok(self.work.transfers.get(&id).cloned())
     }
@@ -938,6 +943,15 @@ impl CallRepository for MemoryTx {
     async fn insert_call(&mut self, call: &CallSession) -> StoreResult<()> {
         self.work.calls.insert(call.id, call.clone());
         Ok(())
+    }
+
+    async fn find_call(&mut self, id: CallId) -> StoreResult<Option<CallSession>> {
+        Ok(self.work.calls.get(&id).cloned())
+    }
+
+    async fn list_every_call(&mut self, filter: CallFilter, page: &PageRequest) -> StoreResult<Page<CallSession>> {
+        let rows: Vec<CallSession> = self.work.calls.values().filter(|c| filter.keeps(c)).cloned().collect();
+        Ok(page_by_position(rows, page, |c| (c.started_at, c.id.as_uuid())))
     }
 
     async fn lock_call(&mut self, id: CallId) -> StoreResult<Option<CallSession>> {

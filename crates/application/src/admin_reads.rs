@@ -1,22 +1,24 @@
-//! What admins read: every payment and refund (and, as they are added, every product's stock,
-//! wallet, journal transaction, transfer and call), each listing filtered and paginated newest
+//! What admins read: every payment, refund, product's stock, wallet, journal transaction,
+//! transfer and call, each listing filtered and paginated newest
 //! first, and each item by id. Only admins read them; anyone else is `Forbidden`, even about
 //! their own.
 
 use std::collections::HashMap;
 
+use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
-use domain::ids::{PaymentId, RefundId, TransactionId, UserId, WalletId};
+use domain::ids::{CallId, PaymentId, RefundId, TransactionId, TransferId, UserId, WalletId};
 use domain::payment::{Payment, Refund};
 use domain::user::{Role, User};
-use domain::wallet::Wallet;
+use domain::wallet::{Transfer, Wallet};
 
 use crate::caller::Caller;
 use crate::context::App;
 use crate::pagination::{Page, PageRequest};
 use crate::ports::store::{
-    AdminPaymentFilter, AdminRefundFilter, InventoryFilter, JournalFilter, JournalRecord, LedgerRepository, PaymentRepository,
-    ProductRepository, RefundRepository, StoreError, UnitOfWork, UserRepository, WalletFilter, WalletRepository,
+    AdminPaymentFilter, AdminRefundFilter, CallFilter, CallRepository, InventoryFilter, JournalFilter, JournalRecord, LedgerRepository,
+    PaymentRepository, ProductRepository, RefundRepository, StoreError, TransferFilter, TransferRepository, UnitOfWork, UserRepository,
+    WalletFilter, WalletRepository,
 };
 use crate::retryable;
 use crate::transact::{transact, work};
@@ -131,6 +133,37 @@ impl<U: UnitOfWork> App<U> {
         transact(&self.store, |tx| work(tx.find_journal(id)))
             .await?
             .ok_or(AdminReadError::NotFound("journal transaction"))
+    }
+
+    /// Every transfer that `filter` keeps.
+    pub async fn admin_transfers(
+        &self,
+        caller: &Caller,
+        filter: TransferFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Transfer>, AdminReadError> {
+        admin_only(caller)?;
+        Ok(transact(&self.store, |tx| work(tx.list_transfers(filter, page))).await?)
+    }
+
+    pub async fn admin_transfer(&self, caller: &Caller, id: TransferId) -> Result<Transfer, AdminReadError> {
+        admin_only(caller)?;
+        transact(&self.store, |tx| work(tx.find_transfer(id)))
+            .await?
+            .ok_or(AdminReadError::NotFound("transfer"))
+    }
+
+    /// Every call that `filter` keeps, newest first by start.
+    pub async fn admin_calls(&self, caller: &Caller, filter: CallFilter, page: &PageRequest) -> Result<Page<CallSession>, AdminReadError> {
+        admin_only(caller)?;
+        Ok(transact(&self.store, |tx| work(tx.list_every_call(filter, page))).await?)
+    }
+
+    pub async fn admin_call(&self, caller: &Caller, id: CallId) -> Result<CallSession, AdminReadError> {
+        admin_only(caller)?;
+        transact(&self.store, |tx| work(tx.find_call(id)))
+            .await?
+            .ok_or(AdminReadError::NotFound("call"))
     }
 }
 

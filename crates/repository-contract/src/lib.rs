@@ -34,11 +34,11 @@ mod prelude {
     };
     pub(crate) use application::pagination::{Page, PageRequest};
     pub(crate) use application::ports::store::{
-        AdminPaymentFilter, AdminRefundFilter, CallRepository, ClaimOutcome, CreatedWithin, DeliveryFilter, EndpointFilter, EventOutbox,
-        FollowUpRepository, HoldRepository, IdempotencyRepository, InventoryFilter, JournalFilter, JournalRecord, LedgerRepository,
-        OrderFilter, OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository, ProductFilter, ProductRepository,
-        RefreshTokenRepository, RefundRepository, StoreError, Transaction, TransferRepository, UnitOfWork, UserRepository, WalletFilter,
-        WalletRepository, WebhookInbox, WebhookRepository,
+        AdminPaymentFilter, AdminRefundFilter, CallFilter, CallRepository, ClaimOutcome, CreatedWithin, DeliveryFilter, EndpointFilter,
+        EventOutbox, FollowUpRepository, HoldRepository, IdempotencyRepository, InventoryFilter, JournalFilter, JournalRecord,
+        LedgerRepository, OrderFilter, OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository, ProductFilter, ProductRepository,
+        RefreshTokenRepository, RefundRepository, StoreError, Transaction, TransferFilter, TransferRepository, UnitOfWork, UserRepository,
+        WalletFilter, WalletRepository, WebhookInbox, WebhookRepository,
     };
     pub(crate) use domain::call::CallSession;
     pub(crate) use domain::events::{DomainEvent, OutboxEvent};
@@ -104,10 +104,12 @@ macro_rules! contract_tests {
             payments::expired_pending_payments_are_found_oldest_first,
             payments::refunds_are_found_by_id_provider_reference_and_order,
             payments::admins_list_every_refund_by_merchant_provider_status_and_period,
+            transfers::admins_list_every_transfer_by_party_currency_and_period,
             transfers::transfers_and_withdrawals_are_stored,
             transfers::a_users_withdrawals_list_newest_first,
             transfers::a_withdrawal_moves_through_its_states_and_lists_by_status,
             calls::calls_are_stored_updated_and_listed_for_both_parties,
+            calls::admins_list_every_call_by_status_party_and_start,
             idempotency::an_idempotency_key_is_claimed_once,
             idempotency::a_refusal_settles_a_missing_or_in_progress_key,
             follow_ups::follow_ups_are_recorded_once_and_taken_when_due,

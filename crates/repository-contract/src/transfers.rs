@@ -156,3 +156,62 @@ pub async fn a_withdrawal_moves_through_its_states_and_lists_by_status<U: UnitOf
     let audit = expect(tx.audit_ledger().await, "audit");
     assert!(audit.held_mismatches.is_empty(), "{audit:?}");
 }
+
+pub async fn admins_list_every_transfer_by_party_currency_and_period<U: UnitOfWork>(store: U) {
+    let (alice, bob, carol) = (user(Role::Customer), user(Role::Customer), user(Role::Customer));
+    let transfer = |from: &domain::user::User, to: &domain::user::User, amount, seconds| Transfer {
+        id: id(),
+        from_user_id: from.id,
+        to_user_id: to.id,
+        amount,
+        transaction_id: id(),
+        note: String::new(),
+        created_at: now() + Duration::seconds(seconds),
+    };
+    let a = transfer(&alice, &bob, usd(100), 0);
+    let b = transfer(&bob, &carol, usd(200), 1);
+    let c = transfer(&carol, &alice, Money::from_minor(300, Currency::Eur), 2);
+    let mut tx = begin(&store).await;
+    for u in [&alice, &bob, &carol] {
+        expect(tx.insert_user(u).await, "user");
+    }
+    for t in [&a, &b, &c] {
+        expect(tx.insert_transfer(t).await, "transfer");
+    }
+    commit(tx).await;
+    let ids = |page: &Page<Transfer>| page.items.iter().map(|t| t.id).collect::<Vec<_>>();
+    let mut tx = begin(&store).await;
+    let all = TransferFilter::default();
+    let page = expect(tx.list_transfers(all, &PageRequest::first(2)).await, "first page");
+    assert_eq!(ids(&page), vec![c.id, b.id], "newest first");
+    let next = PageRequest {
+        limit: 2,
+        after: page.next_cursor,
+    };
+    let rest = expect(tx.list_transfers(all, &next).await, "next page");
+    assert_eq!(rest.items, vec![a.clone()]);
+    assert_eq!(rest.next_cursor, None);
+    let alices = TransferFilter {
+        user: Some(alice.id),
+        ..all
+    };
+    assert_eq!(
+        ids(&expect(
+            tx.list_transfers(alices, &PageRequest::first(10)).await,
+            "sent or received"
+        )),
+        vec![c.id, a.id]
+    );
+    let dollars = TransferFilter {
+        currency: Some(Currency::Usd),
+        created: CreatedWithin {
+            from: Some(now() + Duration::seconds(1)),
+            to: None,
+        },
+        ..all
+    };
+    assert_eq!(
+        ids(&expect(tx.list_transfers(dollars, &PageRequest::first(10)).await, "usd since 1s")),
+        vec![b.id]
+    );
+}

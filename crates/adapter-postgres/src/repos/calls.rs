@@ -1,7 +1,7 @@
 //! Metered call sessions.
 
 use application::pagination::{Cursor, Page, PageRequest};
-use application::ports::store::{CallRepository, StoreResult};
+use application::ports::store::{CallFilter, CallRepository, StoreResult};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use domain::call::{CallSession, CallStatus};
@@ -73,6 +73,36 @@ const LIST_CALLS: &str = concat!(
 );
 
 impl CallRepository for PgTx {
+    async fn find_call(&mut self, id: CallId) -> StoreResult<Option<CallSession>> {
+        let statement =
+            Read::new(concat!("SELECT ", call_columns!(), " FROM call_sessions WHERE id = $1")).bind::<SqlUuid, _>(id.as_uuid());
+        self.select_first::<CallRow>(statement).await
+    }
+
+    async fn list_every_call(&mut self, filter: CallFilter, page: &PageRequest) -> StoreResult<Page<CallSession>> {
+        let (at, id) = position_after(page);
+        let statement = Read::new(concat!(
+            "SELECT ",
+            call_columns!(),
+            " FROM call_sessions WHERE (started_at, id) < ($1, $2) AND ($4::text IS NULL OR status = $4) \
+               AND ($5::uuid IS NULL OR caller_id = $5 OR receiver_id = $5) \
+               AND ($6::timestamptz IS NULL OR started_at >= $6) AND ($7::timestamptz IS NULL OR started_at < $7) \
+             ORDER BY started_at DESC, id DESC LIMIT $3"
+        ))
+        .bind::<Timestamptz, _>(at)
+        .bind::<SqlUuid, _>(id)
+        .bind::<BigInt, _>(limit_plus_one(page.limit))
+        .bind::<Nullable<Text>, _>(filter.status.map(CallStatus::as_str))
+        .bind::<Nullable<SqlUuid>, _>(filter.user.map(|user| user.as_uuid()))
+        .bind::<Nullable<Timestamptz>, _>(filter.started.from)
+        .bind::<Nullable<Timestamptz>, _>(filter.started.to);
+        let calls = self.select::<CallRow>(statement).await?;
+        Ok(Page::from_rows(calls, page.limit, |c| Cursor::Position {
+            at: c.started_at,
+            id: c.id.as_uuid(),
+        }))
+    }
+
     async fn insert_call(&mut self, call: &CallSession) -> StoreResult<()> {
         let statement = Write::new(concat!(
             "INSERT INTO call_sessions (",

@@ -2,7 +2,7 @@
 //! transactions.
 
 use application::pagination::{Cursor, Page, PageRequest};
-use application::ports::store::{StoreResult, TransferRepository};
+use application::ports::store::{StoreResult, TransferFilter, TransferRepository};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use domain::ids::{HoldId, TransactionId, TransferId, UserId, WithdrawalId};
@@ -27,6 +27,22 @@ struct TransferRow {
     transaction_id: Uuid,
     note: String,
     created_at: OffsetDateTime,
+}
+
+impl DomainRow for TransferRow {
+    type Domain = Transfer;
+
+    fn into_domain(self) -> StoreResult<Transfer> {
+        Ok(Transfer {
+            id: TransferId::from_uuid(self.id),
+            from_user_id: UserId::from_uuid(self.from_user_id),
+            to_user_id: UserId::from_uuid(self.to_user_id),
+            amount: money(self.amount, &self.currency)?,
+            transaction_id: TransactionId::from_uuid(self.transaction_id),
+            note: self.note,
+            created_at: self.created_at,
+        })
+    }
 }
 
 /// Every column of a withdrawal, in `WithdrawalRow`'s order.
@@ -75,6 +91,29 @@ impl TransferRepository for PgTx {
         .bind::<Text, _>(transfer.note.clone())
         .bind::<Timestamptz, _>(transfer.created_at);
         self.defer(statement, Expect::Any)
+    }
+
+    async fn list_transfers(&mut self, filter: TransferFilter, page: &PageRequest) -> StoreResult<Page<Transfer>> {
+        let (at, id) = position_after(page);
+        let statement = Read::new(
+            "SELECT id, from_user_id, to_user_id, currency, amount, transaction_id, note, created_at FROM transfers \
+             WHERE (created_at, id) < ($1, $2) AND ($4::uuid IS NULL OR from_user_id = $4 OR to_user_id = $4) \
+               AND ($5::text IS NULL OR currency = $5::currency_code) \
+               AND ($6::timestamptz IS NULL OR created_at >= $6) AND ($7::timestamptz IS NULL OR created_at < $7) \
+             ORDER BY created_at DESC, id DESC LIMIT $3",
+        )
+        .bind::<Timestamptz, _>(at)
+        .bind::<SqlUuid, _>(id)
+        .bind::<BigInt, _>(limit_plus_one(page.limit))
+        .bind::<Nullable<SqlUuid>, _>(filter.user.map(|user| user.as_uuid()))
+        .bind::<Nullable<Text>, _>(filter.currency.map(|c| c.code()))
+        .bind::<Nullable<Timestamptz>, _>(filter.created.from)
+        .bind::<Nullable<Timestamptz>, _>(filter.created.to);
+        let transfers = self.select::<TransferRow>(statement).await?;
+        Ok(Page::from_rows(transfers, page.limit, |t| Cursor::Position {
+            at: t.created_at,
+            id: t.id.as_uuid(),
+        }))
     }
 
     async fn find_transfer(&mut self, id: TransferId) -> StoreResult<Option<Transfer>> {

@@ -17,7 +17,7 @@
 
 use std::future::Future;
 
-use domain::call::CallSession;
+use domain::call::{CallSession, CallStatus};
 use domain::catalog::{Product, Stock};
 use domain::events::OutboxEvent;
 use domain::follow_up::{FollowUp, FollowUpState, FollowUpTask};
@@ -487,9 +487,29 @@ pub trait RefundRepository {
     fn list_refunds(&mut self, filter: &AdminRefundFilter, page: &PageRequest) -> impl Future<Output = StoreResult<Page<Refund>>> + Send;
 }
 
+/// Which transfers an admin's listing shows: every field set narrows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransferFilter {
+    /// Only transfers this user sent or received.
+    pub user: Option<UserId>,
+    pub currency: Option<Currency>,
+    pub created: CreatedWithin,
+}
+
+impl TransferFilter {
+    pub fn keeps(&self, transfer: &Transfer) -> bool {
+        self.user
+            .is_none_or(|user| transfer.from_user_id == user || transfer.to_user_id == user)
+            && self.currency.is_none_or(|currency| transfer.amount.currency() == currency)
+            && self.created.contains(transfer.created_at)
+    }
+}
+
 pub trait TransferRepository {
     fn insert_transfer(&mut self, transfer: &Transfer) -> impl Future<Output = StoreResult<()>> + Send;
     fn find_transfer(&mut self, id: TransferId) -> impl Future<Output = StoreResult<Option<Transfer>>> + Send;
+    /// Every transfer that `filter` keeps, newest first: the admins' list.
+    fn list_transfers(&mut self, filter: TransferFilter, page: &PageRequest) -> impl Future<Output = StoreResult<Page<Transfer>>> + Send;
     fn insert_withdrawal(&mut self, withdrawal: &Withdrawal) -> impl Future<Output = StoreResult<()>> + Send;
     fn find_withdrawal(&mut self, id: WithdrawalId) -> impl Future<Output = StoreResult<Option<Withdrawal>>> + Send;
     /// The withdrawal, locked: its status is decided by whoever locks it first (an admin's
@@ -511,6 +531,23 @@ pub trait TransferRepository {
     ) -> impl Future<Output = StoreResult<Page<Withdrawal>>> + Send;
 }
 
+/// Which calls an admin's listing shows: every field set narrows it. Calls are dated by their start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallFilter {
+    pub status: Option<CallStatus>,
+    /// Only calls this user made or received.
+    pub user: Option<UserId>,
+    pub started: CreatedWithin,
+}
+
+impl CallFilter {
+    pub fn keeps(&self, call: &CallSession) -> bool {
+        self.status.is_none_or(|status| call.status == status)
+            && self.user.is_none_or(|user| call.caller_id == user || call.receiver_id == user)
+            && self.started.contains(call.started_at)
+    }
+}
+
 pub trait CallRepository {
     fn insert_call(&mut self, call: &CallSession) -> impl Future<Output = StoreResult<()>> + Send;
     fn lock_call(&mut self, id: CallId) -> impl Future<Output = StoreResult<Option<CallSession>>> + Send;
@@ -520,6 +557,10 @@ pub trait CallRepository {
     -> impl Future<Output = StoreResult<Vec<CallId>>> + Send;
     /// Calls the user made or received, newest first.
     fn list_calls(&mut self, user: UserId, page: &PageRequest) -> impl Future<Output = StoreResult<Page<CallSession>>> + Send;
+    /// Any call, unlocked.
+    fn find_call(&mut self, id: CallId) -> impl Future<Output = StoreResult<Option<CallSession>>> + Send;
+    /// Every call that `filter` keeps, newest first by start: the admins' list.
+    fn list_every_call(&mut self, filter: CallFilter, page: &PageRequest) -> impl Future<Output = StoreResult<Page<CallSession>>> + Send;
 }
 
 /// The outcome of trying to claim an idempotency key.

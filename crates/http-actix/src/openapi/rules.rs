@@ -104,6 +104,7 @@ fn parameter_rule(path: &str, name: &str) -> Option<Value> {
         "kind" if path == "/api/v1/admin/journal" => {
             json!({"enum": domain::ledger::TransactionKind::ALL.map(domain::ledger::TransactionKind::as_str)})
         }
+        "status" if path == "/api/v1/admin/calls" => json!({"enum": ["active", "ended"]}),
         "kind" if path == "/api/v1/admin/payments" => json!({"enum": ["top_up", "order"]}),
         "provider" if path.starts_with("/api/v1/admin/") => json!({"pattern": PROVIDER}),
         "role" if path == "/api/v1/admin/users" => json!({"enum": ["customer", "merchant", "admin"]}),

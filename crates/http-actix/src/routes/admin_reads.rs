@@ -6,9 +6,11 @@
 
 use actix_web::{HttpResponse, web};
 use application::ports::store::{
-    AdminPaymentFilter, AdminRefundFilter, CreatedWithin, InventoryFilter, JournalFilter, PaymentFilter, UnitOfWork, WalletFilter,
+    AdminPaymentFilter, AdminRefundFilter, CallFilter, CreatedWithin, InventoryFilter, JournalFilter, PaymentFilter, TransferFilter,
+    UnitOfWork, WalletFilter,
 };
-use domain::ids::{PaymentId, RefundId, TransactionId, UserId, WalletId};
+use domain::call::CallStatus;
+use domain::ids::{CallId, PaymentId, RefundId, TransactionId, TransferId, UserId, WalletId};
 use domain::ledger::TransactionKind;
 use domain::money::Currency;
 use domain::payment::{PaymentStatus, ProviderName, RefundStatus};
@@ -18,7 +20,10 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::IntoParams;
 
 use super::State;
-use crate::dto::{AdminWalletResponse, InventoryResponse, JournalTransactionResponse, PageOf, PaymentResponse, RefundResponse};
+use crate::dto::{
+    AdminWalletResponse, CallResponse, InventoryResponse, JournalTransactionResponse, PageOf, PaymentResponse, RefundResponse,
+    TransferResponse,
+};
 use crate::extract::{Authenticated, PageQuery, path_id};
 use crate::problem::{ApiError, Problem};
 use crate::respond::ok;
@@ -365,4 +370,114 @@ pub async fn journal_transaction<U: UnitOfWork>(
     let id = path_id(&path, TransactionId::parse)?;
     let record = state.app.admin_journal_transaction(&caller.0, id).await?;
     Ok(ok(&JournalTransactionResponse::from(&record)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AdminTransfersQuery {
+    /// Only transfers this user sent or received (a user id).
+    #[param(format = Uuid)]
+    pub user: Option<String>,
+    /// Only in this currency (ISO 4217).
+    pub currency: Option<String>,
+    /// Created at or after this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub from: Option<String>,
+    /// Created before this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub to: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Every person-to-person transfer, newest first, filtered.
+#[utoipa::path(get, path = "/api/v1/admin/transfers", tag = "admin", security(("bearer" = [])),
+    params(AdminTransfersQuery),
+    responses(
+        (status = 200, description = "A page of transfers", body = PageOf<TransferResponse>),
+        (status = 400, description = "A bad filter, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn transfers<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    query: web::Query<AdminTransfersQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = TransferFilter {
+        user: user_filter("user", query.user.as_deref())?,
+        currency: currency_filter(query.currency.as_deref())?,
+        created: created_within(query.from.as_deref(), query.to.as_deref())?,
+    };
+    let page = page(query.limit, query.cursor.as_ref())?;
+    let transfers = state.app.admin_transfers(&caller.0, filter, &page).await?;
+    Ok(ok(&PageOf::from_page(&transfers, |transfer| TransferResponse::from(transfer))))
+}
+
+/// Any transfer by id.
+#[utoipa::path(get, path = "/api/v1/admin/transfers/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Transfer id")),
+    responses(
+        (status = 200, description = "The transfer", body = TransferResponse),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such transfer", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn transfer<U: UnitOfWork>(state: State<U>, caller: Authenticated, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, TransferId::parse)?;
+    let transfer = state.app.admin_transfer(&caller.0, id).await?;
+    Ok(ok(&TransferResponse::from(&transfer)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AdminCallsQuery {
+    /// active or ended.
+    pub status: Option<String>,
+    /// Only calls this user made or received (a user id).
+    #[param(format = Uuid)]
+    pub user: Option<String>,
+    /// Started at or after this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub from: Option<String>,
+    /// Started before this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub to: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Every metered call, newest first by start, filtered.
+#[utoipa::path(get, path = "/api/v1/admin/calls", tag = "admin", security(("bearer" = [])),
+    params(AdminCallsQuery),
+    responses(
+        (status = 200, description = "A page of calls", body = PageOf<CallResponse>),
+        (status = 400, description = "A bad filter, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn calls<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    query: web::Query<AdminCallsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = CallFilter {
+        status: parsed("status", "active or ended", query.status.as_deref(), CallStatus::parse)?,
+        user: user_filter("user", query.user.as_deref())?,
+        started: created_within(query.from.as_deref(), query.to.as_deref())?,
+    };
+    let page = page(query.limit, query.cursor.as_ref())?;
+    let calls = state.app.admin_calls(&caller.0, filter, &page).await?;
+    Ok(ok(&PageOf::from_page(&calls, |call| CallResponse::from(call))))
+}
+
+/// Any call by id.
+#[utoipa::path(get, path = "/api/v1/admin/calls/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Call id")),
+    responses(
+        (status = 200, description = "The call", body = CallResponse),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such call", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn call<U: UnitOfWork>(state: State<U>, caller: Authenticated, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, CallId::parse)?;
+    let call = state.app.admin_call(&caller.0, id).await?;
+    Ok(ok(&CallResponse::from(&call)))
 }

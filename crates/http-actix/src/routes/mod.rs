@@ -104,6 +104,10 @@ api_routes! {
     get "/api/v1/admin/wallets/{id}" => admin_reads::wallet;
     get "/api/v1/admin/journal" => admin_reads::journal;
     get "/api/v1/admin/journal/{id}" => admin_reads::journal_transaction;
+    get "/api/v1/admin/transfers" => admin_reads::transfers;
+    get "/api/v1/admin/transfers/{id}" => admin_reads::transfer;
+    get "/api/v1/admin/calls" => admin_reads::calls;
+    get "/api/v1/admin/calls/{id}" => admin_reads::call;
     post "/api/v1/admin/withdrawals/{id}/approve" => admin_withdrawals::approve;
     post "/api/v1/admin/withdrawals/{id}/reject" => admin_withdrawals::reject;
     post "/api/v1/admin/withdrawals/{id}/mark-paid" => admin_withdrawals::mark_paid;
