@@ -167,6 +167,22 @@ enum Action {
     MarkFailed,
 }
 
+impl Action {
+    /// Whether a withdrawal in `status` already shows this action's effect: repeating it changes
+    /// nothing.
+    fn took_effect_in(self, status: WithdrawalStatus) -> bool {
+        matches!(
+            (self, status),
+            (
+                Action::Approve,
+                WithdrawalStatus::Approved | WithdrawalStatus::Paid | WithdrawalStatus::Failed
+            ) | (Action::Reject, WithdrawalStatus::Rejected)
+                | (Action::MarkPaid, WithdrawalStatus::Paid)
+                | (Action::MarkFailed, WithdrawalStatus::Failed)
+        )
+    }
+}
+
 /// The first transaction's inputs.
 struct NewWithdrawal<'a> {
     id: WithdrawalId,
@@ -621,30 +637,16 @@ where
     let reason = context.decision.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
     let status = withdrawal.status();
     let by = Some(context.admin);
-    let repeated = matches!(
-        (context.action, status),
-        (
-            Action::Approve,
-            WithdrawalStatus::Approved | WithdrawalStatus::Paid | WithdrawalStatus::Failed
-        ) | (Action::Reject, WithdrawalStatus::Rejected)
-            | (Action::MarkPaid, WithdrawalStatus::Paid)
-            | (Action::MarkFailed, WithdrawalStatus::Failed)
-    );
-    if !repeated {
-        // In the admins' trail too; the transaction rolls it back if the step is refused.
-        record_decision(tx, ids, context, reason, now).await?;
+    if context.action.took_effect_in(status) {
+        key.complete(tx, &withdrawal, now).await?;
+        return Ok(Opened {
+            withdrawal,
+            pay_out: false,
+        });
     }
+    // In the admins' trail too; the transaction rolls it back if the step is refused.
+    record_decision(tx, ids, context, reason, now).await?;
     let done = match (context.action, status) {
-        (Action::Approve, WithdrawalStatus::Approved | WithdrawalStatus::Paid | WithdrawalStatus::Failed)
-        | (Action::Reject, WithdrawalStatus::Rejected)
-        | (Action::MarkPaid, WithdrawalStatus::Paid)
-        | (Action::MarkFailed, WithdrawalStatus::Failed) => {
-            key.complete(tx, &withdrawal, now).await?;
-            return Ok(Opened {
-                withdrawal,
-                pay_out: false,
-            });
-        }
         (Action::Approve, _) => {
             let approved = withdrawal.approve(by, reason, context.settlement.clone(), now)?;
             tx.update_withdrawal(&approved).await?;

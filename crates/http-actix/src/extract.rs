@@ -38,6 +38,14 @@ pub struct Json<T> {
     pub raw: Bytes,
 }
 
+/// A JSON body that may be left out: an empty (or blank) body is the type's default.
+pub fn parse_optional_json<T: DeserializeOwned + Default>(raw: &[u8]) -> Result<T, ApiError> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_json(raw)
+}
+
 pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(raw);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {

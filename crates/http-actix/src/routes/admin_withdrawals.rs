@@ -13,7 +13,7 @@ use utoipa::IntoParams;
 
 use super::State;
 use crate::dto::{PageOf, WithdrawalDecisionBody, WithdrawalResponse};
-use crate::extract::{Authenticated, IdempotencyHeader, PageQuery, parse_json, path_id};
+use crate::extract::{Authenticated, IdempotencyHeader, PageQuery, parse_optional_json, path_id};
 use crate::problem::{ApiError, Problem};
 use crate::respond::{idempotently, ok, stored};
 
@@ -82,11 +82,7 @@ async fn act<U: UnitOfWork>(
     act: Act,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path, WithdrawalId::parse)?;
-    let body: WithdrawalDecisionBody = if raw.iter().all(u8::is_ascii_whitespace) {
-        WithdrawalDecisionBody::default()
-    } else {
-        parse_json(&raw)?
-    };
+    let body: WithdrawalDecisionBody = parse_optional_json(&raw)?;
     let decision = WithdrawalDecision {
         reason: body.reason,
         reference: body.reference,

@@ -12,7 +12,7 @@ use time::Duration;
 
 use super::State;
 use crate::dto::{CaptureRequestBody, HoldRequestBody, HoldResponse, currency, positive_amount};
-use crate::extract::{Authenticated, IdempotencyHeader, Json, parse_json, path_id};
+use crate::extract::{Authenticated, IdempotencyHeader, Json, parse_optional_json, path_id};
 use crate::problem::{ApiError, Problem};
 use crate::respond::{idempotently, ok, stored};
 
@@ -97,11 +97,7 @@ pub async fn capture<U: UnitOfWork>(
     raw: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path, HoldId::parse)?;
-    let body: CaptureRequestBody = if raw.iter().all(u8::is_ascii_whitespace) {
-        CaptureRequestBody::default()
-    } else {
-        parse_json(&raw)?
-    };
+    let body: CaptureRequestBody = parse_optional_json(&raw)?;
     let caller = caller.0;
     let hold = state.app.hold(&caller, id).await?;
     let amount = match &body.amount {

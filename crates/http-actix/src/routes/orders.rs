@@ -19,7 +19,7 @@ use crate::dto::{
     CaptureChoice, OrderCaptureRequest, OrderItemRequest, OrderRequest, OrderResponse, PageOf, PayAgainRequest, PaymentMethodChoice,
     RefundList, RefundRequestBody, RefundResponse, positive_amount,
 };
-use crate::extract::{Authenticated, IdempotencyHeader, Json, PageQuery, parse_json, path_id};
+use crate::extract::{Authenticated, IdempotencyHeader, Json, PageQuery, parse_optional_json, path_id};
 use crate::problem::{ApiError, Problem};
 use crate::respond::{idempotently, ok, stored};
 
@@ -169,11 +169,7 @@ pub async fn pay_again<U: UnitOfWork>(
     raw: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path, OrderId::parse)?;
-    let body: PayAgainRequest = if raw.iter().all(u8::is_ascii_whitespace) {
-        PayAgainRequest::default()
-    } else {
-        parse_json(&raw)?
-    };
+    let body: PayAgainRequest = parse_optional_json(&raw)?;
     let provider = body
         .provider
         .as_deref()
@@ -209,11 +205,7 @@ pub async fn capture<U: UnitOfWork>(
     raw: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path, OrderId::parse)?;
-    let body: OrderCaptureRequest = if raw.iter().all(u8::is_ascii_whitespace) {
-        OrderCaptureRequest::default()
-    } else {
-        parse_json(&raw)?
-    };
+    let body: OrderCaptureRequest = parse_optional_json(&raw)?;
     if body.items.as_ref().is_some_and(Vec::is_empty) {
         let detail = "name at least one item to capture, or void the part";
         return Err(ApiError::invalid_field("items", detail));
