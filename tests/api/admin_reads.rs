@@ -16,6 +16,7 @@ on_every_backend!(
     the_admins_user_list_shows_each_users_wallets,
     the_journal_shows_every_transaction_with_its_postings,
     admins_list_and_look_up_every_transfer_and_call,
+    admins_read_every_provider_webhook_received_with_its_outcome,
 );
 
 fn ids(page: &Value) -> Vec<String> {
@@ -513,4 +514,88 @@ async fn admins_list_and_look_up_every_transfer_and_call(app: TestApp) {
         .await
         .assert_problem(403, "forbidden");
     assert_admins_only_and_filters_checked(&app, path, &[("status", "ringing"), ("user", "bob"), ("from", "now")]).await;
+}
+
+/// Posts a signed simulator event; its outcome.
+async fn deliver(app: &TestApp, body: &str) -> String {
+    let signature = crate::journeys::signed(body);
+    let reply = app
+        .send_raw(
+            Method::POST,
+            "/api/v1/webhooks/simulated",
+            None,
+            "application/json",
+            body.as_bytes().to_vec(),
+            &[("stripe-signature", &signature)],
+        )
+        .await;
+    reply.assert_status(200)["outcome"].as_str().expect("outcome").to_owned()
+}
+
+async fn admins_read_every_provider_webhook_received_with_its_outcome(app: TestApp) {
+    let ann = app.user("merchant").await;
+    let buyer = app.user("customer").await;
+    let mug = app.product(&ann, "Mug", "10.00", 5).await;
+    let cart = json!({"items": [{"product_id": mug, "quantity": 1}], "payment_method": "card"});
+    let order = app
+        .post("/api/v1/orders", Some(&buyer.token), &cart)
+        .await
+        .assert_status(201)
+        .clone();
+    let paid = crate::journeys::completed_event("evt_inbox_paid", &order["payment"], 1000);
+    assert_eq!(deliver(&app, &paid).await, "applied");
+    assert_eq!(deliver(&app, &paid).await, "duplicate");
+    let other = json!({"id": "evt_inbox_other", "type": "customer.created", "data": {"object": {}}}).to_string();
+    assert_eq!(deliver(&app, &other).await, "ignored");
+    let path = "/api/v1/admin/webhook-events";
+    let payment_id = order["payment"]["id"].as_str().expect("payment id");
+
+    let all = admin_get(&app, &format!("{path}?provider=simulated")).await;
+    let events: Vec<(&str, &str)> = all["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|event| {
+            (
+                event["event_id"].as_str().expect("event id"),
+                event["outcome"].as_str().expect("outcome"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        vec![("evt_inbox_other", "ignored"), ("evt_inbox_paid", "applied")],
+        "newest first, a redelivery listed once"
+    );
+    let of_payment = admin_get(&app, &format!("{path}?payment={payment_id}")).await;
+    assert_eq!(of_payment["items"].as_array().map(Vec::len), Some(1));
+    let received = &of_payment["items"][0];
+    assert_eq!(received["event_type"], json!("checkout.session.completed"));
+    assert_eq!(received["payment_id"], json!(payment_id));
+    assert_eq!(received["provider_reference"], json!("pi_test_evt_inbox_paid"));
+    let ignored = admin_get(&app, &format!("{path}?outcome=ignored&event_type=customer.created")).await;
+    assert_eq!(ignored["items"][0]["outcome_detail"], json!("event type not handled"));
+    assert!(ids(&admin_get(&app, &format!("{path}?provider=stripe")).await).is_empty());
+    let at = received["received_at"].as_str().expect("received_at");
+    let before = admin_get(&app, &format!("{path}?provider=simulated&to={at}")).await;
+    assert!(ids(&before).is_empty(), "to is excluded");
+    assert_eq!(every_page(&app, path, "provider=simulated", 1).await.len(), 2, "one per page");
+
+    let id = received["id"].as_str().expect("id");
+    let shown = admin_get(&app, &format!("{path}/{id}")).await;
+    assert_eq!(shown["event_id"], json!("evt_inbox_paid"));
+    app.get(&format!("{path}/{}", uuid::Uuid::now_v7()), Some(&app.admin.token))
+        .await
+        .assert_problem(404, "not_found");
+    app.get(&format!("{path}/{id}"), Some(&buyer.token))
+        .await
+        .assert_problem(403, "forbidden");
+    let bad = [
+        ("provider", "Not%20One"),
+        ("outcome", "lost"),
+        ("payment", "p1"),
+        ("event_type", "%07bell"),
+        ("from", "yesterday"),
+    ];
+    assert_admins_only_and_filters_checked(&app, path, &bad).await;
 }

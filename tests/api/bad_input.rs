@@ -266,6 +266,7 @@ async fn forged_cursors_are_refused_on_every_list_route(app: TestApp) {
         ("/api/v1/admin/journal", admin),
         ("/api/v1/admin/transfers", admin),
         ("/api/v1/admin/calls", admin),
+        ("/api/v1/admin/webhook-events", admin),
     ] {
         let reply = app.get(&format!("{path}?cursor={cursor}"), token).await;
         assert_eq!(reply.status, 400, "{path}: {}", reply.text);

@@ -8,7 +8,7 @@ use crate::on_every_backend;
 on_every_backend!(
     a_customer_tops_up_buys_from_two_merchants_and_is_refunded,
     a_card_order_is_paid_by_its_webhook_exactly_once,
-    a_declined_card_releases_the_reserved_stock,
+    a_declined_card_keeps_the_stock_until_the_deadline_then_releases_it,
     an_abandoned_card_checkout_expires_and_releases_the_stock,
     a_transfer_moves_money_between_two_users,
     a_call_is_charged_per_started_minute,
@@ -152,7 +152,12 @@ async fn a_card_order_is_paid_by_its_webhook_exactly_once(app: TestApp) {
     app.assert_ledger_ok().await;
 }
 
-async fn a_declined_card_releases_the_reserved_stock(app: TestApp) {
+async fn a_declined_card_keeps_the_stock_until_the_deadline_then_releases_it(app: TestApp) {
+    let backend = app.backend;
+    drop(app);
+    // The job runs when the test says, on a clock the test moves.
+    let settings = [("CHECKOUT_TTL_SECS", "60"), ("JOB_INTERVAL_MS", "3600000")];
+    let app = TestApp::spawn_on(backend, &settings, ServerClock::Manual).await;
     let ann = app.user("merchant").await;
     let buyer = app.user("customer").await;
     let mug = app.product(&ann, "Mug", "12.50", 5).await;
@@ -166,19 +171,31 @@ async fn a_declined_card_releases_the_reserved_stock(app: TestApp) {
     let sold_out = app.post("/api/v1/orders", Some(&buyer.token), &cart).await;
     sold_out.assert_problem(409, "out_of_stock");
     app.press(order["payment"]["checkout_url"].as_str().expect("url"), "decline").await;
-    let details = app
-        .get(
-            &format!("/api/v1/orders/{}", order["id"].as_str().unwrap_or_default()),
-            Some(&buyer.token),
-        )
-        .await;
-    let details = details.assert_status(200);
+    let path = format!("/api/v1/orders/{}", order["id"].as_str().unwrap_or_default());
+    let details = app.get(&path, Some(&buyer.token)).await.assert_status(200).clone();
     assert_eq!(
         (details["status"].as_str(), details["payment"]["status"].as_str()),
-        (Some("cancelled"), Some("failed"))
+        (Some("payment_pending"), Some("failed")),
+        "kept for the buyer to pay again"
+    );
+    assert_eq!(app.stock(&mug).await, (0, 5));
+    app.advance(std::time::Duration::from_secs(50));
+    app.run_jobs().await;
+    assert_eq!(
+        app.get(&path, Some(&buyer.token)).await.assert_status(200)["status"],
+        "payment_pending"
+    );
+    app.advance(std::time::Duration::from_secs(15));
+    app.run_jobs().await;
+    let details = app.get(&path, Some(&buyer.token)).await.assert_status(200).clone();
+    assert_eq!(
+        (details["status"].as_str(), details["payment"]["status"].as_str()),
+        (Some("cancelled"), Some("failed")),
+        "unpaid at the deadline"
     );
     assert_eq!(app.stock(&mug).await, (5, 0));
     assert_eq!(app.balance(&ann).await, "0.00");
+    app.assert_ledger_ok().await;
 }
 
 async fn an_abandoned_card_checkout_expires_and_releases_the_stock(app: TestApp) {

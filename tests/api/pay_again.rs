@@ -6,7 +6,10 @@ use serde_json::json;
 use crate::helpers::TestApp;
 use crate::on_every_backend;
 
-on_every_backend!(an_abandoned_checkout_is_replaced_and_the_new_one_pays_the_order);
+on_every_backend!(
+    an_abandoned_checkout_is_replaced_and_the_new_one_pays_the_order,
+    a_declined_card_is_paid_again_for_the_same_reserved_stock,
+);
 
 async fn an_abandoned_checkout_is_replaced_and_the_new_one_pays_the_order(app: TestApp) {
     let ann = app.user("merchant").await;
@@ -61,5 +64,35 @@ async fn an_abandoned_checkout_is_replaced_and_the_new_one_pays_the_order(app: T
     app.post(&pay, Some(&buyer.token), &json!({}))
         .await
         .assert_problem(409, "invalid_state");
+    app.assert_ledger_ok().await;
+}
+
+async fn a_declined_card_is_paid_again_for_the_same_reserved_stock(app: TestApp) {
+    let ann = app.user("merchant").await;
+    let buyer = app.user("customer").await;
+    let mug = app.product(&ann, "Mug", "12.50", 5).await;
+    let cart = json!({"items": [{"product_id": mug, "quantity": 2}], "payment_method": "card"});
+    let order = app
+        .post("/api/v1/orders", Some(&buyer.token), &cart)
+        .await
+        .assert_status(201)
+        .clone();
+    let id = order["id"].as_str().expect("id");
+    app.press(order["payment"]["checkout_url"].as_str().expect("url"), "decline").await;
+    let declined = app.get(&format!("/api/v1/orders/{id}"), Some(&buyer.token)).await;
+    assert_eq!(declined.assert_status(200)["payment"]["status"], "failed");
+    assert_eq!(app.stock(&mug).await, (3, 2), "still reserved");
+
+    let again = app.post(&format!("/api/v1/orders/{id}/pay"), Some(&buyer.token), &json!({})).await;
+    let again = again.assert_status(201).clone();
+    assert_eq!(again["payment"]["status"], "pending");
+    app.press(again["payment"]["checkout_url"].as_str().expect("url"), "pay").await;
+    let paid = app.get(&format!("/api/v1/orders/{id}"), Some(&buyer.token)).await;
+    assert_eq!(paid.assert_status(200)["status"], "paid");
+    assert_eq!(app.stock(&mug).await, (3, 0), "sold once");
+    assert_eq!(app.balance(&ann).await, "25.00");
+    let trail = app.get(&format!("/api/v1/admin/audit?order_id={id}"), Some(&app.admin.token)).await;
+    let reasons = trail.assert_status(200)["items"].to_string();
+    assert!(reasons.contains("the payment was declined"), "{reasons}");
     app.assert_ledger_ok().await;
 }

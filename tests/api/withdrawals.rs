@@ -13,6 +13,7 @@ on_every_backend!(
     an_admin_rejects_a_withdrawal_with_a_reason_and_the_money_comes_back,
     a_refused_payout_fails_the_withdrawal_and_releases_the_money,
     only_admins_decide_withdrawals,
+    admins_filter_withdrawals_by_user_currency_and_period,
 );
 
 fn body(amount: &str, destination: &str) -> Value {
@@ -209,4 +210,48 @@ async fn only_admins_decide_withdrawals(app: TestApp) {
         .await
         .assert_problem(400, "invalid_query");
     assert_eq!(held(&app, &alice).await, ("2000.00".into(), "1100.00".into()), "still waiting");
+}
+
+async fn admins_filter_withdrawals_by_user_currency_and_period(app: TestApp) {
+    let (alice, bob) = (app.customer_with("100.00").await, app.customer_with("100.00").await);
+    let path = "/api/v1/wallets/USD/withdrawals";
+    let mut made = Vec::new();
+    for (user, amount) in [(&alice, "10.00"), (&bob, "20.00"), (&alice, "30.00")] {
+        let reply = app.post(path, Some(&user.token), &body(amount, "IBAN DE00 5")).await;
+        made.push(reply.assert_status(201).clone());
+    }
+    let id = |withdrawal: &Value| withdrawal["id"].clone();
+    let list = |query: String| {
+        let app = &app;
+        async move {
+            let page = app.get(&format!("/api/v1/admin/withdrawals?{query}"), Some(&app.admin.token)).await;
+            page.assert_status(200)["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|w| w["id"].clone())
+                .collect::<Vec<Value>>()
+        }
+    };
+    assert_eq!(
+        list(format!("user={}", alice.id)).await,
+        vec![id(&made[2]), id(&made[0])],
+        "alice's, newest first"
+    );
+    assert_eq!(list(format!("user={}&status=paid&currency=USD", bob.id)).await, vec![id(&made[1])]);
+    assert!(list(format!("user={}&currency=EUR", bob.id)).await.is_empty());
+    let at = made[1]["created_at"].as_str().expect("created_at");
+    assert_eq!(
+        list(format!("from={at}")).await,
+        vec![id(&made[2]), id(&made[1])],
+        "from is included"
+    );
+    assert_eq!(list(format!("to={at}")).await, vec![id(&made[0])], "to is excluded");
+    for (field, value) in [("user", "alice"), ("currency", "XXX"), ("from", "yesterday"), ("status", "lost")] {
+        let reply = app
+            .get(&format!("/api/v1/admin/withdrawals?{field}={value}"), Some(&app.admin.token))
+            .await;
+        reply.assert_problem(400, "invalid_query");
+        assert_eq!(reply.body["errors"][0]["field"], json!(field), "{}", reply.text);
+    }
 }

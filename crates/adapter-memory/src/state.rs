@@ -2,13 +2,14 @@
 
 use application::auth::RefreshToken;
 use application::idempotency::{IdempotencyKey, IdempotencyRecord};
+use application::ports::store::ReceivedWebhook;
 use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
 use domain::events::OutboxEvent;
 use domain::follow_up::{FollowUp, FollowUpTask};
 use domain::ids::{
-    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, RefreshTokenId, RefundId, TransferId, UserId, WalletId, WebhookDeliveryId,
-    WebhookEndpointId, WithdrawalId,
+    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, ReceivedWebhookId, RefreshTokenId, RefundId, TransferId, UserId, WalletId,
+    WebhookDeliveryId, WebhookEndpointId, WithdrawalId,
 };
 use domain::ledger::{JournalTransaction, Posting};
 use domain::money::Currency;
@@ -18,7 +19,7 @@ use domain::user::{AdminAction, Email, User};
 use domain::wallet::{Hold, Transfer, Wallet};
 use domain::webhook::{WebhookDelivery, WebhookEndpoint};
 use domain::withdrawal::Withdrawal;
-use imbl::{HashMap, HashSet, OrdMap, Vector};
+use imbl::{HashMap, OrdMap, Vector};
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, Default)]
@@ -47,7 +48,9 @@ pub(crate) struct State {
     pub withdrawals: HashMap<WithdrawalId, Withdrawal>,
     pub calls: HashMap<CallId, CallSession>,
     pub idempotency: HashMap<(Option<UserId>, IdempotencyKey), IdempotencyRecord>,
-    pub webhook_events: HashSet<(String, String)>,
+    /// The webhook inbox, by (provider, the provider's event id).
+    pub webhook_events: HashMap<(String, String), ReceivedWebhook>,
+    pub webhook_event_keys: HashMap<ReceivedWebhookId, (String, String)>,
     pub outbox: Vector<(OutboxEvent, Option<OffsetDateTime>)>,
     /// Each event's position in `outbox`.
     pub outbox_index: HashMap<EventId, usize>,

@@ -11,18 +11,18 @@ use application::pagination::{Cursor, Page, PageRequest};
 use application::ports::records::{KindTotals, StatementTotals};
 use application::ports::store::{
     AdminAuditRepository, AdminPaymentFilter, AdminRefundFilter, CallFilter, CallRepository, ClaimOutcome, EventOutbox, FollowUpRepository,
-    HoldRepository, IdempotencyRepository, InventoryFilter, JournalFilter, JournalRecord, LedgerRepository, OrderFilter, OrderRepository,
-    PaymentFilter, PaymentLookup, PaymentRepository, PostingRecord, ProductFilter, ProductRepository, RefreshTokenRepository,
-    RefundRepository, StoreError, StoreResult, Transaction, TransferFilter, TransferRepository, UserRepository, WalletFilter,
-    WalletRepository, WebhookInbox,
+    HoldRepository, IdempotencyRepository, InboxOutcome, InventoryFilter, JournalFilter, JournalRecord, LedgerRepository, OrderFilter,
+    OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository, PostingRecord, ProductFilter, ProductRepository, ReceivedWebhook,
+    ReceivedWebhookFilter, RefreshTokenRepository, RefundRepository, StoreError, StoreResult, Transaction, TransferFilter,
+    TransferRepository, UserRepository, WalletFilter, WalletRepository, WebhookInbox, WithdrawalFilter,
 };
 use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
 use domain::events::OutboxEvent;
 use domain::follow_up::{FollowUp, FollowUpState, FollowUpTask};
 use domain::ids::{
-    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, RefundId, TokenFamilyId, TransactionId, TransferId, UserId, WalletId,
-    WithdrawalId,
+    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, ReceivedWebhookId, RefundId, TokenFamilyId, TransactionId, TransferId, UserId,
+    WalletId, WithdrawalId,
 };
 use domain::ledger::{JournalTransaction, Posting};
 use domain::money::Currency;
@@ -30,7 +30,7 @@ use domain::order::{Order, StatusChange};
 use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName, Refund};
 use domain::user::{AdminAction, Email, Role, User};
 use domain::wallet::{Hold, HoldStatus, SystemAccount, Transfer, Wallet, WalletOwner};
-use domain::withdrawal::{Withdrawal, WithdrawalStatus};
+use domain::withdrawal::Withdrawal;
 use time::OffsetDateTime;
 use tokio::sync::OwnedMutexGuard;
 use uuid::Uuid;
@@ -916,14 +916,8 @@ impl TransferRepository for MemoryTx {
         Ok(page_by_position(rows, page, |w| (w.created_at(), w.id().as_uuid())))
     }
 
-    async fn list_withdrawals(&mut self, status: Option<WithdrawalStatus>, page: &PageRequest) -> StoreResult<Page<Withdrawal>> {
-        let rows: Vec<Withdrawal> = self
-            .work
-            .withdrawals
-            .values()
-            .filter(|w| status.is_none_or(|status| w.status() == status))
-            .cloned()
-            .collect();
+    async fn list_withdrawals(&mut self, filter: WithdrawalFilter, page: &PageRequest) -> StoreResult<Page<Withdrawal>> {
+        let rows: Vec<Withdrawal> = self.work.withdrawals.values().filter(|w| filter.keeps(w)).cloned().collect();
         Ok(page_by_position(rows, page, |w| (w.created_at(), w.id().as_uuid())))
     }
 }
@@ -1090,18 +1084,39 @@ impl FollowUpRepository for MemoryTx {
 }
 
 impl WebhookInbox for MemoryTx {
-    async fn record_webhook_event(
-        &mut self,
-        provider: &ProviderName,
-        event_id: &str,
-        _event_type: &str,
-        _at: OffsetDateTime,
-    ) -> StoreResult<bool> {
-        Ok(self
+    async fn record_webhook_event(&mut self, event: &ReceivedWebhook) -> StoreResult<bool> {
+        let key = (event.provider.to_string(), event.event_id.clone());
+        if self.work.webhook_events.contains_key(&key) {
+            return Ok(false);
+        }
+        self.work.webhook_event_keys.insert(event.id, key.clone());
+        self.work.webhook_events.insert(key, event.clone());
+        Ok(true)
+    }
+
+    async fn record_webhook_outcome(&mut self, id: ReceivedWebhookId, outcome: &InboxOutcome) -> StoreResult<()> {
+        let key = self
             .work
-            .webhook_events
-            .insert((provider.to_string(), event_id.to_owned()))
-            .is_none())
+            .webhook_event_keys
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| StoreError::Unexpected("no received webhook with this id".into()))?;
+        if let Some(event) = self.work.webhook_events.get_mut(&key) {
+            event.outcome = Some(outcome.clone());
+        }
+        Ok(())
+    }
+
+    async fn list_webhook_events(&mut self, filter: &ReceivedWebhookFilter, page: &PageRequest) -> StoreResult<Page<ReceivedWebhook>> {
+        let rows: Vec<ReceivedWebhook> = self.work.webhook_events.values().filter(|e| filter.keeps(e)).cloned().collect();
+        Ok(page_by_position(rows, page, |e| (e.received_at, e.id.as_uuid())))
+    }
+
+    async fn find_webhook_event(&mut self, id: ReceivedWebhookId) -> StoreResult<Option<ReceivedWebhook>> {
+        let Some(key) = self.work.webhook_event_keys.get(&id) else {
+            return Ok(None);
+        };
+        Ok(self.work.webhook_events.get(key).cloned())
     }
 }
 

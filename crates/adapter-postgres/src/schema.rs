@@ -265,6 +265,11 @@ diesel::table! {
         event_id -> Text,
         event_type -> Text,
         received_at -> Timestamptz,
+        id -> Uuid,
+        payment_id -> Nullable<Uuid>,
+        provider_reference -> Nullable<Text>,
+        outcome -> Nullable<Text>,
+        outcome_detail -> Nullable<Text>,
     }
 }
 

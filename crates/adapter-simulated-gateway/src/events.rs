@@ -37,7 +37,8 @@ pub(crate) fn completed(session: &HostedSession, payment_intent: &str, now: Offs
     event("checkout.session.completed", session, payment_intent, "paid", now)
 }
 
-/// A decline is final in the simulator: the payment failed and the order is given up.
+/// A decline is final in the simulator: the payment failed (an order waits for the buyer to pay
+/// again until its deadline).
 pub(crate) fn declined(session: &HostedSession, payment_intent: &str, now: OffsetDateTime) -> String {
     event("checkout.session.async_payment_failed", session, payment_intent, "unpaid", now)
 }

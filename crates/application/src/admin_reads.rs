@@ -1,5 +1,5 @@
 //! What admins read: every payment, refund, product's stock, wallet, journal transaction,
-//! transfer and call, each listing filtered and paginated newest
+//! transfer, call and provider webhook received, each listing filtered and paginated newest
 //! first, and each item by id. Only admins read them; anyone else is `Forbidden`, even about
 //! their own.
 
@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
-use domain::ids::{CallId, PaymentId, RefundId, TransactionId, TransferId, UserId, WalletId};
+use domain::ids::{CallId, PaymentId, ReceivedWebhookId, RefundId, TransactionId, TransferId, UserId, WalletId};
 use domain::payment::{Payment, Refund};
 use domain::user::{Role, User};
 use domain::wallet::{Transfer, Wallet};
@@ -17,8 +17,8 @@ use crate::context::App;
 use crate::pagination::{Page, PageRequest};
 use crate::ports::store::{
     AdminPaymentFilter, AdminRefundFilter, CallFilter, CallRepository, InventoryFilter, JournalFilter, JournalRecord, LedgerRepository,
-    PaymentRepository, ProductRepository, RefundRepository, StoreError, TransferFilter, TransferRepository, UnitOfWork, UserRepository,
-    WalletFilter, WalletRepository,
+    PaymentRepository, ProductRepository, ReceivedWebhook, ReceivedWebhookFilter, RefundRepository, StoreError, TransferFilter,
+    TransferRepository, UnitOfWork, UserRepository, WalletFilter, WalletRepository, WebhookInbox,
 };
 use crate::retryable;
 use crate::transact::{transact, work};
@@ -164,6 +164,25 @@ impl<U: UnitOfWork> App<U> {
         transact(&self.store, |tx| work(tx.find_call(id)))
             .await?
             .ok_or(AdminReadError::NotFound("call"))
+    }
+
+    /// Every provider event the webhook inbox received that `filter` keeps, each with what
+    /// applying it did (a redelivery is not listed again: the inbox keeps the first).
+    pub async fn admin_webhook_events(
+        &self,
+        caller: &Caller,
+        filter: &ReceivedWebhookFilter,
+        page: &PageRequest,
+    ) -> Result<Page<ReceivedWebhook>, AdminReadError> {
+        admin_only(caller)?;
+        Ok(transact(&self.store, |tx| work(tx.list_webhook_events(filter, page))).await?)
+    }
+
+    pub async fn admin_webhook_event(&self, caller: &Caller, id: ReceivedWebhookId) -> Result<ReceivedWebhook, AdminReadError> {
+        admin_only(caller)?;
+        transact(&self.store, |tx| work(tx.find_webhook_event(id)))
+            .await?
+            .ok_or(AdminReadError::NotFound("received webhook"))
     }
 }
 

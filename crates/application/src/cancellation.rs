@@ -2,11 +2,16 @@
 //! buyer, after a checkout that could not open, when a checkout expires (the expiry job), or when
 //! the provider says the payment failed (settlement).
 //!
+//! A card order whose payment the provider declined stays awaiting payment, its stock reserved,
+//! until that payment's deadline, so that the buyer can pay again; the `UnpaidOrder` follow-up
+//! cancels it then if it is still unpaid.
+//!
 //! An order awaiting payment that is cancelled gives its reserved stock back; its pending payment
 //! ends as the cancellation says (cancelled, expired or failed). A payment given up whose order is
 //! no longer awaiting it (or a top-up's) just ends.
 
 use domain::events::DomainEvent;
+use domain::follow_up::FollowUpTask;
 use domain::ids::{OrderId, ProductId};
 use domain::order::{Actor, Order, OrderStatus, TransitionError};
 use domain::payment::{Payment, PaymentPurpose};
@@ -17,10 +22,12 @@ use crate::administration::REASON_CHARS_MAX;
 use crate::caller::Caller;
 use crate::context::App;
 use crate::effects::{event, record_order_change};
+use crate::follow_ups::mark_follow_up_done;
 use crate::orders::OrderCommandError;
 use crate::ports::gateway::CheckoutClosure;
 use crate::ports::store::{
-    AdminAuditRepository, EventOutbox, OrderRepository, PaymentLookup, PaymentRepository, ProductRepository, StoreError, UnitOfWork,
+    AdminAuditRepository, EventOutbox, FollowUpRepository, OrderRepository, PaymentLookup, PaymentRepository, ProductRepository,
+    StoreError, UnitOfWork,
 };
 use crate::ports::system::{IdGenerator, next_id};
 use crate::transact::{transact, work};
@@ -240,6 +247,18 @@ impl<U: UnitOfWork> App<U> {
         Ok(changed.is_some())
     }
 
+    /// The follow-up of an order whose payment was declined, at its deadline: the order is
+    /// cancelled and its stock released unless it was paid, cancelled or is being paid again.
+    pub(crate) async fn end_unpaid_order(&self, order_id: OrderId) -> Result<(), OrderCommandError> {
+        let (ids, now) = (self.ids.as_ref(), self.clock.now());
+        let deadline = transact(&self.store, |tx| work(end_if_unpaid(tx, ids, order_id, now))).await?;
+        if let Deadline::Cancelled(products) = deadline {
+            tracing::info!(%order_id, "an order left unpaid after a declined payment was cancelled at its deadline");
+            self.invalidate_catalog(&products).await;
+        }
+        Ok(())
+    }
+
     /// The expiry job: cancels card orders and top-ups whose checkout expired unpaid, releasing
     /// reserved stock, then closes their checkouts at the provider. Safe to run on several
     /// servers at once: each payment is locked, and locked ones skipped.
@@ -259,6 +278,55 @@ impl<U: UnitOfWork> App<U> {
         }
         Ok(expired.len())
     }
+}
+
+/// What the deadline of a declined order found.
+enum Deadline {
+    /// Paid, cancelled, or paying again under a pending payment that has its own deadline.
+    Settled,
+    /// Not yet: taken again then.
+    Later(OffsetDateTime),
+    /// Cancelled now; these products' stock was released.
+    Cancelled(Vec<ProductId>),
+}
+
+/// At the deadline of an order whose payment was declined: cancels it if it is still unpaid, and
+/// ends its follow-up.
+async fn end_if_unpaid<Tx>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    order_id: OrderId,
+    now: OffsetDateTime,
+) -> Result<Deadline, OrderCommandError>
+where
+    Tx: OrderRepository + PaymentRepository + ProductRepository + FollowUpRepository + EventOutbox + Send,
+{
+    let task = FollowUpTask::UnpaidOrder(order_id);
+    let deadline = match lock_order_and_payment(tx, order_id).await? {
+        Some((order, payment)) if order.is_awaiting_payment() && !payment.as_ref().is_some_and(Payment::is_pending) => {
+            match payment.map(|payment| payment.expires_at()).filter(|deadline| *deadline > now) {
+                Some(later) => Deadline::Later(later),
+                None => {
+                    let cancellation = Cancellation {
+                        end: PaymentEnd::Expired,
+                        actor: Actor::System,
+                        reason: "no payment came after the declined one before the deadline",
+                    };
+                    Deadline::Cancelled(cancel_awaiting_order(tx, ids, order, None, cancellation, now).await?)
+                }
+            }
+        }
+        Some(_) | None => Deadline::Settled,
+    };
+    match &deadline {
+        Deadline::Later(at) => {
+            if let Some(follow_up) = tx.lock_follow_up(&task).await? {
+                tx.update_follow_up(&follow_up.reschedule(*at, now)).await?;
+            }
+        }
+        Deadline::Settled | Deadline::Cancelled(_) => mark_follow_up_done(tx, task, now).await?,
+    }
+    Ok(deadline)
 }
 
 /// Finds an order and its latest payment without locking, to learn what to lock.

@@ -40,6 +40,7 @@ impl<U: UnitOfWork> App<U> {
                 FollowUpTask::Refund(id) => self.retry_refund(id).await.map_err(|error| error.to_string()),
                 FollowUpTask::LateSuccessRefund(id) => self.retry_late_success_refund(id).await.map_err(|error| error.to_string()),
                 FollowUpTask::Payout(id) => self.retry_payout(id).await.map_err(|error| error.to_string()),
+                FollowUpTask::UnpaidOrder(id) => self.end_unpaid_order(id).await.map_err(|error| error.to_string()),
                 FollowUpTask::RecoverShortfall(_) | FollowUpTask::OutsideTopUpRefund(_) => Ok(()),
             };
             if let Err(error) = attempt {

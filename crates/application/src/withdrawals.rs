@@ -43,7 +43,7 @@ use crate::pagination::{Page, PageRequest};
 use crate::ports::gateway::{GatewayError, PayoutRequest, PayoutStatus};
 use crate::ports::store::{
     AdminAuditRepository, EventOutbox, FollowUpRepository, HoldRepository, IdempotencyRepository, LedgerRepository, StoreError,
-    TransferRepository, UnitOfWork, WalletRepository,
+    TransferRepository, UnitOfWork, WalletRepository, WithdrawalFilter,
 };
 use crate::ports::system::{IdGenerator, next_id};
 use crate::transact::{transact, work};
@@ -373,17 +373,17 @@ impl<U: UnitOfWork> App<U> {
         Ok(transact(&self.store, |tx| work(tx.list_user_withdrawals(user, page))).await?)
     }
 
-    /// Every withdrawal (in one status, or all), newest first, for admins.
+    /// Every withdrawal that `filter` keeps, newest first, for admins.
     pub async fn admin_withdrawals(
         &self,
         caller: &Caller,
-        status: Option<WithdrawalStatus>,
+        filter: WithdrawalFilter,
         page: &PageRequest,
     ) -> Result<Page<Withdrawal>, WithdrawalError> {
         if !caller.is_admin() {
             return Err(WithdrawalError::Forbidden);
         }
-        Ok(transact(&self.store, |tx| work(tx.list_withdrawals(status, page))).await?)
+        Ok(transact(&self.store, |tx| work(tx.list_withdrawals(filter, page))).await?)
     }
 
     pub async fn withdrawal(&self, caller: &Caller, id: WithdrawalId) -> Result<Withdrawal, WithdrawalError> {

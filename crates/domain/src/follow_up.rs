@@ -12,7 +12,7 @@
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::ids::{PaymentId, RefundId, WithdrawalId};
+use crate::ids::{OrderId, PaymentId, RefundId, WithdrawalId};
 
 /// What must still be done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -28,6 +28,9 @@ pub enum FollowUpTask {
     OutsideTopUpRefund(PaymentId),
     /// Ask the provider to pay out an approved withdrawal (its amount is held meanwhile).
     Payout(WithdrawalId),
+    /// A card order whose payment was declined keeps its stock until its payment deadline, for
+    /// the buyer to pay again; then, if still unpaid, it is cancelled and its stock released.
+    UnpaidOrder(OrderId),
 }
 
 impl FollowUpTask {
@@ -38,6 +41,7 @@ impl FollowUpTask {
             FollowUpTask::RecoverShortfall(_) => "recover_shortfall",
             FollowUpTask::OutsideTopUpRefund(_) => "outside_top_up_refund",
             FollowUpTask::Payout(_) => "payout",
+            FollowUpTask::UnpaidOrder(_) => "unpaid_order",
         }
     }
 
@@ -47,6 +51,7 @@ impl FollowUpTask {
             FollowUpTask::Refund(id) | FollowUpTask::RecoverShortfall(id) => id.as_uuid(),
             FollowUpTask::LateSuccessRefund(id) | FollowUpTask::OutsideTopUpRefund(id) => id.as_uuid(),
             FollowUpTask::Payout(id) => id.as_uuid(),
+            FollowUpTask::UnpaidOrder(id) => id.as_uuid(),
         }
     }
 
@@ -57,6 +62,7 @@ impl FollowUpTask {
             "recover_shortfall" => Some(FollowUpTask::RecoverShortfall(RefundId::from_uuid(subject))),
             "outside_top_up_refund" => Some(FollowUpTask::OutsideTopUpRefund(PaymentId::from_uuid(subject))),
             "payout" => Some(FollowUpTask::Payout(WithdrawalId::from_uuid(subject))),
+            "unpaid_order" => Some(FollowUpTask::UnpaidOrder(OrderId::from_uuid(subject))),
             _ => None,
         }
     }
@@ -187,6 +193,14 @@ impl FollowUp {
         self
     }
 
+    /// To be taken again at `next_attempt_at`, pending whatever it was.
+    pub fn reschedule(mut self, next_attempt_at: OffsetDateTime, at: OffsetDateTime) -> FollowUp {
+        self.state = FollowUpState::Pending;
+        self.next_attempt_at = next_attempt_at;
+        self.updated_at = at;
+        self
+    }
+
     pub fn done(mut self, at: OffsetDateTime) -> FollowUp {
         self.state = FollowUpState::Done;
         self.updated_at = at;
@@ -258,7 +272,9 @@ mod tests {
         let payment = FollowUpTask::LateSuccessRefund(PaymentId::from_uuid(Uuid::from_u128(3)));
         let shortfall = FollowUpTask::RecoverShortfall(RefundId::from_uuid(Uuid::from_u128(4)));
         let top_up = FollowUpTask::OutsideTopUpRefund(PaymentId::from_uuid(Uuid::from_u128(5)));
-        for task in [task(), payment, shortfall, top_up] {
+        let payout = FollowUpTask::Payout(WithdrawalId::from_uuid(Uuid::from_u128(6)));
+        let unpaid = FollowUpTask::UnpaidOrder(OrderId::from_uuid(Uuid::from_u128(7)));
+        for task in [task(), payment, shortfall, top_up, payout, unpaid] {
             assert_eq!(FollowUpTask::from_parts(task.kind(), task.subject()), Some(task));
         }
         assert_eq!(FollowUpTask::from_parts("other", Uuid::nil()), None);

@@ -130,6 +130,11 @@ id_type!(
     WebhookDeliveryId,
     "webhook delivery"
 );
+id_type!(
+    /// A provider's webhook event as our inbox received it.
+    ReceivedWebhookId,
+    "received webhook"
+);
 
 #[cfg(test)]
 mod tests {
@@ -184,5 +189,6 @@ impl_id!(
     RefreshTokenId,
     TokenFamilyId,
     WebhookEndpointId,
-    WebhookDeliveryId
+    WebhookDeliveryId,
+    ReceivedWebhookId
 );

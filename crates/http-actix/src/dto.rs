@@ -8,7 +8,7 @@ use application::checkout::Checkout;
 use application::ledger::LedgerReport;
 use application::orders::OrderDetails;
 use application::pagination::Page;
-use application::ports::store::{JournalRecord, PostingRecord};
+use application::ports::store::{JournalRecord, PostingRecord, ReceivedWebhook};
 use application::statements::{Statement, StatementLine};
 use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
@@ -684,6 +684,44 @@ impl From<&Transfer> for TransferResponse {
             note: t.note.clone(),
             transaction_id: t.transaction_id.as_uuid(),
             created_at: timestamp(t.created_at),
+        }
+    }
+}
+
+/// A provider's webhook event as the inbox received it, and what applying it did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceivedWebhookResponse {
+    pub id: Uuid,
+    /// The provider that sent and signed it (`stripe`, `paystack`, ...).
+    pub provider: String,
+    /// The provider's id of the event: redeliveries carry the same and have no effect.
+    pub event_id: String,
+    pub event_type: String,
+    /// Our payment the event is about, when it names one.
+    pub payment_id: Option<Uuid>,
+    /// The provider's id of the payment or checkout session, when the event names one.
+    pub provider_reference: Option<String>,
+    #[schema(format = DateTime)]
+    pub received_at: String,
+    /// `applied`, `ignored`, `late_success` or `refused`; absent for events received before
+    /// outcomes were kept.
+    pub outcome: Option<String>,
+    /// Why it was ignored or refused.
+    pub outcome_detail: Option<String>,
+}
+
+impl From<&ReceivedWebhook> for ReceivedWebhookResponse {
+    fn from(event: &ReceivedWebhook) -> Self {
+        ReceivedWebhookResponse {
+            id: event.id.as_uuid(),
+            provider: event.provider.to_string(),
+            event_id: event.event_id.clone(),
+            event_type: event.event_type.clone(),
+            payment_id: event.payment_id.map(|id| id.as_uuid()),
+            provider_reference: event.provider_reference.clone(),
+            received_at: timestamp(event.received_at),
+            outcome: event.outcome.as_ref().map(|outcome| outcome.kind.to_owned()),
+            outcome_detail: event.outcome.as_ref().and_then(|outcome| outcome.detail.clone()),
         }
     }
 }

@@ -35,15 +35,16 @@ mod prelude {
     pub(crate) use application::pagination::{Page, PageRequest};
     pub(crate) use application::ports::store::{
         AdminPaymentFilter, AdminRefundFilter, CallFilter, CallRepository, ClaimOutcome, CreatedWithin, DeliveryFilter, EndpointFilter,
-        EventOutbox, FollowUpRepository, HoldRepository, IdempotencyRepository, InventoryFilter, JournalFilter, JournalRecord,
-        LedgerRepository, OrderFilter, OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository, ProductFilter, ProductRepository,
-        RefreshTokenRepository, RefundRepository, StoreError, Transaction, TransferFilter, TransferRepository, UnitOfWork, UserRepository,
-        WalletFilter, WalletRepository, WebhookInbox, WebhookRepository,
+        EventOutbox, FollowUpRepository, HoldRepository, IdempotencyRepository, InboxOutcome, InventoryFilter, JournalFilter,
+        JournalRecord, LedgerRepository, OrderFilter, OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository, ProductFilter,
+        ProductRepository, ReceivedWebhook, ReceivedWebhookFilter, RefreshTokenRepository, RefundRepository, StoreError, Transaction,
+        TransferFilter, TransferRepository, UnitOfWork, UserRepository, WalletFilter, WalletRepository, WebhookInbox, WebhookRepository,
+        WithdrawalFilter,
     };
     pub(crate) use domain::call::CallSession;
     pub(crate) use domain::events::{DomainEvent, OutboxEvent};
     pub(crate) use domain::follow_up::{FollowUp, FollowUpState, FollowUpTask};
-    pub(crate) use domain::ids::{HoldId, TransactionId, WalletId};
+    pub(crate) use domain::ids::{HoldId, PaymentId, TransactionId, WalletId};
     pub(crate) use domain::ledger::{self, Entry, JournalTransaction, TransactionKind};
     pub(crate) use domain::money::{Currency, Money};
     pub(crate) use domain::order::{Actor, OrderStatus};
@@ -114,6 +115,7 @@ macro_rules! contract_tests {
             idempotency::a_refusal_settles_a_missing_or_in_progress_key,
             follow_ups::follow_ups_are_recorded_once_and_taken_when_due,
             messages::a_webhook_event_is_recorded_once_per_provider,
+            messages::admins_list_received_webhooks_with_their_outcomes,
             messages::outbox_events_are_published_once,
             transactions::a_rolled_back_transaction_leaves_nothing,
             transactions::a_dropped_transaction_leaves_nothing,

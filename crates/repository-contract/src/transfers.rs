@@ -125,13 +125,26 @@ pub async fn a_withdrawal_moves_through_its_states_and_lists_by_status<U: UnitOf
     let mut tx = begin(&store).await;
     assert_eq!(expect(tx.find_withdrawal(approved.id()).await, "find"), Some(approved.clone()));
     let listed = expect(
-        tx.list_withdrawals(Some(WithdrawalStatus::Approved), &PageRequest::first(10)).await,
+        tx.list_withdrawals(
+            WithdrawalFilter {
+                status: Some(WithdrawalStatus::Approved),
+                ..WithdrawalFilter::default()
+            },
+            &PageRequest::first(10),
+        )
+        .await,
         "approved",
     );
     assert_eq!(listed.items, vec![approved.clone()]);
     let none = expect(
-        tx.list_withdrawals(Some(WithdrawalStatus::Requested), &PageRequest::first(10))
-            .await,
+        tx.list_withdrawals(
+            WithdrawalFilter {
+                status: Some(WithdrawalStatus::Requested),
+                ..WithdrawalFilter::default()
+            },
+            &PageRequest::first(10),
+        )
+        .await,
         "requested",
     );
     assert!(none.items.is_empty());
@@ -147,8 +160,45 @@ pub async fn a_withdrawal_moves_through_its_states_and_lists_by_status<U: UnitOf
     commit(tx).await;
 
     let mut tx = begin(&store).await;
-    let all = expect(tx.list_withdrawals(None, &PageRequest::first(10)).await, "all");
+    let all = expect(
+        tx.list_withdrawals(WithdrawalFilter::default(), &PageRequest::first(10)).await,
+        "all",
+    );
     assert_eq!(all.items, vec![failed.clone()]);
+    let owners = WithdrawalFilter {
+        user: Some(failed.user_id()),
+        currency: Some(failed.amount().currency()),
+        created: CreatedWithin {
+            from: Some(failed.created_at()),
+            to: Some(failed.created_at() + Duration::seconds(1)),
+        },
+        ..WithdrawalFilter::default()
+    };
+    assert_eq!(
+        expect(tx.list_withdrawals(owners, &PageRequest::first(10)).await, "owner's").items,
+        vec![failed.clone()]
+    );
+    let elsewhere = [
+        WithdrawalFilter {
+            user: Some(id()),
+            ..owners
+        },
+        WithdrawalFilter {
+            currency: Some(Currency::Eur),
+            ..owners
+        },
+        WithdrawalFilter {
+            created: CreatedWithin {
+                from: None,
+                to: Some(failed.created_at()),
+            },
+            ..owners
+        },
+    ];
+    for filter in elsewhere {
+        let found = expect(tx.list_withdrawals(filter, &PageRequest::first(10)).await, "none");
+        assert!(found.items.is_empty(), "{filter:?}");
+    }
     assert_eq!(
         expect(tx.find_withdrawal(failed.id()).await, "find").map(|w| (w.status(), w.failure_reason().map(str::to_owned))),
         Some((WithdrawalStatus::Failed, Some("the bank refused".to_owned())))

@@ -2,15 +2,19 @@
 //! answered by a primary key and `INSERT ... ON CONFLICT DO NOTHING`.
 
 use application::idempotency::{IdempotencyKey, IdempotencyRecord, IdempotencyScope, IdempotencyState, RecoveryPoint, StoredResponse};
-use application::ports::store::{ClaimOutcome, IdempotencyRepository, StoreError, StoreResult, WebhookInbox};
+use application::pagination::{Cursor, Page, PageRequest};
+use application::ports::store::{
+    ClaimOutcome, IdempotencyRepository, InboxOutcome, ReceivedWebhook, ReceivedWebhookFilter, StoreError, StoreResult, WebhookInbox,
+};
 use diesel::QueryableByName;
-use diesel::sql_types::{Binary, Integer, Nullable, Text, Timestamptz};
-use domain::ids::UserId;
+use diesel::sql_types::{BigInt, Binary, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use domain::ids::{PaymentId, ReceivedWebhookId, UserId};
 use domain::payment::ProviderName;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
-use crate::mapping::corrupt;
-use crate::schema::idempotency_keys;
+use crate::mapping::{corrupt, limit_plus_one, position_after, provider};
+use crate::schema::{idempotency_keys, processed_webhook_events};
 use crate::sql::{Read, Write};
 use crate::tx::{DomainRow, Expect, PgTx};
 
@@ -239,22 +243,109 @@ fn insert_record(record: &IdempotencyRecord, sql: &'static str) -> Write {
         .bind::<Timestamptz, _>(record.created_at)
 }
 
+#[derive(QueryableByName)]
+#[diesel(table_name = processed_webhook_events, check_for_backend(diesel::pg::Pg))]
+struct ReceivedWebhookRow {
+    id: Uuid,
+    provider: String,
+    event_id: String,
+    event_type: String,
+    payment_id: Option<Uuid>,
+    provider_reference: Option<String>,
+    received_at: OffsetDateTime,
+    outcome: Option<String>,
+    outcome_detail: Option<String>,
+}
+
+impl DomainRow for ReceivedWebhookRow {
+    type Domain = ReceivedWebhook;
+
+    fn into_domain(self) -> StoreResult<ReceivedWebhook> {
+        let outcome = match self.outcome {
+            None => None,
+            Some(kind) => Some(InboxOutcome {
+                kind: InboxOutcome::kind_named(&kind).ok_or_else(|| corrupt(format!("unknown inbox outcome {kind}")))?,
+                detail: self.outcome_detail,
+            }),
+        };
+        Ok(ReceivedWebhook {
+            id: ReceivedWebhookId::from_uuid(self.id),
+            provider: provider(&self.provider)?,
+            event_id: self.event_id,
+            event_type: self.event_type,
+            payment_id: self.payment_id.map(PaymentId::from_uuid),
+            provider_reference: self.provider_reference,
+            received_at: self.received_at,
+            outcome,
+        })
+    }
+}
+
+/// Every column of a received webhook, in `ReceivedWebhookRow`'s order.
+macro_rules! received_webhook_columns {
+    () => {
+        "id, provider, event_id, event_type, payment_id, provider_reference, received_at, outcome, outcome_detail"
+    };
+}
+
 impl WebhookInbox for PgTx {
-    async fn record_webhook_event(
-        &mut self,
-        provider: &ProviderName,
-        event_id: &str,
-        event_type: &str,
-        at: OffsetDateTime,
-    ) -> StoreResult<bool> {
+    async fn record_webhook_event(&mut self, event: &ReceivedWebhook) -> StoreResult<bool> {
         let statement = Write::new(
-            "INSERT INTO processed_webhook_events (provider, event_id, event_type, received_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (provider, event_id) DO NOTHING",
+            "INSERT INTO processed_webhook_events (id, provider, event_id, event_type, payment_id, provider_reference, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (provider, event_id) DO NOTHING",
         )
-        .bind::<Text, _>(provider.as_str())
-        .bind::<Text, _>(event_id)
-        .bind::<Text, _>(event_type)
-        .bind::<Timestamptz, _>(at);
+        .bind::<SqlUuid, _>(event.id.as_uuid())
+        .bind::<Text, _>(event.provider.as_str())
+        .bind::<Text, _>(&event.event_id)
+        .bind::<Text, _>(&event.event_type)
+        .bind::<Nullable<SqlUuid>, _>(event.payment_id.map(|id| id.as_uuid()))
+        .bind::<Nullable<Text>, _>(event.provider_reference.as_deref())
+        .bind::<Timestamptz, _>(event.received_at);
         Ok(self.execute(statement).await? == 1)
+    }
+
+    async fn record_webhook_outcome(&mut self, id: ReceivedWebhookId, outcome: &InboxOutcome) -> StoreResult<()> {
+        let statement = Write::new("UPDATE processed_webhook_events SET outcome = $2, outcome_detail = $3 WHERE id = $1")
+            .bind::<SqlUuid, _>(id.as_uuid())
+            .bind::<Text, _>(outcome.kind)
+            .bind::<Nullable<Text>, _>(outcome.detail.as_deref());
+        self.defer(statement, Expect::Rows(1, "received webhook"))
+    }
+
+    async fn list_webhook_events(&mut self, filter: &ReceivedWebhookFilter, page: &PageRequest) -> StoreResult<Page<ReceivedWebhook>> {
+        let (at, id) = position_after(page);
+        let statement = Read::new(concat!(
+            "SELECT ",
+            received_webhook_columns!(),
+            " FROM processed_webhook_events \
+             WHERE (received_at, id) < ($1, $2) AND ($4::text IS NULL OR provider = $4) AND ($5::text IS NULL OR event_type = $5) \
+               AND ($6::text IS NULL OR outcome = $6) AND ($7::uuid IS NULL OR payment_id = $7) \
+               AND ($8::timestamptz IS NULL OR received_at >= $8) AND ($9::timestamptz IS NULL OR received_at < $9) \
+             ORDER BY received_at DESC, id DESC LIMIT $3"
+        ))
+        .bind::<Timestamptz, _>(at)
+        .bind::<SqlUuid, _>(id)
+        .bind::<BigInt, _>(limit_plus_one(page.limit))
+        .bind::<Nullable<Text>, _>(filter.provider.as_ref().map(ProviderName::as_str))
+        .bind::<Nullable<Text>, _>(filter.event_type.as_deref())
+        .bind::<Nullable<Text>, _>(filter.outcome)
+        .bind::<Nullable<SqlUuid>, _>(filter.payment.map(|id| id.as_uuid()))
+        .bind::<Nullable<Timestamptz>, _>(filter.received.from)
+        .bind::<Nullable<Timestamptz>, _>(filter.received.to);
+        let events = self.select::<ReceivedWebhookRow>(statement).await?;
+        Ok(Page::from_rows(events, page.limit, |event| Cursor::Position {
+            at: event.received_at,
+            id: event.id.as_uuid(),
+        }))
+    }
+
+    async fn find_webhook_event(&mut self, id: ReceivedWebhookId) -> StoreResult<Option<ReceivedWebhook>> {
+        let statement = Read::new(concat!(
+            "SELECT ",
+            received_webhook_columns!(),
+            " FROM processed_webhook_events WHERE id = $1"
+        ))
+        .bind::<SqlUuid, _>(id.as_uuid());
+        Ok(self.select::<ReceivedWebhookRow>(statement).await?.pop())
     }
 }

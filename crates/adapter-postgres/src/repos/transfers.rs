@@ -2,7 +2,7 @@
 //! transactions.
 
 use application::pagination::{Cursor, Page, PageRequest};
-use application::ports::store::{StoreResult, TransferFilter, TransferRepository};
+use application::ports::store::{StoreResult, TransferFilter, TransferRepository, WithdrawalFilter};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use domain::ids::{HoldId, TransactionId, TransferId, UserId, WithdrawalId};
@@ -224,18 +224,24 @@ impl TransferRepository for PgTx {
         Ok(page_of(withdrawals, page))
     }
 
-    async fn list_withdrawals(&mut self, status: Option<WithdrawalStatus>, page: &PageRequest) -> StoreResult<Page<Withdrawal>> {
+    async fn list_withdrawals(&mut self, filter: WithdrawalFilter, page: &PageRequest) -> StoreResult<Page<Withdrawal>> {
         let (at, id) = position_after(page);
         let statement = Read::new(concat!(
             "SELECT ",
             withdrawal_columns!(),
             " FROM withdrawals WHERE ($1::text IS NULL OR status = $1) AND (created_at, id) < ($2, $3) \
+               AND ($5::uuid IS NULL OR user_id = $5) AND ($6::text IS NULL OR currency = $6::currency_code) \
+               AND ($7::timestamptz IS NULL OR created_at >= $7) AND ($8::timestamptz IS NULL OR created_at < $8) \
              ORDER BY created_at DESC, id DESC LIMIT $4"
         ))
-        .bind::<Nullable<Text>, _>(status.map(WithdrawalStatus::as_str))
+        .bind::<Nullable<Text>, _>(filter.status.map(WithdrawalStatus::as_str))
         .bind::<Timestamptz, _>(at)
         .bind::<SqlUuid, _>(id)
-        .bind::<BigInt, _>(limit_plus_one(page.limit));
+        .bind::<BigInt, _>(limit_plus_one(page.limit))
+        .bind::<Nullable<SqlUuid>, _>(filter.user.map(|user| user.as_uuid()))
+        .bind::<Nullable<Text>, _>(filter.currency.map(|c| c.code()))
+        .bind::<Nullable<Timestamptz>, _>(filter.created.from)
+        .bind::<Nullable<Timestamptz>, _>(filter.created.to);
         let withdrawals = self.select::<WithdrawalRow>(statement).await?;
         Ok(page_of(withdrawals, page))
     }

@@ -167,8 +167,7 @@ async fn stock_cannot_go_negative_and_event_ids_cannot_repeat() {
         assert_eq!(refused.code(), Some(&SqlState::CHECK_VIOLATION), "{sql}: {refused}");
     }
 
-    let record =
-        "INSERT INTO processed_webhook_events (provider, event_id, event_type, received_at) VALUES ('stripe', 'evt_1', 'x', now())";
+    let record = "INSERT INTO processed_webhook_events (id, provider, event_id, event_type, received_at) VALUES (gen_random_uuid(), 'stripe', 'evt_1', 'x', now())";
     client.batch_execute(record).await.expect("first");
     let again = client.batch_execute(record).await.expect_err("second");
     assert_eq!(again.code(), Some(&SqlState::UNIQUE_VIOLATION), "{again}");

@@ -194,6 +194,23 @@ pub enum GatewayEventKind {
     Ignored,
 }
 
+impl GatewayEventKind {
+    /// The payment the event is about, when it names one.
+    pub fn reference(&self) -> Option<&PaymentReference> {
+        match self {
+            GatewayEventKind::CheckoutCompleted { reference, .. }
+            | GatewayEventKind::PaymentSucceeded { reference, .. }
+            | GatewayEventKind::PaymentFailed { reference, .. }
+            | GatewayEventKind::PaymentAttemptFailed { reference, .. }
+            | GatewayEventKind::CheckoutExpired { reference }
+            | GatewayEventKind::Refunded { reference, .. }
+            | GatewayEventKind::PaymentRefundUpdated { reference, .. }
+            | GatewayEventKind::DisputeOpened { reference, .. } => Some(reference),
+            GatewayEventKind::RefundUpdated(_) | GatewayEventKind::Ignored => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundUpdate {
     pub provider_refund_id: String,

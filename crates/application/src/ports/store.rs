@@ -22,8 +22,8 @@ use domain::catalog::{Product, Stock};
 use domain::events::OutboxEvent;
 use domain::follow_up::{FollowUp, FollowUpState, FollowUpTask};
 use domain::ids::{
-    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, RefundId, TokenFamilyId, TransactionId, TransferId, UserId, WalletId,
-    WebhookDeliveryId, WebhookEndpointId, WithdrawalId,
+    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, ReceivedWebhookId, RefundId, TokenFamilyId, TransactionId, TransferId, UserId,
+    WalletId, WebhookDeliveryId, WebhookEndpointId, WithdrawalId,
 };
 use domain::ledger::{JournalTransaction, Posting, TransactionKind};
 use domain::money::Currency;
@@ -524,11 +524,31 @@ pub trait TransferRepository {
     /// A user's withdrawals, newest first.
     fn list_user_withdrawals(&mut self, user: UserId, page: &PageRequest) -> impl Future<Output = StoreResult<Page<Withdrawal>>> + Send;
     /// Every user's withdrawals (in one status, or all), newest first: the admins' list.
+    /// Every withdrawal that `filter` keeps, newest first: the admins' desk.
     fn list_withdrawals(
         &mut self,
-        status: Option<WithdrawalStatus>,
+        filter: WithdrawalFilter,
         page: &PageRequest,
     ) -> impl Future<Output = StoreResult<Page<Withdrawal>>> + Send;
+}
+
+/// Which withdrawals an admin's listing shows: every field set narrows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WithdrawalFilter {
+    pub status: Option<WithdrawalStatus>,
+    /// Only this user's.
+    pub user: Option<UserId>,
+    pub currency: Option<Currency>,
+    pub created: CreatedWithin,
+}
+
+impl WithdrawalFilter {
+    pub fn keeps(&self, withdrawal: &Withdrawal) -> bool {
+        self.status.is_none_or(|status| withdrawal.status() == status)
+            && self.user.is_none_or(|user| withdrawal.user_id() == user)
+            && self.currency.is_none_or(|currency| withdrawal.amount().currency() == currency)
+            && self.created.contains(withdrawal.created_at())
+    }
 }
 
 /// Which calls an admin's listing shows: every field set narrows it. Calls are dated by their start.
@@ -605,16 +625,78 @@ pub trait IdempotencyRepository {
     fn end_idempotency_lease(&mut self, scope: &IdempotencyScope, at: OffsetDateTime) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
+/// A provider's webhook event as the inbox keeps it: what arrived, and what it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedWebhook {
+    pub id: ReceivedWebhookId,
+    pub provider: ProviderName,
+    /// The provider's own id of the event: a redelivery carries the same.
+    pub event_id: String,
+    pub event_type: String,
+    /// The payment the event is about, when it names ours.
+    pub payment_id: Option<PaymentId>,
+    /// The provider's id of the payment or checkout the event is about, when it names one.
+    pub provider_reference: Option<String>,
+    pub received_at: OffsetDateTime,
+    /// What applying it did; `None` only for events received before outcomes were kept.
+    pub outcome: Option<InboxOutcome>,
+}
+
+/// What applying a received event did, as the inbox records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxOutcome {
+    /// `applied`, `ignored`, `late_success` or `refused`.
+    pub kind: &'static str,
+    /// Why it was ignored or refused.
+    pub detail: Option<String>,
+}
+
+impl InboxOutcome {
+    pub const KINDS: [&'static str; 4] = ["applied", "ignored", "late_success", "refused"];
+
+    /// The kind as stored, or `None` for text that is not one.
+    pub fn kind_named(text: &str) -> Option<&'static str> {
+        Self::KINDS.into_iter().find(|kind| *kind == text)
+    }
+}
+
+/// Which received events an admin's listing shows: every field set narrows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceivedWebhookFilter {
+    pub provider: Option<ProviderName>,
+    pub event_type: Option<String>,
+    /// One of [`InboxOutcome::KINDS`].
+    pub outcome: Option<&'static str>,
+    /// Only events naming this payment of ours.
+    pub payment: Option<PaymentId>,
+    pub received: CreatedWithin,
+}
+
+impl ReceivedWebhookFilter {
+    pub fn keeps(&self, event: &ReceivedWebhook) -> bool {
+        self.provider.as_ref().is_none_or(|provider| event.provider == *provider)
+            && self.event_type.as_ref().is_none_or(|kind| event.event_type == *kind)
+            && self
+                .outcome
+                .is_none_or(|kind| event.outcome.as_ref().is_some_and(|outcome| outcome.kind == kind))
+            && self.payment.is_none_or(|payment| event.payment_id == Some(payment))
+            && self.received.contains(event.received_at)
+    }
+}
+
 pub trait WebhookInbox {
-    /// Records a provider's event id. Returns `false` if it was recorded before: the event is a
-    /// duplicate and must have no effect.
-    fn record_webhook_event(
+    /// Records a provider's event. Returns `false` if its event id was recorded before: the
+    /// event is a duplicate and must have no effect (and the record stays the first one).
+    fn record_webhook_event(&mut self, event: &ReceivedWebhook) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Records what applying the event recorded as `id` did, in the same transaction.
+    fn record_webhook_outcome(&mut self, id: ReceivedWebhookId, outcome: &InboxOutcome) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Every received event that `filter` keeps, newest first: the admins' list.
+    fn list_webhook_events(
         &mut self,
-        provider: &ProviderName,
-        event_id: &str,
-        event_type: &str,
-        at: OffsetDateTime,
-    ) -> impl Future<Output = StoreResult<bool>> + Send;
+        filter: &ReceivedWebhookFilter,
+        page: &PageRequest,
+    ) -> impl Future<Output = StoreResult<Page<ReceivedWebhook>>> + Send;
+    fn find_webhook_event(&mut self, id: ReceivedWebhookId) -> impl Future<Output = StoreResult<Option<ReceivedWebhook>>> + Send;
 }
 
 pub trait EventOutbox {

@@ -23,10 +23,10 @@ use crate::effects::OrderRefundError;
 use crate::orders::OrderCommandError;
 use crate::ports::gateway::{GatewayError, GatewayEvent, GatewayEventKind, PaymentGateway, RefundUpdate, WebhookError, WebhookHeaders};
 use crate::ports::store::{
-    EventOutbox, FollowUpRepository, LedgerRepository, OrderRepository, PaymentRepository, ProductRepository, RefundRepository, StoreError,
-    UnitOfWork, WalletRepository, WebhookInbox,
+    EventOutbox, FollowUpRepository, InboxOutcome, LedgerRepository, OrderRepository, PaymentRepository, ProductRepository,
+    ReceivedWebhook, RefundRepository, StoreError, UnitOfWork, WalletRepository, WebhookInbox,
 };
-use crate::ports::system::IdGenerator;
+use crate::ports::system::{IdGenerator, next_id};
 use crate::transact::{transact, work};
 use crate::{from_posting_error, retryable};
 
@@ -145,14 +145,18 @@ const EVENT_NAME_CHARS_MAX: usize = 255;
 /// text (PostgreSQL refuses NUL, and a log line must not be forged).
 fn check_event_names(event: &GatewayEvent) -> Result<(), WebhookError> {
     for (what, text) in [("id", &event.event_id), ("type", &event.event_type)] {
-        let printable = !text.is_empty() && text.chars().count() <= EVENT_NAME_CHARS_MAX && !text.chars().any(char::is_control);
-        if !printable {
+        if !is_event_name(text) {
             return Err(WebhookError::MalformedPayload(format!(
                 "the event {what} must be 1 to {EVENT_NAME_CHARS_MAX} printable characters"
             )));
         }
     }
     Ok(())
+}
+
+/// Short, printable text, fit for the inbox and a log line.
+fn is_event_name(text: &str) -> bool {
+    !text.is_empty() && text.chars().count() <= EVENT_NAME_CHARS_MAX && !text.chars().any(char::is_control)
 }
 
 /// For providers that want it, asks the gateway itself before believing a success, and uses the
@@ -229,10 +233,46 @@ async fn apply_once<Tx: SettlementTx>(
     event: &GatewayEvent,
     now: OffsetDateTime,
 ) -> Result<Applied, GatewayEventError> {
-    if !tx.record_webhook_event(provider, &event.event_id, &event.event_type, now).await? {
+    let received = ReceivedWebhook {
+        id: next_id(ids),
+        provider: provider.clone(),
+        event_id: event.event_id.clone(),
+        event_type: event.event_type.clone(),
+        payment_id: event.kind.reference().and_then(|reference| reference.payment_id),
+        provider_reference: event
+            .kind
+            .reference()
+            .and_then(|reference| reference.provider_payment_id.as_deref().or(reference.session_id.as_deref()))
+            .filter(|text| is_event_name(text))
+            .map(str::to_owned),
+        received_at: now,
+        outcome: None,
+    };
+    if !tx.record_webhook_event(&received).await? {
         return Ok(Applied::just(EventOutcome::Duplicate));
     }
-    apply_event(tx, ids, provider, &event.kind, now).await
+    let applied = apply_event(tx, ids, provider, &event.kind, now).await?;
+    if let Some(outcome) = applied.outcome.for_inbox() {
+        tx.record_webhook_outcome(received.id, &outcome).await?;
+    }
+    Ok(applied)
+}
+
+impl EventOutcome {
+    /// How the inbox records this outcome; a duplicate is not recorded again.
+    fn for_inbox(&self) -> Option<InboxOutcome> {
+        let (kind, detail) = match self {
+            EventOutcome::Applied => ("applied", None),
+            EventOutcome::Duplicate => return None,
+            EventOutcome::Ignored(why) => ("ignored", Some(*why)),
+            EventOutcome::LateSuccess => ("late_success", None),
+            EventOutcome::Refused(why) => ("refused", Some(*why)),
+        };
+        Some(InboxOutcome {
+            kind,
+            detail: detail.map(str::to_owned),
+        })
+    }
 }
 
 async fn apply_event<Tx: SettlementTx>(
@@ -253,13 +293,7 @@ async fn apply_event<Tx: SettlementTx>(
             payments::settle_success(tx, ids, provider, reference, *amount, now).await
         }
         GatewayEventKind::CheckoutCompleted { paid: false, .. } => Ok(Applied::just(EventOutcome::Ignored("payment not settled yet"))),
-        GatewayEventKind::PaymentFailed { reference, .. } => {
-            let given_up = payments::GivenUp {
-                end: PaymentEnd::Failed,
-                reason: "the payment failed",
-            };
-            payments::settle_given_up(tx, ids, provider, reference, given_up, now).await
-        }
+        GatewayEventKind::PaymentFailed { reference, reason } => payments::settle_declined(tx, ids, provider, reference, reason, now).await,
         GatewayEventKind::CheckoutExpired { reference } => {
             let given_up = payments::GivenUp {
                 end: PaymentEnd::Expired,

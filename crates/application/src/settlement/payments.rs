@@ -240,6 +240,80 @@ pub(super) async fn settle_given_up<Tx: SettlementTx>(
     })
 }
 
+/// The provider declined a payment for good. A card order still awaiting it keeps its reserved
+/// stock until the payment's deadline, for the buyer to pay again (`App::pay_again`), and a
+/// follow-up cancels it then if no payment came; a top-up, or an order past its deadline, is
+/// given up at once.
+pub(super) async fn settle_declined<Tx: SettlementTx>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    provider: &ProviderName,
+    reference: &PaymentReference,
+    provider_reason: &str,
+    now: OffsetDateTime,
+) -> Result<Applied, GatewayEventError> {
+    let Some(payment) = lock_referenced(tx, provider, reference).await? else {
+        return Ok(Applied::just(EventOutcome::Ignored("unknown payment")));
+    };
+    if !payment.is_pending() {
+        return Ok(Applied::just(EventOutcome::Ignored("payment already settled")));
+    }
+    let deadline = payment.expires_at();
+    let order = match payment.purpose() {
+        PaymentPurpose::Order(order_id) if deadline > now => tx.lock_order(order_id).await?.filter(|order| order.is_awaiting_payment()),
+        PaymentPurpose::Order(_) | PaymentPurpose::TopUp(_) => None,
+    };
+    let Some(order) = order else {
+        let cancellation = Cancellation {
+            end: PaymentEnd::Failed,
+            actor: Actor::Gateway(provider.clone()),
+            reason: "the payment failed",
+        };
+        let products = give_up_payment(tx, ids, payment, cancellation, now).await?;
+        return Ok(Applied {
+            outcome: EventOutcome::Applied,
+            products,
+            refund_late: None,
+        });
+    };
+    let mut events = Vec::new();
+    if let Some((failed, announced)) = PaymentEnd::Failed.apply(payment, now) {
+        tx.update_payment(&failed).await?;
+        events.push(event(ids, announced, now));
+    }
+    // The audit trail notes the decline without a change of status.
+    let note = StatusChange {
+        order_id: order.id(),
+        from: Some(order.status()),
+        to: order.status(),
+        actor: Actor::Gateway(provider.clone()),
+        reason: format!(
+            "the payment was declined ({}); the order can be paid again until the payment's deadline",
+            provider_reason.chars().take(200).collect::<String>(),
+        ),
+        at: now,
+    };
+    tx.append_status_changes(std::slice::from_ref(&note)).await?;
+    events.extend(status_events(ids, std::slice::from_ref(&note)));
+    tx.enqueue_events(&events).await?;
+    keep_until(tx, FollowUpTask::UnpaidOrder(order.id()), deadline, now).await?;
+    Ok(Applied::just(EventOutcome::Applied))
+}
+
+/// Schedules `task` for `deadline`: recorded, or moved there if it was recorded before (a buyer
+/// declined again after paying again).
+async fn keep_until<Tx: SettlementTx>(
+    tx: &mut Tx,
+    task: FollowUpTask,
+    deadline: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    match tx.lock_follow_up(&task).await? {
+        Some(follow_up) => tx.update_follow_up(&follow_up.reschedule(deadline, now)).await,
+        None => tx.insert_follow_up(&FollowUp::schedule(task, deadline, now)).await,
+    }
+}
+
 /// A dispute opened: the payment is flagged, and the order's audit trail records it without a
 /// change of status.
 pub(super) async fn record_dispute<Tx: SettlementTx>(

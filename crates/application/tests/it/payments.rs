@@ -151,19 +151,29 @@ async fn a_failed_payment_cancels_the_order_and_a_late_success_is_refunded() -> 
     assert_eq!(h.app.apply_gateway_event(&provider(), &declined).await?, EventOutcome::Applied);
     assert_eq!(
         h.app.order_details(&buyer, payment_order(&payment)).await?.order.status(),
-        OrderStatus::Cancelled
+        OrderStatus::PaymentPending,
+        "kept for the buyer to pay again"
     );
-    assert_eq!(h.stock(&mug).await, (3, 0));
+    assert_eq!(h.stock(&mug).await, (1, 2), "still reserved");
     let late = event("evt_2", paid(&payment, usd(1_400)));
     assert_eq!(h.app.apply_gateway_event(&provider(), &late).await?, EventOutcome::LateSuccess);
     let details = h.app.order_details(&buyer, payment_order(&payment)).await?;
-    assert_eq!(details.order.status(), OrderStatus::Cancelled);
+    assert_eq!(
+        details.order.status(),
+        OrderStatus::PaymentPending,
+        "a declined payment does not pay the order"
+    );
     assert!(
         details
             .payment
             .is_some_and(|p| p.late_success() && p.status() == PaymentStatus::Failed)
     );
     assert_eq!(h.balance(&ann).await, 0);
+    h.clock.advance(time::Duration::minutes(31));
+    h.app.run_follow_ups(10).await?;
+    let details = h.app.order_details(&buyer, payment_order(&payment)).await?;
+    assert_eq!(details.order.status(), OrderStatus::Cancelled, "unpaid at the deadline");
+    assert_eq!(h.stock(&mug).await, (3, 0));
     h.assert_ledger_ok().await;
     Ok(())
 }

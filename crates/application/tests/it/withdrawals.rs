@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use application::pagination::PageRequest;
 use application::ports::gateway::{GatewayError, PayoutStatus};
+use application::ports::store::WithdrawalFilter;
 use application::withdrawals::{WithdrawalDecision, WithdrawalError, WithdrawalRequest};
 use domain::follow_up::FollowUpState;
 use domain::user::Role;
@@ -83,7 +84,14 @@ async fn a_large_withdrawal_is_held_until_an_admin_approves_it_then_paid() -> Re
     let admin = h.admin().await;
     let waiting = h
         .app
-        .admin_withdrawals(&admin, Some(WithdrawalStatus::Requested), &PageRequest::first(10))
+        .admin_withdrawals(
+            &admin,
+            WithdrawalFilter {
+                status: Some(WithdrawalStatus::Requested),
+                ..WithdrawalFilter::default()
+            },
+            &PageRequest::first(10),
+        )
         .await?;
     assert_eq!(waiting.items, vec![withdrawal.clone()]);
     let paid = h
@@ -278,7 +286,9 @@ async fn a_payout_through_a_provider_cannot_be_marked_by_hand_and_the_hold_job_l
         Err(WithdrawalError::NotFound)
     ));
     assert!(matches!(
-        h.app.admin_withdrawals(&alice, None, &PageRequest::first(10)).await,
+        h.app
+            .admin_withdrawals(&alice, WithdrawalFilter::default(), &PageRequest::first(10))
+            .await,
         Err(WithdrawalError::Forbidden)
     ));
     h.assert_ledger_ok().await;

@@ -5,6 +5,7 @@
 //! The rules are applied to the generated document by property and parameter name, one table for
 //! the whole API, so a field means the same everywhere (`amount`, `currency`, `reason`).
 
+use application::ports::store::InboxOutcome;
 use domain::catalog::{Product, Quantity, Stock};
 use domain::follow_up::FollowUpState;
 use domain::money::Currency;
@@ -114,6 +115,10 @@ fn parameter_rule(path: &str, name: &str) -> Option<Value> {
         "status" if path.ends_with("/deliveries") => {
             json!({"enum": DeliveryStatus::ALL.map(DeliveryStatus::as_str)})
         }
+        "event_type" if path == "/api/v1/admin/webhook-events" => {
+            json!({"pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$", "minLength": 1, "maxLength": 255})
+        }
+        "outcome" if path == "/api/v1/admin/webhook-events" => json!({"enum": InboxOutcome::KINDS}),
         "event_type" => json!({"enum": EVENT_TYPES.iter().map(|kind| kind.name).collect::<Vec<_>>()}),
         "status" => json!({"enum": statuses}),
         "state" => json!({"enum": states}),

@@ -1,16 +1,16 @@
-//! Admins' reads: every payment, refund, product's stock, wallet, journal transaction, transfer
-//! and call, each listing filterable and cursor-paginated newest first, and each item by id.
+//! Admins' reads: every payment, refund, product's stock, wallet, journal transaction, transfer,
+//! call and provider webhook received, each listing filterable and cursor-paginated newest first, and each item by id.
 //!
 //! Filters are query parameters; a malformed one is a 400 `invalid_query` naming the field, like
 //! the other listings. Dates are RFC 3339: `from` is included and `to` excluded.
 
 use actix_web::{HttpResponse, web};
 use application::ports::store::{
-    AdminPaymentFilter, AdminRefundFilter, CallFilter, CreatedWithin, InventoryFilter, JournalFilter, PaymentFilter, TransferFilter,
-    UnitOfWork, WalletFilter,
+    AdminPaymentFilter, AdminRefundFilter, CallFilter, CreatedWithin, InboxOutcome, InventoryFilter, JournalFilter, PaymentFilter,
+    ReceivedWebhookFilter, TransferFilter, UnitOfWork, WalletFilter,
 };
 use domain::call::CallStatus;
-use domain::ids::{CallId, PaymentId, RefundId, TransactionId, TransferId, UserId, WalletId};
+use domain::ids::{CallId, PaymentId, ReceivedWebhookId, RefundId, TransactionId, TransferId, UserId, WalletId};
 use domain::ledger::TransactionKind;
 use domain::money::Currency;
 use domain::payment::{PaymentStatus, ProviderName, RefundStatus};
@@ -21,8 +21,8 @@ use utoipa::IntoParams;
 
 use super::State;
 use crate::dto::{
-    AdminWalletResponse, CallResponse, InventoryResponse, JournalTransactionResponse, PageOf, PaymentResponse, RefundResponse,
-    TransferResponse,
+    AdminWalletResponse, CallResponse, InventoryResponse, JournalTransactionResponse, PageOf, PaymentResponse, ReceivedWebhookResponse,
+    RefundResponse, TransferResponse,
 };
 use crate::extract::{Authenticated, PageQuery, path_id};
 use crate::problem::{ApiError, Problem};
@@ -33,11 +33,16 @@ fn invalid(field: &'static str, expected: &str) -> ApiError {
     ApiError::bad_request("invalid_query", format!("`{field}` must be {expected}")).with_field(field, expected)
 }
 
-fn parsed<T>(field: &'static str, expected: &str, text: Option<&str>, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, ApiError> {
+pub(super) fn parsed<T>(
+    field: &'static str,
+    expected: &str,
+    text: Option<&str>,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, ApiError> {
     text.map(|text| parse(text).ok_or_else(|| invalid(field, expected))).transpose()
 }
 
-fn user_filter(field: &'static str, text: Option<&str>) -> Result<Option<UserId>, ApiError> {
+pub(super) fn user_filter(field: &'static str, text: Option<&str>) -> Result<Option<UserId>, ApiError> {
     parsed(field, "a user id (UUID)", text, |text| UserId::parse(text).ok())
 }
 
@@ -47,12 +52,12 @@ fn provider_filter(text: Option<&str>) -> Result<Option<ProviderName>, ApiError>
     })
 }
 
-fn currency_filter(text: Option<&str>) -> Result<Option<Currency>, ApiError> {
+pub(super) fn currency_filter(text: Option<&str>) -> Result<Option<Currency>, ApiError> {
     parsed("currency", "a supported ISO 4217 code", text, |text| Currency::parse(text).ok())
 }
 
 /// `from` (included) and `to` (excluded), RFC 3339; `to` may not come before `from`.
-fn created_within(from: Option<&str>, to: Option<&str>) -> Result<CreatedWithin, ApiError> {
+pub(super) fn created_within(from: Option<&str>, to: Option<&str>) -> Result<CreatedWithin, ApiError> {
     let time = |text: &str| OffsetDateTime::parse(text, &Rfc3339).ok();
     let from = parsed("from", "an RFC 3339 date-time", from, time)?;
     let to = parsed("to", "an RFC 3339 date-time", to, time)?;
@@ -480,4 +485,84 @@ pub async fn call<U: UnitOfWork>(state: State<U>, caller: Authenticated, path: w
     let id = path_id(&path, CallId::parse)?;
     let call = state.app.admin_call(&caller.0, id).await?;
     Ok(ok(&CallResponse::from(&call)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AdminWebhookEventsQuery {
+    /// Only from this provider (`stripe`, `paystack`, ...).
+    pub provider: Option<String>,
+    /// Only of this provider event type (`checkout.session.completed`, ...).
+    pub event_type: Option<String>,
+    /// applied, ignored, late_success or refused.
+    pub outcome: Option<String>,
+    /// Only events about this payment of ours (a payment id).
+    #[param(format = Uuid)]
+    pub payment: Option<String>,
+    /// Received at or after this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub from: Option<String>,
+    /// Received before this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub to: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// The longest event type a filter names (the inbox keeps no longer ones).
+const EVENT_TYPE_CHARS_MAX: usize = 255;
+
+/// Every provider webhook event received (the inbox), newest first, each with what applying it
+/// did; a redelivered event is listed once.
+#[utoipa::path(get, path = "/api/v1/admin/webhook-events", tag = "admin", security(("bearer" = [])),
+    params(AdminWebhookEventsQuery),
+    responses(
+        (status = 200, description = "A page of received events", body = PageOf<ReceivedWebhookResponse>),
+        (status = 400, description = "A bad filter, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn webhook_events<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    query: web::Query<AdminWebhookEventsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let event_type = parsed("event_type", "1 to 255 printable characters", query.event_type.as_deref(), |text| {
+        let printable = !text.is_empty() && text.chars().count() <= EVENT_TYPE_CHARS_MAX && !text.chars().any(char::is_control);
+        printable.then(|| text.to_owned())
+    })?;
+    let filter = ReceivedWebhookFilter {
+        provider: provider_filter(query.provider.as_deref())?,
+        event_type,
+        outcome: parsed(
+            "outcome",
+            "applied, ignored, late_success or refused",
+            query.outcome.as_deref(),
+            InboxOutcome::kind_named,
+        )?,
+        payment: parsed("payment", "a payment id (UUID)", query.payment.as_deref(), |text| {
+            PaymentId::parse(text).ok()
+        })?,
+        received: created_within(query.from.as_deref(), query.to.as_deref())?,
+    };
+    let page = page(query.limit, query.cursor.as_ref())?;
+    let events = state.app.admin_webhook_events(&caller.0, &filter, &page).await?;
+    Ok(ok(&PageOf::from_page(&events, |event| ReceivedWebhookResponse::from(event))))
+}
+
+/// Any received provider webhook event by our id.
+#[utoipa::path(get, path = "/api/v1/admin/webhook-events/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Received event id (ours, not the provider's)")),
+    responses(
+        (status = 200, description = "The received event", body = ReceivedWebhookResponse),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such received event", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn webhook_event<U: UnitOfWork>(
+    state: State<U>,
+    caller: Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, ReceivedWebhookId::parse)?;
+    let event = state.app.admin_webhook_event(&caller.0, id).await?;
+    Ok(ok(&ReceivedWebhookResponse::from(&event)))
 }

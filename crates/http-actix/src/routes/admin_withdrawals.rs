@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use application::idempotency::StoredResponse;
-use application::ports::store::UnitOfWork;
+use application::ports::store::{UnitOfWork, WithdrawalFilter};
 use application::withdrawals::WithdrawalDecision;
 use domain::ids::WithdrawalId;
 use domain::withdrawal::{Withdrawal, WithdrawalStatus};
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::State;
+use super::admin_reads::{created_within, currency_filter, parsed, user_filter};
 use crate::dto::{PageOf, WithdrawalDecisionBody, WithdrawalResponse};
 use crate::extract::{Authenticated, IdempotencyHeader, PageQuery, parse_optional_json, path_id};
 use crate::problem::{ApiError, Problem};
@@ -23,17 +24,28 @@ pub struct AdminWithdrawalsQuery {
     /// Only withdrawals in this status.
     #[param(pattern = "^(requested|approved|paid|failed|rejected)$")]
     pub status: Option<String>,
+    /// Only this user's (a user id).
+    #[param(format = Uuid)]
+    pub user: Option<String>,
+    /// Only in this currency (ISO 4217).
+    pub currency: Option<String>,
+    /// Requested at or after this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub from: Option<String>,
+    /// Requested before this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub to: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
 
-/// Every user's withdrawals, newest first; `status=requested` is what waits for a decision,
-/// `status=approved` includes those waiting for manual settlement.
+/// Every user's withdrawals, newest first, filtered; `status=requested` is what waits for a
+/// decision, `status=approved` includes those waiting for manual settlement.
 #[utoipa::path(get, path = "/api/v1/admin/withdrawals", tag = "admin", security(("bearer" = [])),
     params(AdminWithdrawalsQuery),
     responses(
         (status = 200, description = "A page of withdrawals", body = PageOf<WithdrawalResponse>),
-        (status = 400, description = "Unknown status, bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A bad filter, limit or cursor", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list<U: UnitOfWork>(
@@ -41,22 +53,23 @@ pub async fn list<U: UnitOfWork>(
     caller: Authenticated,
     query: web::Query<AdminWithdrawalsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let status = match query.status.as_deref() {
-        None => None,
-        Some(text) => Some(WithdrawalStatus::parse(text).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_query",
-                format!("unknown status `{}`", text.chars().take(32).collect::<String>()),
-            )
-            .with_field("status", "requested, approved, paid, failed or rejected")
-        })?),
+    let filter = WithdrawalFilter {
+        status: parsed(
+            "status",
+            "requested, approved, paid, failed or rejected",
+            query.status.as_deref(),
+            WithdrawalStatus::parse,
+        )?,
+        user: user_filter("user", query.user.as_deref())?,
+        currency: currency_filter(query.currency.as_deref())?,
+        created: created_within(query.from.as_deref(), query.to.as_deref())?,
     };
     let page = PageQuery {
         limit: query.limit,
         cursor: query.cursor.clone(),
     }
     .page()?;
-    let withdrawals = state.app.admin_withdrawals(&caller.0, status, &page).await?;
+    let withdrawals = state.app.admin_withdrawals(&caller.0, filter, &page).await?;
     Ok(ok(&PageOf::from_page(&withdrawals, |w| WithdrawalResponse::from(w))))
 }
 

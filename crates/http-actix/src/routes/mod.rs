@@ -108,6 +108,8 @@ api_routes! {
     get "/api/v1/admin/transfers/{id}" => admin_reads::transfer;
     get "/api/v1/admin/calls" => admin_reads::calls;
     get "/api/v1/admin/calls/{id}" => admin_reads::call;
+    get "/api/v1/admin/webhook-events" => admin_reads::webhook_events;
+    get "/api/v1/admin/webhook-events/{id}" => admin_reads::webhook_event;
     post "/api/v1/admin/withdrawals/{id}/approve" => admin_withdrawals::approve;
     post "/api/v1/admin/withdrawals/{id}/reject" => admin_withdrawals::reject;
     post "/api/v1/admin/withdrawals/{id}/mark-paid" => admin_withdrawals::mark_paid;

@@ -1,0 +1,9 @@
+DROP INDEX processed_webhook_events_by_payment;
+DROP INDEX processed_webhook_events_newest;
+DROP INDEX processed_webhook_events_id;
+ALTER TABLE processed_webhook_events
+    DROP COLUMN outcome_detail,
+    DROP COLUMN outcome,
+    DROP COLUMN provider_reference,
+    DROP COLUMN payment_id,
+    DROP COLUMN id;
