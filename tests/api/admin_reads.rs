@@ -17,6 +17,8 @@ on_every_backend!(
     the_journal_shows_every_transaction_with_its_postings,
     admins_list_and_look_up_every_transfer_and_call,
     admins_read_every_provider_webhook_received_with_its_outcome,
+    admins_find_users_by_status_email_and_period_and_look_one_up,
+    admins_filter_orders_by_buyer_merchant_currency_and_period,
 );
 
 fn ids(page: &Value) -> Vec<String> {
@@ -596,6 +598,92 @@ async fn admins_read_every_provider_webhook_received_with_its_outcome(app: TestA
         ("payment", "p1"),
         ("event_type", "%07bell"),
         ("from", "yesterday"),
+    ];
+    assert_admins_only_and_filters_checked(&app, path, &bad).await;
+}
+
+async fn admins_find_users_by_status_email_and_period_and_look_one_up(app: TestApp) {
+    let (bob, carol) = (app.user("customer").await, app.user("customer").await);
+    app.fund(&bob, "12.00", "USD").await;
+    let suspend = format!("/api/v1/admin/users/{}/suspend", carol.id);
+    app.post(&suspend, Some(&app.admin.token), &json!({"reason": "chargebacks"}))
+        .await
+        .assert_status(200);
+    let path = "/api/v1/admin/users";
+    let customers = |query: &str| format!("{path}?role=customer&{query}");
+    assert_eq!(ids(&admin_get(&app, &customers("status=suspended")).await), vec![carol.id.clone()]);
+    assert!(!ids(&admin_get(&app, &customers("status=active")).await).contains(&carol.id));
+    let by_email = admin_get(&app, &format!("{path}?email={}", bob.email.to_uppercase())).await;
+    assert_eq!(ids(&by_email), vec![bob.id.clone()], "the address, whatever its case");
+    let shown = admin_get(&app, &format!("{path}/{}", bob.id)).await;
+    assert_eq!(
+        (shown["email"].clone(), shown["wallets"][0]["balance"].clone()),
+        (json!(bob.email), json!("12.00"))
+    );
+    let at = shown["created_at"].as_str().expect("created_at");
+    assert!(
+        !ids(&admin_get(&app, &customers(&format!("to={at}"))).await).contains(&bob.id),
+        "to is excluded"
+    );
+    assert!(
+        ids(&admin_get(&app, &customers(&format!("from={at}"))).await).contains(&bob.id),
+        "from is included"
+    );
+    app.get(&format!("{path}/{}", uuid::Uuid::now_v7()), Some(&app.admin.token))
+        .await
+        .assert_problem(404, "not_found");
+    app.get(&format!("{path}/{}", bob.id), Some(&bob.token))
+        .await
+        .assert_problem(403, "forbidden");
+    let bad = [
+        ("role", "boss"),
+        ("status", "asleep"),
+        ("email", "not-an-address"),
+        ("from", "yesterday"),
+    ];
+    assert_admins_only_and_filters_checked(&app, path, &bad).await;
+}
+
+async fn admins_filter_orders_by_buyer_merchant_currency_and_period(app: TestApp) {
+    let (ann, bob) = (app.user("merchant").await, app.user("merchant").await);
+    let (carol, dave) = (app.customer_with("100.00").await, app.customer_with("100.00").await);
+    let mug = app.product(&ann, "Mug", "4.00", 10).await;
+    let pen = app.product(&bob, "Pen", "1.00", 10).await;
+    let buy = |buyer: &User, product: &str| {
+        let (app, token) = (&app, buyer.token.clone());
+        let cart = json!({"items": [{"product_id": product, "quantity": 1}], "payment_method": "wallet"});
+        async move {
+            let order = app.post("/api/v1/orders", Some(&token), &cart).await;
+            order.assert_status(201)["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let first = buy(&carol, &mug).await;
+    let second = buy(&carol, &pen).await;
+    let third = buy(&dave, &mug).await;
+    let path = "/api/v1/admin/orders";
+    assert_eq!(
+        ids(&admin_get(&app, &format!("{path}?buyer={}", carol.id)).await),
+        vec![second.clone(), first.clone()]
+    );
+    assert_eq!(
+        ids(&admin_get(&app, &format!("{path}?merchant={}", ann.id)).await),
+        vec![third.clone(), first.clone()]
+    );
+    let both = format!("{path}?merchant={}&buyer={}&status=paid&currency=USD", ann.id, dave.id);
+    assert_eq!(ids(&admin_get(&app, &both).await), vec![third.clone()]);
+    assert!(ids(&admin_get(&app, &format!("{path}?buyer={}&currency=EUR", carol.id)).await).is_empty());
+    let shown = app.get(&format!("/api/v1/orders/{second}"), Some(&app.admin.token)).await;
+    let at = shown.assert_status(200)["created_at"].as_str().expect("created_at").to_owned();
+    let since = admin_get(&app, &format!("{path}?buyer={}&from={at}", carol.id)).await;
+    assert_eq!(ids(&since), vec![second.clone()], "from is included");
+    let before = admin_get(&app, &format!("{path}?buyer={}&to={at}", carol.id)).await;
+    assert_eq!(ids(&before), vec![first], "to is excluded");
+    let bad = [
+        ("status", "lost"),
+        ("buyer", "carol"),
+        ("merchant", "ann"),
+        ("currency", "XXX"),
+        ("to", "2026-13-01T00:00:00Z"),
     ];
     assert_admins_only_and_filters_checked(&app, path, &bad).await;
 }

@@ -14,7 +14,7 @@ use application::ports::store::{
     HoldRepository, IdempotencyRepository, InboxOutcome, InventoryFilter, JournalFilter, JournalRecord, LedgerRepository, OrderFilter,
     OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository, PostingRecord, ProductFilter, ProductRepository, ReceivedWebhook,
     ReceivedWebhookFilter, RefreshTokenRepository, RefundRepository, StoreError, StoreResult, Transaction, TransferFilter,
-    TransferRepository, UserRepository, WalletFilter, WalletRepository, WebhookInbox, WithdrawalFilter,
+    TransferRepository, UserFilter, UserRepository, WalletFilter, WalletRepository, WebhookInbox, WithdrawalFilter,
 };
 use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
@@ -99,14 +99,8 @@ impl UserRepository for MemoryTx {
         Ok(self.work.users_by_email.get(email).and_then(|id| self.work.users.get(id)).cloned())
     }
 
-    async fn list_users(&mut self, role: Option<Role>, page: &PageRequest) -> StoreResult<Page<User>> {
-        let rows: Vec<User> = self
-            .work
-            .users
-            .values()
-            .filter(|user| role.is_none_or(|role| user.role == role))
-            .cloned()
-            .collect();
+    async fn list_users(&mut self, filter: &UserFilter, page: &PageRequest) -> StoreResult<Page<User>> {
+        let rows: Vec<User> = self.work.users.values().filter(|user| filter.keeps(user)).cloned().collect();
         Ok(page_by_position(rows, page, |u| (u.created_at, u.id.as_uuid())))
     }
 
@@ -712,7 +706,7 @@ impl OrderRepository for MemoryTx {
             .filter(|order| match filter {
                 OrderFilter::Buyer(buyer) => order.buyer_id() == buyer,
                 OrderFilter::Merchant(merchant) => order.has_merchant(merchant),
-                OrderFilter::All { status } => status.is_none_or(|s| order.status() == s),
+                OrderFilter::All(admin) => admin.keeps(order),
             })
             .cloned()
             .collect();

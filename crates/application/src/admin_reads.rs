@@ -9,7 +9,7 @@ use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
 use domain::ids::{CallId, PaymentId, ReceivedWebhookId, RefundId, TransactionId, TransferId, UserId, WalletId};
 use domain::payment::{Payment, Refund};
-use domain::user::{Role, User};
+use domain::user::User;
 use domain::wallet::{Transfer, Wallet};
 
 use crate::caller::Caller;
@@ -18,7 +18,7 @@ use crate::pagination::{Page, PageRequest};
 use crate::ports::store::{
     AdminPaymentFilter, AdminRefundFilter, CallFilter, CallRepository, InventoryFilter, JournalFilter, JournalRecord, LedgerRepository,
     PaymentRepository, ProductRepository, ReceivedWebhook, ReceivedWebhookFilter, RefundRepository, StoreError, TransferFilter,
-    TransferRepository, UnitOfWork, UserRepository, WalletFilter, WalletRepository, WebhookInbox,
+    TransferRepository, UnitOfWork, UserFilter, UserRepository, WalletFilter, WalletRepository, WebhookInbox,
 };
 use crate::retryable;
 use crate::transact::{transact, work};
@@ -105,16 +105,31 @@ impl<U: UnitOfWork> App<U> {
             .ok_or(AdminReadError::NotFound("wallet"))
     }
 
-    /// Every user (of one role, or all), each with their wallets: the page's wallets are read in
+    /// Every user that `filter` keeps, each with their wallets: the page's wallets are read in
     /// one query, not one per user.
     pub async fn admin_users_with_wallets(
         &self,
         caller: &Caller,
-        role: Option<Role>,
+        filter: &UserFilter,
         page: &PageRequest,
     ) -> Result<Page<(User, Vec<Wallet>)>, AdminReadError> {
         admin_only(caller)?;
-        transact(&self.store, |tx| work(users_with_wallets(tx, role, page))).await
+        transact(&self.store, |tx| work(users_with_wallets(tx, filter, page))).await
+    }
+
+    /// Any user, with their wallets.
+    pub async fn admin_user(&self, caller: &Caller, id: UserId) -> Result<(User, Vec<Wallet>), AdminReadError> {
+        admin_only(caller)?;
+        transact(&self.store, |tx| {
+            work(async move {
+                let Some(user) = tx.find_user(id).await? else {
+                    return Err(AdminReadError::NotFound("user"));
+                };
+                let wallets = tx.list_wallets_of_users(&[id]).await?;
+                Ok((user, wallets))
+            })
+        })
+        .await
     }
 
     /// Every journal transaction that `filter` keeps, each with all its postings.
@@ -188,10 +203,10 @@ impl<U: UnitOfWork> App<U> {
 
 async fn users_with_wallets<Tx: UserRepository + WalletRepository + Send>(
     tx: &mut Tx,
-    role: Option<Role>,
+    filter: &UserFilter,
     page: &PageRequest,
 ) -> Result<Page<(User, Vec<Wallet>)>, AdminReadError> {
-    let users = tx.list_users(role, page).await?;
+    let users = tx.list_users(filter, page).await?;
     let ids: Vec<UserId> = users.items.iter().map(|user| user.id).collect();
     let mut by_owner: HashMap<UserId, Vec<Wallet>> = HashMap::new();
     for wallet in tx.list_wallets_of_users(&ids).await? {

@@ -14,7 +14,7 @@ pub use crate::caller::Caller;
 use crate::context::App;
 use crate::effects::publish;
 use crate::idempotency::{IdempotencyError, Idempotent};
-use crate::pagination::{Page, PageRequest};
+
 pub use crate::ports::records::RefreshToken;
 use crate::ports::security::{AccessToken, SecurityError};
 use crate::ports::store::{RefreshTokenRepository, StoreError, UnitOfWork, UserRepository, WalletRepository};
@@ -45,16 +45,6 @@ pub enum RegisterError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
-
-#[derive(Debug, thiserror::Error)]
-pub enum UserListError {
-    #[error("only admins list users")]
-    Forbidden,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-retryable!(UserListError);
 
 /// What a successful login or refresh hands the client.
 #[derive(Debug, Clone)]
@@ -138,15 +128,6 @@ impl<U: UnitOfWork> App<U> {
             suspended_at: None,
         };
         self.create_user(user, idempotent.as_ref()).await
-    }
-
-    /// Creates an admin; only operators do this, from the command line.
-    /// Every user, newest first, of one role or all: for admins.
-    pub async fn admin_users(&self, caller: &Caller, role: Option<Role>, page: &PageRequest) -> Result<Page<User>, UserListError> {
-        if !caller.is_admin() {
-            return Err(UserListError::Forbidden);
-        }
-        Ok(transact(&self.store, |tx| work(tx.list_users(role, page))).await?)
     }
 
     /// The user with this e-mail address, for the operator's commands (no caller to authorise).

@@ -2,7 +2,7 @@
 
 use domain::catalog::StockError;
 use domain::ids::OrderId;
-use domain::order::{Actor, CaptureMethod, Order, OrderStatus, StatusChange, TransitionError};
+use domain::order::{Actor, CaptureMethod, Order, StatusChange, TransitionError};
 use domain::payment::{Payment, Refund};
 use domain::user::Role;
 use domain::wallet::Hold;
@@ -14,7 +14,8 @@ use crate::effects::record_order_change;
 use crate::pagination::{Cursor, Page, PageRequest};
 use crate::ports::gateway::GatewayError;
 use crate::ports::store::{
-    EventOutbox, HoldRepository, OrderFilter, OrderRepository, PaymentRepository, RefundRepository, StoreError, UnitOfWork,
+    AdminOrderFilter, EventOutbox, HoldRepository, OrderFilter, OrderRepository, PaymentRepository, RefundRepository, StoreError,
+    UnitOfWork,
 };
 use crate::ports::system::IdGenerator;
 use crate::retryable;
@@ -80,17 +81,17 @@ impl<U: UnitOfWork> App<U> {
         self.orders_page(OrderFilter::Merchant(caller.user_id), page).await
     }
 
-    /// Every order, optionally of one status (admins only).
+    /// Every order that `filter` keeps, newest first (admins only).
     pub async fn all_orders(
         &self,
         caller: &Caller,
-        status: Option<OrderStatus>,
+        filter: AdminOrderFilter,
         page: &PageRequest,
     ) -> Result<Page<Order>, OrderCommandError> {
         if !caller.is_admin() {
             return Err(OrderCommandError::Forbidden);
         }
-        self.orders_page(OrderFilter::All { status }, page).await
+        self.orders_page(OrderFilter::All(filter), page).await
     }
 
     async fn orders_page(&self, filter: OrderFilter, page: &PageRequest) -> Result<Page<Order>, OrderCommandError> {

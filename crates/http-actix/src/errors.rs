@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use application::adjustments::AdjustmentError;
 use application::admin_reads::AdminReadError;
 use application::administration::AdminActionError;
-use application::auth::{LoginError, LogoutError, ProfileError, RefreshError, RegisterError, UserListError};
+use application::auth::{LoginError, LogoutError, ProfileError, RefreshError, RegisterError};
 use application::calls::CallUseError;
 use application::captures::CaptureError;
 use application::catalog::CatalogError;
@@ -537,15 +537,6 @@ impl From<AdminReadError> for ApiError {
             AdminReadError::Forbidden => ApiError::forbidden(error.to_string()),
             AdminReadError::NotFound(_) => ApiError::not_found(error.to_string()),
             AdminReadError::Store(e) => e.into(),
-        }
-    }
-}
-
-impl From<UserListError> for ApiError {
-    fn from(error: UserListError) -> Self {
-        match error {
-            UserListError::Forbidden => ApiError::forbidden(error.to_string()),
-            UserListError::Store(e) => e.into(),
         }
     }
 }

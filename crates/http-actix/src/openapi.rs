@@ -184,7 +184,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         orders::create, orders::list_mine, orders::show, orders::cancel, orders::pay_again, orders::capture, orders::void, orders::fulfil, orders::refund, orders::merchant_sales, orders::admin_list,
         calls::start, calls::end, calls::list,
         holds::authorise, holds::show, holds::capture, holds::void,
-        admin::adjust, admin::verify_ledger, admin::audit, admin::users, admin::suspend, admin::reactivate, admin::actions, admin::cancel_order, admin::follow_ups,
+        admin::adjust, admin::verify_ledger, admin::audit, admin::users, admin::user, admin::suspend, admin::reactivate, admin::actions, admin::cancel_order, admin::follow_ups,
         admin_reads::payments, admin_reads::payment, admin_reads::refunds, admin_reads::refund, admin_reads::inventory, admin_reads::wallets, admin_reads::wallet, admin_reads::journal, admin_reads::journal_transaction,
         admin_reads::transfers, admin_reads::transfer, admin_reads::calls, admin_reads::call, admin_reads::webhook_events, admin_reads::webhook_event,
         admin_withdrawals::list, admin_withdrawals::approve, admin_withdrawals::reject, admin_withdrawals::mark_paid, admin_withdrawals::mark_failed,

@@ -34,12 +34,12 @@ mod prelude {
     };
     pub(crate) use application::pagination::{Page, PageRequest};
     pub(crate) use application::ports::store::{
-        AdminPaymentFilter, AdminRefundFilter, CallFilter, CallRepository, ClaimOutcome, CreatedWithin, DeliveryFilter, EndpointFilter,
-        EventOutbox, FollowUpRepository, HoldRepository, IdempotencyRepository, InboxOutcome, InventoryFilter, JournalFilter,
-        JournalRecord, LedgerRepository, OrderFilter, OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository, ProductFilter,
-        ProductRepository, ReceivedWebhook, ReceivedWebhookFilter, RefreshTokenRepository, RefundRepository, StoreError, Transaction,
-        TransferFilter, TransferRepository, UnitOfWork, UserRepository, WalletFilter, WalletRepository, WebhookInbox, WebhookRepository,
-        WithdrawalFilter,
+        AdminOrderFilter, AdminPaymentFilter, AdminRefundFilter, CallFilter, CallRepository, ClaimOutcome, CreatedWithin, DeliveryFilter,
+        EndpointFilter, EventOutbox, FollowUpRepository, HoldRepository, IdempotencyRepository, InboxOutcome, InventoryFilter,
+        JournalFilter, JournalRecord, LedgerRepository, OrderFilter, OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository,
+        ProductFilter, ProductRepository, ReceivedWebhook, ReceivedWebhookFilter, RefreshTokenRepository, RefundRepository, StoreError,
+        Transaction, TransferFilter, TransferRepository, UnitOfWork, UserFilter, UserRepository, WalletFilter, WalletRepository,
+        WebhookInbox, WebhookRepository, WithdrawalFilter,
     };
     pub(crate) use domain::call::CallSession;
     pub(crate) use domain::events::{DomainEvent, OutboxEvent};

@@ -29,18 +29,48 @@ pub async fn orders_keep_their_items_and_list_by_party<U: UnitOfWork>(store: U) 
     assert_eq!(mine.items.iter().map(|o| o.id()).collect::<Vec<_>>(), vec![second.id(), first.id()]);
     let anns = expect(tx.list_orders(OrderFilter::Merchant(ann.id), &PageRequest::first(10)).await, "ann");
     assert_eq!(anns.items.iter().map(|o| o.id()).collect::<Vec<_>>(), vec![first.id()]);
-    let pending_only = OrderFilter::All {
+    let pending_only = OrderFilter::All(AdminOrderFilter {
         status: Some(OrderStatus::PaymentPending),
-    };
+        ..AdminOrderFilter::default()
+    });
     let all_pending = expect(tx.list_orders(pending_only, &PageRequest::first(10)).await, "pending");
     assert_eq!(all_pending.items, vec![pending]);
+    let bobs = AdminOrderFilter {
+        merchant: Some(bob.id),
+        buyer: Some(carol.id),
+        currency: Some(Currency::Usd),
+        ..AdminOrderFilter::default()
+    };
+    assert_eq!(
+        admins_order_ids(&mut tx, bobs).await,
+        vec![second.id()],
+        "by merchant, buyer and currency"
+    );
+    let in_euros = AdminOrderFilter {
+        currency: Some(Currency::Eur),
+        ..AdminOrderFilter::default()
+    };
+    assert!(admins_order_ids(&mut tx, in_euros).await.is_empty());
+    let before_second = AdminOrderFilter {
+        created: CreatedWithin {
+            from: Some(now()),
+            to: Some(now() + Duration::seconds(1)),
+        },
+        ..AdminOrderFilter::default()
+    };
+    assert_eq!(
+        admins_order_ids(&mut tx, before_second).await,
+        vec![first.id()],
+        "from included, to excluded"
+    );
     let page = expect(
-        tx.list_orders(OrderFilter::All { status: None }, &PageRequest::first(1)).await,
+        tx.list_orders(OrderFilter::All(AdminOrderFilter::default()), &PageRequest::first(1))
+            .await,
         "page",
     );
     let next = expect(
         tx.list_orders(
-            OrderFilter::All { status: None },
+            OrderFilter::All(AdminOrderFilter::default()),
             &PageRequest {
                 limit: 1,
                 after: page.next_cursor,
@@ -51,6 +81,11 @@ pub async fn orders_keep_their_items_and_list_by_party<U: UnitOfWork>(store: U) 
     );
     assert_eq!((page.items[0].id(), next.items[0].id()), (second.id(), first.id()));
     assert!(next.next_cursor.is_none());
+}
+
+async fn admins_order_ids<Tx: OrderRepository + Send>(tx: &mut Tx, filter: AdminOrderFilter) -> Vec<domain::ids::OrderId> {
+    let found = expect(tx.list_orders(OrderFilter::All(filter), &PageRequest::first(10)).await, "filtered");
+    found.items.iter().map(|order| order.id()).collect()
 }
 
 pub async fn the_audit_trail_lists_newest_first<U: UnitOfWork>(store: U) {

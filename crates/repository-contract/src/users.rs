@@ -82,14 +82,55 @@ pub async fn users_list_newest_first_by_role<U: UnitOfWork>(store: U) {
     commit(tx).await;
     let mut tx = begin(&store).await;
     let ids = |page: &Page<domain::user::User>| page.items.iter().map(|u| u.id).collect::<Vec<_>>();
-    let all = expect(tx.list_users(None, &PageRequest::first(3)).await, "all");
+    let everyone = UserFilter::default();
+    let all = expect(tx.list_users(&everyone, &PageRequest::first(3)).await, "all");
     assert_eq!(ids(&all), vec![cat.id, bob.id, ann.id], "newest first");
-    let customers = expect(tx.list_users(Some(Role::Customer), &PageRequest::first(1)).await, "customers");
-    assert_eq!(ids(&customers), vec![cat.id]);
+    let customers = UserFilter {
+        role: Some(Role::Customer),
+        ..UserFilter::default()
+    };
+    let first = expect(tx.list_users(&customers, &PageRequest::first(1)).await, "customers");
+    assert_eq!(ids(&first), vec![cat.id]);
     let next = PageRequest {
         limit: 1,
-        after: customers.next_cursor,
+        after: first.next_cursor,
     };
-    let more = expect(tx.list_users(Some(Role::Customer), &next).await, "next");
+    let more = expect(tx.list_users(&customers, &next).await, "next");
     assert_eq!(ids(&more), vec![ann.id], "the merchant is not a customer");
+    expect(tx.set_user_suspended(ann.id, Some(now())).await, "suspend");
+    let suspended = UserFilter {
+        suspended: Some(true),
+        ..UserFilter::default()
+    };
+    assert_eq!(
+        ids(&expect(tx.list_users(&suspended, &PageRequest::first(5)).await, "suspended")),
+        vec![ann.id]
+    );
+    let active_customers = UserFilter {
+        suspended: Some(false),
+        ..customers.clone()
+    };
+    assert_eq!(
+        ids(&expect(tx.list_users(&active_customers, &PageRequest::first(5)).await, "active")),
+        vec![cat.id]
+    );
+    let by_email = UserFilter {
+        email: Some(bob.email.clone()),
+        ..UserFilter::default()
+    };
+    assert_eq!(
+        ids(&expect(tx.list_users(&by_email, &PageRequest::first(5)).await, "email")),
+        vec![bob.id]
+    );
+    let registered = UserFilter {
+        created: CreatedWithin {
+            from: Some(bob.created_at),
+            to: Some(cat.created_at),
+        },
+        ..UserFilter::default()
+    };
+    assert_eq!(
+        ids(&expect(tx.list_users(&registered, &PageRequest::first(5)).await, "period")),
+        vec![bob.id]
+    );
 }

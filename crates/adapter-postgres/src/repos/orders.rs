@@ -235,12 +235,14 @@ impl OrderRepository for PgTx {
                 "SELECT * FROM orders WHERE id IN (SELECT order_id FROM order_items WHERE merchant_id = $4) \
                  AND (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC LIMIT $3"
             ),
-            OrderFilter::All { status: Some(_) } => with_items!(
-                "SELECT * FROM orders WHERE status = $4 AND (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC LIMIT $3"
+            OrderFilter::All(_) => with_items!(
+                "SELECT * FROM orders WHERE (created_at, id) < ($1, $2) AND ($4::text IS NULL OR status = $4) \
+                   AND ($5::uuid IS NULL OR buyer_id = $5) \
+                   AND ($6::uuid IS NULL OR id IN (SELECT order_id FROM order_items WHERE merchant_id = $6)) \
+                   AND ($7::text IS NULL OR currency = $7::currency_code) \
+                   AND ($8::timestamptz IS NULL OR created_at >= $8) AND ($9::timestamptz IS NULL OR created_at < $9) \
+                 ORDER BY created_at DESC, id DESC LIMIT $3"
             ),
-            OrderFilter::All { status: None } => {
-                with_items!("SELECT * FROM orders WHERE (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC LIMIT $3")
-            }
         };
         let mut statement = Read::new(text)
             .bind::<Timestamptz, _>(at)
@@ -248,8 +250,13 @@ impl OrderRepository for PgTx {
             .bind::<BigInt, _>(limit_plus_one(page.limit));
         statement = match filter {
             OrderFilter::Buyer(user) | OrderFilter::Merchant(user) => statement.bind::<SqlUuid, _>(user.as_uuid()),
-            OrderFilter::All { status: Some(status) } => statement.bind::<Text, _>(status.as_str()),
-            OrderFilter::All { status: None } => statement,
+            OrderFilter::All(filter) => statement
+                .bind::<Nullable<Text>, _>(filter.status.map(OrderStatus::as_str))
+                .bind::<Nullable<SqlUuid>, _>(filter.buyer.map(|user| user.as_uuid()))
+                .bind::<Nullable<SqlUuid>, _>(filter.merchant.map(|user| user.as_uuid()))
+                .bind::<Nullable<Text>, _>(filter.currency.map(|c| c.code()))
+                .bind::<Nullable<Timestamptz>, _>(filter.created.from)
+                .bind::<Nullable<Timestamptz>, _>(filter.created.to),
         };
         let orders = group_orders(self.read::<OrderItemRow>(statement).await?)?;
         Ok(Page::from_rows(orders, page.limit, |order| Cursor::Position {

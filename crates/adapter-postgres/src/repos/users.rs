@@ -7,9 +7,9 @@
 
 use application::auth::RefreshToken;
 use application::pagination::{Cursor, Page, PageRequest};
-use application::ports::store::{AdminAuditRepository, RefreshTokenRepository, StoreError, StoreResult, UserRepository};
+use application::ports::store::{AdminAuditRepository, RefreshTokenRepository, StoreError, StoreResult, UserFilter, UserRepository};
 use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use domain::ids::{AdminActionId, RefreshTokenId, TokenFamilyId, UserId};
 use domain::user::{AdminAction, AdminActionKind, Email, PasswordHash, Role, User};
 use time::OffsetDateTime;
@@ -76,16 +76,23 @@ impl UserRepository for PgTx {
         self.select_first::<UserRow>(statement).await
     }
 
-    async fn list_users(&mut self, role: Option<Role>, page: &PageRequest) -> StoreResult<Page<User>> {
+    async fn list_users(&mut self, filter: &UserFilter, page: &PageRequest) -> StoreResult<Page<User>> {
         let (at, id) = position_after(page);
         let statement = Read::new(
             "SELECT id, email, password_hash, role, created_at, suspended_at FROM users \
-             WHERE ($4::text IS NULL OR role = $4) AND (created_at, id) < ($1, $2) ORDER BY created_at DESC, id DESC LIMIT $3",
+             WHERE ($4::text IS NULL OR role = $4) AND (created_at, id) < ($1, $2) \
+               AND ($5::boolean IS NULL OR (suspended_at IS NOT NULL) = $5) AND ($6::text IS NULL OR email = $6) \
+               AND ($7::timestamptz IS NULL OR created_at >= $7) AND ($8::timestamptz IS NULL OR created_at < $8) \
+             ORDER BY created_at DESC, id DESC LIMIT $3",
         )
         .bind::<Timestamptz, _>(at)
         .bind::<SqlUuid, _>(id)
         .bind::<BigInt, _>(limit_plus_one(page.limit))
-        .bind::<Nullable<Text>, _>(role.map(Role::as_str));
+        .bind::<Nullable<Text>, _>(filter.role.map(Role::as_str))
+        .bind::<Nullable<Bool>, _>(filter.suspended)
+        .bind::<Nullable<Text>, _>(filter.email.as_ref().map(Email::as_str))
+        .bind::<Nullable<Timestamptz>, _>(filter.created.from)
+        .bind::<Nullable<Timestamptz>, _>(filter.created.to);
         let users = self.select::<UserRow>(statement).await?;
         Ok(Page::from_rows(users, page.limit, |user| Cursor::Position {
             at: user.created_at,

@@ -130,7 +130,8 @@ pub trait UserRepository {
     fn find_user(&mut self, id: UserId) -> impl Future<Output = StoreResult<Option<User>>> + Send;
     fn find_user_by_email(&mut self, email: &Email) -> impl Future<Output = StoreResult<Option<User>>> + Send;
     /// Users, newest first, of one role or all.
-    fn list_users(&mut self, role: Option<Role>, page: &PageRequest) -> impl Future<Output = StoreResult<Page<User>>> + Send;
+    /// Every user that `filter` keeps, newest first: the admins' list.
+    fn list_users(&mut self, filter: &UserFilter, page: &PageRequest) -> impl Future<Output = StoreResult<Page<User>>> + Send;
     /// Suspends the user as of `at`, or reactivates them (`None`).
     fn set_user_suspended(&mut self, id: UserId, at: Option<OffsetDateTime>) -> impl Future<Output = StoreResult<()>> + Send;
 }
@@ -344,15 +345,55 @@ pub trait ProductRepository {
     fn update_stock(&mut self, stock: &[Stock]) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
+/// Which users an admin's listing shows: every field set narrows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFilter {
+    pub role: Option<Role>,
+    /// Only suspended users (`true`) or only active ones (`false`).
+    pub suspended: Option<bool>,
+    /// The one user with this address.
+    pub email: Option<Email>,
+    pub created: CreatedWithin,
+}
+
+impl UserFilter {
+    pub fn keeps(&self, user: &User) -> bool {
+        self.role.is_none_or(|role| user.role == role)
+            && self.suspended.is_none_or(|suspended| user.is_suspended() == suspended)
+            && self.email.as_ref().is_none_or(|email| user.email == *email)
+            && self.created.contains(user.created_at)
+    }
+}
+
 /// Which orders a listing shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderFilter {
     Buyer(UserId),
     /// Orders with at least one item sold by this merchant.
     Merchant(UserId),
-    All {
-        status: Option<OrderStatus>,
-    },
+    /// Every order that the admin's filter keeps.
+    All(AdminOrderFilter),
+}
+
+/// Which orders an admin's listing shows: every field set narrows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AdminOrderFilter {
+    pub status: Option<OrderStatus>,
+    pub buyer: Option<UserId>,
+    /// Only orders with at least one item this merchant sold.
+    pub merchant: Option<UserId>,
+    pub currency: Option<Currency>,
+    pub created: CreatedWithin,
+}
+
+impl AdminOrderFilter {
+    pub fn keeps(&self, order: &Order) -> bool {
+        self.status.is_none_or(|status| order.status() == status)
+            && self.buyer.is_none_or(|buyer| order.buyer_id() == buyer)
+            && self.merchant.is_none_or(|merchant| order.has_merchant(merchant))
+            && self.currency.is_none_or(|currency| order.currency() == currency)
+            && self.created.contains(order.created_at())
+    }
 }
 
 pub trait OrderRepository {

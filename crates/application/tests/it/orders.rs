@@ -1,6 +1,7 @@
 use application::checkout::{CheckoutCommand, CheckoutError};
 use application::orders::OrderCommandError;
 use application::pagination::PageRequest;
+use application::ports::store::AdminOrderFilter;
 use application::refunds::{RefundCommand, RefundError};
 use domain::catalog::Quantity;
 use domain::ids::ProductId;
@@ -222,13 +223,20 @@ async fn merchants_fulfil_and_orders_show_only_to_their_parties() -> Result<(), 
     assert_eq!(h.app.merchant_sales(&ann, &PageRequest::first(10)).await?.items.len(), 1);
     assert!(h.app.merchant_sales(&bob, &PageRequest::first(10)).await?.items.is_empty());
     assert!(matches!(
-        h.app.all_orders(&buyer, None, &PageRequest::first(10)).await,
+        h.app.all_orders(&buyer, AdminOrderFilter::default(), &PageRequest::first(10)).await,
         Err(OrderCommandError::Forbidden)
     ));
     let admin = h.admin().await;
     let fulfilled = h
         .app
-        .all_orders(&admin, Some(OrderStatus::Fulfilled), &PageRequest::first(10))
+        .all_orders(
+            &admin,
+            AdminOrderFilter {
+                status: Some(OrderStatus::Fulfilled),
+                ..AdminOrderFilter::default()
+            },
+            &PageRequest::first(10),
+        )
         .await?;
     assert_eq!(fulfilled.items.len(), 1);
     Ok(())

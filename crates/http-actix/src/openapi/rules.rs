@@ -109,6 +109,8 @@ fn parameter_rule(path: &str, name: &str) -> Option<Value> {
         "kind" if path == "/api/v1/admin/payments" => json!({"enum": ["top_up", "order"]}),
         "provider" if path.starts_with("/api/v1/admin/") => json!({"pattern": PROVIDER}),
         "role" if path == "/api/v1/admin/users" => json!({"enum": ["customer", "merchant", "admin"]}),
+        "status" if path == "/api/v1/admin/users" => json!({"enum": ["active", "suspended"]}),
+        "email" if path == "/api/v1/admin/users" => json!({"format": "email", "maxLength": Email::LEN_MAX}),
         "status" if path == "/api/v1/admin/withdrawals" => {
             json!({"enum": domain::withdrawal::WithdrawalStatus::ALL.map(domain::withdrawal::WithdrawalStatus::as_str)})
         }

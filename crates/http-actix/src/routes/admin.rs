@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use application::adjustments::{Adjustment, AdjustmentRequest};
 use application::idempotency::StoredResponse;
-use application::ports::store::UnitOfWork;
+use application::ports::store::{UnitOfWork, UserFilter};
 use domain::follow_up::FollowUpState;
 use domain::ids::{OrderId, UserId};
 use domain::money::Money;
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::State;
+use super::admin_reads::{created_within, parsed};
 use crate::dto::{
     AdjustmentRequestBody, AdjustmentResponse, FollowUpResponse, LedgerReportResponse, PageOf, StatusChangeResponse, currency,
 };
@@ -147,33 +148,67 @@ pub async fn follow_ups<U: UnitOfWork>(
 pub struct UsersQuery {
     /// customer, merchant or admin.
     pub role: Option<String>,
+    /// `active` or `suspended`.
+    pub status: Option<String>,
+    /// The one user with this e-mail address (case does not matter).
+    pub email: Option<String>,
+    /// Registered at or after this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub from: Option<String>,
+    /// Registered before this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub to: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
 
-/// Every user, newest first, of one role or all, each with their wallets and balances.
+/// Every user, newest first, filtered, each with their wallets and balances.
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])),
     params(UsersQuery),
     responses(
         (status = 200, description = "A page of users", body = PageOf<crate::dto::UserResponse>),
-        (status = 400, description = "Bad role, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A bad filter, limit or cursor", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn users<U: UnitOfWork>(state: State<U>, caller: Authenticated, query: web::Query<UsersQuery>) -> Result<HttpResponse, ApiError> {
-    let role = match query.role.as_deref() {
-        None => None,
-        Some(text) => Some(
-            domain::user::Role::parse(text)
-                .ok_or_else(|| ApiError::bad_request("invalid_query", "role must be customer, merchant or admin"))?,
-        ),
+    let filter = UserFilter {
+        role: parsed(
+            "role",
+            "customer, merchant or admin",
+            query.role.as_deref(),
+            domain::user::Role::parse,
+        )?,
+        suspended: parsed("status", "active or suspended", query.status.as_deref(), |status| match status {
+            "active" => Some(false),
+            "suspended" => Some(true),
+            _ => None,
+        })?,
+        email: parsed("email", "an e-mail address", query.email.as_deref(), |text| {
+            domain::user::Email::parse(text).ok()
+        })?,
+        created: created_within(query.from.as_deref(), query.to.as_deref())?,
     };
     let page = PageQuery {
         limit: query.limit,
         cursor: query.cursor.clone(),
     }
     .page()?;
-    let users = state.app.admin_users_with_wallets(&caller.0, role, &page).await?;
+    let users = state.app.admin_users_with_wallets(&caller.0, &filter, &page).await?;
     Ok(ok(&PageOf::from_page(&users, crate::dto::UserResponse::with_wallets)))
+}
+
+/// Any user by id, with their wallets and balances.
+#[utoipa::path(get, path = "/api/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The user", body = crate::dto::UserResponse),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn user<U: UnitOfWork>(state: State<U>, caller: Authenticated, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&path, UserId::parse)?;
+    let found = state.app.admin_user(&caller.0, id).await?;
+    Ok(ok(&crate::dto::UserResponse::with_wallets(&found)))
 }
 
 /// Why an admin acts on an account.

@@ -90,6 +90,7 @@ api_routes! {
     get "/api/v1/admin/ledger/verify" => admin::verify_ledger;
     get "/api/v1/admin/audit" => admin::audit;
     get "/api/v1/admin/users" => admin::users;
+    get "/api/v1/admin/users/{id}" => admin::user;
     post "/api/v1/admin/users/{id}/suspend" => admin::suspend;
     post "/api/v1/admin/users/{id}/reactivate" => admin::reactivate;
     get "/api/v1/admin/actions" => admin::actions;

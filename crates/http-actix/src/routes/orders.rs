@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use application::checkout::{Checkout, CheckoutCommand};
 use application::idempotency::StoredResponse;
-use application::ports::store::UnitOfWork;
+use application::ports::store::{AdminOrderFilter, UnitOfWork};
 use application::refunds::RefundCommand;
 use domain::catalog::Quantity;
 use domain::ids::{OrderId, ProductId, UserId};
@@ -15,6 +15,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::State;
+use super::admin_reads::{created_within, currency_filter, parsed, user_filter};
 use crate::dto::{
     CaptureChoice, OrderCaptureRequest, OrderItemRequest, OrderRequest, OrderResponse, PageOf, PayAgainRequest, PaymentMethodChoice,
     RefundList, RefundRequestBody, RefundResponse, positive_amount,
@@ -333,16 +334,30 @@ pub async fn merchant_sales<U: UnitOfWork>(
 pub struct AdminOrderQuery {
     /// Only orders in this status.
     pub status: Option<String>,
+    /// Only this buyer's (a user id).
+    #[param(format = Uuid)]
+    pub buyer: Option<String>,
+    /// Only orders with an item this merchant sold (a user id).
+    #[param(format = Uuid)]
+    pub merchant: Option<String>,
+    /// Only in this currency (ISO 4217).
+    pub currency: Option<String>,
+    /// Placed at or after this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub from: Option<String>,
+    /// Placed before this time (RFC 3339).
+    #[param(format = DateTime)]
+    pub to: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
 
-/// Every order, optionally of one status (admins).
+/// Every order, newest first, filtered (admins).
 #[utoipa::path(get, path = "/api/v1/admin/orders", tag = "admin", security(("bearer" = [])),
     params(AdminOrderQuery),
     responses(
         (status = 200, description = "A page of orders", body = PageOf<OrderResponse>),
-        (status = 400, description = "Unknown status", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A bad filter, limit or cursor", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn admin_list<U: UnitOfWork>(
@@ -350,20 +365,18 @@ pub async fn admin_list<U: UnitOfWork>(
     caller: Authenticated,
     query: web::Query<AdminOrderQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let status = query
-        .status
-        .as_deref()
-        .map(|s| {
-            OrderStatus::parse(s).ok_or_else(|| {
-                ApiError::bad_request("invalid_query", format!("unknown order status `{s}`")).with_field("status", "unknown status")
-            })
-        })
-        .transpose()?;
+    let filter = AdminOrderFilter {
+        status: parsed("status", "an order status", query.status.as_deref(), OrderStatus::parse)?,
+        buyer: user_filter("buyer", query.buyer.as_deref())?,
+        merchant: user_filter("merchant", query.merchant.as_deref())?,
+        currency: currency_filter(query.currency.as_deref())?,
+        created: created_within(query.from.as_deref(), query.to.as_deref())?,
+    };
     let page = PageQuery {
         limit: query.limit,
         cursor: query.cursor.clone(),
     }
     .page()?;
-    let orders = state.app.all_orders(&caller.0, status, &page).await?;
+    let orders = state.app.all_orders(&caller.0, filter, &page).await?;
     Ok(ok(&PageOf::from_page(&orders, |item| OrderResponse::from(item))))
 }
