@@ -21,6 +21,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	scripts/check-layers.sh
+	scripts/check-msrv.sh
 
 fmt:
 	$(CARGO) fmt --all
