@@ -362,3 +362,37 @@ async fn losing_every_database_connection_answers_no_request_with_a_500() {
     assert_eq!(app.balance(&bob).await, "1.00", "only the answered transfer moved money");
     app.assert_ledger_ok().await;
 }
+
+/// The background loops report themselves in the metrics that the alerts of deploy/prometheus
+/// read: job rounds, stuck follow-ups and the ledger's verification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jobs_and_the_ledger_verification_report_in_the_metrics() {
+    let app = TestApp::spawn_with(
+        crate::helpers::Backend::Postgres,
+        &[("JOB_INTERVAL_MS", "50"), ("LEDGER_VERIFY_INTERVAL_SECS", "1")],
+    )
+    .await;
+    let sample = |text: &str, series: &str| {
+        text.lines()
+            .find(|line| line.starts_with(series))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse::<f64>().ok())
+    };
+    crate::helpers::eventually("a job round and a ledger verification in the metrics", || async {
+        let text = app.get("/metrics", None).await.text;
+        sample(&text, "job_rounds_total").is_some_and(|rounds| rounds >= 1.0)
+            && sample(&text, r#"ledger_verifications_total{result="ok"}"#).is_some_and(|runs| runs >= 1.0)
+    })
+    .await;
+    let text = app.get("/metrics", None).await.text;
+    assert_eq!(sample(&text, "follow_ups_stuck"), Some(0.0), "{text}");
+    assert_eq!(sample(&text, "ledger_problems"), Some(0.0), "{text}");
+    assert!(
+        sample(&text, "job_last_round_timestamp_seconds").is_some_and(|at| at > 1.7e9),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "ledger_last_verification_timestamp_seconds").is_some_and(|at| at > 1.7e9),
+        "{text}"
+    );
+}
