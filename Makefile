@@ -22,6 +22,8 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	scripts/check-layers.sh
 	scripts/check-msrv.sh
+	scripts/check-deny.sh
+	scripts/check-deploy.sh
 
 fmt:
 	$(CARGO) fmt --all
