@@ -16,6 +16,7 @@ else
 	$(CARGO) test --workspace --no-fail-fast
 endif
 	scripts/schemathesis.sh
+	scripts/replicas.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
