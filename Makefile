@@ -16,11 +16,15 @@ else
 	$(CARGO) test --workspace --no-fail-fast
 endif
 	scripts/schemathesis.sh
+	scripts/replicas.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	scripts/check-layers.sh
+	scripts/check-msrv.sh
+	scripts/check-deny.sh
+	scripts/check-deploy.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -18,6 +18,7 @@ mod ops;
 mod pay_again;
 mod paystack;
 mod properties;
+mod readiness;
 mod redis;
 mod self_service;
 mod sessions;

@@ -362,3 +362,96 @@ async fn losing_every_database_connection_answers_no_request_with_a_500() {
     assert_eq!(app.balance(&bob).await, "1.00", "only the answered transfer moved money");
     app.assert_ledger_ok().await;
 }
+
+/// The background loops report themselves in the metrics that the alerts of deploy/prometheus
+/// read: job rounds, stuck follow-ups and the ledger's verification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jobs_and_the_ledger_verification_report_in_the_metrics() {
+    let app = TestApp::spawn_with(
+        crate::helpers::Backend::Postgres,
+        &[("JOB_INTERVAL_MS", "50"), ("LEDGER_VERIFY_INTERVAL_SECS", "1")],
+    )
+    .await;
+    let sample = |text: &str, series: &str| {
+        text.lines()
+            .find(|line| line.starts_with(series))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse::<f64>().ok())
+    };
+    crate::helpers::eventually("a job round and a ledger verification in the metrics", || async {
+        let text = app.get("/metrics", None).await.text;
+        sample(&text, "job_rounds_total").is_some_and(|rounds| rounds >= 1.0)
+            && sample(&text, r#"ledger_verifications_total{result="ok"}"#).is_some_and(|runs| runs >= 1.0)
+    })
+    .await;
+    let text = app.get("/metrics", None).await.text;
+    assert_eq!(sample(&text, "follow_ups_stuck"), Some(0.0), "{text}");
+    assert_eq!(sample(&text, "ledger_problems"), Some(0.0), "{text}");
+    assert!(
+        sample(&text, "job_last_round_timestamp_seconds").is_some_and(|at| at > 1.7e9),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "ledger_last_verification_timestamp_seconds").is_some_and(|at| at > 1.7e9),
+        "{text}"
+    );
+}
+
+/// Business events are counted on `/metrics`: idempotent replays, inbound webhooks by provider and
+/// outcome (a forged signature included), and rate-limit refusals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn business_events_are_counted_on_the_metrics() {
+    let app = TestApp::spawn_with(crate::helpers::Backend::Memory, &[]).await;
+    let merchant = app.user("merchant").await;
+    let buyer = app.customer_with("100.00").await;
+    let mug = app.product(&merchant, "Mug", "5.00", 10).await;
+    let cart = json!({"items": [{"product_id": mug, "quantity": 1}], "payment_method": "wallet"});
+    let key = [("idempotency-key", "metrics-replay-1")];
+    for _ in 0..2 {
+        let reply = app
+            .send(reqwest::Method::POST, "/api/v1/orders", Some(&buyer.token), Some(&cart), &key)
+            .await;
+        reply.assert_status(201);
+    }
+    let forged = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/webhooks/simulated",
+            None,
+            Some(&json!({"id": "evt_forged", "type": "checkout.session.completed"})),
+            &[("stripe-signature", "t=1,v1=00")],
+        )
+        .await;
+    assert_eq!(forged.status, 400, "{}", forged.text);
+    let unknown = app.post("/api/v1/webhooks/nobody", None, &json!({})).await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text);
+
+    let limited = TestApp::spawn_with(
+        crate::helpers::Backend::Memory,
+        &[("RATE_LIMIT_ENABLED", "true"), ("RATE_LIMIT_AUTH_PER_MINUTE", "1")],
+    )
+    .await;
+    let wrong = json!({"email": "nobody@example.com", "password": "wrong password 1"});
+    for _ in 0..2 {
+        limited.post("/api/v1/auth/login", None, &wrong).await;
+    }
+
+    let text = app.get("/metrics", None).await.text;
+    let sample = |series: &str| {
+        text.lines()
+            .find(|line| line.starts_with(series))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(sample("idempotent_replays_total") >= 1.0, "{text}");
+    assert!(
+        sample(r#"webhook_events_total{provider="simulated",outcome="verification_failed"}"#) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        sample(r#"webhook_events_total{provider="unknown",outcome="unknown_provider"}"#) >= 1.0,
+        "{text}"
+    );
+    assert!(sample("rate_limit_refusals_total") >= 1.0, "{text}");
+}

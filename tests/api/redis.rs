@@ -17,7 +17,7 @@ on_every_backend!(
     requests_succeed_while_redis_is_down_and_the_cache_recovers
 );
 
-fn redis_address() -> SocketAddr {
+pub(crate) fn redis_address() -> SocketAddr {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let host_port = url
         .trim_start_matches("redis://")
@@ -28,11 +28,11 @@ fn redis_address() -> SocketAddr {
     host_port.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 6379)))
 }
 
-fn prefix() -> String {
+pub(crate) fn prefix() -> String {
     format!("test:{}:", uuid::Uuid::now_v7().simple())
 }
 
-async fn with_redis(backend: Backend, url: &str, prefix: &str, extra: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn with_redis(backend: Backend, url: &str, prefix: &str, extra: &[(&str, &str)]) -> TestApp {
     let mut vars = vec![
         ("REDIS_URL", url),
         ("REDIS_KEY_PREFIX", prefix),

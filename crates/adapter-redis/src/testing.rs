@@ -1,5 +1,6 @@
-//! A TCP proxy in front of Redis that tests can stop and resume, to take Redis away from a running
-//! server (connections are cut and new ones refused) without touching the shared Redis itself.
+//! A TCP proxy in front of Redis that tests can stop, black-hole and resume, to take Redis away
+//! from a running server (connections are cut and new ones refused, or accepted and never
+//! answered) without touching the shared Redis itself.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -59,6 +60,41 @@ impl ToggleProxy {
     pub fn stop(&self) {
         for task in self.tasks().drain(..) {
             task.abort();
+        }
+    }
+
+    /// Cuts every connection, then accepts new ones and never answers on them: Redis is
+    /// "black-holed", as behind a firewall that drops packets, so every call waits for its timeout.
+    pub async fn black_hole(&self) -> std::io::Result<()> {
+        self.stop_now().await;
+        let socket = TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(self.address)?;
+        let listener = socket.listen(128)?;
+        let swallow = tokio::spawn(async move {
+            // Held, never read nor written, until `stop` or `resume` aborts this task.
+            let mut held = Vec::new();
+            while let Ok((inbound, _)) = listener.accept().await {
+                held.push(inbound);
+            }
+        });
+        self.tasks().push(swallow);
+        Ok(())
+    }
+
+    /// Like `resume`, right after `black_hole` or `stop`: waits until the aborted tasks have let
+    /// go of the port before listening on it again.
+    pub async fn resume_now(&self) -> std::io::Result<()> {
+        self.stop_now().await;
+        self.resume()
+    }
+
+    /// Like `stop`, and waits until every task has ended, so that the port is free again.
+    async fn stop_now(&self) {
+        let tasks: Vec<_> = self.tasks().drain(..).collect();
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
         }
     }
 

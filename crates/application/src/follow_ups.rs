@@ -135,6 +135,14 @@ impl<U: UnitOfWork> App<U> {
         }
         Ok(transact(&self.store, |tx| work(tx.list_follow_ups(state, page))).await?)
     }
+
+    /// How many follow-ups are stuck, counted up to `limit` (a reading of `limit` means "at least
+    /// that many"): what the server's metrics report, so that an alert fires before an admin looks.
+    pub async fn stuck_follow_up_count(&self, limit: usize) -> Result<usize, StoreError> {
+        let page = PageRequest::first(limit);
+        let stuck = transact(&self.store, |tx| work(tx.list_follow_ups(FollowUpState::Stuck, &page))).await?;
+        Ok(stuck.items.len())
+    }
 }
 
 /// The cursor of a follow-up listing.

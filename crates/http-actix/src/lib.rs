@@ -12,6 +12,7 @@ pub mod extract;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;
+pub mod readiness;
 pub mod respond;
 pub mod routes;
 pub mod standing;

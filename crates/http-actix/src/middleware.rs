@@ -209,6 +209,7 @@ pub async fn rate_limit(
         }
     };
     if let Some(decision) = decision.filter(|d| !d.allowed) {
+        metrics::counter!("rate_limit_refusals_total").increment(1);
         let retry = decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
         let error = ApiError::new(
             actix_web::http::StatusCode::TOO_MANY_REQUESTS,

@@ -39,6 +39,7 @@ pub fn send(response: &StoredResponse, replayed: bool) -> HttpResponse {
     }
     if replayed {
         builder.insert_header(("idempotent-replayed", "true"));
+        metrics::counter!("idempotent_replays_total").increment(1);
     }
     builder.body(response.body.clone())
 }

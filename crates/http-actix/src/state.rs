@@ -8,6 +8,7 @@ use application::ports::rate_limit::RateLimiter;
 use application::ports::store::UnitOfWork;
 
 use crate::middleware::RateLimits;
+use crate::readiness::DependencyStates;
 use crate::standing::StandingCheck;
 
 #[derive(Debug)]
@@ -27,6 +28,8 @@ pub struct ApiState<U> {
     pub simulated_gateway: Option<&'static str>,
     /// Whether a signed-in user may still act (suspended users may not), shared by the workers.
     pub standing: StandingCheck,
+    /// Each dependency's last readiness answer, so that its failures are logged once per change.
+    pub dependencies: DependencyStates,
 }
 
 /// Renders the process's metrics for `GET /metrics`.
@@ -51,6 +54,7 @@ impl<U: UnitOfWork + 'static> ApiState<U> {
             catalog_cache: true,
             metrics: None,
             metrics_token: None,
+            dependencies: DependencyStates::default(),
         }
     }
 }

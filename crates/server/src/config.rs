@@ -98,6 +98,8 @@ pub struct Settings {
     /// How often the job that finishes multi-step flows runs, and its batch size.
     pub job_interval: Duration,
     pub job_batch: usize,
+    /// How often each instance verifies the ledger for the metrics; zero for never.
+    pub ledger_verify_interval: Duration,
     pub hold_ttl: time::Duration,
     /// Per currency, the amount above which a withdrawal waits for an admin
     /// (`WITHDRAWAL_APPROVAL_ABOVE`).
@@ -553,6 +555,7 @@ impl Settings {
             trust_forwarded_for: v.flag("TRUST_FORWARDED_FOR", false)?,
             job_interval: v.millis("JOB_INTERVAL_MS", 10_000)?,
             job_batch: v.parse("JOB_BATCH", 100)?,
+            ledger_verify_interval: v.seconds("LEDGER_VERIFY_INTERVAL_SECS", 3600)?,
             hold_ttl: hold_ttl(&v)?,
             withdrawal_approval: withdrawal_approval(&v)?,
             follow_up_retry: follow_up_retry(&v)?,

@@ -5,7 +5,13 @@
 //! Every `interval` it expires abandoned checkouts, retries the provider calls that follow-ups
 //! still owe, extends or ends calls at the end of their authorisation, releases expired holds and
 //! lets the store do its upkeep, each a batch at a time until less than a full batch is left.
-//! Webhooks are relayed by a loop of their own, more often (`spawn_webhook_relay`).
+//! Webhooks are relayed by a loop of their own, more often (`spawn_webhook_relay`), and the
+//! ledger is verified by another, rarely (`spawn_ledger_verification`).
+//!
+//! Each round is counted in the metrics (`job_rounds_total`, and by `task` (not `job`, which
+//! Prometheus keeps for the scrape job) `job_items_total` and `job_failures_total`, `job_last_round_timestamp_seconds`), with the follow-ups left stuck
+//! (`follow_ups_stuck`) and the ledger's last verification (`ledger_problems`,
+//! `ledger_verifications_total`): the alerts of deploy/prometheus read them.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -86,6 +92,59 @@ async fn relay_webhooks<U: UnitOfWork>(app: &App<U>, stop: &watch::Receiver<bool
     }
 }
 
+/// Verifies every ledger invariant every `interval` until told to stop, and records the outcome
+/// in the metrics; a broken invariant is also logged as an error, with what broke.
+pub fn spawn_ledger_verification<U: UnitOfWork>(
+    app: Arc<App<U>>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        // The first verification comes soon after start, so that the metrics have a reading
+        // before the first interval is over.
+        let mut wait = interval.min(FIRST_VERIFICATION_AFTER);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+            verify_ledger(&app).await;
+            wait = interval;
+        }
+    })
+}
+
+const FIRST_VERIFICATION_AFTER: Duration = Duration::from_secs(60);
+
+/// Verifies the ledger once and records the outcome.
+pub async fn verify_ledger<U: UnitOfWork>(app: &App<U>) {
+    let result = match app.verify_ledger_unchecked().await {
+        Ok(report) if report.is_ok() => {
+            metrics::gauge!("ledger_problems").set(0.0);
+            "ok"
+        }
+        Ok(report) => {
+            metrics::gauge!("ledger_problems").set(report.problems.len() as f64);
+            tracing::error!(problems = ?report.problems, "ledger verification found broken invariants");
+            "broken"
+        }
+        Err(error) => {
+            tracing::warn!(%error, "ledger verification could not run; it runs again next time");
+            "error"
+        }
+    };
+    metrics::counter!("ledger_verifications_total", "result" => result).increment(1);
+    if result != "error" {
+        metrics::gauge!("ledger_last_verification_timestamp_seconds").set(unix_now());
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
+}
+
 /// One round of the job on demand: tests move a manual clock past a deadline and run a round,
 /// rather than wait for the job's timer.
 #[cfg(feature = "testing")]
@@ -151,10 +210,19 @@ pub async fn run_once<U: UnitOfWork>(app: &App<U>, round: Round, stop: &watch::R
     if let Err(error) = app.store_upkeep().await {
         log_failure("store upkeep", &error);
     }
+    match app.stuck_follow_up_count(STUCK_COUNTED_MAX).await {
+        Ok(stuck) => metrics::gauge!("follow_ups_stuck").set(stuck as f64),
+        Err(error) => log_failure("count stuck follow-ups", &error),
+    }
+    metrics::counter!("job_rounds_total").increment(1);
+    metrics::gauge!("job_last_round_timestamp_seconds").set(unix_now());
 }
 
+/// Stuck follow-ups are counted up to this many: past it the number no longer changes what to do.
+const STUCK_COUNTED_MAX: usize = 1000;
+
 /// Runs `task` until it handles less than a full batch (or the server is stopping).
-async fn drain<F, Fut>(what: &str, batch: usize, stop: &watch::Receiver<bool>, task: F)
+async fn drain<F, Fut>(what: &'static str, batch: usize, stop: &watch::Receiver<bool>, task: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<usize, String>>,
@@ -164,11 +232,13 @@ where
             Ok(count) => count,
             Err(error) => {
                 tracing::warn!(job = what, %error, "a job task failed; it runs again next round");
+                metrics::counter!("job_failures_total", "task" => what).increment(1);
                 0
             }
         };
         if count > 0 {
             tracing::info!(job = what, count, "job task handled items");
+            metrics::counter!("job_items_total", "task" => what).increment(count as u64);
         }
         if count < batch || *stop.borrow() {
             return;
@@ -176,6 +246,7 @@ where
     }
 }
 
-fn log_failure(what: &str, error: &StoreError) {
+fn log_failure(what: &'static str, error: &StoreError) {
     tracing::warn!(job = what, %error, "a job task failed; it runs again next round");
+    metrics::counter!("job_failures_total", "task" => what).increment(1);
 }

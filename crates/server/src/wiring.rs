@@ -397,7 +397,18 @@ impl Application {
             stopped.clone(),
         )];
         if settings.webhooks.relay {
-            jobs.push(jobs::spawn_webhook_relay(services.app.clone(), settings.webhooks.interval, stopped));
+            jobs.push(jobs::spawn_webhook_relay(
+                services.app.clone(),
+                settings.webhooks.interval,
+                stopped.clone(),
+            ));
+        }
+        if !settings.ledger_verify_interval.is_zero() {
+            jobs.push(jobs::spawn_ledger_verification(
+                services.app.clone(),
+                settings.ledger_verify_interval,
+                stopped,
+            ));
         }
         tracing::info!(%base_url, "serving");
         Ok(Application {

@@ -9,6 +9,7 @@ use application::ports::store::UnitOfWork;
 use super::State;
 use crate::dto::{HealthResponse, ProviderHealthResponse};
 use crate::problem::ApiError;
+use crate::readiness::{OPTIONAL_CHECK_TIMEOUT, STORE_CHECK_TIMEOUT, within};
 use crate::respond::{json, ok};
 
 /// The process is up.
@@ -23,7 +24,10 @@ pub async fn live<U: UnitOfWork>(_state: State<U>) -> Result<HttpResponse, ApiEr
 
 /// Every configured dependency answers. The database is required (503 without it); the cache and
 /// rate limiter are not (the service falls back to in-process ones), so their failure is
-/// reported as `degraded` with 200. Each configured card provider is reported as this process's
+/// reported as `degraded` with 200. The checks run at once, each within a short deadline
+/// (`readiness`), so the answer comes within half a second whatever a dependency does. A
+/// dependency's failure is logged when its state changes and counted in
+/// `readiness_check_failures_total`. Each configured card provider is reported as this process's
 /// latest real calls to it found it (`providers`); the probe calls no provider, and a failing
 /// provider does not make the server unready (other providers and wallets still work).
 #[utoipa::path(get, path = "/health/ready", tag = "ops",
@@ -32,12 +36,17 @@ pub async fn live<U: UnitOfWork>(_state: State<U>) -> Result<HttpResponse, ApiEr
         (status = 503, description = "The database is unreachable", body = HealthResponse),
     ))]
 pub async fn ready<U: UnitOfWork>(state: State<U>) -> Result<HttpResponse, ApiError> {
+    let (store_ok, cache_ok, limiter_ok) = futures::join!(
+        within(STORE_CHECK_TIMEOUT, state.app.store.ping()),
+        within(OPTIONAL_CHECK_TIMEOUT, state.app.cache.ping()),
+        within(OPTIONAL_CHECK_TIMEOUT, state.limiter.ping()),
+    );
+    state.dependencies.record("store", store_ok, true);
+    state.dependencies.record("cache", cache_ok, false);
+    state.dependencies.record("rate_limiter", limiter_ok, false);
     let mut checks = BTreeMap::new();
-    let store_ok = state.app.store.ping().await.is_ok();
     checks.insert("store".to_owned(), if store_ok { "ok" } else { "unavailable" }.to_owned());
-    let cache_ok = state.app.cache.ping().await.is_ok();
     checks.insert("cache".to_owned(), if cache_ok { "ok" } else { "degraded" }.to_owned());
-    let limiter_ok = state.limiter.ping().await.is_ok();
     checks.insert("rate_limiter".to_owned(), if limiter_ok { "ok" } else { "degraded" }.to_owned());
     if let Some(simulator) = state.simulated_gateway {
         checks.insert("simulated_gateway".to_owned(), simulator.to_owned());

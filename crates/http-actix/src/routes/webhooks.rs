@@ -5,7 +5,7 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use application::ports::gateway::WebhookHeaders;
 use application::ports::store::UnitOfWork;
-use application::settlement::EventOutcome;
+use application::settlement::{EventOutcome, GatewayEventError};
 
 use super::State;
 use crate::dto::WebhookAck;
@@ -34,16 +34,35 @@ pub async fn receive<U: UnitOfWork>(
             .iter()
             .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str().to_owned(), v.to_owned()))),
     );
-    let outcome = state.app.receive_webhook(&path, &headers, &body).await?;
-    let outcome = match outcome {
+    let received = state.app.receive_webhook(&path, &headers, &body).await;
+    // Labelled by configured provider only: the path is the sender's choice.
+    let provider = state
+        .app
+        .gateways
+        .providers()
+        .map(ToString::to_string)
+        .find(|name| *name == *path)
+        .unwrap_or_else(|| "unknown".to_owned());
+    let counted = match &received {
+        Ok(outcome) => outcome_name(outcome),
+        Err(GatewayEventError::Verification(_)) => "verification_failed",
+        Err(GatewayEventError::UnknownProvider(_)) => "unknown_provider",
+        Err(_) => "failed",
+    };
+    metrics::counter!("webhook_events_total", "provider" => provider, "outcome" => counted).increment(1);
+    let outcome = outcome_name(&received?);
+    Ok(ok(&WebhookAck {
+        received: true,
+        outcome: outcome.to_owned(),
+    }))
+}
+
+fn outcome_name(outcome: &EventOutcome) -> &'static str {
+    match outcome {
         EventOutcome::Applied => "applied",
         EventOutcome::Duplicate => "duplicate",
         EventOutcome::Ignored(_) => "ignored",
         EventOutcome::LateSuccess => "late_success",
         EventOutcome::Refused(_) => "refused",
-    };
-    Ok(ok(&WebhookAck {
-        received: true,
-        outcome: outcome.to_owned(),
-    }))
+    }
 }
