@@ -155,6 +155,8 @@ impl Errors {
 /// One labelled input, with its error below it and tied to it for screen readers.
 pub struct Field<'a> {
     pub name: &'static str,
+    /// Tells apart the ids of fields of the same name in several forms of one page.
+    pub prefix: &'a str,
     pub label: &'a str,
     pub kind: &'a str,
     pub value: &'a str,
@@ -168,6 +170,7 @@ impl<'a> Field<'a> {
     pub fn new(name: &'static str, label: &'a str) -> Field<'a> {
         Field {
             name,
+            prefix: "",
             label,
             kind: "text",
             value: "",
@@ -176,6 +179,10 @@ impl<'a> Field<'a> {
             autocomplete: None,
             extra: None,
         }
+    }
+
+    pub fn prefix(self, prefix: &'a str) -> Field<'a> {
+        Field { prefix, ..self }
     }
 
     pub fn kind(self, kind: &'a str) -> Field<'a> {
@@ -210,7 +217,7 @@ impl<'a> Field<'a> {
     }
 
     pub fn render(&self, errors: &Errors) -> Markup {
-        let id = format!("f-{}", self.name);
+        let id = format!("f-{}{}", self.prefix, self.name);
         let error = errors.get(self.name);
         let error_id = format!("{id}-error");
         let hint_id = format!("{id}-hint");

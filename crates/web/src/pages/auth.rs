@@ -98,7 +98,7 @@ fn sign_up_page(visitor: &Visitor, form: &Credentials, errors: &Errors) -> Marku
     }
 }
 
-pub async fn sign_up_form<U: UnitOfWork>(visitor: Visitor) -> HttpResponse {
+pub async fn sign_up_form(visitor: Visitor) -> HttpResponse {
     view::ok(
         &visitor,
         "Create an account",
@@ -156,7 +156,7 @@ fn sign_in_page(visitor: &Visitor, form: &Credentials, errors: &Errors) -> Marku
     }
 }
 
-pub async fn sign_in_form<U: UnitOfWork>(visitor: Visitor, query: web::Query<NextQuery>) -> HttpResponse {
+pub async fn sign_in_form(visitor: Visitor, query: web::Query<NextQuery>) -> HttpResponse {
     let form = Credentials {
         next: local(query.next.as_deref()).to_owned(),
         ..Credentials::default()

@@ -273,7 +273,7 @@ pub async fn statement<U: UnitOfWork>(
     }
     let body = html! {
         (errors.summary())
-        form.search method="get" action="/merchant/statement" {
+        form.actions method="get" action="/merchant/statement" {
             (Field::new("from", "From").kind("date").value(&from_text).render(&errors))
             (Field::new("to", "To (not included)").kind("date").value(&to_text).render(&errors))
             button type="submit" { "Show" }

@@ -94,9 +94,9 @@ fn forms(visitor: &Visitor, currency: Currency, forms: &Forms<'_>) -> Markup {
                 form method="post" action="/wallet/transfer" {
                     (view::csrf(visitor))
                     input type="hidden" name="currency" value=(code);
-                    (Field::new("to", "Recipient's e-mail address").kind("email").value(value_of(Which::Transfer, "to")).render(errors_of(Which::Transfer)))
-                    (Field::new("amount", &format!("Amount ({code})")).amount().value(value_of(Which::Transfer, "amount")).render(errors_of(Which::Transfer)))
-                    (Field::new("note", "Note").optional().value(value_of(Which::Transfer, "note")).render(errors_of(Which::Transfer)))
+                    (Field::new("to", "Recipient's e-mail address").prefix("send-").kind("email").value(value_of(Which::Transfer, "to")).render(errors_of(Which::Transfer)))
+                    (Field::new("amount", &format!("Amount ({code})")).prefix("send-").amount().value(value_of(Which::Transfer, "amount")).render(errors_of(Which::Transfer)))
+                    (Field::new("note", "Note").prefix("send-").optional().value(value_of(Which::Transfer, "note")).render(errors_of(Which::Transfer)))
                     button type="submit" data-busy="Sending…" { "Send" }
                 }
             }
@@ -106,8 +106,8 @@ fn forms(visitor: &Visitor, currency: Currency, forms: &Forms<'_>) -> Markup {
                 form method="post" action="/wallet/withdraw" {
                     (view::csrf(visitor))
                     input type="hidden" name="currency" value=(code);
-                    (Field::new("amount", &format!("Amount ({code})")).amount().value(value_of(Which::Withdraw, "amount")).render(errors_of(Which::Withdraw)))
-                    (Field::new("destination", "Bank account").value(value_of(Which::Withdraw, "destination")).hint("Where the money goes, e.g. an IBAN.").render(errors_of(Which::Withdraw)))
+                    (Field::new("amount", &format!("Amount ({code})")).prefix("out-").amount().value(value_of(Which::Withdraw, "amount")).render(errors_of(Which::Withdraw)))
+                    (Field::new("destination", "Bank account").prefix("out-").value(value_of(Which::Withdraw, "destination")).hint("Where the money goes, e.g. an IBAN.").render(errors_of(Which::Withdraw)))
                     button type="submit" data-busy="Requesting…" { "Withdraw" }
                 }
             }
