@@ -278,6 +278,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "approved" => "The withdrawal is approved.",
         "rejected" => "The withdrawal is rejected and its amount released.",
         "fulfilled" => "The order is marked fulfilled.",
+        "test-sent" => "A test event is queued for delivery.",
         _ => return None,
     })
 }

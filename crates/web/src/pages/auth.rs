@@ -33,10 +33,11 @@ pub struct Credentials {
     next: String,
 }
 
-/// Only a path of this site: never `//evil.example` or an absolute URL.
+/// Only a path of this site: never `//evil.example`, `/\\evil.example` or an absolute URL, and
+/// nothing a browser would strip (a tab or line break inside `/\t/evil.example` is dropped).
 fn local(next: Option<&str>) -> &str {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path,
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && path.chars().all(|c| c.is_ascii_graphic() && c != '\\') => path,
         _ => "/catalog",
     }
 }
@@ -198,4 +199,25 @@ pub async fn sign_out<U: UnitOfWork>(state: State<U>, visitor: Visitor, _form: F
         .insert_header((header::LOCATION, "/sign-in?notice=signed-out"))
         .append_header((header::SET_COOKIE, session::clear_cookie(SESSION_COOKIE, secure)))
         .finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local;
+
+    #[test]
+    fn only_paths_of_this_site_are_followed_after_sign_in() {
+        assert_eq!(local(Some("/orders/1?x=2")), "/orders/1?x=2");
+        for next in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "https://evil.example",
+            "evil",
+            "",
+        ] {
+            assert_eq!(local(Some(next)), "/catalog", "{next:?}");
+        }
+        assert_eq!(local(None), "/catalog");
+    }
 }

@@ -79,7 +79,7 @@ async fn render<U: UnitOfWork>(
     let currency = state.app.settings.default_currency;
     Ok(html! {
         (view::notice(notice))
-        nav.actions aria-label="Merchant" { a href="#products" { "Products" } a href="#sales" { "Sales" } a href="/merchant/statement" { "Statement" } }
+        nav.actions aria-label="Merchant" { a href="#products" { "Products" } a href="#sales" { "Sales" } a href="/merchant/statement" { "Statement" } a href="/merchant/webhooks" { "Webhooks" } }
         div.columns {
             div {
                 h2 #products { "Your products" }

@@ -9,6 +9,7 @@ mod catalog;
 mod merchant;
 mod orders;
 mod wallet;
+mod webhooks;
 
 use actix_web::web;
 use application::ports::store::UnitOfWork;
@@ -50,6 +51,10 @@ pub fn register<U: UnitOfWork>(cfg: &mut web::ServiceConfig) {
         .route("/merchant/products", web::post().to(merchant::add_product::<U>))
         .route("/merchant/products/{id}/stock", web::post().to(merchant::set_stock::<U>))
         .route("/merchant/statement", web::get().to(merchant::statement::<U>))
+        .route("/merchant/webhooks", web::get().to(webhooks::list::<U>))
+        .route("/merchant/webhooks", web::post().to(webhooks::create::<U>))
+        .route("/merchant/webhooks/{id}", web::get().to(webhooks::show::<U>))
+        .route("/merchant/webhooks/{id}/test", web::post().to(webhooks::test::<U>))
         .route("/admin", web::get().to(admin::dashboard::<U>))
         .route("/admin/users", web::get().to(admin::users::<U>))
         .route("/admin/users/{id}/suspend", web::post().to(admin::suspend::<U>))

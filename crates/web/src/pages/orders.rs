@@ -177,6 +177,14 @@ fn order_page(visitor: &Visitor, details: &OrderDetails, history: Option<Markup>
                     (view::csrf(visitor))
                     button.secondary type="submit" { "Cancel order" }
                 }
+            } @else if role == Some(Role::Admin) && matches!(order.status(), OrderStatus::Created | OrderStatus::PaymentPending | OrderStatus::Authorised) {
+                form.inline method="post" action={ "/orders/" (order.id()) "/cancel" } data-confirm="Cancel this order?" {
+                    (view::csrf(visitor))
+                    label.muted for="f-cancel-reason" { "Reason " }
+                    input #f-cancel-reason name="reason" required;
+                    " "
+                    button.secondary type="submit" { "Cancel order" }
+                }
             }
             @if matches!(role, Some(Role::Merchant | Role::Admin)) && order.status() == OrderStatus::Paid {
                 form.inline method="post" action={ "/orders/" (order.id()) "/fulfil" } {
@@ -233,15 +241,25 @@ pub async fn show<U: UnitOfWork>(
 #[derive(Debug, Deserialize)]
 pub struct Empty {}
 
+#[derive(Debug, Deserialize)]
+pub struct CancelForm {
+    reason: Option<String>,
+}
+
+/// The buyer cancels their order; an admin cancels anyone's, with a reason for the audit trail.
 pub async fn cancel<U: UnitOfWork>(
     state: State<U>,
     visitor: Visitor,
     path: web::Path<String>,
-    _form: Form<Empty>,
+    Form(form): Form<CancelForm>,
 ) -> Result<HttpResponse, PageError> {
     let id = parse_id(&path, OrderId::parse)?;
     let caller = visitor.require(&format!("/orders/{id}"))?;
-    match state.app.cancel_order(&caller, id).await {
+    let cancelled = match form.reason.as_deref().map(str::trim) {
+        Some(reason) if caller.is_admin() => state.app.admin_cancel_order(&caller, id, reason).await,
+        _ => state.app.cancel_order(&caller, id).await,
+    };
+    match cancelled {
         Ok(_) => Ok(view::see_other(&format!("/orders/{id}?notice=cancelled"))),
         Err(error @ (OrderCommandError::NotFound | OrderCommandError::Forbidden | OrderCommandError::Store(_))) => Err(order_error(error)),
         Err(other) => {
