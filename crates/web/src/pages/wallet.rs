@@ -4,12 +4,13 @@
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use application::pagination::{Cursor, PageRequest};
-use application::ports::store::UnitOfWork;
+use application::ports::store::{PaymentFilter, UnitOfWork};
 use application::top_ups::{TopUpError, TopUpRequest};
 use application::transfers::{Recipient, TransferError, TransferRequest};
 use application::wallets::WalletQueryError;
 use application::withdrawals::{WithdrawalError, WithdrawalRequest};
 use domain::money::{Currency, Money};
+use domain::payment::PaymentStatus;
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -134,6 +135,16 @@ async fn render<U: UnitOfWork>(state: &State<U>, visitor: &Visitor, query: &Wall
         .my_withdrawals(&caller, &PageRequest::first(5))
         .await
         .map_err(PageError::internal)?;
+    let returning = query.notice.as_deref() == Some("top-up-pending");
+    let pending = PaymentFilter {
+        status: Some(PaymentStatus::Pending),
+        top_ups: Some(true),
+    };
+    let pending = state
+        .app
+        .my_payments(&caller, pending, &PageRequest::first(5))
+        .await
+        .map_err(PageError::internal)?;
     Ok(html! {
         (view::notice(query.notice.as_deref()))
         @if wallets.len() > 1 {
@@ -146,6 +157,15 @@ async fn render<U: UnitOfWork>(state: &State<U>, visitor: &Visitor, query: &Wall
                 @if wallet.held().is_positive() { p { "Of which held: " (money::format(wallet.held())) " · available: " strong #available { (money::format(wallet.available())) } } }
             }
             None => { p { "You have no " (currency.code()) " wallet yet: a top-up opens it." } }
+        }
+        @for payment in &pending.items {
+            // Right after the provider's page, reloads itself until the provider's webhook settles
+            // the top-up; otherwise (a checkout left open) it must not reload a form being filled.
+            div.progress role="status" data-refresh=[returning.then_some("3")] {
+                span.spinner aria-hidden="true" {}
+                span { "A top-up of " (money::format(payment.amount())) " is waiting for the card provider." }
+                @if let Some(url) = payment.checkout_url() { a href=(url) { "Open the payment page" } }
+            }
         }
         (forms(visitor, currency, which))
         h2 { "History" }
