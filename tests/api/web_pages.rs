@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use reqwest::header::{self, HeaderMap};
 use serde_json::json;
 
-use crate::helpers::{Backend, PASSWORD, TestApp};
+use crate::helpers::{Backend, PASSWORD, ServerClock, TestApp};
 use crate::on_every_backend;
 
 /// A browser in miniature: keeps cookies, reads each page's CSRF token, never follows redirects.
@@ -315,4 +315,91 @@ async fn the_api_is_answered_as_before_beside_the_pages() {
             .expect("text")
             .starts_with("text/html")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merchant_adds_a_webhook_endpoint_and_sees_its_secret_once() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let merchant = app.user("merchant").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&merchant.email, PASSWORD).await;
+    assert_eq!(browser.get("/merchant/webhooks").await.status, 200);
+    let refused = browser
+        .post("/merchant/webhooks", &[("url", "not a url"), ("description", "")])
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("id=\"f-url-error\""), "{}", refused.body);
+    let added = browser
+        .post(
+            "/merchant/webhooks",
+            &[("url", "https://hooks.example.com/paybox"), ("description", "orders")],
+        )
+        .await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    assert!(
+        added.body.contains("id=\"secret\">whsec_"),
+        "the secret is shown once: {}",
+        added.body
+    );
+    let list = browser.get("/merchant/webhooks").await;
+    assert!(list.body.contains("https://hooks.example.com/paybox"));
+    assert!(!list.body.contains("whsec_"), "and not again");
+
+    let customer = app.user("customer").await;
+    let mut other = Browser::new(&app);
+    other.sign_in(&customer.email, PASSWORD).await;
+    assert_eq!(other.get("/merchant/webhooks").await.status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_access_token_is_refreshed_once_and_a_suspended_user_is_signed_out() {
+    let app = TestApp::spawn_on(Backend::Memory, &[("ACCESS_TOKEN_TTL_SECS", "60")], ServerClock::Manual).await;
+    let user = app.user("customer").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&user.email, PASSWORD).await;
+    let first = browser.cookies["pb_session"].clone();
+    app.advance(std::time::Duration::from_secs(120));
+
+    // Two requests of the page at once present the same expired pair: one refresh, one new pair.
+    let stale = browser.cookie_header();
+    let mut renewed = Vec::new();
+    for _ in 0..2 {
+        let response = app
+            .http
+            .get(format!("{}/wallet", app.base))
+            .header(header::COOKIE, stale.clone())
+            .send()
+            .await
+            .expect("the page answers");
+        assert_eq!(response.status(), 200);
+        let cookie = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("pb_session="))
+            .expect("a renewed session cookie")
+            .to_owned();
+        renewed.push(cookie);
+    }
+    assert_eq!(renewed[0], renewed[1], "the second request gets the pair the first one got");
+    assert!(!renewed[0].contains(&first));
+    browser.get("/wallet").await;
+    let value = renewed[0].split(';').next().and_then(|p| p.split_once('=')).expect("a value").1;
+    browser.cookies.insert("pb_session".to_owned(), value.to_owned());
+    assert_eq!(browser.get("/wallet").await.status, 200, "the new pair works");
+
+    // The admin's token of the app's start has expired with the clock's move: a fresh one.
+    let admin = app.login(&app.admin.email, crate::helpers::ADMIN_PASSWORD).await;
+    let suspended = app
+        .post(
+            &format!("/api/v1/admin/users/{}/suspend", user.id),
+            Some(&admin.token),
+            &json!({"reason": "test"}),
+        )
+        .await;
+    assert_eq!(suspended.status, 200, "{}", suspended.text);
+    let page = browser.get("/wallet").await;
+    assert_eq!(page.status, 303, "a suspended user's session ends at once");
+    assert!(page.set_cookie("pb_session").is_some_and(|c| c.contains("Max-Age=0")));
 }
