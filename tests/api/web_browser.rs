@@ -1,6 +1,7 @@
 //! The "Done when" journey of the web UI in a real browser: `tests/browser/journey.py` drives
-//! Debian's Chromium through chromedriver (WebDriver) against this server, takes the screenshots
-//! in `docs/screenshots/` and runs axe-core on the main pages. `scripts/test-tools.sh` installs
+//! Debian's Chromium through chromedriver (WebDriver) against this server, takes screenshots of
+//! the main pages and runs axe-core on them. The screenshots go to the target directory, or to
+//! `docs/screenshots/` with `UPDATE_SCREENSHOTS=1` (so that a test run leaves the tree clean). `scripts/test-tools.sh` installs
 //! Chromium, chromedriver, Selenium and axe-core; without them this test fails and says so.
 
 use std::path::PathBuf;
@@ -17,6 +18,10 @@ async fn a_buyer_a_merchant_and_an_admin_go_through_the_shop_in_a_browser() {
     // The demo shop (two merchants' products) is what the buyer buys from.
     let app = TestApp::spawn_with(Backend::Memory, &[("DEMO_SEED", "true")]).await;
     let root = repository();
+    let screenshots = match std::env::var_os("UPDATE_SCREENSHOTS") {
+        Some(_) => root.join("docs/screenshots"),
+        None => PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots"),
+    };
     let axe = root.join("tests/browser/.vendor/axe-core/axe.min.js");
     assert!(axe.exists(), "{} is missing: run scripts/test-tools.sh", axe.display());
     for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
@@ -27,7 +32,7 @@ async fn a_buyer_a_merchant_and_an_admin_go_through_the_shop_in_a_browser() {
         .env("BASE_URL", &app.base)
         .env("ADMIN_EMAIL", &app.admin.email)
         .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("SCREENSHOTS_DIR", root.join("docs/screenshots"))
+        .env("SCREENSHOTS_DIR", &screenshots)
         .env("AXE_JS", &axe)
         .kill_on_drop(true)
         .output();
