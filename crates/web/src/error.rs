@@ -20,6 +20,9 @@ pub enum PageError {
     Csrf,
     #[error("{0}")]
     BadRequest(String),
+    /// The methods the page does answer, for `Allow`.
+    #[error("this page does not answer that method")]
+    MethodNotAllowed(String),
     #[error("too many attempts: wait a minute and try again")]
     TooManyRequests,
     #[error("something went wrong on our side")]
@@ -39,6 +42,7 @@ impl ResponseError for PageError {
             PageError::SignIn(_) => StatusCode::SEE_OTHER,
             PageError::Forbidden | PageError::Csrf => StatusCode::FORBIDDEN,
             PageError::NotFound => StatusCode::NOT_FOUND,
+            PageError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
             PageError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -57,6 +61,9 @@ impl ResponseError for PageError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::TOO_MANY_REQUESTS {
             response.insert_header((header::RETRY_AFTER, "60"));
+        }
+        if let PageError::MethodNotAllowed(allow) = self {
+            response.insert_header((header::ALLOW, allow.clone()));
         }
         response
             .content_type("text/html; charset=utf-8")

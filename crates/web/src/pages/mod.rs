@@ -19,59 +19,94 @@ use crate::error::PageError;
 
 pub type State<U> = web::Data<WebState<U>>;
 
-pub fn register<U: UnitOfWork>(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(catalog::list::<U>))
-        .route("/catalog", web::get().to(catalog::list::<U>))
-        .route("/products/{id}", web::get().to(catalog::show::<U>))
-        .route("/assets/{name}", web::get().to(crate::assets::serve))
-        .route("/sign-up", web::get().to(auth::sign_up_form))
-        .route("/sign-up", web::post().to(auth::sign_up::<U>))
-        .route("/sign-in", web::get().to(auth::sign_in_form))
-        .route("/sign-in", web::post().to(auth::sign_in::<U>))
-        .route("/sign-out", web::post().to(auth::sign_out::<U>))
-        .route("/cart", web::get().to(cart::show::<U>))
-        .route("/cart/add", web::post().to(cart::add::<U>))
-        .route("/cart/update", web::post().to(cart::update::<U>))
-        .route("/cart/checkout", web::post().to(cart::checkout::<U>))
-        .route("/checkout/complete", web::get().to(cart::returned::<U>))
-        .route("/checkout/cancelled", web::get().to(cart::abandoned::<U>))
-        .route("/orders", web::get().to(orders::list::<U>))
-        .route("/orders/{id}", web::get().to(orders::show::<U>))
-        .route("/orders/{id}/cancel", web::post().to(orders::cancel::<U>))
-        .route("/orders/{id}/refund", web::post().to(orders::refund::<U>))
-        .route("/orders/{id}/fulfil", web::post().to(orders::fulfil::<U>))
-        .route("/wallet", web::get().to(wallet::show::<U>))
-        .route("/wallet/top-up", web::post().to(wallet::top_up::<U>))
-        .route("/wallet/transfer", web::post().to(wallet::transfer::<U>))
-        .route("/wallet/withdraw", web::post().to(wallet::withdraw::<U>))
-        .route("/calls", web::get().to(calls::list::<U>))
-        .route("/calls/start", web::post().to(calls::start::<U>))
-        .route("/calls/{id}/end", web::post().to(calls::end::<U>))
-        .route("/merchant", web::get().to(merchant::console::<U>))
-        .route("/merchant/products", web::post().to(merchant::add_product::<U>))
-        .route("/merchant/products/{id}/stock", web::post().to(merchant::set_stock::<U>))
-        .route("/merchant/statement", web::get().to(merchant::statement::<U>))
-        .route("/merchant/webhooks", web::get().to(webhooks::list::<U>))
-        .route("/merchant/webhooks", web::post().to(webhooks::create::<U>))
-        .route("/merchant/webhooks/{id}", web::get().to(webhooks::show::<U>))
-        .route("/merchant/webhooks/{id}/test", web::post().to(webhooks::test::<U>))
-        .route("/admin", web::get().to(admin::dashboard::<U>))
-        .route("/admin/users", web::get().to(admin::users::<U>))
-        .route("/admin/users/{id}/suspend", web::post().to(admin::suspend::<U>))
-        .route("/admin/users/{id}/reactivate", web::post().to(admin::reactivate::<U>))
-        .route("/admin/orders", web::get().to(admin::orders::<U>))
-        .route("/admin/payments", web::get().to(admin::payments::<U>))
-        .route("/admin/refunds", web::get().to(admin::refunds::<U>))
-        .route("/admin/withdrawals", web::get().to(admin::withdrawals::<U>))
-        .route("/admin/withdrawals/{id}/approve", web::post().to(admin::approve::<U>))
-        .route("/admin/withdrawals/{id}/reject", web::post().to(admin::reject::<U>))
-        .route("/admin/follow-ups", web::get().to(admin::follow_ups::<U>))
-        .route("/admin/ledger", web::get().to(admin::ledger::<U>))
-        .route("/admin/audit", web::get().to(admin::audit::<U>));
+/// Declares the pages: registers each route, and lists them all (`PAGES`) so that a path served
+/// under other methods answers 405 with `Allow`, not 404.
+macro_rules! pages {
+    ($($method:ident $path:literal => $handler:expr;)*) => {
+        /// Every page route: (method, path pattern).
+        pub const PAGES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        pub fn register<U: UnitOfWork>(cfg: &mut web::ServiceConfig) {
+            $(cfg.route($path, web::$method().to($handler));)*
+        }
+    };
 }
 
-pub async fn not_found() -> Result<actix_web::HttpResponse, PageError> {
-    Err(PageError::NotFound)
+pages! {
+    get "/" => catalog::list::<U>;
+    get "/catalog" => catalog::list::<U>;
+    get "/products/{id}" => catalog::show::<U>;
+    get "/assets/{name}" => crate::assets::serve;
+    get "/sign-up" => auth::sign_up_form;
+    post "/sign-up" => auth::sign_up::<U>;
+    get "/sign-in" => auth::sign_in_form;
+    post "/sign-in" => auth::sign_in::<U>;
+    post "/sign-out" => auth::sign_out::<U>;
+    get "/cart" => cart::show::<U>;
+    post "/cart/add" => cart::add::<U>;
+    post "/cart/update" => cart::update::<U>;
+    post "/cart/checkout" => cart::checkout::<U>;
+    get "/checkout/complete" => cart::returned::<U>;
+    get "/checkout/cancelled" => cart::abandoned::<U>;
+    get "/orders" => orders::list::<U>;
+    get "/orders/{id}" => orders::show::<U>;
+    post "/orders/{id}/cancel" => orders::cancel::<U>;
+    post "/orders/{id}/refund" => orders::refund::<U>;
+    post "/orders/{id}/fulfil" => orders::fulfil::<U>;
+    get "/wallet" => wallet::show::<U>;
+    post "/wallet/top-up" => wallet::top_up::<U>;
+    post "/wallet/transfer" => wallet::transfer::<U>;
+    post "/wallet/withdraw" => wallet::withdraw::<U>;
+    get "/calls" => calls::list::<U>;
+    post "/calls/start" => calls::start::<U>;
+    post "/calls/{id}/end" => calls::end::<U>;
+    get "/merchant" => merchant::console::<U>;
+    post "/merchant/products" => merchant::add_product::<U>;
+    post "/merchant/products/{id}/stock" => merchant::set_stock::<U>;
+    get "/merchant/statement" => merchant::statement::<U>;
+    get "/merchant/webhooks" => webhooks::list::<U>;
+    post "/merchant/webhooks" => webhooks::create::<U>;
+    get "/merchant/webhooks/{id}" => webhooks::show::<U>;
+    post "/merchant/webhooks/{id}/test" => webhooks::test::<U>;
+    get "/admin" => admin::dashboard::<U>;
+    get "/admin/users" => admin::users::<U>;
+    post "/admin/users/{id}/suspend" => admin::suspend::<U>;
+    post "/admin/users/{id}/reactivate" => admin::reactivate::<U>;
+    get "/admin/orders" => admin::orders::<U>;
+    get "/admin/payments" => admin::payments::<U>;
+    get "/admin/refunds" => admin::refunds::<U>;
+    get "/admin/withdrawals" => admin::withdrawals::<U>;
+    post "/admin/withdrawals/{id}/approve" => admin::approve::<U>;
+    post "/admin/withdrawals/{id}/reject" => admin::reject::<U>;
+    get "/admin/follow-ups" => admin::follow_ups::<U>;
+    get "/admin/ledger" => admin::ledger::<U>;
+    get "/admin/audit" => admin::audit::<U>;
+}
+
+/// Whether `path` matches a pattern such as `/orders/{id}`, segment by segment.
+fn matches(pattern: &str, path: &str) -> bool {
+    let (mut pattern, mut path) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (pattern.next(), path.next()) {
+            (None, None) => return true,
+            (Some(p), Some(s)) if p.starts_with('{') || p == s => {}
+            _ => return false,
+        }
+    }
+}
+
+/// No page here: 405 with `Allow` when the path is a page under other methods, else 404.
+pub async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, PageError> {
+    let mut allowed: Vec<String> = PAGES
+        .iter()
+        .filter(|(_, pattern)| matches(pattern, req.path()))
+        .map(|(method, _)| method.to_ascii_uppercase())
+        .collect();
+    allowed.dedup();
+    if allowed.is_empty() {
+        return Err(PageError::NotFound);
+    }
+    Err(PageError::MethodNotAllowed(allowed.join(", ")))
 }
 
 /// Parses an id from the path; a malformed one is simply not found.
@@ -90,5 +125,19 @@ impl ListQuery {
     pub fn page(&self, limit: usize) -> application::pagination::PageRequest {
         let after = self.cursor.as_deref().and_then(|c| application::pagination::Cursor::decode(c).ok());
         application::pagination::PageRequest { limit, after }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PAGES, matches};
+
+    #[test]
+    fn page_patterns_match_whole_segments() {
+        assert!(matches("/orders/{id}", "/orders/123"));
+        assert!(!matches("/orders/{id}", "/orders/123/cancel"));
+        assert!(matches("/", "/"));
+        assert!(!matches("/", "/x"));
+        assert!(PAGES.iter().any(|(method, path)| *method == "get" && *path == "/checkout/complete"));
     }
 }
