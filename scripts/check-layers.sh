@@ -17,6 +17,10 @@ check() {
 
 check domain 'tokio|actix-web|actix-rt|diesel|diesel-async|redis|deadpool-redis|async-stripe|reqwest|hyper|serde'
 check application 'actix-web|actix-rt|diesel|diesel-async|redis|deadpool-redis|async-stripe|reqwest|hyper'
+# The two driving adapters stand side by side: neither calls the other, and neither knows a
+# concrete adapter (ARCHITECTURE.md, "The web UI").
+check web 'http-actix|adapter-.*|server|diesel|diesel-async|redis|deadpool-redis|async-stripe|reqwest'
+check http-actix 'web|adapter-.*|server'
 for manifest in crates/adapter-*/Cargo.toml; do
   adapter=$(basename "$(dirname "$manifest")")
   others=$(cargo tree -p "$adapter" --edges normal --prefix none --format '{p}' | awk '{print $1}' \
@@ -26,4 +30,4 @@ for manifest in crates/adapter-*/Cargo.toml; do
     exit 1
   fi
 done
-echo "layers: domain and application are free of frameworks; adapters depend on no other adapter"
+echo "layers: domain and application are free of frameworks; adapters depend on no other adapter; web and http-actix stand apart"

@@ -11,3 +11,22 @@ if [[ "$(python3 -c 'import schemathesis; print(schemathesis.__version__)' 2>/de
   echo "installing schemathesis (PyPI)"
   python3 -m pip install --quiet --disable-pip-version-check schemathesis==4.32.5
 fi
+# The web UI's browser journey (tests/api/web_browser.rs): Debian's Chromium and its WebDriver,
+# Selenium to drive it from Python, and axe-core (from npm, pinned) for the accessibility check.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "installing chromium and chromium-driver (apt)"
+  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+if [[ "$(python3 -c 'import selenium; print(selenium.__version__)' 2>/dev/null)" != "4.51.0" ]]; then
+  echo "installing selenium (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check selenium==4.51.0
+fi
+AXE_DIR="$(dirname "$0")/../tests/browser/.vendor/axe-core"
+if [[ ! -f "$AXE_DIR/axe.min.js" ]] || ! grep -q '"version": "4.14.1"' "$AXE_DIR/package.json" 2>/dev/null; then
+  echo "fetching axe-core (npm)"
+  work="$(mktemp -d)"
+  (cd "$work" && npm pack --silent axe-core@4.14.1 >/dev/null && tar xzf axe-core-4.14.1.tgz)
+  mkdir -p "$AXE_DIR"
+  cp "$work/package/axe.min.js" "$work/package/package.json" "$work/package/LICENSE" "$AXE_DIR/"
+  rm -rf "$work"
+fi

@@ -23,6 +23,8 @@ mod redis;
 mod self_service;
 mod sessions;
 mod statements;
+mod web_browser;
+mod web_pages;
 mod webhook_endpoints;
 mod webhooks;
 mod withdrawals;

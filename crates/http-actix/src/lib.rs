@@ -118,6 +118,19 @@ pub fn app<U: UnitOfWork>(
 ) -> App<
     impl ServiceFactory<ServiceRequest, Config = (), Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error, InitError = ()>,
 > {
+    app_with_pages(state, settings, |_| {})
+}
+
+/// The application with another driving adapter's pages (the web UI) mounted beside the API,
+/// under the same middleware. `pages` is registered first, so a page may answer a path the API
+/// also serves as a fallback (the card providers' return pages).
+pub fn app_with_pages<U: UnitOfWork>(
+    state: web::Data<ApiState<U>>,
+    settings: HttpSettings,
+    pages: impl FnOnce(&mut web::ServiceConfig),
+) -> App<
+    impl ServiceFactory<ServiceRequest, Config = (), Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error, InitError = ()>,
+> {
     let auth = AuthContext {
         tokens: state.app.tokens.clone(),
         clock: state.app.clock.clone(),
@@ -139,6 +152,7 @@ pub fn app<U: UnitOfWork>(
         .wrap(cors(&settings))
         .wrap(from_fn(middleware::request_context))
         .wrap(from_fn(middleware::security_headers))
+        .configure(pages)
         .configure(routes::register::<U>)
         .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi::document()))
         .default_service(web::to(fallback))

@@ -297,6 +297,17 @@ fn api_state<U: UnitOfWork>(services: &Services<U>, settings: &Settings) -> ApiS
     state
 }
 
+/// What the web UI's pages reach: the same use cases and rate limiter as the API.
+fn web_state<U: UnitOfWork>(services: &Services<U>, settings: &Settings) -> ::web::WebState<U> {
+    let web = ::web::WebSettings {
+        // Demo mode serves plain HTTP on a developer's machine; everywhere else cookies need TLS.
+        secure_cookies: !settings.is_demo(),
+        csrf_key: ::web::WebSettings::csrf_key_from(settings.jwt_secret.as_deref()),
+        auth_quota: settings.rate_limit_enabled.then_some(settings.rate_limit_auth),
+    };
+    ::web::WebState::new(services.app.clone(), services.limiter.clone(), web)
+}
+
 /// A running server.
 pub struct Application {
     backend: Backend,
@@ -378,7 +389,9 @@ impl Application {
             body_limit_bytes: settings.body_limit_bytes,
             cors_origins: settings.cors_origins.clone(),
         };
-        let mut server = HttpServer::new(move || http_actix::app(state.clone(), http.clone())).listen(listener)?;
+        let pages = web::Data::new(web_state(&services, settings));
+        let mut server = HttpServer::new(move || http_actix::app_with_pages(state.clone(), http.clone(), ::web::configure(pages.clone())))
+            .listen(listener)?;
         if let Some(workers) = settings.workers {
             server = server.workers(workers);
         }

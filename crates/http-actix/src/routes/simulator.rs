@@ -44,8 +44,13 @@ fn page(session: &HostedSession) -> String {
 <form method="post" action="/simulator/checkout/{id}/decline"><button id="decline">Decline</button></form>"#,
             escape(&session.amount.to_string())
         ),
-        HostedSessionState::Paid => "<p id=\"state\">Paid. You can close this page.</p>".to_owned(),
-        HostedSessionState::Declined => "<p id=\"state\">Declined.</p>".to_owned(),
+        // Where a real provider redirects the payer: the shop's return pages.
+        HostedSessionState::Paid => {
+            "<p id=\"state\">Paid.</p><p><a id=\"return\" href=\"/checkout/complete\">Return to the shop</a></p>".to_owned()
+        }
+        HostedSessionState::Declined => {
+            "<p id=\"state\">Declined.</p><p><a id=\"return\" href=\"/checkout/cancelled\">Return to the shop</a></p>".to_owned()
+        }
         HostedSessionState::Expired => "<p id=\"state\">This checkout has expired.</p>".to_owned(),
     };
     format!(

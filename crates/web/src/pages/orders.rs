@@ -1,0 +1,349 @@
+//! Orders: the buyer's list, an order with its payment, refunds and (for admins) status
+//! history; cancelling, refunding and fulfilling, each refused or allowed by its use case.
+
+use actix_web::{HttpResponse, web};
+use application::orders::{OrderCommandError, OrderDetails};
+use application::pagination::PageRequest;
+use application::ports::store::UnitOfWork;
+use application::refunds::{RefundCommand, RefundError};
+use domain::ids::{OrderId, UserId};
+use domain::money::Money;
+use domain::order::{Order, OrderStatus};
+use domain::user::Role;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::{ListQuery, State, parse_id};
+use crate::error::PageError;
+use crate::form::Form;
+use crate::money;
+use crate::session::Visitor;
+use crate::view::{self, Errors, Field};
+
+pub fn order_error(error: OrderCommandError) -> PageError {
+    match error {
+        OrderCommandError::NotFound => PageError::NotFound,
+        OrderCommandError::Forbidden => PageError::Forbidden,
+        other => PageError::internal(other),
+    }
+}
+
+/// A table of orders linking to each.
+pub fn table(orders: &[Order]) -> Markup {
+    html! {
+        @if orders.is_empty() { p { "No orders yet." } } @else {
+            div.table-wrap { table {
+                thead { tr { th scope="col" { "Order" } th scope="col" { "Placed" } th scope="col" { "Items" } th scope="col" { "Status" } th.num scope="col" { "Total" } } }
+                tbody {
+                    @for order in orders {
+                        tr {
+                            td { a href={ "/orders/" (order.id()) } { "#" (short(&order.id().to_string())) } }
+                            td { (view::when(order.created_at())) }
+                            td { (order.items().iter().map(|i| i.product_name.as_str()).collect::<Vec<_>>().join(", ")) }
+                            td { (view::status(order.status().as_str())) }
+                            td.num { (money::format(order.total())) }
+                        }
+                    }
+                }
+            } }
+        }
+    }
+}
+
+/// The last 8 characters of an id: what people read out.
+pub fn short(id: &str) -> &str {
+    &id[id.len().saturating_sub(8)..]
+}
+
+pub async fn list<U: UnitOfWork>(state: State<U>, visitor: Visitor, query: web::Query<ListQuery>) -> Result<HttpResponse, PageError> {
+    let caller = visitor.require("/orders")?;
+    let page = state.app.my_orders(&caller, &query.page(20)).await.map_err(order_error)?;
+    let body = html! {
+        (view::notice(query.notice.as_deref()))
+        (table(&page.items))
+        (view::next_link("/orders", page.next_cursor.map(|c| c.encode())))
+    };
+    Ok(view::ok(&visitor, "Your orders", body))
+}
+
+fn items(details: &OrderDetails) -> Markup {
+    let order = &details.order;
+    html! {
+        div.table-wrap { table {
+            thead { tr { th scope="col" { "Product" } th.num scope="col" { "Price" } th.num scope="col" { "Quantity" } th.num scope="col" { "Subtotal" } } }
+            tbody {
+                @for item in order.items() {
+                    tr {
+                        td { a href={ "/products/" (item.product_id) } { (item.product_name) } }
+                        td.num { (money::format(item.unit_price)) }
+                        td.num { (item.quantity.get()) }
+                        td.num { @if let Ok(total) = item.line_total() { (money::format(total)) } }
+                    }
+                }
+            }
+            tfoot {
+                tr { th scope="row" colspan="3" { "Total" } td.num #order-total { strong { (money::format(order.total())) } } }
+                @if order.refunded().is_positive() {
+                    tr { th scope="row" colspan="3" { "Refunded" } td.num #order-refunded { (money::format(order.refunded())) } }
+                }
+            }
+        } }
+    }
+}
+
+fn payment_and_refunds(details: &OrderDetails) -> Markup {
+    html! {
+        @if let Some(payment) = &details.payment {
+            h2 { "Card payment" }
+            p { (view::status(payment.status().as_str())) " " (money::format(payment.amount())) " through " (payment.provider().as_str()) }
+            @if payment.is_pending() {
+                div.progress role="status" data-refresh="3" {
+                    span.spinner aria-hidden="true" {}
+                    span { "Waiting for the card provider to confirm the payment. This page updates by itself." }
+                    @if let Some(url) = payment.checkout_url() { a href=(url) { "Open the payment page" } }
+                }
+            }
+        }
+        @if !details.refunds.is_empty() {
+            h2 { "Refunds" }
+            ul #refunds {
+                @for refund in &details.refunds {
+                    li { (view::status(refund.status().as_str())) " " (money::format(refund.amount())) " on " (view::when(refund.created_at()))
+                        @if !refund.reason().is_empty() { " · " (refund.reason()) } }
+                }
+            }
+        }
+    }
+}
+
+/// The merchants of an order, each named by what they sold in it.
+fn merchants(order: &Order) -> Vec<(UserId, String)> {
+    let mut merchants: Vec<(UserId, String)> = Vec::new();
+    for item in order.items() {
+        match merchants.iter_mut().find(|(id, _)| *id == item.merchant_id) {
+            Some((_, names)) => {
+                names.push_str(", ");
+                names.push_str(&item.product_name);
+            }
+            None => merchants.push((item.merchant_id, item.product_name.clone())),
+        }
+    }
+    merchants
+}
+
+fn refund_form(visitor: &Visitor, order: &Order, errors: &Errors) -> Markup {
+    let is_admin = visitor.user.as_ref().is_some_and(|u| u.role == Role::Admin);
+    let merchants = merchants(order);
+    html! {
+        h2 #refund { "Refund" }
+        (errors.summary())
+        form.stack method="post" action={ "/orders/" (order.id()) "/refund" } data-confirm="Refund this order?" {
+            (view::csrf(visitor))
+            @if is_admin && merchants.len() > 1 {
+                div.field {
+                    label for="f-merchant" { "Whose share" }
+                    select #f-merchant name="merchant" {
+                        @for (id, names) in &merchants { option value=(id) { "The merchant of " (names) } }
+                    }
+                }
+            }
+            (Field::new("amount", "Amount").amount().optional().hint("Leave empty to refund everything that is left.").render(errors))
+            (Field::new("reason", "Reason").optional().render(errors))
+            button.danger type="submit" data-busy="Refunding…" { "Refund" }
+        }
+    }
+}
+
+fn order_page(visitor: &Visitor, details: &OrderDetails, history: Option<Markup>, errors: &Errors, notice: Option<&str>) -> Markup {
+    let order = &details.order;
+    let role = visitor.user.as_ref().map(|u| u.role);
+    let is_buyer = visitor.user.as_ref().is_some_and(|u| u.id == order.buyer_id());
+    let refundable = matches!(
+        order.status(),
+        OrderStatus::Paid | OrderStatus::Fulfilled | OrderStatus::PartiallyRefunded
+    );
+    html! {
+        (view::notice(notice))
+        dl.facts {
+            dt { "Status" } dd #order-status { (view::status(order.status().as_str())) }
+            dt { "Placed" } dd { (view::when(order.created_at())) }
+            dt { "Paid by" } dd { (order.payment_method().as_str()) }
+        }
+        (items(details))
+        (payment_and_refunds(details))
+        div.actions {
+            @if is_buyer && order.status() == OrderStatus::PaymentPending {
+                form.inline method="post" action={ "/orders/" (order.id()) "/cancel" } data-confirm="Cancel this order?" {
+                    (view::csrf(visitor))
+                    button.secondary type="submit" { "Cancel order" }
+                }
+            } @else if role == Some(Role::Admin) && matches!(order.status(), OrderStatus::Created | OrderStatus::PaymentPending | OrderStatus::Authorised) {
+                form.inline method="post" action={ "/orders/" (order.id()) "/cancel" } data-confirm="Cancel this order?" {
+                    (view::csrf(visitor))
+                    label.muted for="f-cancel-reason" { "Reason " }
+                    input #f-cancel-reason name="reason" required;
+                    " "
+                    button.secondary type="submit" { "Cancel order" }
+                }
+            }
+            @if matches!(role, Some(Role::Merchant | Role::Admin)) && order.status() == OrderStatus::Paid {
+                form.inline method="post" action={ "/orders/" (order.id()) "/fulfil" } {
+                    (view::csrf(visitor))
+                    button.secondary type="submit" { "Mark fulfilled" }
+                }
+            }
+        }
+        @if matches!(role, Some(Role::Merchant | Role::Admin)) && refundable { (refund_form(visitor, order, errors)) }
+        @if let Some(history) = history { (history) }
+        p { a href="/orders" { "← Your orders" } }
+    }
+}
+
+/// The status history, for those the audit use case lets read it (admins).
+async fn history<U: UnitOfWork>(state: &State<U>, visitor: &Visitor, id: OrderId) -> Option<Markup> {
+    let caller = visitor.caller()?;
+    let changes = state.app.order_audit(&caller, Some(id), &PageRequest::first(50)).await.ok()?;
+    Some(html! {
+        h2 { "Status history" }
+        ol #history {
+            @for change in changes.items.iter().rev() {
+                li { (view::when(change.at)) ": " (change.from.map(|s| s.as_str()).unwrap_or("—")) " → " strong { (change.to.as_str()) }
+                    " by " (change.actor.to_string()) @if !change.reason.is_empty() { " (" (change.reason) ")" } }
+            }
+        }
+    })
+}
+
+async fn render<U: UnitOfWork>(
+    state: &State<U>,
+    visitor: &Visitor,
+    id: OrderId,
+    errors: &Errors,
+    notice: Option<&str>,
+) -> Result<Markup, PageError> {
+    let caller = visitor.require(&format!("/orders/{id}"))?;
+    let details = state.app.order_details(&caller, id).await.map_err(order_error)?;
+    let history = history(state, visitor, id).await;
+    Ok(order_page(visitor, &details, history, errors, notice))
+}
+
+pub async fn show<U: UnitOfWork>(
+    state: State<U>,
+    visitor: Visitor,
+    path: web::Path<String>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_id(&path, OrderId::parse)?;
+    let body = render(&state, &visitor, id, &Errors::default(), query.notice.as_deref()).await?;
+    Ok(view::ok(&visitor, &format!("Order #{}", short(&id.to_string())), body))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Empty {}
+
+#[derive(Debug, Deserialize)]
+pub struct CancelForm {
+    reason: Option<String>,
+}
+
+/// The buyer cancels their order; an admin cancels anyone's, with a reason for the audit trail.
+pub async fn cancel<U: UnitOfWork>(
+    state: State<U>,
+    visitor: Visitor,
+    path: web::Path<String>,
+    Form(form): Form<CancelForm>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_id(&path, OrderId::parse)?;
+    let caller = visitor.require(&format!("/orders/{id}"))?;
+    let cancelled = match form.reason.as_deref().map(str::trim) {
+        Some(reason) if caller.is_admin() => state.app.admin_cancel_order(&caller, id, reason).await,
+        _ => state.app.cancel_order(&caller, id).await,
+    };
+    match cancelled {
+        Ok(_) => Ok(view::see_other(&format!("/orders/{id}?notice=cancelled"))),
+        Err(error @ (OrderCommandError::NotFound | OrderCommandError::Forbidden | OrderCommandError::Store(_))) => Err(order_error(error)),
+        Err(other) => {
+            let body = render(&state, &visitor, id, &Errors::one("", other.to_string()), None).await?;
+            Ok(view::invalid(&visitor, &format!("Order #{}", short(&id.to_string())), body))
+        }
+    }
+}
+
+pub async fn fulfil<U: UnitOfWork>(
+    state: State<U>,
+    visitor: Visitor,
+    path: web::Path<String>,
+    _form: Form<Empty>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_id(&path, OrderId::parse)?;
+    let caller = visitor.require(&format!("/orders/{id}"))?;
+    match state.app.fulfil_order(&caller, id).await {
+        Ok(_) => Ok(view::see_other(&format!("/orders/{id}?notice=fulfilled"))),
+        Err(error @ (OrderCommandError::NotFound | OrderCommandError::Forbidden | OrderCommandError::Store(_))) => Err(order_error(error)),
+        Err(other) => {
+            let body = render(&state, &visitor, id, &Errors::one("", other.to_string()), None).await?;
+            Ok(view::invalid(&visitor, &format!("Order #{}", short(&id.to_string())), body))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RefundForm {
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    merchant: String,
+}
+
+fn refund_errors(error: RefundError) -> Result<Errors, PageError> {
+    Ok(match error {
+        RefundError::NotFound => return Err(PageError::NotFound),
+        RefundError::Forbidden => return Err(PageError::Forbidden),
+        RefundError::Store(error) => return Err(PageError::internal(error)),
+        error @ (RefundError::InvalidAmount | RefundError::ExceedsRefundable { .. } | RefundError::Money(_)) => {
+            Errors::one("amount", error.to_string())
+        }
+        error @ RefundError::Reason => Errors::one("reason", error.to_string()),
+        other => Errors::one("", other.to_string()),
+    })
+}
+
+pub async fn refund<U: UnitOfWork>(
+    state: State<U>,
+    visitor: Visitor,
+    path: web::Path<String>,
+    Form(form): Form<RefundForm>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_id(&path, OrderId::parse)?;
+    let caller = visitor.require(&format!("/orders/{id}"))?;
+    let details = state.app.order_details(&caller, id).await.map_err(order_error)?;
+    let title = format!("Order #{}", short(&id.to_string()));
+    let amount = form.amount.trim();
+    let amount = if amount.is_empty() {
+        None
+    } else {
+        match Money::parse_positive(amount, details.order.total().currency()) {
+            Ok(amount) => Some(amount),
+            Err(error) => {
+                let body = render(&state, &visitor, id, &Errors::one("amount", error.to_string()), None).await?;
+                return Ok(view::invalid(&visitor, &title, body));
+            }
+        }
+    };
+    let merchant_id = UserId::parse(form.merchant.trim()).ok();
+    let command = RefundCommand {
+        amount,
+        merchant_id,
+        reason: form.reason.trim().to_owned(),
+    };
+    match state.app.refund_order(&caller, id, command, None).await {
+        Ok(_) => Ok(view::see_other(&format!("/orders/{id}?notice=refunded"))),
+        Err(error) => {
+            let errors = refund_errors(error)?;
+            let body = render(&state, &visitor, id, &errors, None).await?;
+            Ok(view::invalid(&visitor, &title, body))
+        }
+    }
+}
