@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 use application::pagination::PageRequest;
-use application::ports::store::{AdminPaymentFilter, AdminRefundFilter, UnitOfWork};
+use application::ports::store::{AdminOrderFilter, AdminPaymentFilter, AdminRefundFilter, UnitOfWork, UserFilter, WithdrawalFilter};
 use application::withdrawals::{WithdrawalDecision, WithdrawalError};
 use domain::follow_up::FollowUpState;
 use domain::ids::{UserId, WithdrawalId};
@@ -45,7 +45,14 @@ pub async fn dashboard<U: UnitOfWork>(state: State<U>, visitor: Visitor) -> Resu
     let caller = visitor.require("/admin")?;
     let pending = state
         .app
-        .admin_withdrawals(&caller, Some(WithdrawalStatus::Requested), &PageRequest::first(100))
+        .admin_withdrawals(
+            &caller,
+            WithdrawalFilter {
+                status: Some(WithdrawalStatus::Requested),
+                ..WithdrawalFilter::default()
+            },
+            &PageRequest::first(100),
+        )
         .await
         .map_err(|e| forbidden_or(&e, matches!(e, WithdrawalError::Forbidden)))?;
     let stuck = state
@@ -67,9 +74,10 @@ pub async fn users<U: UnitOfWork>(state: State<U>, visitor: Visitor, query: web:
     let caller = visitor.require("/admin/users")?;
     let users = state
         .app
-        .admin_users(&caller, None, &query.page(50))
+        .admin_users_with_wallets(&caller, &UserFilter::default(), &query.page(50))
         .await
-        .map_err(|e| forbidden_or(&e, matches!(e, application::auth::UserListError::Forbidden)))?;
+        .map_err(|e| forbidden_or(&e, matches!(e, application::admin_reads::AdminReadError::Forbidden)))?
+        .map(|(user, _wallets)| user);
     let body = html! {
         div.table-wrap { table {
             thead { tr { th scope="col" { "E-mail" } th scope="col" { "Role" } th scope="col" { "Since" } th scope="col" { "Standing" } } }
@@ -153,7 +161,11 @@ pub async fn reactivate<U: UnitOfWork>(
 
 pub async fn orders<U: UnitOfWork>(state: State<U>, visitor: Visitor, query: web::Query<ListQuery>) -> Result<HttpResponse, PageError> {
     let caller = visitor.require("/admin/orders")?;
-    let orders = state.app.all_orders(&caller, None, &query.page(50)).await.map_err(order_error)?;
+    let orders = state
+        .app
+        .all_orders(&caller, AdminOrderFilter::default(), &query.page(50))
+        .await
+        .map_err(order_error)?;
     let body = html! {
         p.muted { "Open an order to refund it, cancel it or read its status history." }
         (table(&orders.items))
@@ -224,7 +236,7 @@ pub async fn withdrawals<U: UnitOfWork>(
     let caller = visitor.require("/admin/withdrawals")?;
     let withdrawals = state
         .app
-        .admin_withdrawals(&caller, None, &query.page(50))
+        .admin_withdrawals(&caller, WithdrawalFilter::default(), &query.page(50))
         .await
         .map_err(|e| forbidden_or(&e, matches!(e, WithdrawalError::Forbidden)))?;
     let body = html! {
