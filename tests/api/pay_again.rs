@@ -80,7 +80,30 @@ async fn a_declined_card_is_paid_again_for_the_same_reserved_stock(app: TestApp)
     let id = order["id"].as_str().expect("id");
     app.press(order["payment"]["checkout_url"].as_str().expect("url"), "decline").await;
     let declined = app.get(&format!("/api/v1/orders/{id}"), Some(&buyer.token)).await;
-    assert_eq!(declined.assert_status(200)["payment"]["status"], "failed");
+    let declined = declined.assert_status(200).clone();
+    assert_eq!(declined["payment"]["status"], "failed");
+    let history: Vec<(String, String)> = declined["history"]
+        .as_array()
+        .expect("the buyer sees the history")
+        .iter()
+        .map(|entry| {
+            (
+                entry["to"].as_str().unwrap_or_default().to_owned(),
+                entry["by"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let payment_pending = || "payment_pending".to_owned();
+    assert_eq!(
+        history,
+        vec![
+            ("created".to_owned(), "buyer".to_owned()),
+            (payment_pending(), "buyer".to_owned()),
+            (payment_pending(), "gateway:simulated".to_owned())
+        ],
+        "oldest first, parties named by their part: {declined}"
+    );
+    assert!(declined["history"][2]["reason"].as_str().unwrap_or_default().contains("declined"));
     assert_eq!(app.stock(&mug).await, (3, 2), "still reserved");
 
     let again = app.post(&format!("/api/v1/orders/{id}/pay"), Some(&buyer.token), &json!({})).await;

@@ -403,3 +403,40 @@ async fn an_expired_access_token_is_refreshed_once_and_a_suspended_user_is_signe
     assert_eq!(page.status, 303, "a suspended user's session ends at once");
     assert!(page.set_cookie("pb_session").is_some_and(|c| c.contains("Max-Age=0")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_whose_card_was_declined_pays_again_from_the_order_page() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let (ann, buyer) = (app.user("merchant").await, app.user("customer").await);
+    let mug = app.product(&ann, "Mug", "12.50", 5).await;
+    let cart = json!({"items": [{"product_id": mug, "quantity": 1}], "payment_method": "card"});
+    let order = app
+        .post("/api/v1/orders", Some(&buyer.token), &cart)
+        .await
+        .assert_status(201)
+        .clone();
+    let id = order["id"].as_str().expect("id");
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&buyer.email, PASSWORD).await;
+    let pending = browser.get(&format!("/orders/{id}")).await;
+    assert!(!pending.body.contains("Pay again"), "not while the first payment is open");
+
+    app.press(order["payment"]["checkout_url"].as_str().expect("url"), "decline").await;
+    let declined = browser.get(&format!("/orders/{id}")).await;
+    assert!(declined.body.contains("Pay again"), "{}", declined.body);
+    assert!(declined.body.contains("by gateway:simulated"), "the history, for the buyer too");
+    let again = browser.post(&format!("/orders/{id}/pay"), &[]).await;
+    assert_eq!(again.status, 303, "{}", again.body);
+    assert!(
+        again.location().contains("/simulator/checkout/"),
+        "to the provider's page: {}",
+        again.location()
+    );
+    assert!(again.set_cookie("pb_return").is_some_and(|c| c.contains(&format!("/orders/{id}"))));
+    app.press(again.location(), "pay").await;
+    let paid = app.get(&format!("/api/v1/orders/{id}"), Some(&buyer.token)).await;
+    assert_eq!(paid.assert_status(200)["status"], "paid");
+
+    let forged = Browser::new(&app).post(&format!("/orders/{id}/pay"), &[("csrf", "forged")]).await;
+    assert_ne!(forged.status, 303, "no pay again without the session and its token");
+}

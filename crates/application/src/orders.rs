@@ -44,7 +44,7 @@ pub enum OrderCommandError {
 
 retryable!(OrderCommandError);
 
-/// An order with its payment and refunds.
+/// An order with its payment, refunds and status history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderDetails {
     pub order: Order,
@@ -52,7 +52,12 @@ pub struct OrderDetails {
     pub refunds: Vec<Refund>,
     /// For manual capture: the hold of each merchant's part.
     pub holds: Vec<Hold>,
+    /// Every status change and note of the audit trail, oldest first.
+    pub history: Vec<StatusChange>,
 }
+
+/// The most entries of an order's history a details view shows (an order makes a handful).
+const HISTORY_SHOWN_MAX: usize = 100;
 
 impl<U: UnitOfWork> App<U> {
     /// A merchant of the order (or an admin) marks a paid order as fulfilled.
@@ -61,8 +66,8 @@ impl<U: UnitOfWork> App<U> {
         transact(&self.store, |tx| work(fulfil(tx, ids, &caller, order_id, now))).await
     }
 
-    /// An order with its payment and refunds, for its buyer, a merchant with an item in it, or an
-    /// admin. Anyone else is told it does not exist.
+    /// An order with its payment, refunds and status history, for its buyer, a merchant with an
+    /// item in it, or an admin. Anyone else is told it does not exist.
     pub async fn order_details(&self, caller: &Caller, order_id: OrderId) -> Result<OrderDetails, OrderCommandError> {
         let caller = *caller;
         transact(&self.store, |tx| work(details(tx, &caller, order_id))).await
@@ -150,11 +155,17 @@ where
         CaptureMethod::Manual => tx.find_order_holds(order_id).await?,
         CaptureMethod::Automatic => Vec::new(),
     };
+    let mut history = tx
+        .list_status_changes(Some(order_id), &PageRequest::first(HISTORY_SHOWN_MAX))
+        .await?
+        .items;
+    history.reverse();
     Ok(OrderDetails {
         order,
         payment,
         refunds,
         holds,
+        history,
     })
 }
 

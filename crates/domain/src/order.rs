@@ -166,6 +166,17 @@ impl fmt::Display for Actor {
 }
 
 impl Actor {
+    /// Who this actor was to `order`, without naming anyone: `buyer`, `merchant`, `admin` (a
+    /// user who is neither may only have acted as one), `system` or `gateway:<provider>`.
+    pub fn party_to(&self, order: &Order) -> String {
+        match self {
+            Actor::User(id) if *id == order.buyer_id() => "buyer".to_owned(),
+            Actor::User(id) if order.has_merchant(*id) => "merchant".to_owned(),
+            Actor::User(_) => "admin".to_owned(),
+            Actor::System | Actor::Gateway(_) => self.to_string(),
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Actor> {
         if text == "system" {
             return Some(Actor::System);

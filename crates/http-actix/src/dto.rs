@@ -893,10 +893,27 @@ pub struct OrderResponse {
     /// captured and when it expires.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorisations: Option<Vec<HoldResponse>>,
+    /// In an order's details: every status change and note, oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<OrderHistoryEntry>>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
     pub updated_at: String,
+}
+
+/// One step of an order's history, as everyone who sees the order may read it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderHistoryEntry {
+    pub from: Option<String>,
+    /// The status reached (the same as `from` for a note, such as a declined payment).
+    pub to: String,
+    /// Who acted, without naming them: `buyer`, `merchant`, `admin`, `system` or
+    /// `gateway:<provider>`.
+    pub by: String,
+    pub reason: String,
+    #[schema(format = DateTime)]
+    pub at: String,
 }
 
 impl From<&Order> for OrderResponse {
@@ -920,6 +937,7 @@ impl From<&Order> for OrderResponse {
             payment: None,
             refunds: None,
             authorisations: None,
+            history: None,
             created_at: timestamp(order.created_at()),
             updated_at: timestamp(order.updated_at()),
         }
@@ -941,6 +959,19 @@ impl From<&OrderDetails> for OrderResponse {
             payment: details.payment.as_ref().map(PaymentResponse::from),
             refunds: Some(details.refunds.iter().map(RefundResponse::from).collect()),
             authorisations: (!details.holds.is_empty()).then(|| details.holds.iter().map(HoldResponse::from).collect()),
+            history: Some(
+                details
+                    .history
+                    .iter()
+                    .map(|change| OrderHistoryEntry {
+                        from: change.from.map(|status| status.as_str().to_owned()),
+                        to: change.to.as_str().to_owned(),
+                        by: change.actor.party_to(&details.order),
+                        reason: change.reason.clone(),
+                        at: timestamp(change.at),
+                    })
+                    .collect(),
+            ),
             ..OrderResponse::from(&details.order)
         }
     }

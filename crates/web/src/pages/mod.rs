@@ -51,6 +51,7 @@ pages! {
     get "/orders" => orders::list::<U>;
     get "/orders/{id}" => orders::show::<U>;
     post "/orders/{id}/cancel" => orders::cancel::<U>;
+    post "/orders/{id}/pay" => orders::pay_again::<U>;
     post "/orders/{id}/refund" => orders::refund::<U>;
     post "/orders/{id}/fulfil" => orders::fulfil::<U>;
     get "/wallet" => wallet::show::<U>;

@@ -1,14 +1,16 @@
-//! Orders: the buyer's list, an order with its payment, refunds and (for admins) status
-//! history; cancelling, refunding and fulfilling, each refused or allowed by its use case.
+//! Orders: the buyer's list, an order with its payment, refunds and status history; paying again
+//! for a card order whose payment failed, cancelling, refunding and fulfilling, each refused or
+//! allowed by its use case.
 
+use actix_web::http::header;
 use actix_web::{HttpResponse, web};
+use application::checkout::CheckoutError;
 use application::orders::{OrderCommandError, OrderDetails};
-use application::pagination::PageRequest;
 use application::ports::store::UnitOfWork;
 use application::refunds::{RefundCommand, RefundError};
 use domain::ids::{OrderId, UserId};
 use domain::money::Money;
-use domain::order::{Order, OrderStatus};
+use domain::order::{Order, OrderStatus, PaymentMethod};
 use domain::user::Role;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -17,7 +19,7 @@ use super::{ListQuery, State, parse_id};
 use crate::error::PageError;
 use crate::form::Form;
 use crate::money;
-use crate::session::Visitor;
+use crate::session::{self, RETURN_COOKIE, Visitor};
 use crate::view::{self, Errors, Field};
 
 pub fn order_error(error: OrderCommandError) -> PageError {
@@ -154,7 +156,15 @@ fn refund_form(visitor: &Visitor, order: &Order, errors: &Errors) -> Markup {
     }
 }
 
-fn order_page(visitor: &Visitor, details: &OrderDetails, history: Option<Markup>, errors: &Errors, notice: Option<&str>) -> Markup {
+/// A buyer may pay again for a card order awaiting payment whose payment failed, expired or
+/// never opened.
+fn payable_again(details: &OrderDetails) -> bool {
+    details.order.status() == OrderStatus::PaymentPending
+        && details.order.payment_method() == PaymentMethod::Card
+        && !details.payment.as_ref().is_some_and(|payment| payment.is_pending())
+}
+
+fn order_page(visitor: &Visitor, details: &OrderDetails, errors: &Errors, notice: Option<&str>) -> Markup {
     let order = &details.order;
     let role = visitor.user.as_ref().map(|u| u.role);
     let is_buyer = visitor.user.as_ref().is_some_and(|u| u.id == order.buyer_id());
@@ -172,6 +182,12 @@ fn order_page(visitor: &Visitor, details: &OrderDetails, history: Option<Markup>
         (items(details))
         (payment_and_refunds(details))
         div.actions {
+            @if is_buyer && payable_again(details) {
+                form.inline method="post" action={ "/orders/" (order.id()) "/pay" } {
+                    (view::csrf(visitor))
+                    button type="submit" data-busy="Opening the payment page…" { "Pay again" }
+                }
+            }
             @if is_buyer && order.status() == OrderStatus::PaymentPending {
                 form.inline method="post" action={ "/orders/" (order.id()) "/cancel" } data-confirm="Cancel this order?" {
                     (view::csrf(visitor))
@@ -194,24 +210,22 @@ fn order_page(visitor: &Visitor, details: &OrderDetails, history: Option<Markup>
             }
         }
         @if matches!(role, Some(Role::Merchant | Role::Admin)) && refundable { (refund_form(visitor, order, errors)) }
-        @if let Some(history) = history { (history) }
+        (history(details))
         p { a href="/orders" { "← Your orders" } }
     }
 }
 
-/// The status history, for those the audit use case lets read it (admins).
-async fn history<U: UnitOfWork>(state: &State<U>, visitor: &Visitor, id: OrderId) -> Option<Markup> {
-    let caller = visitor.caller()?;
-    let changes = state.app.order_audit(&caller, Some(id), &PageRequest::first(50)).await.ok()?;
-    Some(html! {
+/// The status history, oldest first, naming who acted by their part in the order.
+fn history(details: &OrderDetails) -> Markup {
+    html! {
         h2 { "Status history" }
         ol #history {
-            @for change in changes.items.iter().rev() {
+            @for change in &details.history {
                 li { (view::when(change.at)) ": " (change.from.map(|s| s.as_str()).unwrap_or("—")) " → " strong { (change.to.as_str()) }
-                    " by " (change.actor.to_string()) @if !change.reason.is_empty() { " (" (change.reason) ")" } }
+                    " by " (change.actor.party_to(&details.order)) @if !change.reason.is_empty() { " (" (change.reason) ")" } }
             }
         }
-    })
+    }
 }
 
 async fn render<U: UnitOfWork>(
@@ -223,8 +237,7 @@ async fn render<U: UnitOfWork>(
 ) -> Result<Markup, PageError> {
     let caller = visitor.require(&format!("/orders/{id}"))?;
     let details = state.app.order_details(&caller, id).await.map_err(order_error)?;
-    let history = history(state, visitor, id).await;
-    Ok(order_page(visitor, &details, history, errors, notice))
+    Ok(order_page(visitor, &details, errors, notice))
 }
 
 pub async fn show<U: UnitOfWork>(
@@ -262,6 +275,37 @@ pub async fn cancel<U: UnitOfWork>(
     match cancelled {
         Ok(_) => Ok(view::see_other(&format!("/orders/{id}?notice=cancelled"))),
         Err(error @ (OrderCommandError::NotFound | OrderCommandError::Forbidden | OrderCommandError::Store(_))) => Err(order_error(error)),
+        Err(other) => {
+            let body = render(&state, &visitor, id, &Errors::one("", other.to_string()), None).await?;
+            Ok(view::invalid(&visitor, &format!("Order #{}", short(&id.to_string())), body))
+        }
+    }
+}
+
+/// The buyer pays again: a new checkout at the provider for the same order and reserved stock,
+/// then back to the order (the same return as a first checkout).
+pub async fn pay_again<U: UnitOfWork>(
+    state: State<U>,
+    visitor: Visitor,
+    path: web::Path<String>,
+    _form: Form<Empty>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_id(&path, OrderId::parse)?;
+    let caller = visitor.require(&format!("/orders/{id}"))?;
+    let order = format!("/orders/{id}");
+    match state.app.pay_again(&caller, id, None, None).await {
+        Ok(checkout) => match checkout.payment.as_ref().and_then(|payment| payment.checkout_url()) {
+            Some(url) => Ok(HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, url.to_owned()))
+                .append_header((
+                    header::SET_COOKIE,
+                    session::set_cookie(RETURN_COOKIE, &order, 3600, state.settings.secure_cookies),
+                ))
+                .finish()),
+            None => Ok(view::see_other(&order)),
+        },
+        Err(CheckoutError::OrderNotFound) => Err(PageError::NotFound),
+        Err(CheckoutError::Store(error)) => Err(PageError::internal(error)),
         Err(other) => {
             let body = render(&state, &visitor, id, &Errors::one("", other.to_string()), None).await?;
             Ok(view::invalid(&visitor, &format!("Order #{}", short(&id.to_string())), body))
