@@ -8,6 +8,7 @@ mod administration;
 mod authorization;
 mod bad_input;
 mod captures;
+mod catalog_search;
 mod flows;
 mod gateways;
 mod holds;

@@ -440,3 +440,27 @@ async fn a_buyer_whose_card_was_declined_pays_again_from_the_order_page() {
     let forged = Browser::new(&app).post(&format!("/orders/{id}/pay"), &[("csrf", "forged")]).await;
     assert_ne!(forged.status, 303, "no pay again without the session and its token");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_page_searches_through_the_use_case_page_by_page() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let ann = app.user("merchant").await;
+    for n in 0..30 {
+        app.product(&ann, &format!("Mug {n:02}"), "4.00", 2).await;
+    }
+    app.product(&ann, "Kettle", "20.00", 2).await;
+    let mut browser = Browser::new(&app);
+    let first = browser.get("/catalog?q=MUG").await;
+    assert_eq!(first.status, 200);
+    assert!(first.body.contains("Mug 29") && !first.body.contains("Kettle"), "{}", first.body);
+    let next = first
+        .body
+        .split("href=\"/catalog?q=MUG&amp;cursor=")
+        .nth(1)
+        .expect("a next page keeping the search");
+    let cursor = &next[..next.find('"').expect("the link's end")];
+    let second = browser.get(&format!("/catalog?q=MUG&cursor={cursor}")).await;
+    assert!(second.body.contains("Mug 00") && !second.body.contains("Mug 29"), "{}", second.body);
+    let refused = browser.get(&format!("/catalog?q={}", "x".repeat(101))).await;
+    assert!(refused.body.contains("id=\"q-error\""), "the refusal is shown by the search field");
+}

@@ -630,6 +630,7 @@ impl ProductRepository for MemoryTx {
             .filter(|p| filter.merchant.is_none_or(|m| p.merchant_id == m))
             .filter(|p| !p.is_archived())
             .filter(|p| !filter.active_only || p.active)
+            .filter(|p| filter.search.as_ref().is_none_or(|search| search.matches(p)))
             .filter_map(|p| self.work.stock.get(&p.id).map(|s| (p.clone(), *s)))
             .collect();
         Ok(page_by_position(rows, page, |(p, _)| (p.created_at, p.id.as_uuid())))

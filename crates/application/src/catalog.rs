@@ -4,7 +4,7 @@
 //! of what it changed *after* it commits, so a reader never sees a product older than a write that
 //! finished before its read began (see `Cache::get_versioned`).
 
-use domain::catalog::{Product, ProductChanges, ProductError, Stock, StockError};
+use domain::catalog::{Product, ProductChanges, ProductError, ProductSearch, Stock, StockError};
 use domain::events::DomainEvent;
 use domain::ids::{ProductId, UserId};
 use domain::money::Money;
@@ -193,10 +193,22 @@ impl<U: UnitOfWork> App<U> {
 
     /// Active products, newest first, optionally of one merchant.
     pub async fn list_products(&self, merchant: Option<UserId>, page: &PageRequest) -> Result<Page<CatalogEntry>, CatalogError> {
+        self.search_products(merchant, None, page).await
+    }
+
+    /// Active products whose name or description holds `search` (all of them without one),
+    /// newest first, optionally of one merchant.
+    pub async fn search_products(
+        &self,
+        merchant: Option<UserId>,
+        search: Option<ProductSearch>,
+        page: &PageRequest,
+    ) -> Result<Page<CatalogEntry>, CatalogError> {
         self.products_page(
             ProductFilter {
                 merchant,
                 active_only: true,
+                search,
             },
             page,
         )
@@ -212,6 +224,7 @@ impl<U: UnitOfWork> App<U> {
             ProductFilter {
                 merchant: Some(caller.user_id),
                 active_only: false,
+                search: None,
             },
             page,
         )
@@ -219,7 +232,8 @@ impl<U: UnitOfWork> App<U> {
     }
 
     async fn products_page(&self, filter: ProductFilter, page: &PageRequest) -> Result<Page<CatalogEntry>, CatalogError> {
-        let page = transact(&self.store, |tx| work(tx.list_products(filter, page))).await?;
+        let filter = &filter;
+        let page = transact(&self.store, |tx| work(tx.list_products(filter.clone(), page))).await?;
         Ok(page.map(|(product, stock)| CatalogEntry { product, stock }))
     }
 

@@ -59,6 +59,39 @@ pub struct Product {
     pub updated_at: OffsetDateTime,
 }
 
+/// What a buyer searches the catalog for: found, whatever its case, anywhere in a product's name
+/// or description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductSearch(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a search has 1 to {max} characters, none of them control characters", max = ProductSearch::CHARS_MAX)]
+pub struct ProductSearchError;
+
+impl ProductSearch {
+    pub const CHARS_MAX: usize = 100;
+
+    /// The text, trimmed; refused when empty, too long or holding control characters.
+    pub fn parse(text: &str) -> Result<ProductSearch, ProductSearchError> {
+        let text = text.trim();
+        let valid = !text.is_empty() && text.chars().count() <= Self::CHARS_MAX && !text.chars().any(char::is_control);
+        if valid {
+            Ok(ProductSearch(text.to_owned()))
+        } else {
+            Err(ProductSearchError)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn matches(&self, product: &Product) -> bool {
+        let wanted = self.0.to_lowercase();
+        product.name.to_lowercase().contains(&wanted) || product.description.to_lowercase().contains(&wanted)
+    }
+}
+
 /// The changes a merchant may make to a product; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProductChanges {

@@ -2,7 +2,10 @@
 
 use crate::prelude::*;
 
-type ProductWithStock = (domain::catalog::Product, domain::catalog::Stock);
+use domain::catalog::{Product, ProductSearch, Stock};
+use domain::ids::UserId;
+
+type ProductWithStock = (Product, Stock);
 
 /// A merchant with two products priced `price_a` and `price_b`, committed.
 async fn two_products_of_one_merchant<U: UnitOfWork>(store: &U, price_a: i64, price_b: i64) -> (ProductWithStock, ProductWithStock) {
@@ -46,12 +49,13 @@ pub async fn products_list_newest_first_with_filters_and_cursors<U: UnitOfWork>(
     let active = ProductFilter {
         merchant: None,
         active_only: true,
+        search: None,
     };
-    let first = expect(tx.list_products(active, &PageRequest::first(2)).await, "first");
+    let first = expect(tx.list_products(active.clone(), &PageRequest::first(2)).await, "first");
     assert_eq!(names(&first), vec![created[3].id, created[2].id]);
     let second = expect(
         tx.list_products(
-            active,
+            active.clone(),
             &PageRequest {
                 limit: 2,
                 after: first.next_cursor,
@@ -67,6 +71,7 @@ pub async fn products_list_newest_first_with_filters_and_cursors<U: UnitOfWork>(
             ProductFilter {
                 merchant: Some(ann.id),
                 active_only: false,
+                search: None,
             },
             &PageRequest::first(10),
         )
@@ -83,9 +88,63 @@ pub async fn products_list_newest_first_with_filters_and_cursors<U: UnitOfWork>(
     let bobs = ProductFilter {
         merchant: Some(bob.id),
         active_only: false,
+        search: None,
     };
     let bobs = expect(tx.list_products(bobs, &PageRequest::first(10)).await, "bob");
     assert_eq!(names(&bobs), vec![created[3].id], "a deleted product is listed to no one");
+}
+
+pub async fn products_are_searched_by_name_and_description_whatever_the_case<U: UnitOfWork>(store: U) {
+    let (ann, bob) = (user(Role::Merchant), user(Role::Merchant));
+    let named = |merchant: UserId, name: &str, description: &str, seconds: i64| {
+        let product = Product::new(id(), merchant, name, description, usd(100), now() + Duration::seconds(seconds)).expect("product");
+        let stock = Stock::new(product.id, 1).expect("stock");
+        (product, stock)
+    };
+    let mug = named(ann.id, "Blue MUG", "Holds coffee", 0);
+    let kettle = named(ann.id, "Kettle", "Boils water for the mug", 1);
+    let percent = named(bob.id, "100% cotton shirt", "Soft", 2);
+    let (mut hidden, hidden_stock) = named(bob.id, "Mug, hidden", "Off sale", 3);
+    hidden.active = false;
+    let mut tx = begin(&store).await;
+    expect(tx.insert_user(&ann).await, "ann");
+    expect(tx.insert_user(&bob).await, "bob");
+    for (product, stock) in [&mug, &kettle, &percent] {
+        expect(tx.insert_product(product, stock).await, "insert");
+    }
+    expect(tx.insert_product(&hidden, &hidden_stock).await, "hidden");
+    commit(tx).await;
+    let mut tx = begin(&store).await;
+    let search = |text: &str, merchant: Option<UserId>, active_only: bool| ProductFilter {
+        merchant,
+        active_only,
+        search: Some(ProductSearch::parse(text).expect("a search")),
+    };
+    let found = expect(tx.list_products(search("mug", None, true), &PageRequest::first(10)).await, "mug");
+    assert_eq!(
+        names(&found),
+        vec![kettle.0.id, mug.0.id],
+        "name or description, any case, newest first"
+    );
+    let page = expect(tx.list_products(search("mug", None, true), &PageRequest::first(1)).await, "page");
+    let rest = PageRequest {
+        limit: 1,
+        after: page.next_cursor,
+    };
+    let rest = expect(tx.list_products(search("mug", None, true), &rest).await, "rest");
+    assert_eq!((names(&page), names(&rest)), (vec![kettle.0.id], vec![mug.0.id]));
+    let literal = expect(tx.list_products(search("0%", None, true), &PageRequest::first(10)).await, "percent");
+    assert_eq!(names(&literal), vec![percent.0.id], "a pattern character is taken literally");
+    let any_one = expect(
+        tx.list_products(search("_", None, true), &PageRequest::first(10)).await,
+        "underscore",
+    );
+    assert!(any_one.items.is_empty(), "`_` matches itself, not any character");
+    let bobs = expect(
+        tx.list_products(search("MUG", Some(bob.id), false), &PageRequest::first(10)).await,
+        "bob's",
+    );
+    assert_eq!(names(&bobs), vec![hidden.id], "a merchant's own, off sale too");
 }
 
 fn names(page: &Page<ProductWithStock>) -> Vec<domain::ids::ProductId> {

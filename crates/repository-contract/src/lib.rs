@@ -95,6 +95,7 @@ macro_rules! contract_tests {
             holds::expired_holds_are_found_except_those_of_active_calls,
             catalog::a_cart_is_locked_with_its_products,
             catalog::products_list_newest_first_with_filters_and_cursors,
+            catalog::products_are_searched_by_name_and_description_whatever_the_case,
             catalog::stock_is_locked_in_product_order,
             catalog::the_inventory_lists_every_product_with_its_stock_archived_ones_too,
             orders::orders_keep_their_items_and_list_by_party,

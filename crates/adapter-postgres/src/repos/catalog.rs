@@ -104,6 +104,32 @@ const LIST_ACTIVE: &str = concat!(
     ", s.product_id, s.available, s.reserved FROM products p JOIN stock s ON s.product_id = p.id \
      WHERE p.active AND (p.created_at, p.id) < ($1, $2) ORDER BY p.created_at DESC, p.id DESC LIMIT $3"
 );
+/// A search: the name or description holds the text (`$4`, a `LIKE` pattern), whatever its case.
+/// Without an index this reads every product of the listing; fine for a catalog of thousands, and
+/// what a trigram index (`pg_trgm`) would speed up when one of millions needs it.
+const LIST_SEARCH: &str = concat!(
+    "SELECT ",
+    product_columns!(),
+    ", s.product_id, s.available, s.reserved FROM products p JOIN stock s ON s.product_id = p.id \
+     WHERE p.archived_at IS NULL AND (p.active OR NOT $6) AND ($5::uuid IS NULL OR p.merchant_id = $5) \
+       AND (p.name ILIKE $4 ESCAPE '\\' OR p.description ILIKE $4 ESCAPE '\\') \
+       AND (p.created_at, p.id) < ($1, $2) ORDER BY p.created_at DESC, p.id DESC LIMIT $3"
+);
+
+/// `text` as a `LIKE` pattern that finds it anywhere, its own `%`, `_` and `\` taken literally.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 const LIST_MERCHANT: &str = concat!(
     "SELECT ",
     product_columns!(),
@@ -203,6 +229,20 @@ impl ProductRepository for PgTx {
 
     async fn list_products(&mut self, filter: ProductFilter, page: &PageRequest) -> StoreResult<Page<(Product, Stock)>> {
         let (at, id) = position_after(page);
+        if let Some(search) = &filter.search {
+            let statement = Read::new(LIST_SEARCH)
+                .bind::<Timestamptz, _>(at)
+                .bind::<SqlUuid, _>(id)
+                .bind::<BigInt, _>(limit_plus_one(page.limit))
+                .bind::<Text, _>(like_pattern(search.as_str()))
+                .bind::<Nullable<SqlUuid>, _>(filter.merchant.map(|merchant| merchant.as_uuid()))
+                .bind::<Bool, _>(filter.active_only);
+            let rows = self.select::<EntryRow>(statement).await?;
+            return Ok(Page::from_rows(rows, page.limit, |(product, _)| Cursor::Position {
+                at: product.created_at,
+                id: product.id.as_uuid(),
+            }));
+        }
         let text = match (filter.merchant, filter.active_only) {
             (Some(_), _) => LIST_MERCHANT,
             (None, true) => LIST_ACTIVE,

@@ -18,7 +18,7 @@
 use std::future::Future;
 
 use domain::call::{CallSession, CallStatus};
-use domain::catalog::{Product, Stock};
+use domain::catalog::{Product, ProductSearch, Stock};
 use domain::events::OutboxEvent;
 use domain::follow_up::{FollowUp, FollowUpState, FollowUpTask};
 use domain::ids::{
@@ -293,10 +293,12 @@ pub trait HoldRepository {
 }
 
 /// Which products a listing shows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProductFilter {
     pub merchant: Option<UserId>,
     pub active_only: bool,
+    /// Only products whose name or description holds this text.
+    pub search: Option<ProductSearch>,
 }
 
 /// Which products an admin's inventory shows, archived ones included: every field set narrows it.

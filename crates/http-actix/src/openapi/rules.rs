@@ -120,6 +120,9 @@ fn parameter_rule(path: &str, name: &str) -> Option<Value> {
         "event_type" if path == "/api/v1/admin/webhook-events" => {
             json!({"pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$", "minLength": 1, "maxLength": 255})
         }
+        "q" if path == "/api/v1/products" => {
+            json!({"pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$", "minLength": 1, "maxLength": domain::catalog::ProductSearch::CHARS_MAX})
+        }
         "outcome" if path == "/api/v1/admin/webhook-events" => json!({"enum": InboxOutcome::KINDS}),
         "event_type" => json!({"enum": EVENT_TYPES.iter().map(|kind| kind.name).collect::<Vec<_>>()}),
         "status" => json!({"enum": statuses}),

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use application::catalog::{CatalogEntry, NewProduct, cache_keys};
 use application::idempotency::StoredResponse;
 use application::ports::store::UnitOfWork;
-use domain::catalog::ProductChanges;
+use domain::catalog::{ProductChanges, ProductSearch};
 use domain::ids::{ProductId, UserId};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -23,6 +23,9 @@ use crate::respond::{idempotently, ok, stored};
 pub struct ProductQuery {
     /// Only this merchant's products.
     pub merchant_id: Option<uuid::Uuid>,
+    /// Only products whose name or description holds this text, whatever its case (1 to 100
+    /// characters).
+    pub q: Option<String>,
     /// Items per page, 1 to 100 (default 20).
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
@@ -36,7 +39,7 @@ fn cached(bytes: Vec<u8>, hit: bool) -> HttpResponse {
     response.body(bytes)
 }
 
-/// Active products, newest first.
+/// Active products, newest first; with `q`, those whose name or description holds it.
 #[utoipa::path(get, path = "/api/v1/products", tag = "catalog",
     params(ProductQuery),
     responses(
@@ -50,6 +53,14 @@ pub async fn list<U: UnitOfWork>(state: State<U>, query: web::Query<ProductQuery
     }
     .page()?;
     let merchant = query.merchant_id.map(UserId::from_uuid);
+    if let Some(text) = query.q.as_deref() {
+        // Searches are not cached: their keys would be as many as the texts searched for.
+        let search = ProductSearch::parse(text).map_err(|error| {
+            ApiError::bad_request("invalid_query", error.to_string()).with_field("q", "1 to 100 characters, no control characters")
+        })?;
+        let products = state.app.search_products(merchant, Some(search), &page).await?;
+        return Ok(ok(&PageOf::from_page(&products, |item| ProductResponse::from(item))));
+    }
     let cache_key = format!(
         "m={};l={};c={}",
         merchant.map(|m| m.to_string()).unwrap_or_default(),

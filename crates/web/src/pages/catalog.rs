@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 use application::catalog::{CatalogEntry, CatalogError};
 use application::pagination::{Cursor, PageRequest};
 use application::ports::store::UnitOfWork;
+use domain::catalog::ProductSearch;
 use domain::ids::ProductId;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -15,9 +16,6 @@ use crate::session::Visitor;
 use crate::view::{self, Field};
 
 const PAGE_SIZE: usize = 24;
-/// Search reads at most this many of the newest products: the catalog use case lists pages,
-/// it does not search (see ARCHITECTURE.md).
-const SEARCH_SCAN_MAX: usize = 1000;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct CatalogQuery {
@@ -47,48 +45,43 @@ fn card(entry: &CatalogEntry) -> Markup {
     }
 }
 
-async fn search<U: UnitOfWork>(state: &State<U>, query: &str) -> Result<Vec<CatalogEntry>, PageError> {
-    let needle = query.to_lowercase();
-    let mut found = Vec::new();
-    let mut page = PageRequest::first(100);
-    let mut scanned = 0;
-    loop {
-        let listed = state.app.list_products(None, &page).await.map_err(catalog_error)?;
-        scanned += listed.items.len();
-        found.extend(listed.items.into_iter().filter(|entry| {
-            entry.product.name.to_lowercase().contains(&needle) || entry.product.description.to_lowercase().contains(&needle)
-        }));
-        match listed.next_cursor {
-            Some(cursor) if scanned < SEARCH_SCAN_MAX && found.len() < PAGE_SIZE * 2 => page.after = Some(cursor),
-            _ => return Ok(found),
-        }
-    }
-}
-
 pub async fn list<U: UnitOfWork>(state: State<U>, visitor: Visitor, query: web::Query<CatalogQuery>) -> Result<HttpResponse, PageError> {
     let q = query.q.as_deref().map(str::trim).unwrap_or("");
-    let (entries, next) = if q.is_empty() {
-        let page = PageRequest {
-            limit: PAGE_SIZE,
-            after: query.cursor.as_deref().and_then(|c| Cursor::decode(c).ok()),
-        };
-        let listed = state.app.list_products(None, &page).await.map_err(catalog_error)?;
-        (listed.items, listed.next_cursor.map(|c| c.encode()))
+    let page = PageRequest {
+        limit: PAGE_SIZE,
+        after: query.cursor.as_deref().and_then(|c| Cursor::decode(c).ok()),
+    };
+    let search = if q.is_empty() {
+        Ok(None)
     } else {
-        (search(&state, q).await?, None)
+        ProductSearch::parse(q).map(Some)
+    };
+    let (entries, next, refused) = match search {
+        Ok(search) => {
+            let listed = state.app.search_products(None, search, &page).await.map_err(catalog_error)?;
+            (listed.items, listed.next_cursor.map(|c| c.encode()), None)
+        }
+        Err(error) => (Vec::new(), None, Some(error.to_string())),
+    };
+    let more = if q.is_empty() {
+        "/catalog".to_owned()
+    } else {
+        format!("/catalog?q={}", view::url_encode(q))
     };
     let body = html! {
         (view::notice(query.notice.as_deref()))
         form.search method="get" action="/catalog" role="search" {
             label for="q" { "Search products" }
-            input #q type="search" name="q" value=(q) placeholder="Search products";
+            input #q type="search" name="q" value=(q) placeholder="Search products" maxlength=(ProductSearch::CHARS_MAX)
+                aria-describedby=[refused.as_ref().map(|_| "q-error")];
             button type="submit" { "Search" }
         }
-        @if entries.is_empty() {
+        @if let Some(refused) = &refused { p #q-error .error-message { (refused) } }
+        @else if entries.is_empty() {
             p { @if q.is_empty() { "Nothing is on sale yet." } @else { "No product matches “" (q) "”." } }
         }
         ul.grid { @for entry in &entries { (card(entry)) } }
-        (view::next_link("/catalog", next))
+        (view::next_link(&more, next))
     };
     Ok(view::ok(&visitor, "Catalog", body))
 }
