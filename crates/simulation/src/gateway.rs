@@ -9,9 +9,9 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use application::ports::gateway::{
-    CheckoutClosure, CheckoutRequest, CheckoutSession, GatewayError, GatewayEvent, GatewayEventKind, GatewayRefund,
-    GatewayRefundStatus, PaymentGateway, PaymentReference, Payout, PayoutGateway, PayoutRequest, PayoutStatus, RefundRequest,
-    RefundUpdate, WebhookError, WebhookHeaders,
+    CheckoutClosure, CheckoutRequest, CheckoutSession, GatewayError, GatewayEvent, GatewayEventKind, GatewayRefund, GatewayRefundStatus,
+    PaymentGateway, PaymentReference, Payout, PayoutGateway, PayoutRequest, PayoutStatus, RefundRequest, RefundUpdate, WebhookError,
+    WebhookHeaders,
 };
 use async_trait::async_trait;
 use domain::ids::{PaymentId, RefundId};
@@ -122,13 +122,15 @@ impl SimGateway {
         }
     }
 
-    /// The call's fate and how many polls it takes.
-    fn fate(&self) -> (Fate, u32) {
+    /// The call's fate and how many polls it takes. A call under a key the provider has seen
+    /// is answered as the first was (it is not refused now), though the network may still fail.
+    fn fate(&self, known_key: bool) -> (Fate, u32) {
         let mut provider = self.provider();
         let polls = u32::try_from(provider.rng.below(4)).unwrap_or(0);
         let fate = match provider.rng.below(100) {
             0..70 => Fate::Works,
             70..80 => Fate::FailsBefore,
+            80..90 if known_key => Fate::Works,
             80..90 => Fate::Refused,
             _ => Fate::TimesOutAfter,
         };
@@ -155,7 +157,10 @@ impl PaymentGateway for SimGateway {
     }
 
     async fn create_checkout(&self, request: CheckoutRequest) -> Result<CheckoutSession, GatewayError> {
-        let (fate, polls) = self.fate();
+        // The provider's idempotency key: a retried call gets the session opened before.
+        let session_id = format!("cs_{}", request.idempotency_key);
+        let known = self.provider().sessions.iter().any(|s| s.session_id == session_id);
+        let (fate, polls) = self.fate(known);
         Delay(polls).await;
         if matches!(fate, Fate::FailsBefore) {
             return Err(unavailable());
@@ -163,8 +168,6 @@ impl PaymentGateway for SimGateway {
         if matches!(fate, Fate::Refused) {
             return Err(GatewayError::Declined("simulated decline".into()));
         }
-        // The provider's idempotency key: a retried call gets the session opened before.
-        let session_id = format!("cs_{}", request.idempotency_key);
         let mut provider = self.provider();
         if !provider.sessions.iter().any(|s| s.session_id == session_id) {
             provider.sessions.push(Session {
@@ -187,14 +190,15 @@ impl PaymentGateway for SimGateway {
     }
 
     async fn refund(&self, request: RefundRequest) -> Result<GatewayRefund, GatewayError> {
-        let (fate, polls) = self.fate();
+        let provider_refund_id = format!("re_{}", request.idempotency_key);
+        let known = self.provider().refunds.iter().any(|r| r.provider_refund_id == provider_refund_id);
+        let (fate, polls) = self.fate(known);
         Delay(polls).await;
         match fate {
             Fate::FailsBefore => return Err(unavailable()),
             Fate::Refused => return Err(GatewayError::InvalidRequest("simulated refusal".into())),
             Fate::Works | Fate::TimesOutAfter => {}
         }
-        let provider_refund_id = format!("re_{}", request.idempotency_key);
         let mut provider = self.provider();
         let status = match provider.refunds.iter().find(|r| r.provider_refund_id == provider_refund_id) {
             Some(known) => known.status,
@@ -210,6 +214,16 @@ impl PaymentGateway for SimGateway {
                     amount: request.amount,
                     status,
                 });
+                // Like Stripe, the provider also announces a refund that succeeded at once.
+                if status == GatewayRefundStatus::Succeeded {
+                    let update = RefundUpdate {
+                        provider_refund_id: provider_refund_id.clone(),
+                        refund_id: Some(request.refund_id),
+                        amount: Some(request.amount),
+                        status,
+                    };
+                    provider.event("charge.refund.updated", GatewayEventKind::RefundUpdated(update));
+                }
                 status
             }
         };
@@ -217,11 +231,14 @@ impl PaymentGateway for SimGateway {
         if matches!(fate, Fate::TimesOutAfter) {
             return Err(timed_out());
         }
-        Ok(GatewayRefund { provider_refund_id, status })
+        Ok(GatewayRefund {
+            provider_refund_id,
+            status,
+        })
     }
 
     async fn expire_checkout(&self, session_id: &str) -> Result<CheckoutClosure, GatewayError> {
-        let (fate, polls) = self.fate();
+        let (fate, polls) = self.fate(false);
         Delay(polls).await;
         if matches!(fate, Fate::FailsBefore) {
             return Err(unavailable());
@@ -262,7 +279,8 @@ impl PayoutGateway for SimGateway {
     }
 
     async fn create_payout(&self, request: PayoutRequest) -> Result<Payout, GatewayError> {
-        let (fate, polls) = self.fate();
+        let known = self.provider().payouts.iter().any(|(key, _)| *key == request.idempotency_key);
+        let (fate, polls) = self.fate(known);
         Delay(polls).await;
         match fate {
             Fate::FailsBefore => return Err(unavailable()),
@@ -344,5 +362,38 @@ pub fn provider_acts(gateway: &SimGateway) {
     } else {
         provider.sessions[index].closed = true;
         provider.event("checkout.session.expired", GatewayEventKind::CheckoutExpired { reference });
+    }
+}
+
+/// Every refund still pending at the provider ends, succeeded, each with its event.
+pub fn settle_pending_refunds(gateway: &SimGateway) {
+    let mut provider = gateway.provider();
+    let pending: Vec<usize> = (0..provider.refunds.len())
+        .filter(|&i| provider.refunds[i].status == GatewayRefundStatus::Pending)
+        .collect();
+    for index in pending {
+        provider.refunds[index].status = GatewayRefundStatus::Succeeded;
+        let refund = provider.refunds[index].clone();
+        let update = RefundUpdate {
+            provider_refund_id: refund.provider_refund_id,
+            refund_id: Some(refund.refund_id),
+            amount: Some(refund.amount),
+            status: GatewayRefundStatus::Succeeded,
+        };
+        provider.event("charge.refund.updated", GatewayEventKind::RefundUpdated(update));
+    }
+}
+
+impl Provider {
+    /// What the provider holds for the platform: what payers paid less what it refunded.
+    pub fn net_minor(&self) -> i64 {
+        let paid: i64 = self.sessions.iter().filter(|s| s.paid).map(|s| s.amount.amount_minor()).sum();
+        let refunded: i64 = self
+            .refunds
+            .iter()
+            .filter(|r| r.status == GatewayRefundStatus::Succeeded)
+            .map(|r| r.amount.amount_minor())
+            .sum();
+        paid - refunded
     }
 }

@@ -69,6 +69,15 @@ pub struct Summary {
 /// # Errors
 /// The first step after which an invariant is broken, or at which the application panicked.
 pub fn run(seed: u64, steps: u64, bug: Option<Bug>) -> Result<Summary, Failure> {
+    run_with(seed, steps, bug, false)
+}
+
+/// `run`, and with `reconcile` the end-of-run reconciliation with the provider
+/// (`invariants::reconcile`), which still finds open issues (`docs/simulation.md`, "Findings").
+///
+/// # Errors
+/// As `run`.
+pub fn run_with(seed: u64, steps: u64, bug: Option<Bug>, reconcile: bool) -> Result<Summary, Failure> {
     let mut world = World::new(seed, bug);
     for step in 1..=steps {
         let stepped = catch_unwind(AssertUnwindSafe(|| world.step()));
@@ -88,7 +97,11 @@ pub fn run(seed: u64, steps: u64, bug: Option<Bug>) -> Result<Summary, Failure> 
         }
         ticks += 1;
     }
-    let broken = invariants::check(&mut world);
+    world.quiesce();
+    let mut broken = invariants::check(&mut world);
+    if reconcile {
+        broken.extend(invariants::reconcile(&world));
+    }
     if !broken.is_empty() {
         return Err(failure(&world, seed, steps, broken));
     }
@@ -124,5 +137,8 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(text) = panic.downcast_ref::<&str>() {
         return (*text).to_owned();
     }
-    panic.downcast_ref::<String>().cloned().unwrap_or_else(|| "a panic without a message".into())
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_else(|| "a panic without a message".into())
 }

@@ -7,7 +7,7 @@ use adapter_memory::MemoryStore;
 use application::App;
 use application::auth::{Caller, Registration};
 use application::checkout::{Checkout, CheckoutCommand};
-use application::idempotency::{Idempotent, IdempotencyKey, IdempotencyScope, StoredResponse};
+use application::idempotency::{IdempotencyKey, IdempotencyScope, Idempotent, StoredResponse};
 use application::refunds::RefundCommand;
 use application::top_ups::TopUpRequest;
 use application::transfers::{Recipient, TransferRequest};
@@ -29,17 +29,53 @@ pub enum Pay {
 
 #[derive(Debug, Clone)]
 pub enum Request {
-    Register { email: String, role: Role },
-    TopUp { buyer: Caller, amount_minor: i64 },
-    Checkout { buyer: Caller, items: Vec<(ProductId, i64)>, pay: Pay },
-    PayAgain { buyer: Caller, order: OrderId },
-    Cancel { caller: Caller, order: OrderId },
-    Capture { caller: Caller, order: OrderId },
-    Void { caller: Caller, order: OrderId },
-    Fulfil { caller: Caller, order: OrderId },
-    Refund { caller: Caller, order: OrderId, amount_minor: Option<i64> },
-    Transfer { from: Caller, to: UserId, amount_minor: i64 },
-    Withdraw { caller: Caller, amount_minor: i64 },
+    Register {
+        email: String,
+        role: Role,
+    },
+    TopUp {
+        buyer: Caller,
+        amount_minor: i64,
+    },
+    Checkout {
+        buyer: Caller,
+        items: Vec<(ProductId, i64)>,
+        pay: Pay,
+    },
+    PayAgain {
+        buyer: Caller,
+        order: OrderId,
+    },
+    Cancel {
+        caller: Caller,
+        order: OrderId,
+    },
+    Capture {
+        caller: Caller,
+        order: OrderId,
+    },
+    Void {
+        caller: Caller,
+        order: OrderId,
+    },
+    Fulfil {
+        caller: Caller,
+        order: OrderId,
+    },
+    Refund {
+        caller: Caller,
+        order: OrderId,
+        amount_minor: Option<i64>,
+    },
+    Transfer {
+        from: Caller,
+        to: UserId,
+        amount_minor: i64,
+    },
+    Withdraw {
+        caller: Caller,
+        amount_minor: i64,
+    },
 }
 
 /// A request with its idempotency key, if the actor sent one.
@@ -90,9 +126,15 @@ fn idempotent<T>(caller: &Caller, key: Option<&str>, fingerprint: &str) -> Optio
 /// Failures a retry may get past: storage unavailable or in conflict, the provider busy or
 /// unreadable, the key still held by a request that died.
 fn passes(text: &str) -> bool {
-    ["unavailable", "conflict", "rate limiting", "unexpected gateway", "still being processed"]
-        .iter()
-        .any(|needle| text.contains(needle))
+    [
+        "unavailable",
+        "conflict",
+        "rate limiting",
+        "unexpected gateway",
+        "still being processed",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
 }
 
 fn outcome<T, E: std::fmt::Display>(result: Result<T, E>, effect: impl FnOnce(&T) -> String) -> Outcome {
@@ -120,10 +162,7 @@ fn session_of<E>(result: &Result<Checkout, E>) -> Option<String> {
 fn items(items: &[(ProductId, i64)]) -> Vec<(ProductId, Quantity)> {
     // An invalid quantity is sent as the largest one, which no stock covers.
     let quantity = |n: i64| Quantity::new(n).or_else(|_| Quantity::new(i64::from(Quantity::MAX)));
-    items
-        .iter()
-        .filter_map(|&(id, n)| quantity(n).ok().map(|q| (id, q)))
-        .collect()
+    items.iter().filter_map(|&(id, n)| quantity(n).ok().map(|q| (id, q))).collect()
 }
 
 /// Starts the request as a future the scheduler polls.
@@ -178,7 +217,10 @@ pub fn start(app: &Arc<App<MemoryStore>>, keyed: Keyed) -> Task<Outcome> {
                 Outcome {
                     session: session_of(&result),
                     ..outcome(result, |checkout| {
-                        checkout.payment.as_ref().map_or_else(String::new, |payment| payment.id().to_string())
+                        checkout
+                            .payment
+                            .as_ref()
+                            .map_or_else(String::new, |payment| payment.id().to_string())
                     })
                 }
             }
@@ -191,7 +233,9 @@ pub fn start(app: &Arc<App<MemoryStore>>, keyed: Keyed) -> Task<Outcome> {
                 outcome(result, |order| order.status().as_str().to_owned())
             }
             Request::Capture { caller, order } => {
-                let result = app.capture_order(&caller, order, None, idempotent(&caller, key, &fingerprint)).await;
+                let result = app
+                    .capture_order(&caller, order, None, idempotent(&caller, key, &fingerprint))
+                    .await;
                 outcome(result, |order| order.id().to_string())
             }
             Request::Void { caller, order } => {
@@ -209,7 +253,9 @@ pub fn start(app: &Arc<App<MemoryStore>>, keyed: Keyed) -> Task<Outcome> {
                     merchant_id: (caller.role == Role::Merchant).then_some(caller.user_id),
                     reason: "simulated".into(),
                 };
-                let result = app.refund_order(&caller, order, command, idempotent(&caller, key, &fingerprint)).await;
+                let result = app
+                    .refund_order(&caller, order, command, idempotent(&caller, key, &fingerprint))
+                    .await;
                 outcome(result, |refunds| {
                     let mut ids: Vec<String> = refunds.iter().map(|r| r.id().to_string()).collect();
                     ids.sort();

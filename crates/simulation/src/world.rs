@@ -9,7 +9,7 @@ use adapter_memory::{MemoryCache, MemoryStore};
 use application::adjustments::AdjustmentRequest;
 use application::auth::Caller;
 use application::catalog::NewProduct;
-use application::ports::gateway::Gateways;
+use application::ports::gateway::{GatewayEvent, Gateways};
 use application::ports::system::{Clock, IdGenerator, ManualClock};
 use application::testing::{PlainHasher, RecordingWebhooks, SpelledTokens};
 use application::{App, Settings};
@@ -47,11 +47,15 @@ pub enum Bug {
 pub enum Finished {
     Request(Keyed, Outcome),
     Job(&'static str, Result<usize, String>),
-    Webhook(String, Result<String, String>),
+    Webhook(Box<GatewayEvent>, Result<String, String>),
 }
 
 /// Polls a check may take before it is called stuck: far more than any check needs.
 pub const CHECK_POLLS_MAX: u32 = 10_000;
+
+/// Rounds of webhooks and jobs at the end of a run: the follow-ups' retries span about a day
+/// (20 attempts, at most two hours apart), and each round moves the clock two hours.
+const QUIESCE_ROUNDS: u32 = 30;
 
 pub struct World {
     pub rng: Rng,
@@ -216,10 +220,6 @@ impl World {
         self.buyers[index]
     }
 
-    fn some_order(&mut self) -> Option<(OrderId, Pay)> {
-        self.rng.pick(&self.orders).map(|&(order, pay, _, _)| (order, pay))
-    }
-
     /// An order and, mostly, its buyer; sometimes another buyer, who must be refused.
     fn some_order_and_buyer(&mut self) -> Option<(OrderId, Caller)> {
         let &(order, _, buyer, _) = self.rng.pick(&self.orders)?;
@@ -256,7 +256,11 @@ impl World {
                 let mut items = Vec::new();
                 for _ in 0..lines {
                     let product = self.rng.pick(&self.products).map(|&(id, _, _)| id)?;
-                    let product = if self.rng.chance(3) { domain::ids::Id::from_uuid(Uuid::max()) } else { product };
+                    let product = if self.rng.chance(3) {
+                        domain::ids::Id::from_uuid(Uuid::max())
+                    } else {
+                        product
+                    };
                     let quantity = if self.rng.chance(3) { 0 } else { self.rng.range(1, 3) };
                     items.push((product, quantity));
                 }
@@ -284,7 +288,11 @@ impl World {
                     Some(&held) if self.rng.chance(60) => held,
                     _ => self.rng.pick(&self.orders).map(|o| (o.0, o.3))?,
                 };
-                let merchant = if self.rng.chance(10) { *self.rng.pick(&self.merchants)? } else { merchant };
+                let merchant = if self.rng.chance(10) {
+                    *self.rng.pick(&self.merchants)?
+                } else {
+                    merchant
+                };
                 if self.rng.chance(50) {
                     Request::Capture { caller: merchant, order }
                 } else if self.rng.chance(50) {
@@ -355,7 +363,8 @@ impl World {
         let label = format!("{:?} key={:?}", keyed.request, keyed.key);
         let task = start(&self.app, keyed.clone());
         self.trace.push(format!("start {label}"));
-        self.tasks.spawn(label, Box::pin(async move { Finished::Request(keyed, task.await) }));
+        self.tasks
+            .spawn(label, Box::pin(async move { Finished::Request(keyed, task.await) }));
     }
 
     fn deliver_webhook(&mut self) {
@@ -380,7 +389,8 @@ impl World {
             Box::pin(async move {
                 let provider = domain::payment::ProviderName::parse(PROVIDER).unwrap_or_else(|e| panic!("{e}"));
                 let result = app.apply_gateway_event(&provider, &event).await;
-                Finished::Webhook(event.event_id, result.map(|o| format!("{o:?}")).map_err(|e| e.to_string()))
+                let result = result.map(|o| format!("{o:?}")).map_err(|e| e.to_string());
+                Finished::Webhook(Box::new(event), result)
             }),
         );
     }
@@ -458,6 +468,29 @@ impl World {
         self.run_job();
     }
 
+    /// The end of the world: no new requests, no new faults; the provider settles its pending
+    /// refunds and sends every event, and the jobs run while hours pass, until everything the
+    /// application started has ended. Afterwards the application and the provider must agree.
+    pub fn quiesce(&mut self) {
+        let provider_name = domain::payment::ProviderName::parse(PROVIDER).unwrap_or_else(|e| panic!("{e}"));
+        for _ in 0..QUIESCE_ROUNDS {
+            crate::gateway::settle_pending_refunds(&self.gateway);
+            let events = std::mem::take(&mut self.gateway.provider().outbox);
+            for event in events {
+                let applied = block_on(self.app.apply_gateway_event(&provider_name, &event), CHECK_POLLS_MAX);
+                // A webhook that fails is delivered again, as providers do.
+                if !matches!(applied, Some(Ok(_))) {
+                    self.gateway.provider().outbox.push(event);
+                }
+            }
+            let _ = block_on(self.app.run_follow_ups(1_000), CHECK_POLLS_MAX);
+            let _ = block_on(self.app.expire_abandoned_checkouts(1_000), CHECK_POLLS_MAX);
+            let _ = block_on(self.app.release_expired_holds(1_000), CHECK_POLLS_MAX);
+            self.clock.advance(Duration::hours(2));
+        }
+        self.trace.push("quiesced".into());
+    }
+
     /// Takes in what a task reports: the orders it made, the retries it calls for, and the
     /// effect it names under its key.
     pub fn finish(&mut self, label: &str, finished: Finished) {
@@ -486,7 +519,13 @@ impl World {
                 }
             }
             Finished::Job(name, result) => self.trace.push(format!("done job {name}: {result:?}")),
-            Finished::Webhook(id, result) => self.trace.push(format!("done webhook {id}: {result:?}")),
+            Finished::Webhook(event, result) => {
+                self.trace.push(format!("done webhook {}: {result:?}", event.event_id));
+                // The provider delivers again what was not acknowledged.
+                if result.is_err() {
+                    self.gateway.provider().outbox.push(*event);
+                }
+            }
         }
     }
 

@@ -18,14 +18,21 @@ fn short_runs_of_fixed_seeds_break_no_invariant() {
 #[test]
 fn a_run_reaches_the_flows_it_is_meant_to() {
     let trace: Vec<String> = (1..=4).flat_map(|seed| simulation::trace(seed, 2_000)).collect();
-    let done = |needle: &str| trace.iter().filter(|line| line.starts_with("done") && line.contains(needle)).count();
+    let done = |needle: &str| {
+        trace
+            .iter()
+            .filter(|line| line.starts_with("done") && line.contains(needle))
+            .count()
+    };
     let succeeded = |request: &str| {
         trace
             .iter()
             .filter(|line| line.starts_with(&format!("done {request}")) && line.contains(" => ok "))
             .count()
     };
-    for request in ["TopUp", "Checkout", "Refund", "Transfer", "Withdraw", "Cancel", "Capture", "PayAgain"] {
+    for request in [
+        "TopUp", "Checkout", "Refund", "Transfer", "Withdraw", "Cancel", "Capture", "PayAgain",
+    ] {
         assert!(succeeded(request) > 0, "no {request} succeeded");
     }
     assert!(done("Applied") > 0, "no webhook was applied");
