@@ -3,7 +3,7 @@ CARGO ?= cargo
 # Tests use nextest when it is installed (one process per test, better isolation), cargo test otherwise.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: run test lint fmt check bench
+.PHONY: run test lint fmt check bench simulate
 
 run:
 	$(CARGO) run --release -p server -- serve
@@ -15,6 +15,7 @@ ifeq ($(NEXTEST),yes)
 else
 	$(CARGO) test --workspace --no-fail-fast
 endif
+	SIM_TOTAL_STEPS=100000 $(CARGO) run --quiet -p simulation --bin simulate
 	scripts/schemathesis.sh
 	scripts/replicas.sh
 
@@ -35,3 +36,9 @@ check:
 # The pgbench baseline and the service's scenarios; writes docs/benchmarks.md (see bench/run.sh).
 bench:
 	bench/run.sh
+
+# The deterministic simulation (docs/simulation.md): SIM_TOTAL_STEPS steps from a random seed, or
+# one seed replayed with SIM_SEED (and SIM_STEPS, its length). `make test` runs 10^5 steps.
+SIM_TOTAL_STEPS ?= 1000000
+simulate:
+	SIM_TOTAL_STEPS=$(SIM_TOTAL_STEPS) $(CARGO) run --release -p simulation --bin simulate

@@ -34,6 +34,13 @@ pub struct MemoryStore {
 pub struct Faults {
     conflicting_commits: AtomicU32,
     failing_commits: AtomicU32,
+    /// Commits that take effect and then report a failure, as when the connection drops after
+    /// the database committed but before it answered.
+    unacknowledged_commits: AtomicU32,
+    /// A deliberate bug, for showing that the simulation finds one: claiming an idempotency key
+    /// always succeeds, as if the unique constraint were missing.
+    #[cfg(feature = "mutations")]
+    forget_idempotency_claims: std::sync::atomic::AtomicBool,
     /// Updates of these tables (named as in the PostgreSQL schema) fail while their count lasts.
     failing_writes: std::sync::Mutex<std::collections::HashMap<&'static str, u32>>,
 }
@@ -54,6 +61,23 @@ impl Faults {
                 Err(StoreError::Unavailable(format!("injected failure writing to {table}")))
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Whether a commit that took effect reports a failure anyway.
+    pub(crate) fn commit_unacknowledged(&self) -> bool {
+        Faults::take(&self.unacknowledged_commits)
+    }
+
+    /// Whether the deliberate idempotency bug is switched on.
+    pub(crate) fn forgets_idempotency_claims(&self) -> bool {
+        #[cfg(feature = "mutations")]
+        {
+            self.forget_idempotency_claims.load(Ordering::SeqCst)
+        }
+        #[cfg(not(feature = "mutations"))]
+        {
+            false
         }
     }
 
@@ -81,6 +105,19 @@ impl MemoryStore {
     /// The next `count` commits fail as if the database went away (and are rolled back).
     pub fn inject_commit_failures(&self, count: u32) {
         self.faults.failing_commits.store(count, Ordering::SeqCst);
+    }
+
+    /// The next `count` commits take effect and then fail as if the connection dropped before the
+    /// database answered: the caller sees an error for work that was done.
+    pub fn inject_unacknowledged_commits(&self, count: u32) {
+        self.faults.unacknowledged_commits.store(count, Ordering::SeqCst);
+    }
+
+    /// Switches on a deliberate bug (claiming an idempotency key always succeeds), so that a test
+    /// can show the simulation catches it.
+    #[cfg(feature = "mutations")]
+    pub fn forget_idempotency_claims(&self, on: bool) {
+        self.faults.forget_idempotency_claims.store(on, Ordering::SeqCst);
     }
 
     /// The next `count` updates of rows of `table` (`refunds`, `payments`, `orders` or `stock`,

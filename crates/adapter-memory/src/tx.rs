@@ -73,6 +73,9 @@ impl Transaction for MemoryTx {
     async fn commit(mut self) -> StoreResult<()> {
         self.faults.commit_outcome()?;
         *self.guard = std::mem::take(&mut self.work);
+        if self.faults.commit_unacknowledged() {
+            return Err(StoreError::Unavailable("injected failure after commit".into()));
+        }
         Ok(())
     }
 
@@ -983,7 +986,9 @@ impl MemoryTx {
 impl IdempotencyRepository for MemoryTx {
     async fn claim_idempotency_key(&mut self, record: &IdempotencyRecord) -> StoreResult<ClaimOutcome> {
         let key = scope_key(&record.scope);
-        if let Some(existing) = self.work.idempotency.get(&key) {
+        if let Some(existing) = self.work.idempotency.get(&key)
+            && !self.faults.forgets_idempotency_claims()
+        {
             return Ok(ClaimOutcome::Existing(existing.clone()));
         }
         self.work.idempotency.insert(key, record.clone());

@@ -28,6 +28,9 @@ pub struct TopUpRequest {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopUpError {
+    /// Zero or less: a negative top-up would move money out of the wallet to the provider.
+    #[error("a top-up must be of a positive amount")]
+    Amount,
     /// No provider for the currency, or the one the payer named cannot take it.
     #[error(transparent)]
     Route(RouteError),
@@ -54,6 +57,9 @@ impl<U: UnitOfWork> App<U> {
         request: TopUpRequest,
         idempotent: Option<Idempotent<Payment>>,
     ) -> Result<Payment, TopUpError> {
+        if !request.amount.is_positive() {
+            return Err(TopUpError::Amount);
+        }
         let currency = request.amount.currency();
         let gateway = self
             .gateways

@@ -202,6 +202,7 @@ fn route_error(error: RouteError) -> ApiError {
 impl From<TopUpError> for ApiError {
     fn from(error: TopUpError) -> Self {
         match error {
+            TopUpError::Amount => ApiError::invalid_field("amount", error.to_string()),
             TopUpError::Route(e) => route_error(e),
             TopUpError::PlatformLimit(_) => ApiError::unprocessable("platform_limit", "Platform limit reached", error.to_string()),
             TopUpError::CheckoutClosed(_) => ApiError::conflict("checkout_closed", "Checkout closed", error.to_string()),

@@ -210,3 +210,24 @@ async fn only_admins_adjust_and_a_debit_cannot_overdraw() -> Result<(), Box<dyn 
     h.assert_ledger_ok().await;
     Ok(())
 }
+
+/// Found by the simulation (seed 7, `simulation::trace(7, 2000)`): a top-up of zero or less
+/// opened a checkout, and the provider's completion of a negative one moved money out of the
+/// wallet. The HTTP and web layers refuse such amounts; the use case now does too.
+#[tokio::test]
+async fn a_top_up_of_zero_or_less_is_refused_before_any_checkout_opens() -> Result<(), Box<dyn std::error::Error>> {
+    use application::top_ups::{TopUpError, TopUpRequest};
+    let h = Harness::new();
+    let alice = h.funded_customer(1_000).await;
+    for minor in [0, -479] {
+        let request = TopUpRequest {
+            amount: usd(minor),
+            provider: None,
+        };
+        let refused = h.app.start_top_up(&alice, request, None).await;
+        assert!(matches!(refused, Err(TopUpError::Amount)), "{minor}: {refused:?}");
+    }
+    assert_eq!(h.balance(&alice).await, 1_000);
+    h.assert_ledger_ok().await;
+    Ok(())
+}

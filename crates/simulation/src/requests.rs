@@ -1,0 +1,284 @@
+//! What actors ask of the application, as values: a request can be started, dropped by a
+//! restart, and retried under the same idempotency key.
+
+use std::sync::Arc;
+
+use adapter_memory::MemoryStore;
+use application::App;
+use application::auth::{Caller, Registration};
+use application::checkout::{Checkout, CheckoutCommand};
+use application::idempotency::{IdempotencyKey, IdempotencyScope, Idempotent, StoredResponse};
+use application::refunds::RefundCommand;
+use application::top_ups::TopUpRequest;
+use application::transfers::{Recipient, TransferRequest};
+use application::withdrawals::WithdrawalRequest;
+use domain::catalog::Quantity;
+use domain::ids::{OrderId, ProductId, UserId};
+use domain::money::{Currency, Money};
+use domain::order::{CaptureMethod, PaymentMethod};
+use domain::user::Role;
+
+use crate::executor::Task;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pay {
+    Wallet,
+    WalletHold,
+    Card,
+}
+
+#[derive(Debug, Clone)]
+pub enum Request {
+    Register {
+        email: String,
+        role: Role,
+    },
+    TopUp {
+        buyer: Caller,
+        amount_minor: i64,
+    },
+    Checkout {
+        buyer: Caller,
+        items: Vec<(ProductId, i64)>,
+        pay: Pay,
+    },
+    PayAgain {
+        buyer: Caller,
+        order: OrderId,
+    },
+    Cancel {
+        caller: Caller,
+        order: OrderId,
+    },
+    Capture {
+        caller: Caller,
+        order: OrderId,
+    },
+    Void {
+        caller: Caller,
+        order: OrderId,
+    },
+    Fulfil {
+        caller: Caller,
+        order: OrderId,
+    },
+    Refund {
+        caller: Caller,
+        order: OrderId,
+        amount_minor: Option<i64>,
+    },
+    Transfer {
+        from: Caller,
+        to: UserId,
+        amount_minor: i64,
+    },
+    Withdraw {
+        caller: Caller,
+        amount_minor: i64,
+    },
+}
+
+/// A request with its idempotency key, if the actor sent one.
+#[derive(Debug, Clone)]
+pub struct Keyed {
+    pub request: Request,
+    pub key: Option<String>,
+}
+
+/// How a request ended, as the model needs it.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// What the request created or changed, named by id, when it succeeded.
+    pub effect: Option<String>,
+    /// A card order it created, or an order it created.
+    pub order: Option<(OrderId, Pay)>,
+    /// The checkout session whose page it gave the payer, who may now pay it.
+    pub session: Option<String>,
+    /// Whether it failed in a way a retry under the same key may get past.
+    pub may_pass: bool,
+    pub error: Option<String>,
+}
+
+fn usd(minor: i64) -> Money {
+    Money::from_minor(minor, Currency::Usd)
+}
+
+fn blank<T>(_: &T) -> StoredResponse {
+    StoredResponse {
+        status: 200,
+        body: Vec::new(),
+        location: None,
+    }
+}
+
+fn idempotent<T>(caller: &Caller, key: Option<&str>, fingerprint: &str) -> Option<Idempotent<T>> {
+    let key = IdempotencyKey::parse(key?).ok()?;
+    Some(Idempotent {
+        scope: IdempotencyScope {
+            principal: Some(caller.user_id),
+            key,
+        },
+        fingerprint: fingerprint.to_owned(),
+        render: blank::<T>,
+    })
+}
+
+/// Failures a retry may get past: storage unavailable or in conflict, the provider busy or
+/// unreadable, the key still held by a request that died.
+fn passes(text: &str) -> bool {
+    [
+        "unavailable",
+        "conflict",
+        "rate limiting",
+        "unexpected gateway",
+        "still being processed",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
+fn outcome<T, E: std::fmt::Display>(result: Result<T, E>, effect: impl FnOnce(&T) -> String) -> Outcome {
+    match result {
+        Ok(value) => Outcome {
+            effect: Some(effect(&value)),
+            ..Outcome::default()
+        },
+        Err(error) => {
+            let text = error.to_string();
+            Outcome {
+                may_pass: passes(&text),
+                error: Some(text),
+                ..Outcome::default()
+            }
+        }
+    }
+}
+
+fn session_of<E>(result: &Result<Checkout, E>) -> Option<String> {
+    let payment = result.as_ref().ok()?.payment.as_ref()?;
+    payment.provider_session_id().map(str::to_owned)
+}
+
+fn items(items: &[(ProductId, i64)]) -> Vec<(ProductId, Quantity)> {
+    // An invalid quantity is sent as the largest one, which no stock covers.
+    let quantity = |n: i64| Quantity::new(n).or_else(|_| Quantity::new(i64::from(Quantity::MAX)));
+    items.iter().filter_map(|&(id, n)| quantity(n).ok().map(|q| (id, q))).collect()
+}
+
+/// Starts the request as a future the scheduler polls.
+pub fn start(app: &Arc<App<MemoryStore>>, keyed: Keyed) -> Task<Outcome> {
+    let app = Arc::clone(app);
+    Box::pin(async move {
+        let fingerprint = format!("{:?}", keyed.request);
+        let key = keyed.key.as_deref();
+        match keyed.request {
+            Request::Register { email, role } => {
+                let registration = Registration {
+                    email,
+                    password: "correct horse 9".into(),
+                    role,
+                };
+                outcome(app.register(registration, None).await, |user| user.id.to_string())
+            }
+            Request::TopUp { buyer, amount_minor } => {
+                let request = TopUpRequest {
+                    amount: usd(amount_minor),
+                    provider: None,
+                };
+                let result = app.start_top_up(&buyer, request, idempotent(&buyer, key, &fingerprint)).await;
+                let session = result.as_ref().ok().and_then(|p| p.provider_session_id().map(str::to_owned));
+                Outcome {
+                    session,
+                    ..outcome(result, |payment| payment.id().to_string())
+                }
+            }
+            Request::Checkout { buyer, items: cart, pay } => {
+                let (payment_method, capture) = match pay {
+                    Pay::Wallet => (PaymentMethod::Wallet, CaptureMethod::Automatic),
+                    Pay::WalletHold => (PaymentMethod::Wallet, CaptureMethod::Manual),
+                    Pay::Card => (PaymentMethod::Card, CaptureMethod::Automatic),
+                };
+                let command = CheckoutCommand {
+                    items: items(&cart),
+                    payment_method,
+                    provider: None,
+                    capture,
+                };
+                let result = app.checkout(&buyer, command, idempotent(&buyer, key, &fingerprint)).await;
+                let order = result.as_ref().ok().map(|checkout| (checkout.order.id(), pay));
+                Outcome {
+                    order,
+                    session: session_of(&result),
+                    ..outcome(result, |checkout| checkout.order.id().to_string())
+                }
+            }
+            Request::PayAgain { buyer, order } => {
+                let result = app.pay_again(&buyer, order, None, idempotent(&buyer, key, &fingerprint)).await;
+                Outcome {
+                    session: session_of(&result),
+                    ..outcome(result, |checkout| {
+                        checkout
+                            .payment
+                            .as_ref()
+                            .map_or_else(String::new, |payment| payment.id().to_string())
+                    })
+                }
+            }
+            Request::Cancel { caller, order } => {
+                let result = if caller.role == Role::Admin {
+                    app.admin_cancel_order(&caller, order, "simulated").await
+                } else {
+                    app.cancel_order(&caller, order).await
+                };
+                outcome(result, |order| order.status().as_str().to_owned())
+            }
+            Request::Capture { caller, order } => {
+                let result = app
+                    .capture_order(&caller, order, None, idempotent(&caller, key, &fingerprint))
+                    .await;
+                outcome(result, |order| order.id().to_string())
+            }
+            Request::Void { caller, order } => {
+                let result = app.void_order(&caller, order, idempotent(&caller, key, &fingerprint)).await;
+                outcome(result, |order| order.id().to_string())
+            }
+            Request::Fulfil { caller, order } => outcome(app.fulfil_order(&caller, order).await, |o| o.status().as_str().to_owned()),
+            Request::Refund {
+                caller,
+                order,
+                amount_minor,
+            } => {
+                let command = RefundCommand {
+                    amount: amount_minor.map(usd),
+                    merchant_id: (caller.role == Role::Merchant).then_some(caller.user_id),
+                    reason: "simulated".into(),
+                };
+                let result = app
+                    .refund_order(&caller, order, command, idempotent(&caller, key, &fingerprint))
+                    .await;
+                outcome(result, |refunds| {
+                    let mut ids: Vec<String> = refunds.iter().map(|r| r.id().to_string()).collect();
+                    ids.sort();
+                    ids.join(",")
+                })
+            }
+            Request::Transfer { from, to, amount_minor } => {
+                let request = TransferRequest {
+                    to: Recipient::Id(to),
+                    amount: usd(amount_minor),
+                    note: String::new(),
+                };
+                let result = app.transfer(&from, request, idempotent(&from, key, &fingerprint)).await;
+                outcome(result, |transfer| transfer.id.to_string())
+            }
+            Request::Withdraw { caller, amount_minor } => {
+                let request = WithdrawalRequest {
+                    amount: usd(amount_minor),
+                    destination: "acct_simulated".into(),
+                };
+                let result = app.withdraw(&caller, request, idempotent(&caller, key, &fingerprint)).await;
+                outcome(result, |withdrawal| withdrawal.id().to_string())
+            }
+        }
+    })
+}

@@ -1,0 +1,541 @@
+//! The simulated world: the application over the in-memory store, the simulated provider, the
+//! actors, and the model of what the actors did that the invariants are checked against.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use adapter_memory::{MemoryCache, MemoryStore};
+use application::adjustments::AdjustmentRequest;
+use application::auth::Caller;
+use application::catalog::NewProduct;
+use application::ports::gateway::{GatewayEvent, Gateways};
+use application::ports::system::{Clock, IdGenerator, ManualClock};
+use application::testing::{PlainHasher, RecordingWebhooks, SpelledTokens};
+use application::{App, Settings};
+use domain::ids::{OrderId, ProductId};
+use domain::money::{Currency, Money};
+use domain::user::Role;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::executor::{Scheduler, block_on};
+use crate::gateway::{PROVIDER, SimGateway, provider_acts};
+use crate::requests::{Keyed, Outcome, Pay, Request, start};
+use crate::rng::Rng;
+
+/// Identifiers from a counter: the same on every run of a seed, and increasing like UUIDv7.
+#[derive(Debug, Default)]
+pub struct CountingIds(AtomicU64);
+
+impl IdGenerator for CountingIds {
+    fn uuid(&self) -> Uuid {
+        let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+        Uuid::from_u64_pair(0x0190_0000_0000_7000, 0x8000_0000_0000_0000 | n)
+    }
+}
+
+/// A deliberate bug to switch on, to show that the simulation finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bug {
+    /// The store lets a key be claimed again (needs the `mutations` feature).
+    ForgetIdempotencyClaims,
+}
+
+/// What a task in flight will report when it finishes.
+#[derive(Debug)]
+pub enum Finished {
+    Request(Keyed, Outcome),
+    Job(&'static str, Result<usize, String>),
+    Webhook(Box<GatewayEvent>, Result<String, String>),
+}
+
+/// Polls a check may take before it is called stuck: far more than any check needs.
+pub const CHECK_POLLS_MAX: u32 = 10_000;
+
+/// Rounds of webhooks and jobs at the end of a run: the follow-ups' retries span about a day
+/// (20 attempts, at most two hours apart), and each round moves the clock two hours.
+const QUIESCE_ROUNDS: u32 = 30;
+
+pub struct World {
+    pub rng: Rng,
+    pub app: Arc<App<MemoryStore>>,
+    pub store: MemoryStore,
+    pub clock: Arc<ManualClock>,
+    pub gateway: SimGateway,
+    pub tasks: Scheduler<Finished>,
+    pub admin: Caller,
+    pub merchants: Vec<Caller>,
+    pub buyers: Vec<Caller>,
+    /// Each product, the stock it was created with, and its merchant.
+    pub products: Vec<(ProductId, i64, Caller)>,
+    /// Every order made, with how it is paid, its buyer and the merchant of its first item.
+    pub orders: Vec<(OrderId, Pay, Caller, Caller)>,
+    /// Keyed requests that failed in a way a retry may pass, or were dropped by a restart.
+    pub retries: Vec<Keyed>,
+    /// The effect each key's successful requests named: a key has at most one.
+    pub effects: BTreeMap<String, String>,
+    /// Invariants broken by what a request answered, found when it finished.
+    pub violations: Vec<String>,
+    pub trace: Vec<String>,
+    keys_made: u64,
+    emails_made: u64,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World").field("tasks", &self.tasks).finish_non_exhaustive()
+    }
+}
+
+fn start_time() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn usd(minor: i64) -> Money {
+    Money::from_minor(minor, Currency::Usd)
+}
+
+impl World {
+    /// The application with its users, products and funds, all chosen by `seed`.
+    pub fn new(seed: u64, bug: Option<Bug>) -> World {
+        let store = MemoryStore::new();
+        match bug {
+            #[cfg(feature = "mutations")]
+            Some(Bug::ForgetIdempotencyClaims) => store.forget_idempotency_claims(true),
+            #[cfg(not(feature = "mutations"))]
+            Some(Bug::ForgetIdempotencyClaims) => panic!("the deliberate bug needs the `mutations` feature"),
+            None => {}
+        }
+        let clock = Arc::new(ManualClock::new(start_time()));
+        let gateway = SimGateway::new(seed);
+        let app = App {
+            store: store.clone(),
+            clock: clock.clone(),
+            ids: Arc::new(CountingIds::default()),
+            hasher: Arc::new(PlainHasher),
+            tokens: Arc::new(SpelledTokens::default()),
+            gateways: Gateways::new().with(Arc::new(gateway.clone())),
+            cache: Arc::new(MemoryCache::new()),
+            webhooks: Arc::new(RecordingWebhooks::default()),
+            settings: Settings::default(),
+        };
+        let mut world = World {
+            rng: Rng::new(seed),
+            app: Arc::new(app),
+            store,
+            clock,
+            gateway,
+            tasks: Scheduler::default(),
+            admin: Caller {
+                user_id: domain::ids::Id::from_uuid(Uuid::nil()),
+                role: Role::Admin,
+            },
+            merchants: Vec::new(),
+            buyers: Vec::new(),
+            products: Vec::new(),
+            orders: Vec::new(),
+            retries: Vec::new(),
+            effects: BTreeMap::new(),
+            violations: Vec::new(),
+            trace: Vec::new(),
+            keys_made: 0,
+            emails_made: 0,
+        };
+        world.populate();
+        world
+    }
+
+    fn populate(&mut self) {
+        let admin = block_on(self.app.create_admin("admin@sim.example", "correct horse 9"), CHECK_POLLS_MAX);
+        let admin = admin.and_then(Result::ok).unwrap_or_else(|| panic!("setup: admin"));
+        self.admin = Caller {
+            user_id: admin.id,
+            role: Role::Admin,
+        };
+        for _ in 0..2 {
+            let merchant = self.user(Role::Merchant);
+            self.merchants.push(merchant);
+            for _ in 0..2 {
+                let stock = self.rng.range(10, 40);
+                let new = NewProduct {
+                    name: "Mug".into(),
+                    description: String::new(),
+                    price: usd(self.rng.range(100, 3_000)),
+                    stock,
+                };
+                let entry = block_on(self.app.create_product(&merchant, new, None), CHECK_POLLS_MAX);
+                let entry = entry.and_then(Result::ok).unwrap_or_else(|| panic!("setup: product"));
+                self.products.push((entry.product.id, stock, merchant));
+            }
+        }
+        for _ in 0..3 {
+            let buyer = self.user(Role::Customer);
+            let funds = AdjustmentRequest {
+                user_id: buyer.user_id,
+                amount: usd(self.rng.range(0, 20_000)),
+                reason: "simulated funds".into(),
+            };
+            if funds.amount.amount_minor() > 0 {
+                let adjusted = block_on(self.app.adjust_wallet(&self.admin, funds, None), CHECK_POLLS_MAX);
+                adjusted.and_then(Result::ok).unwrap_or_else(|| panic!("setup: funds"));
+            }
+            self.buyers.push(buyer);
+        }
+    }
+
+    fn email(&mut self) -> String {
+        self.emails_made += 1;
+        format!("user{}@sim.example", self.emails_made)
+    }
+
+    fn user(&mut self, role: Role) -> Caller {
+        let registration = application::auth::Registration {
+            email: self.email(),
+            password: "correct horse 9".into(),
+            role,
+        };
+        let user = block_on(self.app.register(registration, None), CHECK_POLLS_MAX);
+        let user = user.and_then(Result::ok).unwrap_or_else(|| panic!("setup: user"));
+        Caller {
+            user_id: user.id,
+            role: user.role,
+        }
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    fn new_key(&mut self) -> Option<String> {
+        if self.rng.chance(40) {
+            return None;
+        }
+        self.keys_made += 1;
+        Some(format!("sim-key-{}", self.keys_made))
+    }
+
+    fn some_buyer(&mut self) -> Caller {
+        let index = self.rng.index(self.buyers.len());
+        self.buyers[index]
+    }
+
+    /// An order and, mostly, its buyer; sometimes another buyer, who must be refused.
+    fn some_order_and_buyer(&mut self) -> Option<(OrderId, Caller)> {
+        let &(order, _, buyer, _) = self.rng.pick(&self.orders)?;
+        let buyer = if self.rng.chance(10) { self.some_buyer() } else { buyer };
+        Some((order, buyer))
+    }
+
+    fn amount(&mut self) -> i64 {
+        match self.rng.below(10) {
+            0 => 0,
+            1 => -self.rng.range(1, 500),
+            2 => self.rng.range(50_000, 1_000_000),
+            _ => self.rng.range(1, 5_000),
+        }
+    }
+
+    /// A request from a buyer, a merchant or the admin, valid or not.
+    fn choose_request(&mut self) -> Option<Request> {
+        let buyer = self.some_buyer();
+        let request = match self.rng.below(100) {
+            0..4 => {
+                let email = if self.rng.chance(20) { "not an email".into() } else { self.email() };
+                Request::Register {
+                    email,
+                    role: Role::Customer,
+                }
+            }
+            4..14 => Request::TopUp {
+                buyer,
+                amount_minor: self.amount(),
+            },
+            14..44 => {
+                let lines = self.rng.range(1, 2);
+                let mut items = Vec::new();
+                for _ in 0..lines {
+                    let product = self.rng.pick(&self.products).map(|&(id, _, _)| id)?;
+                    let product = if self.rng.chance(3) {
+                        domain::ids::Id::from_uuid(Uuid::max())
+                    } else {
+                        product
+                    };
+                    let quantity = if self.rng.chance(3) { 0 } else { self.rng.range(1, 3) };
+                    items.push((product, quantity));
+                }
+                let pay = match self.rng.below(3) {
+                    0 => Pay::Wallet,
+                    1 => Pay::WalletHold,
+                    _ => Pay::Card,
+                };
+                Request::Checkout { buyer, items, pay }
+            }
+            44..50 => {
+                let (order, buyer) = self.some_order_and_buyer()?;
+                Request::PayAgain { buyer, order }
+            }
+            50..56 => {
+                let (order, buyer) = self.some_order_and_buyer()?;
+                let caller = if self.rng.chance(30) { self.admin } else { buyer };
+                Request::Cancel { caller, order }
+            }
+            56..62 => {
+                // Mostly an order placed with manual capture (the only kind that is captured), by
+                // its merchant.
+                let held: Vec<(OrderId, Caller)> = self.orders.iter().filter(|o| o.1 == Pay::WalletHold).map(|o| (o.0, o.3)).collect();
+                let (order, merchant) = match self.rng.pick(&held) {
+                    Some(&held) if self.rng.chance(60) => held,
+                    _ => self.rng.pick(&self.orders).map(|o| (o.0, o.3))?,
+                };
+                let merchant = if self.rng.chance(10) {
+                    *self.rng.pick(&self.merchants)?
+                } else {
+                    merchant
+                };
+                if self.rng.chance(50) {
+                    Request::Capture { caller: merchant, order }
+                } else if self.rng.chance(50) {
+                    Request::Void { caller: merchant, order }
+                } else {
+                    Request::Fulfil { caller: merchant, order }
+                }
+            }
+            62..74 => {
+                let &(order, _, _, merchant) = self.rng.pick(&self.orders)?;
+                let caller = if self.rng.chance(30) { self.admin } else { merchant };
+                let amount_minor = if self.rng.chance(50) { None } else { Some(self.amount()) };
+                Request::Refund {
+                    caller,
+                    order,
+                    amount_minor,
+                }
+            }
+            74..90 => {
+                let to = self.some_buyer().user_id;
+                Request::Transfer {
+                    from: buyer,
+                    to,
+                    amount_minor: self.amount(),
+                }
+            }
+            _ => Request::Withdraw {
+                caller: buyer,
+                amount_minor: self.amount(),
+            },
+        };
+        Some(request)
+    }
+
+    /// One step: an actor acts (a request, the provider, a webhook, a job, the clock, a fault,
+    /// a restart), then the scheduler polls tasks in flight.
+    pub fn step(&mut self) {
+        let choice = self.rng.below(100);
+        match choice {
+            0..40 if self.tasks.len() < 6 => {
+                if let Some(request) = self.choose_request() {
+                    let key = self.new_key();
+                    self.spawn(Keyed { request, key });
+                }
+            }
+            40..46 => {
+                if let Some(index) = (!self.retries.is_empty()).then(|| self.rng.index(self.retries.len())) {
+                    let keyed = self.retries.swap_remove(index);
+                    self.spawn(keyed);
+                }
+            }
+            46..54 => provider_acts(&self.gateway),
+            54..64 => self.deliver_webhook(),
+            64..70 => self.run_job(),
+            70..76 => self.advance_clock(),
+            76..80 => self.inject_store_fault(),
+            80 if self.rng.chance(30) => self.restart(),
+            _ => {}
+        }
+        for _ in 0..self.rng.range(1, 4) {
+            if let Some((label, finished)) = self.tasks.tick(&mut self.rng) {
+                self.finish(&label, finished);
+            }
+        }
+    }
+
+    fn spawn(&mut self, keyed: Keyed) {
+        let label = format!("{:?} key={:?}", keyed.request, keyed.key);
+        let task = start(&self.app, keyed.clone());
+        self.trace.push(format!("start {label}"));
+        self.tasks
+            .spawn(label, Box::pin(async move { Finished::Request(keyed, task.await) }));
+    }
+
+    fn deliver_webhook(&mut self) {
+        let event = {
+            let mut provider = self.gateway.provider();
+            if provider.outbox.is_empty() {
+                return;
+            }
+            let index = self.rng.index(provider.outbox.len());
+            // Some deliveries are repeated later: the event stays in the outbox.
+            if self.rng.chance(25) {
+                provider.outbox[index].clone()
+            } else {
+                provider.outbox.swap_remove(index)
+            }
+        };
+        let app = Arc::clone(&self.app);
+        let label = format!("webhook {} {:?}", event.event_id, event.kind);
+        self.trace.push(format!("start {label}"));
+        self.tasks.spawn(
+            label,
+            Box::pin(async move {
+                let provider = domain::payment::ProviderName::parse(PROVIDER).unwrap_or_else(|e| panic!("{e}"));
+                let result = app.apply_gateway_event(&provider, &event).await;
+                let result = result.map(|o| format!("{o:?}")).map_err(|e| e.to_string());
+                Finished::Webhook(Box::new(event), result)
+            }),
+        );
+    }
+
+    fn run_job(&mut self) {
+        let app = Arc::clone(&self.app);
+        let (name, task): (&'static str, crate::executor::Task<Finished>) = match self.rng.below(3) {
+            0 => (
+                "expire_abandoned_checkouts",
+                Box::pin(async move {
+                    let result = app.expire_abandoned_checkouts(10).await.map_err(|e| e.to_string());
+                    Finished::Job("expire_abandoned_checkouts", result)
+                }),
+            ),
+            1 => (
+                "run_follow_ups",
+                Box::pin(async move {
+                    let result = app.run_follow_ups(10).await.map_err(|e| e.to_string());
+                    Finished::Job("run_follow_ups", result)
+                }),
+            ),
+            _ => (
+                "release_expired_holds",
+                Box::pin(async move {
+                    let result = app.release_expired_holds(10).await.map_err(|e| e.to_string());
+                    Finished::Job("release_expired_holds", result)
+                }),
+            ),
+        };
+        self.trace.push(format!("start job {name}"));
+        self.tasks.spawn(format!("job {name}"), task);
+    }
+
+    fn advance_clock(&mut self) {
+        let by = match self.rng.below(10) {
+            0 => Duration::minutes(self.rng.range(31, 90)),
+            1 if self.rng.chance(30) => Duration::days(self.rng.range(1, 8)),
+            _ => Duration::seconds(self.rng.range(1, 120)),
+        };
+        self.trace.push(format!("clock +{by}"));
+        self.clock.advance(by);
+    }
+
+    fn inject_store_fault(&mut self) {
+        let fault = match self.rng.below(5) {
+            0 => {
+                self.store.inject_conflicts(1);
+                "conflict at the next commit"
+            }
+            1 => {
+                self.store.inject_commit_failures(1);
+                "failure at the next commit"
+            }
+            2 => {
+                self.store.inject_unacknowledged_commits(1);
+                "failure after the next commit"
+            }
+            _ => {
+                let table = *self.rng.pick(&["orders", "payments", "refunds", "stock"]).unwrap_or(&"orders");
+                self.store.fail_updates_of(table, 1);
+                "failure at the next update"
+            }
+        };
+        self.trace.push(format!("fault: {fault}"));
+    }
+
+    /// The process dies: every task in flight is dropped. Then, as after a real restart, time
+    /// passes beyond the idempotency lease and the recovery jobs run; clients retry their keyed
+    /// requests later.
+    fn restart(&mut self) {
+        let dropped = self.tasks.drop_all();
+        self.trace.push(format!("restart, dropping {} tasks", dropped.len()));
+        self.clock.advance(self.app.settings.idempotency_lease + Duration::seconds(1));
+        self.run_job();
+        self.run_job();
+    }
+
+    /// The end of the world: no new requests, no new faults; the provider settles its pending
+    /// refunds and sends every event, and the jobs run while hours pass, until everything the
+    /// application started has ended. Afterwards the application and the provider must agree.
+    pub fn quiesce(&mut self) {
+        let provider_name = domain::payment::ProviderName::parse(PROVIDER).unwrap_or_else(|e| panic!("{e}"));
+        for _ in 0..QUIESCE_ROUNDS {
+            crate::gateway::settle_pending_refunds(&self.gateway);
+            let events = std::mem::take(&mut self.gateway.provider().outbox);
+            for event in events {
+                let applied = block_on(self.app.apply_gateway_event(&provider_name, &event), CHECK_POLLS_MAX);
+                // A webhook that fails is delivered again, as providers do.
+                if !matches!(applied, Some(Ok(_))) {
+                    self.gateway.provider().outbox.push(event);
+                }
+            }
+            let _ = block_on(self.app.run_follow_ups(1_000), CHECK_POLLS_MAX);
+            let _ = block_on(self.app.expire_abandoned_checkouts(1_000), CHECK_POLLS_MAX);
+            let _ = block_on(self.app.release_expired_holds(1_000), CHECK_POLLS_MAX);
+            self.clock.advance(Duration::hours(2));
+        }
+        self.trace.push("quiesced".into());
+    }
+
+    /// Takes in what a task reports: the orders it made, the retries it calls for, and the
+    /// effect it names under its key.
+    pub fn finish(&mut self, label: &str, finished: Finished) {
+        match finished {
+            Finished::Request(keyed, outcome) => {
+                match (&outcome.effect, &outcome.error) {
+                    (Some(effect), _) => self.trace.push(format!("done {label} => ok {effect}")),
+                    (None, error) => self.trace.push(format!("done {label} => err {}", error.as_deref().unwrap_or(""))),
+                }
+                if let (Some((order, pay)), Request::Checkout { buyer, items, .. }) = (outcome.order, &keyed.request)
+                    && !self.orders.iter().any(|known| known.0 == order)
+                {
+                    let first = items.first().map(|item| item.0);
+                    let merchant = self.products.iter().find(|p| Some(p.0) == first).map_or(self.admin, |p| p.2);
+                    self.orders.push((order, pay, *buyer, merchant));
+                }
+                if let Some(session) = &outcome.session {
+                    self.gateway.deliver(session);
+                }
+                // A client retries what may pass, and sometimes what worked: its answer was lost.
+                if keyed.key.is_some() && (outcome.may_pass || self.rng.chance(20)) {
+                    self.retries.push(keyed.clone());
+                }
+                if let (Some(key), Some(effect)) = (keyed.key, outcome.effect) {
+                    self.record_effect(key, effect);
+                }
+            }
+            Finished::Job(name, result) => self.trace.push(format!("done job {name}: {result:?}")),
+            Finished::Webhook(event, result) => {
+                self.trace.push(format!("done webhook {}: {result:?}", event.event_id));
+                // The provider delivers again what was not acknowledged.
+                if result.is_err() {
+                    self.gateway.provider().outbox.push(*event);
+                }
+            }
+        }
+    }
+
+    /// Keys are never reused across requests here, so a key's successful answers must all name
+    /// the same effect.
+    fn record_effect(&mut self, key: String, effect: String) {
+        let first = self.effects.entry(key.clone()).or_insert_with(|| effect.clone());
+        if *first != effect {
+            let violation = format!("idempotency key {key} has two effects: {first} and {effect}");
+            self.violations.push(violation);
+        }
+    }
+}
