@@ -14,6 +14,7 @@ on_every_backend!(
     control_characters_in_any_text_are_refused_naming_the_field,
     forged_cursors_are_refused_on_every_list_route,
     totals_beyond_the_largest_amount_are_refused_before_anything_is_written,
+    a_body_that_is_not_a_json_object_is_refused_even_where_every_field_is_optional,
 );
 
 async fn malformed_bodies_are_refused_naming_the_problem(app: TestApp) {
@@ -385,4 +386,42 @@ async fn totals_beyond_the_largest_amount_are_refused_before_anything_is_written
     let orders = app.get("/api/v1/orders", Some(&buyer.token)).await;
     assert_eq!(orders.assert_status(200)["items"], json!([]));
     app.assert_ledger_ok().await;
+}
+
+/// Serde fills a struct whose fields all have defaults from `[]`: schemathesis found
+/// `POST /webhook-endpoints/{id}/roll-secret` answering 200 to a `[]` body.
+async fn a_body_that_is_not_a_json_object_is_refused_even_where_every_field_is_optional(app: TestApp) {
+    let ann = app.user("merchant").await;
+    let buyer = app.user("customer").await;
+    let mug = app.product(&ann, "Mug", "12.50", 5).await;
+    let cart = json!({"items": [{"product_id": mug, "quantity": 1}], "payment_method": "card"});
+    let order = app
+        .post("/api/v1/orders", Some(&buyer.token), &cart)
+        .await
+        .assert_status(201)
+        .clone();
+    let pay = format!("/api/v1/orders/{}/pay", order["id"].as_str().expect("id"));
+    for body in ["[]", "[null]", "7", "\"text\"", "null"] {
+        let reply = app
+            .send_raw(
+                Method::POST,
+                &pay,
+                Some(&buyer.token),
+                "application/json",
+                body.as_bytes().to_vec(),
+                &[],
+            )
+            .await;
+        reply.assert_status(422);
+        assert_eq!(reply.body["errors"][0]["field"], json!("body"), "{body}: {}", reply.text);
+    }
+    let first_url = order["payment"]["checkout_url"].clone();
+    let shown = app
+        .get(&format!("/api/v1/orders/{}", order["id"].as_str().expect("id")), Some(&buyer.token))
+        .await;
+    assert_eq!(
+        shown.assert_status(200)["payment"]["checkout_url"],
+        first_url,
+        "no new checkout was opened"
+    );
 }

@@ -74,6 +74,14 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     deserializer
         .end()
         .map_err(|e| ApiError::bad_request("malformed_json", format!("trailing characters after the JSON body: {e}")))?;
+    // Serde fills a struct from an array too (`[]` is every field's default): every body here
+    // is an object, so anything else is the wrong type.
+    if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::invalid_field(
+            "body".to_owned(),
+            "the body must be a JSON object".to_owned(),
+        ));
+    }
     if let Ok(document) = serde_json::from_slice::<serde_json::Value>(raw) {
         refuse_control_characters(&document, &mut String::new())?;
     }
