@@ -35,6 +35,12 @@ pub async fn a_webhook_event_is_recorded_once_per_provider<U: UnitOfWork>(store:
     assert_eq!(expect(tx.find_webhook_event(again.id).await, "find the duplicate"), None);
 }
 
+/// The ids of the received events `filter` keeps, on one page.
+async fn listed<Tx: WebhookInbox + Send>(tx: &mut Tx, filter: &ReceivedWebhookFilter) -> Vec<domain::ids::ReceivedWebhookId> {
+    let page = expect(tx.list_webhook_events(filter, &PageRequest::first(10)).await, "listed");
+    page.items.iter().map(|event| event.id).collect()
+}
+
 pub async fn admins_list_received_webhooks_with_their_outcomes<U: UnitOfWork>(store: U) {
     let payment: PaymentId = id();
     let paid = ReceivedWebhook {
@@ -82,21 +88,12 @@ pub async fn admins_list_received_webhooks_with_their_outcomes<U: UnitOfWork>(st
         provider: Some(provider("stripe")),
         ..all.clone()
     };
-    assert_eq!(
-        ids(&expect(tx.list_webhook_events(&stripe, &PageRequest::first(10)).await, "stripe")),
-        vec![ignored.id, paid.id]
-    );
+    assert_eq!(listed(&mut tx, &stripe).await, vec![ignored.id, paid.id]);
     let of_payment = ReceivedWebhookFilter {
         payment: Some(payment),
         ..all.clone()
     };
-    assert_eq!(
-        ids(&expect(
-            tx.list_webhook_events(&of_payment, &PageRequest::first(10)).await,
-            "payment"
-        )),
-        vec![paid.id]
-    );
+    assert_eq!(listed(&mut tx, &of_payment).await, vec![paid.id]);
     let ignored_ones = ReceivedWebhookFilter {
         outcome: Some("ignored"),
         event_type: Some("customer.created".into()),
@@ -112,10 +109,7 @@ pub async fn admins_list_received_webhooks_with_their_outcomes<U: UnitOfWork>(st
         },
         ..all
     };
-    assert_eq!(
-        ids(&expect(tx.list_webhook_events(&later, &PageRequest::first(10)).await, "period")),
-        vec![ignored.id]
-    );
+    assert_eq!(listed(&mut tx, &later).await, vec![ignored.id]);
 }
 
 pub async fn outbox_events_are_published_once<U: UnitOfWork>(store: U) {

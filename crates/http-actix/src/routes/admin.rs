@@ -12,11 +12,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::State;
-use super::admin_reads::{created_within, parsed};
+use super::admin_reads::{created_within, page, parsed};
 use crate::dto::{
     AdjustmentRequestBody, AdjustmentResponse, FollowUpResponse, LedgerReportResponse, PageOf, StatusChangeResponse, currency,
 };
-use crate::extract::{Authenticated, IdempotencyHeader, Json, PageQuery, path_id};
+use crate::extract::{Authenticated, IdempotencyHeader, Json, path_id};
 use crate::problem::{ApiError, Problem};
 use crate::respond::{idempotently, ok, stored};
 
@@ -91,11 +91,7 @@ pub struct AuditQuery {
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn audit<U: UnitOfWork>(state: State<U>, caller: Authenticated, query: web::Query<AuditQuery>) -> Result<HttpResponse, ApiError> {
-    let page = PageQuery {
-        limit: query.limit,
-        cursor: query.cursor.clone(),
-    }
-    .page()?;
+    let page = page(query.limit, query.cursor.as_ref())?;
     let trail = state
         .app
         .order_audit(&caller.0, query.order_id.map(OrderId::from_uuid), &page)
@@ -134,11 +130,7 @@ pub async fn follow_ups<U: UnitOfWork>(
             ApiError::bad_request("invalid_query", format!("unknown state `{text}`")).with_field("state", "unknown state")
         })?,
     };
-    let page = PageQuery {
-        limit: query.limit,
-        cursor: query.cursor.clone(),
-    }
-    .page()?;
+    let page = page(query.limit, query.cursor.as_ref())?;
     let follow_ups = state.app.follow_ups(&caller.0, wanted, &page).await?;
     Ok(ok(&PageOf::from_page(&follow_ups, |item| FollowUpResponse::from(item))))
 }
@@ -188,11 +180,7 @@ pub async fn users<U: UnitOfWork>(state: State<U>, caller: Authenticated, query:
         })?,
         created: created_within(query.from.as_deref(), query.to.as_deref())?,
     };
-    let page = PageQuery {
-        limit: query.limit,
-        cursor: query.cursor.clone(),
-    }
-    .page()?;
+    let page = page(query.limit, query.cursor.as_ref())?;
     let users = state.app.admin_users_with_wallets(&caller.0, &filter, &page).await?;
     Ok(ok(&PageOf::from_page(&users, crate::dto::UserResponse::with_wallets)))
 }
@@ -288,11 +276,7 @@ pub async fn actions<U: UnitOfWork>(
     caller: Authenticated,
     query: web::Query<AdminActionsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = PageQuery {
-        limit: query.limit,
-        cursor: query.cursor.clone(),
-    }
-    .page()?;
+    let page = page(query.limit, query.cursor.as_ref())?;
     let actions = state.app.admin_actions(&caller.0, query.subject.as_deref(), &page).await?;
     Ok(ok(&PageOf::from_page(&actions, |action| {
         crate::dto::AdminActionResponse::from(action)

@@ -69,7 +69,8 @@ pub(super) fn created_within(from: Option<&str>, to: Option<&str>) -> Result<Cre
     Ok(CreatedWithin { from, to })
 }
 
-fn page(limit: Option<i64>, cursor: Option<&String>) -> Result<application::pagination::PageRequest, ApiError> {
+/// The page a listing's `limit` and `cursor` ask for.
+pub(super) fn page(limit: Option<i64>, cursor: Option<&String>) -> Result<application::pagination::PageRequest, ApiError> {
     PageQuery {
         limit,
         cursor: cursor.cloned(),

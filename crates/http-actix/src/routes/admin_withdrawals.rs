@@ -12,9 +12,9 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::State;
-use super::admin_reads::{created_within, currency_filter, parsed, user_filter};
+use super::admin_reads::{created_within, currency_filter, page, parsed, user_filter};
 use crate::dto::{PageOf, WithdrawalDecisionBody, WithdrawalResponse};
-use crate::extract::{Authenticated, IdempotencyHeader, PageQuery, parse_optional_json, path_id};
+use crate::extract::{Authenticated, IdempotencyHeader, parse_optional_json, path_id};
 use crate::problem::{ApiError, Problem};
 use crate::respond::{idempotently, ok, stored};
 
@@ -64,11 +64,7 @@ pub async fn list<U: UnitOfWork>(
         currency: currency_filter(query.currency.as_deref())?,
         created: created_within(query.from.as_deref(), query.to.as_deref())?,
     };
-    let page = PageQuery {
-        limit: query.limit,
-        cursor: query.cursor.clone(),
-    }
-    .page()?;
+    let page = page(query.limit, query.cursor.as_ref())?;
     let withdrawals = state.app.admin_withdrawals(&caller.0, filter, &page).await?;
     Ok(ok(&PageOf::from_page(&withdrawals, |w| WithdrawalResponse::from(w))))
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::State;
-use super::admin_reads::{created_within, currency_filter, parsed, user_filter};
+use super::admin_reads::{created_within, currency_filter, page, parsed, user_filter};
 use crate::dto::{
     CaptureChoice, OrderCaptureRequest, OrderItemRequest, OrderRequest, OrderResponse, PageOf, PayAgainRequest, PaymentMethodChoice,
     RefundList, RefundRequestBody, RefundResponse, positive_amount,
@@ -372,11 +372,7 @@ pub async fn admin_list<U: UnitOfWork>(
         currency: currency_filter(query.currency.as_deref())?,
         created: created_within(query.from.as_deref(), query.to.as_deref())?,
     };
-    let page = PageQuery {
-        limit: query.limit,
-        cursor: query.cursor.clone(),
-    }
-    .page()?;
+    let page = page(query.limit, query.cursor.as_ref())?;
     let orders = state.app.all_orders(&caller.0, filter, &page).await?;
     Ok(ok(&PageOf::from_page(&orders, |item| OrderResponse::from(item))))
 }
