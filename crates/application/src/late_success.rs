@@ -1,6 +1,8 @@
 //! Late successes: money that arrived for an order already cancelled goes back through the
 //! gateway, in full, under the provider idempotency key `late-success-<payment id>`. The
-//! follow-up recorded with the late success keeps asking until the gateway answers.
+//! follow-up recorded with the late success keeps asking until the gateway reports the refund
+//! succeeded: a pending refund is asked about again (the same key names the same refund), a failed
+//! one is flagged for admins.
 
 use domain::follow_up::FollowUpTask;
 use domain::ids::PaymentId;
@@ -8,7 +10,7 @@ use domain::payment::Payment;
 
 use crate::context::App;
 use crate::follow_ups::{Attempt, Failure};
-use crate::ports::gateway::{GatewayError, RefundRequest};
+use crate::ports::gateway::{GatewayError, GatewayRefundStatus, RefundRequest};
 use crate::ports::store::{StoreError, UnitOfWork};
 use crate::ports::system::next_id;
 
@@ -35,17 +37,18 @@ impl<U: UnitOfWork> App<U> {
             Err(error) => error,
         };
         let failure = if error.may_pass() {
-            tracing::warn!(%error, payment_id = %payment.id(), "a late success could not be refunded yet; the follow-up job will retry");
+            tracing::warn!(%error, payment_id = %payment.id(), "a late success is not refunded yet; the follow-up job will ask again");
             Failure::Temporary
         } else {
-            tracing::error!(%error, payment_id = %payment.id(), "the gateway refused to refund a late success: flagged for admins");
+            tracing::error!(%error, payment_id = %payment.id(), "a late success could not be refunded: flagged for admins");
             Failure::Final
         };
         self.record_failed_attempt(task, &error.to_string(), failure, attempt).await
     }
 
-    /// One attempt at refunding a late success in full, under the payment's provider key.
-    async fn send_late_success_refund(&self, payment: &Payment) -> Result<(), GatewayError> {
+    /// One attempt at refunding a late success in full, under the payment's provider key. Only a
+    /// refund the provider reports as succeeded is done.
+    async fn send_late_success_refund(&self, payment: &Payment) -> Result<(), LateRefundSetback> {
         let gateway = self
             .gateways
             .get(payment.provider())
@@ -62,7 +65,36 @@ impl<U: UnitOfWork> App<U> {
             idempotency_key: format!("late-success-{}", payment.id()),
         };
         let refund = gateway.refund(request).await?;
-        tracing::warn!(payment_id = %payment.id(), provider_refund_id = %refund.provider_refund_id, "late success refunded");
-        Ok(())
+        match refund.status {
+            GatewayRefundStatus::Succeeded => {
+                tracing::warn!(payment_id = %payment.id(), provider_refund_id = %refund.provider_refund_id, "late success refunded");
+                Ok(())
+            }
+            GatewayRefundStatus::Pending => Err(LateRefundSetback::Pending(refund.provider_refund_id)),
+            GatewayRefundStatus::Failed => Err(LateRefundSetback::Failed(refund.provider_refund_id)),
+        }
+    }
+}
+
+/// Why an attempt at refunding a late success did not finish it.
+#[derive(Debug, thiserror::Error)]
+enum LateRefundSetback {
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    #[error("the provider has not settled refund {0} yet")]
+    Pending(String),
+    #[error("the provider reports refund {0} failed")]
+    Failed(String),
+}
+
+impl LateRefundSetback {
+    /// Whether asking again may finish the refund: a pending refund settles in time, a failed one
+    /// stays failed under the same key.
+    fn may_pass(&self) -> bool {
+        match self {
+            LateRefundSetback::Gateway(error) => error.may_pass(),
+            LateRefundSetback::Pending(_) => true,
+            LateRefundSetback::Failed(_) => false,
+        }
     }
 }

@@ -178,6 +178,90 @@ async fn a_failed_payment_cancels_the_order_and_a_late_success_is_refunded() -> 
     Ok(())
 }
 
+/// A gateway whose refunds answer `statuses` in turn (the last one from then on).
+fn scripted_refunds(statuses: Vec<GatewayRefundStatus>) -> MockGateway {
+    let mut gateway = working_gateway();
+    gateway.checkpoint();
+    gateway.expect_provider().return_const(provider());
+    gateway.expect_supports_currency().return_const(true);
+    gateway.expect_create_checkout().returning(|request| {
+        Ok(application::ports::gateway::CheckoutSession {
+            session_id: format!("cs_{}", request.payment_id),
+            checkout_url: "https://pay.example".into(),
+        })
+    });
+    let answered = std::sync::atomic::AtomicUsize::new(0);
+    gateway.expect_refund().returning(move |request| {
+        let turn = answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(GatewayRefund {
+            provider_refund_id: format!("re_{}", request.idempotency_key),
+            status: statuses[turn.min(statuses.len() - 1)],
+        })
+    });
+    gateway
+}
+
+/// Cancels a card order by its deadline, then reports its payment paid: a late success.
+async fn late_success(h: &Harness) -> Payment {
+    let (_, _, _, payment) = pending_card_order(h).await;
+    h.clock.advance(time::Duration::minutes(31));
+    h.app.expire_abandoned_checkouts(10).await.unwrap_or_else(|e| panic!("{e}"));
+    let late = event("evt_late", paid(&payment, usd(1_400)));
+    let outcome = h.app.apply_gateway_event(&provider(), &late).await;
+    assert_eq!(outcome.unwrap_or_else(|e| panic!("{e}")), EventOutcome::LateSuccess);
+    payment
+}
+
+async fn follow_ups(h: &Harness, state: domain::follow_up::FollowUpState) -> Vec<domain::follow_up::FollowUp> {
+    let admin = h.admin().await;
+    h.app
+        .follow_ups(&admin, state, &PageRequest::first(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .items
+}
+
+#[tokio::test]
+async fn a_late_success_refund_the_provider_reports_pending_is_asked_about_until_it_succeeds() -> Result<(), Box<dyn std::error::Error>> {
+    use domain::follow_up::FollowUpState;
+    let statuses = vec![
+        GatewayRefundStatus::Pending,
+        GatewayRefundStatus::Pending,
+        GatewayRefundStatus::Succeeded,
+    ];
+    let h = Harness::with_gateway(scripted_refunds(statuses));
+    late_success(&h).await;
+    assert!(follow_ups(&h, FollowUpState::Done).await.is_empty(), "pending is not refunded");
+    let pending = follow_ups(&h, FollowUpState::Pending).await;
+    assert_eq!(pending.len(), 1);
+    assert!(
+        pending[0].last_error.as_deref().is_some_and(|e| e.contains("not settled")),
+        "{pending:?}"
+    );
+    for _ in 0..4 {
+        h.clock.advance(time::Duration::hours(1));
+        h.app.run_follow_ups(10).await?;
+    }
+    let done = follow_ups(&h, FollowUpState::Done).await;
+    assert_eq!((done.len(), done[0].attempts), (1, 3), "done on the third answer: {done:?}");
+    assert!(follow_ups(&h, FollowUpState::Pending).await.is_empty());
+    h.assert_ledger_ok().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_late_success_refund_the_provider_reports_failed_is_stuck_for_admins() -> Result<(), Box<dyn std::error::Error>> {
+    use domain::follow_up::FollowUpState;
+    let h = Harness::with_gateway(scripted_refunds(vec![GatewayRefundStatus::Failed]));
+    late_success(&h).await;
+    assert!(follow_ups(&h, FollowUpState::Done).await.is_empty(), "a failed refund is not done");
+    let stuck = follow_ups(&h, FollowUpState::Stuck).await;
+    assert_eq!(stuck.len(), 1, "flagged at once: asking again under the same key fails again");
+    assert!(stuck[0].last_error.as_deref().is_some_and(|e| e.contains("failed")), "{stuck:?}");
+    h.assert_ledger_ok().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn abandoned_checkouts_expire_and_release_their_stock() -> Result<(), Box<dyn std::error::Error>> {
     let h = Harness::new();
