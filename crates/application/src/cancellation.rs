@@ -369,6 +369,14 @@ where
     Tx: OrderRepository + PaymentRepository + ProductRepository + EventOutbox + Send,
 {
     let (order, payment) = lock_order_and_payment(tx, order_id).await?.ok_or(OrderCommandError::NotFound)?;
+    // Read again under the lock: an authorised order is ended by its merchants' captures and
+    // voids, which settle its holds and stock part by part, never by a cancellation.
+    if !order.is_awaiting_payment() {
+        return Err(OrderCommandError::Transition(TransitionError {
+            from: order.status(),
+            to: OrderStatus::Cancelled,
+        }));
+    }
     let product_ids = cancel_awaiting_order(tx, ids, order, payment, cancellation.clone(), now).await?;
     let order = tx.find_order(order_id).await?.ok_or(OrderCommandError::NotFound)?;
     Ok((order, product_ids))

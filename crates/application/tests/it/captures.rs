@@ -105,6 +105,14 @@ async fn the_buyer_voids_the_whole_order_until_a_merchant_captures() -> Outcome 
     h.app.capture_order(&bob, order.id(), None, None).await?;
     let refused = h.app.void_order(&buyer, order.id(), None).await;
     assert!(matches!(refused, Err(CaptureError::Forbidden(_))), "{refused:?}");
+    // Nor may a cancellation end it: it would give back stock Bob sold and leave Ann's hold.
+    let cancelled = h.app.cancel_order(&buyer, order.id()).await;
+    assert!(
+        matches!(cancelled, Err(application::orders::OrderCommandError::Transition(_))),
+        "{cancelled:?}"
+    );
+    assert_eq!((h.stock(&mug).await, h.stock(&pen).await), ((4, 1), (3, 0)), "nothing released");
+    assert_eq!(h.app.wallet(&buyer, Currency::Usd).await?.held(), usd(1_000), "Ann's hold kept");
     // An admin may void what is still pending: Ann's part; Bob keeps what he captured.
     let voided = h.app.void_order(&h.admin().await, order.id(), None).await?;
     assert_eq!((voided.status(), voided.total()), (OrderStatus::Paid, usd(600)));
