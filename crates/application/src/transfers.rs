@@ -41,6 +41,9 @@ pub enum TransferError {
     SelfTransfer,
     #[error("the note must have at most 280 characters")]
     Note,
+    /// A transfer of nothing or of less than nothing: the sender would take from the receiver.
+    #[error("the amount must be positive")]
+    NonPositiveAmount,
     #[error("insufficient funds: {available} available")]
     InsufficientFunds { available: Money },
     #[error("the transfer does not exist")]
@@ -74,6 +77,9 @@ impl<U: UnitOfWork> App<U> {
         request: TransferRequest,
         idempotent: Option<Idempotent<Transfer>>,
     ) -> Result<Transfer, TransferError> {
+        if !request.amount.is_positive() {
+            return Err(TransferError::NonPositiveAmount);
+        }
         let note = request.note.trim();
         if note.chars().count() > 280 {
             return Err(TransferError::Note);

@@ -246,6 +246,7 @@ impl From<TransferError> for ApiError {
             TransferError::RecipientNotFound => ApiError::unprocessable("recipient_not_found", "Recipient not found", error.to_string()),
             TransferError::SelfTransfer => ApiError::unprocessable("self_transfer", "Transfer to yourself", error.to_string()),
             TransferError::Note => ApiError::invalid_field("note", error.to_string()),
+            TransferError::NonPositiveAmount => ApiError::invalid_field("amount", error.to_string()),
             TransferError::InsufficientFunds { .. } => insufficient_funds(error.to_string()),
             TransferError::NotFound => ApiError::not_found(error.to_string()),
             TransferError::Ledger(e) => ApiError::internal(e),

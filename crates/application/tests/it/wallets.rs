@@ -41,6 +41,25 @@ async fn a_transfer_moves_money_by_id_or_by_e_mail() -> Result<(), Box<dyn std::
 }
 
 #[tokio::test]
+async fn a_negative_or_zero_transfer_takes_nothing_from_the_receiver() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::new();
+    let alice = h.funded_customer(1_000).await;
+    let bob = h.funded_customer(500).await;
+    for minor in [-307, 0] {
+        let reversed = TransferRequest {
+            to: Recipient::Id(bob.user_id),
+            amount: usd(minor),
+            note: String::new(),
+        };
+        let refused = h.app.transfer(&alice, reversed, None).await;
+        assert!(matches!(refused, Err(TransferError::NonPositiveAmount)), "{minor}: {refused:?}");
+    }
+    assert_eq!((h.balance(&alice).await, h.balance(&bob).await), (1_000, 500));
+    h.assert_ledger_ok().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_transfer_beyond_the_balance_changes_nothing() -> Result<(), Box<dyn std::error::Error>> {
     let h = Harness::new();
     let alice = h.funded_customer(1_000).await;

@@ -255,6 +255,7 @@ pub async fn top_up<U: UnitOfWork>(state: State<U>, visitor: Visitor, Form(form)
 fn transfer_errors(error: TransferError) -> Result<Errors, PageError> {
     Ok(match error {
         error @ (TransferError::RecipientNotFound | TransferError::SelfTransfer) => Errors::one("to", error.to_string()),
+        error @ TransferError::NonPositiveAmount => Errors::one("amount", error.to_string()),
         error @ TransferError::InsufficientFunds { .. } => Errors::one("amount", error.to_string()),
         error @ TransferError::Note => Errors::one("note", error.to_string()),
         TransferError::Store(error) => return Err(PageError::internal(error)),
