@@ -44,6 +44,7 @@ async fn read_and_check(world: &World) -> Result<Vec<String>, application::ports
             broken.push(format!("product {product_id}: more stock than was stocked ({stocked}): {stock:?}"));
         }
     }
+    broken.extend(reservations_held(&mut tx, world).await?);
     for &(order_id, ..) in &world.orders {
         let Some(order) = tx.find_order(order_id).await? else {
             broken.push(format!("order {order_id} vanished"));
@@ -87,14 +88,52 @@ async fn read_and_check(world: &World) -> Result<Vec<String>, application::ports
     Ok(broken)
 }
 
-/// Findings of this check not resolved yet (see `docs/simulation.md`, "Findings"): a late
-/// success's refund can end with the payer not refunded and no follow-up flagged for admins (the
-/// refund went pending at the provider and failed later, after the follow-up was done; or no
-/// refund and no follow-up at all), and the clearing account's total then differs from the
-/// provider's. While this is true, those two checks are off and the per-refund and per-payment
-/// agreement still gates CI. Set it to false to see them
-/// (`SIM_SEED=1796024501644135086 SIM_STEPS=1000 make simulate`).
-const LATE_SUCCESS_FINDINGS_OPEN: bool = true;
+/// Each product's reserved units are exactly those that orders still awaiting their money hold:
+/// a unit released twice or sold from another order's reservation breaks this, while the totals
+/// above still agree. Read from every order in the store, including those whose request failed
+/// after its commit.
+async fn reservations_held<Tx>(tx: &mut Tx, world: &World) -> Result<Vec<String>, application::ports::store::StoreError>
+where
+    Tx: OrderRepository + ProductRepository + Send,
+{
+    use application::pagination::PageRequest;
+    use application::ports::store::{AdminOrderFilter, OrderFilter};
+    use domain::order::OrderStatus;
+    let mut held: std::collections::HashMap<domain::ids::ProductId, i64> = std::collections::HashMap::new();
+    for status in [OrderStatus::Created, OrderStatus::PaymentPending, OrderStatus::Authorised] {
+        let filter = OrderFilter::All(AdminOrderFilter {
+            status: Some(status),
+            ..AdminOrderFilter::default()
+        });
+        let mut page = PageRequest::first(PageRequest::LIMIT_MAX as usize);
+        loop {
+            let orders = tx.list_orders(filter, &page).await?;
+            for item in orders.items.iter().flat_map(|order| order.items()) {
+                if item.captured.is_none() {
+                    *held.entry(item.product_id).or_default() += i64::from(item.quantity.get());
+                }
+            }
+            match orders.next_cursor {
+                Some(cursor) => page.after = Some(cursor),
+                None => break,
+            }
+        }
+    }
+    let mut broken = Vec::new();
+    for &(product_id, ..) in &world.products {
+        let Some((_, stock)) = tx.find_product(product_id).await? else {
+            continue;
+        };
+        let expected = held.get(&product_id).copied().unwrap_or(0);
+        if stock.reserved() != expected {
+            broken.push(format!(
+                "product {product_id}: {} units reserved, but orders awaiting their money hold {expected}",
+                stock.reserved()
+            ));
+        }
+    }
+    Ok(broken)
+}
 
 /// After `World::quiesce`: the application's clearing account for the provider says what the
 /// provider says it holds (paid less refunded), and no refund or payment is left pending.
@@ -144,7 +183,11 @@ pub fn reconcile(world: &World) -> Vec<String> {
             let settled = ours
                 .as_ref()
                 .is_some_and(|p| p.status() == PaymentStatus::Succeeded || p.late_success());
-            if ours.as_ref().is_some_and(|p| p.late_success()) {
+            // A late top-up is credited after all; a late order payment goes back.
+            let late_for_order = ours
+                .as_ref()
+                .is_some_and(|p| p.late_success() && matches!(p.purpose(), domain::payment::PaymentPurpose::Order(_)));
+            if late_for_order {
                 let key = format!("re_late-success-{}", session.payment_id);
                 let refunded = refunds.iter().find(|r| r.provider_refund_id == key).map(|r| r.status);
                 let task = domain::follow_up::FollowUpTask::LateSuccessRefund(session.payment_id);
@@ -157,7 +200,7 @@ pub fn reconcile(world: &World) -> Vec<String> {
                 if unrefunded && flagged {
                     flagged_minor += session.amount.amount_minor();
                 }
-                if unrefunded && !flagged && !LATE_SUCCESS_FINDINGS_OPEN {
+                if unrefunded && !flagged {
                     let follow_up = follow_up.map(|f| (f.state, f.attempts, f.last_error));
                     pending.push(format!(
                         "payment {}: a late success of {}, not refunded at the provider ({refunded:?}), follow-up {follow_up:?}",
@@ -176,7 +219,7 @@ pub fn reconcile(world: &World) -> Vec<String> {
     };
     match block_on(read, CHECK_POLLS_MAX) {
         Some(Ok((clearing_minor, flagged_minor, mut broken))) => {
-            if !LATE_SUCCESS_FINDINGS_OPEN && -clearing_minor != provider_net - flagged_minor {
+            if -clearing_minor != provider_net - flagged_minor {
                 broken.push(format!(
                     "the provider holds {provider_net} for the platform ({flagged_minor} of it flagged late successes) but the clearing account says {}",
                     -clearing_minor

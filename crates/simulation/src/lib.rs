@@ -64,20 +64,13 @@ pub struct Summary {
     pub fingerprint: u64,
 }
 
-/// Runs `steps` steps from `seed`, with `bug` switched on if given.
+/// Runs `steps` steps from `seed`, with `bug` switched on if given; then lets the world quiesce
+/// and reconciles the application with the provider (`invariants::reconcile`).
 ///
 /// # Errors
-/// The first step after which an invariant is broken, or at which the application panicked.
+/// The first step after which an invariant is broken, or at which the application panicked; or
+/// the end of the run, if the reconciliation finds a difference.
 pub fn run(seed: u64, steps: u64, bug: Option<Bug>) -> Result<Summary, Failure> {
-    run_with(seed, steps, bug, false)
-}
-
-/// `run`, and with `reconcile` the end-of-run reconciliation with the provider
-/// (`invariants::reconcile`), which still finds open issues (`docs/simulation.md`, "Findings").
-///
-/// # Errors
-/// As `run`.
-pub fn run_with(seed: u64, steps: u64, bug: Option<Bug>, reconcile: bool) -> Result<Summary, Failure> {
     let mut world = World::new(seed, bug);
     for step in 1..=steps {
         let stepped = catch_unwind(AssertUnwindSafe(|| world.step()));
@@ -99,9 +92,7 @@ pub fn run_with(seed: u64, steps: u64, bug: Option<Bug>, reconcile: bool) -> Res
     }
     world.quiesce();
     let mut broken = invariants::check(&mut world);
-    if reconcile {
-        broken.extend(invariants::reconcile(&world));
-    }
+    broken.extend(invariants::reconcile(&world));
     if !broken.is_empty() {
         return Err(failure(&world, seed, steps, broken));
     }

@@ -73,6 +73,10 @@ pub struct World {
     pub orders: Vec<(OrderId, Pay, Caller, Caller)>,
     /// Keyed requests that failed in a way a retry may pass, or were dropped by a restart.
     pub retries: Vec<Keyed>,
+    /// What is in flight and must be sent again if a restart drops it, by task label: a keyed
+    /// request (its client retries) or a webhook (unacknowledged, so the provider delivers it
+    /// again).
+    in_flight: Vec<(String, Redo)>,
     /// The effect each key's successful requests named: a key has at most one.
     pub effects: BTreeMap<String, String>,
     /// Invariants broken by what a request answered, found when it finished.
@@ -80,6 +84,12 @@ pub struct World {
     pub trace: Vec<String>,
     keys_made: u64,
     emails_made: u64,
+}
+
+/// What a dropped task's sender does again.
+enum Redo {
+    Request(Keyed),
+    Webhook(GatewayEvent),
 }
 
 impl std::fmt::Debug for World {
@@ -136,6 +146,7 @@ impl World {
             products: Vec::new(),
             orders: Vec::new(),
             retries: Vec::new(),
+            in_flight: Vec::new(),
             effects: BTreeMap::new(),
             violations: Vec::new(),
             trace: Vec::new(),
@@ -363,6 +374,9 @@ impl World {
         let label = format!("{:?} key={:?}", keyed.request, keyed.key);
         let task = start(&self.app, keyed.clone());
         self.trace.push(format!("start {label}"));
+        if keyed.key.is_some() {
+            self.in_flight.push((label.clone(), Redo::Request(keyed.clone())));
+        }
         self.tasks
             .spawn(label, Box::pin(async move { Finished::Request(keyed, task.await) }));
     }
@@ -384,6 +398,7 @@ impl World {
         let app = Arc::clone(&self.app);
         let label = format!("webhook {} {:?}", event.event_id, event.kind);
         self.trace.push(format!("start {label}"));
+        self.in_flight.push((label.clone(), Redo::Webhook(event.clone())));
         self.tasks.spawn(
             label,
             Box::pin(async move {
@@ -463,6 +478,12 @@ impl World {
     fn restart(&mut self) {
         let dropped = self.tasks.drop_all();
         self.trace.push(format!("restart, dropping {} tasks", dropped.len()));
+        for (_, redo) in self.in_flight.drain(..) {
+            match redo {
+                Redo::Request(keyed) => self.retries.push(keyed),
+                Redo::Webhook(event) => self.gateway.provider().outbox.push(event),
+            }
+        }
         self.clock.advance(self.app.settings.idempotency_lease + Duration::seconds(1));
         self.run_job();
         self.run_job();
@@ -494,6 +515,9 @@ impl World {
     /// Takes in what a task reports: the orders it made, the retries it calls for, and the
     /// effect it names under its key.
     pub fn finish(&mut self, label: &str, finished: Finished) {
+        if let Some(index) = self.in_flight.iter().position(|(known, _)| known == label) {
+            self.in_flight.swap_remove(index);
+        }
         match finished {
             Finished::Request(keyed, outcome) => {
                 match (&outcome.effect, &outcome.error) {

@@ -1,6 +1,5 @@
 //! Runs the simulation: `SIM_SEED` replays one seed; otherwise seeds follow one another from a
 //! random start until `SIM_TOTAL_STEPS` steps have run. `SIM_STEPS` is each seed's length.
-//! `SIM_RECONCILE=1` adds the end-of-run reconciliation with the provider.
 //! Exits with status 1 at the first failure, after printing its seed, step and last steps.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -19,8 +18,6 @@ fn env_u64(name: &str) -> Option<u64> {
 fn main() {
     let steps_per_seed = env_u64("SIM_STEPS").unwrap_or(1_000);
     let replay = env_u64("SIM_SEED");
-    // The reconciliation with the provider still finds open issues: on demand only.
-    let reconcile = env_u64("SIM_RECONCILE").is_some_and(|on| on == 1);
     let total = replay.map_or_else(|| env_u64("SIM_TOTAL_STEPS").unwrap_or(1_000_000), |_| steps_per_seed);
     // The only use of real randomness: where a run of random seeds starts. Each seed is printed
     // on failure, and replays without it.
@@ -33,7 +30,7 @@ fn main() {
     while done < total {
         let seed = first.wrapping_add(seeds);
         let steps = steps_per_seed.min(total - done);
-        if let Err(failure) = simulation::run_with(seed, steps, None, reconcile) {
+        if let Err(failure) = simulation::run(seed, steps, None) {
             eprintln!("{failure}");
             std::process::exit(1);
         }
