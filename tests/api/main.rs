@@ -21,6 +21,7 @@ mod paystack;
 mod properties;
 mod readiness;
 mod redis;
+mod refund_requests;
 mod self_service;
 mod sessions;
 mod statements;

@@ -8,13 +8,14 @@ use domain::catalog::{Product, Stock};
 use domain::events::OutboxEvent;
 use domain::follow_up::{FollowUp, FollowUpTask};
 use domain::ids::{
-    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, ReceivedWebhookId, RefreshTokenId, RefundId, TransferId, UserId, WalletId,
-    WebhookDeliveryId, WebhookEndpointId, WithdrawalId,
+    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, ReceivedWebhookId, RefreshTokenId, RefundId, RefundRequestId, TransferId,
+    UserId, WalletId, WebhookDeliveryId, WebhookEndpointId, WithdrawalId,
 };
 use domain::ledger::{JournalTransaction, Posting};
 use domain::money::Currency;
 use domain::order::{Order, StatusChange};
 use domain::payment::{Payment, Refund};
+use domain::refund_request::RefundRequest;
 use domain::user::{AdminAction, Email, User};
 use domain::wallet::{Hold, Transfer, Wallet};
 use domain::webhook::{WebhookDelivery, WebhookEndpoint};
@@ -44,6 +45,7 @@ pub(crate) struct State {
     pub status_changes: Vector<StatusChange>,
     pub payments: HashMap<PaymentId, Payment>,
     pub refunds: HashMap<RefundId, Refund>,
+    pub refund_requests: HashMap<RefundRequestId, RefundRequest>,
     pub transfers: HashMap<TransferId, Transfer>,
     pub withdrawals: HashMap<WithdrawalId, Withdrawal>,
     pub calls: HashMap<CallId, CallSession>,

@@ -12,22 +12,24 @@ use application::ports::records::{KindTotals, StatementTotals};
 use application::ports::store::{
     AdminAuditRepository, AdminPaymentFilter, AdminRefundFilter, CallFilter, CallRepository, ClaimOutcome, EventOutbox, FollowUpRepository,
     HoldRepository, IdempotencyRepository, InboxOutcome, InventoryFilter, JournalFilter, JournalRecord, LedgerRepository, OrderFilter,
-    OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository, PostingRecord, ProductFilter, ProductRepository, ReceivedWebhook,
-    ReceivedWebhookFilter, RefreshTokenRepository, RefundRepository, StoreError, StoreResult, Transaction, TransferFilter,
-    TransferRepository, UserFilter, UserRepository, WalletFilter, WalletRepository, WebhookInbox, WithdrawalFilter,
+    OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository, PostingRecord, ProductFilter, ProductRepository,
+    REFUND_REQUESTS_OPEN, ReceivedWebhook, ReceivedWebhookFilter, RefreshTokenRepository, RefundRepository, RefundRequestFilter,
+    StoreError, StoreResult, Transaction, TransferFilter, TransferRepository, UserFilter, UserRepository, WalletFilter, WalletRepository,
+    WebhookInbox, WithdrawalFilter,
 };
 use domain::call::CallSession;
 use domain::catalog::{Product, Stock};
 use domain::events::OutboxEvent;
 use domain::follow_up::{FollowUp, FollowUpState, FollowUpTask};
 use domain::ids::{
-    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, ReceivedWebhookId, RefundId, TokenFamilyId, TransactionId, TransferId, UserId,
-    WalletId, WithdrawalId,
+    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, ReceivedWebhookId, RefundId, RefundRequestId, TokenFamilyId, TransactionId,
+    TransferId, UserId, WalletId, WithdrawalId,
 };
 use domain::ledger::{JournalTransaction, Posting};
 use domain::money::Currency;
 use domain::order::{Order, StatusChange};
 use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName, Refund};
+use domain::refund_request::RefundRequest;
 use domain::user::{AdminAction, Email, Role, User};
 use domain::wallet::{Hold, HoldStatus, SystemAccount, Transfer, Wallet, WalletOwner};
 use domain::withdrawal::Withdrawal;
@@ -870,6 +872,41 @@ impl RefundRepository for MemoryTx {
         let mut refunds: Vec<Refund> = self.work.refunds.values().filter(|r| r.order_id() == order).cloned().collect();
         refunds.sort_by_key(|r| (r.created_at(), r.id()));
         Ok(refunds)
+    }
+
+    async fn insert_refund_request(&mut self, request: &RefundRequest) -> StoreResult<()> {
+        let open_already = request.is_open()
+            && self
+                .work
+                .refund_requests
+                .values()
+                .any(|r| r.is_open() && r.order_id() == request.order_id() && r.merchant_id() == request.merchant_id());
+        if open_already {
+            return Err(StoreError::Duplicate(REFUND_REQUESTS_OPEN.into()));
+        }
+        self.work.refund_requests.insert(request.id(), request.clone());
+        Ok(())
+    }
+
+    async fn update_refund_request(&mut self, request: &RefundRequest) -> StoreResult<()> {
+        if !self.work.refund_requests.contains_key(&request.id()) {
+            return Err(missing("refund request"));
+        }
+        self.work.refund_requests.insert(request.id(), request.clone());
+        Ok(())
+    }
+
+    async fn find_refund_request(&mut self, id: RefundRequestId) -> StoreResult<Option<RefundRequest>> {
+        Ok(self.work.refund_requests.get(&id).cloned())
+    }
+
+    async fn lock_refund_request(&mut self, id: RefundRequestId) -> StoreResult<Option<RefundRequest>> {
+        Ok(self.work.refund_requests.get(&id).cloned())
+    }
+
+    async fn list_refund_requests(&mut self, filter: &RefundRequestFilter, page: &PageRequest) -> StoreResult<Page<RefundRequest>> {
+        let rows: Vec<RefundRequest> = self.work.refund_requests.values().filter(|r| filter.keeps(r)).cloned().collect();
+        Ok(page_by_position(rows, page, |r| (r.created_at(), r.id().as_uuid())))
     }
 }
 

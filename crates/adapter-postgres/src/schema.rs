@@ -227,6 +227,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    refund_requests (id) {
+        id -> Uuid,
+        order_id -> Uuid,
+        buyer_id -> Uuid,
+        merchant_id -> Uuid,
+        currency -> Nullable<Text>,
+        amount -> Nullable<BigInt>,
+        reason -> Text,
+        status -> Text,
+        decided_by -> Nullable<Uuid>,
+        note -> Nullable<Text>,
+        refund_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     call_sessions (id) {
         id -> Uuid,
         caller_id -> Uuid,

@@ -28,6 +28,7 @@ pub mod orders;
 pub mod pagination;
 pub mod payments;
 pub mod ports;
+pub mod refund_requests;
 pub mod refunds;
 pub mod settlement;
 pub mod statements;

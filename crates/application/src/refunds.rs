@@ -14,17 +14,18 @@
 use std::collections::BTreeMap;
 
 use domain::follow_up::{FollowUp, FollowUpTask};
-use domain::ids::{OrderId, RefundId, UserId};
+use domain::ids::{OrderId, RefundId, RefundRequestId, UserId};
 use domain::ledger::{Entry, JournalTransaction, LedgerError, TransactionKind};
 use domain::money::{Money, MoneyError};
 use domain::order::{Actor, Order, OrderError, OrderStatus, PaymentMethod, TransitionError};
 use domain::payment::{Payment, PaymentStatus, Refund, RefundTerms};
+use domain::refund_request::RefundRequestError;
 use domain::user::{AdminAction, AdminActionKind, Role};
 use time::OffsetDateTime;
 
 use crate::caller::Caller;
 use crate::context::App;
-use crate::effects::{OrderRefundError, clearing_wallet, record_refunds_on_order, refundable_shares};
+use crate::effects::{OrderRefundError, clearing_wallet, publish, record_refunds_on_order, refundable_shares};
 use crate::follow_ups::{Attempt, FOLLOW_UP_LEASE, Failure};
 use crate::idempotency::{Claim, IdempotencyError, Idempotent, Key, RecoveryPoint};
 use crate::ledger::post;
@@ -60,6 +61,10 @@ pub enum RefundError {
     MerchantInsufficientFunds { available: Money },
     #[error("the card payment cannot be refunded through its gateway")]
     PaymentNotRefundable,
+    #[error("the refund request does not exist")]
+    RequestNotFound,
+    #[error(transparent)]
+    Request(#[from] RefundRequestError),
     #[error(transparent)]
     Gateway(#[from] GatewayError),
     #[error(transparent)]
@@ -141,6 +146,8 @@ struct RefundRequestContext<'a> {
     caller: Caller,
     order_id: OrderId,
     command: &'a RefundCommand,
+    /// The buyer's request this refund approves, if any.
+    approving: Option<RefundRequestId>,
 }
 
 impl<U: UnitOfWork> App<U> {
@@ -155,11 +162,46 @@ impl<U: UnitOfWork> App<U> {
         command: RefundCommand,
         idempotent: Option<Idempotent<Vec<Refund>>>,
     ) -> Result<Vec<Refund>, RefundError> {
-        if command.reason.chars().count() > 500 {
-            return Err(RefundError::Reason);
-        }
         if caller.role == Role::Customer {
             return Err(RefundError::Forbidden);
+        }
+        self.refund(caller, order_id, command, None, idempotent).await
+    }
+
+    /// The merchant whose share it concerns, or an admin, approves a buyer's open refund request:
+    /// its amount (or all that is left of the share) is refunded as `refund_order` refunds, and
+    /// the request is approved in the refund's first transaction.
+    pub async fn approve_refund_request(
+        &self,
+        caller: &Caller,
+        id: RefundRequestId,
+        idempotent: Option<Idempotent<Vec<Refund>>>,
+    ) -> Result<Vec<Refund>, RefundError> {
+        let request = transact(&self.store, |tx| work(tx.find_refund_request(id)))
+            .await?
+            .filter(|request| crate::refund_requests::can_see(caller, request))
+            .ok_or(RefundError::RequestNotFound)?;
+        if !crate::refund_requests::can_decide(caller, &request) {
+            return Err(RefundError::Forbidden);
+        }
+        let command = RefundCommand {
+            amount: request.amount(),
+            merchant_id: Some(request.merchant_id()),
+            reason: request.reason().to_owned(),
+        };
+        self.refund(caller, request.order_id(), command, Some(id), idempotent).await
+    }
+
+    async fn refund(
+        &self,
+        caller: &Caller,
+        order_id: OrderId,
+        command: RefundCommand,
+        approving: Option<RefundRequestId>,
+        idempotent: Option<Idempotent<Vec<Refund>>>,
+    ) -> Result<Vec<Refund>, RefundError> {
+        if command.reason.chars().count() > 500 {
+            return Err(RefundError::Reason);
         }
         let key = self.key(idempotent.as_ref());
         let request = RefundRequestContext {
@@ -167,6 +209,7 @@ impl<U: UnitOfWork> App<U> {
             caller: *caller,
             order_id,
             command: &command,
+            approving,
         };
         let (request, now) = (&request, self.clock.now());
         let opened = transact(&self.store, |tx| work(open_or_resume_refunds(tx, request, key, now))).await?;
@@ -468,6 +511,9 @@ async fn open_refunds<Tx: RefundTx>(
     for refund in &refunds {
         tx.insert_refund(refund).await?;
     }
+    if let Some(request_id) = request.approving {
+        approve_request(tx, request, request_id, &order, &refunds, now).await?;
+    }
     match card_payment {
         None => record_refunds_on_order(tx, ids, order, &refunds, Actor::User(request.caller.user_id), now).await?,
         Some(_) => {
@@ -479,6 +525,29 @@ async fn open_refunds<Tx: RefundTx>(
         }
     }
     Ok(OpenedRefunds { refunds, card_payment })
+}
+
+/// Marks the buyer's request approved by the refund just made, locked after the order.
+async fn approve_request<Tx: RefundRepository + EventOutbox + Send>(
+    tx: &mut Tx,
+    request: &RefundRequestContext<'_>,
+    request_id: RefundRequestId,
+    order: &Order,
+    refunds: &[Refund],
+    now: OffsetDateTime,
+) -> Result<(), RefundError> {
+    let asked = tx
+        .lock_refund_request(request_id)
+        .await?
+        .filter(|asked| asked.order_id() == order.id())
+        .ok_or(RefundError::RequestNotFound)?;
+    let [refund] = refunds else {
+        return Err(StoreError::Corrupt(format!("refund request {request_id} made {} refunds", refunds.len())).into());
+    };
+    let approved = asked.approve(request.caller.user_id, refund.id(), now)?;
+    tx.update_refund_request(&approved).await?;
+    publish(tx, request.ids, crate::refund_requests::changed(&approved), now).await?;
+    Ok(())
 }
 
 /// Debits each target merchant's wallet and credits the buyer's wallet (a wallet order) or the

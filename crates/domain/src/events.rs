@@ -9,11 +9,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::ids::{
-    CallId, EventId, HoldId, Id, OrderId, PaymentId, ProductId, RefundId, TransactionId, TransferId, UserId, WebhookEndpointId,
-    WithdrawalId,
+    CallId, EventId, HoldId, Id, OrderId, PaymentId, ProductId, RefundId, RefundRequestId, TransactionId, TransferId, UserId,
+    WebhookEndpointId, WithdrawalId,
 };
 use crate::money::{Currency, Money};
 use crate::order::OrderStatus;
+use crate::refund_request::RefundRequestStatus;
 use crate::user::Role;
 use crate::withdrawal::WithdrawalStatus;
 
@@ -94,6 +95,15 @@ pub enum DomainEvent {
         refund_id: RefundId,
         order_id: OrderId,
     },
+    /// A buyer's refund request was opened, approved (`refund_id`), declined or withdrawn.
+    RefundRequestChanged {
+        request_id: RefundRequestId,
+        order_id: OrderId,
+        buyer_id: UserId,
+        merchant_id: UserId,
+        status: RefundRequestStatus,
+        refund_id: Option<RefundId>,
+    },
     CallStarted {
         call_id: CallId,
         caller_id: UserId,
@@ -160,6 +170,7 @@ impl DomainEvent {
             DomainEvent::PaymentDisputed { .. } => "payment.disputed",
             DomainEvent::RefundSucceeded { .. } => "refund.succeeded",
             DomainEvent::RefundFailed { .. } => "refund.failed",
+            DomainEvent::RefundRequestChanged { .. } => "refund_request.changed",
             DomainEvent::CallStarted { .. } => "call.started",
             DomainEvent::CallEnded { .. } => "call.ended",
             DomainEvent::HoldAuthorised { .. } => "hold.authorised",
@@ -254,6 +265,20 @@ fn commerce_attributes(event: &DomainEvent) -> Option<AttributesBuilder> {
             amount,
         } => a.with("refund_id", refund_id).with("order_id", order_id).money("amount", amount),
         RefundFailed { refund_id, order_id } => a.with("refund_id", refund_id).with("order_id", order_id),
+        RefundRequestChanged {
+            request_id,
+            order_id,
+            buyer_id,
+            merchant_id,
+            status,
+            refund_id,
+        } => a
+            .with("refund_request_id", request_id)
+            .with("order_id", order_id)
+            .with("buyer_id", buyer_id)
+            .with("merchant_id", merchant_id)
+            .with("status", status.as_str())
+            .maybe("refund_id", refund_id.map(|id| id.to_string()).as_deref()),
         CallStarted {
             call_id,
             caller_id,
@@ -483,6 +508,14 @@ fn commerce_event(a: &AttributesReader<'_>) -> Option<Result<DomainEvent, EventD
                 refund_id: a.id("refund_id")?,
                 order_id: a.id("order_id")?,
             },
+            "refund_request.changed" => DomainEvent::RefundRequestChanged {
+                request_id: a.id("refund_request_id")?,
+                order_id: a.id("order_id")?,
+                buyer_id: a.id("buyer_id")?,
+                merchant_id: a.id("merchant_id")?,
+                status: RefundRequestStatus::parse(a.text("status")?).ok_or_else(|| a.malformed("status"))?,
+                refund_id: a.attributes.contains_key("refund_id").then(|| a.id("refund_id")).transpose()?,
+            },
             "call.started" => DomainEvent::CallStarted {
                 call_id: a.id("call_id")?,
                 caller_id: a.id("caller_id")?,
@@ -631,6 +664,22 @@ mod tests {
             DomainEvent::RefundFailed {
                 refund_id: id(25),
                 order_id: id(26),
+            },
+            DomainEvent::RefundRequestChanged {
+                request_id: id::<RefundRequestId>(44),
+                order_id: id(45),
+                buyer_id: id(46),
+                merchant_id: id(47),
+                status: RefundRequestStatus::Open,
+                refund_id: None,
+            },
+            DomainEvent::RefundRequestChanged {
+                request_id: id(48),
+                order_id: id(45),
+                buyer_id: id(46),
+                merchant_id: id(47),
+                status: RefundRequestStatus::Approved,
+                refund_id: Some(id(49)),
             },
             DomainEvent::CallStarted {
                 call_id: id::<CallId>(27),

@@ -86,6 +86,11 @@ id_type!(
     "refund"
 );
 id_type!(
+    /// A buyer's request for a refund, for a merchant or admin to decide.
+    RefundRequestId,
+    "refund_request"
+);
+id_type!(
     /// A metered call session.
     CallId,
     "call"
@@ -181,6 +186,7 @@ impl_id!(
     OrderId,
     PaymentId,
     RefundId,
+    RefundRequestId,
     CallId,
     TransferId,
     AdminActionId,

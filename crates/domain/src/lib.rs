@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod money;
 pub mod order;
 pub mod payment;
+pub mod refund_request;
 pub mod user;
 pub mod wallet;
 pub mod webhook;

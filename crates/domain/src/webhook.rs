@@ -16,6 +16,7 @@ use crate::events::DomainEvent;
 use crate::follow_up::RetryPolicy;
 use crate::ids::{EventId, OrderId, PaymentId, ProductId, UserId, WebhookDeliveryId, WebhookEndpointId};
 use crate::order::OrderStatus;
+use crate::refund_request::RefundRequestStatus;
 use crate::withdrawal::WithdrawalStatus;
 
 /// The version of the payloads' shape, sent with every delivery.
@@ -58,6 +59,7 @@ const fn kind(name: &'static str, description: &'static str, object: &'static [&
 
 const ORDER: &[&str] = &["order_id", "from?", "to"];
 const WITHDRAWAL: &[&str] = &["withdrawal_id", "user_id", "amount", "currency", "status", "reason?"];
+const REFUND_REQUEST: &[&str] = &["refund_request_id", "order_id", "buyer_id", "merchant_id", "status", "refund_id?"];
 
 /// Every public event type.
 pub const EVENT_TYPES: &[EventType] = &[
@@ -165,6 +167,18 @@ pub const EVENT_TYPES: &[EventType] = &[
         "A refund failed; the merchant got the money back.",
         &["refund_id", "order_id"],
     ),
+    kind(
+        "refund_request.opened",
+        "A buyer asked for (part of) a merchant's share of an order back.",
+        REFUND_REQUEST,
+    ),
+    kind(
+        "refund_request.approved",
+        "A refund request was approved and refunded (`refund_id`).",
+        REFUND_REQUEST,
+    ),
+    kind("refund_request.declined", "A refund request was declined.", REFUND_REQUEST),
+    kind("refund_request.withdrawn", "The buyer withdrew a refund request.", REFUND_REQUEST),
     kind("call.started", "A metered call started.", &["call_id", "caller_id", "receiver_id"]),
     kind(
         "call.ended",
@@ -213,6 +227,7 @@ impl DomainEvent {
             AdjustmentPosted { amount, .. } if amount.is_negative() => "wallet.debited",
             AdjustmentPosted { .. } => "wallet.credited",
             WithdrawalChanged { status, .. } => withdrawal_event_type(*status),
+            RefundRequestChanged { status, .. } => refund_request_event_type(*status),
             TransferCompleted { .. } => "transfer.completed",
             other => other.name(),
         }
@@ -245,6 +260,7 @@ impl DomainEvent {
                 Audience::Users(vec![*user_id])
             }
             TransferCompleted { from, to, .. } => Audience::Users(vec![*from, *to]),
+            RefundRequestChanged { buyer_id, merchant_id, .. } => Audience::Users(vec![*buyer_id, *merchant_id]),
             ProductCreated { merchant_id, .. } => Audience::Users(vec![*merchant_id]),
             ProductUpdated { product_id } | ProductArchived { product_id } | StockChanged { product_id, .. } => {
                 Audience::Product(*product_id)
@@ -268,6 +284,15 @@ impl DomainEvent {
             | HoldExpired { user_id, merchant_id, .. } => Audience::Users(vec![*user_id, *merchant_id]),
             WebhookEndpointTested { endpoint_id } => Audience::Endpoint(*endpoint_id),
         }
+    }
+}
+
+fn refund_request_event_type(status: RefundRequestStatus) -> &'static str {
+    match status {
+        RefundRequestStatus::Open => "refund_request.opened",
+        RefundRequestStatus::Approved => "refund_request.approved",
+        RefundRequestStatus::Declined => "refund_request.declined",
+        RefundRequestStatus::Withdrawn => "refund_request.withdrawn",
     }
 }
 

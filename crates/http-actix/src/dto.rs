@@ -16,6 +16,7 @@ use domain::follow_up::FollowUp;
 use domain::money::{Currency, Money};
 use domain::order::{Order, OrderItem, StatusChange};
 use domain::payment::{Payment, PaymentPurpose, Refund};
+use domain::refund_request::RefundRequest;
 use domain::user::User;
 use domain::wallet::{Transfer, Wallet, WalletOwner};
 use domain::webhook::{EndpointOwner, WebhookDelivery, WebhookEndpoint};
@@ -238,6 +239,69 @@ pub struct RefundRequestBody {
     /// Whose share to refund (admins, for orders with several merchants).
     pub merchant_id: Option<Uuid>,
     pub reason: Option<String>,
+}
+
+/// A buyer's request for (part of) a merchant's share of a paid order back.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundAskBody {
+    /// In the order's currency; everything left of the share if omitted.
+    pub amount: Option<String>,
+    /// Whose share; may be left out when the order has one merchant.
+    pub merchant_id: Option<Uuid>,
+    /// Why, for the merchant who decides.
+    pub reason: String,
+}
+
+/// Why a refund request is declined, for the buyer.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundDeclineBody {
+    pub note: String,
+}
+
+/// A buyer's refund request: `open` until the merchant of the share (or an admin) approves it
+/// (`refund_id` names the refund made) or declines it (`note` says why), or the buyer withdraws it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundRequestResponse {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub buyer_id: Uuid,
+    pub merchant_id: Uuid,
+    /// None: everything left of the share when it is approved.
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    pub reason: String,
+    #[schema(pattern = "^(open|approved|declined|withdrawn)$")]
+    pub status: String,
+    pub decided_by: Option<Uuid>,
+    pub note: Option<String>,
+    pub refund_id: Option<Uuid>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+impl From<&RefundRequest> for RefundRequestResponse {
+    fn from(request: &RefundRequest) -> Self {
+        let r = request.record();
+        RefundRequestResponse {
+            id: r.id.as_uuid(),
+            order_id: r.order_id.as_uuid(),
+            buyer_id: r.buyer_id.as_uuid(),
+            merchant_id: r.merchant_id.as_uuid(),
+            amount: r.amount.map(|amount| amount.to_major_string()),
+            currency: r.amount.map(|amount| amount.currency().code().to_owned()),
+            reason: r.reason.clone(),
+            status: r.status.as_str().to_owned(),
+            decided_by: r.decided_by.map(|id| id.as_uuid()),
+            note: r.note.clone(),
+            refund_id: r.refund_id.map(|id| id.as_uuid()),
+            created_at: timestamp(r.created_at),
+            updated_at: timestamp(r.updated_at),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

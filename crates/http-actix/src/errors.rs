@@ -18,6 +18,7 @@ use application::pagination::PageError;
 use application::payments::PaymentQueryError;
 use application::ports::gateway::{GatewayError, RouteError, WebhookError};
 use application::ports::store::StoreError;
+use application::refund_requests::RefundRequestUseError;
 use application::refunds::RefundError;
 use application::settlement::GatewayEventError;
 use application::statements::{PeriodError, StatementError};
@@ -29,6 +30,7 @@ use application::withdrawals::WithdrawalError;
 use domain::call::CallError;
 use domain::catalog::{ProductError, StockError};
 use domain::order::OrderError;
+use domain::refund_request::RefundRequestError;
 use domain::wallet::{HoldError, WalletError};
 use domain::webhook::WebhookError as EndpointError;
 
@@ -400,6 +402,8 @@ impl From<RefundError> for ApiError {
                 ApiError::conflict("merchant_insufficient_funds", "Merchant cannot cover the refund", detail)
             }
             RefundError::PaymentNotRefundable => ApiError::conflict("payment_not_refundable", "Payment not refundable", detail),
+            RefundError::RequestNotFound => ApiError::not_found(detail),
+            RefundError::Request(e) => refund_request_error(e),
             RefundError::Gateway(e) => e.into(),
             RefundError::Order(e) => order_error(e),
             RefundError::Ledger(e) => ApiError::internal(e),
@@ -562,6 +566,38 @@ impl From<AdminActionError> for ApiError {
             AdminActionError::Reason => ApiError::invalid_field("reason", detail),
             AdminActionError::Unchanged(_) => ApiError::conflict("invalid_state", "Invalid state", detail),
             AdminActionError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// A refund request's own refusals: a bad reason, note or amount, or a decided request.
+fn refund_request_error(error: RefundRequestError) -> ApiError {
+    let detail = error.to_string();
+    match error {
+        RefundRequestError::Reason => ApiError::invalid_field("reason", detail),
+        RefundRequestError::Note => ApiError::invalid_field("note", detail),
+        RefundRequestError::Amount => ApiError::invalid_field("amount", detail),
+        RefundRequestError::Transition { .. } => ApiError::conflict("refund_request_closed", "Refund request decided already", detail),
+    }
+}
+
+impl From<RefundRequestUseError> for ApiError {
+    fn from(error: RefundRequestUseError) -> Self {
+        use RefundRequestUseError as E;
+        let detail = error.to_string();
+        match error {
+            E::NotFound | E::OrderNotFound => ApiError::not_found(detail),
+            E::NotDecider | E::NotBuyer => ApiError::forbidden(detail),
+            E::NotRefundable(_) => ApiError::conflict("not_refundable", "Not refundable", detail),
+            E::MerchantRequired | E::NotAMerchant => ApiError::invalid_field("merchant_id", detail),
+            E::NothingToRefund => ApiError::conflict("nothing_to_refund", "Nothing to refund", detail),
+            E::ExceedsRefundable { .. } => ApiError::unprocessable("exceeds_refundable", "Exceeds refundable amount", detail),
+            E::Currency => ApiError::invalid_field("amount", detail),
+            E::AlreadyOpen => ApiError::conflict("refund_request_open", "A refund request is open already", detail),
+            E::Request(e) => refund_request_error(e),
+            E::Money(e) => ApiError::internal(e),
+            E::Idempotency(e) => e.into(),
+            E::Store(e) => e.into(),
         }
     }
 }

@@ -8,8 +8,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    admin, admin_reads, admin_withdrawals, auth, calls, catalog, checkout_return, holds, ops, orders, providers, simulator, statements,
-    wallets, webhook_endpoints, webhooks,
+    admin, admin_reads, admin_withdrawals, auth, calls, catalog, checkout_return, holds, ops, orders, providers, refund_requests,
+    simulator, statements, wallets, webhook_endpoints, webhooks,
 };
 
 mod rules;
@@ -182,6 +182,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         wallets::transfer, wallets::transfer_details,
         catalog::list, catalog::create, catalog::show, catalog::update, catalog::delete, catalog::set_stock, catalog::merchant_products,
         orders::create, orders::list_mine, orders::show, orders::cancel, orders::pay_again, orders::capture, orders::void, orders::fulfil, orders::refund, orders::merchant_sales, orders::admin_list,
+        refund_requests::ask, refund_requests::list, refund_requests::show, refund_requests::approve, refund_requests::decline, refund_requests::withdraw,
         calls::start, calls::end, calls::list,
         holds::authorise, holds::show, holds::capture, holds::void,
         admin::adjust, admin::verify_ledger, admin::audit, admin::users, admin::user, admin::suspend, admin::reactivate, admin::actions, admin::cancel_order, admin::follow_ups,
@@ -204,6 +205,7 @@ POSTs that move money or create something accept an `Idempotency-Key` header."
         (name = "wallets", description = "Balances, history, top-ups, withdrawals and transfers"),
         (name = "catalog", description = "Products and stock"),
         (name = "orders", description = "Checkout, fulfilment and refunds"),
+        (name = "refund requests", description = "Buyers ask for money back; the merchant of the share or an admin approves (refunds) or declines"),
         (name = "calls", description = "Calls billed per started minute"),
         (name = "holds", description = "Customers authorise merchants to capture from their wallets, in parts, until the hold expires"),
         (name = "admin", description = "Adjustments, ledger verification, audit trail"),

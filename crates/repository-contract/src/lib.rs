@@ -106,6 +106,7 @@ macro_rules! contract_tests {
             payments::expired_pending_payments_are_found_oldest_first,
             payments::refunds_are_found_by_id_provider_reference_and_order,
             payments::admins_list_every_refund_by_merchant_provider_status_and_period,
+            payments::refund_requests_are_stored_decided_and_listed_with_one_open_per_share,
             transfers::admins_list_every_transfer_by_party_currency_and_period,
             transfers::transfers_and_withdrawals_are_stored,
             transfers::a_users_withdrawals_list_newest_first,

@@ -376,3 +376,110 @@ pub async fn admins_list_every_refund_by_merchant_provider_status_and_period<U: 
         assert_eq!(ids(&found), expected, "{filter:?}");
     }
 }
+
+pub async fn refund_requests_are_stored_decided_and_listed_with_one_open_per_share<U: UnitOfWork>(store: U) {
+    use application::ports::store::{REFUND_REQUESTS_OPEN, RefundRequestFilter};
+    use domain::refund_request::{RefundAsk, RefundRequest, RefundRequestStatus};
+    let (ann, bob, carol) = (user(Role::Merchant), user(Role::Merchant), user(Role::Customer));
+    let (mug, stock) = product(ann.id, 250, now());
+    let (order, _) = fixtures::order(carol.id, &mug, now());
+    let ask = |merchant: &domain::user::User, amount: Option<i64>, seconds: i64| {
+        let terms = RefundAsk {
+            order_id: order.id(),
+            buyer_id: carol.id,
+            merchant_id: merchant.id,
+            amount: amount.map(usd),
+            reason: "broken".into(),
+        };
+        RefundRequest::open(id(), terms, now() + Duration::seconds(seconds)).expect("open")
+    };
+    let (first, for_bob) = (ask(&ann, Some(100), 0), ask(&bob, None, 1));
+    let mut tx = begin(&store).await;
+    for someone in [&ann, &bob, &carol] {
+        expect(tx.insert_user(someone).await, "user");
+    }
+    expect(tx.insert_product(&mug, &stock).await, "mug");
+    expect(tx.insert_order(&order).await, "order");
+    expect(tx.insert_refund_request(&first).await, "first");
+    expect(tx.insert_refund_request(&for_bob).await, "bob's share: another open one");
+    let twice = tx.insert_refund_request(&ask(&ann, None, 2)).await;
+    assert!(
+        matches!(&twice, Err(StoreError::Duplicate(name)) if name == REFUND_REQUESTS_OPEN),
+        "{twice:?}"
+    );
+    assert_eq!(
+        expect(tx.find_refund_request(first.id()).await, "usable after the refusal"),
+        Some(first.clone())
+    );
+    commit(tx).await;
+
+    let refund = Refund::completed(
+        id(),
+        RefundTerms {
+            order_id: order.id(),
+            payment_id: None,
+            merchant_id: ann.id,
+            amount: usd(100),
+            reason: "broken".into(),
+            requested_by: Some(ann.id),
+        },
+        now(),
+    );
+    let approved = first
+        .clone()
+        .approve(ann.id, refund.id(), now() + Duration::seconds(5))
+        .expect("approve");
+    let mut tx = begin(&store).await;
+    assert_eq!(expect(tx.lock_refund_request(first.id()).await, "lock"), Some(first.clone()));
+    expect(tx.insert_refund(&refund).await, "refund");
+    expect(tx.update_refund_request(&approved).await, "approve");
+    let again = ask(&ann, Some(50), 6);
+    expect(tx.insert_refund_request(&again).await, "a new one once the first is decided");
+    commit(tx).await;
+
+    let mut tx = begin(&store).await;
+    assert_eq!(expect(tx.find_refund_request(first.id()).await, "find"), Some(approved.clone()));
+    let page = PageRequest::first(10);
+    let ids = |page: Page<RefundRequest>| page.items.iter().map(RefundRequest::id).collect::<Vec<_>>();
+    let all = expect(tx.list_refund_requests(&RefundRequestFilter::default(), &page).await, "all");
+    assert_eq!(ids(all), vec![again.id(), for_bob.id(), first.id()], "newest first");
+    let anns = RefundRequestFilter {
+        merchant: Some(ann.id),
+        ..RefundRequestFilter::default()
+    };
+    assert_eq!(
+        ids(expect(tx.list_refund_requests(&anns, &page).await, "ann's")),
+        vec![again.id(), first.id()]
+    );
+    let open_of_carol = RefundRequestFilter {
+        buyer: Some(carol.id),
+        order: Some(order.id()),
+        status: Some(RefundRequestStatus::Open),
+        ..RefundRequestFilter::default()
+    };
+    assert_eq!(
+        ids(expect(tx.list_refund_requests(&open_of_carol, &page).await, "open")),
+        vec![again.id(), for_bob.id()]
+    );
+    let nobodys = RefundRequestFilter {
+        buyer: Some(ann.id),
+        ..RefundRequestFilter::default()
+    };
+    assert!(expect(tx.list_refund_requests(&nobodys, &page).await, "none").items.is_empty());
+    let first_page = expect(
+        tx.list_refund_requests(&RefundRequestFilter::default(), &PageRequest::first(2))
+            .await,
+        "page 1",
+    );
+    let rest = PageRequest {
+        limit: 2,
+        after: first_page.next_cursor,
+    };
+    assert_eq!(
+        ids(expect(
+            tx.list_refund_requests(&RefundRequestFilter::default(), &rest).await,
+            "page 2"
+        )),
+        vec![first.id()]
+    );
+}

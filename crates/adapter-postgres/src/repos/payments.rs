@@ -6,17 +6,19 @@
 
 use application::pagination::{Cursor, Page, PageRequest};
 use application::ports::store::{
-    AdminPaymentFilter, AdminRefundFilter, PaymentFilter, PaymentLookup, PaymentRepository, RefundRepository, StoreResult,
+    AdminPaymentFilter, AdminRefundFilter, PaymentFilter, PaymentLookup, PaymentRepository, REFUND_REQUESTS_OPEN, RefundRepository,
+    RefundRequestFilter, StoreError, StoreResult,
 };
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use domain::ids::{OrderId, PaymentId, RefundId, UserId};
+use domain::ids::{OrderId, PaymentId, RefundId, RefundRequestId, UserId};
 use domain::payment::{Payment, PaymentPurpose, PaymentRecord, PaymentStatus, ProviderName, Refund, RefundRecord, RefundStatus};
+use domain::refund_request::{RefundRequest, RefundRequestRecord, RefundRequestStatus};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::mapping::{corrupt, limit, limit_plus_one, money, position_after, provider, word};
-use crate::schema::{payments, refunds};
+use crate::schema::{payments, refund_requests, refunds};
 use crate::sql::{Read, Write};
 use crate::tx::{DomainRow, Expect, PgTx};
 
@@ -276,6 +278,55 @@ impl DomainRow for RefundRow {
     }
 }
 
+macro_rules! refund_request_columns {
+    () => {
+        "id, order_id, buyer_id, merchant_id, currency, amount, reason, status, decided_by, note, refund_id, created_at, updated_at"
+    };
+}
+
+#[derive(QueryableByName)]
+#[diesel(table_name = refund_requests, check_for_backend(diesel::pg::Pg))]
+struct RefundRequestRow {
+    id: Uuid,
+    order_id: Uuid,
+    buyer_id: Uuid,
+    merchant_id: Uuid,
+    currency: Option<String>,
+    amount: Option<i64>,
+    reason: String,
+    status: String,
+    decided_by: Option<Uuid>,
+    note: Option<String>,
+    refund_id: Option<Uuid>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl DomainRow for RefundRequestRow {
+    type Domain = RefundRequest;
+
+    fn into_domain(self) -> StoreResult<RefundRequest> {
+        let amount = match (self.amount, self.currency) {
+            (Some(minor), Some(code)) => Some(money(minor, &code)?),
+            _ => None,
+        };
+        Ok(RefundRequest::restore(RefundRequestRecord {
+            id: RefundRequestId::from_uuid(self.id),
+            order_id: OrderId::from_uuid(self.order_id),
+            buyer_id: UserId::from_uuid(self.buyer_id),
+            merchant_id: UserId::from_uuid(self.merchant_id),
+            amount,
+            reason: self.reason,
+            status: word("refund request status", &self.status, RefundRequestStatus::parse)?,
+            decided_by: self.decided_by.map(UserId::from_uuid),
+            note: self.note,
+            refund_id: self.refund_id.map(RefundId::from_uuid),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }))
+    }
+}
+
 impl RefundRepository for PgTx {
     async fn insert_refund(&mut self, refund: &Refund) -> StoreResult<()> {
         let statement = Write::new(concat!(
@@ -372,5 +423,88 @@ impl RefundRepository for PgTx {
         ))
         .bind::<SqlUuid, _>(order.as_uuid());
         self.select::<RefundRow>(statement).await
+    }
+
+    /// An open request colliding with another for the same order and merchant is not inserted
+    /// (`ON CONFLICT DO NOTHING`), so that the transaction stays usable.
+    async fn insert_refund_request(&mut self, request: &RefundRequest) -> StoreResult<()> {
+        let r = request.record();
+        let statement = Write::new(concat!(
+            "INSERT INTO refund_requests (",
+            refund_request_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT (order_id, merchant_id) WHERE status = 'open' DO NOTHING"
+        ))
+        .bind::<SqlUuid, _>(r.id.as_uuid())
+        .bind::<SqlUuid, _>(r.order_id.as_uuid())
+        .bind::<SqlUuid, _>(r.buyer_id.as_uuid())
+        .bind::<SqlUuid, _>(r.merchant_id.as_uuid())
+        .bind::<Nullable<Text>, _>(r.amount.map(|amount| amount.currency().code()))
+        .bind::<Nullable<BigInt>, _>(r.amount.map(|amount| amount.amount_minor()))
+        .bind::<Text, _>(r.reason.clone())
+        .bind::<Text, _>(r.status.as_str())
+        .bind::<Nullable<SqlUuid>, _>(r.decided_by.map(|id| id.as_uuid()))
+        .bind::<Nullable<Text>, _>(r.note.clone())
+        .bind::<Nullable<SqlUuid>, _>(r.refund_id.map(|id| id.as_uuid()))
+        .bind::<Timestamptz, _>(r.created_at)
+        .bind::<Timestamptz, _>(r.updated_at);
+        match self.execute(statement).await? {
+            0 => Err(StoreError::Duplicate(REFUND_REQUESTS_OPEN.to_owned())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes what a decision changes.
+    async fn update_refund_request(&mut self, request: &RefundRequest) -> StoreResult<()> {
+        let r = request.record();
+        let statement =
+            Write::new("UPDATE refund_requests SET status = $2, decided_by = $3, note = $4, refund_id = $5, updated_at = $6 WHERE id = $1")
+                .bind::<SqlUuid, _>(r.id.as_uuid())
+                .bind::<Text, _>(r.status.as_str())
+                .bind::<Nullable<SqlUuid>, _>(r.decided_by.map(|id| id.as_uuid()))
+                .bind::<Nullable<Text>, _>(r.note.clone())
+                .bind::<Nullable<SqlUuid>, _>(r.refund_id.map(|id| id.as_uuid()))
+                .bind::<Timestamptz, _>(r.updated_at);
+        self.defer(statement, Expect::Rows(1, "refund request"))
+    }
+
+    async fn find_refund_request(&mut self, id: RefundRequestId) -> StoreResult<Option<RefundRequest>> {
+        let statement = Read::new(concat!("SELECT ", refund_request_columns!(), " FROM refund_requests WHERE id = $1"))
+            .bind::<SqlUuid, _>(id.as_uuid());
+        self.select_first::<RefundRequestRow>(statement).await
+    }
+
+    async fn lock_refund_request(&mut self, id: RefundRequestId) -> StoreResult<Option<RefundRequest>> {
+        let statement = Read::new(concat!(
+            "SELECT ",
+            refund_request_columns!(),
+            " FROM refund_requests WHERE id = $1 FOR NO KEY UPDATE"
+        ))
+        .bind::<SqlUuid, _>(id.as_uuid());
+        self.select_first::<RefundRequestRow>(statement).await
+    }
+
+    async fn list_refund_requests(&mut self, filter: &RefundRequestFilter, page: &PageRequest) -> StoreResult<Page<RefundRequest>> {
+        let (at, id) = position_after(page);
+        let statement = Read::new(concat!(
+            "SELECT ",
+            refund_request_columns!(),
+            " FROM refund_requests WHERE (created_at, id) < ($1, $2) \
+               AND ($4::uuid IS NULL OR buyer_id = $4) AND ($5::uuid IS NULL OR merchant_id = $5) \
+               AND ($6::uuid IS NULL OR order_id = $6) AND ($7::text IS NULL OR status = $7) \
+             ORDER BY created_at DESC, id DESC LIMIT $3"
+        ))
+        .bind::<Timestamptz, _>(at)
+        .bind::<SqlUuid, _>(id)
+        .bind::<BigInt, _>(limit_plus_one(page.limit))
+        .bind::<Nullable<SqlUuid>, _>(filter.buyer.map(|buyer| buyer.as_uuid()))
+        .bind::<Nullable<SqlUuid>, _>(filter.merchant.map(|merchant| merchant.as_uuid()))
+        .bind::<Nullable<SqlUuid>, _>(filter.order.map(|order| order.as_uuid()))
+        .bind::<Nullable<Text>, _>(filter.status.map(RefundRequestStatus::as_str));
+        let rows = self.select::<RefundRequestRow>(statement).await?;
+        Ok(Page::from_rows(rows, page.limit, |request| Cursor::Position {
+            at: request.created_at(),
+            id: request.id().as_uuid(),
+        }))
     }
 }

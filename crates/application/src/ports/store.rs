@@ -22,13 +22,14 @@ use domain::catalog::{Product, ProductSearch, Stock};
 use domain::events::OutboxEvent;
 use domain::follow_up::{FollowUp, FollowUpState, FollowUpTask};
 use domain::ids::{
-    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, ReceivedWebhookId, RefundId, TokenFamilyId, TransactionId, TransferId, UserId,
-    WalletId, WebhookDeliveryId, WebhookEndpointId, WithdrawalId,
+    CallId, EventId, HoldId, OrderId, PaymentId, ProductId, ReceivedWebhookId, RefundId, RefundRequestId, TokenFamilyId, TransactionId,
+    TransferId, UserId, WalletId, WebhookDeliveryId, WebhookEndpointId, WithdrawalId,
 };
 use domain::ledger::{JournalTransaction, Posting, TransactionKind};
 use domain::money::Currency;
 use domain::order::{Order, OrderStatus, StatusChange};
 use domain::payment::{Payment, PaymentStatus, ProviderName, Refund, RefundStatus};
+use domain::refund_request::{RefundRequest, RefundRequestStatus};
 use domain::user::{AdminAction, Email, Role, User};
 use domain::wallet::{Hold, SystemAccount, Transfer, Wallet};
 use domain::webhook::{DeliveryStatus, EndpointOwner, WebhookDelivery, WebhookEndpoint};
@@ -528,6 +529,42 @@ pub trait RefundRepository {
     fn list_order_refunds(&mut self, order: OrderId) -> impl Future<Output = StoreResult<Vec<Refund>>> + Send;
     /// Every refund that `filter` keeps, newest first: the admins' list.
     fn list_refunds(&mut self, filter: &AdminRefundFilter, page: &PageRequest) -> impl Future<Output = StoreResult<Page<Refund>>> + Send;
+    /// # Errors
+    /// `Duplicate("refund_requests_open")` when the buyer already has an open request for the
+    /// same order and merchant; the transaction stays usable.
+    fn insert_refund_request(&mut self, request: &RefundRequest) -> impl Future<Output = StoreResult<()>> + Send;
+    fn update_refund_request(&mut self, request: &RefundRequest) -> impl Future<Output = StoreResult<()>> + Send;
+    fn find_refund_request(&mut self, id: RefundRequestId) -> impl Future<Output = StoreResult<Option<RefundRequest>>> + Send;
+    /// Locked after the order in the lock order (it is decided under the order's lock).
+    fn lock_refund_request(&mut self, id: RefundRequestId) -> impl Future<Output = StoreResult<Option<RefundRequest>>> + Send;
+    /// Every request that `filter` keeps, newest first.
+    fn list_refund_requests(
+        &mut self,
+        filter: &RefundRequestFilter,
+        page: &PageRequest,
+    ) -> impl Future<Output = StoreResult<Page<RefundRequest>>> + Send;
+}
+
+/// The stable name of the only open request per order and merchant, as `StoreError::Duplicate`
+/// reports it.
+pub const REFUND_REQUESTS_OPEN: &str = "refund_requests_open";
+
+/// Which refund requests a listing shows: every field set narrows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RefundRequestFilter {
+    pub buyer: Option<UserId>,
+    pub merchant: Option<UserId>,
+    pub order: Option<OrderId>,
+    pub status: Option<RefundRequestStatus>,
+}
+
+impl RefundRequestFilter {
+    pub fn keeps(&self, request: &RefundRequest) -> bool {
+        self.buyer.is_none_or(|buyer| request.buyer_id() == buyer)
+            && self.merchant.is_none_or(|merchant| request.merchant_id() == merchant)
+            && self.order.is_none_or(|order| request.order_id() == order)
+            && self.status.is_none_or(|status| request.status() == status)
+    }
 }
 
 /// Which transfers an admin's listing shows: every field set narrows it.

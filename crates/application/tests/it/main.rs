@@ -12,6 +12,7 @@ mod idempotency;
 mod orders;
 mod pay_again;
 mod payments;
+mod refund_requests;
 mod statements;
 mod support;
 mod wallets;

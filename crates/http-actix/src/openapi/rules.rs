@@ -64,11 +64,16 @@ fn property_rule(schema: &str, name: &str) -> Option<Value> {
             json!({"minItems": 1, "maxItems": EVENT_TYPES.len(), "items": {"enum": types}})
         }
         "overlap_seconds" => json!({"minimum": 0, "maximum": 604_800}),
-        "reason" if schema == "AdjustmentRequestBody" || schema == "AdminReasonBody" => {
+        "reason" if schema == "AdjustmentRequestBody" || schema == "AdminReasonBody" || schema == "RefundAskBody" => {
             json!({"pattern": NON_BLANK_TEXT, "minLength": 1, "maxLength": REASON_CHARS_MAX})
         }
         "reason" => json!({"pattern": TEXT, "maxLength": REASON_CHARS_MAX}),
         "items" => json!({"minItems": 1, "maxItems": Order::ITEMS_MAX}),
+        "note" if schema == "RefundDeclineBody" => json!({
+            "pattern": NON_BLANK_TEXT,
+            "minLength": 1,
+            "maxLength": domain::refund_request::TEXT_CHARS_MAX
+        }),
         "note" => json!({"pattern": TEXT, "maxLength": NOTE_CHARS_MAX}),
         "reference" => json!({"pattern": TEXT, "maxLength": REASON_CHARS_MAX}),
         "destination" => json!({"pattern": NON_BLANK_TEXT, "minLength": 1, "maxLength": DESTINATION_CHARS_MAX}),
@@ -101,6 +106,9 @@ fn parameter_rule(path: &str, name: &str) -> Option<Value> {
             json!({"enum": domain::payment::PaymentStatus::ALL.map(domain::payment::PaymentStatus::as_str)})
         }
         "status" if path == "/api/v1/admin/refunds" => json!({"enum": ["pending", "succeeded", "failed"]}),
+        "status" if path == "/api/v1/refund-requests" => {
+            json!({"enum": domain::refund_request::RefundRequestStatus::ALL.map(domain::refund_request::RefundRequestStatus::as_str)})
+        }
         "active" if path == "/api/v1/admin/inventory" => json!({"enum": ["true", "false"]}),
         "kind" if path == "/api/v1/admin/journal" => {
             json!({"enum": domain::ledger::TransactionKind::ALL.map(domain::ledger::TransactionKind::as_str)})
@@ -145,6 +153,8 @@ const REQUEST_SCHEMAS: &[&str] = &[
     "OrderItemRequest",
     "OrderRequest",
     "RefundRequestBody",
+    "RefundAskBody",
+    "RefundDeclineBody",
     "CallRequest",
     "AdjustmentRequestBody",
     "WebhookEndpointRequest",

@@ -1,0 +1,291 @@
+//! Refund requests (the states are `domain::refund_request`'s): a buyer asks for all or part of
+//! one merchant's share of a paid order back; that merchant, or an admin, approves or declines
+//! it; the buyer may withdraw it while it is open.
+//!
+//! Approving is a refund (`App::approve_refund_request`, in `refunds`): the request is locked
+//! and approved in the refund's first transaction, so an approved request always names a refund
+//! and a request is never refunded twice, whoever approves it and however often. The amount is
+//! checked against what is left of the merchant's share when the buyer asks and again when it is
+//! approved (a merchant may have refunded meanwhile).
+//!
+//! Lock order: the order, then the request (as for refunds, whose lock comes next).
+
+use domain::events::DomainEvent;
+use domain::ids::{OrderId, RefundRequestId, UserId};
+use domain::money::{Money, MoneyError};
+use domain::order::{Order, OrderStatus};
+use domain::refund_request::{RefundAsk, RefundRequest, RefundRequestError};
+use domain::user::Role;
+use time::OffsetDateTime;
+
+use crate::caller::Caller;
+use crate::context::App;
+use crate::effects::{publish, refundable_shares};
+use crate::idempotency::{IdempotencyError, Idempotent, Key};
+use crate::pagination::{Page, PageRequest};
+use crate::ports::store::{
+    EventOutbox, IdempotencyRepository, OrderRepository, REFUND_REQUESTS_OPEN, RefundRepository, RefundRequestFilter, StoreError,
+    UnitOfWork,
+};
+use crate::ports::system::{IdGenerator, next_id};
+use crate::transact::{transact, work};
+use crate::{keyed, retryable};
+
+/// What a buyer asks for.
+#[derive(Debug, Clone)]
+pub struct AskRefund {
+    /// Whose share; may be left out when the order has one merchant.
+    pub merchant_id: Option<UserId>,
+    /// `None` asks for everything left of the share.
+    pub amount: Option<Money>,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefundRequestUseError {
+    #[error("the refund request does not exist")]
+    NotFound,
+    #[error("the order does not exist")]
+    OrderNotFound,
+    #[error("only the merchant whose share it concerns, or an admin, may decide a refund request")]
+    NotDecider,
+    #[error("only the buyer who asked may withdraw a refund request")]
+    NotBuyer,
+    #[error("refunds of an order that is {0} cannot be requested")]
+    NotRefundable(OrderStatus),
+    #[error("the order has several merchants: say whose share to ask back")]
+    MerchantRequired,
+    #[error("the order has no items of this merchant")]
+    NotAMerchant,
+    #[error("nothing is left to refund of this share")]
+    NothingToRefund,
+    #[error("at most {refundable} can be refunded")]
+    ExceedsRefundable { refundable: Money },
+    #[error("the amount must be in the order's currency")]
+    Currency,
+    #[error("a refund request for this order and merchant is open already")]
+    AlreadyOpen,
+    #[error(transparent)]
+    Request(#[from] RefundRequestError),
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    #[error(transparent)]
+    Idempotency(IdempotencyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+keyed!(RefundRequestUseError);
+retryable!(RefundRequestUseError);
+
+/// Which requests a caller lists: their own as a buyer, those of their share as a merchant,
+/// every one as an admin; narrowed by order and status.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RefundRequestQuery {
+    pub order: Option<OrderId>,
+    pub status: Option<domain::refund_request::RefundRequestStatus>,
+}
+
+impl<U: UnitOfWork> App<U> {
+    /// The buyer of a paid order asks for all or part of one merchant's share back.
+    pub async fn request_refund(
+        &self,
+        caller: &Caller,
+        order_id: OrderId,
+        ask: AskRefund,
+        idempotent: Option<Idempotent<RefundRequest>>,
+    ) -> Result<RefundRequest, RefundRequestUseError> {
+        let (key, ids, now) = (self.key(idempotent.as_ref()), self.ids.as_ref(), self.clock.now());
+        let (caller, ask) = (*caller, &ask);
+        transact(&self.store, |tx| work(open_request(tx, ids, caller, order_id, ask, key, now))).await
+    }
+
+    /// One request, for its buyer, the merchant whose share it concerns, or an admin.
+    pub async fn refund_request(&self, caller: &Caller, id: RefundRequestId) -> Result<RefundRequest, RefundRequestUseError> {
+        transact(&self.store, |tx| work(tx.find_refund_request(id)))
+            .await?
+            .filter(|request| can_see(caller, request))
+            .ok_or(RefundRequestUseError::NotFound)
+    }
+
+    /// The requests the caller may see, newest first.
+    pub async fn refund_requests(
+        &self,
+        caller: &Caller,
+        query: RefundRequestQuery,
+        page: &PageRequest,
+    ) -> Result<Page<RefundRequest>, RefundRequestUseError> {
+        let filter = RefundRequestFilter {
+            buyer: (caller.role == Role::Customer).then_some(caller.user_id),
+            merchant: (caller.role == Role::Merchant).then_some(caller.user_id),
+            order: query.order,
+            status: query.status,
+        };
+        Ok(transact(&self.store, |tx| work(tx.list_refund_requests(&filter, page))).await?)
+    }
+
+    /// The merchant whose share it concerns, or an admin, declines an open request with a note
+    /// for the buyer.
+    pub async fn decline_refund_request(
+        &self,
+        caller: &Caller,
+        id: RefundRequestId,
+        note: &str,
+    ) -> Result<RefundRequest, RefundRequestUseError> {
+        let (ids, now, caller) = (self.ids.as_ref(), self.clock.now(), *caller);
+        transact(&self.store, |tx| {
+            work(async move {
+                let request = lock_visible(tx, &caller, id).await?;
+                if !can_decide(&caller, &request) {
+                    return Err(RefundRequestUseError::NotDecider);
+                }
+                let declined = request.decline(caller.user_id, note, now)?;
+                save(tx, ids, &declined, now).await?;
+                Ok(declined)
+            })
+        })
+        .await
+    }
+
+    /// The buyer withdraws an open request.
+    pub async fn withdraw_refund_request(&self, caller: &Caller, id: RefundRequestId) -> Result<RefundRequest, RefundRequestUseError> {
+        let (ids, now, caller) = (self.ids.as_ref(), self.clock.now(), *caller);
+        transact(&self.store, |tx| {
+            work(async move {
+                let request = lock_visible(tx, &caller, id).await?;
+                if request.buyer_id() != caller.user_id {
+                    return Err(RefundRequestUseError::NotBuyer);
+                }
+                let withdrawn = request.withdraw(now)?;
+                save(tx, ids, &withdrawn, now).await?;
+                Ok(withdrawn)
+            })
+        })
+        .await
+    }
+}
+
+/// Whether the caller may see the request.
+pub(crate) fn can_see(caller: &Caller, request: &RefundRequest) -> bool {
+    caller.is_admin() || request.buyer_id() == caller.user_id || request.merchant_id() == caller.user_id
+}
+
+/// Whether the caller may approve or decline the request.
+pub(crate) fn can_decide(caller: &Caller, request: &RefundRequest) -> bool {
+    caller.is_admin() || request.merchant_id() == caller.user_id
+}
+
+/// The request announced as it now is.
+pub(crate) fn changed(request: &RefundRequest) -> DomainEvent {
+    DomainEvent::RefundRequestChanged {
+        request_id: request.id(),
+        order_id: request.order_id(),
+        buyer_id: request.buyer_id(),
+        merchant_id: request.merchant_id(),
+        status: request.status(),
+        refund_id: request.record().refund_id,
+    }
+}
+
+async fn lock_visible<Tx: RefundRepository + Send>(
+    tx: &mut Tx,
+    caller: &Caller,
+    id: RefundRequestId,
+) -> Result<RefundRequest, RefundRequestUseError> {
+    tx.lock_refund_request(id)
+        .await?
+        .filter(|request| can_see(caller, request))
+        .ok_or(RefundRequestUseError::NotFound)
+}
+
+async fn save<Tx: RefundRepository + EventOutbox + Send>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    request: &RefundRequest,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    tx.update_refund_request(request).await?;
+    publish(tx, ids, changed(request), now).await
+}
+
+/// The request's transaction: claims the key, checks the ask against the order (locked) and its
+/// refunds so far, and records the request.
+async fn open_request<Tx>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    caller: Caller,
+    order_id: OrderId,
+    ask: &AskRefund,
+    key: Key<'_, RefundRequest>,
+    now: OffsetDateTime,
+) -> Result<RefundRequest, RefundRequestUseError>
+where
+    Tx: IdempotencyRepository + OrderRepository + RefundRepository + EventOutbox + Send,
+{
+    key.claim(tx, now).await?;
+    let order = tx
+        .lock_order(order_id)
+        .await?
+        .filter(|order| order.buyer_id() == caller.user_id)
+        .ok_or(RefundRequestUseError::OrderNotFound)?;
+    if !order.is_paid() {
+        return Err(RefundRequestUseError::NotRefundable(order.status()));
+    }
+    let merchant_id = whose_share(&order, ask.merchant_id)?;
+    let refunds = tx.list_order_refunds(order_id).await?;
+    let left = refundable_shares(&order, &refunds)?
+        .get(&merchant_id)
+        .copied()
+        .ok_or(RefundRequestUseError::NotAMerchant)?;
+    check_amount(ask.amount, left, &order)?;
+    let terms = RefundAsk {
+        order_id,
+        buyer_id: caller.user_id,
+        merchant_id,
+        amount: ask.amount,
+        reason: ask.reason.clone(),
+    };
+    let request = RefundRequest::open(next_id(ids), terms, now)?;
+    match tx.insert_refund_request(&request).await {
+        Err(StoreError::Duplicate(name)) if name == REFUND_REQUESTS_OPEN => return Err(RefundRequestUseError::AlreadyOpen),
+        outcome => outcome?,
+    }
+    publish(tx, ids, changed(&request), now).await?;
+    key.complete(tx, &request, now).await?;
+    Ok(request)
+}
+
+/// The merchant named, who must have items in the order; or the order's only merchant.
+fn whose_share(order: &Order, named: Option<UserId>) -> Result<UserId, RefundRequestUseError> {
+    if let Some(merchant) = named {
+        return if order.has_merchant(merchant) {
+            Ok(merchant)
+        } else {
+            Err(RefundRequestUseError::NotAMerchant)
+        };
+    }
+    let mut merchants: Vec<UserId> = order.items().iter().map(|item| item.merchant_id).collect();
+    merchants.sort();
+    merchants.dedup();
+    match merchants.as_slice() {
+        [only] => Ok(*only),
+        _ => Err(RefundRequestUseError::MerchantRequired),
+    }
+}
+
+/// The amount asked must fit in what is left of the share.
+fn check_amount(amount: Option<Money>, left: Money, order: &Order) -> Result<(), RefundRequestUseError> {
+    if !left.is_positive() {
+        return Err(RefundRequestUseError::NothingToRefund);
+    }
+    let Some(amount) = amount else {
+        return Ok(());
+    };
+    if amount.currency() != order.currency() {
+        return Err(RefundRequestUseError::Currency);
+    }
+    if amount.amount_minor() > left.amount_minor() {
+        return Err(RefundRequestUseError::ExceedsRefundable { refundable: left });
+    }
+    Ok(())
+}

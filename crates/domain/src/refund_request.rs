@@ -1,0 +1,305 @@
+//! Refund requests: a buyer asks for all or part of one merchant's share of a paid order back.
+//!
+//! ```text
+//! open ──approve──▶ approved   (the refund it made is named)
+//!   ├───decline──▶ declined   (with the decider's note)
+//!   └──withdraw──▶ withdrawn  (by the buyer)
+//! ```
+//!
+//! Only the merchant whose share it concerns, or an admin, decides; approving it refunds, in the
+//! same transaction, so an approved request always names its refund. A buyer has at most one
+//! open request per order and merchant. The transitions consume the request and refuse any other
+//! move.
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::ids::{OrderId, RefundId, RefundRequestId, UserId};
+use crate::money::Money;
+
+/// The longest reason a buyer gives, and the longest note of a decision.
+pub const TEXT_CHARS_MAX: usize = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefundRequestStatus {
+    Open,
+    Approved,
+    Declined,
+    Withdrawn,
+}
+
+impl RefundRequestStatus {
+    pub const ALL: [RefundRequestStatus; 4] = [
+        RefundRequestStatus::Open,
+        RefundRequestStatus::Approved,
+        RefundRequestStatus::Declined,
+        RefundRequestStatus::Withdrawn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundRequestStatus::Open => "open",
+            RefundRequestStatus::Approved => "approved",
+            RefundRequestStatus::Declined => "declined",
+            RefundRequestStatus::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RefundRequestStatus> {
+        RefundRequestStatus::ALL.into_iter().find(|status| status.as_str() == text)
+    }
+}
+
+impl fmt::Display for RefundRequestStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefundRequestError {
+    #[error("the reason must not be empty and must have at most {TEXT_CHARS_MAX} characters")]
+    Reason,
+    #[error("the note must not be empty and must have at most {TEXT_CHARS_MAX} characters")]
+    Note,
+    #[error("the amount must be positive")]
+    Amount,
+    #[error("a refund request that is {from} cannot become {to}")]
+    Transition {
+        from: RefundRequestStatus,
+        to: RefundRequestStatus,
+    },
+}
+
+/// A buyer's request for money back. Its fields are private: it changes only through its
+/// transitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    record: RefundRequestRecord,
+}
+
+/// A refund request as storage keeps it: what `RefundRequest::restore` rebuilds one from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequestRecord {
+    pub id: RefundRequestId,
+    pub order_id: OrderId,
+    pub buyer_id: UserId,
+    /// Whose share of the order it asks back.
+    pub merchant_id: UserId,
+    /// `None` asks for everything left of the merchant's share when it is approved.
+    pub amount: Option<Money>,
+    pub reason: String,
+    pub status: RefundRequestStatus,
+    /// The merchant or admin who approved or declined it.
+    pub decided_by: Option<UserId>,
+    /// Why it was declined.
+    pub note: Option<String>,
+    /// The refund its approval made.
+    pub refund_id: Option<RefundId>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// What a buyer asks: whose share, how much of it, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundAsk {
+    pub order_id: OrderId,
+    pub buyer_id: UserId,
+    pub merchant_id: UserId,
+    pub amount: Option<Money>,
+    pub reason: String,
+}
+
+/// `text` trimmed, if it is not empty and not too long.
+fn bounded(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty() && text.chars().count() <= TEXT_CHARS_MAX).then(|| text.to_owned())
+}
+
+impl RefundRequest {
+    /// A new, open request.
+    ///
+    /// # Errors
+    /// An empty or too long reason, or an amount of zero or less.
+    pub fn open(id: RefundRequestId, ask: RefundAsk, at: OffsetDateTime) -> Result<RefundRequest, RefundRequestError> {
+        let reason = bounded(&ask.reason).ok_or(RefundRequestError::Reason)?;
+        if ask.amount.is_some_and(|amount| !amount.is_positive()) {
+            return Err(RefundRequestError::Amount);
+        }
+        Ok(RefundRequest {
+            record: RefundRequestRecord {
+                id,
+                order_id: ask.order_id,
+                buyer_id: ask.buyer_id,
+                merchant_id: ask.merchant_id,
+                amount: ask.amount,
+                reason,
+                status: RefundRequestStatus::Open,
+                decided_by: None,
+                note: None,
+                refund_id: None,
+                created_at: at,
+                updated_at: at,
+            },
+        })
+    }
+
+    pub fn restore(record: RefundRequestRecord) -> RefundRequest {
+        RefundRequest { record }
+    }
+
+    pub fn record(&self) -> &RefundRequestRecord {
+        &self.record
+    }
+
+    pub fn id(&self) -> RefundRequestId {
+        self.record.id
+    }
+
+    pub fn order_id(&self) -> OrderId {
+        self.record.order_id
+    }
+
+    pub fn buyer_id(&self) -> UserId {
+        self.record.buyer_id
+    }
+
+    pub fn merchant_id(&self) -> UserId {
+        self.record.merchant_id
+    }
+
+    pub fn amount(&self) -> Option<Money> {
+        self.record.amount
+    }
+
+    pub fn reason(&self) -> &str {
+        &self.record.reason
+    }
+
+    pub fn status(&self) -> RefundRequestStatus {
+        self.record.status
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.record.status == RefundRequestStatus::Open
+    }
+
+    pub fn created_at(&self) -> OffsetDateTime {
+        self.record.created_at
+    }
+
+    /// Approved by `by`, who refunded it with `refund_id`.
+    ///
+    /// # Errors
+    /// The request is no longer open.
+    pub fn approve(self, by: UserId, refund_id: RefundId, at: OffsetDateTime) -> Result<RefundRequest, RefundRequestError> {
+        let mut request = self.leave_open(RefundRequestStatus::Approved, at)?;
+        request.record.decided_by = Some(by);
+        request.record.refund_id = Some(refund_id);
+        Ok(request)
+    }
+
+    /// Declined by `by`, with a note that tells the buyer why.
+    ///
+    /// # Errors
+    /// An empty or too long note, or the request is no longer open.
+    pub fn decline(self, by: UserId, note: &str, at: OffsetDateTime) -> Result<RefundRequest, RefundRequestError> {
+        let note = bounded(note).ok_or(RefundRequestError::Note)?;
+        let mut request = self.leave_open(RefundRequestStatus::Declined, at)?;
+        request.record.decided_by = Some(by);
+        request.record.note = Some(note);
+        Ok(request)
+    }
+
+    /// Withdrawn by its buyer.
+    ///
+    /// # Errors
+    /// The request is no longer open.
+    pub fn withdraw(self, at: OffsetDateTime) -> Result<RefundRequest, RefundRequestError> {
+        self.leave_open(RefundRequestStatus::Withdrawn, at)
+    }
+
+    fn leave_open(mut self, to: RefundRequestStatus, at: OffsetDateTime) -> Result<RefundRequest, RefundRequestError> {
+        if !self.is_open() {
+            return Err(RefundRequestError::Transition {
+                from: self.record.status,
+                to,
+            });
+        }
+        self.record.status = to;
+        self.record.updated_at = at;
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Currency;
+
+    fn at() -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH
+    }
+
+    fn id<T>(from_uuid: fn(uuid::Uuid) -> T, n: u128) -> T {
+        from_uuid(uuid::Uuid::from_u128(n))
+    }
+
+    fn ask(amount: Option<i64>, reason: &str) -> RefundAsk {
+        RefundAsk {
+            order_id: id(OrderId::from_uuid, 1),
+            buyer_id: id(UserId::from_uuid, 2),
+            merchant_id: id(UserId::from_uuid, 3),
+            amount: amount.map(|minor| Money::from_minor(minor, Currency::Usd)),
+            reason: reason.to_owned(),
+        }
+    }
+
+    fn open(amount: Option<i64>) -> RefundRequest {
+        RefundRequest::open(id(RefundRequestId::from_uuid, 9), ask(amount, " arrived broken "), at()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_request_needs_a_reason_and_a_positive_amount() {
+        let request = open(Some(500));
+        assert_eq!((request.status(), request.reason()), (RefundRequestStatus::Open, "arrived broken"));
+        let refused = |amount, reason: &str| RefundRequest::open(id(RefundRequestId::from_uuid, 9), ask(amount, reason), at());
+        assert_eq!(refused(None, "  "), Err(RefundRequestError::Reason));
+        assert_eq!(refused(None, &"x".repeat(TEXT_CHARS_MAX + 1)), Err(RefundRequestError::Reason));
+        assert_eq!(refused(Some(0), "why"), Err(RefundRequestError::Amount));
+        assert_eq!(refused(Some(-1), "why"), Err(RefundRequestError::Amount));
+    }
+
+    #[test]
+    fn only_an_open_request_is_approved_declined_or_withdrawn() {
+        let merchant = id(UserId::from_uuid, 3);
+        let refund = id(RefundId::from_uuid, 4);
+        let approved = open(None).approve(merchant, refund, at()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (approved.status(), approved.record().refund_id, approved.record().decided_by),
+            (RefundRequestStatus::Approved, Some(refund), Some(merchant))
+        );
+        assert_eq!(
+            approved.clone().withdraw(at()),
+            Err(RefundRequestError::Transition {
+                from: RefundRequestStatus::Approved,
+                to: RefundRequestStatus::Withdrawn
+            })
+        );
+        assert_eq!(open(None).decline(merchant, " ", at()), Err(RefundRequestError::Note));
+        let declined = open(None).decline(merchant, "used", at()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(declined.record().note.as_deref(), Some("used"));
+        assert!(declined.approve(merchant, refund, at()).is_err());
+        let withdrawn = open(None).withdraw(at()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(withdrawn.decline(merchant, "late", at()).is_err());
+    }
+
+    #[test]
+    fn statuses_parse_what_they_print() {
+        for status in RefundRequestStatus::ALL {
+            assert_eq!(RefundRequestStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(RefundRequestStatus::parse("pending"), None);
+    }
+}
