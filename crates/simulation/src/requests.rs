@@ -8,12 +8,13 @@ use application::App;
 use application::auth::{Caller, Registration};
 use application::checkout::{Checkout, CheckoutCommand};
 use application::idempotency::{IdempotencyKey, IdempotencyScope, Idempotent, StoredResponse};
+use application::refund_requests::AskRefund;
 use application::refunds::RefundCommand;
 use application::top_ups::TopUpRequest;
 use application::transfers::{Recipient, TransferRequest};
 use application::withdrawals::WithdrawalRequest;
 use domain::catalog::Quantity;
-use domain::ids::{OrderId, ProductId, UserId};
+use domain::ids::{OrderId, ProductId, RefundRequestId, UserId};
 use domain::money::{Currency, Money};
 use domain::order::{CaptureMethod, PaymentMethod};
 use domain::user::Role;
@@ -67,6 +68,18 @@ pub enum Request {
         order: OrderId,
         amount_minor: Option<i64>,
     },
+    /// A buyer asks for (part of) the order's money back.
+    AskRefund {
+        buyer: Caller,
+        order: OrderId,
+        amount_minor: Option<i64>,
+    },
+    /// A merchant or the admin approves or declines a request; its buyer withdraws it.
+    DecideRefund {
+        caller: Caller,
+        request: RefundRequestId,
+        decision: Decision,
+    },
     Transfer {
         from: Caller,
         to: UserId,
@@ -76,6 +89,13 @@ pub enum Request {
         caller: Caller,
         amount_minor: i64,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Decline,
+    Withdraw,
 }
 
 /// A request with its idempotency key, if the actor sent one.
@@ -94,6 +114,8 @@ pub struct Outcome {
     pub order: Option<(OrderId, Pay)>,
     /// The checkout session whose page it gave the payer, who may now pay it.
     pub session: Option<String>,
+    /// The refund request it opened.
+    pub asked: Option<RefundRequestId>,
     /// Whether it failed in a way a retry under the same key may get past.
     pub may_pass: bool,
     pub error: Option<String>,
@@ -262,6 +284,42 @@ pub fn start(app: &Arc<App<MemoryStore>>, keyed: Keyed) -> Task<Outcome> {
                     ids.join(",")
                 })
             }
+            Request::AskRefund {
+                buyer,
+                order,
+                amount_minor,
+            } => {
+                let ask = AskRefund {
+                    merchant_id: None,
+                    amount: amount_minor.map(usd),
+                    reason: "simulated".into(),
+                };
+                let result = app.request_refund(&buyer, order, ask, idempotent(&buyer, key, &fingerprint)).await;
+                Outcome {
+                    asked: result.as_ref().ok().map(|request| request.id()),
+                    ..outcome(result, |request| request.id().to_string())
+                }
+            }
+            Request::DecideRefund { caller, request, decision } => match decision {
+                Decision::Approve => {
+                    let result = app
+                        .approve_refund_request(&caller, request, idempotent(&caller, key, &fingerprint))
+                        .await;
+                    outcome(result, |refunds| {
+                        let mut ids: Vec<String> = refunds.iter().map(|r| r.id().to_string()).collect();
+                        ids.sort();
+                        ids.join(",")
+                    })
+                }
+                Decision::Decline => {
+                    let result = app.decline_refund_request(&caller, request, "simulated").await;
+                    outcome(result, |request| request.status().as_str().to_owned())
+                }
+                Decision::Withdraw => {
+                    let result = app.withdraw_refund_request(&caller, request).await;
+                    outcome(result, |request| request.status().as_str().to_owned())
+                }
+            },
             Request::Transfer { from, to, amount_minor } => {
                 let request = TransferRequest {
                     to: Recipient::Id(to),

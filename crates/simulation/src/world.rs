@@ -13,7 +13,7 @@ use application::ports::gateway::{GatewayEvent, Gateways};
 use application::ports::system::{Clock, IdGenerator, ManualClock};
 use application::testing::{PlainHasher, RecordingWebhooks, SpelledTokens};
 use application::{App, Settings};
-use domain::ids::{OrderId, ProductId};
+use domain::ids::{OrderId, ProductId, RefundRequestId};
 use domain::money::{Currency, Money};
 use domain::user::Role;
 use time::{Duration, OffsetDateTime};
@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::executor::{Scheduler, block_on};
 use crate::gateway::{PROVIDER, SimGateway, provider_acts};
-use crate::requests::{Keyed, Outcome, Pay, Request, start};
+use crate::requests::{Decision, Keyed, Outcome, Pay, Request, start};
 use crate::rng::Rng;
 
 /// Identifiers from a counter: the same on every run of a seed, and increasing like UUIDv7.
@@ -71,6 +71,8 @@ pub struct World {
     pub products: Vec<(ProductId, i64, Caller)>,
     /// Every order made, with how it is paid, its buyer and the merchant of its first item.
     pub orders: Vec<(OrderId, Pay, Caller, Caller)>,
+    /// Every refund request opened, with its order's buyer and (first) merchant.
+    pub refund_requests: Vec<(RefundRequestId, Caller, Caller)>,
     /// Keyed requests that failed in a way a retry may pass, or were dropped by a restart.
     pub retries: Vec<Keyed>,
     /// What is in flight and must be sent again if a restart drops it, by task label: a keyed
@@ -147,6 +149,7 @@ impl World {
             orders: Vec::new(),
             retries: Vec::new(),
             in_flight: Vec::new(),
+            refund_requests: Vec::new(),
             effects: BTreeMap::new(),
             violations: Vec::new(),
             trace: Vec::new(),
@@ -312,7 +315,27 @@ impl World {
                     Request::Fulfil { caller: merchant, order }
                 }
             }
-            62..74 => {
+            62..66 => {
+                let (order, buyer) = self.some_order_and_buyer()?;
+                let amount_minor = if self.rng.chance(50) { None } else { Some(self.amount()) };
+                Request::AskRefund {
+                    buyer,
+                    order,
+                    amount_minor,
+                }
+            }
+            66..70 => {
+                let &(request, buyer, merchant) = self.rng.pick(&self.refund_requests)?;
+                let (caller, decision) = match self.rng.below(10) {
+                    0..5 => (merchant, Decision::Approve),
+                    5 => (self.admin, Decision::Approve),
+                    6 => (buyer, Decision::Approve),
+                    7 => (merchant, Decision::Decline),
+                    _ => (buyer, Decision::Withdraw),
+                };
+                Request::DecideRefund { caller, request, decision }
+            }
+            70..74 => {
                 let &(order, _, _, merchant) = self.rng.pick(&self.orders)?;
                 let caller = if self.rng.chance(30) { self.admin } else { merchant };
                 let amount_minor = if self.rng.chance(50) { None } else { Some(self.amount()) };
@@ -530,6 +553,16 @@ impl World {
                     let first = items.first().map(|item| item.0);
                     let merchant = self.products.iter().find(|p| Some(p.0) == first).map_or(self.admin, |p| p.2);
                     self.orders.push((order, pay, *buyer, merchant));
+                }
+                if let (Some(asked), Request::AskRefund { buyer, order, .. }) = (outcome.asked, &keyed.request)
+                    && !self.refund_requests.iter().any(|known| known.0 == asked)
+                {
+                    let merchant = self
+                        .orders
+                        .iter()
+                        .find(|known| known.0 == *order)
+                        .map_or(self.admin, |known| known.3);
+                    self.refund_requests.push((asked, *buyer, merchant));
                 }
                 if let Some(session) = &outcome.session {
                     self.gateway.deliver(session);

@@ -31,7 +31,16 @@ fn a_run_reaches_the_flows_it_is_meant_to() {
             .count()
     };
     for request in [
-        "TopUp", "Checkout", "Refund", "Transfer", "Withdraw", "Cancel", "Capture", "PayAgain",
+        "TopUp",
+        "Checkout",
+        "Refund",
+        "Transfer",
+        "Withdraw",
+        "Cancel",
+        "Capture",
+        "PayAgain",
+        "AskRefund",
+        "DecideRefund",
     ] {
         assert!(succeeded(request) > 0, "no {request} succeeded");
     }
