@@ -398,7 +398,8 @@ async fn the_jobs_and_the_ledger_verification_report_in_the_metrics() {
 }
 
 /// Business events are counted on `/metrics`: idempotent replays, inbound webhooks by provider and
-/// outcome (a forged signature included), and rate-limit refusals.
+/// outcome (a forged signature included), rate-limit refusals, and payments and refunds by
+/// provider and outcome.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn business_events_are_counted_on_the_metrics() {
     let app = TestApp::spawn_with(crate::helpers::Backend::Memory, &[]).await;
@@ -425,6 +426,33 @@ async fn business_events_are_counted_on_the_metrics() {
     assert_eq!(forged.status, 400, "{}", forged.text);
     let unknown = app.post("/api/v1/webhooks/nobody", None, &json!({})).await;
     assert_eq!(unknown.status, 404, "{}", unknown.text);
+    // A card purchase paid and refunded, and a wallet purchase refunded: payments and refunds by
+    // provider and outcome, counted once the relay has taken their events.
+    let card = json!({"items": [{"product_id": mug, "quantity": 1}], "payment_method": "card"});
+    let order = app
+        .post("/api/v1/orders", Some(&buyer.token), &card)
+        .await
+        .assert_status(201)
+        .clone();
+    app.press(order["payment"]["checkout_url"].as_str().expect("checkout url"), "pay")
+        .await;
+    let card_order = order["id"].as_str().expect("order id");
+    let refund = app
+        .post(&format!("/api/v1/orders/{card_order}/refunds"), Some(&merchant.token), &json!({}))
+        .await;
+    refund.assert_status(201);
+    let wallet_order = app.get("/api/v1/orders?limit=100", Some(&buyer.token)).await.assert_status(200)["items"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .find(|o| o["payment_method"] == json!("wallet"))
+        .and_then(|o| o["id"].as_str().map(str::to_owned))
+        .expect("the wallet order");
+    let refund = app
+        .post(&format!("/api/v1/orders/{wallet_order}/refunds"), Some(&merchant.token), &json!({}))
+        .await;
+    refund.assert_status(201);
+    app.run_jobs().await;
 
     let limited = TestApp::spawn_with(
         crate::helpers::Backend::Memory,
@@ -454,4 +482,11 @@ async fn business_events_are_counted_on_the_metrics() {
         "{text}"
     );
     assert!(sample("rate_limit_refusals_total") >= 1.0, "{text}");
+    for series in [
+        r#"payments_total{provider="simulated",outcome="succeeded"}"#,
+        r#"refunds_total{provider="simulated",outcome="succeeded"}"#,
+        r#"refunds_total{provider="wallet",outcome="succeeded"}"#,
+    ] {
+        assert!(sample(series) >= 1.0, "{series}: {text}");
+    }
 }

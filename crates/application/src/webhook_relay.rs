@@ -11,7 +11,7 @@
 //! event id). Attempts call the endpoint outside any transaction; a turn's attempts are recorded
 //! together, in one transaction that also releases the endpoint.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration as StdDuration;
 
 use domain::events::OutboxEvent;
@@ -21,17 +21,22 @@ use time::{Duration, OffsetDateTime};
 
 use crate::context::App;
 use crate::ports::store::{
-    DeliveryBacklog, EventOutbox, OrderRepository, PaymentRepository, ProductRepository, StoreError, UnitOfWork, WebhookRepository,
+    DeliveryBacklog, EventOutbox, OrderRepository, PaymentRepository, ProductRepository, RefundRepository, StoreError, UnitOfWork,
+    WebhookRepository,
 };
 use crate::ports::system::{IdGenerator, next_id};
 use crate::ports::webhooks::{OutgoingWebhook, SendError};
 use crate::transact::{transact, work};
 
 /// What one round of the relay did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RelayRound {
     /// Events fanned out.
     pub events: usize,
+    /// Of those, the payments' and refunds' outcomes, by public type (`payment.succeeded`,
+    /// `refund.failed`, ...) and provider (`wallet` for a refund to a wallet): each counted once,
+    /// when its event is fanned out, whichever instance does it.
+    pub money_outcomes: BTreeMap<(&'static str, String), usize>,
     /// Attempts the endpoint answered 2xx.
     pub delivered: usize,
     /// Attempts that failed and will be retried.
@@ -58,15 +63,19 @@ pub struct WebhookBacklog {
     pub deliveries: DeliveryBacklog,
 }
 
-crate::repositories!(FanOutTx: EventOutbox, WebhookRepository, OrderRepository, PaymentRepository, ProductRepository);
+crate::repositories!(FanOutTx: EventOutbox, WebhookRepository, OrderRepository, PaymentRepository, ProductRepository, RefundRepository);
 
 impl<U: UnitOfWork> App<U> {
     /// One round: fans out the waiting events, then makes the deliveries due.
     pub async fn relay_webhooks(&self) -> Result<RelayRound, StoreError> {
         let (ids, now, batch) = (self.ids.as_ref(), self.clock.now(), self.settings.webhooks.events_per_round);
-        let events = transact(&self.store, |tx| work(fan_out(tx, ids, batch, now))).await?;
+        let (events, money_outcomes) = transact(&self.store, |tx| work(fan_out(tx, ids, batch, now))).await?;
         let delivered = self.deliver_due().await?;
-        Ok(RelayRound { events, ..delivered })
+        Ok(RelayRound {
+            events,
+            money_outcomes,
+            ..delivered
+        })
     }
 
     /// Deletes up to `batch` deliveries that ended longer ago than `DELIVERY_HISTORY_KEPT`;
@@ -272,12 +281,18 @@ fn jitter(delivery: &WebhookDelivery) -> u16 {
 }
 
 /// Fans the oldest unpublished events out to the endpoints that take them, and marks them
-/// published. Returns how many events.
-async fn fan_out<Tx: FanOutTx>(tx: &mut Tx, ids: &dyn IdGenerator, batch: usize, now: OffsetDateTime) -> Result<usize, StoreError> {
+/// published. Returns how many events, and the money outcomes among them.
+async fn fan_out<Tx: FanOutTx>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    batch: usize,
+    now: OffsetDateTime,
+) -> Result<(usize, MoneyOutcomes), StoreError> {
     let events = tx.lock_unpublished_events(batch).await?;
     if events.is_empty() {
-        return Ok(0);
+        return Ok((0, MoneyOutcomes::new()));
     }
+    let outcomes = money_outcomes(tx, &events).await?;
     let endpoints = tx.enabled_webhook_endpoints().await?;
     let mut deliveries = Vec::new();
     // One purchase announces several events about one order: look its parties up once.
@@ -307,7 +322,38 @@ async fn fan_out<Tx: FanOutTx>(tx: &mut Tx, ids: &dyn IdGenerator, batch: usize,
     tx.insert_webhook_deliveries(&deliveries).await?;
     let published: Vec<_> = events.iter().map(|event| event.id).collect();
     tx.mark_events_published(&published, now).await?;
-    Ok(events.len())
+    Ok((events.len(), outcomes))
+}
+
+type MoneyOutcomes = BTreeMap<(&'static str, String), usize>;
+
+/// The payments' and refunds' outcomes the events announce, by type and provider.
+async fn money_outcomes<Tx: FanOutTx>(tx: &mut Tx, events: &[OutboxEvent]) -> Result<MoneyOutcomes, StoreError> {
+    use domain::events::DomainEvent::*;
+    let mut outcomes = MoneyOutcomes::new();
+    for event in events {
+        let payment_id = match &event.event {
+            PaymentSucceeded { payment_id, .. }
+            | PaymentFailed { payment_id }
+            | PaymentExpired { payment_id }
+            | PaymentLateSuccess { payment_id, .. }
+            | PaymentDisputed { payment_id } => Some(*payment_id),
+            RefundSucceeded { refund_id, .. } | RefundFailed { refund_id, .. } => match tx.find_refund(*refund_id).await? {
+                Some(refund) => refund.payment_id(),
+                None => continue,
+            },
+            _ => continue,
+        };
+        let provider = match payment_id {
+            Some(id) => match tx.find_payment(id).await? {
+                Some(payment) => payment.provider().as_str().to_owned(),
+                None => continue,
+            },
+            None => "wallet".to_owned(),
+        };
+        *outcomes.entry((event.event.public_type(), provider)).or_default() += 1;
+    }
+    Ok(outcomes)
 }
 
 /// Whether the endpoint is to receive an event for this audience.

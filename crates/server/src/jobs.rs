@@ -71,6 +71,7 @@ async fn relay_webhooks<U: UnitOfWork>(app: &App<U>, stop: &watch::Receiver<bool
                 ] {
                     metrics::counter!("webhook_deliveries_total", "outcome" => outcome).increment(count as u64);
                 }
+                record_money_outcomes(&round.money_outcomes);
                 let busy = round.events > 0 || round.delivered + round.retrying + round.failed > 0;
                 if !busy || *stop.borrow() {
                     break;
@@ -89,6 +90,19 @@ async fn relay_webhooks<U: UnitOfWork>(app: &App<U>, stop: &watch::Receiver<bool
             metrics::gauge!("webhook_deliveries_pending", "state" => "retrying").set(backlog.deliveries.retrying as f64);
         }
         Err(error) => log_failure("webhook backlog", &error),
+    }
+}
+
+/// Payments and refunds by provider and outcome: `payment.succeeded` from provider `stripe`
+/// counts as `payments_total{provider="stripe",outcome="succeeded"}`.
+fn record_money_outcomes(outcomes: &std::collections::BTreeMap<(&'static str, String), usize>) {
+    for ((event_type, provider), count) in outcomes {
+        let labels = |outcome: &str| [("provider", provider.clone()), ("outcome", outcome.to_owned())];
+        match event_type.split_once('.') {
+            Some(("payment", outcome)) => metrics::counter!("payments_total", &labels(outcome)).increment(*count as u64),
+            Some(("refund", outcome)) => metrics::counter!("refunds_total", &labels(outcome)).increment(*count as u64),
+            _ => {}
+        }
     }
 }
 
