@@ -25,6 +25,8 @@ mod self_service;
 mod sessions;
 mod statements;
 mod web_browser;
+mod web_client;
+mod web_forms;
 mod web_pages;
 mod webhook_endpoints;
 mod webhooks;
