@@ -1,9 +1,10 @@
 //! The web UI's forms that move money, through the real app: each carries an idempotency key, so
-//! that a double submit or a browser's retry acts once.
+//! that a double submit or a browser's retry acts once; and a call started by the receiver's
+//! e-mail address.
 
 use serde_json::Value;
 
-use crate::helpers::{PASSWORD, TestApp, User};
+use crate::helpers::{Backend, PASSWORD, TestApp, User};
 use crate::on_every_backend;
 use crate::web_client::Browser;
 
@@ -140,5 +141,59 @@ async fn a_checkout_and_a_refund_sent_twice_act_once(app: TestApp) {
     assert_eq!(details["refunds"].as_array().map(Vec::len), Some(1), "{details}");
     assert_eq!(details["refunded"], "5.00");
     assert_eq!(app.balance(&buyer).await, "42.50", "refunded once");
+    app.assert_ledger_ok().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_is_started_by_the_receivers_e_mail_address_and_ended_once() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let caller = app.customer_with("10.00").await;
+    let receiver = app.user("merchant").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&caller.email, PASSWORD).await;
+    let page = browser.get("/calls").await;
+    assert!(page.body.contains("Receiver&#39;s e-mail address") || page.body.contains("Receiver's e-mail address"));
+    for (email, error) in [
+        ("nobody@example.com", "no user has this e-mail address"),
+        ("not an address", "no user has this e-mail address"),
+        (caller.email.as_str(), "cannot call themselves"),
+    ] {
+        let key = browser.get("/calls").await.key("/calls/start");
+        let refused = browser
+            .post(
+                "/calls/start",
+                &[("receiver", email), ("rate", "0.50"), ("idempotency_key", key.as_str())],
+            )
+            .await;
+        assert_eq!(refused.status, 422, "{email}: {}", refused.body);
+        let at = refused.body.find("id=\"f-receiver-error\"").expect("the receiver's error");
+        assert!(refused.body[at..].contains(error), "{email}: {}", &refused.body[at..]);
+    }
+    let key = browser.get("/calls").await.key("/calls/start");
+    let upper = receiver.email.to_uppercase();
+    let start = [("receiver", upper.as_str()), ("rate", "0.50"), ("idempotency_key", key.as_str())];
+    for _ in 0..2 {
+        let started = browser.post("/calls/start", &start).await;
+        assert_eq!(
+            (started.status, started.location()),
+            (303, "/calls?notice=call-started"),
+            "{}",
+            started.body
+        );
+    }
+    let calls = items(&app, "/api/v1/calls", &caller).await;
+    assert_eq!(calls.len(), 1, "started once: {calls:?}");
+    assert_eq!(calls[0]["receiver_id"], receiver.id.as_str());
+
+    let action = format!("/calls/{}/end", calls[0]["id"].as_str().expect("id"));
+    let key = browser.get("/calls").await.key(&action);
+    for _ in 0..2 {
+        let ended = browser.post(&action, &[("idempotency_key", key.as_str())]).await;
+        assert_eq!((ended.status, ended.location()), (303, "/calls?notice=call-ended"));
+    }
+    // Ending it again from another form says so, rather than failing.
+    let late = browser.post(&action, &[]).await;
+    assert_eq!((late.status, late.location()), (303, "/calls?notice=call-already-ended"));
+    assert_eq!(app.balance(&caller).await, "9.50", "one started minute, billed once");
     app.assert_ledger_ok().await;
 }

@@ -273,6 +273,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "stock-updated" => "The stock is updated.",
         "call-started" => "The call has started.",
         "call-ended" => "The call has ended and is billed.",
+        "call-already-ended" => "That call had already ended and been billed.",
         "suspended" => "The user is suspended.",
         "reactivated" => "The user is reactivated.",
         "approved" => "The withdrawal is approved.",
