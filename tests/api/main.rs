@@ -24,6 +24,7 @@ mod redis;
 mod self_service;
 mod sessions;
 mod statements;
+mod web_back_office;
 mod web_browser;
 mod web_client;
 mod web_forms;

@@ -11,6 +11,7 @@ use domain::withdrawal::WithdrawalStatus;
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use super::admin_reads::{JournalQuery, journal};
 use super::orders::{order_error, short, table};
 use super::{ListQuery, State, parse_id};
 use crate::error::PageError;
@@ -37,7 +38,7 @@ fn menu() -> Markup {
     }
 }
 
-fn page(visitor: &Visitor, title: &str, notice: Option<&str>, body: Markup) -> HttpResponse {
+pub(super) fn page(visitor: &Visitor, title: &str, notice: Option<&str>, body: Markup) -> HttpResponse {
     view::ok(visitor, title, html! { (view::notice(notice)) (menu()) (body) })
 }
 
@@ -187,7 +188,7 @@ pub async fn payments<U: UnitOfWork>(state: State<U>, visitor: Visitor, query: w
             tbody {
                 @for payment in &payments.items {
                     tr {
-                        td { "#" (short(&payment.id().to_string())) }
+                        td { a href={ "/admin/payments/" (payment.id()) } { "#" (short(&payment.id().to_string())) } }
                         td { (view::when(payment.created_at())) }
                         td { (payment.provider().as_str()) }
                         td { (view::status(payment.status().as_str())) }
@@ -210,10 +211,11 @@ pub async fn refunds<U: UnitOfWork>(state: State<U>, visitor: Visitor, query: we
         .map_err(|e| forbidden_or(&e, matches!(e, application::admin_reads::AdminReadError::Forbidden)))?;
     let body = html! {
         div.table-wrap { table {
-            thead { tr { th scope="col" { "Order" } th scope="col" { "Created" } th scope="col" { "Reason" } th scope="col" { "Status" } th.num scope="col" { "Amount" } } }
+            thead { tr { th scope="col" { "Refund" } th scope="col" { "Order" } th scope="col" { "Created" } th scope="col" { "Reason" } th scope="col" { "Status" } th.num scope="col" { "Amount" } } }
             tbody {
                 @for refund in &refunds.items {
                     tr {
+                        td { a href={ "/admin/refunds/" (refund.id()) } { "#" (short(&refund.id().to_string())) } }
                         td { a href={ "/orders/" (refund.order_id()) } { "#" (short(&refund.order_id().to_string())) } }
                         td { (view::when(refund.created_at())) }
                         td { (refund.reason()) }
@@ -341,13 +343,14 @@ pub async fn follow_ups<U: UnitOfWork>(state: State<U>, visitor: Visitor, query:
     Ok(page(&visitor, "Stuck items", None, body))
 }
 
-pub async fn ledger<U: UnitOfWork>(state: State<U>, visitor: Visitor) -> Result<HttpResponse, PageError> {
+pub async fn ledger<U: UnitOfWork>(state: State<U>, visitor: Visitor, query: web::Query<JournalQuery>) -> Result<HttpResponse, PageError> {
     let caller = visitor.require("/admin/ledger")?;
     let report = state
         .app
         .verify_ledger(&caller)
         .await
         .map_err(|e| forbidden_or(&e, matches!(e, application::ledger::VerifyLedgerError::Forbidden)))?;
+    let journal = journal(&state, &caller, &query).await?;
     let body = html! {
         @if report.is_ok() {
             p.notice #ledger-ok { "The ledger balances: every transaction sums to zero, and every cached balance equals its postings. "
@@ -356,8 +359,9 @@ pub async fn ledger<U: UnitOfWork>(state: State<U>, visitor: Visitor) -> Result<
             p.error-message { "The ledger has problems:" }
             ul { @for problem in &report.problems { li { (problem) } } }
         }
+        (journal)
     };
-    Ok(page(&visitor, "Ledger verification", None, body))
+    Ok(page(&visitor, "Ledger", None, body))
 }
 
 pub async fn audit<U: UnitOfWork>(state: State<U>, visitor: Visitor, query: web::Query<ListQuery>) -> Result<HttpResponse, PageError> {

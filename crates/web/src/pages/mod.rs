@@ -2,6 +2,7 @@
 //! calls the use cases it shows, and renders; refusals come back from the use cases.
 
 mod admin;
+mod admin_reads;
 mod auth;
 mod calls;
 mod cart;
@@ -75,12 +76,15 @@ pages! {
     post "/admin/users/{id}/reactivate" => admin::reactivate::<U>;
     get "/admin/orders" => admin::orders::<U>;
     get "/admin/payments" => admin::payments::<U>;
+    get "/admin/payments/{id}" => admin_reads::payment::<U>;
     get "/admin/refunds" => admin::refunds::<U>;
+    get "/admin/refunds/{id}" => admin_reads::refund::<U>;
     get "/admin/withdrawals" => admin::withdrawals::<U>;
     post "/admin/withdrawals/{id}/approve" => admin::approve::<U>;
     post "/admin/withdrawals/{id}/reject" => admin::reject::<U>;
     get "/admin/follow-ups" => admin::follow_ups::<U>;
     get "/admin/ledger" => admin::ledger::<U>;
+    get "/admin/ledger/transactions/{id}" => admin_reads::transaction::<U>;
     get "/admin/audit" => admin::audit::<U>;
 }
 
