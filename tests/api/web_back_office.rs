@@ -34,6 +34,15 @@ fn first_link(page: &Page, prefix: &str) -> String {
     page.body[at..at + page.body[at..].find('"').expect("the link's end")].to_owned()
 }
 
+#[track_caller]
+fn error_of<'p>(page: &'p Page, id: &str) -> &'p str {
+    let at = page
+        .body
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("{id} on the page: {}", page.body));
+    &page.body[at..page.body[at..].find("</p>").map_or(page.body.len(), |end| at + end)]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_opens_a_payment_a_refund_and_a_journal_transaction() {
     let app = TestApp::spawn(Backend::Memory).await;
@@ -121,4 +130,86 @@ async fn an_admin_opens_a_payment_a_refund_and_a_journal_transaction() {
     ] {
         assert_eq!(customer.get(&path).await.status, 403, "{path}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_adjusts_a_wallet_with_a_reason_once_per_form() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let customer = app.user("customer").await;
+    let mut back_office = admin(&app).await;
+    let users = back_office.get("/admin/users").await;
+    assert!(users.body.contains(&format!("href=\"/admin/users/{}\"", customer.id)));
+    let user_page = format!("/admin/users/{}", customer.id);
+    let action = format!("{user_page}/adjust");
+    let page = back_office.get(&user_page).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(&customer.email));
+
+    for (fields, error, says) in [
+        (
+            [("currency", "USD"), ("amount", "5.00"), ("reason", "  ")],
+            "f-reason-error",
+            "reason",
+        ),
+        (
+            [("currency", "USD"), ("amount", "-5.00"), ("reason", "fee")],
+            "f-amount-error",
+            "below zero",
+        ),
+        (
+            [("currency", "USD"), ("amount", "12.345"), ("reason", "fee")],
+            "f-amount-error",
+            "decimal places",
+        ),
+        ([("currency", "USD"), ("amount", "0"), ("reason", "fee")], "f-amount-error", "zero"),
+        (
+            [("currency", "XXX"), ("amount", "5.00"), ("reason", "fee")],
+            "f-currency-error",
+            "XXX",
+        ),
+    ] {
+        let refused = back_office.post(&action, &fields).await;
+        assert_eq!(refused.status, 422, "{fields:?}: {}", refused.body);
+        assert!(
+            error_of(&refused, error).contains(says),
+            "{fields:?}: {}",
+            error_of(&refused, error)
+        );
+    }
+    let key = back_office.get(&user_page).await.key(&action);
+    let fields = [
+        ("currency", "USD"),
+        ("amount", "25.00"),
+        ("reason", "goodwill"),
+        ("idempotency_key", key.as_str()),
+    ];
+    for _ in 0..2 {
+        let posted = back_office.post(&action, &fields).await;
+        assert_eq!(
+            (posted.status, posted.location()),
+            (303, format!("{user_page}?notice=adjusted").as_str())
+        );
+    }
+    assert_eq!(app.balance(&customer).await, "25.00", "posted once");
+    let shown = back_office.get(&format!("{user_page}?notice=adjusted")).await;
+    assert!(shown.body.contains("$25.00") && shown.body.contains("The adjustment is posted."));
+    let trail = app
+        .get(
+            &format!("/api/v1/admin/actions?subject=user:{}", customer.id),
+            Some(&app.admin.token),
+        )
+        .await;
+    let trail = trail.assert_status(200)["items"].as_array().expect("items").clone();
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    assert_eq!(trail[0]["reason"], "goodwill");
+
+    assert_eq!(back_office.get(&format!("/admin/users/{}", uuid::Uuid::now_v7())).await.status, 404);
+    let mut other = signed_in(&app, &customer).await;
+    assert_eq!(other.get(&user_page).await.status, 403);
+    let refused = other
+        .post(&action, &[("currency", "USD"), ("amount", "100.00"), ("reason", "mine")])
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(app.balance(&customer).await, "25.00");
+    app.assert_ledger_ok().await;
 }

@@ -199,6 +199,15 @@ class Journey:
         self.shot("admin-order-refunded")
         self.go("/admin/ledger")
         assert self.text("#ledger-ok")
+        # The back office's records: the buyer's top-up, and the buyer with the adjustment form.
+        self.go("/admin/payments")
+        self.d.find_element(By.CSS_SELECTOR, "a[href^='/admin/payments/']").click()
+        assert self.text("#payment-amount") == "$100.00", self.text("#payment-amount")
+        self.shot("admin-payment")
+        self.go("/admin/users")
+        self.d.find_element(By.LINK_TEXT, BUYER).click()
+        assert self.text("#adjust-title")
+        self.shot("admin-user")
         self.sign_out()
 
         # The buyer sees the refund, and the money back.

@@ -42,6 +42,11 @@ pub(super) fn page(visitor: &Visitor, title: &str, notice: Option<&str>, body: M
     view::ok(visitor, title, html! { (view::notice(notice)) (menu()) (body) })
 }
 
+/// A back-office page whose form is shown again with its errors (422).
+pub(super) fn invalid(visitor: &Visitor, title: &str, body: Markup) -> HttpResponse {
+    view::invalid(visitor, title, html! { (menu()) (body) })
+}
+
 pub async fn dashboard<U: UnitOfWork>(state: State<U>, visitor: Visitor) -> Result<HttpResponse, PageError> {
     let caller = visitor.require("/admin")?;
     let pending = state
@@ -85,7 +90,7 @@ pub async fn users<U: UnitOfWork>(state: State<U>, visitor: Visitor, query: web:
             tbody {
                 @for user in &users.items {
                     tr {
-                        td { (user.email.as_str()) }
+                        td { a href={ "/admin/users/" (user.id) } { (user.email.as_str()) } }
                         td { (user.role.as_str()) }
                         td { (view::when(user.created_at)) }
                         td {

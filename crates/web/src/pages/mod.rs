@@ -3,6 +3,7 @@
 
 mod admin;
 mod admin_reads;
+mod admin_users;
 mod auth;
 mod calls;
 mod cart;
@@ -72,6 +73,8 @@ pages! {
     post "/merchant/webhooks/{id}/test" => webhooks::test::<U>;
     get "/admin" => admin::dashboard::<U>;
     get "/admin/users" => admin::users::<U>;
+    get "/admin/users/{id}" => admin_users::show::<U>;
+    post "/admin/users/{id}/adjust" => admin_users::adjust::<U>;
     post "/admin/users/{id}/suspend" => admin::suspend::<U>;
     post "/admin/users/{id}/reactivate" => admin::reactivate::<U>;
     get "/admin/orders" => admin::orders::<U>;
