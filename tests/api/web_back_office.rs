@@ -213,3 +213,63 @@ async fn an_admin_adjusts_a_wallet_with_a_reason_once_per_form() {
     assert_eq!(app.balance(&customer).await, "25.00");
     app.assert_ledger_ok().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_marks_manual_withdrawals_paid_or_failed() {
+    // No gateway pays out: approved withdrawals wait for a person.
+    let app = TestApp::spawn_with(Backend::Memory, &[("SIMULATED_GATEWAY", "false")]).await;
+    let (ann, bob) = (app.customer_with("50.00").await, app.customer_with("50.00").await);
+    let mut ids = Vec::new();
+    for user in [&ann, &bob] {
+        let body = json!({"amount": "20.00", "destination": "IBAN DE00 9"});
+        let reply = app.post("/api/v1/wallets/USD/withdrawals", Some(&user.token), &body).await;
+        let withdrawal = reply.assert_status(202);
+        assert_eq!(withdrawal["settlement"], "manual", "{withdrawal}");
+        ids.push(withdrawal["id"].as_str().expect("id").to_owned());
+    }
+    let mut back_office = admin(&app).await;
+    let desk = back_office.get("/admin/withdrawals").await;
+    let paid = format!("/admin/withdrawals/{}/mark-paid", ids[0]);
+    let key = desk.key(&paid);
+    let fields = [("reference", "SEPA 1"), ("idempotency_key", key.as_str())];
+    for _ in 0..2 {
+        let page = back_office.post(&paid, &fields).await;
+        assert_eq!(
+            (page.status, page.location()),
+            (303, "/admin/withdrawals?notice=withdrawal-paid"),
+            "{}",
+            page.body
+        );
+    }
+    let shown = app.get(&format!("/api/v1/withdrawals/{}", ids[0]), Some(&ann.token)).await;
+    let shown = shown.assert_status(200);
+    assert_eq!(
+        (shown["status"].as_str(), shown["provider_reference"].as_str()),
+        (Some("paid"), Some("SEPA 1")),
+        "{shown}"
+    );
+    assert_eq!(app.wallet(&ann).await["balance"], "30.00");
+
+    let failed = format!("/admin/withdrawals/{}/mark-failed", ids[1]);
+    let refused = back_office.post(&failed, &[("reason", "   ")]).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(error_of(&refused, &format!("mark-failed-reason-{}-error", ids[1])).contains("reason is required"));
+    let page = back_office.post(&failed, &[("reason", "account closed")]).await;
+    assert_eq!((page.status, page.location()), (303, "/admin/withdrawals?notice=withdrawal-failed"));
+    let wallet = app.wallet(&bob).await;
+    assert_eq!((wallet["balance"].as_str(), wallet["held"].as_str()), (Some("50.00"), Some("0.00")));
+    // Settled: no more forms for them. Marking the paid one paid again changes nothing; marking
+    // the failed one paid is refused in its row, not with a 500.
+    let again = back_office.post(&paid, &[("reference", "again")]).await;
+    assert_eq!(again.status, 303, "{}", again.body);
+    assert_eq!(app.wallet(&ann).await["balance"], "30.00");
+    let stale = back_office
+        .post(&format!("/admin/withdrawals/{}/mark-paid", ids[1]), &[("reference", "late")])
+        .await;
+    assert_eq!(stale.status, 422, "{}", stale.body);
+    assert!(stale.body.contains("role=\"alert\""), "{}", stale.body);
+    assert!(!back_office.get("/admin/withdrawals").await.body.contains("/mark-paid"));
+    let mut customer = signed_in(&app, &ann).await;
+    assert_eq!(customer.post(&failed, &[("reason", "mine")]).await.status, 403);
+    app.assert_ledger_ok().await;
+}

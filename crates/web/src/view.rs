@@ -278,6 +278,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "reactivated" => "The user is reactivated.",
         "approved" => "The withdrawal is approved.",
         "rejected" => "The withdrawal is rejected and its amount released.",
+        "withdrawal-paid" => "The withdrawal is paid.",
+        "withdrawal-failed" => "The withdrawal failed and its amount is available again.",
         "adjusted" => "The adjustment is posted.",
         "fulfilled" => "The order is marked fulfilled.",
         "test-sent" => "A test event is queued for delivery.",

@@ -85,6 +85,8 @@ pages! {
     get "/admin/withdrawals" => admin::withdrawals::<U>;
     post "/admin/withdrawals/{id}/approve" => admin::approve::<U>;
     post "/admin/withdrawals/{id}/reject" => admin::reject::<U>;
+    post "/admin/withdrawals/{id}/mark-paid" => admin::mark_paid::<U>;
+    post "/admin/withdrawals/{id}/mark-failed" => admin::mark_failed::<U>;
     get "/admin/follow-ups" => admin::follow_ups::<U>;
     get "/admin/ledger" => admin::ledger::<U>;
     get "/admin/ledger/transactions/{id}" => admin_reads::transaction::<U>;
