@@ -273,3 +273,68 @@ async fn an_admin_marks_manual_withdrawals_paid_or_failed() {
     assert_eq!(customer.post(&failed, &[("reason", "mine")]).await.status, 403);
     app.assert_ledger_ok().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merchant_edits_takes_off_sale_and_deletes_a_product() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let merchant = app.user("merchant").await;
+    let lamp = app.product(&merchant, "Lamp", "20.00", 3).await;
+    let mut console = signed_in(&app, &merchant).await;
+    assert!(
+        console
+            .get("/merchant")
+            .await
+            .body
+            .contains(&format!("href=\"/merchant/products/{lamp}\""))
+    );
+    let path = format!("/merchant/products/{lamp}");
+    let form = console.get(&path).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert_eq!(form.field(&path, "name"), "Lamp");
+    assert_eq!(form.field(&path, "price"), "20.00");
+
+    let refused = console
+        .post(&path, &[("name", ""), ("description", ""), ("price", "20.00"), ("active", "on")])
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(error_of(&refused, "f-name-error").contains("name"));
+    let refused = console
+        .post(&path, &[("name", "Lamp"), ("description", ""), ("price", "-1"), ("active", "on")])
+        .await;
+    assert_eq!(refused.status, 422);
+    error_of(&refused, "f-price-error");
+    // Saved without "on sale" ticked: off sale.
+    let saved = console
+        .post(&path, &[("name", "Desk lamp"), ("description", "Bright"), ("price", "24.50")])
+        .await;
+    assert_eq!(
+        (saved.status, saved.location()),
+        (303, format!("{path}?notice=product-updated").as_str())
+    );
+    let product = app.get(&format!("/api/v1/products/{lamp}"), Some(&merchant.token)).await;
+    let product = product.assert_status(200);
+    assert_eq!(
+        (product["name"].as_str(), product["price"].as_str(), product["active"].as_bool()),
+        (Some("Desk lamp"), Some("24.50"), Some(false)),
+        "{product}"
+    );
+    assert_eq!(app.get(&format!("/api/v1/products/{lamp}"), None).await.status, 404, "off sale");
+
+    // Another merchant's product, or a customer asking for it: not found, as the use case says.
+    let other = app.user("merchant").await;
+    let mut stranger = signed_in(&app, &other).await;
+    assert_eq!(stranger.get(&path).await.status, 404);
+    let taken = stranger
+        .post(&path, &[("name", "Mine"), ("description", ""), ("price", "1.00"), ("active", "on")])
+        .await;
+    assert_eq!(taken.status, 404);
+    assert_eq!(stranger.post(&format!("{path}/delete"), &[]).await.status, 404);
+
+    let deleted = console.post(&format!("{path}/delete"), &[]).await;
+    assert_eq!((deleted.status, deleted.location()), (303, "/merchant?notice=product-deleted"));
+    assert_eq!(
+        app.get(&format!("/api/v1/products/{lamp}"), Some(&merchant.token)).await.status,
+        404
+    );
+    assert_eq!(console.get(&path).await.status, 404);
+}

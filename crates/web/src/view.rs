@@ -271,6 +271,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "withdrawal" => "Your withdrawal request is recorded.",
         "product-added" => "The product is on sale.",
         "stock-updated" => "The stock is updated.",
+        "product-updated" => "The product is updated.",
+        "product-deleted" => "The product is deleted.",
         "call-started" => "The call has started.",
         "call-ended" => "The call has ended and is billed.",
         "call-already-ended" => "That call had already ended and been billed.",

@@ -65,7 +65,10 @@ pages! {
     post "/calls/{id}/end" => calls::end::<U>;
     get "/merchant" => merchant::console::<U>;
     post "/merchant/products" => merchant::add_product::<U>;
+    get "/merchant/products/{id}" => merchant::edit_product::<U>;
+    post "/merchant/products/{id}" => merchant::update_product::<U>;
     post "/merchant/products/{id}/stock" => merchant::set_stock::<U>;
+    post "/merchant/products/{id}/delete" => merchant::delete_product::<U>;
     get "/merchant/statement" => merchant::statement::<U>;
     get "/merchant/webhooks" => webhooks::list::<U>;
     post "/merchant/webhooks" => webhooks::create::<U>;
