@@ -2,7 +2,7 @@
 //! the real app: each page authorised as its use case is (someone else's id is a 404, a
 //! customer on an admin page a 403), refusals shown by their fields.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN_PASSWORD, Backend, PASSWORD, TestApp, User};
 use crate::web_client::{Browser, Page};
@@ -337,4 +337,79 @@ async fn a_merchant_edits_takes_off_sale_and_deletes_a_product() {
         404
     );
     assert_eq!(console.get(&path).await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merchant_rolls_a_secret_redelivers_disables_and_deletes_an_endpoint() {
+    let app = TestApp::spawn_with(
+        Backend::Memory,
+        &[
+            ("WEBHOOK_ALLOW_HTTP", "true"),
+            ("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", "true"),
+            ("WEBHOOK_INTERVAL_MS", "3600000"),
+            ("JOB_INTERVAL_MS", "3600000"),
+        ],
+    )
+    .await;
+    let merchant = app.user("merchant").await;
+    let mut console = signed_in(&app, &merchant).await;
+    console.get("/merchant/webhooks").await;
+    // Nobody listens there: the delivery fails, and can be sent again.
+    let added = console
+        .post("/merchant/webhooks", &[("url", "http://127.0.0.1:9/hooks"), ("description", "")])
+        .await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    let first_secret = added.text_of("secret");
+    let id = first_link(&added, "/merchant/webhooks/");
+    let here = format!("/merchant/webhooks/{id}");
+    console.get(&here).await;
+    assert_eq!(console.post(&format!("{here}/test"), &[]).await.status, 303);
+    app.run_jobs().await;
+    let deliveries = app
+        .get(&format!("/api/v1/webhook-endpoints/{id}/deliveries"), Some(&merchant.token))
+        .await;
+    let delivery: Value = deliveries.assert_status(200)["items"][0].clone();
+    let delivery_id = delivery["id"].as_str().expect("a delivery").to_owned();
+
+    let page = console.get(&here).await;
+    let redeliver = format!("{here}/deliveries/{delivery_id}/redeliver");
+    assert!(page.body.contains(&redeliver), "{}", page.body);
+    let again = console.post(&redeliver, &[]).await;
+    assert_eq!(
+        (again.status, again.location()),
+        (303, format!("{here}?notice=redelivered").as_str())
+    );
+
+    let bad = console.post(&format!("{here}/roll-secret"), &[("overlap", "9999999")]).await;
+    assert_eq!(bad.status, 422);
+    error_of(&bad, "f-overlap-error");
+    let rolled = console.post(&format!("{here}/roll-secret"), &[("overlap", "3600")]).await;
+    assert_eq!(rolled.status, 200, "{}", rolled.body);
+    let second_secret = rolled.text_of("secret");
+    assert!(second_secret.starts_with("whsec_") && second_secret != first_secret);
+    assert!(rolled.body.contains("Old secret"));
+    assert!(!console.get(&here).await.body.contains(&second_secret), "shown once");
+
+    let disabled = console.post(&format!("{here}/disable"), &[]).await;
+    assert_eq!(disabled.location(), format!("{here}?notice=endpoint-disabled"));
+    let shown = app.get(&format!("/api/v1/webhook-endpoints/{id}"), Some(&merchant.token)).await;
+    assert_eq!(shown.assert_status(200)["enabled"], false);
+    assert!(console.get(&here).await.body.contains(&format!("action=\"{here}/enable\"")));
+    console.post(&format!("{here}/enable"), &[]).await;
+    let shown = app.get(&format!("/api/v1/webhook-endpoints/{id}"), Some(&merchant.token)).await;
+    assert_eq!(shown.assert_status(200)["enabled"], true);
+
+    let stranger = app.user("merchant").await;
+    let mut other = signed_in(&app, &stranger).await;
+    assert_eq!(other.get(&here).await.status, 404);
+    assert_eq!(other.post(&redeliver, &[]).await.status, 404);
+    assert_eq!(other.post(&format!("{here}/roll-secret"), &[("overlap", "0")]).await.status, 404);
+    assert_eq!(other.post(&format!("{here}/delete"), &[]).await.status, 404);
+
+    let deleted = console.post(&format!("{here}/delete"), &[]).await;
+    assert_eq!(
+        (deleted.status, deleted.location()),
+        (303, "/merchant/webhooks?notice=endpoint-deleted")
+    );
+    assert_eq!(console.get(&here).await.status, 404);
 }

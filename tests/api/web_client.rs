@@ -46,6 +46,14 @@ impl Page {
         value.to_owned()
     }
 
+    /// The text of the element with this id (up to its first tag).
+    #[track_caller]
+    pub fn text_of(&self, id: &str) -> String {
+        let marker = format!("id=\"{id}\">");
+        let at = self.body.find(&marker).unwrap_or_else(|| panic!("an element {id}: {}", self.body)) + marker.len();
+        self.body[at..at + self.body[at..].find('<').expect("the text's end")].to_owned()
+    }
+
     /// The idempotency key the form that posts to `action` carries.
     #[track_caller]
     pub fn key(&self, action: &str) -> String {

@@ -285,6 +285,10 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "adjusted" => "The adjustment is posted.",
         "fulfilled" => "The order is marked fulfilled.",
         "test-sent" => "A test event is queued for delivery.",
+        "redelivered" => "The delivery is queued again.",
+        "endpoint-enabled" => "The endpoint is enabled: it receives events again.",
+        "endpoint-disabled" => "The endpoint is disabled: it receives no events until enabled.",
+        "endpoint-deleted" => "The endpoint is deleted.",
         _ => return None,
     })
 }

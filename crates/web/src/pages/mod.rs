@@ -74,6 +74,11 @@ pages! {
     post "/merchant/webhooks" => webhooks::create::<U>;
     get "/merchant/webhooks/{id}" => webhooks::show::<U>;
     post "/merchant/webhooks/{id}/test" => webhooks::test::<U>;
+    post "/merchant/webhooks/{id}/roll-secret" => webhooks::roll_secret::<U>;
+    post "/merchant/webhooks/{id}/enable" => webhooks::enable::<U>;
+    post "/merchant/webhooks/{id}/disable" => webhooks::disable::<U>;
+    post "/merchant/webhooks/{id}/delete" => webhooks::delete::<U>;
+    post "/merchant/webhooks/{id}/deliveries/{delivery}/redeliver" => webhooks::redeliver::<U>;
     get "/admin" => admin::dashboard::<U>;
     get "/admin/users" => admin::users::<U>;
     get "/admin/users/{id}" => admin_users::show::<U>;
