@@ -131,8 +131,6 @@ class Journey:
         self.press("Add product")
         self.expect_notice("The product is on sale.")
         assert LAMP in self.d.page_source
-        self.go("/calls")
-        self.merchant_id = self.text("main code")
         self.sign_out()
 
         # The buyer signs up and tops up by card on the simulator's hosted page.
@@ -201,6 +199,15 @@ class Journey:
         self.shot("admin-order-refunded")
         self.go("/admin/ledger")
         assert self.text("#ledger-ok")
+        # The back office's records: the buyer's top-up, and the buyer with the adjustment form.
+        self.go("/admin/payments")
+        self.d.find_element(By.CSS_SELECTOR, "a[href^='/admin/payments/']").click()
+        assert self.text("#payment-amount") == "$100.00", self.text("#payment-amount")
+        self.shot("admin-payment")
+        self.go("/admin/users")
+        self.d.find_element(By.LINK_TEXT, BUYER).click()
+        assert self.text("#adjust-title")
+        self.shot("admin-user")
         self.sign_out()
 
         # The buyer sees the refund, and the money back.
@@ -226,7 +233,7 @@ class Journey:
 
         # A call to the merchant: live duration and cost, then ended and billed.
         self.go("/calls")
-        self.field("receiver", self.merchant_id)
+        self.field("receiver", MERCHANT)
         self.field("rate", "0.50")
         self.press("Start call")
         self.expect_notice("The call has started.")

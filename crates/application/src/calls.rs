@@ -5,6 +5,7 @@ use domain::events::DomainEvent;
 use domain::ids::{CallId, HoldId, UserId, WalletId};
 use domain::ledger::{Entry, JournalTransaction, LedgerError, TransactionKind};
 use domain::money::{Money, MoneyError};
+use domain::user::Email;
 use domain::wallet::{Hold, HoldError, HoldTerms, Wallet};
 use time::{Duration, OffsetDateTime};
 
@@ -272,6 +273,22 @@ impl<U: UnitOfWork> App<U> {
     /// Calls the user made or received, newest first.
     pub async fn list_calls(&self, caller: &Caller, page: &PageRequest) -> Result<Page<CallSession>, CallUseError> {
         Ok(transact(&self.store, |tx| work(tx.list_calls(caller.user_id, page))).await?)
+    }
+
+    /// The user a caller names by e-mail address, to start a call with them (`StartCall` takes
+    /// their id). Any signed-in user may call any other, as any may send another money, and
+    /// `transfer` finds its recipient by address the same way: an address no user has (or no
+    /// address at all) is `ReceiverNotFound`, the caller's own is `SelfCall`.
+    pub async fn call_receiver_by_email(&self, caller: &Caller, email: &str) -> Result<UserId, CallUseError> {
+        let email = Email::parse(email).map_err(|_| CallUseError::ReceiverNotFound)?;
+        let email = &email;
+        let receiver = transact(&self.store, |tx| work(tx.find_user_by_email(email)))
+            .await?
+            .ok_or(CallUseError::ReceiverNotFound)?;
+        if receiver.id == caller.user_id {
+            return Err(CallError::SelfCall.into());
+        }
+        Ok(receiver.id)
     }
 }
 

@@ -20,6 +20,9 @@ pub enum PageError {
     Csrf,
     #[error("{0}")]
     BadRequest(String),
+    /// A form sent again while its first submission runs, or its key reused with other values.
+    #[error("{0}")]
+    Conflict(&'static str),
     /// The methods the page does answer, for `Allow`.
     #[error("this page does not answer that method")]
     MethodNotAllowed(String),
@@ -44,6 +47,7 @@ impl ResponseError for PageError {
             PageError::NotFound => StatusCode::NOT_FOUND,
             PageError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            PageError::Conflict(_) => StatusCode::CONFLICT,
             PageError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

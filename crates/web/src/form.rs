@@ -1,4 +1,5 @@
-//! Posted forms: the CSRF check every POST passes before its page runs.
+//! Posted forms: the CSRF check every POST passes before its page runs, and the idempotency
+//! key of forms that move money (`KeyedForm`, see `once`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,11 +13,19 @@ use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
 use crate::error::PageError;
+use crate::once::FormKey;
 use crate::session::Visitor;
 
 /// A URL-encoded form whose CSRF token and origin were checked.
 #[derive(Debug)]
 pub struct Form<T>(pub T);
+
+/// A form that moves money: checked as `Form` is, with the idempotency key it carries.
+#[derive(Debug)]
+pub struct KeyedForm<T> {
+    pub form: T,
+    pub key: Option<FormKey>,
+}
 
 #[derive(Deserialize)]
 struct Token {
@@ -45,27 +54,52 @@ fn same_origin(req: &HttpRequest) -> bool {
     true
 }
 
+/// The body of a form whose CSRF token and origin were checked.
+fn checked_body(req: &HttpRequest, payload: &mut Payload) -> Pin<Box<dyn Future<Output = Result<Bytes, PageError>>>> {
+    let expected = Visitor::extract(req).into_inner().map(|visitor| visitor.csrf);
+    let same_origin = same_origin(req);
+    let body = Bytes::from_request(req, payload);
+    Box::pin(async move {
+        let expected = expected?;
+        let body = body
+            .await
+            .map_err(|_| PageError::BadRequest("the form could not be read".to_owned()))?;
+        let token: Token = serde_urlencoded::from_bytes(&body).map_err(|_| PageError::Csrf)?;
+        let matches = !expected.is_empty() && bool::from(token.csrf.as_bytes().ct_eq(expected.as_bytes()));
+        if !(same_origin && matches) {
+            return Err(PageError::Csrf);
+        }
+        Ok(body)
+    })
+}
+
+fn fields<T: DeserializeOwned>(body: &[u8]) -> Result<T, PageError> {
+    serde_urlencoded::from_bytes(body).map_err(|error| PageError::BadRequest(format!("the form is incomplete: {error}")))
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for Form<T> {
     type Error = PageError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let expected = Visitor::extract(req).into_inner().map(|visitor| visitor.csrf);
-        let same_origin = same_origin(req);
-        let body = Bytes::from_request(req, payload);
+        let body = checked_body(req, payload);
+        Box::pin(async move { fields(&body.await?).map(Form) })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for KeyedForm<T> {
+    type Error = PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = checked_body(req, payload);
+        let path = req.path().to_owned();
         Box::pin(async move {
-            let expected = expected?;
-            let body = body
-                .await
-                .map_err(|_| PageError::BadRequest("the form could not be read".to_owned()))?;
-            let token: Token = serde_urlencoded::from_bytes(&body).map_err(|_| PageError::Csrf)?;
-            let matches = !expected.is_empty() && bool::from(token.csrf.as_bytes().ct_eq(expected.as_bytes()));
-            if !(same_origin && matches) {
-                return Err(PageError::Csrf);
-            }
-            serde_urlencoded::from_bytes(&body)
-                .map(Form)
-                .map_err(|error| PageError::BadRequest(format!("the form is incomplete: {error}")))
+            let body = body.await?;
+            Ok(KeyedForm {
+                form: fields(&body)?,
+                key: FormKey::read(&path, &body),
+            })
         })
     }
 }

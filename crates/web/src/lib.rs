@@ -16,6 +16,7 @@ mod assets;
 mod error;
 mod form;
 mod money;
+mod once;
 mod pages;
 mod session;
 mod view;

@@ -103,3 +103,25 @@ async fn a_call_that_runs_past_its_authorisation_is_charged_the_authorised_minut
     h.assert_ledger_ok().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_caller_names_the_receiver_by_e_mail_address() -> Result<(), Box<dyn std::error::Error>> {
+    let h = Harness::new();
+    let caller = h.user(Role::Customer).await;
+    let receiver = h.user(Role::Merchant).await;
+    let email = h.app.profile(receiver.user_id).await?.email;
+    let written = format!("  {}  ", email.as_str().to_uppercase());
+    assert_eq!(h.app.call_receiver_by_email(&caller, &written).await?, receiver.user_id);
+    for unknown in ["nobody@example.com", "not an address", ""] {
+        assert!(matches!(
+            h.app.call_receiver_by_email(&caller, unknown).await,
+            Err(CallUseError::ReceiverNotFound)
+        ));
+    }
+    let own = h.app.profile(caller.user_id).await?.email;
+    assert!(matches!(
+        h.app.call_receiver_by_email(&caller, own.as_str()).await,
+        Err(CallUseError::Call(CallError::SelfCall))
+    ));
+    Ok(())
+}

@@ -2,22 +2,25 @@
 //! is the 403 page a customer or merchant sees.
 
 use actix_web::{HttpResponse, web};
+use application::idempotency::StoredResponse;
 use application::pagination::PageRequest;
 use application::ports::store::{AdminOrderFilter, AdminPaymentFilter, AdminRefundFilter, UnitOfWork, UserFilter, WithdrawalFilter};
 use application::withdrawals::{WithdrawalDecision, WithdrawalError};
 use domain::follow_up::FollowUpState;
 use domain::ids::{UserId, WithdrawalId};
-use domain::withdrawal::WithdrawalStatus;
+use domain::withdrawal::{Withdrawal, WithdrawalStatus};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use super::admin_reads::{JournalQuery, journal};
 use super::orders::{order_error, short, table};
 use super::{ListQuery, State, parse_id};
 use crate::error::PageError;
-use crate::form::Form;
+use crate::form::{Form, KeyedForm};
 use crate::money;
+use crate::once::{self, Once};
 use crate::session::Visitor;
-use crate::view;
+use crate::view::{self, Errors};
 
 fn forbidden_or(error: impl std::fmt::Display + std::fmt::Debug, forbidden: bool) -> PageError {
     if forbidden {
@@ -37,8 +40,13 @@ fn menu() -> Markup {
     }
 }
 
-fn page(visitor: &Visitor, title: &str, notice: Option<&str>, body: Markup) -> HttpResponse {
+pub(super) fn page(visitor: &Visitor, title: &str, notice: Option<&str>, body: Markup) -> HttpResponse {
     view::ok(visitor, title, html! { (view::notice(notice)) (menu()) (body) })
+}
+
+/// A back-office page whose form is shown again with its errors (422).
+pub(super) fn invalid(visitor: &Visitor, title: &str, body: Markup) -> HttpResponse {
+    view::invalid(visitor, title, html! { (menu()) (body) })
 }
 
 pub async fn dashboard<U: UnitOfWork>(state: State<U>, visitor: Visitor) -> Result<HttpResponse, PageError> {
@@ -84,7 +92,7 @@ pub async fn users<U: UnitOfWork>(state: State<U>, visitor: Visitor, query: web:
             tbody {
                 @for user in &users.items {
                     tr {
-                        td { (user.email.as_str()) }
+                        td { a href={ "/admin/users/" (user.id) } { (user.email.as_str()) } }
                         td { (user.role.as_str()) }
                         td { (view::when(user.created_at)) }
                         td {
@@ -187,7 +195,7 @@ pub async fn payments<U: UnitOfWork>(state: State<U>, visitor: Visitor, query: w
             tbody {
                 @for payment in &payments.items {
                     tr {
-                        td { "#" (short(&payment.id().to_string())) }
+                        td { a href={ "/admin/payments/" (payment.id()) } { "#" (short(&payment.id().to_string())) } }
                         td { (view::when(payment.created_at())) }
                         td { (payment.provider().as_str()) }
                         td { (view::status(payment.status().as_str())) }
@@ -210,10 +218,11 @@ pub async fn refunds<U: UnitOfWork>(state: State<U>, visitor: Visitor, query: we
         .map_err(|e| forbidden_or(&e, matches!(e, application::admin_reads::AdminReadError::Forbidden)))?;
     let body = html! {
         div.table-wrap { table {
-            thead { tr { th scope="col" { "Order" } th scope="col" { "Created" } th scope="col" { "Reason" } th scope="col" { "Status" } th.num scope="col" { "Amount" } } }
+            thead { tr { th scope="col" { "Refund" } th scope="col" { "Order" } th scope="col" { "Created" } th scope="col" { "Reason" } th scope="col" { "Status" } th.num scope="col" { "Amount" } } }
             tbody {
                 @for refund in &refunds.items {
                     tr {
+                        td { a href={ "/admin/refunds/" (refund.id()) } { "#" (short(&refund.id().to_string())) } }
                         td { a href={ "/orders/" (refund.order_id()) } { "#" (short(&refund.order_id().to_string())) } }
                         td { (view::when(refund.created_at())) }
                         td { (refund.reason()) }
@@ -228,97 +237,241 @@ pub async fn refunds<U: UnitOfWork>(state: State<U>, visitor: Visitor, query: we
     Ok(page(&visitor, "Refunds", None, body))
 }
 
-pub async fn withdrawals<U: UnitOfWork>(
-    state: State<U>,
-    visitor: Visitor,
-    query: web::Query<ListQuery>,
-) -> Result<HttpResponse, PageError> {
+/// What an admin does with a withdrawal: decide a requested one, or settle by hand an approved
+/// one no provider pays out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    Approve,
+    Reject,
+    MarkPaid,
+    MarkFailed,
+}
+
+impl Act {
+    fn path(self) -> &'static str {
+        match self {
+            Act::Approve => "approve",
+            Act::Reject => "reject",
+            Act::MarkPaid => "mark-paid",
+            Act::MarkFailed => "mark-failed",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Act::Approve => "Approve",
+            Act::Reject => "Reject",
+            Act::MarkPaid => "Mark paid",
+            Act::MarkFailed => "Mark failed",
+        }
+    }
+}
+
+/// A refusal of an act on one withdrawal, shown in its row.
+struct Refused<'a> {
+    id: WithdrawalId,
+    act: Act,
+    errors: &'a Errors,
+}
+
+/// The inline form of one act on one withdrawal: a reason where the use case wants one (to
+/// reject, to mark failed), a bank's reference to mark paid, and the act's refusal if it was.
+fn act_form(visitor: &Visitor, w: &Withdrawal, act: Act, refused: Option<&Refused<'_>>) -> Markup {
+    let none = Errors::default();
+    let errors = refused.filter(|r| r.id == w.id() && r.act == act).map_or(&none, |r| r.errors);
+    let id = |field: &str| format!("{}-{field}-{}", act.path(), w.id());
+    let (reason, reference) = (id("reason"), id("reference"));
+    let error_of = |field: &str| {
+        errors
+            .get(field)
+            .map(|message| (format!("{}-error", id(field)), message.to_owned()))
+    };
+    let reason_error = error_of("reason");
+    let general = errors.get("").map(str::to_owned);
+    html! {
+        form.inline method="post" action={ "/admin/withdrawals/" (w.id()) "/" (act.path()) } {
+            (view::csrf(visitor))
+            (once::field())
+            @if matches!(act, Act::Reject | Act::MarkFailed) {
+                label.muted for=(reason) { "Reason " }
+                input id=(reason) name="reason" required aria-invalid=[reason_error.as_ref().map(|_| "true")]
+                    aria-describedby=[reason_error.as_ref().map(|(id, _)| id.as_str())];
+                " "
+            }
+            @if act == Act::MarkPaid {
+                label.muted for=(reference) { "Bank reference " }
+                input id=(reference) name="reference";
+                " "
+            }
+            @if act == Act::Approve || act == Act::MarkPaid { button type="submit" { (act.label()) } } @else { button.danger type="submit" { (act.label()) } }
+            @if let Some((id, message)) = &reason_error { p.field-error id=(id) { (message) } }
+            @if let Some(message) = &general { p.field-error role="alert" { (message) } }
+        }
+    }
+}
+
+fn withdrawal_row(visitor: &Visitor, w: &Withdrawal, refused: Option<&Refused<'_>>) -> Markup {
+    let acts: &[Act] = if w.status() == WithdrawalStatus::Requested {
+        &[Act::Approve, Act::Reject]
+    } else if w.awaits_manual_settlement() {
+        &[Act::MarkPaid, Act::MarkFailed]
+    } else {
+        &[]
+    };
+    // A refusal of an act this row no longer offers (a form of a page since overtaken).
+    let stale = refused.filter(|r| r.id == w.id() && !acts.contains(&r.act));
+    html! {
+        tr {
+            td { (view::when(w.created_at())) }
+            td { a href={ "/admin/users/" (w.user_id()) } { "user #" (short(&w.user_id().to_string())) } }
+            td { (w.destination()) }
+            td { (view::status(w.status().as_str()))
+                @if let Some(settlement) = w.settlement() { br; span.muted { (settlement.kind()) @if let Some(p) = settlement.provider() { " · " (p.as_str()) } } }
+                @if let Some(reason) = w.failure_reason().or(w.reason()) { br; span.muted { (reason) } } }
+            td.num { (money::format(w.amount())) }
+            td {
+                @for act in acts { (act_form(visitor, w, *act, refused)) " " }
+                @if let Some(refused) = stale { @if let Some(message) = refused.errors.get("") { p.field-error role="alert" { (message) } } }
+            }
+        }
+    }
+}
+
+async fn withdrawals_page<U: UnitOfWork>(
+    state: &State<U>,
+    visitor: &Visitor,
+    query: &ListQuery,
+    refused: Option<&Refused<'_>>,
+) -> Result<Markup, PageError> {
     let caller = visitor.require("/admin/withdrawals")?;
     let withdrawals = state
         .app
         .admin_withdrawals(&caller, WithdrawalFilter::default(), &query.page(50))
         .await
         .map_err(|e| forbidden_or(&e, matches!(e, WithdrawalError::Forbidden)))?;
-    let body = html! {
-        div.table-wrap { table {
-            thead { tr { th scope="col" { "Requested" } th scope="col" { "Destination" } th scope="col" { "Status" } th.num scope="col" { "Amount" } th scope="col" { "Decision" } } }
-            tbody {
-                @for w in &withdrawals.items {
-                    tr {
-                        td { (view::when(w.created_at())) }
-                        td { (w.destination()) }
-                        td { (view::status(w.status().as_str())) }
-                        td.num { (money::format(w.amount())) }
-                        td {
-                            @if w.status() == WithdrawalStatus::Requested {
-                                form.inline method="post" action={ "/admin/withdrawals/" (w.id()) "/approve" } {
-                                    (view::csrf(&visitor))
-                                    button type="submit" { "Approve" }
-                                }
-                                " "
-                                form.inline method="post" action={ "/admin/withdrawals/" (w.id()) "/reject" } {
-                                    (view::csrf(&visitor))
-                                    label.muted for={ "r-" (w.id()) } { "Reason " }
-                                    input id={ "r-" (w.id()) } name="reason" required;
-                                    " "
-                                    button.danger type="submit" { "Reject" }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+    Ok(html! {
+        (view::notice(query.notice.as_deref()))
+        (menu())
+        p.muted { "Approve or reject what users asked for. Approved withdrawals that no provider pays out are paid by a person, who then marks them paid or failed here." }
+        div.table-wrap { table #withdrawals {
+            thead { tr { th scope="col" { "Requested" } th scope="col" { "User" } th scope="col" { "Destination" } th scope="col" { "Status" } th.num scope="col" { "Amount" } th scope="col" { "Action" } } }
+            tbody { @for w in &withdrawals.items { (withdrawal_row(visitor, w, refused)) } }
         } }
         (view::next_link("/admin/withdrawals", withdrawals.next_cursor.map(|c| c.encode())))
-    };
-    Ok(page(&visitor, "Withdrawals", query.notice.as_deref(), body))
+    })
 }
 
-async fn decide<U: UnitOfWork>(
+pub async fn withdrawals<U: UnitOfWork>(
+    state: State<U>,
+    visitor: Visitor,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, PageError> {
+    let body = withdrawals_page(&state, &visitor, &query, None).await?;
+    Ok(view::ok(&visitor, "Withdrawals", body))
+}
+
+/// Where an act sends the admin, by what it left the withdrawal as (an approval may leave it
+/// paid, or failed, when a provider pays it out at once).
+fn decided(withdrawal: &Withdrawal) -> StoredResponse {
+    let notice = match withdrawal.status() {
+        WithdrawalStatus::Requested | WithdrawalStatus::Approved => "approved",
+        WithdrawalStatus::Rejected => "rejected",
+        WithdrawalStatus::Paid => "withdrawal-paid",
+        WithdrawalStatus::Failed => "withdrawal-failed",
+    };
+    once::redirect(format!("/admin/withdrawals?notice={notice}"), "")
+}
+
+fn decision_errors(error: WithdrawalError) -> Result<Errors, PageError> {
+    Ok(match error {
+        WithdrawalError::Forbidden => return Err(PageError::Forbidden),
+        WithdrawalError::NotFound => return Err(PageError::NotFound),
+        WithdrawalError::Store(error) => return Err(PageError::internal(error)),
+        error @ (WithdrawalError::ReasonRequired | WithdrawalError::Reason) => Errors::one("reason", error.to_string()),
+        other => Errors::one("", other.to_string()),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Decision {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    reference: String,
+}
+
+async fn act<U: UnitOfWork>(
     state: &State<U>,
     visitor: &Visitor,
     id: &str,
-    reason: &str,
-    approve: bool,
+    posted: KeyedForm<Decision>,
+    act: Act,
 ) -> Result<HttpResponse, PageError> {
     let caller = visitor.require("/admin/withdrawals")?;
     let id = parse_id(id, WithdrawalId::parse)?;
-    let reason = Some(reason.trim().to_owned()).filter(|r| !r.is_empty());
-    let decision = WithdrawalDecision { reason, reference: None };
-    let done = if approve {
-        state.app.approve_withdrawal(&caller, id, decision, None).await
-    } else {
-        state.app.reject_withdrawal(&caller, id, decision, None).await
+    let filled = |text: &str| Some(text.trim().to_owned()).filter(|t| !t.is_empty());
+    let decision = WithdrawalDecision {
+        reason: filled(&posted.form.reason),
+        reference: filled(&posted.form.reference),
     };
-    match done {
-        Ok(_) => Ok(view::see_other(if approve {
-            "/admin/withdrawals?notice=approved"
-        } else {
-            "/admin/withdrawals?notice=rejected"
-        })),
-        Err(WithdrawalError::Forbidden) => Err(PageError::Forbidden),
-        Err(WithdrawalError::NotFound) => Err(PageError::NotFound),
-        Err(WithdrawalError::Store(error)) => Err(PageError::internal(error)),
-        Err(other) => Err(PageError::BadRequest(other.to_string())),
-    }
+    let app = &state.app;
+    let ran = once::once(app, &caller, posted.key, decided, |idempotent| async move {
+        match act {
+            Act::Approve => app.approve_withdrawal(&caller, id, decision, idempotent).await,
+            Act::Reject => app.reject_withdrawal(&caller, id, decision, idempotent).await,
+            Act::MarkPaid => app.mark_withdrawal_paid(&caller, id, decision, idempotent).await,
+            Act::MarkFailed => app.mark_withdrawal_failed(&caller, id, decision, idempotent).await,
+        }
+    })
+    .await?;
+    let errors = match ran {
+        Once::Done(answer) => return Ok(view::see_other(once::location(&answer).unwrap_or("/admin/withdrawals"))),
+        Once::Ran(Ok(withdrawal)) => {
+            return Ok(view::see_other(
+                once::location(&decided(&withdrawal)).unwrap_or("/admin/withdrawals"),
+            ));
+        }
+        Once::Ran(Err(error)) => decision_errors(error)?,
+    };
+    let refused = Refused { id, act, errors: &errors };
+    let body = withdrawals_page(state, visitor, &ListQuery::default(), Some(&refused)).await?;
+    Ok(view::invalid(visitor, "Withdrawals", body))
 }
 
 pub async fn approve<U: UnitOfWork>(
     state: State<U>,
     visitor: Visitor,
     path: web::Path<String>,
-    Form(form): Form<Reason>,
+    posted: KeyedForm<Decision>,
 ) -> Result<HttpResponse, PageError> {
-    decide(&state, &visitor, &path, &form.reason, true).await
+    act(&state, &visitor, &path, posted, Act::Approve).await
 }
 
 pub async fn reject<U: UnitOfWork>(
     state: State<U>,
     visitor: Visitor,
     path: web::Path<String>,
-    Form(form): Form<Reason>,
+    posted: KeyedForm<Decision>,
 ) -> Result<HttpResponse, PageError> {
-    decide(&state, &visitor, &path, &form.reason, false).await
+    act(&state, &visitor, &path, posted, Act::Reject).await
+}
+
+pub async fn mark_paid<U: UnitOfWork>(
+    state: State<U>,
+    visitor: Visitor,
+    path: web::Path<String>,
+    posted: KeyedForm<Decision>,
+) -> Result<HttpResponse, PageError> {
+    act(&state, &visitor, &path, posted, Act::MarkPaid).await
+}
+
+pub async fn mark_failed<U: UnitOfWork>(
+    state: State<U>,
+    visitor: Visitor,
+    path: web::Path<String>,
+    posted: KeyedForm<Decision>,
+) -> Result<HttpResponse, PageError> {
+    act(&state, &visitor, &path, posted, Act::MarkFailed).await
 }
 
 pub async fn follow_ups<U: UnitOfWork>(state: State<U>, visitor: Visitor, query: web::Query<ListQuery>) -> Result<HttpResponse, PageError> {
@@ -341,13 +494,14 @@ pub async fn follow_ups<U: UnitOfWork>(state: State<U>, visitor: Visitor, query:
     Ok(page(&visitor, "Stuck items", None, body))
 }
 
-pub async fn ledger<U: UnitOfWork>(state: State<U>, visitor: Visitor) -> Result<HttpResponse, PageError> {
+pub async fn ledger<U: UnitOfWork>(state: State<U>, visitor: Visitor, query: web::Query<JournalQuery>) -> Result<HttpResponse, PageError> {
     let caller = visitor.require("/admin/ledger")?;
     let report = state
         .app
         .verify_ledger(&caller)
         .await
         .map_err(|e| forbidden_or(&e, matches!(e, application::ledger::VerifyLedgerError::Forbidden)))?;
+    let journal = journal(&state, &caller, &query).await?;
     let body = html! {
         @if report.is_ok() {
             p.notice #ledger-ok { "The ledger balances: every transaction sums to zero, and every cached balance equals its postings. "
@@ -356,8 +510,9 @@ pub async fn ledger<U: UnitOfWork>(state: State<U>, visitor: Visitor) -> Result<
             p.error-message { "The ledger has problems:" }
             ul { @for problem in &report.problems { li { (problem) } } }
         }
+        (journal)
     };
-    Ok(page(&visitor, "Ledger verification", None, body))
+    Ok(page(&visitor, "Ledger", None, body))
 }
 
 pub async fn audit<U: UnitOfWork>(state: State<U>, visitor: Visitor, query: web::Query<ListQuery>) -> Result<HttpResponse, PageError> {

@@ -3,17 +3,19 @@
 
 use actix_web::{HttpResponse, web};
 use application::calls::{CallUseError, StartCall};
+use application::idempotency::StoredResponse;
 use application::ports::store::UnitOfWork;
-use domain::call::CallStatus;
-use domain::ids::{CallId, UserId};
+use domain::call::{CallError, CallSession, CallStatus};
+use domain::ids::CallId;
 use domain::money::Money;
 use maud::html;
 use serde::Deserialize;
 
 use super::{ListQuery, State, parse_id};
 use crate::error::PageError;
-use crate::form::Form;
+use crate::form::KeyedForm;
 use crate::money;
+use crate::once::{self, Once};
 use crate::session::Visitor;
 use crate::view::{self, Errors, Field};
 
@@ -45,13 +47,13 @@ async fn render<U: UnitOfWork>(
     let currency = state.app.settings.default_currency;
     Ok(html! {
         (view::notice(query.notice.as_deref()))
-        p.muted { "Your user id, for people who call you: " code { (caller.user_id) } }
         section.card aria-labelledby="start-title" {
             h2 #start-title { "Start a call" }
             (errors.summary())
             form.stack method="post" action="/calls/start" {
                 (view::csrf(visitor))
-                (Field::new("receiver", "Receiver's user id").value(&form.receiver).render(errors))
+                (once::field())
+                (Field::new("receiver", "Receiver's e-mail address").kind("email").autocomplete("off").value(&form.receiver).render(errors))
                 (Field::new("rate", &format!("Rate per minute ({})", currency.code())).amount().value(&form.rate).render(errors))
                 button type="submit" data-busy="Starting…" { "Start call" }
             }
@@ -69,6 +71,7 @@ async fn render<U: UnitOfWork>(
                             data-exponent=(call.rate_per_minute.currency().exponent()) data-symbol=(money::symbol(call.rate_per_minute.currency())) { (money::format(call.rate_per_minute)) } }
                         form method="post" action={ "/calls/" (call.id) "/end" } {
                             (view::csrf(visitor))
+                            (once::field())
                             button.danger type="submit" data-busy="Ending…" { "End call" }
                         }
                     } @else {
@@ -87,21 +90,50 @@ pub async fn list<U: UnitOfWork>(state: State<U>, visitor: Visitor, query: web::
     Ok(view::ok(&visitor, "Calls", body))
 }
 
-pub async fn start<U: UnitOfWork>(state: State<U>, visitor: Visitor, Form(form): Form<StartForm>) -> Result<HttpResponse, PageError> {
+fn started(_: &CallSession) -> StoredResponse {
+    once::redirect("/calls?notice=call-started".to_owned(), "")
+}
+
+fn ended(_: &CallSession) -> StoredResponse {
+    once::redirect("/calls?notice=call-ended".to_owned(), "")
+}
+
+/// Where a refusal of starting a call shows: by the field it is about.
+fn start_errors(error: CallUseError, errors: &mut Errors) -> Result<(), PageError> {
+    match error {
+        CallUseError::ReceiverNotFound => errors.add("receiver", "no user has this e-mail address"),
+        error @ CallUseError::Call(CallError::SelfCall) => errors.add("receiver", error.to_string()),
+        error @ CallUseError::Call(CallError::Rate | CallError::CannotAffordFirstMinute { .. }) => errors.add("rate", error.to_string()),
+        error @ CallUseError::Store(_) => return Err(call_error(error)),
+        other => errors.add("", other.to_string()),
+    }
+    Ok(())
+}
+
+pub async fn start<U: UnitOfWork>(state: State<U>, visitor: Visitor, posted: KeyedForm<StartForm>) -> Result<HttpResponse, PageError> {
     let caller = visitor.require("/calls")?;
+    let form = posted.form;
     let mut errors = Errors::default();
-    let receiver = UserId::parse(form.receiver.trim()).map_err(|_| errors.add("receiver", "enter the user id the receiver gave you"));
     let rate = Money::parse_positive(form.rate.trim(), state.app.settings.default_currency).map_err(|e| errors.add("rate", e.to_string()));
-    if let (Ok(receiver_id), Ok(rate_per_minute)) = (receiver, rate) {
+    let receiver = match state.app.call_receiver_by_email(&caller, &form.receiver).await {
+        Ok(receiver) => Some(receiver),
+        Err(error) => {
+            start_errors(error, &mut errors)?;
+            None
+        }
+    };
+    if let (Some(receiver_id), Ok(rate_per_minute)) = (receiver, rate) {
         let request = StartCall {
             receiver_id,
             rate_per_minute,
         };
-        match state.app.start_call(&caller, request, None).await {
-            Ok(_) => return Ok(view::see_other("/calls?notice=call-started")),
-            Err(CallUseError::ReceiverNotFound) => errors.add("receiver", "no user has this id"),
-            Err(error @ CallUseError::Store(_)) => return Err(call_error(error)),
-            Err(other) => errors.add("", other.to_string()),
+        let ran = once::once(&state.app, &caller, posted.key, started, |idempotent| {
+            state.app.start_call(&caller, request, idempotent)
+        })
+        .await?;
+        match ran {
+            Once::Done(_) | Once::Ran(Ok(_)) => return Ok(view::see_other("/calls?notice=call-started")),
+            Once::Ran(Err(error)) => start_errors(error, &mut errors)?,
         }
     }
     let body = render(&state, &visitor, &ListQuery::default(), &form, &errors).await?;
@@ -115,10 +147,18 @@ pub async fn end<U: UnitOfWork>(
     state: State<U>,
     visitor: Visitor,
     path: web::Path<String>,
-    _form: Form<Empty>,
+    posted: KeyedForm<Empty>,
 ) -> Result<HttpResponse, PageError> {
     let caller = visitor.require("/calls")?;
     let id = parse_id(&path, CallId::parse)?;
-    state.app.end_call(&caller, id, None).await.map_err(call_error)?;
-    Ok(view::see_other("/calls?notice=call-ended"))
+    let ran = once::once(&state.app, &caller, posted.key, ended, |idempotent| {
+        state.app.end_call(&caller, id, idempotent)
+    })
+    .await?;
+    match ran {
+        Once::Done(_) | Once::Ran(Ok(_)) => Ok(view::see_other("/calls?notice=call-ended")),
+        // Ended already: by the other party, or by the job at its limit.
+        Once::Ran(Err(CallUseError::Call(CallError::AlreadyEnded))) => Ok(view::see_other("/calls?notice=call-already-ended")),
+        Once::Ran(Err(other)) => Err(call_error(other)),
+    }
 }

@@ -5,7 +5,8 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use application::catalog::CatalogEntry;
-use application::checkout::{CheckoutCommand, CheckoutError};
+use application::checkout::{Checkout, CheckoutCommand, CheckoutError};
+use application::idempotency::StoredResponse;
 use application::ports::store::UnitOfWork;
 use domain::catalog::Quantity;
 use domain::ids::ProductId;
@@ -16,8 +17,9 @@ use serde::Deserialize;
 
 use super::State;
 use crate::error::PageError;
-use crate::form::Form;
+use crate::form::{Form, KeyedForm};
 use crate::money;
+use crate::once::{self, Once};
 use crate::session::{self, CART_COOKIE, RETURN_COOKIE, Visitor};
 use crate::view::{self, Errors};
 
@@ -185,6 +187,7 @@ fn cart_page(visitor: &Visitor, lines: &[CartLine], errors: &Errors, notice: Opt
             @if let Some(error) = errors.get("items") { p.field-error { (error) } }
             form.stack method="post" action="/cart/checkout" {
                 (view::csrf(visitor))
+                (once::field())
                 fieldset.field.invalid[errors.get("method").is_some()] {
                     legend { "Pay with" }
                     label { input type="radio" name="method" value="wallet" checked; " My wallet" }
@@ -232,11 +235,37 @@ fn checkout_errors(error: CheckoutError) -> Result<Errors, PageError> {
     })
 }
 
+/// Where a checkout sends the buyer: the provider's page for a card (noting the order), or the
+/// paid order.
+fn placed(checkout: &Checkout) -> StoredResponse {
+    let order = format!("/orders/{}", checkout.order.id());
+    match checkout.payment.as_ref().and_then(|p| p.checkout_url()) {
+        Some(url) => once::redirect(url.to_owned(), &order),
+        None => once::redirect(format!("{order}?notice=paid"), &order),
+    }
+}
+
+/// The answer to a placed order, the first time or again: the cart emptied, and on to the
+/// provider's page (the order noted as where to come back) or the order.
+fn follow<U>(state: &State<U>, answer: &StoredResponse) -> HttpResponse {
+    let secure = state.settings.secure_cookies;
+    let location = once::location(answer).unwrap_or("/orders");
+    let mut response = HttpResponse::SeeOther();
+    response
+        .insert_header((header::LOCATION, location.to_owned()))
+        .append_header((header::SET_COOKIE, session::clear_cookie(CART_COOKIE, secure)));
+    let order = once::note(answer);
+    if !location.starts_with('/') && order.starts_with("/orders/") {
+        response.append_header((header::SET_COOKIE, session::set_cookie(RETURN_COOKIE, order, 3600, secure)));
+    }
+    response.finish()
+}
+
 pub async fn checkout<U: UnitOfWork>(
     state: State<U>,
     req: HttpRequest,
     visitor: Visitor,
-    Form(pay): Form<Pay>,
+    posted: KeyedForm<Pay>,
 ) -> Result<HttpResponse, PageError> {
     let caller = visitor.require("/cart")?;
     let raw = read(&req);
@@ -245,36 +274,28 @@ pub async fn checkout<U: UnitOfWork>(
         let quantity = Quantity::new(*quantity).map_err(|e| PageError::BadRequest(e.to_string()))?;
         items.push((*id, quantity));
     }
-    let card = pay.method == "card";
+    let card = posted.form.method == "card";
     let command = CheckoutCommand {
         items,
         payment_method: if card { PaymentMethod::Card } else { PaymentMethod::Wallet },
         provider: None,
         capture: CaptureMethod::Automatic,
     };
-    let placed = match state.app.checkout(&caller, command, None).await {
-        Ok(placed) => placed,
-        Err(error) => {
+    // The cart is in a cookie, not in the form: the same key with another cart is another order.
+    let key = posted.key.map(|key| key.with(&cookie_value(&raw)));
+    let ran = once::once(&state.app, &caller, key, placed, |idempotent| {
+        state.app.checkout(&caller, command, idempotent)
+    })
+    .await?;
+    match ran {
+        Once::Done(answer) => Ok(follow(&state, &answer)),
+        Once::Ran(Ok(checkout)) => Ok(follow(&state, &placed(&checkout))),
+        Once::Ran(Err(error)) => {
             let errors = checkout_errors(error)?;
             let lines = load(&state, &raw).await?;
-            return Ok(view::invalid(&visitor, "Your cart", cart_page(&visitor, &lines, &errors, None)));
+            Ok(view::invalid(&visitor, "Your cart", cart_page(&visitor, &lines, &errors, None)))
         }
-    };
-    let order = format!("/orders/{}", placed.order.id());
-    let secure = state.settings.secure_cookies;
-    let emptied = session::clear_cookie(CART_COOKIE, secure);
-    let checkout_url = placed.payment.as_ref().and_then(|p| p.checkout_url().map(str::to_owned));
-    Ok(match checkout_url {
-        Some(url) => HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, url))
-            .append_header((header::SET_COOKIE, emptied))
-            .append_header((header::SET_COOKIE, session::set_cookie(RETURN_COOKIE, &order, 3600, secure)))
-            .finish(),
-        None => HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, format!("{order}?notice=paid")))
-            .append_header((header::SET_COOKIE, emptied))
-            .finish(),
-    })
+    }
 }
 
 /// Where the buyer came from before the provider's page, if it is a page of this site.

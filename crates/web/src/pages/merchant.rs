@@ -1,13 +1,15 @@
-//! The merchant console: products and stock, adding a product, sales, and statements with a
-//! CSV download.
+//! The merchant console: products and stock, adding, editing and deleting a product, sales, and
+//! statements with a CSV download.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use application::catalog::{CatalogError, NewProduct};
+use application::auth::Caller;
+use application::catalog::{CatalogEntry, CatalogError, NewProduct};
+use application::idempotency::StoredResponse;
 use application::pagination::PageRequest;
 use application::ports::store::UnitOfWork;
 use application::statements::{StatementError, StatementRequest};
-use domain::catalog::ProductError;
+use domain::catalog::{ProductChanges, ProductError};
 use domain::ids::ProductId;
 use domain::money::{Currency, Money};
 use domain::user::Role;
@@ -19,8 +21,9 @@ use super::catalog::catalog_error;
 use super::orders::{order_error, table};
 use super::{ListQuery, State, parse_id};
 use crate::error::PageError;
-use crate::form::Form;
+use crate::form::{Form, KeyedForm};
 use crate::money;
+use crate::once::{self, Once};
 use crate::session::Visitor;
 use crate::view::{self, Errors, Field};
 
@@ -34,6 +37,9 @@ pub struct ProductForm {
     price: String,
     #[serde(default)]
     stock: String,
+    /// The edit form's "on sale" box: `on` when ticked, absent otherwise.
+    #[serde(default)]
+    active: String,
 }
 
 fn add_form(visitor: &Visitor, currency: Currency, form: &ProductForm, errors: &Errors) -> Markup {
@@ -43,6 +49,7 @@ fn add_form(visitor: &Visitor, currency: Currency, form: &ProductForm, errors: &
             (errors.summary())
             form.stack method="post" action="/merchant/products" {
                 (view::csrf(visitor))
+                (once::field())
                 (Field::new("name", "Name").value(&form.name).render(errors))
                 (Field::new("description", "Description").kind("textarea").optional().value(&form.description).render(errors))
                 (Field::new("price", &format!("Price ({})", currency.code())).amount().value(&form.price).render(errors))
@@ -85,7 +92,7 @@ async fn render<U: UnitOfWork>(
                 h2 #products { "Your products" }
                 @if products.items.is_empty() { p { "No products yet." } }
                 div.table-wrap { table {
-                    thead { tr { th scope="col" { "Product" } th.num scope="col" { "Price" } th scope="col" { "Stock" } } }
+                    thead { tr { th scope="col" { "Product" } th.num scope="col" { "Price" } th scope="col" { "Stock" } th scope="col" { "Details" } } }
                     tbody {
                         @for entry in &products.items {
                             tr {
@@ -101,6 +108,7 @@ async fn render<U: UnitOfWork>(
                                     }
                                     @if entry.stock.reserved() > 0 { span.muted { " · " (entry.stock.reserved()) " reserved" } }
                                 }
+                                td { a href={ "/merchant/products/" (entry.product.id) } aria-label={ "Edit " (entry.product.name) } { "Edit" } }
                             }
                         }
                     }
@@ -137,12 +145,17 @@ fn product_errors(error: CatalogError) -> Result<Errors, PageError> {
     })
 }
 
+fn product_added(_: &CatalogEntry) -> StoredResponse {
+    once::redirect("/merchant?notice=product-added".to_owned(), "")
+}
+
 pub async fn add_product<U: UnitOfWork>(
     state: State<U>,
     visitor: Visitor,
-    Form(form): Form<ProductForm>,
+    posted: KeyedForm<ProductForm>,
 ) -> Result<HttpResponse, PageError> {
     let caller = visitor.require("/merchant")?;
+    let form = posted.form;
     let currency = state.app.settings.default_currency;
     let mut errors = Errors::default();
     let price = Money::parse_positive(form.price.trim(), currency).map_err(|e| errors.add("price", e.to_string()));
@@ -158,14 +171,133 @@ pub async fn add_product<U: UnitOfWork>(
             price,
             stock,
         };
-        match state.app.create_product(&caller, new, None).await {
-            Ok(_) => return Ok(view::see_other("/merchant?notice=product-added")),
-            Err(error) => errors = product_errors(error)?,
+        let ran = once::once(&state.app, &caller, posted.key, product_added, |idempotent| {
+            state.app.create_product(&caller, new, idempotent)
+        })
+        .await?;
+        match ran {
+            Once::Done(_) | Once::Ran(Ok(_)) => return Ok(view::see_other("/merchant?notice=product-added")),
+            Once::Ran(Err(error)) => errors = product_errors(error)?,
         }
     }
     let body = render(&state, &visitor, None, &form, &errors).await?;
     Ok(view::invalid(&visitor, "Merchant console", body))
 }
+
+/// A product the caller may change, as `update_product` decides: their own (or any, for an
+/// admin), not deleted. Anyone else's is not found, as the use case says.
+async fn manageable<U: UnitOfWork>(state: &State<U>, visitor: &Visitor, id: &str) -> Result<(Caller, CatalogEntry), PageError> {
+    let id = parse_id(id, ProductId::parse)?;
+    let caller = visitor.require(&format!("/merchant/products/{id}"))?;
+    let entry = state.app.product(Some(&caller), id).await.map_err(catalog_error)?;
+    if entry.product.merchant_id != caller.user_id && !caller.is_admin() {
+        return Err(PageError::NotFound);
+    }
+    Ok((caller, entry))
+}
+
+fn edit_page(visitor: &Visitor, entry: &CatalogEntry, form: &ProductForm, errors: &Errors) -> Markup {
+    let product = &entry.product;
+    let action = format!("/merchant/products/{}", product.id);
+    html! {
+        p { a href={ "/products/" (product.id) } { "See it as buyers do" } " · " (entry.stock.available()) " in stock" }
+        section.card aria-labelledby="edit-title" {
+            h2 #edit-title { "Edit the product" }
+            (errors.summary())
+            form.stack method="post" action=(action) {
+                (view::csrf(visitor))
+                (Field::new("name", "Name").value(&form.name).render(errors))
+                (Field::new("description", "Description").kind("textarea").optional().value(&form.description).render(errors))
+                (Field::new("price", &format!("Price ({})", product.price.currency().code())).amount().value(&form.price).render(errors))
+                div.field.check {
+                    input #f-active type="checkbox" name="active" value="on" checked[form.active == "on"] aria-describedby="f-active-hint";
+                    " "
+                    label for="f-active" { "On sale" }
+                    small.hint #f-active-hint { "Untick to take it off sale for now; buyers no longer see it." }
+                }
+                button type="submit" data-busy="Saving…" { "Save changes" }
+            }
+        }
+        section.card aria-labelledby="delete-title" {
+            h2 #delete-title { "Delete the product" }
+            p { "It leaves the catalog for good; past orders keep their copy of it." }
+            form method="post" action={ (action) "/delete" } data-confirm="Delete this product for good?" {
+                (view::csrf(visitor))
+                button.danger type="submit" { "Delete product" }
+            }
+        }
+        p { a href="/merchant" { "← Merchant console" } }
+    }
+}
+
+fn filled(entry: &CatalogEntry) -> ProductForm {
+    let product = &entry.product;
+    ProductForm {
+        name: product.name.clone(),
+        description: product.description.clone(),
+        price: product.price.to_major_string(),
+        stock: String::new(),
+        active: if product.active { "on".to_owned() } else { String::new() },
+    }
+}
+
+/// `GET /merchant/products/{id}`: the product's edit form, filled in.
+pub async fn edit_product<U: UnitOfWork>(
+    state: State<U>,
+    visitor: Visitor,
+    path: web::Path<String>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, PageError> {
+    let (_, entry) = manageable(&state, &visitor, &path).await?;
+    let body = html! { (view::notice(query.notice.as_deref())) (edit_page(&visitor, &entry, &filled(&entry), &Errors::default())) };
+    Ok(view::ok(&visitor, &entry.product.name, body))
+}
+
+/// `POST /merchant/products/{id}`: name, description, price and whether it is on sale.
+pub async fn update_product<U: UnitOfWork>(
+    state: State<U>,
+    visitor: Visitor,
+    path: web::Path<String>,
+    Form(form): Form<ProductForm>,
+) -> Result<HttpResponse, PageError> {
+    let (caller, entry) = manageable(&state, &visitor, &path).await?;
+    let id = entry.product.id;
+    let errors = match Money::parse_positive(form.price.trim(), entry.product.price.currency()) {
+        Err(error) => Errors::one("price", error.to_string()),
+        Ok(price) => {
+            let changes = ProductChanges {
+                name: Some(form.name.clone()),
+                description: Some(form.description.clone()),
+                price: Some(price),
+                active: Some(form.active == "on"),
+            };
+            match state.app.update_product(&caller, id, changes).await {
+                Ok(_) => return Ok(view::see_other(&format!("/merchant/products/{id}?notice=product-updated"))),
+                Err(error) => product_errors(error)?,
+            }
+        }
+    };
+    Ok(view::invalid(
+        &visitor,
+        &entry.product.name,
+        edit_page(&visitor, &entry, &form, &errors),
+    ))
+}
+
+/// `POST /merchant/products/{id}/delete`: archived, off sale for good.
+pub async fn delete_product<U: UnitOfWork>(
+    state: State<U>,
+    visitor: Visitor,
+    path: web::Path<String>,
+    _form: Form<Empty>,
+) -> Result<HttpResponse, PageError> {
+    let (caller, entry) = manageable(&state, &visitor, &path).await?;
+    state.app.delete_product(&caller, entry.product.id).await.map_err(catalog_error)?;
+    Ok(view::see_other("/merchant?notice=product-deleted"))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Empty {}
 
 #[derive(Debug, Deserialize)]
 pub struct StockForm {

@@ -2,6 +2,8 @@
 //! calls the use cases it shows, and renders; refusals come back from the use cases.
 
 mod admin;
+mod admin_reads;
+mod admin_users;
 mod auth;
 mod calls;
 mod cart;
@@ -63,24 +65,39 @@ pages! {
     post "/calls/{id}/end" => calls::end::<U>;
     get "/merchant" => merchant::console::<U>;
     post "/merchant/products" => merchant::add_product::<U>;
+    get "/merchant/products/{id}" => merchant::edit_product::<U>;
+    post "/merchant/products/{id}" => merchant::update_product::<U>;
     post "/merchant/products/{id}/stock" => merchant::set_stock::<U>;
+    post "/merchant/products/{id}/delete" => merchant::delete_product::<U>;
     get "/merchant/statement" => merchant::statement::<U>;
     get "/merchant/webhooks" => webhooks::list::<U>;
     post "/merchant/webhooks" => webhooks::create::<U>;
     get "/merchant/webhooks/{id}" => webhooks::show::<U>;
     post "/merchant/webhooks/{id}/test" => webhooks::test::<U>;
+    post "/merchant/webhooks/{id}/roll-secret" => webhooks::roll_secret::<U>;
+    post "/merchant/webhooks/{id}/enable" => webhooks::enable::<U>;
+    post "/merchant/webhooks/{id}/disable" => webhooks::disable::<U>;
+    post "/merchant/webhooks/{id}/delete" => webhooks::delete::<U>;
+    post "/merchant/webhooks/{id}/deliveries/{delivery}/redeliver" => webhooks::redeliver::<U>;
     get "/admin" => admin::dashboard::<U>;
     get "/admin/users" => admin::users::<U>;
+    get "/admin/users/{id}" => admin_users::show::<U>;
+    post "/admin/users/{id}/adjust" => admin_users::adjust::<U>;
     post "/admin/users/{id}/suspend" => admin::suspend::<U>;
     post "/admin/users/{id}/reactivate" => admin::reactivate::<U>;
     get "/admin/orders" => admin::orders::<U>;
     get "/admin/payments" => admin::payments::<U>;
+    get "/admin/payments/{id}" => admin_reads::payment::<U>;
     get "/admin/refunds" => admin::refunds::<U>;
+    get "/admin/refunds/{id}" => admin_reads::refund::<U>;
     get "/admin/withdrawals" => admin::withdrawals::<U>;
     post "/admin/withdrawals/{id}/approve" => admin::approve::<U>;
     post "/admin/withdrawals/{id}/reject" => admin::reject::<U>;
+    post "/admin/withdrawals/{id}/mark-paid" => admin::mark_paid::<U>;
+    post "/admin/withdrawals/{id}/mark-failed" => admin::mark_failed::<U>;
     get "/admin/follow-ups" => admin::follow_ups::<U>;
     get "/admin/ledger" => admin::ledger::<U>;
+    get "/admin/ledger/transactions/{id}" => admin_reads::transaction::<U>;
     get "/admin/audit" => admin::audit::<U>;
 }
 

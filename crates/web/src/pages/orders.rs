@@ -4,21 +4,24 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use application::checkout::CheckoutError;
+use application::checkout::{Checkout, CheckoutError};
+use application::idempotency::StoredResponse;
 use application::orders::{OrderCommandError, OrderDetails};
 use application::ports::store::UnitOfWork;
 use application::refunds::{RefundCommand, RefundError};
 use domain::ids::{OrderId, UserId};
 use domain::money::Money;
 use domain::order::{Order, OrderStatus, PaymentMethod};
+use domain::payment::Refund;
 use domain::user::Role;
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{ListQuery, State, parse_id};
 use crate::error::PageError;
-use crate::form::Form;
+use crate::form::{Form, KeyedForm};
 use crate::money;
+use crate::once::{self, Once};
 use crate::session::{self, RETURN_COOKIE, Visitor};
 use crate::view::{self, Errors, Field};
 
@@ -141,6 +144,7 @@ fn refund_form(visitor: &Visitor, order: &Order, errors: &Errors) -> Markup {
         (errors.summary())
         form.stack method="post" action={ "/orders/" (order.id()) "/refund" } data-confirm="Refund this order?" {
             (view::csrf(visitor))
+            (once::field())
             @if is_admin && merchants.len() > 1 {
                 div.field {
                     label for="f-merchant" { "Whose share" }
@@ -185,6 +189,7 @@ fn order_page(visitor: &Visitor, details: &OrderDetails, errors: &Errors, notice
             @if is_buyer && payable_again(details) {
                 form.inline method="post" action={ "/orders/" (order.id()) "/pay" } {
                     (view::csrf(visitor))
+                    (once::field())
                     button type="submit" data-busy="Opening the payment page…" { "Pay again" }
                 }
             }
@@ -282,34 +287,49 @@ pub async fn cancel<U: UnitOfWork>(
     }
 }
 
+/// Where paying again sends the buyer: the provider's new page, or back to the order.
+fn paying_again(checkout: &Checkout) -> StoredResponse {
+    let order = format!("/orders/{}", checkout.order.id());
+    match checkout.payment.as_ref().and_then(|payment| payment.checkout_url()) {
+        Some(url) => once::redirect(url.to_owned(), &order),
+        None => once::redirect(order.clone(), &order),
+    }
+}
+
 /// The buyer pays again: a new checkout at the provider for the same order and reserved stock,
 /// then back to the order (the same return as a first checkout).
 pub async fn pay_again<U: UnitOfWork>(
     state: State<U>,
     visitor: Visitor,
     path: web::Path<String>,
-    _form: Form<Empty>,
+    posted: KeyedForm<Empty>,
 ) -> Result<HttpResponse, PageError> {
     let id = parse_id(&path, OrderId::parse)?;
     let caller = visitor.require(&format!("/orders/{id}"))?;
     let order = format!("/orders/{id}");
-    match state.app.pay_again(&caller, id, None, None).await {
-        Ok(checkout) => match checkout.payment.as_ref().and_then(|payment| payment.checkout_url()) {
-            Some(url) => Ok(HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, url.to_owned()))
-                .append_header((
-                    header::SET_COOKIE,
-                    session::set_cookie(RETURN_COOKIE, &order, 3600, state.settings.secure_cookies),
-                ))
-                .finish()),
-            None => Ok(view::see_other(&order)),
-        },
-        Err(CheckoutError::OrderNotFound) => Err(PageError::NotFound),
-        Err(CheckoutError::Store(error)) => Err(PageError::internal(error)),
-        Err(other) => {
+    let ran = once::once(&state.app, &caller, posted.key, paying_again, |idempotent| {
+        state.app.pay_again(&caller, id, None, idempotent)
+    })
+    .await?;
+    let answer = match ran {
+        Once::Done(answer) => answer,
+        Once::Ran(Ok(checkout)) => paying_again(&checkout),
+        Once::Ran(Err(CheckoutError::OrderNotFound)) => return Err(PageError::NotFound),
+        Once::Ran(Err(CheckoutError::Store(error))) => return Err(PageError::internal(error)),
+        Once::Ran(Err(other)) => {
             let body = render(&state, &visitor, id, &Errors::one("", other.to_string()), None).await?;
-            Ok(view::invalid(&visitor, &format!("Order #{}", short(&id.to_string())), body))
+            return Ok(view::invalid(&visitor, &format!("Order #{}", short(&id.to_string())), body));
         }
+    };
+    match once::location(&answer) {
+        Some(url) if !url.starts_with('/') => Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, url.to_owned()))
+            .append_header((
+                header::SET_COOKIE,
+                session::set_cookie(RETURN_COOKIE, &order, 3600, state.settings.secure_cookies),
+            ))
+            .finish()),
+        _ => Ok(view::see_other(&order)),
     }
 }
 
@@ -354,16 +374,26 @@ fn refund_errors(error: RefundError) -> Result<Errors, PageError> {
     })
 }
 
+// `refund_order` answers a `Vec`: the key's renderer takes what the use case answers.
+#[allow(clippy::ptr_arg)]
+fn refunded(refunds: &Vec<Refund>) -> StoredResponse {
+    match refunds.first() {
+        Some(refund) => once::redirect(format!("/orders/{}?notice=refunded", refund.order_id()), ""),
+        None => once::redirect("/orders".to_owned(), ""),
+    }
+}
+
 pub async fn refund<U: UnitOfWork>(
     state: State<U>,
     visitor: Visitor,
     path: web::Path<String>,
-    Form(form): Form<RefundForm>,
+    posted: KeyedForm<RefundForm>,
 ) -> Result<HttpResponse, PageError> {
     let id = parse_id(&path, OrderId::parse)?;
     let caller = visitor.require(&format!("/orders/{id}"))?;
     let details = state.app.order_details(&caller, id).await.map_err(order_error)?;
     let title = format!("Order #{}", short(&id.to_string()));
+    let form = posted.form;
     let amount = form.amount.trim();
     let amount = if amount.is_empty() {
         None
@@ -382,9 +412,14 @@ pub async fn refund<U: UnitOfWork>(
         merchant_id,
         reason: form.reason.trim().to_owned(),
     };
-    match state.app.refund_order(&caller, id, command, None).await {
-        Ok(_) => Ok(view::see_other(&format!("/orders/{id}?notice=refunded"))),
-        Err(error) => {
+    let ran = once::once(&state.app, &caller, posted.key, refunded, |idempotent| {
+        state.app.refund_order(&caller, id, command, idempotent)
+    })
+    .await?;
+    match ran {
+        // The order of this page: a stored answer names no other.
+        Once::Done(_) | Once::Ran(Ok(_)) => Ok(view::see_other(&format!("/orders/{id}?notice=refunded"))),
+        Once::Ran(Err(error)) => {
             let errors = refund_errors(error)?;
             let body = render(&state, &visitor, id, &errors, None).await?;
             Ok(view::invalid(&visitor, &title, body))

@@ -3,6 +3,7 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
+use application::idempotency::StoredResponse;
 use application::pagination::{Cursor, PageRequest};
 use application::ports::store::{PaymentFilter, UnitOfWork};
 use application::top_ups::{TopUpError, TopUpRequest};
@@ -10,14 +11,17 @@ use application::transfers::{Recipient, TransferError, TransferRequest};
 use application::wallets::WalletQueryError;
 use application::withdrawals::{WithdrawalError, WithdrawalRequest};
 use domain::money::{Currency, Money};
-use domain::payment::PaymentStatus;
+use domain::payment::{Payment, PaymentStatus};
+use domain::wallet::Transfer;
+use domain::withdrawal::Withdrawal;
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::State;
 use crate::error::PageError;
-use crate::form::Form;
+use crate::form::KeyedForm;
 use crate::money;
+use crate::once::{self, Once};
 use crate::session::{self, RETURN_COOKIE, Visitor};
 use crate::view::{self, Errors, Field};
 
@@ -84,6 +88,7 @@ fn forms(visitor: &Visitor, currency: Currency, forms: &Forms<'_>) -> Markup {
                 (errors_of(Which::TopUp).summary())
                 form method="post" action="/wallet/top-up" {
                     (view::csrf(visitor))
+                    (once::field())
                     input type="hidden" name="currency" value=(code);
                     (Field::new("amount", &format!("Amount ({code})")).amount().value(value_of(Which::TopUp, "amount")).render(errors_of(Which::TopUp)))
                     button type="submit" data-busy="Opening the card page…" { "Top up" }
@@ -94,6 +99,7 @@ fn forms(visitor: &Visitor, currency: Currency, forms: &Forms<'_>) -> Markup {
                 (errors_of(Which::Transfer).summary())
                 form method="post" action="/wallet/transfer" {
                     (view::csrf(visitor))
+                    (once::field())
                     input type="hidden" name="currency" value=(code);
                     (Field::new("to", "Recipient's e-mail address").prefix("send-").kind("email").value(value_of(Which::Transfer, "to")).render(errors_of(Which::Transfer)))
                     (Field::new("amount", &format!("Amount ({code})")).prefix("send-").amount().value(value_of(Which::Transfer, "amount")).render(errors_of(Which::Transfer)))
@@ -106,6 +112,7 @@ fn forms(visitor: &Visitor, currency: Currency, forms: &Forms<'_>) -> Markup {
                 (errors_of(Which::Withdraw).summary())
                 form method="post" action="/wallet/withdraw" {
                     (view::csrf(visitor))
+                    (once::field())
                     input type="hidden" name="currency" value=(code);
                     (Field::new("amount", &format!("Amount ({code})")).prefix("out-").amount().value(value_of(Which::Withdraw, "amount")).render(errors_of(Which::Withdraw)))
                     (Field::new("destination", "Bank account").prefix("out-").value(value_of(Which::Withdraw, "destination")).hint("Where the money goes, e.g. an IBAN.").render(errors_of(Which::Withdraw)))
@@ -230,26 +237,47 @@ fn amount_of<U: UnitOfWork>(state: &State<U>, form: &MoneyForm) -> Result<Money,
     Money::parse_positive(form.amount.trim(), currency).map_err(|e| Errors::one("amount", e.to_string()))
 }
 
-pub async fn top_up<U: UnitOfWork>(state: State<U>, visitor: Visitor, Form(form): Form<MoneyForm>) -> Result<HttpResponse, PageError> {
+/// Where a top-up's form sends the browser: the provider's page, or the wallet when the
+/// provider has no page to show.
+fn top_up_answer(payment: &Payment) -> StoredResponse {
+    match payment.checkout_url() {
+        Some(url) => once::redirect(url.to_owned(), ""),
+        None => once::redirect("/wallet?notice=top-up-pending".to_owned(), ""),
+    }
+}
+
+/// To the provider's page, noting that the wallet is where to come back; a page of this site
+/// as it is.
+fn follow<U>(state: &State<U>, answer: &StoredResponse) -> HttpResponse {
+    let location = once::location(answer).unwrap_or("/wallet");
+    if location.starts_with('/') {
+        return view::see_other(location);
+    }
+    let secure = state.settings.secure_cookies;
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location.to_owned()))
+        .append_header((header::SET_COOKIE, session::set_cookie(RETURN_COOKIE, "/wallet", 3600, secure)))
+        .finish()
+}
+
+pub async fn top_up<U: UnitOfWork>(state: State<U>, visitor: Visitor, posted: KeyedForm<MoneyForm>) -> Result<HttpResponse, PageError> {
     let caller = visitor.require("/wallet")?;
+    let form = posted.form;
     let amount = match amount_of(&state, &form) {
         Ok(amount) => amount,
         Err(errors) => return invalid(&state, &visitor, Which::TopUp, &form, errors).await,
     };
     let request = TopUpRequest { amount, provider: None };
-    let payment = match state.app.start_top_up(&caller, request, None).await {
-        Ok(payment) => payment,
-        Err(TopUpError::Store(error)) => return Err(PageError::internal(error)),
-        Err(error) => return invalid(&state, &visitor, Which::TopUp, &form, Errors::one("amount", error.to_string())).await,
-    };
-    let Some(url) = payment.checkout_url() else {
-        return Ok(view::see_other("/wallet?notice=top-up-pending"));
-    };
-    let secure = state.settings.secure_cookies;
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, url.to_owned()))
-        .append_header((header::SET_COOKIE, session::set_cookie(RETURN_COOKIE, "/wallet", 3600, secure)))
-        .finish())
+    let ran = once::once(&state.app, &caller, posted.key, top_up_answer, |idempotent| {
+        state.app.start_top_up(&caller, request, idempotent)
+    })
+    .await?;
+    match ran {
+        Once::Done(answer) => Ok(follow(&state, &answer)),
+        Once::Ran(Ok(payment)) => Ok(follow(&state, &top_up_answer(&payment))),
+        Once::Ran(Err(TopUpError::Store(error))) => Err(PageError::internal(error)),
+        Once::Ran(Err(error)) => invalid(&state, &visitor, Which::TopUp, &form, Errors::one("amount", error.to_string())).await,
+    }
 }
 
 fn transfer_errors(error: TransferError) -> Result<Errors, PageError> {
@@ -263,8 +291,14 @@ fn transfer_errors(error: TransferError) -> Result<Errors, PageError> {
     })
 }
 
-pub async fn transfer<U: UnitOfWork>(state: State<U>, visitor: Visitor, Form(form): Form<MoneyForm>) -> Result<HttpResponse, PageError> {
+fn transferred(transfer: &Transfer) -> StoredResponse {
+    let currency = transfer.amount.currency().code();
+    once::redirect(format!("/wallet?currency={currency}&notice=transferred"), "")
+}
+
+pub async fn transfer<U: UnitOfWork>(state: State<U>, visitor: Visitor, posted: KeyedForm<MoneyForm>) -> Result<HttpResponse, PageError> {
     let caller = visitor.require("/wallet")?;
+    let form = posted.form;
     let amount = match amount_of(&state, &form) {
         Ok(amount) => amount,
         Err(errors) => return invalid(&state, &visitor, Which::Transfer, &form, errors).await,
@@ -274,12 +308,14 @@ pub async fn transfer<U: UnitOfWork>(state: State<U>, visitor: Visitor, Form(for
         amount,
         note: form.note.clone(),
     };
-    match state.app.transfer(&caller, request, None).await {
-        Ok(_) => Ok(view::see_other(&format!(
-            "/wallet?currency={}&notice=transferred",
-            amount.currency().code()
-        ))),
-        Err(error) => {
+    let ran = once::once(&state.app, &caller, posted.key, transferred, |idempotent| {
+        state.app.transfer(&caller, request, idempotent)
+    })
+    .await?;
+    match ran {
+        Once::Done(answer) => Ok(view::see_other(once::location(&answer).unwrap_or("/wallet"))),
+        Once::Ran(Ok(transfer)) => Ok(view::see_other(once::location(&transferred(&transfer)).unwrap_or("/wallet"))),
+        Once::Ran(Err(error)) => {
             let errors = transfer_errors(error)?;
             invalid(&state, &visitor, Which::Transfer, &form, errors).await
         }
@@ -295,8 +331,14 @@ fn withdrawal_errors(error: WithdrawalError) -> Result<Errors, PageError> {
     })
 }
 
-pub async fn withdraw<U: UnitOfWork>(state: State<U>, visitor: Visitor, Form(form): Form<MoneyForm>) -> Result<HttpResponse, PageError> {
+fn withdrawn(withdrawal: &Withdrawal) -> StoredResponse {
+    let currency = withdrawal.amount().currency().code();
+    once::redirect(format!("/wallet?currency={currency}&notice=withdrawal"), "")
+}
+
+pub async fn withdraw<U: UnitOfWork>(state: State<U>, visitor: Visitor, posted: KeyedForm<MoneyForm>) -> Result<HttpResponse, PageError> {
     let caller = visitor.require("/wallet")?;
+    let form = posted.form;
     let amount = match amount_of(&state, &form) {
         Ok(amount) => amount,
         Err(errors) => return invalid(&state, &visitor, Which::Withdraw, &form, errors).await,
@@ -305,12 +347,14 @@ pub async fn withdraw<U: UnitOfWork>(state: State<U>, visitor: Visitor, Form(for
         amount,
         destination: form.destination.clone(),
     };
-    match state.app.withdraw(&caller, request, None).await {
-        Ok(_) => Ok(view::see_other(&format!(
-            "/wallet?currency={}&notice=withdrawal",
-            amount.currency().code()
-        ))),
-        Err(error) => {
+    let ran = once::once(&state.app, &caller, posted.key, withdrawn, |idempotent| {
+        state.app.withdraw(&caller, request, idempotent)
+    })
+    .await?;
+    match ran {
+        Once::Done(answer) => Ok(view::see_other(once::location(&answer).unwrap_or("/wallet"))),
+        Once::Ran(Ok(withdrawal)) => Ok(view::see_other(once::location(&withdrawn(&withdrawal)).unwrap_or("/wallet"))),
+        Once::Ran(Err(error)) => {
             let errors = withdrawal_errors(error)?;
             invalid(&state, &visitor, Which::Withdraw, &form, errors).await
         }
