@@ -30,6 +30,7 @@ mod web_browser;
 mod web_client;
 mod web_forms;
 mod web_pages;
+mod web_refund_requests;
 mod webhook_endpoints;
 mod webhooks;
 mod withdrawals;

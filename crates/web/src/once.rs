@@ -24,6 +24,7 @@ use application::catalog::CatalogError;
 use application::checkout::CheckoutError;
 use application::idempotency::{IdempotencyError, IdempotencyKey, IdempotencyScope, Idempotent, KeyStatus, StoredResponse};
 use application::ports::store::UnitOfWork;
+use application::refund_requests::RefundRequestUseError;
 use application::refunds::RefundError;
 use application::top_ups::TopUpError;
 use application::transfers::TransferError;
@@ -151,6 +152,7 @@ keyed!(
     CatalogError,
     CheckoutError,
     RefundError,
+    RefundRequestUseError,
     TopUpError,
     TransferError,
     WithdrawalError,

@@ -68,11 +68,33 @@ pub async fn dashboard<U: UnitOfWork>(state: State<U>, visitor: Visitor) -> Resu
         .follow_ups(&caller, FollowUpState::Stuck, &PageRequest::first(100))
         .await
         .map_err(PageError::internal)?;
+    let open = application::refund_requests::RefundRequestQuery {
+        order: None,
+        status: Some(domain::refund_request::RefundRequestStatus::Open),
+    };
+    let requests = state
+        .app
+        .refund_requests(&caller, open, &PageRequest::first(100))
+        .await
+        .map_err(PageError::internal)?;
     let body = html! {
         ul.grid {
             li.card { h2 { a href="/admin/withdrawals" { "Withdrawals to approve" } } p.price { (pending.items.len()) } }
+            li.card { h2 { a href="#refund-requests" { "Refund requests open" } } p.price { (requests.items.len()) } }
             li.card { h2 { a href="/admin/follow-ups" { "Stuck items" } } p.price { (stuck.items.len()) } }
             li.card { h2 { a href="/admin/ledger" { "Ledger" } } p { "Verify that every transaction sums to zero." } }
+        }
+        h2 #refund-requests { "Refund requests open" }
+        @if requests.items.is_empty() { p { "None." } } @else {
+            ul {
+                @for request in &requests.items {
+                    li {
+                        a href={ "/orders/" (request.order_id()) "#refund-requests" } { "Order " (request.order_id()) }
+                        ": " @match request.amount() { Some(amount) => (crate::money::format(amount)), None => "everything left" }
+                        " · " (request.reason()) " · " (view::when(request.created_at()))
+                    }
+                }
+            }
         }
     };
     Ok(page(&visitor, "Back office", None, body))

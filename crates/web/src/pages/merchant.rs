@@ -83,10 +83,19 @@ async fn render<U: UnitOfWork>(
         .merchant_products(&caller, &PageRequest::first(100))
         .await
         .map_err(catalog_error)?;
+    let waiting = application::refund_requests::RefundRequestQuery {
+        order: None,
+        status: Some(domain::refund_request::RefundRequestStatus::Open),
+    };
+    let requests = state
+        .app
+        .refund_requests(&caller, waiting, &PageRequest::first(50))
+        .await
+        .map_err(PageError::internal)?;
     let currency = state.app.settings.default_currency;
     Ok(html! {
         (view::notice(notice))
-        nav.actions aria-label="Merchant" { a href="#products" { "Products" } a href="#sales" { "Sales" } a href="/merchant/statement" { "Statement" } a href="/merchant/webhooks" { "Webhooks" } }
+        nav.actions aria-label="Merchant" { a href="#products" { "Products" } a href="#refund-requests" { "Refund requests" } a href="#sales" { "Sales" } a href="/merchant/statement" { "Statement" } a href="/merchant/webhooks" { "Webhooks" } }
         div.columns {
             div {
                 h2 #products { "Your products" }
@@ -115,6 +124,18 @@ async fn render<U: UnitOfWork>(
                 } }
             }
             (add_form(visitor, currency, form, errors))
+        }
+        h2 #refund-requests { "Refund requests waiting for you" }
+        @if requests.items.is_empty() { p { "None." } } @else {
+            ul {
+                @for request in &requests.items {
+                    li {
+                        a href={ "/orders/" (request.order_id()) "#refund-requests" } { "Order #" (crate::pages::orders::short(&request.order_id().to_string())) }
+                        ": " @match request.amount() { Some(amount) => (money::format(amount)), None => "everything left" }
+                        " · " (request.reason()) " · " (view::when(request.created_at()))
+                    }
+                }
+            }
         }
         h2 #sales { "Sales" }
         (table(&sales.items))

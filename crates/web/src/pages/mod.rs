@@ -56,6 +56,10 @@ pages! {
     post "/orders/{id}/pay" => orders::pay_again::<U>;
     post "/orders/{id}/refund" => orders::refund::<U>;
     post "/orders/{id}/fulfil" => orders::fulfil::<U>;
+    post "/orders/{id}/refund-requests" => orders::ask_refund::<U>;
+    post "/orders/{id}/refund-requests/{request}/approve" => orders::approve_refund_request::<U>;
+    post "/orders/{id}/refund-requests/{request}/decline" => orders::decline_refund_request::<U>;
+    post "/orders/{id}/refund-requests/{request}/withdraw" => orders::withdraw_refund_request::<U>;
     get "/wallet" => wallet::show::<U>;
     post "/wallet/top-up" => wallet::top_up::<U>;
     post "/wallet/transfer" => wallet::transfer::<U>;

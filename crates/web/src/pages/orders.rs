@@ -1,18 +1,21 @@
 //! Orders: the buyer's list, an order with its payment, refunds and status history; paying again
-//! for a card order whose payment failed, cancelling, refunding and fulfilling, each refused or
-//! allowed by its use case.
+//! for a card order whose payment failed, cancelling, refunding and fulfilling; the buyer's refund
+//! requests and their decisions; each refused or allowed by its use case.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use application::checkout::{Checkout, CheckoutError};
 use application::idempotency::StoredResponse;
 use application::orders::{OrderCommandError, OrderDetails};
+use application::pagination::PageRequest;
 use application::ports::store::UnitOfWork;
+use application::refund_requests::{AskRefund, RefundRequestQuery, RefundRequestUseError};
 use application::refunds::{RefundCommand, RefundError};
-use domain::ids::{OrderId, UserId};
+use domain::ids::{OrderId, RefundRequestId, UserId};
 use domain::money::Money;
 use domain::order::{Order, OrderStatus, PaymentMethod};
 use domain::payment::Refund;
+use domain::refund_request::{RefundRequest, RefundRequestStatus};
 use domain::user::Role;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -160,6 +163,77 @@ fn refund_form(visitor: &Visitor, order: &Order, errors: &Errors) -> Markup {
     }
 }
 
+/// The order's refund requests the visitor may see, with what each party may do about the open
+/// ones: the buyer withdraws, the merchant of the share or an admin approves or declines.
+fn refund_requests(visitor: &Visitor, order: &Order, requests: &[RefundRequest]) -> Markup {
+    let me = visitor.user.as_ref();
+    let deciding = |request: &RefundRequest| me.is_some_and(|u| u.role == Role::Admin || u.id == request.merchant_id());
+    let base = format!("/orders/{}/refund-requests", order.id());
+    html! {
+        @if !requests.is_empty() {
+            h2 { "Refund requests" }
+            ul #refund-requests {
+                @for request in requests {
+                    li {
+                        (view::status(request.status().as_str())) " "
+                        @match request.amount() { Some(amount) => (money::format(amount)), None => "everything left" }
+                        " asked on " (view::when(request.created_at())) " · " (request.reason())
+                        @if let Some(note) = &request.record().note { " · declined: " (note) }
+                        @if request.status() == RefundRequestStatus::Open {
+                            div.actions {
+                                @if me.is_some_and(|u| u.id == request.buyer_id()) {
+                                    form.inline method="post" action={ (base) "/" (request.id()) "/withdraw" } {
+                                        (view::csrf(visitor))
+                                        button.secondary type="submit" { "Withdraw request" }
+                                    }
+                                }
+                                @if deciding(request) {
+                                    form.inline method="post" action={ (base) "/" (request.id()) "/approve" } data-confirm="Refund what this request asks?" {
+                                        (view::csrf(visitor))
+                                        (once::field())
+                                        button type="submit" data-busy="Refunding…" { "Approve and refund" }
+                                    }
+                                    form.inline method="post" action={ (base) "/" (request.id()) "/decline" } {
+                                        (view::csrf(visitor))
+                                        label.muted for={ "f-note-" (request.id()) } { "Note for the buyer " }
+                                        input id={ "f-note-" (request.id()) } name="note" required maxlength="500";
+                                        " "
+                                        button.secondary type="submit" { "Decline" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The buyer asks for money back: whose share (when the order has several merchants), how much
+/// (all that is left if empty), and why.
+fn ask_form(visitor: &Visitor, order: &Order, errors: &Errors) -> Markup {
+    let merchants = merchants(order);
+    html! {
+        h2 #ask-refund { "Ask for a refund" }
+        form.stack method="post" action={ "/orders/" (order.id()) "/refund-requests" } {
+            (view::csrf(visitor))
+            (once::field())
+            @if merchants.len() > 1 {
+                div.field {
+                    label for="f-ask-merchant" { "Which items" }
+                    select #f-ask-merchant name="merchant" {
+                        @for (id, names) in &merchants { option value=(id) { (names) } }
+                    }
+                }
+            }
+            (Field::new("ask_amount", "Amount").amount().optional().hint("Leave empty to ask for everything that is left.").render(errors))
+            (Field::new("ask_reason", "Why").hint("The merchant reads this to decide.").render(errors))
+            button type="submit" data-busy="Sending…" { "Send the request" }
+        }
+    }
+}
+
 /// A buyer may pay again for a card order awaiting payment whose payment failed, expired or
 /// never opened.
 fn payable_again(details: &OrderDetails) -> bool {
@@ -168,7 +242,7 @@ fn payable_again(details: &OrderDetails) -> bool {
         && !details.payment.as_ref().is_some_and(|payment| payment.is_pending())
 }
 
-fn order_page(visitor: &Visitor, details: &OrderDetails, errors: &Errors, notice: Option<&str>) -> Markup {
+fn order_page(visitor: &Visitor, details: &OrderDetails, requests: &[RefundRequest], errors: &Errors, notice: Option<&str>) -> Markup {
     let order = &details.order;
     let role = visitor.user.as_ref().map(|u| u.role);
     let is_buyer = visitor.user.as_ref().is_some_and(|u| u.id == order.buyer_id());
@@ -215,6 +289,8 @@ fn order_page(visitor: &Visitor, details: &OrderDetails, errors: &Errors, notice
             }
         }
         @if matches!(role, Some(Role::Merchant | Role::Admin)) && refundable { (refund_form(visitor, order, errors)) }
+        (refund_requests(visitor, order, requests))
+        @if is_buyer && refundable { (ask_form(visitor, order, errors)) }
         (history(details))
         p { a href="/orders" { "← Your orders" } }
     }
@@ -242,7 +318,17 @@ async fn render<U: UnitOfWork>(
 ) -> Result<Markup, PageError> {
     let caller = visitor.require(&format!("/orders/{id}"))?;
     let details = state.app.order_details(&caller, id).await.map_err(order_error)?;
-    Ok(order_page(visitor, &details, errors, notice))
+    let query = RefundRequestQuery {
+        order: Some(id),
+        status: None,
+    };
+    let page = PageRequest::first(PageRequest::LIMIT_MAX as usize);
+    let requests = state
+        .app
+        .refund_requests(&caller, query, &page)
+        .await
+        .map_err(PageError::internal)?;
+    Ok(order_page(visitor, &details, &requests.items, errors, notice))
 }
 
 pub async fn show<U: UnitOfWork>(
@@ -423,6 +509,164 @@ pub async fn refund<U: UnitOfWork>(
             let errors = refund_errors(error)?;
             let body = render(&state, &visitor, id, &errors, None).await?;
             Ok(view::invalid(&visitor, &title, body))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AskForm {
+    #[serde(default)]
+    ask_amount: String,
+    #[serde(default)]
+    ask_reason: String,
+    #[serde(default)]
+    merchant: String,
+}
+
+fn ask_errors(error: RefundRequestUseError) -> Result<Errors, PageError> {
+    use RefundRequestUseError as E;
+    Ok(match error {
+        E::OrderNotFound | E::NotFound => return Err(PageError::NotFound),
+        E::Store(error) => return Err(PageError::internal(error)),
+        error @ (E::ExceedsRefundable { .. } | E::Currency | E::NothingToRefund) => Errors::one("ask_amount", error.to_string()),
+        E::Request(error @ domain::refund_request::RefundRequestError::Amount) => Errors::one("ask_amount", error.to_string()),
+        E::Request(error @ domain::refund_request::RefundRequestError::Reason) => Errors::one("ask_reason", error.to_string()),
+        other => Errors::one("", other.to_string()),
+    })
+}
+
+fn asked(request: &RefundRequest) -> StoredResponse {
+    once::redirect(format!("/orders/{}?notice=refund-asked", request.order_id()), "")
+}
+
+/// The buyer asks for (part of) a share of a paid order back.
+pub async fn ask_refund<U: UnitOfWork>(
+    state: State<U>,
+    visitor: Visitor,
+    path: web::Path<String>,
+    posted: KeyedForm<AskForm>,
+) -> Result<HttpResponse, PageError> {
+    let id = parse_id(&path, OrderId::parse)?;
+    let caller = visitor.require(&format!("/orders/{id}"))?;
+    let details = state.app.order_details(&caller, id).await.map_err(order_error)?;
+    let title = format!("Order #{}", short(&id.to_string()));
+    let form = posted.form;
+    let amount = match form.ask_amount.trim() {
+        "" => None,
+        text => match Money::parse_positive(text, details.order.total().currency()) {
+            Ok(amount) => Some(amount),
+            Err(error) => {
+                let body = render(&state, &visitor, id, &Errors::one("ask_amount", error.to_string()), None).await?;
+                return Ok(view::invalid(&visitor, &title, body));
+            }
+        },
+    };
+    let ask = AskRefund {
+        merchant_id: UserId::parse(form.merchant.trim()).ok(),
+        amount,
+        reason: form.ask_reason.trim().to_owned(),
+    };
+    let ran = once::once(&state.app, &caller, posted.key, asked, |idempotent| {
+        state.app.request_refund(&caller, id, ask, idempotent)
+    })
+    .await?;
+    match ran {
+        Once::Done(_) | Once::Ran(Ok(_)) => Ok(view::see_other(&format!("/orders/{id}?notice=refund-asked"))),
+        Once::Ran(Err(error)) => {
+            let errors = ask_errors(error)?;
+            let body = render(&state, &visitor, id, &errors, None).await?;
+            Ok(view::invalid(&visitor, &title, body))
+        }
+    }
+}
+
+/// The order and request a decision's path names.
+fn decision_path(path: &(String, String)) -> Result<(OrderId, RefundRequestId), PageError> {
+    Ok((parse_id(&path.0, OrderId::parse)?, parse_id(&path.1, RefundRequestId::parse)?))
+}
+
+// `approve_refund_request` answers a `Vec`: the key's renderer takes what the use case answers.
+#[allow(clippy::ptr_arg)]
+fn approved(refunds: &Vec<Refund>) -> StoredResponse {
+    match refunds.first() {
+        Some(refund) => once::redirect(format!("/orders/{}?notice=refund-approved", refund.order_id()), ""),
+        None => once::redirect("/orders".to_owned(), ""),
+    }
+}
+
+/// The merchant of the share, or an admin, approves a request: it is refunded, once.
+pub async fn approve_refund_request<U: UnitOfWork>(
+    state: State<U>,
+    visitor: Visitor,
+    path: web::Path<(String, String)>,
+    posted: KeyedForm<Empty>,
+) -> Result<HttpResponse, PageError> {
+    let (order, request) = decision_path(&path)?;
+    let caller = visitor.require(&format!("/orders/{order}"))?;
+    let ran = once::once(&state.app, &caller, posted.key, approved, |idempotent| {
+        state.app.approve_refund_request(&caller, request, idempotent)
+    })
+    .await?;
+    match ran {
+        Once::Done(_) | Once::Ran(Ok(_)) => Ok(view::see_other(&format!("/orders/{order}?notice=refund-approved"))),
+        Once::Ran(Err(RefundError::RequestNotFound | RefundError::NotFound)) => Err(PageError::NotFound),
+        Once::Ran(Err(RefundError::Forbidden)) => Err(PageError::Forbidden),
+        Once::Ran(Err(RefundError::Store(error))) => Err(PageError::internal(error)),
+        Once::Ran(Err(other)) => {
+            let body = render(&state, &visitor, order, &Errors::one("", other.to_string()), None).await?;
+            Ok(view::invalid(&visitor, &format!("Order #{}", short(&order.to_string())), body))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeclineForm {
+    #[serde(default)]
+    note: String,
+}
+
+/// The merchant of the share, or an admin, declines a request with a note for the buyer.
+pub async fn decline_refund_request<U: UnitOfWork>(
+    state: State<U>,
+    visitor: Visitor,
+    path: web::Path<(String, String)>,
+    Form(form): Form<DeclineForm>,
+) -> Result<HttpResponse, PageError> {
+    let (order, request) = decision_path(&path)?;
+    let caller = visitor.require(&format!("/orders/{order}"))?;
+    let declined = state.app.decline_refund_request(&caller, request, &form.note).await;
+    decided(&state, &visitor, order, declined.map(|_| "refund-declined")).await
+}
+
+/// The buyer withdraws an open request.
+pub async fn withdraw_refund_request<U: UnitOfWork>(
+    state: State<U>,
+    visitor: Visitor,
+    path: web::Path<(String, String)>,
+    _form: Form<Empty>,
+) -> Result<HttpResponse, PageError> {
+    let (order, request) = decision_path(&path)?;
+    let caller = visitor.require(&format!("/orders/{order}"))?;
+    let withdrawn = state.app.withdraw_refund_request(&caller, request).await;
+    decided(&state, &visitor, order, withdrawn.map(|_| "refund-withdrawn")).await
+}
+
+/// Back to the order with a notice, or the order again with the refusal.
+async fn decided<U: UnitOfWork>(
+    state: &State<U>,
+    visitor: &Visitor,
+    order: OrderId,
+    outcome: Result<&str, RefundRequestUseError>,
+) -> Result<HttpResponse, PageError> {
+    use RefundRequestUseError as E;
+    match outcome {
+        Ok(notice) => Ok(view::see_other(&format!("/orders/{order}?notice={notice}"))),
+        Err(E::NotFound) => Err(PageError::NotFound),
+        Err(E::NotDecider | E::NotBuyer) => Err(PageError::Forbidden),
+        Err(E::Store(error)) => Err(PageError::internal(error)),
+        Err(other) => {
+            let body = render(state, visitor, order, &Errors::one("", other.to_string()), None).await?;
+            Ok(view::invalid(visitor, &format!("Order #{}", short(&order.to_string())), body))
         }
     }
 }
