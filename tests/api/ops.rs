@@ -490,3 +490,40 @@ async fn business_events_are_counted_on_the_metrics() {
         assert!(sample(series) >= 1.0, "{series}: {text}");
     }
 }
+
+/// The connection pools' saturation is on `/metrics`: PostgreSQL's connections against its size
+/// and the checkouts that waited, Redis' connections. One database connection and a burst of
+/// requests make checkouts wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_pools_report_their_saturation_in_the_metrics() {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let one_connection = [("DATABASE_POOL_MAX", "1"), ("REDIS_POOL_MAX", "4")];
+    let app = crate::redis::with_redis(crate::helpers::Backend::Postgres, &url, &crate::redis::prefix(), &one_connection).await;
+    let buyer = app.customer_with("10.00").await;
+    let burst = (0..16).map(|_| app.get("/api/v1/wallets", Some(&buyer.token)));
+    for reply in futures::future::join_all(burst).await {
+        reply.assert_status(200);
+    }
+    let text = app.get("/metrics", None).await.text;
+    let sample = |series: &str| {
+        text.lines()
+            .find(|line| line.starts_with(series))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse::<f64>().ok())
+    };
+    assert_eq!(sample(r#"db_pool_max_connections{pool="postgres"}"#), Some(1.0), "{text}");
+    assert_eq!(sample(r#"db_pool_max_connections{pool="redis"}"#), Some(4.0), "{text}");
+    assert!(
+        sample(r#"db_pool_waits_total{pool="postgres"}"#).is_some_and(|waits| waits >= 1.0),
+        "sixteen requests on one connection wait for it: {text}"
+    );
+    assert_eq!(sample(r#"db_pool_timeouts_total{pool="postgres"}"#), Some(0.0), "{text}");
+    for series in [
+        r#"db_pool_connections{pool="postgres",state="idle"}"#,
+        r#"db_pool_connections{pool="postgres",state="busy"}"#,
+        r#"db_pool_connections{pool="redis",state="idle"}"#,
+        r#"db_pool_waiting{pool="redis"}"#,
+    ] {
+        assert!(sample(series).is_some(), "{series}: {text}");
+    }
+}

@@ -36,6 +36,21 @@ const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_RETRIES: u32 = 3;
 
+/// The connection pool's state: open and idle connections against its size, and the checkouts
+/// that had to wait (or gave up waiting) since it opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub max: u32,
+    pub connections: u32,
+    pub idle: u32,
+    /// Checkouts that waited for a connection to become free.
+    pub waited: u64,
+    /// Checkouts that gave up after `acquire_timeout`.
+    pub timed_out: u64,
+    /// Time spent waiting, all checkouts together.
+    pub wait_time: Duration,
+}
+
 /// The PostgreSQL store. Clones share the pool.
 #[derive(Clone)]
 pub struct PgStore {
@@ -94,6 +109,19 @@ impl PgStore {
 
     pub fn settings(&self) -> &PgSettings {
         &self.settings
+    }
+
+    /// The pool's connections now, and its waits since it opened: what saturation looks like.
+    pub fn pool_status(&self) -> PoolStatus {
+        let state = self.pool.state();
+        PoolStatus {
+            max: self.settings.pool_max_size,
+            connections: state.connections,
+            idle: state.idle_connections,
+            waited: state.statistics.get_waited,
+            timed_out: state.statistics.get_timed_out,
+            wait_time: state.statistics.get_wait_time,
+        }
     }
 
     pub(crate) fn stock_gates(&self) -> &StockGates {

@@ -18,6 +18,28 @@ use deadpool_redis::{Config, Pool, Runtime};
 
 pub use crate::cache::{RedisCache, VERSION_TTL};
 pub use crate::limiter::RedisRateLimiter;
+/// The connection pool `connect` opens, shared by the cache and the rate limiter.
+pub use deadpool_redis::Pool as RedisPool;
+
+/// The pool's connections now: open, free, its size, and the callers waiting for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub max: usize,
+    pub connections: usize,
+    pub idle: usize,
+    pub waiting: usize,
+}
+
+/// What the pool holds and how many wait for it.
+pub fn pool_status(pool: &Pool) -> PoolStatus {
+    let status = pool.status();
+    PoolStatus {
+        max: status.max_size,
+        connections: status.size,
+        idle: status.available,
+        waiting: status.waiting,
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct RedisSettings {

@@ -6,6 +6,7 @@
 
 pub mod config;
 mod jobs;
+mod pool_metrics;
 pub mod seed;
 pub mod telemetry;
 mod wiring;

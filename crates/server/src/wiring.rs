@@ -75,23 +75,32 @@ pub struct Services<U> {
     pub app: Arc<App<U>>,
     pub simulator: Option<Arc<SimulatedGateway>>,
     pub limiter: Arc<dyn RateLimiter>,
+    /// The Redis pool behind the cache and the rate limiter, when Redis is configured.
+    pub redis: Option<adapter_redis::RedisPool>,
 }
 
 /// The cache and rate limiter: Redis when configured (it must answer at start-up), in process
 /// otherwise.
-async fn cache_and_limiter(settings: &Settings, clock: &Arc<dyn Clock>) -> anyhow::Result<(Arc<dyn Cache>, Arc<dyn RateLimiter>)> {
+type CacheAndLimiter = (Arc<dyn Cache>, Arc<dyn RateLimiter>, Option<adapter_redis::RedisPool>);
+
+async fn cache_and_limiter(settings: &Settings, clock: &Arc<dyn Clock>) -> anyhow::Result<CacheAndLimiter> {
     match &settings.redis {
         Some(redis) => {
             let pool = adapter_redis::connect(redis).await?;
             tracing::info!("cache and rate limits shared through Redis");
             Ok((
                 Arc::new(adapter_redis::RedisCache::new(pool.clone(), redis)),
-                Arc::new(adapter_redis::RedisRateLimiter::new(pool, redis, clock.clone())),
+                Arc::new(adapter_redis::RedisRateLimiter::new(pool.clone(), redis, clock.clone())),
+                Some(pool),
             ))
         }
         None => {
             tracing::info!("no REDIS_URL: cache and rate limits are kept in this process");
-            Ok((Arc::new(MemoryCache::new()), Arc::new(InProcessRateLimiter::new(clock.clone()))))
+            Ok((
+                Arc::new(MemoryCache::new()),
+                Arc::new(InProcessRateLimiter::new(clock.clone())),
+                None,
+            ))
         }
     }
 }
@@ -109,7 +118,7 @@ impl<U: UnitOfWork> Services<U> {
         let gateways = card_gateways(settings, base_url)?;
         let (gateways, simulator) = with_simulator(gateways, settings, base_url, &clock)?;
         let gateways = gateways.with_routes(provider_routes(settings)?).monitored(&clock);
-        let (cache, limiter) = cache_and_limiter(settings, &clock).await?;
+        let (cache, limiter, redis) = cache_and_limiter(settings, &clock).await?;
         let webhooks = webhook_sender(settings)?;
         let app = App {
             store,
@@ -147,6 +156,7 @@ impl<U: UnitOfWork> Services<U> {
             app: Arc::new(app),
             simulator,
             limiter,
+            redis,
         })
     }
 }
@@ -384,7 +394,16 @@ impl Application {
             );
         }
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(api_state(&services, settings));
+        let mut api = api_state(&services, settings);
+        let pools = crate::pool_metrics::Pools {
+            postgres: match &backend {
+                Backend::Postgres(store) => Some(store.clone()),
+                Backend::Memory(_) => None,
+            },
+            redis: services.redis.clone(),
+        };
+        api.metrics = api.metrics.map(|renderer| pools.recorded_before(renderer));
+        let state = web::Data::new(api);
         let http = HttpSettings {
             body_limit_bytes: settings.body_limit_bytes,
             cors_origins: settings.cors_origins.clone(),
