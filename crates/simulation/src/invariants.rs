@@ -4,8 +4,8 @@
 use application::ledger::LedgerReport;
 use application::ports::gateway::GatewayRefundStatus;
 use application::ports::store::{
-    FollowUpRepository, LedgerRepository, OrderRepository, PaymentRepository, ProductRepository, RefundRepository, Transaction, UnitOfWork,
-    WalletRepository,
+    CallRepository, EventOutbox, FollowUpRepository, HoldRepository, LedgerRepository, OrderRepository, PaymentRepository,
+    ProductRepository, RefundRepository, Transaction, UnitOfWork, WalletRepository,
 };
 use domain::money::Currency;
 use domain::payment::{PaymentStatus, RefundStatus};
@@ -46,6 +46,7 @@ async fn read_and_check(world: &World) -> Result<Vec<String>, application::ports
     }
     broken.extend(reservations_held(&mut tx, world).await?);
     broken.extend(approved_requests_refunded(&mut tx).await?);
+    broken.extend(calls_billed_as_started(&mut tx, world).await?);
     for &(order_id, ..) in &world.orders {
         let Some(order) = tx.find_order(order_id).await? else {
             broken.push(format!("order {order_id} vanished"));
@@ -86,6 +87,41 @@ async fn read_and_check(world: &World) -> Result<Vec<String>, application::ports
         }
     }
     tx.rollback().await?;
+    Ok(broken)
+}
+
+/// Every call is billed for the minutes it started and no more than it held: `charged` is
+/// `billed_minutes` at the call's rate, and billed minutes never exceed the authorised ones. An
+/// ended call holds nothing any more; a call in progress is covered by its pending hold.
+async fn calls_billed_as_started<Tx>(tx: &mut Tx, world: &World) -> Result<Vec<String>, application::ports::store::StoreError>
+where
+    Tx: CallRepository + HoldRepository + Send,
+{
+    let mut broken = Vec::new();
+    for &(call_id, ..) in &world.calls {
+        let Some(call) = tx.find_call(call_id).await? else {
+            broken.push(format!("call {call_id} vanished"));
+            continue;
+        };
+        let billed = call.rate_per_minute.amount_minor() * i64::from(call.billed_minutes);
+        if call.charged.amount_minor() != billed {
+            broken.push(format!(
+                "call {call_id}: charged {} for {} minutes at {}",
+                call.charged, call.billed_minutes, call.rate_per_minute
+            ));
+        }
+        let hold = tx.find_hold(call.hold_id).await?.map(|hold| hold.status);
+        let pending = hold == Some(domain::wallet::HoldStatus::Pending);
+        if pending != (call.status == domain::call::CallStatus::Active) {
+            broken.push(format!("call {call_id} is {:?} and its hold {hold:?}", call.status));
+        }
+        if call.billed_minutes > call.authorized_minutes {
+            broken.push(format!(
+                "call {call_id}: billed {} minutes of {} authorised",
+                call.billed_minutes, call.authorized_minutes
+            ));
+        }
+    }
     Ok(broken)
 }
 
@@ -259,6 +295,9 @@ pub fn reconcile(world: &World) -> Vec<String> {
             if !settled {
                 pending.push(format!("payment {}: paid at the provider, {ours:?} here", session.payment_id));
             }
+        }
+        if let Some(at) = tx.oldest_unpublished_event().await? {
+            pending.push(format!("the outbox still holds an event of {at}: the relay left it"));
         }
         tx.rollback().await?;
         let clearing_minor = wallet.map_or(0, |w| w.balance().amount_minor());

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use adapter_memory::MemoryStore;
 use application::App;
 use application::auth::{Caller, Registration};
+use application::calls::StartCall;
 use application::checkout::{Checkout, CheckoutCommand};
 use application::idempotency::{IdempotencyKey, IdempotencyScope, Idempotent, StoredResponse};
 use application::refund_requests::AskRefund;
@@ -14,7 +15,7 @@ use application::top_ups::TopUpRequest;
 use application::transfers::{Recipient, TransferRequest};
 use application::withdrawals::WithdrawalRequest;
 use domain::catalog::Quantity;
-use domain::ids::{OrderId, ProductId, RefundRequestId, UserId};
+use domain::ids::{CallId, OrderId, ProductId, RefundRequestId, UserId};
 use domain::money::{Currency, Money};
 use domain::order::{CaptureMethod, PaymentMethod};
 use domain::user::Role;
@@ -80,6 +81,17 @@ pub enum Request {
         request: RefundRequestId,
         decision: Decision,
     },
+    /// A customer calls another user at a rate per started minute, held from their wallet.
+    StartCall {
+        caller: Caller,
+        receiver: UserId,
+        rate_minor: i64,
+    },
+    /// A party ends the call; it is billed for the minutes started.
+    EndCall {
+        caller: Caller,
+        call: CallId,
+    },
     Transfer {
         from: Caller,
         to: UserId,
@@ -116,6 +128,8 @@ pub struct Outcome {
     pub session: Option<String>,
     /// The refund request it opened.
     pub asked: Option<RefundRequestId>,
+    /// The call it started.
+    pub call: Option<CallId>,
     /// Whether it failed in a way a retry under the same key may get past.
     pub may_pass: bool,
     pub error: Option<String>,
@@ -320,6 +334,25 @@ pub fn start(app: &Arc<App<MemoryStore>>, keyed: Keyed) -> Task<Outcome> {
                     outcome(result, |request| request.status().as_str().to_owned())
                 }
             },
+            Request::StartCall {
+                caller,
+                receiver,
+                rate_minor,
+            } => {
+                let start = StartCall {
+                    receiver_id: receiver,
+                    rate_per_minute: usd(rate_minor),
+                };
+                let result = app.start_call(&caller, start, idempotent(&caller, key, &fingerprint)).await;
+                Outcome {
+                    call: result.as_ref().ok().map(|call| call.id),
+                    ..outcome(result, |call| call.id.to_string())
+                }
+            }
+            Request::EndCall { caller, call } => {
+                let result = app.end_call(&caller, call, idempotent(&caller, key, &fingerprint)).await;
+                outcome(result, |call| format!("{} {}", call.id, call.charged))
+            }
             Request::Transfer { from, to, amount_minor } => {
                 let request = TransferRequest {
                     to: Recipient::Id(to),

@@ -13,7 +13,7 @@ use application::ports::gateway::{GatewayEvent, Gateways};
 use application::ports::system::{Clock, IdGenerator, ManualClock};
 use application::testing::{PlainHasher, RecordingWebhooks, SpelledTokens};
 use application::{App, Settings};
-use domain::ids::{OrderId, ProductId, RefundRequestId};
+use domain::ids::{CallId, OrderId, ProductId, RefundRequestId};
 use domain::money::{Currency, Money};
 use domain::user::Role;
 use time::{Duration, OffsetDateTime};
@@ -71,6 +71,8 @@ pub struct World {
     pub products: Vec<(ProductId, i64, Caller)>,
     /// Every order made, with how it is paid, its buyer and the merchant of its first item.
     pub orders: Vec<(OrderId, Pay, Caller, Caller)>,
+    /// Every call started, with its caller and receiver.
+    pub calls: Vec<(CallId, Caller, Caller)>,
     /// Every refund request opened, with its order's buyer and (first) merchant.
     pub refund_requests: Vec<(RefundRequestId, Caller, Caller)>,
     /// Keyed requests that failed in a way a retry may pass, or were dropped by a restart.
@@ -150,6 +152,7 @@ impl World {
             retries: Vec::new(),
             in_flight: Vec::new(),
             refund_requests: Vec::new(),
+            calls: Vec::new(),
             effects: BTreeMap::new(),
             violations: Vec::new(),
             trace: Vec::new(),
@@ -227,6 +230,16 @@ impl World {
         }
         self.keys_made += 1;
         Some(format!("sim-key-{}", self.keys_made))
+    }
+
+    /// The caller of a user the world made (a buyer, a merchant or the admin).
+    fn someone(&self, user: domain::ids::UserId) -> Caller {
+        self.buyers
+            .iter()
+            .chain(self.merchants.iter())
+            .find(|known| known.user_id == user)
+            .copied()
+            .unwrap_or(self.admin)
     }
 
     fn some_buyer(&mut self) -> Caller {
@@ -345,7 +358,33 @@ impl World {
                     amount_minor,
                 }
             }
-            74..90 => {
+            74..78 => {
+                let receiver = if self.rng.chance(70) {
+                    *self.rng.pick(&self.merchants)?
+                } else {
+                    self.some_buyer()
+                };
+                let rate_minor = if self.rng.chance(10) {
+                    self.amount()
+                } else {
+                    self.rng.range(1, 300)
+                };
+                Request::StartCall {
+                    caller: buyer,
+                    receiver: receiver.user_id,
+                    rate_minor,
+                }
+            }
+            78..82 => {
+                let &(call, caller, receiver) = self.rng.pick(&self.calls)?;
+                let by = match self.rng.below(10) {
+                    0..6 => caller,
+                    6..9 => receiver,
+                    _ => self.some_buyer(),
+                };
+                Request::EndCall { caller: by, call }
+            }
+            82..90 => {
                 let to = self.some_buyer().user_id;
                 Request::Transfer {
                     from: buyer,
@@ -435,7 +474,7 @@ impl World {
 
     fn run_job(&mut self) {
         let app = Arc::clone(&self.app);
-        let (name, task): (&'static str, crate::executor::Task<Finished>) = match self.rng.below(3) {
+        let (name, task): (&'static str, crate::executor::Task<Finished>) = match self.rng.below(5) {
             0 => (
                 "expire_abandoned_checkouts",
                 Box::pin(async move {
@@ -448,6 +487,20 @@ impl World {
                 Box::pin(async move {
                     let result = app.run_follow_ups(10).await.map_err(|e| e.to_string());
                     Finished::Job("run_follow_ups", result)
+                }),
+            ),
+            2 => (
+                "settle_due_calls",
+                Box::pin(async move {
+                    let result = app.settle_due_calls(10).await.map_err(|e| e.to_string());
+                    Finished::Job("settle_due_calls", result)
+                }),
+            ),
+            3 => (
+                "relay_webhooks",
+                Box::pin(async move {
+                    let result = app.relay_webhooks().await.map(|round| round.events).map_err(|e| e.to_string());
+                    Finished::Job("relay_webhooks", result)
                 }),
             ),
             _ => (
@@ -530,6 +583,8 @@ impl World {
             let _ = block_on(self.app.run_follow_ups(1_000), CHECK_POLLS_MAX);
             let _ = block_on(self.app.expire_abandoned_checkouts(1_000), CHECK_POLLS_MAX);
             let _ = block_on(self.app.release_expired_holds(1_000), CHECK_POLLS_MAX);
+            let _ = block_on(self.app.settle_due_calls(1_000), CHECK_POLLS_MAX);
+            let _ = block_on(self.app.relay_webhooks(), CHECK_POLLS_MAX);
             self.clock.advance(Duration::hours(2));
         }
         self.trace.push("quiesced".into());
@@ -553,6 +608,12 @@ impl World {
                     let first = items.first().map(|item| item.0);
                     let merchant = self.products.iter().find(|p| Some(p.0) == first).map_or(self.admin, |p| p.2);
                     self.orders.push((order, pay, *buyer, merchant));
+                }
+                if let (Some(call), Request::StartCall { caller, receiver, .. }) = (outcome.call, &keyed.request)
+                    && !self.calls.iter().any(|known| known.0 == call)
+                {
+                    let receiver = self.someone(*receiver);
+                    self.calls.push((call, *caller, receiver));
                 }
                 if let (Some(asked), Request::AskRefund { buyer, order, .. }) = (outcome.asked, &keyed.request)
                     && !self.refund_requests.iter().any(|known| known.0 == asked)
