@@ -1,18 +1,18 @@
 //! Late successes: money that arrived for an order already cancelled goes back through the
-//! gateway, in full, under the provider idempotency key `late-success-<payment id>`. The
-//! follow-up recorded with the late success keeps asking until the gateway reports the refund
-//! succeeded: a pending refund is asked about again (the same key names the same refund), a failed
-//! one is flagged for admins.
+//! gateway, in full, under the provider idempotency key `late-success-<payment id>` and with the
+//! same refund id every time (the payment's: `late_success_refund_id`), so that asking again is
+//! the same request to the provider. The follow-up recorded with the late success ends when the
+//! refund succeeds, by the gateway's answer or by its refund event: a pending refund is asked
+//! about again, a failed one is flagged for admins.
 
 use domain::follow_up::FollowUpTask;
-use domain::ids::PaymentId;
+use domain::ids::{PaymentId, RefundId};
 use domain::payment::Payment;
 
 use crate::context::App;
 use crate::follow_ups::{Attempt, Failure};
 use crate::ports::gateway::{GatewayError, GatewayRefundStatus, RefundRequest};
 use crate::ports::store::{StoreError, UnitOfWork};
-use crate::ports::system::next_id;
 
 impl<U: UnitOfWork> App<U> {
     /// Refunds a late success right after it was recorded; the job retries if this fails.
@@ -57,7 +57,7 @@ impl<U: UnitOfWork> App<U> {
             .provider_payment_id()
             .ok_or_else(|| GatewayError::InvalidRequest("the provider gave no payment id to refund".to_owned()))?;
         let request = RefundRequest {
-            refund_id: next_id(self.ids.as_ref()),
+            refund_id: late_success_refund_id(payment.id()),
             payment_id: payment.id(),
             provider_payment_id: provider_payment_id.to_owned(),
             amount: payment.amount(),
@@ -74,6 +74,14 @@ impl<U: UnitOfWork> App<U> {
             GatewayRefundStatus::Failed => Err(LateRefundSetback::Failed(refund.provider_refund_id)),
         }
     }
+}
+
+/// The id a late success's refund goes by at the provider: the payment's own, the same on every
+/// attempt, so that a retry under the provider key sends the same request (Stripe refuses a key
+/// reused with other parameters), and the provider's refund events name the payment. No refund
+/// of ours ever has it: the late success's refund is not one of ours.
+pub(crate) fn late_success_refund_id(payment: PaymentId) -> RefundId {
+    RefundId::from_uuid(payment.as_uuid())
 }
 
 /// Why an attempt at refunding a late success did not finish it.

@@ -8,7 +8,8 @@
 //! checked against what is left of the merchant's share when the buyer asks and again when it is
 //! approved (a merchant may have refunded meanwhile).
 //!
-//! Lock order: the order, then the request (as for refunds, whose lock comes next).
+//! Lock order: the order, then the request (approving locks it right after the order, before any
+//! money moves), then the refund.
 
 use domain::events::DomainEvent;
 use domain::ids::{OrderId, RefundRequestId, UserId};

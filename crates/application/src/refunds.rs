@@ -468,6 +468,22 @@ where
     if !order.is_paid() {
         return Err(RefundError::NotRefundable(order.status()));
     }
+    // A request being approved is locked next (after the order, before any money moves): a
+    // second approval waits here and finds it decided.
+    if let Some(request_id) = request.approving {
+        let asked = tx
+            .lock_refund_request(request_id)
+            .await?
+            .filter(|asked| asked.order_id() == order.id())
+            .ok_or(RefundError::RequestNotFound)?;
+        if !asked.is_open() {
+            return Err(RefundRequestError::Transition {
+                from: asked.status(),
+                to: domain::refund_request::RefundRequestStatus::Approved,
+            }
+            .into());
+        }
+    }
     let existing = tx.list_order_refunds(request.order_id).await?;
     let shares = refundable_shares(&order, &existing)?;
     let targets = refund_targets(caller, &order, &shares, request.command)?;

@@ -292,7 +292,7 @@ async fn fan_out<Tx: FanOutTx>(
     if events.is_empty() {
         return Ok((0, MoneyOutcomes::new()));
     }
-    let outcomes = money_outcomes(tx, &events).await?;
+    let outcomes = money_outcomes(tx, &events).await;
     let endpoints = tx.enabled_webhook_endpoints().await?;
     let mut deliveries = Vec::new();
     // One purchase announces several events about one order: look its parties up once.
@@ -327,33 +327,39 @@ async fn fan_out<Tx: FanOutTx>(
 
 type MoneyOutcomes = BTreeMap<(&'static str, String), usize>;
 
-/// The payments' and refunds' outcomes the events announce, by type and provider.
-async fn money_outcomes<Tx: FanOutTx>(tx: &mut Tx, events: &[OutboxEvent]) -> Result<MoneyOutcomes, StoreError> {
+/// The payments' and refunds' outcomes the events announce, by type and provider. Only for the
+/// metrics: a lookup that fails counts the outcome under provider `unknown` rather than holding
+/// up the relay.
+async fn money_outcomes<Tx: FanOutTx>(tx: &mut Tx, events: &[OutboxEvent]) -> MoneyOutcomes {
     use domain::events::DomainEvent::*;
     let mut outcomes = MoneyOutcomes::new();
     for event in events {
-        let payment_id = match &event.event {
+        let provider = match &event.event {
             PaymentSucceeded { payment_id, .. }
             | PaymentFailed { payment_id }
             | PaymentExpired { payment_id }
             | PaymentLateSuccess { payment_id, .. }
-            | PaymentDisputed { payment_id } => Some(*payment_id),
-            RefundSucceeded { refund_id, .. } | RefundFailed { refund_id, .. } => match tx.find_refund(*refund_id).await? {
-                Some(refund) => refund.payment_id(),
-                None => continue,
+            | PaymentDisputed { payment_id } => provider_of(tx, Some(*payment_id)).await,
+            RefundSucceeded { refund_id, .. } | RefundFailed { refund_id, .. } => match tx.find_refund(*refund_id).await {
+                Ok(Some(refund)) => provider_of(tx, refund.payment_id()).await,
+                Ok(None) | Err(_) => "unknown".to_owned(),
             },
             _ => continue,
         };
-        let provider = match payment_id {
-            Some(id) => match tx.find_payment(id).await? {
-                Some(payment) => payment.provider().as_str().to_owned(),
-                None => continue,
-            },
-            None => "wallet".to_owned(),
-        };
         *outcomes.entry((event.event.public_type(), provider)).or_default() += 1;
     }
-    Ok(outcomes)
+    outcomes
+}
+
+/// The provider of a card payment; `wallet` when there is none.
+async fn provider_of<Tx: FanOutTx>(tx: &mut Tx, payment: Option<domain::ids::PaymentId>) -> String {
+    let Some(id) = payment else {
+        return "wallet".to_owned();
+    };
+    match tx.find_payment(id).await {
+        Ok(Some(payment)) => payment.provider().as_str().to_owned(),
+        Ok(None) | Err(_) => "unknown".to_owned(),
+    }
 }
 
 /// Whether the endpoint is to receive an event for this audience.

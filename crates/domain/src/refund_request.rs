@@ -1,13 +1,15 @@
 //! Refund requests: a buyer asks for all or part of one merchant's share of a paid order back.
 //!
 //! ```text
-//! open ──approve──▶ approved   (the refund it made is named)
+//! open ──approve──▶ approved ──its refund fails──▶ refund_failed
 //!   ├───decline──▶ declined   (with the decider's note)
 //!   └──withdraw──▶ withdrawn  (by the buyer)
 //! ```
 //!
 //! Only the merchant whose share it concerns, or an admin, decides; approving it refunds, in the
-//! same transaction, so an approved request always names its refund. A buyer has at most one
+//! same transaction, so an approved request always names its refund. A card refund the provider
+//! refuses later leaves the request `refund_failed` (its money back with the merchant): the buyer
+//! may ask again. A buyer has at most one
 //! open request per order and merchant. The transitions consume the request and refuse any other
 //! move.
 
@@ -27,14 +29,17 @@ pub enum RefundRequestStatus {
     Approved,
     Declined,
     Withdrawn,
+    /// Approved, but the provider refused its refund.
+    RefundFailed,
 }
 
 impl RefundRequestStatus {
-    pub const ALL: [RefundRequestStatus; 4] = [
+    pub const ALL: [RefundRequestStatus; 5] = [
         RefundRequestStatus::Open,
         RefundRequestStatus::Approved,
         RefundRequestStatus::Declined,
         RefundRequestStatus::Withdrawn,
+        RefundRequestStatus::RefundFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +48,7 @@ impl RefundRequestStatus {
             RefundRequestStatus::Approved => "approved",
             RefundRequestStatus::Declined => "declined",
             RefundRequestStatus::Withdrawn => "withdrawn",
+            RefundRequestStatus::RefundFailed => "refund_failed",
         }
     }
 
@@ -220,6 +226,22 @@ impl RefundRequest {
         self.leave_open(RefundRequestStatus::Withdrawn, at)
     }
 
+    /// The provider refused the refund its approval made.
+    ///
+    /// # Errors
+    /// The request is not approved.
+    pub fn refund_failed(mut self, at: OffsetDateTime) -> Result<RefundRequest, RefundRequestError> {
+        if self.record.status != RefundRequestStatus::Approved {
+            return Err(RefundRequestError::Transition {
+                from: self.record.status,
+                to: RefundRequestStatus::RefundFailed,
+            });
+        }
+        self.record.status = RefundRequestStatus::RefundFailed;
+        self.record.updated_at = at;
+        Ok(self)
+    }
+
     fn leave_open(mut self, to: RefundRequestStatus, at: OffsetDateTime) -> Result<RefundRequest, RefundRequestError> {
         if !self.is_open() {
             return Err(RefundRequestError::Transition {
@@ -292,7 +314,13 @@ mod tests {
         assert_eq!(declined.record().note.as_deref(), Some("used"));
         assert!(declined.approve(merchant, refund, at()).is_err());
         let withdrawn = open(None).withdraw(at()).unwrap_or_else(|e| panic!("{e}"));
-        assert!(withdrawn.decline(merchant, "late", at()).is_err());
+        assert!(withdrawn.clone().decline(merchant, "late", at()).is_err());
+        assert!(withdrawn.refund_failed(at()).is_err(), "only an approved request's refund fails");
+        let failed = approved.refund_failed(at()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (failed.status(), failed.record().refund_id),
+            (RefundRequestStatus::RefundFailed, Some(refund))
+        );
     }
 
     #[test]

@@ -179,6 +179,11 @@ pub const EVENT_TYPES: &[EventType] = &[
     ),
     kind("refund_request.declined", "A refund request was declined.", REFUND_REQUEST),
     kind("refund_request.withdrawn", "The buyer withdrew a refund request.", REFUND_REQUEST),
+    kind(
+        "refund_request.refund_failed",
+        "The provider refused the refund an approved request made (`refund_id`); the buyer may ask again.",
+        REFUND_REQUEST,
+    ),
     kind("call.started", "A metered call started.", &["call_id", "caller_id", "receiver_id"]),
     kind(
         "call.ended",
@@ -293,6 +298,7 @@ fn refund_request_event_type(status: RefundRequestStatus) -> &'static str {
         RefundRequestStatus::Approved => "refund_request.approved",
         RefundRequestStatus::Declined => "refund_request.declined",
         RefundRequestStatus::Withdrawn => "refund_request.withdrawn",
+        RefundRequestStatus::RefundFailed => "refund_request.refund_failed",
     }
 }
 

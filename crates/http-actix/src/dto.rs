@@ -261,7 +261,8 @@ pub struct RefundDeclineBody {
 }
 
 /// A buyer's refund request: `open` until the merchant of the share (or an admin) approves it
-/// (`refund_id` names the refund made) or declines it (`note` says why), or the buyer withdraws it.
+/// (`refund_id` names the refund made) or declines it (`note` says why), or the buyer withdraws it;
+/// `refund_failed` when the provider refused the approved refund (the buyer may ask again).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RefundRequestResponse {
     pub id: Uuid,
@@ -272,7 +273,7 @@ pub struct RefundRequestResponse {
     pub amount: Option<String>,
     pub currency: Option<String>,
     pub reason: String,
-    #[schema(pattern = "^(open|approved|declined|withdrawn)$")]
+    #[schema(pattern = "^(open|approved|declined|withdrawn|refund_failed)$")]
     pub status: String,
     pub decided_by: Option<Uuid>,
     pub note: Option<String>,

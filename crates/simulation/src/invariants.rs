@@ -126,7 +126,8 @@ where
 }
 
 /// Every approved refund request names a refund of its own order and merchant, of the amount it
-/// asked (when it named one), and no refund approves two requests.
+/// asked (when it named one), not failed; a request whose refund failed names a failed one; and
+/// no refund approves two requests.
 async fn approved_requests_refunded<Tx>(tx: &mut Tx) -> Result<Vec<String>, application::ports::store::StoreError>
 where
     Tx: RefundRepository + Send,
@@ -134,38 +135,41 @@ where
     use application::pagination::PageRequest;
     use application::ports::store::RefundRequestFilter;
     use domain::refund_request::RefundRequestStatus;
-    let filter = RefundRequestFilter {
-        status: Some(RefundRequestStatus::Approved),
-        ..RefundRequestFilter::default()
-    };
-    let mut page = PageRequest::first(PageRequest::LIMIT_MAX as usize);
     let (mut broken, mut named) = (Vec::new(), std::collections::HashSet::new());
-    loop {
-        let requests = tx.list_refund_requests(&filter, &page).await?;
-        for request in &requests.items {
-            let Some(refund_id) = request.record().refund_id else {
-                broken.push(format!("refund request {} is approved without a refund", request.id()));
-                continue;
-            };
-            if !named.insert(refund_id) {
-                broken.push(format!("refund {refund_id} approves two refund requests"));
+    for status in [RefundRequestStatus::Approved, RefundRequestStatus::RefundFailed] {
+        let filter = RefundRequestFilter {
+            status: Some(status),
+            ..RefundRequestFilter::default()
+        };
+        let mut page = PageRequest::first(PageRequest::LIMIT_MAX as usize);
+        loop {
+            let requests = tx.list_refund_requests(&filter, &page).await?;
+            for request in &requests.items {
+                let Some(refund_id) = request.record().refund_id else {
+                    broken.push(format!("refund request {} is {status} without a refund", request.id()));
+                    continue;
+                };
+                if !named.insert(refund_id) {
+                    broken.push(format!("refund {refund_id} approves two refund requests"));
+                }
+                let refund = tx.find_refund(refund_id).await?;
+                let failed = refund.as_ref().is_some_and(|refund| refund.status() == RefundStatus::Failed);
+                let matches = refund.as_ref().is_some_and(|refund| {
+                    refund.order_id() == request.order_id()
+                        && refund.merchant_id() == request.merchant_id()
+                        && request.amount().is_none_or(|amount| refund.amount() == amount)
+                });
+                if !matches || failed != (status == RefundRequestStatus::RefundFailed) {
+                    broken.push(format!(
+                        "refund request {} ({status}): its refund {refund:?} is not what it says",
+                        request.id()
+                    ));
+                }
             }
-            let refund = tx.find_refund(refund_id).await?;
-            let matches = refund.as_ref().is_some_and(|refund| {
-                refund.order_id() == request.order_id()
-                    && refund.merchant_id() == request.merchant_id()
-                    && request.amount().is_none_or(|amount| refund.amount() == amount)
-            });
-            if !matches {
-                broken.push(format!(
-                    "refund request {}: its refund {refund:?} is not what it asked",
-                    request.id()
-                ));
+            match requests.next_cursor {
+                Some(cursor) => page.after = Some(cursor),
+                None => break,
             }
-        }
-        match requests.next_cursor {
-            Some(cursor) => page.after = Some(cursor),
-            None => break,
         }
     }
     Ok(broken)

@@ -2,11 +2,12 @@
 //! in the provider's dashboard recorded from the payment's refunded total.
 
 use domain::events::DomainEvent;
-use domain::follow_up::FollowUpTask;
+use domain::follow_up::{FollowUpState, FollowUpTask};
 use domain::ledger::{Entry, JournalTransaction, TransactionKind};
 use domain::money::Money;
 use domain::order::{Actor, Order};
 use domain::payment::{PaymentPurpose, ProviderName, Refund};
+use domain::refund_request::RefundRequestStatus;
 use time::OffsetDateTime;
 
 use super::outside_refunds::record_outside_refunds;
@@ -52,7 +53,7 @@ pub(super) async fn settle_refund<Tx: SettlementTx>(
     now: OffsetDateTime,
 ) -> Result<EventOutcome, GatewayEventError> {
     let Some((order, refund)) = lock_refund_of(tx, update).await? else {
-        return Ok(EventOutcome::Ignored("unknown refund"));
+        return settle_late_success_refund(tx, update, now).await;
     };
     if !refund.is_pending() {
         return Ok(EventOutcome::Ignored("refund already settled"));
@@ -63,6 +64,38 @@ pub(super) async fn settle_refund<Tx: SettlementTx>(
         GatewayRefundStatus::Succeeded => refund_succeeded(tx, ids, provider, order, refund, now).await?,
         GatewayRefundStatus::Failed => refund_failed(tx, ids, provider, &order, refund, now).await?,
     }
+    Ok(EventOutcome::Applied)
+}
+
+/// A refund event for the refund of a late success (which is not a refund of ours: its id is
+/// the payment's) ends the late success's follow-up: done when it succeeded, flagged for admins
+/// when it failed.
+async fn settle_late_success_refund<Tx: SettlementTx>(
+    tx: &mut Tx,
+    update: &RefundUpdate,
+    now: OffsetDateTime,
+) -> Result<EventOutcome, GatewayEventError> {
+    let Some(refund_id) = update.refund_id else {
+        return Ok(EventOutcome::Ignored("unknown refund"));
+    };
+    let payment_id = domain::ids::PaymentId::from_uuid(refund_id.as_uuid());
+    let late = tx
+        .find_payment(payment_id)
+        .await?
+        .filter(|payment| payment.late_success() && matches!(payment.purpose(), PaymentPurpose::Order(_)));
+    if late.is_none() || crate::late_success::late_success_refund_id(payment_id) != refund_id {
+        return Ok(EventOutcome::Ignored("unknown refund"));
+    }
+    let task = FollowUpTask::LateSuccessRefund(payment_id);
+    let Some(follow_up) = tx.lock_follow_up(&task).await?.filter(|f| f.state == FollowUpState::Pending) else {
+        return Ok(EventOutcome::Ignored("the late success's refund is settled already"));
+    };
+    let settled = match update.status {
+        GatewayRefundStatus::Pending => return Ok(EventOutcome::Ignored("the late success's refund is still pending")),
+        GatewayRefundStatus::Succeeded => follow_up.done(now),
+        GatewayRefundStatus::Failed => follow_up.give_up("the provider reports the late success's refund failed", now),
+    };
+    tx.update_follow_up(&settled).await?;
     Ok(EventOutcome::Applied)
 }
 
@@ -189,5 +222,36 @@ async fn refund_failed<Tx: SettlementTx>(
         order_id: order.id(),
     };
     publish(tx, ids, failed, now).await?;
+    fail_approved_request(tx, ids, order, &refund, now).await
+}
+
+/// The buyer's request that this refund approved, if any, says that its refund failed. Locked
+/// after the refund, under the order's lock, which every approval takes first.
+async fn fail_approved_request<Tx: SettlementTx>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    order: &Order,
+    refund: &Refund,
+    now: OffsetDateTime,
+) -> Result<(), GatewayEventError> {
+    let approved = crate::ports::store::RefundRequestFilter {
+        order: Some(order.id()),
+        merchant: Some(refund.merchant_id()),
+        status: Some(RefundRequestStatus::Approved),
+        ..Default::default()
+    };
+    let page = crate::pagination::PageRequest::first(crate::pagination::PageRequest::LIMIT_MAX as usize);
+    let requests = tx.list_refund_requests(&approved, &page).await?;
+    let Some(request) = requests.items.iter().find(|r| r.record().refund_id == Some(refund.id())) else {
+        return Ok(());
+    };
+    let Some(locked) = tx.lock_refund_request(request.id()).await? else {
+        return Ok(());
+    };
+    let failed = locked
+        .refund_failed(now)
+        .map_err(|e| StoreError::Corrupt(format!("refund request of refund {}: {e}", refund.id())))?;
+    tx.update_refund_request(&failed).await?;
+    publish(tx, ids, crate::refund_requests::changed(&failed), now).await?;
     Ok(())
 }

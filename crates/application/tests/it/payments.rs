@@ -3,7 +3,7 @@ use application::ports::gateway::{GatewayEvent, GatewayEventKind, GatewayRefund,
 use application::refunds::RefundCommand;
 use application::settlement::{EventOutcome, GatewayEventError};
 use application::top_ups::TopUpRequest;
-use domain::ids::PaymentId;
+use domain::ids::{PaymentId, RefundId};
 use domain::money::Money;
 use domain::order::OrderStatus;
 use domain::payment::{Payment, PaymentStatus, RefundStatus};
@@ -178,8 +178,9 @@ async fn a_failed_payment_cancels_the_order_and_a_late_success_is_refunded() -> 
     Ok(())
 }
 
-/// A gateway whose refunds answer `statuses` in turn (the last one from then on).
-fn scripted_refunds(statuses: Vec<GatewayRefundStatus>) -> MockGateway {
+/// A gateway whose refunds answer `statuses` in turn (the last one from then on), keeping the
+/// refund ids it was asked with.
+fn scripted_refunds(statuses: Vec<GatewayRefundStatus>, asked: std::sync::Arc<std::sync::Mutex<Vec<RefundId>>>) -> MockGateway {
     let mut gateway = working_gateway();
     gateway.checkpoint();
     gateway.expect_provider().return_const(provider());
@@ -190,15 +191,19 @@ fn scripted_refunds(statuses: Vec<GatewayRefundStatus>) -> MockGateway {
             checkout_url: "https://pay.example".into(),
         })
     });
-    let answered = std::sync::atomic::AtomicUsize::new(0);
     gateway.expect_refund().returning(move |request| {
-        let turn = answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut asked = asked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        asked.push(request.refund_id);
         Ok(GatewayRefund {
             provider_refund_id: format!("re_{}", request.idempotency_key),
-            status: statuses[turn.min(statuses.len() - 1)],
+            status: statuses[(asked.len() - 1).min(statuses.len() - 1)],
         })
     });
     gateway
+}
+
+fn no_record() -> std::sync::Arc<std::sync::Mutex<Vec<RefundId>>> {
+    std::sync::Arc::default()
 }
 
 /// Cancels a card order by its deadline, then reports its payment paid: a late success.
@@ -229,8 +234,9 @@ async fn a_late_success_refund_the_provider_reports_pending_is_asked_about_until
         GatewayRefundStatus::Pending,
         GatewayRefundStatus::Succeeded,
     ];
-    let h = Harness::with_gateway(scripted_refunds(statuses));
-    late_success(&h).await;
+    let asked = no_record();
+    let h = Harness::with_gateway(scripted_refunds(statuses, std::sync::Arc::clone(&asked)));
+    let payment = late_success(&h).await;
     assert!(follow_ups(&h, FollowUpState::Done).await.is_empty(), "pending is not refunded");
     let pending = follow_ups(&h, FollowUpState::Pending).await;
     assert_eq!(pending.len(), 1);
@@ -245,14 +251,51 @@ async fn a_late_success_refund_the_provider_reports_pending_is_asked_about_until
     let done = follow_ups(&h, FollowUpState::Done).await;
     assert_eq!((done.len(), done[0].attempts), (1, 3), "done on the third answer: {done:?}");
     assert!(follow_ups(&h, FollowUpState::Pending).await.is_empty());
+    let asked = asked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    assert_eq!(
+        asked,
+        vec![RefundId::from_uuid(payment.id().as_uuid()); 3],
+        "the same request each time: a provider refuses its key reused with other parameters"
+    );
     h.assert_ledger_ok().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_refund_events_of_a_late_success_end_its_follow_up() -> Result<(), Box<dyn std::error::Error>> {
+    use domain::follow_up::FollowUpState;
+    for (status, state) in [
+        (GatewayRefundStatus::Succeeded, FollowUpState::Done),
+        (GatewayRefundStatus::Failed, FollowUpState::Stuck),
+    ] {
+        let h = Harness::with_gateway(scripted_refunds(vec![GatewayRefundStatus::Pending], no_record()));
+        let payment = late_success(&h).await;
+        assert_eq!(follow_ups(&h, FollowUpState::Pending).await.len(), 1, "pending at the provider");
+        let update = RefundUpdate {
+            provider_refund_id: format!("re_late-success-{}", payment.id()),
+            refund_id: Some(RefundId::from_uuid(payment.id().as_uuid())),
+            amount: Some(payment.amount()),
+            status,
+        };
+        let settled = event("evt_refund", GatewayEventKind::RefundUpdated(update.clone()));
+        assert_eq!(h.app.apply_gateway_event(&provider(), &settled).await?, EventOutcome::Applied);
+        let ended = follow_ups(&h, state).await;
+        assert_eq!(ended.len(), 1, "{status:?}: {ended:?}");
+        assert!(follow_ups(&h, FollowUpState::Pending).await.is_empty());
+        let again = event("evt_refund_again", GatewayEventKind::RefundUpdated(update));
+        assert!(matches!(
+            h.app.apply_gateway_event(&provider(), &again).await?,
+            EventOutcome::Ignored(_)
+        ));
+        h.assert_ledger_ok().await;
+    }
     Ok(())
 }
 
 #[tokio::test]
 async fn a_late_success_refund_the_provider_reports_failed_is_stuck_for_admins() -> Result<(), Box<dyn std::error::Error>> {
     use domain::follow_up::FollowUpState;
-    let h = Harness::with_gateway(scripted_refunds(vec![GatewayRefundStatus::Failed]));
+    let h = Harness::with_gateway(scripted_refunds(vec![GatewayRefundStatus::Failed], no_record()));
     late_success(&h).await;
     assert!(follow_ups(&h, FollowUpState::Done).await.is_empty(), "a failed refund is not done");
     let stuck = follow_ups(&h, FollowUpState::Stuck).await;

@@ -268,3 +268,48 @@ async fn a_request_for_a_share_refunded_meanwhile_cannot_be_approved_and_stays_o
     h.assert_ledger_ok().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_request_whose_card_refund_the_provider_refuses_says_so_and_the_buyer_may_ask_again() -> Outcome {
+    use application::ports::gateway::GatewayError;
+    let mut gateway = crate::support::working_gateway();
+    gateway.checkpoint();
+    gateway.expect_provider().return_const(crate::support::provider());
+    gateway.expect_supports_currency().return_const(true);
+    gateway.expect_create_checkout().returning(|request| {
+        Ok(application::ports::gateway::CheckoutSession {
+            session_id: format!("cs_{}", request.payment_id),
+            checkout_url: "https://pay.example".into(),
+        })
+    });
+    gateway
+        .expect_refund()
+        .returning(|_| Err(GatewayError::InvalidRequest("charge_disputed".into())));
+    let h = Harness::with_gateway(gateway);
+    let ann = h.user(Role::Merchant).await;
+    let buyer = h.user(Role::Customer).await;
+    let mug = h.product(&ann, 700, 3).await;
+    let checkout = h.app.checkout(&buyer, card_cart(&[(mug.product.id, 1)]), None).await?;
+    crate::payments::pay(&h, &checkout.payment.clone().unwrap_or_else(|| panic!("no payment"))).await;
+    let asked = h.app.request_refund(&buyer, checkout.order.id(), ask(None, "broken"), None).await?;
+
+    let refused = h.app.approve_refund_request(&ann, asked.id(), None).await;
+    assert!(matches!(refused, Err(RefundError::Gateway(_))), "{refused:?}");
+    let request = h.app.refund_request(&buyer, asked.id()).await?;
+    assert_eq!(request.status(), RefundRequestStatus::RefundFailed, "not left approved");
+    let refund_id = request.record().refund_id.unwrap_or_else(|| panic!("the refund is named"));
+    let details = h.app.order_details(&buyer, checkout.order.id()).await?;
+    assert_eq!(
+        details.refunds.iter().find(|r| r.id() == refund_id).map(|r| r.status()),
+        Some(RefundStatus::Failed)
+    );
+    assert_eq!(h.balance(&ann).await, 700, "the merchant has the money back");
+    assert!(h.event_types().await.contains(&"refund_request.refund_failed"));
+    let again = h
+        .app
+        .request_refund(&buyer, checkout.order.id(), ask(None, "still broken"), None)
+        .await?;
+    assert_eq!(again.status(), RefundRequestStatus::Open);
+    h.assert_ledger_ok().await;
+    Ok(())
+}
