@@ -16,7 +16,11 @@ check() {
 }
 
 check domain 'tokio|actix-web|actix-rt|diesel|diesel-async|redis|deadpool-redis|async-stripe|reqwest|hyper|serde'
-check application 'actix-web|actix-rt|diesel|diesel-async|redis|deadpool-redis|async-stripe|reqwest|hyper'
+check application 'actix-web|actix-rt|diesel|diesel-async|redis|deadpool-redis|async-stripe|reqwest|hyper|opentelemetry.*|tracing-opentelemetry'
+# Only `server` knows OpenTelemetry: the others make `tracing` spans, and the driving adapter and
+# the webhook sender are handed the functions that carry trace context in and out of HTTP.
+check http-actix 'opentelemetry.*|tracing-opentelemetry'
+check adapter-webhooks 'opentelemetry.*|tracing-opentelemetry'
 # The two driving adapters stand side by side: neither calls the other, and neither knows a
 # concrete adapter (ARCHITECTURE.md, "The web UI").
 check web 'http-actix|adapter-.*|server|diesel|diesel-async|redis|deadpool-redis|async-stripe|reqwest'

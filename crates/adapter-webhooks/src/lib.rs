@@ -19,6 +19,13 @@
 //! * proxies from the environment are ignored, since a proxy would resolve the host itself.
 //!
 //! The body is rendered deterministically (see `payload`), so a retry sends identical bytes.
+//!
+//! # Traces
+//!
+//! Each request runs in a client span (`webhook_send`). Given a `TraceHeaders` function
+//! (`with_trace_headers`, which the server supplies when it exports traces), the request carries
+//! that span's trace context (W3C `traceparent`, `tracestate`), so a receiver that traces joins
+//! the delivery to its own work. This crate knows no tracing system.
 
 pub mod address;
 mod answer;
@@ -30,6 +37,8 @@ use std::time::{Duration, Instant, SystemTime};
 use application::ports::webhooks::{EVENT_ID_HEADER, OutgoingWebhook, SIGNATURE_HEADER, SendError, WebhookAnswer, WebhookSender};
 use async_trait::async_trait;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use tracing::Instrument;
+use tracing::field::Empty;
 use url::{Host, Url};
 
 pub use answer::RETRY_AFTER_MAX;
@@ -71,10 +80,14 @@ pub enum SetupError {
     Client(String),
 }
 
+/// The headers that carry `span`'s trace context to the receiver (`traceparent`, `tracestate`).
+pub type TraceHeaders = fn(&tracing::Span) -> Vec<(String, String)>;
+
 #[derive(Debug, Clone)]
 pub struct HttpWebhookSender {
     client: reqwest::Client,
     settings: WebhookSenderSettings,
+    trace_headers: Option<TraceHeaders>,
 }
 
 impl HttpWebhookSender {
@@ -93,7 +106,20 @@ impl HttpWebhookSender {
             })
             .build()
             .map_err(|e| SetupError::Client(error_chain(&e)))?;
-        Ok(HttpWebhookSender { client, settings })
+        Ok(HttpWebhookSender {
+            client,
+            settings,
+            trace_headers: None,
+        })
+    }
+
+    /// Sends each request with the trace context `trace_headers` gives for its span.
+    #[must_use]
+    pub fn with_trace_headers(self, trace_headers: TraceHeaders) -> HttpWebhookSender {
+        HttpWebhookSender {
+            trace_headers: Some(trace_headers),
+            ..self
+        }
     }
 
     pub fn settings(&self) -> &WebhookSenderSettings {
@@ -167,7 +193,17 @@ impl WebhookSender for HttpWebhookSender {
         let url = self.checked_url(&webhook.url)?;
         // Not a network failure, but nothing else fits, and it cannot happen to a real event.
         let body = render(webhook).map_err(SendError::Unreachable)?;
-        let request = self
+        // The host only: a URL may carry the merchant's credentials.
+        let span = tracing::info_span!(
+            "webhook_send",
+            otel.name = "POST",
+            otel.kind = "client",
+            otel.status_code = Empty,
+            http.request.method = "POST",
+            server.address = url.host_str().unwrap_or_default(),
+            http.response.status_code = Empty,
+        );
+        let mut request = self
             .client
             .post(url)
             .header(CONTENT_TYPE, "application/json")
@@ -176,10 +212,26 @@ impl WebhookSender for HttpWebhookSender {
             .header(EVENT_TYPE_HEADER, webhook.event_type.as_str())
             .header(DELIVERY_ID_HEADER, webhook.delivery_id.to_string())
             .body(body);
+        for (name, value) in self.trace_headers.map(|headers| headers(&span)).unwrap_or_default() {
+            request = request.header(name, value);
+        }
         // One deadline over everything, the start of the body included.
-        tokio::time::timeout(self.settings.timeout, self.attempt(request))
+        let answer = tokio::time::timeout(self.settings.timeout, self.attempt(request))
+            .instrument(span.clone())
             .await
-            .unwrap_or(Err(SendError::Timeout(self.settings.timeout)))
+            .unwrap_or(Err(SendError::Timeout(self.settings.timeout)));
+        match &answer {
+            Ok(answer) => {
+                span.record("http.response.status_code", answer.status);
+                if answer.status >= 400 {
+                    span.record("otel.status_code", "ERROR");
+                }
+            }
+            Err(_) => {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+        answer
     }
 }
 

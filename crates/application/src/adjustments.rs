@@ -67,6 +67,7 @@ from_posting_error!(AdjustmentError, InsufficientFunds);
 
 impl<U: UnitOfWork> App<U> {
     /// An admin's correction: a credit or debit of a user's wallet against the adjustments account.
+    #[tracing::instrument(name = "adjust_wallet", skip_all, fields(user_id = %caller.user_id))]
     pub async fn adjust_wallet(
         &self,
         caller: &Caller,

@@ -244,6 +244,7 @@ impl<U: UnitOfWork> App<U> {
     /// nothing more affordable, ended and billed at its limit (the receiver paid). Two calls of
     /// one caller never overspend: each extension reserves funds on the caller's locked wallet.
     /// Returns how many calls were extended or ended.
+    #[tracing::instrument(name = "settle_due_calls", skip_all, fields(batch))]
     pub async fn settle_due_calls(&self, batch: usize) -> Result<usize, CallUseError> {
         let bound = self.clock.now() + CALL_EXTENSION_LEAD;
         let due = transact(&self.store, |tx| work(tx.find_calls_authorized_until(bound, batch))).await?;

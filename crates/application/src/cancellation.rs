@@ -132,6 +132,7 @@ impl<U: UnitOfWork> App<U> {
     /// the provider will not close it (it is being paid, or the provider is down), the order
     /// stays as it is and the error says why. A provider without a way to close checkouts
     /// (Monnify) may still take a payment, which then comes back as a refunded late success.
+    #[tracing::instrument(name = "cancel_order", skip_all, fields(user_id = %caller.user_id, %order_id))]
     pub async fn cancel_order(&self, caller: &Caller, order_id: OrderId) -> Result<Order, OrderCommandError> {
         let (order, payment) = transact(&self.store, |tx| work(peek_order(tx, order_id)))
             .await?
@@ -262,6 +263,7 @@ impl<U: UnitOfWork> App<U> {
     /// The expiry job: cancels card orders and top-ups whose checkout expired unpaid, releasing
     /// reserved stock, then closes their checkouts at the provider. Safe to run on several
     /// servers at once: each payment is locked, and locked ones skipped.
+    #[tracing::instrument(name = "expire_abandoned_checkouts", skip_all, fields(batch = batch_size))]
     pub async fn expire_abandoned_checkouts(&self, batch_size: usize) -> Result<usize, OrderCommandError> {
         let (ids, now) = (self.ids.as_ref(), self.clock.now());
         let (expired, products) = transact(&self.store, |tx| work(expire_payments(tx, ids, batch_size, now))).await?;

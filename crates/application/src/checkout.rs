@@ -117,6 +117,7 @@ impl From<MoneyError> for CheckoutError {
 impl<U: UnitOfWork> App<U> {
     /// Places an order. A wallet payment completes at once, atomically; a card payment reserves the
     /// stock and returns a checkout URL, and the order is paid when the gateway's webhook says so.
+    #[tracing::instrument(name = "checkout", skip_all, fields(user_id = %caller.user_id, payment_method = ?command.payment_method, capture = ?command.capture, order_id = tracing::field::Empty))]
     pub async fn checkout(
         &self,
         caller: &Caller,
@@ -130,12 +131,16 @@ impl<U: UnitOfWork> App<U> {
             return Err(CheckoutError::Order(OrderError::TooManyItems { max: Order::ITEMS_MAX }));
         }
         let key = self.key(idempotent.as_ref());
-        match (command.payment_method, command.capture) {
+        let checkout = match (command.payment_method, command.capture) {
             (PaymentMethod::Wallet, CaptureMethod::Automatic) => self.checkout_with_wallet(caller.user_id, &command, key).await,
             (PaymentMethod::Wallet, CaptureMethod::Manual) => self.authorise_with_wallet(caller.user_id, &command, key).await,
             (PaymentMethod::Card, CaptureMethod::Automatic) => self.checkout_with_card(caller.user_id, &command, key).await,
             (PaymentMethod::Card, CaptureMethod::Manual) => Err(CheckoutError::ManualCaptureByCard),
+        };
+        if let Ok(checkout) = &checkout {
+            tracing::Span::current().record("order_id", tracing::field::display(checkout.order.id()));
         }
+        checkout
     }
 
     async fn authorise_with_wallet(
@@ -186,6 +191,7 @@ impl<U: UnitOfWork> App<U> {
     /// closed at its provider and its payment cancelled, and a new payment and checkout open for
     /// the same order and reserved stock, with a new deadline. A provider that will not open the
     /// new checkout leaves the order awaiting payment, for another try or for the expiry job.
+    #[tracing::instrument(name = "pay_again", skip_all, fields(user_id = %caller.user_id, %order_id))]
     pub async fn pay_again(
         &self,
         caller: &Caller,

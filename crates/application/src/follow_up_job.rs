@@ -11,6 +11,7 @@
 use domain::follow_up::FollowUpTask;
 use domain::ids::RefundId;
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use crate::context::App;
 use crate::follow_ups::{Attempt, FOLLOW_UP_LEASE, Failure};
@@ -32,17 +33,13 @@ async fn claim_due<Tx: FollowUpRepository + Send>(tx: &mut Tx, batch: usize, now
 
 impl<U: UnitOfWork> App<U> {
     /// Makes an attempt at every follow-up due now, at most `batch`. Returns how many were tried.
+    #[tracing::instrument(name = "run_follow_ups", skip_all, fields(batch))]
     pub async fn run_follow_ups(&self, batch: usize) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let claimed = transact(&self.store, |tx| work(claim_due(tx, batch, now))).await?;
         for task in &claimed {
-            let attempt = match *task {
-                FollowUpTask::Refund(id) => self.retry_refund(id).await.map_err(|error| error.to_string()),
-                FollowUpTask::LateSuccessRefund(id) => self.retry_late_success_refund(id).await.map_err(|error| error.to_string()),
-                FollowUpTask::Payout(id) => self.retry_payout(id).await.map_err(|error| error.to_string()),
-                FollowUpTask::UnpaidOrder(id) => self.end_unpaid_order(id).await.map_err(|error| error.to_string()),
-                FollowUpTask::RecoverShortfall(_) | FollowUpTask::OutsideTopUpRefund(_) => Ok(()),
-            };
+            let span = tracing::info_span!("follow_up", task = task.kind(), subject = %task.subject());
+            let attempt = self.follow_up(*task).instrument(span).await;
             if let Err(error) = attempt {
                 tracing::warn!(%error, task = task.kind(), subject = %task.subject(), "a follow-up attempt failed");
                 let recorded = self
@@ -54,6 +51,17 @@ impl<U: UnitOfWork> App<U> {
             }
         }
         Ok(claimed.len())
+    }
+
+    /// One attempt at one follow-up.
+    async fn follow_up(&self, task: FollowUpTask) -> Result<(), String> {
+        match task {
+            FollowUpTask::Refund(id) => self.retry_refund(id).await.map_err(|error| error.to_string()),
+            FollowUpTask::LateSuccessRefund(id) => self.retry_late_success_refund(id).await.map_err(|error| error.to_string()),
+            FollowUpTask::Payout(id) => self.retry_payout(id).await.map_err(|error| error.to_string()),
+            FollowUpTask::UnpaidOrder(id) => self.end_unpaid_order(id).await.map_err(|error| error.to_string()),
+            FollowUpTask::RecoverShortfall(_) | FollowUpTask::OutsideTopUpRefund(_) => Ok(()),
+        }
     }
 
     /// Asks the gateway again for a pending refund, under the refund's provider key.

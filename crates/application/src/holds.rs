@@ -204,6 +204,7 @@ impl<U: UnitOfWork> App<U> {
 
     /// The job's part for holds: releases pending holds past their expiry (those of active calls
     /// end with their call). Returns how many were released.
+    #[tracing::instrument(name = "release_expired_holds", skip_all, fields(batch))]
     pub async fn release_expired_holds(&self, batch: usize) -> Result<usize, HoldUseError> {
         let now = self.clock.now();
         let expired = transact(&self.store, |tx| work(tx.find_expired_holds(now, batch))).await?;

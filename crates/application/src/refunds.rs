@@ -155,6 +155,7 @@ impl<U: UnitOfWork> App<U> {
     /// wallet to the buyer's. A card payment moves the merchant's share to the gateway's clearing
     /// account, asks the gateway to refund, and settles when the gateway answers (see the module
     /// docs for what happens when it does not).
+    #[tracing::instrument(name = "refund_order", skip_all, fields(user_id = %caller.user_id, %order_id))]
     pub async fn refund_order(
         &self,
         caller: &Caller,
@@ -171,6 +172,7 @@ impl<U: UnitOfWork> App<U> {
     /// The merchant whose share it concerns, or an admin, approves a buyer's open refund request:
     /// its amount (or all that is left of the share) is refunded as `refund_order` refunds, and
     /// the request is approved in the refund's first transaction.
+    #[tracing::instrument(name = "approve_refund_request", skip_all, fields(user_id = %caller.user_id, refund_request_id = %id))]
     pub async fn approve_refund_request(
         &self,
         caller: &Caller,

@@ -51,6 +51,7 @@ retryable!(TopUpError);
 
 impl<U: UnitOfWork> App<U> {
     /// Opens a card checkout that credits the wallet once the gateway confirms payment.
+    #[tracing::instrument(name = "start_top_up", skip_all, fields(user_id = %caller.user_id))]
     pub async fn start_top_up(
         &self,
         caller: &Caller,

@@ -10,10 +10,18 @@
 //! On `Ok` the transaction is committed, on `Err` rolled back. A serialization failure or deadlock
 //! (`StoreError::Conflict`) reruns the whole work, at most `ATTEMPTS_MAX` times, so a client never
 //! sees one unless the database is pathologically contended.
+//!
+//! Each attempt runs in a `transaction` span (a child of the use case's span), which names the
+//! line that called `transact` (`caller`), the attempt's number and how it ended (`outcome`:
+//! `commit`; `conflict`, then retried; or `rollback`, for the work's error or the database's),
+//! so a trace shows every unit of work and its retries.
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::panic::Location;
 use std::pin::Pin;
+
+use tracing::Instrument;
 
 use crate::ports::store::{StoreError, Transaction, UnitOfWork};
 
@@ -78,8 +86,20 @@ pub fn work<'c, 't, T>(future: impl Future<Output = T> + Send + 't) -> Work<'c, 
 }
 
 /// Runs `body` in a transaction of `store`: commits on `Ok`, rolls back on `Err`, reruns on a
-/// conflict.
-pub async fn transact<'c, U, T, E, F>(store: &U, mut body: F) -> Result<T, E>
+/// conflict. (A plain `fn` returning the future, so that `#[track_caller]` can name the caller's
+/// line in each attempt's span.)
+#[track_caller]
+pub fn transact<'c, U, T, E, F>(store: &U, body: F) -> impl Future<Output = Result<T, E>>
+where
+    U: UnitOfWork,
+    E: Retryable,
+    F: for<'t> FnMut(&'t mut U::Tx) -> Work<'c, 't, Result<T, E>>,
+{
+    let caller = Location::caller();
+    run_transaction(store, body, caller)
+}
+
+async fn run_transaction<'c, U, T, E, F>(store: &U, mut body: F, caller: &'static Location<'static>) -> Result<T, E>
 where
     U: UnitOfWork,
     E: Retryable,
@@ -87,23 +107,32 @@ where
 {
     let mut attempt = 1;
     loop {
-        let mut tx = store.begin().await?;
-        let result = body(&mut tx).0.await;
-        let outcome = match result {
-            Ok(value) => tx.commit().await.map(|()| value).map_err(E::from),
-            Err(error) => {
-                if let Err(rollback) = tx.rollback().await {
-                    tracing::warn!(error = %rollback, "rollback failed; the connection is discarded");
+        let span = tracing::info_span!("transaction", caller = %caller, attempt, outcome = tracing::field::Empty);
+        let outcome: Result<T, E> = async {
+            let mut tx = store.begin().await?;
+            let result = body(&mut tx).0.await;
+            match result {
+                Ok(value) => tx.commit().await.map(|()| value).map_err(E::from),
+                Err(error) => {
+                    if let Err(rollback) = tx.rollback().await {
+                        tracing::warn!(error = %rollback, "rollback failed; the connection is discarded");
+                    }
+                    Err(error)
                 }
-                Err(error)
             }
-        };
+        }
+        .instrument(span.clone())
+        .await;
         match outcome {
             Err(error) if error.is_retryable() && attempt < ATTEMPTS_MAX => {
+                span.record("outcome", "conflict");
                 tracing::debug!(attempt, "transaction conflicted; retrying");
                 attempt += 1;
             }
-            other => return other,
+            other => {
+                span.record("outcome", if other.is_ok() { "commit" } else { "rollback" });
+                return other;
+            }
         }
     }
 }

@@ -71,6 +71,7 @@ struct Checked<'a> {
 
 impl<U: UnitOfWork> App<U> {
     /// Moves money from the caller's wallet to another user's wallet in the same currency.
+    #[tracing::instrument(name = "transfer", skip_all, fields(user_id = %caller.user_id))]
     pub async fn transfer(
         &self,
         caller: &Caller,

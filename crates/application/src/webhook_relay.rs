@@ -67,6 +67,7 @@ crate::repositories!(FanOutTx: EventOutbox, WebhookRepository, OrderRepository, 
 
 impl<U: UnitOfWork> App<U> {
     /// One round: fans out the waiting events, then makes the deliveries due.
+    #[tracing::instrument(name = "relay_webhooks", skip_all)]
     pub async fn relay_webhooks(&self) -> Result<RelayRound, StoreError> {
         let (ids, now, batch) = (self.ids.as_ref(), self.clock.now(), self.settings.webhooks.events_per_round);
         let (events, money_outcomes) = transact(&self.store, |tx| work(fan_out(tx, ids, batch, now))).await?;
@@ -157,11 +158,19 @@ impl<U: UnitOfWork> App<U> {
     }
 
     /// One attempt at one delivery, outside any transaction.
+    #[tracing::instrument(
+        name = "webhook_delivery",
+        skip_all,
+        fields(endpoint_id = %endpoint.id, delivery_id = %delivery.id, event_id = %event.id, event_type = %delivery.event_type, status = tracing::field::Empty)
+    )]
     async fn attempt(&self, endpoint: &WebhookEndpoint, delivery: &WebhookDelivery, event: &OutboxEvent) -> Attempt {
         let started = self.clock.now();
         let webhook = outgoing(endpoint, delivery, event, started);
         let answer = self.webhooks.send(&webhook).await;
         let (record, outcome) = attempt_record(answer, started, self.clock.now());
+        if let Some(status) = record.status_code {
+            tracing::Span::current().record("status", status);
+        }
         if let Some(status) = record.status_code.filter(|_| outcome != AttemptOutcome::Delivered) {
             tracing::info!(endpoint_id = %endpoint.id, delivery_id = %delivery.id, status, "a webhook delivery was not accepted");
         }

@@ -230,6 +230,7 @@ impl<U: UnitOfWork> App<U> {
 
     /// Holds the amount on the caller's wallet and records the withdrawal: approved and paid out
     /// at once at or below the threshold, waiting for an admin above it.
+    #[tracing::instrument(name = "withdraw", skip_all, fields(user_id = %caller.user_id))]
     pub async fn withdraw(
         &self,
         caller: &Caller,
@@ -294,7 +295,8 @@ impl<U: UnitOfWork> App<U> {
             idempotency_key: format!("payout-{}", withdrawal.id()),
         };
         let id = withdrawal.id();
-        match payouts.create_payout(request).await {
+        // Payouts are reached past the gateway's monitoring, so their call is traced here.
+        match crate::ports::gateway::traced(&provider, "create_payout", payouts.create_payout(request)).await {
             Ok(payout) => match payout.status {
                 PayoutStatus::Paid => {
                     let paid = Outcome::Paid {
@@ -395,6 +397,7 @@ impl<U: UnitOfWork> App<U> {
 
     /// An admin approves a requested withdrawal, which is then paid out (or left for manual
     /// settlement). Approving an approved, paid or failed one changes nothing.
+    #[tracing::instrument(name = "approve_withdrawal", skip_all, fields(user_id = %caller.user_id, withdrawal_id = %id))]
     pub async fn approve_withdrawal(
         &self,
         caller: &Caller,

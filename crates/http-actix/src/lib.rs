@@ -28,7 +28,7 @@ use application::ports::store::UnitOfWork;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::extract::AuthContext;
-pub use crate::middleware::{RateLimiting, RateLimits};
+pub use crate::middleware::{RateLimiting, RateLimits, RequestTracing};
 use crate::problem::ApiError;
 pub use crate::state::{ApiState, MetricsRenderer};
 
@@ -39,6 +39,8 @@ pub struct HttpSettings {
     pub body_limit_bytes: usize,
     /// Origins allowed by CORS; empty for none, `*` for any.
     pub cors_origins: Vec<String>,
+    /// What is done with each request's span when traces are exported.
+    pub tracing: Option<RequestTracing>,
 }
 
 impl Default for HttpSettings {
@@ -46,6 +48,7 @@ impl Default for HttpSettings {
         HttpSettings {
             body_limit_bytes: 64 * 1024,
             cors_origins: Vec::new(),
+            tracing: None,
         }
     }
 }
@@ -141,8 +144,11 @@ pub fn app_with_pages<U: UnitOfWork>(
         limits: state.limits,
         auth: auth.clone(),
     };
-    App::new()
-        .app_data(state)
+    let app = match settings.tracing {
+        Some(tracing) => App::new().app_data(web::Data::new(tracing)),
+        None => App::new(),
+    };
+    app.app_data(state)
         .app_data(web::Data::new(auth))
         .app_data(web::Data::new(limiting))
         .app_data(web::PayloadConfig::new(settings.body_limit_bytes))

@@ -1,4 +1,10 @@
 //! Request context (request id, tracing span, access log) and rate limiting.
+//!
+//! Every request runs in an `http_request` span. When the server exports traces it registers a
+//! `RequestTracing`: the span then continues the trace its caller began (W3C `traceparent`
+//! and `tracestate` headers), is named for its method and route pattern, and carries the
+//! attributes trace viewers expect (`http.route`, `http.response.status_code`, an error status
+//! on a 5xx). This crate knows no tracing system: the server supplies the functions.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +17,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 use application::ports::rate_limit::{Quota, RateCheck, RateDecision, RateLimiter};
 use tracing::Instrument;
+use tracing::field::Empty;
 use uuid::Uuid;
 
 use crate::extract::AuthContext;
@@ -28,6 +35,52 @@ fn accepted_request_id(req: &ServiceRequest) -> Option<String> {
     valid.then(|| text.to_owned())
 }
 
+/// What the server does with each request's span when it exports traces.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTracing {
+    /// Makes the span a child of the trace context the request's headers carry (W3C
+    /// `traceparent`, `tracestate`), if they carry one.
+    pub continue_trace: fn(&actix_web::http::header::HeaderMap, &tracing::Span),
+    /// Renames the span: its name (`POST /api/v1/orders`) is known only once the request has been
+    /// routed, after the span began.
+    pub rename: fn(&tracing::Span, String),
+}
+
+/// The request's span; with `tracing`, joined to the caller's trace.
+fn request_span(req: &ServiceRequest, request_id: &str, tracing: Option<RequestTracing>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "http_request",
+        method = %req.method(),
+        path = %req.path(),
+        request_id = %request_id,
+        otel.name = Empty,
+        otel.kind = Empty,
+        otel.status_code = Empty,
+        http.route = Empty,
+        http.response.status_code = Empty,
+    );
+    if let Some(tracing) = tracing {
+        (tracing.continue_trace)(req.headers(), &span);
+        // The method alone until the route is known, as the semantic conventions say.
+        span.record("otel.name", req.method().as_str());
+        span.record("otel.kind", "server");
+    }
+    span
+}
+
+/// Names a traced request's span for its route pattern (never its path, so that ids do not
+/// multiply the names) and records its status.
+fn traced_response(span: &tracing::Span, tracing: RequestTracing, method: &Method, route: Option<&str>, status: u16) {
+    if let Some(route) = route {
+        (tracing.rename)(span, format!("{method} {route}"));
+        span.record("http.route", route);
+    }
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
 /// Accepts the client's `X-Request-Id` (or makes one), echoes it, runs the request in a span that
 /// carries it, and writes one access-log line per request.
 pub async fn request_context(
@@ -36,7 +89,8 @@ pub async fn request_context(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let request_id = accepted_request_id(&req).unwrap_or_else(|| Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(request_id.clone()));
-    let span = tracing::info_span!("http_request", method = %req.method(), path = %req.path(), request_id = %request_id);
+    let tracing = req.app_data::<web::Data<RequestTracing>>().map(|tracing| *tracing.get_ref());
+    let span = request_span(&req, &request_id, tracing);
     let context = RequestContext {
         request_id: request_id.clone(),
         path: req.path().to_owned(),
@@ -47,9 +101,13 @@ pub async fn request_context(
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    let matched = response.request().match_pattern();
+    if let Some(tracing) = tracing {
+        traced_response(&span, tracing, response.request().method(), matched.as_deref(), status);
+    }
     span.in_scope(|| tracing::info!(status, latency_ms, "request served"));
     // Labelled by route pattern, never by path, so ids do not multiply the series.
-    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let route = matched.unwrap_or_else(|| "unmatched".to_owned());
     let method = response.request().method().as_str().to_owned();
     metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.to_string())
         .increment(1);

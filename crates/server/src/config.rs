@@ -109,6 +109,8 @@ pub struct Settings {
     pub workers: Option<usize>,
     pub shutdown_timeout: Duration,
     pub log_json: bool,
+    /// Where traces go (OpenTelemetry over OTLP/HTTP); `None`, the default, exports nothing.
+    pub traces: Option<TraceSettings>,
     /// An admin to create at start-up if it does not exist (`ADMIN_EMAIL`, `ADMIN_PASSWORD`).
     pub bootstrap_admin: Option<(String, String)>,
     /// Whether demo mode starts with the seed data (`DEMO_SEED`, on by default).
@@ -124,7 +126,28 @@ impl std::fmt::Debug for Settings {
             .field("redis", &self.redis.as_ref().map(|r| redact_url(&r.url)))
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
             .field("simulated_gateway", &self.simulated_gateway)
+            .field("traces", &self.traces)
             .finish_non_exhaustive()
+    }
+}
+
+/// Traces exported over OTLP/HTTP with protobuf bodies, when `OTEL_EXPORTER_OTLP_ENDPOINT` or
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set (the OpenTelemetry SDK's standard variables).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TraceSettings {
+    /// Where spans are POSTed: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as it is, or
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` with `/v1/traces` appended, as the specification says.
+    pub endpoint: String,
+    /// `service.name` (`OTEL_SERVICE_NAME`; the binary's name by default).
+    pub service_name: String,
+}
+
+impl std::fmt::Debug for TraceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceSettings")
+            .field("endpoint", &redact_url(&self.endpoint))
+            .field("service_name", &self.service_name)
+            .finish()
     }
 }
 
@@ -467,6 +490,39 @@ fn hold_ttl(v: &Vars<'_>) -> anyhow::Result<time::Duration> {
     Ok(ttl)
 }
 
+/// Traces are off unless an OTLP endpoint is set, and off when `OTEL_SDK_DISABLED` is true (the
+/// specification's switch). Only OTLP/HTTP with protobuf is built in, the specification's
+/// default: a request for another protocol is refused rather than silently ignored.
+fn trace_settings(v: &Vars<'_>) -> anyhow::Result<Option<TraceSettings>> {
+    let endpoint = match (v.text("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), v.text("OTEL_EXPORTER_OTLP_ENDPOINT")) {
+        (Some(traces), _) => traces,
+        (None, Some(base)) => format!("{}/v1/traces", base.trim_end_matches('/')),
+        (None, None) => return Ok(None),
+    };
+    if v.flag("OTEL_SDK_DISABLED", false)? {
+        return Ok(None);
+    }
+    for name in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
+        if let Some(protocol) = v.text(name).filter(|p| p != "http/protobuf") {
+            bail!("{name}={protocol:?}: only http/protobuf is built in");
+        }
+    }
+    // The exporter parses the rest when it is built, at start-up.
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        bail!("the OTLP endpoint {endpoint:?} must be an http:// or https:// URL");
+    }
+    let service_name = v.text("OTEL_SERVICE_NAME").unwrap_or_else(binary_name);
+    Ok(Some(TraceSettings { endpoint, service_name }))
+}
+
+/// The name of the running executable (`server`), the default `service.name`.
+fn binary_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|path| path.file_stem().map(|stem| stem.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "server".to_owned())
+}
+
 fn webhook_config(v: &Vars<'_>, demo: bool) -> anyhow::Result<WebhookConfig> {
     Ok(WebhookConfig {
         interval: v.millis("WEBHOOK_INTERVAL_MS", 1_000)?,
@@ -567,6 +623,7 @@ impl Settings {
                 .map_err(|e| anyhow!("WORKERS is invalid: {e}"))?,
             shutdown_timeout: v.seconds("SHUTDOWN_TIMEOUT_SECS", 30)?,
             log_json: v.text("LOG_FORMAT").is_none_or(|f| f != "pretty"),
+            traces: trace_settings(&v)?,
             bootstrap_admin: bootstrap_admin(&v)?,
             demo_seed: v.flag("DEMO_SEED", true)?,
         })
@@ -728,6 +785,49 @@ mod tests {
                 .map(|e| e.to_string())
                 .unwrap_or_default();
             assert!(error.contains("PROVIDER_ROUTES"), "{bad}: {error}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn traces_are_off_unless_an_otlp_endpoint_is_set() -> anyhow::Result<()> {
+        assert_eq!(Settings::from_vars(&HashMap::new())?.traces, None);
+        let base = Settings::from_vars(&vars(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+            ("OTEL_SERVICE_NAME", "payments-eu"),
+        ]))?;
+        assert_eq!(
+            base.traces,
+            Some(TraceSettings {
+                endpoint: "http://collector:4318/v1/traces".into(),
+                service_name: "payments-eu".into(),
+            }),
+            "the base endpoint gains the signal's path"
+        );
+        let exact = Settings::from_vars(&vars(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://traces.example.com/in"),
+        ]))?;
+        let exact = exact.traces.map(|t| t.endpoint);
+        assert_eq!(
+            exact.as_deref(),
+            Some("https://traces.example.com/in"),
+            "the traces endpoint is used as it is"
+        );
+        let disabled = Settings::from_vars(&vars(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_SDK_DISABLED", "true"),
+        ]))?;
+        assert_eq!(disabled.traces, None);
+        for pairs in [
+            vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")],
+            vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ],
+        ] {
+            let error = Settings::from_vars(&vars(&pairs)).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains("OTLP") || error.contains("OTEL_"), "{pairs:?}: {error}");
         }
         Ok(())
     }

@@ -8,6 +8,10 @@
 //! Webhooks are relayed by a loop of their own, more often (`spawn_webhook_relay`), and the
 //! ledger is verified by another, rarely (`spawn_ledger_verification`).
 //!
+//! Each round of each loop is the root span of a trace of its own (`job_round`,
+//! `webhook_relay`, `ledger_verification`), under which the use cases and their transactions
+//! are spans as they are under a request's.
+//!
 //! Each round is counted in the metrics (`job_rounds_total`, and by `task` (not `job`, which
 //! Prometheus keeps for the scrape job) `job_items_total` and `job_failures_total`, `job_last_round_timestamp_seconds`), with the follow-ups left stuck
 //! (`follow_ups_stuck`) and the ledger's last verification (`ledger_problems`,
@@ -20,6 +24,7 @@ use std::time::Duration;
 use application::App;
 use application::ports::store::{StoreError, UnitOfWork};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 /// Runs the job every `interval` until told to stop.
 pub fn spawn_flows<U: UnitOfWork>(
@@ -53,7 +58,9 @@ pub fn spawn_webhook_relay<U: UnitOfWork>(
                 _ = tokio::time::sleep(interval) => {}
                 _ = stop.changed() => return,
             }
-            relay_webhooks(&app, &stop).await;
+            relay_webhooks(&app, &stop)
+                .instrument(tracing::info_span!(parent: None, "webhook_relay"))
+                .await;
         }
     })
 }
@@ -122,7 +129,9 @@ pub fn spawn_ledger_verification<U: UnitOfWork>(
                 _ = tokio::time::sleep(wait) => {}
                 _ = stop.changed() => return,
             }
-            verify_ledger(&app).await;
+            verify_ledger(&app)
+                .instrument(tracing::info_span!(parent: None, "ledger_verification"))
+                .await;
             wait = interval;
         }
     })
@@ -195,8 +204,14 @@ pub struct Round {
     pub relay: bool,
 }
 
-/// One round of every task of the job.
+/// One round of every task of the job, the root span of its own trace.
 pub async fn run_once<U: UnitOfWork>(app: &App<U>, round: Round, stop: &watch::Receiver<bool>) {
+    run_round(app, round, stop)
+        .instrument(tracing::info_span!(parent: None, "job_round"))
+        .await;
+}
+
+async fn run_round<U: UnitOfWork>(app: &App<U>, round: Round, stop: &watch::Receiver<bool>) {
     let batch = round.batch;
     drain("expire abandoned checkouts", batch, stop, || async {
         app.expire_abandoned_checkouts(batch).await.map_err(|e| e.to_string())

@@ -125,13 +125,24 @@ async fn main() -> ExitCode {
             return ExitCode::from(78);
         }
     };
-    telemetry::init(settings.log_json);
-    match run(cli.command.unwrap_or(Command::Serve), settings).await {
+    let traces = match telemetry::init_with_traces(settings.log_json, settings.traces.as_ref()) {
+        Ok(traces) => traces,
+        Err(error) => {
+            eprintln!("configuration error: {error:#}");
+            return ExitCode::from(78);
+        }
+    };
+    let code = match run(cli.command.unwrap_or(Command::Serve), settings).await {
         Ok(code) => code,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "fatal");
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    };
+    // After the server and its jobs have stopped: their last spans are exported too.
+    if let Some(traces) = traces {
+        traces.shutdown().await;
     }
+    code
 }

@@ -171,6 +171,11 @@ fn webhook_sender(settings: &Settings) -> anyhow::Result<Arc<dyn WebhookSender>>
         ..adapter_webhooks::WebhookSenderSettings::default()
     })
     .context("webhook sender")?;
+    // Deliveries carry their trace to receivers only when traces are exported.
+    let sender = match settings.traces {
+        Some(_) => sender.with_trace_headers(crate::telemetry::trace_headers),
+        None => sender,
+    };
     Ok(Arc::new(sender))
 }
 
@@ -407,6 +412,7 @@ impl Application {
         let http = HttpSettings {
             body_limit_bytes: settings.body_limit_bytes,
             cors_origins: settings.cors_origins.clone(),
+            tracing: settings.traces.as_ref().map(|_| crate::telemetry::request_tracing()),
         };
         let pages = web::Data::new(web_state(&services, settings));
         let mut server = HttpServer::new(move || http_actix::app_with_pages(state.clone(), http.clone(), ::web::configure(pages.clone())))

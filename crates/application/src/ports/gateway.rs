@@ -6,6 +6,7 @@
 //! provider's JSON into `GatewayEvent` and the provider's errors into `GatewayError`.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -13,6 +14,7 @@ use domain::ids::{PaymentId, RefundId, WithdrawalId};
 use domain::money::{Currency, Money};
 use domain::payment::ProviderName;
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use crate::ports::system::Clock;
 
@@ -376,7 +378,9 @@ impl ProviderHealth {
     }
 }
 
-/// A gateway whose calls' outcomes are recorded for readiness.
+/// A gateway whose calls' outcomes are recorded for readiness, each call in a span of its own
+/// (`gateway_call`, a client span named for the provider and operation: `stripe refund`), so
+/// every provider's calls are traced alike.
 struct Monitored {
     inner: Arc<dyn PaymentGateway>,
     clock: Arc<dyn Clock>,
@@ -387,6 +391,34 @@ impl std::fmt::Debug for Monitored {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Monitored").field("inner", &self.inner).finish_non_exhaustive()
     }
+}
+
+/// The span of one call to a provider.
+fn call_span(provider: &ProviderName, operation: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "gateway_call",
+        otel.name = %format_args!("{provider} {operation}"),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        provider = %provider,
+        operation,
+        error = tracing::field::Empty,
+    )
+}
+
+/// Runs a call to `provider` in its span, and marks the span failed with the error, if any.
+pub(crate) async fn traced<T>(
+    provider: &ProviderName,
+    operation: &'static str,
+    call: impl Future<Output = Result<T, GatewayError>>,
+) -> Result<T, GatewayError> {
+    let span = call_span(provider, operation);
+    let outcome = call.instrument(span.clone()).await;
+    if let Err(error) = &outcome {
+        span.record("otel.status_code", "ERROR");
+        span.record("error", tracing::field::display(error));
+    }
+    outcome
 }
 
 impl Monitored {
@@ -419,19 +451,19 @@ impl PaymentGateway for Monitored {
     }
 
     async fn create_checkout(&self, request: CheckoutRequest) -> Result<CheckoutSession, GatewayError> {
-        let outcome = self.inner.create_checkout(request).await;
+        let outcome = traced(self.inner.provider(), "create_checkout", self.inner.create_checkout(request)).await;
         self.record(&outcome);
         outcome
     }
 
     async fn refund(&self, request: RefundRequest) -> Result<GatewayRefund, GatewayError> {
-        let outcome = self.inner.refund(request).await;
+        let outcome = traced(self.inner.provider(), "refund", self.inner.refund(request)).await;
         self.record(&outcome);
         outcome
     }
 
     async fn confirm_payment(&self, reference: &PaymentReference) -> Result<Option<ConfirmedPayment>, GatewayError> {
-        let outcome = self.inner.confirm_payment(reference).await;
+        let outcome = traced(self.inner.provider(), "confirm_payment", self.inner.confirm_payment(reference)).await;
         // `None` is the default answer of a gateway that asks nothing: not a call.
         if !matches!(outcome, Ok(None)) {
             self.record(&outcome);
@@ -440,7 +472,7 @@ impl PaymentGateway for Monitored {
     }
 
     async fn expire_checkout(&self, session_id: &str) -> Result<CheckoutClosure, GatewayError> {
-        let outcome = self.inner.expire_checkout(session_id).await;
+        let outcome = traced(self.inner.provider(), "expire_checkout", self.inner.expire_checkout(session_id)).await;
         if !matches!(outcome, Ok(CheckoutClosure::NotSupported)) {
             self.record(&outcome);
         }

@@ -188,6 +188,7 @@ async fn confirm_success(gateway: &dyn PaymentGateway, mut event: GatewayEvent) 
 
 impl<U: UnitOfWork> App<U> {
     /// Verifies a webhook with the named provider's gateway and applies it.
+    #[tracing::instrument(name = "receive_webhook", skip_all, fields(provider = %provider.chars().take(32).collect::<String>()))]
     pub async fn receive_webhook(&self, provider: &str, headers: &WebhookHeaders, body: &[u8]) -> Result<EventOutcome, GatewayEventError> {
         let name = ProviderName::parse(provider).map_err(|_| GatewayEventError::UnknownProvider(provider.chars().take(32).collect()))?;
         let gateway = self
@@ -201,6 +202,7 @@ impl<U: UnitOfWork> App<U> {
     }
 
     /// Applies a verified gateway event exactly once.
+    #[tracing::instrument(name = "apply_gateway_event", skip_all, fields(%provider, event_id = %event.event_id, event_type = %event.event_type))]
     pub async fn apply_gateway_event(&self, provider: &ProviderName, event: &GatewayEvent) -> Result<EventOutcome, GatewayEventError> {
         let (ids, now) = (self.ids.as_ref(), self.clock.now());
         let applied = transact(&self.store, |tx| work(apply_once(tx, ids, provider, event, now))).await?;

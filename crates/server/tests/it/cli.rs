@@ -17,7 +17,7 @@ const DEADLINE: Duration = Duration::from_secs(10);
 
 /// Waits until `check` holds, checking again each time other tasks have had a turn; fails the
 /// test, naming `what`, if it does not within ten seconds. Tests wait with this, never by sleeping.
-async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -178,10 +178,10 @@ fn free_port() -> u16 {
 }
 
 /// A `server serve` process and the lines it logs.
-struct Served {
-    child: Child,
+pub(crate) struct Served {
+    pub(crate) child: Child,
     address: String,
-    base: String,
+    pub(crate) base: String,
     log: mpsc::UnboundedReceiver<String>,
 }
 
@@ -189,6 +189,11 @@ struct Served {
 /// `name` as their `application_name`, so the test can tell two instances apart in
 /// `pg_stat_activity`.
 fn serve(database: &TestDatabase, name: &str) -> Served {
+    serve_with(database, name, &[])
+}
+
+/// As `serve`, with more variables in its environment.
+pub(crate) fn serve_with(database: &TestDatabase, name: &str, vars: &[(&str, &str)]) -> Served {
     let address = format!("127.0.0.1:{}", free_port());
     let separator = if database.url().contains('?') { '&' } else { '?' };
     let mut child = Command::new(SERVER)
@@ -205,6 +210,7 @@ fn serve(database: &TestDatabase, name: &str) -> Served {
         .env("WORKERS", "2")
         // actix-server says when it listens and when a worker finishes connections at a stop.
         .env("RUST_LOG", "error,actix_server=info")
+        .envs(vars.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -254,12 +260,12 @@ impl Served {
 
     /// Waits until the server accepts connections and handles signals: actix-server logs its
     /// address once its accept loop and signal handlers are in place.
-    async fn listening(&mut self) {
+    pub(crate) async fn listening(&mut self) {
         let needle = format!("listening on: {}", self.address);
         self.logged(&needle).await;
     }
 
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let sent = Command::new("kill")
             .args([signal, &self.child.id().to_string()])
             .status()
@@ -327,7 +333,13 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     );
 }
 
-async fn call(http: &reqwest::Client, base: &str, path: &str, token: Option<&str>, body: serde_json::Value) -> (u16, serde_json::Value) {
+pub(crate) async fn call(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
     let mut request = http.post(format!("{base}{path}")).json(&body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -339,7 +351,7 @@ async fn call(http: &reqwest::Client, base: &str, path: &str, token: Option<&str
 }
 
 /// Registers a user with `role` and logs in; the access token.
-async fn account(http: &reqwest::Client, base: &str, email: &str, role: &str) -> String {
+pub(crate) async fn account(http: &reqwest::Client, base: &str, email: &str, role: &str) -> String {
     let body = serde_json::json!({"email": email, "password": "correct horse 9", "role": role});
     assert_eq!(call(http, base, "/api/v1/auth/register", None, body).await.0, 201);
     let login = serde_json::json!({"email": email, "password": "correct horse 9"});
