@@ -148,7 +148,9 @@ pub fn app_with_pages<U: UnitOfWork>(
         Some(tracing) => App::new().app_data(web::Data::new(tracing)),
         None => App::new(),
     };
+    let in_flight = web::Data::new(state.in_flight.clone());
     app.app_data(state)
+        .app_data(in_flight)
         .app_data(web::Data::new(auth))
         .app_data(web::Data::new(limiting))
         .app_data(web::PayloadConfig::new(settings.body_limit_bytes))

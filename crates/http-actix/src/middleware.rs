@@ -87,6 +87,9 @@ pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let _serving = req
+        .app_data::<web::Data<crate::state::InFlight>>()
+        .map(|in_flight| in_flight.enter());
     let request_id = accepted_request_id(&req).unwrap_or_else(|| Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let tracing = req.app_data::<web::Data<RequestTracing>>().map(|tracing| *tracing.get_ref());

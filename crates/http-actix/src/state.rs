@@ -30,6 +30,35 @@ pub struct ApiState<U> {
     pub standing: StandingCheck,
     /// Each dependency's last readiness answer, so that its failures are logged once per change.
     pub dependencies: DependencyStates,
+    /// The requests being served now, shared with the background work that yields to them.
+    pub in_flight: InFlight,
+}
+
+/// How many requests this process is serving now: counted by `middleware::request_context`,
+/// read by work that should give way when the API is busy (the webhook relay). Clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    pub fn now(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts a request until the guard is dropped (however the request ends).
+    pub fn enter(&self) -> InFlightGuard {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlightGuard(self.clone())
+    }
+}
+
+/// A request being served; dropping it ends it.
+#[derive(Debug)]
+pub struct InFlightGuard(InFlight);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        (self.0).0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Renders the process's metrics for `GET /metrics`.
@@ -55,6 +84,7 @@ impl<U: UnitOfWork + 'static> ApiState<U> {
             metrics: None,
             metrics_token: None,
             dependencies: DependencyStates::default(),
+            in_flight: InFlight::default(),
         }
     }
 }

@@ -165,6 +165,11 @@ pub struct WebhookConfig {
     /// Whether this instance relays webhooks (every instance that does must be able to reach the
     /// endpoints: one that cannot fails the deliveries it claims).
     pub relay: bool,
+    /// With at least this many requests in flight on the instance, the relay gives way to them
+    /// (waits a round) while the outbox's lag is under `yield_lag_max`; `None` never gives way.
+    pub yield_in_flight: Option<usize>,
+    /// How far behind the relay may fall by giving way: past it, it delivers however busy.
+    pub yield_lag_max: Duration,
 }
 
 /// Stripe, when `STRIPE_SECRET_KEY` is set.
@@ -531,6 +536,11 @@ fn webhook_config(v: &Vars<'_>, demo: bool) -> anyhow::Result<WebhookConfig> {
         allow_private_addresses: v.flag("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", demo)?,
         allow_http: v.flag("WEBHOOK_ALLOW_HTTP", demo)?,
         relay: v.flag("WEBHOOK_RELAY", true)?,
+        yield_in_flight: match v.parse("WEBHOOK_YIELD_IN_FLIGHT", 8_usize)? {
+            0 => None,
+            busy => Some(busy),
+        },
+        yield_lag_max: v.millis("WEBHOOK_YIELD_LAG_MAX_MS", 10_000)?,
     })
 }
 

@@ -40,16 +40,39 @@ pub fn spawn_flows<U: UnitOfWork>(
                 _ = stop.changed() => return,
             }
             // A use case is never cancelled midway: only the sleep above races the stop signal.
-            run_once(&app, round, &stop).await;
+            run_once(&app, &round, &stop).await;
         }
     })
 }
 
+/// When the relay gives way to the API: with at least `busy_at` requests in flight, while the
+/// outbox's lag is under `lag_max`. Deliveries are asynchronous by nature; purchases are not, so
+/// under load the relay waits (a bounded lag) rather than take the CPU the requests need.
+#[derive(Debug, Clone)]
+pub struct RelayYield {
+    pub in_flight: http_actix::state::InFlight,
+    pub busy_at: usize,
+    pub lag_max: Duration,
+}
+
+impl RelayYield {
+    fn busy(&self) -> bool {
+        self.in_flight.now() >= self.busy_at
+    }
+}
+
+/// Whether a relay round waits: the API is busy and the outbox is not too far behind.
+fn gives_way(busy: bool, lag: Duration, lag_max: Duration) -> bool {
+    busy && lag < lag_max
+}
+
 /// Relays webhooks every `interval` (more often than the flows job: receivers expect events
-/// within seconds) until told to stop, and records the relay's metrics.
+/// within seconds) until told to stop, and records the relay's metrics; gives way to requests as
+/// `yielding` says.
 pub fn spawn_webhook_relay<U: UnitOfWork>(
     app: Arc<App<U>>,
     interval: Duration,
+    yielding: Option<RelayYield>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -58,17 +81,36 @@ pub fn spawn_webhook_relay<U: UnitOfWork>(
                 _ = tokio::time::sleep(interval) => {}
                 _ = stop.changed() => return,
             }
-            relay_webhooks(&app, &stop)
+            relay_webhooks(&app, yielding.as_ref(), &stop)
                 .instrument(tracing::info_span!(parent: None, "webhook_relay"))
                 .await;
         }
     })
 }
 
-/// Relays until a round finds nothing left to do (or the server is stopping), then records the
-/// backlog.
-async fn relay_webhooks<U: UnitOfWork>(app: &App<U>, stop: &watch::Receiver<bool>) {
+/// How long the oldest event has waited; none known counts as no lag.
+async fn outbox_lag<U: UnitOfWork>(app: &App<U>) -> Duration {
+    match app.webhook_backlog().await {
+        Ok(backlog) => backlog.outbox_lag.try_into().unwrap_or(Duration::ZERO),
+        Err(error) => {
+            log_failure("webhook backlog", &error);
+            Duration::ZERO
+        }
+    }
+}
+
+/// Relays until a round finds nothing left to do, the server is stopping, or the API is busy
+/// enough for the relay to give way (checked before every round: under load new events keep
+/// coming, so the rounds would never end by themselves); then records the backlog.
+async fn relay_webhooks<U: UnitOfWork>(app: &App<U>, yielding: Option<&RelayYield>, stop: &watch::Receiver<bool>) {
     loop {
+        if let Some(yielding) = yielding
+            && yielding.busy()
+            && gives_way(true, outbox_lag(app).await, yielding.lag_max)
+        {
+            metrics::counter!("webhook_relay_yields_total").increment(1);
+            break;
+        }
         match app.relay_webhooks().await {
             Ok(round) => {
                 for (outcome, count) in [
@@ -179,7 +221,8 @@ impl JobRound {
     pub(crate) fn new<U: UnitOfWork>(app: Arc<App<U>>, round: Round, stop: watch::Receiver<bool>) -> JobRound {
         JobRound(Arc::new(move || {
             let (app, stop) = (Arc::clone(&app), stop.clone());
-            Box::pin(async move { run_once(&app, round, &stop).await })
+            let round = round.clone();
+            Box::pin(async move { run_once(&app, &round, &stop).await })
         }))
     }
 
@@ -196,22 +239,23 @@ impl std::fmt::Debug for JobRound {
     }
 }
 
-/// What a round of the job does: how many items a task takes at a time, and whether this
-/// instance relays webhooks (`WEBHOOK_RELAY`).
-#[derive(Debug, Clone, Copy)]
+/// What a round of the job does: how many items a task takes at a time, whether this instance
+/// relays webhooks (`WEBHOOK_RELAY`), and when its relaying gives way to the API.
+#[derive(Debug, Clone)]
 pub struct Round {
     pub batch: usize,
     pub relay: bool,
+    pub yielding: Option<RelayYield>,
 }
 
 /// One round of every task of the job, the root span of its own trace.
-pub async fn run_once<U: UnitOfWork>(app: &App<U>, round: Round, stop: &watch::Receiver<bool>) {
+pub async fn run_once<U: UnitOfWork>(app: &App<U>, round: &Round, stop: &watch::Receiver<bool>) {
     run_round(app, round, stop)
         .instrument(tracing::info_span!(parent: None, "job_round"))
         .await;
 }
 
-async fn run_round<U: UnitOfWork>(app: &App<U>, round: Round, stop: &watch::Receiver<bool>) {
+async fn run_round<U: UnitOfWork>(app: &App<U>, round: &Round, stop: &watch::Receiver<bool>) {
     let batch = round.batch;
     drain("expire abandoned checkouts", batch, stop, || async {
         app.expire_abandoned_checkouts(batch).await.map_err(|e| e.to_string())
@@ -230,7 +274,7 @@ async fn run_round<U: UnitOfWork>(app: &App<U>, round: Round, stop: &watch::Rece
     })
     .await;
     if round.relay {
-        relay_webhooks(app, stop).await;
+        relay_webhooks(app, round.yielding.as_ref(), stop).await;
     }
     drain("prune webhook history", batch, stop, || async {
         app.prune_webhook_history(batch).await.map_err(|e| e.to_string())
@@ -278,4 +322,29 @@ where
 fn log_failure(what: &'static str, error: &StoreError) {
     tracing::warn!(job = what, %error, "a job task failed; it runs again next round");
     metrics::counter!("job_failures_total", "task" => what).increment(1);
+}
+
+#[cfg(test)]
+mod relay_yield_tests {
+    use super::*;
+
+    #[test]
+    fn the_relay_gives_way_only_to_a_busy_api_and_only_up_to_its_lag_bound() {
+        let max = Duration::from_secs(10);
+        assert!(gives_way(true, Duration::from_secs(3), max));
+        assert!(!gives_way(false, Duration::from_secs(3), max), "an idle API is never waited for");
+        assert!(!gives_way(true, max, max), "past the bound it delivers however busy");
+        let in_flight = http_actix::state::InFlight::default();
+        let yielding = RelayYield {
+            in_flight: in_flight.clone(),
+            busy_at: 2,
+            lag_max: max,
+        };
+        let first = in_flight.enter();
+        assert!(!yielding.busy());
+        let second = in_flight.enter();
+        assert!(yielding.busy());
+        drop((first, second));
+        assert_eq!(in_flight.now(), 0, "a request counts until it ends");
+    }
 }

@@ -408,6 +408,7 @@ impl Application {
             redis: services.redis.clone(),
         };
         api.metrics = api.metrics.map(|renderer| pools.recorded_before(renderer));
+        let in_flight = api.in_flight.clone();
         let state = web::Data::new(api);
         let http = HttpSettings {
             body_limit_bytes: settings.body_limit_bytes,
@@ -422,12 +423,26 @@ impl Application {
         }
         let server = server.shutdown_timeout(settings.shutdown_timeout.as_secs()).run();
         let (stop, stopped) = watch::channel(false);
+        let yielding = settings.webhooks.yield_in_flight.map(|busy_at| jobs::RelayYield {
+            in_flight,
+            busy_at,
+            lag_max: settings.webhooks.yield_lag_max,
+        });
         let round = jobs::Round {
             batch: settings.job_batch,
             relay: settings.webhooks.relay,
+            yielding: yielding.clone(),
         };
+        // A round a test asks for relays whatever the load: the test waits for its deliveries.
         #[cfg(feature = "testing")]
-        let job_round = jobs::JobRound::new(services.app.clone(), round, stopped.clone());
+        let job_round = jobs::JobRound::new(
+            services.app.clone(),
+            jobs::Round {
+                yielding: None,
+                ..round.clone()
+            },
+            stopped.clone(),
+        );
         let mut jobs = vec![jobs::spawn_flows(
             services.app.clone(),
             settings.job_interval,
@@ -438,6 +453,7 @@ impl Application {
             jobs.push(jobs::spawn_webhook_relay(
                 services.app.clone(),
                 settings.webhooks.interval,
+                yielding,
                 stopped.clone(),
             ));
         }
