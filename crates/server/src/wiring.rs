@@ -423,47 +423,9 @@ impl Application {
         }
         let server = server.shutdown_timeout(settings.shutdown_timeout.as_secs()).run();
         let (stop, stopped) = watch::channel(false);
-        let yielding = settings.webhooks.yield_in_flight.map(|busy_at| jobs::RelayYield {
-            in_flight,
-            busy_at,
-            lag_max: settings.webhooks.yield_lag_max,
-        });
-        let round = jobs::Round {
-            batch: settings.job_batch,
-            relay: settings.webhooks.relay,
-            yielding: yielding.clone(),
-        };
-        // A round a test asks for relays whatever the load: the test waits for its deliveries.
+        let jobs = spawn_jobs(&services.app, settings, in_flight, &stopped);
         #[cfg(feature = "testing")]
-        let job_round = jobs::JobRound::new(
-            services.app.clone(),
-            jobs::Round {
-                yielding: None,
-                ..round.clone()
-            },
-            stopped.clone(),
-        );
-        let mut jobs = vec![jobs::spawn_flows(
-            services.app.clone(),
-            settings.job_interval,
-            round,
-            stopped.clone(),
-        )];
-        if settings.webhooks.relay {
-            jobs.push(jobs::spawn_webhook_relay(
-                services.app.clone(),
-                settings.webhooks.interval,
-                yielding,
-                stopped.clone(),
-            ));
-        }
-        if !settings.ledger_verify_interval.is_zero() {
-            jobs.push(jobs::spawn_ledger_verification(
-                services.app.clone(),
-                settings.ledger_verify_interval,
-                stopped,
-            ));
-        }
+        let job_round = test_job_round(&services.app, settings, stopped);
         tracing::info!(%base_url, "serving");
         Ok(Application {
             backend,
@@ -502,4 +464,53 @@ impl Application {
         }
         served.context("the HTTP server failed")
     }
+}
+
+/// The background loops: the flows job, the webhook relay (when this instance relays, giving way
+/// to the API as configured) and the ledger verification.
+fn spawn_jobs<U: UnitOfWork>(
+    app: &Arc<App<U>>,
+    settings: &Settings,
+    in_flight: http_actix::state::InFlight,
+    stopped: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let yielding = settings.webhooks.yield_in_flight.map(|busy_at| jobs::RelayYield {
+        in_flight,
+        busy_at,
+        lag_max: settings.webhooks.yield_lag_max,
+    });
+    let round = jobs::Round {
+        batch: settings.job_batch,
+        relay: settings.webhooks.relay,
+        yielding: yielding.clone(),
+    };
+    let mut spawned = vec![jobs::spawn_flows(app.clone(), settings.job_interval, round, stopped.clone())];
+    if settings.webhooks.relay {
+        spawned.push(jobs::spawn_webhook_relay(
+            app.clone(),
+            settings.webhooks.interval,
+            yielding,
+            stopped.clone(),
+        ));
+    }
+    if !settings.ledger_verify_interval.is_zero() {
+        spawned.push(jobs::spawn_ledger_verification(
+            app.clone(),
+            settings.ledger_verify_interval,
+            stopped.clone(),
+        ));
+    }
+    spawned
+}
+
+/// A round of the job a test asks for: it relays whatever the load, since the test waits for its
+/// deliveries.
+#[cfg(feature = "testing")]
+fn test_job_round<U: UnitOfWork>(app: &Arc<App<U>>, settings: &Settings, stopped: watch::Receiver<bool>) -> jobs::JobRound {
+    let round = jobs::Round {
+        batch: settings.job_batch,
+        relay: settings.webhooks.relay,
+        yielding: None,
+    };
+    jobs::JobRound::new(app.clone(), round, stopped)
 }

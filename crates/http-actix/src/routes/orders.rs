@@ -262,7 +262,7 @@ pub async fn fulfil<U: UnitOfWork>(state: State<U>, caller: Authenticated, path:
 
 // The idempotency renderer takes `&T` of the use case's output, here a `Vec`.
 #[allow(clippy::ptr_arg)]
-fn render_refunds(refunds: &Vec<Refund>) -> StoredResponse {
+pub(super) fn render_refunds(refunds: &Vec<Refund>) -> StoredResponse {
     let location = refunds.first().map(|r| format!("/api/v1/orders/{}", r.order_id()));
     stored(
         StatusCode::CREATED,

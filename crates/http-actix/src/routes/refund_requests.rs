@@ -7,14 +7,14 @@ use application::idempotency::StoredResponse;
 use application::ports::store::UnitOfWork;
 use application::refund_requests::{AskRefund, RefundRequestQuery};
 use domain::ids::{OrderId, RefundRequestId, UserId};
-use domain::payment::Refund;
 use domain::refund_request::{RefundRequest, RefundRequestStatus};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::State;
-use crate::dto::{PageOf, RefundAskBody, RefundDeclineBody, RefundList, RefundRequestResponse, RefundResponse, positive_amount};
+use super::orders::render_refunds;
+use crate::dto::{PageOf, RefundAskBody, RefundDeclineBody, RefundList, RefundRequestResponse, positive_amount};
 use crate::extract::{Authenticated, IdempotencyHeader, Json, PageQuery, path_id};
 use crate::problem::{ApiError, Problem};
 use crate::respond::{idempotently, ok, stored};
@@ -24,19 +24,6 @@ fn render_request(request: &RefundRequest) -> StoredResponse {
         StatusCode::CREATED,
         &RefundRequestResponse::from(request),
         Some(format!("/api/v1/refund-requests/{}", request.id())),
-    )
-}
-
-// The idempotency renderer takes `&T` of the use case's output, here a `Vec`.
-#[allow(clippy::ptr_arg)]
-fn render_refunds(refunds: &Vec<Refund>) -> StoredResponse {
-    let location = refunds.first().map(|r| format!("/api/v1/orders/{}", r.order_id()));
-    stored(
-        StatusCode::CREATED,
-        &RefundList {
-            refunds: refunds.iter().map(RefundResponse::from).collect(),
-        },
-        location,
     )
 }
 
