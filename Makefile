@@ -33,9 +33,11 @@ fmt:
 check:
 	$(CARGO) check --workspace --all-targets
 
-# The pgbench baseline and the service's scenarios; writes docs/benchmarks.md (see bench/run.sh).
+# The pgbench baseline and the service's scenarios, then 1-3 instances, PgBouncer and a read replica;
+# writes docs/benchmarks.md and the measured part of docs/scaling.md (bench/run.sh, bench/scale.sh).
 bench:
 	bench/run.sh
+	bench/scale.sh
 
 # The deterministic simulation (docs/simulation.md): SIM_TOTAL_STEPS steps from a random seed, or
 # one seed replayed with SIM_SEED (and SIM_STEPS, its length). `make test` runs 10^5 steps.

@@ -527,3 +527,63 @@ async fn the_connection_pools_report_their_saturation_in_the_metrics() {
         assert!(sample(series).is_some(), "{series}: {text}");
     }
 }
+
+/// `DATABASE_REPLICA_URL`: the reads that may lag (here the catalog's listing, the cache off) come
+/// from the replica, a resource read by id from the primary. A second database stands in for the
+/// replica, without the primary's rows, so that where a read went shows in what it finds.
+#[tokio::test]
+async fn with_a_replica_lists_come_from_it_and_reads_by_id_from_the_primary() {
+    let primary = adapter_postgres::testing::TestDatabase::create().await;
+    let replica = adapter_postgres::testing::TestDatabase::create().await;
+    let settings = [
+        ("DATABASE_URL", primary.url()),
+        ("DATABASE_REPLICA_URL", replica.url()),
+        ("CATALOG_CACHE", "false"),
+    ];
+    let app = TestApp::spawn_with(crate::helpers::Backend::Memory, &settings).await;
+    let merchant = app.user("merchant").await;
+    let product = app.product(&merchant, "Lamp", "12.00", 3).await;
+
+    let by_id = app.get(&format!("/api/v1/products/{product}"), None).await;
+    assert_eq!(by_id.status, 200, "{}", by_id.body);
+    let listing = app.get("/api/v1/products", None).await;
+    assert_eq!(listing.status, 200, "{}", listing.body);
+    assert_eq!(listing.body["items"], json!([]), "the listing came from the replica's database");
+
+    let ready = app.get("/health/ready", None).await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.body["checks"]["replica"], "ok");
+}
+
+/// A replica that cannot be reached slows nothing down and fails nothing: the reads that may lag
+/// go to the primary, and readiness says `degraded` (200), not unready.
+#[tokio::test]
+async fn an_unreachable_replica_degrades_readiness_and_lists_come_from_the_primary() {
+    let primary = adapter_postgres::testing::TestDatabase::create().await;
+    let settings = [
+        ("DATABASE_URL", primary.url()),
+        ("DATABASE_REPLICA_URL", "postgres://postgres@127.0.0.1:1/payments"),
+        ("DATABASE_CONNECT_TIMEOUT_MS", "200"),
+        ("DATABASE_ACQUIRE_TIMEOUT_MS", "300"),
+        ("CATALOG_CACHE", "false"),
+    ];
+    let app = TestApp::spawn_with(crate::helpers::Backend::Memory, &settings).await;
+    let merchant = app.user("merchant").await;
+    let product = app.product(&merchant, "Lamp", "12.00", 3).await;
+
+    let listing = app.get("/api/v1/products", None).await;
+    assert_eq!(listing.status, 200, "{}", listing.body);
+    let ids: Vec<&str> = listing.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|item| item["id"].as_str())
+        .collect();
+    assert_eq!(ids, [product.as_str()]);
+
+    let ready = app.get("/health/ready", None).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(ready.body["status"], "degraded");
+    assert_eq!(ready.body["checks"]["replica"], "degraded");
+    assert_eq!(ready.body["checks"]["store"], "ok");
+}

@@ -27,5 +27,5 @@ pub mod testing;
 pub use crate::error::SetupError;
 pub use crate::migrate::run_migrations;
 pub use crate::settings::PgSettings;
-pub use crate::store::{PgStore, PoolStatus};
+pub use crate::store::{PgStore, PoolStatus, ReplicaStatus};
 pub use crate::tx::PgTx;

@@ -17,7 +17,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::SetupError;
 use crate::settings::PgSettings;
-use crate::store::{connection_config, describe, establish};
+use crate::store::Connector;
 
 pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
@@ -34,9 +34,9 @@ const MIGRATION_LOCK_KEY: i64 = 0x7061_796d_656e_7473;
 /// `Unreachable` when no connection can be made, `Migration` when a migration fails (it is then
 /// rolled back).
 pub async fn run_migrations(settings: &PgSettings) -> Result<Vec<String>, SetupError> {
-    let config = connection_config(settings, Duration::ZERO)?;
-    let connection = establish(&config).await.map_err(|error| SetupError::Unreachable {
-        target: describe(&config),
+    let connector = Connector::new(settings, Duration::ZERO)?;
+    let connection = connector.establish().await.map_err(|error| SetupError::Unreachable {
+        target: connector.describe(),
         reason: error.to_string(),
     })?;
     tokio::task::spawn_blocking(move || migrate(connection))

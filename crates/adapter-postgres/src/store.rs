@@ -57,6 +57,30 @@ pub struct PgStore {
     pool: Pool<AsyncPgConnection>,
     settings: Arc<PgSettings>,
     stock_gates: Arc<StockGates>,
+    /// Where reads that may lag go (`UnitOfWork::begin_lagging`), if anywhere but here.
+    replica: Option<Arc<Replica>>,
+}
+
+/// A streaming replica of the database, for reads that may lag. When it cannot be reached,
+/// those reads go to the primary instead, and the replica is tried again after
+/// `REPLICA_RETRY_AFTER`: an outage of the replica slows nothing down and fails nothing.
+struct Replica {
+    store: PgStore,
+    /// When the replica was last found unreachable, while it is.
+    down_since: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Reads that went to the primary because the replica could not be reached.
+    fallbacks: std::sync::atomic::AtomicU64,
+}
+
+/// How long lagging reads skip a replica found unreachable before trying it again.
+const REPLICA_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The replica's state, for metrics: its pool, and how many reads went to the primary instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    pub pool: PoolStatus,
+    pub fallbacks: u64,
+    pub up: bool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -78,16 +102,42 @@ impl PgStore {
     /// made.
     pub async fn connect(settings: &PgSettings) -> Result<PgStore, SetupError> {
         settings.validate()?;
-        let config = Arc::new(connection_config(settings, settings.statement_timeout)?);
-        let first = establish(&config).await.map_err(|error| SetupError::Unreachable {
-            target: describe(&config),
+        let connector = Arc::new(Connector::new(settings, settings.statement_timeout)?);
+        let first = connector.establish().await.map_err(|error| SetupError::Unreachable {
+            target: connector.describe(),
             reason: error.to_string(),
         })?;
+        let store = PgStore::open(settings, connector).await?;
+        store.warn_about_message_language(first).await;
+        Ok(store)
+    }
+
+    /// Sends the reads that may lag (`UnitOfWork::begin_lagging`: lists, history, statements,
+    /// the catalog) to a streaming replica of the database, in read-only transactions on a pool of
+    /// their own. Nothing is connected yet: an unreachable replica does not keep the service from
+    /// starting, since those reads then go to the primary (see `Replica`).
+    ///
+    /// # Errors
+    /// `InvalidUrl` or `InvalidSettings` for bad settings.
+    pub async fn with_replica(mut self, settings: &PgSettings) -> Result<PgStore, SetupError> {
+        settings.validate()?;
+        let connector = Arc::new(Connector::new(settings, settings.statement_timeout)?);
+        tracing::info!(replica = %connector.describe(), "reads that may lag go to the replica");
+        let store = PgStore::open(settings, connector).await?;
+        self.replica = Some(Arc::new(Replica {
+            store,
+            down_since: std::sync::Mutex::new(None),
+            fallbacks: std::sync::atomic::AtomicU64::new(0),
+        }));
+        Ok(self)
+    }
+
+    /// The pool, opening connections with `connector` when they are needed.
+    async fn open(settings: &PgSettings, connector: Arc<Connector>) -> Result<PgStore, SetupError> {
         let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
-        let shared = Arc::clone(&config);
         manager_config.custom_setup = Box::new(move |_url| {
-            let config = Arc::clone(&shared);
-            Box::pin(async move { establish(&config).await })
+            let connector = Arc::clone(&connector);
+            Box::pin(async move { connector.establish().await })
         });
         let manager = AsyncDieselConnectionManager::new_with_config(settings.url.clone(), manager_config);
         let pool = Pool::builder()
@@ -98,13 +148,12 @@ impl PgStore {
             .build(manager)
             .await
             .map_err(|error| SetupError::Pool(error.to_string()))?;
-        let store = PgStore {
+        Ok(PgStore {
             pool,
             settings: Arc::new(settings.clone()),
             stock_gates: Arc::new(StockGates::new(settings.stock_row_waiters)),
-        };
-        store.warn_about_message_language(first).await;
-        Ok(store)
+            replica: None,
+        })
     }
 
     pub fn settings(&self) -> &PgSettings {
@@ -122,6 +171,15 @@ impl PgStore {
             timed_out: state.statistics.get_timed_out,
             wait_time: state.statistics.get_wait_time,
         }
+    }
+
+    /// The replica's pool and fallbacks, if reads that may lag go to one.
+    pub fn replica_status(&self) -> Option<ReplicaStatus> {
+        self.replica.as_ref().map(|replica| ReplicaStatus {
+            pool: replica.store.pool_status(),
+            fallbacks: replica.fallbacks.load(std::sync::atomic::Ordering::Relaxed),
+            up: replica.down_since().is_none(),
+        })
     }
 
     pub(crate) fn stock_gates(&self) -> &StockGates {
@@ -156,6 +214,44 @@ impl PgStore {
         if self.pool.add(connection).is_err() {
             tracing::debug!("the pool was full; the first connection is closed");
         }
+    }
+
+    /// A connection for a transaction of reads that may lag: the replica's, if there is one
+    /// and it answers; the primary's otherwise.
+    pub(crate) async fn lagging_connection(&self) -> StoreResult<crate::tx::Connection> {
+        let Some(replica) = &self.replica else {
+            return self.connection().await;
+        };
+        if replica.down_since().is_some_and(|since| since.elapsed() < REPLICA_RETRY_AFTER) {
+            replica.fallbacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return self.connection().await;
+        }
+        match replica.store.connection().await {
+            Ok(connection) => {
+                replica.mark(None);
+                Ok(connection)
+            }
+            Err(StoreError::Unavailable(reason)) => {
+                replica.mark(Some(reason));
+                replica.fallbacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.connection().await
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Whether the replica answers `SELECT 1`, if there is one.
+    pub async fn ping_replica(&self) -> Option<StoreResult<()>> {
+        let replica = self.replica.as_ref()?;
+        Some(replica.store.ping_primary().await)
+    }
+
+    async fn ping_primary(&self) -> StoreResult<()> {
+        let mut connection = self.connection().await?;
+        diesel_async::RunQueryDsl::execute(Read::new("SELECT 1"), &mut *connection)
+            .await
+            .map(|_| ())
+            .map_err(translate)
     }
 
     pub(crate) async fn connection(&self) -> StoreResult<crate::tx::Connection> {
@@ -206,6 +302,29 @@ impl PgStore {
     }
 }
 
+impl Replica {
+    fn down_since(&self) -> Option<std::time::Instant> {
+        *self.down_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records whether the replica answered (`None`) or why not; logs only when that changes.
+    fn mark(&self, unreachable: Option<String>) {
+        let mut down_since = self.down_since.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match (down_since.is_some(), unreachable) {
+            (false, Some(reason)) => {
+                tracing::warn!(%reason, "the read replica cannot be reached; reads that may lag go to the primary");
+                *down_since = Some(std::time::Instant::now());
+            }
+            (true, Some(_)) => *down_since = Some(std::time::Instant::now()),
+            (true, None) => {
+                tracing::info!("the read replica answers again");
+                *down_since = None;
+            }
+            (false, None) => {}
+        }
+    }
+}
+
 /// How long commit markers are kept: a lost commit is resolved within the lock timeout.
 const COMMIT_MARKERS_KEPT: time::Duration = time::Duration::minutes(10);
 
@@ -217,12 +336,18 @@ impl UnitOfWork for PgStore {
         Ok(PgTx::begin(self.clone()))
     }
 
+    /// On the replica, if there is one and it answers; on the primary otherwise. The
+    /// transaction is read-only either way.
+    async fn begin_lagging(&self) -> StoreResult<PgTx> {
+        Ok(PgTx::begin_lagging(self.clone()))
+    }
+
     async fn ping(&self) -> StoreResult<()> {
-        let mut connection = self.connection().await?;
-        diesel_async::RunQueryDsl::execute(Read::new("SELECT 1"), &mut *connection)
-            .await
-            .map(|_| ())
-            .map_err(translate)
+        self.ping_primary().await
+    }
+
+    async fn ping_lagging(&self) -> Option<StoreResult<()>> {
+        self.ping_replica().await
     }
 
     /// Prunes commit markers older than `COMMIT_MARKERS_KEPT`. Their ids are version 7 UUIDs,
@@ -263,46 +388,126 @@ impl bb8::ErrorSink<PoolError> for LogErrors {
     }
 }
 
-/// The driver configuration of every connection: the URL's settings plus timeouts, keepalives
-/// and the session settings.
-pub(crate) fn connection_config(settings: &PgSettings, statement_timeout: Duration) -> Result<tokio_postgres::Config, SetupError> {
-    let mut config: tokio_postgres::Config = settings
-        .url
-        .parse()
-        .map_err(|error: tokio_postgres::Error| SetupError::InvalidUrl(error.to_string()))?;
-    // Generic plans: every statement here is a short lookup or write by key, for which the generic
-    // plan is as good as a custom one, and with id arrays (`= ANY($1)`) PostgreSQL would otherwise
-    // keep re-planning each execution, which measured as a sixth of a purchase's database CPU.
-    let session = format!(
-        "-c plan_cache_mode=force_generic_plan -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}",
-        statement_timeout.as_millis(),
-        settings.lock_timeout.as_millis(),
-        settings.idle_in_transaction_timeout.as_millis()
-    );
-    let options = match config.get_options() {
-        Some(existing) if !existing.trim().is_empty() => format!("{existing} {session}"),
-        _ => session,
-    };
-    config
-        .options(options)
-        .connect_timeout(settings.connect_timeout)
-        .keepalives(true)
-        .keepalives_idle(KEEPALIVE_IDLE)
-        .keepalives_interval(KEEPALIVE_INTERVAL)
-        .keepalives_retries(KEEPALIVE_RETRIES);
-    if config.get_application_name().is_none() {
-        config.application_name("payments");
-    }
-    Ok(config)
+/// How the connections are opened: the driver's configuration (the URL's settings plus timeouts
+/// and keepalives) and the session settings every connection runs with.
+///
+/// The session settings travel in the startup packet (`options`): no extra round trip. A pooler
+/// in front of PostgreSQL may refuse that parameter (PgBouncer answers "unsupported startup
+/// parameter: options"); then, from that connection on, they are set by one statement right after
+/// connecting, before the connection joins the pool, so that no connection runs without them.
+/// (PgBouncer must then pool by session: see `docs/scaling.md`.)
+pub(crate) struct Connector {
+    /// With the session settings in `options`.
+    config: tokio_postgres::Config,
+    /// Without them, for a server that refuses `options`.
+    plain: tokio_postgres::Config,
+    /// The session settings as `SET` statements.
+    set_session: String,
+    options_refused: std::sync::atomic::AtomicBool,
 }
 
-/// Opens one connection with `config`, driven by a task on the current runtime.
-pub(crate) async fn establish(config: &tokio_postgres::Config) -> ConnectionResult<AsyncPgConnection> {
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|error| diesel::ConnectionError::BadConnection(explain(&error)))?;
-    AsyncPgConnection::try_from_client_and_connection(client, connection).await
+impl Connector {
+    pub(crate) fn new(settings: &PgSettings, statement_timeout: Duration) -> Result<Connector, SetupError> {
+        let mut plain: tokio_postgres::Config = settings
+            .url
+            .parse()
+            .map_err(|error: tokio_postgres::Error| SetupError::InvalidUrl(error.to_string()))?;
+        plain
+            .connect_timeout(settings.connect_timeout)
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES);
+        if plain.get_application_name().is_none() {
+            plain.application_name("payments");
+        }
+        // Generic plans: every statement here is a short lookup or write by key, for which the
+        // generic plan is as good as a custom one, and with id arrays (`= ANY($1)`) PostgreSQL
+        // would otherwise keep re-planning each execution, which measured as a sixth of a
+        // purchase's database CPU.
+        let session = [
+            ("plan_cache_mode", "force_generic_plan".to_owned()),
+            ("statement_timeout", statement_timeout.as_millis().to_string()),
+            ("lock_timeout", settings.lock_timeout.as_millis().to_string()),
+            (
+                "idle_in_transaction_session_timeout",
+                settings.idle_in_transaction_timeout.as_millis().to_string(),
+            ),
+        ];
+        let in_options = session
+            .iter()
+            .map(|(name, value)| format!("-c {name}={value}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let set_session = session
+            .iter()
+            .map(|(name, value)| format!("SET {name} = '{value}';"))
+            .collect::<String>();
+        let options = match plain.get_options() {
+            Some(existing) if !existing.trim().is_empty() => format!("{existing} {in_options}"),
+            _ => in_options,
+        };
+        let mut config = plain.clone();
+        config.options(options);
+        Ok(Connector {
+            config,
+            plain,
+            set_session,
+            options_refused: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Opens one connection, driven by a task on the current runtime, with the session settings.
+    pub(crate) async fn establish(&self) -> ConnectionResult<AsyncPgConnection> {
+        use std::sync::atomic::Ordering;
+        if !self.options_refused.load(Ordering::Relaxed) {
+            match open(&self.config).await {
+                Err(refused) if refuses_options(&refused) => {
+                    if !self.options_refused.swap(true, Ordering::Relaxed) {
+                        tracing::info!(
+                            target = %describe(&self.plain),
+                            "the server refuses session options at startup (a pooler?); they are set after connecting"
+                        );
+                    }
+                }
+                Err(other) => return Err(diesel::ConnectionError::BadConnection(explain(&other))),
+                Ok((client, connection)) => return AsyncPgConnection::try_from_client_and_connection(client, connection).await,
+            }
+        }
+        let (client, connection) = open(&self.plain)
+            .await
+            .map_err(|error| diesel::ConnectionError::BadConnection(explain(&error)))?;
+        let mut connection = AsyncPgConnection::try_from_client_and_connection(client, connection).await?;
+        diesel_async::SimpleAsyncConnection::batch_execute(&mut connection, &self.set_session)
+            .await
+            .map_err(|error| diesel::ConnectionError::BadConnection(error.to_string()))?;
+        Ok(connection)
+    }
+
+    /// `host:port/database`, for messages (never the password).
+    pub(crate) fn describe(&self) -> String {
+        describe(&self.plain)
+    }
+}
+
+async fn open(
+    config: &tokio_postgres::Config,
+) -> Result<
+    (
+        tokio_postgres::Client,
+        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    ),
+    tokio_postgres::Error,
+> {
+    config.connect(NoTls).await
+}
+
+/// Whether the server refused the `options` startup parameter (PgBouncer does: SQLSTATE 08P01,
+/// "unsupported startup parameter: options").
+fn refuses_options(error: &tokio_postgres::Error) -> bool {
+    error
+        .as_db_error()
+        .is_some_and(|db| db.message().contains("unsupported startup parameter") && db.message().contains("options"))
 }
 
 /// A driver error with its causes and the server's message: tokio-postgres displays only

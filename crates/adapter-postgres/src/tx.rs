@@ -113,6 +113,9 @@ pub struct PgTx {
     phase: Phase,
     /// Permits to queue for stock rows (see `gates`), held until the transaction ends.
     stock_permits: Vec<OwnedSemaphorePermit>,
+    /// A read-only transaction of reads that may lag, on the replica if there is one
+    /// (`UnitOfWork::begin_lagging`).
+    lagging: bool,
 }
 
 /// Where a transaction is (see the module docs).
@@ -194,7 +197,20 @@ impl PgTx {
             store,
             phase: Phase::Unbegun { deferred: Vec::new() },
             stock_permits: Vec::new(),
+            lagging: false,
         }
+    }
+
+    /// As `begin`, for reads that may lag: read-only, and on the replica if there is one.
+    pub(crate) fn begin_lagging(store: PgStore) -> PgTx {
+        PgTx {
+            lagging: true,
+            ..PgTx::begin(store)
+        }
+    }
+
+    fn begin_statement(&self) -> Statement<crate::sql::Control> {
+        Statement::control(if self.lagging { "BEGIN READ ONLY" } else { "BEGIN" })
     }
 
     /// Waits for permission to queue for these stock rows (sorted product ids), if this
@@ -342,7 +358,11 @@ impl PgTx {
 
     /// The connection for `BEGIN`, taken from the pool.
     async fn connection_for_begin(&mut self) -> StoreResult<Connection> {
-        let mut connection = self.store.connection().await?;
+        let mut connection = if self.lagging {
+            self.store.lagging_connection().await?
+        } else {
+            self.store.connection().await?
+        };
         enter_transaction(&mut connection)?;
         Ok(connection)
     }
@@ -352,7 +372,7 @@ impl PgTx {
         let mut attempt = 1;
         loop {
             let mut connection = self.connection_for_begin().await?;
-            let begun = Statement::control("BEGIN").execute(&mut *connection).await;
+            let begun = self.begin_statement().execute(&mut *connection).await;
             if self.settle_begin(begun, connection, &mut attempt)? {
                 return Ok(());
             }
@@ -371,7 +391,7 @@ impl PgTx {
                 let shared: &AsyncPgConnection = &connection;
                 let (mut for_begin, mut for_read) = (shared, shared);
                 // Sent in this order (see `InOrder`).
-                let begin = Statement::control("BEGIN").execute(&mut for_begin);
+                let begin = self.begin_statement().execute(&mut for_begin);
                 let read = statement.clone().load::<R>(&mut for_read);
                 tokio::task::unconstrained(Both::new(begin, read)).await
             };
@@ -487,6 +507,23 @@ impl PgTx {
                 )))
             }
         }
+    }
+
+    /// A setting of the transaction's session (`SHOW name`), for tests of how connections are
+    /// set up.
+    ///
+    /// # Errors
+    /// As any read.
+    #[cfg(feature = "testing")]
+    pub async fn show(&mut self, name: &'static str) -> StoreResult<String> {
+        #[derive(diesel::QueryableByName)]
+        struct Setting {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        let statement = Read::new("SELECT current_setting($1) AS value").bind::<diesel::sql_types::Text, _>(name);
+        let setting: Option<Setting> = self.read_first(statement).await?;
+        Ok(setting.map(|setting| setting.value).unwrap_or_default())
     }
 
     /// The process id of the server backend running this transaction, so that a test can

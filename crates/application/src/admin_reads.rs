@@ -21,7 +21,7 @@ use crate::ports::store::{
     TransferRepository, UnitOfWork, UserFilter, UserRepository, WalletFilter, WalletRepository, WebhookInbox,
 };
 use crate::retryable;
-use crate::transact::{transact, work};
+use crate::transact::{transact, transact_lagging, work};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminReadError {
@@ -53,7 +53,7 @@ impl<U: UnitOfWork> App<U> {
         page: &PageRequest,
     ) -> Result<Page<Payment>, AdminReadError> {
         admin_only(caller)?;
-        Ok(transact(&self.store, |tx| work(tx.list_payments(filter, page))).await?)
+        Ok(transact_lagging(&self.store, |tx| work(tx.list_payments(filter, page))).await?)
     }
 
     pub async fn admin_payment(&self, caller: &Caller, id: PaymentId) -> Result<Payment, AdminReadError> {
@@ -71,7 +71,7 @@ impl<U: UnitOfWork> App<U> {
         page: &PageRequest,
     ) -> Result<Page<Refund>, AdminReadError> {
         admin_only(caller)?;
-        Ok(transact(&self.store, |tx| work(tx.list_refunds(filter, page))).await?)
+        Ok(transact_lagging(&self.store, |tx| work(tx.list_refunds(filter, page))).await?)
     }
 
     pub async fn admin_refund(&self, caller: &Caller, id: RefundId) -> Result<Refund, AdminReadError> {
@@ -89,13 +89,13 @@ impl<U: UnitOfWork> App<U> {
         page: &PageRequest,
     ) -> Result<Page<(Product, Stock)>, AdminReadError> {
         admin_only(caller)?;
-        Ok(transact(&self.store, |tx| work(tx.list_inventory(filter, page))).await?)
+        Ok(transact_lagging(&self.store, |tx| work(tx.list_inventory(filter, page))).await?)
     }
 
     /// Every wallet (users' and system accounts') that `filter` keeps.
     pub async fn admin_wallets(&self, caller: &Caller, filter: WalletFilter, page: &PageRequest) -> Result<Page<Wallet>, AdminReadError> {
         admin_only(caller)?;
-        Ok(transact(&self.store, |tx| work(tx.list_wallets(filter, page))).await?)
+        Ok(transact_lagging(&self.store, |tx| work(tx.list_wallets(filter, page))).await?)
     }
 
     pub async fn admin_wallet(&self, caller: &Caller, id: WalletId) -> Result<Wallet, AdminReadError> {
@@ -114,7 +114,7 @@ impl<U: UnitOfWork> App<U> {
         page: &PageRequest,
     ) -> Result<Page<(User, Vec<Wallet>)>, AdminReadError> {
         admin_only(caller)?;
-        transact(&self.store, |tx| work(users_with_wallets(tx, filter, page))).await
+        transact_lagging(&self.store, |tx| work(users_with_wallets(tx, filter, page))).await
     }
 
     /// Any user, with their wallets.
@@ -140,7 +140,7 @@ impl<U: UnitOfWork> App<U> {
         page: &PageRequest,
     ) -> Result<Page<JournalRecord>, AdminReadError> {
         admin_only(caller)?;
-        Ok(transact(&self.store, |tx| work(tx.list_journal(filter, page))).await?)
+        Ok(transact_lagging(&self.store, |tx| work(tx.list_journal(filter, page))).await?)
     }
 
     pub async fn admin_journal_transaction(&self, caller: &Caller, id: TransactionId) -> Result<JournalRecord, AdminReadError> {
@@ -158,7 +158,7 @@ impl<U: UnitOfWork> App<U> {
         page: &PageRequest,
     ) -> Result<Page<Transfer>, AdminReadError> {
         admin_only(caller)?;
-        Ok(transact(&self.store, |tx| work(tx.list_transfers(filter, page))).await?)
+        Ok(transact_lagging(&self.store, |tx| work(tx.list_transfers(filter, page))).await?)
     }
 
     pub async fn admin_transfer(&self, caller: &Caller, id: TransferId) -> Result<Transfer, AdminReadError> {
@@ -171,7 +171,7 @@ impl<U: UnitOfWork> App<U> {
     /// Every call that `filter` keeps, newest first by start.
     pub async fn admin_calls(&self, caller: &Caller, filter: CallFilter, page: &PageRequest) -> Result<Page<CallSession>, AdminReadError> {
         admin_only(caller)?;
-        Ok(transact(&self.store, |tx| work(tx.list_every_call(filter, page))).await?)
+        Ok(transact_lagging(&self.store, |tx| work(tx.list_every_call(filter, page))).await?)
     }
 
     pub async fn admin_call(&self, caller: &Caller, id: CallId) -> Result<CallSession, AdminReadError> {
@@ -190,7 +190,7 @@ impl<U: UnitOfWork> App<U> {
         page: &PageRequest,
     ) -> Result<Page<ReceivedWebhook>, AdminReadError> {
         admin_only(caller)?;
-        Ok(transact(&self.store, |tx| work(tx.list_webhook_events(filter, page))).await?)
+        Ok(transact_lagging(&self.store, |tx| work(tx.list_webhook_events(filter, page))).await?)
     }
 
     pub async fn admin_webhook_event(&self, caller: &Caller, id: ReceivedWebhookId) -> Result<ReceivedWebhook, AdminReadError> {

@@ -13,7 +13,7 @@ use crate::pagination::{Page, PageRequest};
 use crate::ports::store::{AdminAuditRepository, RefreshTokenRepository, StoreError, UnitOfWork, UserRepository};
 use crate::ports::system::{IdGenerator, next_id};
 use crate::retryable;
-use crate::transact::{transact, work};
+use crate::transact::{transact, transact_lagging, work};
 
 pub const REASON_CHARS_MAX: usize = 500;
 
@@ -64,7 +64,7 @@ impl<U: UnitOfWork> App<U> {
         if !caller.is_admin() {
             return Err(AdminActionError::Forbidden);
         }
-        Ok(transact(&self.store, |tx| work(tx.list_admin_actions(subject, page))).await?)
+        Ok(transact_lagging(&self.store, |tx| work(tx.list_admin_actions(subject, page))).await?)
     }
 
     /// Whether the user may act on the API: false for a suspended or unknown user.

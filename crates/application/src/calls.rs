@@ -20,7 +20,7 @@ use crate::ports::store::{
     WalletRepository,
 };
 use crate::ports::system::{IdGenerator, next_id};
-use crate::transact::{transact, work};
+use crate::transact::{transact, transact_lagging, work};
 use crate::{from_posting_error, keyed, retryable};
 
 #[derive(Debug, Clone)]
@@ -273,7 +273,7 @@ impl<U: UnitOfWork> App<U> {
 
     /// Calls the user made or received, newest first.
     pub async fn list_calls(&self, caller: &Caller, page: &PageRequest) -> Result<Page<CallSession>, CallUseError> {
-        Ok(transact(&self.store, |tx| work(tx.list_calls(caller.user_id, page))).await?)
+        Ok(transact_lagging(&self.store, |tx| work(tx.list_calls(caller.user_id, page))).await?)
     }
 
     /// The user a caller names by e-mail address, to start a call with them (`StartCall` takes

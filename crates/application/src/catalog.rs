@@ -17,7 +17,7 @@ use crate::effects::publish;
 use crate::idempotency::{IdempotencyError, Idempotent};
 use crate::pagination::{Cursor, Page, PageRequest};
 use crate::ports::store::{ProductFilter, ProductRepository, StoreError, UnitOfWork};
-use crate::transact::{transact, work};
+use crate::transact::{transact, transact_lagging, work};
 use crate::{keyed, retryable};
 
 /// Cache keys of the catalog, shared by the writers here and the readers in the HTTP layer.
@@ -233,7 +233,7 @@ impl<U: UnitOfWork> App<U> {
 
     async fn products_page(&self, filter: ProductFilter, page: &PageRequest) -> Result<Page<CatalogEntry>, CatalogError> {
         let filter = &filter;
-        let page = transact(&self.store, |tx| work(tx.list_products(filter.clone(), page))).await?;
+        let page = transact_lagging(&self.store, |tx| work(tx.list_products(filter.clone(), page))).await?;
         Ok(page.map(|(product, stock)| CatalogEntry { product, stock }))
     }
 

@@ -9,7 +9,7 @@ use crate::caller::Caller;
 use crate::context::App;
 use crate::pagination::{Cursor, Page, PageRequest};
 use crate::ports::store::{FollowUpRepository, StoreError, UnitOfWork};
-use crate::transact::{transact, work};
+use crate::transact::{transact, transact_lagging, work};
 
 /// How long an attempt may take before another worker may try again: longer than a provider call
 /// with its own retries.
@@ -133,7 +133,7 @@ impl<U: UnitOfWork> App<U> {
         if !caller.is_admin() {
             return Err(FollowUpError::Forbidden);
         }
-        Ok(transact(&self.store, |tx| work(tx.list_follow_ups(state, page))).await?)
+        Ok(transact_lagging(&self.store, |tx| work(tx.list_follow_ups(state, page))).await?)
     }
 
     /// How many follow-ups are stuck, counted up to `limit` (a reading of `limit` means "at least

@@ -19,7 +19,7 @@ use crate::ports::store::{
 };
 use crate::ports::system::IdGenerator;
 use crate::retryable;
-use crate::transact::{transact, work};
+use crate::transact::{transact, transact_lagging, work};
 
 /// Errors of commands on an existing order (cancel, fulfil) and of order queries.
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +100,7 @@ impl<U: UnitOfWork> App<U> {
     }
 
     async fn orders_page(&self, filter: OrderFilter, page: &PageRequest) -> Result<Page<Order>, OrderCommandError> {
-        Ok(transact(&self.store, |tx| work(tx.list_orders(filter, page))).await?)
+        Ok(transact_lagging(&self.store, |tx| work(tx.list_orders(filter, page))).await?)
     }
 
     /// The audit trail of order statuses, newest first (admins only).
@@ -113,7 +113,7 @@ impl<U: UnitOfWork> App<U> {
         if !caller.is_admin() {
             return Err(OrderCommandError::Forbidden);
         }
-        Ok(transact(&self.store, |tx| work(tx.list_status_changes(order, page))).await?)
+        Ok(transact_lagging(&self.store, |tx| work(tx.list_status_changes(order, page))).await?)
     }
 }
 

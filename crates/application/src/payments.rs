@@ -10,7 +10,7 @@ use crate::idempotency::RecoveryPoint;
 use crate::pagination::{Page, PageRequest};
 use crate::ports::store::{PaymentFilter, PaymentLookup, PaymentRepository, StoreError, UnitOfWork};
 use crate::retryable;
-use crate::transact::{transact, work};
+use crate::transact::{transact, transact_lagging, work};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentQueryError {
@@ -39,7 +39,7 @@ impl<U: UnitOfWork> App<U> {
         page: &PageRequest,
     ) -> Result<Page<Payment>, PaymentQueryError> {
         let payer = caller.user_id;
-        Ok(transact(&self.store, |tx| work(tx.list_payer_payments(payer, filter, page))).await?)
+        Ok(transact_lagging(&self.store, |tx| work(tx.list_payer_payments(payer, filter, page))).await?)
     }
 
     pub(crate) async fn payment_by_id(&self, id: PaymentId) -> Result<Option<Payment>, StoreError> {

@@ -29,7 +29,7 @@ use crate::ports::store::{
     UnitOfWork,
 };
 use crate::ports::system::{IdGenerator, next_id};
-use crate::transact::{transact, work};
+use crate::transact::{transact, transact_lagging, work};
 use crate::{keyed, retryable};
 
 /// What a buyer asks for.
@@ -122,7 +122,7 @@ impl<U: UnitOfWork> App<U> {
             order: query.order,
             status: query.status,
         };
-        Ok(transact(&self.store, |tx| work(tx.list_refund_requests(&filter, page))).await?)
+        Ok(transact_lagging(&self.store, |tx| work(tx.list_refund_requests(&filter, page))).await?)
     }
 
     /// The merchant whose share it concerns, or an admin, declines an open request with a note

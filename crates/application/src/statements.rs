@@ -21,7 +21,7 @@ use crate::context::App;
 use crate::ports::records::StatementTotals;
 use crate::ports::store::{LedgerRepository, StoreError, UnitOfWork, UserRepository, WalletRepository};
 use crate::retryable;
-use crate::transact::{transact, work};
+use crate::transact::{transact_lagging, work};
 
 /// One line of a statement. The names are stable: they appear in the API and in CSV files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -338,7 +338,7 @@ impl<U: UnitOfWork> App<U> {
         };
         let period = StatementPeriod::new(request.from, request.to).map_err(StatementError::Period)?;
         let currency = request.currency;
-        let statement = transact(&self.store, |tx| work(merchant_statement(tx, merchant_id, currency, period))).await?;
+        let statement = transact_lagging(&self.store, |tx| work(merchant_statement(tx, merchant_id, currency, period))).await?;
         Ok(statement)
     }
 }

@@ -96,10 +96,31 @@ where
     F: for<'t> FnMut(&'t mut U::Tx) -> Work<'c, 't, Result<T, E>>,
 {
     let caller = Location::caller();
-    run_transaction(store, body, caller)
+    run_transaction(store, Source::Primary, body, caller)
 }
 
-async fn run_transaction<'c, U, T, E, F>(store: &U, mut body: F, caller: &'static Location<'static>) -> Result<T, E>
+/// As `transact`, for reads that may lag behind the latest commits (`UnitOfWork::begin_lagging`:
+/// a read replica where there is one): lists, history, statements, the catalog. Never for work
+/// that decides about money or writes.
+#[track_caller]
+pub fn transact_lagging<'c, U, T, E, F>(store: &U, body: F) -> impl Future<Output = Result<T, E>>
+where
+    U: UnitOfWork,
+    E: Retryable,
+    F: for<'t> FnMut(&'t mut U::Tx) -> Work<'c, 't, Result<T, E>>,
+{
+    let caller = Location::caller();
+    run_transaction(store, Source::Lagging, body, caller)
+}
+
+/// Where a transaction runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Primary,
+    Lagging,
+}
+
+async fn run_transaction<'c, U, T, E, F>(store: &U, source: Source, mut body: F, caller: &'static Location<'static>) -> Result<T, E>
 where
     U: UnitOfWork,
     E: Retryable,
@@ -107,9 +128,18 @@ where
 {
     let mut attempt = 1;
     loop {
-        let span = tracing::info_span!("transaction", caller = %caller, attempt, outcome = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "transaction",
+            caller = %caller,
+            attempt,
+            lagging = source == Source::Lagging,
+            outcome = tracing::field::Empty
+        );
         let outcome: Result<T, E> = async {
-            let mut tx = store.begin().await?;
+            let mut tx = match source {
+                Source::Primary => store.begin().await?,
+                Source::Lagging => store.begin_lagging().await?,
+            };
             let result = body(&mut tx).0.await;
             match result {
                 Ok(value) => tx.commit().await.map(|()| value).map_err(E::from),

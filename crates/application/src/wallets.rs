@@ -9,7 +9,7 @@ use crate::context::App;
 use crate::pagination::{Cursor, Page, PageRequest};
 use crate::ports::store::{LedgerRepository, PostingRecord, StoreError, UnitOfWork, WalletRepository};
 use crate::retryable;
-use crate::transact::{transact, work};
+use crate::transact::{transact, transact_lagging, work};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalletQueryError {
@@ -41,7 +41,7 @@ impl<U: UnitOfWork> App<U> {
     ) -> Result<Page<PostingRecord>, WalletQueryError> {
         let (user, limit) = (caller.user_id, page.limit);
         let before = page.after.and_then(|cursor| cursor.sequence());
-        let rows = transact(&self.store, |tx| {
+        let rows = transact_lagging(&self.store, |tx| {
             work(async move {
                 let wallet = tx
                     .find_user_wallet(user, currency)

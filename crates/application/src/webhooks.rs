@@ -18,7 +18,7 @@ use crate::pagination::{Page, PageRequest};
 use crate::ports::store::{DeliveryFilter, EndpointFilter, EventOutbox, StoreError, UnitOfWork, WebhookRepository};
 use crate::ports::system::IdGenerator;
 use crate::retryable;
-use crate::transact::{transact, work};
+use crate::transact::{transact, transact_lagging, work};
 
 /// The longest overlap a rolled secret may keep signing.
 pub const SECRET_OVERLAP_MAX: Duration = Duration::days(7);
@@ -207,7 +207,7 @@ impl<U: UnitOfWork> App<U> {
         page: &PageRequest,
     ) -> Result<Page<WebhookDelivery>, WebhookUseError> {
         self.webhook_endpoint(caller, id).await?;
-        Ok(transact(&self.store, |tx| work(tx.list_webhook_deliveries(id, filter, page))).await?)
+        Ok(transact_lagging(&self.store, |tx| work(tx.list_webhook_deliveries(id, filter, page))).await?)
     }
 
     /// Queues one delivery again, whatever became of it.

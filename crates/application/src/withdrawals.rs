@@ -46,7 +46,7 @@ use crate::ports::store::{
     TransferRepository, UnitOfWork, WalletRepository, WithdrawalFilter,
 };
 use crate::ports::system::{IdGenerator, next_id};
-use crate::transact::{transact, work};
+use crate::transact::{transact, transact_lagging, work};
 use crate::{from_posting_error, keyed, retryable};
 
 /// How far out a withdrawal's hold expires. The hold-expiry job never takes the hold of a
@@ -372,7 +372,7 @@ impl<U: UnitOfWork> App<U> {
     /// The caller's own withdrawals, newest first.
     pub async fn my_withdrawals(&self, caller: &Caller, page: &PageRequest) -> Result<Page<Withdrawal>, WithdrawalError> {
         let user = caller.user_id;
-        Ok(transact(&self.store, |tx| work(tx.list_user_withdrawals(user, page))).await?)
+        Ok(transact_lagging(&self.store, |tx| work(tx.list_user_withdrawals(user, page))).await?)
     }
 
     /// Every withdrawal that `filter` keeps, newest first, for admins.
@@ -385,7 +385,7 @@ impl<U: UnitOfWork> App<U> {
         if !caller.is_admin() {
             return Err(WithdrawalError::Forbidden);
         }
-        Ok(transact(&self.store, |tx| work(tx.list_withdrawals(filter, page))).await?)
+        Ok(transact_lagging(&self.store, |tx| work(tx.list_withdrawals(filter, page))).await?)
     }
 
     pub async fn withdrawal(&self, caller: &Caller, id: WithdrawalId) -> Result<Withdrawal, WithdrawalError> {

@@ -29,12 +29,17 @@ pub struct PostgresSettings {
     pub idle_in_transaction_timeout: Duration,
     pub stock_row_waiters: usize,
     pub run_migrations: bool,
+    /// A streaming replica for the reads that may lag (`DATABASE_REPLICA_URL`), and its pool's
+    /// size (`DATABASE_REPLICA_POOL_MAX`, the primary's by default).
+    pub replica_url: Option<String>,
+    pub replica_pool_max_size: u32,
 }
 
 impl std::fmt::Debug for PostgresSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresSettings")
             .field("url", &redact_url(&self.url))
+            .field("replica_url", &self.replica_url.as_deref().map(redact_url))
             .field("pool_max_size", &self.pool_max_size)
             .field("run_migrations", &self.run_migrations)
             .finish_non_exhaustive()
@@ -406,6 +411,8 @@ fn storage(v: &Vars<'_>) -> anyhow::Result<Storage> {
         Some(url) => Storage::Postgres(PostgresSettings {
             url,
             pool_max_size: v.parse("DATABASE_POOL_MAX", 16)?,
+            replica_url: v.text("DATABASE_REPLICA_URL"),
+            replica_pool_max_size: v.parse("DATABASE_REPLICA_POOL_MAX", v.parse("DATABASE_POOL_MAX", 16)?)?,
             connect_timeout: v.millis("DATABASE_CONNECT_TIMEOUT_MS", 5_000)?,
             acquire_timeout: v.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 5_000)?,
             statement_timeout: v.millis("DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?,

@@ -34,6 +34,19 @@ impl Pools {
             metrics::counter!("db_pool_timeouts_total", "pool" => "postgres").absolute(status.timed_out);
             let waited_ms = u64::try_from(status.wait_time.as_millis()).unwrap_or(u64::MAX);
             metrics::counter!("db_pool_wait_milliseconds_total", "pool" => "postgres").absolute(waited_ms);
+            if let Some(replica) = store.replica_status() {
+                let status = replica.pool;
+                metrics::gauge!("db_pool_connections", "pool" => "postgres_replica", "state" => "busy")
+                    .set(f64::from(status.connections.saturating_sub(status.idle)));
+                metrics::gauge!("db_pool_connections", "pool" => "postgres_replica", "state" => "idle").set(f64::from(status.idle));
+                metrics::gauge!("db_pool_max_connections", "pool" => "postgres_replica").set(f64::from(status.max));
+                metrics::counter!("db_pool_waits_total", "pool" => "postgres_replica").absolute(status.waited);
+                metrics::counter!("db_pool_timeouts_total", "pool" => "postgres_replica").absolute(status.timed_out);
+                let waited_ms = u64::try_from(status.wait_time.as_millis()).unwrap_or(u64::MAX);
+                metrics::counter!("db_pool_wait_milliseconds_total", "pool" => "postgres_replica").absolute(waited_ms);
+                // Reads that may lag and went to the primary because the replica did not answer.
+                metrics::counter!("db_replica_fallbacks_total").absolute(replica.fallbacks);
+            }
         }
         if let Some(pool) = &self.redis {
             let status = adapter_redis::pool_status(pool);

@@ -61,8 +61,16 @@ impl Backend {
                     let applied = migrate(postgres).await?;
                     tracing::info!(?applied, "migrations applied");
                 }
-                let store = PgStore::connect(&pg_settings(postgres)).await?;
+                let mut store = PgStore::connect(&pg_settings(postgres)).await?;
                 tracing::info!(url = %crate::config::redact_url(&postgres.url), pool = postgres.pool_max_size, "connected to PostgreSQL");
+                if let Some(replica_url) = &postgres.replica_url {
+                    let replica = PgSettings {
+                        url: replica_url.clone(),
+                        pool_max_size: postgres.replica_pool_max_size,
+                        ..pg_settings(postgres)
+                    };
+                    store = store.with_replica(&replica).await?;
+                }
                 Ok(Backend::Postgres(store))
             }
         }

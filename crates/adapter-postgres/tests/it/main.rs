@@ -6,6 +6,8 @@ mod captures;
 mod constraints;
 mod contract;
 mod failures;
+mod pgbouncer;
+mod replica;
 mod statements;
 mod stock_gates;
 mod support;

@@ -85,8 +85,26 @@ pub trait UnitOfWork: Clone + Send + Sync + 'static {
     /// `Unavailable` when no connection can be had within the configured time.
     fn begin(&self) -> impl Future<Output = StoreResult<Self::Tx>> + Send;
 
+    /// A transaction for reads that may lag a little behind the latest commits: lists, history,
+    /// statements and the catalog. A store with a read replica starts it there; by default it is
+    /// `begin`. Never for a decision about money nor for a write: a replica refuses writes and
+    /// may not have replayed the last commit yet.
+    ///
+    /// # Errors
+    /// As `begin`.
+    fn begin_lagging(&self) -> impl Future<Output = StoreResult<Self::Tx>> + Send {
+        self.begin()
+    }
+
     /// Whether the store answers; used by the readiness probe.
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Whether the store's source of lagging reads answers, if it has one apart from the
+    /// primary (a read replica); `None` without one. Used by the readiness probe: lagging reads
+    /// fall back to the primary, so the answer degrades readiness, never fails it.
+    fn ping_lagging(&self) -> impl Future<Output = Option<StoreResult<()>>> + Send {
+        std::future::ready(None)
+    }
 
     /// Upkeep of the store's own bookkeeping, run now and then by the job (the PostgreSQL store
     /// prunes old commit markers). Nothing by default.

@@ -22,9 +22,9 @@ pub async fn live<U: UnitOfWork>(_state: State<U>) -> Result<HttpResponse, ApiEr
     }))
 }
 
-/// Every configured dependency answers. The database is required (503 without it); the cache and
-/// rate limiter are not (the service falls back to in-process ones), so their failure is
-/// reported as `degraded` with 200. The checks run at once, each within a short deadline
+/// Every configured dependency answers. The database is required (503 without it); the cache,
+/// the rate limiter and the read replica are not (the service falls back to in-process ones, and
+/// to the primary for reads that may lag), so their failure is reported as `degraded` with 200. The checks run at once, each within a short deadline
 /// (`readiness`), so the answer comes within half a second whatever a dependency does. A
 /// dependency's failure is logged when its state changes and counted in
 /// `readiness_check_failures_total`. Each configured card provider is reported as this process's
@@ -36,11 +36,18 @@ pub async fn live<U: UnitOfWork>(_state: State<U>) -> Result<HttpResponse, ApiEr
         (status = 503, description = "The database is unreachable", body = HealthResponse),
     ))]
 pub async fn ready<U: UnitOfWork>(state: State<U>) -> Result<HttpResponse, ApiError> {
-    let (store_ok, cache_ok, limiter_ok) = futures::join!(
+    let (store_ok, replica_ok, cache_ok, limiter_ok) = futures::join!(
         within(STORE_CHECK_TIMEOUT, state.app.store.ping()),
+        tokio::time::timeout(OPTIONAL_CHECK_TIMEOUT, state.app.store.ping_lagging()),
         within(OPTIONAL_CHECK_TIMEOUT, state.app.cache.ping()),
         within(OPTIONAL_CHECK_TIMEOUT, state.limiter.ping()),
     );
+    // `None`: no replica is configured; a replica that did not answer in time has failed.
+    let replica_ok = match replica_ok {
+        Ok(None) => None,
+        Ok(Some(answer)) => Some(answer.is_ok()),
+        Err(_elapsed) => Some(false),
+    };
     state.dependencies.record("store", store_ok, true);
     state.dependencies.record("cache", cache_ok, false);
     state.dependencies.record("rate_limiter", limiter_ok, false);
@@ -48,10 +55,16 @@ pub async fn ready<U: UnitOfWork>(state: State<U>) -> Result<HttpResponse, ApiEr
     checks.insert("store".to_owned(), if store_ok { "ok" } else { "unavailable" }.to_owned());
     checks.insert("cache".to_owned(), if cache_ok { "ok" } else { "degraded" }.to_owned());
     checks.insert("rate_limiter".to_owned(), if limiter_ok { "ok" } else { "degraded" }.to_owned());
+    if let Some(replica_ok) = replica_ok {
+        // Lagging reads go to the primary while the replica does not answer.
+        state.dependencies.record("replica", replica_ok, false);
+        checks.insert("replica".to_owned(), if replica_ok { "ok" } else { "degraded" }.to_owned());
+    }
+    let optional_ok = cache_ok && limiter_ok && replica_ok.unwrap_or(true);
     if let Some(simulator) = state.simulated_gateway {
         checks.insert("simulated_gateway".to_owned(), simulator.to_owned());
     }
-    let (status, code) = match (store_ok, cache_ok && limiter_ok) {
+    let (status, code) = match (store_ok, optional_ok) {
         (false, _) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
         (true, false) => ("degraded", StatusCode::OK),
         (true, true) => ("ok", StatusCode::OK),
