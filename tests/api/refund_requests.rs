@@ -11,6 +11,7 @@ on_every_backend!(
     a_buyer_asks_and_the_merchant_approves_it_once,
     a_declined_request_says_why_and_a_withdrawn_one_makes_room_for_another,
     refund_requests_refuse_strangers_and_bad_input,
+    a_merchant_who_buys_lists_the_requests_made_and_those_to_answer,
 );
 
 async fn bought(app: &TestApp) -> (User, User, String) {
@@ -155,4 +156,39 @@ async fn refund_requests_refuse_strangers_and_bad_input(app: TestApp) {
         ("40.00".into(), "60.00".into())
     );
     app.assert_ledger_ok().await;
+}
+
+/// A merchant buys from other merchants too: the listing shows the requests they made as a buyer
+/// beside those they must answer, and nobody else's. (It showed only the second kind.)
+async fn a_merchant_who_buys_lists_the_requests_made_and_those_to_answer(app: TestApp) {
+    let (merchant, buyer, order) = bought(&app).await;
+    let to_answer = app
+        .post(&asked(&order), Some(&buyer.token), &json!({"amount": "30.00", "reason": "broken"}))
+        .await;
+    let to_answer = id(to_answer.assert_status(201));
+
+    let seller = app.user("merchant").await;
+    app.fund(&merchant, "50.00", "USD").await;
+    let product = app.product(&seller, "Chair", "20.00", 5).await;
+    let cart = json!({"items": [{"product_id": product, "quantity": 1}], "payment_method": "wallet"});
+    let bought_by_merchant = app.post("/api/v1/orders", Some(&merchant.token), &cart).await;
+    let bought_by_merchant = id(bought_by_merchant.assert_status(201));
+    let made = app
+        .post(
+            &asked(&bought_by_merchant),
+            Some(&merchant.token),
+            &json!({"reason": "wrong colour"}),
+        )
+        .await;
+    let made = id(made.assert_status(201));
+
+    let listed_ids =
+        |reply: &crate::helpers::Reply| -> Vec<String> { reply.body["items"].as_array().expect("items").iter().map(id).collect() };
+    let merchants = app.get("/api/v1/refund-requests", Some(&merchant.token)).await;
+    assert_eq!(merchants.status, 200, "{}", merchants.body);
+    assert_eq!(listed_ids(&merchants), vec![made.clone(), to_answer.clone()], "newest first");
+    let sellers = app.get("/api/v1/refund-requests", Some(&seller.token)).await;
+    assert_eq!(listed_ids(&sellers), vec![made]);
+    let buyers = app.get("/api/v1/refund-requests", Some(&buyer.token)).await;
+    assert_eq!(listed_ids(&buyers), vec![to_answer]);
 }

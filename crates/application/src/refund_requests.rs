@@ -118,9 +118,11 @@ impl<U: UnitOfWork> App<U> {
     ) -> Result<Page<RefundRequest>, RefundRequestUseError> {
         let filter = RefundRequestFilter {
             buyer: (caller.role == Role::Customer).then_some(caller.user_id),
-            merchant: (caller.role == Role::Merchant).then_some(caller.user_id),
+            // A merchant sees the requests to answer and those made buying from other merchants.
+            party: (caller.role == Role::Merchant).then_some(caller.user_id),
             order: query.order,
             status: query.status,
+            ..RefundRequestFilter::default()
         };
         Ok(transact_lagging(&self.store, |tx| work(tx.list_refund_requests(&filter, page))).await?)
     }

@@ -461,6 +461,24 @@ pub async fn refund_requests_are_stored_decided_and_listed_with_one_open_per_sha
         ids(expect(tx.list_refund_requests(&open_of_carol, &page).await, "open")),
         vec![again.id(), for_bob.id()]
     );
+    let involving_ann = RefundRequestFilter {
+        party: Some(ann.id),
+        ..RefundRequestFilter::default()
+    };
+    assert_eq!(
+        ids(expect(tx.list_refund_requests(&involving_ann, &page).await, "involving ann")),
+        vec![again.id(), first.id()],
+        "as the merchant; she made none as a buyer"
+    );
+    let involving_carol = RefundRequestFilter {
+        party: Some(carol.id),
+        ..RefundRequestFilter::default()
+    };
+    assert_eq!(
+        ids(expect(tx.list_refund_requests(&involving_carol, &page).await, "involving carol")),
+        vec![again.id(), for_bob.id(), first.id()],
+        "as the buyer"
+    );
     let nobodys = RefundRequestFilter {
         buyer: Some(ann.id),
         ..RefundRequestFilter::default()

@@ -492,6 +492,7 @@ impl RefundRepository for PgTx {
             " FROM refund_requests WHERE (created_at, id) < ($1, $2) \
                AND ($4::uuid IS NULL OR buyer_id = $4) AND ($5::uuid IS NULL OR merchant_id = $5) \
                AND ($6::uuid IS NULL OR order_id = $6) AND ($7::text IS NULL OR status = $7) \
+               AND ($8::uuid IS NULL OR buyer_id = $8 OR merchant_id = $8) \
              ORDER BY created_at DESC, id DESC LIMIT $3"
         ))
         .bind::<Timestamptz, _>(at)
@@ -500,7 +501,8 @@ impl RefundRepository for PgTx {
         .bind::<Nullable<SqlUuid>, _>(filter.buyer.map(|buyer| buyer.as_uuid()))
         .bind::<Nullable<SqlUuid>, _>(filter.merchant.map(|merchant| merchant.as_uuid()))
         .bind::<Nullable<SqlUuid>, _>(filter.order.map(|order| order.as_uuid()))
-        .bind::<Nullable<Text>, _>(filter.status.map(RefundRequestStatus::as_str));
+        .bind::<Nullable<Text>, _>(filter.status.map(RefundRequestStatus::as_str))
+        .bind::<Nullable<SqlUuid>, _>(filter.party.map(|party| party.as_uuid()));
         let rows = self.select::<RefundRequestRow>(statement).await?;
         Ok(Page::from_rows(rows, page.limit, |request| Cursor::Position {
             at: request.created_at(),

@@ -572,6 +572,8 @@ pub const REFUND_REQUESTS_OPEN: &str = "refund_requests_open";
 pub struct RefundRequestFilter {
     pub buyer: Option<UserId>,
     pub merchant: Option<UserId>,
+    /// Requests this user made as the buyer or must answer as the merchant (a merchant buys too).
+    pub party: Option<UserId>,
     pub order: Option<OrderId>,
     pub status: Option<RefundRequestStatus>,
 }
@@ -580,6 +582,9 @@ impl RefundRequestFilter {
     pub fn keeps(&self, request: &RefundRequest) -> bool {
         self.buyer.is_none_or(|buyer| request.buyer_id() == buyer)
             && self.merchant.is_none_or(|merchant| request.merchant_id() == merchant)
+            && self
+                .party
+                .is_none_or(|party| request.buyer_id() == party || request.merchant_id() == party)
             && self.order.is_none_or(|order| request.order_id() == order)
             && self.status.is_none_or(|status| request.status() == status)
     }
