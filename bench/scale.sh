@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The scale-out runs of `make bench` (after bench/run.sh, whose release build they use): 1, 2 and
-# 3 instances on one PostgreSQL, 3 instances through PgBouncer, and the catalog read from the
-# database by 3 instances with and without a streaming replica. Writes the measured part of
+# 3 instances on one PostgreSQL, 3 instances through PgBouncer with their lagging reads on a
+# streaming replica, and the catalog read from the database by 3 instances with and without the
+# replica. Writes the measured part of
 # docs/scaling.md. Every loadgen run ends with its books check.
 #
 # The replica is a second cluster made here with pg_basebackup from this machine's PostgreSQL,
@@ -141,9 +142,10 @@ run purchase-2 --url $A --url $B --scenario purchase
 run purchase-3 --url $A --url $B --url $C --scenario purchase
 stop_all
 
-echo "== 3 instances through PgBouncer"
-three DATABASE_URL=$BOUNCED
+echo "== 3 instances through PgBouncer, the reads that may lag on the replica"
+three DATABASE_URL=$BOUNCED DATABASE_REPLICA_URL=$REPLICA
 run purchase-3-pgbouncer --url $A --url $B --url $C --scenario purchase
+run mixed-3-pgbouncer-replica --url $A --url $B --url $C --scenario mixed
 stop_all
 
 echo "== the catalog from the database (no cache), 3 instances, without and with the replica"

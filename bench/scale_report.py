@@ -25,7 +25,8 @@ runs = [
     ("purchase-1", "purchase, 1 instance"),
     ("purchase-2", "purchase, 2 instances"),
     ("purchase-3", "purchase, 3 instances"),
-    ("purchase-3-pgbouncer", "purchase, 3 instances through PgBouncer (session pooling)"),
+    ("purchase-3-pgbouncer", "purchase, 3 instances through PgBouncer (session pooling), replica"),
+    ("mixed-3-pgbouncer-replica", "mixed, 3 instances through PgBouncer, lagging reads on the replica"),
     ("browse-3-primary", "catalog from the database, 3 instances, primary only"),
     ("browse-3-replica", "catalog from the database, 3 instances, lagging reads on the replica"),
 ]
