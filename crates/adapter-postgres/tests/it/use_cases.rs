@@ -356,3 +356,61 @@ async fn a_capture_racing_a_void_or_an_expiry_ends_in_exactly_one_of_them_on_pos
     assert_eq!(wallet.balance().amount_minor() + h.balance(&hotel).await, 10_000);
     h.assert_ledger_ok().await;
 }
+
+/// The merchant and an admin approve the same buyer's request at the same moment, on real
+/// connections: the request locks right after the order, so one approval refunds it and the other
+/// finds it decided. Never two refunds for one request, whatever the interleaving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_approvals_of_one_refund_request_refund_it_once_on_postgres() {
+    use application::refund_requests::AskRefund;
+    use application::refunds::RefundError;
+    use domain::refund_request::RefundRequestStatus;
+
+    let h = Harness::new().await;
+    let merchant = h.user(Role::Merchant).await;
+    let lamp = h.product(&merchant, 1_000, 20).await;
+    let buyer = h.funded_customer(20_000).await;
+    let admin = h.admin_caller();
+    for round in 0..8 {
+        let order = h
+            .app
+            .checkout(&buyer, cart(&[(lamp.product.id, 2)], PaymentMethod::Wallet), None)
+            .await
+            .expect("checkout")
+            .order;
+        let ask = AskRefund {
+            merchant_id: None,
+            // Half of the rounds ask for part of the share, half for all of it.
+            amount: (round % 2 == 0).then(|| usd(700)),
+            reason: format!("round {round}"),
+        };
+        let request = h.app.request_refund(&buyer, order.id(), ask, None).await.expect("ask");
+        let (by_merchant, by_admin) = {
+            let (app_a, app_b, id) = (h.app.clone(), h.app.clone(), request.id());
+            let merchant_task = tokio::spawn(async move { app_a.approve_refund_request(&merchant, id, None).await });
+            let admin_task = tokio::spawn(async move { app_b.approve_refund_request(&admin, id, None).await });
+            (merchant_task.await.expect("task"), admin_task.await.expect("task"))
+        };
+        let outcomes = [&by_merchant, &by_admin];
+        let refunded: Vec<_> = outcomes.iter().filter_map(|outcome| outcome.as_ref().ok()).collect();
+        assert_eq!(refunded.len(), 1, "round {round}: exactly one approval refunds: {outcomes:?}");
+        assert!(
+            outcomes.iter().all(|outcome| outcome.is_ok()
+                || matches!(
+                    outcome,
+                    Err(RefundError::Request(_) | RefundError::NotRefundable(OrderStatus::Refunded))
+                )),
+            "round {round}: the other finds the request decided (or, refunded in full, the order): {outcomes:?}"
+        );
+        let expected = if round % 2 == 0 { 700 } else { 2_000 };
+        let refunds = refunded[0];
+        assert_eq!(refunds.iter().map(|refund| refund.amount().amount_minor()).sum::<i64>(), expected);
+        let decided = h.app.refund_request(&buyer, request.id()).await.expect("request");
+        assert_eq!(decided.status(), RefundRequestStatus::Approved);
+        assert_eq!(decided.record().refund_id, Some(refunds[0].id()));
+    }
+    // 8 purchases of 2 lamps; 4 refunds of 7.00 and 4 of the whole 20.00.
+    assert_eq!(h.balance(&buyer).await, 20_000 - 8 * 2_000 + 4 * 700 + 4 * 2_000);
+    assert_eq!(h.balance(&merchant).await, 8 * 2_000 - 4 * 700 - 4 * 2_000);
+    h.assert_ledger_ok().await;
+}
