@@ -28,7 +28,7 @@ RUN cargo build --release --locked -p server
 # The workspace's own code. Its files may be older than the stubs built above, so they are
 # touched for cargo to see them as changed.
 COPY . .
-RUN find crates tests -name '*.rs' -exec touch {} + \
+RUN find crates examples tests -name '*.rs' -exec touch {} + \
  && cargo build --release --locked -p server
 
 FROM debian:bookworm-slim
