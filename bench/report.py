@@ -108,7 +108,9 @@ lines += [
     "- **pgbench baseline** (`bench/pgbench/`): the least SQL a correct purchase needs on an equivalent schema "
     "(lock and decrement the stock row, move the money between two wallets with two postings carrying the balance "
     "after, insert the order and its item), in one transaction; `purchase.sql` picks a random buyer and a random product "
-    "of 256, or with `-D hot=1` always the same product of the same merchant.",
+    "of 256, or with `-D hot=1` always the same product of the same merchant. One purchase per transaction, never "
+    "batched; run with `-M prepared` (extended protocol, statements prepared once per connection), as the service's "
+    "statements are prepared too.",
     "- **purchase**: wallet purchases of one unit of a random product of 256 from 64 merchants; each client is its "
     "own buyer.",
     "- **flash-sale**: every client buys the same product of one merchant (one hot stock row, one hot merchant "
@@ -136,7 +138,7 @@ lines += [
     "```sh",
     "make bench                      # BENCH_CLIENTS=32 BENCH_DURATION=10 by default",
     "cargo build --release -p server -p loadgen --no-default-features   # the server without Stripe",
-    f"pgbench -n -c {clients} -j 2 -T <seconds> -D products=256 -D buyers={clients} -D hot=0 -f bench/pgbench/purchase.sql bench_baseline   # hot=1: the hot row",
+    f"pgbench -n -M prepared -c {clients} -j 2 -T <seconds> -D products=256 -D buyers={clients} -D hot=0 -f bench/pgbench/purchase.sql bench_baseline   # hot=1: the hot row",
     f"loadgen --url http://127.0.0.1:18081 --scenario purchase --clients {clients} --duration <seconds>",
     "```",
     "",

@@ -1,5 +1,7 @@
 -- One wallet purchase of one unit by a random buyer: of a random product, or with `-D hot=1` the
 -- flash sale, where every client buys the same product (product 0) of the same merchant.
+-- Run with `-M prepared`, as the service's statements are prepared: the casts give the parameters
+-- the types the simple protocol's literals got from their context.
 \if :hot
 \set product 0
 \else
@@ -10,11 +12,11 @@ BEGIN;
 UPDATE bench_stock SET available = available - 1 WHERE product_id = :product AND available >= 1;
 SELECT merchant_id AS merchant, price FROM bench_products WHERE id = :product \gset
 -- Both wallets in one statement, locked in id order like the service locks them.
-UPDATE bench_wallets SET balance = balance + CASE WHEN id = :buyer THEN -:price ELSE :price END
+UPDATE bench_wallets SET balance = balance + CASE WHEN id = :buyer THEN -:price::bigint ELSE :price::bigint END
     WHERE id IN (:buyer, :merchant);
 WITH t AS (SELECT gen_random_uuid() AS tx)
 INSERT INTO bench_postings (transaction_id, wallet_id, amount, balance_after)
-    SELECT t.tx, w.id, CASE WHEN w.id = :buyer THEN -:price ELSE :price END, w.balance FROM bench_wallets w, t WHERE w.id IN (:buyer, :merchant);
+    SELECT t.tx, w.id, CASE WHEN w.id = :buyer THEN -:price::bigint ELSE :price::bigint END, w.balance FROM bench_wallets w, t WHERE w.id IN (:buyer, :merchant);
 WITH o AS (INSERT INTO bench_orders (id, buyer_id, total, status) VALUES (gen_random_uuid(), :buyer, :price, 'paid') RETURNING id)
-INSERT INTO bench_order_items (order_id, product_id, merchant_id, quantity, unit_price) SELECT id, :product, :merchant, 1, :price FROM o;
+INSERT INTO bench_order_items (order_id, product_id, merchant_id, quantity, unit_price) SELECT id, :product::bigint, :merchant::bigint, 1, :price::bigint FROM o;
 COMMIT;
