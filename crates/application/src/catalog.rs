@@ -57,6 +57,14 @@ pub struct NewProduct {
     pub stock: i64,
 }
 
+/// Whose listing: the public one may lag behind the last commits (a read replica); a merchant's
+/// own may not, since the merchant has just created or changed what it lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    Public,
+    Own,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("only merchants may sell products")]
@@ -205,6 +213,7 @@ impl<U: UnitOfWork> App<U> {
         page: &PageRequest,
     ) -> Result<Page<CatalogEntry>, CatalogError> {
         self.products_page(
+            Listing::Public,
             ProductFilter {
                 merchant,
                 active_only: true,
@@ -221,6 +230,7 @@ impl<U: UnitOfWork> App<U> {
             return Err(CatalogError::NotAMerchant);
         }
         self.products_page(
+            Listing::Own,
             ProductFilter {
                 merchant: Some(caller.user_id),
                 active_only: false,
@@ -231,9 +241,12 @@ impl<U: UnitOfWork> App<U> {
         .await
     }
 
-    async fn products_page(&self, filter: ProductFilter, page: &PageRequest) -> Result<Page<CatalogEntry>, CatalogError> {
+    async fn products_page(&self, listing: Listing, filter: ProductFilter, page: &PageRequest) -> Result<Page<CatalogEntry>, CatalogError> {
         let filter = &filter;
-        let page = transact_lagging(&self.store, |tx| work(tx.list_products(filter.clone(), page))).await?;
+        let page = match listing {
+            Listing::Public => transact_lagging(&self.store, |tx| work(tx.list_products(filter.clone(), page))).await?,
+            Listing::Own => transact(&self.store, |tx| work(tx.list_products(filter.clone(), page))).await?,
+        };
         Ok(page.map(|(product, stock)| CatalogEntry { product, stock }))
     }
 
