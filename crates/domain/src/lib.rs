@@ -4,6 +4,8 @@
 //! read from the system. The `application` crate orchestrates these rules behind ports, and the
 //! adapters persist them.
 
+#![warn(missing_docs)]
+
 pub mod call;
 pub mod catalog;
 pub mod events;
