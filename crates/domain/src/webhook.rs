@@ -417,8 +417,8 @@ impl EndpointUrl {
     /// The longest URL accepted.
     pub const CHARS_MAX: usize = 2_048;
 
-    /// Checks a URL an owner gave; `allow_http` is for development and tests, where receivers listen
-    /// on plain HTTP.
+    /// Checks a URL an owner gave. `allow_http` accepts plain `http://` too, which the operator
+    /// allows only where receivers are not on the internet (demo mode, development, tests).
     ///
     /// ```
     /// use domain::webhook::EndpointUrl;
