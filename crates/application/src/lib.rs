@@ -6,6 +6,8 @@
 //! Each use case has its own error enum. Nothing here knows HTTP, SQL, JSON, Redis or a payment
 //! provider.
 
+#![warn(missing_docs)]
+
 pub mod adjustments;
 pub mod admin_reads;
 pub mod administration;
