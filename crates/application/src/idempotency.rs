@@ -32,8 +32,11 @@ use crate::transact::{Retryable, transact, work};
 /// What the HTTP layer hands to a use case: the key, the request's fingerprint, and how to render
 /// the use case's result as the response to store.
 pub struct Idempotent<T> {
+    /// The client's key, scoped to the caller.
     pub scope: IdempotencyScope,
+    /// A digest of the request (method, path, body): the same key must come with the same request.
     pub fingerprint: String,
+    /// Renders the use case's result as the response a retry replays.
     pub render: fn(&T) -> StoredResponse,
 }
 
@@ -61,15 +64,20 @@ pub enum KeyStatus {
     Replay(StoredResponse),
 }
 
+/// Why a request cannot run under its key. The HTTP layer answers 409 for `InProgress` and 422 for
+/// `Mismatch`, and replays the stored response for `Completed`.
 #[derive(Debug, thiserror::Error)]
 pub enum IdempotencyError {
+    /// Another request with the key is still running (its lease has not run out).
     #[error("a request with this idempotency key is still being processed")]
     InProgress,
+    /// The key was used with a different request (another fingerprint).
     #[error("this idempotency key was used with a different request")]
     Mismatch,
     /// Another request with the key completed while this one started; replay its response.
     #[error("a request with this idempotency key has just completed")]
     Completed,
+    /// Storage failed; nothing was stored under the key.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
