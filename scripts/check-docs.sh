@@ -4,11 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-crates=(domain)
+crates=(domain application)
 packages=()
 for crate in "${crates[@]}"; do
   packages+=(-p "$crate")
 done
 
-RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --no-deps "${packages[@]}"
+# `--all-features` documents `application::testing` too (the doubles embedding services use in tests).
+RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --no-deps --all-features "${packages[@]}"
 cargo test --doc "${packages[@]}"
