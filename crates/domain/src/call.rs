@@ -123,8 +123,8 @@ pub struct CallSession {
     pub rate_per_minute: Money,
     /// The hold on the caller's wallet that reserves the authorised minutes.
     pub hold_id: HoldId,
-    /// The minutes the hold covers; the call is charged no more than these, and the job ends it when
-    /// they run out.
+    /// The minutes the hold covers so far; the call is charged no more than these. The job
+    /// extends them while the caller can pay for more, and ends the call when they run out.
     pub authorized_minutes: u32,
     /// Whether it is running.
     pub status: CallStatus,

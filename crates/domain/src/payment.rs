@@ -70,7 +70,8 @@ pub enum PaymentStatus {
     Failed,
     /// The expiry job gave up on it at `expires_at`.
     Expired,
-    /// The buyer gave up on it, or the provider refused to open the checkout.
+    /// The buyer gave up on it, a new checkout replaced it (paying again), or the provider refused
+    /// to open the checkout.
     Cancelled,
 }
 
@@ -183,7 +184,7 @@ pub struct Payment {
 /// A payment as storage keeps it: what `Payment::restore` rebuilds one from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRecord {
-    /// The payment's id; also the provider's idempotency key (`checkout-<id>`).
+    /// The payment's id; the provider's idempotency key is `checkout-<id>`.
     pub id: PaymentId,
     /// The order or top-up it pays for.
     pub purpose: PaymentPurpose,
@@ -501,7 +502,7 @@ pub struct Refund {
 /// A refund as storage keeps it: what `Refund::restore` rebuilds one from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRecord {
-    /// The refund's id; also the provider's idempotency key.
+    /// The refund's id; the provider's idempotency key is `refund-<id>`.
     pub id: RefundId,
     /// The order refunded.
     pub order_id: OrderId,
