@@ -95,6 +95,35 @@ pub enum RefundRequestError {
 
 /// A buyer's request for money back. Its fields are private: it changes only through its
 /// transitions.
+///
+/// ```
+/// use domain::ids::{OrderId, RefundId, RefundRequestId, UserId};
+/// use domain::money::{Currency, Money};
+/// use domain::refund_request::{RefundAsk, RefundRequest, RefundRequestError, RefundRequestStatus};
+/// use domain::OffsetDateTime;
+/// use uuid::Uuid;
+///
+/// let now = OffsetDateTime::UNIX_EPOCH;
+/// let id = Uuid::from_u128;
+/// let (buyer, merchant) = (UserId::from_uuid(id(1)), UserId::from_uuid(id(2)));
+/// let ask = RefundAsk {
+///     order_id: OrderId::from_uuid(id(3)),
+///     buyer_id: buyer,
+///     merchant_id: merchant,
+///     amount: Some(Money::from_minor(500, Currency::Eur)),
+///     reason: "  arrived broken ".into(),
+/// };
+/// let request = RefundRequest::open(RefundRequestId::from_uuid(id(4)), ask, now).unwrap();
+/// assert_eq!(request.reason(), "arrived broken");
+///
+/// let declined = request.clone().decline(merchant, "the photo shows no damage", now).unwrap();
+/// assert_eq!(declined.status(), RefundRequestStatus::Declined);
+/// // Decided once: a declined request cannot be approved.
+/// assert_eq!(
+///     declined.approve(merchant, RefundId::from_uuid(id(5)), now),
+///     Err(RefundRequestError::Transition { from: RefundRequestStatus::Declined, to: RefundRequestStatus::Approved })
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRequest {
     record: RefundRequestRecord,

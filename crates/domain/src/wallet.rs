@@ -342,6 +342,40 @@ pub enum HoldError {
 }
 
 /// Funds reserved on a wallet: they stay in the balance but are no longer available.
+///
+/// Captures may come in parts; what is captured leaves the wallet's `held` and is then posted as a
+/// debit:
+///
+/// ```
+/// use domain::ids::{HoldId, UserId, WalletId};
+/// use domain::money::{Currency, Money};
+/// use domain::wallet::{Hold, HoldError, HoldStatus, HoldTerms, Wallet, WalletOwner};
+/// use domain::OffsetDateTime;
+/// use uuid::Uuid;
+///
+/// let now = OffsetDateTime::UNIX_EPOCH;
+/// let usd = |minor| Money::from_minor(minor, Currency::Usd);
+/// let id = Uuid::from_u128;
+/// let (customer, merchant) = (UserId::from_uuid(id(1)), UserId::from_uuid(id(2)));
+/// let mut wallet = Wallet::restore(WalletId::from_uuid(id(3)), WalletOwner::User(customer), Currency::Usd, 10_000, 0, now);
+/// let terms = HoldTerms {
+///     reference: "hotel deposit".into(),
+///     payee: Some(merchant),
+///     order_id: None,
+///     placed_at: now,
+///     expires_at: now + time::Duration::days(7),
+/// };
+/// let hold = Hold::place(HoldId::from_uuid(id(4)), &mut wallet, usd(5_000), terms).unwrap();
+///
+/// let hold = hold.capture_part(&mut wallet, usd(2_000), false, now).unwrap();
+/// assert_eq!((hold.status, hold.remaining(), wallet.held()), (HoldStatus::Pending, usd(3_000), usd(3_000)));
+/// assert!(matches!(
+///     hold.clone().capture_part(&mut wallet, usd(3_001), false, now),
+///     Err(HoldError::CaptureExceedsHold { .. })
+/// ));
+/// let hold = hold.release(&mut wallet, now).unwrap();
+/// assert_eq!((hold.status, hold.captured, wallet.held()), (HoldStatus::Released, usd(2_000), usd(0)));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hold {
     /// The hold's id.

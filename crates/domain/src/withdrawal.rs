@@ -136,6 +136,36 @@ pub struct WithdrawalTransitionError {
 
 /// Money paid out of a wallet to the outside world. Its fields are private: it changes only
 /// through its transitions.
+///
+/// ```
+/// use domain::ids::{HoldId, TransactionId, UserId, WithdrawalId};
+/// use domain::money::{Currency, Money};
+/// use domain::payment::ProviderName;
+/// use domain::withdrawal::{PaidOut, Settlement, Withdrawal, WithdrawalStatus, WithdrawalTerms};
+/// use domain::OffsetDateTime;
+/// use uuid::Uuid;
+///
+/// let now = OffsetDateTime::UNIX_EPOCH;
+/// let id = Uuid::from_u128;
+/// let terms = WithdrawalTerms {
+///     user_id: UserId::from_uuid(id(1)),
+///     amount: Money::from_minor(250_000, Currency::Ngn),
+///     destination: "0123456789 at 058".into(),
+///     hold_id: HoldId::from_uuid(id(2)),
+/// };
+/// let requested = Withdrawal::request(WithdrawalId::from_uuid(id(3)), terms, now);
+///
+/// // Below the threshold: approved at once (no decider), paid out by a provider.
+/// let provider = ProviderName::parse("paystack").unwrap();
+/// let approved = requested.approve(None, None, Settlement::Payout(provider), now).unwrap();
+/// assert!(approved.awaits_payout());
+/// let paid = PaidOut { transaction_id: TransactionId::from_uuid(id(4)), provider_reference: Some("po_1".into()), settled_by: None };
+/// let paid = approved.pay(paid, now).unwrap();
+/// assert_eq!(paid.status(), WithdrawalStatus::Paid);
+///
+/// // A paid withdrawal is final.
+/// assert!(paid.fail("too late", None, now).is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Withdrawal {
     record: WithdrawalRecord,
