@@ -32,7 +32,8 @@ pub enum AdminReadError {
     /// What was looked up by id does not exist: the name says what it is (`payment`, ...).
     #[error("the {0} does not exist")]
     NotFound(&'static str),
-    /// Storage failed: an outage, a timeout, or a conflict that outlasted the retries. Nothing was committed.
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

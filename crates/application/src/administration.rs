@@ -36,7 +36,8 @@ pub enum AdminActionError {
     /// The user is already suspended (or already active).
     #[error("the user is already {0}")]
     Unchanged(&'static str),
-    /// Storage failed: an outage, a timeout, or a conflict that outlasted the retries. Nothing was committed.
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

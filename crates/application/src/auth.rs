@@ -53,7 +53,8 @@ pub enum RegisterError {
     /// The idempotency key is held by a request still running, or was used for a different request.
     #[error(transparent)]
     Idempotency(IdempotencyError),
-    /// Storage failed: an outage, a timeout, or a conflict that outlasted the retries. Nothing was committed.
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -83,7 +84,8 @@ pub enum LoginError {
     /// Password hashing or token signing failed: a fault of the server.
     #[error(transparent)]
     Security(#[from] SecurityError),
-    /// Storage failed: an outage, a timeout, or a conflict that outlasted the retries. Nothing was committed.
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -100,7 +102,8 @@ pub enum RefreshError {
     /// Password hashing or token signing failed: a fault of the server.
     #[error(transparent)]
     Security(#[from] SecurityError),
-    /// Storage failed: an outage, a timeout, or a conflict that outlasted the retries. Nothing was committed.
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -111,7 +114,8 @@ pub enum ProfileError {
     /// No user has the id.
     #[error("the user does not exist")]
     NotFound,
-    /// Storage failed: an outage, a timeout, or a conflict that outlasted the retries. Nothing was committed.
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -119,7 +123,8 @@ pub enum ProfileError {
 /// Logging out fails only when storage does: an unknown or already revoked token is not an error.
 #[derive(Debug, thiserror::Error)]
 pub enum LogoutError {
-    /// Storage failed: an outage, a timeout, or a conflict that outlasted the retries. Nothing was committed.
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

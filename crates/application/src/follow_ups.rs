@@ -21,7 +21,8 @@ pub enum FollowUpError {
     /// The caller may not do this to this resource.
     #[error("only admins may list follow-ups")]
     Forbidden,
-    /// Storage failed: an outage, a timeout, or a conflict that outlasted the retries. Nothing was committed.
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

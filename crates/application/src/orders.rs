@@ -45,7 +45,8 @@ pub enum OrderCommandError {
     /// The order's stock could not be released.
     #[error(transparent)]
     Stock(#[from] StockError),
-    /// Storage failed: an outage, a timeout, or a conflict that outlasted the retries. Nothing was committed.
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

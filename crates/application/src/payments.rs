@@ -18,7 +18,8 @@ pub enum PaymentQueryError {
     /// The payment does not exist, or is not the caller's.
     #[error("the payment does not exist")]
     NotFound,
-    /// Storage failed: an outage, a timeout, or a conflict that outlasted the retries. Nothing was committed.
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

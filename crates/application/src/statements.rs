@@ -344,7 +344,8 @@ pub enum StatementError {
     /// The books do not add up for this wallet: a fault to investigate, never shown as figures.
     #[error(transparent)]
     Mismatch(StatementMismatch),
-    /// Storage failed: an outage, a timeout, or a conflict that outlasted the retries. Nothing was committed.
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

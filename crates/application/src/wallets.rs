@@ -17,7 +17,8 @@ pub enum WalletQueryError {
     /// The caller has no wallet in this currency.
     #[error("you have no {0} wallet")]
     NotFound(Currency),
-    /// Storage failed: an outage, a timeout, or a conflict that outlasted the retries. Nothing was committed.
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -76,7 +76,8 @@ pub enum WebhookUseError {
         /// The limit, [`REDELIVERY_RANGE_MAX`].
         max: Duration,
     },
-    /// Storage failed: an outage, a timeout, or a conflict that outlasted the retries. Nothing was committed.
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

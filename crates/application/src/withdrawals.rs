@@ -114,7 +114,8 @@ pub enum WithdrawalError {
     /// The idempotency key is held by a request still running, or was used for a different request.
     #[error(transparent)]
     Idempotency(IdempotencyError),
-    /// Storage failed: an outage, a timeout, or a conflict that outlasted the retries. Nothing was committed.
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -84,7 +84,8 @@ pub enum GatewayEventError {
     /// Amount arithmetic overflowed or mixed currencies.
     #[error(transparent)]
     Money(#[from] MoneyError),
-    /// Storage failed: an outage, a timeout, or a conflict that outlasted the retries. Nothing was committed.
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
