@@ -56,7 +56,8 @@ pub enum CallUseError {
     /// Amount arithmetic overflowed or mixed currencies.
     #[error(transparent)]
     Money(#[from] MoneyError),
-    /// The idempotency key is held by a request still running, or was used for a different request.
+    /// The idempotency key is held by a request still running, was used for a different request, or
+    /// was completed by another request meanwhile (replay its response).
     #[error(transparent)]
     Idempotency(IdempotencyError),
     /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose

@@ -80,7 +80,8 @@ pub enum CatalogError {
     /// The stock count is out of range.
     #[error(transparent)]
     Stock(#[from] StockError),
-    /// The idempotency key is held by a request still running, or was used for a different request.
+    /// The idempotency key is held by a request still running, was used for a different request, or
+    /// was completed by another request meanwhile (replay its response).
     #[error(transparent)]
     Idempotency(IdempotencyError),
     /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose

@@ -47,7 +47,8 @@ pub enum TopUpError {
     /// The payment provider failed or refused; whether asking again may help is `GatewayError::may_pass`.
     #[error(transparent)]
     Gateway(#[from] GatewayError),
-    /// The idempotency key is held by a request still running, or was used for a different request.
+    /// The idempotency key is held by a request still running, was used for a different request, or
+    /// was completed by another request meanwhile (replay its response).
     #[error(transparent)]
     Idempotency(IdempotencyError),
     /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose

@@ -111,7 +111,8 @@ pub enum WithdrawalError {
     /// The ledger refused the journal transaction (it would overdraw a wallet, or it does not balance).
     #[error(transparent)]
     Ledger(LedgerError),
-    /// The idempotency key is held by a request still running, or was used for a different request.
+    /// The idempotency key is held by a request still running, was used for a different request, or
+    /// was completed by another request meanwhile (replay its response).
     #[error(transparent)]
     Idempotency(IdempotencyError),
     /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
