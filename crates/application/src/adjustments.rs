@@ -20,43 +20,67 @@ use crate::ports::system::{IdGenerator, next_id};
 use crate::transact::{transact, work};
 use crate::{from_posting_error, keyed, retryable};
 
+/// An admin's correction of a user's wallet, against the adjustments account.
 #[derive(Debug, Clone)]
 pub struct AdjustmentRequest {
+    /// The user whose wallet (in the amount's currency) is corrected.
     pub user_id: UserId,
     /// Positive credits the wallet, negative debits it.
     pub amount: Money,
+    /// Why, recorded in the audit trail: 1 to 500 characters.
     pub reason: String,
 }
 
 /// A posted adjustment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Adjustment {
+    /// The journal transaction of the correction.
     pub transaction_id: TransactionId,
+    /// The user whose wallet was corrected.
     pub user_id: UserId,
+    /// Signed: positive credited the wallet, negative debited it.
     pub amount: Money,
+    /// The wallet's balance after it.
     pub balance_after: Money,
+    /// The admin's reason.
     pub reason: String,
+    /// When it was posted.
     pub created_at: OffsetDateTime,
 }
 
+/// Why an adjustment fails.
 #[derive(Debug, thiserror::Error)]
 pub enum AdjustmentError {
+    /// The caller may not do this to this resource.
     #[error("only admins may adjust wallets")]
     Forbidden,
+    /// The user does not exist.
     #[error("the user does not exist")]
     UserNotFound,
+    /// The reason is empty or longer than 500 characters.
     #[error("the reason must have 1 to 500 characters")]
     Reason,
+    /// An adjustment of zero.
     #[error("an adjustment must not be zero")]
     Zero,
+    /// The adjustments account would pass the system bound ([`domain::ledger::SYSTEM_BALANCE_MAX_MINOR`]).
     #[error("the adjustments account has reached the platform's limit in {0}")]
     PlatformLimit(Currency),
+    /// A debit would take the wallet below what it holds.
     #[error("the wallet cannot go below zero: {available} available")]
-    InsufficientFunds { available: Money },
+    InsufficientFunds {
+        /// What the wallet could give: its balance less its holds.
+        available: Money,
+    },
+    /// The ledger refused the journal transaction (it would overdraw a wallet, or it does not balance).
     #[error(transparent)]
     Ledger(LedgerError),
+    /// The idempotency key is held by a request still running, was used for a different request, or
+    /// was completed by another request meanwhile (replay its response).
     #[error(transparent)]
     Idempotency(IdempotencyError),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

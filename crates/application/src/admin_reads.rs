@@ -23,13 +23,17 @@ use crate::ports::store::{
 use crate::retryable;
 use crate::transact::{transact, transact_lagging, work};
 
+/// Why an admin's read fails.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminReadError {
+    /// The caller may not do this to this resource.
     #[error("only admins read this")]
     Forbidden,
     /// What was looked up by id does not exist: the name says what it is (`payment`, ...).
     #[error("the {0} does not exist")]
     NotFound(&'static str),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -56,6 +60,10 @@ impl<U: UnitOfWork> App<U> {
         Ok(transact_lagging(&self.store, |tx| work(tx.list_payments(filter, page))).await?)
     }
 
+    /// Any payment, for an admin.
+    ///
+    /// # Errors
+    /// [`AdminReadError::NotFound`] if it does not exist; [`AdminReadError::Forbidden`] for anyone but an admin.
     pub async fn admin_payment(&self, caller: &Caller, id: PaymentId) -> Result<Payment, AdminReadError> {
         admin_only(caller)?;
         transact(&self.store, |tx| work(tx.find_payment(id)))
@@ -74,6 +82,10 @@ impl<U: UnitOfWork> App<U> {
         Ok(transact_lagging(&self.store, |tx| work(tx.list_refunds(filter, page))).await?)
     }
 
+    /// Any refund, for an admin.
+    ///
+    /// # Errors
+    /// [`AdminReadError::NotFound`] if it does not exist; [`AdminReadError::Forbidden`] for anyone but an admin.
     pub async fn admin_refund(&self, caller: &Caller, id: RefundId) -> Result<Refund, AdminReadError> {
         admin_only(caller)?;
         transact(&self.store, |tx| work(tx.find_refund(id)))
@@ -98,6 +110,10 @@ impl<U: UnitOfWork> App<U> {
         Ok(transact_lagging(&self.store, |tx| work(tx.list_wallets(filter, page))).await?)
     }
 
+    /// Any wallet, system accounts included, for an admin.
+    ///
+    /// # Errors
+    /// [`AdminReadError::NotFound`] if it does not exist; [`AdminReadError::Forbidden`] for anyone but an admin.
     pub async fn admin_wallet(&self, caller: &Caller, id: WalletId) -> Result<Wallet, AdminReadError> {
         admin_only(caller)?;
         transact(&self.store, |tx| work(tx.find_wallet(id)))
@@ -143,6 +159,10 @@ impl<U: UnitOfWork> App<U> {
         Ok(transact_lagging(&self.store, |tx| work(tx.list_journal(filter, page))).await?)
     }
 
+    /// One journal transaction with its postings, for an admin.
+    ///
+    /// # Errors
+    /// [`AdminReadError::NotFound`] if it does not exist; [`AdminReadError::Forbidden`] for anyone but an admin.
     pub async fn admin_journal_transaction(&self, caller: &Caller, id: TransactionId) -> Result<JournalRecord, AdminReadError> {
         admin_only(caller)?;
         transact(&self.store, |tx| work(tx.find_journal(id)))
@@ -161,6 +181,10 @@ impl<U: UnitOfWork> App<U> {
         Ok(transact_lagging(&self.store, |tx| work(tx.list_transfers(filter, page))).await?)
     }
 
+    /// Any transfer, for an admin.
+    ///
+    /// # Errors
+    /// [`AdminReadError::NotFound`] if it does not exist; [`AdminReadError::Forbidden`] for anyone but an admin.
     pub async fn admin_transfer(&self, caller: &Caller, id: TransferId) -> Result<Transfer, AdminReadError> {
         admin_only(caller)?;
         transact(&self.store, |tx| work(tx.find_transfer(id)))
@@ -174,6 +198,10 @@ impl<U: UnitOfWork> App<U> {
         Ok(transact_lagging(&self.store, |tx| work(tx.list_every_call(filter, page))).await?)
     }
 
+    /// Any call, for an admin.
+    ///
+    /// # Errors
+    /// [`AdminReadError::NotFound`] if it does not exist; [`AdminReadError::Forbidden`] for anyone but an admin.
     pub async fn admin_call(&self, caller: &Caller, id: CallId) -> Result<CallSession, AdminReadError> {
         admin_only(caller)?;
         transact(&self.store, |tx| work(tx.find_call(id)))
@@ -193,6 +221,10 @@ impl<U: UnitOfWork> App<U> {
         Ok(transact_lagging(&self.store, |tx| work(tx.list_webhook_events(filter, page))).await?)
     }
 
+    /// One received provider event, for an admin.
+    ///
+    /// # Errors
+    /// [`AdminReadError::NotFound`] if it does not exist; [`AdminReadError::Forbidden`] for anyone but an admin.
     pub async fn admin_webhook_event(&self, caller: &Caller, id: ReceivedWebhookId) -> Result<ReceivedWebhook, AdminReadError> {
         admin_only(caller)?;
         transact(&self.store, |tx| work(tx.find_webhook_event(id)))

@@ -15,20 +15,29 @@ use crate::ports::system::{IdGenerator, next_id};
 use crate::retryable;
 use crate::transact::{transact, transact_lagging, work};
 
+/// The longest reason of an admin action, in characters.
 pub const REASON_CHARS_MAX: usize = 500;
 
+/// Why an admin action on a user fails.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminActionError {
+    /// The caller may not do this to this resource.
     #[error("only admins may do this")]
     Forbidden,
+    /// The user does not exist.
     #[error("the user does not exist")]
     UserNotFound,
+    /// The reason is empty or too long.
     #[error("the reason must have 1 to {REASON_CHARS_MAX} characters")]
     Reason,
+    /// Admins cannot be suspended through the API.
     #[error("admins are suspended by the operator, not through the API")]
     AdminTarget,
+    /// The user is already suspended (or already active).
     #[error("the user is already {0}")]
     Unchanged(&'static str),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -21,27 +21,41 @@ use crate::ports::store::{RefreshTokenRepository, StoreError, UnitOfWork, UserRe
 use crate::transact::{Retryable, transact, work};
 use crate::{keyed, retryable};
 
+/// What someone signing up gives.
 #[derive(Debug, Clone)]
 pub struct Registration {
+    /// Their e-mail address, normalised before it is stored.
     pub email: String,
+    /// Their new password, checked against the policy.
     pub password: String,
+    /// Customer or merchant; admins are created by an operator (`create_admin`).
     pub role: Role,
 }
 
+/// Why signing up fails.
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
+    /// The address is not acceptable.
     #[error(transparent)]
     Email(#[from] EmailError),
+    /// The password breaks the policy.
     #[error(transparent)]
     Password(#[from] PasswordError),
+    /// The role cannot be chosen at sign-up (admin).
     #[error("nobody can register as {0}")]
     RoleNotAllowed(Role),
+    /// Another account has the address.
     #[error("that e-mail address is already registered")]
     EmailTaken,
+    /// Password hashing or token signing failed: a fault of the server.
     #[error(transparent)]
     Security(#[from] SecurityError),
+    /// The idempotency key is held by a request still running, was used for a different request, or
+    /// was completed by another request meanwhile (replay its response).
     #[error(transparent)]
     Idempotency(IdempotencyError),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -49,40 +63,60 @@ pub enum RegisterError {
 /// What a successful login or refresh hands the client.
 #[derive(Debug, Clone)]
 pub struct Session {
+    /// Who signed in.
     pub user: User,
+    /// The short-lived access token.
     pub access_token: AccessToken,
+    /// The refresh token's secret, for the client to keep; only its hash is stored.
     pub refresh_token: String,
+    /// When the refresh token stops being accepted.
     pub refresh_expires_at: OffsetDateTime,
 }
 
+/// Why signing in fails.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
+    /// No account has the address, or the password is wrong; which one is not said.
     #[error("the e-mail address or password is wrong")]
     InvalidCredentials,
+    /// An admin suspended the account.
     #[error("the account is suspended: contact support")]
     Suspended,
+    /// Password hashing or token signing failed: a fault of the server.
     #[error(transparent)]
     Security(#[from] SecurityError),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+/// Why exchanging a refresh token fails. The client must sign in again either way.
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
+    /// The token is unknown, expired or revoked.
     #[error("the refresh token is unknown, expired or revoked")]
     Invalid,
+    /// The token was already exchanged: it was copied, so its whole family is revoked.
     #[error("the refresh token was already used; every session of this login is revoked")]
     Reused,
+    /// Password hashing or token signing failed: a fault of the server.
     #[error(transparent)]
     Security(#[from] SecurityError),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+/// Why a user cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
+    /// No user has the id.
     #[error("the user does not exist")]
     NotFound,
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -90,6 +124,8 @@ pub enum ProfileError {
 /// Logging out fails only when storage does: an unknown or already revoked token is not an error.
 #[derive(Debug, thiserror::Error)]
 pub enum LogoutError {
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -137,6 +173,10 @@ impl<U: UnitOfWork> App<U> {
         Ok(transact(&self.store, |tx| work(tx.find_user_by_email(email))).await?)
     }
 
+    /// Creates an admin, for the operator's `server create-admin`: admins cannot sign up.
+    ///
+    /// # Errors
+    /// As [`App::register`], but any role is allowed.
     pub async fn create_admin(&self, email: &str, password: &str) -> Result<User, RegisterError> {
         let email = Email::parse(email)?;
         let password = Password::new(password, &email)?;
@@ -269,6 +309,10 @@ impl<U: UnitOfWork> App<U> {
         .await
     }
 
+    /// The user with this id, as the API's `me` shows them.
+    ///
+    /// # Errors
+    /// [`ProfileError::NotFound`] if no user has the id.
     pub async fn profile(&self, user_id: UserId) -> Result<User, ProfileError> {
         transact(&self.store, |tx| work(tx.find_user(user_id)))
             .await?

@@ -23,30 +23,45 @@ use crate::ports::system::{IdGenerator, next_id};
 use crate::transact::{transact, transact_lagging, work};
 use crate::{from_posting_error, keyed, retryable};
 
+/// What a caller starts.
 #[derive(Debug, Clone)]
 pub struct StartCall {
+    /// The user called, who is paid.
     pub receiver_id: UserId,
+    /// The price of each started minute, in the caller's wallet currency.
     pub rate_per_minute: Money,
 }
 
+/// Why starting, extending or ending a call fails.
 #[derive(Debug, thiserror::Error)]
 pub enum CallUseError {
+    /// The receiver does not exist.
     #[error("the receiver does not exist")]
     ReceiverNotFound,
+    /// The call does not exist, or the caller is not a party to it.
     #[error("the call does not exist")]
     NotFound,
+    /// The caller may not do this to this resource.
     #[error("only the caller, the receiver or an admin may end a call")]
     Forbidden,
+    /// The call refused (a self-call, a bad rate, already ended, not a minute affordable).
     #[error(transparent)]
     Call(#[from] CallError),
+    /// The hold refused the operation (not pending, too large, another wallet).
     #[error(transparent)]
     Hold(#[from] HoldError),
+    /// The ledger refused the journal transaction (it would overdraw a wallet, or it does not balance).
     #[error(transparent)]
     Ledger(LedgerError),
+    /// Amount arithmetic overflowed or mixed currencies.
     #[error(transparent)]
     Money(#[from] MoneyError),
+    /// The idempotency key is held by a request still running, was used for a different request, or
+    /// was completed by another request meanwhile (replay its response).
     #[error(transparent)]
     Idempotency(IdempotencyError),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -35,26 +35,39 @@ use crate::ports::system::{IdGenerator, next_id};
 use crate::transact::{transact, work};
 use crate::{keyed, repositories, retryable};
 
+/// Why capturing or voiding a manual-capture order's part fails.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
+    /// The order does not exist, or the caller may not see it.
     #[error("the order does not exist")]
     NotFound,
+    /// The caller may not settle this part (the text says why).
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The order was paid at checkout: nothing to capture.
     #[error("the order was paid at checkout: only orders placed with manual capture are captured or voided")]
     NotManual,
+    /// The order is not authorised: every part is settled.
     #[error("the order is {0}: nothing of it awaits capture")]
     NotAuthorised(OrderStatus),
+    /// The order refused the change (its state machine, or its amounts).
     #[error(transparent)]
     Order(#[from] OrderError),
+    /// The hold refused the operation (not pending, too large, another wallet).
     #[error(transparent)]
     Hold(#[from] HoldError),
+    /// The order's stock could not be committed or released.
     #[error(transparent)]
     Stock(#[from] StockError),
+    /// The ledger refused the journal transaction (it would overdraw a wallet, or it does not balance).
     #[error(transparent)]
     Ledger(LedgerError),
+    /// The idempotency key is held by a request still running, was used for a different request, or
+    /// was completed by another request meanwhile (replay its response).
     #[error(transparent)]
     Idempotency(IdempotencyError),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

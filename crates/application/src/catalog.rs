@@ -27,6 +27,7 @@ pub mod cache_keys {
     /// Bumped by every write to any product: listings depend on all of them.
     pub const LIST_VERSION: &str = "catalog:list:version";
 
+    /// The key of one product's version, bumped by every write to it.
     pub fn product_version(id: ProductId) -> String {
         format!("catalog:product:{id}:version")
     }
@@ -45,15 +46,22 @@ pub mod cache_keys {
 /// A product together with its stock: what the catalog shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatalogEntry {
+    /// The product.
     pub product: Product,
+    /// Its stock.
     pub stock: Stock,
 }
 
+/// A product a merchant puts on sale.
 #[derive(Debug, Clone)]
 pub struct NewProduct {
+    /// Its name, 1 to 200 characters.
     pub name: String,
+    /// Its description, at most 2,000 characters.
     pub description: String,
+    /// The unit price; its currency is the product's for good.
     pub price: Money,
+    /// The units on sale at first.
     pub stock: i64,
 }
 
@@ -65,18 +73,27 @@ enum Listing {
     Own,
 }
 
+/// Why a catalog change fails.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
+    /// The caller is not a merchant (or admin, where allowed).
     #[error("only merchants may sell products")]
     NotAMerchant,
+    /// The product does not exist, or is not the caller's.
     #[error("the product does not exist")]
     NotFound,
+    /// The product's fields are not acceptable.
     #[error(transparent)]
     Product(#[from] ProductError),
+    /// The stock count is out of range.
     #[error(transparent)]
     Stock(#[from] StockError),
+    /// The idempotency key is held by a request still running, was used for a different request, or
+    /// was completed by another request meanwhile (replay its response).
     #[error(transparent)]
     Idempotency(IdempotencyError),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -98,6 +115,11 @@ async fn lock_manageable<Tx: ProductRepository + Send>(tx: &mut Tx, caller: &Cal
 }
 
 impl<U: UnitOfWork> App<U> {
+    /// Puts a product on sale, with its first stock, for the calling merchant.
+    ///
+    /// # Errors
+    /// [`CatalogError::NotAMerchant`] for anyone but a merchant; [`CatalogError::Product`] or
+    /// [`CatalogError::Stock`] for unacceptable fields.
     pub async fn create_product(
         &self,
         caller: &Caller,

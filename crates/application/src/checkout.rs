@@ -41,9 +41,12 @@ use crate::ports::system::{IdGenerator, next_id};
 use crate::transact::{transact, work};
 use crate::{keyed, retryable};
 
+/// What a buyer checks out.
 #[derive(Debug, Clone)]
 pub struct CheckoutCommand {
+    /// The products and how many of each; one line per product.
     pub items: Vec<(ProductId, Quantity)>,
+    /// Wallet or card.
     pub payment_method: PaymentMethod,
     /// For card payments: which gateway; the default one when `None`.
     pub provider: Option<ProviderName>,
@@ -54,47 +57,75 @@ pub struct CheckoutCommand {
 /// A placed order and, for a card payment, the payment with its checkout URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkout {
+    /// The order: paid (wallet), authorised (manual capture) or awaiting payment (card).
     pub order: Order,
+    /// The card payment, with the page to send the buyer to; `None` for a wallet payment.
     pub payment: Option<Payment>,
 }
 
+/// Why a checkout (or paying again) fails. Refusals are replayed under the idempotency key.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckoutError {
+    /// The order cannot be placed (empty, too many lines, mixed currencies, own product...).
     #[error(transparent)]
     Order(#[from] OrderError),
+    /// A product of the cart does not exist.
     #[error("product {0} does not exist")]
     ProductNotFound(ProductId),
+    /// A product has fewer units on sale than the cart asks.
     #[error("product {product_id} is out of stock: {available} available, {requested} requested")]
     OutOfStock {
+        /// The product.
         product_id: ProductId,
+        /// Its units on sale.
         available: i64,
+        /// The units the cart asks.
         requested: u32,
     },
+    /// The buyer's wallet cannot pay the order.
     #[error("insufficient funds: {available} available, {required} required")]
-    InsufficientFunds { available: Money, required: Money },
+    InsufficientFunds {
+        /// What the buyer's wallet could spend.
+        available: Money,
+        /// What the order costs.
+        required: Money,
+    },
+    /// No configured card gateway takes the order's currency.
     #[error("no card gateway takes {0}")]
     NoGateway(Currency),
+    /// Manual capture asked for a card payment.
     #[error("manual capture is for wallet payments: a card payment is captured when it is made")]
     ManualCaptureByCard,
     /// No provider for the order's currency, or the one the buyer named cannot take it.
     #[error(transparent)]
     Route(RouteError),
+    /// The gateway's clearing account would pass the system bound ([`domain::ledger::SYSTEM_BALANCE_MAX_MINOR`]).
     #[error("the platform takes no more {0} through this gateway: its limit is reached")]
     PlatformLimit(Currency),
+    /// The provider closed (or would not open) the checkout, so the order was cancelled.
     #[error("the checkout of this order was closed before it opened ({0})")]
     CheckoutClosed(&'static str),
+    /// Paying again: the order does not exist, or is not the caller's.
     #[error("the order does not exist")]
     OrderNotFound,
+    /// Paying again: the order does not wait for a card payment.
     #[error("the order is {0}: only a card order awaiting payment is paid again")]
     NotAwaitingPayment(OrderStatus),
+    /// Paying again: the current checkout was paid meanwhile; its webhook settles the order.
     #[error("the order's checkout has been paid: the order is about to be marked paid")]
     BeingPaid,
+    /// The payment provider failed or refused; whether asking again may help is `GatewayError::may_pass`.
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    /// The ledger refused the journal transaction (it would overdraw a wallet, or it does not balance).
     #[error(transparent)]
     Ledger(LedgerError),
+    /// The idempotency key is held by a request still running, was used for a different request, or
+    /// was completed by another request meanwhile (replay its response).
     #[error(transparent)]
     Idempotency(IdempotencyError),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -33,6 +33,7 @@ pub struct Settings {
     pub default_currency: domain::money::Currency,
     /// Per currency, the amount above which a withdrawal waits for an admin's approval.
     pub withdrawal_approval: crate::withdrawals::ApprovalThresholds,
+    /// Tunables of outbound webhooks.
     pub webhooks: WebhookSettings,
 }
 
@@ -88,15 +89,23 @@ impl Default for Settings {
 /// The application: every use case is a method of this struct, in the module of its area.
 #[derive(Debug)]
 pub struct App<U> {
+    /// Storage: every use case's transactions are begun here.
     pub store: U,
+    /// The time; nothing in the use cases reads the system clock.
     pub clock: Arc<dyn Clock>,
+    /// Ids for everything the use cases create.
     pub ids: Arc<dyn IdGenerator>,
+    /// Hashes and checks passwords.
     pub hasher: Arc<dyn PasswordHasher>,
+    /// Issues and verifies access tokens and refresh secrets.
     pub tokens: Arc<dyn TokenIssuer>,
+    /// The card gateways and how payments are routed to them.
     pub gateways: Gateways,
+    /// The catalog's cache; never the source of truth.
     pub cache: Arc<dyn Cache>,
     /// Sends outbound webhooks.
     pub webhooks: Arc<dyn WebhookSender>,
+    /// The use cases' tunables.
     pub settings: Settings,
 }
 

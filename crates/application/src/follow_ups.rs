@@ -15,10 +15,14 @@ use crate::transact::{transact, transact_lagging, work};
 /// with its own retries.
 pub const FOLLOW_UP_LEASE: Duration = Duration::minutes(2);
 
+/// Why listing follow-ups fails.
 #[derive(Debug, thiserror::Error)]
 pub enum FollowUpError {
+    /// The caller may not do this to this resource.
     #[error("only admins may list follow-ups")]
     Forbidden,
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -35,38 +35,59 @@ use crate::{from_posting_error, keyed, retryable};
 pub const HOLD_TTL_MAX: Duration = Duration::days(30);
 /// The shortest: less would expire before a merchant could act on it.
 pub const HOLD_TTL_MIN: Duration = Duration::minutes(1);
+/// The longest description of a hold, in characters.
 pub const DESCRIPTION_CHARS_MAX: usize = 200;
 /// Why the holds API leaves an order's holds alone: the order's stock follows them.
 const ORDER_HOLD: &str = "this hold pays for part of an order: capture or void the order instead";
 
+/// Why placing, capturing or voiding a hold fails.
 #[derive(Debug, thiserror::Error)]
 pub enum HoldUseError {
+    /// The hold does not exist, or the caller is not a party to it.
     #[error("the hold does not exist")]
     NotFound,
+    /// The customer has no wallet in the amount's currency.
     #[error("you have no {0} wallet")]
     NoWallet(Currency),
+    /// The named merchant does not exist (or is not a merchant).
     #[error("the merchant does not exist")]
     MerchantNotFound,
+    /// A customer named themselves as the merchant.
     #[error("you cannot authorise yourself")]
     SelfHold,
+    /// A merchant tried to place a hold on a customer's wallet: only the customer may.
     #[error("a hold is authorised by the customer whose wallet it is on: ask the customer to place it, naming you")]
     ConsentRequired,
+    /// The expiry is outside [`HOLD_TTL_MIN`] to [`HOLD_TTL_MAX`] from now.
     #[error("a hold must expire between {min} and {max} seconds from now", min = HOLD_TTL_MIN.whole_seconds(), max = HOLD_TTL_MAX.whole_seconds())]
     Expiry,
+    /// The description is longer than [`DESCRIPTION_CHARS_MAX`].
     #[error("the description must have at most {DESCRIPTION_CHARS_MAX} characters")]
     Description,
+    /// The caller may not do this (the text says why).
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The customer's available balance is less than the hold.
     #[error("insufficient funds: {available} available")]
-    InsufficientFunds { available: Money },
+    InsufficientFunds {
+        /// What the customer's wallet could reserve.
+        available: Money,
+    },
+    /// The hold refused the operation (not pending, too large, another wallet).
     #[error(transparent)]
     Hold(HoldError),
+    /// The ledger refused the journal transaction (it would overdraw a wallet, or it does not balance).
     #[error(transparent)]
     Ledger(LedgerError),
+    /// Amount arithmetic overflowed or mixed currencies.
     #[error(transparent)]
     Money(#[from] MoneyError),
+    /// The idempotency key is held by a request still running, was used for a different request, or
+    /// was completed by another request meanwhile (replay its response).
     #[error(transparent)]
     Idempotency(IdempotencyError),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -89,7 +110,9 @@ impl From<HoldError> for HoldUseError {
 pub struct HoldRequest {
     /// The merchant who may capture.
     pub merchant_id: UserId,
+    /// What to reserve, in the wallet's currency.
     pub amount: Money,
+    /// What it is for, shown to both parties.
     pub description: String,
     /// From now; the configured default when not given.
     pub expires_in: Option<Duration>,
@@ -101,7 +124,9 @@ pub struct HoldRequest {
 /// releases the rest.
 #[derive(Debug, Clone, Copy)]
 pub struct CaptureRequest {
+    /// How much to take; all that remains when `None`.
     pub amount: Option<Money>,
+    /// Whether this capture is the last: what remains is then released.
     pub final_capture: bool,
 }
 

@@ -31,9 +31,67 @@ use crate::transact::{Retryable, transact, work};
 
 /// What the HTTP layer hands to a use case: the key, the request's fingerprint, and how to render
 /// the use case's result as the response to store.
+///
+/// A key's life, as the HTTP layer drives it (its own `render` writes the JSON it sends):
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use adapter_memory::{MemoryCache, MemoryStore};
+/// use application::auth::{RegisterError, Registration};
+/// use application::idempotency::{IdempotencyError, IdempotencyKey, IdempotencyScope, Idempotent, KeyStatus, StoredResponse};
+/// use application::ports::gateway::Gateways;
+/// use application::ports::system::{ManualClock, UuidV7Generator};
+/// use application::testing::{PlainHasher, RecordingWebhooks, SpelledTokens};
+/// use application::{App, Settings};
+/// use domain::user::{Role, User};
+/// use domain::OffsetDateTime;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let app = App {
+/// #     store: MemoryStore::new(),
+/// #     clock: Arc::new(ManualClock::new(OffsetDateTime::UNIX_EPOCH)),
+/// #     ids: Arc::new(UuidV7Generator),
+/// #     hasher: Arc::new(PlainHasher),
+/// #     tokens: Arc::new(SpelledTokens::default()),
+/// #     gateways: Gateways::new(),
+/// #     cache: Arc::new(MemoryCache::new()),
+/// #     webhooks: Arc::new(RecordingWebhooks::default()),
+/// #     settings: Settings::default(),
+/// # };
+/// fn render(user: &User) -> StoredResponse {
+///     StoredResponse { status: 201, body: user.id.to_string().into_bytes(), location: None }
+/// }
+/// // Sign-up is anonymous, so its keys have no principal.
+/// let scope = IdempotencyScope { principal: None, key: IdempotencyKey::parse("signup-7f3a")? };
+/// let keyed = || Idempotent { scope: scope.clone(), fingerprint: "sha256-of-the-request".into(), render };
+/// let registration = || Registration { email: "ann@example.com".into(), password: "correct horse 9".into(), role: Role::Customer };
+///
+/// // Before running a request, the HTTP layer asks what the key says: free, so it runs.
+/// assert_eq!(app.idempotency_status(&scope, "sha256-of-the-request").await?, KeyStatus::Free);
+/// let user = app.register(registration(), Some(keyed())).await?;
+///
+/// // A retry of the same request is answered with the stored response; the use case does not run.
+/// match app.idempotency_status(&scope, "sha256-of-the-request").await? {
+///     KeyStatus::Replay(response) => assert_eq!(response.body, user.id.to_string().into_bytes()),
+///     KeyStatus::Free => unreachable!("the key was completed with the sign-up"),
+/// }
+/// // The key with another request is refused (422); and the use case itself never runs twice.
+/// assert!(matches!(app.idempotency_status(&scope, "another-request").await, Err(IdempotencyError::Mismatch)));
+/// assert!(matches!(
+///     app.register(registration(), Some(keyed())).await,
+///     Err(RegisterError::Idempotency(IdempotencyError::Completed))
+/// ));
+/// # Ok(())
+/// # }
+/// ```
 pub struct Idempotent<T> {
+    /// The client's key, scoped to the caller.
     pub scope: IdempotencyScope,
+    /// A digest of the request (method, path, body): the same key must come with the same request.
     pub fingerprint: String,
+    /// Renders the use case's result as the response a retry replays.
     pub render: fn(&T) -> StoredResponse,
 }
 
@@ -61,15 +119,20 @@ pub enum KeyStatus {
     Replay(StoredResponse),
 }
 
+/// Why a request cannot run under its key. The HTTP layer answers 409 for `InProgress` and 422 for
+/// `Mismatch`, and replays the stored response for `Completed`.
 #[derive(Debug, thiserror::Error)]
 pub enum IdempotencyError {
+    /// Another request with the key is still running (its lease has not run out).
     #[error("a request with this idempotency key is still being processed")]
     InProgress,
+    /// The key was used with a different request (another fingerprint).
     #[error("this idempotency key was used with a different request")]
     Mismatch,
     /// Another request with the key completed while this one started; replay its response.
     #[error("a request with this idempotency key has just completed")]
     Completed,
+    /// Storage failed; nothing was stored under the key.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

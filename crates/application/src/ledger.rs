@@ -46,13 +46,17 @@ where
 /// The verdict on an audit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerReport {
+    /// The raw facts.
     pub audit: LedgerAudit,
     /// Merchant wallets whose all-time statement was checked against their postings.
     pub statements_checked: u64,
+    /// What is wrong, one line each; empty when the ledger is sound.
     pub problems: Vec<String>,
 }
 
 impl LedgerReport {
+    /// Turns the facts into problems: unbalanced transactions, cached balances or holds that differ
+    /// from the postings, overdrawn user wallets, broken balance chains, non-zero currency totals.
     pub fn from_audit(audit: LedgerAudit) -> LedgerReport {
         let mut problems = Vec::new();
         for t in &audit.unbalanced_transactions {
@@ -91,15 +95,20 @@ impl LedgerReport {
         }
     }
 
+    /// Whether no problem was found.
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
     }
 }
 
+/// Why the ledger could not be verified (not: what is wrong with it, which the report says).
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyLedgerError {
+    /// The caller may not do this to this resource.
     #[error("only admins may verify the ledger")]
     Forbidden,
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -24,20 +24,29 @@ use crate::transact::{transact, transact_lagging, work};
 /// Errors of commands on an existing order (cancel, fulfil) and of order queries.
 #[derive(Debug, thiserror::Error)]
 pub enum OrderCommandError {
+    /// The order does not exist, or the caller may not see it.
     #[error("the order does not exist")]
     NotFound,
+    /// The caller may not do this to this resource.
     #[error("you may not do this to the order")]
     Forbidden,
+    /// The reason is empty or longer than 500 characters.
     #[error("the reason must have 1 to 500 characters")]
     Reason,
+    /// The provider would not close the checkout, so cancelling could race a payment.
     #[error("the provider would not close the order's checkout: {0}")]
     CheckoutNotClosed(GatewayError),
+    /// The checkout was paid meanwhile: the order is about to be paid.
     #[error("the order's checkout has been paid: the order is about to be marked paid and cannot be cancelled")]
     CheckoutCompleted,
+    /// The order's status does not allow the change.
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    /// The order's stock could not be released.
     #[error(transparent)]
     Stock(#[from] StockError),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -47,8 +56,11 @@ retryable!(OrderCommandError);
 /// An order with its payment, refunds and status history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderDetails {
+    /// The order.
     pub order: Order,
+    /// Its latest card payment, if it was paid by card.
     pub payment: Option<Payment>,
+    /// Its refunds, oldest first.
     pub refunds: Vec<Refund>,
     /// For manual capture: the hold of each merchant's part.
     pub holds: Vec<Hold>,

@@ -9,14 +9,27 @@ use uuid::Uuid;
 /// after a ledger sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cursor {
-    Position { at: OffsetDateTime, id: Uuid },
+    /// After the item created at `at` with id `id`.
+    Position {
+        /// The creation time of the last item seen.
+        at: OffsetDateTime,
+        /// Its id, which breaks ties between items created at one time.
+        id: Uuid,
+    },
+    /// After this ledger sequence number (a wallet's history).
     Sequence(i64),
 }
 
+/// Why a page cannot be served as asked; the HTTP layer answers 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PageError {
+    /// `limit` is below 1 or above [`PageRequest::LIMIT_MAX`].
     #[error("limit must be between 1 and {max}")]
-    Limit { max: u32 },
+    Limit {
+        /// The limit, [`PageRequest::LIMIT_MAX`].
+        max: u32,
+    },
+    /// The cursor was not handed out by this API (or was tampered with).
     #[error("the cursor is not one this API handed out")]
     Cursor,
 }
@@ -31,6 +44,11 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(plain)
     }
 
+    /// Reads a cursor a client sent back.
+    ///
+    /// # Errors
+    ///
+    /// [`PageError::Cursor`] if it is not one this API encoded.
     pub fn decode(text: &str) -> Result<Cursor, PageError> {
         if text.len() > 128 {
             return Err(PageError::Cursor);
@@ -56,6 +74,7 @@ impl Cursor {
         Ok(cursor)
     }
 
+    /// The creation time and id of a position cursor.
     pub fn position(&self) -> Option<(OffsetDateTime, Uuid)> {
         match self {
             Cursor::Position { at, id } => Some((*at, *id)),
@@ -63,6 +82,7 @@ impl Cursor {
         }
     }
 
+    /// The sequence number of a sequence cursor.
     pub fn sequence(&self) -> Option<i64> {
         match self {
             Cursor::Sequence(sequence) => Some(*sequence),
@@ -71,14 +91,30 @@ impl Cursor {
     }
 }
 
+/// What a listing asks for: at most `limit` items, after `after` (from the start when `None`).
+///
+/// ```
+/// use application::pagination::{Cursor, PageRequest};
+/// use uuid::Uuid;
+///
+/// let cursor = Cursor::Position { at: domain::OffsetDateTime::UNIX_EPOCH, id: Uuid::from_u128(7) };
+/// let page = PageRequest::parse(Some(50), Some(&cursor.encode())).unwrap();
+/// assert_eq!((page.limit, page.after), (50, Some(cursor)));
+/// assert!(PageRequest::parse(Some(101), None).is_err());
+/// assert!(PageRequest::parse(None, Some("not-a-cursor")).is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
+    /// The most items to return.
     pub limit: usize,
+    /// Where the previous page ended.
     pub after: Option<Cursor>,
 }
 
 impl PageRequest {
+    /// The page size when a client names none.
     pub const LIMIT_DEFAULT: u32 = 20;
+    /// The largest page size a client may ask for.
     pub const LIMIT_MAX: u32 = 100;
 
     /// Validates what a client asked for.
@@ -96,14 +132,18 @@ impl PageRequest {
         })
     }
 
+    /// The first `limit` items, for internal reads.
     pub fn first(limit: usize) -> PageRequest {
         PageRequest { limit, after: None }
     }
 }
 
+/// One page of a listing, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
+    /// The items of this page.
     pub items: Vec<T>,
+    /// Where the next page starts; `None` on the last page.
     pub next_cursor: Option<Cursor>,
 }
 
@@ -116,6 +156,7 @@ impl<T> Page<T> {
         Page { items: rows, next_cursor }
     }
 
+    /// The same page with each item converted.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {
             items: self.items.into_iter().map(f).collect(),

@@ -12,10 +12,14 @@ use crate::ports::store::{PaymentFilter, PaymentLookup, PaymentRepository, Store
 use crate::retryable;
 use crate::transact::{transact, transact_lagging, work};
 
+/// Why reading a payment fails.
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentQueryError {
+    /// The payment does not exist, or is not the caller's.
     #[error("the payment does not exist")]
     NotFound,
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -39,39 +39,61 @@ pub struct AskRefund {
     pub merchant_id: Option<UserId>,
     /// `None` asks for everything left of the share.
     pub amount: Option<Money>,
+    /// Why, in the buyer's words: shown to the merchant.
     pub reason: String,
 }
 
+/// Why asking for, deciding or withdrawing a refund request fails.
 #[derive(Debug, thiserror::Error)]
 pub enum RefundRequestUseError {
+    /// The request does not exist, or the caller may not see it.
     #[error("the refund request does not exist")]
     NotFound,
+    /// The order does not exist, or is not the caller's.
     #[error("the order does not exist")]
     OrderNotFound,
+    /// The caller is neither the share's merchant nor an admin.
     #[error("only the merchant whose share it concerns, or an admin, may decide a refund request")]
     NotDecider,
+    /// Only the buyer who asked may withdraw.
     #[error("only the buyer who asked may withdraw a refund request")]
     NotBuyer,
+    /// The order's status allows no refund.
     #[error("refunds of an order that is {0} cannot be requested")]
     NotRefundable(OrderStatus),
+    /// The order has several merchants and the ask named none.
     #[error("the order has several merchants: say whose share to ask back")]
     MerchantRequired,
+    /// The named merchant sold nothing in the order.
     #[error("the order has no items of this merchant")]
     NotAMerchant,
+    /// The share is already refunded in full.
     #[error("nothing is left to refund of this share")]
     NothingToRefund,
+    /// More than what is left of the share.
     #[error("at most {refundable} can be refunded")]
-    ExceedsRefundable { refundable: Money },
+    ExceedsRefundable {
+        /// What is left of the share.
+        refundable: Money,
+    },
+    /// The amount is in another currency than the order's.
     #[error("the amount must be in the order's currency")]
     Currency,
+    /// The buyer already has an open request for this order and merchant.
     #[error("a refund request for this order and merchant is open already")]
     AlreadyOpen,
+    /// The request's state machine refused (a bad reason or note, not open, a bad amount).
     #[error(transparent)]
     Request(#[from] RefundRequestError),
+    /// Amount arithmetic overflowed or mixed currencies.
     #[error(transparent)]
     Money(#[from] MoneyError),
+    /// The idempotency key is held by a request still running, was used for a different request, or
+    /// was completed by another request meanwhile (replay its response).
     #[error(transparent)]
     Idempotency(IdempotencyError),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -83,7 +105,9 @@ retryable!(RefundRequestUseError);
 /// every one as an admin; narrowed by order and status.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RefundRequestQuery {
+    /// Only requests about this order.
     pub order: Option<OrderId>,
+    /// Only requests in this status.
     pub status: Option<domain::refund_request::RefundRequestStatus>,
 }
 

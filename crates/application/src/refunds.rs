@@ -39,42 +39,69 @@ use crate::settlement::GatewayEventError;
 use crate::transact::{transact, work};
 use crate::{from_posting_error, keyed, retryable};
 
+/// Why a refund fails. Refusals are replayed under the idempotency key.
 #[derive(Debug, thiserror::Error)]
 pub enum RefundError {
+    /// The order does not exist (or the caller may not see it).
     #[error("the order does not exist")]
     NotFound,
+    /// The caller may not do this to this resource.
     #[error("only the order's merchants and admins may refund it")]
     Forbidden,
+    /// The order's status allows no refund (not paid, or already refunded).
     #[error("an order that is {0} cannot be refunded")]
     NotRefundable(OrderStatus),
+    /// The order has several merchants and the command named none.
     #[error("the order has several merchants: say whose share to refund")]
     MerchantRequired,
+    /// The share asked for is already refunded in full.
     #[error("nothing is left to refund")]
     NothingToRefund,
+    /// More than what is left of the share.
     #[error("at most {refundable} can be refunded")]
-    ExceedsRefundable { refundable: Money },
+    ExceedsRefundable {
+        /// What is left to refund.
+        refundable: Money,
+    },
+    /// A zero or negative amount, or another currency than the order's.
     #[error("the refund amount must be positive and in the order's currency")]
     InvalidAmount,
+    /// The reason is longer than 500 characters.
     #[error("the reason must have at most 500 characters")]
     Reason,
+    /// The merchant's wallet holds less than the refund.
     #[error("the merchant's wallet cannot cover the refund: {available} available")]
-    MerchantInsufficientFunds { available: Money },
+    MerchantInsufficientFunds {
+        /// What the merchant's wallet could give.
+        available: Money,
+    },
+    /// The card payment has no provider id to refund, or its provider is no longer configured.
     #[error("the card payment cannot be refunded through its gateway")]
     PaymentNotRefundable,
+    /// Approving a refund request: the request does not exist.
     #[error("the refund request does not exist")]
     RequestNotFound,
+    /// Approving a refund request: the request is not open.
     #[error(transparent)]
     Request(#[from] RefundRequestError),
+    /// The payment provider failed or refused; whether asking again may help is `GatewayError::may_pass`.
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    /// The order refused the change (its state machine, or its amounts).
     #[error(transparent)]
     Order(#[from] OrderError),
+    /// The ledger refused the journal transaction (it would overdraw a wallet, or it does not balance).
     #[error(transparent)]
     Ledger(LedgerError),
+    /// Amount arithmetic overflowed or mixed currencies.
     #[error(transparent)]
     Money(#[from] MoneyError),
+    /// The idempotency key is held by a request still running, was used for a different request, or
+    /// was completed by another request meanwhile (replay its response).
     #[error(transparent)]
     Idempotency(IdempotencyError),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -113,12 +140,14 @@ impl From<GatewayEventError> for RefundError {
     }
 }
 
+/// What a merchant or admin refunds of an order.
 #[derive(Debug, Clone)]
 pub struct RefundCommand {
     /// `None` refunds everything that is left (of the merchant's share, or of every share).
     pub amount: Option<Money>,
     /// Whose share to refund; merchants may only name themselves.
     pub merchant_id: Option<UserId>,
+    /// Why, shown to the buyer; at most 500 characters.
     pub reason: String,
 }
 

@@ -34,11 +34,13 @@ pub enum StatementLine {
     Purchases,
     /// Refunds of the merchant's own purchases (refund credits).
     RefundsReceived,
+    /// Card top-ups of the merchant's wallet.
     TopUps,
     /// Transfers and captured holds paid to the merchant.
     TransfersIn,
     /// Transfers and captured holds the merchant paid.
     TransfersOut,
+    /// Withdrawals paid out of the merchant's wallet.
     Withdrawals,
     /// Calls the merchant received and was paid for.
     CallEarnings,
@@ -67,6 +69,7 @@ impl StatementLine {
         StatementLine::Reversals,
     ];
 
+    /// The stable snake_case name used in the API and CSV files.
     pub fn as_str(self) -> &'static str {
         match self {
             StatementLine::GrossSales => "gross_sales",
@@ -110,10 +113,13 @@ pub struct StatementPeriod {
     to: OffsetDateTime,
 }
 
+/// Why a statement's period is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PeriodError {
+    /// It ends at or before its start.
     #[error("the period must end after it starts")]
     Empty,
+    /// It is longer than [`StatementPeriod::DAYS_MAX`] days.
     #[error("the period may span at most {} days", StatementPeriod::DAYS_MAX)]
     TooLong,
 }
@@ -122,6 +128,10 @@ impl StatementPeriod {
     /// The longest period one statement covers: a (leap) year.
     pub const DAYS_MAX: i64 = 366;
 
+    /// A period `[from, to)`.
+    ///
+    /// # Errors
+    /// [`PeriodError`] if it is empty or too long.
     pub fn new(from: OffsetDateTime, to: OffsetDateTime) -> Result<StatementPeriod, PeriodError> {
         if from >= to {
             return Err(PeriodError::Empty);
@@ -132,10 +142,12 @@ impl StatementPeriod {
         Ok(StatementPeriod { from, to })
     }
 
+    /// The start, included.
     pub fn from(&self) -> OffsetDateTime {
         self.from
     }
 
+    /// The end, excluded.
     pub fn to(&self) -> OffsetDateTime {
         self.to
     }
@@ -144,9 +156,11 @@ impl StatementPeriod {
 /// One line's total.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LineTotal {
+    /// The line.
     pub line: StatementLine,
     /// Signed: negative when money left the wallet.
     pub amount: Money,
+    /// How many postings it sums.
     pub postings: u64,
 }
 
@@ -167,7 +181,9 @@ pub struct Statement {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the statement of wallet {wallet_id} does not add up: {detail}")]
 pub struct StatementMismatch {
+    /// The wallet whose figures do not add up.
     pub wallet_id: WalletId,
+    /// Which figures, and by how much.
     pub detail: String,
 }
 
@@ -244,6 +260,7 @@ impl Statement {
         })
     }
 
+    /// The merchant whose statement it is.
     pub fn merchant_id(&self) -> UserId {
         self.merchant_id
     }
@@ -253,6 +270,7 @@ impl Statement {
         self.wallet_id
     }
 
+    /// The currency of every figure.
     pub fn currency(&self) -> Currency {
         self.currency
     }
@@ -267,6 +285,7 @@ impl Statement {
         &self.lines
     }
 
+    /// One line's total.
     pub fn line(&self, line: StatementLine) -> LineTotal {
         self.lines[line_index(line)]
     }
@@ -299,24 +318,34 @@ fn line_index(line: StatementLine) -> usize {
 pub struct StatementRequest {
     /// The merchant: required from an admin; a merchant may name only itself.
     pub merchant_id: Option<UserId>,
+    /// The currency of the merchant's wallet to read.
     pub currency: Currency,
     /// The period is `[from, to)`, checked by `StatementPeriod::new`.
     pub from: OffsetDateTime,
+    /// The end of the period, excluded.
     pub to: OffsetDateTime,
 }
 
+/// Why a statement cannot be produced.
 #[derive(Debug, thiserror::Error)]
 pub enum StatementError {
+    /// The caller may not do this to this resource.
     #[error("only merchants and admins have statements")]
     Forbidden,
+    /// An admin asked without naming the merchant.
     #[error("an admin must name the merchant")]
     MerchantRequired,
+    /// The merchant does not exist (or is not a merchant).
     #[error("the merchant does not exist")]
     NotFound,
+    /// The period is empty or too long.
     #[error(transparent)]
     Period(PeriodError),
+    /// The books do not add up for this wallet: a fault to investigate, never shown as figures.
     #[error(transparent)]
     Mismatch(StatementMismatch),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -20,12 +20,16 @@ use crate::ports::store::{IdempotencyRepository, PaymentRepository, StoreError, 
 use crate::transact::{transact, work};
 use crate::{keyed, retryable};
 
+/// A card top-up of the caller's wallet.
 #[derive(Debug, Clone)]
 pub struct TopUpRequest {
+    /// How much; its currency is the wallet's.
     pub amount: Money,
+    /// Which provider; routed by currency when `None`.
     pub provider: Option<ProviderName>,
 }
 
+/// Why a top-up fails.
 #[derive(Debug, thiserror::Error)]
 pub enum TopUpError {
     /// Zero or less: a negative top-up would move money out of the wallet to the provider.
@@ -34,14 +38,21 @@ pub enum TopUpError {
     /// No provider for the currency, or the one the payer named cannot take it.
     #[error(transparent)]
     Route(RouteError),
+    /// The gateway's clearing account would pass the system bound ([`domain::ledger::SYSTEM_BALANCE_MAX_MINOR`]).
     #[error("the platform takes no more {0} through this gateway: its limit is reached")]
     PlatformLimit(Currency),
+    /// The provider closed (or would not open) the checkout, so the payment was cancelled.
     #[error("the checkout of this top-up was closed before it opened ({0})")]
     CheckoutClosed(&'static str),
+    /// The payment provider failed or refused; whether asking again may help is `GatewayError::may_pass`.
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    /// The idempotency key is held by a request still running, was used for a different request, or
+    /// was completed by another request meanwhile (replay its response).
     #[error(transparent)]
     Idempotency(IdempotencyError),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -3,9 +3,32 @@
 //! The work is a closure that borrows the transaction and returns a future, usually a call of a
 //! named `async fn(tx: &mut Tx, ...)` with the narrow repository bounds it needs:
 //!
-//! ```ignore
-//! transact(&self.store, |tx| work(checkout_with_wallet(tx, ids, buyer, &command, now))).await
 //! ```
+//! use adapter_memory::MemoryStore;
+//! use application::ports::store::{StoreError, UserRepository, WalletRepository};
+//! use application::transact::{transact, work};
+//! use domain::ids::UserId;
+//! use uuid::Uuid;
+//!
+//! /// A unit of work, with only the repositories it needs.
+//! async fn wallet_count<Tx: UserRepository + WalletRepository + Send>(tx: &mut Tx, user: UserId) -> Result<Option<usize>, StoreError> {
+//!     if tx.find_user(user).await?.is_none() {
+//!         return Ok(None);
+//!     }
+//!     Ok(Some(tx.list_user_wallets(user).await?.len()))
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), StoreError> {
+//! let store = MemoryStore::new();
+//! let nobody = UserId::from_uuid(Uuid::from_u128(1));
+//! let count = transact(&store, |tx| work(wallet_count(tx, nobody))).await?;
+//! assert_eq!(count, None);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! In the use cases it reads `transact(&self.store, |tx| work(pay_by_wallet(tx, ids, buyer, ..))).await`.
 //!
 //! On `Ok` the transaction is committed, on `Err` rolled back. A serialization failure or deadlock
 //! (`StoreError::Conflict`) reruns the whole work, at most `ATTEMPTS_MAX` times, so a client never
@@ -25,12 +48,15 @@ use tracing::Instrument;
 
 use crate::ports::store::{StoreError, Transaction, UnitOfWork};
 
+/// How many times a conflicted transaction is run in all before the conflict is returned.
 pub const ATTEMPTS_MAX: u32 = 5;
 
 /// Implemented by every use-case error: says whether it wraps a retryable storage error.
 pub trait Retryable: From<StoreError> {
+    /// The storage error inside, if there is one.
     fn store_error(&self) -> Option<&StoreError>;
 
+    /// Whether the error is a storage conflict, so that [`transact`] runs the work again.
     fn is_retryable(&self) -> bool {
         self.store_error().is_some_and(StoreError::is_retryable)
     }

@@ -20,38 +20,59 @@ use crate::ports::system::{IdGenerator, next_id};
 use crate::transact::{transact, work};
 use crate::{from_posting_error, keyed, retryable};
 
+/// Who receives a transfer, as the sender names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recipient {
+    /// By user id.
     Id(UserId),
+    /// By e-mail address, as the sender knows them.
     Email(String),
 }
 
+/// A person-to-person transfer.
 #[derive(Debug, Clone)]
 pub struct TransferRequest {
+    /// The receiver.
     pub to: Recipient,
+    /// How much, in the currency of the sender's wallet to debit.
     pub amount: Money,
+    /// A note for the receiver, at most 280 characters.
     pub note: String,
 }
 
+/// Why a transfer fails.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
+    /// Nobody has that id or address.
     #[error("the recipient does not exist")]
     RecipientNotFound,
+    /// The sender named themselves.
     #[error("you cannot transfer money to yourself")]
     SelfTransfer,
+    /// The note is longer than 280 characters.
     #[error("the note must have at most 280 characters")]
     Note,
     /// A transfer of nothing or of less than nothing: the sender would take from the receiver.
     #[error("the amount must be positive")]
     NonPositiveAmount,
+    /// The sender's available balance is less than the amount.
     #[error("insufficient funds: {available} available")]
-    InsufficientFunds { available: Money },
+    InsufficientFunds {
+        /// What the sender's wallet could spend.
+        available: Money,
+    },
+    /// The transfer does not exist, or the caller is not a party to it.
     #[error("the transfer does not exist")]
     NotFound,
+    /// The ledger refused the journal transaction (it would overdraw a wallet, or it does not balance).
     #[error(transparent)]
     Ledger(LedgerError),
+    /// The idempotency key is held by a request still running, was used for a different request, or
+    /// was completed by another request meanwhile (replay its response).
     #[error(transparent)]
     Idempotency(IdempotencyError),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -11,10 +11,14 @@ use crate::ports::store::{LedgerRepository, PostingRecord, StoreError, UnitOfWor
 use crate::retryable;
 use crate::transact::{transact, transact_lagging, work};
 
+/// Why reading one's wallets fails.
 #[derive(Debug, thiserror::Error)]
 pub enum WalletQueryError {
+    /// The caller has no wallet in this currency.
     #[error("you have no {0} wallet")]
     NotFound(Currency),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -22,10 +26,15 @@ pub enum WalletQueryError {
 retryable!(WalletQueryError);
 
 impl<U: UnitOfWork> App<U> {
+    /// The caller's wallets, one per currency.
     pub async fn list_wallets(&self, caller: &Caller) -> Result<Vec<Wallet>, WalletQueryError> {
         Ok(transact(&self.store, |tx| work(tx.list_user_wallets(caller.user_id))).await?)
     }
 
+    /// The caller's wallet in `currency`.
+    ///
+    /// # Errors
+    /// [`WalletQueryError::NotFound`] if they have none in it.
     pub async fn wallet(&self, caller: &Caller, currency: Currency) -> Result<Wallet, WalletQueryError> {
         transact(&self.store, |tx| work(tx.find_user_wallet(caller.user_id, currency)))
             .await?

@@ -25,36 +25,59 @@ pub const SECRET_OVERLAP_MAX: Duration = Duration::days(7);
 /// The longest time range one redelivery may cover.
 pub const REDELIVERY_RANGE_MAX: Duration = Duration::days(30);
 
+/// A webhook endpoint a merchant (or admin, for the platform) registers.
 #[derive(Debug, Clone)]
 pub struct NewEndpoint {
+    /// Where deliveries are POSTed: absolute `https` (plain `http` only where allowed).
     pub url: String,
     /// Event types, or `*` alone for all.
     pub events: Vec<String>,
+    /// What the endpoint is for.
     pub description: String,
 }
 
+/// An owner's changes to an endpoint; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct EndpointUpdate {
+    /// A new URL.
     pub url: Option<String>,
+    /// A new list of event types (`*` alone for all).
     pub events: Option<Vec<String>>,
+    /// A new description.
     pub description: Option<String>,
+    /// Enable or disable deliveries.
     pub enabled: Option<bool>,
 }
 
+/// Why managing webhook endpoints fails.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookUseError {
+    /// The caller may not do this to this resource.
     #[error("only merchants and admins have webhook endpoints")]
     Forbidden,
+    /// The endpoint does not exist, or is not the caller's.
     #[error("the webhook endpoint does not exist")]
     NotFound,
+    /// The delivery does not exist, or is not of the caller's endpoint.
     #[error("the delivery does not exist")]
     DeliveryNotFound,
+    /// The URL, event types or description are not acceptable.
     #[error(transparent)]
     Invalid(#[from] WebhookError),
+    /// A secret roll's overlap is negative or too long.
     #[error("the overlap must be between 0 and {max}")]
-    Overlap { max: Duration },
+    Overlap {
+        /// The limit, [`SECRET_OVERLAP_MAX`].
+        max: Duration,
+    },
+    /// A redelivery range is empty or too long.
     #[error("the range must end after it starts and span at most {max}")]
-    Range { max: Duration },
+    Range {
+        /// The limit, [`REDELIVERY_RANGE_MAX`].
+        max: Duration,
+    },
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -123,6 +146,10 @@ impl<U: UnitOfWork> App<U> {
         Ok(transact(&self.store, |tx| work(tx.list_webhook_endpoints(filter, page))).await?)
     }
 
+    /// One endpoint of the caller's (any, for an admin).
+    ///
+    /// # Errors
+    /// [`WebhookUseError::NotFound`] if it does not exist or is someone else's.
     pub async fn webhook_endpoint(&self, caller: &Caller, id: WebhookEndpointId) -> Result<WebhookEndpoint, WebhookUseError> {
         owner_of(caller)?;
         transact(&self.store, |tx| work(tx.find_webhook_endpoint(id)))
@@ -131,6 +158,11 @@ impl<U: UnitOfWork> App<U> {
             .ok_or(WebhookUseError::NotFound)
     }
 
+    /// Applies an owner's changes to an endpoint. Enabling it again clears its failure streak.
+    ///
+    /// # Errors
+    /// [`WebhookUseError::NotFound`] for someone else's endpoint; [`WebhookUseError::Invalid`] for an
+    /// unacceptable change.
     pub async fn update_webhook_endpoint(
         &self,
         caller: &Caller,

@@ -54,9 +54,12 @@ use crate::{from_posting_error, keyed, retryable};
 /// any withdrawal could stay in flight; it is not what ends one.
 const HOLD_EXPIRY: Duration = Duration::days(3650);
 
+/// What a user withdraws.
 #[derive(Debug, Clone)]
 pub struct WithdrawalRequest {
+    /// How much, in the wallet's currency.
     pub amount: Money,
+    /// Where to pay it (1 to 200 characters).
     pub destination: String,
 }
 
@@ -69,30 +72,51 @@ pub struct WithdrawalDecision {
     pub reference: Option<String>,
 }
 
+/// Why requesting, deciding or settling a withdrawal fails.
 #[derive(Debug, thiserror::Error)]
 pub enum WithdrawalError {
+    /// The destination is empty or longer than 200 characters.
     #[error("the destination must have 1 to 200 characters")]
     Destination,
+    /// The wallet's available balance is less than the amount.
     #[error("insufficient funds: {available} available")]
-    InsufficientFunds { available: Money },
+    InsufficientFunds {
+        /// What the wallet could spend.
+        available: Money,
+    },
+    /// The withdrawal does not exist (or is not the caller's).
     #[error("the withdrawal does not exist")]
     NotFound,
+    /// The caller may not do this to this resource.
     #[error("only admins may do this")]
     Forbidden,
+    /// A rejection (or a manual failure) without a reason.
     #[error("a reason is required")]
     ReasonRequired,
+    /// The reason (or reference) is too long.
     #[error("the reason (and reference) must have at most {REASON_CHARS_MAX} characters")]
     Reason,
+    /// The withdrawal's status does not allow the step (approving a rejected one...).
     #[error(transparent)]
     Transition(#[from] WithdrawalTransitionError),
+    /// Marking by hand a withdrawal that a provider pays out.
     #[error("the withdrawal is paid out through {provider}, whose answer settles it: it cannot be marked by hand")]
-    NotManual { provider: String },
+    NotManual {
+        /// The provider that pays it out.
+        provider: String,
+    },
+    /// The hold refused the operation (not pending, too large, another wallet).
     #[error(transparent)]
     Hold(HoldError),
+    /// The ledger refused the journal transaction (it would overdraw a wallet, or it does not balance).
     #[error(transparent)]
     Ledger(LedgerError),
+    /// The idempotency key is held by a request still running, was used for a different request, or
+    /// was completed by another request meanwhile (replay its response).
     #[error(transparent)]
     Idempotency(IdempotencyError),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -133,6 +157,7 @@ impl ApprovalThresholds {
         self
     }
 
+    /// The approval threshold of `currency`, if it has one (without one, every withdrawal waits).
     pub fn threshold(&self, currency: Currency) -> Option<Money> {
         self.0.get(&currency).copied()
     }
@@ -388,6 +413,10 @@ impl<U: UnitOfWork> App<U> {
         Ok(transact_lagging(&self.store, |tx| work(tx.list_withdrawals(filter, page))).await?)
     }
 
+    /// One withdrawal, for its owner or an admin.
+    ///
+    /// # Errors
+    /// [`WithdrawalError::NotFound`] if it does not exist or is someone else's.
     pub async fn withdrawal(&self, caller: &Caller, id: WithdrawalId) -> Result<Withdrawal, WithdrawalError> {
         transact(&self.store, |tx| work(tx.find_withdrawal(id)))
             .await?

@@ -9,13 +9,17 @@ use time::OffsetDateTime;
 use crate::ids::{CallId, HoldId, UserId};
 use crate::money::{Money, MoneyError};
 
+/// Whether a call is running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallStatus {
+    /// Running: its hold reserves the authorised minutes.
     Active,
+    /// Over and charged.
     Ended,
 }
 
 impl CallStatus {
+    /// The stable code stored in the database and used in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             CallStatus::Active => "active",
@@ -23,6 +27,7 @@ impl CallStatus {
         }
     }
 
+    /// The status whose [`as_str`](CallStatus::as_str) code is `text`, if any.
     pub fn parse(text: &str) -> Option<CallStatus> {
         match text {
             "active" => Some(CallStatus::Active),
@@ -32,16 +37,26 @@ impl CallStatus {
     }
 }
 
+/// Why a call cannot start, be extended or end.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
+    /// The caller and receiver are the same user.
     #[error("a caller cannot call themselves")]
     SelfCall,
+    /// A rate of zero or less.
     #[error("the rate per minute must be positive")]
     Rate,
+    /// The caller's available balance is less than one minute at the rate.
     #[error("the caller cannot cover the first minute at {rate} per minute")]
-    CannotAffordFirstMinute { rate: Money },
+    CannotAffordFirstMinute {
+        /// The rate asked for.
+        rate: Money,
+    },
+    /// The call was already ended (by the other party, or by the job at its limit).
     #[error("the call has already ended")]
     AlreadyEnded,
+    /// Checked arithmetic on the call's amounts failed (an overflow, or a rate in another currency
+    /// than the wallet's).
     #[error(transparent)]
     Money(#[from] MoneyError),
 }
@@ -71,22 +86,65 @@ pub fn affordable_minutes(available: Money, rate: Money, minutes_max: u32) -> Re
     Ok(u32::try_from(minutes).unwrap_or(u32::MAX).min(minutes_max))
 }
 
+/// A metered call between two users, billed per started minute.
+///
+/// ```
+/// use domain::call::{affordable_minutes, CallSession, CallStatus};
+/// use domain::ids::{CallId, HoldId, UserId};
+/// use domain::money::{Currency, Money};
+/// use domain::OffsetDateTime;
+/// use uuid::Uuid;
+///
+/// let rate = Money::from_minor(50, Currency::Usd);
+/// // $3.20 available pays for 6 whole minutes at $0.50; the cap is 60.
+/// let minutes = affordable_minutes(Money::from_minor(320, Currency::Usd), rate, 60).unwrap();
+/// assert_eq!(minutes, 6);
+///
+/// let start = OffsetDateTime::UNIX_EPOCH;
+/// let id = |n| Uuid::from_u128(n);
+/// let call = CallSession::start(
+///     CallId::from_uuid(id(1)), UserId::from_uuid(id(2)), UserId::from_uuid(id(3)),
+///     rate, HoldId::from_uuid(id(4)), minutes, start,
+/// ).unwrap();
+/// // 2 min 1 s started three minutes.
+/// let call = call.end(start + time::Duration::seconds(121)).unwrap();
+/// assert_eq!((call.status, call.billed_minutes), (CallStatus::Ended, 3));
+/// assert_eq!(call.charged, Money::from_minor(150, Currency::Usd));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallSession {
+    /// The call's id.
     pub id: CallId,
+    /// The user who pays.
     pub caller_id: UserId,
+    /// The user who is paid.
     pub receiver_id: UserId,
+    /// The price of one started minute, in the caller's wallet currency.
     pub rate_per_minute: Money,
+    /// The hold on the caller's wallet that reserves the authorised minutes.
     pub hold_id: HoldId,
+    /// The minutes the hold covers so far; the call is charged no more than these. The job
+    /// extends them while the caller can pay for more, and ends the call when they run out.
     pub authorized_minutes: u32,
+    /// Whether it is running.
     pub status: CallStatus,
+    /// When it started.
     pub started_at: OffsetDateTime,
+    /// When it ended.
     pub ended_at: Option<OffsetDateTime>,
+    /// The minutes charged, once ended (every started minute counts, at least one).
     pub billed_minutes: u32,
+    /// What the caller paid the receiver, once ended.
     pub charged: Money,
 }
 
 impl CallSession {
+    /// A new, active call authorised for `authorized_minutes` (at least one), whose hold the caller
+    /// has already placed.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::SelfCall`] or [`CallError::Rate`].
     pub fn start(
         id: CallId,
         caller_id: UserId,

@@ -9,29 +9,55 @@ use time::OffsetDateTime;
 use crate::ids::{ProductId, UserId};
 use crate::money::Money;
 
+/// Why a product cannot be created or changed as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProductError {
+    /// The name is empty, too long or has control characters.
     #[error("the name must have 1 to {max} characters")]
-    Name { max: usize },
+    Name {
+        /// The limit, [`Product::NAME_LEN_MAX`].
+        max: usize,
+    },
+    /// The description is too long.
     #[error("the description must have at most {max} characters")]
-    Description { max: usize },
+    Description {
+        /// The limit, [`Product::DESCRIPTION_LEN_MAX`].
+        max: usize,
+    },
+    /// The price is zero, negative or above [`Money::AMOUNT_MINOR_MAX`].
     #[error("the price must be greater than zero")]
     Price,
+    /// A new price in another currency: existing orders and carts assume the product's currency.
     #[error("the price currency cannot change once the product exists")]
     CurrencyChange,
 }
 
 /// A quantity of units: at least one, at most `Quantity::MAX`.
+///
+/// ```
+/// use domain::catalog::Quantity;
+///
+/// assert_eq!(Quantity::new(3).map(|q| q.get()), Ok(3));
+/// assert!(Quantity::new(0).is_err());
+/// assert!(Quantity::new(10_001).is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Quantity(u32);
 
+/// A quantity of zero, negative or above [`Quantity::MAX`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a quantity must be between 1 and {max}", max = Quantity::MAX)]
 pub struct QuantityError;
 
 impl Quantity {
+    /// The most units one order line may ask for.
     pub const MAX: u32 = 10_000;
 
+    /// Checks a number of units from a request.
+    ///
+    /// # Errors
+    ///
+    /// [`QuantityError`] if it is below 1 or above [`Quantity::MAX`].
     pub fn new(units: i64) -> Result<Quantity, QuantityError> {
         match u32::try_from(units) {
             Ok(units) if (1..=Quantity::MAX).contains(&units) => Ok(Quantity(units)),
@@ -39,23 +65,33 @@ impl Quantity {
         }
     }
 
+    /// The number of units.
     pub fn get(self) -> u32 {
         self.0
     }
 }
 
+/// Something a merchant sells, at one price in one currency.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {
+    /// The product's id.
     pub id: ProductId,
+    /// The merchant who sells it and is paid for it.
     pub merchant_id: UserId,
+    /// Its name, trimmed, 1 to [`Product::NAME_LEN_MAX`] characters.
     pub name: String,
+    /// Its description, at most [`Product::DESCRIPTION_LEN_MAX`] characters.
     pub description: String,
+    /// The unit price; its currency never changes.
     pub price: Money,
+    /// Whether it is on sale; the merchant may pause and resume it.
     pub active: bool,
     /// When the product was deleted: off sale and out of the API for good, while past orders keep
     /// their own copy of its name and price.
     pub archived_at: Option<OffsetDateTime>,
+    /// When it was created.
     pub created_at: OffsetDateTime,
+    /// When it last changed.
     pub updated_at: OffsetDateTime,
 }
 
@@ -64,11 +100,13 @@ pub struct Product {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductSearch(String);
 
+/// A search text that is empty, too long or has control characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a search has 1 to {max} characters, none of them control characters", max = ProductSearch::CHARS_MAX)]
 pub struct ProductSearchError;
 
 impl ProductSearch {
+    /// The longest search text, in characters.
     pub const CHARS_MAX: usize = 100;
 
     /// The text, trimmed; refused when empty, too long or holding control characters.
@@ -82,10 +120,12 @@ impl ProductSearch {
         }
     }
 
+    /// The search text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// Whether the product's name or description contains the text, ignoring case.
     pub fn matches(&self, product: &Product) -> bool {
         let wanted = self.0.to_lowercase();
         product.name.to_lowercase().contains(&wanted) || product.description.to_lowercase().contains(&wanted)
@@ -95,16 +135,27 @@ impl ProductSearch {
 /// The changes a merchant may make to a product; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProductChanges {
+    /// A new name.
     pub name: Option<String>,
+    /// A new description.
     pub description: Option<String>,
+    /// A new price, in the product's currency.
     pub price: Option<Money>,
+    /// Put on sale (`true`) or paused (`false`).
     pub active: Option<bool>,
 }
 
 impl Product {
+    /// The longest name, in characters.
     pub const NAME_LEN_MAX: usize = 200;
+    /// The longest description, in characters.
     pub const DESCRIPTION_LEN_MAX: usize = 2000;
 
+    /// A new product, on sale.
+    ///
+    /// # Errors
+    ///
+    /// [`ProductError`] if the name, description or price is not acceptable.
     pub fn new(
         id: ProductId,
         merchant_id: UserId,
@@ -159,6 +210,7 @@ impl Product {
         self
     }
 
+    /// Whether the product was deleted.
     pub fn is_archived(&self) -> bool {
         self.archived_at.is_some()
     }
@@ -192,18 +244,52 @@ fn valid_price(price: Money) -> Result<Money, ProductError> {
     }
 }
 
+/// Why stock cannot move as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StockError {
+    /// Fewer units on sale than requested: the buyer cannot have them.
     #[error("only {available} units are available, {requested} requested")]
-    Insufficient { available: i64, requested: u32 },
+    Insufficient {
+        /// The units on sale.
+        available: i64,
+        /// The units asked for.
+        requested: u32,
+    },
+    /// Fewer units reserved than a commit or release names: a bug, or a settlement applied twice.
     #[error("only {reserved} units are reserved, cannot settle {requested}")]
-    NotReserved { reserved: i64, requested: u32 },
+    NotReserved {
+        /// The units reserved.
+        reserved: i64,
+        /// The units named.
+        requested: u32,
+    },
+    /// A count below zero or above [`Stock::UNITS_MAX`].
     #[error("stock cannot be negative or above {max}")]
-    OutOfRange { max: i64 },
+    OutOfRange {
+        /// The limit, [`Stock::UNITS_MAX`].
+        max: i64,
+    },
 }
 
+/// A product's units: `available` may be sold, `reserved` are set aside for unpaid card checkouts.
+///
+/// ```
+/// use domain::catalog::{Quantity, Stock, StockError};
+/// use domain::ids::ProductId;
+/// use uuid::Uuid;
+///
+/// let mut stock = Stock::new(ProductId::from_uuid(Uuid::from_u128(1)), 5).unwrap();
+/// let two = Quantity::new(2).unwrap();
+/// stock.reserve(two).unwrap();   // card checkout
+/// assert_eq!((stock.available(), stock.reserved()), (3, 2));
+/// stock.commit(two).unwrap();    // its payment succeeded
+/// stock.sell(Quantity::new(3).unwrap()).unwrap(); // a wallet purchase
+/// assert_eq!((stock.available(), stock.reserved()), (0, 0));
+/// assert_eq!(stock.reserve(two), Err(StockError::Insufficient { available: 0, requested: 2 }));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stock {
+    /// The product counted.
     pub product_id: ProductId,
     available: i64,
     reserved: i64,
@@ -213,10 +299,20 @@ impl Stock {
     /// The most units one product may have on hand.
     pub const UNITS_MAX: i64 = 1_000_000_000;
 
+    /// A product's first stock, nothing reserved.
+    ///
+    /// # Errors
+    ///
+    /// [`StockError::OutOfRange`] if `available` is negative or above [`Stock::UNITS_MAX`].
     pub fn new(product_id: ProductId, available: i64) -> Result<Stock, StockError> {
         Stock::restore(product_id, available, 0)
     }
 
+    /// Rebuilds stock from storage.
+    ///
+    /// # Errors
+    ///
+    /// [`StockError::OutOfRange`] if either count is negative or above [`Stock::UNITS_MAX`].
     pub fn restore(product_id: ProductId, available: i64, reserved: i64) -> Result<Stock, StockError> {
         let in_range = |units: i64| (0..=Stock::UNITS_MAX).contains(&units);
         if !in_range(available) || !in_range(reserved) {
@@ -229,10 +325,12 @@ impl Stock {
         })
     }
 
+    /// Units that may be sold now.
     pub fn available(&self) -> i64 {
         self.available
     }
 
+    /// Units set aside for card checkouts awaiting payment.
     pub fn reserved(&self) -> i64 {
         self.reserved
     }

@@ -18,133 +18,242 @@ use crate::refund_request::RefundRequestStatus;
 use crate::user::Role;
 use crate::withdrawal::WithdrawalStatus;
 
+/// Something that happened and that merchants' webhooks, the metrics and the audit may want to know.
+///
+/// Each variant carries ids and the state at the event (amounts, statuses), never a whole object:
+/// a receiver that wants more asks the API. [`name`](DomainEvent::name) is the published type, and
+/// [`attributes`](DomainEvent::attributes) / [`from_attributes`](DomainEvent::from_attributes) are a
+/// lossless flat encoding:
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use domain::events::DomainEvent;
+/// use domain::ids::PaymentId;
+/// use domain::money::{Currency, Money};
+/// use uuid::Uuid;
+///
+/// let event = DomainEvent::PaymentSucceeded {
+///     payment_id: PaymentId::from_uuid(Uuid::from_u128(7)),
+///     amount: Money::from_minor(1_250, Currency::Usd),
+/// };
+/// let attributes: BTreeMap<String, String> =
+///     event.attributes().into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
+/// assert_eq!(attributes["amount"], "12.50");
+/// assert_eq!(attributes["currency"], "USD");
+/// assert_eq!(DomainEvent::from_attributes(event.name(), &attributes), Ok(event));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainEvent {
+    /// A user signed up (or an admin was created).
     UserRegistered {
+        /// The new user.
         user_id: UserId,
+        /// The role they registered with.
         role: Role,
     },
+    /// A card top-up was paid and credited to the user's wallet.
     TopUpCompleted {
+        /// The card payment that brought the money in.
         payment_id: PaymentId,
+        /// The user whose wallet was credited.
         user_id: UserId,
+        /// What was credited.
         amount: Money,
     },
     /// A withdrawal was requested, approved, rejected, paid or failed (`status`); `reason` is
     /// the admin's for a rejection, the failure's for a failure.
     WithdrawalChanged {
+        /// The withdrawal.
         withdrawal_id: WithdrawalId,
+        /// The user withdrawing.
         user_id: UserId,
+        /// What is withdrawn.
         amount: Money,
+        /// Its new status.
         status: WithdrawalStatus,
+        /// Why it was rejected or failed; `None` otherwise.
         reason: Option<String>,
     },
+    /// A person-to-person transfer was posted.
     TransferCompleted {
+        /// The transfer.
         transfer_id: TransferId,
+        /// The sender.
         from: UserId,
+        /// The receiver.
         to: UserId,
+        /// What was moved.
         amount: Money,
     },
+    /// An admin posted a manual correction to a user's wallet.
     AdjustmentPosted {
+        /// The journal transaction of the correction.
         transaction_id: TransactionId,
+        /// The user whose wallet was corrected.
         user_id: UserId,
+        /// Signed: positive credits the wallet, negative debits it.
         amount: Money,
     },
+    /// A merchant added a product to the catalog.
     ProductCreated {
+        /// The new product.
         product_id: ProductId,
+        /// The merchant selling it.
         merchant_id: UserId,
     },
+    /// A product's name, description, price or sale status changed.
     ProductUpdated {
+        /// The product.
         product_id: ProductId,
     },
+    /// A product was deleted: off sale for good.
     ProductArchived {
+        /// The product.
         product_id: ProductId,
     },
+    /// A product's stock changed (restocked, sold, reserved or released).
     StockChanged {
+        /// The product.
         product_id: ProductId,
+        /// The units available for sale after the change.
         available: i64,
     },
+    /// An order moved to a new status, as its audit trail records.
     OrderStatusChanged {
+        /// The order.
         order_id: OrderId,
+        /// The status before; `None` when the order was just created.
         from: Option<OrderStatus>,
+        /// The status after.
         to: OrderStatus,
     },
+    /// A card payment succeeded.
     PaymentSucceeded {
+        /// The payment.
         payment_id: PaymentId,
+        /// What the provider took.
         amount: Money,
     },
+    /// A card payment failed at the provider.
     PaymentFailed {
+        /// The payment.
         payment_id: PaymentId,
     },
+    /// A card payment was given up at its expiry.
     PaymentExpired {
+        /// The payment.
         payment_id: PaymentId,
     },
     /// Money arrived for a payment that had already been given up; it needs a refund.
     PaymentLateSuccess {
+        /// The payment.
         payment_id: PaymentId,
+        /// What the provider took, which is to be given back.
         amount: Money,
     },
+    /// The buyer disputed a card payment with their bank.
     PaymentDisputed {
+        /// The payment.
         payment_id: PaymentId,
     },
+    /// A refund reached the buyer.
     RefundSucceeded {
+        /// The refund.
         refund_id: RefundId,
+        /// The order refunded.
         order_id: OrderId,
+        /// What was given back.
         amount: Money,
     },
+    /// A refund failed at the provider; the merchant's share is as it was.
     RefundFailed {
+        /// The refund.
         refund_id: RefundId,
+        /// The order it was for.
         order_id: OrderId,
     },
     /// A buyer's refund request was opened, approved (`refund_id`), declined or withdrawn.
     RefundRequestChanged {
+        /// The request.
         request_id: RefundRequestId,
+        /// The order it is about.
         order_id: OrderId,
+        /// The buyer who asked.
         buyer_id: UserId,
+        /// The merchant asked to refund their part.
         merchant_id: UserId,
+        /// The request's new status.
         status: RefundRequestStatus,
+        /// The refund made when it was approved; `None` otherwise.
         refund_id: Option<RefundId>,
     },
+    /// A metered call began; the caller's wallet holds funds for it.
     CallStarted {
+        /// The call.
         call_id: CallId,
+        /// The user who pays for the call.
         caller_id: UserId,
+        /// The user who is paid for it.
         receiver_id: UserId,
     },
+    /// A call ended and was charged.
     CallEnded {
+        /// The call.
         call_id: CallId,
+        /// The minutes billed (every started minute counts).
         minutes: u32,
+        /// What the caller paid the receiver.
         charged: Money,
     },
     /// A customer authorised a merchant to capture up to `amount` of their wallet.
     HoldAuthorised {
+        /// The hold.
         hold_id: HoldId,
+        /// The customer whose wallet it is on.
         user_id: UserId,
+        /// The merchant allowed to capture it.
         merchant_id: UserId,
+        /// What the hold reserves.
         amount: Money,
     },
     /// The merchant captured `amount` of the hold (`captured` in all so far).
     HoldCaptured {
+        /// The hold.
         hold_id: HoldId,
+        /// The customer whose wallet it is on.
         user_id: UserId,
+        /// The merchant who captured.
         merchant_id: UserId,
+        /// What this capture took.
         amount: Money,
+        /// What all captures of the hold took so far.
         captured: Money,
     },
     /// The hold was voided; `released` went back to the customer's available balance.
     HoldVoided {
+        /// The hold.
         hold_id: HoldId,
+        /// The customer whose wallet it is on.
         user_id: UserId,
+        /// The merchant it was for.
         merchant_id: UserId,
+        /// What went back to the customer's available balance.
         released: Money,
     },
     /// The hold outlived its expiry and was released.
     HoldExpired {
+        /// The hold.
         hold_id: HoldId,
+        /// The customer whose wallet it is on.
         user_id: UserId,
+        /// The merchant it was for.
         merchant_id: UserId,
+        /// What went back to the customer's available balance.
         released: Money,
     },
     /// A test event an endpoint's owner asked for; delivered to that endpoint only.
     WebhookEndpointTested {
+        /// The endpoint to test.
         endpoint_id: WebhookEndpointId,
     },
 }
@@ -334,12 +443,25 @@ fn commerce_attributes(event: &DomainEvent) -> Option<AttributesBuilder> {
 /// Why stored or received attributes are not an event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventDecodeError {
+    /// No event has this name (cut to 64 characters); a newer writer's event, or a corrupt row.
     #[error("unknown event type `{0}`")]
     UnknownType(String),
+    /// A required attribute is absent.
     #[error("event {event} lacks `{attribute}`")]
-    Missing { event: String, attribute: &'static str },
+    Missing {
+        /// The event's name.
+        event: String,
+        /// The attribute that is missing.
+        attribute: &'static str,
+    },
+    /// An attribute is present but does not parse (an id, an amount, a status...).
     #[error("event {event} has a malformed `{attribute}`")]
-    Malformed { event: String, attribute: &'static str },
+    Malformed {
+        /// The event's name.
+        event: String,
+        /// The attribute that does not parse.
+        attribute: &'static str,
+    },
 }
 
 #[derive(Default)]
@@ -563,8 +685,11 @@ fn commerce_event(a: &AttributesReader<'_>) -> Option<Result<DomainEvent, EventD
 /// An event as stored in the outbox, waiting to be published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEvent {
+    /// The event's id, which every delivery and retry carries so receivers can dedupe.
     pub id: EventId,
+    /// What happened.
     pub event: DomainEvent,
+    /// When it happened: the time of the transaction that wrote it.
     pub occurred_at: OffsetDateTime,
 }
 

@@ -34,6 +34,7 @@ pub enum FollowUpTask {
 }
 
 impl FollowUpTask {
+    /// The stable code stored in the database with [`subject`](FollowUpTask::subject) as its key.
     pub fn kind(&self) -> &'static str {
         match self {
             FollowUpTask::Refund(_) => "refund",
@@ -55,6 +56,7 @@ impl FollowUpTask {
         }
     }
 
+    /// The task stored as `kind` and `subject`, if `kind` is known.
     pub fn from_parts(kind: &str, subject: Uuid) -> Option<FollowUpTask> {
         match kind {
             "refund" => Some(FollowUpTask::Refund(RefundId::from_uuid(subject))),
@@ -68,16 +70,19 @@ impl FollowUpTask {
     }
 }
 
+/// Where a follow-up is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FollowUpState {
     /// To be tried at `next_attempt_at`.
     Pending,
+    /// The call was made and its outcome recorded.
     Done,
     /// Given up on by the job; an admin must look at it.
     Stuck,
 }
 
 impl FollowUpState {
+    /// The stable code stored in the database and shown to admins.
     pub fn as_str(self) -> &'static str {
         match self {
             FollowUpState::Pending => "pending",
@@ -86,6 +91,7 @@ impl FollowUpState {
         }
     }
 
+    /// The state whose [`as_str`](FollowUpState::as_str) code is `text`, if any.
     pub fn parse(text: &str) -> Option<FollowUpState> {
         match text {
             "pending" => Some(FollowUpState::Pending),
@@ -99,8 +105,11 @@ impl FollowUpState {
 /// How often and how far apart attempts are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
+    /// Attempts after which the job gives up and the follow-up is stuck.
     pub attempts_max: u32,
+    /// The wait after the first failure.
     pub first_delay: Duration,
+    /// The longest wait between two attempts, before jitter.
     pub delay_max: Duration,
 }
 
@@ -125,15 +134,42 @@ impl RetryPolicy {
     }
 }
 
+/// A provider call a flow still owes; see the module's introduction.
+///
+/// ```
+/// use domain::follow_up::{FollowUp, FollowUpState, FollowUpTask, RetryPolicy};
+/// use domain::ids::RefundId;
+/// use domain::OffsetDateTime;
+/// use time::Duration;
+/// use uuid::Uuid;
+///
+/// let now = OffsetDateTime::UNIX_EPOCH;
+/// let task = FollowUpTask::Refund(RefundId::from_uuid(Uuid::from_u128(1)));
+/// let policy = RetryPolicy { attempts_max: 2, ..RetryPolicy::DEFAULT };
+///
+/// let follow_up = FollowUp::schedule(task, now, now).begin_attempt(now, Duration::minutes(1));
+/// let follow_up = follow_up.failed("provider timed out", now, &policy, 0);
+/// assert_eq!(follow_up.next_attempt_at, now + Duration::seconds(30));
+/// assert!(follow_up.is_due(now + Duration::seconds(30)));
+///
+/// let follow_up = follow_up.begin_attempt(now, Duration::minutes(1)).failed("timed out again", now, &policy, 0);
+/// assert_eq!(follow_up.state, FollowUpState::Stuck);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowUp {
+    /// What must be done.
     pub task: FollowUpTask,
+    /// Where it is.
     pub state: FollowUpState,
     /// Attempts made so far.
     pub attempts: u32,
+    /// When the job next takes it; while an attempt runs, when its lease runs out.
     pub next_attempt_at: OffsetDateTime,
+    /// The latest error, or the reason a person must act (at most [`ERROR_CHARS_MAX`] characters).
     pub last_error: Option<String>,
+    /// When it was recorded.
     pub created_at: OffsetDateTime,
+    /// When it last changed.
     pub updated_at: OffsetDateTime,
 }
 
@@ -201,12 +237,14 @@ impl FollowUp {
         self
     }
 
+    /// The provider call was made and its outcome recorded.
     pub fn done(mut self, at: OffsetDateTime) -> FollowUp {
         self.state = FollowUpState::Done;
         self.updated_at = at;
         self
     }
 
+    /// Whether the job should take it now: pending and due.
     pub fn is_due(&self, now: OffsetDateTime) -> bool {
         self.state == FollowUpState::Pending && self.next_attempt_at <= now
     }

@@ -5,10 +5,13 @@ use std::fmt;
 
 use uuid::Uuid;
 
+/// A text that does not parse as the id it was meant to be, such as a malformed path segment.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{text}` is not a valid {kind} id")]
 pub struct IdError {
+    /// Which id was expected (`"wallet"`, `"order"`, ...), so the message says what was wrong.
     pub kind: &'static str,
+    /// The offending text, cut to 64 characters so an error never echoes a long input back.
     pub text: String,
 }
 
@@ -19,16 +22,24 @@ macro_rules! id_type {
         pub struct $name(Uuid);
 
         impl $name {
+            /// The id's kind as error messages name it (`"wallet"`, `"refund_request"`, ...).
             pub const KIND: &'static str = $kind;
 
+            /// Wraps a UUID read from storage or minted by the `IdGenerator` port; no check is made.
             pub fn from_uuid(uuid: Uuid) -> Self {
                 $name(uuid)
             }
 
+            /// The UUID inside, for storage and for the wire.
             pub fn as_uuid(&self) -> Uuid {
                 self.0
             }
 
+            /// Parses the hyphenated (or any `uuid`-accepted) text form of the id.
+            ///
+            /// # Errors
+            ///
+            /// [`IdError`] naming this id's kind if the text is not a UUID.
             pub fn parse(text: &str) -> Result<Self, IdError> {
                 Uuid::try_parse(text).map($name).map_err(|_| IdError {
                     kind: $kind,
@@ -164,6 +175,7 @@ mod tests {
 
 /// Implemented by every id type so that an `IdGenerator` can mint any of them.
 pub trait Id: Sized {
+    /// Wraps a UUID as this id type.
     fn from_uuid(uuid: Uuid) -> Self;
 }
 

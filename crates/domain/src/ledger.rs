@@ -13,19 +13,30 @@ use crate::ids::{TransactionId, WalletId};
 use crate::money::{Currency, Money, MoneyError};
 use crate::wallet::{Wallet, WalletError};
 
+/// Why money moved: each journal transaction and each of its postings carries one, so a wallet's
+/// history can say "purchase" or "refund" without looking anything else up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TransactionKind {
+    /// Money entering a user's wallet from a card gateway's clearing account.
     TopUp,
+    /// Money leaving a user's wallet for the payouts account.
     Withdrawal,
+    /// A person-to-person transfer between two users' wallets.
     Transfer,
+    /// A buyer paying the merchants of an order, by wallet or (through clearing) by card.
     Purchase,
+    /// Money going back from merchants to a buyer or to a gateway's clearing account.
     Refund,
+    /// A call's caller paying its receiver for the minutes used.
     CallCharge,
+    /// An admin's manual correction against the adjustments account.
     Adjustment,
+    /// The mirror image of an earlier transaction, made by [`JournalTransaction::reversal`].
     Reversal,
 }
 
 impl TransactionKind {
+    /// Every kind, for parsing and for tests.
     pub const ALL: [TransactionKind; 8] = [
         TransactionKind::TopUp,
         TransactionKind::Withdrawal,
@@ -37,6 +48,7 @@ impl TransactionKind {
         TransactionKind::Reversal,
     ];
 
+    /// The stable snake_case code stored in the database and shown in wallet histories.
     pub fn as_str(self) -> &'static str {
         match self {
             TransactionKind::TopUp => "top_up",
@@ -50,6 +62,7 @@ impl TransactionKind {
         }
     }
 
+    /// The kind whose [`as_str`](TransactionKind::as_str) code is `text`, if any.
     pub fn parse(text: &str) -> Option<TransactionKind> {
         TransactionKind::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
@@ -58,11 +71,15 @@ impl TransactionKind {
 /// One leg of a journal transaction: a signed amount on one account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
+    /// The account the amount is posted to.
     pub wallet_id: WalletId,
+    /// Signed: positive raises the account's balance, negative lowers it.
     pub amount: Money,
 }
 
 impl Entry {
+    /// An entry that adds `amount` to the account's balance. Despite the name it takes a signed amount
+    /// as it is; a negative one lowers the balance, which is what [`Entry::debit`] builds from a positive one.
     pub fn credit(wallet_id: WalletId, amount: Money) -> Entry {
         Entry { wallet_id, amount }
     }
@@ -76,21 +93,37 @@ impl Entry {
     }
 }
 
+/// Why a journal transaction cannot be built or posted. Pure data: the application turns
+/// [`insufficient_funds`](LedgerError::insufficient_funds) into its own refusal and the rest into bugs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
+    /// Fewer than two entries: money has to come from somewhere and go somewhere.
     #[error("a journal transaction needs at least two entries")]
     TooFewEntries,
+    /// An entry of zero, which would add a meaningless posting to a history.
     #[error("an entry of zero moves nothing")]
     ZeroEntry,
+    /// One wallet has two entries; a transaction names each account once, with the net amount.
     #[error("wallet {0} appears twice in one transaction")]
     DuplicateWallet(WalletId),
+    /// The entries of `currency` do not sum to zero; `sum_minor` is what they sum to (an `i128`, so the
+    /// check itself cannot overflow).
     #[error("the entries in {currency} sum to {sum_minor}, not zero")]
-    Unbalanced { currency: Currency, sum_minor: i128 },
+    Unbalanced {
+        /// The currency whose entries do not balance.
+        currency: Currency,
+        /// What they sum to instead of zero, in minor units.
+        sum_minor: i128,
+    },
+    /// [`post`] was given a transaction naming a wallet that is not among the loaded wallets.
     #[error("wallet {0} was not loaded for this transaction")]
     UnknownWallet(WalletId),
+    /// A wallet refused its entry: most often an overdraft of a user wallet, or a currency mismatch.
     #[error("wallet {wallet_id}: {source}")]
     Wallet {
+        /// The wallet that refused.
         wallet_id: WalletId,
+        /// What it refused for.
         #[source]
         source: WalletError,
     },
@@ -110,6 +143,48 @@ impl LedgerError {
 }
 
 /// A balanced set of entries, ready to post.
+///
+/// Building one checks the double-entry rule; posting it applies it to loaded wallets:
+///
+/// ```
+/// use domain::ids::{TransactionId, UserId, WalletId};
+/// use domain::ledger::{post, Entry, JournalTransaction, LedgerError, TransactionKind};
+/// use domain::money::{Currency, Money};
+/// use domain::wallet::{SystemAccount, Wallet, WalletOwner};
+/// use domain::OffsetDateTime;
+/// use uuid::Uuid;
+///
+/// let now = OffsetDateTime::UNIX_EPOCH;
+/// let usd = |minor| Money::from_minor(minor, Currency::Usd);
+/// let alice = WalletId::from_uuid(Uuid::from_u128(1));
+/// let payouts = WalletId::from_uuid(Uuid::from_u128(2));
+/// let owner = WalletOwner::User(UserId::from_uuid(Uuid::from_u128(10)));
+/// let mut wallets = vec![
+///     Wallet::restore(alice, owner, Currency::Usd, 5_000, 0, now),
+///     Wallet::open(payouts, WalletOwner::System(SystemAccount::Payouts), Currency::Usd, now),
+/// ];
+///
+/// // A withdrawal of $30.00: Alice's wallet down, the payouts account up, summing to zero.
+/// let entries = vec![Entry::debit(alice, usd(3_000)).unwrap(), Entry::credit(payouts, usd(3_000))];
+/// let id = TransactionId::from_uuid(Uuid::from_u128(100));
+/// let withdrawal = JournalTransaction::new(id, TransactionKind::Withdrawal, "w-1", entries, now).unwrap();
+/// let postings = post(&withdrawal, &mut wallets).unwrap();
+/// assert_eq!(postings[0].balance_after_minor, 2_000);
+/// assert_eq!(wallets[1].balance(), usd(3_000));
+///
+/// // Entries that do not sum to zero never become a transaction.
+/// let lopsided = vec![Entry::debit(alice, usd(100)).unwrap(), Entry::credit(payouts, usd(99))];
+/// assert_eq!(
+///     JournalTransaction::new(id, TransactionKind::Withdrawal, "w-2", lopsided, now),
+///     Err(LedgerError::Unbalanced { currency: Currency::Usd, sum_minor: -1 })
+/// );
+///
+/// // Alice cannot spend more than she has: nothing is posted and no balance changes.
+/// let overdraft = vec![Entry::debit(alice, usd(2_001)).unwrap(), Entry::credit(payouts, usd(2_001))];
+/// let overdraft = JournalTransaction::new(id, TransactionKind::Withdrawal, "w-3", overdraft, now).unwrap();
+/// assert!(post(&overdraft, &mut wallets).unwrap_err().insufficient_funds().is_some());
+/// assert_eq!(wallets[0].balance(), usd(2_000));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalTransaction {
     id: TransactionId,
@@ -173,22 +248,28 @@ impl JournalTransaction {
         JournalTransaction::new(id, TransactionKind::Reversal, format!("reversal:{}", self.id), entries, at)
     }
 
+    /// The transaction's id, shared by all its postings.
     pub fn id(&self) -> TransactionId {
         self.id
     }
 
+    /// Why the money moved.
     pub fn kind(&self) -> TransactionKind {
         self.kind
     }
 
+    /// What the transaction is for, as the use case names it (an order, a transfer, a call...); a
+    /// reversal's is `reversal:<id of the original>`.
     pub fn reference(&self) -> &str {
         &self.reference
     }
 
+    /// The signed entries, in the order they were given; they sum to zero per currency.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
 
+    /// When the transaction was made: the time every posting of it carries.
     pub fn created_at(&self) -> OffsetDateTime {
         self.created_at
     }
@@ -204,17 +285,23 @@ impl JournalTransaction {
 /// An immutable record of one entry applied to one wallet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Posting {
+    /// The journal transaction this posting belongs to.
     pub transaction_id: TransactionId,
+    /// The account it moved.
     pub wallet_id: WalletId,
+    /// The transaction's kind, repeated so a wallet's history reads without a join.
     pub kind: TransactionKind,
+    /// The transaction's reference, repeated for the same reason.
     pub reference: String,
+    /// Signed, as in the [`Entry`].
     pub amount: Money,
+    /// The wallet's balance just after this posting: consecutive postings of one wallet form a chain
+    /// (`previous balance_after + amount = balance_after`) that the ledger verification walks.
     pub balance_after_minor: i64,
+    /// The transaction's time.
     pub created_at: OffsetDateTime,
 }
 
-/// Applies a transaction to the wallets it touches (all of which must be in `wallets`) and returns
-/// the postings. Either every entry applies or none does: on error no wallet has changed.
 /// The most a system account may hold, either way, once money enters through it: a card
 /// checkout or top-up is refused once its gateway's clearing account would pass it, an
 /// adjustment once the adjustments account would. Every other account only moves money that
@@ -230,6 +317,14 @@ pub fn stays_within_bound(wallet: &Wallet, change: Money) -> bool {
     after.unsigned_abs() <= u128::from(SYSTEM_BALANCE_MAX_MINOR.unsigned_abs())
 }
 
+/// Applies a transaction to the wallets it touches (all of which must be in `wallets`) and returns
+/// the postings. Either every entry applies or none does: on error no wallet has changed.
+///
+/// # Errors
+///
+/// [`LedgerError::UnknownWallet`] if an entry's wallet is not in `wallets`, and
+/// [`LedgerError::Wallet`] if a wallet refuses its entry (a user wallet would go below what it
+/// holds, or the currencies differ).
 pub fn post(transaction: &JournalTransaction, wallets: &mut [Wallet]) -> Result<Vec<Posting>, LedgerError> {
     let mut planned = Vec::with_capacity(transaction.entries.len());
     for entry in &transaction.entries {

@@ -12,25 +12,49 @@ use bigdecimal::num_bigint::BigInt;
 use bigdecimal::{BigDecimal, ToPrimitive};
 
 /// The currencies this service accepts, each with its ISO 4217 minor-unit exponent.
+///
+/// ```
+/// use domain::money::Currency;
+///
+/// assert_eq!(Currency::parse("usd"), Ok(Currency::Usd));
+/// assert_eq!(Currency::Jpy.exponent(), 0);
+/// assert_eq!(Currency::Kwd.to_string(), "KWD");
+/// assert!(Currency::parse("XYZ").is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Currency {
+    /// Australian dollar, 2 decimals.
     Aud,
+    /// Bahraini dinar, 3 decimals.
     Bhd,
+    /// Canadian dollar, 2 decimals.
     Cad,
+    /// Swiss franc, 2 decimals.
     Chf,
+    /// Euro, 2 decimals.
     Eur,
+    /// Pound sterling, 2 decimals.
     Gbp,
+    /// Ghanaian cedi, 2 decimals (Paystack's market).
     Ghs,
+    /// Japanese yen, no minor unit.
     Jpy,
+    /// Kenyan shilling, 2 decimals.
     Kes,
+    /// South Korean won, no minor unit.
     Krw,
+    /// Kuwaiti dinar, 3 decimals.
     Kwd,
+    /// Nigerian naira, 2 decimals (Paystack's and Monnify's market).
     Ngn,
+    /// US dollar, 2 decimals.
     Usd,
+    /// South African rand, 2 decimals.
     Zar,
 }
 
 impl Currency {
+    /// Every supported currency, in code order: what parsing searches and what tests sample from.
     pub const ALL: [Currency; 14] = [
         Currency::Aud,
         Currency::Bhd,
@@ -109,8 +133,11 @@ impl FromStr for Currency {
     }
 }
 
+/// Why a currency code is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CurrencyError {
+    /// The code is not one of [`Currency::ALL`]; holds at most the first 16 characters of the input,
+    /// so an error message never echoes a long string back.
     #[error("unsupported currency `{0}`")]
     Unsupported(String),
 }
@@ -118,14 +145,26 @@ pub enum CurrencyError {
 /// Why a decimal string is not an acceptable amount.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AmountError {
+    /// The text has no digits at all.
     #[error("the amount is empty")]
     Empty,
+    /// Not `-?digits(.digits)?`: a sign other than a leading `-`, an exponent, spaces, separators or
+    /// non-ASCII digits.
     #[error("the amount must be a plain decimal string such as \"12.50\"")]
     Malformed,
+    /// More decimal places than the currency's exponent allows; `"1.005"` USD would be a fraction of a
+    /// cent, and trailing zeros count too, so the text maps to exactly one amount.
     #[error("{currency} amounts have at most {max} decimal places")]
-    TooManyDecimals { currency: Currency, max: u32 },
+    TooManyDecimals {
+        /// The currency of the amount.
+        currency: Currency,
+        /// Its exponent: the most decimal places it allows.
+        max: u32,
+    },
+    /// Zero or negative where a payment amount must be strictly positive.
     #[error("the amount must be greater than zero")]
     NotPositive,
+    /// Beyond [`Money::AMOUNT_MINOR_MAX`] minor units, or longer than the parser will read.
     #[error("the amount exceeds the largest accepted amount")]
     TooLarge,
 }
@@ -133,13 +172,44 @@ pub enum AmountError {
 /// Arithmetic failures. Overflow is an error here, never a wrap or a panic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
+    /// The two operands are in different currencies; `left` is the receiver's, `right` the argument's.
     #[error("currency mismatch: {left} and {right}")]
-    CurrencyMismatch { left: Currency, right: Currency },
+    CurrencyMismatch {
+        /// The receiver's currency.
+        left: Currency,
+        /// The argument's currency.
+        right: Currency,
+    },
+    /// The result does not fit in an `i64` of minor units.
     #[error("arithmetic overflow")]
     Overflow,
 }
 
 /// An amount of one currency in minor units. No `Default`: a zero must name its currency.
+///
+/// Amounts are checked, never wrapped, and never mix currencies:
+///
+/// ```
+/// use domain::money::{Currency, Money, MoneyError};
+///
+/// let price = Money::parse_positive("12.50", Currency::Usd).unwrap();
+/// assert_eq!(price.amount_minor(), 1250);
+/// assert_eq!(price.to_major_string(), "12.50");
+///
+/// let total = price.checked_mul(3).unwrap().checked_add(Money::from_minor(5, Currency::Usd)).unwrap();
+/// assert_eq!(total.to_string(), "37.55 USD");
+///
+/// let euros = Money::from_minor(100, Currency::Eur);
+/// assert_eq!(
+///     price.checked_add(euros),
+///     Err(MoneyError::CurrencyMismatch { left: Currency::Usd, right: Currency::Eur })
+/// );
+/// assert_eq!(Money::from_minor(i64::MAX, Currency::Usd).checked_add(price), Err(MoneyError::Overflow));
+///
+/// // Yen have no minor unit, so "500" is 500 minor units and "5.5" is refused.
+/// assert_eq!(Money::parse("500", Currency::Jpy).map(|m| m.amount_minor()), Ok(500));
+/// assert!(Money::parse("5.5", Currency::Jpy).is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Money {
     amount_minor: i64,
@@ -154,30 +224,38 @@ impl Money {
     /// this far below `i64::MAX` means sums of millions of them cannot overflow.
     pub const AMOUNT_MINOR_MAX: i64 = 1_000_000_000_000_000;
 
+    /// An amount already in minor units, of any sign and size. No bound is checked: this is for values
+    /// the service computed or stored itself; text from outside goes through [`Money::parse`].
     pub fn from_minor(amount_minor: i64, currency: Currency) -> Money {
         Money { amount_minor, currency }
     }
 
+    /// Zero of `currency`, the starting point of a sum.
     pub fn zero(currency: Currency) -> Money {
         Money::from_minor(0, currency)
     }
 
+    /// The signed amount in minor units (cents for USD, yen for JPY).
     pub fn amount_minor(&self) -> i64 {
         self.amount_minor
     }
 
+    /// The currency the amount is counted in.
     pub fn currency(&self) -> Currency {
         self.currency
     }
 
+    /// Whether the amount is above zero.
     pub fn is_positive(&self) -> bool {
         self.amount_minor > 0
     }
 
+    /// Whether the amount is exactly zero.
     pub fn is_zero(&self) -> bool {
         self.amount_minor == 0
     }
 
+    /// Whether the amount is below zero, as a system account's balance may be.
     pub fn is_negative(&self) -> bool {
         self.amount_minor < 0
     }
@@ -243,23 +321,45 @@ impl Money {
         }
     }
 
+    /// The sum of two amounts of the same currency.
+    ///
+    /// # Errors
+    ///
+    /// [`MoneyError::CurrencyMismatch`] if the currencies differ, [`MoneyError::Overflow`] if the sum does
+    /// not fit in an `i64`.
     pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;
         let sum = self.amount_minor.checked_add(other.amount_minor).ok_or(MoneyError::Overflow)?;
         Ok(Money::from_minor(sum, self.currency))
     }
 
+    /// `self - other`, of the same currency; the result may be negative.
+    ///
+    /// # Errors
+    ///
+    /// [`MoneyError::CurrencyMismatch`] if the currencies differ, [`MoneyError::Overflow`] if the
+    /// difference does not fit in an `i64`.
     pub fn checked_sub(self, other: Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;
         let difference = self.amount_minor.checked_sub(other.amount_minor).ok_or(MoneyError::Overflow)?;
         Ok(Money::from_minor(difference, self.currency))
     }
 
+    /// The amount times an integer factor, such as a unit price times a quantity.
+    ///
+    /// # Errors
+    ///
+    /// [`MoneyError::Overflow`] if the product does not fit in an `i64`.
     pub fn checked_mul(self, factor: i64) -> Result<Money, MoneyError> {
         let product = self.amount_minor.checked_mul(factor).ok_or(MoneyError::Overflow)?;
         Ok(Money::from_minor(product, self.currency))
     }
 
+    /// The amount with its sign flipped, as a reversing posting needs.
+    ///
+    /// # Errors
+    ///
+    /// [`MoneyError::Overflow`] for `i64::MIN` minor units, which has no positive counterpart.
     pub fn checked_neg(self) -> Result<Money, MoneyError> {
         let negated = self.amount_minor.checked_neg().ok_or(MoneyError::Overflow)?;
         Ok(Money::from_minor(negated, self.currency))

@@ -28,19 +28,29 @@ use crate::ids::{OrderId, ProductId, UserId};
 use crate::money::{Currency, Money, MoneyError};
 use crate::payment::ProviderName;
 
+/// Where an order is in its life; see the module's diagram for the moves allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OrderStatus {
+    /// Placed and priced, payment not yet under way; an order only passes through it within checkout.
     Created,
+    /// Waiting for its money: a card checkout at the provider, or a wallet payment in flight.
     PaymentPending,
+    /// Manual capture: the buyer's money is held, one hold per merchant, until each captures or voids.
     Authorised,
+    /// The money was taken: stock committed, merchants credited.
     Paid,
+    /// A merchant delivered it.
     Fulfilled,
+    /// Final: never paid (payment failed or expired, the buyer gave up) or every authorised part voided.
     Cancelled,
+    /// Some, not all, of the paid total was refunded.
     PartiallyRefunded,
+    /// Final: the whole paid total was refunded.
     Refunded,
 }
 
 impl OrderStatus {
+    /// Every status, for parsing and for tests.
     pub const ALL: [OrderStatus; 8] = [
         OrderStatus::Created,
         OrderStatus::PaymentPending,
@@ -67,14 +77,17 @@ impl OrderStatus {
         }
     }
 
+    /// Whether `next` is one of the declared [`successors`](OrderStatus::successors).
     pub fn can_become(self, next: OrderStatus) -> bool {
         self.successors().contains(&next)
     }
 
+    /// Whether the order can never change again (`cancelled`, `refunded`).
     pub fn is_final(self) -> bool {
         self.successors().is_empty()
     }
 
+    /// The stable snake_case code stored in the database and used in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Created => "created",
@@ -88,6 +101,7 @@ impl OrderStatus {
         }
     }
 
+    /// The status whose [`as_str`](OrderStatus::as_str) code is `text`, if any.
     pub fn parse(text: &str) -> Option<OrderStatus> {
         OrderStatus::ALL.into_iter().find(|status| status.as_str() == text)
     }
@@ -99,13 +113,17 @@ impl fmt::Display for OrderStatus {
     }
 }
 
+/// How the buyer pays for an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PaymentMethod {
+    /// From the buyer's wallet, in the checkout's own transaction.
     Wallet,
+    /// Through a card gateway's hosted checkout, confirmed later by its webhook.
     Card,
 }
 
 impl PaymentMethod {
+    /// The stable code stored in the database and used in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             PaymentMethod::Wallet => "wallet",
@@ -113,6 +131,7 @@ impl PaymentMethod {
         }
     }
 
+    /// The method whose [`as_str`](PaymentMethod::as_str) code is `text`, if any.
     pub fn parse(text: &str) -> Option<PaymentMethod> {
         match text {
             "wallet" => Some(PaymentMethod::Wallet),
@@ -125,12 +144,15 @@ impl PaymentMethod {
 /// When an order's money is taken: at checkout, or when each merchant captures its part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum CaptureMethod {
+    /// Taken at checkout (the usual case).
     #[default]
     Automatic,
+    /// Held at checkout and taken by each merchant's capture (wallet orders only).
     Manual,
 }
 
 impl CaptureMethod {
+    /// The stable code stored in the database and used in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             CaptureMethod::Automatic => "automatic",
@@ -138,6 +160,7 @@ impl CaptureMethod {
         }
     }
 
+    /// The capture method whose [`as_str`](CaptureMethod::as_str) code is `text`, if any.
     pub fn parse(text: &str) -> Option<CaptureMethod> {
         match text {
             "automatic" => Some(CaptureMethod::Automatic),
@@ -150,8 +173,11 @@ impl CaptureMethod {
 /// Who caused a change: a user, the platform itself (a background job), or a payment gateway.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Actor {
+    /// A signed-in user: the buyer, a merchant or an admin.
     User(UserId),
+    /// The platform itself: a background job such as the payment-expiry sweep.
     System,
+    /// A payment provider, through a verified webhook.
     Gateway(ProviderName),
 }
 
@@ -177,6 +203,8 @@ impl Actor {
         }
     }
 
+    /// The actor whose `Display` text (`user:<id>`, `system`, `gateway:<provider>`) is `text`, if any;
+    /// how the audit trail is read back.
     pub fn parse(text: &str) -> Option<Actor> {
         if text == "system" {
             return Some(Actor::System);
@@ -193,11 +221,15 @@ impl Actor {
 /// One line of an order, with the price as it was when the order was placed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderItem {
+    /// The product bought, which may since have changed or been archived.
     pub product_id: ProductId,
+    /// The merchant who sells it and is paid for this line.
     pub merchant_id: UserId,
+    /// The product's name when the order was placed.
     pub product_name: String,
     /// The quantity ordered (authorised, for a manual-capture order).
     pub quantity: Quantity,
+    /// The product's price when the order was placed; later price changes do not touch the order.
     pub unit_price: Money,
     /// For a manual-capture order, how many units the merchant took when it settled its part
     /// (`0..=quantity`); `None` while the part is pending, and always for automatic capture.
@@ -224,59 +256,129 @@ impl OrderItem {
 /// An entry of the audit trail: every status an order ever had, who set it and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusChange {
+    /// The order that changed.
     pub order_id: OrderId,
+    /// The status before, or `None` for the order's first entry (`created`).
     pub from: Option<OrderStatus>,
+    /// The status after.
     pub to: OrderStatus,
+    /// Who made the change.
     pub actor: Actor,
+    /// Why, in words for a person reading the trail ("payment received", "payment expired"...).
     pub reason: String,
+    /// When.
     pub at: OffsetDateTime,
 }
 
+/// Why an order cannot be placed, settled or refunded as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OrderError {
+    /// A checkout with no items.
     #[error("an order needs at least one item")]
     Empty,
+    /// A checkout with more than [`Order::ITEMS_MAX`] lines.
     #[error("an order may have at most {max} items")]
-    TooManyItems { max: usize },
+    TooManyItems {
+        /// The limit, [`Order::ITEMS_MAX`].
+        max: usize,
+    },
+    /// One product on two lines; a line carries the whole quantity.
     #[error("product {0} appears more than once")]
     DuplicateProduct(ProductId),
+    /// A product that is off sale or archived.
     #[error("product {0} is not on sale")]
     ProductInactive(ProductId),
+    /// Lines priced in different currencies; an order is paid in one.
     #[error("all items of an order must share one currency")]
     MixedCurrencies,
+    /// A merchant trying to buy their own product.
     #[error("merchants cannot buy their own product {0}")]
     OwnProduct(ProductId),
+    /// A refund of more than what is left to refund.
     #[error("cannot refund {requested}: only {refundable} is refundable")]
-    RefundExceedsPaid { refundable: Money, requested: Money },
+    RefundExceedsPaid {
+        /// What is left to refund: the total less what was already refunded.
+        refundable: Money,
+        /// What the refund asked for.
+        requested: Money,
+    },
+    /// A refund of zero or less, or in another currency than the order's.
     #[error("the amount must be positive and in the order's currency")]
     InvalidAmount,
+    /// The order's total would exceed [`Money::AMOUNT_MINOR_MAX`].
     #[error("the order's total would be more than the largest amount accepted ({max})")]
-    TotalTooLarge { max: Money },
+    TotalTooLarge {
+        /// The largest amount accepted, in the order's currency.
+        max: Money,
+    },
+    /// The merchant has no part of this order awaiting capture (not authorised, already settled, or
+    /// not a merchant of it).
     #[error("the order has no part of merchant {0} awaiting capture")]
     NoPendingPart(UserId),
+    /// A capture names a product that is not among the merchant's lines of the order.
     #[error("product {0} is not one of this merchant's items of the order")]
     NotInPart(ProductId),
+    /// A capture of more units than were authorised.
     #[error("cannot capture {requested} of product {product_id}: {ordered} were authorised")]
     CaptureExceedsOrdered {
+        /// The product of the line.
         product_id: ProductId,
+        /// The units authorised.
         ordered: u32,
+        /// The units asked for.
         requested: u32,
     },
+    /// The status cannot move as asked.
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    /// Checked arithmetic on the order's amounts overflowed.
     #[error(transparent)]
     Money(#[from] MoneyError),
 }
 
+/// A move the state machine does not declare, such as `paid -> cancelled`: the caller asked for
+/// something the order's status no longer allows (a late webhook, a double cancel).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("an order cannot go from {from} to {to}")]
 pub struct TransitionError {
+    /// The order's status.
     pub from: OrderStatus,
+    /// The status asked for.
     pub to: OrderStatus,
 }
 
 /// An order. Its fields are private: it changes only through its transitions, which keep the
 /// status, the refunded amount and the audit trail in step.
+///
+/// An order moves only by consuming itself:
+///
+/// ```
+/// use domain::catalog::{Product, Quantity};
+/// use domain::ids::{OrderId, ProductId, UserId};
+/// use domain::money::{Currency, Money};
+/// use domain::order::{Actor, Order, OrderStatus, PaymentMethod, TransitionError};
+/// use domain::OffsetDateTime;
+/// use uuid::Uuid;
+///
+/// let now = OffsetDateTime::UNIX_EPOCH;
+/// let (buyer, merchant) = (UserId::from_uuid(Uuid::from_u128(1)), UserId::from_uuid(Uuid::from_u128(2)));
+/// let price = Money::from_minor(1_250, Currency::Usd);
+/// let mug = Product::new(ProductId::from_uuid(Uuid::from_u128(3)), merchant, "Mug", "", price, now).unwrap();
+///
+/// let id = OrderId::from_uuid(Uuid::from_u128(4));
+/// let (order, _) = Order::place(id, buyer, &[(&mug, Quantity::new(2).unwrap())], PaymentMethod::Card, now).unwrap();
+/// assert_eq!(order.total(), Money::from_minor(2_500, Currency::Usd));
+///
+/// let (order, _) = order.await_payment(Actor::User(buyer), now).unwrap();
+/// let (order, change) = order.mark_paid(Actor::System, now).unwrap();
+/// assert_eq!((change.from, change.to), (Some(OrderStatus::PaymentPending), OrderStatus::Paid));
+///
+/// // A paid order cannot be cancelled: it is refunded instead.
+/// let refused = order.clone().cancel(Actor::User(buyer), "changed my mind", now);
+/// assert_eq!(refused.unwrap_err(), TransitionError { from: OrderStatus::Paid, to: OrderStatus::Cancelled });
+/// let (order, _) = order.record_refund(Money::from_minor(1_000, Currency::Usd), Actor::User(merchant), "one broke", now).unwrap();
+/// assert_eq!(order.status(), OrderStatus::PartiallyRefunded);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
     id: OrderId,
@@ -294,19 +396,30 @@ pub struct Order {
 /// An order as storage keeps it: what `Order::restore` rebuilds one from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRecord {
+    /// The order's id.
     pub id: OrderId,
+    /// The user who placed and pays for the order.
     pub buyer_id: UserId,
+    /// The lines, each with its merchant and price at the time.
     pub items: Vec<OrderItem>,
+    /// What the buyer pays: the sum of the lines as bought.
     pub total: Money,
+    /// How much of `total` has been refunded so far.
     pub refunded: Money,
+    /// How the buyer pays.
     pub payment_method: PaymentMethod,
+    /// When the money is taken.
     pub capture_method: CaptureMethod,
+    /// The current status.
     pub status: OrderStatus,
+    /// When the order was placed.
     pub created_at: OffsetDateTime,
+    /// When its status or lines last changed.
     pub updated_at: OffsetDateTime,
 }
 
 impl Order {
+    /// The most lines one order may have, which bounds the rows one checkout locks.
     pub const ITEMS_MAX: usize = 50;
 
     /// Rebuilds an order from storage, which enforces the same invariants as `Order` does.
@@ -337,14 +450,17 @@ impl Order {
         }
     }
 
+    /// The order's id.
     pub fn id(&self) -> OrderId {
         self.id
     }
 
+    /// The user who placed and pays for the order.
     pub fn buyer_id(&self) -> UserId {
         self.buyer_id
     }
 
+    /// The lines, in the order the buyer gave them.
     pub fn items(&self) -> &[OrderItem] {
         &self.items
     }
@@ -356,34 +472,44 @@ impl Order {
         ids
     }
 
+    /// What the buyer pays: the sum of the lines as bought (for manual capture, what was captured once
+    /// every part settled).
     pub fn total(&self) -> Money {
         self.total
     }
 
+    /// How much of [`total`](Order::total) has been refunded so far.
     pub fn refunded(&self) -> Money {
         self.refunded
     }
 
+    /// How the buyer pays.
     pub fn payment_method(&self) -> PaymentMethod {
         self.payment_method
     }
 
+    /// When the money is taken.
     pub fn capture_method(&self) -> CaptureMethod {
         self.capture_method
     }
 
+    /// The current status.
     pub fn status(&self) -> OrderStatus {
         self.status
     }
 
+    /// When the order was placed.
     pub fn created_at(&self) -> OffsetDateTime {
         self.created_at
     }
 
+    /// When its status or lines last changed.
     pub fn updated_at(&self) -> OffsetDateTime {
         self.updated_at
     }
 
+    /// Whether the order waits for its payment (`payment_pending`), so the payment's outcome may still
+    /// move it.
     pub fn is_awaiting_payment(&self) -> bool {
         self.status == OrderStatus::PaymentPending
     }
@@ -461,6 +587,7 @@ impl Order {
         Ok((order, change))
     }
 
+    /// The one currency of the order's lines and total.
     pub fn currency(&self) -> Currency {
         self.total.currency()
     }
@@ -489,6 +616,7 @@ impl Order {
         Ok((self, change))
     }
 
+    /// `created -> payment_pending`, once checkout has started the payment.
     pub fn await_payment(self, actor: Actor, at: OffsetDateTime) -> Result<(Order, StatusChange), TransitionError> {
         let reason = format!("awaiting {} payment", self.payment_method.as_str());
         self.transition(OrderStatus::PaymentPending, actor, &reason, at)
@@ -582,14 +710,17 @@ impl Order {
         Ok(totals)
     }
 
+    /// `payment_pending -> paid` (or `authorised -> paid`), once the money was taken.
     pub fn mark_paid(self, actor: Actor, at: OffsetDateTime) -> Result<(Order, StatusChange), TransitionError> {
         self.transition(OrderStatus::Paid, actor, "payment received", at)
     }
 
+    /// `paid` (or `partially_refunded`) `-> fulfilled`, when a merchant delivered.
     pub fn fulfil(self, actor: Actor, at: OffsetDateTime) -> Result<(Order, StatusChange), TransitionError> {
         self.transition(OrderStatus::Fulfilled, actor, "fulfilled", at)
     }
 
+    /// `-> cancelled`, from `payment_pending` or `authorised` only: a paid order is refunded instead.
     pub fn cancel(self, actor: Actor, reason: &str, at: OffsetDateTime) -> Result<(Order, StatusChange), TransitionError> {
         self.transition(OrderStatus::Cancelled, actor, reason, at)
     }
@@ -634,6 +765,7 @@ impl Order {
         Ok(totals)
     }
 
+    /// Whether `merchant_id` sells at least one line of the order.
     pub fn has_merchant(&self, merchant_id: UserId) -> bool {
         self.items.iter().any(|item| item.merchant_id == merchant_id)
     }

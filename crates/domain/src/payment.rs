@@ -15,14 +15,25 @@ use crate::money::{Currency, Money};
 
 /// The name of a payment gateway provider: `stripe`, `monnify`, `simulated`. A new provider is a new
 /// adapter, so this is a validated name rather than a closed enum.
+///
+/// ```
+/// use domain::payment::ProviderName;
+///
+/// assert_eq!(ProviderName::parse("stripe").map(|p| p.to_string()), Ok("stripe".to_owned()));
+/// assert!(ProviderName::parse("Stripe").is_err());
+/// assert!(ProviderName::parse("").is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProviderName(String);
 
+/// A provider name that is empty, longer than 32 characters, or has characters other than `a-z`,
+/// `0-9`, `_` and `-`: such a name could not be a path segment or a system account's code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("a provider name has 1 to 32 characters among a-z, 0-9, `_` and `-`")]
 pub struct ProviderNameError;
 
 impl ProviderName {
+    /// Validates a provider name, as read from configuration, a webhook path or storage.
     pub fn parse(text: &str) -> Result<ProviderName, ProviderNameError> {
         let valid = !text.is_empty()
             && text.len() <= 32
@@ -36,6 +47,7 @@ impl ProviderName {
         }
     }
 
+    /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -47,16 +59,24 @@ impl fmt::Display for ProviderName {
     }
 }
 
+/// Where a card payment is: pending, then settled exactly once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PaymentStatus {
+    /// A checkout was opened (or is being opened) and the provider has not answered yet.
     Pending,
+    /// The provider took the money; the order is paid or the wallet topped up.
     Succeeded,
+    /// The provider reported that the payment failed.
     Failed,
+    /// The expiry job gave up on it at `expires_at`.
     Expired,
+    /// The buyer gave up on it, a new checkout replaced it (paying again), or the provider refused
+    /// to open the checkout.
     Cancelled,
 }
 
 impl PaymentStatus {
+    /// Every status, for parsing and for tests.
     pub const ALL: [PaymentStatus; 5] = [
         PaymentStatus::Pending,
         PaymentStatus::Succeeded,
@@ -65,6 +85,8 @@ impl PaymentStatus {
         PaymentStatus::Cancelled,
     ];
 
+    /// The statuses this one may move to: any final one from `pending`, nothing after. A success after
+    /// that is a late success ([`Payment::flag_late_success`]), not a transition.
     pub fn successors(self) -> &'static [PaymentStatus] {
         use PaymentStatus::*;
         match self {
@@ -73,6 +95,7 @@ impl PaymentStatus {
         }
     }
 
+    /// The stable snake_case code stored in the database and used in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             PaymentStatus::Pending => "pending",
@@ -83,6 +106,7 @@ impl PaymentStatus {
         }
     }
 
+    /// The status whose [`as_str`](PaymentStatus::as_str) code is `text`, if any.
     pub fn parse(text: &str) -> Option<PaymentStatus> {
         PaymentStatus::ALL.into_iter().find(|status| status.as_str() == text)
     }
@@ -97,14 +121,45 @@ pub enum PaymentPurpose {
     TopUp(UserId),
 }
 
+/// A settlement of a payment that was already settled: the caller lost a race or replayed an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a payment cannot go from {from:?} to {to:?}")]
 pub struct PaymentTransitionError {
+    /// The payment's status.
     pub from: PaymentStatus,
+    /// The status asked for.
     pub to: PaymentStatus,
 }
 
 /// A card payment. Its fields are private: it is settled only through its transitions.
+///
+/// ```
+/// use domain::ids::{OrderId, PaymentId, UserId};
+/// use domain::money::{Currency, Money};
+/// use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName};
+/// use domain::OffsetDateTime;
+/// use uuid::Uuid;
+///
+/// let now = OffsetDateTime::UNIX_EPOCH;
+/// let payment = Payment::open(
+///     PaymentId::from_uuid(Uuid::from_u128(1)),
+///     PaymentPurpose::Order(OrderId::from_uuid(Uuid::from_u128(2))),
+///     UserId::from_uuid(Uuid::from_u128(3)),
+///     ProviderName::parse("stripe").unwrap(),
+///     Money::from_minor(2_500, Currency::Usd),
+///     now,
+///     now + time::Duration::minutes(30),
+/// );
+/// assert!(payment.awaits_checkout());
+/// let payment = payment.attach_session("cs_1".into(), "https://checkout.example/cs_1".into(), now);
+/// assert!(payment.is_expired_at(now + time::Duration::minutes(30)));
+///
+/// let expired = payment.expire(now + time::Duration::minutes(30)).unwrap();
+/// // The provider's success arrives too late: no transition, a flag for the refund job instead.
+/// assert!(expired.clone().succeed(Some("pi_1".into()), now).is_err());
+/// let flagged = expired.flag_late_success(Some("pi_1".into()), now);
+/// assert_eq!((flagged.status(), flagged.late_success()), (PaymentStatus::Expired, true));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
     id: PaymentId,
@@ -129,26 +184,39 @@ pub struct Payment {
 /// A payment as storage keeps it: what `Payment::restore` rebuilds one from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRecord {
+    /// The payment's id; the provider's idempotency key is `checkout-<id>`.
     pub id: PaymentId,
+    /// The order or top-up it pays for.
     pub purpose: PaymentPurpose,
+    /// The user whose card pays.
     pub payer_id: UserId,
+    /// The provider that takes the money.
     pub provider: ProviderName,
+    /// What the provider is asked to take.
     pub amount: Money,
+    /// Where the payment is.
     pub status: PaymentStatus,
     /// The provider's checkout session (Stripe `cs_...`, Monnify transaction reference).
     pub provider_session_id: Option<String>,
     /// The provider's payment object, once known (Stripe `pi_...`), needed for refunds.
     pub provider_payment_id: Option<String>,
+    /// The provider's hosted page the buyer is sent to, once the checkout is opened.
     pub checkout_url: Option<String>,
+    /// Whether the buyer disputed the charge with their bank (a chargeback was opened).
     pub disputed: bool,
     /// Set when a success arrived after the payment had been settled otherwise.
     pub late_success: bool,
+    /// When the payment was opened.
     pub created_at: OffsetDateTime,
+    /// When the expiry job gives up on it if it is still pending.
     pub expires_at: OffsetDateTime,
+    /// When it last changed.
     pub updated_at: OffsetDateTime,
 }
 
 impl Payment {
+    /// A new `pending` payment, before the provider has been asked for a checkout (that happens after
+    /// the opening transaction commits, never inside it).
     #[allow(clippy::too_many_arguments)]
     pub fn open(
         id: PaymentId,
@@ -177,6 +245,7 @@ impl Payment {
         }
     }
 
+    /// The currency of the amount.
     pub fn currency(&self) -> Currency {
         self.amount.currency()
     }
@@ -217,26 +286,32 @@ impl Payment {
         }
     }
 
+    /// The payment's id.
     pub fn id(&self) -> PaymentId {
         self.id
     }
 
+    /// The order or top-up it pays for.
     pub fn purpose(&self) -> PaymentPurpose {
         self.purpose
     }
 
+    /// The user whose card pays.
     pub fn payer_id(&self) -> UserId {
         self.payer_id
     }
 
+    /// The provider that takes the money.
     pub fn provider(&self) -> &ProviderName {
         &self.provider
     }
 
+    /// What the provider is asked to take.
     pub fn amount(&self) -> Money {
         self.amount
     }
 
+    /// Where the payment is.
     pub fn status(&self) -> PaymentStatus {
         self.status
     }
@@ -251,10 +326,12 @@ impl Payment {
         self.provider_payment_id.as_deref()
     }
 
+    /// The provider's hosted page the buyer is sent to, once the checkout is opened.
     pub fn checkout_url(&self) -> Option<&str> {
         self.checkout_url.as_deref()
     }
 
+    /// Whether the buyer disputed the charge with their bank.
     pub fn disputed(&self) -> bool {
         self.disputed
     }
@@ -264,18 +341,22 @@ impl Payment {
         self.late_success
     }
 
+    /// When the payment was opened.
     pub fn created_at(&self) -> OffsetDateTime {
         self.created_at
     }
 
+    /// When the expiry job gives up on it if it is still pending.
     pub fn expires_at(&self) -> OffsetDateTime {
         self.expires_at
     }
 
+    /// When it last changed.
     pub fn updated_at(&self) -> OffsetDateTime {
         self.updated_at
     }
 
+    /// Whether the payment is still waiting for its outcome.
     pub fn is_pending(&self) -> bool {
         self.status == PaymentStatus::Pending
     }
@@ -311,6 +392,7 @@ impl Payment {
         Ok(self)
     }
 
+    /// `pending -> succeeded`, keeping the provider's payment id if the event carried one.
     pub fn succeed(mut self, provider_payment_id: Option<String>, at: OffsetDateTime) -> Result<Payment, PaymentTransitionError> {
         if provider_payment_id.is_some() {
             self.provider_payment_id = provider_payment_id;
@@ -318,14 +400,17 @@ impl Payment {
         self.settle(PaymentStatus::Succeeded, at)
     }
 
+    /// `pending -> failed`.
     pub fn fail(self, at: OffsetDateTime) -> Result<Payment, PaymentTransitionError> {
         self.settle(PaymentStatus::Failed, at)
     }
 
+    /// `pending -> expired`, by the expiry job.
     pub fn expire(self, at: OffsetDateTime) -> Result<Payment, PaymentTransitionError> {
         self.settle(PaymentStatus::Expired, at)
     }
 
+    /// `pending -> cancelled`, by the buyer or because the provider refused the checkout.
     pub fn cancel(self, at: OffsetDateTime) -> Result<Payment, PaymentTransitionError> {
         self.settle(PaymentStatus::Cancelled, at)
     }
@@ -340,25 +425,32 @@ impl Payment {
         self
     }
 
+    /// Records that the charge is disputed; the status does not change, the money has been taken.
     pub fn record_dispute(mut self, at: OffsetDateTime) -> Payment {
         self.disputed = true;
         self.updated_at = at;
         self
     }
 
+    /// Whether the payment is pending and past its expiry, so the expiry job should end it.
     pub fn is_expired_at(&self, now: OffsetDateTime) -> bool {
         self.status == PaymentStatus::Pending && self.expires_at <= now
     }
 }
 
+/// Where a refund is: pending with the provider, then succeeded or failed once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefundStatus {
+    /// The provider has been (or is to be) asked and has not answered yet.
     Pending,
+    /// The money went back to the buyer.
     Succeeded,
+    /// The provider refused or failed it; the merchant's share is restored.
     Failed,
 }
 
 impl RefundStatus {
+    /// The stable snake_case code stored in the database and used in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             RefundStatus::Pending => "pending",
@@ -367,6 +459,7 @@ impl RefundStatus {
         }
     }
 
+    /// The status whose [`as_str`](RefundStatus::as_str) code is `text`, if any.
     pub fn parse(text: &str) -> Option<RefundStatus> {
         match text {
             "pending" => Some(RefundStatus::Pending),
@@ -377,10 +470,13 @@ impl RefundStatus {
     }
 }
 
+/// A settlement of a refund that is no longer pending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a refund cannot go from {from:?} to {to:?}")]
 pub struct RefundTransitionError {
+    /// The refund's status.
     pub from: RefundStatus,
+    /// The status asked for.
     pub to: RefundStatus,
 }
 
@@ -406,29 +502,42 @@ pub struct Refund {
 /// A refund as storage keeps it: what `Refund::restore` rebuilds one from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRecord {
+    /// The refund's id; the provider's idempotency key is `refund-<id>`.
     pub id: RefundId,
+    /// The order refunded.
     pub order_id: OrderId,
     /// The card payment refunded through its gateway; `None` for a wallet payment.
     pub payment_id: Option<PaymentId>,
+    /// The merchant whose share of the order the money comes from.
     pub merchant_id: UserId,
+    /// What is given back.
     pub amount: Money,
+    /// Where the refund is.
     pub status: RefundStatus,
+    /// The provider's id of the refund, once known.
     pub provider_refund_id: Option<String>,
+    /// Why, as the person who asked for it put it.
     pub reason: String,
     /// Who asked for it; `None` for a refund made outside the API (the provider's dashboard).
     pub requested_by: Option<UserId>,
+    /// When the refund was made.
     pub created_at: OffsetDateTime,
+    /// When it last changed.
     pub updated_at: OffsetDateTime,
 }
 
 /// What a new refund gives back, from whose share, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundTerms {
+    /// The order to refund.
     pub order_id: OrderId,
     /// The card payment to refund through its gateway; `None` for a wallet payment.
     pub payment_id: Option<PaymentId>,
+    /// The merchant whose share the money comes from.
     pub merchant_id: UserId,
+    /// What to give back, in the order's currency.
     pub amount: Money,
+    /// Why, as the person asking puts it.
     pub reason: String,
     /// Who asks for it; `None` for a refund made outside the API.
     pub requested_by: Option<UserId>,
@@ -499,10 +608,12 @@ impl Refund {
         }
     }
 
+    /// The refund's id.
     pub fn id(&self) -> RefundId {
         self.id
     }
 
+    /// The order refunded.
     pub fn order_id(&self) -> OrderId {
         self.order_id
     }
@@ -512,22 +623,27 @@ impl Refund {
         self.payment_id
     }
 
+    /// The merchant whose share of the order the money comes from.
     pub fn merchant_id(&self) -> UserId {
         self.merchant_id
     }
 
+    /// What is given back.
     pub fn amount(&self) -> Money {
         self.amount
     }
 
+    /// Where the refund is.
     pub fn status(&self) -> RefundStatus {
         self.status
     }
 
+    /// The provider's id of the refund, once known.
     pub fn provider_refund_id(&self) -> Option<&str> {
         self.provider_refund_id.as_deref()
     }
 
+    /// Why, as the person who asked for it put it.
     pub fn reason(&self) -> &str {
         &self.reason
     }
@@ -537,14 +653,17 @@ impl Refund {
         self.requested_by
     }
 
+    /// When the refund was made.
     pub fn created_at(&self) -> OffsetDateTime {
         self.created_at
     }
 
+    /// When it last changed.
     pub fn updated_at(&self) -> OffsetDateTime {
         self.updated_at
     }
 
+    /// Whether the provider's answer is still awaited.
     pub fn is_pending(&self) -> bool {
         self.status == RefundStatus::Pending
     }
@@ -571,10 +690,12 @@ impl Refund {
         Ok(self)
     }
 
+    /// `pending -> succeeded`.
     pub fn succeed(self, at: OffsetDateTime) -> Result<Refund, RefundTransitionError> {
         self.settle(RefundStatus::Succeeded, at)
     }
 
+    /// `pending -> failed`.
     pub fn fail(self, at: OffsetDateTime) -> Result<Refund, RefundTransitionError> {
         self.settle(RefundStatus::Failed, at)
     }

@@ -23,17 +23,23 @@ use crate::money::Money;
 /// The longest reason a buyer gives, and the longest note of a decision.
 pub const TEXT_CHARS_MAX: usize = 500;
 
+/// Where a refund request is; see the module's diagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefundRequestStatus {
+    /// Waiting for the merchant (or an admin) to decide; the buyer may still withdraw it.
     Open,
+    /// Approved and refunded: the request names its refund.
     Approved,
+    /// Final: the decider refused, with a note for the buyer.
     Declined,
+    /// Final: the buyer took it back.
     Withdrawn,
     /// Approved, but the provider refused its refund.
     RefundFailed,
 }
 
 impl RefundRequestStatus {
+    /// Every status, for parsing and for tests.
     pub const ALL: [RefundRequestStatus; 5] = [
         RefundRequestStatus::Open,
         RefundRequestStatus::Approved,
@@ -42,6 +48,7 @@ impl RefundRequestStatus {
         RefundRequestStatus::RefundFailed,
     ];
 
+    /// The stable snake_case code stored in the database and used in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             RefundRequestStatus::Open => "open",
@@ -52,6 +59,7 @@ impl RefundRequestStatus {
         }
     }
 
+    /// The status whose [`as_str`](RefundRequestStatus::as_str) code is `text`, if any.
     pub fn parse(text: &str) -> Option<RefundRequestStatus> {
         RefundRequestStatus::ALL.into_iter().find(|status| status.as_str() == text)
     }
@@ -63,23 +71,59 @@ impl fmt::Display for RefundRequestStatus {
     }
 }
 
+/// Why a refund request cannot be opened or moved as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefundRequestError {
+    /// The buyer's reason is empty or longer than [`TEXT_CHARS_MAX`].
     #[error("the reason must not be empty and must have at most {TEXT_CHARS_MAX} characters")]
     Reason,
+    /// The decider's note is empty or longer than [`TEXT_CHARS_MAX`].
     #[error("the note must not be empty and must have at most {TEXT_CHARS_MAX} characters")]
     Note,
+    /// An amount of zero or less.
     #[error("the amount must be positive")]
     Amount,
+    /// A move the state machine does not allow, such as approving a withdrawn request.
     #[error("a refund request that is {from} cannot become {to}")]
     Transition {
+        /// The request's status.
         from: RefundRequestStatus,
+        /// The status asked for.
         to: RefundRequestStatus,
     },
 }
 
 /// A buyer's request for money back. Its fields are private: it changes only through its
 /// transitions.
+///
+/// ```
+/// use domain::ids::{OrderId, RefundId, RefundRequestId, UserId};
+/// use domain::money::{Currency, Money};
+/// use domain::refund_request::{RefundAsk, RefundRequest, RefundRequestError, RefundRequestStatus};
+/// use domain::OffsetDateTime;
+/// use uuid::Uuid;
+///
+/// let now = OffsetDateTime::UNIX_EPOCH;
+/// let id = Uuid::from_u128;
+/// let (buyer, merchant) = (UserId::from_uuid(id(1)), UserId::from_uuid(id(2)));
+/// let ask = RefundAsk {
+///     order_id: OrderId::from_uuid(id(3)),
+///     buyer_id: buyer,
+///     merchant_id: merchant,
+///     amount: Some(Money::from_minor(500, Currency::Eur)),
+///     reason: "  arrived broken ".into(),
+/// };
+/// let request = RefundRequest::open(RefundRequestId::from_uuid(id(4)), ask, now).unwrap();
+/// assert_eq!(request.reason(), "arrived broken");
+///
+/// let declined = request.clone().decline(merchant, "the photo shows no damage", now).unwrap();
+/// assert_eq!(declined.status(), RefundRequestStatus::Declined);
+/// // Decided once: a declined request cannot be approved.
+/// assert_eq!(
+///     declined.approve(merchant, RefundId::from_uuid(id(5)), now),
+///     Err(RefundRequestError::Transition { from: RefundRequestStatus::Declined, to: RefundRequestStatus::Approved })
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRequest {
     record: RefundRequestRecord,
@@ -88,14 +132,19 @@ pub struct RefundRequest {
 /// A refund request as storage keeps it: what `RefundRequest::restore` rebuilds one from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRequestRecord {
+    /// The request's id.
     pub id: RefundRequestId,
+    /// The order it is about.
     pub order_id: OrderId,
+    /// The buyer who asked.
     pub buyer_id: UserId,
     /// Whose share of the order it asks back.
     pub merchant_id: UserId,
     /// `None` asks for everything left of the merchant's share when it is approved.
     pub amount: Option<Money>,
+    /// The buyer's reason, trimmed.
     pub reason: String,
+    /// Where the request is.
     pub status: RefundRequestStatus,
     /// The merchant or admin who approved or declined it.
     pub decided_by: Option<UserId>,
@@ -103,17 +152,24 @@ pub struct RefundRequestRecord {
     pub note: Option<String>,
     /// The refund its approval made.
     pub refund_id: Option<RefundId>,
+    /// When it was opened.
     pub created_at: OffsetDateTime,
+    /// When it last changed.
     pub updated_at: OffsetDateTime,
 }
 
 /// What a buyer asks: whose share, how much of it, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundAsk {
+    /// The paid order.
     pub order_id: OrderId,
+    /// The buyer asking.
     pub buyer_id: UserId,
+    /// The merchant whose share is asked back.
     pub merchant_id: UserId,
+    /// How much; `None` for everything left of the merchant's share when it is approved.
     pub amount: Option<Money>,
+    /// Why, in the buyer's words: 1 to [`TEXT_CHARS_MAX`] characters once trimmed.
     pub reason: String,
 }
 
@@ -151,46 +207,57 @@ impl RefundRequest {
         })
     }
 
+    /// Rebuilds a request from storage, which enforces the same invariants as `RefundRequest` does.
     pub fn restore(record: RefundRequestRecord) -> RefundRequest {
         RefundRequest { record }
     }
 
+    /// Everything stored about the request, for the adapters that write it.
     pub fn record(&self) -> &RefundRequestRecord {
         &self.record
     }
 
+    /// The request's id.
     pub fn id(&self) -> RefundRequestId {
         self.record.id
     }
 
+    /// The order it is about.
     pub fn order_id(&self) -> OrderId {
         self.record.order_id
     }
 
+    /// The buyer who asked.
     pub fn buyer_id(&self) -> UserId {
         self.record.buyer_id
     }
 
+    /// The merchant whose share it asks back.
     pub fn merchant_id(&self) -> UserId {
         self.record.merchant_id
     }
 
+    /// How much; `None` asks for everything left of the merchant's share when it is approved.
     pub fn amount(&self) -> Option<Money> {
         self.record.amount
     }
 
+    /// The buyer's reason.
     pub fn reason(&self) -> &str {
         &self.record.reason
     }
 
+    /// Where the request is.
     pub fn status(&self) -> RefundRequestStatus {
         self.record.status
     }
 
+    /// Whether it still waits for a decision.
     pub fn is_open(&self) -> bool {
         self.record.status == RefundRequestStatus::Open
     }
 
+    /// When it was opened.
     pub fn created_at(&self) -> OffsetDateTime {
         self.record.created_at
     }

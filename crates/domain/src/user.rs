@@ -6,14 +6,19 @@ use time::OffsetDateTime;
 
 use crate::ids::UserId;
 
+/// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
+    /// Buys, tops up, transfers, withdraws, calls and asks for refunds.
     Customer,
+    /// Everything a customer does, and sells: products, refunds, captures.
     Merchant,
+    /// Runs the platform: suspensions, adjustments, withdrawals, refunds, the ledger's verification.
     Admin,
 }
 
 impl Role {
+    /// The stable code stored in the database, put in access tokens and used in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Customer => "customer",
@@ -22,6 +27,7 @@ impl Role {
         }
     }
 
+    /// The role whose [`as_str`](Role::as_str) code is `text`, if any.
     pub fn parse(text: &str) -> Option<Role> {
         match text {
             "customer" => Some(Role::Customer),
@@ -46,24 +52,46 @@ impl fmt::Display for Role {
     }
 }
 
+/// Why a text is not an acceptable e-mail address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EmailError {
+    /// Nothing but spaces.
     #[error("the e-mail address is empty")]
     Empty,
+    /// Longer than [`Email::LEN_MAX`].
     #[error("the e-mail address is longer than {max} characters")]
-    TooLong { max: usize },
+    TooLong {
+        /// The limit, [`Email::LEN_MAX`].
+        max: usize,
+    },
+    /// Not `local@domain.tld`: no `@`, a domain without a dot, spaces, or characters out of place.
     #[error("the e-mail address is not of the form name@example.com")]
     Malformed,
 }
 
 /// A normalised e-mail address: trimmed and lower-cased, so that `Ann@Example.com` and
 /// `ann@example.com` are one account.
+///
+/// ```
+/// use domain::user::Email;
+///
+/// let email = Email::parse("  Ann@Example.com ").unwrap();
+/// assert_eq!(email.as_str(), "ann@example.com");
+/// assert!(Email::parse("ann@localhost").is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Email(String);
 
 impl Email {
+    /// The longest address accepted, in characters (RFC 5321's limit on a path).
     pub const LEN_MAX: usize = 254;
 
+    /// Normalises and checks an address. The check is deliberately loose (a confirmation mail is the
+    /// only real test); it refuses what cannot be an address.
+    ///
+    /// # Errors
+    ///
+    /// [`EmailError`] saying what is wrong.
     pub fn parse(text: &str) -> Result<Email, EmailError> {
         let normalised = text.trim().to_lowercase();
         if normalised.is_empty() {
@@ -86,6 +114,7 @@ impl Email {
         Ok(Email(normalised))
     }
 
+    /// The normalised address.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -101,16 +130,30 @@ impl fmt::Display for Email {
     }
 }
 
+/// Why a new password breaks the policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PasswordError {
+    /// Shorter than [`Password::LEN_MIN`] characters.
     #[error("the password must have at least {min} characters")]
-    TooShort { min: usize },
+    TooShort {
+        /// The limit, [`Password::LEN_MIN`].
+        min: usize,
+    },
+    /// Longer than [`Password::BYTES_MAX`] bytes.
     #[error("the password must have at most {max} bytes")]
-    TooLong { max: usize },
+    TooLong {
+        /// The limit, [`Password::BYTES_MAX`].
+        max: usize,
+    },
+    /// Without at least one letter and one digit.
     #[error("the password must contain at least one letter and one digit")]
     TooSimple,
+    /// It contains the local part of the user's e-mail address.
     #[error("the password must not contain `{name}`, the name of the e-mail address")]
-    ContainsEmail { name: String },
+    ContainsEmail {
+        /// The local part found in the password.
+        name: String,
+    },
 }
 
 /// A plaintext password that satisfies the policy. `Debug` never shows it.
@@ -118,6 +161,7 @@ pub enum PasswordError {
 pub struct Password(String);
 
 impl Password {
+    /// The fewest characters a new password may have.
     pub const LEN_MIN: usize = 10;
     /// bcrypt ignores everything after 72 bytes, so longer passwords would give false security.
     pub const BYTES_MAX: usize = 72;
@@ -147,6 +191,7 @@ impl Password {
         Password(text.to_owned())
     }
 
+    /// The plaintext, for the hasher only.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -163,10 +208,12 @@ impl fmt::Debug for Password {
 pub struct PasswordHash(String);
 
 impl PasswordHash {
+    /// Wraps a hash as the hasher encoded it.
     pub fn new(encoded: String) -> PasswordHash {
         PasswordHash(encoded)
     }
 
+    /// The encoded hash, for storage and for verification.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -178,12 +225,18 @@ impl fmt::Debug for PasswordHash {
     }
 }
 
+/// A registered account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
+    /// The user's id.
     pub id: UserId,
+    /// The address they sign in with, unique among users.
     pub email: Email,
+    /// Their password's hash; the password itself is never stored.
     pub password_hash: PasswordHash,
+    /// What they may do.
     pub role: Role,
+    /// When they registered.
     pub created_at: OffsetDateTime,
     /// When an admin suspended the account; `None` while it is active. A suspended user cannot
     /// sign in or act on the API.
@@ -191,6 +244,7 @@ pub struct User {
 }
 
 impl User {
+    /// Whether an admin suspended the account.
     pub fn is_suspended(&self) -> bool {
         self.suspended_at.is_some()
     }
@@ -199,18 +253,28 @@ impl User {
 /// What an admin did, as the audit trail records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AdminActionKind {
+    /// An account was suspended.
     UserSuspended,
+    /// A suspended account was reactivated.
     UserReactivated,
+    /// A wallet was credited or debited against the adjustments account.
     WalletAdjusted,
+    /// An order was cancelled by an admin.
     OrderCancelled,
+    /// An order was refunded by an admin.
     OrderRefunded,
+    /// A withdrawal above the threshold was approved.
     WithdrawalApproved,
+    /// A withdrawal was rejected; its hold was released.
     WithdrawalRejected,
+    /// A manual withdrawal was marked paid after the money was sent outside the platform.
     WithdrawalMarkedPaid,
+    /// A manual withdrawal was marked failed; its hold was released.
     WithdrawalMarkedFailed,
 }
 
 impl AdminActionKind {
+    /// Every kind, for parsing and for tests.
     pub const ALL: [AdminActionKind; 9] = [
         AdminActionKind::UserSuspended,
         AdminActionKind::UserReactivated,
@@ -223,6 +287,7 @@ impl AdminActionKind {
         AdminActionKind::WithdrawalMarkedFailed,
     ];
 
+    /// The stable code stored in the database and shown in the audit trail.
     pub fn as_str(self) -> &'static str {
         match self {
             AdminActionKind::UserSuspended => "user.suspended",
@@ -237,6 +302,7 @@ impl AdminActionKind {
         }
     }
 
+    /// The kind whose [`as_str`](AdminActionKind::as_str) code is `text`, if any.
     pub fn parse(text: &str) -> Option<AdminActionKind> {
         AdminActionKind::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
@@ -247,12 +313,19 @@ impl AdminActionKind {
 /// transaction).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminAction {
+    /// The entry's id.
     pub id: crate::ids::AdminActionId,
+    /// The admin who acted.
     pub admin_id: UserId,
+    /// What they did.
     pub kind: AdminActionKind,
+    /// What they acted on, as `<kind>:<id>` (`user:<id>`, `order:<id>`...).
     pub subject: String,
+    /// Why, in the admin's words; required for every action.
     pub reason: String,
+    /// What changed, such as an adjustment's amount and journal transaction.
     pub details: String,
+    /// When.
     pub at: OffsetDateTime,
 }
 

@@ -39,6 +39,7 @@ impl SystemAccount {
         }
     }
 
+    /// The account whose [`code`](SystemAccount::code) is `code`, if any.
     pub fn parse(code: &str) -> Option<SystemAccount> {
         match code {
             "payouts" => Some(SystemAccount::Payouts),
@@ -58,26 +59,80 @@ impl fmt::Display for SystemAccount {
     }
 }
 
+/// Who a wallet belongs to, which decides whether it may go negative.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum WalletOwner {
+    /// A customer's or merchant's wallet: never below zero, never holding more than its balance.
     User(UserId),
+    /// One of the platform's own accounts, which stands for the outside world and may go negative.
     System(SystemAccount),
 }
 
+/// Why a wallet refuses an entry or a hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WalletError {
+    /// Spending `requested` would take the wallet below what it holds; `available` is what it could
+    /// spend (balance less holds).
     #[error("insufficient funds: {available} available, {requested} requested")]
-    InsufficientFunds { available: Money, requested: Money },
+    InsufficientFunds {
+        /// What the wallet could spend: its balance less its holds.
+        available: Money,
+        /// What the entry or hold asked for, as a positive amount.
+        requested: Money,
+    },
+    /// The amount's currency is not the wallet's: a wallet has exactly one currency.
     #[error("the wallet holds {wallet} but the amount is in {amount}")]
-    CurrencyMismatch { wallet: Currency, amount: Currency },
+    CurrencyMismatch {
+        /// The wallet's currency.
+        wallet: Currency,
+        /// The amount's currency.
+        amount: Currency,
+    },
+    /// A hold, extension or capture of zero or less.
     #[error("the amount must be positive")]
     NotPositive,
+    /// A hold was asked of a system account, which has no available balance to protect.
     #[error("holds are only placed on user wallets")]
     NotAUserWallet,
+    /// Checked arithmetic on the wallet's amounts overflowed.
     #[error(transparent)]
     Money(#[from] MoneyError),
 }
 
+/// One ledger account in one currency, with its cached `balance` and `held`.
+///
+/// The cache is what makes an overdraft check a single row lock: storage keeps it equal to the sum
+/// of the wallet's postings (and of its pending holds), and the ledger verification checks that it
+/// does.
+///
+/// ```
+/// use domain::ids::{HoldId, UserId, WalletId};
+/// use domain::money::{Currency, Money};
+/// use domain::wallet::{Hold, HoldStatus, HoldTerms, Wallet, WalletOwner};
+/// use domain::OffsetDateTime;
+/// use uuid::Uuid;
+///
+/// let now = OffsetDateTime::UNIX_EPOCH;
+/// let usd = |minor| Money::from_minor(minor, Currency::Usd);
+/// let owner = WalletOwner::User(UserId::from_uuid(Uuid::from_u128(1)));
+/// let mut wallet = Wallet::restore(WalletId::from_uuid(Uuid::from_u128(2)), owner, Currency::Usd, 1_000, 0, now);
+///
+/// // Reserve $3.00 for an hour: still in the balance, no longer available.
+/// let terms = HoldTerms {
+///     reference: "call".into(),
+///     payee: None,
+///     order_id: None,
+///     placed_at: now,
+///     expires_at: now + time::Duration::hours(1),
+/// };
+/// let hold = Hold::place(HoldId::from_uuid(Uuid::from_u128(3)), &mut wallet, usd(300), terms).unwrap();
+/// assert_eq!((wallet.balance(), wallet.held(), wallet.available()), (usd(1_000), usd(300), usd(700)));
+///
+/// // Capture $1.20 and release the rest; the caller then posts the $1.20 as a ledger debit.
+/// let hold = hold.capture(&mut wallet, usd(120), now).unwrap();
+/// assert_eq!(hold.status, HoldStatus::Captured);
+/// assert_eq!(wallet.held(), usd(0));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wallet {
     id: WalletId,
@@ -120,14 +175,17 @@ impl Wallet {
         }
     }
 
+    /// The wallet's id, which is also its place in the global lock order.
     pub fn id(&self) -> WalletId {
         self.id
     }
 
+    /// Whose wallet this is.
     pub fn owner(&self) -> &WalletOwner {
         &self.owner
     }
 
+    /// The user who owns the wallet, or `None` for a system account.
     pub fn user_id(&self) -> Option<UserId> {
         match &self.owner {
             WalletOwner::User(user) => Some(*user),
@@ -135,18 +193,22 @@ impl Wallet {
         }
     }
 
+    /// The one currency the wallet holds.
     pub fn currency(&self) -> Currency {
         self.currency
     }
 
+    /// When the wallet was opened.
     pub fn created_at(&self) -> OffsetDateTime {
         self.created_at
     }
 
+    /// The sum of the wallet's postings, holds included.
     pub fn balance(&self) -> Money {
         Money::from_minor(self.balance_minor, self.currency)
     }
 
+    /// The sum of the wallet's pending holds' remaining amounts.
     pub fn held(&self) -> Money {
         Money::from_minor(self.held_minor, self.currency)
     }
@@ -221,13 +283,18 @@ impl Wallet {
 /// The two-phase vocabulary of a hold: pending, then captured, released or expired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HoldStatus {
+    /// Funds are reserved; captures may still take them.
     Pending,
+    /// Ended by a capture (the last one, or a final one), the rest released.
     Captured,
+    /// Ended by a party before expiry, nothing more captured.
     Released,
+    /// Ended by the expiry job because it outlived `expires_at`.
     Expired,
 }
 
 impl HoldStatus {
+    /// The stable snake_case code stored in the database.
     pub fn as_str(self) -> &'static str {
         match self {
             HoldStatus::Pending => "pending",
@@ -237,6 +304,7 @@ impl HoldStatus {
         }
     }
 
+    /// The status whose [`as_str`](HoldStatus::as_str) code is `text`, if any.
     pub fn parse(text: &str) -> Option<HoldStatus> {
         match text {
             "pending" => Some(HoldStatus::Pending),
@@ -248,25 +316,73 @@ impl HoldStatus {
     }
 }
 
+/// Why a hold cannot be placed, extended, captured or ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HoldError {
+    /// The hold already ended (its status is given); every settlement happens once.
     #[error("the hold is {0:?}, not pending")]
     NotPending(HoldStatus),
+    /// A capture of more than is still reserved.
     #[error("cannot capture {requested}: {remaining} of the hold remains")]
-    CaptureExceedsHold { remaining: Money, requested: Money },
+    CaptureExceedsHold {
+        /// What the hold still reserves.
+        remaining: Money,
+        /// What the capture asked for.
+        requested: Money,
+    },
+    /// The wallet passed in is not the one the hold is on.
     #[error("the hold belongs to another wallet")]
     WrongWallet,
+    /// `expires_at` is not after `placed_at`.
     #[error("a hold must expire after it is placed")]
     ExpiryInThePast,
+    /// The wallet refused the reservation (not enough available, wrong currency, not a user wallet...).
     #[error(transparent)]
     Wallet(#[from] WalletError),
 }
 
 /// Funds reserved on a wallet: they stay in the balance but are no longer available.
+///
+/// Captures may come in parts; what is captured leaves the wallet's `held` and is then posted as a
+/// debit:
+///
+/// ```
+/// use domain::ids::{HoldId, UserId, WalletId};
+/// use domain::money::{Currency, Money};
+/// use domain::wallet::{Hold, HoldError, HoldStatus, HoldTerms, Wallet, WalletOwner};
+/// use domain::OffsetDateTime;
+/// use uuid::Uuid;
+///
+/// let now = OffsetDateTime::UNIX_EPOCH;
+/// let usd = |minor| Money::from_minor(minor, Currency::Usd);
+/// let id = Uuid::from_u128;
+/// let (customer, merchant) = (UserId::from_uuid(id(1)), UserId::from_uuid(id(2)));
+/// let mut wallet = Wallet::restore(WalletId::from_uuid(id(3)), WalletOwner::User(customer), Currency::Usd, 10_000, 0, now);
+/// let terms = HoldTerms {
+///     reference: "hotel deposit".into(),
+///     payee: Some(merchant),
+///     order_id: None,
+///     placed_at: now,
+///     expires_at: now + time::Duration::days(7),
+/// };
+/// let hold = Hold::place(HoldId::from_uuid(id(4)), &mut wallet, usd(5_000), terms).unwrap();
+///
+/// let hold = hold.capture_part(&mut wallet, usd(2_000), false, now).unwrap();
+/// assert_eq!((hold.status, hold.remaining(), wallet.held()), (HoldStatus::Pending, usd(3_000), usd(3_000)));
+/// assert!(matches!(
+///     hold.clone().capture_part(&mut wallet, usd(3_001), false, now),
+///     Err(HoldError::CaptureExceedsHold { .. })
+/// ));
+/// let hold = hold.release(&mut wallet, now).unwrap();
+/// assert_eq!((hold.status, hold.captured, wallet.held()), (HoldStatus::Released, usd(2_000), usd(0)));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hold {
+    /// The hold's id.
     pub id: HoldId,
+    /// The user wallet the funds are reserved on.
     pub wallet_id: WalletId,
+    /// The total reserved so far, extensions included.
     pub amount: Money,
     /// What captures took so far; the rest (`remaining`) stays reserved while the hold is pending.
     pub captured: Money,
@@ -275,21 +391,30 @@ pub struct Hold {
     pub payee: Option<UserId>,
     /// The manual-capture order this hold pays one merchant's part of, if any.
     pub order_id: Option<OrderId>,
+    /// Where the hold is in its two-phase life.
     pub status: HoldStatus,
+    /// What the hold is for, as its use case names it (a call, an order, a withdrawal...).
     pub reference: String,
+    /// When the hold was placed.
     pub created_at: OffsetDateTime,
     /// When the job releases the hold if it is still pending.
     pub expires_at: OffsetDateTime,
+    /// When the hold was captured, released or expired; `None` while pending.
     pub settled_at: Option<OffsetDateTime>,
 }
 
 /// Where and for how long funds are reserved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HoldTerms {
+    /// What the hold is for, stored as [`Hold::reference`].
     pub reference: String,
+    /// The merchant allowed to capture, stored as [`Hold::payee`].
     pub payee: Option<UserId>,
+    /// The manual-capture order the hold pays for, stored as [`Hold::order_id`].
     pub order_id: Option<OrderId>,
+    /// When the hold is placed; `expires_at` must be after it.
     pub placed_at: OffsetDateTime,
+    /// When the job releases the hold if it is still pending.
     pub expires_at: OffsetDateTime,
 }
 
@@ -330,6 +455,7 @@ impl Hold {
         Ok(self)
     }
 
+    /// Whether the hold is pending and its expiry has come, so the expiry job should end it.
     pub fn is_expired_at(&self, now: OffsetDateTime) -> bool {
         self.status == HoldStatus::Pending && self.expires_at <= now
     }
@@ -567,11 +693,18 @@ mod tests {
 /// A person-to-person transfer, as the sender and receiver see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
+    /// The transfer's id.
     pub id: crate::ids::TransferId,
+    /// The user whose wallet was debited.
     pub from_user_id: UserId,
+    /// The user whose wallet was credited.
     pub to_user_id: UserId,
+    /// What was moved, in the sender's and receiver's shared currency.
     pub amount: Money,
+    /// The journal transaction that moved it.
     pub transaction_id: crate::ids::TransactionId,
+    /// The sender's free-text note to the receiver.
     pub note: String,
+    /// When the transfer was made.
     pub created_at: OffsetDateTime,
 }

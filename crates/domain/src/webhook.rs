@@ -48,8 +48,11 @@ pub const RESPONSE_CHARS_MAX: usize = 1_000;
 /// one that not every event of the type has).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventType {
+    /// The type's name, such as `order.paid`: what receivers subscribe to and see.
     pub name: &'static str,
+    /// One sentence on what the type announces, for the API's documentation.
     pub description: &'static str,
+    /// The attributes of the event's object; a trailing `?` marks one that may be absent.
     pub object: &'static [&'static str],
 }
 
@@ -245,6 +248,7 @@ impl DomainEvent {
 pub enum Audience {
     /// The platform's endpoints only.
     Platform,
+    /// These users' merchant endpoints (a transfer's two parties, a hold's customer and merchant...).
     Users(Vec<UserId>),
     /// The merchants with an item in the order.
     Order(OrderId),
@@ -257,6 +261,8 @@ pub enum Audience {
 }
 
 impl DomainEvent {
+    /// Whose endpoints receive this event, besides the platform's. Some audiences name an order, a
+    /// payment or a product, whose merchants the relay looks up.
     pub fn audience(&self) -> Audience {
         use DomainEvent::*;
         match self {
@@ -330,18 +336,23 @@ fn order_event_type(from: Option<OrderStatus>, to: OrderStatus) -> &'static str 
 /// platform (its admins), which receives every event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EndpointOwner {
+    /// The platform's admins, who receive every event.
     Platform,
+    /// A merchant, who receives the events they are a party to.
     Merchant(UserId),
 }
 
 /// The event types an endpoint receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventSelection {
+    /// Every event type, including those added later.
     All,
+    /// Only these types, each a known public type.
     Only(BTreeSet<String>),
 }
 
 impl EventSelection {
+    /// Whether an event of `event_type` is selected.
     pub fn includes(&self, event_type: &str) -> bool {
         match self {
             EventSelection::All => true,
@@ -379,14 +390,21 @@ impl EventSelection {
     }
 }
 
+/// Why an endpoint's registration or change is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {
+    /// The URL is not an absolute https URL without credentials or fragment (the text says why).
     #[error("the endpoint URL is not acceptable: {0}")]
     Url(String),
+    /// The event type list is empty, mixes `*` with types, or names an unknown type.
     #[error("the event types are not acceptable: {0}")]
     EventTypes(String),
+    /// The description is too long.
     #[error("the description must have at most {max} characters")]
-    Description { max: usize },
+    Description {
+        /// The limit, [`WebhookEndpoint::DESCRIPTION_CHARS_MAX`].
+        max: usize,
+    },
 }
 
 /// An endpoint's URL: absolute `https` (or `http` where allowed), at most 2,048 characters,
@@ -396,8 +414,24 @@ pub enum WebhookError {
 pub struct EndpointUrl(String);
 
 impl EndpointUrl {
+    /// The longest URL accepted.
     pub const CHARS_MAX: usize = 2_048;
 
+    /// Checks a URL an owner gave. `allow_http` accepts plain `http://` too, which the operator
+    /// allows only where receivers are not on the internet (demo mode, development, tests).
+    ///
+    /// ```
+    /// use domain::webhook::EndpointUrl;
+    ///
+    /// let url = EndpointUrl::parse("https://shop.example:8443/hooks?v=1", false).unwrap();
+    /// assert_eq!(url.host(), "shop.example");
+    /// assert!(EndpointUrl::parse("http://shop.example/hooks", false).is_err());
+    /// assert!(EndpointUrl::parse("https://user:pw@shop.example/", false).is_err());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`WebhookError::Url`], saying what is wrong with it.
     pub fn parse(text: &str, allow_http: bool) -> Result<EndpointUrl, WebhookError> {
         let invalid = |why: &str| WebhookError::Url(why.to_owned());
         if text.is_empty() || text.len() > EndpointUrl::CHARS_MAX || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -419,6 +453,7 @@ impl EndpointUrl {
         Ok(EndpointUrl(text.to_owned()))
     }
 
+    /// The URL as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -437,18 +472,26 @@ impl EndpointUrl {
 /// A signing secret that still signs after it was replaced, until `until`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetiringSecret {
+    /// The replaced secret.
     pub secret: String,
+    /// When it stops signing.
     pub until: OffsetDateTime,
 }
 
 /// A receiver of events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookEndpoint {
+    /// The endpoint's id.
     pub id: WebhookEndpointId,
+    /// Whose endpoint it is, which decides the events it may see.
     pub owner: EndpointOwner,
+    /// Where deliveries are POSTed.
     pub url: EndpointUrl,
+    /// The event types it subscribed to.
     pub events: EventSelection,
+    /// The owner's note on what the endpoint is for.
     pub description: String,
+    /// Whether deliveries are made; off by the owner's choice or after failing for [`DISABLE_AFTER`].
     pub enabled: bool,
     /// Signs every delivery; shown to the owner once, when created or rolled.
     pub secret: String,
@@ -458,22 +501,34 @@ pub struct WebhookEndpoint {
     pub failing_since: Option<OffsetDateTime>,
     /// Why the endpoint was disabled by the platform, if it was.
     pub disabled_reason: Option<String>,
+    /// When the endpoint was registered.
     pub created_at: OffsetDateTime,
+    /// When it last changed.
     pub updated_at: OffsetDateTime,
 }
 
 /// What an endpoint's owner may change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointChanges {
+    /// A new URL.
     pub url: Option<EndpointUrl>,
+    /// A new selection of event types.
     pub events: Option<EventSelection>,
+    /// A new description.
     pub description: Option<String>,
+    /// Enabled or disabled by the owner; enabling clears a disabled reason and the failure streak.
     pub enabled: Option<bool>,
 }
 
 impl WebhookEndpoint {
+    /// The longest description accepted, in characters.
     pub const DESCRIPTION_CHARS_MAX: usize = 500;
 
+    /// A new, enabled endpoint with its signing secret.
+    ///
+    /// # Errors
+    ///
+    /// [`WebhookError::Description`] if the description is too long.
     #[allow(clippy::too_many_arguments)]
     pub fn register(
         id: WebhookEndpointId,
@@ -500,6 +555,11 @@ impl WebhookEndpoint {
         })
     }
 
+    /// Applies the owner's changes.
+    ///
+    /// # Errors
+    ///
+    /// [`WebhookError::Description`] if the new description is too long; nothing is changed then.
     pub fn change(mut self, changes: EndpointChanges, at: OffsetDateTime) -> Result<WebhookEndpoint, WebhookError> {
         if let Some(url) = changes.url {
             self.url = url;
@@ -579,16 +639,22 @@ fn checked_description(description: &str) -> Result<String, WebhookError> {
     Ok(description.to_owned())
 }
 
+/// Where a delivery is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeliveryStatus {
+    /// Due or in progress: attempted at `next_attempt_at`.
     Pending,
+    /// The endpoint answered 2xx.
     Succeeded,
+    /// Given up: refused by the endpoint, or still failing when the retry window ran out.
     Failed,
 }
 
 impl DeliveryStatus {
+    /// Every status, for parsing and for tests.
     pub const ALL: [DeliveryStatus; 3] = [DeliveryStatus::Pending, DeliveryStatus::Succeeded, DeliveryStatus::Failed];
 
+    /// The stable code stored in the database and used in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",
@@ -597,6 +663,7 @@ impl DeliveryStatus {
         }
     }
 
+    /// The status whose [`as_str`](DeliveryStatus::as_str) code is `text`, if any.
     pub fn parse(text: &str) -> Option<DeliveryStatus> {
         DeliveryStatus::ALL.into_iter().find(|status| status.as_str() == text)
     }
@@ -605,9 +672,11 @@ impl DeliveryStatus {
 /// How the endpoint answered one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRecord {
+    /// When the attempt started.
     pub at: OffsetDateTime,
     /// `None` when no answer came (timeout, connection refused, an address refused).
     pub status_code: Option<u16>,
+    /// How long the attempt took, in milliseconds.
     pub latency_ms: u32,
     /// The start of the response body, or why there was no answer.
     pub response: String,
@@ -616,9 +685,11 @@ pub struct AttemptRecord {
 /// What an attempt's outcome means for the delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
+    /// The endpoint answered 2xx.
     Delivered,
     /// May pass: try again, not before `retry_after` if the endpoint said so.
     Retry {
+        /// The wait the endpoint asked for in its `Retry-After`, if any.
         retry_after: Option<Duration>,
     },
     /// The endpoint refused the event for good.
@@ -640,21 +711,32 @@ impl AttemptOutcome {
 /// One event for one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookDelivery {
+    /// The delivery's id.
     pub id: WebhookDeliveryId,
+    /// The event delivered, whose id receivers dedupe on.
     pub event_id: EventId,
+    /// The endpoint it goes to.
     pub endpoint_id: WebhookEndpointId,
+    /// The event's public type, kept for listing and filtering.
     pub event_type: String,
+    /// Where the delivery is.
     pub status: DeliveryStatus,
+    /// Attempts made (or begun) so far.
     pub attempts: u32,
+    /// When the next attempt is due; while one is in progress, when its lease runs out.
     pub next_attempt_at: OffsetDateTime,
+    /// The outcome of the latest attempt.
     pub last_attempt: Option<AttemptRecord>,
     /// When the delivery was last queued (created, or redelivered): the retry window runs from it.
     pub queued_at: OffsetDateTime,
+    /// When the delivery was created.
     pub created_at: OffsetDateTime,
+    /// When it last changed.
     pub updated_at: OffsetDateTime,
 }
 
 impl WebhookDelivery {
+    /// A new delivery, due at once.
     pub fn schedule(
         id: WebhookDeliveryId,
         event_id: EventId,

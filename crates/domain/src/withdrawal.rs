@@ -32,16 +32,23 @@ use crate::payment::ProviderName;
 /// The longest reason kept on a withdrawal (an admin's, or a provider's failure).
 pub const REASON_CHARS_MAX: usize = 500;
 
+/// Where a withdrawal is; see the module's diagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WithdrawalStatus {
+    /// Held, waiting for an admin because it is above the approval threshold.
     Requested,
+    /// Approved, still held, being paid out (by a provider or by hand).
     Approved,
+    /// Final: the money left the wallet for the payouts account.
     Paid,
+    /// Final: the payout did not happen; the hold was released.
     Failed,
+    /// Final: an admin refused it; the hold was released.
     Rejected,
 }
 
 impl WithdrawalStatus {
+    /// Every status, for parsing and for tests.
     pub const ALL: [WithdrawalStatus; 5] = [
         WithdrawalStatus::Requested,
         WithdrawalStatus::Approved,
@@ -50,6 +57,7 @@ impl WithdrawalStatus {
         WithdrawalStatus::Rejected,
     ];
 
+    /// The stable code stored in the database and used in the API.
     pub fn as_str(self) -> &'static str {
         match self {
             WithdrawalStatus::Requested => "requested",
@@ -60,6 +68,7 @@ impl WithdrawalStatus {
         }
     }
 
+    /// The status whose [`as_str`](WithdrawalStatus::as_str) code is `text`, if any.
     pub fn parse(text: &str) -> Option<WithdrawalStatus> {
         WithdrawalStatus::ALL.into_iter().find(|status| status.as_str() == text)
     }
@@ -98,6 +107,7 @@ pub enum Settlement {
 }
 
 impl Settlement {
+    /// The stable code stored in the database: `payout` or `manual`.
     pub fn kind(&self) -> &'static str {
         match self {
             Settlement::Payout(_) => "payout",
@@ -105,6 +115,7 @@ impl Settlement {
         }
     }
 
+    /// The provider that pays out, for a payout.
     pub fn provider(&self) -> Option<&ProviderName> {
         match self {
             Settlement::Payout(provider) => Some(provider),
@@ -113,15 +124,48 @@ impl Settlement {
     }
 }
 
+/// A move the withdrawal's state machine does not allow, such as paying a rejected withdrawal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a withdrawal that is {from} cannot become {to}")]
 pub struct WithdrawalTransitionError {
+    /// The withdrawal's status.
     pub from: WithdrawalStatus,
+    /// The status asked for.
     pub to: WithdrawalStatus,
 }
 
 /// Money paid out of a wallet to the outside world. Its fields are private: it changes only
 /// through its transitions.
+///
+/// ```
+/// use domain::ids::{HoldId, TransactionId, UserId, WithdrawalId};
+/// use domain::money::{Currency, Money};
+/// use domain::payment::ProviderName;
+/// use domain::withdrawal::{PaidOut, Settlement, Withdrawal, WithdrawalStatus, WithdrawalTerms};
+/// use domain::OffsetDateTime;
+/// use uuid::Uuid;
+///
+/// let now = OffsetDateTime::UNIX_EPOCH;
+/// let id = Uuid::from_u128;
+/// let terms = WithdrawalTerms {
+///     user_id: UserId::from_uuid(id(1)),
+///     amount: Money::from_minor(250_000, Currency::Ngn),
+///     destination: "0123456789 at 058".into(),
+///     hold_id: HoldId::from_uuid(id(2)),
+/// };
+/// let requested = Withdrawal::request(WithdrawalId::from_uuid(id(3)), terms, now);
+///
+/// // Below the threshold: approved at once (no decider), paid out by a provider.
+/// let provider = ProviderName::parse("paystack").unwrap();
+/// let approved = requested.approve(None, None, Settlement::Payout(provider), now).unwrap();
+/// assert!(approved.awaits_payout());
+/// let paid = PaidOut { transaction_id: TransactionId::from_uuid(id(4)), provider_reference: Some("po_1".into()), settled_by: None };
+/// let paid = approved.pay(paid, now).unwrap();
+/// assert_eq!(paid.status(), WithdrawalStatus::Paid);
+///
+/// // A paid withdrawal is final.
+/// assert!(paid.fail("too late", None, now).is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Withdrawal {
     record: WithdrawalRecord,
@@ -130,16 +174,22 @@ pub struct Withdrawal {
 /// A withdrawal as storage keeps it: what `Withdrawal::restore` rebuilds one from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WithdrawalRecord {
+    /// The withdrawal's id; also the provider's idempotency key (`payout-<id>`).
     pub id: WithdrawalId,
+    /// The user withdrawing.
     pub user_id: UserId,
+    /// What is withdrawn, in the wallet's currency.
     pub amount: Money,
+    /// Where the money goes, as the user gave it (an account reference the payout provider understands).
     pub destination: String,
+    /// Where the withdrawal is.
     pub status: WithdrawalStatus,
     /// The hold that keeps the amount while the withdrawal is in flight; `None` only for
     /// withdrawals made before they had a lifecycle (paid at once).
     pub hold_id: Option<HoldId>,
     /// The admin who approved or rejected it; `None` while requested, and when approved at once.
     pub decided_by: Option<UserId>,
+    /// When the admin decided.
     pub decided_at: Option<OffsetDateTime>,
     /// The admin's reason for the decision.
     pub reason: Option<String>,
@@ -147,28 +197,37 @@ pub struct WithdrawalRecord {
     pub settlement: Option<Settlement>,
     /// The provider's id of the payout, once it answered.
     pub provider_reference: Option<String>,
+    /// Why the payout failed (the provider's words, or the admin's).
     pub failure_reason: Option<String>,
     /// The admin who marked a manual withdrawal paid or failed.
     pub settled_by: Option<UserId>,
     /// The journal transaction that moved the money, once paid.
     pub transaction_id: Option<TransactionId>,
+    /// When it was requested.
     pub created_at: OffsetDateTime,
+    /// When it last changed.
     pub updated_at: OffsetDateTime,
 }
 
 /// What a new withdrawal is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WithdrawalTerms {
+    /// The user withdrawing.
     pub user_id: UserId,
+    /// What is withdrawn.
     pub amount: Money,
+    /// Where the money goes.
     pub destination: String,
+    /// The hold already placed on the user's wallet for the amount.
     pub hold_id: HoldId,
 }
 
 /// How a withdrawal was paid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaidOut {
+    /// The journal transaction that moved the amount from the wallet to the payouts account.
     pub transaction_id: TransactionId,
+    /// The provider's id of the payout, if it gave one.
     pub provider_reference: Option<String>,
     /// The admin who marked a manual withdrawal paid.
     pub settled_by: Option<UserId>,
@@ -203,74 +262,92 @@ impl Withdrawal {
         }
     }
 
+    /// Rebuilds a withdrawal from storage, which enforces the same invariants as `Withdrawal` does.
     pub fn restore(record: WithdrawalRecord) -> Withdrawal {
         Withdrawal { record }
     }
 
+    /// Everything stored about the withdrawal, for the adapters that write it.
     pub fn record(&self) -> &WithdrawalRecord {
         &self.record
     }
 
+    /// The withdrawal's id.
     pub fn id(&self) -> WithdrawalId {
         self.record.id
     }
 
+    /// The user withdrawing.
     pub fn user_id(&self) -> UserId {
         self.record.user_id
     }
 
+    /// What is withdrawn.
     pub fn amount(&self) -> Money {
         self.record.amount
     }
 
+    /// Where the money goes.
     pub fn destination(&self) -> &str {
         &self.record.destination
     }
 
+    /// Where the withdrawal is.
     pub fn status(&self) -> WithdrawalStatus {
         self.record.status
     }
 
+    /// The hold that keeps the amount while the withdrawal is in flight.
     pub fn hold_id(&self) -> Option<HoldId> {
         self.record.hold_id
     }
 
+    /// The admin who approved or rejected it; `None` while requested, and when approved at once.
     pub fn decided_by(&self) -> Option<UserId> {
         self.record.decided_by
     }
 
+    /// When the admin decided.
     pub fn decided_at(&self) -> Option<OffsetDateTime> {
         self.record.decided_at
     }
 
+    /// The admin's reason for the decision, if any.
     pub fn reason(&self) -> Option<&str> {
         self.record.reason.as_deref()
     }
 
+    /// How it is paid out, once approved.
     pub fn settlement(&self) -> Option<&Settlement> {
         self.record.settlement.as_ref()
     }
 
+    /// The provider's id of the payout, once it answered.
     pub fn provider_reference(&self) -> Option<&str> {
         self.record.provider_reference.as_deref()
     }
 
+    /// Why the payout failed.
     pub fn failure_reason(&self) -> Option<&str> {
         self.record.failure_reason.as_deref()
     }
 
+    /// The admin who marked a manual withdrawal paid or failed.
     pub fn settled_by(&self) -> Option<UserId> {
         self.record.settled_by
     }
 
+    /// The journal transaction that moved the money, once paid.
     pub fn transaction_id(&self) -> Option<TransactionId> {
         self.record.transaction_id
     }
 
+    /// When it was requested.
     pub fn created_at(&self) -> OffsetDateTime {
         self.record.created_at
     }
 
+    /// When it last changed.
     pub fn updated_at(&self) -> OffsetDateTime {
         self.record.updated_at
     }

@@ -5,16 +5,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+/// Why the cache did not answer; callers treat it as a miss and carry on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cache unavailable: {0}")]
 pub struct CacheError(pub String);
 
+/// A shared cache of bytes by key, with expiry (Redis, or in process).
 #[async_trait]
 pub trait Cache: Send + Sync + std::fmt::Debug + 'static {
+    /// The value under `key`, if any.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError>;
 
+    /// Stores `value` under `key` for `ttl`.
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError>;
 
+    /// Removes these keys; missing ones are ignored.
     async fn delete(&self, keys: &[String]) -> Result<(), CacheError>;
 
     /// Atomically adds one to a counter (missing counts as zero) and returns the new value.

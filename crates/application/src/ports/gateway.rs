@@ -18,66 +18,100 @@ use tracing::Instrument;
 
 use crate::ports::system::Clock;
 
+/// One line of a hosted checkout page, as the buyer sees it there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckoutLine {
+    /// The product's name.
     pub name: String,
+    /// The price of one unit.
     pub unit_amount: Money,
+    /// How many units.
     pub quantity: u32,
 }
 
 /// What the gateway needs to open a hosted checkout page for one payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckoutRequest {
+    /// The payment the checkout is for; the adapter puts it in the provider's metadata, so events
+    /// name it.
     pub payment_id: PaymentId,
+    /// What the provider is to take.
     pub amount: Money,
+    /// What the page says the payment is for (an order, a top-up).
     pub description: String,
+    /// The order's lines; empty for a top-up.
     pub lines: Vec<CheckoutLine>,
+    /// The payer's address, for the provider's receipt.
     pub customer_email: String,
+    /// When the checkout is to stop taking payment (the payment's expiry).
     pub expires_at: OffsetDateTime,
     /// Sent as the provider's idempotency key, so a retried call opens no second session.
     pub idempotency_key: String,
 }
 
+/// A hosted checkout the provider opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckoutSession {
+    /// The provider's id of the session (Stripe's `cs_...`).
     pub session_id: String,
+    /// The page the buyer is sent to.
     pub checkout_url: String,
 }
 
+/// What the gateway needs to refund a payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRequest {
+    /// Our refund, put in the provider's metadata so refund events name it.
     pub refund_id: RefundId,
+    /// Our payment being refunded.
     pub payment_id: PaymentId,
     /// The provider's id of the payment being refunded (Stripe `pi_...`, Monnify transaction ref).
     pub provider_payment_id: String,
+    /// What to give back, at most what is left of the payment.
     pub amount: Money,
+    /// Why, as the person who asked put it.
     pub reason: String,
+    /// `refund-<refund id>`, the same on every attempt, so a retry never refunds twice.
     pub idempotency_key: String,
 }
 
+/// A refund as the gateway reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GatewayRefundStatus {
+    /// Accepted, not finished; a webhook (or the job asking again) tells the outcome.
     Pending,
+    /// The money went back.
     Succeeded,
+    /// It will not happen.
     Failed,
 }
 
+/// The gateway's answer to a refund.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayRefund {
+    /// The provider's id of the refund.
     pub provider_refund_id: String,
+    /// How far it got.
     pub status: GatewayRefundStatus,
 }
 
+/// A provider's failure or refusal, translated by its adapter. Whether asking again may help is
+/// [`may_pass`](GatewayError::may_pass).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
+    /// The payer's card or bank refused.
     #[error("the card was declined: {0}")]
     Declined(String),
+    /// The provider refused what we asked (a bad amount, an unknown payment...).
     #[error("the gateway refused the request: {0}")]
     InvalidRequest(String),
+    /// Too many requests; may pass.
     #[error("the gateway is rate limiting us")]
     RateLimited,
+    /// Down or unreachable, or timed out; may pass, and the request may or may not have taken effect.
     #[error("the gateway is unavailable: {0}")]
     Unavailable(String),
+    /// The provider refused our key: a configuration fault.
     #[error("the gateway rejected our credentials")]
     Authentication,
     /// The gateway's answer could not be read: the request may or may not have taken effect.
@@ -115,25 +149,34 @@ pub enum CheckoutClosure {
 pub struct WebhookHeaders(BTreeMap<String, String>);
 
 impl WebhookHeaders {
+    /// Headers as the HTTP layer received them.
     pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> WebhookHeaders {
         WebhookHeaders(pairs.into_iter().map(|(name, value)| (name.to_ascii_lowercase(), value)).collect())
     }
 
+    /// A header's value, whatever the case of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(&name.to_ascii_lowercase()).map(String::as_str)
     }
 }
 
+/// Why a webhook's body is not accepted as the provider's. The HTTP layer answers 400 for all
+/// of these, and nothing in the body is used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {
+    /// The provider's signature header is absent.
     #[error("the signature header is missing")]
     MissingSignature,
+    /// The header cannot be read as the provider's signature format.
     #[error("the signature header is malformed")]
     MalformedSignature,
+    /// No signature made with our secret matches the raw body.
     #[error("no signature matches the body")]
     BadSignature,
+    /// The signed timestamp is too old or in the future: a replay, or a clock far off.
     #[error("the signature timestamp is outside the tolerance")]
     StaleTimestamp,
+    /// The signature holds but the body is not an event the adapter can read.
     #[error("the payload is not a valid event: {0}")]
     MalformedPayload(String),
 }
@@ -141,34 +184,58 @@ pub enum WebhookError {
 /// Where an event points: at least one of these identifies our payment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PaymentReference {
+    /// Our payment id, if the event carries it (in metadata or a reference).
     pub payment_id: Option<PaymentId>,
+    /// The provider's checkout session id.
     pub session_id: Option<String>,
+    /// The provider's payment id.
     pub provider_payment_id: Option<String>,
 }
 
+/// What a verified provider event means, in provider-neutral terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayEventKind {
     /// The customer paid (or, with `paid: false`, completed checkout with a payment that settles
     /// later).
     CheckoutCompleted {
+        /// The payment the checkout was for.
         reference: PaymentReference,
+        /// What was paid, if the event says.
         amount: Option<Money>,
+        /// Whether the money was taken now (`false`: it settles later, and a later event says).
         paid: bool,
     },
     /// A payment (possibly a delayed one) settled.
     PaymentSucceeded {
+        /// The payment.
         reference: PaymentReference,
+        /// What was paid, if the event says.
         amount: Option<Money>,
     },
     /// The payment failed for good.
-    PaymentFailed { reference: PaymentReference, reason: String },
+    PaymentFailed {
+        /// The payment.
+        reference: PaymentReference,
+        /// The provider's reason.
+        reason: String,
+    },
     /// One payment attempt failed; the customer may still retry within the same checkout.
-    PaymentAttemptFailed { reference: PaymentReference, reason: String },
+    PaymentAttemptFailed {
+        /// The payment.
+        reference: PaymentReference,
+        /// The provider's reason.
+        reason: String,
+    },
     /// The checkout session expired without payment.
-    CheckoutExpired { reference: PaymentReference },
+    CheckoutExpired {
+        /// The payment whose checkout expired.
+        reference: PaymentReference,
+    },
     /// Refunds of a payment, as the gateway now sees them.
     Refunded {
+        /// The payment refunded.
         reference: PaymentReference,
+        /// Each refund the event lists.
         refunds: Vec<RefundUpdate>,
         /// How much of the payment has been refunded in all, when the gateway says (Stripe's
         /// `amount_refunded`): refunds made outside the API (the provider's dashboard) are what
@@ -182,14 +249,22 @@ pub enum GatewayEventKind {
     /// our pending refund of that payment and amount, the one with this provider id if any, else
     /// the oldest.
     PaymentRefundUpdated {
+        /// The payment refunded.
         reference: PaymentReference,
+        /// The refund's amount.
         amount: Money,
+        /// Its new status.
         status: GatewayRefundStatus,
+        /// The provider's id of the refund, if it gives one.
         provider_refund_id: Option<String>,
     },
+    /// The payer disputed the payment with their bank.
     DisputeOpened {
+        /// The payment disputed.
         reference: PaymentReference,
+        /// The amount disputed, if the event says.
         amount: Option<Money>,
+        /// The provider's reason code.
         reason: String,
     },
     /// A well-formed, verified event of a type we do not act on.
@@ -213,33 +288,47 @@ impl GatewayEventKind {
     }
 }
 
+/// One refund as a provider event reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundUpdate {
+    /// The provider's id of the refund.
     pub provider_refund_id: String,
+    /// Our refund id, if the provider carried it back (from our metadata).
     pub refund_id: Option<RefundId>,
+    /// The refund's amount, if the event says.
     pub amount: Option<Money>,
+    /// Its status.
     pub status: GatewayRefundStatus,
 }
 
 /// What the provider says about a payment when asked directly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfirmedPayment {
+    /// Whether the provider has taken the money.
     pub paid: bool,
+    /// How much it took, if it says.
     pub amount: Option<Money>,
 }
 
 /// A verified event from a gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayEvent {
+    /// The provider's own id of the event, which the inbox dedupes on.
     pub event_id: String,
+    /// The provider's event type, kept for the inbox and logs.
     pub event_type: String,
+    /// What it means.
     pub kind: GatewayEventKind,
 }
 
+/// A card payment provider: hosted checkouts, refunds, and verified webhook events. Object safe
+/// (used as `Arc<dyn PaymentGateway>`), because gateways are chosen from configuration at run time.
 #[async_trait]
 pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
+    /// The provider's name, which keys its clearing account, its webhook path and its payments.
     fn provider(&self) -> &ProviderName;
 
+    /// Whether the provider takes card payments in `currency`.
     fn supports_currency(&self, currency: Currency) -> bool;
 
     /// Opens a hosted checkout page.
@@ -250,6 +339,10 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
     async fn create_checkout(&self, request: CheckoutRequest) -> Result<CheckoutSession, GatewayError>;
 
     /// Refunds all or part of a payment.
+    ///
+    /// # Errors
+    /// `GatewayError` as translated from the provider; `RateLimited`, `Unavailable` and `Unexpected`
+    /// may pass (ask again under the same idempotency key), the others are refusals.
     async fn refund(&self, request: RefundRequest) -> Result<GatewayRefund, GatewayError>;
 
     /// Asks the provider for the state of a payment an event claims succeeded. Providers whose
@@ -280,8 +373,11 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug + 'static {
 /// What a provider is asked to pay out: a withdrawal's amount, to its destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayoutRequest {
+    /// The withdrawal paid out.
     pub withdrawal_id: WithdrawalId,
+    /// What to pay.
     pub amount: Money,
+    /// Where to pay it, as the user gave it.
     pub destination: String,
     /// `payout-<withdrawal id>`, the same on every attempt: a provider that already took the
     /// payout answers with it again instead of paying twice.
@@ -293,21 +389,25 @@ pub struct PayoutRequest {
 pub enum PayoutStatus {
     /// Accepted, not finished: ask again later (under the same key) for the outcome.
     Pending,
+    /// The money reached the destination.
     Paid,
     /// It will not happen, and why.
     Failed(String),
 }
 
+/// The provider's answer to a payout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payout {
     /// The provider's id of the payout.
     pub provider_reference: String,
+    /// How far it got.
     pub status: PayoutStatus,
 }
 
 /// Payouts to outside destinations, offered by some gateways (`PaymentGateway::payouts`).
 #[async_trait]
 pub trait PayoutGateway: Send + Sync + std::fmt::Debug + 'static {
+    /// Whether the provider pays out in `currency`.
     fn supports_payout_currency(&self, currency: Currency) -> bool;
 
     /// Pays out, or reports the payout made earlier under the same idempotency key.
@@ -322,12 +422,25 @@ pub trait PayoutGateway: Send + Sync + std::fmt::Debug + 'static {
 /// Why no gateway was chosen for a card payment.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
+    /// No configured gateway takes the currency.
     #[error("no card gateway takes {0}")]
     NoGateway(Currency),
+    /// The request named a provider this server has not configured.
     #[error("the card provider {requested} is not configured on this server (configured: {configured})")]
-    NotConfigured { requested: ProviderName, configured: String },
+    NotConfigured {
+        /// The provider asked for.
+        requested: ProviderName,
+        /// The configured providers, comma-separated, to say what may be asked for.
+        configured: String,
+    },
+    /// The named provider does not take the currency.
     #[error("the card provider {provider} does not take {currency}")]
-    CurrencyNotTaken { provider: ProviderName, currency: Currency },
+    CurrencyNotTaken {
+        /// The provider asked for.
+        provider: ProviderName,
+        /// The payment's currency.
+        currency: Currency,
+    },
 }
 
 /// Which providers a currency's card payments go to, in order of preference. A provider listed
@@ -337,6 +450,7 @@ pub enum RouteError {
 pub struct Routes(BTreeMap<Currency, Vec<ProviderName>>);
 
 impl Routes {
+    /// No routes: every currency goes to the default gateway, or any that takes it.
     pub fn new() -> Routes {
         Routes::default()
     }
@@ -347,10 +461,12 @@ impl Routes {
         self
     }
 
+    /// The providers listed for `currency`, most preferred first; empty when none are.
     pub fn providers_for(&self, currency: Currency) -> &[ProviderName] {
         self.0.get(&currency).map_or(&[], Vec::as_slice)
     }
 
+    /// Every currency's route.
     pub fn iter(&self) -> impl Iterator<Item = (&Currency, &Vec<ProviderName>)> {
         self.0.iter()
     }
@@ -361,8 +477,11 @@ impl Routes {
 /// requests is an answer); `last_error` its latest failure or refusal.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProviderHealth {
+    /// When the provider last answered.
     pub last_success_at: Option<OffsetDateTime>,
+    /// When a call last failed (or was refused).
     pub last_error_at: Option<OffsetDateTime>,
+    /// That failure, cut to 300 characters.
     pub last_error: Option<String>,
 }
 
@@ -498,6 +617,7 @@ pub struct Gateways {
 }
 
 impl Gateways {
+    /// No gateways: card payments and refunds through a provider are then refused.
     pub fn new() -> Gateways {
         Gateways::default()
     }
@@ -535,10 +655,12 @@ impl Gateways {
         self
     }
 
+    /// The gateway of this provider, if configured.
     pub fn get(&self, provider: &ProviderName) -> Option<&Arc<dyn PaymentGateway>> {
         self.by_name.get(provider)
     }
 
+    /// The configured providers, by name.
     pub fn providers(&self) -> impl Iterator<Item = &ProviderName> {
         self.by_name.keys()
     }
@@ -621,41 +743,60 @@ impl Gateways {
 /// The state of a checkout on a hosted page this server serves itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostedSessionState {
+    /// Waiting for the customer's choice.
     Open,
+    /// The customer paid.
     Paid,
+    /// The customer declined.
     Declined,
+    /// Its time ran out.
     Expired,
 }
 
 /// A checkout session as its hosted page shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostedSession {
+    /// The session's id.
     pub session_id: String,
+    /// The payment it is for.
     pub payment_id: PaymentId,
+    /// What it asks.
     pub amount: Money,
+    /// What the page says it is for.
     pub description: String,
+    /// The lines shown.
     pub lines: Vec<CheckoutLine>,
+    /// The payer's address.
     pub customer_email: String,
+    /// When it stops taking payment.
     pub expires_at: OffsetDateTime,
+    /// Where it is.
     pub state: HostedSessionState,
 }
 
 /// Why a choice on a hosted checkout page was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChoiceError {
+    /// The session does not exist.
     #[error("no such checkout session")]
     UnknownSession,
+    /// The session was already paid or declined.
     #[error("this checkout was already {0}")]
     Closed(&'static str),
+    /// The session's time ran out.
     #[error("this checkout has expired")]
     Expired,
+    /// The simulated provider could not deliver its webhook to us.
     #[error("the payment could not be reported to the shop: {0}")]
     Delivery(GatewayError),
 }
 
+/// What the customer chose on a hosted checkout page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CustomerChoice {
+    /// Pay the checkout.
     Pay,
+    /// Decline it, as a card refused would.
     Decline,
 }
 
@@ -664,6 +805,7 @@ pub enum CustomerChoice {
 /// so the real webhook path runs end to end.
 #[async_trait]
 pub trait HostedCheckout: Send + Sync + std::fmt::Debug + 'static {
+    /// The session as its page shows it, if it exists.
     fn session(&self, session_id: &str) -> Option<HostedSession>;
 
     /// Records the customer's choice and delivers the resulting webhook.

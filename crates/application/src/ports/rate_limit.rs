@@ -13,11 +13,14 @@ use crate::ports::system::Clock;
 /// At most `burst` requests at once, refilled evenly to `burst` per `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
+    /// How many requests may come at once, and the number the budget refills to each period.
     pub burst: u32,
+    /// How long the budget takes to refill from empty.
     pub period: Duration,
 }
 
 impl Quota {
+    /// `burst` requests a minute.
     pub fn per_minute(burst: u32) -> Quota {
         Quota {
             burst,
@@ -31,10 +34,14 @@ impl Quota {
     }
 }
 
+/// A limiter's answer, with what the `RateLimit-*` and `Retry-After` headers report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateDecision {
+    /// Whether the request may go on.
     pub allowed: bool,
+    /// The quota's burst.
     pub limit: u32,
+    /// Requests that may still come at once.
     pub remaining: u32,
     /// Until the bucket is full again.
     pub reset_after: Duration,
@@ -45,14 +52,18 @@ pub struct RateDecision {
 /// One quota a request is counted against, under its own key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateCheck {
+    /// What the request is counted under (a client address, a user...).
     pub key: String,
+    /// The quota of that key.
     pub quota: Quota,
 }
 
+/// The limiter's store did not answer; the HTTP layer then falls back to the in-process limiter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("rate limiter unavailable: {0}")]
 pub struct RateLimitError(pub String);
 
+/// Counts requests against quotas (GCRA), shared by all instances when it is Redis.
 #[async_trait]
 pub trait RateLimiter: Send + Sync + std::fmt::Debug + 'static {
     /// Counts one request against every quota in `checks`, all or nothing: when one refuses,
@@ -71,6 +82,7 @@ pub trait RateLimiter: Send + Sync + std::fmt::Debug + 'static {
             .ok_or_else(|| RateLimitError("no decision for a quota".into()))
     }
 
+    /// Whether the limiter's store answers, for the readiness probe.
     async fn ping(&self) -> Result<(), RateLimitError>;
 }
 
@@ -135,6 +147,7 @@ impl InProcessRateLimiter {
     /// At most this many keys are kept; past it, the keys whose budget is full again are dropped.
     const KEYS_MAX: usize = 100_000;
 
+    /// A limiter whose time starts now.
     pub fn new(clock: Arc<dyn Clock>) -> InProcessRateLimiter {
         InProcessRateLimiter {
             origin: clock.now(),

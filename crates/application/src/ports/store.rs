@@ -64,6 +64,7 @@ pub enum StoreError {
     /// A row could not be turned back into a domain value, or an expected row was missing.
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// Anything else the adapter could not classify; the source is kept for the log.
     #[error(transparent)]
     Unexpected(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -75,12 +76,16 @@ impl StoreError {
     }
 }
 
+/// The result of every storage port method.
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Starts transactions.
 pub trait UnitOfWork: Clone + Send + Sync + 'static {
+    /// The transaction type this store hands out.
     type Tx: Transaction;
 
+    /// Starts a transaction on the primary, for reads that decide and for writes.
+    ///
     /// # Errors
     /// `Unavailable` when no connection can be had within the configured time.
     fn begin(&self) -> impl Future<Output = StoreResult<Self::Tx>> + Send;
@@ -97,6 +102,9 @@ pub trait UnitOfWork: Clone + Send + Sync + 'static {
     }
 
     /// Whether the store answers; used by the readiness probe.
+    ///
+    /// # Errors
+    /// `Unavailable` (or `Timeout`) when it does not.
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Whether the store's source of lagging reads answers, if it has one apart from the
@@ -139,16 +147,23 @@ pub trait Transaction:
     /// then gone and the transaction may be retried.
     fn commit(self) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// Throws the transaction's writes away. Dropping it does the same; this says so and reports a
+    /// failure.
+    ///
+    /// # Errors
+    /// `Unavailable` when the connection was lost (the database rolls back by itself then).
     fn rollback(self) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
+/// Users and their standing.
 pub trait UserRepository {
     /// # Errors
     /// `Duplicate("users_email")` when the e-mail address is taken.
     fn insert_user(&mut self, user: &User) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The user with this id, if any.
     fn find_user(&mut self, id: UserId) -> impl Future<Output = StoreResult<Option<User>>> + Send;
+    /// The user with this (normalised) address, if any: how sign-in finds an account.
     fn find_user_by_email(&mut self, email: &Email) -> impl Future<Output = StoreResult<Option<User>>> + Send;
-    /// Users, newest first, of one role or all.
     /// Every user that `filter` keeps, newest first: the admins' list.
     fn list_users(&mut self, filter: &UserFilter, page: &PageRequest) -> impl Future<Output = StoreResult<Page<User>>> + Send;
     /// Suspends the user as of `at`, or reactivates them (`None`).
@@ -157,6 +172,7 @@ pub trait UserRepository {
 
 /// The admins' audit trail.
 pub trait AdminAuditRepository {
+    /// Appends an entry; entries are never changed.
     fn record_admin_action(&mut self, action: &AdminAction) -> impl Future<Output = StoreResult<()>> + Send;
     /// Actions newest first, all of them or those on one subject (`user:<id>`).
     fn list_admin_actions(
@@ -166,10 +182,13 @@ pub trait AdminAuditRepository {
     ) -> impl Future<Output = StoreResult<Page<AdminAction>>> + Send;
 }
 
+/// Refresh tokens, stored by the hash of their secret.
 pub trait RefreshTokenRepository {
+    /// Stores a new token of a family.
     fn insert_refresh_token(&mut self, token: &RefreshToken) -> impl Future<Output = StoreResult<()>> + Send;
     /// Finds a token by the hash of its secret and locks it, so two rotations cannot both win.
     fn lock_refresh_token(&mut self, token_hash: &str) -> impl Future<Output = StoreResult<Option<RefreshToken>>> + Send;
+    /// Writes a token's use or revocation.
     fn update_refresh_token(&mut self, token: &RefreshToken) -> impl Future<Output = StoreResult<()>> + Send;
     /// Revokes every token of the family that is not revoked yet.
     fn revoke_token_family(&mut self, family: TokenFamilyId, at: OffsetDateTime) -> impl Future<Output = StoreResult<()>> + Send;
@@ -182,15 +201,19 @@ pub trait RefreshTokenRepository {
 pub struct WalletFilter {
     /// Only this user's wallets (no system account then).
     pub owner: Option<UserId>,
+    /// Only wallets in this currency.
     pub currency: Option<Currency>,
 }
 
 impl WalletFilter {
+    /// Whether the filter keeps `wallet`: the rule the stores' queries follow, and how the memory
+    /// store applies it.
     pub fn keeps(&self, wallet: &Wallet) -> bool {
         self.owner.is_none_or(|owner| wallet.user_id() == Some(owner)) && self.currency.is_none_or(|currency| wallet.currency() == currency)
     }
 }
 
+/// Wallets, the ledger's accounts. Reads are unlocked unless the method says it locks.
 pub trait WalletRepository {
     /// The user's wallet in `currency`, created empty (with `new_id`) if it does not exist.
     fn ensure_user_wallet(
@@ -208,6 +231,7 @@ pub trait WalletRepository {
         new_id: WalletId,
         at: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<WalletId>> + Send;
+    /// The user's wallet in `currency`, unlocked, if it exists.
     fn find_user_wallet(&mut self, user: UserId, currency: Currency) -> impl Future<Output = StoreResult<Option<Wallet>>> + Send;
     /// A system account in `currency`, unlocked, if it exists.
     fn find_system_wallet(
@@ -215,6 +239,7 @@ pub trait WalletRepository {
         account: &SystemAccount,
         currency: Currency,
     ) -> impl Future<Output = StoreResult<Option<Wallet>>> + Send;
+    /// Every wallet of the user, one per currency they used.
     fn list_user_wallets(&mut self, user: UserId) -> impl Future<Output = StoreResult<Vec<Wallet>>> + Send;
     /// Any wallet (a user's or a system account), unlocked.
     fn find_wallet(&mut self, id: WalletId) -> impl Future<Output = StoreResult<Option<Wallet>>> + Send;
@@ -245,28 +270,37 @@ pub trait WalletRepository {
 pub struct PostingRecord {
     /// Increases with every posting ever made; orders a wallet's history.
     pub sequence: i64,
+    /// The posting itself.
     pub posting: Posting,
 }
 
 /// A journal transaction with its postings in the order they were made: what admins read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalRecord {
+    /// The transaction's id.
     pub id: TransactionId,
+    /// Why money moved.
     pub kind: TransactionKind,
+    /// What the transaction is for, as its use case named it.
     pub reference: String,
+    /// When it was posted.
     pub created_at: OffsetDateTime,
+    /// Every posting of it, one per wallet it moved.
     pub postings: Vec<PostingRecord>,
 }
 
 /// Which journal transactions an admin's listing shows: every field set narrows it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct JournalFilter {
+    /// Only transactions of this kind.
     pub kind: Option<TransactionKind>,
     /// Only transactions with a posting to this wallet.
     pub wallet: Option<WalletId>,
+    /// Only transactions created within this period.
     pub created: CreatedWithin,
 }
 
+/// The append-only journal and its postings.
 pub trait LedgerRepository {
     /// Appends a journal transaction and its postings. They can never be changed afterwards.
     fn append_journal(&mut self, transaction: &JournalTransaction, postings: &[Posting]) -> impl Future<Output = StoreResult<()>> + Send;
@@ -292,15 +326,22 @@ pub trait LedgerRepository {
     /// Every journal transaction that `filter` keeps, newest first, each with all its postings:
     /// the admins' journal.
     fn list_journal(&mut self, filter: JournalFilter, page: &PageRequest) -> impl Future<Output = StoreResult<Page<JournalRecord>>> + Send;
+    /// One journal transaction with all its postings, if it exists.
     fn find_journal(&mut self, id: TransactionId) -> impl Future<Output = StoreResult<Option<JournalRecord>>> + Send;
     /// Everything ledger verification looks at, computed over the whole ledger.
     fn audit_ledger(&mut self) -> impl Future<Output = StoreResult<LedgerAudit>> + Send;
 }
 
+/// Holds: funds reserved on user wallets. The wallet's cached `held` changes with them, through
+/// [`WalletRepository::update_wallets`] in the same transaction.
 pub trait HoldRepository {
+    /// Stores a new, pending hold.
     fn insert_hold(&mut self, hold: &Hold) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The hold, unlocked, if it exists.
     fn find_hold(&mut self, id: HoldId) -> impl Future<Output = StoreResult<Option<Hold>>> + Send;
+    /// The hold, locked until the transaction ends, if it exists.
     fn lock_hold(&mut self, id: HoldId) -> impl Future<Output = StoreResult<Option<Hold>>> + Send;
+    /// Writes a hold's capture, extension or end.
     fn update_hold(&mut self, hold: &Hold) -> impl Future<Output = StoreResult<()>> + Send;
     /// Pending holds that expired by `now`, soonest first (unlocked), except those of active
     /// calls and of withdrawals in flight (requested or approved): a call's hold ends with the
@@ -314,7 +355,9 @@ pub trait HoldRepository {
 /// Which products a listing shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProductFilter {
+    /// Only this merchant's products.
     pub merchant: Option<UserId>,
+    /// Only products on sale (active and not archived).
     pub active_only: bool,
     /// Only products whose name or description holds this text.
     pub search: Option<ProductSearch>,
@@ -323,13 +366,16 @@ pub struct ProductFilter {
 /// Which products an admin's inventory shows, archived ones included: every field set narrows it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InventoryFilter {
+    /// Only this merchant's products.
     pub merchant: Option<UserId>,
+    /// Only products on sale (`true`) or paused or archived (`false`).
     pub active: Option<bool>,
     /// Only products with fewer units available than this (low stock).
     pub below: Option<i64>,
 }
 
 impl InventoryFilter {
+    /// Whether the filter keeps `product` with `stock`: the rule the stores' queries follow.
     pub fn keeps(&self, product: &Product, stock: &Stock) -> bool {
         self.merchant.is_none_or(|merchant| product.merchant_id == merchant)
             && self.active.is_none_or(|active| product.active == active)
@@ -337,12 +383,21 @@ impl InventoryFilter {
     }
 }
 
+/// Products and their stock. Stock is written only under the lock of [`lock_cart`] or
+/// [`lock_stock`], so nothing ever oversells.
+///
+/// [`lock_cart`]: ProductRepository::lock_cart
+/// [`lock_stock`]: ProductRepository::lock_stock
 pub trait ProductRepository {
+    /// Stores a new product with its first stock.
     fn insert_product(&mut self, product: &Product, stock: &Stock) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Writes a product's name, description, price, sale status and archiving.
     fn update_product(&mut self, product: &Product) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The product with its stock, unlocked, if it exists.
     fn find_product(&mut self, id: ProductId) -> impl Future<Output = StoreResult<Option<(Product, Stock)>>> + Send;
     /// Locks a product row so that concurrent edits of one product apply one after another.
     fn lock_product(&mut self, id: ProductId) -> impl Future<Output = StoreResult<Option<Product>>> + Send;
+    /// The products with these ids (those that exist), unlocked, in any order.
     fn find_products(&mut self, ids: &[ProductId]) -> impl Future<Output = StoreResult<Vec<Product>>> + Send;
     /// Newest first.
     fn list_products(
@@ -363,21 +418,25 @@ pub trait ProductRepository {
     /// Locks the stock rows in ascending product id order and returns them in that order; missing
     /// products are left out.
     fn lock_stock(&mut self, ids: &[ProductId]) -> impl Future<Output = StoreResult<Vec<Stock>>> + Send;
+    /// Writes stock rows locked in this transaction.
     fn update_stock(&mut self, stock: &[Stock]) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// Which users an admin's listing shows: every field set narrows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserFilter {
+    /// Only users of this role.
     pub role: Option<Role>,
     /// Only suspended users (`true`) or only active ones (`false`).
     pub suspended: Option<bool>,
     /// The one user with this address.
     pub email: Option<Email>,
+    /// Only users who registered within this period.
     pub created: CreatedWithin,
 }
 
 impl UserFilter {
+    /// Whether the filter keeps `user`: the rule the stores' queries follow.
     pub fn keeps(&self, user: &User) -> bool {
         self.role.is_none_or(|role| user.role == role)
             && self.suspended.is_none_or(|suspended| user.is_suspended() == suspended)
@@ -389,6 +448,7 @@ impl UserFilter {
 /// Which orders a listing shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderFilter {
+    /// Orders this user placed.
     Buyer(UserId),
     /// Orders with at least one item sold by this merchant.
     Merchant(UserId),
@@ -399,15 +459,20 @@ pub enum OrderFilter {
 /// Which orders an admin's listing shows: every field set narrows it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AdminOrderFilter {
+    /// Only orders in this status.
     pub status: Option<OrderStatus>,
+    /// Only orders this user placed.
     pub buyer: Option<UserId>,
     /// Only orders with at least one item this merchant sold.
     pub merchant: Option<UserId>,
+    /// Only orders in this currency.
     pub currency: Option<Currency>,
+    /// Only orders placed within this period.
     pub created: CreatedWithin,
 }
 
 impl AdminOrderFilter {
+    /// Whether the filter keeps `order`: the rule the stores' queries follow.
     pub fn keeps(&self, order: &Order) -> bool {
         self.status.is_none_or(|status| order.status() == status)
             && self.buyer.is_none_or(|buyer| order.buyer_id() == buyer)
@@ -417,14 +482,21 @@ impl AdminOrderFilter {
     }
 }
 
+/// Orders, with their items, and their audit trail.
 pub trait OrderRepository {
+    /// Stores a new order with its items.
     fn insert_order(&mut self, order: &Order) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Writes the status, refunded amount and update time.
+    /// Writes the status, refunded amount and update time; for a manual-capture order also its
+    /// total and the units each item captured.
     fn update_order(&mut self, order: &Order) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The order, unlocked, if it exists.
     fn find_order(&mut self, id: OrderId) -> impl Future<Output = StoreResult<Option<Order>>> + Send;
+    /// The order, locked until the transaction ends, if it exists; every change to an order and to
+    /// what hangs on it (its payment's settlement, refunds, captures) happens under this lock.
     fn lock_order(&mut self, id: OrderId) -> impl Future<Output = StoreResult<Option<Order>>> + Send;
     /// Newest first.
     fn list_orders(&mut self, filter: OrderFilter, page: &PageRequest) -> impl Future<Output = StoreResult<Page<Order>>> + Send;
+    /// Appends entries to orders' audit trails; entries are never changed.
     fn append_status_changes(&mut self, changes: &[StatusChange]) -> impl Future<Output = StoreResult<()>> + Send;
     /// The audit trail, newest first, of one order or of all.
     fn list_status_changes(
@@ -437,14 +509,18 @@ pub trait OrderRepository {
 /// How a gateway event names the payment it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentLookup {
+    /// Our own payment id, as we gave it to the provider (in metadata or a reference).
     Ours(PaymentId),
+    /// The provider's checkout session id.
     Session(String),
+    /// The provider's payment id (Stripe's `pi_...`).
     ProviderPayment(String),
 }
 
 /// Which of a payer's payments a listing shows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PaymentFilter {
+    /// Only payments in this status.
     pub status: Option<PaymentStatus>,
     /// Top-ups only (`Some(true)`), order checkouts only (`Some(false)`), or both.
     pub top_ups: Option<bool>,
@@ -454,11 +530,14 @@ pub struct PaymentFilter {
 /// open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CreatedWithin {
+    /// The start, included; `None` for no lower bound.
     pub from: Option<OffsetDateTime>,
+    /// The end, excluded; `None` for no upper bound.
     pub to: Option<OffsetDateTime>,
 }
 
 impl CreatedWithin {
+    /// Whether `at` falls within the period.
     pub fn contains(&self, at: OffsetDateTime) -> bool {
         self.from.is_none_or(|from| from <= at) && self.to.is_none_or(|to| at < to)
     }
@@ -469,13 +548,18 @@ impl CreatedWithin {
 pub struct AdminPaymentFilter {
     /// Status and kind, as a payer filters their own.
     pub of: PaymentFilter,
+    /// Only this payer's payments.
     pub payer: Option<UserId>,
+    /// Only payments through this provider.
     pub provider: Option<ProviderName>,
+    /// Only payments in this currency.
     pub currency: Option<Currency>,
+    /// Only payments opened within this period.
     pub created: CreatedWithin,
 }
 
 impl AdminPaymentFilter {
+    /// Whether the filter keeps `payment`: the rule the stores' queries follow.
     pub fn keeps(&self, payment: &Payment) -> bool {
         self.of.status.is_none_or(|status| payment.status() == status)
             && self
@@ -492,11 +576,15 @@ impl AdminPaymentFilter {
 /// Which refunds an admin's listing shows: every field set narrows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdminRefundFilter {
+    /// Only refunds in this status.
     pub status: Option<RefundStatus>,
+    /// Only refunds from this merchant's share.
     pub merchant: Option<UserId>,
     /// Refunds of this provider's card payments (a refund to a wallet has no provider).
     pub provider: Option<ProviderName>,
+    /// Only refunds in this currency.
     pub currency: Option<Currency>,
+    /// Only refunds made within this period.
     pub created: CreatedWithin,
 }
 
@@ -512,10 +600,16 @@ impl AdminRefundFilter {
     }
 }
 
+/// Card payments.
 pub trait PaymentRepository {
+    /// Stores a new, pending payment.
     fn insert_payment(&mut self, payment: &Payment) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Writes a payment's session, settlement, provider id and flags.
     fn update_payment(&mut self, payment: &Payment) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The payment, unlocked, if it exists.
     fn find_payment(&mut self, id: PaymentId) -> impl Future<Output = StoreResult<Option<Payment>>> + Send;
+    /// The payment of `provider` that `lookup` names, locked until the transaction ends, if it
+    /// exists: how a webhook finds what it settles.
     fn lock_payment(
         &mut self,
         provider: &ProviderName,
@@ -538,12 +632,19 @@ pub trait PaymentRepository {
     fn lock_expired_payments(&mut self, now: OffsetDateTime, limit: usize) -> impl Future<Output = StoreResult<Vec<Payment>>> + Send;
 }
 
+/// Refunds and refund requests.
 pub trait RefundRepository {
+    /// Stores a new refund.
     fn insert_refund(&mut self, refund: &Refund) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Writes a refund's settlement and provider id.
     fn update_refund(&mut self, refund: &Refund) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The refund, unlocked, if it exists.
     fn find_refund(&mut self, id: RefundId) -> impl Future<Output = StoreResult<Option<Refund>>> + Send;
+    /// The refund the provider knows by this id, unlocked, if any: how a refund event finds ours.
     fn find_refund_by_provider_id(&mut self, provider_refund_id: &str) -> impl Future<Output = StoreResult<Option<Refund>>> + Send;
+    /// The refund, locked until the transaction ends, if it exists.
     fn lock_refund(&mut self, id: RefundId) -> impl Future<Output = StoreResult<Option<Refund>>> + Send;
+    /// Every refund of the order, oldest first.
     fn list_order_refunds(&mut self, order: OrderId) -> impl Future<Output = StoreResult<Vec<Refund>>> + Send;
     /// Every refund that `filter` keeps, newest first: the admins' list.
     fn list_refunds(&mut self, filter: &AdminRefundFilter, page: &PageRequest) -> impl Future<Output = StoreResult<Page<Refund>>> + Send;
@@ -551,7 +652,9 @@ pub trait RefundRepository {
     /// `Duplicate("refund_requests_open")` when the buyer already has an open request for the
     /// same order and merchant; the transaction stays usable.
     fn insert_refund_request(&mut self, request: &RefundRequest) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Writes a request's decision, refund and status.
     fn update_refund_request(&mut self, request: &RefundRequest) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The request, unlocked, if it exists.
     fn find_refund_request(&mut self, id: RefundRequestId) -> impl Future<Output = StoreResult<Option<RefundRequest>>> + Send;
     /// Locked after the order in the lock order (it is decided under the order's lock).
     fn lock_refund_request(&mut self, id: RefundRequestId) -> impl Future<Output = StoreResult<Option<RefundRequest>>> + Send;
@@ -570,15 +673,20 @@ pub const REFUND_REQUESTS_OPEN: &str = "refund_requests_open";
 /// Which refund requests a listing shows: every field set narrows it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RefundRequestFilter {
+    /// Only requests this user made.
     pub buyer: Option<UserId>,
+    /// Only requests this merchant must answer.
     pub merchant: Option<UserId>,
     /// Requests this user made as the buyer or must answer as the merchant (a merchant buys too).
     pub party: Option<UserId>,
+    /// Only requests about this order.
     pub order: Option<OrderId>,
+    /// Only requests in this status.
     pub status: Option<RefundRequestStatus>,
 }
 
 impl RefundRequestFilter {
+    /// Whether the filter keeps `request`: the rule the stores' queries follow.
     pub fn keeps(&self, request: &RefundRequest) -> bool {
         self.buyer.is_none_or(|buyer| request.buyer_id() == buyer)
             && self.merchant.is_none_or(|merchant| request.merchant_id() == merchant)
@@ -595,11 +703,14 @@ impl RefundRequestFilter {
 pub struct TransferFilter {
     /// Only transfers this user sent or received.
     pub user: Option<UserId>,
+    /// Only transfers in this currency.
     pub currency: Option<Currency>,
+    /// Only transfers made within this period.
     pub created: CreatedWithin,
 }
 
 impl TransferFilter {
+    /// Whether the filter keeps `transfer`: the rule the stores' queries follow.
     pub fn keeps(&self, transfer: &Transfer) -> bool {
         self.user
             .is_none_or(|user| transfer.from_user_id == user || transfer.to_user_id == user)
@@ -608,12 +719,17 @@ impl TransferFilter {
     }
 }
 
+/// Person-to-person transfers, and withdrawals.
 pub trait TransferRepository {
+    /// Stores a transfer, posted in the same transaction.
     fn insert_transfer(&mut self, transfer: &Transfer) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The transfer, if it exists.
     fn find_transfer(&mut self, id: TransferId) -> impl Future<Output = StoreResult<Option<Transfer>>> + Send;
     /// Every transfer that `filter` keeps, newest first: the admins' list.
     fn list_transfers(&mut self, filter: TransferFilter, page: &PageRequest) -> impl Future<Output = StoreResult<Page<Transfer>>> + Send;
+    /// Stores a new, requested withdrawal.
     fn insert_withdrawal(&mut self, withdrawal: &Withdrawal) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The withdrawal, unlocked, if it exists.
     fn find_withdrawal(&mut self, id: WithdrawalId) -> impl Future<Output = StoreResult<Option<Withdrawal>>> + Send;
     /// The withdrawal, locked: its status is decided by whoever locks it first (an admin's
     /// decision, the payout's outcome).
@@ -626,7 +742,6 @@ pub trait TransferRepository {
     fn update_withdrawal(&mut self, withdrawal: &Withdrawal) -> impl Future<Output = StoreResult<()>> + Send;
     /// A user's withdrawals, newest first.
     fn list_user_withdrawals(&mut self, user: UserId, page: &PageRequest) -> impl Future<Output = StoreResult<Page<Withdrawal>>> + Send;
-    /// Every user's withdrawals (in one status, or all), newest first: the admins' list.
     /// Every withdrawal that `filter` keeps, newest first: the admins' desk.
     fn list_withdrawals(
         &mut self,
@@ -638,14 +753,18 @@ pub trait TransferRepository {
 /// Which withdrawals an admin's listing shows: every field set narrows it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WithdrawalFilter {
+    /// Only withdrawals in this status.
     pub status: Option<WithdrawalStatus>,
     /// Only this user's.
     pub user: Option<UserId>,
+    /// Only withdrawals in this currency.
     pub currency: Option<Currency>,
+    /// Only withdrawals requested within this period.
     pub created: CreatedWithin,
 }
 
 impl WithdrawalFilter {
+    /// Whether the filter keeps `withdrawal`: the rule the stores' queries follow.
     pub fn keeps(&self, withdrawal: &Withdrawal) -> bool {
         self.status.is_none_or(|status| withdrawal.status() == status)
             && self.user.is_none_or(|user| withdrawal.user_id() == user)
@@ -657,13 +776,16 @@ impl WithdrawalFilter {
 /// Which calls an admin's listing shows: every field set narrows it. Calls are dated by their start.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallFilter {
+    /// Only calls in this status.
     pub status: Option<CallStatus>,
     /// Only calls this user made or received.
     pub user: Option<UserId>,
+    /// Only calls started within this period.
     pub started: CreatedWithin,
 }
 
 impl CallFilter {
+    /// Whether the filter keeps `call`: the rule the stores' queries follow.
     pub fn keeps(&self, call: &CallSession) -> bool {
         self.status.is_none_or(|status| call.status == status)
             && self.user.is_none_or(|user| call.caller_id == user || call.receiver_id == user)
@@ -671,9 +793,13 @@ impl CallFilter {
     }
 }
 
+/// Metered calls.
 pub trait CallRepository {
+    /// Stores a new, active call.
     fn insert_call(&mut self, call: &CallSession) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The call, locked until the transaction ends, if it exists.
     fn lock_call(&mut self, id: CallId) -> impl Future<Output = StoreResult<Option<CallSession>>> + Send;
+    /// Writes a call's extension or end.
     fn update_call(&mut self, call: &CallSession) -> impl Future<Output = StoreResult<()>> + Send;
     /// Active calls whose authorisation ends by `bound`, soonest first (unlocked).
     fn find_calls_authorized_until(&mut self, bound: OffsetDateTime, limit: usize)
@@ -695,6 +821,7 @@ pub enum ClaimOutcome {
     Existing(IdempotencyRecord),
 }
 
+/// Idempotency keys: a request's claim on a key, its recovery point and its stored response.
 pub trait IdempotencyRepository {
     /// Inserts `record` unless its scope exists already; an existing record is returned locked.
     /// A record another transaction has inserted but not committed is waited for.
@@ -731,15 +858,19 @@ pub trait IdempotencyRepository {
 /// A provider's webhook event as the inbox keeps it: what arrived, and what it did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedWebhook {
+    /// The inbox entry's id.
     pub id: ReceivedWebhookId,
+    /// The provider that sent it.
     pub provider: ProviderName,
     /// The provider's own id of the event: a redelivery carries the same.
     pub event_id: String,
+    /// The provider's event type (`checkout.session.completed`, ...).
     pub event_type: String,
     /// The payment the event is about, when it names ours.
     pub payment_id: Option<PaymentId>,
     /// The provider's id of the payment or checkout the event is about, when it names one.
     pub provider_reference: Option<String>,
+    /// When it arrived.
     pub received_at: OffsetDateTime,
     /// What applying it did; `None` only for events received before outcomes were kept.
     pub outcome: Option<InboxOutcome>,
@@ -755,6 +886,7 @@ pub struct InboxOutcome {
 }
 
 impl InboxOutcome {
+    /// Every kind, in the order admins see them.
     pub const KINDS: [&'static str; 4] = ["applied", "ignored", "late_success", "refused"];
 
     /// The kind as stored, or `None` for text that is not one.
@@ -766,16 +898,20 @@ impl InboxOutcome {
 /// Which received events an admin's listing shows: every field set narrows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReceivedWebhookFilter {
+    /// Only events from this provider.
     pub provider: Option<ProviderName>,
+    /// Only events of this provider's type.
     pub event_type: Option<String>,
     /// One of [`InboxOutcome::KINDS`].
     pub outcome: Option<&'static str>,
     /// Only events naming this payment of ours.
     pub payment: Option<PaymentId>,
+    /// Only events received within this period.
     pub received: CreatedWithin,
 }
 
 impl ReceivedWebhookFilter {
+    /// Whether the filter keeps `event`: the rule the stores' queries follow.
     pub fn keeps(&self, event: &ReceivedWebhook) -> bool {
         self.provider.as_ref().is_none_or(|provider| event.provider == *provider)
             && self.event_type.as_ref().is_none_or(|kind| event.event_type == *kind)
@@ -787,6 +923,8 @@ impl ReceivedWebhookFilter {
     }
 }
 
+/// The inbox of providers' webhook events: deduplication by the provider's event id, in the
+/// transaction of the event's effect.
 pub trait WebhookInbox {
     /// Records a provider's event. Returns `false` if its event id was recorded before: the
     /// event is a duplicate and must have no effect (and the record stays the first one).
@@ -799,13 +937,17 @@ pub trait WebhookInbox {
         filter: &ReceivedWebhookFilter,
         page: &PageRequest,
     ) -> impl Future<Output = StoreResult<Page<ReceivedWebhook>>> + Send;
+    /// One received event, if it exists.
     fn find_webhook_event(&mut self, id: ReceivedWebhookId) -> impl Future<Output = StoreResult<Option<ReceivedWebhook>>> + Send;
 }
 
+/// The outbox: domain events written in the transaction of their effect, published by the relay.
 pub trait EventOutbox {
+    /// Stores events, unpublished, in the transaction of what they announce.
     fn enqueue_events(&mut self, events: &[OutboxEvent]) -> impl Future<Output = StoreResult<()>> + Send;
     /// The oldest unpublished events, locked (skipping rows other publishers hold).
     fn lock_unpublished_events(&mut self, limit: usize) -> impl Future<Output = StoreResult<Vec<OutboxEvent>>> + Send;
+    /// Marks events published: the relay has made their deliveries.
     fn mark_events_published(&mut self, ids: &[EventId], at: OffsetDateTime) -> impl Future<Output = StoreResult<()>> + Send;
     /// The events with these ids (those that exist), in any order.
     fn find_events(&mut self, ids: &[EventId]) -> impl Future<Output = StoreResult<Vec<OutboxEvent>>> + Send;
@@ -816,14 +958,18 @@ pub trait EventOutbox {
 /// Which webhook endpoints a listing shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndpointFilter {
+    /// Every endpoint (the admins' view).
     All,
+    /// The endpoints of one owner.
     Owner(EndpointOwner),
 }
 
 /// Which deliveries of an endpoint a listing shows.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeliveryFilter {
+    /// Only deliveries in this status.
     pub status: Option<DeliveryStatus>,
+    /// Only deliveries of this public event type.
     pub event_type: Option<String>,
 }
 
@@ -842,11 +988,15 @@ pub struct DeliveryBacklog {
 /// another holds, for a lease the deliverer renews and then releases), so no two deliverers send
 /// to one endpoint at once.
 pub trait WebhookRepository {
+    /// Stores a new endpoint.
     fn insert_webhook_endpoint(&mut self, endpoint: &WebhookEndpoint) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Writes an endpoint's changes, secret and failure streak.
     fn update_webhook_endpoint(&mut self, endpoint: &WebhookEndpoint) -> impl Future<Output = StoreResult<()>> + Send;
     /// Deletes the endpoint and its deliveries.
     fn delete_webhook_endpoint(&mut self, id: WebhookEndpointId) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The endpoint, unlocked, if it exists.
     fn find_webhook_endpoint(&mut self, id: WebhookEndpointId) -> impl Future<Output = StoreResult<Option<WebhookEndpoint>>> + Send;
+    /// The endpoint, locked until the transaction ends, if it exists.
     fn lock_webhook_endpoint(&mut self, id: WebhookEndpointId) -> impl Future<Output = StoreResult<Option<WebhookEndpoint>>> + Send;
     /// Newest first.
     fn list_webhook_endpoints(
@@ -860,6 +1010,7 @@ pub trait WebhookRepository {
     fn insert_webhook_deliveries(&mut self, deliveries: &[WebhookDelivery]) -> impl Future<Output = StoreResult<()>> + Send;
     /// Writes what attempts changed on these deliveries, in one go.
     fn update_webhook_deliveries(&mut self, deliveries: &[WebhookDelivery]) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The delivery, locked until the transaction ends, if it exists.
     fn lock_webhook_delivery(&mut self, id: WebhookDeliveryId) -> impl Future<Output = StoreResult<Option<WebhookDelivery>>> + Send;
     /// Enabled endpoints with a delivery due by `now` that no deliverer holds, at most `limit`,
     /// each claimed until `until`.
@@ -898,16 +1049,20 @@ pub trait WebhookRepository {
         to: OffsetDateTime,
         at: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// How many deliveries wait, for the metrics.
     fn webhook_delivery_backlog(&mut self) -> impl Future<Output = StoreResult<DeliveryBacklog>> + Send;
     /// Deletes up to `limit` deliveries that ended (succeeded or failed) before `before`; returns
     /// how many. Pending deliveries are never deleted.
     fn prune_settled_webhook_deliveries(&mut self, before: OffsetDateTime, limit: usize) -> impl Future<Output = StoreResult<u64>> + Send;
 }
 
+/// Follow-ups: the provider calls multi-step flows still owe.
 pub trait FollowUpRepository {
     /// Records a follow-up. There is one per task: recording a task again changes nothing.
     fn insert_follow_up(&mut self, follow_up: &FollowUp) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The follow-up of this task, locked until the transaction ends, if it exists.
     fn lock_follow_up(&mut self, task: &FollowUpTask) -> impl Future<Output = StoreResult<Option<FollowUp>>> + Send;
+    /// Writes a follow-up's attempts, schedule and state.
     fn update_follow_up(&mut self, follow_up: &FollowUp) -> impl Future<Output = StoreResult<()>> + Send;
     /// Pending follow-ups due by `now`, oldest first, locked; rows another transaction holds are
     /// skipped, so several job runners share the work.

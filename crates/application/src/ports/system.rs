@@ -7,11 +7,16 @@ use domain::ids::Id;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+/// The time, as a port: tests and the simulation move it by hand; nothing here reads the system
+/// clock.
 pub trait Clock: Send + Sync + Debug + 'static {
+    /// The current time, in UTC.
     fn now(&self) -> OffsetDateTime;
 }
 
+/// Ids, as a port: tests and the simulation count them; production uses UUID version 7.
 pub trait IdGenerator: Send + Sync + Debug + 'static {
+    /// A new, unique UUID.
     fn uuid(&self) -> Uuid;
 }
 
@@ -46,10 +51,12 @@ impl IdGenerator for UuidV7Generator {
 pub struct ManualClock(Mutex<OffsetDateTime>);
 
 impl ManualClock {
+    /// A clock stopped at `start`.
     pub fn new(start: OffsetDateTime) -> ManualClock {
         ManualClock(Mutex::new(start))
     }
 
+    /// Moves the clock forward (or back, with a negative duration).
     pub fn advance(&self, by: time::Duration) {
         let mut now = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *now += by;

@@ -21,12 +21,17 @@ pub const EVENT_ID_HEADER: &str = "payments-event-id";
 /// One attempt at delivering one event to one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingWebhook {
+    /// Where to POST.
     pub url: String,
+    /// The delivery being attempted.
     pub delivery_id: WebhookDeliveryId,
+    /// The event, whose id is the payload's `id` and the `payments-event-id` header.
     pub event_id: EventId,
     /// The public type (`order.paid`).
     pub event_type: String,
+    /// When the event occurred.
     pub created_at: OffsetDateTime,
+    /// The payloads' version ([`domain::webhook::API_VERSION`]).
     pub api_version: &'static str,
     /// The event's attributes (`DomainEvent::attributes`), the payload's `data.object`.
     pub object: Vec<(String, String)>,
@@ -39,11 +44,13 @@ pub struct OutgoingWebhook {
 /// How the endpoint answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookAnswer {
+    /// The HTTP status.
     pub status: u16,
     /// The start of the response body.
     pub body: String,
     /// The endpoint's `Retry-After`, if it sent one.
     pub retry_after: Option<Duration>,
+    /// How long the answer took.
     pub latency: Duration,
 }
 
@@ -53,12 +60,15 @@ pub enum SendError {
     /// The URL's host is (or resolves to) an address webhooks may not reach.
     #[error("the endpoint's address is not allowed: {0}")]
     AddressNotAllowed(String),
+    /// No answer came within this time.
     #[error("the endpoint did not answer within {0:?}")]
     Timeout(Duration),
+    /// No connection could be made (DNS, refused, TLS...).
     #[error("the endpoint could not be reached: {0}")]
     Unreachable(String),
 }
 
+/// Sends outbound webhooks, one attempt at a time.
 #[async_trait]
 pub trait WebhookSender: Send + Sync + std::fmt::Debug + 'static {
     /// Makes one attempt; any HTTP answer is `Ok`, whatever its status.

@@ -33,6 +33,7 @@ use crate::{from_posting_error, retryable};
 /// What became of an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventOutcome {
+    /// Applied in full.
     Applied,
     /// The event id was seen before.
     Duplicate,
@@ -44,28 +45,47 @@ pub enum EventOutcome {
     Refused(&'static str),
 }
 
+/// Why a provider's webhook is not applied. Verification failures are the caller's (400); the
+/// rest are ours, and the provider retries.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayEventError {
+    /// The webhook's path names a provider that is not configured.
     #[error("no gateway called {0} is configured")]
     UnknownProvider(String),
+    /// The signature or payload is not acceptable.
     #[error(transparent)]
     Verification(#[from] WebhookError),
+    /// The event's amount is not the payment's.
     #[error("the event is for {received} but the payment is for {expected}")]
-    AmountMismatch { expected: Money, received: Money },
+    AmountMismatch {
+        /// The payment's amount.
+        expected: Money,
+        /// The amount the event reports.
+        received: Money,
+    },
+    /// The provider (asked directly) does not confirm the success.
     #[error("the gateway does not confirm that this payment succeeded")]
     NotConfirmed,
+    /// The payment provider failed or refused; whether asking again may help is `GatewayError::may_pass`.
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    /// The ledger refused the journal transaction (it would overdraw a wallet, or it does not balance).
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The order refused the change (its state machine, or its amounts).
     #[error(transparent)]
     Order(#[from] OrderError),
+    /// The order's stock could not be committed.
     #[error(transparent)]
     Stock(#[from] StockError),
+    /// A refund's settlement was refused (not pending).
     #[error(transparent)]
     Refund(#[from] RefundTransitionError),
+    /// Amount arithmetic overflowed or mixed currencies.
     #[error(transparent)]
     Money(#[from] MoneyError),
+    /// Storage failed: an outage, a timeout, a conflict that outlasted the retries, or a commit whose
+    /// outcome is unknown (`StoreError::OutcomeUnknown`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
