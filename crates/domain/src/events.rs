@@ -127,6 +127,15 @@ pub enum DomainEvent {
         /// The status after.
         to: OrderStatus,
     },
+    /// A dispute of the order's card payment was recorded on the order, whose status does not
+    /// change (the money was taken). Its attributes are those of a status change from and to the
+    /// order's status, as receivers of `order.disputed` have always been sent.
+    OrderDisputed {
+        /// The order.
+        order_id: OrderId,
+        /// The order's status, unchanged.
+        status: OrderStatus,
+    },
     /// A card payment succeeded.
     PaymentSucceeded {
         /// The payment.
@@ -272,6 +281,7 @@ impl DomainEvent {
             DomainEvent::ProductArchived { .. } => "product.archived",
             DomainEvent::StockChanged { .. } => "product.stock_changed",
             DomainEvent::OrderStatusChanged { .. } => "order.status_changed",
+            DomainEvent::OrderDisputed { .. } => "order.disputed",
             DomainEvent::PaymentSucceeded { .. } => "payment.succeeded",
             DomainEvent::PaymentFailed { .. } => "payment.failed",
             DomainEvent::PaymentExpired { .. } => "payment.expired",
@@ -364,6 +374,10 @@ fn commerce_attributes(event: &DomainEvent) -> Option<AttributesBuilder> {
             .with("order_id", order_id)
             .maybe("from", from.map(OrderStatus::as_str))
             .with("to", to.as_str()),
+        OrderDisputed { order_id, status } => a
+            .with("order_id", order_id)
+            .with("from", status.as_str())
+            .with("to", status.as_str()),
         PaymentSucceeded { payment_id, amount } | PaymentLateSuccess { payment_id, amount } => {
             a.with("payment_id", payment_id).money("amount", amount)
         }
@@ -604,6 +618,10 @@ fn commerce_event(a: &AttributesReader<'_>) -> Option<Result<DomainEvent, EventD
                 from: a.attributes.contains_key("from").then(|| a.status("from")).transpose()?,
                 to: a.status("to")?,
             },
+            "order.disputed" => DomainEvent::OrderDisputed {
+                order_id: a.id("order_id")?,
+                status: a.status("to")?,
+            },
             "payment.succeeded" => DomainEvent::PaymentSucceeded {
                 payment_id: a.id("payment_id")?,
                 amount: a.money("amount")?,
@@ -769,6 +787,10 @@ mod tests {
                 order_id: id(17),
                 from: Some(OrderStatus::Paid),
                 to: OrderStatus::PartiallyRefunded,
+            },
+            DomainEvent::OrderDisputed {
+                order_id: id(48),
+                status: OrderStatus::Fulfilled,
             },
             DomainEvent::PaymentSucceeded {
                 payment_id: id(18),

@@ -276,9 +276,10 @@ impl DomainEvent {
             ProductUpdated { product_id } | ProductArchived { product_id } | StockChanged { product_id, .. } => {
                 Audience::Product(*product_id)
             }
-            OrderStatusChanged { order_id, .. } | RefundSucceeded { order_id, .. } | RefundFailed { order_id, .. } => {
-                Audience::Order(*order_id)
-            }
+            OrderStatusChanged { order_id, .. }
+            | OrderDisputed { order_id, .. }
+            | RefundSucceeded { order_id, .. }
+            | RefundFailed { order_id, .. } => Audience::Order(*order_id),
             PaymentSucceeded { payment_id, .. }
             | PaymentFailed { payment_id }
             | PaymentExpired { payment_id }
@@ -321,6 +322,10 @@ fn withdrawal_event_type(status: WithdrawalStatus) -> &'static str {
 
 fn order_event_type(from: Option<OrderStatus>, to: OrderStatus) -> &'static str {
     match to {
+        // A second partial refund leaves the order partially refunded: still a refund.
+        OrderStatus::PartiallyRefunded => "order.refunded",
+        // Disputes are `OrderDisputed` now; before, they were recorded as a change to the same
+        // status, as events already in the outbox (or redelivered) may still be.
         _ if from == Some(to) => "order.disputed",
         OrderStatus::Created => "order.created",
         OrderStatus::PaymentPending => "order.awaiting_payment",
@@ -328,7 +333,7 @@ fn order_event_type(from: Option<OrderStatus>, to: OrderStatus) -> &'static str 
         OrderStatus::Paid => "order.paid",
         OrderStatus::Fulfilled => "order.fulfilled",
         OrderStatus::Cancelled => "order.cancelled",
-        OrderStatus::Refunded | OrderStatus::PartiallyRefunded => "order.refunded",
+        OrderStatus::Refunded => "order.refunded",
     }
 }
 
@@ -898,6 +903,16 @@ mod tests {
             "order.paid"
         );
         assert_eq!(changed(Some(OrderStatus::Paid), OrderStatus::Paid).public_type(), "order.disputed");
+        assert_eq!(
+            changed(Some(OrderStatus::PartiallyRefunded), OrderStatus::PartiallyRefunded).public_type(),
+            "order.refunded",
+            "a second partial refund is a refund, not a dispute"
+        );
+        let disputed = DomainEvent::OrderDisputed {
+            order_id: OrderId::from_uuid(Uuid::from_u128(9)),
+            status: OrderStatus::PartiallyRefunded,
+        };
+        assert_eq!(disputed.public_type(), "order.disputed");
         assert_eq!(
             changed(Some(OrderStatus::Paid), OrderStatus::PartiallyRefunded).public_type(),
             "order.refunded"

@@ -343,7 +343,11 @@ pub(super) async fn record_dispute<Tx: SettlementTx>(
             at: now,
         };
         tx.append_status_changes(std::slice::from_ref(&note)).await?;
-        events.extend(status_events(ids, std::slice::from_ref(&note)));
+        let disputed = DomainEvent::OrderDisputed {
+            order_id,
+            status: order.status(),
+        };
+        events.push(event(ids, disputed, now));
     }
     tx.enqueue_events(&events).await?;
     Ok(Applied::just(EventOutcome::Applied))

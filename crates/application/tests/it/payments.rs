@@ -12,7 +12,7 @@ use domain::user::Role;
 use crate::orders::card_cart;
 use crate::support::{Harness, MockGateway, provider, usd, working_gateway};
 
-fn event(id: &str, kind: GatewayEventKind) -> GatewayEvent {
+pub fn event(id: &str, kind: GatewayEventKind) -> GatewayEvent {
     GatewayEvent {
         event_id: id.into(),
         event_type: "test.event".into(),
@@ -20,7 +20,7 @@ fn event(id: &str, kind: GatewayEventKind) -> GatewayEvent {
     }
 }
 
-fn paid(payment: &Payment, amount: Money) -> GatewayEventKind {
+pub fn paid(payment: &Payment, amount: Money) -> GatewayEventKind {
     GatewayEventKind::CheckoutCompleted {
         reference: PaymentReference {
             payment_id: Some(payment.id()),
@@ -32,7 +32,7 @@ fn paid(payment: &Payment, amount: Money) -> GatewayEventKind {
     }
 }
 
-fn reference(payment_id: PaymentId) -> PaymentReference {
+pub fn reference(payment_id: PaymentId) -> PaymentReference {
     PaymentReference {
         payment_id: Some(payment_id),
         ..PaymentReference::default()
@@ -40,7 +40,7 @@ fn reference(payment_id: PaymentId) -> PaymentReference {
 }
 
 /// A merchant, a buyer and a pending card order for two units of a 7.00 product (of three).
-async fn pending_card_order(
+pub async fn pending_card_order(
     h: &Harness,
 ) -> (
     application::auth::Caller,

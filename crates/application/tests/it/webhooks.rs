@@ -234,3 +234,56 @@ async fn deliveries_are_listed_for_thirty_days_after_they_end_then_pruned() -> O
     assert!(listed(&h).await?.items.is_empty());
     Ok(())
 }
+
+/// Merchants are told what happened to their orders by the event's type: a second partial refund
+/// is `order.refunded` (it was announced as `order.disputed`, since the order's status stays
+/// partially refunded), and a dispute is `order.disputed`, with the order's status as both `from`
+/// and `to`, as before.
+#[tokio::test]
+async fn a_second_partial_refund_is_a_refund_and_a_dispute_a_dispute() -> Outcome {
+    use application::ports::gateway::GatewayEventKind;
+    use application::refunds::RefundCommand;
+
+    use crate::payments::{event, paid, pending_card_order, reference};
+    use crate::support::{provider, usd};
+
+    let h = Harness::new();
+    let admin = h.admin().await;
+    h.app
+        .create_webhook_endpoint(&admin, endpoint(&["order.refunded", "order.disputed"]))
+        .await?;
+    let seller = h.user(Role::Merchant).await;
+    let buyer = h.funded_customer(10_000).await;
+    let mug = h.product(&seller, 700, 5).await;
+    let order = h.app.checkout(&buyer, wallet_cart(&[(mug.product.id, 3)]), None).await?.order;
+    for part in [100, 200] {
+        let refund = RefundCommand {
+            amount: Some(usd(part)),
+            merchant_id: None,
+            reason: "partly broken".into(),
+        };
+        h.app.refund_order(&seller, order.id(), refund, None).await?;
+    }
+    h.app.relay_webhooks().await?;
+    let types: Vec<_> = h.webhooks.received().iter().map(|w| w.event_type.clone()).collect();
+    assert_eq!(types, ["order.refunded", "order.refunded"]);
+
+    let (_, _, _, payment) = pending_card_order(&h).await;
+    h.app
+        .apply_gateway_event(&provider(), &event("evt_paid", paid(&payment, payment.amount())))
+        .await?;
+    let dispute = GatewayEventKind::DisputeOpened {
+        reference: reference(payment.id()),
+        amount: None,
+        reason: "fraudulent".into(),
+    };
+    h.app.apply_gateway_event(&provider(), &event("evt_dispute", dispute)).await?;
+    h.app.relay_webhooks().await?;
+    let disputed: Vec<_> = h.webhooks.received().into_iter().skip(2).collect();
+    assert_eq!(disputed.len(), 1, "{disputed:?}");
+    assert_eq!(disputed[0].event_type, "order.disputed");
+    let object: std::collections::BTreeMap<_, _> = disputed[0].object.iter().cloned().collect();
+    assert_eq!(object.get("from").map(String::as_str), Some("paid"));
+    assert_eq!(object.get("to").map(String::as_str), Some("paid"));
+    Ok(())
+}
