@@ -37,7 +37,7 @@ lines = [
     "<!-- measured:begin (written by bench/scale_report.py; edit the script, not this part) -->",
     "",
     f"Measured by `make bench` (bench/scale.sh) on {datetime.now(timezone.utc):%Y-%m-%d}, commit `{commit}`, "
-    f"{os.cpu_count()} cores ({platform.machine()}), {first['clients']} clients for {first['seconds']} s per run; "
+    f"{os.cpu_count()} cores ({platform.machine()}), {first['clients']} clients for {first['seconds']:.0f} s per run; "
     "every instance, PostgreSQL, the replica, PgBouncer, Redis and the load generator on this one host. "
     "Every run ends with the load generator's books check (ledger verification, stock against orders, money "
     "conserved), which passed.",
