@@ -383,9 +383,17 @@ impl Stock {
     }
 
     /// A merchant sets the number of units on sale (reserved units are not affected).
+    ///
+    /// # Errors
+    ///
+    /// [`StockError::OutOfRange`] if `available` is negative, or above [`Stock::UNITS_MAX`] less
+    /// the reserved units.
     pub fn set_available(&mut self, available: i64) -> Result<(), StockError> {
-        if !(0..=Stock::UNITS_MAX).contains(&available) {
-            return Err(StockError::OutOfRange { max: Stock::UNITS_MAX });
+        // The reserved units come back to `available` when their checkouts end: together they
+        // must stay within the limit, or a release would make stock that cannot be stored.
+        let max = Stock::UNITS_MAX - self.reserved;
+        if !(0..=max).contains(&available) {
+            return Err(StockError::OutOfRange { max });
         }
         self.available = available;
         Ok(())
@@ -398,6 +406,18 @@ mod tests {
     use crate::money::Currency;
     use proptest::prelude::*;
     use uuid::Uuid;
+
+    #[test]
+    fn available_and_reserved_together_stay_within_the_limit_so_a_release_can_be_stored() {
+        let mut stock = Stock::new(ProductId::from_uuid(Uuid::from_u128(1)), 10).expect("stock");
+        stock.reserve(Quantity::new(4).expect("quantity")).expect("reserve");
+        let max = Stock::UNITS_MAX - 4;
+        assert_eq!(stock.set_available(Stock::UNITS_MAX), Err(StockError::OutOfRange { max }));
+        stock.set_available(max).expect("up to the limit less what is reserved");
+        stock.release(Quantity::new(4).expect("quantity")).expect("release");
+        assert_eq!(stock.available(), Stock::UNITS_MAX);
+        assert!(Stock::restore(stock.product_id, stock.available(), stock.reserved()).is_ok());
+    }
 
     fn product_id() -> ProductId {
         ProductId::from_uuid(Uuid::from_u128(1))
