@@ -113,6 +113,8 @@ pub struct PgTx {
     phase: Phase,
     /// Permits to queue for stock rows (see `gates`), held until the transaction ends.
     stock_permits: Vec<OwnedSemaphorePermit>,
+    /// The statement that opens the transaction: `BEGIN`, or one asking for a snapshot.
+    begin_sql: &'static str,
 }
 
 /// Where a transaction is (see the module docs).
@@ -194,6 +196,17 @@ impl PgTx {
             store,
             phase: Phase::Unbegun { deferred: Vec::new() },
             stock_permits: Vec::new(),
+            begin_sql: "BEGIN",
+        }
+    }
+
+    /// A read-only transaction whose reads all see one snapshot (REPEATABLE READ), whatever
+    /// commits meanwhile: for checks that compare several tables while others write.
+    #[cfg(feature = "testing")]
+    pub(crate) fn begin_snapshot(store: PgStore) -> PgTx {
+        PgTx {
+            begin_sql: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            ..PgTx::begin(store)
         }
     }
 
@@ -352,7 +365,7 @@ impl PgTx {
         let mut attempt = 1;
         loop {
             let mut connection = self.connection_for_begin().await?;
-            let begun = Statement::control("BEGIN").execute(&mut *connection).await;
+            let begun = Statement::control(self.begin_sql).execute(&mut *connection).await;
             if self.settle_begin(begun, connection, &mut attempt)? {
                 return Ok(());
             }
@@ -371,7 +384,7 @@ impl PgTx {
                 let shared: &AsyncPgConnection = &connection;
                 let (mut for_begin, mut for_read) = (shared, shared);
                 // Sent in this order (see `InOrder`).
-                let begin = Statement::control("BEGIN").execute(&mut for_begin);
+                let begin = Statement::control(self.begin_sql).execute(&mut for_begin);
                 let read = statement.clone().load::<R>(&mut for_read);
                 tokio::task::unconstrained(Both::new(begin, read)).await
             };

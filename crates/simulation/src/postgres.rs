@@ -1,0 +1,114 @@
+//! The PostgreSQL variant: the same world, actors, faults and invariants over `adapter-postgres`,
+//! on a fresh test database per run (`adapter_postgres::testing::TestDatabase`).
+//!
+//! The use-case futures are polled on a current-thread tokio runtime (`executor::Driver`): the
+//! seed still chooses every step, input, fault and which task is polled, but how far a task gets
+//! in its turn depends on when the database answers, so a seed does not replay exactly (see
+//! `docs/simulation.md`). Store faults are armed through triggers installed once
+//! (`FaultInjector`): an update of a table fails, a commit fails, a commit conflicts. The
+//! invariants are read in a REPEATABLE READ snapshot on a pool of their own, since transactions
+//! in flight may commit while they are read.
+
+use adapter_postgres::PgStore;
+use adapter_postgres::testing::{FaultInjector, StoreFault, TestDatabase};
+use application::ports::store::{StoreResult, UnitOfWork};
+
+use crate::executor::Driver;
+use crate::rng::Rng;
+use crate::store::{FAILING_TABLES, SimStore};
+use crate::world::World;
+use crate::{Failure, Summary};
+
+/// A run's own database, its stores and the runtime that drives them.
+#[derive(Debug)]
+pub struct Postgres {
+    store: PgStore,
+    /// A pool of its own for the invariants, so that they never wait for the application's.
+    checks: PgStore,
+    faults: FaultInjector,
+    /// Held for its `Drop`, which drops the database: after the stores (fields drop in order),
+    /// and before the runtime.
+    _database: TestDatabase,
+    driver: Driver,
+}
+
+impl Postgres {
+    /// A fresh, migrated database with the fault triggers installed.
+    ///
+    /// # Panics
+    /// When PostgreSQL cannot be reached (see `TestDatabase::create`).
+    pub fn create() -> Postgres {
+        let driver = Driver::runtime();
+        let Driver::Runtime(runtime) = &driver else {
+            unreachable!("Driver::runtime builds a runtime")
+        };
+        let (database, checks, faults) = runtime.block_on(async {
+            let database = TestDatabase::create().await;
+            let checks = PgStore::connect(database.settings())
+                .await
+                .unwrap_or_else(|error| panic!("a second pool on the test database: {error}"));
+            let faults = FaultInjector::install(database.url(), &FAILING_TABLES).await;
+            (database, checks, faults)
+        });
+        Postgres {
+            store: database.store(),
+            checks,
+            faults,
+            _database: database,
+            driver,
+        }
+    }
+}
+
+impl SimStore for Postgres {
+    type Store = PgStore;
+
+    fn store(&self) -> PgStore {
+        self.store.clone()
+    }
+
+    fn driver(&self) -> &Driver {
+        &self.driver
+    }
+
+    fn inject_fault(&self, rng: &mut Rng) -> String {
+        let (fault, description) = match rng.below(4) {
+            0 => (StoreFault::CommitConflicts, "conflict at the next commit".to_owned()),
+            1 => (StoreFault::CommitFails, "failure at the next commit".to_owned()),
+            _ => {
+                let table = *rng.pick(&FAILING_TABLES).unwrap_or(&"orders");
+                (StoreFault::UpdateFails(table), format!("failure at the next update of {table}"))
+            }
+        };
+        self.driver.block_on(self.faults.arm(fault, 1), 1);
+        description
+    }
+
+    async fn begin_check(&self) -> StoreResult<adapter_postgres::PgTx> {
+        Ok(self.checks.begin_snapshot())
+    }
+
+    async fn begin_read(&self) -> StoreResult<adapter_postgres::PgTx> {
+        // The fault triggers strike updates and commits that wrote: never a read.
+        self.checks.begin().await
+    }
+}
+
+/// `crate::run` against PostgreSQL: `steps` steps from `seed` on a fresh database.
+///
+/// # Errors
+/// As `crate::run`.
+///
+/// # Panics
+/// When PostgreSQL cannot be reached.
+pub fn run(seed: u64, steps: u64) -> Result<Summary, Failure> {
+    crate::run_world(World::with_store(seed, Postgres::create()), seed, steps)
+}
+
+/// `crate::trace` against PostgreSQL. Two calls for one seed may differ (see the module docs).
+///
+/// # Panics
+/// When PostgreSQL cannot be reached.
+pub fn trace(seed: u64, steps: u64) -> Vec<String> {
+    crate::trace_world(World::with_store(seed, Postgres::create()), steps)
+}
