@@ -5,12 +5,14 @@
 //! seed still chooses every step, input, fault and which task is polled, but how far a task gets
 //! in its turn depends on when the database answers, so a seed does not replay exactly (see
 //! `docs/simulation.md`). Store faults are armed through triggers installed once
-//! (`FaultInjector`): an update of a table fails, a commit fails, a commit conflicts. The
+//! (`FaultInjector`): an update of a table fails, a commit fails, a commit conflicts; and the
+//! application reaches the database through a proxy (`PgProxy`) that loses the answer to a
+//! commit, which the store then resolves with its commit marker. The
 //! invariants are read in a REPEATABLE READ snapshot on a pool of their own, since transactions
 //! in flight may commit while they are read.
 
 use adapter_postgres::PgStore;
-use adapter_postgres::testing::{FaultInjector, StoreFault, TestDatabase};
+use adapter_postgres::testing::{CommitFault, FaultInjector, PgProxy, StoreFault, TestDatabase};
 use application::ports::store::{StoreResult, UnitOfWork};
 
 use crate::executor::Driver;
@@ -22,7 +24,10 @@ use crate::{Failure, Summary};
 /// A run's own database, its stores and the runtime that drives them.
 #[derive(Debug)]
 pub struct Postgres {
+    /// The application's store, connected through `proxy`.
     store: PgStore,
+    /// Between the application and the database: it loses the answer to a `COMMIT` on cue.
+    proxy: PgProxy,
     /// A pool of its own for the invariants, so that they never wait for the application's.
     checks: PgStore,
     faults: FaultInjector,
@@ -42,16 +47,23 @@ impl Postgres {
         let Driver::Runtime(runtime) = &driver else {
             unreachable!("Driver::runtime builds a runtime")
         };
-        let (database, checks, faults) = runtime.block_on(async {
+        let (database, store, proxy, checks, faults) = runtime.block_on(async {
             let database = TestDatabase::create().await;
+            let proxy = PgProxy::start(server_address(database.url())).await;
+            let mut settings = database.settings().clone();
+            settings.url = proxy.url_for(database.url());
+            let store = PgStore::connect(&settings)
+                .await
+                .unwrap_or_else(|error| panic!("a pool through the proxy: {error}"));
             let checks = PgStore::connect(database.settings())
                 .await
                 .unwrap_or_else(|error| panic!("a second pool on the test database: {error}"));
             let faults = FaultInjector::install(database.url(), &FAILING_TABLES).await;
-            (database, checks, faults)
+            (database, store, proxy, checks, faults)
         });
         Postgres {
-            store: database.store(),
+            store,
+            proxy,
             checks,
             faults,
             _database: database,
@@ -72,9 +84,15 @@ impl SimStore for Postgres {
     }
 
     fn inject_fault(&self, rng: &mut Rng) -> String {
-        let (fault, description) = match rng.below(4) {
+        let (fault, description) = match rng.below(5) {
             0 => (StoreFault::CommitConflicts, "conflict at the next commit".to_owned()),
             1 => (StoreFault::CommitFails, "failure at the next commit".to_owned()),
+            2 => {
+                // Only a transaction that wrote inserts a commit marker.
+                self.proxy
+                    .on_commit_after("INSERT INTO commit_markers", CommitFault::LoseAnswer, false);
+                return "the answer to the next writing commit is lost".to_owned();
+            }
             _ => {
                 let table = *rng.pick(&FAILING_TABLES).unwrap_or(&"orders");
                 (StoreFault::UpdateFails(table), format!("failure at the next update of {table}"))
@@ -92,6 +110,25 @@ impl SimStore for Postgres {
         // The fault triggers strike updates and commits that wrote: never a read.
         self.checks.begin().await
     }
+}
+
+/// The host and port of the server at `url` (`postgres://user@host:port/database`), for the
+/// proxy to forward to.
+fn server_address(url: &str) -> std::net::SocketAddr {
+    use std::net::ToSocketAddrs;
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = authority.split(['/', '?']).next().unwrap_or(authority);
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host_port = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    };
+    host_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .unwrap_or_else(|| panic!("the test database's server {host_port} has no address"))
 }
 
 /// `crate::run` against PostgreSQL: `steps` steps from `seed` on a fresh database.
