@@ -7,7 +7,8 @@
 //! `docs/simulation.md`). Store faults are armed through triggers installed once
 //! (`FaultInjector`): an update of a table fails, a commit fails, a commit conflicts; and the
 //! application reaches the database through a proxy (`PgProxy`) that loses the answer to a
-//! commit, which the store then resolves with its commit marker. The
+//! commit, which the store then resolves with its commit marker, or cuts every connection at
+//! whatever statement its transaction is. The
 //! invariants are read in a REPEATABLE READ snapshot on a pool of their own, since transactions
 //! in flight may commit while they are read.
 
@@ -84,7 +85,7 @@ impl SimStore for Postgres {
     }
 
     fn inject_fault(&self, rng: &mut Rng) -> String {
-        let (fault, description) = match rng.below(5) {
+        let (fault, description) = match rng.below(6) {
             0 => (StoreFault::CommitConflicts, "conflict at the next commit".to_owned()),
             1 => (StoreFault::CommitFails, "failure at the next commit".to_owned()),
             2 => {
@@ -92,6 +93,12 @@ impl SimStore for Postgres {
                 self.proxy
                     .on_commit_after("INSERT INTO commit_markers", CommitFault::LoseAnswer, false);
                 return "the answer to the next writing commit is lost".to_owned();
+            }
+            3 => {
+                // Every open connection closes, wherever its transaction is; new ones connect.
+                self.proxy.cut();
+                self.proxy.restore();
+                return "every connection to the database is cut".to_owned();
             }
             _ => {
                 let table = *rng.pick(&FAILING_TABLES).unwrap_or(&"orders");
