@@ -21,17 +21,11 @@ pub fn check<S: SimStore>(world: &mut World<S>) -> Vec<String> {
         Some(Ok((found, pending))) => {
             broken.extend(found);
             // Limbo during the run, in process only (see `limbo`).
+            let owed = std::mem::take(&mut world.owed);
             if world.backend.in_process() {
-                for payment in std::mem::take(&mut world.expired_by_rounds) {
-                    if pending.iter().any(|p| p.0 == payment) {
-                        broken.push(format!(
-                            "limbo: payment {payment} was due when an expiry round started, which finished without filling its batch, and is still pending"
-                        ));
-                    }
-                }
+                broken.extend(pending.unpaid(&owed));
             }
-            world.expired_by_rounds.clear();
-            world.pending_payments = pending;
+            world.pending = pending;
         }
         Some(Err(error)) => broken.push(format!("the store could not be read: {error}")),
         None if world.backend.in_process() => {
@@ -42,8 +36,10 @@ pub fn check<S: SimStore>(world: &mut World<S>) -> Vec<String> {
     broken
 }
 
-/// The broken invariants, and the pending payments with their expiry.
-async fn read_and_check<S: SimStore>(world: &World<S>) -> Result<(Vec<String>, PendingPayments), application::ports::store::StoreError> {
+/// The broken invariants, and what is pending.
+async fn read_and_check<S: SimStore>(
+    world: &World<S>,
+) -> Result<(Vec<String>, crate::limbo::Pending), application::ports::store::StoreError> {
     let mut broken = Vec::new();
     let mut tx = world.backend.begin_check().await?;
     let report = LedgerReport::from_audit(tx.audit_ledger().await?);
@@ -104,12 +100,10 @@ async fn read_and_check<S: SimStore>(world: &World<S>) -> Result<(Vec<String>, P
             ));
         }
     }
-    let pending = crate::limbo::pending_payments(&mut tx).await?;
+    let pending = crate::limbo::Pending::read(&mut tx).await?;
     tx.rollback().await?;
     Ok((broken, pending))
 }
-
-type PendingPayments = Vec<(domain::ids::PaymentId, time::OffsetDateTime)>;
 
 /// Every call is billed for the minutes it started and no more than it held: `charged` is
 /// `billed_minutes` at the call's rate, and billed minutes never exceed the authorised ones. An

@@ -13,7 +13,7 @@ use application::ports::gateway::{GatewayEvent, Gateways};
 use application::ports::system::{Clock, IdGenerator, ManualClock};
 use application::testing::{PlainHasher, RecordingWebhooks, SpelledTokens};
 use application::{App, Settings};
-use domain::ids::{CallId, OrderId, PaymentId, ProductId, RefundRequestId};
+use domain::ids::{CallId, OrderId, ProductId, RefundRequestId};
 use domain::money::{Currency, Money};
 use domain::user::Role;
 use time::{Duration, OffsetDateTime};
@@ -47,8 +47,8 @@ pub enum Bug {
 #[derive(Debug)]
 pub enum Finished {
     Request(Keyed, Outcome),
-    /// A job, its outcome, and the payments that were due when it started (for an expiry round).
-    Job(&'static str, Result<usize, String>, Vec<PaymentId>),
+    /// A job, its outcome, and what it owes if it did not fill its batch (`limbo`).
+    Job(&'static str, Result<usize, String>, Vec<crate::limbo::Owed>),
     Webhook(Box<GatewayEvent>, Result<String, String>),
 }
 
@@ -94,10 +94,10 @@ pub struct World<S: SimStore> {
     pub effects: BTreeMap<String, String>,
     /// Invariants broken by what a request answered, found when it finished.
     pub violations: Vec<String>,
-    /// The pending payments the last check saw, with their expiry.
-    pub pending_payments: Vec<(PaymentId, OffsetDateTime)>,
-    /// Payments that an expiry round which did not fill its batch must have ended (`limbo`).
-    pub expired_by_rounds: Vec<PaymentId>,
+    /// What the last check saw pending (`limbo`).
+    pub pending: crate::limbo::Pending,
+    /// What job rounds that did not fill their batch must have moved on (`limbo`).
+    pub owed: Vec<crate::limbo::Owed>,
     /// When the jobs last ran at the end of the run (`quiesce`).
     pub last_round: Option<OffsetDateTime>,
     pub trace: Vec<String>,
@@ -189,8 +189,8 @@ impl<S: SimStore> World<S> {
             calls: Vec::new(),
             effects: BTreeMap::new(),
             violations: Vec::new(),
-            pending_payments: Vec::new(),
-            expired_by_rounds: Vec::new(),
+            pending: crate::limbo::Pending::default(),
+            owed: Vec::new(),
             last_round: None,
             trace: Vec::new(),
             keys_made: 0,
@@ -525,20 +525,23 @@ impl<S: SimStore> World<S> {
     fn run_job(&mut self) {
         let app = Arc::clone(&self.app);
         let now = self.now();
-        let due: Vec<PaymentId> = self.pending_payments.iter().filter(|p| p.1 <= now).map(|p| p.0).collect();
+        let (expiring, following_up) = (
+            self.pending.due("expire_abandoned_checkouts", now),
+            self.pending.due("run_follow_ups", now),
+        );
         let (name, task): (&'static str, crate::executor::Task<Finished>) = match self.rng.below(5) {
             0 => (
                 "expire_abandoned_checkouts",
                 Box::pin(async move {
                     let result = app.expire_abandoned_checkouts(JOB_BATCH).await.map_err(|e| e.to_string());
-                    Finished::Job("expire_abandoned_checkouts", result, due)
+                    Finished::Job("expire_abandoned_checkouts", result, expiring)
                 }),
             ),
             1 => (
                 "run_follow_ups",
                 Box::pin(async move {
                     let result = app.run_follow_ups(JOB_BATCH).await.map_err(|e| e.to_string());
-                    Finished::Job("run_follow_ups", result, Vec::new())
+                    Finished::Job("run_follow_ups", result, following_up)
                 }),
             ),
             2 => (
@@ -701,9 +704,9 @@ impl<S: SimStore> World<S> {
             }
             Finished::Job(name, result, due) => {
                 self.trace.push(format!("done job {name}: {result:?}"));
-                // A round that did not fill its batch ended every payment due when it started.
+                // A round that did not fill its batch took everything due when it started.
                 if matches!(result, Ok(n) if n < JOB_BATCH) {
-                    self.expired_by_rounds.extend(due);
+                    self.owed.extend(due);
                 }
             }
             Finished::Webhook(event, result) => {
