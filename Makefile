@@ -40,8 +40,9 @@ bench:
 	bench/run.sh
 	bench/scale.sh
 
-# The deterministic simulation (docs/simulation.md): SIM_TOTAL_STEPS steps from a random seed, or
-# one seed replayed with SIM_SEED (and SIM_STEPS, its length). `make test` runs 10^5 steps.
-SIM_TOTAL_STEPS ?= 1000000
+# The deterministic simulation (docs/simulation.md): SIM_TOTAL_STEPS steps (10^6 by default) from
+# a random seed, or one seed replayed with SIM_SEED (and SIM_STEPS, its length). SIM_STORE=postgres
+# runs it on PostgreSQL (3,000 steps by default). `make test` runs 10^5 steps in memory. The
+# variables reach the binary through the environment.
 simulate:
-	SIM_TOTAL_STEPS=$(SIM_TOTAL_STEPS) $(CARGO) run --release -p simulation --bin simulate
+	$(CARGO) run --release -p simulation --bin simulate

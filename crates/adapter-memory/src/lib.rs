@@ -41,6 +41,9 @@ pub struct Faults {
     /// always succeeds, as if the unique constraint were missing.
     #[cfg(feature = "mutations")]
     forget_idempotency_claims: std::sync::atomic::AtomicBool,
+    /// Repository operations (reads and writes of any table) to let through before one fails;
+    /// zero when none is due.
+    operations_before_failure: AtomicU32,
     /// Updates of these tables (named as in the PostgreSQL schema) fail while their count lasts.
     failing_writes: std::sync::Mutex<std::collections::HashMap<&'static str, u32>>,
 }
@@ -60,6 +63,18 @@ impl Faults {
                 *count -= 1;
                 Err(StoreError::Unavailable(format!("injected failure writing to {table}")))
             }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a repository operation, and fails it if it is the one due to fail, as if the
+    /// database went away in the middle of the transaction.
+    pub(crate) fn operation(&self, name: &'static str) -> StoreResult<()> {
+        let counted = self
+            .operations_before_failure
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        match counted {
+            Ok(1) => Err(StoreError::Unavailable(format!("injected failure at {name}"))),
             _ => Ok(()),
         }
     }
@@ -113,6 +128,12 @@ impl MemoryStore {
         self.faults.unacknowledged_commits.store(count, Ordering::SeqCst);
     }
 
+    /// The `n`th repository operation from now (`n` >= 1), a read or a write of any table in any
+    /// transaction, fails as if the database went away, failing its transaction.
+    pub fn fail_operation(&self, n: u32) {
+        self.faults.operations_before_failure.store(n, Ordering::SeqCst);
+    }
+
     /// Switches on a deliberate bug (claiming an idempotency key always succeeds), so that a test
     /// can show the simulation catches it.
     #[cfg(feature = "mutations")]
@@ -129,6 +150,15 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// A transaction that no injected fault touches, for observers (the simulation's
+    /// invariants): its operations neither fail nor count towards the next failure.
+    pub async fn begin_unfaulted(&self) -> MemoryTx {
+        let guard = Arc::clone(&self.state).lock_owned().await;
+        MemoryTx::new(guard, Arc::new(Faults::default()))
+    }
+}
+
 impl UnitOfWork for MemoryStore {
     type Tx = MemoryTx;
 
@@ -139,5 +169,35 @@ impl UnitOfWork for MemoryStore {
 
     async fn ping(&self) -> StoreResult<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use application::ports::store::{OrderRepository, ProductRepository, StoreError, Transaction, UnitOfWork, UserRepository};
+    use domain::ids::{OrderId, ProductId, UserId};
+    use uuid::Uuid;
+
+    use super::MemoryStore;
+
+    #[tokio::test]
+    async fn the_nth_operation_from_now_fails_whatever_it_reads_and_only_it() {
+        let store = MemoryStore::new();
+        store.fail_operation(3);
+        let mut tx = store.begin().await.expect("begin");
+        let first = tx.find_user(UserId::from_uuid(Uuid::nil())).await;
+        assert!(matches!(first, Ok(None)), "{first:?}");
+        tx.rollback().await.expect("rollback");
+        // The count runs across transactions.
+        let mut tx = store.begin().await.expect("begin");
+        let second = tx.find_product(ProductId::from_uuid(Uuid::nil())).await;
+        assert!(matches!(second, Ok(None)), "{second:?}");
+        let third = tx.find_order(OrderId::from_uuid(Uuid::nil())).await;
+        assert!(
+            matches!(&third, Err(StoreError::Unavailable(why)) if why.contains("find_order")),
+            "{third:?}"
+        );
+        let fourth = tx.find_order(OrderId::from_uuid(Uuid::nil())).await;
+        assert!(matches!(fourth, Ok(None)), "only one operation fails: {fourth:?}");
     }
 }

@@ -44,7 +44,7 @@ use crate::state::State;
 pub struct MemoryTx {
     guard: OwnedMutexGuard<State>,
     pub(crate) work: State,
-    faults: Arc<Faults>,
+    pub(crate) faults: Arc<Faults>,
 }
 
 impl MemoryTx {
@@ -88,6 +88,7 @@ impl Transaction for MemoryTx {
 
 impl UserRepository for MemoryTx {
     async fn insert_user(&mut self, user: &User) -> StoreResult<()> {
+        self.faults.operation("insert_user")?;
         if self.work.users_by_email.contains_key(&user.email) {
             return Err(StoreError::Duplicate("users_email".into()));
         }
@@ -97,19 +98,23 @@ impl UserRepository for MemoryTx {
     }
 
     async fn find_user(&mut self, id: UserId) -> StoreResult<Option<User>> {
+        self.faults.operation("find_user")?;
         Ok(self.work.users.get(&id).cloned())
     }
 
     async fn find_user_by_email(&mut self, email: &Email) -> StoreResult<Option<User>> {
+        self.faults.operation("find_user_by_email")?;
         Ok(self.work.users_by_email.get(email).and_then(|id| self.work.users.get(id)).cloned())
     }
 
     async fn list_users(&mut self, filter: &UserFilter, page: &PageRequest) -> StoreResult<Page<User>> {
+        self.faults.operation("list_users")?;
         let rows: Vec<User> = self.work.users.values().filter(|user| filter.keeps(user)).cloned().collect();
         Ok(page_by_position(rows, page, |u| (u.created_at, u.id.as_uuid())))
     }
 
     async fn set_user_suspended(&mut self, id: UserId, at: Option<OffsetDateTime>) -> StoreResult<()> {
+        self.faults.operation("set_user_suspended")?;
         let user = self.work.users.get_mut(&id).ok_or_else(|| missing("user"))?;
         user.suspended_at = at;
         Ok(())
@@ -118,11 +123,13 @@ impl UserRepository for MemoryTx {
 
 impl AdminAuditRepository for MemoryTx {
     async fn record_admin_action(&mut self, action: &AdminAction) -> StoreResult<()> {
+        self.faults.operation("record_admin_action")?;
         self.work.admin_actions.push_back(action.clone());
         Ok(())
     }
 
     async fn list_admin_actions(&mut self, subject: Option<&str>, page: &PageRequest) -> StoreResult<Page<AdminAction>> {
+        self.faults.operation("list_admin_actions")?;
         let rows: Vec<AdminAction> = self
             .work
             .admin_actions
@@ -136,6 +143,7 @@ impl AdminAuditRepository for MemoryTx {
 
 impl RefreshTokenRepository for MemoryTx {
     async fn insert_refresh_token(&mut self, token: &RefreshToken) -> StoreResult<()> {
+        self.faults.operation("insert_refresh_token")?;
         if self.work.refresh_tokens_by_hash.contains_key(&token.token_hash) {
             return Err(StoreError::Duplicate("refresh_tokens_hash".into()));
         }
@@ -145,6 +153,7 @@ impl RefreshTokenRepository for MemoryTx {
     }
 
     async fn lock_refresh_token(&mut self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
+        self.faults.operation("lock_refresh_token")?;
         Ok(self
             .work
             .refresh_tokens_by_hash
@@ -154,6 +163,7 @@ impl RefreshTokenRepository for MemoryTx {
     }
 
     async fn update_refresh_token(&mut self, token: &RefreshToken) -> StoreResult<()> {
+        self.faults.operation("update_refresh_token")?;
         if !self.work.refresh_tokens.contains_key(&token.id) {
             return Err(missing("refresh token"));
         }
@@ -162,6 +172,7 @@ impl RefreshTokenRepository for MemoryTx {
     }
 
     async fn revoke_token_family(&mut self, family: TokenFamilyId, at: OffsetDateTime) -> StoreResult<()> {
+        self.faults.operation("revoke_token_family")?;
         let ids: Vec<_> = self
             .work
             .refresh_tokens
@@ -178,6 +189,7 @@ impl RefreshTokenRepository for MemoryTx {
     }
 
     async fn revoke_user_tokens(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<()> {
+        self.faults.operation("revoke_user_tokens")?;
         let live: Vec<_> = self
             .work
             .refresh_tokens
@@ -202,6 +214,7 @@ impl WalletRepository for MemoryTx {
         new_id: WalletId,
         at: OffsetDateTime,
     ) -> StoreResult<WalletId> {
+        self.faults.operation("ensure_user_wallet")?;
         if let Some(id) = self.work.user_wallets.get(&(user, currency)) {
             return Ok(*id);
         }
@@ -219,6 +232,7 @@ impl WalletRepository for MemoryTx {
         new_id: WalletId,
         at: OffsetDateTime,
     ) -> StoreResult<WalletId> {
+        self.faults.operation("ensure_system_wallet")?;
         let key = (account.code(), currency);
         if let Some(id) = self.work.system_wallets.get(&key) {
             return Ok(*id);
@@ -231,6 +245,7 @@ impl WalletRepository for MemoryTx {
     }
 
     async fn find_user_wallet(&mut self, user: UserId, currency: Currency) -> StoreResult<Option<Wallet>> {
+        self.faults.operation("find_user_wallet")?;
         Ok(self
             .work
             .user_wallets
@@ -240,21 +255,25 @@ impl WalletRepository for MemoryTx {
     }
 
     async fn list_user_wallets(&mut self, user: UserId) -> StoreResult<Vec<Wallet>> {
+        self.faults.operation("list_user_wallets")?;
         let mut wallets: Vec<Wallet> = self.work.wallets.values().filter(|w| w.user_id() == Some(user)).cloned().collect();
         wallets.sort_by_key(|w| w.currency());
         Ok(wallets)
     }
 
     async fn find_wallet(&mut self, id: WalletId) -> StoreResult<Option<Wallet>> {
+        self.faults.operation("find_wallet")?;
         Ok(self.work.wallets.get(&id).cloned())
     }
 
     async fn list_wallets(&mut self, filter: WalletFilter, page: &PageRequest) -> StoreResult<Page<Wallet>> {
+        self.faults.operation("list_wallets")?;
         let rows: Vec<Wallet> = self.work.wallets.values().filter(|w| filter.keeps(w)).cloned().collect();
         Ok(page_by_position(rows, page, |w| (w.created_at(), w.id().as_uuid())))
     }
 
     async fn list_wallets_of_users(&mut self, users: &[UserId]) -> StoreResult<Vec<Wallet>> {
+        self.faults.operation("list_wallets_of_users")?;
         let mut wallets: Vec<Wallet> = self
             .work
             .wallets
@@ -272,6 +291,7 @@ impl WalletRepository for MemoryTx {
         currency: Currency,
         at: OffsetDateTime,
     ) -> StoreResult<Vec<Wallet>> {
+        self.faults.operation("lock_user_wallets")?;
         let mut ids = Vec::with_capacity(owners.len());
         for (user, new_id) in owners {
             ids.push(self.ensure_user_wallet(*user, currency, *new_id, at).await?);
@@ -280,11 +300,13 @@ impl WalletRepository for MemoryTx {
     }
 
     async fn find_system_wallet(&mut self, account: &SystemAccount, currency: Currency) -> StoreResult<Option<Wallet>> {
+        self.faults.operation("find_system_wallet")?;
         let id = self.work.system_wallets.get(&(account.code(), currency)).copied();
         Ok(id.and_then(|id| self.work.wallets.get(&id).cloned()))
     }
 
     async fn lock_wallets(&mut self, ids: &[WalletId]) -> StoreResult<Vec<Wallet>> {
+        self.faults.operation("lock_wallets")?;
         let mut sorted = ids.to_vec();
         sorted.sort();
         sorted.dedup();
@@ -295,6 +317,7 @@ impl WalletRepository for MemoryTx {
     }
 
     async fn update_wallets(&mut self, wallets: &[Wallet]) -> StoreResult<()> {
+        self.faults.operation("update_wallets")?;
         for wallet in wallets {
             // The same rules the database enforces with CHECK constraints.
             if !wallet.may_go_negative() && (wallet.held().amount_minor() < 0 || wallet.available().is_negative()) {
@@ -309,6 +332,7 @@ impl WalletRepository for MemoryTx {
     }
 
     async fn list_merchant_wallets(&mut self, after: Option<WalletId>, limit: usize) -> StoreResult<Vec<Wallet>> {
+        self.faults.operation("list_merchant_wallets")?;
         let users = &self.work.users;
         let is_merchant = |wallet: &Wallet| {
             wallet
@@ -352,6 +376,7 @@ fn journal_record(state: &State, transaction: &JournalTransaction) -> JournalRec
 
 impl LedgerRepository for MemoryTx {
     async fn append_journal(&mut self, transaction: &JournalTransaction, postings: &[Posting]) -> StoreResult<()> {
+        self.faults.operation("append_journal")?;
         self.work.journal.push_back(transaction.clone());
         for posting in postings {
             self.work.postings.push_back(posting.clone());
@@ -360,6 +385,7 @@ impl LedgerRepository for MemoryTx {
     }
 
     async fn wallet_history(&mut self, wallet: WalletId, before_sequence: Option<i64>, limit: usize) -> StoreResult<Vec<PostingRecord>> {
+        self.faults.operation("wallet_history")?;
         let records = self
             .work
             .postings
@@ -383,6 +409,7 @@ impl LedgerRepository for MemoryTx {
         from: Option<OffsetDateTime>,
         to: Option<OffsetDateTime>,
     ) -> StoreResult<Vec<StatementTotals>> {
+        self.faults.operation("statement_totals")?;
         wallets
             .iter()
             .map(|wallet| statement_totals(&self.work, *wallet, from, to))
@@ -390,6 +417,7 @@ impl LedgerRepository for MemoryTx {
     }
 
     async fn list_journal(&mut self, filter: JournalFilter, page: &PageRequest) -> StoreResult<Page<JournalRecord>> {
+        self.faults.operation("list_journal")?;
         let touching: Option<HashSet<TransactionId>> = filter.wallet.map(|wallet| {
             self.work
                 .postings
@@ -410,6 +438,7 @@ impl LedgerRepository for MemoryTx {
     }
 
     async fn find_journal(&mut self, id: TransactionId) -> StoreResult<Option<JournalRecord>> {
+        self.faults.operation("find_journal")?;
         Ok(self
             .work
             .journal
@@ -419,6 +448,7 @@ impl LedgerRepository for MemoryTx {
     }
 
     async fn audit_ledger(&mut self) -> StoreResult<LedgerAudit> {
+        self.faults.operation("audit_ledger")?;
         Ok(audit(&self.work))
     }
 }
@@ -542,6 +572,7 @@ fn audit(state: &State) -> LedgerAudit {
 
 impl HoldRepository for MemoryTx {
     async fn find_expired_holds(&mut self, now: OffsetDateTime, limit: usize) -> StoreResult<Vec<Hold>> {
+        self.faults.operation("find_expired_holds")?;
         let in_active_calls: std::collections::HashSet<HoldId> = self
             .work
             .calls
@@ -569,19 +600,23 @@ impl HoldRepository for MemoryTx {
     }
 
     async fn insert_hold(&mut self, hold: &Hold) -> StoreResult<()> {
+        self.faults.operation("insert_hold")?;
         self.work.holds.insert(hold.id, hold.clone());
         Ok(())
     }
 
     async fn find_hold(&mut self, id: HoldId) -> StoreResult<Option<Hold>> {
+        self.faults.operation("find_hold")?;
         Ok(self.work.holds.get(&id).cloned())
     }
 
     async fn lock_hold(&mut self, id: HoldId) -> StoreResult<Option<Hold>> {
+        self.faults.operation("lock_hold")?;
         Ok(self.work.holds.get(&id).cloned())
     }
 
     async fn update_hold(&mut self, hold: &Hold) -> StoreResult<()> {
+        self.faults.operation("update_hold")?;
         if !self.work.holds.contains_key(&hold.id) {
             return Err(missing("hold"));
         }
@@ -590,6 +625,7 @@ impl HoldRepository for MemoryTx {
     }
 
     async fn find_order_holds(&mut self, order_id: OrderId) -> StoreResult<Vec<Hold>> {
+        self.faults.operation("find_order_holds")?;
         let mut holds: Vec<Hold> = self.work.holds.values().filter(|h| h.order_id == Some(order_id)).cloned().collect();
         holds.sort_by_key(|h| h.id);
         Ok(holds)
@@ -598,6 +634,7 @@ impl HoldRepository for MemoryTx {
 
 impl ProductRepository for MemoryTx {
     async fn insert_product(&mut self, product: &Product, stock: &Stock) -> StoreResult<()> {
+        self.faults.operation("insert_product")?;
         if self.work.products.contains_key(&product.id) {
             return Err(StoreError::Duplicate("products_pkey".into()));
         }
@@ -607,6 +644,7 @@ impl ProductRepository for MemoryTx {
     }
 
     async fn update_product(&mut self, product: &Product) -> StoreResult<()> {
+        self.faults.operation("update_product")?;
         if !self.work.products.contains_key(&product.id) {
             return Err(missing("product"));
         }
@@ -615,19 +653,23 @@ impl ProductRepository for MemoryTx {
     }
 
     async fn find_product(&mut self, id: ProductId) -> StoreResult<Option<(Product, Stock)>> {
+        self.faults.operation("find_product")?;
         let product = self.work.products.get(&id).cloned();
         Ok(product.and_then(|p| self.work.stock.get(&id).map(|s| (p, *s))))
     }
 
     async fn lock_product(&mut self, id: ProductId) -> StoreResult<Option<Product>> {
+        self.faults.operation("lock_product")?;
         Ok(self.work.products.get(&id).cloned())
     }
 
     async fn find_products(&mut self, ids: &[ProductId]) -> StoreResult<Vec<Product>> {
+        self.faults.operation("find_products")?;
         Ok(ids.iter().filter_map(|id| self.work.products.get(id).cloned()).collect())
     }
 
     async fn list_products(&mut self, filter: ProductFilter, page: &PageRequest) -> StoreResult<Page<(Product, Stock)>> {
+        self.faults.operation("list_products")?;
         let rows: Vec<(Product, Stock)> = self
             .work
             .products
@@ -642,6 +684,7 @@ impl ProductRepository for MemoryTx {
     }
 
     async fn list_inventory(&mut self, filter: InventoryFilter, page: &PageRequest) -> StoreResult<Page<(Product, Stock)>> {
+        self.faults.operation("list_inventory")?;
         let rows: Vec<(Product, Stock)> = self
             .work
             .products
@@ -653,6 +696,7 @@ impl ProductRepository for MemoryTx {
     }
 
     async fn lock_cart(&mut self, ids: &[ProductId]) -> StoreResult<Vec<(Stock, Product)>> {
+        self.faults.operation("lock_cart")?;
         let stock = self.lock_stock(ids).await?;
         Ok(stock
             .into_iter()
@@ -661,6 +705,7 @@ impl ProductRepository for MemoryTx {
     }
 
     async fn lock_stock(&mut self, ids: &[ProductId]) -> StoreResult<Vec<Stock>> {
+        self.faults.operation("lock_stock")?;
         let mut sorted = ids.to_vec();
         sorted.sort();
         sorted.dedup();
@@ -668,6 +713,7 @@ impl ProductRepository for MemoryTx {
     }
 
     async fn update_stock(&mut self, stock: &[Stock]) -> StoreResult<()> {
+        self.faults.operation("update_stock")?;
         self.faults.write("stock")?;
         for row in stock {
             if row.available() < 0 || row.reserved() < 0 {
@@ -681,6 +727,7 @@ impl ProductRepository for MemoryTx {
 
 impl OrderRepository for MemoryTx {
     async fn insert_order(&mut self, order: &Order) -> StoreResult<()> {
+        self.faults.operation("insert_order")?;
         if self.work.orders.contains_key(&order.id()) {
             return Err(StoreError::Duplicate("orders_pkey".into()));
         }
@@ -689,6 +736,7 @@ impl OrderRepository for MemoryTx {
     }
 
     async fn update_order(&mut self, order: &Order) -> StoreResult<()> {
+        self.faults.operation("update_order")?;
         self.faults.write("orders")?;
         let stored = self.work.orders.get_mut(&order.id()).ok_or_else(|| missing("order"))?;
         // Only the status, the refunded amount and the time change after an order is placed.
@@ -697,14 +745,17 @@ impl OrderRepository for MemoryTx {
     }
 
     async fn find_order(&mut self, id: OrderId) -> StoreResult<Option<Order>> {
+        self.faults.operation("find_order")?;
         Ok(self.work.orders.get(&id).cloned())
     }
 
     async fn lock_order(&mut self, id: OrderId) -> StoreResult<Option<Order>> {
+        self.faults.operation("lock_order")?;
         Ok(self.work.orders.get(&id).cloned())
     }
 
     async fn list_orders(&mut self, filter: OrderFilter, page: &PageRequest) -> StoreResult<Page<Order>> {
+        self.faults.operation("list_orders")?;
         let rows: Vec<Order> = self
             .work
             .orders
@@ -720,6 +771,7 @@ impl OrderRepository for MemoryTx {
     }
 
     async fn append_status_changes(&mut self, changes: &[StatusChange]) -> StoreResult<()> {
+        self.faults.operation("append_status_changes")?;
         for change in changes {
             self.work.status_changes.push_back(change.clone());
         }
@@ -727,6 +779,7 @@ impl OrderRepository for MemoryTx {
     }
 
     async fn list_status_changes(&mut self, order: Option<OrderId>, page: &PageRequest) -> StoreResult<Page<StatusChange>> {
+        self.faults.operation("list_status_changes")?;
         let before = page.after.and_then(|cursor| cursor.sequence());
         let rows: Vec<(i64, StatusChange)> = self
             .work
@@ -745,6 +798,7 @@ impl OrderRepository for MemoryTx {
 
 impl PaymentRepository for MemoryTx {
     async fn insert_payment(&mut self, payment: &Payment) -> StoreResult<()> {
+        self.faults.operation("insert_payment")?;
         if self.work.payments.contains_key(&payment.id()) {
             return Err(StoreError::Duplicate("payments_pkey".into()));
         }
@@ -753,6 +807,7 @@ impl PaymentRepository for MemoryTx {
     }
 
     async fn update_payment(&mut self, payment: &Payment) -> StoreResult<()> {
+        self.faults.operation("update_payment")?;
         self.faults.write("payments")?;
         if !self.work.payments.contains_key(&payment.id()) {
             return Err(missing("payment"));
@@ -762,10 +817,12 @@ impl PaymentRepository for MemoryTx {
     }
 
     async fn find_payment(&mut self, id: PaymentId) -> StoreResult<Option<Payment>> {
+        self.faults.operation("find_payment")?;
         Ok(self.work.payments.get(&id).cloned())
     }
 
     async fn list_payer_payments(&mut self, payer: UserId, filter: PaymentFilter, page: &PageRequest) -> StoreResult<Page<Payment>> {
+        self.faults.operation("list_payer_payments")?;
         let rows: Vec<Payment> = self
             .work
             .payments
@@ -782,11 +839,13 @@ impl PaymentRepository for MemoryTx {
     }
 
     async fn list_payments(&mut self, filter: &AdminPaymentFilter, page: &PageRequest) -> StoreResult<Page<Payment>> {
+        self.faults.operation("list_payments")?;
         let rows: Vec<Payment> = self.work.payments.values().filter(|p| filter.keeps(p)).cloned().collect();
         Ok(page_by_position(rows, page, |p| (p.created_at(), p.id().as_uuid())))
     }
 
     async fn lock_payment(&mut self, provider: &ProviderName, lookup: &PaymentLookup) -> StoreResult<Option<Payment>> {
+        self.faults.operation("lock_payment")?;
         let found = self.work.payments.values().find(|p| {
             p.provider() == provider
                 && match lookup {
@@ -799,6 +858,7 @@ impl PaymentRepository for MemoryTx {
     }
 
     async fn find_order_payment(&mut self, order: OrderId) -> StoreResult<Option<Payment>> {
+        self.faults.operation("find_order_payment")?;
         let latest = self
             .work
             .payments
@@ -810,6 +870,7 @@ impl PaymentRepository for MemoryTx {
     }
 
     async fn lock_expired_payments(&mut self, now: OffsetDateTime, limit: usize) -> StoreResult<Vec<Payment>> {
+        self.faults.operation("lock_expired_payments")?;
         let mut expired: Vec<Payment> = self
             .work
             .payments
@@ -825,11 +886,13 @@ impl PaymentRepository for MemoryTx {
 
 impl RefundRepository for MemoryTx {
     async fn insert_refund(&mut self, refund: &Refund) -> StoreResult<()> {
+        self.faults.operation("insert_refund")?;
         self.work.refunds.insert(refund.id(), refund.clone());
         Ok(())
     }
 
     async fn update_refund(&mut self, refund: &Refund) -> StoreResult<()> {
+        self.faults.operation("update_refund")?;
         self.faults.write("refunds")?;
         if !self.work.refunds.contains_key(&refund.id()) {
             return Err(missing("refund"));
@@ -839,10 +902,12 @@ impl RefundRepository for MemoryTx {
     }
 
     async fn find_refund(&mut self, id: RefundId) -> StoreResult<Option<Refund>> {
+        self.faults.operation("find_refund")?;
         Ok(self.work.refunds.get(&id).cloned())
     }
 
     async fn find_refund_by_provider_id(&mut self, provider_refund_id: &str) -> StoreResult<Option<Refund>> {
+        self.faults.operation("find_refund_by_provider_id")?;
         Ok(self
             .work
             .refunds
@@ -852,10 +917,12 @@ impl RefundRepository for MemoryTx {
     }
 
     async fn lock_refund(&mut self, id: RefundId) -> StoreResult<Option<Refund>> {
+        self.faults.operation("lock_refund")?;
         Ok(self.work.refunds.get(&id).cloned())
     }
 
     async fn list_refunds(&mut self, filter: &AdminRefundFilter, page: &PageRequest) -> StoreResult<Page<Refund>> {
+        self.faults.operation("list_refunds")?;
         let payments = &self.work.payments;
         let provider_of = |refund: &Refund| refund.payment_id().and_then(|id| payments.get(&id)).map(Payment::provider);
         let rows: Vec<Refund> = self
@@ -869,12 +936,14 @@ impl RefundRepository for MemoryTx {
     }
 
     async fn list_order_refunds(&mut self, order: OrderId) -> StoreResult<Vec<Refund>> {
+        self.faults.operation("list_order_refunds")?;
         let mut refunds: Vec<Refund> = self.work.refunds.values().filter(|r| r.order_id() == order).cloned().collect();
         refunds.sort_by_key(|r| (r.created_at(), r.id()));
         Ok(refunds)
     }
 
     async fn insert_refund_request(&mut self, request: &RefundRequest) -> StoreResult<()> {
+        self.faults.operation("insert_refund_request")?;
         let open_already = request.is_open()
             && self
                 .work
@@ -889,6 +958,7 @@ impl RefundRepository for MemoryTx {
     }
 
     async fn update_refund_request(&mut self, request: &RefundRequest) -> StoreResult<()> {
+        self.faults.operation("update_refund_request")?;
         if !self.work.refund_requests.contains_key(&request.id()) {
             return Err(missing("refund request"));
         }
@@ -897,14 +967,17 @@ impl RefundRepository for MemoryTx {
     }
 
     async fn find_refund_request(&mut self, id: RefundRequestId) -> StoreResult<Option<RefundRequest>> {
+        self.faults.operation("find_refund_request")?;
         Ok(self.work.refund_requests.get(&id).cloned())
     }
 
     async fn lock_refund_request(&mut self, id: RefundRequestId) -> StoreResult<Option<RefundRequest>> {
+        self.faults.operation("lock_refund_request")?;
         Ok(self.work.refund_requests.get(&id).cloned())
     }
 
     async fn list_refund_requests(&mut self, filter: &RefundRequestFilter, page: &PageRequest) -> StoreResult<Page<RefundRequest>> {
+        self.faults.operation("list_refund_requests")?;
         let rows: Vec<RefundRequest> = self.work.refund_requests.values().filter(|r| filter.keeps(r)).cloned().collect();
         Ok(page_by_position(rows, page, |r| (r.created_at(), r.id().as_uuid())))
     }
@@ -912,33 +985,40 @@ impl RefundRepository for MemoryTx {
 
 impl TransferRepository for MemoryTx {
     async fn insert_transfer(&mut self, transfer: &Transfer) -> StoreResult<()> {
+        self.faults.operation("insert_transfer")?;
         self.work.transfers.insert(transfer.id, transfer.clone());
         Ok(())
     }
 
     async fn list_transfers(&mut self, filter: TransferFilter, page: &PageRequest) -> StoreResult<Page<Transfer>> {
+        self.faults.operation("list_transfers")?;
         let rows: Vec<Transfer> = self.work.transfers.values().filter(|t| filter.keeps(t)).cloned().collect();
         Ok(page_by_position(rows, page, |t| (t.created_at, t.id.as_uuid())))
     }
 
     async fn find_transfer(&mut self, id: TransferId) -> StoreResult<Option<Transfer>> {
+        self.faults.operation("find_transfer")?;
         Ok(self.work.transfers.get(&id).cloned())
     }
 
     async fn insert_withdrawal(&mut self, withdrawal: &Withdrawal) -> StoreResult<()> {
+        self.faults.operation("insert_withdrawal")?;
         self.work.withdrawals.insert(withdrawal.id(), withdrawal.clone());
         Ok(())
     }
 
     async fn find_withdrawal(&mut self, id: WithdrawalId) -> StoreResult<Option<Withdrawal>> {
+        self.faults.operation("find_withdrawal")?;
         Ok(self.work.withdrawals.get(&id).cloned())
     }
 
     async fn lock_withdrawal(&mut self, id: WithdrawalId) -> StoreResult<Option<Withdrawal>> {
+        self.faults.operation("lock_withdrawal")?;
         Ok(self.work.withdrawals.get(&id).cloned())
     }
 
     async fn update_withdrawal(&mut self, withdrawal: &Withdrawal) -> StoreResult<()> {
+        self.faults.operation("update_withdrawal")?;
         if !self.work.withdrawals.contains_key(&withdrawal.id()) {
             return Err(missing("withdrawal"));
         }
@@ -947,11 +1027,13 @@ impl TransferRepository for MemoryTx {
     }
 
     async fn list_user_withdrawals(&mut self, user: UserId, page: &PageRequest) -> StoreResult<Page<Withdrawal>> {
+        self.faults.operation("list_user_withdrawals")?;
         let rows: Vec<Withdrawal> = self.work.withdrawals.values().filter(|w| w.user_id() == user).cloned().collect();
         Ok(page_by_position(rows, page, |w| (w.created_at(), w.id().as_uuid())))
     }
 
     async fn list_withdrawals(&mut self, filter: WithdrawalFilter, page: &PageRequest) -> StoreResult<Page<Withdrawal>> {
+        self.faults.operation("list_withdrawals")?;
         let rows: Vec<Withdrawal> = self.work.withdrawals.values().filter(|w| filter.keeps(w)).cloned().collect();
         Ok(page_by_position(rows, page, |w| (w.created_at(), w.id().as_uuid())))
     }
@@ -959,6 +1041,7 @@ impl TransferRepository for MemoryTx {
 
 impl CallRepository for MemoryTx {
     async fn find_calls_authorized_until(&mut self, bound: OffsetDateTime, limit: usize) -> StoreResult<Vec<CallId>> {
+        self.faults.operation("find_calls_authorized_until")?;
         let mut due: Vec<&CallSession> = self
             .work
             .calls
@@ -970,24 +1053,29 @@ impl CallRepository for MemoryTx {
     }
 
     async fn insert_call(&mut self, call: &CallSession) -> StoreResult<()> {
+        self.faults.operation("insert_call")?;
         self.work.calls.insert(call.id, call.clone());
         Ok(())
     }
 
     async fn find_call(&mut self, id: CallId) -> StoreResult<Option<CallSession>> {
+        self.faults.operation("find_call")?;
         Ok(self.work.calls.get(&id).cloned())
     }
 
     async fn list_every_call(&mut self, filter: CallFilter, page: &PageRequest) -> StoreResult<Page<CallSession>> {
+        self.faults.operation("list_every_call")?;
         let rows: Vec<CallSession> = self.work.calls.values().filter(|c| filter.keeps(c)).cloned().collect();
         Ok(page_by_position(rows, page, |c| (c.started_at, c.id.as_uuid())))
     }
 
     async fn lock_call(&mut self, id: CallId) -> StoreResult<Option<CallSession>> {
+        self.faults.operation("lock_call")?;
         Ok(self.work.calls.get(&id).cloned())
     }
 
     async fn update_call(&mut self, call: &CallSession) -> StoreResult<()> {
+        self.faults.operation("update_call")?;
         if !self.work.calls.contains_key(&call.id) {
             return Err(missing("call"));
         }
@@ -996,6 +1084,7 @@ impl CallRepository for MemoryTx {
     }
 
     async fn list_calls(&mut self, user: UserId, page: &PageRequest) -> StoreResult<Page<CallSession>> {
+        self.faults.operation("list_calls")?;
         let rows: Vec<CallSession> = self
             .work
             .calls
@@ -1022,6 +1111,7 @@ impl MemoryTx {
 
 impl IdempotencyRepository for MemoryTx {
     async fn claim_idempotency_key(&mut self, record: &IdempotencyRecord) -> StoreResult<ClaimOutcome> {
+        self.faults.operation("claim_idempotency_key")?;
         let key = scope_key(&record.scope);
         if let Some(existing) = self.work.idempotency.get(&key)
             && !self.faults.forgets_idempotency_claims()
@@ -1033,10 +1123,12 @@ impl IdempotencyRepository for MemoryTx {
     }
 
     async fn find_idempotency_record(&mut self, scope: &IdempotencyScope) -> StoreResult<Option<IdempotencyRecord>> {
+        self.faults.operation("find_idempotency_record")?;
         Ok(self.work.idempotency.get(&scope_key(scope)).cloned())
     }
 
     async fn renew_idempotency_lease(&mut self, scope: &IdempotencyScope, locked_until: OffsetDateTime) -> StoreResult<()> {
+        self.faults.operation("renew_idempotency_lease")?;
         let record = self.idempotency_record(scope)?;
         let recovery = match &record.state {
             IdempotencyState::InProgress { recovery, .. } => recovery.clone(),
@@ -1047,6 +1139,7 @@ impl IdempotencyRepository for MemoryTx {
     }
 
     async fn set_idempotency_recovery_point(&mut self, scope: &IdempotencyScope, point: &RecoveryPoint) -> StoreResult<()> {
+        self.faults.operation("set_idempotency_recovery_point")?;
         let record = self.idempotency_record(scope)?;
         match &mut record.state {
             IdempotencyState::InProgress { recovery, .. } => {
@@ -1063,11 +1156,13 @@ impl IdempotencyRepository for MemoryTx {
         response: &StoredResponse,
         _at: OffsetDateTime,
     ) -> StoreResult<()> {
+        self.faults.operation("complete_idempotency_key")?;
         self.idempotency_record(scope)?.state = IdempotencyState::Completed(response.clone());
         Ok(())
     }
 
     async fn settle_idempotency_key(&mut self, record: &IdempotencyRecord, _at: OffsetDateTime) -> StoreResult<()> {
+        self.faults.operation("settle_idempotency_key")?;
         let key = scope_key(&record.scope);
         match self.work.idempotency.get(&key) {
             Some(existing) if matches!(existing.state, IdempotencyState::Completed(_)) => {}
@@ -1080,6 +1175,7 @@ impl IdempotencyRepository for MemoryTx {
     }
 
     async fn end_idempotency_lease(&mut self, scope: &IdempotencyScope, at: OffsetDateTime) -> StoreResult<()> {
+        self.faults.operation("end_idempotency_lease")?;
         if let Some(record) = self.work.idempotency.get_mut(&scope_key(scope))
             && let IdempotencyState::InProgress { locked_until, .. } = &mut record.state
         {
@@ -1091,6 +1187,7 @@ impl IdempotencyRepository for MemoryTx {
 
 impl FollowUpRepository for MemoryTx {
     async fn insert_follow_up(&mut self, follow_up: &FollowUp) -> StoreResult<()> {
+        self.faults.operation("insert_follow_up")?;
         if !self.work.follow_ups.contains_key(&follow_up.task) {
             self.work.follow_ups.insert(follow_up.task, follow_up.clone());
         }
@@ -1098,16 +1195,19 @@ impl FollowUpRepository for MemoryTx {
     }
 
     async fn lock_follow_up(&mut self, task: &FollowUpTask) -> StoreResult<Option<FollowUp>> {
+        self.faults.operation("lock_follow_up")?;
         Ok(self.work.follow_ups.get(task).cloned())
     }
 
     async fn update_follow_up(&mut self, follow_up: &FollowUp) -> StoreResult<()> {
+        self.faults.operation("update_follow_up")?;
         let row = self.work.follow_ups.get_mut(&follow_up.task).ok_or_else(|| missing("follow-up"))?;
         *row = follow_up.clone();
         Ok(())
     }
 
     async fn lock_due_follow_ups(&mut self, now: OffsetDateTime, limit: usize) -> StoreResult<Vec<FollowUp>> {
+        self.faults.operation("lock_due_follow_ups")?;
         let mut due: Vec<FollowUp> = self.work.follow_ups.values().filter(|f| f.is_due(now)).cloned().collect();
         due.sort_by_key(|f| (f.next_attempt_at, f.task));
         due.truncate(limit);
@@ -1115,6 +1215,7 @@ impl FollowUpRepository for MemoryTx {
     }
 
     async fn list_follow_ups(&mut self, state: FollowUpState, page: &PageRequest) -> StoreResult<Page<FollowUp>> {
+        self.faults.operation("list_follow_ups")?;
         let rows: Vec<FollowUp> = self.work.follow_ups.values().filter(|f| f.state == state).cloned().collect();
         Ok(page_by_position(rows, page, |f| (f.updated_at, f.task.subject())))
     }
@@ -1122,6 +1223,7 @@ impl FollowUpRepository for MemoryTx {
 
 impl WebhookInbox for MemoryTx {
     async fn record_webhook_event(&mut self, event: &ReceivedWebhook) -> StoreResult<bool> {
+        self.faults.operation("record_webhook_event")?;
         let key = (event.provider.to_string(), event.event_id.clone());
         if self.work.webhook_events.contains_key(&key) {
             return Ok(false);
@@ -1132,6 +1234,7 @@ impl WebhookInbox for MemoryTx {
     }
 
     async fn record_webhook_outcome(&mut self, id: ReceivedWebhookId, outcome: &InboxOutcome) -> StoreResult<()> {
+        self.faults.operation("record_webhook_outcome")?;
         let key = self
             .work
             .webhook_event_keys
@@ -1145,11 +1248,13 @@ impl WebhookInbox for MemoryTx {
     }
 
     async fn list_webhook_events(&mut self, filter: &ReceivedWebhookFilter, page: &PageRequest) -> StoreResult<Page<ReceivedWebhook>> {
+        self.faults.operation("list_webhook_events")?;
         let rows: Vec<ReceivedWebhook> = self.work.webhook_events.values().filter(|e| filter.keeps(e)).cloned().collect();
         Ok(page_by_position(rows, page, |e| (e.received_at, e.id.as_uuid())))
     }
 
     async fn find_webhook_event(&mut self, id: ReceivedWebhookId) -> StoreResult<Option<ReceivedWebhook>> {
+        self.faults.operation("find_webhook_event")?;
         let Some(key) = self.work.webhook_event_keys.get(&id) else {
             return Ok(None);
         };
@@ -1171,6 +1276,7 @@ impl MemoryTx {
 
 impl EventOutbox for MemoryTx {
     async fn enqueue_events(&mut self, events: &[OutboxEvent]) -> StoreResult<()> {
+        self.faults.operation("enqueue_events")?;
         for event in events {
             self.work.outbox_index.insert(event.id, self.work.outbox.len());
             self.work.outbox.push_back((event.clone(), None));
@@ -1179,10 +1285,12 @@ impl EventOutbox for MemoryTx {
     }
 
     async fn find_events(&mut self, ids: &[EventId]) -> StoreResult<Vec<OutboxEvent>> {
+        self.faults.operation("find_events")?;
         Ok(ids.iter().filter_map(|id| self.event(*id).cloned()).collect())
     }
 
     async fn oldest_unpublished_event(&mut self) -> StoreResult<Option<OffsetDateTime>> {
+        self.faults.operation("oldest_unpublished_event")?;
         Ok(self
             .work
             .outbox
@@ -1192,6 +1300,7 @@ impl EventOutbox for MemoryTx {
     }
 
     async fn lock_unpublished_events(&mut self, limit: usize) -> StoreResult<Vec<OutboxEvent>> {
+        self.faults.operation("lock_unpublished_events")?;
         Ok(self
             .work
             .outbox
@@ -1203,6 +1312,7 @@ impl EventOutbox for MemoryTx {
     }
 
     async fn mark_events_published(&mut self, ids: &[EventId], at: OffsetDateTime) -> StoreResult<()> {
+        self.faults.operation("mark_events_published")?;
         for (event, published) in self.work.outbox.iter_mut() {
             if ids.contains(&event.id) {
                 *published = Some(at);

@@ -11,11 +11,13 @@ use crate::tx::{MemoryTx, missing, page_by_position};
 
 impl WebhookRepository for MemoryTx {
     async fn insert_webhook_endpoint(&mut self, endpoint: &WebhookEndpoint) -> StoreResult<()> {
+        self.faults.operation("insert_webhook_endpoint")?;
         self.work.webhook_endpoints.insert(endpoint.id, endpoint.clone());
         Ok(())
     }
 
     async fn update_webhook_endpoint(&mut self, endpoint: &WebhookEndpoint) -> StoreResult<()> {
+        self.faults.operation("update_webhook_endpoint")?;
         let row = self
             .work
             .webhook_endpoints
@@ -26,6 +28,7 @@ impl WebhookRepository for MemoryTx {
     }
 
     async fn delete_webhook_endpoint(&mut self, id: WebhookEndpointId) -> StoreResult<()> {
+        self.faults.operation("delete_webhook_endpoint")?;
         self.work.webhook_endpoints.remove(&id);
         self.work.webhook_holds.remove(&id);
         let gone: Vec<WebhookDeliveryId> = self
@@ -42,14 +45,17 @@ impl WebhookRepository for MemoryTx {
     }
 
     async fn find_webhook_endpoint(&mut self, id: WebhookEndpointId) -> StoreResult<Option<WebhookEndpoint>> {
+        self.faults.operation("find_webhook_endpoint")?;
         Ok(self.work.webhook_endpoints.get(&id).cloned())
     }
 
     async fn lock_webhook_endpoint(&mut self, id: WebhookEndpointId) -> StoreResult<Option<WebhookEndpoint>> {
+        self.faults.operation("lock_webhook_endpoint")?;
         Ok(self.work.webhook_endpoints.get(&id).cloned())
     }
 
     async fn list_webhook_endpoints(&mut self, filter: EndpointFilter, page: &PageRequest) -> StoreResult<Page<WebhookEndpoint>> {
+        self.faults.operation("list_webhook_endpoints")?;
         let rows: Vec<WebhookEndpoint> = self
             .work
             .webhook_endpoints
@@ -66,6 +72,7 @@ impl WebhookRepository for MemoryTx {
     }
 
     async fn enabled_webhook_endpoints(&mut self) -> StoreResult<Vec<WebhookEndpoint>> {
+        self.faults.operation("enabled_webhook_endpoints")?;
         Ok(self
             .work
             .webhook_endpoints
@@ -76,6 +83,7 @@ impl WebhookRepository for MemoryTx {
     }
 
     async fn insert_webhook_deliveries(&mut self, deliveries: &[WebhookDelivery]) -> StoreResult<()> {
+        self.faults.operation("insert_webhook_deliveries")?;
         for delivery in deliveries {
             let pair = (delivery.event_id, delivery.endpoint_id);
             if !self.work.webhook_deliveries.values().any(|d| (d.event_id, d.endpoint_id) == pair) {
@@ -86,6 +94,7 @@ impl WebhookRepository for MemoryTx {
     }
 
     async fn update_webhook_deliveries(&mut self, deliveries: &[WebhookDelivery]) -> StoreResult<()> {
+        self.faults.operation("update_webhook_deliveries")?;
         for delivery in deliveries {
             let row = self
                 .work
@@ -98,6 +107,7 @@ impl WebhookRepository for MemoryTx {
     }
 
     async fn lock_webhook_delivery(&mut self, id: WebhookDeliveryId) -> StoreResult<Option<WebhookDelivery>> {
+        self.faults.operation("lock_webhook_delivery")?;
         Ok(self.work.webhook_deliveries.get(&id).cloned())
     }
 
@@ -107,6 +117,7 @@ impl WebhookRepository for MemoryTx {
         until: OffsetDateTime,
         limit: usize,
     ) -> StoreResult<Vec<WebhookEndpoint>> {
+        self.faults.operation("claim_webhook_endpoints")?;
         let due = |endpoint: &WebhookEndpoint| {
             self.work
                 .webhook_deliveries
@@ -130,6 +141,7 @@ impl WebhookRepository for MemoryTx {
     }
 
     async fn hold_webhook_endpoint(&mut self, id: WebhookEndpointId, until: Option<OffsetDateTime>) -> StoreResult<()> {
+        self.faults.operation("hold_webhook_endpoint")?;
         match until {
             Some(until) => self.work.webhook_holds.insert(id, until),
             None => self.work.webhook_holds.remove(&id),
@@ -143,6 +155,7 @@ impl WebhookRepository for MemoryTx {
         now: OffsetDateTime,
         limit: usize,
     ) -> StoreResult<Vec<WebhookDelivery>> {
+        self.faults.operation("due_webhook_deliveries")?;
         let mut due: Vec<WebhookDelivery> = self
             .work
             .webhook_deliveries
@@ -161,6 +174,7 @@ impl WebhookRepository for MemoryTx {
         filter: &DeliveryFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<WebhookDelivery>> {
+        self.faults.operation("list_webhook_deliveries")?;
         let rows: Vec<WebhookDelivery> = self
             .work
             .webhook_deliveries
@@ -180,6 +194,7 @@ impl WebhookRepository for MemoryTx {
         to: OffsetDateTime,
         at: OffsetDateTime,
     ) -> StoreResult<u64> {
+        self.faults.operation("requeue_webhook_deliveries")?;
         let in_range: Vec<WebhookDeliveryId> = self
             .work
             .webhook_deliveries
@@ -200,6 +215,7 @@ impl WebhookRepository for MemoryTx {
     }
 
     async fn prune_settled_webhook_deliveries(&mut self, before: OffsetDateTime, limit: usize) -> StoreResult<u64> {
+        self.faults.operation("prune_settled_webhook_deliveries")?;
         let old: Vec<WebhookDeliveryId> = self
             .work
             .webhook_deliveries
@@ -215,6 +231,7 @@ impl WebhookRepository for MemoryTx {
     }
 
     async fn webhook_delivery_backlog(&mut self) -> StoreResult<DeliveryBacklog> {
+        self.faults.operation("webhook_delivery_backlog")?;
         let mut backlog = DeliveryBacklog::default();
         for delivery in self
             .work

@@ -193,6 +193,12 @@ impl PgStore {
         self.stock_gates.waiting()
     }
 
+    /// A read-only transaction over one snapshot of the database (see `PgTx::begin_snapshot`).
+    #[cfg(feature = "testing")]
+    pub fn begin_snapshot(&self) -> PgTx {
+        PgTx::begin_snapshot(self.clone())
+    }
+
     /// Error classification reads the server's messages (see `error`); say so if they are not
     /// in English. The connection then joins the pool.
     async fn warn_about_message_language(&self, mut connection: AsyncPgConnection) {

@@ -13,8 +13,10 @@
 //! A server that is not there fails the test, with a message saying how to start one: a storage
 //! test that silently passes without its database tests nothing.
 
+mod faults;
 mod proxy;
 
+pub use faults::{FaultInjector, StoreFault};
 pub use proxy::{CommitFault, PgProxy};
 
 use std::hash::{DefaultHasher, Hash, Hasher};

@@ -116,6 +116,8 @@ pub struct PgTx {
     /// A read-only transaction of reads that may lag, on the replica if there is one
     /// (`UnitOfWork::begin_lagging`).
     lagging: bool,
+    /// The statement that opens the transaction: `BEGIN`, read-only, or asking for a snapshot.
+    begin_sql: &'static str,
 }
 
 /// Where a transaction is (see the module docs).
@@ -198,6 +200,17 @@ impl PgTx {
             phase: Phase::Unbegun { deferred: Vec::new() },
             stock_permits: Vec::new(),
             lagging: false,
+            begin_sql: "BEGIN",
+        }
+    }
+
+    /// A read-only transaction whose reads all see one snapshot (REPEATABLE READ), whatever
+    /// commits meanwhile: for checks that compare several tables while others write.
+    #[cfg(feature = "testing")]
+    pub(crate) fn begin_snapshot(store: PgStore) -> PgTx {
+        PgTx {
+            begin_sql: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            ..PgTx::begin(store)
         }
     }
 
@@ -205,12 +218,9 @@ impl PgTx {
     pub(crate) fn begin_lagging(store: PgStore) -> PgTx {
         PgTx {
             lagging: true,
+            begin_sql: "BEGIN READ ONLY",
             ..PgTx::begin(store)
         }
-    }
-
-    fn begin_statement(&self) -> Statement<crate::sql::Control> {
-        Statement::control(if self.lagging { "BEGIN READ ONLY" } else { "BEGIN" })
     }
 
     /// Waits for permission to queue for these stock rows (sorted product ids), if this
@@ -372,7 +382,7 @@ impl PgTx {
         let mut attempt = 1;
         loop {
             let mut connection = self.connection_for_begin().await?;
-            let begun = self.begin_statement().execute(&mut *connection).await;
+            let begun = Statement::control(self.begin_sql).execute(&mut *connection).await;
             if self.settle_begin(begun, connection, &mut attempt)? {
                 return Ok(());
             }
@@ -391,7 +401,7 @@ impl PgTx {
                 let shared: &AsyncPgConnection = &connection;
                 let (mut for_begin, mut for_read) = (shared, shared);
                 // Sent in this order (see `InOrder`).
-                let begin = self.begin_statement().execute(&mut for_begin);
+                let begin = Statement::control(self.begin_sql).execute(&mut for_begin);
                 let read = statement.clone().load::<R>(&mut for_read);
                 tokio::task::unconstrained(Both::new(begin, read)).await
             };

@@ -5,29 +5,43 @@ use application::ledger::LedgerReport;
 use application::ports::gateway::GatewayRefundStatus;
 use application::ports::store::{
     CallRepository, EventOutbox, FollowUpRepository, HoldRepository, LedgerRepository, OrderRepository, PaymentRepository,
-    ProductRepository, RefundRepository, Transaction, UnitOfWork, WalletRepository,
+    ProductRepository, RefundRepository, Transaction, WalletRepository,
 };
 use domain::money::Currency;
 use domain::payment::{PaymentStatus, RefundStatus};
 use domain::wallet::SystemAccount;
 
-use crate::executor::block_on;
+use crate::store::SimStore;
 use crate::world::{CHECK_POLLS_MAX, World};
 
 /// Every broken invariant, described; empty when all hold.
-pub fn check(world: &mut World) -> Vec<String> {
+pub fn check<S: SimStore>(world: &mut World<S>) -> Vec<String> {
     let mut broken = std::mem::take(&mut world.violations);
-    match block_on(read_and_check(world), CHECK_POLLS_MAX) {
-        Some(Ok(found)) => broken.extend(found),
+    match world.backend.driver().block_on(read_and_check(world), CHECK_POLLS_MAX) {
+        Some(Ok((found, pending))) => {
+            broken.extend(found);
+            // Limbo during the run, in process only (see `limbo`).
+            let owed = std::mem::take(&mut world.owed);
+            if world.backend.in_process() {
+                broken.extend(pending.unpaid(&owed));
+            }
+            world.pending = pending;
+        }
         Some(Err(error)) => broken.push(format!("the store could not be read: {error}")),
-        None => broken.push("the store stayed locked: a task holds a transaction across an await point".into()),
+        None if world.backend.in_process() => {
+            broken.push("the store stayed locked: a task holds a transaction across an await point".into());
+        }
+        None => broken.push("the invariants could not be read in time".into()),
     }
     broken
 }
 
-async fn read_and_check(world: &World) -> Result<Vec<String>, application::ports::store::StoreError> {
+/// The broken invariants, and what is pending.
+async fn read_and_check<S: SimStore>(
+    world: &World<S>,
+) -> Result<(Vec<String>, crate::limbo::Pending), application::ports::store::StoreError> {
     let mut broken = Vec::new();
-    let mut tx = world.store.begin().await?;
+    let mut tx = world.backend.begin_check().await?;
     let report = LedgerReport::from_audit(tx.audit_ledger().await?);
     if !report.is_ok() {
         broken.push(format!("ledger: {:?}", report.problems));
@@ -86,14 +100,18 @@ async fn read_and_check(world: &World) -> Result<Vec<String>, application::ports
             ));
         }
     }
+    let pending = crate::limbo::Pending::read(&mut tx).await?;
     tx.rollback().await?;
-    Ok(broken)
+    Ok((broken, pending))
 }
 
 /// Every call is billed for the minutes it started and no more than it held: `charged` is
 /// `billed_minutes` at the call's rate, and billed minutes never exceed the authorised ones. An
 /// ended call holds nothing any more; a call in progress is covered by its pending hold.
-async fn calls_billed_as_started<Tx>(tx: &mut Tx, world: &World) -> Result<Vec<String>, application::ports::store::StoreError>
+async fn calls_billed_as_started<Tx, S: SimStore>(
+    tx: &mut Tx,
+    world: &World<S>,
+) -> Result<Vec<String>, application::ports::store::StoreError>
 where
     Tx: CallRepository + HoldRepository + Send,
 {
@@ -179,7 +197,7 @@ where
 /// a unit released twice or sold from another order's reservation breaks this, while the totals
 /// above still agree. Read from every order in the store, including those whose request failed
 /// after its commit.
-async fn reservations_held<Tx>(tx: &mut Tx, world: &World) -> Result<Vec<String>, application::ports::store::StoreError>
+async fn reservations_held<Tx, S: SimStore>(tx: &mut Tx, world: &World<S>) -> Result<Vec<String>, application::ports::store::StoreError>
 where
     Tx: OrderRepository + ProductRepository + Send,
 {
@@ -224,10 +242,10 @@ where
 
 /// After `World::quiesce`: the application's clearing account for the provider says what the
 /// provider says it holds (paid less refunded), and no refund or payment is left pending.
-pub fn reconcile(world: &World) -> Vec<String> {
+pub fn reconcile<S: SimStore>(world: &World<S>) -> Vec<String> {
     let provider_net = world.gateway.provider().net_minor();
     let read = async {
-        let mut tx = world.store.begin().await?;
+        let mut tx = world.backend.begin_read().await?;
         let name = domain::payment::ProviderName::parse(crate::gateway::PROVIDER).unwrap_or_else(|e| panic!("{e}"));
         let clearing = SystemAccount::GatewayClearing(name);
         let wallet = tx.find_system_wallet(&clearing, Currency::Usd).await?;
@@ -303,11 +321,14 @@ pub fn reconcile(world: &World) -> Vec<String> {
         if let Some(at) = tx.oldest_unpublished_event().await? {
             pending.push(format!("the outbox still holds an event of {at}: the relay left it"));
         }
+        if let Some(last_round) = world.last_round {
+            pending.extend(crate::limbo::after_quiesce(&mut tx, last_round).await?);
+        }
         tx.rollback().await?;
         let clearing_minor = wallet.map_or(0, |w| w.balance().amount_minor());
         Ok::<_, application::ports::store::StoreError>((clearing_minor, flagged_minor, pending))
     };
-    match block_on(read, CHECK_POLLS_MAX) {
+    match world.backend.driver().block_on(read, CHECK_POLLS_MAX) {
         Some(Ok((clearing_minor, flagged_minor, mut broken))) => {
             if -clearing_minor != provider_net - flagged_minor {
                 broken.push(format!(

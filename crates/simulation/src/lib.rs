@@ -7,18 +7,23 @@
 //! conflicts, fails, or fails after taking effect; an update fails; the process restarts); and
 //! in which order the use-case futures in flight are polled. The invariants are checked after
 //! every step. The same seed gives the same run, so a failure replays from its seed and step.
+//! The same world runs on PostgreSQL too (`postgres`), where a seed does not replay exactly.
 //! See `docs/simulation.md`.
 
 pub mod executor;
 pub mod gateway;
 pub mod invariants;
+pub mod limbo;
+pub mod postgres;
 pub mod requests;
 pub mod rng;
+pub mod store;
 pub mod world;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use crate::store::SimStore;
 pub use crate::world::Bug;
 use crate::world::World;
 
@@ -60,6 +65,11 @@ pub struct Summary {
     pub steps: u64,
     /// Lines of the trace: requests, webhooks, jobs, faults, clock moves.
     pub events: usize,
+    /// Requests that succeeded: a run that reaches none exercises little.
+    pub requests_succeeded: usize,
+    /// Requests, webhooks and jobs that failed on an injected store fault: a run whose faults
+    /// never reach the application tests no failure.
+    pub store_faults_seen: usize,
     /// A hash of the whole trace: equal for two runs of a seed when the run is deterministic.
     pub fingerprint: u64,
 }
@@ -71,7 +81,11 @@ pub struct Summary {
 /// The first step after which an invariant is broken, or at which the application panicked; or
 /// the end of the run, if the reconciliation finds a difference.
 pub fn run(seed: u64, steps: u64, bug: Option<Bug>) -> Result<Summary, Failure> {
-    let mut world = World::new(seed, bug);
+    run_world(World::new(seed, bug), seed, steps)
+}
+
+/// Runs `world` for `steps` steps (see `run`).
+fn run_world<S: SimStore>(mut world: World<S>, seed: u64, steps: u64) -> Result<Summary, Failure> {
     for step in 1..=steps {
         let stepped = catch_unwind(AssertUnwindSafe(|| world.step()));
         let broken = match stepped {
@@ -85,7 +99,7 @@ pub fn run(seed: u64, steps: u64, bug: Option<Bug>) -> Result<Summary, Failure> 
     // The end of a run lets what is in flight finish, so that its effects are checked too.
     let mut ticks = 0;
     while !world.tasks.is_empty() && ticks < DRAIN_TICKS_MAX {
-        if let Some((label, finished)) = world.tasks.tick(&mut world.rng) {
+        if let Some((label, finished)) = world.tasks.tick(&mut world.rng, world.backend.driver()) {
             world.finish(&label, finished);
         }
         ticks += 1;
@@ -101,20 +115,33 @@ pub fn run(seed: u64, steps: u64, bug: Option<Bug>) -> Result<Summary, Failure> 
     Ok(Summary {
         steps,
         events: world.trace.len(),
+        requests_succeeded: world
+            .trace
+            .iter()
+            .filter(|line| line.starts_with("done") && line.contains(" => ok "))
+            .count(),
+        store_faults_seen: world
+            .trace
+            .iter()
+            .filter(|line| line.starts_with("done") && line.contains("injected"))
+            .count(),
         fingerprint: hasher.finish(),
     })
 }
 
 /// The trace of a run of `steps` steps from `seed`, failing or not: to see what a seed does.
 pub fn trace(seed: u64, steps: u64) -> Vec<String> {
-    let mut world = World::new(seed, None);
+    trace_world(World::new(seed, None), steps)
+}
+
+fn trace_world<S: SimStore>(mut world: World<S>, steps: u64) -> Vec<String> {
     for _ in 0..steps {
         world.step();
     }
-    world.trace
+    std::mem::take(&mut world.trace)
 }
 
-fn failure(world: &World, seed: u64, step: u64, broken: Vec<String>) -> Failure {
+fn failure<S: SimStore>(world: &World<S>, seed: u64, step: u64, broken: Vec<String>) -> Failure {
     let skip = world.trace.len().saturating_sub(TRACE_TAIL);
     Failure {
         seed,

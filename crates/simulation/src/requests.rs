@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use adapter_memory::MemoryStore;
 use application::App;
 use application::auth::{Caller, Registration};
 use application::calls::StartCall;
 use application::checkout::{Checkout, CheckoutCommand};
 use application::idempotency::{IdempotencyKey, IdempotencyScope, Idempotent, StoredResponse};
+use application::ports::store::UnitOfWork;
 use application::refund_requests::AskRefund;
 use application::refunds::RefundCommand;
 use application::top_ups::TopUpRequest;
@@ -159,12 +159,14 @@ fn idempotent<T>(caller: &Caller, key: Option<&str>, fingerprint: &str) -> Optio
     })
 }
 
-/// Failures a retry may get past: storage unavailable or in conflict, the provider busy or
-/// unreadable, the key still held by a request that died.
+/// Failures a retry may get past: storage unavailable, in conflict, timed out or unsure whether it
+/// committed, the provider busy or unreadable, the key still held by a request that died.
 fn passes(text: &str) -> bool {
     [
         "unavailable",
         "conflict",
+        "timed out",
+        "outcome of the commit is unknown",
         "rate limiting",
         "unexpected gateway",
         "still being processed",
@@ -202,7 +204,7 @@ fn items(items: &[(ProductId, i64)]) -> Vec<(ProductId, Quantity)> {
 }
 
 /// Starts the request as a future the scheduler polls.
-pub fn start(app: &Arc<App<MemoryStore>>, keyed: Keyed) -> Task<Outcome> {
+pub fn start<U: UnitOfWork>(app: &Arc<App<U>>, keyed: Keyed) -> Task<Outcome> {
     let app = Arc::clone(app);
     Box::pin(async move {
         let fingerprint = format!("{:?}", keyed.request);

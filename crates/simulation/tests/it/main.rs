@@ -70,3 +70,65 @@ fn a_forgotten_idempotency_claim_is_found_within_the_ci_budget_and_replays_from_
     let replayed = run(failure.seed, failure.step, Some(Bug::ForgetIdempotencyClaims));
     assert_eq!(replayed.err(), Some(failure), "the failure did not replay");
 }
+
+/// A few hundred steps a seed: enough for restarts, expiries and late webhooks on PostgreSQL,
+/// whose steps wait for the database.
+const POSTGRES_STEPS: u64 = 300;
+
+#[test]
+fn short_runs_on_postgresql_break_no_invariant_and_reach_their_flows_and_faults() {
+    let mut faults_seen = 0;
+    for seed in 0..3 {
+        let summary = simulation::postgres::run(seed, POSTGRES_STEPS).unwrap_or_else(|failure| panic!("{failure}"));
+        assert!(
+            summary.requests_succeeded >= 20,
+            "seed {seed}: only {} requests succeeded on PostgreSQL",
+            summary.requests_succeeded
+        );
+        faults_seen += summary.store_faults_seen;
+    }
+    assert!(faults_seen > 0, "no injected store fault reached the application on PostgreSQL");
+}
+
+#[test]
+fn a_card_checkout_left_pending_past_its_expiry_is_limbo_until_the_job_ends_it() {
+    use simulation::executor::block_on;
+    use simulation::requests::{Keyed, Pay, Request, start};
+    use simulation::world::World;
+
+    let mut world = World::new(7, None);
+    let (buyer, product) = (world.buyers[0], world.products[0].0);
+    // The simulated provider fails some calls: ask until a checkout opens.
+    let opened = (0..20).find_map(|_| {
+        let request = Request::Checkout {
+            buyer,
+            items: vec![(product, 1)],
+            pay: Pay::Card,
+        };
+        let outcome = block_on(start(&world.app, Keyed { request, key: None }), 100)?;
+        outcome.session.and(outcome.order)
+    });
+    assert!(opened.is_some(), "no card checkout opened in 20 attempts");
+    let limbo = |world: &World<_>| -> Vec<String> {
+        simulation::invariants::reconcile(world)
+            .into_iter()
+            .filter(|line| line.starts_with("limbo"))
+            .collect()
+    };
+
+    world.clock.advance(time::Duration::hours(1));
+    world.last_round = Some(world.now());
+    let found = limbo(&world);
+    assert!(
+        found
+            .iter()
+            .any(|line| line.contains("payment") && line.contains("past its expiry")),
+        "{found:?}"
+    );
+    assert!(found.iter().any(|line| line.contains("PaymentPending")), "{found:?}");
+
+    let expired = block_on(world.app.expire_abandoned_checkouts(100), 100);
+    assert!(matches!(expired, Some(Ok(n)) if n >= 1), "{expired:?}");
+    let found = limbo(&world);
+    assert!(found.is_empty(), "the expiry job ended the checkout, yet: {found:?}");
+}
