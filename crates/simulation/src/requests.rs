@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use application::App;
+use application::adjustments::AdjustmentRequest;
 use application::auth::{Caller, Registration};
 use application::calls::StartCall;
 use application::checkout::{Checkout, CheckoutCommand};
+use application::holds::{CaptureRequest, HoldRequest};
 use application::idempotency::{IdempotencyKey, IdempotencyScope, Idempotent, StoredResponse};
 use application::ports::store::UnitOfWork;
 use application::refund_requests::AskRefund;
@@ -15,7 +17,7 @@ use application::top_ups::TopUpRequest;
 use application::transfers::{Recipient, TransferRequest};
 use application::withdrawals::WithdrawalRequest;
 use domain::catalog::Quantity;
-use domain::ids::{CallId, OrderId, ProductId, RefundRequestId, UserId};
+use domain::ids::{CallId, HoldId, OrderId, ProductId, RefundRequestId, UserId};
 use domain::money::{Currency, Money};
 use domain::order::{CaptureMethod, PaymentMethod};
 use domain::user::Role;
@@ -101,6 +103,30 @@ pub enum Request {
         caller: Caller,
         amount_minor: i64,
     },
+    /// A customer authorises a merchant to take up to an amount from their wallet later.
+    AuthoriseHold {
+        customer: Caller,
+        merchant: UserId,
+        amount_minor: i64,
+    },
+    /// The merchant takes part of a hold (or all that is left), or the last part of it.
+    CaptureHold {
+        caller: Caller,
+        hold: HoldId,
+        amount_minor: Option<i64>,
+        final_capture: bool,
+    },
+    /// Its customer, its merchant or an admin releases what is left of a hold.
+    VoidHold {
+        caller: Caller,
+        hold: HoldId,
+    },
+    /// An admin credits or debits a user's wallet, with a reason.
+    Adjust {
+        caller: Caller,
+        user: UserId,
+        amount_minor: i64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +156,8 @@ pub struct Outcome {
     pub asked: Option<RefundRequestId>,
     /// The call it started.
     pub call: Option<CallId>,
+    /// The hold it authorised.
+    pub hold: Option<HoldId>,
     /// Whether it failed in a way a retry under the same key may get past.
     pub may_pass: bool,
     pub error: Option<String>,
@@ -336,6 +364,58 @@ pub fn start<U: UnitOfWork>(app: &Arc<App<U>>, keyed: Keyed) -> Task<Outcome> {
                     outcome(result, |request| request.status().as_str().to_owned())
                 }
             },
+            Request::AuthoriseHold {
+                customer,
+                merchant,
+                amount_minor,
+            } => {
+                let request = HoldRequest {
+                    merchant_id: merchant,
+                    amount: usd(amount_minor),
+                    description: "simulated".into(),
+                    expires_in: None,
+                    customer_id: None,
+                };
+                let result = app
+                    .authorise_hold(&customer, request, idempotent(&customer, key, &fingerprint))
+                    .await;
+                Outcome {
+                    hold: result.as_ref().ok().map(|hold| hold.id),
+                    ..outcome(result, |hold| hold.id.to_string())
+                }
+            }
+            Request::CaptureHold {
+                caller,
+                hold,
+                amount_minor,
+                final_capture,
+            } => {
+                let request = CaptureRequest {
+                    amount: amount_minor.map(usd),
+                    final_capture,
+                };
+                let result = app
+                    .capture_hold(&caller, hold, request, idempotent(&caller, key, &fingerprint))
+                    .await;
+                outcome(result, |hold| hold.id.to_string())
+            }
+            Request::VoidHold { caller, hold } => {
+                let result = app.void_hold(&caller, hold, idempotent(&caller, key, &fingerprint)).await;
+                outcome(result, |hold| hold.id.to_string())
+            }
+            Request::Adjust {
+                caller,
+                user,
+                amount_minor,
+            } => {
+                let request = AdjustmentRequest {
+                    user_id: user,
+                    amount: usd(amount_minor),
+                    reason: "simulated correction".into(),
+                };
+                let result = app.adjust_wallet(&caller, request, idempotent(&caller, key, &fingerprint)).await;
+                outcome(result, |adjustment| adjustment.transaction_id.to_string())
+            }
             Request::StartCall {
                 caller,
                 receiver,

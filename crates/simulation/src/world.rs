@@ -13,7 +13,7 @@ use application::ports::gateway::{GatewayEvent, Gateways};
 use application::ports::system::{Clock, IdGenerator, ManualClock};
 use application::testing::{PlainHasher, RecordingWebhooks, SpelledTokens};
 use application::{App, Settings};
-use domain::ids::{CallId, OrderId, ProductId, RefundRequestId};
+use domain::ids::{CallId, HoldId, OrderId, ProductId, RefundRequestId};
 use domain::money::{Currency, Money};
 use domain::user::Role;
 use time::{Duration, OffsetDateTime};
@@ -84,6 +84,8 @@ pub struct World<S: SimStore> {
     pub calls: Vec<(CallId, Caller, Caller)>,
     /// Every refund request opened, with its order's buyer and (first) merchant.
     pub refund_requests: Vec<(RefundRequestId, Caller, Caller)>,
+    /// Every hold authorised through the holds API, with its customer and merchant.
+    pub holds: Vec<(HoldId, Caller, Caller)>,
     /// Keyed requests that failed in a way a retry may pass, or were dropped by a restart.
     pub retries: Vec<Keyed>,
     /// What is in flight and must be sent again if a restart drops it, by task label: a keyed
@@ -186,6 +188,7 @@ impl<S: SimStore> World<S> {
             retries: Vec::new(),
             in_flight: Vec::new(),
             refund_requests: Vec::new(),
+            holds: Vec::new(),
             calls: Vec::new(),
             effects: BTreeMap::new(),
             violations: Vec::new(),
@@ -442,10 +445,55 @@ impl<S: SimStore> World<S> {
                     amount_minor: self.amount(),
                 }
             }
-            _ => Request::Withdraw {
+            90..94 => Request::Withdraw {
                 caller: buyer,
                 amount_minor: self.amount(),
             },
+            94..97 => {
+                let merchant = self.rng.pick(&self.merchants)?.user_id;
+                Request::AuthoriseHold {
+                    customer: buyer,
+                    merchant,
+                    amount_minor: self.amount(),
+                }
+            }
+            97..99 => {
+                let &(hold, customer, merchant) = self.rng.pick(&self.holds)?;
+                // Mostly its merchant; sometimes another merchant or its customer, who may not
+                // capture; voided by the customer, the merchant or the admin.
+                let caller = match self.rng.below(10) {
+                    0..7 => merchant,
+                    7 => *self.rng.pick(&self.merchants)?,
+                    8 => customer,
+                    _ => self.admin,
+                };
+                if self.rng.chance(70) {
+                    let amount_minor = if self.rng.chance(30) { None } else { Some(self.amount()) };
+                    Request::CaptureHold {
+                        caller,
+                        hold,
+                        amount_minor,
+                        final_capture: self.rng.chance(30),
+                    }
+                } else {
+                    Request::VoidHold { caller, hold }
+                }
+            }
+            _ => {
+                // An admin's correction, now and then by someone who is not an admin.
+                let caller = if self.rng.chance(90) { self.admin } else { buyer };
+                let user = self.some_buyer().user_id;
+                let amount_minor = if self.rng.chance(70) {
+                    self.amount()
+                } else {
+                    -self.rng.range(1, 3_000)
+                };
+                Request::Adjust {
+                    caller,
+                    user,
+                    amount_minor,
+                }
+            }
         };
         Some(request)
     }
@@ -680,6 +728,12 @@ impl<S: SimStore> World<S> {
                 {
                     let receiver = self.someone(*receiver);
                     self.calls.push((call, *caller, receiver));
+                }
+                if let (Some(hold), Request::AuthoriseHold { customer, merchant, .. }) = (outcome.hold, &keyed.request)
+                    && !self.holds.iter().any(|known| known.0 == hold)
+                {
+                    let merchant = self.someone(*merchant);
+                    self.holds.push((hold, *customer, merchant));
                 }
                 if let (Some(asked), Request::AskRefund { buyer, order, .. }) = (outcome.asked, &keyed.request)
                     && !self.refund_requests.iter().any(|known| known.0 == asked)

@@ -41,6 +41,10 @@ fn a_run_reaches_the_flows_it_is_meant_to() {
         "PayAgain",
         "AskRefund",
         "DecideRefund",
+        "AuthoriseHold",
+        "CaptureHold",
+        "VoidHold",
+        "Adjust",
     ] {
         assert!(succeeded(request) > 0, "no {request} succeeded");
     }
