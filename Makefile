@@ -26,6 +26,7 @@ lint:
 	scripts/check-msrv.sh
 	scripts/check-deny.sh
 	scripts/check-deploy.sh
+	scripts/check-package.sh
 	scripts/check-docs.sh
 
 fmt:

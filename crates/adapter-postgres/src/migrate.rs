@@ -19,7 +19,7 @@ use crate::error::SetupError;
 use crate::settings::PgSettings;
 use crate::store::Connector;
 
-pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+pub(crate) const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Any constant both migrators agree on: `pg_advisory_lock` takes a 64-bit key.
 const MIGRATION_LOCK_KEY: i64 = 0x7061_796d_656e_7473;
