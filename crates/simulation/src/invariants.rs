@@ -4,12 +4,14 @@
 use application::ledger::LedgerReport;
 use application::ports::gateway::GatewayRefundStatus;
 use application::ports::store::{
-    CallRepository, EventOutbox, FollowUpRepository, HoldRepository, LedgerRepository, OrderRepository, PaymentRepository,
-    ProductRepository, RefundRepository, Transaction, WalletRepository,
+    CallRepository, DeliveryFilter, EventOutbox, FollowUpRepository, HoldRepository, LedgerRepository, OrderRepository, PaymentRepository,
+    ProductRepository, RefundRepository, Transaction, WalletRepository, WebhookRepository,
 };
+use domain::ids::WebhookDeliveryId;
 use domain::money::Currency;
 use domain::payment::{PaymentStatus, RefundStatus};
 use domain::wallet::SystemAccount;
+use domain::webhook::DeliveryStatus;
 
 use crate::store::SimStore;
 use crate::world::{CHECK_POLLS_MAX, World};
@@ -18,8 +20,9 @@ use crate::world::{CHECK_POLLS_MAX, World};
 pub fn check<S: SimStore>(world: &mut World<S>) -> Vec<String> {
     let mut broken = std::mem::take(&mut world.violations);
     match world.backend.driver().block_on(read_and_check(world), CHECK_POLLS_MAX) {
-        Some(Ok((found, pending))) => {
+        Some(Ok((found, pending, succeeded))) => {
             broken.extend(found);
+            broken.extend(deliveries_sent_again(world, &succeeded));
             // Limbo during the run, in process only (see `limbo`).
             let owed = std::mem::take(&mut world.owed);
             if world.backend.in_process() {
@@ -36,10 +39,57 @@ pub fn check<S: SimStore>(world: &mut World<S>) -> Vec<String> {
     broken
 }
 
+/// A delivery the store recorded as succeeded is not sent again unless its redelivery was asked
+/// for, and every attempt is signed. The deliveries recorded as succeeded since the last check
+/// join the watch, with the attempts the receivers had seen of each.
+fn deliveries_sent_again<S: SimStore>(world: &mut World<S>, succeeded: &[WebhookDeliveryId]) -> Vec<String> {
+    let attempts = world.receiver.attempts_by_delivery();
+    let mut broken = world.receiver.unsigned();
+    for (delivery, then) in &world.delivered {
+        let now = attempts.get(delivery).copied().unwrap_or(0);
+        if now > *then {
+            broken.push(format!(
+                "delivery {delivery} was sent again after it succeeded ({then} attempts, now {now})"
+            ));
+        }
+    }
+    for delivery in succeeded {
+        if !world.redelivering.contains_key(delivery) {
+            let seen = attempts.get(delivery).copied().unwrap_or(0);
+            world.delivered.entry(*delivery).or_insert(seen);
+        }
+    }
+    broken
+}
+
+/// Every delivery of the known endpoints that the store records as succeeded.
+async fn succeeded_deliveries<Tx: WebhookRepository>(
+    tx: &mut Tx,
+    endpoints: &[(domain::ids::WebhookEndpointId, application::auth::Caller)],
+) -> Result<Vec<WebhookDeliveryId>, application::ports::store::StoreError> {
+    let filter = DeliveryFilter {
+        status: Some(DeliveryStatus::Succeeded),
+        event_type: None,
+    };
+    let mut succeeded = Vec::new();
+    for &(endpoint, _) in endpoints {
+        let mut page = application::pagination::PageRequest::first(application::pagination::PageRequest::LIMIT_MAX as usize);
+        loop {
+            let deliveries = tx.list_webhook_deliveries(endpoint, &filter, &page).await?;
+            succeeded.extend(deliveries.items.iter().map(|delivery| delivery.id));
+            match deliveries.next_cursor {
+                Some(after) => page.after = Some(after),
+                None => break,
+            }
+        }
+    }
+    Ok(succeeded)
+}
+
 /// The broken invariants, and what is pending.
 async fn read_and_check<S: SimStore>(
     world: &World<S>,
-) -> Result<(Vec<String>, crate::limbo::Pending), application::ports::store::StoreError> {
+) -> Result<(Vec<String>, crate::limbo::Pending, Vec<WebhookDeliveryId>), application::ports::store::StoreError> {
     let mut broken = Vec::new();
     let mut tx = world.backend.begin_check().await?;
     let report = LedgerReport::from_audit(tx.audit_ledger().await?);
@@ -101,8 +151,9 @@ async fn read_and_check<S: SimStore>(
         }
     }
     let pending = crate::limbo::Pending::read(&mut tx).await?;
+    let succeeded = succeeded_deliveries(&mut tx, &world.endpoints).await?;
     tx.rollback().await?;
-    Ok((broken, pending))
+    Ok((broken, pending, succeeded))
 }
 
 /// Every call is billed for the minutes it started and no more than it held: `charged` is

@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod invariants;
 pub mod limbo;
 pub mod postgres;
+pub mod receiver;
 pub mod requests;
 pub mod rng;
 pub mod store;

@@ -15,9 +15,10 @@ use application::refund_requests::AskRefund;
 use application::refunds::RefundCommand;
 use application::top_ups::TopUpRequest;
 use application::transfers::{Recipient, TransferRequest};
+use application::webhooks::{EndpointUpdate, NewEndpoint};
 use application::withdrawals::WithdrawalRequest;
 use domain::catalog::Quantity;
-use domain::ids::{CallId, HoldId, OrderId, ProductId, RefundRequestId, UserId};
+use domain::ids::{CallId, HoldId, OrderId, ProductId, RefundRequestId, UserId, WebhookDeliveryId, WebhookEndpointId};
 use domain::money::{Currency, Money};
 use domain::order::{CaptureMethod, PaymentMethod};
 use domain::user::Role;
@@ -121,12 +122,50 @@ pub enum Request {
         caller: Caller,
         hold: HoldId,
     },
+    /// A merchant or the admin registers a webhook endpoint (sometimes with a URL refused).
+    CreateEndpoint {
+        caller: Caller,
+        every_event: bool,
+        bad_url: bool,
+    },
+    /// Its owner (or someone else, who must be refused) disables, enables, rolls the secret of,
+    /// tests or deletes an endpoint.
+    ManageEndpoint {
+        caller: Caller,
+        endpoint: WebhookEndpointId,
+        action: EndpointAction,
+    },
+    /// Its endpoint's owner (or someone else) asks for a delivery again.
+    Redeliver {
+        caller: Caller,
+        delivery: WebhookDeliveryId,
+    },
     /// An admin credits or debits a user's wallet, with a reason.
     Adjust {
         caller: Caller,
         user: UserId,
         amount_minor: i64,
     },
+}
+
+impl Request {
+    /// Whether the use case takes an idempotency key (the webhook endpoints' do not: they have
+    /// no money effect, and a repeated one is harmless or refused).
+    pub fn takes_key(&self) -> bool {
+        !matches!(
+            self,
+            Request::CreateEndpoint { .. } | Request::ManageEndpoint { .. } | Request::Redeliver { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointAction {
+    Disable,
+    Enable,
+    RollSecret,
+    Test,
+    Delete,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +197,8 @@ pub struct Outcome {
     pub call: Option<CallId>,
     /// The hold it authorised.
     pub hold: Option<HoldId>,
+    /// The webhook endpoint it registered.
+    pub endpoint: Option<WebhookEndpointId>,
     /// Whether it failed in a way a retry under the same key may get past.
     pub may_pass: bool,
     pub error: Option<String>,
@@ -402,6 +443,56 @@ pub fn start<U: UnitOfWork>(app: &Arc<App<U>>, keyed: Keyed) -> Task<Outcome> {
             Request::VoidHold { caller, hold } => {
                 let result = app.void_hold(&caller, hold, idempotent(&caller, key, &fingerprint)).await;
                 outcome(result, |hold| hold.id.to_string())
+            }
+            Request::CreateEndpoint {
+                caller,
+                every_event,
+                bad_url,
+            } => {
+                let new = NewEndpoint {
+                    url: if bad_url {
+                        "ftp://receiver.example/hooks".into()
+                    } else {
+                        "https://receiver.example/hooks".into()
+                    },
+                    events: if every_event {
+                        vec!["*".into()]
+                    } else {
+                        vec!["order.paid".into(), "order.refunded".into()]
+                    },
+                    description: "simulated".into(),
+                };
+                let result = app.create_webhook_endpoint(&caller, new).await;
+                Outcome {
+                    endpoint: result.as_ref().ok().map(|created| created.id),
+                    ..outcome(result, |created| created.id.to_string())
+                }
+            }
+            Request::ManageEndpoint { caller, endpoint, action } => {
+                let enabled = |enabled| EndpointUpdate {
+                    url: None,
+                    events: None,
+                    description: None,
+                    enabled: Some(enabled),
+                };
+                match action {
+                    EndpointAction::Disable => outcome(app.update_webhook_endpoint(&caller, endpoint, enabled(false)).await, |e| {
+                        e.id.to_string()
+                    }),
+                    EndpointAction::Enable => outcome(app.update_webhook_endpoint(&caller, endpoint, enabled(true)).await, |e| {
+                        e.id.to_string()
+                    }),
+                    EndpointAction::RollSecret => {
+                        outcome(app.roll_webhook_secret(&caller, endpoint, time::Duration::hours(1)).await, |_| {
+                            endpoint.to_string()
+                        })
+                    }
+                    EndpointAction::Test => outcome(app.test_webhook_endpoint(&caller, endpoint).await, |()| endpoint.to_string()),
+                    EndpointAction::Delete => outcome(app.delete_webhook_endpoint(&caller, endpoint).await, |()| endpoint.to_string()),
+                }
+            }
+            Request::Redeliver { caller, delivery } => {
+                outcome(app.redeliver_webhook(&caller, delivery).await, |delivery| delivery.id.to_string())
             }
             Request::Adjust {
                 caller,

@@ -11,9 +11,11 @@ use application::auth::Caller;
 use application::catalog::NewProduct;
 use application::ports::gateway::{GatewayEvent, Gateways};
 use application::ports::system::{Clock, IdGenerator, ManualClock};
-use application::testing::{PlainHasher, RecordingWebhooks, SpelledTokens};
+use application::testing::{PlainHasher, SpelledTokens};
 use application::{App, Settings};
-use domain::ids::{CallId, HoldId, OrderId, ProductId, RefundRequestId};
+use domain::ids::{CallId, HoldId, OrderId, ProductId, RefundRequestId, WebhookDeliveryId, WebhookEndpointId};
+
+use crate::receiver::SimReceiver;
 use domain::money::{Currency, Money};
 use domain::user::Role;
 use time::{Duration, OffsetDateTime};
@@ -21,7 +23,7 @@ use uuid::Uuid;
 
 use crate::executor::Scheduler;
 use crate::gateway::{PROVIDER, SimGateway, provider_acts};
-use crate::requests::{Decision, Keyed, Outcome, Pay, Request, start};
+use crate::requests::{Decision, EndpointAction, Keyed, Outcome, Pay, Request, start};
 use crate::rng::Rng;
 use crate::store::{InMemory, SimStore};
 
@@ -86,6 +88,15 @@ pub struct World<S: SimStore> {
     pub refund_requests: Vec<(RefundRequestId, Caller, Caller)>,
     /// Every hold authorised through the holds API, with its customer and merchant.
     pub holds: Vec<(HoldId, Caller, Caller)>,
+    /// The webhook receivers of every endpoint (the relay's sender).
+    pub receiver: Arc<SimReceiver>,
+    /// Every webhook endpoint registered, with its owner.
+    pub endpoints: Vec<(WebhookEndpointId, Caller)>,
+    /// Deliveries the store recorded as succeeded, with how many attempts the receivers had seen
+    /// of each then: the relay must not send them again unless asked to (`invariants`).
+    pub delivered: BTreeMap<WebhookDeliveryId, usize>,
+    /// Redeliveries asked for and not answered yet, by delivery.
+    pub redelivering: BTreeMap<WebhookDeliveryId, u32>,
     /// Keyed requests that failed in a way a retry may pass, or were dropped by a restart.
     pub retries: Vec<Keyed>,
     /// What is in flight and must be sent again if a restart drops it, by task label: a keyed
@@ -159,6 +170,7 @@ impl<S: SimStore> World<S> {
     /// The application over `backend`, with its users, products and funds, all chosen by `seed`.
     pub fn with_store(seed: u64, backend: S) -> World<S> {
         let clock = Arc::new(ManualClock::new(start_time()));
+        let receiver = Arc::new(SimReceiver::default());
         let gateway = SimGateway::new(seed);
         let app = App {
             store: backend.store(),
@@ -168,7 +180,7 @@ impl<S: SimStore> World<S> {
             tokens: Arc::new(SpelledTokens::default()),
             gateways: Gateways::new().with(Arc::new(gateway.clone())),
             cache: Arc::new(MemoryCache::new()),
-            webhooks: Arc::new(RecordingWebhooks::default()),
+            webhooks: receiver.clone(),
             settings: Settings::default(),
         };
         let mut world = World {
@@ -189,6 +201,10 @@ impl<S: SimStore> World<S> {
             in_flight: Vec::new(),
             refund_requests: Vec::new(),
             holds: Vec::new(),
+            receiver,
+            endpoints: Vec::new(),
+            delivered: BTreeMap::new(),
+            redelivering: BTreeMap::new(),
             calls: Vec::new(),
             effects: BTreeMap::new(),
             violations: Vec::new(),
@@ -445,11 +461,11 @@ impl<S: SimStore> World<S> {
                     amount_minor: self.amount(),
                 }
             }
-            90..94 => Request::Withdraw {
+            90..93 => Request::Withdraw {
                 caller: buyer,
                 amount_minor: self.amount(),
             },
-            94..97 => {
+            93..95 => {
                 let merchant = self.rng.pick(&self.merchants)?.user_id;
                 Request::AuthoriseHold {
                     customer: buyer,
@@ -457,7 +473,7 @@ impl<S: SimStore> World<S> {
                     amount_minor: self.amount(),
                 }
             }
-            97..99 => {
+            95..97 => {
                 let &(hold, customer, merchant) = self.rng.pick(&self.holds)?;
                 // Mostly its merchant; sometimes another merchant or its customer, who may not
                 // capture; voided by the customer, the merchant or the admin.
@@ -479,6 +495,7 @@ impl<S: SimStore> World<S> {
                     Request::VoidHold { caller, hold }
                 }
             }
+            _ if self.rng.chance(70) => self.choose_webhook_request()?,
             _ => {
                 // An admin's correction, now and then by someone who is not an admin.
                 let caller = if self.rng.chance(90) { self.admin } else { buyer };
@@ -498,6 +515,42 @@ impl<S: SimStore> World<S> {
         Some(request)
     }
 
+    /// A merchant or the admin registers or manages a webhook endpoint, or asks for a delivery
+    /// again; sometimes someone who may not.
+    fn choose_webhook_request(&mut self) -> Option<Request> {
+        let someone = |world: &mut World<S>| match world.rng.below(10) {
+            0..6 => world.rng.pick(&world.merchants).copied(),
+            6..9 => Some(world.admin),
+            _ => Some(world.some_buyer()),
+        };
+        Some(match self.rng.below(10) {
+            0..3 => Request::CreateEndpoint {
+                caller: someone(self)?,
+                every_event: self.rng.chance(50),
+                bad_url: self.rng.chance(10),
+            },
+            3..8 => {
+                let &(endpoint, owner) = self.rng.pick(&self.endpoints)?;
+                let caller = if self.rng.chance(80) { owner } else { someone(self)? };
+                let action = match self.rng.below(10) {
+                    0..3 => EndpointAction::Disable,
+                    3..6 => EndpointAction::Enable,
+                    6 => EndpointAction::RollSecret,
+                    7..9 => EndpointAction::Test,
+                    _ => EndpointAction::Delete,
+                };
+                Request::ManageEndpoint { caller, endpoint, action }
+            }
+            _ => {
+                let attempts = self.receiver.attempts();
+                let delivery = self.rng.pick(&attempts)?.delivery;
+                let &(_, owner) = self.rng.pick(&self.endpoints)?;
+                let caller = if self.rng.chance(70) { self.admin } else { owner };
+                Request::Redeliver { caller, delivery }
+            }
+        })
+    }
+
     /// One step: an actor acts (a request, the provider, a webhook, a job, the clock, a fault,
     /// a restart), then the scheduler polls tasks in flight.
     pub fn step(&mut self) {
@@ -505,7 +558,7 @@ impl<S: SimStore> World<S> {
         match choice {
             0..40 if self.tasks.len() < 6 => {
                 if let Some(request) = self.choose_request() {
-                    let key = self.new_key();
+                    let key = if request.takes_key() { self.new_key() } else { None };
                     self.spawn(Keyed { request, key });
                 }
             }
@@ -531,6 +584,11 @@ impl<S: SimStore> World<S> {
     }
 
     fn spawn(&mut self, keyed: Keyed) {
+        // From now on the delivery may be sent again, legitimately.
+        if let Request::Redeliver { delivery, .. } = keyed.request {
+            self.delivered.remove(&delivery);
+            *self.redelivering.entry(delivery).or_default() += 1;
+        }
         let label = format!("{:?} key={:?}", keyed.request, keyed.key);
         let task = start(&self.app, keyed.clone());
         self.trace.push(format!("start {label}"));
@@ -629,6 +687,14 @@ impl<S: SimStore> World<S> {
     }
 
     fn inject_store_fault(&mut self) {
+        // Now and then the receivers fail instead: the relay retries later.
+        if self.rng.chance(20) {
+            let attempts = u32::try_from(self.rng.range(1, 6)).unwrap_or(1);
+            self.receiver.fail_next(attempts);
+            self.trace
+                .push(format!("fault: webhook receivers refuse the next {attempts} attempts"));
+            return;
+        }
         let fault = self.backend.inject_fault(&mut self.rng);
         self.trace.push(format!("fault: {fault}"));
     }
@@ -656,6 +722,7 @@ impl<S: SimStore> World<S> {
     /// refunds and sends every event, and the jobs run while hours pass, until everything the
     /// application started has ended. Afterwards the application and the provider must agree.
     pub fn quiesce(&mut self) {
+        self.receiver.fail_next(0);
         let provider_name = domain::payment::ProviderName::parse(PROVIDER).unwrap_or_else(|e| panic!("{e}"));
         for round in 0..=QUIESCE_ROUNDS {
             if round > 0 {
@@ -728,6 +795,28 @@ impl<S: SimStore> World<S> {
                 {
                     let receiver = self.someone(*receiver);
                     self.calls.push((call, *caller, receiver));
+                }
+                if let (Some(endpoint), Request::CreateEndpoint { caller, .. }) = (outcome.endpoint, &keyed.request)
+                    && !self.endpoints.iter().any(|known| known.0 == endpoint)
+                {
+                    self.endpoints.push((endpoint, *caller));
+                }
+                if let Request::ManageEndpoint { caller, endpoint, action } = &keyed.request
+                    && outcome.effect.is_some()
+                {
+                    let owner = self.endpoints.iter().find(|known| known.0 == *endpoint).map(|known| known.1);
+                    if !caller.is_admin() && owner != Some(*caller) {
+                        let violation = format!("{} did {action:?} on endpoint {endpoint}, which is not theirs", caller.user_id);
+                        self.violations.push(violation);
+                    }
+                }
+                if let Request::Redeliver { delivery, .. } = &keyed.request
+                    && let Some(count) = self.redelivering.get_mut(delivery)
+                {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.redelivering.remove(delivery);
+                    }
                 }
                 if let (Some(hold), Request::AuthoriseHold { customer, merchant, .. }) = (outcome.hold, &keyed.request)
                     && !self.holds.iter().any(|known| known.0 == hold)

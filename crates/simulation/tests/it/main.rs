@@ -45,6 +45,8 @@ fn a_run_reaches_the_flows_it_is_meant_to() {
         "CaptureHold",
         "VoidHold",
         "Adjust",
+        "CreateEndpoint",
+        "ManageEndpoint",
     ] {
         assert!(succeeded(request) > 0, "no {request} succeeded");
     }
