@@ -8,30 +8,17 @@ use adapter_postgres::testing::TestDatabase;
 use adapter_postgres::{PgSettings, PgStore, SetupError, run_migrations};
 use application::ports::store::{ProductRepository, StoreError, Transaction, UnitOfWork, UserRepository, WalletRepository};
 use domain::catalog::{Product, Stock};
-use domain::ids::{ProductId, UserId, WalletId};
+use domain::ids::{ProductId, WalletId};
 use domain::money::{Currency, Money};
-use domain::user::{Email, PasswordHash, Role, User};
+use domain::user::{Role, User};
 use domain::wallet::{Wallet, WalletOwner};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::support::eventually;
-
-fn user() -> User {
-    let id = UserId::from_uuid(Uuid::now_v7());
-    User {
-        id,
-        email: Email::parse(&format!("{}@example.com", id.as_uuid().simple())).expect("email"),
-        password_hash: PasswordHash::new("plain:x".into()),
-        role: Role::Merchant,
-        created_at: OffsetDateTime::from_unix_timestamp(1_750_000_000).expect("time"),
-        suspended_at: None,
-    }
-}
+use crate::support::{eventually, stored_user};
 
 /// A user with an empty USD wallet, committed.
 async fn user_with_wallet(store: &PgStore) -> (User, WalletId) {
-    let user = user();
+    let user = stored_user(Role::Merchant);
     let mut tx = store.begin().await.expect("begin");
     tx.insert_user(&user).await.expect("user");
     let wallet = tx
@@ -46,7 +33,7 @@ async fn user_with_wallet(store: &PgStore) -> (User, WalletId) {
 async fn a_backend_killed_mid_transaction_is_unavailable_leaves_nothing_and_the_pool_recovers() {
     let database = TestDatabase::create().await;
     let store = database.store();
-    let doomed = user();
+    let doomed = stored_user(Role::Merchant);
     let mut tx = store.begin().await.expect("begin");
     tx.insert_user(&doomed).await.expect("insert");
     let pid = tx.backend_pid().await.expect("pid");
@@ -64,7 +51,7 @@ async fn a_backend_killed_mid_transaction_is_unavailable_leaves_nothing_and_the_
     let commit = tx.commit().await;
     assert!(matches!(commit, Err(StoreError::Unavailable(_))), "{commit:?}");
 
-    let survivor = user();
+    let survivor = stored_user(Role::Merchant);
     let mut tx = store.begin().await.expect("the pool hands out a working connection");
     assert_eq!(tx.find_user(doomed.id).await.expect("find"), None, "nothing was written");
     tx.insert_user(&survivor).await.expect("insert");
@@ -77,7 +64,7 @@ async fn a_backend_killed_mid_transaction_is_unavailable_leaves_nothing_and_the_
 async fn a_commit_on_a_killed_backend_is_unavailable() {
     let database = TestDatabase::create().await;
     let store = database.store();
-    let doomed = user();
+    let doomed = stored_user(Role::Merchant);
     let mut tx = store.begin().await.expect("begin");
     tx.insert_user(&doomed).await.expect("insert");
     let pid = tx.backend_pid().await.expect("pid");
@@ -212,7 +199,7 @@ async fn a_deferred_write_missing_its_row_rolls_back_the_whole_transaction_at_co
     let database = TestDatabase::create_with(|settings| settings.pool_max_size = 1).await;
     let store = database.store();
     let (owner, wallet) = user_with_wallet(&store).await;
-    let newcomer = user();
+    let newcomer = stored_user(Role::Merchant);
     let mut tx = store.begin().await.expect("begin");
     let pid = tx.backend_pid().await.expect("pid");
     tx.insert_user(&newcomer).await.expect("insert");
@@ -282,7 +269,7 @@ async fn a_transaction_that_sends_nothing_ends_cleanly_and_keeps_the_connection(
 async fn a_transaction_whose_first_statement_writes_rolls_it_back() {
     let database = TestDatabase::create().await;
     let store = database.store();
-    let newcomer = user();
+    let newcomer = stored_user(Role::Merchant);
     let mut tx = store.begin().await.expect("begin");
     tx.insert_user(&newcomer).await.expect("insert");
     tx.rollback().await.expect("rollback");

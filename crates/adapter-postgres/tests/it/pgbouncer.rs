@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use adapter_postgres::testing::TestDatabase;
 use adapter_postgres::{PgSettings, PgStore};
 use application::ports::store::{Transaction, UnitOfWork, UserRepository};
-use domain::ids::UserId;
-use domain::user::{Email, PasswordHash, Role, User};
-use time::OffsetDateTime;
+use domain::user::{Role, User};
 use uuid::Uuid;
+
+use crate::support::stored_user;
 
 /// A PgBouncer in front of the test server, on a port of its own, stopped when dropped.
 struct PgBouncer {
@@ -109,18 +109,6 @@ fn make_writable(dir: &std::path::Path) {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
 }
 
-fn user() -> User {
-    let id = UserId::from_uuid(Uuid::now_v7());
-    User {
-        id,
-        email: Email::parse(&format!("{}@example.com", id.as_uuid().simple())).expect("email"),
-        password_hash: PasswordHash::new("plain:x".into()),
-        role: Role::Customer,
-        created_at: OffsetDateTime::from_unix_timestamp(1_750_000_000).expect("time"),
-        suspended_at: None,
-    }
-}
-
 #[tokio::test]
 async fn through_pgbouncer_every_connection_runs_with_the_session_settings_and_statements_are_reused() {
     let database = TestDatabase::create().await;
@@ -135,7 +123,7 @@ async fn through_pgbouncer_every_connection_runs_with_the_session_settings_and_s
 
     // More transactions than connections, at once: each connection serves several, reusing its
     // prepared statements, and every one of them has the settings.
-    let users: Vec<User> = (0..24).map(|_| user()).collect();
+    let users: Vec<User> = (0..24).map(|_| stored_user(Role::Customer)).collect();
     let tasks: Vec<_> = users
         .iter()
         .cloned()

@@ -8,22 +8,9 @@ use std::time::Duration;
 use adapter_postgres::PgSettings;
 use adapter_postgres::testing::TestDatabase;
 use application::ports::store::{Transaction, UnitOfWork, UserRepository};
-use domain::ids::UserId;
-use domain::user::{Email, PasswordHash, Role, User};
-use time::OffsetDateTime;
-use uuid::Uuid;
+use domain::user::{Role, User};
 
-fn user() -> User {
-    let id = UserId::from_uuid(Uuid::now_v7());
-    User {
-        id,
-        email: Email::parse(&format!("{}@example.com", id.as_uuid().simple())).expect("email"),
-        password_hash: PasswordHash::new("plain:x".into()),
-        role: Role::Customer,
-        created_at: OffsetDateTime::from_unix_timestamp(1_750_000_000).expect("time"),
-        suspended_at: None,
-    }
-}
+use crate::support::stored_user;
 
 async fn insert(database: &TestDatabase, user: &User) {
     let mut tx = database.store().begin().await.expect("begin");
@@ -45,7 +32,7 @@ async fn found<T: Transaction>(mut tx: T, users: &[&User]) -> Vec<bool> {
 async fn lagging_reads_go_to_the_replica_and_every_other_transaction_to_the_primary() {
     let primary = TestDatabase::create().await;
     let replica = TestDatabase::create().await;
-    let (on_primary, on_replica) = (user(), user());
+    let (on_primary, on_replica) = (stored_user(Role::Customer), stored_user(Role::Customer));
     insert(&primary, &on_primary).await;
     insert(&replica, &on_replica).await;
     let store = primary.store().with_replica(replica.settings()).await.expect("replica");
@@ -65,7 +52,7 @@ async fn lagging_reads_go_to_the_replica_and_every_other_transaction_to_the_prim
 async fn a_lagging_transaction_is_read_only_even_on_the_primary() {
     let primary = TestDatabase::create().await;
     let store = primary.store();
-    let refused = user();
+    let refused = stored_user(Role::Customer);
 
     let mut lagging = store.begin_lagging().await.expect("begin lagging");
     let inserted = lagging.insert_user(&refused).await;
@@ -85,7 +72,7 @@ async fn a_lagging_transaction_is_read_only_even_on_the_primary() {
 #[tokio::test]
 async fn while_the_replica_cannot_be_reached_lagging_reads_go_to_the_primary() {
     let primary = TestDatabase::create().await;
-    let on_primary = user();
+    let on_primary = stored_user(Role::Customer);
     insert(&primary, &on_primary).await;
     let mut unreachable = PgSettings::new("postgres://postgres@127.0.0.1:1/payments");
     unreachable.connect_timeout = Duration::from_millis(200);

@@ -26,7 +26,7 @@ use domain::ids::ProductId;
 use domain::money::{Currency, Money};
 use domain::order::PaymentMethod;
 use domain::payment::ProviderName;
-use domain::user::Role;
+use domain::user::{Email, PasswordHash, Role, User};
 use time::OffsetDateTime;
 
 /// A card gateway that opens a session named after the payment and refunds at once. Webhooks are
@@ -92,6 +92,20 @@ impl PayoutGateway for FakeGateway {
             provider_reference: format!("po_{}", request.withdrawal_id.as_uuid().simple()),
             status,
         })
+    }
+}
+
+/// A user with a fresh id and an e-mail address made from it, for inserting straight into the
+/// store.
+pub fn stored_user(role: Role) -> User {
+    let id = domain::ids::UserId::from_uuid(uuid::Uuid::now_v7());
+    User {
+        id,
+        email: Email::parse(&format!("{}@example.com", id.as_uuid().simple())).expect("email"),
+        password_hash: PasswordHash::new("plain:x".into()),
+        role,
+        created_at: OffsetDateTime::from_unix_timestamp(1_750_000_000).expect("time"),
+        suspended_at: None,
     }
 }
 
