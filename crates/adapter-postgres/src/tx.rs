@@ -536,6 +536,26 @@ impl PgTx {
         Ok(setting.map(|setting| setting.value).unwrap_or_default())
     }
 
+    /// The tables this transaction has read with a sequential scan so far, with how many scans
+    /// each (`pg_stat_xact_user_tables`), for tests that the hot statements reach rows by key.
+    ///
+    /// # Errors
+    /// As any read.
+    #[cfg(feature = "testing")]
+    pub async fn sequential_scans(&mut self) -> StoreResult<Vec<(String, i64)>> {
+        #[derive(QueryableByName)]
+        struct Scans {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            relname: String,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            seq_scan: i64,
+        }
+        let statement =
+            Read::new("SELECT relname::text AS relname, seq_scan FROM pg_stat_xact_user_tables WHERE seq_scan > 0 ORDER BY relname");
+        let scans: Vec<Scans> = self.read(statement).await?;
+        Ok(scans.into_iter().map(|scans| (scans.relname, scans.seq_scan)).collect())
+    }
+
     /// The process id of the server backend running this transaction, so that a test can
     /// terminate it with `pg_terminate_backend`.
     #[cfg(feature = "testing")]

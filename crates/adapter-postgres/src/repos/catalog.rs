@@ -288,11 +288,15 @@ impl ProductRepository for PgTx {
         }
         self.pass_stock_gates(&sorted).await?;
         // Only the stock rows are locked: the products are read as they are (a price change
-        // committed meanwhile is simply the price of this order).
+        // committed meanwhile is simply the price of this order). Each product is read by its key
+        // for its stock row (`OFFSET 0` keeps the lateral subquery a nested loop): a generic plan
+        // made while the catalogue was small would otherwise scan the products table for every
+        // purchase for as long as the connection lives, however large the table has grown.
         let statement = Read::new(concat!(
             "SELECT ",
             product_columns!(),
-            ", s.product_id, s.available, s.reserved FROM stock s JOIN products p ON p.id = s.product_id \
+            ", s.product_id, s.available, s.reserved FROM stock s \
+             CROSS JOIN LATERAL (SELECT * FROM products WHERE products.id = s.product_id OFFSET 0) p \
              WHERE s.product_id = ANY($1) ORDER BY s.product_id FOR NO KEY UPDATE OF s"
         ))
         .bind::<Array<SqlUuid>, _>(sorted);
@@ -323,10 +327,11 @@ impl ProductRepository for PgTx {
         if latest.is_empty() {
             return Ok(());
         }
+        // `= ANY($1)` as in `update_wallets`: the stock rows by their key, whatever the plan.
         let statement = Write::new(
             "UPDATE stock AS s SET available = v.available, reserved = v.reserved \
              FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS v(product_id, available, reserved) \
-             WHERE s.product_id = v.product_id",
+             WHERE s.product_id = v.product_id AND s.product_id = ANY($1)",
         )
         .bind::<Array<SqlUuid>, _>(latest.iter().map(|s| s.product_id.as_uuid()).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(latest.iter().map(|s| s.available()).collect::<Vec<_>>())

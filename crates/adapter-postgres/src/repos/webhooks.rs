@@ -289,7 +289,14 @@ impl WebhookRepository for PgTx {
             .map(|d| to_i32(d.attempts, "delivery attempts"))
             .collect::<StoreResult<Vec<i32>>>()?;
         let statement = Write::new(
-            "UPDATE webhook_deliveries w SET status = d.status, attempts = d.attempts, next_attempt_at = d.next_attempt_at,                  last_attempt_at = d.last_attempt_at, last_status_code = d.last_status_code, last_latency_ms = d.last_latency_ms,                  last_response = d.last_response, queued_at = d.queued_at, updated_at = d.updated_at              FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::int[], $7::int[], $8::text[],                          $9::timestamptz[], $10::timestamptz[])                   AS d(id, status, attempts, next_attempt_at, last_attempt_at, last_status_code, last_latency_ms, last_response,                        queued_at, updated_at)              WHERE w.id = d.id",
+            "UPDATE webhook_deliveries w SET status = d.status, attempts = d.attempts, next_attempt_at = d.next_attempt_at, \
+             last_attempt_at = d.last_attempt_at, last_status_code = d.last_status_code, last_latency_ms = d.last_latency_ms, \
+             last_response = d.last_response, queued_at = d.queued_at, updated_at = d.updated_at \
+             FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::int[], $7::int[], $8::text[], \
+                         $9::timestamptz[], $10::timestamptz[]) \
+                  AS d(id, status, attempts, next_attempt_at, last_attempt_at, last_status_code, last_latency_ms, last_response, \
+                       queued_at, updated_at) \
+             WHERE w.id = d.id AND w.id = ANY($1)",
         )
         .bind::<Array<SqlUuid>, _>(deliveries.iter().map(|d| d.id.as_uuid()).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(deliveries.iter().map(|d| d.status.as_str()).collect::<Vec<_>>())

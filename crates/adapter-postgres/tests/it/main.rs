@@ -7,6 +7,7 @@ mod constraints;
 mod contract;
 mod failures;
 mod pgbouncer;
+mod plans;
 mod replica;
 mod statements;
 mod stock_gates;
