@@ -40,12 +40,25 @@ grep -c "time:" "$OUT/criterion.txt" | xargs printf "%s benchmarks, details in $
 
 psqlq() { psql -q -v ON_ERROR_STOP=1 "$@"; }
 
+# measured NAME COMMAND...: runs the command and writes to $OUT/NAME.steal the share (%) of the
+# machine's CPU time meanwhile that the hypervisor gave to other guests (/proc/stat's steal), since
+# on a shared host it moves the rates of runs far more than the changes measured.
+measured() {
+  local name=$1 before after
+  shift
+  before=$(awk '/^cpu /{print $9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+  "$@"
+  after=$(awk '/^cpu /{print $9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+  python3 -c "import sys; s0, t0, s1, t1 = map(int, sys.argv[1:]); print(100 * (s1 - s0) / max(t1 - t0, 1))" \
+    $before $after > "$OUT/$name.steal"
+}
+
 echo "== baseline: pgbench, $CLIENTS clients, ${DURATION}s each"
 psqlq -d postgres -c "DROP DATABASE IF EXISTS bench_baseline WITH (FORCE)" -c "CREATE DATABASE bench_baseline"
 psqlq -d bench_baseline -v merchants=64 -v buyers="$CLIENTS" -v products=$PRODUCTS -f bench/pgbench/schema.sql
 for run in purchase:0 hot:1; do
   name=${run%:*}
-  pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$DURATION" -D products=$PRODUCTS -D buyers="$CLIENTS" -D hot="${run#*:}" \
+  measured "pgbench-$name" pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$DURATION" -D products=$PRODUCTS -D buyers="$CLIENTS" -D hot="${run#*:}" \
     -f bench/pgbench/purchase.sql -l --log-prefix="$OUT/pgbench-$name" bench_baseline > "$OUT/pgbench-$name.txt"
   grep -E "^tps" "$OUT/pgbench-$name.txt"
 done
@@ -86,7 +99,8 @@ run() {
   local name=$1
   shift
   echo "-- $name"
-  "$BIN/loadgen" --clients "$CLIENTS" --duration "${SECONDS_OVERRIDE:-$DURATION}" --json "$OUT/$name.json" "$@" | tee "$OUT/$name.txt"
+  measured "$name" "$BIN/loadgen" --clients "$CLIENTS" --duration "${SECONDS_OVERRIDE:-$DURATION}" --json "$OUT/$name.json" "$@" > "$OUT/$name.txt"
+  cat "$OUT/$name.txt"
 }
 
 # Only A relays webhooks: on one host, an idle instance relaying in real time takes the cores the
@@ -110,7 +124,7 @@ run flash-sale-two-instances --url $A --url $B --scenario flash-sale
 
 # The purchase rate without and with webhook endpoints subscribed, alternately on one instance
 # (loadgen deletes its endpoints after each run).
-for round in 1 2; do
+for round in 1 2 3; do
   run "purchase-no-endpoints-$round" --url $A --scenario purchase
   run "purchase-webhooks-$round" --url $A --scenario purchase --webhooks
 done

@@ -55,6 +55,8 @@ pub(crate) struct Statement<Kind> {
     binds: Vec<Bind>,
     /// The first value that could not be serialised; the statement is then never sent.
     unserialisable: Option<Arc<str>>,
+    /// Planned for its values each time it runs rather than prepared once per connection.
+    planned_each_time: bool,
     kind: PhantomData<Kind>,
 }
 
@@ -64,6 +66,7 @@ impl<Kind> Clone for Statement<Kind> {
             text: self.text.clone(),
             binds: self.binds.clone(),
             unserialisable: self.unserialisable.clone(),
+            planned_each_time: self.planned_each_time,
             kind: PhantomData,
         }
     }
@@ -115,7 +118,21 @@ impl<Kind> Statement<Kind> {
             text: Cow::Borrowed(text),
             binds: Vec::new(),
             unserialisable: None,
+            planned_each_time: false,
             kind: PhantomData,
+        }
+    }
+
+    /// This statement, planned for the values it is sent with each time instead of prepared once
+    /// per connection. A prepared statement settles on a generic plan after five runs and keeps
+    /// it while the connection lives (or until the table is analysed): for a statement over a
+    /// table that grows from empty within minutes, such as the webhook deliveries, that plan scans
+    /// the table it once found small for every batch. For the relay's batch statements, which run
+    /// a few times a second with many rows each, an extra round trip to prepare costs far less.
+    pub(crate) fn planned_each_time(self) -> Statement<Kind> {
+        Statement {
+            planned_each_time: true,
+            ..self
         }
     }
 
@@ -230,6 +247,9 @@ impl<Kind> QueryFragment<Pg> for Statement<Kind> {
     /// Copies the text and, at each `$n`, walks bind `n`. diesel numbers binds in the order they
     /// are walked, so the rendered placeholders follow the text even when one is used twice.
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        if self.planned_each_time {
+            out.unsafe_to_cache_prepared();
+        }
         let mut rest: &str = &self.text;
         while let Some(dollar) = rest.find('$') {
             let after = &rest[dollar + 1..];

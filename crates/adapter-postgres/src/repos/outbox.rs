@@ -76,7 +76,8 @@ impl EventOutbox for PgTx {
         }
         let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
         let statement = Read::new("SELECT id, event_type, payload::text AS payload, occurred_at FROM outbox_events WHERE id = ANY($1)")
-            .bind::<Array<SqlUuid>, _>(ids);
+            .bind::<Array<SqlUuid>, _>(ids)
+            .planned_each_time();
         self.select::<EventRow>(statement).await
     }
 
@@ -98,7 +99,8 @@ impl EventOutbox for PgTx {
         }
         let statement = Write::new("UPDATE outbox_events SET published_at = $2 WHERE id = ANY($1)")
             .bind::<Array<SqlUuid>, _>(ids.iter().map(EventId::as_uuid).collect::<Vec<_>>())
-            .bind::<Timestamptz, _>(at);
+            .bind::<Timestamptz, _>(at)
+            .planned_each_time();
         self.defer(statement, Expect::Any)
     }
 }

@@ -317,7 +317,8 @@ impl WebhookRepository for PgTx {
         )
         .bind::<Array<Nullable<Text>>, _>(deliveries.iter().map(|d| last(d).map(|a| a.response)).collect::<Vec<_>>())
         .bind::<Array<Timestamptz>, _>(deliveries.iter().map(|d| d.queued_at).collect::<Vec<_>>())
-        .bind::<Array<Timestamptz>, _>(deliveries.iter().map(|d| d.updated_at).collect::<Vec<_>>());
+        .bind::<Array<Timestamptz>, _>(deliveries.iter().map(|d| d.updated_at).collect::<Vec<_>>())
+        .planned_each_time();
         self.defer(statement, Expect::Rows(deliveries.len(), "webhook delivery"))
     }
 
@@ -352,7 +353,8 @@ impl WebhookRepository for PgTx {
         ))
         .bind::<Timestamptz, _>(now)
         .bind::<Timestamptz, _>(until)
-        .bind::<BigInt, _>(limit(batch));
+        .bind::<BigInt, _>(limit(batch))
+        .planned_each_time();
         self.write_returning::<EndpointRow>(statement)
             .await?
             .into_iter()
@@ -381,7 +383,8 @@ impl WebhookRepository for PgTx {
         ))
         .bind::<SqlUuid, _>(endpoint.as_uuid())
         .bind::<Timestamptz, _>(now)
-        .bind::<BigInt, _>(limit(batch));
+        .bind::<BigInt, _>(limit(batch))
+        .planned_each_time();
         self.select::<DeliveryRow>(statement).await
     }
 
