@@ -27,6 +27,7 @@ lint:
 	scripts/check-deny.sh
 	scripts/check-deploy.sh
 	scripts/check-package.sh
+	scripts/check-semver.sh
 	scripts/check-docs.sh
 
 fmt:
