@@ -6,12 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-crates=(domain application stripe-signature adapter-memory adapter-postgres adapter-redis adapter-auth
-  adapter-webhooks adapter-monnify adapter-paystack adapter-simulated-gateway adapter-stripe)
-packages=()
-for crate in "${crates[@]}"; do
-  packages+=(-p "$crate")
-done
+source scripts/publishable-crates.sh
 # --allow-dirty: the check runs on a working tree as well as on a clean clone.
 cargo package --quiet --allow-dirty "${packages[@]}"
 echo "package: ${#crates[@]} crates package and build from their tarballs"

@@ -26,11 +26,6 @@ if [ -z "$baseline" ]; then
   exit 1
 fi
 
-crates=(domain application stripe-signature adapter-memory adapter-postgres adapter-redis adapter-auth
-  adapter-webhooks adapter-monnify adapter-paystack adapter-simulated-gateway adapter-stripe)
-packages=()
-for crate in "${crates[@]}"; do
-  packages+=(-p "$crate")
-done
+source scripts/publishable-crates.sh
 PATH="$TOOLS/bin:$PATH" cargo semver-checks check-release --baseline-rev "$baseline" "${packages[@]}"
 echo "semver: ${#crates[@]} crates compatible with their API at $(git log -1 --format='%h (%s)' "$baseline" | cut -c1-80)"
