@@ -1280,7 +1280,8 @@ pub struct ProviderRouteResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookEndpointRequest {
-    /// Where deliveries are POSTed: `https` (plain `http` only in demo mode).
+    /// Where deliveries are POSTed: `https`, or plain `http` where the server allows it (demo mode,
+    /// `WEBHOOK_ALLOW_HTTP`).
     #[schema(example = "https://merchant.example/payments/webhooks")]
     pub url: String,
     /// The event types to receive (see `GET /api/v1/webhook-event-types`), or `["*"]` for all.

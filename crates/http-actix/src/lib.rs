@@ -162,7 +162,7 @@ pub fn app_with_pages<U: UnitOfWork>(
         .wrap(from_fn(middleware::security_headers))
         .configure(pages)
         .configure(routes::register::<U>)
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", openapi::document()))
+        .service(SwaggerUi::new("/docs/{_:.*}").external_url_unchecked("/api/v1/openapi.json", openapi::document()))
         .default_service(web::to(fallback))
 }
 

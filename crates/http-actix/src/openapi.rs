@@ -15,13 +15,12 @@ use crate::routes::{
 mod rules;
 
 /// The document as served: generated from the handlers, with the rules of valid input written in.
-pub fn document() -> utoipa::openapi::OpenApi {
-    let generated = ApiDoc::openapi();
-    let Ok(mut value) = serde_json::to_value(&generated) else {
-        return generated;
-    };
+/// It is served as the JSON the rules made, not parsed back into utoipa's model, which cannot hold
+/// every rule (the enum of an array's items, a `oneOf` of required fields) and would drop them.
+pub fn document() -> serde_json::Value {
+    let mut value = serde_json::to_value(ApiDoc::openapi()).expect("an OpenAPI document is JSON");
     rules::apply(&mut value);
-    serde_json::from_value(value).unwrap_or(generated)
+    value
 }
 
 struct BearerAuth;
@@ -35,7 +34,8 @@ impl Modify for BearerAuth {
 }
 
 /// Operation ids default to the handler's name, which repeats across modules (`list`, `show`);
-/// prefixing the tag makes them unique, as OpenAPI requires.
+/// prefixing the tag makes them unique, as OpenAPI requires. The tag is written in snake case
+/// (`refund_requests_approve`), since generated clients name their methods after the ids.
 struct UniqueOperationIds;
 
 impl Modify for UniqueOperationIds {
@@ -44,6 +44,7 @@ impl Modify for UniqueOperationIds {
             let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
             for operation in operations.into_iter().flatten() {
                 let tag = operation.tags.as_ref().and_then(|tags| tags.first()).cloned().unwrap_or_default();
+                let tag = tag.replace([' ', '-'], "_");
                 if let Some(id) = operation.operation_id.as_mut() {
                     *id = format!("{tag}_{id}");
                 }

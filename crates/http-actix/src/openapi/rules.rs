@@ -56,12 +56,13 @@ fn property_rule(schema: &str, name: &str) -> Option<Value> {
             "minimum": application::holds::HOLD_TTL_MIN.whole_seconds(),
             "maximum": application::holds::HOLD_TTL_MAX.whole_seconds()
         }),
-        // https only (demo mode also takes http); where it may point is checked by the server.
-        "url" => json!({"pattern": "^https://[^\\s@#/?]+[^\\s#]*$", "maxLength": EndpointUrl::CHARS_MAX}),
+        // https, or plain http where the operator allows it (WEBHOOK_ALLOW_HTTP, and demo mode):
+        // which scheme and where it may point are the server's to check (422).
+        "url" => json!({"pattern": "^https?://[^\\s@#/?]+[^\\s#]*$", "maxLength": EndpointUrl::CHARS_MAX}),
         "events" => {
             let mut types: Vec<&str> = EVENT_TYPES.iter().map(|kind| kind.name).collect();
             types.push("*");
-            json!({"minItems": 1, "maxItems": EVENT_TYPES.len(), "items": {"enum": types}})
+            json!({"minItems": 1, "maxItems": EVENT_TYPES.len(), "items": {"type": "string", "enum": types}})
         }
         "overlap_seconds" => json!({"minimum": 0, "maximum": 604_800}),
         "reason" if schema == "AdjustmentRequestBody" || schema == "AdminReasonBody" || schema == "RefundAskBody" => {
@@ -242,5 +243,27 @@ pub(crate) fn apply(document: &mut Value) {
                 merge(schema, &rule);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Rules utoipa's model cannot hold reach the served document (they were once dropped when
+    /// the document was parsed back into that model).
+    #[test]
+    fn rules_beyond_utoipas_model_reach_the_served_document() {
+        let document = crate::openapi::document();
+        let schemas = &document["components"]["schemas"];
+        let events = &schemas["WebhookEndpointRequest"]["properties"]["events"];
+        assert_eq!(events["items"]["type"], "string");
+        assert!(
+            events["items"]["enum"]
+                .as_array()
+                .is_some_and(|types| types.contains(&"order.paid".into())),
+            "{events}"
+        );
+        assert_eq!(events["minItems"], 1);
+        let recipients = schemas["TransferRequestBody"]["oneOf"].as_array().map(Vec::len);
+        assert_eq!(recipients, Some(2), "a transfer names exactly one recipient");
     }
 }

@@ -41,7 +41,7 @@ pub struct AdminWithdrawalsQuery {
 
 /// Every user's withdrawals, newest first, filtered; `status=requested` is what waits for a
 /// decision, `status=approved` includes those waiting for manual settlement.
-#[utoipa::path(get, path = "/api/v1/admin/withdrawals", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/withdrawals", operation_id = "withdrawals", tag = "admin", security(("bearer" = [])),
     params(AdminWithdrawalsQuery),
     responses(
         (status = 200, description = "A page of withdrawals", body = PageOf<WithdrawalResponse>),
@@ -113,7 +113,7 @@ async fn act<U: UnitOfWork>(
 /// paid out through a provider, or left `approved` with `settlement: manual` when no configured
 /// provider pays out its currency. Approving one already approved, paid or failed answers it as
 /// it is.
-#[utoipa::path(post, path = "/api/v1/admin/withdrawals/{id}/approve", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/withdrawals/{id}/approve", operation_id = "approve_withdrawal", tag = "admin", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "Withdrawal id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request safe")),
     request_body(content = Option<WithdrawalDecisionBody>, description = "An optional reason"),
     responses(
@@ -136,7 +136,7 @@ pub async fn approve<U: UnitOfWork>(
 
 /// Rejects a requested withdrawal with a `reason` (required); its amount is available again.
 /// Rejecting a rejected one answers it as it is.
-#[utoipa::path(post, path = "/api/v1/admin/withdrawals/{id}/reject", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/withdrawals/{id}/reject", operation_id = "reject_withdrawal", tag = "admin", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "Withdrawal id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request safe")),
     request_body = WithdrawalDecisionBody,
     responses(
@@ -159,7 +159,7 @@ pub async fn reject<U: UnitOfWork>(
 
 /// Records that an approved withdrawal left for manual settlement was paid outside the platform
 /// (an optional `reference`, a bank's): the money leaves the wallet for the payouts account.
-#[utoipa::path(post, path = "/api/v1/admin/withdrawals/{id}/mark-paid", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/withdrawals/{id}/mark-paid", operation_id = "mark_withdrawal_paid", tag = "admin", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "Withdrawal id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request safe")),
     request_body(content = Option<WithdrawalDecisionBody>, description = "An optional reason and reference"),
     responses(
@@ -182,7 +182,7 @@ pub async fn mark_paid<U: UnitOfWork>(
 
 /// Records that an approved withdrawal left for manual settlement could not be paid, with a
 /// `reason` (required): its amount is available again.
-#[utoipa::path(post, path = "/api/v1/admin/withdrawals/{id}/mark-failed", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/withdrawals/{id}/mark-failed", operation_id = "mark_withdrawal_failed", tag = "admin", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "Withdrawal id"), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request safe")),
     request_body = WithdrawalDecisionBody,
     responses(

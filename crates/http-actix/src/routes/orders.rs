@@ -353,7 +353,7 @@ pub struct AdminOrderQuery {
 }
 
 /// Every order, newest first, filtered (admins).
-#[utoipa::path(get, path = "/api/v1/admin/orders", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/orders", operation_id = "orders", tag = "admin", security(("bearer" = [])),
     params(AdminOrderQuery),
     responses(
         (status = 200, description = "A page of orders", body = PageOf<OrderResponse>),
