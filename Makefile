@@ -3,7 +3,7 @@ CARGO ?= cargo
 # Tests use nextest when it is installed (one process per test, better isolation), cargo test otherwise.
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: run test lint fmt check bench simulate
+.PHONY: run test lint fmt check bench simulate api-client
 
 run:
 	$(CARGO) run --release -p server -- serve
@@ -35,6 +35,11 @@ fmt:
 
 check:
 	$(CARGO) check --workspace --all-targets
+
+# Regenerates crates/api-client/src/generated.rs from the document the server serves; the test it
+# runs fails, in `make test` and CI, whenever the checked-in client and the document differ.
+api-client:
+	UPDATE_API_CLIENT=1 $(CARGO) test -p api-tests --test api -- openapi::the_generated_client_matches_the_served_document
 
 # The pgbench baseline and the service's scenarios, then 1-3 instances, PgBouncer and a read replica;
 # writes docs/benchmarks.md and the measured part of docs/scaling.md (bench/run.sh, bench/scale.sh).

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Fails if the crates that other Rust services embed have a documentation warning (a missing doc,
-# since they `#![warn(missing_docs)]`, or a broken intra-doc link) or an example that does not run.
+# Fails if the crates that other Rust services embed, or the API client, have a documentation
+# warning (a missing doc, since they `#![warn(missing_docs)]`, or a broken intra-doc link) or an
+# example that does not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-crates=(domain application)
+crates=(domain application api-client)
 packages=()
 for crate in "${crates[@]}"; do
   packages+=(-p "$crate")

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use api_client::types;
 use application::ports::system::{Clock, ManualClock, SystemClock};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
@@ -319,42 +320,50 @@ impl TestApp {
             .await
     }
 
+    /// The typed client of the API (generated from its OpenAPI document), calling anonymously.
+    pub fn client(&self) -> api_client::Client {
+        api_client::Client::new_with_client(&self.base, self.http.clone(), api_client::Credentials::anonymous())
+    }
+
+    /// The typed client, calling as `user`.
+    pub fn client_as(&self, user: &User) -> api_client::Client {
+        self.client().with_token(&user.token)
+    }
+
     pub async fn login(&self, email: &str, password: &str) -> User {
-        let reply = self
-            .post("/api/v1/auth/login", None, &json!({"email": email, "password": password}))
-            .await;
-        let body = reply.assert_status(200);
+        let request = types::LoginRequest {
+            email: parse(email),
+            password: parse(password),
+        };
+        let session = answer(self.client().auth_login(&request).await, "login");
         User {
-            id: body["user"]["id"].as_str().expect("id").to_owned(),
+            id: session.user.id.to_string(),
             email: email.to_owned(),
-            token: body["access_token"].as_str().expect("token").to_owned(),
+            token: session.access_token,
         }
     }
 
     /// Registers a user with a fresh e-mail address and logs in.
     pub async fn user(&self, role: &str) -> User {
         let email = format!("{role}-{}@example.com", uuid::Uuid::now_v7().simple());
-        let reply = self
-            .post(
-                "/api/v1/auth/register",
-                None,
-                &json!({"email": email, "password": PASSWORD, "role": role}),
-            )
-            .await;
-        reply.assert_status(201);
+        let request = types::RegisterRequest {
+            email: parse(&email),
+            password: parse(PASSWORD),
+            role: Some(parse(role)),
+        };
+        answer(self.client().auth_register(None, &request).await, "registration");
         self.login(&email, PASSWORD).await
     }
 
     /// Credits a user's wallet through an admin adjustment.
     pub async fn fund(&self, user: &User, amount: &str, currency: &str) {
-        let body = json!({"amount": amount, "currency": currency, "reason": "test funds"});
-        self.post(
-            &format!("/api/v1/admin/wallets/{}/adjustments", user.id),
-            Some(&self.admin.token),
-            &body,
-        )
-        .await
-        .assert_status(201);
+        let request = types::AdjustmentRequestBody {
+            amount: parse(amount),
+            currency: parse(currency),
+            reason: parse("test funds"),
+        };
+        let admin = self.client_as(&self.admin);
+        answer(admin.admin_adjust(&parse(&user.id), None, &request).await, "an adjustment");
     }
 
     pub async fn customer_with(&self, amount: &str) -> User {
@@ -364,26 +373,31 @@ impl TestApp {
     }
 
     pub async fn product(&self, merchant: &User, name: &str, price: &str, stock: i64) -> String {
-        let body = json!({"name": name, "description": "", "price": price, "currency": "USD", "stock": stock});
-        let reply = self.post("/api/v1/products", Some(&merchant.token), &body).await;
-        reply.assert_status(201)["id"].as_str().expect("product id").to_owned()
+        let request = types::ProductRequest {
+            name: parse(name),
+            description: Some(parse("")),
+            price: parse(price),
+            currency: parse("USD"),
+            stock,
+        };
+        let product = answer(self.client_as(merchant).catalog_create(None, &request).await, "a product");
+        product.id.to_string()
     }
 
+    /// The user's USD wallet, as JSON for tests that read single fields.
     pub async fn wallet(&self, user: &User) -> Value {
-        self.get("/api/v1/wallets/USD", Some(&user.token)).await.assert_status(200).clone()
+        let wallet = answer(self.client_as(user).wallets_show(types::WalletsShowCurrency::Usd).await, "a wallet");
+        serde_json::to_value(wallet).expect("a wallet is JSON")
     }
 
     pub async fn balance(&self, user: &User) -> String {
-        self.wallet(user).await["balance"].as_str().expect("balance").to_owned()
+        answer(self.client_as(user).wallets_show(types::WalletsShowCurrency::Usd).await, "a wallet").balance
     }
 
     pub async fn stock(&self, product_id: &str) -> (i64, i64) {
-        let reply = self.get(&format!("/api/v1/products/{product_id}"), Some(&self.admin.token)).await;
-        let body = reply.assert_status(200);
-        (
-            body["stock"]["available"].as_i64().expect("available"),
-            body["stock"]["reserved"].as_i64().expect("reserved"),
-        )
+        let admin = self.client_as(&self.admin);
+        let product = answer(admin.catalog_show(&parse(product_id)).await, "a product");
+        (product.stock.available, product.stock.reserved)
     }
 
     /// Presses a button on the simulator's hosted checkout page, as the payer would.
@@ -398,9 +412,8 @@ impl TestApp {
     }
 
     pub async fn assert_ledger_ok(&self) {
-        let reply = self.get("/api/v1/admin/ledger/verify", Some(&self.admin.token)).await;
-        let body = reply.assert_status(200);
-        assert_eq!(body["ok"], json!(true), "ledger problems: {body}");
+        let report = answer(self.client_as(&self.admin).admin_verify_ledger().await, "the ledger report");
+        assert!(report.ok, "ledger problems: {:?}", report.problems);
     }
 
     /// Asks for `path` until `done` holds for the body (see `eventually`), for what the server
@@ -418,6 +431,28 @@ impl TestApp {
         .await;
         polled.unwrap_or_else(|_| panic!("{path} did not reach the expected state within {DEADLINE:?}"))
     }
+}
+
+/// The body of a successful typed call; fails the test with the problem otherwise.
+#[track_caller]
+pub fn answer<T>(result: Result<api_client::ResponseValue<T>, api_client::Error<types::Problem>>, what: &str) -> T {
+    match result {
+        Ok(response) => response.into_inner(),
+        Err(api_client::Error::ErrorResponse(problem)) => {
+            panic!("{what}: {} {}", problem.status().as_u16(), problem.detail)
+        }
+        Err(error) => panic!("{what}: {error}"),
+    }
+}
+
+/// A value of a generated type with a format (an amount, a currency, an e-mail address) from
+/// its text, which the test knows to be valid.
+#[track_caller]
+pub fn parse<T: std::str::FromStr>(text: &str) -> T
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().unwrap_or_else(|error| panic!("{text:?}: {error}"))
 }
 
 impl Reply {

@@ -25,6 +25,7 @@ mod refund_requests;
 mod self_service;
 mod sessions;
 mod statements;
+mod typed_client;
 mod web_back_office;
 mod web_browser;
 mod web_client;

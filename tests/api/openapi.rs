@@ -1,8 +1,9 @@
 //! The OpenAPI document covers every route the server answers, and is valid OpenAPI.
 
+use std::path::Path;
 use std::process::Command;
 
-use crate::helpers::TestApp;
+use crate::helpers::{Backend, TestApp};
 use crate::on_every_backend;
 
 on_every_backend!(every_route_is_in_the_openapi_document_and_the_document_is_valid);
@@ -39,6 +40,7 @@ async fn every_route_is_in_the_openapi_document_and_the_document_is_valid(app: T
     let checkout = &paths["/api/v1/orders"]["post"]["responses"];
     assert!(checkout["402"].is_object(), "a declined card is documented as 402");
     every_input_says_what_is_valid(&document);
+    every_operation_id_is_a_unique_snake_case_name(&document);
 
     let file = std::env::temp_dir().join(format!("openapi-{}.json", uuid::Uuid::now_v7()));
     std::fs::write(&file, reply.text.as_bytes()).expect("write the document");
@@ -61,6 +63,47 @@ async fn every_route_is_in_the_openapi_document_and_the_document_is_valid(app: T
         docs.text().await.unwrap_or_default().contains("swagger"),
         "the interactive documentation is served"
     );
+}
+
+/// The checked-in client is what the generator makes of the document the server serves, so a
+/// change to the API fails here until `make api-client` regenerates the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generated_client_matches_the_served_document() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let document = app.get("/api/v1/openapi.json", None).await.assert_status(200).clone();
+    let generated = api_client::codegen::generate(&document).expect("the client generates");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/api-client/src/generated.rs");
+    if std::env::var_os("UPDATE_API_CLIENT").is_some() {
+        std::fs::write(&path, &generated).expect("write the client");
+        return;
+    }
+    let checked_in = std::fs::read_to_string(&path).expect("the checked-in client");
+    if let Some((line, (ours, theirs))) = checked_in.lines().zip(generated.lines()).enumerate().find(|(_, (a, b))| a != b) {
+        panic!(
+            "crates/api-client/src/generated.rs differs from what the served document generates, from line {}:\n  checked in: {ours}\n  generated:  {theirs}\nRun `make api-client`.",
+            line + 1
+        );
+    }
+    assert_eq!(
+        checked_in.lines().count(),
+        generated.lines().count(),
+        "crates/api-client/src/generated.rs is not what the served document generates; run `make api-client`"
+    );
+    assert_eq!(checked_in, generated, "run `make api-client`");
+}
+
+/// Generated clients name their methods after the operation ids (`orders_create`).
+fn every_operation_id_is_a_unique_snake_case_name(document: &serde_json::Value) {
+    let mut seen = std::collections::BTreeSet::new();
+    for item in document["paths"].as_object().into_iter().flatten().map(|(_, item)| item) {
+        for operation in item.as_object().into_iter().flatten().map(|(_, operation)| operation) {
+            let id = operation["operationId"].as_str().unwrap_or_default();
+            let snake = id.starts_with(|c: char| c.is_ascii_lowercase())
+                && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            assert!(snake, "operation id {id:?} is not a snake-case name");
+            assert!(seen.insert(id.to_owned()), "operation id {id:?} is used twice");
+        }
+    }
 }
 
 /// Every string a request sends has a pattern, an enum or a format, every integer a range, and

@@ -1,30 +1,88 @@
-//! A thin client of the payment API.
+//! The load generator's view of the API: the typed client generated from the OpenAPI document
+//! (`api-client`), timed.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use anyhow::Context;
+use api_client::types::{self, Problem};
+use api_client::{Client, Credentials, ResponseValue};
 
 pub const PASSWORD: &str = "load test password 1";
 
+/// A typed call's result.
+pub type Called<T> = Result<ResponseValue<T>, api_client::Error<Problem>>;
+
+/// The HTTP connection pool every client of every account shares.
 #[derive(Debug, Clone)]
 pub struct Api {
     http: reqwest::Client,
 }
 
-/// One answer: status (0 for a transport failure), body, and how long it took.
+/// One answer: status (0 for a transport failure or an unreadable answer), how long it took, and
+/// the body of a success.
 #[derive(Debug)]
-pub struct Answer {
+pub struct Answer<T = ()> {
     pub status: u16,
-    pub body: Value,
     pub elapsed: Duration,
+    pub body: Option<T>,
+}
+
+impl<T> Answer<T> {
+    /// The same answer without its body, for the statistics.
+    pub fn status_only(self) -> Answer {
+        Answer {
+            status: self.status,
+            elapsed: self.elapsed,
+            body: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Account {
-    pub id: String,
+    pub id: uuid::Uuid,
     pub email: String,
     pub token: String,
+}
+
+/// Times a typed call and keeps its status and, on success, its body.
+pub async fn timed<T>(call: impl Future<Output = Called<T>>) -> Answer<T> {
+    let started = Instant::now();
+    let called = call.await;
+    let elapsed = started.elapsed();
+    match called {
+        Ok(value) => Answer {
+            status: value.status().as_u16(),
+            elapsed,
+            body: Some(value.into_inner()),
+        },
+        Err(error) => Answer {
+            status: error.status().map_or(0, |status| status.as_u16()),
+            elapsed,
+            body: None,
+        },
+    }
+}
+
+/// The body of a call that must succeed (seeding, checks), or what went wrong.
+pub async fn expect<T>(call: impl Future<Output = Called<T>>, what: &str) -> anyhow::Result<T> {
+    match call.await {
+        Ok(value) => Ok(value.into_inner()),
+        Err(api_client::Error::ErrorResponse(problem)) => {
+            anyhow::bail!("{what} failed with {}: {}", problem.status().as_u16(), problem.detail)
+        }
+        Err(error) => Err(error).context(what.to_owned()),
+    }
+}
+
+/// A value of a generated type with a format (an amount, an e-mail address) from text the
+/// load generator made.
+pub fn parse<T: std::str::FromStr>(text: &str) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|error| anyhow::anyhow!("{text:?}: {error}"))
 }
 
 impl Api {
@@ -38,77 +96,37 @@ impl Api {
         Ok(Api { http })
     }
 
-    pub async fn send(&self, method: reqwest::Method, url: &str, token: Option<&str>, body: Option<&Value>, key: Option<&str>) -> Answer {
-        let started = Instant::now();
-        let mut request = self.http.request(method, url);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        if let Some(key) = key {
-            request = request.header("idempotency-key", key);
-        }
-        match request.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let body = response.json::<Value>().await.unwrap_or(Value::Null);
-                Answer {
-                    status,
-                    body,
-                    elapsed: started.elapsed(),
-                }
-            }
-            Err(_) => Answer {
-                status: 0,
-                body: Value::Null,
-                elapsed: started.elapsed(),
-            },
-        }
+    /// The client of the instance at `base`, calling anonymously.
+    pub fn anonymous(&self, base: &str) -> Client {
+        Client::new_with_client(base, self.http.clone(), Credentials::anonymous())
     }
 
-    pub async fn get(&self, url: &str, token: Option<&str>) -> Answer {
-        self.send(reqwest::Method::GET, url, token, None, None).await
-    }
-
-    pub async fn post(&self, url: &str, token: Option<&str>, body: &Value) -> Answer {
-        self.send(reqwest::Method::POST, url, token, Some(body), None).await
-    }
-
-    /// A call that must succeed (seeding, checks).
-    pub async fn expect(&self, answer: Answer, what: &str) -> anyhow::Result<Value> {
-        if !(200..300).contains(&answer.status) {
-            bail!("{what} failed with {}: {}", answer.status, answer.body);
-        }
-        Ok(answer.body)
+    /// The client of the instance at `base`, calling as `account`.
+    pub fn client(&self, base: &str, account: &Account) -> Client {
+        Client::new_with_client(base, self.http.clone(), Credentials::bearer(account.token.clone()))
     }
 
     pub async fn login(&self, base: &str, email: &str, password: &str) -> anyhow::Result<Account> {
-        let answer = self
-            .post(
-                &format!("{base}/api/v1/auth/login"),
-                None,
-                &json!({"email": email, "password": password}),
-            )
-            .await;
-        let body = self.expect(answer, &format!("login of {email}")).await?;
+        let request = types::LoginRequest {
+            email: parse(email)?,
+            password: parse(password)?,
+        };
+        let session = expect(self.anonymous(base).auth_login(&request), &format!("login of {email}")).await?;
         Ok(Account {
-            id: body["user"]["id"].as_str().unwrap_or_default().to_owned(),
+            id: session.user.id,
             email: email.to_owned(),
-            token: body["access_token"].as_str().unwrap_or_default().to_owned(),
+            token: session.access_token,
         })
     }
 
     pub async fn register(&self, base: &str, email: &str, role: &str) -> anyhow::Result<Account> {
-        let answer = self
-            .post(
-                &format!("{base}/api/v1/auth/register"),
-                None,
-                &json!({"email": email, "password": PASSWORD, "role": role}),
-            )
-            .await;
-        self.expect(answer, &format!("registration of {email}")).await?;
+        let request = types::RegisterRequest {
+            email: parse(email)?,
+            password: parse(PASSWORD)?,
+            role: Some(parse(role)?),
+        };
+        let anonymous = self.anonymous(base);
+        expect(anonymous.auth_register(None, &request), &format!("registration of {email}")).await?;
         self.login(base, email, PASSWORD).await
     }
 }

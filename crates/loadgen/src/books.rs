@@ -5,9 +5,12 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Context, bail};
+use std::num::NonZeroU64;
 
-use crate::api::Api;
+use anyhow::bail;
+use api_client::types;
+
+use crate::api::{Account, Api, expect, parse};
 use crate::world::World;
 
 #[derive(Debug, Default)]
@@ -27,96 +30,59 @@ fn minor(text: &str) -> i64 {
 }
 
 /// Units sold per product of this run, from every order the admin can see.
-async fn sold_units(api: &Api, world: &World, books: &mut Books) -> anyhow::Result<HashMap<String, i64>> {
-    let ours: HashMap<&str, ()> = world
+async fn sold_units(api: &Api, world: &World, books: &mut Books) -> anyhow::Result<HashMap<uuid::Uuid, i64>> {
+    let ours: HashMap<uuid::Uuid, ()> = world
         .products
         .iter()
-        .map(|p| (p.id.as_str(), ()))
-        .chain([(world.hot_product.id.as_str(), ())])
+        .map(|p| (p.id, ()))
+        .chain([(world.hot_product.id, ())])
         .collect();
-    let mut sold: HashMap<String, i64> = HashMap::new();
-    let mut cursor: Option<String> = None;
-    let base = &world.bases[0];
+    let mut sold: HashMap<uuid::Uuid, i64> = HashMap::new();
+    let mut cursor: Option<types::AdminOrdersCursor> = None;
+    let admin = api.client(&world.bases[0], &world.admin);
     loop {
-        let url = match &cursor {
-            Some(c) => format!("{base}/api/v1/admin/orders?limit=100&cursor={c}"),
-            None => format!("{base}/api/v1/admin/orders?limit=100"),
-        };
-        let page = api.expect(api.get(&url, Some(&world.admin.token)).await, "listing orders").await?;
-        for order in page["items"].as_array().context("orders")? {
-            let items = order["items"].as_array().context("items")?;
-            if !items
-                .iter()
-                .any(|i| ours.contains_key(i["product_id"].as_str().unwrap_or_default()))
-            {
+        let listing = admin.admin_orders(None, None, cursor.as_ref(), None, NonZeroU64::new(100), None, None, None);
+        let page = expect(listing, "listing orders").await?;
+        for order in &page.items {
+            if !order.items.iter().any(|item| ours.contains_key(&item.product_id)) {
                 continue;
             }
             books.orders += 1;
-            if order["status"] != "paid" {
-                books
-                    .problems
-                    .push(format!("order {} is {}, not paid", order["id"], order["status"]));
+            if order.status != "paid" {
+                books.problems.push(format!("order {} is {}, not paid", order.id, order.status));
             }
-            for item in items {
+            for item in &order.items {
                 // A manual-capture order sells what its merchant captured.
-                let bought = item["captured_quantity"].as_i64().or_else(|| item["quantity"].as_i64());
-                *sold.entry(item["product_id"].as_str().unwrap_or_default().to_owned()).or_default() += bought.unwrap_or(0);
+                let bought = item.captured_quantity.unwrap_or(item.quantity);
+                *sold.entry(item.product_id).or_default() += i64::from(bought);
             }
         }
-        cursor = page["next_cursor"].as_str().map(str::to_owned);
+        cursor = page.next_cursor.as_deref().map(parse).transpose()?;
         if cursor.is_none() {
             return Ok(sold);
         }
     }
 }
 
-async fn balance(api: &Api, base: &str, token: &str) -> anyhow::Result<i64> {
-    let wallet = api
-        .expect(api.get(&format!("{base}/api/v1/wallets/USD"), Some(token)).await, "a wallet")
-        .await?;
-    Ok(minor(wallet["balance"].as_str().unwrap_or("0")))
-}
-
-/// What the buyers' wallets still hold: every hold of a run is captured with `final`.
-async fn held_by_buyers(api: &Api, world: &World) -> anyhow::Result<i64> {
-    let base = &world.bases[0];
-    let mut held = 0;
-    for buyer in &world.buyers {
-        let wallet = api
-            .expect(api.get(&format!("{base}/api/v1/wallets/USD"), Some(&buyer.token)).await, "a wallet")
-            .await?;
-        held += minor(wallet["held"].as_str().unwrap_or("0"));
-    }
-    Ok(held)
+/// An account's USD wallet: its balance and what its holds keep, in cents.
+async fn wallet(api: &Api, base: &str, account: &Account) -> anyhow::Result<(i64, i64)> {
+    let wallet = expect(api.client(base, account).wallets_show(types::WalletsShowCurrency::Usd), "a wallet").await?;
+    Ok((minor(&wallet.balance), minor(&wallet.held)))
 }
 
 pub async fn check(api: &Api, world: &World) -> anyhow::Result<Books> {
     let base = &world.bases[0];
+    let admin = api.client(base, &world.admin);
     let mut books = Books::default();
-    let verdict = api
-        .expect(
-            api.get(&format!("{base}/api/v1/admin/ledger/verify"), Some(&world.admin.token))
-                .await,
-            "ledger verification",
-        )
-        .await?;
-    if verdict["ok"] != true {
-        books.problems.push(format!("the ledger does not verify: {}", verdict["problems"]));
+    let verdict = expect(admin.admin_verify_ledger(), "ledger verification").await?;
+    if !verdict.ok {
+        books.problems.push(format!("the ledger does not verify: {:?}", verdict.problems));
     }
     let sold = sold_units(api, world, &mut books).await?;
     let mut merchant_sales: HashMap<usize, i64> = HashMap::new();
     for product in world.products.iter().chain([&world.hot_product]) {
-        let body = api
-            .expect(
-                api.get(&format!("{base}/api/v1/products/{}", product.id), Some(&world.admin.token))
-                    .await,
-                "a product",
-            )
-            .await?;
-        let (available, reserved) = (
-            body["stock"]["available"].as_i64().unwrap_or(-1),
-            body["stock"]["reserved"].as_i64().unwrap_or(-1),
-        );
+        let shown = expect(admin.catalog_show(&product.id), "a product").await?;
+        let (available, reserved) = (shown.stock.available, shown.stock.reserved);
         let units = sold.get(&product.id).copied().unwrap_or(0);
         books.units_sold += units;
         *merchant_sales.entry(product.merchant).or_default() += units * 100;
@@ -132,7 +98,7 @@ pub async fn check(api: &Api, world: &World) -> anyhow::Result<Books> {
     }
     let mut total = 0;
     for (index, merchant) in world.merchants.iter().enumerate() {
-        let held = balance(api, base, &merchant.token).await?;
+        let (held, _) = wallet(api, base, merchant).await?;
         total += held;
         let captured = world.captured_minor[index].load(std::sync::atomic::Ordering::Relaxed);
         let expected = merchant_sales.get(&index).copied().unwrap_or(0) + captured;
@@ -142,10 +108,13 @@ pub async fn check(api: &Api, world: &World) -> anyhow::Result<Books> {
                 .push(format!("merchant {index} holds {held} cents but sold and captured {expected}"));
         }
     }
+    // Every hold of a run is captured with `final`, so the buyers' wallets hold nothing back.
+    let mut held = 0;
     for buyer in &world.buyers {
-        total += balance(api, base, &buyer.token).await?;
+        let (balance, kept) = wallet(api, base, buyer).await?;
+        total += balance;
+        held += kept;
     }
-    let held = held_by_buyers(api, world).await?;
     if held != 0 {
         books
             .problems

@@ -1,8 +1,10 @@
 //! The scenarios: what one client does in a loop.
 
-use serde_json::json;
+use std::num::NonZeroU64;
 
-use crate::api::{Answer, Api, PASSWORD};
+use api_client::types;
+
+use crate::api::{Answer, Api, PASSWORD, parse, timed};
 use crate::world::World;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,16 +44,49 @@ impl Scenario {
 /// The index that stands for the flash-sale product.
 pub const HOT: usize = usize::MAX;
 
+/// A request the load generator builds from values it made itself (ids, fixed amounts): one that
+/// does not parse is a bug here, answered as a transport failure would be.
+fn unbuildable(why: &anyhow::Error) -> Answer {
+    eprintln!("loadgen could not build a request: {why}");
+    Answer {
+        status: 0,
+        elapsed: std::time::Duration::ZERO,
+        body: None,
+    }
+}
+
+fn items(product: uuid::Uuid, quantity: u64) -> Vec<types::OrderItemRequest> {
+    vec![types::OrderItemRequest {
+        product_id: product,
+        quantity: NonZeroU64::new(quantity).unwrap_or(NonZeroU64::MIN),
+    }]
+}
+
 async fn purchase(api: &Api, world: &World, client: usize, product: usize) -> Answer {
     let buyer = &world.buyers[client % world.buyers.len()];
     let id = if product == HOT {
-        &world.hot_product.id
+        world.hot_product.id
     } else {
-        &world.products[product].id
+        world.products[product].id
     };
-    let body = json!({"items": [{"product_id": id, "quantity": 1}], "payment_method": "wallet"});
-    api.post(&format!("{}/api/v1/orders", world.base_for(client)), Some(&buyer.token), &body)
-        .await
+    let order = types::OrderRequest {
+        capture: None,
+        items: items(id, 1),
+        payment_method: types::PaymentMethodChoice::Wallet,
+        provider: None,
+    };
+    let client = api.client(world.base_for(client), buyer);
+    timed(client.orders_create(None, &order)).await.status_only()
+}
+
+fn transfer_of_a_cent(to: uuid::Uuid) -> anyhow::Result<types::TransferRequestBody> {
+    // The generated body has one variant per way of naming the recipient: by id (0) or e-mail (1).
+    Ok(types::TransferRequestBody::Variant0 {
+        amount: parse("0.01")?,
+        currency: parse("USD")?,
+        note: None,
+        to_user_id: to,
+    })
 }
 
 async fn transfer(api: &Api, world: &World, client: usize, rng: &mut fastrand::Rng) -> Answer {
@@ -60,70 +95,106 @@ async fn transfer(api: &Api, world: &World, client: usize, rng: &mut fastrand::R
     if to == from {
         to = (to + 1) % world.buyers.len();
     }
-    let body = json!({"to_user_id": world.buyers[to].id, "amount": "0.01", "currency": "USD"});
-    api.post(
-        &format!("{}/api/v1/transfers", world.base_for(client)),
-        Some(&world.buyers[from].token),
-        &body,
-    )
-    .await
+    let body = match transfer_of_a_cent(world.buyers[to].id) {
+        Ok(body) => body,
+        Err(why) => return unbuildable(&why),
+    };
+    let client = api.client(world.base_for(client), &world.buyers[from]);
+    timed(client.wallets_transfer(None, &body)).await.status_only()
 }
 
 async fn browse(api: &Api, world: &World, client: usize, rng: &mut fastrand::Rng) -> Answer {
-    let base = world.base_for(client);
+    let client = api.anonymous(world.base_for(client));
     if rng.bool() {
-        api.get(&format!("{base}/api/v1/products?limit=20"), None).await
+        timed(client.catalog_list(None, NonZeroU64::new(20), None, None))
+            .await
+            .status_only()
     } else {
         let product = &world.products[rng.usize(..world.products.len())];
-        api.get(&format!("{base}/api/v1/products/{}", product.id), None).await
+        timed(client.catalog_show(&product.id)).await.status_only()
     }
 }
 
 /// What a capture takes of each 1.00 hold, in cents.
 pub const CAPTURED_MINOR: i64 = 60;
 
+fn hold_and_capture(merchant: uuid::Uuid) -> anyhow::Result<(types::HoldRequestBody, types::CaptureRequestBody)> {
+    let hold = types::HoldRequestBody {
+        merchant_id: merchant,
+        amount: parse("1.00")?,
+        currency: parse("USD")?,
+        customer_id: None,
+        description: Some(parse("load test")?),
+        expires_in_seconds: None,
+    };
+    let capture = types::CaptureRequestBody {
+        amount: Some(parse("0.60")?),
+        final_: Some(true),
+    };
+    Ok((hold, capture))
+}
+
 async fn authorise_and_capture(api: &Api, world: &World, client: usize, rng: &mut fastrand::Rng) -> Answer {
     let base = world.base_for(client);
     let buyer = &world.buyers[client % world.buyers.len()];
     let merchant = rng.usize(..world.merchants.len());
-    let body = json!({"merchant_id": world.merchants[merchant].id, "amount": "1.00", "currency": "USD", "description": "load test"});
-    let authorised = api.post(&format!("{base}/api/v1/holds"), Some(&buyer.token), &body).await;
-    if authorised.status != 201 {
-        return authorised;
-    }
-    let id = authorised.body["id"].as_str().unwrap_or_default();
-    let capture = json!({"amount": "0.60", "final": true});
-    let mut captured = api
-        .post(
-            &format!("{base}/api/v1/holds/{id}/capture"),
-            Some(&world.merchants[merchant].token),
-            &capture,
-        )
-        .await;
+    let (hold, capture) = match hold_and_capture(world.merchants[merchant].id) {
+        Ok(bodies) => bodies,
+        Err(why) => return unbuildable(&why),
+    };
+    let authorised = timed(api.client(base, buyer).holds_authorise(None, &hold)).await;
+    let Some(held) = authorised.body.as_ref().filter(|_| authorised.status == 201) else {
+        return authorised.status_only();
+    };
+    let as_merchant = api.client(base, &world.merchants[merchant]);
+    let mut captured = timed(as_merchant.holds_capture(&held.id, None, Some(&capture))).await;
     if captured.status == 200 {
         world.captured_minor[merchant].fetch_add(CAPTURED_MINOR, std::sync::atomic::Ordering::Relaxed);
     }
     captured.elapsed += authorised.elapsed;
-    captured
+    captured.status_only()
 }
 
 async fn authorise_and_capture_order(api: &Api, world: &World, client: usize, rng: &mut fastrand::Rng) -> Answer {
     let base = world.base_for(client);
     let buyer = &world.buyers[client % world.buyers.len()];
     let product = &world.products[rng.usize(..world.products.len())];
-    let body = json!({"items": [{"product_id": product.id, "quantity": 2}], "payment_method": "wallet", "capture": "manual"});
-    let authorised = api.post(&format!("{base}/api/v1/orders"), Some(&buyer.token), &body).await;
-    if authorised.status != 201 {
-        return authorised;
-    }
-    let id = authorised.body["id"].as_str().unwrap_or_default();
-    let one = json!({"items": [{"product_id": product.id, "quantity": 1}]});
-    let merchant = &world.merchants[product.merchant];
-    let mut captured = api
-        .post(&format!("{base}/api/v1/orders/{id}/capture"), Some(&merchant.token), &one)
-        .await;
+    let order = types::OrderRequest {
+        capture: Some(types::CaptureChoice::Manual),
+        items: items(product.id, 2),
+        payment_method: types::PaymentMethodChoice::Wallet,
+        provider: None,
+    };
+    let authorised = timed(api.client(base, buyer).orders_create(None, &order)).await;
+    let Some(placed) = authorised.body.as_ref().filter(|_| authorised.status == 201) else {
+        return authorised.status_only();
+    };
+    let one = types::OrderCaptureRequest {
+        items: Some(items(product.id, 1)),
+    };
+    let as_merchant = api.client(base, &world.merchants[product.merchant]);
+    let mut captured = timed(as_merchant.orders_capture(&placed.id, None, Some(&one))).await;
     captured.elapsed += authorised.elapsed;
-    captured
+    captured.status_only()
+}
+
+async fn history(api: &Api, world: &World, client: usize) -> Answer {
+    let buyer = &world.buyers[client % world.buyers.len()];
+    let client = api.client(world.base_for(client), buyer);
+    timed(client.wallets_history(types::WalletsHistoryCurrency::Usd, None, NonZeroU64::new(20)))
+        .await
+        .status_only()
+}
+
+async fn login(api: &Api, world: &World, client: usize) -> Answer {
+    let buyer = &world.buyers[client % world.buyers.len()];
+    let request = match (parse(&buyer.email), parse(PASSWORD)) {
+        (Ok(email), Ok(password)) => types::LoginRequest { email, password },
+        (Err(why), _) | (_, Err(why)) => return unbuildable(&why),
+    };
+    timed(api.anonymous(world.base_for(client)).auth_login(&request))
+        .await
+        .status_only()
 }
 
 pub async fn step(scenario: Scenario, api: &Api, world: &World, client: usize, rng: &mut fastrand::Rng) -> Answer {
@@ -134,23 +205,12 @@ pub async fn step(scenario: Scenario, api: &Api, world: &World, client: usize, r
         Scenario::Browse => browse(api, world, client, rng).await,
         Scenario::AuthoriseCapture => authorise_and_capture(api, world, client, rng).await,
         Scenario::AuthoriseCaptureOrder => authorise_and_capture_order(api, world, client, rng).await,
-        Scenario::Mixed => {
-            let roll = rng.u32(..100);
-            let buyer = &world.buyers[client % world.buyers.len()];
-            let base = world.base_for(client);
-            match roll {
-                0..55 => browse(api, world, client, rng).await,
-                55..75 => purchase(api, world, client, rng.usize(..world.products.len())).await,
-                75..85 => transfer(api, world, client, rng).await,
-                85..95 => {
-                    api.get(&format!("{base}/api/v1/wallets/USD/transactions?limit=20"), Some(&buyer.token))
-                        .await
-                }
-                _ => {
-                    let body = json!({"email": buyer.email, "password": PASSWORD});
-                    api.post(&format!("{base}/api/v1/auth/login"), None, &body).await
-                }
-            }
-        }
+        Scenario::Mixed => match rng.u32(..100) {
+            0..55 => browse(api, world, client, rng).await,
+            55..75 => purchase(api, world, client, rng.usize(..world.products.len())).await,
+            75..85 => transfer(api, world, client, rng).await,
+            85..95 => history(api, world, client).await,
+            _ => login(api, world, client).await,
+        },
     }
 }

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::api::{Account, Api};
+use crate::api::{Account, Api, expect, parse};
 use crate::world::World;
 
 /// The path segment of the platform's endpoint; merchants' are their index.
@@ -52,7 +52,7 @@ pub struct Receiver {
     base: String,
     server: actix_web::dev::ServerHandle,
     /// (owner, endpoint id) of what `subscribe` registered, to delete afterwards.
-    endpoints: Vec<(Account, String)>,
+    endpoints: Vec<(Account, uuid::Uuid)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -145,28 +145,29 @@ impl Receiver {
     /// to loopback: `WEBHOOK_ALLOW_HTTP` and `WEBHOOK_ALLOW_PRIVATE_ADDRESSES`).
     pub async fn subscribe(&mut self, api: &Api, world: &World) -> anyhow::Result<()> {
         let base = world.bases.first().context("no base URL")?;
-        let owners = std::iter::once((PLATFORM.to_owned(), &world.admin, json!(["*"]))).chain(
+        use api_client::types::WebhookEndpointRequestEventsItem as Event;
+        // `Event::X` is `*`: every event type.
+        let owners = std::iter::once((PLATFORM.to_owned(), &world.admin, vec![Event::X])).chain(
             world
                 .merchants
                 .iter()
                 .enumerate()
-                .map(|(n, m)| (n.to_string(), m, json!(["order.paid"]))),
+                .map(|(n, m)| (n.to_string(), m, vec![Event::OrderPaid])),
         );
         for (segment, owner, events) in owners {
-            let body = json!({"url": format!("{}/{segment}", self.base), "events": events, "description": "loadgen"});
-            let answer = api
-                .post(&format!("{base}/api/v1/webhook-endpoints"), Some(&owner.token), &body)
-                .await;
-            let endpoint = api
-                .expect(
-                    answer,
-                    "webhook endpoint registration (is the server started with WEBHOOK_ALLOW_HTTP and WEBHOOK_ALLOW_PRIVATE_ADDRESSES?)",
-                )
-                .await?;
-            let secret = endpoint["secret"].as_str().context("the endpoint's secret")?;
-            self.shared.arrivals().secrets.insert(segment, secret.as_bytes().to_vec());
-            let id = endpoint["id"].as_str().context("the endpoint's id")?.to_owned();
-            self.endpoints.push((owner.clone(), id));
+            let request = api_client::types::WebhookEndpointRequest {
+                url: parse(&format!("{}/{segment}", self.base))?,
+                events,
+                description: Some(parse("loadgen")?),
+            };
+            let endpoint = expect(
+                api.client(base, owner).webhook_endpoints_create(&request),
+                "webhook endpoint registration (is the server started with WEBHOOK_ALLOW_HTTP and WEBHOOK_ALLOW_PRIVATE_ADDRESSES?)",
+            )
+            .await?;
+            let secret = endpoint.secret.context("the endpoint's secret")?;
+            self.shared.arrivals().secrets.insert(segment, secret.into_bytes());
+            self.endpoints.push((owner.clone(), endpoint.id));
         }
         Ok(())
     }
@@ -205,16 +206,7 @@ impl Receiver {
     pub async fn close(self, api: &Api, world: &World) -> anyhow::Result<()> {
         let base = world.bases.first().context("no base URL")?;
         for (owner, id) in &self.endpoints {
-            let answer = api
-                .send(
-                    reqwest::Method::DELETE,
-                    &format!("{base}/api/v1/webhook-endpoints/{id}"),
-                    Some(&owner.token),
-                    None,
-                    None,
-                )
-                .await;
-            api.expect(answer, "webhook endpoint deletion").await?;
+            expect(api.client(base, owner).webhook_endpoints_delete(id), "webhook endpoint deletion").await?;
         }
         self.server.stop(true).await;
         Ok(())

@@ -4,15 +4,15 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use serde_json::json;
+use api_client::types;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::api::{Account, Api};
+use crate::api::{Account, Api, expect, parse};
 
 #[derive(Debug, Clone)]
 pub struct Product {
-    pub id: String,
+    pub id: uuid::Uuid,
     pub merchant: usize,
     pub initial_available: i64,
 }
@@ -66,11 +66,16 @@ where
     Ok(results.into_iter().map(|(_, value)| value).collect())
 }
 
-async fn create_product(api: &Api, base: &str, merchant: &Account, name: String, stock: i64) -> anyhow::Result<String> {
-    let body = json!({"name": name, "description": "load test", "price": "1.00", "currency": "USD", "stock": stock});
-    let answer = api.post(&format!("{base}/api/v1/products"), Some(&merchant.token), &body).await;
-    let product = api.expect(answer, "product creation").await?;
-    Ok(product["id"].as_str().unwrap_or_default().to_owned())
+async fn create_product(api: &Api, base: &str, merchant: &Account, name: String, stock: i64) -> anyhow::Result<uuid::Uuid> {
+    let request = types::ProductRequest {
+        name: parse(&name)?,
+        description: Some(parse("load test")?),
+        price: parse("1.00")?,
+        currency: parse("USD")?,
+        stock,
+    };
+    let product = expect(api.client(base, merchant).catalog_create(None, &request), "product creation").await?;
+    Ok(product.id)
 }
 
 impl World {
@@ -119,15 +124,12 @@ impl World {
             );
             async move {
                 let buyer = api.register(&base, &email, "customer").await?;
-                let body = json!({"amount": funds, "currency": "USD", "reason": "load test funds"});
-                let answer = api
-                    .post(
-                        &format!("{base}/api/v1/admin/wallets/{}/adjustments", buyer.id),
-                        Some(&admin.token),
-                        &body,
-                    )
-                    .await;
-                api.expect(answer, "funding").await?;
+                let adjustment = types::AdjustmentRequestBody {
+                    amount: parse(&funds)?,
+                    currency: parse("USD")?,
+                    reason: parse("load test funds")?,
+                };
+                expect(api.client(&base, &admin).admin_adjust(&buyer.id, None, &adjustment), "funding").await?;
                 Ok(buyer)
             }
         })
