@@ -16,17 +16,21 @@ use rusqlite::types::FromSql;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// SQLite's errors as the port's. Unique-constraint failures name the constraint as the
-/// PostgreSQL store does where a use case reads the name; repositories that promise `Duplicate`
-/// check for it themselves (`ON CONFLICT DO NOTHING`) rather than relying on this.
+/// SQLite's errors as the port's. A unique or primary-key failure is `Duplicate` with SQLite's
+/// message; repositories whose `Duplicate` a use case reads by name (`users_email`, ...) check
+/// for it themselves (`ON CONFLICT DO NOTHING`) rather than relying on this.
 pub(crate) fn store_error(error: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode;
+    use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
     match &error {
         rusqlite::Error::SqliteFailure(failure, message) => match failure.code {
             ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => StoreError::Timeout,
-            ErrorCode::ConstraintViolation if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => {
+            ErrorCode::ConstraintViolation if matches!(failure.extended_code, SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY) => {
                 StoreError::Duplicate(message.clone().unwrap_or_else(|| "unique constraint".to_owned()))
             }
+            // A CHECK, foreign-key or NOT NULL rule refused a write: the caller asked for a state
+            // the schema forbids, as PostgreSQL's store reports it.
+            ErrorCode::ConstraintViolation => StoreError::Corrupt(error.to_string()),
             ErrorCode::CannotOpen | ErrorCode::SystemIoFailure | ErrorCode::DiskFull | ErrorCode::ReadOnly => {
                 StoreError::Unavailable(error.to_string())
             }
@@ -164,5 +168,17 @@ mod tests {
         let high = Uuid::from_u128(0xa000_0000_0000_0000_0000_0000_0000_0000);
         assert!(low < high);
         assert!(id_text(low) < id_text(high));
+    }
+
+    #[test]
+    fn a_taken_primary_key_is_a_duplicate_and_a_refused_check_is_corrupt() {
+        let connection = rusqlite::Connection::open_in_memory().expect("a database");
+        connection
+            .execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER CHECK (n >= 0)) STRICT; INSERT INTO t VALUES ('a', 1);")
+            .expect("a table");
+        let taken = connection.execute("INSERT INTO t VALUES ('a', 2)", []).map_err(store_error);
+        assert!(matches!(taken, Err(StoreError::Duplicate(_))), "{taken:?}");
+        let refused = connection.execute("UPDATE t SET n = -1", []).map_err(store_error);
+        assert!(matches!(refused, Err(StoreError::Corrupt(_))), "{refused:?}");
     }
 }

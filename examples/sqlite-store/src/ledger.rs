@@ -395,7 +395,7 @@ impl LedgerRepository for SqliteTx {
 
 #[cfg(test)]
 mod tests {
-    use application::ports::store::{StoreError, UnitOfWork, WalletRepository};
+    use application::ports::store::{StoreError, Transaction, UnitOfWork, WalletRepository};
     use domain::ledger::Entry;
     use domain::wallet::SystemAccount;
     use uuid::Uuid;
@@ -423,14 +423,19 @@ mod tests {
             params![transaction, codec::id_text(wallet.as_uuid())],
         )
         .expect("posting");
+        tx.commit().await.expect("commit");
+        // Each change in a transaction of its own: a refused statement spoils its transaction.
         for change in [
             "UPDATE postings SET amount = 6",
             "DELETE FROM postings",
             "UPDATE ledger_transactions SET reference = 'changed'",
             "DELETE FROM ledger_transactions",
         ] {
+            let mut tx = store.begin().await.expect("begin");
             assert!(tx.execute(change, []).is_err(), "{change}");
+            assert!(tx.commit().await.is_err(), "{change}: a failed transaction does not commit");
         }
+        let mut tx = store.begin().await.expect("begin");
         let history = tx.wallet_history(wallet, None, 10).await.expect("history");
         assert_eq!(history.iter().map(|r| r.posting.amount.amount_minor()).collect::<Vec<_>>(), [5]);
     }

@@ -16,7 +16,9 @@
 //!   `StoreError::Timeout` past it.
 //! - **Every write reports at once.** Statements run when the port method is called, and a refused
 //!   insert (`ON CONFLICT DO NOTHING` with no row changed) is reported as `Duplicate` without
-//!   spoiling the transaction.
+//!   spoiling the transaction. Any statement that fails does spoil it, as in PostgreSQL: SQLite
+//!   would undo only that statement, so the transaction refuses further work and `commit` rolls
+//!   it back. A `COMMIT` that fails on I/O is `OutcomeUnknown`, since the log may already hold it.
 //! - **Values stored plainly.** Ids are UUID text (which sorts like PostgreSQL's `uuid`), instants
 //!   are integer nanoseconds since the Unix epoch (exact, and ordered), money is integer minor
 //!   units beside a currency code, and vocabularies (statuses, roles, kinds) are the domain's own
@@ -101,6 +103,11 @@ impl UnitOfWork for SqliteStore {
 
     async fn begin(&self) -> StoreResult<SqliteTx> {
         let connection = Arc::clone(&self.connection).lock_owned().await;
+        if !connection.is_autocommit() {
+            // A transaction whose ROLLBACK failed is still open: end it rather than refuse every
+            // transaction from now on.
+            connection.execute_batch("ROLLBACK").map_err(store_error)?;
+        }
         // IMMEDIATE takes the write lock now rather than at the first write, so that a
         // transaction that read something never finds, at its first write, that another process
         // changed it.
@@ -108,6 +115,7 @@ impl UnitOfWork for SqliteStore {
         Ok(SqliteTx {
             connection,
             finished: false,
+            failed: None,
         })
     }
 
@@ -123,13 +131,37 @@ pub struct SqliteTx {
     connection: OwnedMutexGuard<Connection>,
     /// Whether `COMMIT` or `ROLLBACK` has run; if not, dropping the transaction rolls it back.
     finished: bool,
+    /// Why a statement failed, once one has: SQLite undoes only the failing statement (or, on an
+    /// I/O error, the whole transaction by itself), while the port promises that a failure rolls
+    /// the whole transaction back. So later calls are refused and `commit` rolls back.
+    failed: Option<String>,
 }
 
 impl SqliteTx {
+    /// Refuses to go on after a failed statement.
+    fn refuse_if_failed(&self) -> StoreResult<()> {
+        match &self.failed {
+            Some(why) => Err(StoreError::Unexpected(
+                format!("the transaction failed earlier and can only be rolled back: {why}").into(),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Marks the transaction failed and translates the error.
+    fn fail(&mut self, error: rusqlite::Error) -> StoreError {
+        self.failed.get_or_insert_with(|| error.to_string());
+        store_error(error)
+    }
+
     /// Runs a write and says how many rows it changed.
     pub(crate) fn execute(&mut self, sql: &str, params: impl Params) -> StoreResult<usize> {
-        let mut statement = self.connection.prepare_cached(sql).map_err(store_error)?;
-        statement.execute(params).map_err(store_error)
+        self.refuse_if_failed()?;
+        let executed = self
+            .connection
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(params));
+        executed.map_err(|error| self.fail(error))
     }
 
     /// Runs a write that must change exactly one row; `what` names the row for the error.
@@ -148,13 +180,13 @@ impl SqliteTx {
         params: impl Params,
         mut map: impl FnMut(&Row<'_>) -> StoreResult<T>,
     ) -> StoreResult<Vec<T>> {
-        let mut statement = self.connection.prepare_cached(sql).map_err(store_error)?;
-        let mut rows = statement.query(params).map_err(store_error)?;
+        self.refuse_if_failed()?;
         let mut values = Vec::new();
-        while let Some(row) = rows.next().map_err(store_error)? {
+        let read = read_rows(&self.connection, sql, params, |row| {
             values.push(map(row)?);
-        }
-        Ok(values)
+            Ok(true)
+        });
+        self.settle_read(read).map(|()| values)
     }
 
     /// The first row of a query, if any.
@@ -164,11 +196,24 @@ impl SqliteTx {
         params: impl Params,
         map: impl FnOnce(&Row<'_>) -> StoreResult<T>,
     ) -> StoreResult<Option<T>> {
-        let mut statement = self.connection.prepare_cached(sql).map_err(store_error)?;
-        let mut rows = statement.query(params).map_err(store_error)?;
-        match rows.next().map_err(store_error)? {
-            Some(row) => map(row).map(Some),
-            None => Ok(None),
+        self.refuse_if_failed()?;
+        let mut map = Some(map);
+        let mut value = None;
+        let read = read_rows(&self.connection, sql, params, |row| {
+            if let Some(map) = map.take() {
+                value = Some(map(row)?);
+            }
+            Ok(false)
+        });
+        self.settle_read(read).map(|()| value)
+    }
+
+    /// A statement's failure spoils the transaction; a row that does not map back to a domain
+    /// value does not (the database did nothing wrong).
+    fn settle_read(&mut self, read: Result<StoreResult<()>, rusqlite::Error>) -> StoreResult<()> {
+        match read {
+            Ok(mapped) => mapped,
+            Err(error) => Err(self.fail(error)),
         }
     }
 
@@ -178,32 +223,76 @@ impl SqliteTx {
             .ok_or_else(|| StoreError::Corrupt(format!("no row from a query that always returns one: {sql}")))
     }
 
-    fn finish(&mut self, sql: &str) -> StoreResult<()> {
+    /// Rolls back whatever SQLite still holds open; nothing if it rolled back by itself.
+    fn roll_back(&mut self) -> StoreResult<()> {
         self.finished = true;
-        self.connection.execute_batch(sql).map_err(store_error)
+        if self.connection.is_autocommit() {
+            return Ok(());
+        }
+        self.connection.execute_batch("ROLLBACK").map_err(store_error)
     }
+}
+
+/// Runs a query and hands its rows to `each` while it answers `Ok(true)`. The outer result is the
+/// statement's (a failure of the database), the inner one the mapping's.
+fn read_rows(
+    connection: &Connection,
+    sql: &str,
+    params: impl Params,
+    mut each: impl FnMut(&Row<'_>) -> StoreResult<bool>,
+) -> Result<StoreResult<()>, rusqlite::Error> {
+    let mut statement = connection.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    while let Some(row) = rows.next()? {
+        match each(row) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(error) => return Ok(Err(error)),
+        }
+    }
+    Ok(Ok(()))
 }
 
 impl Transaction for SqliteTx {
     async fn commit(mut self) -> StoreResult<()> {
-        let committed = self.finish("COMMIT");
-        if committed.is_err() && !self.connection.is_autocommit() {
-            // A failed COMMIT (a full disk, say) leaves the transaction open: end it.
-            let _ = self.connection.execute_batch("ROLLBACK");
+        if let Some(why) = self.failed.take() {
+            self.roll_back()?;
+            return Err(StoreError::Unexpected(
+                format!("the transaction failed and was rolled back: {why}").into(),
+            ));
         }
-        committed
+        self.finished = true;
+        match self.connection.execute_batch("COMMIT") {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                let busy = matches!(
+                    error.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                );
+                // A failed COMMIT may leave the transaction open: end it.
+                let _ = self.roll_back();
+                if busy {
+                    // Refused before anything was written, and rolled back: it may run again.
+                    Err(StoreError::Conflict)
+                } else {
+                    // An I/O error during COMMIT may come after the commit reached the log, which
+                    // recovery would replay: whether it happened cannot be known here.
+                    Err(StoreError::OutcomeUnknown(error.to_string()))
+                }
+            }
+        }
     }
 
     async fn rollback(mut self) -> StoreResult<()> {
-        self.finish("ROLLBACK")
+        self.roll_back()
     }
 }
 
 impl Drop for SqliteTx {
     fn drop(&mut self) {
-        if !self.finished && !self.connection.is_autocommit() {
-            // Nothing to report to: the next `begin` would fail if this did, and say why.
-            let _ = self.connection.execute_batch("ROLLBACK");
+        if !self.finished {
+            // Nothing to report to: the next `begin` rolls back what this could not.
+            let _ = self.roll_back();
         }
     }
 }

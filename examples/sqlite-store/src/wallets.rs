@@ -2,7 +2,7 @@
 //!
 //! A wallet row caches `balance` and `held`, which use cases change in the domain and write back
 //! with `update_wallets`. As in the PostgreSQL schema, the table itself refuses an overdrawn user
-//! wallet (CHECK `wallets_user_funds`): such a write fails as `Corrupt` and changes nothing, while
+//! wallet (CHECK `wallets_user_funds`): such a write fails as `Corrupt` and fails its transaction, while
 //! system accounts, the other side of money entering and leaving, may go negative.
 //!
 //! The transaction holds the only connection, so the `lock_*` methods are ordinary reads in
@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 
 use application::pagination::{Cursor, Page, PageRequest};
-use application::ports::store::{StoreError, StoreResult, WalletFilter, WalletRepository};
+use application::ports::store::{StoreResult, WalletFilter, WalletRepository};
 use domain::ids::{UserId, WalletId};
 use domain::money::Currency;
 use domain::wallet::{SystemAccount, Wallet, WalletOwner};
@@ -60,19 +60,6 @@ fn wallet(row: &Row<'_>) -> StoreResult<Wallet> {
         codec::get(row, 5)?,
         codec::instant(row, 6)?,
     ))
-}
-
-/// Whether a write failed on one of the table's CHECK constraints. The shared error mapping
-/// leaves those `Unexpected`; for a wallet they mean a refused balance, which the port (like the
-/// PostgreSQL store) reports as `Corrupt`.
-fn is_check_violation(error: &StoreError) -> bool {
-    let StoreError::Unexpected(source) = error else {
-        return false;
-    };
-    source
-        .downcast_ref::<rusqlite::Error>()
-        .and_then(rusqlite::Error::sqlite_error)
-        .is_some_and(|failure| failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_CHECK)
 }
 
 impl SqliteTx {
@@ -247,19 +234,7 @@ impl WalletRepository for SqliteTx {
                     wallet.held().amount_minor()
                 ],
                 "wallet",
-            )
-            .map_err(|error| {
-                if is_check_violation(&error) {
-                    StoreError::Corrupt(format!(
-                        "wallet {} may not have a balance of {} with {} held",
-                        wallet.id(),
-                        wallet.balance().amount_minor(),
-                        wallet.held().amount_minor()
-                    ))
-                } else {
-                    error
-                }
-            })?;
+            )?;
         }
         Ok(())
     }
@@ -280,14 +255,14 @@ impl WalletRepository for SqliteTx {
 
 #[cfg(test)]
 mod tests {
-    use application::ports::store::UnitOfWork;
+    use application::ports::store::{StoreError, Transaction, UnitOfWork};
     use uuid::Uuid;
 
     use super::*;
     use crate::SqliteStore;
 
     #[tokio::test]
-    async fn a_refused_balance_is_corrupt_and_leaves_the_transaction_usable() {
+    async fn a_refused_balance_is_corrupt_and_rolls_the_whole_transaction_back() {
         let store = SqliteStore::in_memory().expect("store");
         let mut tx = store.begin().await.expect("begin");
         let at = OffsetDateTime::UNIX_EPOCH;
@@ -302,7 +277,14 @@ mod tests {
         let refused = Wallet::restore(id, WalletOwner::System(SystemAccount::Payouts), Currency::Usd, 0, -1, at);
         let error = tx.update_wallets(&[refused]).await.expect_err("a negative held");
         assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
-        let wallet = tx.find_wallet(id).await.expect("find").expect("the wallet");
-        assert_eq!((wallet.balance().amount_minor(), wallet.held().amount_minor()), (-500, 0));
+        // As in PostgreSQL, the failure spoils the transaction: nothing more runs, nothing commits.
+        assert!(tx.find_wallet(id).await.is_err(), "a failed transaction refuses further reads");
+        assert!(tx.commit().await.is_err(), "a failed transaction does not commit");
+        let mut tx = store.begin().await.expect("begin");
+        assert_eq!(
+            tx.find_wallet(id).await.expect("find"),
+            None,
+            "the wallet was rolled back with the rest"
+        );
     }
 }
