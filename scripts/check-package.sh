@@ -7,6 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/publishable-crates.sh
+# The tarballs are built as crates of a registry, and cargo never rebuilds a registry crate whose
+# name and version it has built before: a tarball whose code changed under the same version would
+# be checked against the build of its old code. So the check builds in a target directory of its
+# own, where the workspace's crates are forgotten before every run and only their dependencies stay.
+target=$(cargo metadata --format-version 1 --no-deps | python3 -c "import json, sys; print(json.load(sys.stdin)['target_directory'])")
+export CARGO_TARGET_DIR="$target/package-check"
+for crate in "${crates[@]}"; do
+  rm -rf "$CARGO_TARGET_DIR"/debug/.fingerprint/"$crate"-*
+done
 # --allow-dirty: the check runs on a working tree as well as on a clean clone.
 cargo package --quiet --allow-dirty "${packages[@]}"
 echo "package: ${#crates[@]} crates package and build from their tarballs"
