@@ -266,14 +266,29 @@ async fn a_commit_whose_answer_was_lost_is_resolved_before_the_client_is_answere
     let bought = app.post("/api/v1/orders", Some(&buyer.token), &cart).await;
     assert_eq!(bought.assert_status(201)["status"], "paid");
     assert_eq!((app.balance(&buyer).await, orders_of(&app, &buyer).await), ("45.00".into(), 1));
-    // The COMMIT is lost on the way: nothing happened, and the client may simply retry.
+    // The COMMIT is lost on the way: nothing happened, which the commit marker proves, and the
+    // wallet checkout (grouped, see ARCHITECTURE.md) is run again on its own: bought once.
+    proxy.on_commit_after("INSERT INTO orders", CommitFault::Drop, false);
+    let dropped = app.post("/api/v1/orders", Some(&buyer.token), &cart).await;
+    assert_eq!(dropped.assert_status(201)["status"], "paid");
+    assert_eq!((app.balance(&buyer).await, orders_of(&app, &buyer).await), ("40.00".into(), 2));
+    assert_eq!(app.stock(&mug).await, (8, 0));
+    app.assert_ledger_ok().await;
+    assert_eq!(app.backend, Backend::Postgres);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_lost_on_the_way_of_a_transaction_of_its_own_answers_503_and_nothing_happened() {
+    let alone = [PROXIED.as_slice(), &[("DATABASE_GROUP_COMMIT_MEMBERS", "1")]].concat();
+    let (app, proxy) = TestApp::behind_proxy(&alone).await;
+    let (_, buyer, mug, cart) = wallet_cart(&app).await;
+    // Not grouped, the checkout is not run again by the server: the client may simply retry.
     proxy.on_commit_after("INSERT INTO orders", CommitFault::Drop, false);
     let dropped = app.post("/api/v1/orders", Some(&buyer.token), &cart).await;
     dropped.assert_problem(503, "temporarily_unavailable");
-    assert_eq!((app.balance(&buyer).await, orders_of(&app, &buyer).await), ("45.00".into(), 1));
-    assert_eq!(app.stock(&mug).await, (9, 0));
+    assert_eq!((app.balance(&buyer).await, orders_of(&app, &buyer).await), ("50.00".into(), 0));
+    assert_eq!(app.stock(&mug).await, (10, 0));
     app.assert_ledger_ok().await;
-    assert_eq!(app.backend, Backend::Postgres);
 }
 
 /// Stripe's `charge.refunded` in the current API version: the refunded total, no list.

@@ -12,6 +12,7 @@
 mod error;
 mod events;
 mod gates;
+mod group;
 mod mapping;
 mod migrate;
 mod repos;

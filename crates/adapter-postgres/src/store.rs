@@ -20,12 +20,14 @@ use diesel::sql_types::Uuid as SqlUuid;
 use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::bb8::{Pool, RunError};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, PoolError};
+use domain::ids::ProductId;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
 use uuid::Uuid;
 
 use crate::error::{SetupError, translate};
 use crate::gates::StockGates;
+use crate::group::{GroupKey, Groups};
 use crate::settings::PgSettings;
 use crate::sql::{Read, Write};
 use crate::tx::PgTx;
@@ -57,6 +59,8 @@ pub struct PgStore {
     pool: Pool<AsyncPgConnection>,
     settings: Arc<PgSettings>,
     stock_gates: Arc<StockGates>,
+    /// Transactions on the same stock rows sharing one commit (`begin_grouped`, see `group`).
+    groups: Arc<Groups>,
     /// Where reads that may lag go (`UnitOfWork::begin_lagging`), if anywhere but here.
     replica: Option<Arc<Replica>>,
 }
@@ -112,6 +116,26 @@ impl PgStore {
         Ok(store)
     }
 
+    /// How many wallet checkouts of the same cart share one commit unless told otherwise
+    /// (`with_group_commit_members`).
+    pub const GROUP_COMMIT_MEMBERS_DEFAULT: usize = 16;
+
+    /// At most `members` transactions on the same stock rows share one transaction and commit
+    /// (`UnitOfWork::begin_grouped`, see `group`); 1 runs each on its own. The default is
+    /// `GROUP_COMMIT_MEMBERS_DEFAULT`.
+    ///
+    /// # Errors
+    /// `InvalidSettings` for zero members.
+    pub fn with_group_commit_members(mut self, members: usize) -> Result<PgStore, SetupError> {
+        if members == 0 {
+            return Err(SetupError::InvalidSettings(
+                "a group commit needs at least 1 member (1: no grouping)",
+            ));
+        }
+        self.groups = Arc::new(Groups::new(members));
+        Ok(self)
+    }
+
     /// Sends the reads that may lag (`UnitOfWork::begin_lagging`: lists, history, statements,
     /// the catalog) to a streaming replica of the database, in read-only transactions on a pool of
     /// their own. Nothing is connected yet: an unreachable replica does not keep the service from
@@ -152,6 +176,7 @@ impl PgStore {
             pool,
             settings: Arc::new(settings.clone()),
             stock_gates: Arc::new(StockGates::new(settings.stock_row_waiters)),
+            groups: Arc::new(Groups::new(PgStore::GROUP_COMMIT_MEMBERS_DEFAULT)),
             replica: None,
         })
     }
@@ -184,6 +209,17 @@ impl PgStore {
 
     pub(crate) fn stock_gates(&self) -> &StockGates {
         &self.stock_gates
+    }
+
+    pub(crate) fn groups(&self) -> &Arc<Groups> {
+        &self.groups
+    }
+
+    /// How many transactions have joined the groups that still take members, so that a test can
+    /// wait until they are there instead of sleeping.
+    #[cfg(feature = "testing")]
+    pub fn group_members_joined(&self) -> usize {
+        self.groups.joined()
     }
 
     /// How many transactions of this store are waiting at a stock gate, so that a test can wait
@@ -346,6 +382,18 @@ impl UnitOfWork for PgStore {
     /// transaction is read-only either way.
     async fn begin_lagging(&self) -> StoreResult<PgTx> {
         Ok(PgTx::begin_lagging(self.clone()))
+    }
+
+    /// Joins the group of concurrent transactions on the same stock rows, if grouping is on
+    /// (`with_group_commit_members`); see `group`.
+    async fn begin_grouped(&self, products: &[ProductId]) -> StoreResult<PgTx> {
+        if !self.groups.enabled() || products.is_empty() {
+            return Ok(PgTx::begin(self.clone()));
+        }
+        let mut key: GroupKey = products.iter().map(ProductId::as_uuid).collect();
+        key.sort_unstable();
+        key.dedup();
+        Ok(PgTx::begin_grouped(self.clone(), key))
     }
 
     async fn ping(&self) -> StoreResult<()> {

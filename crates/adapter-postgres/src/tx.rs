@@ -99,6 +99,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
 use crate::error::{aborts_transaction, translate};
+use crate::group::{GroupKey, Member, RELEASE};
 use crate::sql::{Read, Statement, Write};
 use crate::store::PgStore;
 
@@ -118,6 +119,36 @@ pub struct PgTx {
     lagging: bool,
     /// The statement that opens the transaction: `BEGIN`, read-only, or asking for a snapshot.
     begin_sql: &'static str,
+    /// The stock rows whose group this transaction joins with its first statement, if it is
+    /// grouped (`UnitOfWork::begin_grouped`, see `group`).
+    group: Option<GroupKey>,
+}
+
+/// The connection a transaction's statements go to.
+// Inline like the phase that holds it: boxing the pooled connection would cost every transaction
+// an allocation to save a few hundred bytes of a value that is moved a handful of times.
+#[allow(clippy::large_enum_variant)]
+enum Held {
+    /// Its own, from the pool.
+    Own(Connection),
+    /// Its group's, while this member runs (see `group`).
+    Member(Member),
+}
+
+impl Held {
+    fn exclusive(&mut self) -> StoreResult<&mut AsyncPgConnection> {
+        match self {
+            Held::Own(connection) => Ok(&mut **connection),
+            Held::Member(member) => member.connection(),
+        }
+    }
+
+    fn shared(&self) -> StoreResult<&AsyncPgConnection> {
+        match self {
+            Held::Own(connection) => Ok(connection),
+            Held::Member(member) => member.shared_connection(),
+        }
+    }
 }
 
 /// Where a transaction is (see the module docs).
@@ -126,7 +157,7 @@ enum Phase {
     Unbegun { deferred: Vec<Write> },
     /// `BEGIN` was answered on `connection`.
     Open {
-        connection: Connection,
+        connection: Held,
         deferred: Vec<Write>,
         /// Whether anything was written: such a transaction commits with a marker (see the module
         /// docs on a commit whose answer is lost).
@@ -134,7 +165,7 @@ enum Phase {
     },
     /// A statement failed in a way that aborted the transaction (or `BEGIN` failed): neither
     /// later statements nor `COMMIT` are sent, only the rollback.
-    Aborted { connection: Option<Connection>, cause: Aborted },
+    Aborted { connection: Option<Held>, cause: Aborted },
 }
 
 /// A row as a query returns it, and the domain value it stands for.
@@ -142,6 +173,13 @@ pub(crate) trait DomainRow: QueryableByName<Pg> + Send + 'static {
     type Domain;
 
     fn into_domain(self) -> StoreResult<Self::Domain>;
+}
+
+/// The row type of `begin_as_member` when the member's first statement is not a read.
+#[derive(QueryableByName)]
+struct NoRead {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    _never: i32,
 }
 
 /// The number of rows a deferred write must affect (checked by the server, see the module docs).
@@ -201,6 +239,16 @@ impl PgTx {
             stock_permits: Vec::new(),
             lagging: false,
             begin_sql: "BEGIN",
+            group: None,
+        }
+    }
+
+    /// A transaction that joins the group of concurrent ones on these stock rows (sorted product
+    /// ids) with its first statement (see `group`).
+    pub(crate) fn begin_grouped(store: PgStore, products: GroupKey) -> PgTx {
+        PgTx {
+            group: Some(products),
+            ..PgTx::begin(store)
         }
     }
 
@@ -227,7 +275,8 @@ impl PgTx {
     /// transaction has sent nothing yet and so holds no row lock (see `gates`).
     pub(crate) async fn pass_stock_gates(&mut self, products: &[Uuid]) -> StoreResult<()> {
         let untouched = matches!(&self.phase, Phase::Unbegun { deferred } if deferred.is_empty());
-        if !untouched || !self.stock_permits.is_empty() {
+        // A grouped transaction queues in its group, behind which only the next group waits.
+        if !untouched || !self.stock_permits.is_empty() || self.group.is_some() {
             return Ok(());
         }
         let timeout = self.store.settings().lock_timeout;
@@ -338,7 +387,7 @@ impl PgTx {
     /// The connection of the open transaction.
     fn connection(&mut self) -> StoreResult<&mut AsyncPgConnection> {
         match &mut self.phase {
-            Phase::Open { connection, .. } => Ok(&mut **connection),
+            Phase::Open { connection, .. } => connection.exclusive(),
             Phase::Aborted { cause, .. } => Err(cause.error()),
             Phase::Unbegun { .. } => Err(StoreError::Unexpected("a statement was about to be sent before BEGIN".into())),
         }
@@ -354,11 +403,11 @@ impl PgTx {
             return Ok(());
         }
         let writes = std::mem::take(deferred);
-        let shared: &AsyncPgConnection = connection;
+        let shared = connection.shared()?;
         let results = tokio::task::unconstrained(send_in_order(shared, &writes)).await;
         for result in results {
             if let Err(error) = result {
-                let error = translate(error);
+                let error = self.as_member_error(translate(error));
                 self.abort(&error);
                 return Err(error);
             }
@@ -379,6 +428,9 @@ impl PgTx {
 
     /// Sends `BEGIN` alone, moving the queued writes into the open transaction.
     async fn begin_alone(&mut self) -> StoreResult<()> {
+        if let Some(group) = self.group.clone() {
+            return self.begin_as_member::<NoRead>(group, None).await.map(drop);
+        }
         let mut attempt = 1;
         loop {
             let mut connection = self.connection_for_begin().await?;
@@ -394,6 +446,9 @@ impl PgTx {
     where
         R: QueryableByName<Pg> + Send + 'static,
     {
+        if let Some(group) = self.group.clone() {
+            return self.begin_as_member(group, Some(statement)).await;
+        }
         let mut attempt = 1;
         loop {
             let connection = self.connection_for_begin().await?;
@@ -422,7 +477,7 @@ impl PgTx {
                 };
                 let wrote = !deferred.is_empty();
                 self.phase = Phase::Open {
-                    connection,
+                    connection: Held::Own(connection),
                     deferred,
                     wrote,
                 };
@@ -473,7 +528,7 @@ impl PgTx {
     fn settle<T>(&mut self, result: QueryResult<T>) -> StoreResult<T> {
         result.map_err(|error| {
             let aborts = aborts_transaction(&error);
-            let translated = translate(error);
+            let translated = self.as_member_error(translate(error));
             if aborts {
                 self.abort(&translated);
             }
@@ -483,39 +538,113 @@ impl PgTx {
 
     /// Sends the queued writes and `COMMIT` in one pipeline (see the module docs).
     async fn flush_and_commit(&mut self) -> StoreResult<()> {
-        let Phase::Open { connection, deferred, .. } = &mut self.phase else {
-            return Err(StoreError::Unexpected("COMMIT outside an open transaction".into()));
+        let Phase::Open {
+            connection: Held::Own(connection),
+            deferred,
+            ..
+        } = &mut self.phase
+        else {
+            return Err(StoreError::Unexpected("COMMIT outside an open transaction of its own".into()));
         };
         let writes = std::mem::take(deferred);
-        let shared: &AsyncPgConnection = connection;
-        let (results, commit) = {
-            let mut for_commit = shared;
-            let commit = Statement::control("COMMIT").execute(&mut for_commit);
-            tokio::task::unconstrained(Both::new(send_in_order(shared, &writes), commit)).await
-        };
-        record_transaction_end(connection, &commit);
-        let mut unsent = None;
-        for result in results {
-            match result {
-                Ok(_) => {}
-                // The server refused a write: the transaction was aborted and COMMIT rolled it back.
-                Err(error @ DieselError::DatabaseError(..)) => return Err(translate(error)),
-                Err(error) => {
-                    unsent.get_or_insert(error);
-                }
+        send_commit(connection, &writes).await
+    }
+
+    /// Whether this transaction runs as a member of a group (see `group`).
+    fn is_member(&self) -> bool {
+        matches!(
+            &self.phase,
+            Phase::Open {
+                connection: Held::Member(_),
+                ..
+            } | Phase::Aborted {
+                connection: Some(Held::Member(_)),
+                ..
             }
+        )
+    }
+
+    /// A member whose group's connection was lost can run again: nothing of the group has
+    /// committed, and now nothing will (see `group`).
+    fn as_member_error(&self, error: StoreError) -> StoreError {
+        match error {
+            StoreError::Unavailable(reason) if self.is_member() => {
+                tracing::debug!(%reason, "a group member lost the group's connection; it runs again");
+                StoreError::Conflict
+            }
+            other => other,
         }
-        match (commit, unsent) {
-            (Err(error), _) => Err(translate(error)),
-            (Ok(_), None) => Ok(()),
-            // Not reachable while every queued write is checked before it is queued; reported
-            // loudly if it ever is.
-            (Ok(_), Some(error)) => {
-                tracing::error!(%error, "a deferred write failed before reaching the server, yet the transaction committed");
-                Err(StoreError::Corrupt(format!(
-                    "committed without a write that failed to send: {error}"
-                )))
+    }
+
+    /// Joins the group on `key`, waits for its connection, and opens this member's savepoint (and
+    /// the group's transaction, for its first member) in one pipeline with `read`, if any.
+    async fn begin_as_member<R>(&mut self, key: GroupKey, read: Option<Read>) -> StoreResult<Vec<R>>
+    where
+        R: QueryableByName<Pg> + Send + 'static,
+    {
+        let ticket = self.store.groups().join(&self.store, &key);
+        let seated = ticket.take_seat(self.store.settings().lock_timeout).await;
+        let opened = match seated {
+            Ok(mut member) => match member.opening().await {
+                Ok(opening) => Ok((member, opening)),
+                Err(error) => {
+                    member.leave();
+                    Err(error)
+                }
+            },
+            Err(error) => Err(error),
+        };
+        let (member, opening) = match opened {
+            Ok(opened) => opened,
+            Err(error) => {
+                self.abort(&error);
+                return Err(error);
             }
+        };
+        let (opened, rows) = {
+            let shared = member.shared_connection()?;
+            let controls = InOrder::new(
+                opening
+                    .iter()
+                    .map(|text| {
+                        let mut for_control = shared;
+                        Statement::control(text).execute(&mut for_control)
+                    })
+                    .collect(),
+            );
+            match read {
+                Some(read) => {
+                    let mut for_read = shared;
+                    let (opened, rows) = tokio::task::unconstrained(Both::new(controls, read.load::<R>(&mut for_read))).await;
+                    (opened, Some(rows))
+                }
+                None => (tokio::task::unconstrained(controls).await, None),
+            }
+        };
+        if let Some(error) = opened.into_iter().find_map(Result::err) {
+            let mut member = member;
+            member.break_group(&format!("opening a member failed: {error}"));
+            member.leave();
+            let error = match translate(error) {
+                StoreError::Unavailable(_) => StoreError::Conflict,
+                other => other,
+            };
+            self.abort(&error);
+            return Err(error);
+        }
+        let deferred = match &mut self.phase {
+            Phase::Unbegun { deferred } => std::mem::take(deferred),
+            _ => Vec::new(),
+        };
+        let wrote = !deferred.is_empty();
+        self.phase = Phase::Open {
+            connection: Held::Member(member),
+            deferred,
+            wrote,
+        };
+        match rows {
+            Some(rows) => self.settle(rows),
+            None => Ok(Vec::new()),
         }
     }
 
@@ -573,6 +702,29 @@ impl PgTx {
 
 impl Transaction for PgTx {
     async fn commit(mut self) -> StoreResult<()> {
+        if self.group.is_some() {
+            if matches!(&self.phase, Phase::Unbegun { deferred } if !deferred.is_empty()) {
+                // Writes queued and nothing sent: joining the group sends them. An error lands
+                // in the phase, handled below.
+                let _ = self.ready().await;
+            }
+            match std::mem::replace(&mut self.phase, Phase::Unbegun { deferred: Vec::new() }) {
+                Phase::Open {
+                    connection: Held::Member(member),
+                    deferred,
+                    ..
+                } => return release_member(member, deferred).await,
+                Phase::Aborted {
+                    connection: Some(Held::Member(member)),
+                    cause,
+                } => {
+                    member.undo().await;
+                    return Err(cause.error());
+                }
+                // Never joined a group: it sent nothing, or failed before its first statement.
+                other => self.phase = other,
+            }
+        }
         let wrote = match &self.phase {
             Phase::Unbegun { deferred } => !deferred.is_empty(),
             Phase::Open { wrote, deferred, .. } => *wrote || !deferred.is_empty(),
@@ -586,7 +738,7 @@ impl Transaction for PgTx {
         }
         if let Phase::Aborted { connection, cause } = &mut self.phase {
             let cause = cause.error();
-            if let Some(connection) = connection
+            if let Some(Held::Own(connection)) = connection
                 && let Err(error) = AnsiTransactionManager::rollback_transaction(&mut **connection).await
             {
                 tracing::warn!(%error, "rolling back an aborted transaction failed; the connection is discarded");
@@ -601,11 +753,13 @@ impl Transaction for PgTx {
             self.begin_alone().await?;
         }
         let committed = match &mut self.phase {
-            Phase::Open { connection, deferred, .. } if deferred.is_empty() => {
-                AnsiTransactionManager::commit_transaction(&mut **connection)
-                    .await
-                    .map_err(translate)
-            }
+            Phase::Open {
+                connection: Held::Own(connection),
+                deferred,
+                ..
+            } if deferred.is_empty() => AnsiTransactionManager::commit_transaction(&mut **connection)
+                .await
+                .map_err(translate),
             _ => self.flush_and_commit().await,
         };
         match (committed, marker) {
@@ -619,15 +773,103 @@ impl Transaction for PgTx {
     }
 
     async fn rollback(mut self) -> StoreResult<()> {
-        match &mut self.phase {
+        match std::mem::replace(&mut self.phase, Phase::Unbegun { deferred: Vec::new() }) {
             Phase::Unbegun { .. } | Phase::Aborted { connection: None, .. } => Ok(()),
-            Phase::Open { connection, .. }
-            | Phase::Aborted {
-                connection: Some(connection),
+            Phase::Open {
+                connection: Held::Member(member),
                 ..
-            } => AnsiTransactionManager::rollback_transaction(&mut **connection)
+            }
+            | Phase::Aborted {
+                connection: Some(Held::Member(member)),
+                ..
+            } => {
+                member.undo().await;
+                Ok(())
+            }
+            Phase::Open {
+                connection: Held::Own(mut connection),
+                ..
+            }
+            | Phase::Aborted {
+                connection: Some(Held::Own(mut connection)),
+                ..
+            } => AnsiTransactionManager::rollback_transaction(&mut *connection)
                 .await
                 .map_err(translate),
+        }
+    }
+}
+
+/// A member's commit: its writes with `RELEASE SAVEPOINT` in one pipeline, then the group's
+/// commit (see `group`). A write the server refused takes the member back to its savepoint. The
+/// group's last member sends the group's `COMMIT` in the same pipeline as its writes.
+async fn release_member(mut member: Member, writes: Vec<Write>) -> StoreResult<()> {
+    if member.close_if_last() {
+        return member.commit_group(writes).await;
+    }
+    let failed = match member.shared_connection() {
+        Ok(shared) => {
+            let mut for_release = shared;
+            let release = Statement::control(RELEASE).execute(&mut for_release);
+            let (results, released) = tokio::task::unconstrained(Both::new(send_in_order(shared, &writes), release)).await;
+            results.into_iter().find_map(Result::err).or(released.err()).map(translate)
+        }
+        Err(error) => Some(error),
+    };
+    match failed {
+        None => member.applied().await,
+        Some(error) => {
+            member.undo().await;
+            Err(match error {
+                StoreError::Unavailable(_) => StoreError::Conflict,
+                other => other,
+            })
+        }
+    }
+}
+
+/// The writes, a commit marker and `COMMIT` in one pipeline on a connection with a transaction
+/// open, for a group's commit; a lost answer is resolved with the marker (see the module docs).
+pub(crate) async fn commit_with_marker(store: &PgStore, connection: &mut Connection, mut writes: Vec<Write>) -> StoreResult<()> {
+    let marker = Uuid::now_v7();
+    writes.push(Write::new("INSERT INTO commit_markers (id) VALUES ($1)").bind::<diesel::sql_types::Uuid, _>(marker));
+    match send_commit(connection, &writes).await {
+        Err(StoreError::Unavailable(lost)) => store.resolve_commit(marker, lost).await,
+        other => other,
+    }
+}
+
+/// Sends `writes` and `COMMIT` in one pipeline and tells the connection's transaction manager
+/// how it ended.
+async fn send_commit(connection: &mut Connection, writes: &[Write]) -> StoreResult<()> {
+    let (results, commit) = {
+        let shared: &AsyncPgConnection = connection;
+        let mut for_commit = shared;
+        let commit = Statement::control("COMMIT").execute(&mut for_commit);
+        tokio::task::unconstrained(Both::new(send_in_order(shared, writes), commit)).await
+    };
+    record_transaction_end(connection, &commit);
+    let mut unsent = None;
+    for result in results {
+        match result {
+            Ok(_) => {}
+            // The server refused a write: the transaction was aborted and COMMIT rolled it back.
+            Err(error @ DieselError::DatabaseError(..)) => return Err(translate(error)),
+            Err(error) => {
+                unsent.get_or_insert(error);
+            }
+        }
+    }
+    match (commit, unsent) {
+        (Err(error), _) => Err(translate(error)),
+        (Ok(_), None) => Ok(()),
+        // Not reachable while every queued write is checked before it is queued; reported
+        // loudly if it ever is.
+        (Ok(_), Some(error)) => {
+            tracing::error!(%error, "a deferred write failed before reaching the server, yet the transaction committed");
+            Err(StoreError::Corrupt(format!(
+                "committed without a write that failed to send: {error}"
+            )))
         }
     }
 }
@@ -758,7 +1000,7 @@ fn record_transaction_end(connection: &mut Connection, commit: &QueryResult<usiz
 /// Tells the connection's transaction manager that a transaction is open, before `BEGIN` is sent:
 /// a transaction dropped at any point from here on returns its connection to the pool marked
 /// broken (see the module docs).
-fn enter_transaction(connection: &mut Connection) -> StoreResult<()> {
+pub(crate) fn enter_transaction(connection: &mut Connection) -> StoreResult<()> {
     match AnsiTransactionManager::transaction_manager_status_mut(&mut **connection) {
         TransactionManagerStatus::Valid(status) => status
             .change_transaction_depth(TransactionDepthChange::IncreaseDepth)

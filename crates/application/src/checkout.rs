@@ -38,7 +38,7 @@ use crate::ports::store::{
     ProductRepository, StoreError, UnitOfWork, UserRepository, WalletRepository,
 };
 use crate::ports::system::{IdGenerator, next_id};
-use crate::transact::{transact, work};
+use crate::transact::{transact, transact_grouped, work};
 use crate::{keyed, retryable};
 
 /// What a buyer checks out.
@@ -187,7 +187,8 @@ impl<U: UnitOfWork> App<U> {
             expires_at: now + self.settings.hold_ttl,
         };
         let authorisation = &authorisation;
-        let checkout = transact(&self.store, |tx| work(authorise_by_wallet(tx, ids, authorisation, key, now))).await?;
+        let cart: Vec<ProductId> = command.items.iter().map(|(product, _)| *product).collect();
+        let checkout = transact_grouped(&self.store, &cart, |tx| work(authorise_by_wallet(tx, ids, authorisation, key, now))).await?;
         self.invalidate_catalog(&checkout.order.product_ids()).await;
         Ok(checkout)
     }
@@ -199,7 +200,12 @@ impl<U: UnitOfWork> App<U> {
         key: Key<'_, Checkout>,
     ) -> Result<Checkout, CheckoutError> {
         let (ids, now) = (self.ids.as_ref(), self.clock.now());
-        let checkout = transact(&self.store, |tx| work(pay_by_wallet(tx, ids, buyer, &command.items, key, now))).await?;
+        // Purchases of the same cart queue for the same stock rows: they may share a commit.
+        let cart: Vec<ProductId> = command.items.iter().map(|(product, _)| *product).collect();
+        let checkout = transact_grouped(&self.store, &cart, |tx| {
+            work(pay_by_wallet(tx, ids, buyer, &command.items, key, now))
+        })
+        .await?;
         self.invalidate_catalog(&checkout.order.product_ids()).await;
         Ok(checkout)
     }

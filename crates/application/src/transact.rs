@@ -46,6 +46,8 @@ use std::pin::Pin;
 
 use tracing::Instrument;
 
+use domain::ids::ProductId;
+
 use crate::ports::store::{StoreError, Transaction, UnitOfWork};
 
 /// How many times a conflicted transaction is run in all before the conflict is returned.
@@ -139,14 +141,31 @@ where
     run_transaction(store, Source::Lagging, body, caller)
 }
 
-/// Where a transaction runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Primary,
-    Lagging,
+/// As `transact`, for work that contends with concurrent work of its kind on these products'
+/// stock rows, which the store may group into one commit (`UnitOfWork::begin_grouped`): a wallet
+/// checkout. A conflict, including a group that did not commit, reruns the work in a transaction of
+/// its own, so a request fails only for its own reasons.
+#[track_caller]
+pub fn transact_grouped<'c, U, T, E, F>(store: &U, products: &[ProductId], body: F) -> impl Future<Output = Result<T, E>>
+where
+    U: UnitOfWork,
+    E: Retryable,
+    F: for<'t> FnMut(&'t mut U::Tx) -> Work<'c, 't, Result<T, E>>,
+{
+    let caller = Location::caller();
+    run_transaction(store, Source::Grouped(products), body, caller)
 }
 
-async fn run_transaction<'c, U, T, E, F>(store: &U, source: Source, mut body: F, caller: &'static Location<'static>) -> Result<T, E>
+/// Where a transaction runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source<'p> {
+    Primary,
+    Lagging,
+    /// On the primary, grouped with others on these products' stock rows on its first attempt.
+    Grouped(&'p [ProductId]),
+}
+
+async fn run_transaction<'c, U, T, E, F>(store: &U, source: Source<'_>, mut body: F, caller: &'static Location<'static>) -> Result<T, E>
 where
     U: UnitOfWork,
     E: Retryable,
@@ -159,12 +178,15 @@ where
             caller = %caller,
             attempt,
             lagging = source == Source::Lagging,
+            grouped = matches!(source, Source::Grouped(_)) && attempt == 1,
             outcome = tracing::field::Empty
         );
         let outcome: Result<T, E> = async {
             let mut tx = match source {
                 Source::Primary => store.begin().await?,
                 Source::Lagging => store.begin_lagging().await?,
+                Source::Grouped(products) if attempt == 1 => store.begin_grouped(products).await?,
+                Source::Grouped(_) => store.begin().await?,
             };
             let result = body(&mut tx).0.await;
             match result {

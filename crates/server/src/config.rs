@@ -28,6 +28,7 @@ pub struct PostgresSettings {
     pub lock_timeout: Duration,
     pub idle_in_transaction_timeout: Duration,
     pub stock_row_waiters: usize,
+    pub group_commit_members: usize,
     pub run_migrations: bool,
     /// A streaming replica for the reads that may lag (`DATABASE_REPLICA_URL`), and its pool's
     /// size (`DATABASE_REPLICA_POOL_MAX`, the primary's by default).
@@ -421,6 +422,7 @@ fn storage(v: &Vars<'_>) -> anyhow::Result<Storage> {
             // between transactions), so one idle for seconds belongs to a stalled process.
             idle_in_transaction_timeout: v.millis("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 5_000)?,
             stock_row_waiters: v.parse("DATABASE_STOCK_ROW_WAITERS", 2)?,
+            group_commit_members: v.parse("DATABASE_GROUP_COMMIT_MEMBERS", 16)?,
             run_migrations: v.flag("RUN_MIGRATIONS", false)?,
         }),
     })

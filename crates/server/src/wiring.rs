@@ -61,7 +61,9 @@ impl Backend {
                     let applied = migrate(postgres).await?;
                     tracing::info!(?applied, "migrations applied");
                 }
-                let mut store = PgStore::connect(&pg_settings(postgres)).await?;
+                let mut store = PgStore::connect(&pg_settings(postgres))
+                    .await?
+                    .with_group_commit_members(postgres.group_commit_members)?;
                 tracing::info!(url = %crate::config::redact_url(&postgres.url), pool = postgres.pool_max_size, "connected to PostgreSQL");
                 if let Some(replica_url) = &postgres.replica_url {
                     let replica = PgSettings {

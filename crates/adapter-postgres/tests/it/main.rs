@@ -6,6 +6,7 @@ mod captures;
 mod constraints;
 mod contract;
 mod failures;
+mod group_commit;
 mod pgbouncer;
 mod plans;
 mod replica;

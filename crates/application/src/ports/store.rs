@@ -101,6 +101,20 @@ pub trait UnitOfWork: Clone + Send + Sync + 'static {
         self.begin()
     }
 
+    /// Starts a transaction whose work contends with concurrent ones of its kind on these
+    /// products' stock rows (a wallet checkout's cart, in a flash sale). A store may run it
+    /// inside a transaction shared with them, each in a savepoint of its own, and commit them
+    /// together (group commit): its effects are exactly those of a transaction of its own, and
+    /// its commit may fail with `Conflict` when the shared transaction did not commit, after which
+    /// running the work again, alone, is safe. By default it is `begin`.
+    ///
+    /// # Errors
+    /// As `begin`.
+    fn begin_grouped(&self, products: &[ProductId]) -> impl Future<Output = StoreResult<Self::Tx>> + Send {
+        let _ = products;
+        self.begin()
+    }
+
     /// Whether the store answers; used by the readiness probe.
     ///
     /// # Errors

@@ -1,0 +1,417 @@
+//! Group commit: concurrent transactions on the same hot rows share one PostgreSQL transaction.
+//!
+//! In a flash sale every purchase queues for one stock row, and each holder of the row pays for
+//! its own `COMMIT` (a WAL flush) and hands the row lock on through PostgreSQL's lock manager
+//! before the next can start. A transaction begun with `UnitOfWork::begin_grouped` names the stock
+//! rows it will contend on (its cart); while another one on the same cart is running, it joins
+//! that one's *group* instead of opening a transaction of its own:
+//!
+//! - The group has one connection and one transaction, opened by the first member. Members take
+//!   the connection one at a time, in the order they joined (tokio's mutex is fair), so they run
+//!   one after another exactly as they would have queued for the row lock, and each sees what the
+//!   members before it wrote.
+//! - Each member runs inside its own savepoint (`SAVEPOINT member` travels with its first
+//!   statement). Its commit sends its writes with `RELEASE SAVEPOINT`; its rollback, or any error
+//!   the server raised while it ran, goes back to the savepoint. So a member that fails (the buyer
+//!   cannot pay, the stock ran out, a write was refused) is without effect, and the members
+//!   before and after it are untouched: a group never mixes outcomes.
+//! - The last member to finish commits the group, once, with one commit marker (see `tx` on a
+//!   commit whose answer is lost), in a task of its own so that no caller going away can cut it
+//!   short. Every member that released its savepoint waits for that commit and answers with its
+//!   outcome: committed; not committed, as `StoreError::Conflict`, which `transact` retries as a
+//!   transaction of its own (the server refused the commit, the connection was lost before it, a
+//!   member was dropped half-way); or, when even the commit marker cannot tell, `OutcomeUnknown`.
+//! - A group takes new members until it has `PgStore::with_group_commit_members` of them (16);
+//!   the next transaction on the cart then starts a new group, whose first statement waits in
+//!   PostgreSQL for the rows this one holds. That bounds how long a member waits for the members
+//!   behind it.
+//!
+//! Every member's own rows (its order, postings, idempotency record, events) are its own, written
+//! by its own statements: the group changes when they commit, not what they are. Lock order holds
+//! within each member; across members a group may take a buyer's wallet after the merchant's. A
+//! transaction elsewhere holding that buyer's wallet while it waits for the merchant's would then
+//! deadlock with the group: PostgreSQL detects it, the statement it aborts is rolled back to its
+//! savepoint (or is the other transaction's), and the loser is retried. Only a buyer with two
+//! requests at once can cause it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use application::ports::store::{StoreError, StoreResult};
+use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager as _};
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, watch};
+use uuid::Uuid;
+
+use crate::sql::Write;
+use crate::store::PgStore;
+use crate::tx::{Connection, commit_with_marker};
+
+/// The savepoint every member runs in. One name serves: a member's savepoint is released or
+/// rolled back before the next member starts.
+pub(crate) const SAVEPOINT: &str = "SAVEPOINT member";
+pub(crate) const RELEASE: &str = "RELEASE SAVEPOINT member";
+pub(crate) const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT member";
+
+/// The rows a group contends on: its cart's product ids, sorted.
+pub(crate) type GroupKey = Vec<Uuid>;
+
+/// The groups of one store that still take members, by key.
+pub(crate) struct Groups {
+    members_max: usize,
+    open: Mutex<HashMap<GroupKey, Arc<Group>>>,
+}
+
+impl Groups {
+    pub(crate) fn new(members_max: usize) -> Groups {
+        Groups {
+            members_max,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether transactions are grouped at all (a group of one is a plain transaction).
+    pub(crate) fn enabled(&self) -> bool {
+        self.members_max > 1
+    }
+
+    /// Joins the group on `key` that takes members, or starts one.
+    pub(crate) fn join(&self, store: &PgStore, key: &GroupKey) -> Ticket {
+        let mut open = locked(&self.open);
+        let group = match open.get(key) {
+            Some(group) => Arc::clone(group),
+            None => {
+                let group = Arc::new(Group::new(key.clone()));
+                open.insert(key.clone(), Arc::clone(&group));
+                group
+            }
+        };
+        let mut counts = locked(&group.counts);
+        counts.joined += 1;
+        if counts.joined >= self.members_max {
+            // Full: the next transaction on these rows starts a group of its own.
+            open.remove(key);
+        }
+        drop(counts);
+        Ticket {
+            store: store.clone(),
+            group,
+            finished: false,
+        }
+    }
+
+    /// Groups that take members now, and their members so far, for tests.
+    #[cfg(feature = "testing")]
+    pub(crate) fn joined(&self) -> usize {
+        locked(&self.open).values().map(|group| locked(&group.counts).joined).sum()
+    }
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) struct Group {
+    key: GroupKey,
+    /// The shared transaction, held by one member at a time.
+    shared: Arc<AsyncMutex<Shared>>,
+    /// Changed only with the store's `open` map locked as well (it is locked first).
+    counts: Mutex<Counts>,
+    outcome: watch::Sender<Option<Outcome>>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    joined: usize,
+    finished: usize,
+    /// Members that released their savepoint: what the group's commit is for.
+    applied: usize,
+}
+
+/// The group's connection and transaction.
+pub(crate) struct Shared {
+    /// Taken from the pool, with `BEGIN`, by the first member; `None` before that.
+    pub(crate) connection: Option<Connection>,
+    /// Why the group can no longer commit (a lost connection, a member dropped half-way).
+    pub(crate) broken: Option<String>,
+}
+
+/// How the group's transaction ended.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Committed,
+    /// Nothing of the group was committed: every member may run again.
+    NotCommitted(String),
+    Unknown(String),
+}
+
+impl Group {
+    fn new(key: GroupKey) -> Group {
+        Group {
+            key,
+            shared: Arc::new(AsyncMutex::new(Shared {
+                connection: None,
+                broken: None,
+            })),
+            counts: Mutex::new(Counts::default()),
+            outcome: watch::Sender::new(None),
+        }
+    }
+}
+
+/// A member's place in its group, from joining to finishing. Dropped unfinished (its wait for
+/// the seat timed out, or its caller went away), it counts as a member without effect.
+pub(crate) struct Ticket {
+    store: PgStore,
+    group: Arc<Group>,
+    finished: bool,
+}
+
+impl Ticket {
+    /// Waits for the group's connection, at most `timeout` (zero: no limit), as a lock wait would.
+    pub(crate) async fn take_seat(self, timeout: std::time::Duration) -> StoreResult<Member> {
+        let lock = Arc::clone(&self.group.shared).lock_owned();
+        let seat = if timeout.is_zero() {
+            lock.await
+        } else {
+            tokio::time::timeout(timeout, lock).await.map_err(|_| StoreError::Timeout)?
+        };
+        Ok(Member {
+            seat: Some(seat),
+            ticket: self,
+        })
+    }
+
+    /// Counts the member finished; the last one settles the group.
+    fn finish(&mut self, applied: bool) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let groups = self.store.groups();
+        let mut open = locked(&groups.open);
+        let mut counts = locked(&self.group.counts);
+        counts.finished += 1;
+        if applied {
+            counts.applied += 1;
+        }
+        if counts.finished < counts.joined {
+            return;
+        }
+        if open.get(&self.group.key).is_some_and(|group| Arc::ptr_eq(group, &self.group)) {
+            open.remove(&self.group.key);
+        }
+        let (applied, joined) = (counts.applied, counts.joined);
+        drop(counts);
+        drop(open);
+        settle(Arc::clone(&self.group), applied, joined, self.store.clone());
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
+/// A member holding the group's connection: its statements run there, inside its savepoint.
+pub(crate) struct Member {
+    /// `None` once the member has handed the connection on.
+    seat: Option<OwnedMutexGuard<Shared>>,
+    ticket: Ticket,
+}
+
+impl Member {
+    /// The statements to send before the member's first one: `BEGIN` too for the group's first
+    /// member, which takes the connection from the pool. Refuses a group that cannot commit.
+    pub(crate) async fn opening(&mut self) -> StoreResult<&'static [&'static str]> {
+        let store = self.ticket.store.clone();
+        let seat = self.seat()?;
+        if let Some(reason) = &seat.broken {
+            // Nothing of the group will commit; this member runs again on its own.
+            tracing::debug!(%reason, "a group member found its group failed");
+            return Err(StoreError::Conflict);
+        }
+        if seat.connection.is_some() {
+            return Ok(&[SAVEPOINT]);
+        }
+        let mut connection = store.connection().await?;
+        crate::tx::enter_transaction(&mut connection)?;
+        seat.connection = Some(connection);
+        Ok(&["BEGIN", SAVEPOINT])
+    }
+
+    fn seat(&mut self) -> StoreResult<&mut Shared> {
+        self.seat
+            .as_deref_mut()
+            .ok_or_else(|| StoreError::Unexpected("a group member used the connection after handing it on".into()))
+    }
+
+    /// The group's connection, for this member's statements.
+    pub(crate) fn connection(&mut self) -> StoreResult<&mut AsyncPgConnection> {
+        let seat = self.seat()?;
+        match &mut seat.connection {
+            Some(connection) => Ok(&mut **connection),
+            None => Err(StoreError::Unavailable("the group's connection was lost".into())),
+        }
+    }
+
+    /// The same, shared, for pipelines.
+    pub(crate) fn shared_connection(&self) -> StoreResult<&AsyncPgConnection> {
+        match self.seat.as_deref().and_then(|seat| seat.connection.as_deref()) {
+            Some(connection) => Ok(connection),
+            None => Err(StoreError::Unavailable("the group's connection was lost".into())),
+        }
+    }
+
+    /// Marks the group unable to commit: its transaction is in a state this process does not
+    /// know (a statement of a member was cut short, or the connection was lost).
+    pub(crate) fn break_group(&mut self, reason: &str) {
+        if let Some(seat) = self.seat.as_deref_mut()
+            && seat.broken.is_none()
+        {
+            tracing::warn!(reason, "a group commit's transaction cannot commit; its members will run again");
+            seat.broken = Some(reason.to_owned());
+        }
+    }
+
+    /// Leaves the group without having opened a savepoint: nothing of this member is in it.
+    pub(crate) fn leave(mut self) {
+        self.seat = None;
+        self.ticket.finish(false);
+    }
+
+    /// Whether this member is its group's last: every other member has finished. If so, the
+    /// group takes no new member, and this one commits it with its own writes (`commit_group`).
+    pub(crate) fn close_if_last(&mut self) -> bool {
+        let group = &self.ticket.group;
+        let mut open = locked(&self.ticket.store.groups().open);
+        let counts = locked(&group.counts);
+        if counts.finished + 1 != counts.joined {
+            return false;
+        }
+        if open.get(&group.key).is_some_and(|open| Arc::ptr_eq(open, group)) {
+            open.remove(&group.key);
+        }
+        true
+    }
+
+    /// As the group's last member: its writes, `RELEASE SAVEPOINT`, the commit marker and
+    /// `COMMIT` in one pipeline, in a task of its own so that the caller going away cannot cut
+    /// the commit short (the members before it are told its outcome). A write of this member the
+    /// server refuses rolls the whole group back: the others then run again alone.
+    pub(crate) async fn commit_group(mut self, mut writes: Vec<Write>) -> StoreResult<()> {
+        writes.push(Write::new(RELEASE));
+        let commit = async move {
+            let store = self.ticket.store.clone();
+            let seat = self.seat()?;
+            let result = match (&seat.broken, seat.connection.as_mut()) {
+                (None, Some(connection)) => commit_with_marker(&store, connection, writes).await,
+                (Some(reason), _) => Err(StoreError::Unavailable(format!("the group's transaction failed: {reason}"))),
+                (None, None) => Err(StoreError::Unavailable("the group's connection was lost".into())),
+            };
+            let outcome = match &result {
+                Ok(()) => Outcome::Committed,
+                Err(StoreError::OutcomeUnknown(reason)) => Outcome::Unknown(reason.clone()),
+                Err(error) => Outcome::NotCommitted(error.to_string()),
+            };
+            // The transaction has ended (or its connection is marked broken): back to the pool.
+            seat.connection = None;
+            seat.broken = None;
+            self.seat = None;
+            self.ticket.finished = true;
+            let joined = locked(&self.ticket.group.counts).joined;
+            tracing::debug!(joined, outcome = ?outcome, "a group ended with its last member");
+            self.ticket.group.outcome.send_replace(Some(outcome));
+            result
+        };
+        match tokio::spawn(commit).await {
+            Ok(Err(StoreError::Unavailable(_))) => Err(StoreError::Conflict),
+            Ok(result) => result,
+            Err(error) => Err(StoreError::OutcomeUnknown(format!("the group's commit task failed: {error}"))),
+        }
+    }
+
+    /// The member succeeded and released its savepoint: hands the connection on and waits for the
+    /// group's commit.
+    pub(crate) async fn applied(mut self) -> StoreResult<()> {
+        let mut outcome = self.ticket.group.outcome.subscribe();
+        self.seat = None;
+        self.ticket.finish(true);
+        let outcome = outcome.wait_for(Option::is_some).await.map(|outcome| outcome.clone());
+        match outcome {
+            Ok(Some(Outcome::Committed)) => Ok(()),
+            Ok(Some(Outcome::NotCommitted(reason))) => {
+                tracing::debug!(%reason, "a group commit did not commit; its member runs again");
+                Err(StoreError::Conflict)
+            }
+            Ok(Some(Outcome::Unknown(reason))) => Err(StoreError::OutcomeUnknown(reason)),
+            Ok(None) | Err(_) => Err(StoreError::OutcomeUnknown("the group's commit was abandoned".into())),
+        }
+    }
+
+    /// The member failed or rolled back: back to its savepoint, then hands the connection on.
+    /// Without effect either way: if going back fails, the group cannot commit.
+    pub(crate) async fn undo(mut self) {
+        let undone = match self.shared_connection() {
+            Ok(connection) => {
+                let (mut first, mut second) = (connection, connection);
+                let back = crate::sql::Statement::control(ROLLBACK_TO).execute(&mut first);
+                let release = crate::sql::Statement::control(RELEASE).execute(&mut second);
+                let (back, release) = tokio::task::unconstrained(futures::future::join(back, release)).await;
+                back.and(release).map(|_| ()).map_err(crate::error::translate)
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = undone {
+            self.break_group(&format!("going back to a member's savepoint failed: {error}"));
+        }
+        self.seat = None;
+        self.ticket.finish(false);
+    }
+}
+
+impl Drop for Member {
+    /// A member dropped while it holds the connection was cut short somewhere between its
+    /// savepoint and its release: the group cannot know what it left, so it does not commit.
+    fn drop(&mut self) {
+        if self.seat.is_some() {
+            self.break_group("a member was dropped before it finished");
+            self.seat = None;
+        }
+    }
+}
+
+/// Ends the group's transaction once every member has finished, in a task of its own: commits it
+/// if any member applied its work, and tells every waiting member how it ended.
+fn settle(group: Arc<Group>, applied: usize, joined: usize, store: PgStore) {
+    let end = async move {
+        let mut shared = Arc::clone(&group.shared).lock_owned().await;
+        let outcome = match (shared.broken.take(), shared.connection.take()) {
+            (Some(reason), connection) => {
+                // Marked as inside a transaction, the connection is discarded by the pool, and
+                // PostgreSQL rolls the transaction back when it closes.
+                drop(connection);
+                Outcome::NotCommitted(reason)
+            }
+            (None, None) => Outcome::NotCommitted("no member began the group's transaction".into()),
+            (None, Some(mut connection)) if applied == 0 => {
+                if let Err(error) = AnsiTransactionManager::rollback_transaction(&mut *connection).await {
+                    tracing::warn!(%error, "rolling back an empty group failed; the connection is discarded");
+                }
+                Outcome::NotCommitted("no member applied its work".into())
+            }
+            (None, Some(mut connection)) => match commit_with_marker(&store, &mut connection, Vec::new()).await {
+                Ok(()) => Outcome::Committed,
+                Err(StoreError::OutcomeUnknown(reason)) => Outcome::Unknown(reason),
+                Err(error) => Outcome::NotCommitted(error.to_string()),
+            },
+        };
+        tracing::debug!(joined, applied, outcome = ?outcome, "a group ended");
+        group.outcome.send_replace(Some(outcome));
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(end);
+        }
+        Err(_) => tracing::error!("a group commit ended outside a runtime; its members do not commit"),
+    }
+}

@@ -1,0 +1,272 @@
+//! Group commit: wallet checkouts of the same cart share one transaction, each in its own
+//! savepoint, and are committed together. A test holds a group open by being its first member (a
+//! transaction begun with `begin_grouped` that has locked the stock row), lets checkouts join
+//! behind it, then lets them run; that they shared one commit shows in the commit markers.
+
+use std::sync::Arc;
+
+use adapter_postgres::{PgStore, PgTx};
+use application::auth::Caller;
+use application::checkout::{Checkout, CheckoutError};
+use application::idempotency::{IdempotencyKey, IdempotencyScope, Idempotent, KeyStatus, StoredResponse};
+use application::ports::store::{ProductRepository, StoreError, Transaction, UnitOfWork, UserRepository};
+use domain::ids::ProductId;
+use domain::order::PaymentMethod;
+use domain::user::Role;
+use tokio::task::JoinHandle;
+
+use crate::support::{Harness, cart, eventually, stored_user};
+
+/// A transaction that opens the group on `product` and holds its connection until it ends.
+async fn first_member(store: &PgStore, product: ProductId) -> PgTx {
+    let mut tx = store.begin_grouped(&[product]).await.expect("begin");
+    tx.lock_stock(&[product]).await.expect("the group's first statement");
+    tx
+}
+
+/// Waits until `members` transactions have joined the open groups.
+async fn joined(store: &PgStore, members: usize) {
+    eventually(&format!("{members} members joined"), || async {
+        store.group_members_joined() == members
+    })
+    .await;
+}
+
+fn checkout_later(h: &Harness, buyer: Caller, product: ProductId, key: Option<&str>) -> JoinHandle<Result<Checkout, CheckoutError>> {
+    let app = Arc::clone(&h.app);
+    let keyed = key.map(|key| keyed(buyer, key));
+    tokio::spawn(async move { app.checkout(&buyer, cart(&[(product, 1)], PaymentMethod::Wallet), keyed).await })
+}
+
+fn render(checkout: &Checkout) -> StoredResponse {
+    StoredResponse {
+        status: 201,
+        body: checkout.order.id().to_string().into_bytes(),
+        location: None,
+    }
+}
+
+fn scope(buyer: Caller, key: &str) -> IdempotencyScope {
+    IdempotencyScope {
+        principal: Some(buyer.user_id),
+        key: IdempotencyKey::parse(key).expect("key"),
+    }
+}
+
+fn keyed(buyer: Caller, key: &str) -> Idempotent<Checkout> {
+    Idempotent {
+        scope: scope(buyer, key),
+        fingerprint: format!("checkout-{key}"),
+        render,
+    }
+}
+
+/// Commits that wrote something so far: each inserts one commit marker, a group one for all its
+/// members (rows a member writes carry its savepoint's transaction id, so `xmin` cannot tell).
+async fn commits(h: &Harness) -> i64 {
+    let client = h.database.raw_client().await;
+    client
+        .query_one("SELECT count(*) FROM commit_markers", &[])
+        .await
+        .expect("count")
+        .get(0)
+}
+
+async fn order_count(h: &Harness) -> i64 {
+    let client = h.database.raw_client().await;
+    client.query_one("SELECT count(*) FROM orders", &[]).await.expect("count").get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_commits_its_members_together_and_a_failing_one_alone_has_no_effect() {
+    let h = Harness::new().await;
+    let store = h.database.store();
+    let merchant = h.user(Role::Merchant).await;
+    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let first = h.funded_customer(1_000).await;
+    let poor = h.funded_customer(100).await;
+    let second = h.funded_customer(1_000).await;
+
+    let opener = first_member(&store, mug).await;
+    let mut tasks = Vec::new();
+    for (joined_before, buyer) in [first, poor, second].into_iter().enumerate() {
+        tasks.push(checkout_later(&h, buyer, mug, None));
+        joined(&store, joined_before + 2).await;
+    }
+    let before = commits(&h).await;
+    opener.commit().await.expect("the opener's empty work");
+
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.expect("task"));
+    }
+    let [Ok(paid_first), Err(refused), Ok(paid_second)] = <[_; 3]>::try_from(outcomes).expect("three") else {
+        panic!("the buyers with funds pay and the other is refused");
+    };
+    assert!(matches!(refused, CheckoutError::InsufficientFunds { .. }), "{refused:?}");
+    assert_ne!(paid_first.order.id(), paid_second.order.id());
+    assert_eq!(commits(&h).await - before, 1, "both orders were committed together");
+    assert_eq!(order_count(&h).await, 2, "the refused checkout left no order");
+    assert_eq!(h.stock(mug).await, (8, 0));
+    assert_eq!(
+        (h.balance(&first).await, h.balance(&poor).await, h.balance(&second).await),
+        (500, 100, 500)
+    );
+    assert_eq!(h.balance(&merchant).await, 1_000);
+    h.assert_ledger_ok().await;
+}
+
+/// A member whose statement the server refuses (which aborts a PostgreSQL transaction) is rolled
+/// back to its savepoint; the members before and after it commit.
+#[tokio::test]
+async fn a_statement_the_server_refuses_fails_only_its_member() {
+    let h = Harness::new().await;
+    let store = h.database.store();
+    let merchant = h.user(Role::Merchant).await;
+    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let before = stored_user(Role::Customer);
+    let after = stored_user(Role::Customer);
+
+    let mut opener = first_member(&store, mug).await;
+    opener.insert_user(&before).await.expect("insert");
+    let (store_clone, twin) = (store.clone(), before.clone());
+    let duplicate = tokio::spawn(async move {
+        let mut tx = store_clone.begin_grouped(&[mug]).await.expect("begin");
+        let refused = tx.insert_user(&twin).await;
+        tx.rollback().await.expect("back to its savepoint");
+        refused
+    });
+    joined(&store, 2).await;
+    let (store_clone, user) = (store.clone(), after.clone());
+    let last = tokio::spawn(async move {
+        let mut tx = store_clone.begin_grouped(&[mug]).await.expect("begin");
+        tx.insert_user(&user).await?;
+        tx.commit().await
+    });
+    joined(&store, 3).await;
+    opener.commit().await.expect("committed with the group");
+
+    let refused = duplicate.await.expect("task");
+    assert!(matches!(refused, Err(StoreError::Duplicate(_))), "{refused:?}");
+    last.await.expect("task").expect("the member after the refused one commits");
+    let mut tx = store.begin().await.expect("begin");
+    assert!(tx.find_user(before.id).await.expect("find").is_some());
+    assert!(tx.find_user(after.id).await.expect("find").is_some());
+    tx.rollback().await.expect("rollback");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_checkouts_that_were_grouped_replay_their_own_orders() {
+    let h = Harness::new().await;
+    let store = h.database.store();
+    let merchant = h.user(Role::Merchant).await;
+    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let mut buyers = Vec::new();
+    for _ in 0..4 {
+        buyers.push(h.funded_customer(1_000).await);
+    }
+
+    let opener = first_member(&store, mug).await;
+    let mut tasks = Vec::new();
+    for (n, buyer) in buyers.iter().enumerate() {
+        tasks.push(checkout_later(&h, *buyer, mug, Some(&format!("order-{n}"))));
+        joined(&store, n + 2).await;
+    }
+    let before = commits(&h).await;
+    opener.commit().await.expect("the opener's empty work");
+    let mut orders = Vec::new();
+    for task in tasks {
+        orders.push(task.await.expect("task").expect("paid").order.id());
+    }
+    assert_eq!(commits(&h).await - before, 1, "the four were committed together");
+
+    for (n, (buyer, order)) in buyers.iter().zip(&orders).enumerate() {
+        let key = format!("order-{n}");
+        let status = h.app.idempotency_status(&scope(*buyer, &key), &format!("checkout-{key}")).await;
+        match status.expect("status") {
+            KeyStatus::Replay(response) => assert_eq!(response.body, order.to_string().into_bytes(), "buyer {n}"),
+            KeyStatus::Free => panic!("buyer {n}'s key was completed with its order"),
+        }
+        let again = h
+            .app
+            .checkout(buyer, cart(&[(mug, 1)], PaymentMethod::Wallet), Some(keyed(*buyer, &key)))
+            .await;
+        assert!(
+            matches!(again, Err(CheckoutError::Idempotency(_))),
+            "the use case does not run twice under a key: {again:?}"
+        );
+    }
+    assert_eq!(order_count(&h).await, 4);
+    assert_eq!(h.stock(mug).await, (6, 0));
+    assert_eq!(h.balance(&merchant).await, 2_000);
+    h.assert_ledger_ok().await;
+}
+
+/// The group's connection dies while a member runs, after another has applied its work: nothing
+/// of the group commits, and the checkout that had applied runs again alone and is paid once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_mid_group_loses_nothing_and_the_members_run_again() {
+    let h = Harness::new().await;
+    let store = h.database.store();
+    let merchant = h.user(Role::Merchant).await;
+    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let buyer = h.funded_customer(1_000).await;
+
+    let opener = first_member(&store, mug).await;
+    let checkout = checkout_later(&h, buyer, mug, Some("lost-group"));
+    joined(&store, 2).await;
+    let (pid_sender, pid) = tokio::sync::oneshot::channel();
+    let (go_sender, go) = tokio::sync::oneshot::channel::<()>();
+    let store_clone = store.clone();
+    let last = tokio::spawn(async move {
+        let mut tx = store_clone.begin_grouped(&[mug]).await.expect("begin");
+        // Runs once the checkout has applied its work and handed the connection on.
+        tx.lock_stock(&[mug]).await.expect("lock");
+        pid_sender.send(tx.backend_pid().await.expect("pid")).expect("send");
+        go.await.expect("go");
+        let read = tx.lock_stock(&[mug]).await.map(drop);
+        let commit = tx.commit().await;
+        (read, commit)
+    });
+    joined(&store, 3).await;
+    let before = commits(&h).await;
+    let opened = tokio::spawn(opener.commit());
+
+    let pid = pid.await.expect("pid");
+    let client = h.database.raw_client().await;
+    client.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.expect("terminate");
+    go_sender.send(()).expect("go");
+
+    let (read, commit) = last.await.expect("task");
+    assert!(
+        matches!(read, Err(StoreError::Conflict)),
+        "the member on the lost connection may run again: {read:?}"
+    );
+    assert!(commit.is_err(), "{commit:?}");
+    let opened = opened.await.expect("task");
+    assert!(matches!(opened, Err(StoreError::Conflict)), "the group did not commit: {opened:?}");
+    checkout.await.expect("task").expect("paid when run again alone");
+    assert_eq!(
+        commits(&h).await - before,
+        1,
+        "the group did not commit; the checkout run again alone did"
+    );
+    assert_eq!(order_count(&h).await, 1, "paid once");
+    assert_eq!(h.stock(mug).await, (9, 0));
+    assert_eq!(h.balance(&buyer).await, 500);
+    assert_eq!(h.balance(&merchant).await, 500);
+    h.assert_ledger_ok().await;
+}
+
+#[tokio::test]
+async fn one_member_per_group_runs_each_transaction_alone_and_zero_is_refused() {
+    let h = Harness::new().await;
+    assert!(h.database.store().with_group_commit_members(0).is_err());
+    let store = h.database.store().with_group_commit_members(1).expect("one member");
+    let merchant = h.user(Role::Merchant).await;
+    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let mut tx = store.begin_grouped(&[mug]).await.expect("begin");
+    tx.lock_stock(&[mug]).await.expect("lock");
+    assert_eq!(store.group_members_joined(), 0, "no group was formed");
+    tx.commit().await.expect("commit");
+}
