@@ -44,7 +44,7 @@ use uuid::Uuid;
 
 use crate::sql::Write;
 use crate::store::PgStore;
-use crate::tx::{Connection, commit_with_marker};
+use crate::tx::{Connection, commit_with_marker, run_again_if_lost};
 
 /// The savepoint every member runs in. One name serves: a member's savepoint is released or
 /// rolled back before the next member starts.
@@ -142,6 +142,17 @@ enum Outcome {
     /// Nothing of the group was committed: every member may run again.
     NotCommitted(String),
     Unknown(String),
+}
+
+impl Outcome {
+    /// How a commit of the group's transaction ended, for its members.
+    fn of(commit: &StoreResult<()>) -> Outcome {
+        match commit {
+            Ok(()) => Outcome::Committed,
+            Err(StoreError::OutcomeUnknown(reason)) => Outcome::Unknown(reason.clone()),
+            Err(error) => Outcome::NotCommitted(error.to_string()),
+        }
+    }
 }
 
 impl Group {
@@ -308,11 +319,7 @@ impl Member {
                 (Some(reason), _) => Err(StoreError::Unavailable(format!("the group's transaction failed: {reason}"))),
                 (None, None) => Err(StoreError::Unavailable("the group's connection was lost".into())),
             };
-            let outcome = match &result {
-                Ok(()) => Outcome::Committed,
-                Err(StoreError::OutcomeUnknown(reason)) => Outcome::Unknown(reason.clone()),
-                Err(error) => Outcome::NotCommitted(error.to_string()),
-            };
+            let outcome = Outcome::of(&result);
             // The transaction has ended (or its connection is marked broken): back to the pool.
             seat.connection = None;
             seat.broken = None;
@@ -324,8 +331,7 @@ impl Member {
             result
         };
         match tokio::spawn(commit).await {
-            Ok(Err(StoreError::Unavailable(_))) => Err(StoreError::Conflict),
-            Ok(result) => result,
+            Ok(result) => result.map_err(run_again_if_lost),
             Err(error) => Err(StoreError::OutcomeUnknown(format!("the group's commit task failed: {error}"))),
         }
     }
@@ -399,11 +405,7 @@ fn settle(group: Arc<Group>, applied: usize, joined: usize, store: PgStore) {
                 }
                 Outcome::NotCommitted("no member applied its work".into())
             }
-            (None, Some(mut connection)) => match commit_with_marker(&store, &mut connection, Vec::new()).await {
-                Ok(()) => Outcome::Committed,
-                Err(StoreError::OutcomeUnknown(reason)) => Outcome::Unknown(reason),
-                Err(error) => Outcome::NotCommitted(error.to_string()),
-            },
+            (None, Some(mut connection)) => Outcome::of(&commit_with_marker(&store, &mut connection, Vec::new()).await),
         };
         tracing::debug!(joined, applied, outcome = ?outcome, "a group ended");
         group.outcome.send_replace(Some(outcome));

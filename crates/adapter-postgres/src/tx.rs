@@ -471,16 +471,7 @@ impl PgTx {
     fn settle_begin(&mut self, begun: QueryResult<usize>, connection: Connection, attempt: &mut usize) -> StoreResult<bool> {
         let error = match begun {
             Ok(_) => {
-                let deferred = match &mut self.phase {
-                    Phase::Unbegun { deferred } => std::mem::take(deferred),
-                    _ => Vec::new(),
-                };
-                let wrote = !deferred.is_empty();
-                self.phase = Phase::Open {
-                    connection: Held::Own(connection),
-                    deferred,
-                    wrote,
-                };
+                self.open_on(Held::Own(connection));
                 return Ok(true);
             }
             Err(error) => translate(error),
@@ -499,6 +490,20 @@ impl PgTx {
             cause: Aborted::from_error(&error),
         };
         Err(error)
+    }
+
+    /// Opens the transaction on `connection`, moving the writes queued before it began into it.
+    fn open_on(&mut self, connection: Held) {
+        let deferred = match &mut self.phase {
+            Phase::Unbegun { deferred } => std::mem::take(deferred),
+            _ => Vec::new(),
+        };
+        let wrote = !deferred.is_empty();
+        self.phase = Phase::Open {
+            connection,
+            deferred,
+            wrote,
+        };
     }
 
     /// Moves the transaction to `Aborted`, keeping its connection for the rollback.
@@ -567,13 +572,7 @@ impl PgTx {
     /// A member whose group's connection was lost can run again: nothing of the group has
     /// committed, and now nothing will (see `group`).
     fn as_member_error(&self, error: StoreError) -> StoreError {
-        match error {
-            StoreError::Unavailable(reason) if self.is_member() => {
-                tracing::debug!(%reason, "a group member lost the group's connection; it runs again");
-                StoreError::Conflict
-            }
-            other => other,
-        }
+        if self.is_member() { run_again_if_lost(error) } else { error }
     }
 
     /// Joins the group on `key`, waits for its connection, and opens this member's savepoint (and
@@ -625,23 +624,11 @@ impl PgTx {
             let mut member = member;
             member.break_group(&format!("opening a member failed: {error}"));
             member.leave();
-            let error = match translate(error) {
-                StoreError::Unavailable(_) => StoreError::Conflict,
-                other => other,
-            };
+            let error = run_again_if_lost(translate(error));
             self.abort(&error);
             return Err(error);
         }
-        let deferred = match &mut self.phase {
-            Phase::Unbegun { deferred } => std::mem::take(deferred),
-            _ => Vec::new(),
-        };
-        let wrote = !deferred.is_empty();
-        self.phase = Phase::Open {
-            connection: Held::Member(member),
-            deferred,
-            wrote,
-        };
+        self.open_on(Held::Member(member));
         match rows {
             Some(rows) => self.settle(rows),
             None => Ok(Vec::new()),
@@ -820,11 +807,20 @@ async fn release_member(mut member: Member, writes: Vec<Write>) -> StoreResult<(
         None => member.applied().await,
         Some(error) => {
             member.undo().await;
-            Err(match error {
-                StoreError::Unavailable(_) => StoreError::Conflict,
-                other => other,
-            })
+            Err(run_again_if_lost(error))
         }
+    }
+}
+
+/// A group member that lost the group's connection may run again: nothing of the group has
+/// committed, and now nothing will (see `group`).
+pub(crate) fn run_again_if_lost(error: StoreError) -> StoreError {
+    match error {
+        StoreError::Unavailable(reason) => {
+            tracing::debug!(%reason, "a group member lost the group's connection; it runs again");
+            StoreError::Conflict
+        }
+        other => other,
     }
 }
 
