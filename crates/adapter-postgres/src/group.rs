@@ -39,6 +39,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use application::ports::store::{StoreError, StoreResult};
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager as _};
+use futures::future::{self, Either};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, watch};
 use uuid::Uuid;
 
@@ -116,7 +117,18 @@ pub(crate) struct Group {
     shared: Arc<AsyncMutex<Shared>>,
     /// Changed only with the store's `open` map locked as well (it is locked first).
     counts: Mutex<Counts>,
+    /// Bumped when the group's transaction opens and whenever a member finishes.
+    progress: watch::Sender<Progress>,
     outcome: watch::Sender<Option<Outcome>>,
+}
+
+/// How far a group has got, for the members waiting for its connection (`Ticket::take_seat`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    /// Whether a member has taken the group's connection from the pool.
+    opened: bool,
+    /// Members that have finished.
+    finished: usize,
 }
 
 #[derive(Debug, Default)]
@@ -164,6 +176,7 @@ impl Group {
                 broken: None,
             })),
             counts: Mutex::new(Counts::default()),
+            progress: watch::Sender::new(Progress::default()),
             outcome: watch::Sender::new(None),
         }
     }
@@ -178,18 +191,38 @@ pub(crate) struct Ticket {
 }
 
 impl Ticket {
-    /// Waits for the group's connection, at most `timeout` (zero: no limit), as a lock wait would.
+    /// Waits for the group's connection. As a statement waiting for a row lock would, it gives up
+    /// with `Timeout` when the rows have not moved for `timeout` (zero: no limit): when no member
+    /// of the open group has finished for that long. Before the group's transaction opens, its
+    /// first member is waiting for a connection from the pool, which the pool's own timeout
+    /// bounds, and so does the wait of the members behind it: a transaction alone would have
+    /// waited for the pool just as long.
     pub(crate) async fn take_seat(self, timeout: std::time::Duration) -> StoreResult<Member> {
-        let lock = Arc::clone(&self.group.shared).lock_owned();
-        let seat = if timeout.is_zero() {
-            lock.await
-        } else {
-            tokio::time::timeout(timeout, lock).await.map_err(|_| StoreError::Timeout)?
-        };
-        Ok(Member {
-            seat: Some(seat),
-            ticket: self,
-        })
+        let mut progress = self.group.progress.subscribe();
+        let mut seat = std::pin::pin!(Arc::clone(&self.group.shared).lock_owned());
+        loop {
+            let opened = progress.borrow_and_update().opened;
+            let stalled = async {
+                if opened && !timeout.is_zero() {
+                    tokio::time::sleep(timeout).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let moved = progress.changed();
+            let (stalled, moved) = (std::pin::pin!(stalled), std::pin::pin!(moved));
+            match future::select(seat.as_mut(), future::select(moved, stalled)).await {
+                Either::Left((seat, _)) => {
+                    return Ok(Member {
+                        seat: Some(seat),
+                        ticket: self,
+                    });
+                }
+                // A member finished, or the transaction opened: wait on, from now.
+                Either::Right((Either::Left(_), _)) => {}
+                Either::Right((Either::Right(((), _)), _)) => return Err(StoreError::Timeout),
+            }
+        }
     }
 
     /// Counts the member finished; the last one settles the group.
@@ -204,6 +237,8 @@ impl Ticket {
         if applied {
             counts.applied += 1;
         }
+        let finished = counts.finished;
+        self.group.progress.send_modify(|progress| progress.finished = finished);
         if counts.finished < counts.joined {
             return;
         }
@@ -247,6 +282,7 @@ impl Member {
         let mut connection = store.connection().await?;
         crate::tx::enter_transaction(&mut connection)?;
         seat.connection = Some(connection);
+        self.ticket.group.progress.send_modify(|progress| progress.opened = true);
         Ok(&["BEGIN", SAVEPOINT])
     }
 

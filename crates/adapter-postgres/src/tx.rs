@@ -556,7 +556,8 @@ impl PgTx {
     }
 
     /// Whether this transaction runs as a member of a group (see `group`).
-    fn is_member(&self) -> bool {
+    /// Whether this transaction runs as a member of a group (see `group`).
+    pub(crate) fn is_member(&self) -> bool {
         matches!(
             &self.phase,
             Phase::Open {

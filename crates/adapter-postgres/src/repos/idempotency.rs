@@ -141,6 +141,13 @@ impl IdempotencyRepository for PgTx {
                 return Ok(ClaimOutcome::Claimed);
             }
             if let Some(existing) = self.lock_idempotency_record(&record.scope).await? {
+                if self.is_member() {
+                    // In a group, the record may be an earlier member's, not yet committed: its
+                    // state is not an answer to give. Alone, this request waits for the group's
+                    // commit at the insert and then finds what the other request committed.
+                    tracing::debug!("a grouped request found its key taken; it runs again alone");
+                    return Err(StoreError::Conflict);
+                }
                 return Ok(ClaimOutcome::Existing(existing));
             }
         }

@@ -4,11 +4,13 @@
 //! behind it, then lets them run; that they shared one commit shows in the commit markers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use adapter_postgres::testing::TestDatabase;
 use adapter_postgres::{PgStore, PgTx};
 use application::auth::Caller;
 use application::checkout::{Checkout, CheckoutError};
-use application::idempotency::{IdempotencyKey, IdempotencyScope, Idempotent, KeyStatus, StoredResponse};
+use application::idempotency::{IdempotencyError, IdempotencyKey, IdempotencyScope, Idempotent, KeyStatus, StoredResponse};
 use application::ports::store::{ProductRepository, StoreError, Transaction, UnitOfWork, UserRepository};
 use domain::ids::ProductId;
 use domain::order::PaymentMethod;
@@ -116,6 +118,40 @@ async fn a_group_commits_its_members_together_and_a_failing_one_alone_has_no_eff
     h.assert_ledger_ok().await;
 }
 
+/// Waiting for a group's connection is bounded as a wait for a row lock is, by the rows not
+/// moving for `lock_timeout`; not by the time the group's first member spends waiting for a
+/// connection from the pool, which the pool's own timeout bounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_behind_a_first_member_waiting_for_the_pool_wait_with_it() {
+    let database = TestDatabase::create_with(|settings| {
+        settings.pool_max_size = 1;
+        settings.lock_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let store = database.store();
+    let product = ProductId::from_uuid(uuid::Uuid::now_v7());
+    let member = |store: PgStore| async move {
+        let mut tx = store.begin_grouped(&[product]).await?;
+        tx.find_user(domain::ids::UserId::from_uuid(uuid::Uuid::now_v7())).await?;
+        tx.commit().await
+    };
+    // The pool's only connection is taken.
+    let mut busy = store.begin().await.expect("begin");
+    busy.backend_pid().await.expect("a statement");
+    let first = tokio::spawn(member(store.clone()));
+    joined(&store, 1).await;
+    let second = tokio::spawn(member(store.clone()));
+    joined(&store, 2).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    busy.rollback().await.expect("rollback");
+
+    first
+        .await
+        .expect("task")
+        .expect("the first member, once the pool had a connection");
+    second.await.expect("task").expect("the member behind it, which waited as long");
+}
+
 /// A member whose statement the server refuses (which aborts a PostgreSQL transaction) is rolled
 /// back to its savepoint; the members before and after it commit.
 #[tokio::test]
@@ -153,6 +189,65 @@ async fn a_statement_the_server_refuses_fails_only_its_member() {
     assert!(tx.find_user(before.id).await.expect("find").is_some());
     assert!(tx.find_user(after.id).await.expect("find").is_some());
     tx.rollback().await.expect("rollback");
+}
+
+/// A double submit: two checkouts under one key land in one group. The second must not answer
+/// from the first's key record before that record is committed (its client would be told the
+/// request is still running, and a read of the key would find nothing): it runs again alone,
+/// waits for the group's commit, and then finds the first's response to replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_sent_twice_into_one_group_is_answered_only_once_committed() {
+    let h = Harness::new().await;
+    let store = h.database.store();
+    let merchant = h.user(Role::Merchant).await;
+    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let buyer = h.funded_customer(1_000).await;
+
+    let opener = first_member(&store, mug).await;
+    let first = checkout_later(&h, buyer, mug, Some("twice"));
+    joined(&store, 2).await;
+    let app = Arc::clone(&h.app);
+    let second = tokio::spawn(async move {
+        let answer = app
+            .checkout(&buyer, cart(&[(mug, 1)], PaymentMethod::Wallet), Some(keyed(buyer, "twice")))
+            .await;
+        // What the key says the moment the second request has its answer.
+        let status = app.idempotency_status(&scope(buyer, "twice"), "checkout-twice").await;
+        (answer, status)
+    });
+    joined(&store, 3).await;
+    // A member behind both keeps the group from committing until the test lets it.
+    let store_clone = store.clone();
+    let (seated_tx, seated) = tokio::sync::oneshot::channel();
+    let (go, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let holder = tokio::spawn(async move {
+        let mut tx = store_clone.begin_grouped(&[mug]).await.expect("begin");
+        tx.lock_stock(&[mug]).await.expect("the holder's statement");
+        let _ = seated_tx.send(());
+        let _ = go_rx.await;
+        tx.commit().await
+    });
+    joined(&store, 4).await;
+    // The opener's commit waits for its group's, so it is left to run.
+    let opened = tokio::spawn(opener.commit());
+    seated.await.expect("the holder took its seat after both checkouts");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let _ = go.send(());
+    holder.await.expect("task").expect("the holder commits with the group");
+    opened.await.expect("task").expect("the opener's empty work");
+
+    let paid = first.await.expect("task").expect("the first checkout");
+    let (answer, status) = second.await.expect("task");
+    assert!(
+        matches!(answer, Err(CheckoutError::Idempotency(IdempotencyError::Completed))),
+        "{answer:?}"
+    );
+    match status {
+        Ok(KeyStatus::Replay(response)) => assert_eq!(response, render(&paid)),
+        other => panic!("the second request answered before the first's response was committed: {other:?}"),
+    }
+    assert_eq!(order_count(&h).await, 1, "bought once");
+    assert_eq!(h.balance(&buyer).await, 500);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
