@@ -54,7 +54,7 @@ def row(label, result, name):
 
 base_purchase, base_hot = pgbench("purchase"), pgbench("hot")
 runs = [(name, load(name)) for name in
-        ["purchase", "flash-sale", "flash-sale-sellout", "transfer", "browse", "browse-database", "mixed",
+        ["purchase", "flash-sale", "flash-sale-sellout", "transfer", "transfer-to-one", "browse", "browse-database", "mixed",
          "authorise-capture", "authorise-capture-order", "purchase-two-instances", "flash-sale-two-instances", "crash"]
         if os.path.exists(os.path.join(out, f"{name}.json"))]
 r = dict(runs)
@@ -123,7 +123,8 @@ lines += [
     "- **flash-sale**: every client buys the same product of one merchant (one hot stock row, one hot merchant "
     "wallet). **flash-sale-sellout** does the same with 500 units, so most answers are the clean 409 `out_of_stock`, "
     "and the books check proves nothing was oversold.",
-    "- **transfer**: 0.01 transfers between random funded buyers.",
+    "- **transfer**: 0.01 transfers between random funded buyers. **transfer-to-one**: every client sends 0.01 to "
+    "the same buyer (one hot wallet; transfers to one recipient are grouped into one commit).",
     "- **browse**: product list (20 per page) and detail reads, served from the Redis catalog cache; "
     "**browse-database** is the same against an instance started with `CATALOG_CACHE=false`.",
     "- **mixed**: 55% browsing, 20% purchases, 10% transfers, 10% history reads, 5% logins (bcrypt cost 4 for the "

@@ -114,6 +114,7 @@ run purchase --url $A --scenario purchase
 run flash-sale --url $A --scenario flash-sale
 SECONDS_OVERRIDE=5 run flash-sale-sellout --url $A --scenario flash-sale --hot-stock 500
 run transfer --url $A --scenario transfer
+run transfer-to-one --url $A --scenario transfer-to-one
 run browse --url $A --scenario browse
 run browse-database --url http://127.0.0.1:18083 --scenario browse
 run mixed --url $A --scenario mixed

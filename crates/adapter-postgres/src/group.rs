@@ -2,9 +2,10 @@
 //!
 //! In a flash sale every purchase queues for one stock row, and each holder of the row pays for
 //! its own `COMMIT` (a WAL flush) and hands the row lock on through PostgreSQL's lock manager
-//! before the next can start. A transaction begun with `UnitOfWork::begin_grouped` names the stock
-//! rows it will contend on (its cart); while another one on the same cart is running, it joins
-//! that one's *group* instead of opening a transaction of its own:
+//! before the next can start; so does every transfer to one popular recipient, for that wallet's
+//! row. A transaction begun with `UnitOfWork::begin_grouped` names the rows it will contend on
+//! (its cart's stock, its recipient's wallet); while another one on the same rows is running, it
+//! joins that one's *group* instead of opening a transaction of its own:
 //!
 //! - The group has one connection and one transaction, opened by the first member. Members take
 //!   the connection one at a time, in the order they joined (tokio's mutex is fair), so they run
@@ -28,20 +29,19 @@
 //!
 //! Every member's own rows (its order, postings, idempotency record, events) are its own, written
 //! by its own statements: the group changes when they commit, not what they are. Lock order holds
-//! within each member; across members a group may take a buyer's wallet after the merchant's. A
-//! transaction elsewhere holding that buyer's wallet while it waits for the merchant's would then
-//! deadlock with the group: PostgreSQL detects it, the statement it aborts is rolled back to its
-//! savepoint (or is the other transaction's), and the loser is retried. Only a buyer with two
-//! requests at once can cause it.
+//! within each member; across members a group may take a buyer's (or sender's) wallet after the
+//! merchant's (or recipient's). A transaction elsewhere holding that wallet while it waits for the
+//! hot one would then deadlock with the group: PostgreSQL detects it, the statement it aborts is
+//! rolled back to its savepoint (or is the other transaction's), and the loser is retried. Only a
+//! user with two requests at once on the same wallets can cause it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use application::ports::store::{StoreError, StoreResult};
+use application::ports::store::{Contention, StoreError, StoreResult};
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager as _};
 use futures::future::{self, Either};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, watch};
-use uuid::Uuid;
 
 use crate::sql::Write;
 use crate::store::PgStore;
@@ -53,8 +53,8 @@ pub(crate) const SAVEPOINT: &str = "SAVEPOINT member";
 pub(crate) const RELEASE: &str = "RELEASE SAVEPOINT member";
 pub(crate) const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT member";
 
-/// The rows a group contends on: its cart's product ids, sorted.
-pub(crate) type GroupKey = Vec<Uuid>;
+/// The rows a group contends on (a cart's stock, a transfer's recipient).
+pub(crate) type GroupKey = Contention;
 
 /// The groups of one store that still take members, by key.
 pub(crate) struct Groups {

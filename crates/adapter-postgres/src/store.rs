@@ -14,20 +14,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use application::ports::store::{StoreError, StoreResult, UnitOfWork};
+use application::ports::store::{Contention, StoreError, StoreResult, UnitOfWork};
 use diesel::result::ConnectionResult;
 use diesel::sql_types::Uuid as SqlUuid;
 use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::bb8::{Pool, RunError};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, PoolError};
-use domain::ids::ProductId;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
 use uuid::Uuid;
 
 use crate::error::{SetupError, translate};
 use crate::gates::StockGates;
-use crate::group::{GroupKey, Groups};
+use crate::group::Groups;
 use crate::settings::PgSettings;
 use crate::sql::{Read, Write};
 use crate::tx::PgTx;
@@ -384,16 +383,13 @@ impl UnitOfWork for PgStore {
         Ok(PgTx::begin_lagging(self.clone()))
     }
 
-    /// Joins the group of concurrent transactions on the same stock rows, if grouping is on
+    /// Joins the group of concurrent transactions on the same rows, if grouping is on
     /// (`with_group_commit_members`); see `group`.
-    async fn begin_grouped(&self, products: &[ProductId]) -> StoreResult<PgTx> {
-        if !self.groups.enabled() || products.is_empty() {
+    async fn begin_grouped(&self, contention: &Contention) -> StoreResult<PgTx> {
+        if !self.groups.enabled() || contention.is_empty() {
             return Ok(PgTx::begin(self.clone()));
         }
-        let mut key: GroupKey = products.iter().map(ProductId::as_uuid).collect();
-        key.sort_unstable();
-        key.dedup();
-        Ok(PgTx::begin_grouped(self.clone(), key))
+        Ok(PgTx::begin_grouped(self.clone(), contention.clone()))
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -243,11 +243,11 @@ impl PgTx {
         }
     }
 
-    /// A transaction that joins the group of concurrent ones on these stock rows (sorted product
-    /// ids) with its first statement (see `group`).
-    pub(crate) fn begin_grouped(store: PgStore, products: GroupKey) -> PgTx {
+    /// A transaction that joins the group of concurrent ones on the same rows with its first
+    /// statement (see `group`).
+    pub(crate) fn begin_grouped(store: PgStore, contention: GroupKey) -> PgTx {
         PgTx {
-            group: Some(products),
+            group: Some(contention),
             ..PgTx::begin(store)
         }
     }
@@ -555,7 +555,6 @@ impl PgTx {
         send_commit(connection, &writes).await
     }
 
-    /// Whether this transaction runs as a member of a group (see `group`).
     /// Whether this transaction runs as a member of a group (see `group`).
     pub(crate) fn is_member(&self) -> bool {
         matches!(

@@ -34,7 +34,7 @@ use crate::orders::OrderCommandError;
 use crate::payments::resumed_payment;
 use crate::ports::gateway::{CheckoutLine, CheckoutRequest, CheckoutSession, GatewayError, Gateways, RouteError};
 use crate::ports::store::{
-    EventOutbox, HoldRepository, IdempotencyRepository, LedgerRepository, OrderRepository, PaymentLookup, PaymentRepository,
+    Contention, EventOutbox, HoldRepository, IdempotencyRepository, LedgerRepository, OrderRepository, PaymentLookup, PaymentRepository,
     ProductRepository, StoreError, UnitOfWork, UserRepository, WalletRepository,
 };
 use crate::ports::system::{IdGenerator, next_id};
@@ -187,7 +187,7 @@ impl<U: UnitOfWork> App<U> {
             expires_at: now + self.settings.hold_ttl,
         };
         let authorisation = &authorisation;
-        let cart: Vec<ProductId> = command.items.iter().map(|(product, _)| *product).collect();
+        let cart = cart_contention(&command.items);
         let checkout = transact_grouped(&self.store, &cart, |tx| work(authorise_by_wallet(tx, ids, authorisation, key, now))).await?;
         self.invalidate_catalog(&checkout.order.product_ids()).await;
         Ok(checkout)
@@ -201,7 +201,7 @@ impl<U: UnitOfWork> App<U> {
     ) -> Result<Checkout, CheckoutError> {
         let (ids, now) = (self.ids.as_ref(), self.clock.now());
         // Purchases of the same cart queue for the same stock rows: they may share a commit.
-        let cart: Vec<ProductId> = command.items.iter().map(|(product, _)| *product).collect();
+        let cart = cart_contention(&command.items);
         let checkout = transact_grouped(&self.store, &cart, |tx| {
             work(pay_by_wallet(tx, ids, buyer, &command.items, key, now))
         })
@@ -353,6 +353,12 @@ impl<U: UnitOfWork> App<U> {
 
 /// The wallet checkout, in one transaction: sells the stock, pays the merchants from the buyer's
 /// wallet and records the order paid.
+/// What wallet checkouts of this cart queue for: its products' stock rows.
+fn cart_contention(items: &[(ProductId, Quantity)]) -> Contention {
+    let products: Vec<ProductId> = items.iter().map(|(product, _)| *product).collect();
+    Contention::stock(&products)
+}
+
 async fn pay_by_wallet<Tx>(
     tx: &mut Tx,
     ids: &dyn IdGenerator,

@@ -46,9 +46,7 @@ use std::pin::Pin;
 
 use tracing::Instrument;
 
-use domain::ids::ProductId;
-
-use crate::ports::store::{StoreError, Transaction, UnitOfWork};
+use crate::ports::store::{Contention, StoreError, Transaction, UnitOfWork};
 
 /// How many times a conflicted transaction is run in all before the conflict is returned.
 pub const ATTEMPTS_MAX: u32 = 5;
@@ -141,19 +139,19 @@ where
     run_transaction(store, Source::Lagging, body, caller)
 }
 
-/// As `transact`, for work that contends with concurrent work of its kind on these products'
-/// stock rows, which the store may group into one commit (`UnitOfWork::begin_grouped`): a wallet
-/// checkout. A conflict, including a group that did not commit, reruns the work in a transaction of
-/// its own, so a request fails only for its own reasons.
+/// As `transact`, for work that contends with concurrent work of its kind on the rows `contention`
+/// names, which the store may group into one commit (`UnitOfWork::begin_grouped`): a wallet
+/// checkout, a transfer. A conflict, including a group that did not commit, reruns the work in a
+/// transaction of its own, so a request fails only for its own reasons.
 #[track_caller]
-pub fn transact_grouped<'c, U, T, E, F>(store: &U, products: &[ProductId], body: F) -> impl Future<Output = Result<T, E>>
+pub fn transact_grouped<'c, U, T, E, F>(store: &U, contention: &Contention, body: F) -> impl Future<Output = Result<T, E>>
 where
     U: UnitOfWork,
     E: Retryable,
     F: for<'t> FnMut(&'t mut U::Tx) -> Work<'c, 't, Result<T, E>>,
 {
     let caller = Location::caller();
-    run_transaction(store, Source::Grouped(products), body, caller)
+    run_transaction(store, Source::Grouped(contention), body, caller)
 }
 
 /// Where a transaction runs.
@@ -161,8 +159,8 @@ where
 enum Source<'p> {
     Primary,
     Lagging,
-    /// On the primary, grouped with others on these products' stock rows on its first attempt.
-    Grouped(&'p [ProductId]),
+    /// On the primary, grouped with others on the same rows on its first attempt.
+    Grouped(&'p Contention),
 }
 
 async fn run_transaction<'c, U, T, E, F>(store: &U, source: Source<'_>, mut body: F, caller: &'static Location<'static>) -> Result<T, E>
@@ -185,7 +183,7 @@ where
             let mut tx = match source {
                 Source::Primary => store.begin().await?,
                 Source::Lagging => store.begin_lagging().await?,
-                Source::Grouped(products) if attempt == 1 => store.begin_grouped(products).await?,
+                Source::Grouped(contention) if attempt == 1 => store.begin_grouped(contention).await?,
                 Source::Grouped(_) => store.begin().await?,
             };
             let result = body(&mut tx).0.await;

@@ -14,10 +14,11 @@ use crate::effects::publish;
 use crate::idempotency::{IdempotencyError, Idempotent, Key};
 use crate::ledger::post_locked;
 use crate::ports::store::{
-    EventOutbox, IdempotencyRepository, LedgerRepository, StoreError, TransferRepository, UnitOfWork, UserRepository, WalletRepository,
+    Contention, EventOutbox, IdempotencyRepository, LedgerRepository, StoreError, TransferRepository, UnitOfWork, UserRepository,
+    WalletRepository,
 };
 use crate::ports::system::{IdGenerator, next_id};
-use crate::transact::{transact, work};
+use crate::transact::{transact, transact_grouped, work};
 use crate::{from_posting_error, keyed, retryable};
 
 /// Who receives a transfer, as the sender names them.
@@ -106,9 +107,14 @@ impl<U: UnitOfWork> App<U> {
         if note.chars().count() > 280 {
             return Err(TransferError::Note);
         }
-        let email = match &request.to {
-            Recipient::Email(text) => Some(Email::parse(text).map_err(|_| TransferError::RecipientNotFound)?),
-            Recipient::Id(_) => None,
+        // Transfers to the same recipient queue for the same wallet row: they may share a commit.
+        let (email, recipient) = match &request.to {
+            Recipient::Email(text) => {
+                let email = Email::parse(text).map_err(|_| TransferError::RecipientNotFound)?;
+                let recipient = Contention::recipient_email(&email);
+                (Some(email), recipient)
+            }
+            Recipient::Id(id) => (None, Contention::recipient_id(*id)),
         };
         let checked = Checked {
             sender: caller.user_id,
@@ -119,7 +125,7 @@ impl<U: UnitOfWork> App<U> {
         };
         let (checked, key) = (&checked, self.key(idempotent.as_ref()));
         let (ids, now) = (self.ids.as_ref(), self.clock.now());
-        transact(&self.store, |tx| work(post_transfer(tx, ids, checked, key, now))).await
+        transact_grouped(&self.store, &recipient, |tx| work(post_transfer(tx, ids, checked, key, now))).await
     }
 
     /// A transfer, for its sender, its receiver or an admin.

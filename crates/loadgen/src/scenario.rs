@@ -15,6 +15,8 @@ pub enum Scenario {
     FlashSale,
     /// Person-to-person transfers between random funded users.
     Transfer,
+    /// Every client sends a cent to the same user (a fundraiser): transfers on one hot wallet.
+    TransferToOne,
     /// Product list and detail reads.
     Browse,
     /// Browsing, purchases, transfers, history reads and logins together.
@@ -33,6 +35,7 @@ impl Scenario {
             Scenario::Purchase => "purchase",
             Scenario::FlashSale => "flash-sale",
             Scenario::Transfer => "transfer",
+            Scenario::TransferToOne => "transfer-to-one",
             Scenario::Browse => "browse",
             Scenario::Mixed => "mixed",
             Scenario::AuthoriseCapture => "authorise-capture",
@@ -95,6 +98,16 @@ async fn transfer(api: &Api, world: &World, client: usize, rng: &mut fastrand::R
     if to == from {
         to = (to + 1) % world.buyers.len();
     }
+    transfer_between(api, world, client, from, to).await
+}
+
+/// The first buyer receives from all the others.
+async fn transfer_to_one(api: &Api, world: &World, client: usize) -> Answer {
+    let from = 1 + client % (world.buyers.len() - 1).max(1);
+    transfer_between(api, world, client, from % world.buyers.len(), 0).await
+}
+
+async fn transfer_between(api: &Api, world: &World, client: usize, from: usize, to: usize) -> Answer {
     let body = match transfer_of_a_cent(world.buyers[to].id) {
         Ok(body) => body,
         Err(why) => return unbuildable(&why),
@@ -202,6 +215,7 @@ pub async fn step(scenario: Scenario, api: &Api, world: &World, client: usize, r
         Scenario::Purchase => purchase(api, world, client, rng.usize(..world.products.len())).await,
         Scenario::FlashSale => purchase(api, world, client, HOT).await,
         Scenario::Transfer => transfer(api, world, client, rng).await,
+        Scenario::TransferToOne => transfer_to_one(api, world, client).await,
         Scenario::Browse => browse(api, world, client, rng).await,
         Scenario::AuthoriseCapture => authorise_and_capture(api, world, client, rng).await,
         Scenario::AuthoriseCaptureOrder => authorise_and_capture_order(api, world, client, rng).await,

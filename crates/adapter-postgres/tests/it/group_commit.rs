@@ -1,7 +1,8 @@
-//! Group commit: wallet checkouts of the same cart share one transaction, each in its own
-//! savepoint, and are committed together. A test holds a group open by being its first member (a
-//! transaction begun with `begin_grouped` that has locked the stock row), lets checkouts join
-//! behind it, then lets them run; that they shared one commit shows in the commit markers.
+//! Group commit: wallet checkouts of the same cart, and transfers to the same recipient, share
+//! one transaction, each in its own savepoint, and are committed together. A test holds a group
+//! open by being its first member (a transaction begun with `begin_grouped` that has run its first
+//! statement), lets others join behind it, then lets them run; that they shared one commit shows
+//! in the commit markers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,17 +12,19 @@ use adapter_postgres::{PgStore, PgTx};
 use application::auth::Caller;
 use application::checkout::{Checkout, CheckoutError};
 use application::idempotency::{IdempotencyError, IdempotencyKey, IdempotencyScope, Idempotent, KeyStatus, StoredResponse};
-use application::ports::store::{ProductRepository, StoreError, Transaction, UnitOfWork, UserRepository};
+use application::ports::store::{Contention, ProductRepository, StoreError, Transaction, UnitOfWork, UserRepository};
+use application::transfers::{Recipient, TransferError, TransferRequest};
 use domain::ids::ProductId;
 use domain::order::PaymentMethod;
 use domain::user::Role;
+use domain::wallet::Transfer;
 use tokio::task::JoinHandle;
 
-use crate::support::{Harness, cart, eventually, stored_user};
+use crate::support::{Harness, cart, eventually, stored_user, usd};
 
 /// A transaction that opens the group on `product` and holds its connection until it ends.
 async fn first_member(store: &PgStore, product: ProductId) -> PgTx {
-    let mut tx = store.begin_grouped(&[product]).await.expect("begin");
+    let mut tx = store.begin_grouped(&Contention::stock(&[product])).await.expect("begin");
     tx.lock_stock(&[product]).await.expect("the group's first statement");
     tx
 }
@@ -118,6 +121,71 @@ async fn a_group_commits_its_members_together_and_a_failing_one_alone_has_no_eff
     h.assert_ledger_ok().await;
 }
 
+fn transfer_later(h: &Harness, sender: Caller, to: Recipient, minor: i64) -> JoinHandle<Result<Transfer, TransferError>> {
+    let app = Arc::clone(&h.app);
+    let request = TransferRequest {
+        to,
+        amount: usd(minor),
+        note: String::new(),
+    };
+    tokio::spawn(async move { app.transfer(&sender, request, None).await })
+}
+
+/// Many senders paying one recipient queue for its wallet: their transfers join one group, by id
+/// or by email alike, and one that cannot be paid fails alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_to_one_recipient_commit_together_and_a_refused_one_alone_has_no_effect() {
+    let h = Harness::new().await;
+    let store = h.database.store();
+    let shop = h.user(Role::Merchant).await;
+    let email = {
+        let mut tx = store.begin().await.expect("begin");
+        let shop = tx.find_user(shop.user_id).await.expect("find").expect("the shop");
+        tx.commit().await.expect("commit");
+        shop.email
+    };
+    let (first, poor, second) = (
+        h.funded_customer(1_000).await,
+        h.funded_customer(100).await,
+        h.funded_customer(1_000).await,
+    );
+
+    let mut opener = store.begin_grouped(&Contention::recipient_id(shop.user_id)).await.expect("begin");
+    opener.find_user(shop.user_id).await.expect("the group's first statement");
+    let mut tasks = Vec::new();
+    for (joined_before, sender) in [first, poor, second].into_iter().enumerate() {
+        tasks.push(transfer_later(&h, sender, Recipient::Id(shop.user_id), 300));
+        joined(&store, joined_before + 2).await;
+    }
+    // Named by email, the same recipient is another key: a group of its own.
+    let by_email = transfer_later(&h, second, Recipient::Email(email.as_str().to_owned()), 200);
+    joined(&store, 5).await;
+    let before = commits(&h).await;
+    opener.commit().await.expect("the opener's empty work");
+
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.expect("task"));
+    }
+    let [Ok(paid_first), Err(refused), Ok(paid_second)] = <[_; 3]>::try_from(outcomes).expect("three") else {
+        panic!("the senders with funds pay and the other is refused");
+    };
+    assert!(matches!(refused, TransferError::InsufficientFunds { .. }), "{refused:?}");
+    assert_ne!(paid_first.id, paid_second.id);
+    by_email.await.expect("task").expect("the transfer by email");
+    assert_eq!(
+        commits(&h).await - before,
+        2,
+        "the transfers by id were committed together, the one by email alone"
+    );
+    assert_eq!(
+        (h.balance(&first).await, h.balance(&poor).await, h.balance(&second).await),
+        (700, 100, 500)
+    );
+    assert_eq!(h.balance(&shop).await, 800);
+    h.assert_ledger_ok().await;
+}
+
 /// Waiting for a group's connection is bounded as a wait for a row lock is, by the rows not
 /// moving for `lock_timeout`; not by the time the group's first member spends waiting for a
 /// connection from the pool, which the pool's own timeout bounds.
@@ -131,7 +199,7 @@ async fn members_behind_a_first_member_waiting_for_the_pool_wait_with_it() {
     let store = database.store();
     let product = ProductId::from_uuid(uuid::Uuid::now_v7());
     let member = |store: PgStore| async move {
-        let mut tx = store.begin_grouped(&[product]).await?;
+        let mut tx = store.begin_grouped(&Contention::stock(&[product])).await?;
         tx.find_user(domain::ids::UserId::from_uuid(uuid::Uuid::now_v7())).await?;
         tx.commit().await
     };
@@ -167,7 +235,7 @@ async fn a_statement_the_server_refuses_fails_only_its_member() {
     opener.insert_user(&before).await.expect("insert");
     let (store_clone, twin) = (store.clone(), before.clone());
     let duplicate = tokio::spawn(async move {
-        let mut tx = store_clone.begin_grouped(&[mug]).await.expect("begin");
+        let mut tx = store_clone.begin_grouped(&Contention::stock(&[mug])).await.expect("begin");
         let refused = tx.insert_user(&twin).await;
         tx.rollback().await.expect("back to its savepoint");
         refused
@@ -175,7 +243,7 @@ async fn a_statement_the_server_refuses_fails_only_its_member() {
     joined(&store, 2).await;
     let (store_clone, user) = (store.clone(), after.clone());
     let last = tokio::spawn(async move {
-        let mut tx = store_clone.begin_grouped(&[mug]).await.expect("begin");
+        let mut tx = store_clone.begin_grouped(&Contention::stock(&[mug])).await.expect("begin");
         tx.insert_user(&user).await?;
         tx.commit().await
     });
@@ -221,7 +289,7 @@ async fn a_key_sent_twice_into_one_group_is_answered_only_once_committed() {
     let (seated_tx, seated) = tokio::sync::oneshot::channel();
     let (go, go_rx) = tokio::sync::oneshot::channel::<()>();
     let holder = tokio::spawn(async move {
-        let mut tx = store_clone.begin_grouped(&[mug]).await.expect("begin");
+        let mut tx = store_clone.begin_grouped(&Contention::stock(&[mug])).await.expect("begin");
         tx.lock_stock(&[mug]).await.expect("the holder's statement");
         let _ = seated_tx.send(());
         let _ = go_rx.await;
@@ -314,7 +382,7 @@ async fn a_connection_lost_mid_group_loses_nothing_and_the_members_run_again() {
     let (go_sender, go) = tokio::sync::oneshot::channel::<()>();
     let store_clone = store.clone();
     let last = tokio::spawn(async move {
-        let mut tx = store_clone.begin_grouped(&[mug]).await.expect("begin");
+        let mut tx = store_clone.begin_grouped(&Contention::stock(&[mug])).await.expect("begin");
         // Runs once the checkout has applied its work and handed the connection on.
         tx.lock_stock(&[mug]).await.expect("lock");
         pid_sender.send(tx.backend_pid().await.expect("pid")).expect("send");
@@ -360,7 +428,7 @@ async fn one_member_per_group_runs_each_transaction_alone_and_zero_is_refused() 
     let store = h.database.store().with_group_commit_members(1).expect("one member");
     let merchant = h.user(Role::Merchant).await;
     let mug = h.product(&merchant, 500, 10).await.product.id;
-    let mut tx = store.begin_grouped(&[mug]).await.expect("begin");
+    let mut tx = store.begin_grouped(&Contention::stock(&[mug])).await.expect("begin");
     tx.lock_stock(&[mug]).await.expect("lock");
     assert_eq!(store.group_members_joined(), 0, "no group was formed");
     tx.commit().await.expect("commit");

@@ -41,6 +41,60 @@ use crate::ports::records::{
     IdempotencyRecord, IdempotencyScope, LedgerAudit, RecoveryPoint, RefreshToken, StatementTotals, StoredResponse,
 };
 
+/// The rows that concurrent transactions of one kind queue for: the key on which a store may
+/// group them into one commit (`UnitOfWork::begin_grouped`). Transactions with equal keys are
+/// expected to lock the same hot rows first; the key is a hint for grouping, never a lock.
+///
+/// ```
+/// use application::ports::store::Contention;
+/// use domain::ids::{ProductId, UserId};
+/// use domain::user::Email;
+/// use uuid::Uuid;
+///
+/// let (mug, pen) = (ProductId::from_uuid(Uuid::from_u128(1)), ProductId::from_uuid(Uuid::from_u128(2)));
+/// // A cart's stock rows, whatever the order of its items.
+/// assert_eq!(Contention::stock(&[mug, pen, mug]), Contention::stock(&[pen, mug]));
+/// // A recipient as the sender named them: by id and by email are two keys for one user.
+/// let email = Email::parse("shop@example.com").expect("an email");
+/// let user = UserId::from_uuid(Uuid::from_u128(3));
+/// assert_ne!(Contention::recipient_email(&email), Contention::recipient_id(user));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Contention(ContentionOn);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ContentionOn {
+    /// Sorted and without repeats.
+    Stock(Vec<ProductId>),
+    RecipientId(UserId),
+    RecipientEmail(Email),
+}
+
+impl Contention {
+    /// The stock rows of a cart's products: a wallet checkout, in a flash sale.
+    pub fn stock(products: &[ProductId]) -> Contention {
+        let mut products = products.to_vec();
+        products.sort_unstable();
+        products.dedup();
+        Contention(ContentionOn::Stock(products))
+    }
+
+    /// The wallet of a transfer's recipient, named by id: many senders paying one user.
+    pub fn recipient_id(user: UserId) -> Contention {
+        Contention(ContentionOn::RecipientId(user))
+    }
+
+    /// The same, named by email address.
+    pub fn recipient_email(email: &Email) -> Contention {
+        Contention(ContentionOn::RecipientEmail(email.clone()))
+    }
+
+    /// Whether the key names no row at all (an empty cart), so that grouping on it means nothing.
+    pub fn is_empty(&self) -> bool {
+        matches!(&self.0, ContentionOn::Stock(products) if products.is_empty())
+    }
+}
+
 /// What can go wrong in storage, translated from the driver at the adapter boundary.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -101,17 +155,18 @@ pub trait UnitOfWork: Clone + Send + Sync + 'static {
         self.begin()
     }
 
-    /// Starts a transaction whose work contends with concurrent ones of its kind on these
-    /// products' stock rows (a wallet checkout's cart, in a flash sale). A store may run it
-    /// inside a transaction shared with them, each in a savepoint of its own, and commit them
-    /// together (group commit): its effects are exactly those of a transaction of its own, and
-    /// its commit may fail with `Conflict` when the shared transaction did not commit, after which
-    /// running the work again, alone, is safe. By default it is `begin`.
+    /// Starts a transaction whose work contends with concurrent ones of its kind on the rows
+    /// `contention` names (a cart's stock in a flash sale, the wallet many senders pay). A store
+    /// may run it inside a transaction shared with the others on the same rows, each in a
+    /// savepoint of its own, and commit them together (group commit): its effects are exactly
+    /// those of a transaction of its own, and its commit may fail with `Conflict` when the shared
+    /// transaction did not commit, after which running the work again, alone, is safe. By default
+    /// it is `begin`.
     ///
     /// # Errors
     /// As `begin`.
-    fn begin_grouped(&self, products: &[ProductId]) -> impl Future<Output = StoreResult<Self::Tx>> + Send {
-        let _ = products;
+    fn begin_grouped(&self, contention: &Contention) -> impl Future<Output = StoreResult<Self::Tx>> + Send {
+        let _ = contention;
         self.begin()
     }
 
