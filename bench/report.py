@@ -209,7 +209,7 @@ if micro:
         "",
         "## Hot pure paths (criterion)",
         "",
-        "One core, `cargo bench -p domain -p adapter-auth -p stripe-signature` (benches in each crate's `benches/`).",
+        "One core, `cargo bench -p payments-domain -p payments-adapter-auth -p payments-stripe-signature` (benches in each crate's `benches/`).",
         "",
         "| benchmark | mean | 95% interval |",
         "|---|---|---|",

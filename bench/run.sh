@@ -21,7 +21,7 @@ python3 -c "import matplotlib" 2> /dev/null || python3 -m pip install --quiet --
 # they share one set of dependencies. No scenario reaches a card gateway, so the server is built
 # without Stripe's generated API types, about a third of a release build (docs/benchmarks.md).
 cargo build --release --no-default-features --bins --benches --message-format json-render-diagnostics \
-  -p server -p loadgen -p domain -p adapter-auth -p stripe-signature > "$OUT/build.json"
+  -p server -p loadgen -p payments-domain -p payments-adapter-auth -p payments-stripe-signature > "$OUT/build.json"
 # Wherever cargo puts its artefacts (CARGO_TARGET_DIR, a config file, or ./target).
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c "import json, sys; print(json.load(sys.stdin)['target_directory'])")
 BIN=$TARGET/release

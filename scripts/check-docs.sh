@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-crates=(domain application api-client)
+crates=(payments-domain payments-application api-client)
 packages=()
 for crate in "${crates[@]}"; do
   packages+=(-p "$crate")

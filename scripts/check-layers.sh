@@ -15,20 +15,20 @@ check() {
   fi
 }
 
-check domain 'tokio|actix-web|actix-rt|diesel|diesel-async|redis|deadpool-redis|async-stripe|reqwest|hyper|serde'
-check application 'actix-web|actix-rt|diesel|diesel-async|redis|deadpool-redis|async-stripe|reqwest|hyper|opentelemetry.*|tracing-opentelemetry'
+check payments-domain 'tokio|actix-web|actix-rt|diesel|diesel-async|redis|deadpool-redis|async-stripe|reqwest|hyper|serde'
+check payments-application 'actix-web|actix-rt|diesel|diesel-async|redis|deadpool-redis|async-stripe|reqwest|hyper|opentelemetry.*|tracing-opentelemetry'
 # Only `server` knows OpenTelemetry: the others make `tracing` spans, and the driving adapter and
 # the webhook sender are handed the functions that carry trace context in and out of HTTP.
 check http-actix 'opentelemetry.*|tracing-opentelemetry'
-check adapter-webhooks 'opentelemetry.*|tracing-opentelemetry'
+check payments-adapter-webhooks 'opentelemetry.*|tracing-opentelemetry'
 # The two driving adapters stand side by side: neither calls the other, and neither knows a
 # concrete adapter (ARCHITECTURE.md, "The web UI").
-check web 'http-actix|adapter-.*|server|diesel|diesel-async|redis|deadpool-redis|async-stripe|reqwest'
-check http-actix 'web|adapter-.*|server'
+check web 'http-actix|payments-adapter-.*|server|diesel|diesel-async|redis|deadpool-redis|async-stripe|reqwest'
+check http-actix 'web|payments-adapter-.*|server'
 for manifest in crates/adapter-*/Cargo.toml; do
-  adapter=$(basename "$(dirname "$manifest")")
+  adapter=payments-$(basename "$(dirname "$manifest")")
   others=$(cargo tree -p "$adapter" --edges normal --prefix none --format '{p}' | awk '{print $1}' \
-    | grep -E '^adapter-' | grep -vx "$adapter" | sort -u || true)
+    | grep -E '^payments-adapter-' | grep -vx "$adapter" | sort -u || true)
   if [ -n "$others" ]; then
     echo "adapter $adapter must not depend on other adapters: $others" >&2
     exit 1

@@ -3,8 +3,10 @@
 # does not allow, as cargo-semver-checks finds by comparing rustdoc's description of the API at two
 # revisions. The baseline is the commit that last changed the workspace's version: until the
 # version moves, every crate must stay compatible with what it was when that version was declared
-# (below 1.0, a breaking change needs the minor version raised). No version is published yet, so
-# that commit is the only baseline there is; once one is, `--baseline-version` should replace it.
+# (below 1.0, a breaking change needs the minor version raised). A commit that changed the list of
+# publishable crates after it (a crate added, or all renamed) is the baseline instead, since the
+# older commit has no crate of that name to compare with. No version is published yet, so such a
+# commit is the only baseline there is; once one is, `--baseline-version` should replace it.
 #
 # The tool is installed once, at the version below, under $PAYMENTS_TOOLS (outside the clone, so
 # that CI keeps it between runs); the check needs the repository's history, not a shallow clone.
@@ -24,6 +26,10 @@ baseline=$(git log -1 --format=%H -G '^version = ' -- Cargo.toml)
 if [ -z "$baseline" ]; then
   echo "semver: no commit sets the workspace's version in Cargo.toml" >&2
   exit 1
+fi
+listed=$(git log -1 --format=%H -- scripts/publishable-crates.sh)
+if [ -n "$listed" ] && git merge-base --is-ancestor "$baseline" "$listed"; then
+  baseline=$listed
 fi
 
 source scripts/publishable-crates.sh
