@@ -28,12 +28,18 @@
 //!   behind it.
 //!
 //! Every member's own rows (its order, postings, idempotency record, events) are its own, written
-//! by its own statements: the group changes when they commit, not what they are. Lock order holds
-//! within each member; across members a group may take a buyer's (or sender's) wallet after the
-//! merchant's (or recipient's). A transaction elsewhere holding that wallet while it waits for the
-//! hot one would then deadlock with the group: PostgreSQL detects it, the statement it aborts is
-//! rolled back to its savepoint (or is the other transaction's), and the loser is retried. Only a
-//! user with two requests at once on the same wallets can cause it.
+//! by its own statements: the group changes when they commit, not what they are.
+//!
+//! Only the member that began the group's transaction waits for row locks. Lock order holds within
+//! each member, but a group keeps every member's rows locked until it commits, so across members
+//! it takes rows out of order (a buyer's or sender's wallet after the merchant's or recipient's
+//! it already holds). Were it to wait for one, the transaction holding it could be waiting for the
+//! group (another group, whose hot recipient is this group's sender): a deadlock, which PostgreSQL
+//! breaks only after `deadlock_timeout` (a second). Random transfers among a few users made such
+//! cycles constant (bench/NOTES.md). So every later member runs with a lock timeout of 1 ms
+//! (`NO_LOCK_WAIT`), and a lock it cannot have at once sends it back to its savepoint to run again
+//! alone (`Conflict`), as a plain transaction that waits in lock order. A group then never waits
+//! while it holds rows, and cannot be part of a deadlock.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -45,13 +51,18 @@ use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, watch};
 
 use crate::sql::Write;
 use crate::store::PgStore;
-use crate::tx::{Connection, commit_with_marker, run_again_if_lost};
+use crate::tx::{Connection, as_member_error, commit_with_marker};
 
 /// The savepoint every member runs in. One name serves: a member's savepoint is released or
 /// rolled back before the next member starts.
 pub(crate) const SAVEPOINT: &str = "SAVEPOINT member";
 pub(crate) const RELEASE: &str = "RELEASE SAVEPOINT member";
 pub(crate) const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT member";
+/// Sent in every member's savepoint but the opener's: a later member does not wait for a lock
+/// (see the module docs). `SET LOCAL` inside a savepoint lasts until the savepoint is rolled back,
+/// or after its release until the transaction ends; each member sends it again. (1 ms is
+/// PostgreSQL's least; zero would mean no limit.)
+pub(crate) const NO_LOCK_WAIT: &str = "SET LOCAL lock_timeout = 1";
 
 /// The rows a group contends on (a cart's stock, a transfer's recipient).
 pub(crate) type GroupKey = Contention;
@@ -216,6 +227,7 @@ impl Ticket {
                     return Ok(Member {
                         seat: Some(seat),
                         ticket: self,
+                        opener: false,
                     });
                 }
                 // A member finished, or the transaction opened: wait on, from now.
@@ -263,6 +275,8 @@ pub(crate) struct Member {
     /// `None` once the member has handed the connection on.
     seat: Option<OwnedMutexGuard<Shared>>,
     ticket: Ticket,
+    /// Whether this member began the group's transaction: the only one that waits for locks.
+    opener: bool,
 }
 
 impl Member {
@@ -277,13 +291,19 @@ impl Member {
             return Err(StoreError::Conflict);
         }
         if seat.connection.is_some() {
-            return Ok(&[SAVEPOINT]);
+            return Ok(&[SAVEPOINT, NO_LOCK_WAIT]);
         }
         let mut connection = store.connection().await?;
         crate::tx::enter_transaction(&mut connection)?;
         seat.connection = Some(connection);
         self.ticket.group.progress.send_modify(|progress| progress.opened = true);
+        self.opener = true;
         Ok(&["BEGIN", SAVEPOINT])
+    }
+
+    /// Whether this member began the group's transaction (see `NO_LOCK_WAIT`).
+    pub(crate) fn is_opener(&self) -> bool {
+        self.opener
     }
 
     fn seat(&mut self) -> StoreResult<&mut Shared> {
@@ -347,6 +367,7 @@ impl Member {
     /// server refuses rolls the whole group back: the others then run again alone.
     pub(crate) async fn commit_group(mut self, mut writes: Vec<Write>) -> StoreResult<()> {
         writes.push(Write::new(RELEASE));
+        let opener = self.opener;
         let commit = async move {
             let store = self.ticket.store.clone();
             let seat = self.seat()?;
@@ -367,7 +388,7 @@ impl Member {
             result
         };
         match tokio::spawn(commit).await {
-            Ok(result) => result.map_err(run_again_if_lost),
+            Ok(result) => result.map_err(|error| as_member_error(opener, error)),
             Err(error) => Err(StoreError::OutcomeUnknown(format!("the group's commit task failed: {error}"))),
         }
     }

@@ -570,9 +570,21 @@ impl PgTx {
     }
 
     /// A member whose group's connection was lost can run again: nothing of the group has
-    /// committed, and now nothing will (see `group`).
+    /// committed, and now nothing will; so can a member that was not given a lock at once
+    /// (see `group`).
     fn as_member_error(&self, error: StoreError) -> StoreError {
-        if self.is_member() { run_again_if_lost(error) } else { error }
+        let opener = match &self.phase {
+            Phase::Open {
+                connection: Held::Member(member),
+                ..
+            }
+            | Phase::Aborted {
+                connection: Some(Held::Member(member)),
+                ..
+            } => member.is_opener(),
+            _ => return error,
+        };
+        as_member_error(opener, error)
     }
 
     /// Joins the group on `key`, waits for its connection, and opens this member's savepoint (and
@@ -806,9 +818,22 @@ async fn release_member(mut member: Member, writes: Vec<Write>) -> StoreResult<(
     match failed {
         None => member.applied().await,
         Some(error) => {
+            let opener = member.is_opener();
             member.undo().await;
-            Err(run_again_if_lost(error))
+            Err(as_member_error(opener, error))
         }
+    }
+}
+
+/// How an error of a group member's statement reaches its use case: a lost connection, or a lock
+/// that a member other than the opener was not given at once, runs the member again alone.
+pub(crate) fn as_member_error(opener: bool, error: StoreError) -> StoreError {
+    match error {
+        StoreError::Timeout if !opener => {
+            tracing::debug!("a group member would have waited for a lock; it runs again alone");
+            StoreError::Conflict
+        }
+        other => run_again_if_lost(other),
     }
 }
 

@@ -157,9 +157,14 @@ async fn transfers_to_one_recipient_commit_together_and_a_refused_one_alone_has_
         tasks.push(transfer_later(&h, sender, Recipient::Id(shop.user_id), 300));
         joined(&store, joined_before + 2).await;
     }
-    // Named by email, the same recipient is another key: a group of its own.
+    // Named by email, the same recipient is another key: a group of its own, which does not wait
+    // for this one.
     let by_email = transfer_later(&h, second, Recipient::Email(email.as_str().to_owned()), 200);
-    joined(&store, 5).await;
+    tokio::time::timeout(Duration::from_secs(30), by_email)
+        .await
+        .expect("the transfer by email should not wait for the group by id")
+        .expect("task")
+        .expect("the transfer by email");
     let before = commits(&h).await;
     opener.commit().await.expect("the opener's empty work");
 
@@ -172,18 +177,53 @@ async fn transfers_to_one_recipient_commit_together_and_a_refused_one_alone_has_
     };
     assert!(matches!(refused, TransferError::InsufficientFunds { .. }), "{refused:?}");
     assert_ne!(paid_first.id, paid_second.id);
-    by_email.await.expect("task").expect("the transfer by email");
-    assert_eq!(
-        commits(&h).await - before,
-        2,
-        "the transfers by id were committed together, the one by email alone"
-    );
+    assert_eq!(commits(&h).await - before, 1, "the transfers by id were committed together");
     assert_eq!(
         (h.balance(&first).await, h.balance(&poor).await, h.balance(&second).await),
         (700, 100, 500)
     );
     assert_eq!(h.balance(&shop).await, 800);
     h.assert_ledger_ok().await;
+}
+
+/// A member other than the group's opener never waits for a lock: the group holds its members'
+/// rows out of lock order, and waiting could close a deadlock. Here the buyer's wallet is locked
+/// outside the group, and locks may be waited for without limit; the checkout leaves the group at
+/// once, which commits without it, and runs alone, waiting for the wallet as any transaction
+/// does. (Waiting inside the group, it would have held the group as long as the wallet was held.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_member_that_would_wait_for_a_lock_runs_again_alone() {
+    let h = Harness::with_settings(|settings| settings.lock_timeout = Duration::ZERO).await;
+    let store = h.database.store();
+    let merchant = h.user(Role::Merchant).await;
+    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let buyer = h.funded_customer(1_000).await;
+    let outside = h.database.raw_client().await;
+    outside.batch_execute("BEGIN").await.expect("begin");
+    outside
+        .execute(
+            "SELECT 1 FROM wallets WHERE owner_user_id = $1 FOR UPDATE",
+            &[&buyer.user_id.as_uuid()],
+        )
+        .await
+        .expect("the buyer's wallet, locked outside the group");
+
+    let opener = first_member(&store, mug).await;
+    let checkout = checkout_later(&h, buyer, mug, None);
+    joined(&store, 2).await;
+    let before = commits(&h).await;
+    tokio::time::timeout(Duration::from_secs(30), opener.commit())
+        .await
+        .expect("the group should not wait for the wallet locked outside it")
+        .expect("the group commits without the checkout");
+    assert_eq!(commits(&h).await - before, 1);
+    assert!(!checkout.is_finished(), "the checkout waits, alone, for the buyer's wallet");
+    outside.batch_execute("ROLLBACK").await.expect("rollback");
+
+    let paid = checkout.await.expect("task").expect("the checkout, run again alone");
+    assert_eq!(paid.order.total().amount_minor(), 500);
+    assert_eq!(h.balance(&buyer).await, 500);
+    assert_eq!(commits(&h).await - before, 2);
 }
 
 /// Waiting for a group's connection is bounded as a wait for a row lock is, by the rows not

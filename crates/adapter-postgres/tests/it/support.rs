@@ -154,7 +154,16 @@ impl Harness {
 
     /// The application on a fresh database, with an admin to fund wallets.
     pub async fn new() -> Harness {
-        let database = TestDatabase::create_with(|settings| settings.pool_max_size = 10).await;
+        Harness::with_settings(|_| {}).await
+    }
+
+    /// The same, with the store's settings changed by `change`.
+    pub async fn with_settings(change: impl FnOnce(&mut adapter_postgres::PgSettings)) -> Harness {
+        let database = TestDatabase::create_with(|settings| {
+            settings.pool_max_size = 10;
+            change(settings);
+        })
+        .await;
         let gateway = FakeGateway { provider: provider() };
         let app = App {
             store: database.store(),
