@@ -119,7 +119,7 @@ impl PgStore {
     /// (`with_group_commit_members`).
     pub const GROUP_COMMIT_MEMBERS_DEFAULT: usize = 16;
 
-    /// At most `members` transactions on the same stock rows share one transaction and commit
+    /// At most `members` transactions on the same hot rows share one transaction and commit
     /// (`UnitOfWork::begin_grouped`, see `group`); 1 runs each on its own. The default is
     /// `GROUP_COMMIT_MEMBERS_DEFAULT`.
     ///
