@@ -51,7 +51,7 @@ use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, watch};
 
 use crate::sql::Write;
 use crate::store::PgStore;
-use crate::tx::{Connection, as_member_error, commit_with_marker};
+use crate::tx::{Connection, commit_with_marker, member_error};
 
 /// The savepoint every member runs in. One name serves: a member's savepoint is released or
 /// rolled back before the next member starts.
@@ -388,7 +388,7 @@ impl Member {
             result
         };
         match tokio::spawn(commit).await {
-            Ok(result) => result.map_err(|error| as_member_error(opener, error)),
+            Ok(result) => result.map_err(|error| member_error(opener, error)),
             Err(error) => Err(StoreError::OutcomeUnknown(format!("the group's commit task failed: {error}"))),
         }
     }

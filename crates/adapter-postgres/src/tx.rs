@@ -555,25 +555,9 @@ impl PgTx {
         send_commit(connection, &writes).await
     }
 
-    /// Whether this transaction runs as a member of a group (see `group`).
-    pub(crate) fn is_member(&self) -> bool {
-        matches!(
-            &self.phase,
-            Phase::Open {
-                connection: Held::Member(_),
-                ..
-            } | Phase::Aborted {
-                connection: Some(Held::Member(_)),
-                ..
-            }
-        )
-    }
-
-    /// A member whose group's connection was lost can run again: nothing of the group has
-    /// committed, and now nothing will; so can a member that was not given a lock at once
-    /// (see `group`).
-    fn as_member_error(&self, error: StoreError) -> StoreError {
-        let opener = match &self.phase {
+    /// The transaction's place in its group, if it runs as a member of one (see `group`).
+    fn member(&self) -> Option<&Member> {
+        match &self.phase {
             Phase::Open {
                 connection: Held::Member(member),
                 ..
@@ -581,10 +565,22 @@ impl PgTx {
             | Phase::Aborted {
                 connection: Some(Held::Member(member)),
                 ..
-            } => member.is_opener(),
-            _ => return error,
-        };
-        as_member_error(opener, error)
+            } => Some(member),
+            _ => None,
+        }
+    }
+
+    /// Whether this transaction runs as a member of a group (see `group`).
+    pub(crate) fn is_member(&self) -> bool {
+        self.member().is_some()
+    }
+
+    /// An error of this transaction's statement, as its use case sees it (see `member_error`).
+    fn as_member_error(&self, error: StoreError) -> StoreError {
+        match self.member() {
+            Some(member) => member_error(member.is_opener(), error),
+            None => error,
+        }
     }
 
     /// Joins the group on `key`, waits for its connection, and opens this member's savepoint (and
@@ -820,14 +816,14 @@ async fn release_member(mut member: Member, writes: Vec<Write>) -> StoreResult<(
         Some(error) => {
             let opener = member.is_opener();
             member.undo().await;
-            Err(as_member_error(opener, error))
+            Err(member_error(opener, error))
         }
     }
 }
 
 /// How an error of a group member's statement reaches its use case: a lost connection, or a lock
 /// that a member other than the opener was not given at once, runs the member again alone.
-pub(crate) fn as_member_error(opener: bool, error: StoreError) -> StoreError {
+pub(crate) fn member_error(opener: bool, error: StoreError) -> StoreError {
     match error {
         StoreError::Timeout if !opener => {
             tracing::debug!("a group member would have waited for a lock; it runs again alone");

@@ -351,14 +351,14 @@ impl<U: UnitOfWork> App<U> {
     }
 }
 
-/// The wallet checkout, in one transaction: sells the stock, pays the merchants from the buyer's
-/// wallet and records the order paid.
 /// What wallet checkouts of this cart queue for: its products' stock rows.
 fn cart_contention(items: &[(ProductId, Quantity)]) -> Contention {
     let products: Vec<ProductId> = items.iter().map(|(product, _)| *product).collect();
     Contention::stock(&products)
 }
 
+/// The wallet checkout, in one transaction: sells the stock, pays the merchants from the buyer's
+/// wallet and records the order paid.
 async fn pay_by_wallet<Tx>(
     tx: &mut Tx,
     ids: &dyn IdGenerator,

@@ -66,6 +66,16 @@ fn keyed(buyer: Caller, key: &str) -> Idempotent<Checkout> {
     }
 }
 
+/// What the tasks returned, in the order they were spawned.
+async fn answers<T, const N: usize>(tasks: Vec<JoinHandle<T>>) -> [T; N] {
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.expect("task"));
+    }
+    let count = answers.len();
+    answers.try_into().unwrap_or_else(|_| panic!("{N} tasks expected, {count} spawned"))
+}
+
 /// Commits that wrote something so far: each inserts one commit marker, a group one for all its
 /// members (rows a member writes carry its savepoint's transaction id, so `xmin` cannot tell).
 async fn commits(h: &Harness) -> i64 {
@@ -101,11 +111,7 @@ async fn a_group_commits_its_members_together_and_a_failing_one_alone_has_no_eff
     let before = commits(&h).await;
     opener.commit().await.expect("the opener's empty work");
 
-    let mut outcomes = Vec::new();
-    for task in tasks {
-        outcomes.push(task.await.expect("task"));
-    }
-    let [Ok(paid_first), Err(refused), Ok(paid_second)] = <[_; 3]>::try_from(outcomes).expect("three") else {
+    let [Ok(paid_first), Err(refused), Ok(paid_second)] = answers(tasks).await else {
         panic!("the buyers with funds pay and the other is refused");
     };
     assert!(matches!(refused, CheckoutError::InsufficientFunds { .. }), "{refused:?}");
@@ -168,11 +174,7 @@ async fn transfers_to_one_recipient_commit_together_and_a_refused_one_alone_has_
     let before = commits(&h).await;
     opener.commit().await.expect("the opener's empty work");
 
-    let mut outcomes = Vec::new();
-    for task in tasks {
-        outcomes.push(task.await.expect("task"));
-    }
-    let [Ok(paid_first), Err(refused), Ok(paid_second)] = <[_; 3]>::try_from(outcomes).expect("three") else {
+    let [Ok(paid_first), Err(refused), Ok(paid_second)] = answers(tasks).await else {
         panic!("the senders with funds pay and the other is refused");
     };
     assert!(matches!(refused, TransferError::InsufficientFunds { .. }), "{refused:?}");
