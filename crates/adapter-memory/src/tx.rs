@@ -11,8 +11,8 @@ use application::pagination::{Cursor, Page, PageRequest};
 use application::ports::records::{KindTotals, StatementTotals};
 use application::ports::store::{
     AdminAuditRepository, AdminPaymentFilter, AdminRefundFilter, CallFilter, CallRepository, ClaimOutcome, EventOutbox, FollowUpRepository,
-    HoldRepository, IdempotencyRepository, InboxOutcome, InventoryFilter, JournalFilter, JournalRecord, LedgerRepository, OrderFilter,
-    OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository, PostingRecord, ProductFilter, ProductRepository,
+    HoldRepository, IdempotencyRepository, InboxOutcome, InventoryFilter, JournalFilter, JournalRecord, LedgerRepository, LockedCart,
+    OrderFilter, OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository, PostingRecord, ProductFilter, ProductRepository,
     REFUND_REQUESTS_OPEN, ReceivedWebhook, ReceivedWebhookFilter, RefreshTokenRepository, RefundRepository, RefundRequestFilter,
     StoreError, StoreResult, Transaction, TransferFilter, TransferRepository, UserFilter, UserRepository, WalletFilter, WalletRepository,
     WebhookInbox, WithdrawalFilter,
@@ -702,6 +702,27 @@ impl ProductRepository for MemoryTx {
             .into_iter()
             .filter_map(|s| self.work.products.get(&s.product_id).map(|p| (s, p.clone())))
             .collect())
+    }
+
+    async fn lock_cart_and_wallets(&mut self, ids: &[ProductId], buyer: UserId) -> StoreResult<LockedCart> {
+        self.faults.operation("lock_cart_and_wallets")?;
+        let entries = self.lock_cart(ids).await?;
+        // The first product in id order sets the currency, as in the PostgreSQL store.
+        let first = ids.iter().min().and_then(|id| self.work.products.get(id));
+        let Some(currency) = first.map(|product| product.price.currency()) else {
+            return Ok(LockedCart {
+                entries,
+                wallets: Vec::new(),
+            });
+        };
+        let mut owners: Vec<UserId> = entries.iter().map(|(_, product)| product.merchant_id).collect();
+        owners.push(buyer);
+        let ids: Vec<WalletId> = owners
+            .iter()
+            .filter_map(|owner| self.work.user_wallets.get(&(*owner, currency)).copied())
+            .collect();
+        let wallets = self.lock_wallets(&ids).await?;
+        Ok(LockedCart { entries, wallets })
     }
 
     async fn lock_stock(&mut self, ids: &[ProductId]) -> StoreResult<Vec<Stock>> {

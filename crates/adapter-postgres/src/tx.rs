@@ -84,6 +84,7 @@
 //! that cannot be learned is the outcome reported as unknown.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -289,13 +290,29 @@ impl PgTx {
     where
         R: QueryableByName<Pg> + Send + 'static,
     {
+        self.trip(One::<R>::new(statement)).await
+    }
+
+    /// Runs two reads in one round trip, returning the rows of each. PostgreSQL runs them one
+    /// after the other, so the locks the first takes are taken before the second's: two reads
+    /// that together follow the lock order may travel together. The queued writes are sent first.
+    pub(crate) async fn read_pair<A, B>(&mut self, first: Read, second: Read) -> StoreResult<(Vec<A>, Vec<B>)>
+    where
+        A: QueryableByName<Pg> + Send + 'static,
+        B: QueryableByName<Pg> + Send + 'static,
+    {
+        self.trip(Pair(One::<A>::new(first), One::<B>::new(second))).await
+    }
+
+    /// Sends the reads of one trip (with `BEGIN`, if the transaction has sent nothing yet).
+    async fn trip<T: Trip>(&mut self, trip: T) -> StoreResult<T::Rows> {
         self.refuse_if_aborted()?;
-        statement.check().map_err(translate)?;
+        trip.check().map_err(translate)?;
         if matches!(&self.phase, Phase::Unbegun { deferred } if deferred.is_empty()) {
-            return self.begin_with_read(statement).await;
+            return self.begin_with_read(trip).await;
         }
         self.ready().await?;
-        let result = statement.load::<R>(self.connection()?).await;
+        let result = tokio::task::unconstrained(trip.send(self.shared_connection()?)).await;
         self.settle(result)
     }
 
@@ -393,6 +410,15 @@ impl PgTx {
         }
     }
 
+    /// The connection of the open transaction, for statements sent in one pipeline.
+    fn shared_connection(&self) -> StoreResult<&AsyncPgConnection> {
+        match &self.phase {
+            Phase::Open { connection, .. } => connection.shared(),
+            Phase::Aborted { cause, .. } => Err(cause.error()),
+            Phase::Unbegun { .. } => Err(StoreError::Unexpected("a statement was about to be sent before BEGIN".into())),
+        }
+    }
+
     /// Sends every queued write, in order, and checks each result in order. Any failure aborts
     /// the transaction.
     async fn flush(&mut self) -> StoreResult<()> {
@@ -429,7 +455,7 @@ impl PgTx {
     /// Sends `BEGIN` alone, moving the queued writes into the open transaction.
     async fn begin_alone(&mut self) -> StoreResult<()> {
         if let Some(group) = self.group.clone() {
-            return self.begin_as_member::<NoRead>(group, None).await.map(drop);
+            return self.begin_as_member::<One<NoRead>>(group, None).await.map(drop);
         }
         let mut attempt = 1;
         loop {
@@ -442,23 +468,20 @@ impl PgTx {
     }
 
     /// `BEGIN` and the transaction's first read in one round trip (see the module docs).
-    async fn begin_with_read<R>(&mut self, statement: Read) -> StoreResult<Vec<R>>
-    where
-        R: QueryableByName<Pg> + Send + 'static,
-    {
+    async fn begin_with_read<T: Trip>(&mut self, trip: T) -> StoreResult<T::Rows> {
         if let Some(group) = self.group.clone() {
-            return self.begin_as_member(group, Some(statement)).await;
+            let rows = self.begin_as_member(group, Some(trip)).await?;
+            return rows.ok_or_else(|| StoreError::Unexpected("a group member's first read was not sent".into()));
         }
         let mut attempt = 1;
         loop {
             let connection = self.connection_for_begin().await?;
             let (begun, rows) = {
                 let shared: &AsyncPgConnection = &connection;
-                let (mut for_begin, mut for_read) = (shared, shared);
+                let mut for_begin = shared;
                 // Sent in this order (see `InOrder`).
                 let begin = Statement::control(self.begin_sql).execute(&mut for_begin);
-                let read = statement.clone().load::<R>(&mut for_read);
-                tokio::task::unconstrained(Both::new(begin, read)).await
+                tokio::task::unconstrained(Both::new(begin, trip.send(shared))).await
             };
             if self.settle_begin(begun, connection, &mut attempt)? {
                 return self.settle(rows);
@@ -585,10 +608,7 @@ impl PgTx {
 
     /// Joins the group on `key`, waits for its connection, and opens this member's savepoint (and
     /// the group's transaction, for its first member) in one pipeline with `read`, if any.
-    async fn begin_as_member<R>(&mut self, key: GroupKey, read: Option<Read>) -> StoreResult<Vec<R>>
-    where
-        R: QueryableByName<Pg> + Send + 'static,
-    {
+    async fn begin_as_member<T: Trip>(&mut self, key: GroupKey, trip: Option<T>) -> StoreResult<Option<T::Rows>> {
         let ticket = self.store.groups().join(&self.store, &key);
         let seated = ticket.take_seat(self.store.settings().lock_timeout).await;
         let opened = match seated {
@@ -619,10 +639,9 @@ impl PgTx {
                     })
                     .collect(),
             );
-            match read {
-                Some(read) => {
-                    let mut for_read = shared;
-                    let (opened, rows) = tokio::task::unconstrained(Both::new(controls, read.load::<R>(&mut for_read))).await;
+            match trip {
+                Some(trip) => {
+                    let (opened, rows) = tokio::task::unconstrained(Both::new(controls, trip.send(shared))).await;
                     (opened, Some(rows))
                 }
                 None => (tokio::task::unconstrained(controls).await, None),
@@ -637,10 +656,7 @@ impl PgTx {
             return Err(error);
         }
         self.open_on(Held::Member(member));
-        match rows {
-            Some(rows) => self.settle(rows),
-            None => Ok(Vec::new()),
-        }
+        rows.map(|rows| self.settle(rows)).transpose()
     }
 
     /// A setting of the transaction's session (`SHOW name`), for tests of how connections are
@@ -941,6 +957,66 @@ impl<F: Future + Unpin> Future for InOrder<F> {
             return Poll::Pending;
         }
         Poll::Ready(this.outputs.iter_mut().filter_map(Option::take).collect())
+    }
+}
+
+/// The reads of one round trip: one statement, or several sent in one pipeline.
+pub(crate) trait Trip: Send + 'static {
+    type Rows: Send + 'static;
+
+    /// Whether every statement can be sent (see `Statement::check`).
+    fn check(&self) -> QueryResult<()>;
+
+    /// Sends the statements, in order, when first polled (see `InOrder`), and answers with their
+    /// rows, or the first error.
+    fn send<'c>(&self, connection: &'c AsyncPgConnection) -> BoxFuture<'c, QueryResult<Self::Rows>>;
+}
+
+/// One read, and the type of its rows.
+struct One<R> {
+    read: Read,
+    rows: PhantomData<fn() -> R>,
+}
+
+impl<R> One<R> {
+    fn new(read: Read) -> One<R> {
+        One { read, rows: PhantomData }
+    }
+}
+
+impl<R: QueryableByName<Pg> + Send + 'static> Trip for One<R> {
+    type Rows = Vec<R>;
+
+    fn check(&self) -> QueryResult<()> {
+        self.read.check()
+    }
+
+    fn send<'c>(&self, connection: &'c AsyncPgConnection) -> BoxFuture<'c, QueryResult<Vec<R>>> {
+        let read = self.read.clone();
+        Box::pin(async move {
+            let mut shared = connection;
+            read.load::<R>(&mut shared).await
+        })
+    }
+}
+
+/// Two reads in one pipeline. When the first fails, PostgreSQL refuses the second as part of an
+/// aborted transaction: the first's error is the one to tell.
+struct Pair<A, B>(A, B);
+
+impl<A: Trip, B: Trip> Trip for Pair<A, B> {
+    type Rows = (A::Rows, B::Rows);
+
+    fn check(&self) -> QueryResult<()> {
+        self.0.check().and_then(|()| self.1.check())
+    }
+
+    fn send<'c>(&self, connection: &'c AsyncPgConnection) -> BoxFuture<'c, QueryResult<(A::Rows, B::Rows)>> {
+        let both = Both::new(self.0.send(connection), self.1.send(connection));
+        Box::pin(async move {
+            let (first, second) = both.await;
+            Ok((first?, second?))
+        })
     }
 }
 

@@ -21,7 +21,7 @@ use domain::money::{Currency, Money, MoneyError};
 use domain::order::{Actor, CaptureMethod, Order, OrderError, OrderStatus, PaymentMethod, StatusChange, TransitionError};
 use domain::payment::{Payment, PaymentPurpose, PaymentStatus, ProviderName};
 use domain::user::Email;
-use domain::wallet::{Hold, HoldError, HoldTerms, SystemAccount, WalletError};
+use domain::wallet::{Hold, HoldError, HoldTerms, SystemAccount, Wallet, WalletError};
 use time::OffsetDateTime;
 
 use crate::caller::Caller;
@@ -34,8 +34,8 @@ use crate::orders::OrderCommandError;
 use crate::payments::resumed_payment;
 use crate::ports::gateway::{CheckoutLine, CheckoutRequest, CheckoutSession, GatewayError, Gateways, RouteError};
 use crate::ports::store::{
-    Contention, EventOutbox, HoldRepository, IdempotencyRepository, LedgerRepository, OrderRepository, PaymentLookup, PaymentRepository,
-    ProductRepository, StoreError, UnitOfWork, UserRepository, WalletRepository,
+    Contention, EventOutbox, HoldRepository, IdempotencyRepository, LedgerRepository, LockedCart, OrderRepository, PaymentLookup,
+    PaymentRepository, ProductRepository, StoreError, UnitOfWork, UserRepository, WalletRepository,
 };
 use crate::ports::system::{IdGenerator, next_id};
 use crate::transact::{transact, transact_grouped, work};
@@ -371,13 +371,14 @@ where
     Tx: IdempotencyRepository + ProductRepository + OrderRepository + WalletRepository + LedgerRepository + EventOutbox + Send,
 {
     key.claim(tx, now).await?;
-    let (mut stock, products) = lock_cart(tx, items).await?;
+    let LockedCart { entries, wallets } = tx.lock_cart_and_wallets(&cart_ids(items), buyer).await?;
+    let (mut stock, products) = checked_cart(items, entries)?;
     let (order, created) = place_order(next_id(ids), buyer, items, &products, PaymentMethod::Wallet, now)?;
     each_item_stock(&order, &mut stock, Stock::sell)?;
     let actor = Actor::User(buyer);
     let (order, pending) = order.await_payment(actor.clone(), now)?;
     let (order, paid) = order.mark_paid(actor, now)?;
-    pay_from_wallet(tx, ids, &order, now).await?;
+    pay_from_wallet(tx, ids, &order, wallets, now).await?;
     tx.update_stock(&stock).await?;
     tx.insert_order(&order).await?;
     // The audit trail keeps all three steps; the outbox announces the outcome, an order that is
@@ -471,26 +472,56 @@ async fn lock_cart<Tx: ProductRepository + Send>(
     tx: &mut Tx,
     items: &[(ProductId, Quantity)],
 ) -> Result<(Vec<Stock>, Vec<Product>), CheckoutError> {
+    let cart = tx.lock_cart(&cart_ids(items)).await?;
+    checked_cart(items, cart)
+}
+
+/// The cart's product ids, in ascending order, each once.
+fn cart_ids(items: &[(ProductId, Quantity)]) -> Vec<ProductId> {
     let mut ids: Vec<ProductId> = items.iter().map(|(id, _)| *id).collect();
     ids.sort();
     ids.dedup();
-    let cart = tx.lock_cart(&ids).await?;
-    if let Some(missing) = ids.iter().find(|id| !cart.iter().any(|(stock, _)| stock.product_id == **id)) {
-        return Err(CheckoutError::ProductNotFound(*missing));
+    ids
+}
+
+/// The locked cart's stock and products, if every item's product exists.
+fn checked_cart(items: &[(ProductId, Quantity)], cart: Vec<(Stock, Product)>) -> Result<(Vec<Stock>, Vec<Product>), CheckoutError> {
+    if let Some(missing) = cart_ids(items)
+        .into_iter()
+        .find(|id| !cart.iter().any(|(stock, _)| stock.product_id == *id))
+    {
+        return Err(CheckoutError::ProductNotFound(missing));
     }
     Ok(cart.into_iter().unzip())
 }
 
 /// Debits the buyer's wallet the order's total and credits each merchant their share, as one
-/// journal transaction; the buyer's and merchants' wallets are locked together, in id order.
-async fn pay_from_wallet<Tx>(tx: &mut Tx, ids: &dyn IdGenerator, order: &Order, now: OffsetDateTime) -> Result<(), CheckoutError>
+/// journal transaction. The buyer's and merchants' wallets are locked together, in id order:
+/// `locked` already, when it holds them all in the order's currency (see
+/// `ProductRepository::lock_cart_and_wallets`), or else now, creating any that is missing.
+async fn pay_from_wallet<Tx>(
+    tx: &mut Tx,
+    ids: &dyn IdGenerator,
+    order: &Order,
+    locked: Vec<Wallet>,
+    now: OffsetDateTime,
+) -> Result<(), CheckoutError>
 where
     Tx: WalletRepository + LedgerRepository + Send,
 {
     let shares = order.merchant_totals()?;
     let mut owners: Vec<(UserId, WalletId)> = vec![(order.buyer_id(), next_id(ids))];
     owners.extend(shares.keys().map(|merchant| (*merchant, next_id(ids))));
-    let mut wallets = tx.lock_user_wallets(&owners, order.currency(), now).await?;
+    let held = |user: &UserId| {
+        locked
+            .iter()
+            .any(|wallet| wallet.user_id() == Some(*user) && wallet.currency() == order.currency())
+    };
+    let mut wallets = if owners.iter().all(|(user, _)| held(user)) {
+        locked
+    } else {
+        tx.lock_user_wallets(&owners, order.currency(), now).await?
+    };
     let wallet_of = |user: UserId| wallets.iter().find(|wallet| wallet.user_id() == Some(user));
     let buyer = wallet_of(order.buyer_id()).ok_or_else(|| StoreError::Corrupt("the buyer's wallet was not locked".into()))?;
     let (buyer_wallet, available) = (buyer.id(), buyer.available());

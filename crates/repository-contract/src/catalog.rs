@@ -3,7 +3,7 @@
 use crate::prelude::*;
 
 use domain::catalog::{Product, ProductSearch, Stock};
-use domain::ids::UserId;
+use domain::ids::{ProductId, UserId};
 
 type ProductWithStock = (Product, Stock);
 
@@ -27,6 +27,62 @@ pub async fn a_cart_is_locked_with_its_products<U: UnitOfWork>(store: U) {
     let mut expected = vec![(a_stock, a.clone()), (b_stock, b.clone())];
     expected.sort_by_key(|(stock, _)| stock.product_id);
     assert_eq!(cart, expected);
+}
+
+/// A purchase locks its cart and the wallets it pays between in one call: the buyer's and each
+/// merchant's in the cart's currency, those that exist, in wallet id order.
+pub async fn a_cart_is_locked_with_the_wallets_of_its_buyer_and_merchants<U: UnitOfWork>(store: U) {
+    let ((a, _), (b, _)) = two_products_of_one_merchant(&store, 100, 250).await;
+    let (walletless, buyer, stranger) = (user(Role::Merchant), user(Role::Customer), user(Role::Customer));
+    let (c, c_stock) = product(walletless.id, 300, now());
+    let mut euro = product(walletless.id, 400, now());
+    euro.0.price = Money::from_minor(400, Currency::Eur);
+    let mut tx = begin(&store).await;
+    for someone in [&walletless, &buyer, &stranger] {
+        expect(tx.insert_user(someone).await, "user");
+    }
+    expect(tx.insert_product(&c, &c_stock).await, "c");
+    expect(tx.insert_product(&euro.0, &euro.1).await, "euro");
+    let merchant_wallet = expect(
+        tx.ensure_user_wallet(a.merchant_id, Currency::Usd, id(), now()).await,
+        "merchant's wallet",
+    );
+    let buyer_wallet = expect(tx.ensure_user_wallet(buyer.id, Currency::Usd, id(), now()).await, "buyer's wallet");
+    expect(
+        tx.ensure_user_wallet(buyer.id, Currency::Eur, id(), now()).await,
+        "buyer's euro wallet",
+    );
+    expect(
+        tx.ensure_user_wallet(stranger.id, Currency::Usd, id(), now()).await,
+        "stranger's wallet",
+    );
+    commit(tx).await;
+
+    let mut tx = begin(&store).await;
+    let LockedCart { entries: cart, wallets } = expect(
+        tx.lock_cart_and_wallets(&[c.id, b.id, a.id, id(), b.id], buyer.id).await,
+        "cart and wallets",
+    );
+    let mut products: Vec<ProductId> = vec![a.id, b.id, c.id];
+    products.sort();
+    assert_eq!(cart.iter().map(|(stock, _)| stock.product_id).collect::<Vec<_>>(), products);
+    assert!(cart.iter().all(|(stock, product)| stock.product_id == product.id));
+    // The merchant without a wallet is left out, and so is everyone outside the purchase. A store
+    // that keeps the trait's default locks no wallet here.
+    let mut expected = vec![merchant_wallet, buyer_wallet];
+    expected.sort();
+    let locked: Vec<WalletId> = wallets.iter().map(Wallet::id).collect();
+    assert!(
+        locked == expected || locked.is_empty(),
+        "locked {locked:?}, expected {expected:?} or none"
+    );
+    assert!(wallets.iter().all(|wallet| wallet.currency() == Currency::Usd));
+    expect(tx.rollback().await, "rollback");
+
+    let mut tx = begin(&store).await;
+    let LockedCart { entries: cart, wallets } = expect(tx.lock_cart_and_wallets(&[id()], buyer.id).await, "an unknown product");
+    assert!(cart.is_empty() && wallets.is_empty());
+    expect(tx.rollback().await, "rollback");
 }
 
 pub async fn products_list_newest_first_with_filters_and_cursors<U: UnitOfWork>(store: U) {

@@ -36,10 +36,10 @@ mod prelude {
     pub(crate) use application::ports::store::{
         AdminOrderFilter, AdminPaymentFilter, AdminRefundFilter, CallFilter, CallRepository, ClaimOutcome, CreatedWithin, DeliveryFilter,
         EndpointFilter, EventOutbox, FollowUpRepository, HoldRepository, IdempotencyRepository, InboxOutcome, InventoryFilter,
-        JournalFilter, JournalRecord, LedgerRepository, OrderFilter, OrderRepository, PaymentFilter, PaymentLookup, PaymentRepository,
-        ProductFilter, ProductRepository, ReceivedWebhook, ReceivedWebhookFilter, RefreshTokenRepository, RefundRepository, StoreError,
-        Transaction, TransferFilter, TransferRepository, UnitOfWork, UserFilter, UserRepository, WalletFilter, WalletRepository,
-        WebhookInbox, WebhookRepository, WithdrawalFilter,
+        JournalFilter, JournalRecord, LedgerRepository, LockedCart, OrderFilter, OrderRepository, PaymentFilter, PaymentLookup,
+        PaymentRepository, ProductFilter, ProductRepository, ReceivedWebhook, ReceivedWebhookFilter, RefreshTokenRepository,
+        RefundRepository, StoreError, Transaction, TransferFilter, TransferRepository, UnitOfWork, UserFilter, UserRepository,
+        WalletFilter, WalletRepository, WebhookInbox, WebhookRepository, WithdrawalFilter,
     };
     pub(crate) use domain::call::CallSession;
     pub(crate) use domain::events::{DomainEvent, OutboxEvent};
@@ -94,6 +94,7 @@ macro_rules! contract_tests {
             holds::holds_are_stored_and_updated,
             holds::expired_holds_are_found_except_those_of_active_calls,
             catalog::a_cart_is_locked_with_its_products,
+            catalog::a_cart_is_locked_with_the_wallets_of_its_buyer_and_merchants,
             catalog::products_list_newest_first_with_filters_and_cursors,
             catalog::products_are_searched_by_name_and_description_whatever_the_case,
             catalog::stock_is_locked_in_product_order,

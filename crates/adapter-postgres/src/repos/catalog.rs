@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use application::pagination::{Cursor, Page, PageRequest};
-use application::ports::store::{InventoryFilter, ProductFilter, ProductRepository, StoreResult};
+use application::ports::store::{InventoryFilter, LockedCart, ProductFilter, ProductRepository, StoreResult};
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use domain::catalog::{Product, Stock};
@@ -14,6 +14,7 @@ use domain::ids::{ProductId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::wallets::{WalletRow, lock_purchase_wallets};
 use crate::mapping::{corrupt, limit_plus_one, money, position_after};
 use crate::schema::{products, stock};
 use crate::sql::{Read, Write};
@@ -280,37 +281,40 @@ impl ProductRepository for PgTx {
 
     /// Locked in ascending product id order (see `lock_wallets`); missing products are left out.
     async fn lock_cart(&mut self, ids: &[ProductId]) -> StoreResult<Vec<(Stock, Product)>> {
-        let mut sorted: Vec<Uuid> = ids.iter().map(ProductId::as_uuid).collect();
-        sorted.sort();
-        sorted.dedup();
+        let sorted = sorted_ids(ids);
         if sorted.is_empty() {
             return Ok(Vec::new());
         }
         self.pass_stock_gates(&sorted).await?;
-        // Only the stock rows are locked: the products are read as they are (a price change
-        // committed meanwhile is simply the price of this order). Each product is read by its key
-        // for its stock row (`OFFSET 0` keeps the lateral subquery a nested loop): a generic plan
-        // made while the catalogue was small would otherwise scan the products table for every
-        // purchase for as long as the connection lives, however large the table has grown.
-        let statement = Read::new(concat!(
-            "SELECT ",
-            product_columns!(),
-            ", s.product_id, s.available, s.reserved FROM stock s \
-             CROSS JOIN LATERAL (SELECT * FROM products WHERE products.id = s.product_id OFFSET 0) p \
-             WHERE s.product_id = ANY($1) ORDER BY s.product_id FOR NO KEY UPDATE OF s"
-        ))
-        .bind::<Array<SqlUuid>, _>(sorted);
-        self.read::<EntryRow>(statement)
+        self.read::<EntryRow>(lock_cart(sorted))
             .await?
             .into_iter()
-            .map(|row| row.into_domain().map(|(product, stock)| (stock, product)))
+            .map(cart_entry)
             .collect()
     }
 
+    /// The two statements travel in one pipeline: the stock rows are locked first, then the
+    /// wallets, which is the lock order, and a purchase spends one round trip fewer holding the
+    /// cart's rows (a flash sale's hot stock row).
+    async fn lock_cart_and_wallets(&mut self, ids: &[ProductId], buyer: UserId) -> StoreResult<LockedCart> {
+        let sorted = sorted_ids(ids);
+        if sorted.is_empty() {
+            return Ok(LockedCart {
+                entries: Vec::new(),
+                wallets: Vec::new(),
+            });
+        }
+        self.pass_stock_gates(&sorted).await?;
+        let wallets = lock_purchase_wallets(sorted.clone(), buyer);
+        let (entries, wallets) = self.read_pair::<EntryRow, WalletRow>(lock_cart(sorted), wallets).await?;
+        Ok(LockedCart {
+            entries: entries.into_iter().map(cart_entry).collect::<StoreResult<_>>()?,
+            wallets: wallets.into_iter().map(WalletRow::into_domain).collect::<StoreResult<_>>()?,
+        })
+    }
+
     async fn lock_stock(&mut self, ids: &[ProductId]) -> StoreResult<Vec<Stock>> {
-        let mut sorted: Vec<Uuid> = ids.iter().map(ProductId::as_uuid).collect();
-        sorted.sort();
-        sorted.dedup();
+        let sorted = sorted_ids(ids);
         if sorted.is_empty() {
             return Ok(Vec::new());
         }
@@ -338,4 +342,33 @@ impl ProductRepository for PgTx {
         .bind::<Array<BigInt>, _>(latest.iter().map(|s| s.reserved()).collect::<Vec<_>>());
         self.defer(statement, Expect::Rows(latest.len(), "stock row"))
     }
+}
+
+/// Product ids in ascending order, each once: the order their stock rows are locked in.
+fn sorted_ids(ids: &[ProductId]) -> Vec<Uuid> {
+    let mut sorted: Vec<Uuid> = ids.iter().map(ProductId::as_uuid).collect();
+    sorted.sort();
+    sorted.dedup();
+    sorted
+}
+
+/// Locks the stock rows of these products (sorted ids), each read with its product. Only the
+/// stock rows are locked: the products are read as they are (a price change committed meanwhile
+/// is simply the price of this order). Each product is read by its key for its stock row
+/// (`OFFSET 0` keeps the lateral subquery a nested loop): a generic plan made while the catalogue
+/// was small would otherwise scan the products table for every purchase for as long as the
+/// connection lives, however large the table has grown.
+fn lock_cart(sorted: Vec<Uuid>) -> Read {
+    Read::new(concat!(
+        "SELECT ",
+        product_columns!(),
+        ", s.product_id, s.available, s.reserved FROM stock s \
+         CROSS JOIN LATERAL (SELECT * FROM products WHERE products.id = s.product_id OFFSET 0) p \
+         WHERE s.product_id = ANY($1) ORDER BY s.product_id FOR NO KEY UPDATE OF s"
+    ))
+    .bind::<Array<SqlUuid>, _>(sorted)
+}
+
+fn cart_entry(row: EntryRow) -> StoreResult<(Stock, Product)> {
+    row.into_domain().map(|(product, stock)| (stock, product))
 }

@@ -30,7 +30,7 @@ macro_rules! wallet_columns {
 
 #[derive(QueryableByName)]
 #[diesel(table_name = wallets, check_for_backend(diesel::pg::Pg))]
-struct WalletRow {
+pub(super) struct WalletRow {
     id: Uuid,
     owner_user_id: Option<Uuid>,
     system_code: Option<String>,
@@ -79,6 +79,24 @@ impl PgTx {
         let row = self.read_first::<IdRow>(find).await?.ok_or_else(|| missing("wallet"))?;
         Ok(WalletId::from_uuid(row.id))
     }
+}
+
+/// Locks, in ascending id order, the wallets of `buyer` and of the merchants of these products
+/// (sorted ids) in the currency of the first product, those that exist
+/// (`ProductRepository::lock_cart_and_wallets`). The owners are gathered into one array first
+/// (`ARRAY(...)`, computed once), so that the wallets are found by the owner index as in
+/// `lock_user_wallets`.
+pub(super) fn lock_purchase_wallets(products: Vec<Uuid>, buyer: UserId) -> Read {
+    Read::new(concat!(
+        "SELECT ",
+        wallet_columns!(),
+        " FROM wallets \
+         WHERE owner_user_id = ANY(array_append(ARRAY(SELECT merchant_id FROM products WHERE id = ANY($1)), $2)) \
+           AND currency = (SELECT currency FROM products WHERE id = ANY($1) ORDER BY id LIMIT 1)::currency_code \
+         ORDER BY id FOR NO KEY UPDATE"
+    ))
+    .bind::<Array<SqlUuid>, _>(products)
+    .bind::<SqlUuid, _>(buyer.as_uuid())
 }
 
 impl WalletRepository for PgTx {

@@ -5,7 +5,7 @@
 
 use adapter_postgres::PgStore;
 use adapter_postgres::testing::TestDatabase;
-use application::ports::store::{ProductRepository, Transaction, UnitOfWork, WalletRepository, WebhookRepository};
+use application::ports::store::{LockedCart, ProductRepository, Transaction, UnitOfWork, WalletRepository, WebhookRepository};
 use domain::ids::WebhookEndpointId;
 use domain::money::Currency;
 use domain::user::Role;
@@ -45,9 +45,14 @@ async fn a_purchase_reads_and_writes_products_stock_and_wallets_by_key() {
 
     let mut tx = store.begin().await.expect("begin");
     assert_eq!(tx.show("plan_cache_mode").await.expect("setting"), "force_generic_plan");
-    let cart = tx.lock_cart(&[mug.product.id]).await.expect("lock cart");
+    let LockedCart { entries: cart, wallets } = tx
+        .lock_cart_and_wallets(&[mug.product.id], buyer.user_id)
+        .await
+        .expect("lock cart and wallets");
     assert_eq!(cart.len(), 1);
-    let wallets = tx.lock_wallets(&[buyer_wallet, merchant_wallet]).await.expect("lock wallets");
+    let mut expected = vec![buyer_wallet, merchant_wallet];
+    expected.sort();
+    assert_eq!(wallets.iter().map(|wallet| wallet.id()).collect::<Vec<_>>(), expected);
     let stock: Vec<_> = cart.into_iter().map(|(stock, _)| stock).collect();
     tx.update_stock(&stock).await.expect("update stock");
     tx.update_wallets(&wallets).await.expect("update wallets");

@@ -484,11 +484,41 @@ pub trait ProductRepository {
     /// Locks the stock rows of a cart in ascending product id order and returns each with its
     /// product, in that order; missing products are left out.
     fn lock_cart(&mut self, ids: &[ProductId]) -> impl Future<Output = StoreResult<Vec<(Stock, Product)>>> + Send;
+    /// As [`lock_cart`], and then, in that order, the wallets of `buyer` and of the products'
+    /// merchants in the currency of the cart's first product (in id order), those that exist,
+    /// locked in ascending wallet id order: what a wallet purchase locks, in the lock order, in
+    /// one trip to the store. A wallet that does not exist yet is left out: the caller then locks
+    /// what it needs with [`WalletRepository::lock_user_wallets`], which creates a missing one.
+    ///
+    /// The default locks the cart alone and returns no wallet, which is correct, at the cost of
+    /// the caller's second trip; a store that can send both locks at once overrides it.
+    ///
+    /// [`lock_cart`]: ProductRepository::lock_cart
+    fn lock_cart_and_wallets(&mut self, ids: &[ProductId], buyer: UserId) -> impl Future<Output = StoreResult<LockedCart>> + Send {
+        let _ = buyer;
+        let entries = self.lock_cart(ids);
+        async move {
+            Ok(LockedCart {
+                entries: entries.await?,
+                wallets: Vec::new(),
+            })
+        }
+    }
     /// Locks the stock rows in ascending product id order and returns them in that order; missing
     /// products are left out.
     fn lock_stock(&mut self, ids: &[ProductId]) -> impl Future<Output = StoreResult<Vec<Stock>>> + Send;
     /// Writes stock rows locked in this transaction.
     fn update_stock(&mut self, stock: &[Stock]) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// A cart locked with the wallets its purchase pays between
+/// ([`ProductRepository::lock_cart_and_wallets`]).
+#[derive(Debug, Clone)]
+pub struct LockedCart {
+    /// Each product's stock row with the product, in ascending product id order.
+    pub entries: Vec<(Stock, Product)>,
+    /// The wallets locked after the stock, in ascending wallet id order.
+    pub wallets: Vec<Wallet>,
 }
 
 /// Which users an admin's listing shows: every field set narrows it.
