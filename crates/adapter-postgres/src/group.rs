@@ -313,15 +313,6 @@ impl Member {
     }
 
     /// The group's connection, for this member's statements.
-    pub(crate) fn connection(&mut self) -> StoreResult<&mut AsyncPgConnection> {
-        let seat = self.seat()?;
-        match &mut seat.connection {
-            Some(connection) => Ok(&mut **connection),
-            None => Err(StoreError::Unavailable("the group's connection was lost".into())),
-        }
-    }
-
-    /// The same, shared, for pipelines.
     pub(crate) fn shared_connection(&self) -> StoreResult<&AsyncPgConnection> {
         match self.seat.as_deref().and_then(|seat| seat.connection.as_deref()) {
             Some(connection) => Ok(connection),

@@ -137,13 +137,6 @@ enum Held {
 }
 
 impl Held {
-    fn exclusive(&mut self) -> StoreResult<&mut AsyncPgConnection> {
-        match self {
-            Held::Own(connection) => Ok(&mut **connection),
-            Held::Member(member) => member.connection(),
-        }
-    }
-
     fn shared(&self) -> StoreResult<&AsyncPgConnection> {
         match self {
             Held::Own(connection) => Ok(connection),
@@ -304,14 +297,24 @@ impl PgTx {
         self.trip(Pair(One::<A>::new(first), One::<B>::new(second))).await
     }
 
-    /// Sends the reads of one trip (with `BEGIN`, if the transaction has sent nothing yet).
+    /// Sends the statements of one trip: with `BEGIN` if the transaction has sent nothing yet and
+    /// they only read, and with a group member's savepoint if it is grouped (see `group`).
     async fn trip<T: Trip>(&mut self, trip: T) -> StoreResult<T::Rows> {
         self.refuse_if_aborted()?;
         trip.check().map_err(translate)?;
         if matches!(&self.phase, Phase::Unbegun { deferred } if deferred.is_empty()) {
-            return self.begin_with_read(trip).await;
+            if let Some(group) = self.group.clone() {
+                let rows = self.begin_as_member(group, Some(trip)).await?;
+                return rows.ok_or_else(|| StoreError::Unexpected("a group member's first statement was not sent".into()));
+            }
+            if !T::WRITES {
+                return self.begin_with_read(trip).await;
+            }
         }
         self.ready().await?;
+        if T::WRITES {
+            self.mark_written();
+        }
         let result = tokio::task::unconstrained(trip.send(self.shared_connection()?)).await;
         self.settle(result)
     }
@@ -337,10 +340,7 @@ impl PgTx {
     /// Runs a write now (after the queued ones), returning the number of rows it affected.
     pub(crate) async fn execute(&mut self, statement: Write) -> StoreResult<usize> {
         self.check_write(&statement)?;
-        self.ready().await?;
-        self.mark_written();
-        let result = statement.execute(self.connection()?).await;
-        self.settle(result)
+        self.trip(Executed(statement)).await
     }
 
     /// Runs a write that returns rows now (after the queued ones).
@@ -349,10 +349,7 @@ impl PgTx {
         R: QueryableByName<Pg> + Send + 'static,
     {
         self.check_write(&statement)?;
-        self.ready().await?;
-        self.mark_written();
-        let result = statement.load::<R>(self.connection()?).await;
-        self.settle(result)
+        self.trip(Returning::<R>(statement, PhantomData)).await
     }
 
     /// Queues a write to be sent with the next read or the commit (see the module docs). A write
@@ -399,15 +396,6 @@ impl PgTx {
             self.begin_alone().await?;
         }
         self.flush().await
-    }
-
-    /// The connection of the open transaction.
-    fn connection(&mut self) -> StoreResult<&mut AsyncPgConnection> {
-        match &mut self.phase {
-            Phase::Open { connection, .. } => connection.exclusive(),
-            Phase::Aborted { cause, .. } => Err(cause.error()),
-            Phase::Unbegun { .. } => Err(StoreError::Unexpected("a statement was about to be sent before BEGIN".into())),
-        }
     }
 
     /// The connection of the open transaction, for statements sent in one pipeline.
@@ -469,10 +457,6 @@ impl PgTx {
 
     /// `BEGIN` and the transaction's first read in one round trip (see the module docs).
     async fn begin_with_read<T: Trip>(&mut self, trip: T) -> StoreResult<T::Rows> {
-        if let Some(group) = self.group.clone() {
-            let rows = self.begin_as_member(group, Some(trip)).await?;
-            return rows.ok_or_else(|| StoreError::Unexpected("a group member's first read was not sent".into()));
-        }
         let mut attempt = 1;
         loop {
             let connection = self.connection_for_begin().await?;
@@ -607,7 +591,10 @@ impl PgTx {
     }
 
     /// Joins the group on `key`, waits for its connection, and opens this member's savepoint (and
-    /// the group's transaction, for its first member) in one pipeline with `read`, if any.
+    /// the group's transaction, for its first member) in one pipeline with its first statements,
+    /// if any. A write travels with the savepoint, which an open transaction runs or refuses
+    /// before it, but never with `BEGIN` (see the module docs): the first member sends its first
+    /// write once `BEGIN` is answered.
     async fn begin_as_member<T: Trip>(&mut self, key: GroupKey, trip: Option<T>) -> StoreResult<Option<T::Rows>> {
         let ticket = self.store.groups().join(&self.store, &key);
         let seated = ticket.take_seat(self.store.settings().lock_timeout).await;
@@ -640,11 +627,13 @@ impl PgTx {
                     .collect(),
             );
             match trip {
-                Some(trip) => {
+                Some(trip) if !T::WRITES || !member.is_opener() => {
                     let (opened, rows) = tokio::task::unconstrained(Both::new(controls, trip.send(shared))).await;
-                    (opened, Some(rows))
+                    (opened, Ok(Some(rows)))
                 }
-                None => (tokio::task::unconstrained(controls).await, None),
+                // The group's first member, with a write: sent once `BEGIN` is answered.
+                Some(trip) => (tokio::task::unconstrained(controls).await, Err(trip)),
+                None => (tokio::task::unconstrained(controls).await, Ok(None)),
             }
         };
         if let Some(error) = opened.into_iter().find_map(Result::err) {
@@ -656,6 +645,13 @@ impl PgTx {
             return Err(error);
         }
         self.open_on(Held::Member(member));
+        if T::WRITES {
+            self.mark_written();
+        }
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(trip) => Some(tokio::task::unconstrained(trip.send(self.shared_connection()?)).await),
+        };
         rows.map(|rows| self.settle(rows)).transpose()
     }
 
@@ -960,9 +956,12 @@ impl<F: Future + Unpin> Future for InOrder<F> {
     }
 }
 
-/// The reads of one round trip: one statement, or several sent in one pipeline.
+/// The statements of one round trip: a read, a write sent at once, or two of them in one pipeline.
 pub(crate) trait Trip: Send + 'static {
     type Rows: Send + 'static;
+
+    /// Whether the trip writes: then it never travels with `BEGIN` (see the module docs).
+    const WRITES: bool;
 
     /// Whether every statement can be sent (see `Statement::check`).
     fn check(&self) -> QueryResult<()>;
@@ -987,6 +986,8 @@ impl<R> One<R> {
 impl<R: QueryableByName<Pg> + Send + 'static> Trip for One<R> {
     type Rows = Vec<R>;
 
+    const WRITES: bool = false;
+
     fn check(&self) -> QueryResult<()> {
         self.read.check()
     }
@@ -1000,12 +1001,56 @@ impl<R: QueryableByName<Pg> + Send + 'static> Trip for One<R> {
     }
 }
 
-/// Two reads in one pipeline. When the first fails, PostgreSQL refuses the second as part of an
+/// A write sent at once, answered with the number of rows it changed.
+struct Executed(Write);
+
+impl Trip for Executed {
+    type Rows = usize;
+
+    const WRITES: bool = true;
+
+    fn check(&self) -> QueryResult<()> {
+        self.0.check()
+    }
+
+    fn send<'c>(&self, connection: &'c AsyncPgConnection) -> BoxFuture<'c, QueryResult<usize>> {
+        let write = self.0.clone();
+        Box::pin(async move {
+            let mut shared = connection;
+            write.execute(&mut shared).await
+        })
+    }
+}
+
+/// A write sent at once that returns rows.
+struct Returning<R>(Write, PhantomData<fn() -> R>);
+
+impl<R: QueryableByName<Pg> + Send + 'static> Trip for Returning<R> {
+    type Rows = Vec<R>;
+
+    const WRITES: bool = true;
+
+    fn check(&self) -> QueryResult<()> {
+        self.0.check()
+    }
+
+    fn send<'c>(&self, connection: &'c AsyncPgConnection) -> BoxFuture<'c, QueryResult<Vec<R>>> {
+        let write = self.0.clone();
+        Box::pin(async move {
+            let mut shared = connection;
+            write.load::<R>(&mut shared).await
+        })
+    }
+}
+
+/// Two trips in one pipeline. When the first fails, PostgreSQL refuses the second as part of an
 /// aborted transaction: the first's error is the one to tell.
 struct Pair<A, B>(A, B);
 
 impl<A: Trip, B: Trip> Trip for Pair<A, B> {
     type Rows = (A::Rows, B::Rows);
+
+    const WRITES: bool = A::WRITES || B::WRITES;
 
     fn check(&self) -> QueryResult<()> {
         self.0.check().and_then(|()| self.1.check())

@@ -301,6 +301,57 @@ async fn a_statement_the_server_refuses_fails_only_its_member() {
     tx.rollback().await.expect("rollback");
 }
 
+/// A member whose first statement is a write (a keyed checkout's claim, say) sends it in the
+/// pipeline of its savepoint; the group's opener sends its first write only once `BEGIN` is
+/// answered. Both kinds commit with the group, and a refused first write fails its member alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_whose_first_statement_is_a_write_commit_with_the_group() {
+    let h = Harness::new().await;
+    let store = h.database.store();
+    let merchant = h.user(Role::Merchant).await;
+    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let (opening, joining, taken) = (
+        stored_user(Role::Customer),
+        stored_user(Role::Customer),
+        stored_user(Role::Customer),
+    );
+    let existing = {
+        let mut tx = store.begin().await.expect("begin");
+        tx.insert_user(&taken).await.expect("a user whose id is taken");
+        tx.commit().await.expect("commit");
+        taken.clone()
+    };
+
+    let mut opener = store.begin_grouped(&Contention::stock(&[mug])).await.expect("begin");
+    opener.insert_user(&opening).await.expect("the group's first statement, a write");
+    let mut tasks = Vec::new();
+    for (joined_before, user) in [joining.clone(), existing].into_iter().enumerate() {
+        let member_store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = member_store.begin_grouped(&Contention::stock(&[mug])).await.expect("begin");
+            match tx.insert_user(&user).await {
+                Ok(_) => tx.commit().await,
+                Err(error) => {
+                    tx.rollback().await.expect("back to its savepoint");
+                    Err(error)
+                }
+            }
+        }));
+        joined(&store, joined_before + 2).await;
+    }
+    let before = commits(&h).await;
+    opener.commit().await.expect("the opener's write, committed with the group");
+
+    let [joined_member, refused] = answers(tasks).await;
+    joined_member.expect("the member's write commits with the group");
+    assert!(matches!(refused, Err(StoreError::Duplicate(_))), "{refused:?}");
+    assert_eq!(commits(&h).await - before, 1, "one commit for the group");
+    let mut tx = store.begin().await.expect("begin");
+    assert!(tx.find_user(opening.id).await.expect("find").is_some());
+    assert!(tx.find_user(joining.id).await.expect("find").is_some());
+    tx.rollback().await.expect("rollback");
+}
+
 /// A double submit: two checkouts under one key land in one group. The second must not answer
 /// from the first's key record before that record is committed (its client would be told the
 /// request is still running, and a read of the key would find nothing): it runs again alone,
