@@ -8,9 +8,19 @@
 //! joins that one's *group* instead of opening a transaction of its own:
 //!
 //! - The group has one connection and one transaction, opened by the first member. Members take
-//!   the connection one at a time, in the order they joined (tokio's mutex is fair), so they run
-//!   one after another exactly as they would have queued for the row lock, and each sees what the
-//!   members before it wrote.
+//!   the connection (the group's `Seat`) one at a time, in the order they asked for it, so they
+//!   run one after another exactly as they would have queued for the row lock, and each sees what
+//!   the members before it wrote. A seat dropped goes to the next member waiting, as a mutex
+//!   guard would.
+//! - A member hands the rows on without a round trip in between: the first statements of the next
+//!   member waiting (its savepoint and what it sends first, such as the cart's lock) travel in the
+//!   pipeline of this member's writes and `RELEASE SAVEPOINT`, and their answers wait for that
+//!   member with the seat. PostgreSQL runs the pipeline in order, so the next member starts
+//!   where this one ended. If this member's writes fail, the next member's statements fail with
+//!   them (the transaction is aborted until this member goes back to its savepoint), and it is
+//!   handed the seat without answers, to send its opening again. If the next member went away
+//!   meanwhile, this member rolls its savepoint back before handing the seat on; if it cannot, the
+//!   group does not commit.
 //! - Each member runs inside its own savepoint (`SAVEPOINT member` travels with its first
 //!   statement). Its commit sends its writes with `RELEASE SAVEPOINT`; its rollback, or any error
 //!   the server raised while it ran, goes back to the savepoint. So a member that fails (the buyer
@@ -41,13 +51,14 @@
 //! alone (`Conflict`), as a plain transaction that waits in lock order. A group then never waits
 //! while it holds rows, and cannot be part of a deadlock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use application::ports::store::{Contention, StoreError, StoreResult};
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager as _};
-use futures::future::{self, Either};
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, watch};
+use futures::future::{self, BoxFuture, Either};
+use tokio::sync::{oneshot, watch};
 
 use crate::sql::Write;
 use crate::store::PgStore;
@@ -71,6 +82,8 @@ pub(crate) type GroupKey = Contention;
 pub(crate) struct Groups {
     members_max: usize,
     open: Mutex<HashMap<GroupKey, Arc<Group>>>,
+    /// Members whose opening the member before them sent, for tests.
+    sent_ahead: AtomicUsize,
 }
 
 impl Groups {
@@ -78,6 +91,7 @@ impl Groups {
         Groups {
             members_max,
             open: Mutex::new(HashMap::new()),
+            sent_ahead: AtomicUsize::new(0),
         }
     }
 
@@ -116,6 +130,27 @@ impl Groups {
     pub(crate) fn joined(&self) -> usize {
         locked(&self.open).values().map(|group| locked(&group.counts).joined).sum()
     }
+
+    /// Members of the groups that take members waiting for their group's connection, for tests.
+    #[cfg(feature = "testing")]
+    pub(crate) fn waiting(&self) -> usize {
+        let open = locked(&self.open);
+        open.values()
+            .map(|group| {
+                locked(&group.seats)
+                    .waiting
+                    .iter()
+                    .filter(|waiter| !waiter.handed.is_closed())
+                    .count()
+            })
+            .sum()
+    }
+
+    /// Members whose opening the member before them sent, so far, for tests.
+    #[cfg(feature = "testing")]
+    pub(crate) fn sent_ahead(&self) -> usize {
+        AtomicUsize::load(&self.sent_ahead, Ordering::Relaxed)
+    }
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -124,8 +159,9 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 pub(crate) struct Group {
     key: GroupKey,
-    /// The shared transaction, held by one member at a time.
-    shared: Arc<AsyncMutex<Shared>>,
+    /// The shared transaction, held by one member at a time (a `Seat`), and the members waiting
+    /// for it, in the order they asked.
+    seats: Mutex<Seats>,
     /// Changed only with the store's `open` map locked as well (it is locked first).
     counts: Mutex<Counts>,
     /// Bumped when the group's transaction opens and whenever a member finishes.
@@ -182,13 +218,132 @@ impl Group {
     fn new(key: GroupKey) -> Group {
         Group {
             key,
-            shared: Arc::new(AsyncMutex::new(Shared {
-                connection: None,
-                broken: None,
-            })),
+            seats: Mutex::new(Seats {
+                parked: Some(Shared {
+                    connection: None,
+                    broken: None,
+                }),
+                waiting: VecDeque::new(),
+            }),
             counts: Mutex::new(Counts::default()),
             progress: watch::Sender::new(Progress::default()),
             outcome: watch::Sender::new(None),
+        }
+    }
+
+    /// The seat at once if nobody holds it or waits for it; else a place in the queue. `opening`
+    /// is what the member would send first, which the member ahead of it may send for it.
+    fn ask(self: &Arc<Self>, opening: Option<Opening>) -> Result<Seat, oneshot::Receiver<Seat>> {
+        let mut seats = locked(&self.seats);
+        if seats.waiting.is_empty()
+            && let Some(shared) = seats.parked.take()
+        {
+            return Ok(Seat::new(self, shared, false));
+        }
+        let (handed, receiver) = oneshot::channel();
+        seats.waiting.push_back(Waiter { handed, opening });
+        Err(receiver)
+    }
+
+    /// Hands the transaction to the first member still waiting, or parks it.
+    fn hand_on(self: &Arc<Self>, mut shared: Shared) {
+        let mut seats = locked(&self.seats);
+        while let Some(waiter) = seats.waiting.pop_front() {
+            match waiter.handed.send(Seat::new(self, shared, false)) {
+                Ok(()) => return,
+                // It stopped waiting (its caller went away, or it gave up).
+                Err(mut seat) => shared = seat.disarm(),
+            }
+        }
+        seats.parked = Some(shared);
+    }
+
+    /// The opening of the next member still waiting, to send ahead of it: the holder of the seat
+    /// then hands the seat to that member with `hand_to_opened`.
+    fn next_opening(&self) -> Option<Opening> {
+        let mut seats = locked(&self.seats);
+        while seats.waiting.front().is_some_and(|waiter| waiter.handed.is_closed()) {
+            seats.waiting.pop_front();
+        }
+        seats.waiting.front_mut().and_then(|waiter| waiter.opening.take())
+    }
+
+    /// Hands the transaction to the member whose opening was sent ahead (the first waiting: only
+    /// the holder of the seat takes waiters off the queue). Gives it back if that member is gone.
+    fn hand_to_opened(self: &Arc<Self>, shared: Shared) -> Option<Shared> {
+        let mut seats = locked(&self.seats);
+        let Some(waiter) = seats.waiting.pop_front() else {
+            return Some(shared);
+        };
+        waiter
+            .handed
+            .send(Seat::new(self, shared, true))
+            .err()
+            .map(|mut seat| seat.disarm())
+    }
+}
+
+/// A member's first statements, with its savepoint, as a pipeline to send on the group's
+/// connection; they store their answers where the member will find them.
+pub(crate) type Opening = Box<dyn for<'c> FnOnce(&'c AsyncPgConnection) -> BoxFuture<'c, ()> + Send>;
+
+/// The group's transaction and the members waiting for it.
+struct Seats {
+    /// The transaction while no member holds it.
+    parked: Option<Shared>,
+    waiting: VecDeque<Waiter>,
+}
+
+struct Waiter {
+    handed: oneshot::Sender<Seat>,
+    /// Taken when the member ahead sends it.
+    opening: Option<Opening>,
+}
+
+/// The group's transaction, held by one member. Dropped, it goes to the next member waiting, as a
+/// mutex guard would; dropped before its member could use it when that member's opening was sent
+/// ahead, the savepoint left open means the group cannot commit.
+pub(crate) struct Seat {
+    group: Arc<Group>,
+    shared: Option<Shared>,
+    /// The member's opening was sent ahead, in the pipeline of the member before.
+    opened: bool,
+}
+
+impl Seat {
+    fn new(group: &Arc<Group>, shared: Shared, opened: bool) -> Seat {
+        Seat {
+            group: Arc::clone(group),
+            shared: Some(shared),
+            opened,
+        }
+    }
+
+    fn shared(&mut self) -> &mut Shared {
+        self.shared.get_or_insert_with(|| Shared {
+            connection: None,
+            broken: Some("a group's seat was used after it was handed on".into()),
+        })
+    }
+
+    /// The transaction, which this seat no longer hands on when dropped.
+    fn disarm(&mut self) -> Shared {
+        self.shared.take().unwrap_or(Shared {
+            connection: None,
+            broken: Some("a group's seat was handed on twice".into()),
+        })
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        if let Some(mut shared) = self.shared.take() {
+            if self.opened && shared.broken.is_none() {
+                // A member's savepoint may be open, and nobody will end it.
+                tracing::warn!("a group member whose opening was sent ahead went away; its group will not commit");
+                shared.broken = Some("a member whose opening was sent ahead went away".into());
+            }
+            self.group.hand_on(shared);
         }
     }
 }
@@ -208,9 +363,12 @@ impl Ticket {
     /// first member is waiting for a connection from the pool, which the pool's own timeout
     /// bounds, and so does the wait of the members behind it: a transaction alone would have
     /// waited for the pool just as long.
-    pub(crate) async fn take_seat(self, timeout: std::time::Duration) -> StoreResult<Member> {
+    pub(crate) async fn take_seat(self, timeout: std::time::Duration, opening: Option<Opening>) -> StoreResult<Member> {
+        let mut seat = match self.group.ask(opening) {
+            Ok(seat) => return Ok(Member::seated(seat, self)),
+            Err(receiver) => receiver,
+        };
         let mut progress = self.group.progress.subscribe();
-        let mut seat = std::pin::pin!(Arc::clone(&self.group.shared).lock_owned());
         loop {
             let opened = progress.borrow_and_update().opened;
             let stalled = async {
@@ -222,16 +380,16 @@ impl Ticket {
             };
             let moved = progress.changed();
             let (stalled, moved) = (std::pin::pin!(stalled), std::pin::pin!(moved));
-            match future::select(seat.as_mut(), future::select(moved, stalled)).await {
-                Either::Left((seat, _)) => {
-                    return Ok(Member {
-                        seat: Some(seat),
-                        ticket: self,
-                        opener: false,
-                    });
+            match future::select(&mut seat, future::select(moved, stalled)).await {
+                Either::Left((Ok(seat), _)) => return Ok(Member::seated(seat, self)),
+                Either::Left((Err(_), _)) => {
+                    return Err(StoreError::Unexpected(
+                        "a group's seat was dropped while a member waited for it".into(),
+                    ));
                 }
                 // A member finished, or the transaction opened: wait on, from now.
                 Either::Right((Either::Left(_), _)) => {}
+                // Giving up: a seat handed to this member after all goes to the next one.
                 Either::Right((Either::Right(((), _)), _)) => return Err(StoreError::Timeout),
             }
         }
@@ -273,13 +431,38 @@ impl Drop for Ticket {
 /// A member holding the group's connection: its statements run there, inside its savepoint.
 pub(crate) struct Member {
     /// `None` once the member has handed the connection on.
-    seat: Option<OwnedMutexGuard<Shared>>,
+    seat: Option<Seat>,
     ticket: Ticket,
     /// Whether this member began the group's transaction: the only one that waits for locks.
     opener: bool,
+    /// Whether the member before sent this member's opening (see `Ticket::take_seat`).
+    opened_ahead: bool,
 }
 
 impl Member {
+    fn seated(mut seat: Seat, ticket: Ticket) -> Member {
+        // From here on the member ends its savepoint itself, or its drop breaks the group.
+        let opened_ahead = std::mem::take(&mut seat.opened);
+        Member {
+            seat: Some(seat),
+            ticket,
+            opener: false,
+            opened_ahead,
+        }
+    }
+
+    /// Whether the member before sent this member's opening, whose answers are then where the
+    /// opening stored them.
+    pub(crate) fn opened_ahead(&self) -> bool {
+        self.opened_ahead
+    }
+
+    /// The opening of the next member waiting, to send in the pipeline of this member's release
+    /// (`applied` then hands the seat to that member).
+    pub(crate) fn next_opening(&self) -> Option<Opening> {
+        self.ticket.group.next_opening()
+    }
+
     /// The statements to send before the member's first one: `BEGIN` too for the group's first
     /// member, which takes the connection from the pool. Refuses a group that cannot commit.
     pub(crate) async fn opening(&mut self) -> StoreResult<&'static [&'static str]> {
@@ -308,13 +491,19 @@ impl Member {
 
     fn seat(&mut self) -> StoreResult<&mut Shared> {
         self.seat
-            .as_deref_mut()
+            .as_mut()
+            .map(Seat::shared)
             .ok_or_else(|| StoreError::Unexpected("a group member used the connection after handing it on".into()))
     }
 
     /// The group's connection, for this member's statements.
     pub(crate) fn shared_connection(&self) -> StoreResult<&AsyncPgConnection> {
-        match self.seat.as_deref().and_then(|seat| seat.connection.as_deref()) {
+        match self
+            .seat
+            .as_ref()
+            .and_then(|seat| seat.shared.as_ref())
+            .and_then(|shared| shared.connection.as_deref())
+        {
             Some(connection) => Ok(connection),
             None => Err(StoreError::Unavailable("the group's connection was lost".into())),
         }
@@ -323,7 +512,7 @@ impl Member {
     /// Marks the group unable to commit: its transaction is in a state this process does not
     /// know (a statement of a member was cut short, or the connection was lost).
     pub(crate) fn break_group(&mut self, reason: &str) {
-        if let Some(seat) = self.seat.as_deref_mut()
+        if let Some(seat) = self.seat.as_mut().map(Seat::shared)
             && seat.broken.is_none()
         {
             tracing::warn!(reason, "a group commit's transaction cannot commit; its members will run again");
@@ -385,9 +574,12 @@ impl Member {
     }
 
     /// The member succeeded and released its savepoint: hands the connection on and waits for the
-    /// group's commit.
-    pub(crate) async fn applied(mut self) -> StoreResult<()> {
+    /// group's commit. `sent_ahead`: the next member's opening went in the pipeline of the release.
+    pub(crate) async fn applied(mut self, sent_ahead: bool) -> StoreResult<()> {
         let mut outcome = self.ticket.group.outcome.subscribe();
+        if sent_ahead {
+            self.hand_to_opened().await;
+        }
         self.seat = None;
         self.ticket.finish(true);
         let outcome = outcome.wait_for(Option::is_some).await.map(|outcome| outcome.clone());
@@ -402,20 +594,40 @@ impl Member {
         }
     }
 
+    /// Hands the seat to the member whose opening this one sent. If that member went away, its
+    /// savepoint is rolled back first, by this member, which holds the seat again meanwhile (and
+    /// breaks the group if it is dropped or the rollback fails).
+    async fn hand_to_opened(&mut self) {
+        let Some(mut seat) = self.seat.take() else {
+            return;
+        };
+        let shared = seat.disarm();
+        drop(seat);
+        let Some(shared) = self.ticket.group.hand_to_opened(shared) else {
+            self.ticket.store.groups().sent_ahead.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        self.seat = Some(Seat::new(&self.ticket.group, shared, false));
+        tracing::debug!("a group member whose opening was sent ahead went away; its savepoint is rolled back");
+        if let Err(error) = self.back_to_savepoint().await {
+            self.break_group(&format!("rolling back the savepoint of a member that went away failed: {error}"));
+        }
+    }
+
+    /// `ROLLBACK TO` the savepoint open now, and `RELEASE` it, in one pipeline.
+    async fn back_to_savepoint(&self) -> StoreResult<()> {
+        let connection = self.shared_connection()?;
+        let (mut first, mut second) = (connection, connection);
+        let back = crate::sql::Statement::control(ROLLBACK_TO).execute(&mut first);
+        let release = crate::sql::Statement::control(RELEASE).execute(&mut second);
+        let (back, release) = tokio::task::unconstrained(futures::future::join(back, release)).await;
+        back.and(release).map(|_| ()).map_err(crate::error::translate)
+    }
+
     /// The member failed or rolled back: back to its savepoint, then hands the connection on.
     /// Without effect either way: if going back fails, the group cannot commit.
     pub(crate) async fn undo(mut self) {
-        let undone = match self.shared_connection() {
-            Ok(connection) => {
-                let (mut first, mut second) = (connection, connection);
-                let back = crate::sql::Statement::control(ROLLBACK_TO).execute(&mut first);
-                let release = crate::sql::Statement::control(RELEASE).execute(&mut second);
-                let (back, release) = tokio::task::unconstrained(futures::future::join(back, release)).await;
-                back.and(release).map(|_| ()).map_err(crate::error::translate)
-            }
-            Err(error) => Err(error),
-        };
-        if let Err(error) = undone {
+        if let Err(error) = self.back_to_savepoint().await {
             self.break_group(&format!("going back to a member's savepoint failed: {error}"));
         }
         self.seat = None;
@@ -438,7 +650,20 @@ impl Drop for Member {
 /// if any member applied its work, and tells every waiting member how it ended.
 fn settle(group: Arc<Group>, applied: usize, joined: usize, store: PgStore) {
     let end = async move {
-        let mut shared = Arc::clone(&group.shared).lock_owned().await;
+        let mut seat = match group.ask(None) {
+            Ok(seat) => seat,
+            Err(receiver) => match receiver.await {
+                Ok(seat) => seat,
+                Err(_) => {
+                    tracing::error!("a group's seat was lost; its members do not commit");
+                    group
+                        .outcome
+                        .send_replace(Some(Outcome::NotCommitted("the group's seat was lost".into())));
+                    return;
+                }
+            },
+        };
+        let shared = seat.shared();
         let outcome = match (shared.broken.take(), shared.connection.take()) {
             (Some(reason), connection) => {
                 // Marked as inside a transaction, the connection is discarded by the pool, and

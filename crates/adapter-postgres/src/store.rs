@@ -221,6 +221,19 @@ impl PgStore {
         self.groups.joined()
     }
 
+    /// How many members of the groups that still take members are waiting for their group's
+    /// connection, so that a test can wait until they queue for it.
+    #[cfg(feature = "testing")]
+    pub fn group_members_waiting(&self) -> usize {
+        self.groups.waiting()
+    }
+
+    /// How many members so far had their opening sent by the member before them (see `group`).
+    #[cfg(feature = "testing")]
+    pub fn group_openings_sent_ahead(&self) -> usize {
+        self.groups.sent_ahead()
+    }
+
     /// How many transactions of this store are waiting at a stock gate, so that a test can wait
     /// until they are there instead of sleeping.
     #[cfg(feature = "testing")]

@@ -86,6 +86,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use application::ports::store::{StoreError, StoreResult, Transaction};
@@ -100,7 +101,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
 use crate::error::{aborts_transaction, translate};
-use crate::group::{GroupKey, Member, RELEASE};
+use crate::group::{GroupKey, Member, NO_LOCK_WAIT, Opening, RELEASE, SAVEPOINT};
 use crate::sql::{Read, Statement, Write};
 use crate::store::PgStore;
 
@@ -597,7 +598,24 @@ impl PgTx {
     /// write once `BEGIN` is answered.
     async fn begin_as_member<T: Trip>(&mut self, key: GroupKey, trip: Option<T>) -> StoreResult<Option<T::Rows>> {
         let ticket = self.store.groups().join(&self.store, &key);
-        let seated = ticket.take_seat(self.store.settings().lock_timeout).await;
+        let answers: Answers<T::Rows> = Arc::new(std::sync::Mutex::new(None));
+        let opening = trip.as_ref().map(|trip| opening_ahead(trip.clone(), Arc::clone(&answers)));
+        let seated = ticket.take_seat(self.store.settings().lock_timeout, opening).await;
+        let seated = match seated {
+            // The member before sent this one's opening with its release: its answers are here.
+            Ok(mut member) if member.opened_ahead() => {
+                let answered = answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+                let Some((opened, rows)) = answered else {
+                    member.break_group("a member's opening sent ahead left no answer");
+                    member.leave();
+                    let error = StoreError::Conflict;
+                    self.abort(&error);
+                    return Err(error);
+                };
+                return self.opened_as_member(member, opened, Ok::<_, T>(Some(rows))).await;
+            }
+            other => other,
+        };
         let opened = match seated {
             Ok(mut member) => match member.opening().await {
                 Ok(opening) => Ok((member, opening)),
@@ -636,6 +654,19 @@ impl PgTx {
                 None => (tokio::task::unconstrained(controls).await, Ok(None)),
             }
         };
+        self.opened_as_member(member, opened, rows).await
+    }
+
+    /// Records how a member's opening was answered: on success the transaction is open on the
+    /// group's connection, and the answer to its first statements is settled. `rows` is that
+    /// answer, or the first statements themselves when they are still to be sent (a first write
+    /// of the group's opener), or nothing.
+    async fn opened_as_member<T: Trip>(
+        &mut self,
+        member: Member,
+        opened: Vec<QueryResult<usize>>,
+        rows: Result<Option<QueryResult<T::Rows>>, T>,
+    ) -> StoreResult<Option<T::Rows>> {
         if let Some(error) = opened.into_iter().find_map(Result::err) {
             let mut member = member;
             member.break_group(&format!("opening a member failed: {error}"));
@@ -814,17 +845,26 @@ async fn release_member(mut member: Member, writes: Vec<Write>) -> StoreResult<(
     if member.close_if_last() {
         return member.commit_group(writes).await;
     }
+    // The next member's opening follows this one's release in the same pipeline, so the rows
+    // pass from member to member without waiting for a round trip (see `group`).
+    let next = member.next_opening();
+    let sent_ahead = next.is_some();
     let failed = match member.shared_connection() {
         Ok(shared) => {
             let mut for_release = shared;
             let release = Statement::control(RELEASE).execute(&mut for_release);
-            let (results, released) = tokio::task::unconstrained(Both::new(send_in_order(shared, &writes), release)).await;
+            let ahead: BoxFuture<'_, ()> = match next {
+                Some(opening) => opening(shared),
+                None => Box::pin(async {}),
+            };
+            let mine = Both::new(send_in_order(shared, &writes), release);
+            let ((results, released), ()) = tokio::task::unconstrained(Both::new(mine, ahead)).await;
             results.into_iter().find_map(Result::err).or(released.err()).map(translate)
         }
         Err(error) => Some(error),
     };
     match failed {
-        None => member.applied().await,
+        None => member.applied(sent_ahead).await,
         Some(error) => {
             let opener = member.is_opener();
             member.undo().await;
@@ -956,8 +996,39 @@ impl<F: Future + Unpin> Future for InOrder<F> {
     }
 }
 
+/// Where a member's opening sent ahead leaves its answers: those of the savepoint's statements,
+/// and of the member's first statements.
+type Answers<Rows> = Arc<std::sync::Mutex<Option<(Vec<QueryResult<usize>>, QueryResult<Rows>)>>>;
+
+/// A later member's opening (its savepoint, `NO_LOCK_WAIT` and its first statements), for the
+/// member before it to send in the pipeline of its release (see `group`).
+fn opening_ahead<T: Trip>(trip: T, answers: Answers<T::Rows>) -> Opening {
+    fn boxed<F>(opening: F) -> Opening
+    where
+        F: for<'c> FnOnce(&'c AsyncPgConnection) -> BoxFuture<'c, ()> + Send + 'static,
+    {
+        Box::new(opening)
+    }
+    boxed(move |connection| {
+        let controls = InOrder::new(
+            [SAVEPOINT, NO_LOCK_WAIT]
+                .into_iter()
+                .map(|text| {
+                    let mut for_control = connection;
+                    Statement::control(text).execute(&mut for_control)
+                })
+                .collect(),
+        );
+        let first = trip.send(connection);
+        Box::pin(async move {
+            let answered = Both::new(controls, first).await;
+            *answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(answered);
+        })
+    })
+}
+
 /// The statements of one round trip: a read, a write sent at once, or two of them in one pipeline.
-pub(crate) trait Trip: Send + 'static {
+pub(crate) trait Trip: Clone + Send + 'static {
     type Rows: Send + 'static;
 
     /// Whether the trip writes: then it never travels with `BEGIN` (see the module docs).
@@ -983,6 +1054,12 @@ impl<R> One<R> {
     }
 }
 
+impl<R> Clone for One<R> {
+    fn clone(&self) -> One<R> {
+        One::new(self.read.clone())
+    }
+}
+
 impl<R: QueryableByName<Pg> + Send + 'static> Trip for One<R> {
     type Rows = Vec<R>;
 
@@ -1002,6 +1079,7 @@ impl<R: QueryableByName<Pg> + Send + 'static> Trip for One<R> {
 }
 
 /// A write sent at once, answered with the number of rows it changed.
+#[derive(Clone)]
 struct Executed(Write);
 
 impl Trip for Executed {
@@ -1025,6 +1103,12 @@ impl Trip for Executed {
 /// A write sent at once that returns rows.
 struct Returning<R>(Write, PhantomData<fn() -> R>);
 
+impl<R> Clone for Returning<R> {
+    fn clone(&self) -> Returning<R> {
+        Returning(self.0.clone(), PhantomData)
+    }
+}
+
 impl<R: QueryableByName<Pg> + Send + 'static> Trip for Returning<R> {
     type Rows = Vec<R>;
 
@@ -1045,6 +1129,7 @@ impl<R: QueryableByName<Pg> + Send + 'static> Trip for Returning<R> {
 
 /// Two trips in one pipeline. When the first fails, PostgreSQL refuses the second as part of an
 /// aborted transaction: the first's error is the one to tell.
+#[derive(Clone)]
 struct Pair<A, B>(A, B);
 
 impl<A: Trip, B: Trip> Trip for Pair<A, B> {

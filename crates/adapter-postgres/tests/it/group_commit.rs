@@ -14,6 +14,7 @@ use application::checkout::{Checkout, CheckoutError};
 use application::idempotency::{IdempotencyError, IdempotencyKey, IdempotencyScope, Idempotent, KeyStatus, StoredResponse};
 use application::ports::store::{Contention, ProductRepository, StoreError, Transaction, UnitOfWork, UserRepository};
 use application::transfers::{Recipient, TransferError, TransferRequest};
+use domain::catalog::Stock;
 use domain::ids::ProductId;
 use domain::order::PaymentMethod;
 use domain::user::Role;
@@ -299,6 +300,90 @@ async fn a_statement_the_server_refuses_fails_only_its_member() {
     assert!(tx.find_user(before.id).await.expect("find").is_some());
     assert!(tx.find_user(after.id).await.expect("find").is_some());
     tx.rollback().await.expect("rollback");
+}
+
+/// Waits until `members` transactions are queued for their group's connection.
+async fn waiting(store: &PgStore, members: usize) {
+    eventually(&format!("{members} members waiting"), || async {
+        store.group_members_waiting() == members
+    })
+    .await;
+}
+
+/// A member hands the rows on without a round trip between members: the opening of the member
+/// waiting next (its savepoint and the cart's lock) travels in the pipeline of its release. Here
+/// the opener's release carries the first buyer's opening, and the first buyer's the second's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_members_opening_travels_with_the_release_of_the_member_before() {
+    let h = Harness::new().await;
+    let store = h.database.store();
+    let merchant = h.user(Role::Merchant).await;
+    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let buyers = [
+        h.funded_customer(1_000).await,
+        h.funded_customer(1_000).await,
+        h.funded_customer(1_000).await,
+    ];
+
+    let opener = first_member(&store, mug).await;
+    let mut tasks = Vec::new();
+    for (waiting_before, buyer) in buyers.into_iter().enumerate() {
+        tasks.push(checkout_later(&h, buyer, mug, None));
+        waiting(&store, waiting_before + 1).await;
+    }
+    let (before, sent_before) = (commits(&h).await, store.group_openings_sent_ahead());
+    opener.commit().await.expect("the opener's empty work");
+
+    let [first, second, third] = answers(tasks).await;
+    for paid in [first, second, third] {
+        paid.expect("every buyer pays");
+    }
+    // The last member commits the group and has nobody to send ahead for.
+    assert_eq!(
+        store.group_openings_sent_ahead() - sent_before,
+        3,
+        "the opener's release and two buyers' carried the next opening"
+    );
+    assert_eq!(commits(&h).await - before, 1, "one commit for the group");
+    assert_eq!(h.stock(mug).await, (7, 0));
+    assert_eq!(h.balance(&merchant).await, 1_500);
+    h.assert_ledger_ok().await;
+}
+
+/// When the writes of the member whose release carries the next member's opening fail, the next
+/// member's statements fail with them (the transaction is aborted until the failing member goes
+/// back to its savepoint): the next member is handed the connection without answers, sends its
+/// opening again, and pays as if nothing had happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_opening_failed_with_the_writes_before_it_sends_it_again() {
+    let h = Harness::new().await;
+    let store = h.database.store();
+    let merchant = h.user(Role::Merchant).await;
+    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let buyer = h.funded_customer(1_000).await;
+
+    let mut opener = first_member(&store, mug).await;
+    // A write the server refuses when it runs, in the pipeline of the opener's release: a stock
+    // row that does not exist must change exactly one row.
+    let missing = Stock::new(ProductId::from_uuid(uuid::Uuid::now_v7()), 1).expect("stock");
+    opener.update_stock(&[missing]).await.expect("deferred");
+    let task = checkout_later(&h, buyer, mug, None);
+    waiting(&store, 1).await;
+    let (before, sent_before) = (commits(&h).await, store.group_openings_sent_ahead());
+    let refused = opener.commit().await;
+    assert!(refused.is_err(), "the opener's write was refused: {refused:?}");
+
+    let [paid] = answers(vec![task]).await;
+    paid.expect("the buyer behind the refused write pays");
+    assert_eq!(
+        store.group_openings_sent_ahead(),
+        sent_before,
+        "its opening was sent again, not handed over"
+    );
+    assert_eq!(commits(&h).await - before, 1);
+    assert_eq!(h.stock(mug).await, (9, 0));
+    assert_eq!(h.balance(&buyer).await, 500);
+    h.assert_ledger_ok().await;
 }
 
 /// A member whose first statement is a write (a keyed checkout's claim, say) sends it in the
