@@ -302,7 +302,10 @@ impl PgTx {
     /// they only read, and with a group member's savepoint if it is grouped (see `group`).
     async fn trip<T: Trip>(&mut self, trip: T) -> StoreResult<T::Rows> {
         self.refuse_if_aborted()?;
-        trip.check().map_err(translate)?;
+        // A write was checked by `check_write`, which also aborts the transaction if it fails.
+        if !T::WRITES {
+            trip.check().map_err(translate)?;
+        }
         if matches!(&self.phase, Phase::Unbegun { deferred } if deferred.is_empty()) {
             if let Some(group) = self.group.clone() {
                 let rows = self.begin_as_member(group, Some(trip)).await?;
