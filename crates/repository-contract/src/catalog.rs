@@ -30,8 +30,27 @@ pub async fn a_cart_is_locked_with_its_products<U: UnitOfWork>(store: U) {
 }
 
 /// A purchase locks its cart and the wallets it pays between in one call: the buyer's and each
-/// merchant's in the cart's currency, those that exist, in wallet id order.
+/// merchant's in the cart's currency, those that exist, in wallet id order. A store that keeps
+/// the trait's default locks no wallet here, which the contract allows; a store that locks them
+/// runs `a_cart_is_locked_with_exactly_the_wallets_of_its_buyer_and_merchants` as well.
 pub async fn a_cart_is_locked_with_the_wallets_of_its_buyer_and_merchants<U: UnitOfWork>(store: U) {
+    let (locked, expected) = cart_and_wallets_locked(store).await;
+    assert!(
+        locked == expected || locked.is_empty(),
+        "locked {locked:?}, expected {expected:?} or none"
+    );
+}
+
+/// As above, for a store that implements `lock_cart_and_wallets` itself: the wallets must be
+/// exactly the buyer's and the merchants' that exist.
+pub async fn a_cart_is_locked_with_exactly_the_wallets_of_its_buyer_and_merchants<U: UnitOfWork>(store: U) {
+    let (locked, expected) = cart_and_wallets_locked(store).await;
+    assert_eq!(locked, expected, "the buyer's and the merchant's wallets, in id order");
+}
+
+/// The wallets `lock_cart_and_wallets` locked for a cart of three products (two merchants, one
+/// without a wallet) and the ones it should have, in id order.
+async fn cart_and_wallets_locked<U: UnitOfWork>(store: U) -> (Vec<WalletId>, Vec<WalletId>) {
     let ((a, _), (b, _)) = two_products_of_one_merchant(&store, 100, 250).await;
     let (walletless, buyer, stranger) = (user(Role::Merchant), user(Role::Customer), user(Role::Customer));
     let (c, c_stock) = product(walletless.id, 300, now());
@@ -67,15 +86,10 @@ pub async fn a_cart_is_locked_with_the_wallets_of_its_buyer_and_merchants<U: Uni
     products.sort();
     assert_eq!(cart.iter().map(|(stock, _)| stock.product_id).collect::<Vec<_>>(), products);
     assert!(cart.iter().all(|(stock, product)| stock.product_id == product.id));
-    // The merchant without a wallet is left out, and so is everyone outside the purchase. A store
-    // that keeps the trait's default locks no wallet here.
+    // The merchant without a wallet is left out, and so is everyone outside the purchase.
     let mut expected = vec![merchant_wallet, buyer_wallet];
     expected.sort();
     let locked: Vec<WalletId> = wallets.iter().map(Wallet::id).collect();
-    assert!(
-        locked == expected || locked.is_empty(),
-        "locked {locked:?}, expected {expected:?} or none"
-    );
     assert!(wallets.iter().all(|wallet| wallet.currency() == Currency::Usd));
     expect(tx.rollback().await, "rollback");
 
@@ -83,6 +97,7 @@ pub async fn a_cart_is_locked_with_the_wallets_of_its_buyer_and_merchants<U: Uni
     let LockedCart { entries: cart, wallets } = expect(tx.lock_cart_and_wallets(&[id()], buyer.id).await, "an unknown product");
     assert!(cart.is_empty() && wallets.is_empty());
     expect(tx.rollback().await, "rollback");
+    (locked, expected)
 }
 
 pub async fn products_list_newest_first_with_filters_and_cursors<U: UnitOfWork>(store: U) {

@@ -151,6 +151,11 @@ pub(crate) fn expect<T>(result: Result<T, StoreError>, what: &str) -> T {
     result.unwrap_or_else(|error| panic!("{what}: {error}"))
 }
 
+/// Contract tests outside `contract_tests!`, for stores that implement a port's method whose
+/// default is weaker: such a store's suite calls them as well.
+#[cfg(test)]
+const FOR_STORES_BEYOND_THE_DEFAULTS: &[&str] = &["catalog::a_cart_is_locked_with_exactly_the_wallets_of_its_buyer_and_merchants"];
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -172,7 +177,10 @@ mod tests {
                 if let Some(rest) = line.strip_prefix("pub async fn ")
                     && let Some((name, _)) = rest.split_once("<U: UnitOfWork>(store: U)")
                 {
-                    defined.insert(format!("{port}::{name}"));
+                    let name = format!("{port}::{name}");
+                    if !crate::FOR_STORES_BEYOND_THE_DEFAULTS.contains(&name.as_str()) {
+                        defined.insert(name);
+                    }
                 }
             }
         }

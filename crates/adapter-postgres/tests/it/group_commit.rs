@@ -386,6 +386,74 @@ async fn a_member_whose_opening_failed_with_the_writes_before_it_sends_it_again(
     h.assert_ledger_ok().await;
 }
 
+/// The member whose opening travels with a release may go away while that pipeline runs (its
+/// caller gave up): its savepoint, its cart's lock and all, is then open on the group's connection
+/// with nobody to end it. The member that sent it rolls it back before handing the connection on,
+/// and the group commits without it. The buyer's checkout is keyed, so its opening writes (the
+/// key's claim): had the savepoint been left, the claim would commit and hold the key for good. To
+/// hold the pipeline open, the opener's own write waits for a stock row a plain transaction holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_went_away_while_its_opening_was_sent_ahead_leaves_nothing() {
+    let h = Harness::new().await;
+    let store = h.database.store();
+    let merchant = h.user(Role::Merchant).await;
+    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let pen = h.product(&merchant, 100, 10).await.product.id;
+    let buyer = h.funded_customer(1_000).await;
+
+    let mut holder = h.database.raw_client().await;
+    let holding = holder.transaction().await.expect("begin");
+    holding
+        .execute("SELECT 1 FROM stock WHERE product_id = $1 FOR UPDATE", &[&pen.as_uuid()])
+        .await
+        .expect("the pen's stock row, held");
+
+    let mut opener = first_member(&store, mug).await;
+    opener.update_stock(&[Stock::new(pen, 7).expect("stock")]).await.expect("deferred");
+    let gone = checkout_later(&h, buyer, mug, Some("gone-half-way"));
+    waiting(&store, 1).await;
+    let (before, sent_before) = (commits(&h).await, store.group_openings_sent_ahead());
+    let released = tokio::spawn(opener.commit());
+
+    // The opener's write waits for the pen's row; its pipeline carries the buyer's opening.
+    let client = h.database.raw_client().await;
+    eventually("the opener's write waits for the held row", || async {
+        let waiting: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .expect("activity")
+            .get(0);
+        waiting == 1
+    })
+    .await;
+    gone.abort();
+    assert!(gone.await.expect_err("the buyer went away").is_cancelled());
+    holding.rollback().await.expect("the pen's row, let go");
+
+    released.await.expect("task").expect("the opener's work commits");
+    assert_eq!(
+        store.group_openings_sent_ahead(),
+        sent_before,
+        "the opening was sent, but nobody took it"
+    );
+    assert_eq!(commits(&h).await - before, 1, "the group committed once, without the buyer");
+    assert_eq!(h.stock(pen).await, (7, 0), "the opener's write");
+    assert_eq!(h.stock(mug).await, (10, 0), "nothing of the buyer's checkout");
+    assert_eq!(order_count(&h).await, 0);
+    assert_eq!(h.balance(&buyer).await, 1_000);
+
+    // The key was not claimed, and the rows are free again: the buyer's retry pays as usual.
+    checkout_later(&h, buyer, mug, Some("gone-half-way"))
+        .await
+        .expect("task")
+        .expect("the retry pays");
+    assert_eq!(h.stock(mug).await, (9, 0));
+    h.assert_ledger_ok().await;
+}
+
 /// A member whose first statement is a write (a keyed checkout's claim, say) sends it in the
 /// pipeline of its savepoint; the group's opener sends its first write only once `BEGIN` is
 /// answered. Both kinds commit with the group, and a refused first write fails its member alone.
