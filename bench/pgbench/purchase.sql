@@ -11,9 +11,13 @@
 BEGIN;
 UPDATE bench_stock SET available = available - 1 WHERE product_id = :product AND available >= 1;
 SELECT merchant_id AS merchant, price FROM bench_products WHERE id = :product \gset
--- Both wallets in one statement, locked in id order like the service locks them.
-UPDATE bench_wallets SET balance = balance + CASE WHEN id = :buyer THEN -:price::bigint ELSE :price::bigint END
-    WHERE id IN (:buyer, :merchant);
+-- Both wallets in one statement, locked in id order as the service locks them: the subquery's
+-- `ORDER BY id FOR UPDATE` decides the order. Updated by `id IN (...)` alone, the rows were
+-- locked in the order of the plan (a sequential scan of a table this small: the rows' places on
+-- disk), two purchases could deadlock, and each deadlock stalled its clients for a second.
+UPDATE bench_wallets AS w SET balance = w.balance + CASE WHEN w.id = :buyer THEN -:price::bigint ELSE :price::bigint END
+    FROM (SELECT id FROM bench_wallets WHERE id IN (:buyer, :merchant) ORDER BY id FOR UPDATE) AS locked
+    WHERE w.id = locked.id;
 WITH t AS (SELECT gen_random_uuid() AS tx)
 INSERT INTO bench_postings (transaction_id, wallet_id, amount, balance_after)
     SELECT t.tx, w.id, CASE WHEN w.id = :buyer THEN -:price::bigint ELSE :price::bigint END, w.balance FROM bench_wallets w, t WHERE w.id IN (:buyer, :merchant);
