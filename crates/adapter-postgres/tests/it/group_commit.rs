@@ -23,6 +23,25 @@ use tokio::task::JoinHandle;
 
 use crate::support::{Harness, cart, eventually, stored_user, usd};
 
+/// What most tests here start from: a database, its store, a merchant and their mug (5.00, ten
+/// in stock), whose stock row is the rows a group contends on.
+struct Shop {
+    h: Harness,
+    store: PgStore,
+    merchant: Caller,
+    mug: ProductId,
+}
+
+impl Shop {
+    async fn open() -> Shop {
+        let h = Harness::new().await;
+        let store = h.database.store();
+        let merchant = h.user(Role::Merchant).await;
+        let mug = h.product(&merchant, 500, 10).await.product.id;
+        Shop { h, store, merchant, mug }
+    }
+}
+
 /// A transaction that opens the group on `product` and holds its connection until it ends.
 async fn first_member(store: &PgStore, product: ProductId) -> PgTx {
     let mut tx = store.begin_grouped(&Contention::stock(&[product])).await.expect("begin");
@@ -95,10 +114,7 @@ async fn order_count(h: &Harness) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_commits_its_members_together_and_a_failing_one_alone_has_no_effect() {
-    let h = Harness::new().await;
-    let store = h.database.store();
-    let merchant = h.user(Role::Merchant).await;
-    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let Shop { h, store, merchant, mug } = Shop::open().await;
     let first = h.funded_customer(1_000).await;
     let poor = h.funded_customer(100).await;
     let second = h.funded_customer(1_000).await;
@@ -267,10 +283,12 @@ async fn members_behind_a_first_member_waiting_for_the_pool_wait_with_it() {
 /// back to its savepoint; the members before and after it commit.
 #[tokio::test]
 async fn a_statement_the_server_refuses_fails_only_its_member() {
-    let h = Harness::new().await;
-    let store = h.database.store();
-    let merchant = h.user(Role::Merchant).await;
-    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let Shop {
+        h: _database,
+        store,
+        merchant: _,
+        mug,
+    } = Shop::open().await;
     let before = stored_user(Role::Customer);
     let after = stored_user(Role::Customer);
 
@@ -315,10 +333,7 @@ async fn waiting(store: &PgStore, members: usize) {
 /// the opener's release carries the first buyer's opening, and the first buyer's the second's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_next_members_opening_travels_with_the_release_of_the_member_before() {
-    let h = Harness::new().await;
-    let store = h.database.store();
-    let merchant = h.user(Role::Merchant).await;
-    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let Shop { h, store, merchant, mug } = Shop::open().await;
     let buyers = [
         h.funded_customer(1_000).await,
         h.funded_customer(1_000).await,
@@ -356,10 +371,12 @@ async fn the_next_members_opening_travels_with_the_release_of_the_member_before(
 /// opening again, and pays as if nothing had happened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_whose_opening_failed_with_the_writes_before_it_sends_it_again() {
-    let h = Harness::new().await;
-    let store = h.database.store();
-    let merchant = h.user(Role::Merchant).await;
-    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let Shop {
+        h,
+        store,
+        merchant: _,
+        mug,
+    } = Shop::open().await;
     let buyer = h.funded_customer(1_000).await;
 
     let mut opener = first_member(&store, mug).await;
@@ -394,10 +411,7 @@ async fn a_member_whose_opening_failed_with_the_writes_before_it_sends_it_again(
 /// hold the pipeline open, the opener's own write waits for a stock row a plain transaction holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_went_away_while_its_opening_was_sent_ahead_leaves_nothing() {
-    let h = Harness::new().await;
-    let store = h.database.store();
-    let merchant = h.user(Role::Merchant).await;
-    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let Shop { h, store, merchant, mug } = Shop::open().await;
     let pen = h.product(&merchant, 100, 10).await.product.id;
     let buyer = h.funded_customer(1_000).await;
 
@@ -459,10 +473,12 @@ async fn a_member_that_went_away_while_its_opening_was_sent_ahead_leaves_nothing
 /// answered. Both kinds commit with the group, and a refused first write fails its member alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_whose_first_statement_is_a_write_commit_with_the_group() {
-    let h = Harness::new().await;
-    let store = h.database.store();
-    let merchant = h.user(Role::Merchant).await;
-    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let Shop {
+        h,
+        store,
+        merchant: _,
+        mug,
+    } = Shop::open().await;
     let (opening, joining, taken) = (
         stored_user(Role::Customer),
         stored_user(Role::Customer),
@@ -511,10 +527,12 @@ async fn members_whose_first_statement_is_a_write_commit_with_the_group() {
 /// waits for the group's commit, and then finds the first's response to replay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_sent_twice_into_one_group_is_answered_only_once_committed() {
-    let h = Harness::new().await;
-    let store = h.database.store();
-    let merchant = h.user(Role::Merchant).await;
-    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let Shop {
+        h,
+        store,
+        merchant: _,
+        mug,
+    } = Shop::open().await;
     let buyer = h.funded_customer(1_000).await;
 
     let opener = first_member(&store, mug).await;
@@ -566,10 +584,7 @@ async fn a_key_sent_twice_into_one_group_is_answered_only_once_committed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyed_checkouts_that_were_grouped_replay_their_own_orders() {
-    let h = Harness::new().await;
-    let store = h.database.store();
-    let merchant = h.user(Role::Merchant).await;
-    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let Shop { h, store, merchant, mug } = Shop::open().await;
     let mut buyers = Vec::new();
     for _ in 0..4 {
         buyers.push(h.funded_customer(1_000).await);
@@ -615,10 +630,7 @@ async fn keyed_checkouts_that_were_grouped_replay_their_own_orders() {
 /// of the group commits, and the checkout that had applied runs again alone and is paid once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_lost_mid_group_loses_nothing_and_the_members_run_again() {
-    let h = Harness::new().await;
-    let store = h.database.store();
-    let merchant = h.user(Role::Merchant).await;
-    let mug = h.product(&merchant, 500, 10).await.product.id;
+    let Shop { h, store, merchant, mug } = Shop::open().await;
     let buyer = h.funded_customer(1_000).await;
 
     let opener = first_member(&store, mug).await;
