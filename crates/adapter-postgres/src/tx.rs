@@ -638,15 +638,7 @@ impl PgTx {
         };
         let (opened, rows) = {
             let shared = member.shared_connection()?;
-            let controls = InOrder::new(
-                opening
-                    .iter()
-                    .map(|text| {
-                        let mut for_control = shared;
-                        Statement::control(text).execute(&mut for_control)
-                    })
-                    .collect(),
-            );
+            let controls = send_controls(shared, opening);
             match trip {
                 Some(trip) if !T::WRITES || !member.is_opener() => {
                     let (opened, rows) = tokio::task::unconstrained(Both::new(controls, trip.send(shared))).await;
@@ -958,6 +950,18 @@ fn send_in_order<'c>(connection: &'c AsyncPgConnection, writes: &[Write]) -> InO
     InOrder::new(futures)
 }
 
+/// Sends control statements (`SAVEPOINT`, `SET LOCAL`, ...) pipelined on the connection, in order.
+fn send_controls<'c>(connection: &'c AsyncPgConnection, texts: &[&'static str]) -> InOrder<BoxFuture<'c, QueryResult<usize>>> {
+    let futures = texts
+        .iter()
+        .map(|text| {
+            let mut for_control = connection;
+            Statement::control(text).execute(&mut for_control)
+        })
+        .collect();
+    InOrder::new(futures)
+}
+
 /// Polls its futures strictly in the order given, each time it is polled, and completes with all
 /// their outputs in that order. Unlike `join_all` (which switches to `FuturesOrdered` above 30
 /// futures) the order of first polls is fixed by construction.
@@ -1013,15 +1017,7 @@ fn opening_ahead<T: Trip>(trip: T, answers: Answers<T::Rows>) -> Opening {
         Box::new(opening)
     }
     boxed(move |connection| {
-        let controls = InOrder::new(
-            [SAVEPOINT, NO_LOCK_WAIT]
-                .into_iter()
-                .map(|text| {
-                    let mut for_control = connection;
-                    Statement::control(text).execute(&mut for_control)
-                })
-                .collect(),
-        );
+        let controls = send_controls(connection, &[SAVEPOINT, NO_LOCK_WAIT]);
         let first = trip.send(connection);
         Box::pin(async move {
             let answered = Both::new(controls, first).await;

@@ -371,12 +371,7 @@ async fn the_next_members_opening_travels_with_the_release_of_the_member_before(
 /// opening again, and pays as if nothing had happened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_whose_opening_failed_with_the_writes_before_it_sends_it_again() {
-    let Shop {
-        h,
-        store,
-        merchant: _,
-        mug,
-    } = Shop::open().await;
+    let Shop { h, store, mug, .. } = Shop::open().await;
     let buyer = h.funded_customer(1_000).await;
 
     let mut opener = first_member(&store, mug).await;
@@ -473,12 +468,7 @@ async fn a_member_that_went_away_while_its_opening_was_sent_ahead_leaves_nothing
 /// answered. Both kinds commit with the group, and a refused first write fails its member alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_whose_first_statement_is_a_write_commit_with_the_group() {
-    let Shop {
-        h,
-        store,
-        merchant: _,
-        mug,
-    } = Shop::open().await;
+    let Shop { h, store, mug, .. } = Shop::open().await;
     let (opening, joining, taken) = (
         stored_user(Role::Customer),
         stored_user(Role::Customer),
@@ -527,12 +517,7 @@ async fn members_whose_first_statement_is_a_write_commit_with_the_group() {
 /// waits for the group's commit, and then finds the first's response to replay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_sent_twice_into_one_group_is_answered_only_once_committed() {
-    let Shop {
-        h,
-        store,
-        merchant: _,
-        mug,
-    } = Shop::open().await;
+    let Shop { h, store, mug, .. } = Shop::open().await;
     let buyer = h.funded_customer(1_000).await;
 
     let opener = first_member(&store, mug).await;
